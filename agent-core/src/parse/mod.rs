@@ -1,0 +1,240 @@
+//! Message parsers: from a syslog line (or a bare message and its program) to a [`Parsed`]
+//! verdict, usually a [`LoginEvent`].
+//!
+//! Dispatch is by program name, then by the message's leading words; no regex and no allocation.
+//! Each program family has its own module. PAM lines (`pam_unix(sshd:auth): ...`) are recognised
+//! for whichever program wrote them.
+
+pub mod fields;
+
+mod account;
+mod dropbear;
+mod login;
+mod logind;
+mod pam;
+mod sshd;
+mod su;
+mod sudo;
+
+use core::fmt;
+
+use crate::event::LoginEvent;
+use crate::syslog::{self, Context, Header, HeaderError};
+use crate::text::Text;
+
+/// The verdict on one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed<'a> {
+    /// A login-relevant event.
+    Event(LoginEvent<'a>),
+    /// syslogd's `last message repeated N times`: the previous line happened `count` more times.
+    /// The parser keeps no state; the caller owns the previous event.
+    RepeatLast {
+        /// How many more times.
+        count: u32,
+        /// The line's header, for its time and host.
+        header: Header<'a>,
+    },
+    /// A line from a program authtrail watches that carries nothing to report (known noise such
+    /// as `Server listening on` or `pam_systemd: Failed to connect to system bus`).
+    Noise {
+        /// The program that wrote it.
+        program: Text<'a>,
+    },
+    /// A line from a program authtrail watches that no parser recognised: worth a look.
+    Unrecognised {
+        /// The program that wrote it.
+        program: Text<'a>,
+    },
+    /// A line from a program authtrail does not watch.
+    Foreign {
+        /// The program that wrote it.
+        program: Text<'a>,
+    },
+    /// Not a syslog line.
+    Malformed(HeaderError),
+}
+
+impl<'a> Parsed<'a> {
+    /// The event, if this is one.
+    pub fn event(&self) -> Option<&LoginEvent<'a>> {
+        match self {
+            Parsed::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A short name of the verdict kind, for summaries.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Parsed::Event(_) => "event",
+            Parsed::RepeatLast { .. } => "repeat",
+            Parsed::Noise { .. } => "noise",
+            Parsed::Unrecognised { .. } => "unrecognised",
+            Parsed::Foreign { .. } => "foreign",
+            Parsed::Malformed(_) => "malformed",
+        }
+    }
+}
+
+/// What a family parser says about a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict<'a> {
+    Event(LoginEvent<'a>),
+    Noise,
+    Unrecognised,
+}
+
+impl<'a> From<LoginEvent<'a>> for Verdict<'a> {
+    fn from(e: LoginEvent<'a>) -> Self {
+        Verdict::Event(e)
+    }
+}
+
+impl<'a> From<Option<LoginEvent<'a>>> for Verdict<'a> {
+    fn from(e: Option<LoginEvent<'a>>) -> Self {
+        match e {
+            Some(e) => Verdict::Event(e),
+            None => Verdict::Unrecognised,
+        }
+    }
+}
+
+/// Parses one raw log line: the syslog header, then the message.
+pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
+    let header = match syslog::parse_header(line, ctx) {
+        Ok(h) => h,
+        Err(e) => return Parsed::Malformed(e),
+    };
+    if header.program.is_empty() {
+        if let Some(count) = last_message_repeated(header.message) {
+            return Parsed::RepeatLast { count, header };
+        }
+        return Parsed::Foreign {
+            program: header.program,
+        };
+    }
+    let mut parsed = parse_with_module(header.program, header.module, header.pid, header.message);
+    if let Parsed::Event(ev) = &mut parsed {
+        ev.timestamp = Some(header.timestamp);
+        ev.hostname = header.hostname;
+    }
+    parsed
+}
+
+/// Parses a bare message whose program and pid are known from elsewhere (journald's
+/// `SYSLOG_IDENTIFIER` and `_PID`). The event has no timestamp or host name: the caller sets them.
+pub fn parse_message<'a>(program: Text<'a>, pid: Option<u32>, message: &'a [u8]) -> Parsed<'a> {
+    parse_with_module(program, None, pid, syslog::trim_line_end(message))
+}
+
+fn parse_with_module<'a>(
+    program: Text<'a>,
+    module: Option<Text<'a>>,
+    pid: Option<u32>,
+    message: &'a [u8],
+) -> Parsed<'a> {
+    let name = basename(program.as_bytes());
+    if !is_watched(name) && !message.starts_with(b"pam_") && module.is_none() {
+        return Parsed::Foreign { program };
+    }
+    // rsyslog's `message repeated N times: [ msg]`.
+    let (count, message) = match message_repeated(message) {
+        Some((n, inner)) => (n, inner),
+        None => (1, message),
+    };
+    let verdict = match module {
+        Some(m) if m.as_bytes().starts_with(b"pam_") => {
+            pam::parse_legacy(name, m.as_bytes(), message)
+        }
+        _ => dispatch(name, message),
+    };
+    match verdict {
+        Verdict::Event(mut ev) => {
+            ev.program = Text(name);
+            ev.pid = pid;
+            ev.count = ev.count.saturating_mul(count).max(1);
+            Parsed::Event(ev)
+        }
+        Verdict::Noise => Parsed::Noise { program },
+        Verdict::Unrecognised => Parsed::Unrecognised { program },
+    }
+}
+
+fn dispatch<'a>(name: &'a [u8], msg: &'a [u8]) -> Verdict<'a> {
+    if msg.starts_with(b"pam_") {
+        return pam::parse(name, msg);
+    }
+    match name {
+        b"sshd" | b"sshd-session" | b"sshd-auth" => sshd::parse(msg),
+        b"sudo" => sudo::parse(msg),
+        b"su" => su::parse(msg),
+        b"login" => login::parse(msg),
+        b"systemd-logind" => logind::parse(msg),
+        b"dropbear" => dropbear::parse(msg),
+        b"unix_chkpwd" => pam::parse_chkpwd(msg),
+        _ if account::is_account_program(name) => account::parse(name, msg),
+        // cron and other PAM users: only their PAM lines (handled above) matter.
+        _ => Verdict::Noise,
+    }
+}
+
+/// The programs whose lines authtrail reads (besides any program's PAM lines).
+pub fn is_watched(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"sshd"
+            | b"sshd-session"
+            | b"sshd-auth"
+            | b"sudo"
+            | b"su"
+            | b"login"
+            | b"systemd-logind"
+            | b"dropbear"
+            | b"unix_chkpwd"
+    ) || account::is_account_program(name)
+}
+
+/// `/usr/sbin/sshd` -> `sshd`.
+#[inline]
+fn basename(program: &[u8]) -> &[u8] {
+    match memchr::memrchr(b'/', program) {
+        Some(i) => &program[i + 1..],
+        None => program,
+    }
+}
+
+/// rsyslog's reduction: `message repeated 3 times: [ Failed password for ...]`.
+fn message_repeated(msg: &[u8]) -> Option<(u32, &[u8])> {
+    let rest = msg.strip_prefix(b"message repeated ")?;
+    let space = memchr::memchr(b' ', rest)?;
+    let n = syslog::parse_u32(&rest[..space])?;
+    let rest = rest[space..].strip_prefix(b" times: [")?;
+    let rest = rest.strip_suffix(b"]").unwrap_or(rest);
+    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    Some((n.max(1), rest))
+}
+
+/// syslogd's `last message repeated N times`.
+fn last_message_repeated(msg: &[u8]) -> Option<u32> {
+    let rest = msg.strip_prefix(b"last message repeated ")?;
+    let space = memchr::memchr(b' ', rest)?;
+    let n = syslog::parse_u32(&rest[..space])?;
+    rest[space..].starts_with(b" time").then_some(n)
+}
+
+impl fmt::Display for Parsed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Parsed::Event(e) => write!(f, "{} by {}", e.action, e.program),
+            Parsed::RepeatLast { count, .. } => write!(f, "last message repeated {count} times"),
+            Parsed::Noise { program } => write!(f, "noise from {program}"),
+            Parsed::Unrecognised { program } => write!(f, "unrecognised line from {program}"),
+            Parsed::Foreign { program } => write!(f, "line from unwatched program {program}"),
+            Parsed::Malformed(e) => write!(f, "malformed line: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

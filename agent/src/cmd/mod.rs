@@ -1,0 +1,3 @@
+//! One module per `authtrail` subcommand.
+
+pub mod parse;
