@@ -23,6 +23,7 @@ pub mod ring;
 pub mod syslog;
 pub mod text;
 pub mod time;
+pub mod utmp;
 
 pub use event::{Action, Category, LoginEvent, Method, Outcome, Source};
 pub use parse::{Parsed, parse_line, parse_message};

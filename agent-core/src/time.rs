@@ -39,7 +39,9 @@ impl Timestamp {
     /// Unix microseconds.
     #[inline]
     pub const fn as_micros(&self) -> i64 {
-        self.secs * 1_000_000 + (self.nanos / 1_000) as i64
+        self.secs
+            .saturating_mul(1_000_000)
+            .saturating_add((self.nanos / 1_000) as i64)
     }
 
     /// Builds a timestamp from a civil date and time in a zone `offset` seconds east of UTC.
@@ -97,7 +99,7 @@ impl fmt::Display for Rfc3339 {
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
             c.year, c.month, c.day, c.hour, c.minute, c.second
         )?;
-        let n = c.nanos;
+        let n = c.nanos.min(999_999_999);
         if n == 0 {
         } else if n % 1_000_000 == 0 {
             write!(f, ".{:03}", n / 1_000_000)?;
@@ -191,11 +193,15 @@ pub const fn civil_from_days(days: i64) -> (i32, u8, u8) {
 /// writer's zone, seconds east of UTC. `None` when no candidate year makes a valid date (a
 /// Feb 29 near no leap year, or garbage).
 pub fn infer_year(civil: &Civil, offset: i32, reference: Timestamp) -> Option<Timestamp> {
-    let ref_year = Timestamp::from_secs(reference.secs + i64::from(offset))
+    let ref_year = Timestamp::from_secs(reference.secs.saturating_add(i64::from(offset)))
         .to_civil()
         .year;
     let mut best: Option<(u64, Timestamp)> = None;
-    for year in [ref_year - 1, ref_year, ref_year + 1] {
+    for year in [
+        ref_year.saturating_sub(1),
+        ref_year,
+        ref_year.saturating_add(1),
+    ] {
         let candidate = Civil { year, ..*civil };
         if let Some(ts) = Timestamp::from_civil(&candidate, offset) {
             let distance = ts.secs.abs_diff(reference.secs);

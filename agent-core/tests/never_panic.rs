@@ -1,0 +1,84 @@
+//! Property tests: no input makes the parser panic, and a hostile user name never moves the
+//! source address.
+
+use agent_core::syslog::Context;
+use agent_core::{Parsed, Source, Timestamp, parse_line, parse_message};
+use proptest::prelude::*;
+
+fn ctx() -> Context {
+    Context::new(Timestamp::from_secs(1_795_867_200))
+}
+
+/// Real line prefixes, so random tails reach deep into the family parsers.
+const PREFIXES: &[&str] = &[
+    "Nov 28 06:49:30 web1 sshd[1]: ",
+    "2026-11-28T06:55:33.434531+00:00 web1 sshd-session[2]: ",
+    "Nov 28 06:49:30 web1 sshd[1]: Failed password for ",
+    "Nov 28 06:49:30 web1 sshd[1]: Accepted publickey for ",
+    "Nov 28 06:49:30 web1 sshd[1]: Invalid user ",
+    "Nov 28 06:49:30 web1 sshd[1]: Connection closed by ",
+    "Nov 28 06:49:30 web1 sshd[1]: Received disconnect from ",
+    "Nov 28 06:49:30 web1 sshd[1]: message repeated 2 times: [ ",
+    "Nov 28 06:49:30 web1 sshd[1]: pam_unix(sshd:auth): authentication failure; ",
+    "Nov 28 06:49:30 web1 sudo:  alice : ",
+    "Nov 28 06:49:30 web1 su[3]: ",
+    "Nov 28 06:49:30 web1 su[3]: FAILED SU (to ",
+    "Nov 28 06:49:30 web1 login[4]: FAILED LOGIN ",
+    "Nov 28 06:49:30 web1 useradd[5]: new user: ",
+    "Nov 28 06:49:30 web1 systemd-logind[6]: New session ",
+    "Nov 28 06:49:30 web1 dropbear[7]: ",
+    "<38>1 2026-11-28T06:55:33Z web1 sshd 4242 - [x a=\"",
+    "Nov 28 06:49:30 web1 sshd(pam_unix)[8]: ",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_line(&bytes, &ctx());
+        let _ = parse_message("sshd".into(), Some(1), &bytes);
+    }
+
+    #[test]
+    fn real_prefixes_with_arbitrary_tails_never_panic(
+        prefix in proptest::sample::select(PREFIXES),
+        tail in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let mut line = prefix.as_bytes().to_vec();
+        line.extend_from_slice(&tail);
+        if let Parsed::Event(ev) = parse_line(&line, &ctx()) {
+            let mut json = String::new();
+            agent_core::ecs::write_event(&mut json, &ev, &Default::default()).unwrap();
+            prop_assert!(!json.contains(":\"\""), "empty string field in {json}");
+        }
+    }
+
+    #[test]
+    fn printable_tails_never_panic(
+        prefix in proptest::sample::select(PREFIXES),
+        tail in "[ -~]{0,200}",
+    ) {
+        let line = format!("{prefix}{tail}");
+        let _ = parse_line(line.as_bytes(), &ctx());
+    }
+
+    /// Whatever a user name holds, the source is the real one at the end of the line.
+    #[test]
+    fn hostile_user_names_never_move_the_source(
+        user in "[ -~]{0,60}",
+        template in 0usize..5,
+    ) {
+        let line = match template {
+            0 => format!("Nov 28 06:49:30 h sshd[1]: Failed password for invalid user {user} from 127.0.0.9 port 4242 ssh2"),
+            1 => format!("Nov 28 06:49:30 h sshd[1]: Failed password for {user} from 127.0.0.9 port 4242 ssh2"),
+            2 => format!("Nov 28 06:49:30 h sshd[1]: Invalid user {user} from 127.0.0.9 port 4242"),
+            3 => format!("Nov 28 06:49:30 h sshd[1]: Connection closed by invalid user {user} 127.0.0.9 port 4242 [preauth]"),
+            _ => format!("Nov 28 06:49:30 h sshd[1]: Accepted password for {user} from 127.0.0.9 port 4242 ssh2"),
+        };
+        if let Parsed::Event(ev) = parse_line(line.as_bytes(), &ctx()) {
+            prop_assert_eq!(ev.source, Some(Source::Ip("127.0.0.9".parse().unwrap())), "{}", line);
+            prop_assert_eq!(ev.port, Some(4242));
+        }
+    }
+}

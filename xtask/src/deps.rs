@@ -1,0 +1,127 @@
+//! What the tests need beyond cargo, checked first and installed only when missing.
+//!
+//! Rust pieces come from rustup; system programs (for the end-to-end tests against real sshd,
+//! sudo and rsyslog) from apt, and only when we are root. Without root we say what is missing
+//! and carry on: the end-to-end tests skip themselves when their programs are absent.
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::{capture, display, run};
+
+/// Targets for the no_std builds of agent-core.
+pub(crate) const RUSTUP_TARGETS: &[&str] = &["thumbv7em-none-eabihf"];
+
+/// Components for `cargo fmt` and `cargo clippy`.
+pub(crate) const RUSTUP_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
+
+/// Debian/Ubuntu packages for the end-to-end tests. Add to this list; keep it sorted.
+pub(crate) const APT_PACKAGES: &[&str] = &[
+    "openssh-client",
+    "openssh-server",
+    "rsyslog",
+    "sshpass",
+    "sudo",
+];
+
+pub(crate) fn ensure() -> Result<()> {
+    rustup()?;
+    apt()
+}
+
+fn rustup() -> Result<()> {
+    let Some(targets) = capture(Command::new("rustup").args(["target", "list", "--installed"]))
+    else {
+        println!(
+            "deps: rustup not found; cannot check targets {RUSTUP_TARGETS:?} or components {RUSTUP_COMPONENTS:?}"
+        );
+        return Ok(());
+    };
+    for &target in RUSTUP_TARGETS {
+        if targets.lines().any(|l| l.trim() == target) {
+            println!("deps: rustup target {target}: installed");
+        } else {
+            println!("deps: rustup target {target}: missing, installing");
+            run(Command::new("rustup").args(["target", "add", target]))?;
+        }
+    }
+    let components = capture(Command::new("rustup").args(["component", "list", "--installed"]))
+        .unwrap_or_default();
+    for &component in RUSTUP_COMPONENTS {
+        // Listed with the host triple: `clippy-x86_64-unknown-linux-gnu`.
+        let installed = components.lines().map(str::trim).any(|l| {
+            l == component
+                || l.strip_prefix(component)
+                    .is_some_and(|rest| rest.starts_with('-'))
+        });
+        if installed {
+            println!("deps: rustup component {component}: installed");
+        } else {
+            println!("deps: rustup component {component}: missing, installing");
+            run(Command::new("rustup").args(["component", "add", component]))?;
+        }
+    }
+    Ok(())
+}
+
+fn apt() -> Result<()> {
+    if capture(Command::new("dpkg-query").arg("--version")).is_none() {
+        println!(
+            "deps: no dpkg-query (not Debian or Ubuntu); install these yourself for the end-to-end tests: {}",
+            APT_PACKAGES.join(" ")
+        );
+        return Ok(());
+    }
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|&pkg| {
+            let installed = dpkg_installed(pkg);
+            println!(
+                "deps: apt package {pkg}: {}",
+                if installed { "installed" } else { "missing" }
+            );
+            !installed
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        println!(
+            "deps: not root, so not installing {}; the end-to-end tests that need them will skip. \
+             To install: sudo apt-get install -y --no-install-recommends {}",
+            missing.join(" "),
+            missing.join(" ")
+        );
+        return Ok(());
+    }
+    println!("deps: installing {}", missing.join(" "));
+    run(Command::new("apt-get")
+        .arg("update")
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut install).with_context(|| format!("`{}` failed", display(&install)))
+}
+
+/// `dpkg-query -W -f='${Status}' PKG` prints `install ok installed` for an installed package
+/// (and fails for one dpkg has never heard of).
+fn dpkg_installed(pkg: &str) -> bool {
+    capture(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+        .is_some_and(|status| status.trim() == "install ok installed")
+}
+
+/// Effective uid 0, read from `/proc/self/status` (`Uid: real effective saved fs`), else
+/// from `id -u`.
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(uids) = status.lines().find_map(|l| l.strip_prefix("Uid:")) {
+        return uids.split_whitespace().nth(1) == Some("0");
+    }
+    capture(Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() == "0")
+}

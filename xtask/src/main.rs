@@ -1,0 +1,168 @@
+//! `cargo xtask`: authtrail's own build tool, in the style of rust-analyzer's. The alias in
+//! `.cargo/config.toml` runs it as `cargo run --quiet --package xtask --`. One module per
+//! subcommand; every external program is started with `std::process::Command` from the
+//! workspace root.
+
+#![forbid(unsafe_code)]
+
+mod bench;
+mod demo;
+mod deps;
+// `gen` is a reserved word in edition 2024; the file is still `src/gen.rs`.
+mod r#gen;
+mod test;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "authtrail's development tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Write a realistic, deterministic auth log (loggen).
+    GenAuthLog(r#gen::Args),
+    /// Install missing tools, then rustfmt, clippy, the tests and the no_std builds.
+    Test(test::Args),
+    /// Generate a log, run `authtrail parse` on it and show what comes out.
+    Demo(demo::Args),
+    /// Run agent-core's criterion benchmarks.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.task {
+        Task::GenAuthLog(args) => r#gen::run(args),
+        Task::Test(args) => test::run(args),
+        Task::Demo(args) => demo::run(args),
+        Task::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate).
+pub(crate) fn project_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Where cargo puts build output: `$CARGO_TARGET_DIR` or `<root>/target`.
+pub(crate) fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => project_root().join(dir),
+        None => project_root().join("target"),
+    }
+}
+
+/// The cargo that runs us (`$CARGO`, set by `cargo run`), or the one on `PATH`, started in
+/// the workspace root.
+pub(crate) fn cargo() -> Command {
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut cmd = Command::new(program);
+    cmd.current_dir(project_root());
+    cmd
+}
+
+/// The command line as a user would type it (program name shortened to its file name).
+pub(crate) fn display(cmd: &Command) -> String {
+    let program = Path::new(cmd.get_program());
+    let mut line = program
+        .file_name()
+        .unwrap_or(program.as_os_str())
+        .to_string_lossy()
+        .into_owned();
+    for arg in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}
+
+/// Prints and runs `cmd` with inherited stdio; an exit status other than 0 is an error.
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+    let line = display(cmd);
+    println!("$ {line}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{line}`"))?;
+    if !status.success() {
+        bail!("`{line}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `cmd` quietly and returns its stdout, or `None` if it cannot start or fails.
+pub(crate) fn capture(cmd: &mut Command) -> Option<String> {
+    let output = cmd.stderr(std::process::Stdio::null()).output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "gen-auth-log",
+            "--lines",
+            "10",
+            "--format",
+            "rfc3339",
+            "--hosts",
+            "a,b",
+        ])
+        .expect("valid");
+        assert!(matches!(cli.task, Task::GenAuthLog(_)));
+        let cli = Cli::try_parse_from(["xtask", "bench", "--bench", "parse", "--", "--quick"])
+            .expect("passed through");
+        assert!(matches!(cli.task, Task::Bench(_)));
+        assert!(Cli::try_parse_from(["xtask", "gen-auth-log", "--format", "json"]).is_err());
+    }
+
+    #[test]
+    fn commands_display_as_typed() {
+        let mut cmd = Command::new("/usr/bin/cargo");
+        cmd.args(["fmt", "--all"]);
+        assert_eq!(display(&cmd), "cargo fmt --all");
+    }
+
+    #[test]
+    fn root_is_the_workspace() {
+        let manifest = std::fs::read_to_string(project_root().join("Cargo.toml")).expect("root");
+        assert!(manifest.contains("[workspace]"));
+    }
+
+    #[test]
+    fn apt_packages_are_sorted_and_unique() {
+        assert!(deps::APT_PACKAGES.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,125 @@
+//! `cargo xtask test`: everything CI checks, in order, stopping at the first failure.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::{capture, cargo, deps, run as run_cmd};
+
+/// The bare-metal target agent-core must keep building for.
+const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Skip rustfmt and clippy.
+    #[arg(long)]
+    quick: bool,
+    /// Skip the end-to-end tests (sets AUTHTRAIL_SKIP_E2E=1 for them).
+    #[arg(long)]
+    no_e2e: bool,
+}
+
+pub(crate) fn run(args: &Args) -> Result<()> {
+    let mut steps = Steps::default();
+    let cargo = || {
+        let mut cmd = cargo();
+        if args.no_e2e {
+            cmd.env("AUTHTRAIL_SKIP_E2E", "1");
+        }
+        cmd
+    };
+
+    steps.run("deps", deps::ensure)?;
+    if !args.quick {
+        steps.run("fmt", || {
+            run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))
+        })?;
+        steps.run("clippy", || {
+            run_cmd(cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        })?;
+    }
+    if capture(cargo().args(["nextest", "--version"])).is_some() {
+        steps.run("tests (nextest)", || {
+            run_cmd(cargo().args(["nextest", "run", "--workspace", "--no-tests=warn"]))
+        })?;
+        // nextest does not run doctests.
+        steps.run("doctests", || {
+            run_cmd(cargo().args(["test", "--workspace", "--doc"]))
+        })?;
+    } else {
+        println!("cargo-nextest not installed; using cargo test");
+        steps.run("tests", || run_cmd(cargo().args(["test", "--workspace"])))?;
+    }
+    let no_std = |features: &[&str]| {
+        let mut cmd: Command = cargo();
+        cmd.args([
+            "build",
+            "-p",
+            "agent-core",
+            "--target",
+            NO_STD_TARGET,
+            "--no-default-features",
+        ])
+        .args(features);
+        run_cmd(&mut cmd)
+    };
+    steps.run("no_std build", || no_std(&[]))?;
+    steps.run("no_std build with alloc", || {
+        no_std(&["--features", "alloc"])
+    })?;
+
+    steps.summary();
+    Ok(())
+}
+
+/// Runs named steps, printing a header and the wall time of each.
+#[derive(Debug, Default)]
+struct Steps {
+    done: Vec<(&'static str, Duration)>,
+    started: Option<Instant>,
+}
+
+impl Steps {
+    fn run(&mut self, name: &'static str, step: impl FnOnce() -> Result<()>) -> Result<()> {
+        self.started.get_or_insert_with(Instant::now);
+        println!("==> {name}");
+        let started = Instant::now();
+        let result = step();
+        let took = started.elapsed();
+        match result {
+            Ok(()) => {
+                println!("==> {name}: ok in {}", secs(took));
+                self.done.push((name, took));
+                Ok(())
+            }
+            Err(err) => {
+                println!("==> {name}: FAILED after {}", secs(took));
+                Err(err.context(format!("step `{name}` failed")))
+            }
+        }
+    }
+
+    fn summary(&self) {
+        let total = self.started.map(|s| s.elapsed()).unwrap_or_default();
+        println!(
+            "==> all {} steps passed in {}",
+            self.done.len(),
+            secs(total)
+        );
+        for (name, took) in &self.done {
+            println!("    {:>8}  {name}", secs(*took));
+        }
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
