@@ -119,12 +119,12 @@ pub fn parse_header<'a>(line: &'a [u8], ctx: &Context) -> Result<Header<'a>, Hea
     if rest.is_empty() {
         return Err(HeaderError::Empty);
     }
-    if rest[0] == b'<' {
-        if let Some(after) = skip_pri(rest) {
-            rest = after;
-            if let Some(after_version) = rfc5424_version(rest) {
-                return parse_5424(after_version);
-            }
+    if rest[0] == b'<'
+        && let Some(after) = skip_pri(rest)
+    {
+        rest = after;
+        if let Some(after_version) = rfc5424_version(rest) {
+            return parse_5424(after_version);
         }
     }
     let (format, timestamp, after_ts) = parse_timestamp(rest, ctx)?;
@@ -378,8 +378,10 @@ fn parse_timestamp<'a>(
     // `Nov 28 06:49:30` or `Nov  8 06:49:30` or `Nov 28 2026 06:49:30`
     let after_month = &rest[4..];
     let (day, after_day) = parse_day(after_month)?;
-    if let [y0, y1, y2, y3, b' ', more @ ..] = after_day {
-        if [y0, y1, y2, y3].iter().all(|b| b.is_ascii_digit()) {
+    if let [y0, y1, y2, y3, b' ', more @ ..] = after_day
+        && [y0, y1, y2, y3].iter().all(|b| b.is_ascii_digit())
+    {
+        {
             let year = parse_digits(&[*y0, *y1, *y2, *y3]).ok_or(HeaderError::NoTimestamp)?;
             let (mut civil, tail) = parse_time(more)?;
             civil.year = year as i32;

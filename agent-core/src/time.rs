@@ -101,9 +101,9 @@ impl fmt::Display for Rfc3339 {
         )?;
         let n = c.nanos.min(999_999_999);
         if n == 0 {
-        } else if n % 1_000_000 == 0 {
+        } else if n.is_multiple_of(1_000_000) {
             write!(f, ".{:03}", n / 1_000_000)?;
-        } else if n % 1_000 == 0 {
+        } else if n.is_multiple_of(1_000) {
             write!(f, ".{:06}", n / 1_000)?;
         } else {
             write!(f, ".{n:09}")?;

@@ -79,6 +79,10 @@ impl<'a> Parsed<'a> {
 
 /// What a family parser says about a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned by value on the parse path, where boxing would allocate"
+)]
 pub(crate) enum Verdict<'a> {
     Event(LoginEvent<'a>),
     Noise,

@@ -34,7 +34,7 @@ fn sshd(msg: &str) -> &'static str {
 #[test]
 fn accepted_password() {
     let line = &sshd("Accepted password for alice from 192.0.2.10 port 50522 ssh2");
-    let e = event(&line);
+    let e = event(line);
     assert_eq!(e.action, Action::AuthSuccess);
     assert_eq!(e.outcome, Outcome::Success);
     assert_eq!(e.user, t("alice"));
@@ -52,7 +52,7 @@ fn accepted_publickey_with_key_and_certificate() {
     let line = &sshd(
         "Accepted publickey for git from 2001:db8::7 port 41000 ssh2: ED25519 SHA256:uFmQ8rPb0a1wYkZ7i9ZPpHfQ1Ik3X6eB3k8m0m8Jx4Q",
     );
-    let e = event(&line);
+    let e = event(line);
     assert_eq!(e.method, Some(Method::Publickey));
     assert_eq!(e.source, ip("2001:db8::7"));
     assert_eq!(e.key_type, t("ED25519"));
@@ -63,7 +63,7 @@ fn accepted_publickey_with_key_and_certificate() {
     let line = &sshd(
         "Accepted publickey for deploy from 10.1.2.3 port 2222 ssh2: RSA-CERT SHA256:abc ID deploy@ci (serial 7) CA ED25519 SHA256:def",
     );
-    let e = event(&line);
+    let e = event(line);
     assert_eq!(e.key_type, t("RSA-CERT"));
     assert_eq!(e.key_fingerprint, t("SHA256:abc"));
     assert_eq!(e.user, t("deploy"));
@@ -79,9 +79,9 @@ fn other_methods() {
         ("none", Method::None),
     ] {
         let line = &sshd(&format!("Accepted {m} for bob from 10.0.0.9 port 1 ssh2"));
-        assert_eq!(event(&line).method, Some(want), "{m}");
+        assert_eq!(event(line).method, Some(want), "{m}");
         let line = &sshd(&format!("Failed {m} for bob from 10.0.0.9 port 1 ssh2"));
-        let e = event(&line);
+        let e = event(line);
         assert_eq!(
             (e.action, e.method),
             (Action::AuthFailure, Some(want)),
