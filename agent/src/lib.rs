@@ -2,5 +2,10 @@
 //! agent-core does the parsing; this crate owns files, clocks, signals and the network.
 
 pub mod cmd;
+pub mod config;
+pub mod host;
 pub mod lines;
+pub mod pipeline;
+pub mod sink;
+pub mod source;
 pub mod timezone;

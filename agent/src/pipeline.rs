@@ -1,0 +1,249 @@
+//! The pipeline: chunks from the sources in, ECS events out to the sink, checkpoints advanced
+//! only after the sink commits.
+//!
+//! ```text
+//! source threads --Chunk--> [bounded channel] --> Renderer (parse, detect, ECS JSON) --> Sink
+//!                                                        |                              |
+//!                                                        +--- pending positions --commit-+--> Checkpoints
+//! ```
+//!
+//! **Architecture Invariant:** a stream's checkpoint never moves past a record whose events the
+//! sink has not made durable. The pipeline keeps the end positions of the chunks it has rendered
+//! but not committed; it moves them into the checkpoint store only after `Sink::commit` returns
+//! `Ok`. A failed commit keeps them pending and the commit is retried.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agent_core::ecs::{self, Envelope};
+use agent_core::syslog::Context;
+use agent_core::{LoginEvent, Parsed, Text, Timestamp, parse_line, parse_message};
+
+use crate::source::{Chunk, JournalFields, Payload, Position, StreamKey};
+use crate::timezone::Zone;
+
+/// Fixed facts stamped on every event.
+#[derive(Debug, Clone, Default)]
+pub struct Stamp {
+    /// `host.hostname` for lines without a host field.
+    pub hostname: Option<String>,
+    /// `host.id`.
+    pub host_id: Option<String>,
+    /// `agent.id`.
+    pub agent_id: Option<String>,
+    /// `agent.version`.
+    pub agent_version: Option<String>,
+}
+
+/// Counters per configured source, for `authtrail status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SourceCounters {
+    /// Records read (lines, journal entries, utmp records).
+    pub records: u64,
+    /// Events produced.
+    pub events: u64,
+    /// Records from watched programs that no parser recognised, or with no syslog header.
+    pub rejected: u64,
+    /// Lines cut at the line-length bound.
+    pub truncated: u64,
+}
+
+/// Turns chunks into rendered events. Keeps no state but the previous line of each stream (for
+/// `last message repeated`) and the event sequence.
+#[derive(Debug)]
+pub struct Renderer {
+    stamp: Stamp,
+    zone: Zone,
+    include_message: bool,
+    previous: HashMap<StreamKey, Vec<u8>>,
+    sequence: u64,
+    json: String,
+    /// Per source.
+    pub counters: HashMap<Arc<str>, SourceCounters>,
+}
+
+/// One rendered event, borrowed from the renderer for the duration of the callback.
+#[derive(Debug)]
+pub struct Rendered<'a> {
+    /// The event.
+    pub event: &'a LoginEvent<'a>,
+    /// Its ECS JSON, one line, no newline.
+    pub json: &'a [u8],
+}
+
+impl Renderer {
+    /// A renderer stamping `stamp` on every event; zone-less timestamps are read in `zone`.
+    pub fn new(stamp: Stamp, zone: Zone, include_message: bool, first_sequence: u64) -> Self {
+        Renderer {
+            stamp,
+            zone,
+            include_message,
+            previous: HashMap::new(),
+            sequence: first_sequence,
+            json: String::with_capacity(2048),
+            counters: HashMap::new(),
+        }
+    }
+
+    /// The next `event.sequence` to be given out.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Parses every record of `chunk` and calls `emit` for each event, in order.
+    pub fn render<E>(
+        &mut self,
+        chunk: &Chunk,
+        now: Timestamp,
+        mut emit: impl FnMut(Rendered<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let ctx = Context {
+            reference: now,
+            utc_offset: self.zone.offset_at(now),
+        };
+        let provider = match chunk.payload {
+            Payload::SyslogLines => "file",
+            Payload::Journal => "journald",
+            Payload::Utmp => "utmp",
+        };
+        let path_bytes: Option<Vec<u8>> = chunk
+            .path
+            .as_deref()
+            .map(|p: &PathBuf| p.as_os_str().as_encoded_bytes().to_vec());
+        let utmp_kind = chunk
+            .path
+            .as_deref()
+            .and_then(|p| p.file_name())
+            .map(|n| agent_core::utmp::UtmpFile::from_file_name(n.as_encoded_bytes()));
+        let counters = self.counters.entry(chunk.source.clone()).or_default();
+        for record in &chunk.records {
+            let bytes = chunk.bytes(record);
+            counters.records += 1;
+            if record.truncated {
+                counters.truncated += 1;
+            }
+            let mut repeat: Option<(u32, Timestamp)> = None;
+            let parsed = match chunk.payload {
+                Payload::SyslogLines => parse_line(bytes, &ctx),
+                Payload::Journal => {
+                    let fields = record.journal.as_ref();
+                    journal_event(bytes, fields)
+                }
+                Payload::Utmp => match agent_core::utmp::parse_record(bytes) {
+                    Ok(rec) => match utmp_kind.and_then(|k| agent_core::utmp::to_event(&rec, k)) {
+                        Some(ev) => Parsed::Event(ev),
+                        None => Parsed::Noise {
+                            program: Text(b"utmp"),
+                        },
+                    },
+                    Err(_) => Parsed::Malformed(agent_core::syslog::HeaderError::Empty),
+                },
+            };
+            let previous_line;
+            let parsed = match parsed {
+                Parsed::RepeatLast { count, header } => {
+                    repeat = Some((count, header.timestamp));
+                    previous_line = self.previous.get(&chunk.stream).cloned();
+                    match &previous_line {
+                        Some(prev) => parse_line(prev, &ctx),
+                        None => Parsed::Noise {
+                            program: Text(b""),
+                        },
+                    }
+                }
+                other => other,
+            };
+            let mut event = match parsed {
+                Parsed::Event(ev) => ev,
+                Parsed::Unrecognised { .. } | Parsed::Malformed(_) => {
+                    if !bytes.trim_ascii().is_empty() {
+                        counters.rejected += 1;
+                    }
+                    continue;
+                }
+                Parsed::Noise { .. } | Parsed::Foreign { .. } | Parsed::RepeatLast { .. } => {
+                    continue;
+                }
+            };
+            if let Some((count, ts)) = repeat {
+                event.count = event.count.saturating_mul(count);
+                event.timestamp = Some(ts);
+            } else if chunk.payload == Payload::SyslogLines {
+                let prev = self.previous.entry(chunk.stream.clone()).or_default();
+                prev.clear();
+                prev.extend_from_slice(bytes);
+            }
+            counters.events += 1;
+            let envelope = Envelope {
+                hostname: self.stamp.hostname.as_deref().map(Text::from),
+                host_id: self.stamp.host_id.as_deref(),
+                agent_id: self.stamp.agent_id.as_deref(),
+                agent_version: self.stamp.agent_version.as_deref(),
+                provider: Some(provider),
+                sequence: Some(self.sequence),
+                log_path: path_bytes.as_deref().map(Text),
+                log_offset: record.offset,
+                message: (self.include_message && chunk.payload != Payload::Utmp)
+                    .then_some(Text(bytes)),
+            };
+            self.sequence += 1;
+            self.json.clear();
+            // Writing into a String cannot fail.
+            let _ = ecs::write_event(&mut self.json, &event, &envelope);
+            emit(Rendered {
+                event: &event,
+                json: self.json.as_bytes(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A journald entry: the bare message plus the fields journald keeps beside it.
+fn journal_event<'a>(message: &'a [u8], fields: Option<&'a JournalFields>) -> Parsed<'a> {
+    let Some(f) = fields else {
+        return Parsed::Malformed(agent_core::syslog::HeaderError::NoTag);
+    };
+    let mut parsed = parse_message(Text::from(f.program.as_str()), f.pid, message);
+    if let Parsed::Event(ev) = &mut parsed {
+        ev.timestamp = f.realtime_us.map(Timestamp::from_micros);
+        ev.hostname = f.hostname.as_deref().map(Text::from);
+    }
+    parsed
+}
+
+/// Chunk end positions rendered but not yet committed, oldest first.
+#[derive(Debug, Default)]
+pub struct Pending {
+    positions: Vec<(StreamKey, Position, Option<Arc<PathBuf>>)>,
+}
+
+impl Pending {
+    /// Remembers where `chunk` ends.
+    pub fn push(&mut self, chunk: &Chunk) {
+        self.positions
+            .push((chunk.stream.clone(), chunk.end.clone(), chunk.path.clone()));
+    }
+
+    /// True when nothing waits for a commit.
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// Hands out the positions after a successful commit, latest per stream.
+    pub fn take(&mut self) -> Vec<(StreamKey, Position, Option<Arc<PathBuf>>)> {
+        let mut latest: Vec<(StreamKey, Position, Option<Arc<PathBuf>>)> = Vec::new();
+        for (key, pos, path) in self.positions.drain(..) {
+            match latest.iter_mut().find(|(k, _, _)| *k == key) {
+                Some(slot) => {
+                    slot.1 = pos;
+                    slot.2 = path;
+                }
+                None => latest.push((key, pos, path)),
+            }
+        }
+        latest
+    }
+}
