@@ -11,6 +11,14 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "authtrail", version, about)]
 struct Cli {
+    /// The agent's config file (read by `validate`, `sources` and the agent itself).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = agent::config::DEFAULT_CONFIG_PATH
+    )]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,6 +46,12 @@ enum Command {
         #[arg(long, default_value_t = cmd::parse::DEFAULT_MAX_LINE)]
         max_line: usize,
     },
+    /// Check the config file: print the effective configuration as TOML (defaults filled in,
+    /// default sources chosen) and exit 0, or print each error and exit 2.
+    Validate,
+    /// Show each source the agent will read, why default sources were chosen, and which files
+    /// each path or glob matches now.
+    Sources,
 }
 
 fn parse_rfc3339(s: &str) -> Result<agent_core::Timestamp, String> {
@@ -50,9 +64,18 @@ fn parse_rfc3339(s: &str) -> Result<agent_core::Timestamp, String> {
     })
 }
 
+/// Exit 0 for a valid config, 2 for a refused one.
+fn config_verdict(valid: bool) -> ExitCode {
+    if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(cmd::validate::EXIT_INVALID)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Parse {
             files,
             unmatched,
@@ -74,11 +97,35 @@ fn main() -> ExitCode {
                 &mut std::io::stdout().lock(),
                 &mut std::io::stderr().lock(),
             )
-            .map(|_| ())
+            .map(|_| ExitCode::SUCCESS)
+        }
+        Command::Validate => {
+            let opts = cmd::validate::Options {
+                config: cli.config,
+                root: PathBuf::from("/"),
+            };
+            cmd::validate::run(
+                &opts,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )
+            .map(config_verdict)
+        }
+        Command::Sources => {
+            let opts = cmd::sources::Options {
+                config: cli.config,
+                root: PathBuf::from("/"),
+            };
+            cmd::sources::run(
+                &opts,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )
+            .map(config_verdict)
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // A closed pipe (`authtrail parse log | head`) is not an error worth a message.
             if e.chain().any(|c| {

@@ -1,3 +1,5 @@
 //! One module per `authtrail` subcommand.
 
 pub mod parse;
+pub mod sources;
+pub mod validate;
