@@ -1,7 +1,10 @@
 //! Property tests: no input makes the parser panic, and a hostile user name never moves the
 //! source address.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot read its input should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot read its input should fail loudly"
+)]
 
 use agent_core::syslog::Context;
 use agent_core::{Parsed, Source, Timestamp, parse_line, parse_message};

@@ -1,7 +1,10 @@
 //! The parse path allocates nothing: a counting global allocator watches `parse_line` and the
 //! ECS writer (into a pre-sized buffer) over a realistic generated log and every captured fixture.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot read its input should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot read its input should fail loudly"
+)]
 
 use agent_core::syslog::Context;
 use agent_core::{Parsed, Timestamp, parse_line};

@@ -18,11 +18,14 @@ pub(crate) const RUSTUP_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
 
 /// Debian/Ubuntu packages for the end-to-end tests. Add to this list; keep it sorted.
 pub(crate) const APT_PACKAGES: &[&str] = &[
+    "expect",
     "openssh-client",
     "openssh-server",
     "rsyslog",
     "sshpass",
     "sudo",
+    "systemd",
+    "systemd-journal-remote",
 ];
 
 pub(crate) fn ensure() -> Result<()> {
