@@ -261,6 +261,118 @@ impl<'w, W: Write + ?Sized> Obj<'w, W> {
     }
 }
 
+/// Writes a detection [`Alert`](crate::detect::Alert) as one JSON object (no trailing
+/// newline): `event.kind` `alert`, `event.action` the rule, `event.reason` a human sentence,
+/// `event.start`/`event.end` the window, `source.ip`, `user.name`, and `authtrail.count` (failed
+/// attempts), `authtrail.users` (distinct user names, when tracked), `authtrail.scope` (what the
+/// count was taken over, for success after failures), plus the envelope fields of
+/// [`write_event`]. (Placed before the test module, not after it, for clippy's
+/// `items_after_test_module`.)
+pub fn write_alert<W: Write + ?Sized>(
+    w: &mut W,
+    alert: &crate::detect::Alert,
+    env: &Envelope<'_>,
+) -> fmt::Result {
+    use crate::detect::{Rule, Scope};
+
+    /// Escapes what is written through it as the inside of a JSON string.
+    struct Escaped<'w, W: Write + ?Sized>(&'w mut W);
+    impl<W: Write + ?Sized> Write for Escaped<'_, W> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            escape_str(self.0, s)
+        }
+    }
+
+    let mut top = Obj::open(w)?;
+    top.key("@timestamp")?;
+    write!(top.w, "\"{}\"", alert.end.rfc3339())?;
+
+    top.object("event")?;
+    {
+        let mut o = Obj::open_nested(top.w);
+        o.str("kind", "alert")?;
+        o.key("category")?;
+        o.w.write_str("[\"authentication\"]")?;
+        o.str("action", alert.rule.as_str())?;
+        o.str("outcome", alert.rule.outcome().as_str())?;
+        o.opt_u64("severity", Some(u64::from(alert.severity)))?;
+        o.key("reason")?;
+        o.w.write_char('"')?;
+        write!(Escaped(&mut *o.w), "{alert}")?;
+        o.w.write_char('"')?;
+        o.key("start")?;
+        write!(o.w, "\"{}\"", alert.start.rfc3339())?;
+        o.key("end")?;
+        write!(o.w, "\"{}\"", alert.end.rfc3339())?;
+        o.opt_u64("sequence", env.sequence)?;
+        o.opt_str("provider", env.provider)?;
+        o.close()?;
+    }
+
+    if env.hostname.is_some() || env.host_id.is_some() {
+        top.object("host")?;
+        let mut o = Obj::open_nested(top.w);
+        o.opt_text("hostname", env.hostname)?;
+        o.opt_str("id", env.host_id)?;
+        o.close()?;
+    }
+
+    if env.agent_id.is_some() || env.agent_version.is_some() {
+        top.object("agent")?;
+        let mut o = Obj::open_nested(top.w);
+        o.opt_str("id", env.agent_id)?;
+        o.opt_str("version", env.agent_version)?;
+        o.close()?;
+    }
+
+    if let Some(ip) = alert.source {
+        top.object("source")?;
+        let mut o = Obj::open_nested(top.w);
+        o.key("ip")?;
+        write!(o.w, "\"{ip}\"")?;
+        o.close()?;
+    }
+
+    let user = alert.user.as_ref().filter(|u| !u.as_text().is_empty());
+    if let Some(u) = user {
+        top.object("user")?;
+        let mut o = Obj::open_nested(top.w);
+        o.text("name", u.as_text())?;
+        o.close()?;
+    }
+
+    top.object("authtrail")?;
+    {
+        let mut o = Obj::open_nested(top.w);
+        o.opt_u64("count", Some(u64::from(alert.count)))?;
+        o.opt_u64("users", Some(u64::from(alert.users)).filter(|&n| n > 0))?;
+        if alert.rule == Rule::SuccessAfterFailures || alert.scope != Scope::Source {
+            o.str("scope", alert.scope.as_str())?;
+        }
+        if user.is_some_and(|u| u.is_truncated()) {
+            o.key("user_truncated")?;
+            o.w.write_str("true")?;
+        }
+        o.close()?;
+    }
+
+    if env.log_path.is_some() || env.log_offset.is_some() {
+        top.object("log")?;
+        let mut o = Obj::open_nested(top.w);
+        if let Some(path) = env.log_path {
+            o.object("file")?;
+            let mut f = Obj::open_nested(o.w);
+            f.text("path", path)?;
+            f.close()?;
+        }
+        o.opt_u64("offset", env.log_offset)?;
+        o.close()?;
+    }
+
+    top.opt_text("message", env.message)?;
+    top.close()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod detect;
 pub mod ecs;
 pub mod encode;
 pub mod event;
