@@ -1,0 +1,381 @@
+//! Who is sending: the agent id a client certificate names, the agent id a bearer token maps
+//! to, and the decision whether a request's claimed `Authtrail-Agent-Id` is backed by them.
+//!
+//! **Agent identity in a certificate** is the subject's Common Name (CN), which must be the
+//! agent's UUID (any case). Subject alternative names are not consulted: `certs issue-agent`
+//! puts the id in the CN, and one place is easier to audit than several.
+
+use std::path::{Path, PathBuf};
+
+use ring::digest::{SHA256, digest};
+use uuid::Uuid;
+
+use crate::config::{ConfigError, Require, read_checked};
+
+/// Shortest token accepted in a tokens file, bytes. Shorter secrets are guessable.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// Most tokens in a file.
+pub const MAX_TOKENS: usize = 100_000;
+
+/// The agent id a verified client certificate names, from its subject CN.
+///
+/// `None` when the certificate does not parse, has no CN, or its CN is not a UUID.
+pub fn cert_agent_id(der: &[u8]) -> Option<Uuid> {
+    let (rest, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let mut cns = cert.subject().iter_common_name();
+    let cn = cns.next()?.as_str().ok()?;
+    // Two CNs are ambiguous: refuse rather than pick one.
+    if cns.next().is_some() {
+        return None;
+    }
+    Uuid::parse_str(cn).ok()
+}
+
+/// Why a tokens file was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokensError {
+    /// Unreadable, too big or too open.
+    #[error(transparent)]
+    File(#[from] ConfigError),
+    /// A line that is not `AGENT-ID TOKEN`.
+    #[error("{}:{line}: {reason}", .path.display())]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong (never the token itself).
+        reason: &'static str,
+    },
+    /// More than [`MAX_TOKENS`] entries.
+    #[error("{}: more than {MAX_TOKENS} tokens", .path.display())]
+    TooMany {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Bearer tokens: `AGENT-ID TOKEN` lines, blank lines and `#` comments allowed.
+///
+/// ```text
+/// # agent id                             token (at least 16 bytes, no spaces)
+/// 9b2f6f0e-3c1d-4b8a-9a57-6f1f0b1c2d3e   Zq4...random...
+/// ```
+///
+/// Only SHA-256 digests of the tokens are kept in memory. A presented token is hashed and
+/// compared with every entry in constant time (no early exit), so timing reveals neither which
+/// entry nor how much of one matched. One agent may have several tokens (for rotation).
+#[derive(Clone, Default)]
+pub struct Tokens {
+    entries: Vec<([u8; 32], Uuid)>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({} entries)", self.entries.len())
+    }
+}
+
+/// Equality of two digests without an early exit. (ring's helper for this is deprecated; the
+/// inputs are SHA-256 digests, so even a leak would be of hash bits, not token bytes.)
+fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, bytes).as_ref());
+    out
+}
+
+impl Tokens {
+    /// Reads a tokens file, refusing one that others may read or that group or others may
+    /// write.
+    pub fn load(path: &Path) -> Result<Tokens, TokensError> {
+        let text = read_checked(path, true)?;
+        Tokens::parse(&text, path)
+    }
+
+    /// Parses tokens text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Tokens, TokensError> {
+        let mut entries = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |reason| TokensError::Line {
+                path: path.to_owned(),
+                line: i + 1,
+                reason,
+            };
+            let mut words = line.split_whitespace();
+            let (Some(id), Some(token), None) = (words.next(), words.next(), words.next()) else {
+                return Err(err("expected `AGENT-ID TOKEN` (two words)"));
+            };
+            let id = Uuid::parse_str(id).map_err(|_| err("the agent id is not a UUID"))?;
+            if token.len() < MIN_TOKEN_BYTES {
+                return Err(err("the token is shorter than 16 bytes"));
+            }
+            if entries.len() >= MAX_TOKENS {
+                return Err(TokensError::TooMany {
+                    path: path.to_owned(),
+                });
+            }
+            entries.push((sha256(token.as_bytes()), id));
+        }
+        Ok(Tokens { entries })
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The agent a token belongs to, if any. Constant time in the token's content.
+    pub fn agent_of(&self, token: &str) -> Option<Uuid> {
+        let presented = sha256(token.as_bytes());
+        let mut found = None;
+        for (hash, id) in &self.entries {
+            if ct_eq(hash, &presented) && found.is_none() {
+                found = Some(*id);
+            }
+        }
+        found
+    }
+}
+
+/// What a request was refused for. 401: no or unknown credentials; 403: credentials that name
+/// another agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// Neither a client certificate nor a bearer token.
+    #[error("no credentials: present a client certificate or an `Authorization: Bearer` token")]
+    NoCredentials,
+    /// `require` asks for a client certificate and there is none.
+    #[error("a client certificate is required")]
+    CertRequired,
+    /// `require` asks for a token and there is none.
+    #[error("a bearer token is required")]
+    TokenRequired,
+    /// A token that is in no tokens file entry.
+    #[error("unknown bearer token")]
+    UnknownToken,
+    /// An `Authorization` header that is not `Bearer <token>`.
+    #[error("the Authorization header must be `Bearer <token>`")]
+    BadAuthorization,
+    /// The client certificate's CN is not a UUID.
+    #[error("the client certificate's subject CN is not an agent id (a UUID)")]
+    CertWithoutId,
+    /// The certificate names another agent.
+    #[error("the client certificate is for agent {cert}, not {claimed}")]
+    CertMismatch {
+        /// The CN.
+        cert: Uuid,
+        /// The `Authtrail-Agent-Id` header.
+        claimed: Uuid,
+    },
+    /// The token belongs to another agent.
+    #[error("the bearer token belongs to another agent, not {claimed}")]
+    TokenMismatch {
+        /// The `Authtrail-Agent-Id` header.
+        claimed: Uuid,
+    },
+}
+
+impl AuthError {
+    /// True for 403 (authenticated as someone else), false for 401.
+    pub fn is_forbidden(self) -> bool {
+        matches!(
+            self,
+            AuthError::CertMismatch { .. }
+                | AuthError::TokenMismatch { .. }
+                | AuthError::CertWithoutId
+        )
+    }
+}
+
+/// What a request presented.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    /// The verified client certificate's agent id: `Some(None)` when a certificate was
+    /// presented but names no agent.
+    pub cert: Option<Option<Uuid>>,
+    /// The `Authorization` header's value.
+    pub authorization: Option<&'a str>,
+}
+
+/// The order of checks: missing credentials (401) before a bad agent-id header (400), so that
+/// an anonymous client learns nothing about the protocol.
+pub fn check_present(creds: &Credentials<'_>) -> Result<(), AuthError> {
+    if creds.cert.is_none() && creds.authorization.is_none() {
+        return Err(AuthError::NoCredentials);
+    }
+    Ok(())
+}
+
+/// Decides whether `creds` back the claimed agent id under `require`.
+pub fn authorize(
+    require: Require,
+    tokens: &Tokens,
+    creds: &Credentials<'_>,
+    claimed: Uuid,
+) -> Result<(), AuthError> {
+    check_present(creds)?;
+    match require {
+        Require::Mtls | Require::Both if creds.cert.is_none() => {
+            return Err(AuthError::CertRequired);
+        }
+        Require::Token | Require::Both if creds.authorization.is_none() => {
+            return Err(AuthError::TokenRequired);
+        }
+        _ => {}
+    }
+    // Every credential presented must be valid and name the claimed agent, even under
+    // `either`: a wrong one is never outvoted by a right one.
+    if let Some(header) = creds.authorization {
+        let token = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::BadAuthorization)?;
+        match tokens.agent_of(token) {
+            None => return Err(AuthError::UnknownToken),
+            Some(id) if id != claimed => return Err(AuthError::TokenMismatch { claimed }),
+            Some(_) => {}
+        }
+    }
+    match creds.cert {
+        Some(None) => Err(AuthError::CertWithoutId),
+        Some(Some(cert)) if cert != claimed => Err(AuthError::CertMismatch { cert, claimed }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "9b2f6f0e-3c1d-4b8a-9a57-6f1f0b1c2d3e";
+    const B: &str = "11111111-2222-4333-8444-555555555555";
+
+    fn tokens() -> Tokens {
+        Tokens::parse(
+            &format!("# comment\n\n{A} token-for-agent-a-0001\n{B}   token-for-agent-b-0002  \n"),
+            Path::new("t"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tokens_map_to_agents() {
+        let t = tokens();
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            t.agent_of("token-for-agent-a-0001"),
+            Uuid::parse_str(A).ok()
+        );
+        assert_eq!(
+            t.agent_of("token-for-agent-b-0002"),
+            Uuid::parse_str(B).ok()
+        );
+        assert_eq!(t.agent_of("token-for-agent-a-000"), None);
+        assert_eq!(t.agent_of(""), None);
+    }
+
+    #[test]
+    fn bad_token_lines_name_the_line_but_not_the_token() {
+        for (text, want) in [
+            ("x y\n", "not a UUID"),
+            (&format!("{A} short\n") as &str, "shorter than 16"),
+            (&format!("{A}\n"), "two words"),
+            (&format!("{A} a-long-enough-token b\n"), "two words"),
+        ] {
+            let e = Tokens::parse(&format!("# c\n{text}"), Path::new("t"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("t:2: "), "{e}");
+            assert!(e.contains(want), "{e}");
+            assert!(
+                !e.contains("short\n") && !e.contains("a-long-enough"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn authorize_modes() {
+        let t = tokens();
+        let a = Uuid::parse_str(A).unwrap();
+        let b = Uuid::parse_str(B).unwrap();
+        let tok_a = Some("Bearer token-for-agent-a-0001");
+        let none = Credentials::default();
+        let cert_a = Credentials {
+            cert: Some(Some(a)),
+            authorization: None,
+        };
+        let token_a = Credentials {
+            cert: None,
+            authorization: tok_a,
+        };
+        let both_a = Credentials {
+            cert: Some(Some(a)),
+            authorization: tok_a,
+        };
+        use Require::*;
+        assert_eq!(
+            authorize(Either, &t, &none, a),
+            Err(AuthError::NoCredentials)
+        );
+        assert_eq!(authorize(Either, &t, &cert_a, a), Ok(()));
+        assert_eq!(authorize(Either, &t, &token_a, a), Ok(()));
+        assert_eq!(
+            authorize(Mtls, &t, &token_a, a),
+            Err(AuthError::CertRequired)
+        );
+        assert_eq!(
+            authorize(Token, &t, &cert_a, a),
+            Err(AuthError::TokenRequired)
+        );
+        assert_eq!(
+            authorize(Both, &t, &cert_a, a),
+            Err(AuthError::TokenRequired)
+        );
+        assert_eq!(authorize(Both, &t, &both_a, a), Ok(()));
+        let e = authorize(Either, &t, &cert_a, b).unwrap_err();
+        assert!(e.is_forbidden());
+        let e = authorize(Token, &t, &token_a, b).unwrap_err();
+        assert_eq!(e, AuthError::TokenMismatch { claimed: b });
+        let bad = Credentials {
+            cert: Some(Some(a)),
+            authorization: Some("Bearer nope-nope-nope-nope"),
+        };
+        // A wrong token is not outvoted by a right certificate.
+        assert_eq!(authorize(Either, &t, &bad, a), Err(AuthError::UnknownToken));
+        let basic = Credentials {
+            cert: None,
+            authorization: Some("Basic abc"),
+        };
+        assert_eq!(
+            authorize(Either, &t, &basic, a),
+            Err(AuthError::BadAuthorization)
+        );
+        let no_id = Credentials {
+            cert: Some(None),
+            authorization: None,
+        };
+        assert!(authorize(Mtls, &t, &no_id, a).unwrap_err().is_forbidden());
+    }
+}

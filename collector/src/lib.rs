@@ -1,0 +1,30 @@
+//! authtrail-collector: receives batches of login events from authtrail agents over HTTPS
+//! (rustls, mTLS and/or bearer tokens), bounds and decodes them, de-duplicates on
+//! (agent id, batch sequence), and stores them in SQLite; `query` and `stats` read them back.
+//!
+//! Library plus thin binary (`src/main.rs`). For in-process use (tests, demos):
+//!
+//! ```no_run
+//! # async fn f(config: collector::Config) -> Result<(), collector::ServeError> {
+//! let server = collector::Server::bind(&config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+//!
+//! Code map: `config` (TOML), `tls` (rustls server config), `auth` (who is sending),
+//! `ingest` (decompress and decode a body, no I/O), `store` (SQLite, writer thread, queries),
+//! `server` (hyper service), `certs` (a fleet CA with rcgen), `report` (`query`/`stats` text).
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod certs;
+pub mod config;
+pub mod ingest;
+pub mod report;
+pub mod server;
+pub mod store;
+pub mod tls;
+
+pub use config::Config;
+pub use server::{ServeError, Server, serve};

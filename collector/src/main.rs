@@ -1,0 +1,285 @@
+//! `authtrail-collector`: the thin binary. Owns arguments, signals, stdout; the work is in the
+//! library.
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, anyhow};
+use clap::{Args, Parser, Subcommand};
+use collector::config::{Config, DEFAULT_CONFIG_PATH};
+use collector::store::{Filter, Store};
+use collector::{certs, report};
+
+/// Receives login events from authtrail agents over HTTPS and stores them.
+#[derive(Debug, Parser)]
+#[command(name = "authtrail-collector", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve HTTPS until SIGINT or SIGTERM. Prints `listening on ADDR` on stdout when ready.
+    Serve {
+        /// The configuration file.
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Check the configuration (and that certificates, key and tokens load), then print it with
+    /// every default filled in.
+    Validate {
+        /// The configuration file.
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Show stored events, oldest first (the newest --limit of them).
+    Query(QueryArgs),
+    /// Events per host and action, agents and their last contact, and sources that failed
+    /// against several hosts.
+    Stats(StatsArgs),
+    /// A small CA for the fleet's mTLS.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// The configuration file (for `data-dir`).
+    #[arg(long, default_value = DEFAULT_CONFIG_PATH, conflicts_with = "db")]
+    config: PathBuf,
+    /// The SQLite store itself, instead of the config's `data-dir/authtrail.db`.
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Only events newer than this (`1h`, `30m`, `2days`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// Only this `user.name`.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this `source.ip`.
+    #[arg(long)]
+    source_ip: Option<std::net::IpAddr>,
+    /// Only this `host.hostname`.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only this `event.action` (`auth_failure`, `sudo`...).
+    #[arg(long)]
+    action: Option<String>,
+    /// At most this many events (the newest).
+    #[arg(long, default_value_t = 100)]
+    limit: u64,
+    /// Print the stored ECS documents as NDJSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatsArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Count only events newer than this.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// An agent silent for longer is `stale`. Defaults to the config's heartbeat-stale-after
+    /// (3m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    stale_after: Option<Duration>,
+    /// The window of the cross-host failure detection.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+    window: Duration,
+    /// Report a source that failed against at least this many distinct hosts.
+    #[arg(long, default_value_t = 3)]
+    hosts: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Make a CA and the collector's server certificate in --dir.
+    Init {
+        /// Where to write `ca.pem`, `ca-key.pem`, `server.pem`, `server-key.pem`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Host names and IP addresses the agents use to reach the collector (repeatable or
+        /// comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = certs::DEFAULT_SANS.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())]
+        san: Vec<String>,
+        /// Validity of the server certificate, days.
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
+    /// Issue a client certificate whose subject CN is the agent id.
+    IssueAgent {
+        /// The agent id: the UUID in the agent's `state-dir/agent-id`. Without it a new id is
+        /// made; write it to the agent's `agent-id` file before its first start.
+        name: Option<String>,
+        /// The directory of `certs init` (holds the CA); the agent files are written there.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Validity, days.
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
+    /// Print the SPKI SHA-256 pin (base64) of a PEM certificate.
+    Pin {
+        /// The certificate.
+        cert: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authtrail-collector: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn ago_us(d: Duration) -> i64 {
+    now_us().saturating_sub(d.as_micros().min(i64::MAX as u128) as i64)
+}
+
+fn load_valid(path: &Path) -> anyhow::Result<Config> {
+    Config::load_valid(path).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow!("{}", list.join("\n  "))
+    })
+}
+
+/// The store to read, and the config (defaults when only --db is given).
+fn open_store(args: &StoreArgs) -> anyhow::Result<(Store, Config)> {
+    let (path, config) = match &args.db {
+        Some(db) => (db.clone(), Config::default()),
+        None => {
+            let config = Config::load(&args.config)?;
+            (config.db_path(), config)
+        }
+    };
+    let store = Store::open_read_only(&path)
+        .with_context(|| format!("opening the store {}", path.display()))?;
+    Ok((store, config))
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // `| head` closing the pipe is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Validate { config } => {
+            let c = load_valid(&config)?;
+            collector::tls::server_config(&c)?;
+            if let Some(t) = &c.auth.tokens_file {
+                collector::auth::Tokens::load(t)?;
+            }
+            print(&c.to_toml()?)
+        }
+        Command::Query(q) => {
+            let (store, _) = open_store(&q.store)?;
+            let rows = store.query(&Filter {
+                since_us: q.since.map(ago_us),
+                user: q.user,
+                source_ip: q.source_ip.map(|ip| ip.to_string()),
+                host: q.host,
+                action: q.action,
+                limit: q.limit,
+            })?;
+            if q.json {
+                print(&report::events_ndjson(&rows))
+            } else {
+                print(&report::events_table(&rows))
+            }
+        }
+        Command::Stats(s) => {
+            let (store, config) = open_store(&s.store)?;
+            let stats = store.stats(s.since.map(ago_us), ago_us(s.window), s.hosts)?;
+            let stale = s.stale_after.unwrap_or(config.heartbeat_stale_after);
+            print(&report::stats_text(&stats, now_us(), stale, s.window))
+        }
+        Command::Certs(CertsCommand::Init { dir, san, days }) => {
+            let r = certs::init(&dir, &san, days)?;
+            print(&format!(
+                "CA certificate:     {}\nCA key:             {}\nserver certificate: {}\nserver key:         {}\n\
+                 server SPKI SHA-256 pin (base64): {}\n",
+                r.ca_cert.display(),
+                r.ca_key.display(),
+                r.server_cert.display(),
+                r.server_key.display(),
+                r.server_pin
+            ))
+        }
+        Command::Certs(CertsCommand::IssueAgent { name, dir, days }) => {
+            let id = match name {
+                Some(n) => uuid::Uuid::parse_str(&n).map_err(|_| {
+                    anyhow!(
+                        "agent id {n:?} is not a UUID: use the agent's `state-dir/agent-id`, or \
+                         leave it out to make a new id"
+                    )
+                })?,
+                None => uuid::Uuid::new_v4(),
+            };
+            let r = certs::issue_agent(&dir, id, days)?;
+            print(&format!(
+                "agent id:    {}\ncertificate: {}\nkey:         {}\n",
+                r.agent_id,
+                r.cert.display(),
+                r.key.display()
+            ))
+        }
+        Command::Certs(CertsCommand::Pin { cert }) => {
+            print(&format!("{}\n", certs::pin_of_cert_file(&cert)?))
+        }
+    }
+}
+
+fn serve(path: &Path) -> anyhow::Result<()> {
+    let config = load_valid(path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let server = collector::Server::bind(&config).await?;
+        // The readiness line: scripts and tests wait for it (and read the port from it when
+        // `listen` asks for port 0).
+        print(&format!("listening on {}\n", server.local_addr()))?;
+        server.run(shutdown_signal()).await;
+        eprintln!("authtrail-collector: stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,583 @@
+//! The HTTPS server: accept, TLS handshake, HTTP/1.1, `POST /v1/batches` and `GET /healthz`.
+//!
+//! A request goes: credentials present (401) -> protocol headers (400) -> credentials match
+//! the claimed agent (401/403) -> declared length (413) -> an ingest slot (503) -> body within
+//! `request-timeout` and `max-body-bytes` (408/413) -> decompress and decode on a blocking
+//! thread (400/413) -> the writer thread's queue (503) -> commit -> 200.
+//!
+//! **Architecture Invariant:** a 200 for a batch is sent only after its SQLite transaction has
+//! committed; every other answer means nothing of the batch was stored.
+//!
+//! **Architecture Invariant:** there is no plaintext listener; every byte goes through rustls.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Body as _;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use uuid::Uuid;
+
+use crate::auth::{self, AuthError, Credentials, Tokens, TokensError};
+use crate::config::{Config, Require};
+use crate::ingest::{self, DecodeError, Encoding};
+use crate::store::{Outcome, Store, StoreError, Writer};
+use crate::tls::{self, TlsError};
+
+/// The batch endpoint.
+pub const BATCHES_PATH: &str = "/v1/batches";
+/// The health endpoint: `200 ok`, no authentication, no data.
+pub const HEALTH_PATH: &str = "/healthz";
+/// Header: the agent's UUID.
+pub const AGENT_ID_HEADER: &str = "authtrail-agent-id";
+/// Header: the batch's sequence number (per agent, u64 up to 2^63-1).
+pub const BATCH_SEQ_HEADER: &str = "authtrail-batch-seq";
+/// Header: the event schema version.
+pub const SCHEMA_HEADER: &str = "authtrail-schema";
+/// The only schema version accepted.
+pub const SCHEMA_VERSION: &str = "1";
+/// `Retry-After` seconds sent with 503.
+pub const RETRY_AFTER_SECS: u32 = 2;
+/// How long shutdown waits for open requests to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Largest request head (line and headers) buffered, bytes.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Certificates or keys.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The tokens file.
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
+    /// The store.
+    #[error("{}: {cause}", .path.display())]
+    Store {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        cause: StoreError,
+    },
+    /// The data directory, the writer thread, or the listening socket.
+    #[error("{what}: {cause}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What the system said.
+        #[source]
+        cause: std::io::Error,
+    },
+}
+
+struct State {
+    require: Require,
+    tokens: Tokens,
+    limits: crate::config::Limits,
+    writer: Writer,
+    slots: Semaphore,
+}
+
+/// A bound, not yet running server. [`Server::local_addr`] tells the port when `listen` asked
+/// for port 0.
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<State>,
+    writer_thread: std::thread::JoinHandle<()>,
+    addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.addr).finish()
+    }
+}
+
+/// Binds and runs until `shutdown` completes: [`Server::bind`] then [`Server::run`].
+pub async fn serve(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    Server::bind(config).await?.run(shutdown).await;
+    Ok(())
+}
+
+impl Server {
+    /// Loads certificates and tokens, opens (creating) the store in `data-dir`, starts the
+    /// writer thread and binds the listening socket. `config` should have passed
+    /// [`Config::validate`].
+    pub async fn bind(config: &Config) -> Result<Server, ServeError> {
+        let tls = tls::server_config(config)?;
+        let tokens = match &config.auth.tokens_file {
+            Some(path) => Tokens::load(path)?,
+            None => Tokens::default(),
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .create(&config.data_dir)
+            .map_err(|cause| ServeError::Io {
+                what: format!("creating data-dir {}", config.data_dir.display()),
+                cause,
+            })?;
+        let db = config.db_path();
+        let store = Store::open(&db).map_err(|cause| ServeError::Store {
+            path: db.clone(),
+            cause,
+        })?;
+        let (writer, writer_thread) =
+            Writer::spawn(store, config.limits.writer_queue).map_err(|cause| ServeError::Io {
+                what: "starting the store writer thread".to_owned(),
+                cause,
+            })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|cause| ServeError::Io {
+                what: format!("listening on {}", config.listen),
+                cause,
+            })?;
+        let addr = listener.local_addr().map_err(|cause| ServeError::Io {
+            what: "reading the bound address".to_owned(),
+            cause,
+        })?;
+        Ok(Server {
+            listener,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            state: Arc::new(State {
+                require: config.auth.require,
+                tokens,
+                limits: config.limits.clone(),
+                writer,
+                slots: Semaphore::new(config.limits.max_concurrent_batches),
+            }),
+            writer_thread,
+            addr,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, lets open requests finish (up
+    /// to [`SHUTDOWN_GRACE`]), and waits for the writer to commit what it has queued.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let Server {
+            listener,
+            acceptor,
+            state,
+            writer_thread,
+            ..
+        } = self;
+        let max = state.limits.max_connections;
+        let connections = Arc::new(Semaphore::new(max));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                p = connections.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let (tcp, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        eprintln!("authtrail-collector: accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let state = state.clone();
+            let stop = stop_rx.clone();
+            tokio::spawn(async move {
+                connection(acceptor, state, tcp, peer, stop).await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        // Every connection holds a permit: having them all back means all have finished.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.acquire_many(max as u32)).await;
+        drop(state);
+        // The writer ends once the last `Writer` is gone (requests still running after the
+        // grace period hold one; they end with the runtime).
+        let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    }
+}
+
+/// Per-connection facts the handler needs.
+struct Peer {
+    addr: SocketAddr,
+    /// `Some(cert's agent id)` when a verified client certificate was presented.
+    cert: Option<Option<Uuid>>,
+}
+
+async fn connection(
+    acceptor: TlsAcceptor,
+    state: Arc<State>,
+    tcp: tokio::net::TcpStream,
+    addr: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let header_timeout = state.limits.header_timeout;
+    // The handshake gets the header timeout too: a client that connects and sends nothing is
+    // dropped after it.
+    let tls = match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            eprintln!("authtrail-collector: {addr}: TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            eprintln!("authtrail-collector: {addr}: TLS handshake timed out");
+            return;
+        }
+    };
+    let cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| auth::cert_agent_id(c));
+    let peer = Arc::new(Peer { addr, cert });
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        let peer = peer.clone();
+        async move { Ok::<_, Infallible>(handle(&state, &peer, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(tls), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn text(status: StatusCode, body: impl Into<String>) -> Reply {
+    let mut body = body.into();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn json(body: String) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body + "\n")));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn busy(reason: &str) -> Reply {
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, reason);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    r
+}
+
+/// An answer given before the body was read: the connection is closed after it, so the
+/// unread body cannot be taken for the next request.
+fn closing(mut r: Reply) -> Reply {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+async fn handle(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path();
+    match (req.method(), path) {
+        (&Method::GET | &Method::HEAD, HEALTH_PATH) => text(StatusCode::OK, "ok"),
+        (&Method::POST, BATCHES_PATH) => {
+            let reply = batch(state, peer, req).await;
+            if reply.status().is_client_error() || reply.status().is_server_error() {
+                eprintln!(
+                    "authtrail-collector: {}: {} {}",
+                    peer.addr,
+                    reply.status().as_u16(),
+                    String::from_utf8_lossy(
+                        reply
+                            .body()
+                            .clone()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default()
+                            .as_ref()
+                    )
+                    .trim_end()
+                );
+            }
+            reply
+        }
+        (_, HEALTH_PATH | BATCHES_PATH) => {
+            closing(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
+        }
+        _ => closing(text(StatusCode::NOT_FOUND, "not found")),
+    }
+}
+
+// A `Reply` as the error: it is the answer, built once per request and sent at once; boxing
+// it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn header<'a>(
+    parts: &'a hyper::http::request::Parts,
+    name: &str,
+) -> Result<Option<&'a str>, Reply> {
+    match parts.headers.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(|s| Some(s.trim())).map_err(|_| {
+            closing(text(
+                StatusCode::BAD_REQUEST,
+                format!("{name}: not visible ASCII"),
+            ))
+        }),
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// How much of a refused request's body is read and thrown away, as a multiple of
+/// `max-body-bytes`, before the answer is sent. Without this the client may still be writing
+/// when the connection closes, get a reset, and never see the 413 (or 401, 400...) that tells
+/// it what to do. Bounded by this and by `request-timeout`.
+pub const DRAIN_FACTOR: u64 = 4;
+
+async fn batch(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
+    let (parts, mut body) = req.into_parts();
+    let mut consumed = false;
+    let reply = match batch_inner(state, peer, &parts, &mut body, &mut consumed).await {
+        Ok(r) | Err(r) => r,
+    };
+    if !consumed && !body.is_end_stream() {
+        let limit = state.limits.max_body_bytes.saturating_mul(DRAIN_FACTOR);
+        let _ = tokio::time::timeout(state.limits.request_timeout, drain(&mut body, limit)).await;
+    }
+    reply
+}
+
+/// Reads and discards up to `limit` bytes of `body`.
+async fn drain(body: &mut Incoming, limit: u64) {
+    let mut seen = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(data) = frame.data_ref() {
+            seen += data.len() as u64;
+            if seen > limit {
+                return;
+            }
+        }
+    }
+}
+
+/// Why a body could not be read whole.
+enum BodyError {
+    TooLarge,
+    Io(hyper::Error),
+}
+
+/// Reads `body` into memory, failing once it passes `max` bytes (the rest stays unread).
+async fn read_body(body: &mut Incoming, max: u64) -> Result<Bytes, BodyError> {
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Io)?;
+        if let Some(data) = frame.data_ref() {
+            if (buf.len() + data.len()) as u64 > max {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn auth_reply(e: AuthError) -> Reply {
+    if e.is_forbidden() {
+        closing(text(StatusCode::FORBIDDEN, e.to_string()))
+    } else {
+        let mut r = closing(text(StatusCode::UNAUTHORIZED, e.to_string()));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"authtrail\""),
+        );
+        r
+    }
+}
+
+// A `Reply` as the error: it is the answer, built once per request and sent at once; boxing
+// it would buy nothing.
+#[allow(clippy::result_large_err)]
+async fn batch_inner(
+    state: &State,
+    peer: &Peer,
+    parts: &hyper::http::request::Parts,
+    body: &mut Incoming,
+    consumed: &mut bool,
+) -> Result<Reply, Reply> {
+    let bad = |msg: String| closing(text(StatusCode::BAD_REQUEST, msg));
+    let creds = Credentials {
+        cert: peer.cert,
+        authorization: header(parts, "authorization")?,
+    };
+    auth::check_present(&creds).map_err(auth_reply)?;
+
+    let agent = header(parts, AGENT_ID_HEADER)?
+        .ok_or_else(|| bad(format!("{AGENT_ID_HEADER} is missing")))?;
+    let agent =
+        Uuid::parse_str(agent).map_err(|_| bad(format!("{AGENT_ID_HEADER} is not a UUID")))?;
+    let seq = header(parts, BATCH_SEQ_HEADER)?
+        .ok_or_else(|| bad(format!("{BATCH_SEQ_HEADER} is missing")))?;
+    let seq = seq
+        .parse::<u64>()
+        .ok()
+        .and_then(|s| i64::try_from(s).ok())
+        .ok_or_else(|| {
+            bad(format!(
+                "{BATCH_SEQ_HEADER} is not an integer from 0 to 2^63-1"
+            ))
+        })?;
+    match header(parts, SCHEMA_HEADER)? {
+        Some(SCHEMA_VERSION) => {}
+        Some(_) => {
+            return Err(bad(format!(
+                "{SCHEMA_HEADER}: only schema {SCHEMA_VERSION} is accepted"
+            )));
+        }
+        None => {
+            return Err(bad(format!(
+                "{SCHEMA_HEADER} is missing (expected {SCHEMA_VERSION})"
+            )));
+        }
+    }
+    let encoding = Encoding::from_header(header(parts, "content-encoding")?).ok_or_else(|| {
+        bad("content-encoding: only zstd, gzip or identity are accepted".to_owned())
+    })?;
+    auth::authorize(state.require, &state.tokens, &creds, agent).map_err(auth_reply)?;
+
+    let limits = &state.limits;
+    let too_large = || {
+        closing(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {} bytes; split the batch",
+                limits.max_body_bytes
+            ),
+        ))
+    };
+    if let Some(len) = header(parts, "content-length")? {
+        let len: u64 = len
+            .parse()
+            .map_err(|_| bad("content-length is not a number".to_owned()))?;
+        if len > limits.max_body_bytes {
+            return Err(too_large());
+        }
+    }
+    let _slot = state
+        .slots
+        .try_acquire()
+        .map_err(|_| busy("too many batches in progress; retry later"))?;
+
+    let body = match tokio::time::timeout(
+        limits.request_timeout,
+        read_body(body, limits.max_body_bytes),
+    )
+    .await
+    {
+        Err(_) => {
+            // No second wait for a drain: this client is too slow already.
+            *consumed = true;
+            return Err(closing(text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {}",
+                    humantime::format_duration(limits.request_timeout)
+                ),
+            )));
+        }
+        Ok(Err(BodyError::TooLarge)) => return Err(too_large()),
+        Ok(Err(BodyError::Io(e))) => {
+            *consumed = true;
+            return Err(bad(format!("reading the body: {e}")));
+        }
+        Ok(Ok(b)) => b,
+    };
+    *consumed = true;
+
+    let max = limits.max_decompressed_bytes;
+    let decoded = tokio::task::spawn_blocking(move || {
+        ingest::decompress(encoding, &body, max).and_then(|raw| ingest::parse_ndjson(&raw))
+    })
+    .await
+    .map_err(|e| {
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("decoder failed: {e}"),
+        )
+    })?;
+    let batch = decoded.map_err(|e| match e {
+        DecodeError::TooLarge { .. } => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{e}; split the batch"),
+        ),
+        _ => text(StatusCode::BAD_REQUEST, e.to_string()),
+    })?;
+
+    let reply = state
+        .writer
+        .submit(agent, seq, batch, now_us())
+        .map_err(|_| busy("the store's queue is full; retry later"))?;
+    let outcome = reply
+        .await
+        .map_err(|_| busy("the store's writer stopped; retry later"))?;
+    match outcome {
+        Ok(Outcome::Stored { events }) => Ok(json(format!(
+            "{{\"status\":\"stored\",\"events\":{events}}}"
+        ))),
+        Ok(Outcome::Duplicate) => Ok(json("{\"status\":\"duplicate\"}".to_owned())),
+        Err(e) if e.is_busy() => Err(busy(&format!("{e}; retry later"))),
+        Err(e) => Err(text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}

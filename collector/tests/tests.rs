@@ -1,0 +1,720 @@
+//! End-to-end tests of the collector over real TLS on loopback.
+// Helpers outside `#[test]` functions unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use collector::config::Require;
+use util::*;
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_authtrail-collector");
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    pki: Pki,
+    data: std::path::PathBuf,
+    root: std::path::PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    Setup {
+        data: dir.path().join("data"),
+        root: dir.path().to_owned(),
+        pki,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn mtls_batch_is_stored_and_a_resent_batch_is_stored_once() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let agent_cert = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&agent_cert));
+    let body = events();
+    let n = body.lines().count();
+    let p = Post::new(agent_cert.id, 7, zstd(body.as_bytes()));
+
+    let a = post(&client, &server, &p).unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.body.trim(),
+        format!("{{\"status\":\"stored\",\"events\":{n}}}")
+    );
+    let a = post(&client, &server, &p).unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body.trim(), "{\"status\":\"duplicate\"}");
+
+    assert_eq!(server.count("SELECT count(*) FROM events"), n as i64);
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 1);
+    let stats = server.store().stats(None, 0, 3).unwrap();
+    assert_eq!(stats.agents.len(), 1);
+    assert_eq!(stats.agents[0].agent_id, agent_cert.id.to_string());
+    assert_eq!(stats.agents[0].hostname.as_deref(), Some("testhost"));
+    assert_eq!(stats.agents[0].last_seq, Some(7));
+}
+
+#[test]
+fn gzip_identity_and_heartbeat_batches() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    let body = events();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(body.as_bytes()).unwrap();
+    let mut p = Post::new(a.id, 1, gz.finish().unwrap());
+    p.encoding = Some("gzip");
+    assert_eq!(post(&client, &server, &p).unwrap().status, 200);
+    let mut p = Post::new(a.id, 2, body.clone().into_bytes());
+    p.encoding = None;
+    assert_eq!(post(&client, &server, &p).unwrap().status, 200);
+    // An empty body is a heartbeat; a state document goes to `agents`, not `events`.
+    let mut p = Post::new(a.id, 3, Vec::new());
+    p.encoding = None;
+    let r = post(&client, &server, &p).unwrap();
+    assert_eq!(
+        (r.status, r.body.trim()),
+        (200, "{\"status\":\"stored\",\"events\":0}")
+    );
+    let state = r#"{"@timestamp":"2026-01-01T00:00:00Z","event":{"kind":"state"},"host":{"hostname":"web-9","os":{"name":"Debian"}},"agent":{"version":"0.1.0"}}"#;
+    let p = Post::new(a.id, 4, zstd(state.as_bytes()));
+    assert_eq!(post(&client, &server, &p).unwrap().status, 200);
+    let n = body.lines().count() as i64;
+    assert_eq!(server.count("SELECT count(*) FROM events"), 2 * n);
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 4);
+    let conn = rusqlite_conn(&server.config.db_path());
+    let (host, facts): (String, String) = conn
+        .query_row("SELECT hostname, facts FROM agents", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(host, "web-9");
+    assert!(facts.contains("Debian"), "{facts}");
+}
+
+#[test]
+fn client_cert_from_another_ca_is_refused_in_the_handshake() {
+    let s = setup();
+    let other = Pki::new(&s.root.join("other-pki"));
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let stranger = other.agent();
+    // Trusts the right server CA, presents a certificate from another CA.
+    let client = client(&s.pki.ca(), Some(&stranger));
+    let r = post(
+        &client,
+        &server,
+        &Post::new(stranger.id, 1, zstd(events().as_bytes())),
+    );
+    let e = r.err().expect("refused in the handshake");
+    assert!(!e.to_string().is_empty());
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
+}
+
+#[test]
+fn no_client_cert_is_refused_when_mtls_is_required() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let client = client(&s.pki.ca(), None);
+    let r = post(&client, &server, &Post::new(Uuid::new_v4(), 1, Vec::new()));
+    assert!(r.is_err(), "the handshake demands a certificate");
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
+}
+
+#[test]
+fn cert_for_another_agent_is_403() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Either));
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    let claimed = Uuid::new_v4();
+    let r = post(&client, &server, &Post::new(claimed, 1, Vec::new())).unwrap();
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body.contains(&a.id.to_string()) && r.body.contains(&claimed.to_string()),
+        "{}",
+        r.body
+    );
+    // With `either`, a connection without a certificate and without a token gets 401.
+    let anon = client_without_cert(&s);
+    let r = post(&anon, &server, &Post::new(claimed, 1, Vec::new())).unwrap();
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
+}
+
+fn client_without_cert(s: &Setup) -> ureq::Agent {
+    client(&s.pki.ca(), None)
+}
+
+#[test]
+fn bearer_tokens_ok_bad_missing_and_foreign() {
+    let s = setup();
+    let a = Uuid::new_v4();
+    let b = Uuid::new_v4();
+    let mut c = config(&s.pki, &s.data, Require::Token);
+    c.auth.tokens_file = Some(tokens_file(
+        &s.root,
+        &[
+            (a, "token-of-agent-a-0123456789"),
+            (b, "token-of-agent-b-0123456789"),
+        ],
+    ));
+    let server = TestServer::start(c);
+    let client = client_without_cert(&s);
+    let with = |id: Uuid, token: Option<&'static str>| {
+        let mut p = Post::new(id, 1, zstd(events().as_bytes()));
+        p.token = token;
+        post(&client, &server, &p).unwrap()
+    };
+    let r = with(a, None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = with(a, Some("not-a-token-of-anyone-000"));
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("unknown bearer token"));
+    let r = with(a, Some("token-of-agent-b-0123456789"));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
+    let r = with(a, Some("token-of-agent-a-0123456789"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 1);
+}
+
+#[test]
+fn malformed_ndjson_is_400_naming_the_line() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    let mut body = events();
+    let good = body.lines().count();
+    body.push_str(
+        "{\"@timestamp\": \"2026-01-01T00:00:00Z\", \"user\": {\"name\": \"hunter2-secret\"\n",
+    );
+    let r = post(&client, &server, &Post::new(a.id, 1, zstd(body.as_bytes()))).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.starts_with(&format!("line {}: ", good + 1)),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("hunter2"), "{}", r.body);
+    assert_eq!(
+        server.count("SELECT count(*) FROM events"),
+        0,
+        "all or nothing"
+    );
+}
+
+#[test]
+fn truncated_and_tampered_zstd_bodies_are_400() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    let z = zstd(events().as_bytes());
+    let r = post(
+        &client,
+        &server,
+        &Post::new(a.id, 1, z[..z.len() / 2].to_vec()),
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("zstd"), "{}", r.body);
+    let mut tampered = z.clone();
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 0x55;
+    tampered[mid + 1] ^= 0xaa;
+    let r = post(&client, &server, &Post::new(a.id, 2, tampered)).unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    let mut p = Post::new(a.id, 3, z);
+    p.encoding = Some("br");
+    assert_eq!(post(&client, &server, &p).unwrap().status, 400);
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
+}
+
+#[test]
+fn zip_bombs_are_413_not_an_oom() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    // 1 GiB of zeros, compressed in a streaming encoder: a few tens of KB on the wire.
+    let zeros = vec![0u8; 1 << 20];
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    for _ in 0..1024 {
+        enc.write_all(&zeros).unwrap();
+    }
+    let bomb = enc.finish().unwrap();
+    assert!(bomb.len() < 256 * 1024, "{}", bomb.len());
+    let r = post(&client, &server, &Post::new(a.id, 1, bomb)).unwrap();
+    assert_eq!(r.status, 413, "{}", r.body);
+    // gzip: 256 MiB of zeros (gzip tops out near 1000:1).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    for _ in 0..256 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let mut p = Post::new(a.id, 2, gz.finish().unwrap());
+    p.encoding = Some("gzip");
+    let r = post(&client, &server, &p).unwrap();
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
+}
+
+#[test]
+fn oversized_body_is_413() {
+    let s = setup();
+    let mut c = config(&s.pki, &s.data, Require::Mtls);
+    c.limits.max_body_bytes = 16 * 1024;
+    let server = TestServer::start(c);
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    let mut body = String::new();
+    while body.len() < 20 * 1024 {
+        body.push_str(&events());
+    }
+    let mut p = Post::new(a.id, 1, body.into_bytes());
+    p.encoding = None;
+    let r = post(&client, &server, &p).unwrap();
+    assert_eq!(r.status, 413, "{}", r.body);
+    // Under the bound once compressed: accepted.
+    let r = post(&client, &server, &Post::new(a.id, 1, zstd(&p.body))).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn protocol_headers_are_checked() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    let body = zstd(events().as_bytes());
+    let mut p = Post::new(a.id, 1, body.clone());
+    p.schema = Some("2");
+    let r = post(&client, &server, &p).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("schema"), "{}", r.body);
+    p.schema = None;
+    assert_eq!(post(&client, &server, &p).unwrap().status, 400);
+    let mut p = Post::new(a.id, 1, body.clone());
+    p.seq = "-1".into();
+    assert_eq!(post(&client, &server, &p).unwrap().status, 400);
+    p.seq = u64::MAX.to_string();
+    assert_eq!(post(&client, &server, &p).unwrap().status, 400);
+    let mut p = Post::new(a.id, 1, body);
+    p.id = "agent-7".into();
+    assert_eq!(post(&client, &server, &p).unwrap().status, 400);
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
+}
+
+#[test]
+fn healthz_needs_no_credentials() {
+    let s = setup();
+    let mut c = config(&s.pki, &s.data, Require::Token);
+    c.auth.tokens_file = Some(tokens_file(
+        &s.root,
+        &[(Uuid::new_v4(), "0123456789abcdef")],
+    ));
+    let server = TestServer::start(c);
+    let client = client_without_cert(&s);
+    let mut r = client.get(server.url("/healthz")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.body_mut().read_to_string().unwrap(), "ok\n");
+    let r = client.get(server.url("/nope")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = client.get(server.url("/v1/batches")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+}
+
+#[test]
+fn stalled_client_is_dropped_after_the_header_timeout() {
+    let s = setup();
+    let mut c = config(&s.pki, &s.data, Require::Mtls);
+    c.limits.header_timeout = Duration::from_millis(300);
+    let server = TestServer::start(c);
+    let start = Instant::now();
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 16];
+    // Sends nothing: the server closes (EOF) rather than waiting forever.
+    let n = tcp.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0);
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // Completes the handshake, then sends no request: dropped after the header timeout too.
+    let a = s.pki.agent();
+    let mut tls = raw_tls(&s, &a, server.addr);
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    let _ = tls.read_to_end(&mut rest);
+    let waited = start.elapsed();
+    assert!(
+        rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"),
+        "{rest:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // And the server still serves others.
+    let client = client(&s.pki.ca(), Some(&a));
+    assert_eq!(
+        post(&client, &server, &Post::new(a.id, 1, Vec::new()))
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[test]
+fn stalled_body_times_out() {
+    let s = setup();
+    let mut c = config(&s.pki, &s.data, Require::Mtls);
+    c.limits.request_timeout = Duration::from_millis(300);
+    let server = TestServer::start(c);
+    let a = s.pki.agent();
+    // A TLS client that sends the headers and half the body, then stalls.
+    let mut tls = raw_tls(&s, &a, server.addr);
+    write!(
+        tls,
+        "POST /v1/batches HTTP/1.1\r\nHost: localhost\r\nAuthtrail-Agent-Id: {}\r\n\
+         Authtrail-Batch-Seq: 1\r\nAuthtrail-Schema: 1\r\nContent-Length: 1000\r\n\r\n{{\"a\":",
+        a.id
+    )
+    .unwrap();
+    tls.flush().unwrap();
+    let start = Instant::now();
+    let mut answer = String::new();
+    let _ = tls.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
+}
+
+#[test]
+fn busy_collector_answers_503_with_retry_after() {
+    let s = setup();
+    let mut c = config(&s.pki, &s.data, Require::Mtls);
+    c.limits.max_concurrent_batches = 1;
+    let server = TestServer::start(c);
+    let a = s.pki.agent();
+    // One batch in progress (its body stalls), holding the only ingest slot.
+    let mut slow = raw_tls(&s, &a, server.addr);
+    write!(
+        slow,
+        "POST /v1/batches HTTP/1.1\r\nHost: localhost\r\nAuthtrail-Agent-Id: {}\r\n\
+         Authtrail-Batch-Seq: 1\r\nAuthtrail-Schema: 1\r\nContent-Length: 1000\r\n\r\n{{",
+        a.id
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let client = client(&s.pki.ca(), Some(&a));
+    let resp = client
+        .post(server.url("/v1/batches"))
+        .header("Authtrail-Agent-Id", a.id.to_string())
+        .header("Authtrail-Batch-Seq", "2")
+        .header("Authtrail-Schema", "1")
+        .send(&b""[..])
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let retry = resp.headers().get("retry-after").unwrap().to_str().unwrap();
+    assert!(retry.parse::<u32>().unwrap() >= 1, "{retry}");
+    drop(slow);
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
+}
+
+/// A blocking rustls client stream (ring), for speaking raw HTTP.
+fn raw_tls(
+    s: &Setup,
+    a: &AgentCert,
+    addr: std::net::SocketAddr,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(s.pki.ca()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from_pem_file(&a.cert).unwrap()],
+            PrivateKeyDer::from_pem_file(&a.key).unwrap(),
+        )
+        .unwrap();
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Spawns `authtrail-collector serve` and returns it with the address it printed.
+fn spawn_collector(config: &std::path::Path) -> (std::process::Child, std::net::SocketAddr) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    let addr = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+fn write_config(s: &Setup, require: Require) -> std::path::PathBuf {
+    let c = config(&s.pki, &s.data, require);
+    let path = s.root.join("collector.toml");
+    std::fs::write(&path, c.to_toml().unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn acknowledged_batch_survives_sigkill() {
+    let s = setup();
+    let path = write_config(&s, Require::Mtls);
+    let a = s.pki.agent();
+    let body = events();
+    let n = body.lines().count() as i64;
+    for seq in 0..3u64 {
+        let (mut child, addr) = spawn_collector(&path);
+        let server_view = FakeServer(addr);
+        let client = client(&s.pki.ca(), Some(&a));
+        let r = post_to(
+            &client,
+            &server_view,
+            &Post::new(a.id, seq, zstd(body.as_bytes())),
+        );
+        // SIGKILL right after the 200: no chance to flush anything more.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let conn = rusqlite_conn(&s.data.join("authtrail.db"));
+        let got: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM events WHERE agent_id = ?1 AND seq = ?2",
+                rusqlite::params![a.id.to_string(), seq as i64],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(got, n, "batch {seq}");
+    }
+}
+
+struct FakeServer(std::net::SocketAddr);
+
+fn post_to(client: &ureq::Agent, server: &FakeServer, p: &Post<'_>) -> Answer {
+    let mut resp = client
+        .post(format!("https://localhost:{}/v1/batches", server.0.port()))
+        .header("Authtrail-Agent-Id", &p.id)
+        .header("Authtrail-Batch-Seq", &p.seq)
+        .header("Authtrail-Schema", "1")
+        .header("Content-Encoding", p.encoding.unwrap_or("identity"))
+        .send(&p.body[..])
+        .unwrap();
+    Answer {
+        status: resp.status().as_u16(),
+        body: resp.body_mut().read_to_string().unwrap(),
+    }
+}
+
+fn run_cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn query_and_stats_commands() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    let body = events();
+    assert_eq!(
+        post(&client, &server, &Post::new(a.id, 1, zstd(body.as_bytes())))
+            .unwrap()
+            .status,
+        200
+    );
+    // Three hosts failing from one address: the fleet-wide detection.
+    let now = jiff::Timestamp::now();
+    let failures: String = ["h1", "h2", "h3"]
+        .iter()
+        .map(|h| {
+            format!(
+                "{{\"@timestamp\":\"{now}\",\"event\":{{\"kind\":\"event\",\"action\":\"auth_failure\",\"outcome\":\"failure\"}},\"host\":{{\"hostname\":\"{h}\"}},\"user\":{{\"name\":\"root\"}},\"source\":{{\"ip\":\"203.0.113.66\",\"port\":4022}},\"process\":{{\"name\":\"sshd\"}},\"authtrail\":{{\"method\":\"password\"}}}}\n"
+            )
+        })
+        .collect();
+    assert_eq!(
+        post(
+            &client,
+            &server,
+            &Post::new(a.id, 2, zstd(failures.as_bytes()))
+        )
+        .unwrap()
+        .status,
+        200
+    );
+    let db = s.data.join("authtrail.db");
+    let db = db.to_str().unwrap();
+
+    let (ok, out, err) = run_cli(&["query", "--db", db, "--source-ip", "127.0.0.51"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let header = lines[0];
+    for col in [
+        "TIME", "HOST", "ACTION", "OUTCOME", "USER", "TARGET", "SOURCE", "PROCESS", "METHOD",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    let expected = body
+        .lines()
+        .filter(|l| l.contains("\"ip\":\"127.0.0.51\""))
+        .count();
+    assert_eq!(lines.len() - 1, expected, "{out}");
+    assert!(
+        lines[1].contains("127.0.0.51:52687") && lines[1].contains("publickey"),
+        "{out}"
+    );
+    // Columns line up: every row's SOURCE starts where the header's does.
+    let col = header.find("SOURCE").unwrap();
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l[col..].starts_with("127.0.0.51")),
+        "{out}"
+    );
+
+    let (ok, out, _) = run_cli(&[
+        "query",
+        "--db",
+        db,
+        "--user",
+        "root",
+        "--action",
+        "auth_failure",
+        "--source-ip",
+        "203.0.113.66",
+        "--since",
+        "1h",
+        "--json",
+    ]);
+    assert!(ok);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(
+        out.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+    let (_, out, _) = run_cli(&["query", "--db", db, "--host", "h2", "--json"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (_, out, _) = run_cli(&["query", "--db", db, "--limit", "2"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+
+    let (ok, out, err) = run_cli(&["stats", "--db", db]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&a.id.to_string()), "{out}");
+    let agent_line = out
+        .lines()
+        .find(|l| l.starts_with(&a.id.to_string()))
+        .unwrap();
+    assert!(agent_line.ends_with("ok"), "{out}");
+    assert!(out.contains("203.0.113.66  3"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("testhost") && l.contains("auth_success")),
+        "{out}"
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    let (_, out, _) = run_cli(&["stats", "--db", db, "--stale-after", "10ms"]);
+    let agent_line = out
+        .lines()
+        .find(|l| l.starts_with(&a.id.to_string()))
+        .unwrap();
+    assert!(agent_line.ends_with("stale"), "{out}");
+}
+
+#[test]
+fn serve_prints_the_chosen_port_and_validate_fills_defaults() {
+    let s = setup();
+    let path = write_config(&s, Require::Mtls);
+    let (ok, out, err) = run_cli(&["validate", "--config", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("max-decompressed-bytes = 67108864"), "{out}");
+    let (mut child, addr) = spawn_collector(&path);
+    assert_ne!(addr.port(), 0);
+    assert!(TcpStream::connect(addr).is_ok());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A config others can write is refused.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (ok, _, err) = run_cli(&["serve", "--config", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("chmod 640"), "{err}");
+}
+
+#[test]
+fn certs_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("pki");
+    let d = d.to_str().unwrap();
+    let (ok, out, err) = run_cli(&[
+        "certs",
+        "init",
+        "--dir",
+        d,
+        "--san",
+        "collector.example.org,10.0.0.5",
+    ]);
+    assert!(ok, "{err}");
+    let pin = out
+        .lines()
+        .find_map(|l| l.strip_prefix("server SPKI SHA-256 pin (base64): "))
+        .unwrap();
+    let (_, pin2, _) = run_cli(&["certs", "pin", &format!("{d}/server.pem")]);
+    assert_eq!(pin, pin2.trim());
+    let id = Uuid::new_v4().to_string();
+    let (ok, out, err) = run_cli(&["certs", "issue-agent", &id, "--dir", d]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&id));
+    let (ok, _, err) = run_cli(&["certs", "issue-agent", "web-1", "--dir", d]);
+    assert!(!ok && err.contains("not a UUID"), "{err}");
+    let (ok, out, _) = run_cli(&["certs", "issue-agent", "--dir", d]);
+    assert!(ok);
+    let new_id = out
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("agent id:")
+        .unwrap()
+        .trim();
+    assert!(Uuid::parse_str(new_id).is_ok());
+}
