@@ -1,1 +1,3 @@
-//! Helpers for the end-to-end tests live in `util.rs`; the tests in `tests.rs`.
+//! authtrail's end-to-end tests. This library is empty on purpose: the tests are one
+//! integration-test binary, `tests.rs`, with their helpers in `util.rs` (the ripgrep layout),
+//! and the scripts they run under `e2e/`.

@@ -54,6 +54,85 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// Where events go. Defaults to `stdout`.
     pub sink: SinkConfig,
+    /// The edge detections run on every event before it is shipped.
+    pub detect: DetectSettings,
+}
+
+/// `[detect]`: the agent's edge detections (alerts are events with `event.kind = "alert"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DetectSettings {
+    /// Run the detections. Defaults to true.
+    pub enabled: bool,
+    /// Brute force: this many password/key attempts from one address... Defaults to 10.
+    pub brute_force_threshold: u32,
+    /// ...within this window. Defaults to 5m.
+    #[serde(with = "humantime_serde")]
+    pub brute_force_window: Duration,
+    /// Password spray: attempts against this many distinct user names from one address...
+    /// Defaults to 5.
+    pub spray_threshold: u32,
+    /// ...within this window. Defaults to 10m.
+    #[serde(with = "humantime_serde")]
+    pub spray_window: Duration,
+    /// Success after failures: a login that follows this many failures (from its address, or
+    /// for its user)... Defaults to 3.
+    pub success_after_failures_threshold: u32,
+    /// ...within this window. Defaults to 10m.
+    #[serde(with = "humantime_serde")]
+    pub success_after_failures_window: Duration,
+    /// Also count failures for the same user from other addresses (a stolen password used
+    /// after guessing elsewhere). Defaults to true.
+    pub success_after_failures_by_user: bool,
+    /// Alert when a user logs in from an address not seen for them before. Defaults to true.
+    pub first_seen_source: bool,
+    /// No first-seen alerts during this long after the agent starts (it learns the usual
+    /// addresses first; its memory of them is not kept across restarts). Defaults to 1d.
+    #[serde(with = "humantime_serde")]
+    pub first_seen_learning: Duration,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        let d = agent_core::detect::DetectConfig::default();
+        DetectSettings {
+            enabled: true,
+            brute_force_threshold: d.brute_force.threshold,
+            brute_force_window: Duration::from_secs(d.brute_force.window_secs.into()),
+            spray_threshold: d.password_spray.threshold,
+            spray_window: Duration::from_secs(d.password_spray.window_secs.into()),
+            success_after_failures_threshold: d.success_after_failures.threshold,
+            success_after_failures_window: Duration::from_secs(
+                d.success_after_failures.window_secs.into(),
+            ),
+            success_after_failures_by_user: d.success_after_failures.by_user,
+            first_seen_source: d.first_seen_source.enabled,
+            first_seen_learning: Duration::from_secs(d.first_seen_source.learning_secs.into()),
+        }
+    }
+}
+
+impl DetectSettings {
+    /// The detector's configuration; `seed` keys its hash tables (pass a random value).
+    pub fn to_detect_config(&self, seed: u32) -> agent_core::detect::DetectConfig {
+        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX).max(1);
+        let mut c = agent_core::detect::DetectConfig::default();
+        c.brute_force.enabled = self.enabled;
+        c.brute_force.threshold = self.brute_force_threshold.max(1);
+        c.brute_force.window_secs = secs(self.brute_force_window);
+        c.password_spray.enabled = self.enabled;
+        c.password_spray.threshold = self.spray_threshold.max(1);
+        c.password_spray.window_secs = secs(self.spray_window);
+        c.success_after_failures.enabled = self.enabled;
+        c.success_after_failures.threshold = self.success_after_failures_threshold.max(1);
+        c.success_after_failures.window_secs = secs(self.success_after_failures_window);
+        c.success_after_failures.by_user = self.success_after_failures_by_user;
+        c.first_seen_source.enabled = self.enabled && self.first_seen_source;
+        c.first_seen_source.learning_secs =
+            u32::try_from(self.first_seen_learning.as_secs()).unwrap_or(u32::MAX);
+        c.hash_seed = seed;
+        c
+    }
 }
 
 /// One `[[source]]`.
@@ -167,6 +246,181 @@ pub enum SinkConfig {
         /// The file, absolute; its directory must exist. Required: no default.
         path: PathBuf,
     },
+    /// Batches of ECS NDJSON, compressed, spooled to the state dir and shipped over HTTPS to an
+    /// authtrail collector (or any receiver of compressed NDJSON over HTTP). See
+    /// [`crate::ship`].
+    Collector(Box<CollectorConfig>),
+}
+
+/// `[sink] type = "collector"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CollectorConfig {
+    /// The collector's base URL; batches go to `{url}/v1/batches`. `https://` only: there is no
+    /// plaintext fallback, ever. Required: defaults to none.
+    pub url: String,
+    /// Body compression: `zstd`, `gzip` or `none`. Defaults to `zstd`.
+    pub compression: Compression,
+    /// A batch closes when it holds this many events. Defaults to 5000.
+    pub batch_max_events: usize,
+    /// A batch closes when its uncompressed NDJSON reaches this many bytes (at most 64 MiB, the
+    /// collector's decompressed bound). Defaults to 1048576 (1 MiB).
+    pub batch_max_bytes: usize,
+    /// A batch closes when its oldest event is this old. Defaults to 1 s.
+    #[serde(with = "humantime_serde")]
+    pub batch_max_age: Duration,
+    /// When nothing was shipped for this long, a heartbeat batch (one `event.kind = "state"`
+    /// document with the host facts) is sent so the collector can tell a quiet host from a dead
+    /// agent. Defaults to 60 s.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Longest one request (connect, TLS, send, answer) may take before it counts as failed
+    /// and is retried. Defaults to 30 s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// An HTTP CONNECT proxy, `http://host:port` (the TLS session to the collector runs through
+    /// the tunnel, end to end). Defaults to none: then `HTTPS_PROXY`/`https_proxy` is used,
+    /// unless the collector's host matches `NO_PROXY`/`no_proxy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// `[sink.spool]`.
+    pub spool: SpoolConfig,
+    /// `[sink.tls]`.
+    pub tls: CollectorTlsConfig,
+    /// `[sink.auth]`.
+    pub auth: CollectorAuthConfig,
+    /// `[sink.retry]`.
+    pub retry: RetryConfig,
+}
+
+/// Body compression of a batch (`Content-Encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    /// zstd, level 3.
+    #[default]
+    Zstd,
+    /// gzip (deflate), level 6.
+    Gzip,
+    /// Plain NDJSON.
+    None,
+}
+
+/// What a full spool does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpoolPolicy {
+    /// Delete the oldest spooled batches to make room; the count is logged and an alert event
+    /// (`event.action = "spool_dropped"`) goes out in the next batch.
+    #[default]
+    DropOldest,
+    /// Refuse the commit: reading pauses and the logs are the buffer until the collector
+    /// catches up. Nothing is dropped, but a log rotated away meanwhile is missed.
+    Block,
+}
+
+/// `[sink.spool]`: closed batches on disk (`state-dir/spool/`) until the collector takes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SpoolConfig {
+    /// Spool batches to disk. With `false`, a commit waits for the collector's 2xx: the log
+    /// itself is the buffer and checkpoints advance only on acknowledgement. Defaults to true.
+    pub enabled: bool,
+    /// Most bytes of spooled batches (compressed, with headers); at least twice
+    /// `batch-max-bytes`. Defaults to 268435456 (256 MiB).
+    pub max_bytes: u64,
+    /// `drop-oldest` or `block` when the spool is full. Defaults to `drop-oldest`, as the
+    /// design notes say: a long outage must not stop the agent from seeing new logins.
+    pub policy: SpoolPolicy,
+}
+
+/// `[sink.tls]`: how the collector is trusted and how the agent proves who it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CollectorTlsConfig {
+    /// PEM file of the CA certificate(s) that sign the collector's certificate. Defaults to
+    /// none: the system trust store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Name sent as SNI and checked against the collector's certificate, when it differs from
+    /// the URL's host (e.g. connecting by IP address). Defaults to the URL's host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Base64 SHA-256 digests of the collector's public key (SubjectPublicKeyInfo); when set,
+    /// the leaf certificate's key must match one of them in addition to normal verification.
+    /// List two to rotate keys. Defaults to none.
+    pub pin_sha256: Vec<String>,
+    /// PEM client certificate (chain) for mTLS; with `key-file`. Re-read when the file changes.
+    /// Defaults to none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert-file` (PKCS#8, PKCS#1 or SEC1). Defaults to none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[sink.auth]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CollectorAuthConfig {
+    /// File holding a bearer token (surrounding white space ignored), sent as
+    /// `Authorization: Bearer`; re-read when it changes. Defaults to none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[sink.retry]`: exponential backoff with full jitter between failed sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RetryConfig {
+    /// Backoff ceiling after the first failure (the wait is random in 0 to this). Defaults to
+    /// 1 s.
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
+    /// Largest backoff ceiling; doubling stops here. Defaults to 5 min.
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+}
+
+/// Largest `batch-max-bytes`: the collector refuses bodies over 64 MiB decompressed.
+pub const BATCH_MAX_BYTES_LIMIT: usize = 64 * 1024 * 1024;
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            url: String::new(),
+            compression: Compression::Zstd,
+            batch_max_events: 5000,
+            batch_max_bytes: 1024 * 1024,
+            batch_max_age: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
+            proxy: None,
+            spool: SpoolConfig::default(),
+            tls: CollectorTlsConfig::default(),
+            auth: CollectorAuthConfig::default(),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            enabled: true,
+            max_bytes: 256 * 1024 * 1024,
+            policy: SpoolPolicy::DropOldest,
+        }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        }
+    }
 }
 
 impl Default for Config {
@@ -179,6 +433,7 @@ impl Default for Config {
             include_message: true,
             sources: Vec::new(),
             sink: SinkConfig::default(),
+            detect: DetectSettings::default(),
         }
     }
 }
@@ -410,6 +665,14 @@ pub enum ConfigError {
     /// `hostname = ""`: a field is absent when unknown, never empty.
     #[error("hostname = \"\": leave `hostname` out to use the system's name")]
     EmptyHostname,
+    /// A `[sink] type = "collector"` setting that cannot work.
+    #[error("[sink] {key}: {reason}")]
+    Collector {
+        /// The key (`url`, `tls.pin-sha256`...).
+        key: &'static str,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
     /// The file sink's directory is missing or not a directory.
     #[error("[sink] path = {:?}: {reason}", .path)]
     SinkPath {
@@ -591,6 +854,9 @@ impl Config {
         }
         if let SinkConfig::File { path } = &self.sink {
             validate_sink_path(path, &mut errors);
+        }
+        if let SinkConfig::Collector(c) = &self.sink {
+            validate_collector(c, &mut errors);
         }
         if errors.is_empty() {
             Ok(())
@@ -797,6 +1063,91 @@ fn validate_sink_path(path: &Path, errors: &mut Vec<ConfigError>) {
                 dir.display()
             ),
         }),
+    }
+}
+
+fn validate_collector(c: &CollectorConfig, errors: &mut Vec<ConfigError>) {
+    let mut bad = |key: &'static str, reason: String| {
+        errors.push(ConfigError::Collector { key, reason });
+    };
+    if let Err(reason) = crate::ship::CollectorUrl::parse(&c.url) {
+        bad("url", reason);
+    }
+    if c.batch_max_events == 0 {
+        bad(
+            "batch-max-events",
+            "must be greater than zero; the default is 5000".into(),
+        );
+    }
+    if c.batch_max_bytes == 0 || c.batch_max_bytes > BATCH_MAX_BYTES_LIMIT {
+        bad(
+            "batch-max-bytes",
+            format!(
+                "must be between 1 and {BATCH_MAX_BYTES_LIMIT} (64 MiB, what the collector \
+                 accepts decompressed); the default is 1048576"
+            ),
+        );
+    }
+    for (key, d) in [
+        ("batch-max-age", c.batch_max_age),
+        ("heartbeat", c.heartbeat),
+        ("timeout", c.timeout),
+        ("retry.initial", c.retry.initial),
+        ("retry.max", c.retry.max),
+    ] {
+        if d.is_zero() {
+            bad(key, "must be greater than zero".into());
+        }
+    }
+    if c.retry.max < c.retry.initial {
+        bad("retry.max", "must not be smaller than retry.initial".into());
+    }
+    if c.spool.max_bytes < 2 * c.batch_max_bytes as u64 {
+        bad(
+            "spool.max-bytes",
+            format!(
+                "{} is less than twice batch-max-bytes ({}): the spool must hold at least two \
+                 batches; the default is 268435456 (256 MiB)",
+                c.spool.max_bytes, c.batch_max_bytes
+            ),
+        );
+    }
+    if let Some(proxy) = &c.proxy
+        && let Err(reason) = crate::ship::ProxyUrl::parse(proxy)
+    {
+        bad("proxy", reason);
+    }
+    let t = &c.tls;
+    for (key, path) in [
+        ("tls.ca-file", &t.ca_file),
+        ("tls.cert-file", &t.cert_file),
+        ("tls.key-file", &t.key_file),
+        ("auth.token-file", &c.auth.token_file),
+    ] {
+        if let Some(p) = path
+            && !p.is_absolute()
+        {
+            bad(key, format!("{} must be an absolute path", p.display()));
+        }
+    }
+    if t.cert_file.is_some() != t.key_file.is_some() {
+        bad(
+            "tls.cert-file",
+            "set both `cert-file` and `key-file` for a client certificate, or neither".into(),
+        );
+    }
+    if let Some(name) = &t.server_name
+        && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
+    {
+        bad(
+            "tls.server-name",
+            format!("{name:?} is not a DNS name or IP address"),
+        );
+    }
+    for pin in &t.pin_sha256 {
+        if let Err(reason) = crate::ship::tls::decode_pin(pin) {
+            bad("tls.pin-sha256", reason);
+        }
     }
 }
 

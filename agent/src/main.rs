@@ -52,6 +52,26 @@ enum Command {
     /// Show each source the agent will read, why default sources were chosen, and which files
     /// each path or glob matches now.
     Sources,
+    /// Run the agent in the foreground (the service's entry point) until SIGTERM. SIGHUP reloads
+    /// the config.
+    Run,
+    /// Show a running agent's sources: position, lag in bytes, events read, lines rejected.
+    Status {
+        /// Print the raw status JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set this host up to run the agent as a service without a package: the `authtrail`
+    /// user (groups adm, systemd-journal), /etc/authtrail, /var/lib/authtrail, this binary as
+    /// /usr/local/bin/authtrail, the systemd unit, and the example config if there is none.
+    Install {
+        /// Install under this root instead of `/` (image builders, tests).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        prefix: PathBuf,
+        /// Print what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn parse_rfc3339(s: &str) -> Result<agent_core::Timestamp, String> {
@@ -123,6 +143,24 @@ fn main() -> ExitCode {
             )
             .map(config_verdict)
         }
+        Command::Run => {
+            agent::run::run(&agent::run::Options { config: cli.config }).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Status { json } => {
+            cmd::status::run(&cli.config, json, &mut std::io::stdout().lock())
+                .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Install { prefix, dry_run } => std::env::current_exe()
+            .map_err(anyhow::Error::from)
+            .and_then(|binary| {
+                let opts = cmd::install::Options {
+                    prefix,
+                    dry_run,
+                    binary,
+                };
+                cmd::install::run(&opts, &mut std::io::stdout().lock())
+            })
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -60,8 +60,11 @@ pub struct Renderer {
     previous: HashMap<StreamKey, Vec<u8>>,
     sequence: u64,
     json: String,
+    detector: Option<Box<agent_core::detect::DefaultDetector>>,
     /// Per source.
     pub counters: HashMap<Arc<str>, SourceCounters>,
+    /// Alerts raised by the detector.
+    pub alerts: u64,
 }
 
 /// One rendered event, borrowed from the renderer for the duration of the callback.
@@ -71,6 +74,8 @@ pub struct Rendered<'a> {
     pub event: &'a LoginEvent<'a>,
     /// Its ECS JSON, one line, no newline.
     pub json: &'a [u8],
+    /// True for a detection alert (raised by the event before it), which the sink ships at once.
+    pub alert: bool,
 }
 
 impl Renderer {
@@ -83,8 +88,16 @@ impl Renderer {
             previous: HashMap::new(),
             sequence: first_sequence,
             json: String::with_capacity(2048),
+            detector: None,
             counters: HashMap::new(),
+            alerts: 0,
         }
+    }
+
+    /// Runs the edge detections on every event from now on.
+    pub fn with_detector(mut self, config: agent_core::detect::DetectConfig) -> Self {
+        self.detector = Some(Box::new(agent_core::detect::Detector::new(config)));
+        self
     }
 
     /// The next `event.sequence` to be given out.
@@ -148,9 +161,7 @@ impl Renderer {
                     previous_line = self.previous.get(&chunk.stream).cloned();
                     match &previous_line {
                         Some(prev) => parse_line(prev, &ctx),
-                        None => Parsed::Noise {
-                            program: Text(b""),
-                        },
+                        None => Parsed::Noise { program: Text(b"") },
                     }
                 }
                 other => other,
@@ -195,7 +206,28 @@ impl Renderer {
             emit(Rendered {
                 event: &event,
                 json: self.json.as_bytes(),
+                alert: false,
             })?;
+            if let Some(detector) = self.detector.as_deref_mut() {
+                for alert in detector.observe(&event) {
+                    let envelope = Envelope {
+                        sequence: Some(self.sequence),
+                        log_path: None,
+                        log_offset: None,
+                        message: None,
+                        ..envelope
+                    };
+                    self.sequence += 1;
+                    self.alerts += 1;
+                    self.json.clear();
+                    let _ = ecs::write_alert(&mut self.json, &alert, &envelope);
+                    emit(Rendered {
+                        event: &event,
+                        json: self.json.as_bytes(),
+                        alert: true,
+                    })?;
+                }
+            }
         }
         Ok(())
     }

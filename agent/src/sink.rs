@@ -5,6 +5,15 @@
 //! and fsync'd, spooled, or acknowledged by a collector), and only then do source checkpoints
 //! advance past them. A crash between `send` and `commit` therefore re-reads those lines on
 //! restart: at-least-once, never a gap.
+//!
+//! Exactly-once needs one more step, because the sink's data and the checkpoint file are two
+//! files written one after the other. After each commit the pipeline asks the sink for its
+//! [`SinkMark`] (the file sink: its file's inode and length; the collector sink: the last spooled
+//! batch) and persists it *with* the positions. On start the pipeline hands the persisted mark to
+//! [`Sink::recover`], which discards whatever the sink holds beyond it: output written after the
+//! last persisted checkpoint, whose lines will be read and written again. A sink that ships data
+//! onwards (the collector sink) must not ship anything beyond the mark it was last given by
+//! [`Sink::release`], or the discarded copy could already be downstream.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -23,6 +32,17 @@ pub enum SinkError {
     },
 }
 
+/// A sink's durable position, stored with the checkpoints (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SinkMark {
+    /// Which object the offset is in (the file sink: the output file's inode).
+    pub object: u64,
+    /// How far it is durable (the file sink: the file's length; the collector sink: the last
+    /// spooled batch's sequence number).
+    pub offset: u64,
+}
+
 /// Where events go.
 pub trait Sink: Send {
     /// Takes one event rendered as one line of ECS JSON (without the newline). `alert` is true
@@ -30,10 +50,37 @@ pub trait Sink: Send {
     fn send(&mut self, event: &[u8], alert: bool) -> Result<(), SinkError>;
 
     /// Makes every event sent so far durable. Checkpoints advance only after this returns `Ok`.
+    /// On `Err` the sink keeps what it was sent, the pipeline stops reading (the logs are the
+    /// buffer) and retries the commit later.
     fn commit(&mut self) -> Result<(), SinkError>;
+
+    /// True when the sink wants a commit now (a batch is full, or an alert must go out at once).
+    fn wants_commit(&self) -> bool {
+        false
+    }
+
+    /// Longest an event may wait for a commit (the batch age). Defaults to 500 ms.
+    fn max_age(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(500)
+    }
 
     /// A short description for logs and `authtrail status`.
     fn describe(&self) -> String;
+
+    /// The durable position after the last successful [`Sink::commit`].
+    fn mark(&self) -> SinkMark {
+        SinkMark::default()
+    }
+
+    /// The checkpoints covering everything up to `mark` are persisted: what the sink holds up to
+    /// there may now go downstream.
+    fn release(&mut self, _mark: SinkMark) {}
+
+    /// Called once before anything is sent, with the mark persisted at the last commit (`None`
+    /// on a first start): discard whatever the sink holds beyond it (it will be re-read).
+    fn recover(&mut self, _mark: Option<SinkMark>) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// ECS NDJSON on standard output; `commit` flushes (a pipe reader is "downstream").
@@ -88,6 +135,8 @@ pub struct FileSink {
     path: PathBuf,
     out: BufWriter<File>,
     ino: u64,
+    /// Length of the file after the last commit.
+    committed_len: u64,
 }
 
 impl FileSink {
@@ -97,10 +146,12 @@ impl FileSink {
             target: path.display().to_string(),
             source,
         })?;
+        let committed_len = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(FileSink {
             path: path.to_owned(),
             out: BufWriter::with_capacity(256 * 1024, file),
             ino,
+            committed_len,
         })
     }
 
@@ -135,10 +186,17 @@ impl Sink for FileSink {
         use std::os::unix::fs::MetadataExt;
         self.out.flush().map_err(|e| self.io_err(e))?;
         self.out.get_ref().sync_data().map_err(|e| self.io_err(e))?;
+        self.committed_len = self
+            .out
+            .get_ref()
+            .metadata()
+            .map_err(|e| self.io_err(e))?
+            .len();
         // Rotated away (renamed or deleted)? Start a new file for what comes next.
         let moved = std::fs::metadata(&self.path).map_or(true, |m| m.ino() != self.ino);
         if moved {
             let (file, ino) = open_append(&self.path).map_err(|e| self.io_err(e))?;
+            self.committed_len = file.metadata().map_err(|e| self.io_err(e))?.len();
             self.out = BufWriter::with_capacity(256 * 1024, file);
             self.ino = ino;
         }
@@ -147,6 +205,32 @@ impl Sink for FileSink {
 
     fn describe(&self) -> String {
         format!("file {}", self.path.display())
+    }
+
+    fn mark(&self) -> SinkMark {
+        SinkMark {
+            object: self.ino,
+            offset: self.committed_len,
+        }
+    }
+
+    /// Output written after the last persisted checkpoint (a crash between the data's fsync and
+    /// the checkpoint's) is cut off: its lines are read and written again.
+    fn recover(&mut self, mark: Option<SinkMark>) -> Result<(), SinkError> {
+        let Some(mark) = mark else { return Ok(()) };
+        let file = self.out.get_ref();
+        let len = file.metadata().map_err(|e| self.io_err(e))?.len();
+        if mark.object == self.ino && len > mark.offset {
+            eprintln!(
+                "authtrail: warning: {}: dropping the last {} bytes, written after the last checkpoint; their lines will be read again",
+                self.path.display(),
+                len - mark.offset
+            );
+            file.set_len(mark.offset).map_err(|e| self.io_err(e))?;
+            file.sync_all().map_err(|e| self.io_err(e))?;
+            self.committed_len = mark.offset;
+        }
+        Ok(())
     }
 }
 
@@ -203,5 +287,24 @@ mod tests {
         let new = std::fs::read_to_string(&path).unwrap();
         assert_eq!(old, "{\"a\":1}\n{\"a\":2}\n");
         assert_eq!(new, "{\"a\":3}\n");
+    }
+
+    #[test]
+    fn recover_cuts_output_written_after_the_persisted_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let mut sink = FileSink::open(&path).unwrap();
+        sink.send(b"{\"a\":1}", false).unwrap();
+        sink.commit().unwrap();
+        let mark = sink.mark();
+        sink.send(b"{\"a\":2}", false).unwrap();
+        sink.commit().unwrap(); // durable, but its checkpoint was never persisted
+        drop(sink);
+        let mut sink = FileSink::open(&path).unwrap();
+        sink.recover(Some(mark)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n");
+        // A mark for another file (rotated away) leaves this one alone.
+        sink.recover(Some(SinkMark { object: mark.object + 1, offset: 0 })).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n");
     }
 }

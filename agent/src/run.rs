@@ -1,0 +1,674 @@
+//! `authtrail run`: the service. Sources on their own threads, the pipeline on this one.
+//!
+//! Signals: SIGTERM and SIGINT stop the agent gracefully (sources stop, what was read is rendered
+//! and committed, checkpoints are persisted, exit 0); SIGHUP reloads the configuration: sources
+//! that were added start, sources that were removed stop, changed sources restart from their
+//! checkpoints; no position is lost. A status file (`status.json` in the state dir) is rewritten
+//! every second for `authtrail status`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use agent_core::Timestamp;
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::pipeline::{Pending, Renderer, SourceCounters, Stamp};
+use crate::sink::{FileSink, Sink, StdoutSink};
+use crate::source::checkpoint::Checkpoints;
+use crate::source::file::{FileSource, FileStatus};
+use crate::source::journald::{JournaldSource, JournaldStatus};
+use crate::source::utmp::{UtmpSource, UtmpStatus};
+use crate::source::{Chunk, Position, StreamKey};
+
+/// Chunks in flight between the sources and the pipeline. With chunks of at most 256 KiB this
+/// bounds the memory the backlog can take at 4 MiB, whatever the size of the backlog.
+pub const CHANNEL_CHUNKS: usize = 16;
+
+/// Bytes of rendered events after which the pipeline commits early, whatever the sink says.
+pub const COMMIT_BYTES: usize = 4 << 20;
+
+/// How long the pipeline waits before retrying a failed commit (reading is paused meanwhile).
+pub const COMMIT_RETRY: Duration = Duration::from_millis(500);
+
+/// How often checkpoints are persisted (they are also persisted at a clean stop).
+pub const PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the status file is rewritten.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Longest the run loop sleeps when nothing happens (the latency of SIGTERM and SIGHUP).
+pub const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+/// The status file's name in the state dir.
+pub const STATUS_FILE: &str = "status.json";
+
+/// Options of `authtrail run`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The config file.
+    pub config: PathBuf,
+}
+
+/// What `authtrail status` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StatusReport {
+    /// The agent's pid.
+    pub pid: u32,
+    /// `agent.id`.
+    pub agent_id: String,
+    /// When this file was written (RFC 3339).
+    pub updated: String,
+    /// The sink.
+    pub sink: String,
+    /// Events committed to the sink since start.
+    pub events_committed: u64,
+    /// Commits that failed since start (retried).
+    pub commit_failures: u64,
+    /// Each source.
+    pub sources: Vec<SourceReport>,
+}
+
+/// One source in the status report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SourceReport {
+    /// Its name.
+    pub name: String,
+    /// `file`, `journald` or `utmp`.
+    pub kind: String,
+    /// What the pipeline counted.
+    pub counters: SourceCounters,
+    /// The streams it follows.
+    pub streams: Vec<StreamReport>,
+}
+
+/// One followed stream (a file or a journal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StreamReport {
+    /// The path, for files.
+    pub path: Option<String>,
+    /// Bytes read (files).
+    pub offset: Option<u64>,
+    /// File size at the last look.
+    pub size: Option<u64>,
+    /// `size - offset`.
+    pub lag_bytes: Option<u64>,
+    /// The journal cursor read up to.
+    pub cursor: Option<String>,
+}
+
+enum StatusHandle {
+    File(Arc<FileStatus>),
+    Journald(Arc<JournaldStatus>),
+    Utmp(Arc<UtmpStatus>),
+}
+
+struct Running {
+    config: SourceConfig,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+    status: StatusHandle,
+}
+
+/// Starts a source thread.
+fn start_source(
+    name: &str,
+    config: &SourceConfig,
+    start: HashMap<StreamKey, Position>,
+    first_start: bool,
+    max_line: usize,
+    tx: SyncSender<Chunk>,
+) -> anyhow::Result<Running> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let name: Arc<str> = Arc::from(name);
+    let thread_name = format!("source-{name}");
+    let stop2 = stop.clone();
+    let (status, spawn): (StatusHandle, Box<dyn FnOnce() + Send>) = match config {
+        SourceConfig::File(c) => {
+            let src = FileSource::new(c, name, start, max_line, first_start);
+            (
+                StatusHandle::File(src.status()),
+                Box::new(move || src.run(tx, stop2)),
+            )
+        }
+        SourceConfig::Journald(c) => {
+            let src = JournaldSource::new(c, name, start, first_start).with_max_line(max_line);
+            (
+                StatusHandle::Journald(src.status()),
+                Box::new(move || src.run(tx, stop2)),
+            )
+        }
+        SourceConfig::Utmp(c) => {
+            let src = UtmpSource::new(c, name, start, first_start);
+            (
+                StatusHandle::Utmp(src.status()),
+                Box::new(move || src.run(tx, stop2)),
+            )
+        }
+    };
+    let thread = std::thread::Builder::new()
+        .name(thread_name)
+        .spawn(spawn)
+        .context("starting a source thread")?;
+    Ok(Running {
+        config: config.clone(),
+        stop,
+        thread,
+        status,
+    })
+}
+
+/// The configured sink. The collector sink also needs the state dir (its spool and batch
+/// sequence), the agent id (`Authtrail-Agent-Id`) and the host facts (its heartbeats).
+fn open_sink(
+    config: &Config,
+    agent_id: uuid::Uuid,
+    facts: &crate::host::HostFacts,
+) -> anyhow::Result<Box<dyn Sink>> {
+    Ok(match &config.sink {
+        SinkConfig::Stdout => Box::new(StdoutSink::new()),
+        SinkConfig::File { path } => Box::new(FileSink::open(path)?),
+        SinkConfig::Collector(c) => {
+            let mut facts = facts.clone();
+            if config.hostname.is_some() {
+                facts.hostname.clone_from(&config.hostname);
+            }
+            let sink = crate::ship::CollectorSink::open(
+                c,
+                &config.state_dir,
+                &agent_id.to_string(),
+                facts,
+            )
+            .with_context(|| format!("starting the collector sink for {}", c.url))?;
+            Box::new(sink)
+        }
+    })
+}
+
+fn now() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: d.subsec_nanos(),
+    }
+}
+
+fn warn(msg: impl std::fmt::Display) {
+    eprintln!("authtrail: warning: {msg}");
+}
+
+fn info(msg: impl std::fmt::Display) {
+    eprintln!("authtrail: {msg}");
+}
+
+fn load(path: &Path) -> anyhow::Result<(Config, Option<String>)> {
+    Config::load_effective(path, Path::new("/")).map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}", text.join("\n"))
+    })
+}
+
+/// Runs the agent until SIGTERM/SIGINT. Returns after a clean stop.
+pub fn run(opts: &Options) -> anyhow::Result<()> {
+    let (config, why) = load(&opts.config)?;
+    if let Some(why) = why {
+        info(format_args!("no [[source]] configured: {why}"));
+    }
+    let zone = config.zone().map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating state dir {}", config.state_dir.display()))?;
+    let agent_id = crate::host::agent_id(&config.state_dir)
+        .with_context(|| format!("reading the agent id in {}", config.state_dir.display()))?;
+    let facts = crate::host::HostFacts::collect();
+    let (mut checkpoints, warning) = Checkpoints::load(&config.state_dir);
+    if let Some(w) = warning {
+        warn(w);
+    }
+    let first_start = checkpoints.is_new();
+
+    let terminate = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, terminate.clone())
+            .context("installing signal handlers")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("installing signal handlers")?;
+
+    let mut sink = open_sink(&config, agent_id, &facts)?;
+    let stamp = Stamp {
+        hostname: config.hostname.clone().or(facts.hostname.clone()),
+        host_id: facts.host_id.clone(),
+        agent_id: Some(agent_id.to_string()),
+        agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+    };
+    let mut renderer = Renderer::new(stamp, zone, config.include_message, checkpoints.sequence());
+    let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
+    let mut running: BTreeMap<String, Running> = BTreeMap::new();
+    let mut max_line = config.max_line_bytes;
+    for (name, source) in config.named_sources() {
+        let r = start_source(
+            &name,
+            &source,
+            checkpoints.snapshot(),
+            first_start,
+            max_line,
+            tx.clone(),
+        )?;
+        running.insert(name, r);
+    }
+    info(format_args!(
+        "agent {agent_id} running: {} source(s), sink {}",
+        running.len(),
+        sink.describe()
+    ));
+    let mut config = config;
+
+    let mut pipeline = Loop {
+        pending: Pending::default(),
+        uncommitted_bytes: 0,
+        first_uncommitted: None,
+        last_persist: Instant::now(),
+        last_status: Instant::now() - STATUS_INTERVAL,
+        events_committed: 0,
+        events_uncommitted: 0,
+        commit_failures: 0,
+        blocked: false,
+    };
+
+    let mut last_written: Option<(StatusReport, Instant)> = None;
+    loop {
+        if terminate.load(Ordering::Relaxed) {
+            break;
+        }
+        if reload.swap(false, Ordering::Relaxed) {
+            match load(&opts.config) {
+                Ok((new_config, _)) => {
+                    // Settle what is in flight so restarted sources resume where we are.
+                    pipeline.commit(&mut *sink, &mut checkpoints, &renderer);
+                    let _ = checkpoints.persist();
+                    reconcile(
+                        &mut running,
+                        &new_config,
+                        &mut checkpoints,
+                        &tx,
+                        &rx,
+                        &mut renderer,
+                        &mut *sink,
+                        &mut pipeline,
+                    )?;
+                    max_line = new_config.max_line_bytes;
+                    let _ = max_line;
+                    config = new_config;
+                    info("configuration reloaded");
+                }
+                Err(e) => warn(format_args!(
+                    "configuration not reloaded, keeping the running one: {e:#}"
+                )),
+            }
+        }
+        if pipeline.blocked {
+            // The sink refused the last commit: read nothing more (the logs are the buffer)
+            // until it takes what it holds.
+            std::thread::sleep(COMMIT_RETRY);
+            pipeline.commit(&mut *sink, &mut checkpoints, &renderer);
+        } else {
+            // Sleep until a chunk comes, the oldest uncommitted event is due, or a second passes
+            // (signals are flags, seen at the next wake-up): an idle agent wakes once a second.
+            let wait = match pipeline.first_uncommitted {
+                Some(t) => sink
+                    .max_age()
+                    .saturating_sub(t.elapsed())
+                    .max(Duration::from_millis(5)),
+                None => IDLE_WAKE,
+            };
+            match rx.recv_timeout(wait) {
+                Ok(chunk) => pipeline.take(chunk, &mut renderer, &mut *sink)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            pipeline.maybe_commit(&mut *sink, &mut checkpoints, &renderer);
+        }
+        if pipeline.last_persist.elapsed() >= PERSIST_INTERVAL {
+            // Normally a no-op: commits persist at once. This retries a failed persist.
+            match checkpoints.persist() {
+                Ok(()) => {
+                    if let Some(mark) = checkpoints.sink_mark() {
+                        sink.release(mark);
+                    }
+                }
+                Err(e) => warn(format_args!("persisting checkpoints: {e}")),
+            }
+            pipeline.last_persist = Instant::now();
+        }
+        if pipeline.last_status.elapsed() >= STATUS_INTERVAL {
+            pipeline.last_status = Instant::now();
+            let mut report = status_report(
+                &agent_id.to_string(),
+                &*sink,
+                &running,
+                &renderer,
+                &pipeline,
+            );
+            // Rewrite only on change (or once a minute), so an idle agent leaves the disk alone.
+            let updated = std::mem::take(&mut report.updated);
+            let stale = last_written
+                .as_ref()
+                .is_none_or(|(r, at): &(StatusReport, Instant)| {
+                    *r != report || at.elapsed() >= Duration::from_secs(60)
+                });
+            if stale {
+                let mut written = report.clone();
+                written.updated = updated;
+                match write_status(&config.state_dir, &written) {
+                    Ok(()) => last_written = Some((report, Instant::now())),
+                    Err(e) => warn(format_args!("writing the status file: {e}")),
+                }
+            }
+        }
+    }
+
+    // Graceful stop: stop the sources, drain what they sent, commit, persist.
+    info("stopping");
+    for r in running.values() {
+        r.stop.store(true, Ordering::Relaxed);
+    }
+    drop(tx);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(chunk) => pipeline.take(chunk, &mut renderer, &mut *sink)?,
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                if running.values().all(|r| r.thread.is_finished()) || Instant::now() > deadline {
+                    // Anything still queued is drained below.
+                    while let Ok(chunk) = rx.try_recv() {
+                        pipeline.take(chunk, &mut renderer, &mut *sink)?;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    pipeline.commit(&mut *sink, &mut checkpoints, &renderer);
+    checkpoints
+        .persist()
+        .context("persisting checkpoints at stop")?;
+    let report = status_report(
+        &agent_id.to_string(),
+        &*sink,
+        &running,
+        &renderer,
+        &pipeline,
+    );
+    let _ = write_status(&config.state_dir, &report);
+    for (_, r) in running {
+        let _ = r.thread.join();
+    }
+    info(format_args!(
+        "stopped cleanly: {} event(s) committed",
+        pipeline.events_committed
+    ));
+    Ok(())
+}
+
+/// The pipeline's commit bookkeeping.
+struct Loop {
+    pending: Pending,
+    uncommitted_bytes: usize,
+    first_uncommitted: Option<Instant>,
+    last_persist: Instant,
+    last_status: Instant,
+    events_committed: u64,
+    events_uncommitted: u64,
+    commit_failures: u64,
+    /// The last commit failed; reading is paused until a retry succeeds.
+    blocked: bool,
+}
+
+impl Loop {
+    fn take(
+        &mut self,
+        chunk: Chunk,
+        renderer: &mut Renderer,
+        sink: &mut dyn Sink,
+    ) -> anyhow::Result<()> {
+        let mut bytes = 0usize;
+        let mut events = 0u64;
+        renderer.render(&chunk, now(), |r| {
+            bytes += r.json.len() + 1;
+            events += 1;
+            sink.send(r.json, r.alert)
+        })?;
+        self.uncommitted_bytes += bytes;
+        self.events_uncommitted += events;
+        self.pending.push(&chunk);
+        self.first_uncommitted.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    fn maybe_commit(
+        &mut self,
+        sink: &mut dyn Sink,
+        checkpoints: &mut Checkpoints,
+        renderer: &Renderer,
+    ) {
+        let due = self.uncommitted_bytes >= COMMIT_BYTES
+            || sink.wants_commit()
+            || self
+                .first_uncommitted
+                .is_some_and(|t| t.elapsed() >= sink.max_age());
+        if due {
+            self.commit(sink, checkpoints, renderer);
+        }
+    }
+
+    /// Commits the sink; on success, moves the pending positions into the checkpoints.
+    fn commit(&mut self, sink: &mut dyn Sink, checkpoints: &mut Checkpoints, renderer: &Renderer) {
+        if self.pending.is_empty() {
+            return;
+        }
+        match sink.commit() {
+            Ok(()) => {
+                for (key, position, path) in self.pending.take() {
+                    checkpoints.set(key, position, path.as_deref().map(|p| p.as_path()));
+                }
+                checkpoints.set_sequence(renderer.sequence());
+                let mark = sink.mark();
+                checkpoints.set_sink_mark(mark);
+                // Persist now, with the sink's mark: a crash after this re-reads nothing, and one
+                // before it is undone by `Sink::recover` at the next start.
+                match checkpoints.persist() {
+                    Ok(()) => sink.release(mark),
+                    Err(e) => warn(format_args!("persisting checkpoints: {e}; retrying")),
+                }
+                self.events_committed += self.events_uncommitted;
+                self.events_uncommitted = 0;
+                self.uncommitted_bytes = 0;
+                self.first_uncommitted = None;
+                if self.blocked {
+                    info("sink accepts events again; reading resumes");
+                }
+                self.blocked = false;
+            }
+            Err(e) => {
+                self.commit_failures += 1;
+                if !self.blocked {
+                    warn(format_args!(
+                        "{e}; reading paused and checkpoints held back until a retry succeeds"
+                    ));
+                }
+                self.blocked = true;
+            }
+        }
+    }
+}
+
+/// Applies a reloaded configuration's sources: start new ones, stop removed ones, restart
+/// changed ones from their checkpoints.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the run loop's state, passed explicitly"
+)]
+fn reconcile(
+    running: &mut BTreeMap<String, Running>,
+    config: &Config,
+    checkpoints: &mut Checkpoints,
+    tx: &SyncSender<Chunk>,
+    rx: &Receiver<Chunk>,
+    renderer: &mut Renderer,
+    sink: &mut dyn Sink,
+    pipeline: &mut Loop,
+) -> anyhow::Result<()> {
+    let wanted: BTreeMap<String, SourceConfig> = config.named_sources().into_iter().collect();
+    let to_stop: Vec<String> = running
+        .iter()
+        .filter(|(name, r)| wanted.get(*name) != Some(&r.config))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in &to_stop {
+        if let Some(r) = running.get(name) {
+            r.stop.store(true, Ordering::Relaxed);
+        }
+    }
+    // Keep draining while the stopping sources finish, so none blocks on a full channel.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while to_stop
+        .iter()
+        .any(|n| running.get(n).is_some_and(|r| !r.thread.is_finished()))
+        && Instant::now() < deadline
+    {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(20)) {
+            pipeline.take(chunk, renderer, sink)?;
+        }
+    }
+    while let Ok(chunk) = rx.try_recv() {
+        pipeline.take(chunk, renderer, sink)?;
+    }
+    pipeline.commit(sink, checkpoints, renderer);
+    checkpoints.persist().context("persisting checkpoints")?;
+    for name in &to_stop {
+        if let Some(r) = running.remove(name) {
+            let _ = r.thread.join();
+            info(format_args!("source {name} stopped"));
+        }
+    }
+    for (name, source) in wanted {
+        if !running.contains_key(&name) {
+            let r = start_source(
+                &name,
+                &source,
+                checkpoints.snapshot(),
+                false,
+                config.max_line_bytes,
+                tx.clone(),
+            )?;
+            info(format_args!("source {name} started"));
+            running.insert(name, r);
+        }
+    }
+    Ok(())
+}
+
+fn status_report(
+    agent_id: &str,
+    sink: &dyn Sink,
+    running: &BTreeMap<String, Running>,
+    renderer: &Renderer,
+    pipeline: &Loop,
+) -> StatusReport {
+    let sources = running
+        .iter()
+        .map(|(name, r)| {
+            let counters = renderer
+                .counters
+                .get(name.as_str())
+                .cloned()
+                .unwrap_or_default();
+            let (kind, streams) = match &r.status {
+                StatusHandle::File(s) => (
+                    "file",
+                    s.files()
+                        .into_iter()
+                        .map(|f| StreamReport {
+                            path: Some(f.path.display().to_string()),
+                            offset: Some(f.offset),
+                            size: Some(f.size),
+                            lag_bytes: Some(f.size.saturating_sub(f.offset)),
+                            cursor: None,
+                        })
+                        .collect(),
+                ),
+                StatusHandle::Utmp(s) => (
+                    "utmp",
+                    s.files()
+                        .into_iter()
+                        .map(|f| StreamReport {
+                            path: Some(f.path.display().to_string()),
+                            offset: Some(f.offset),
+                            size: Some(f.size),
+                            lag_bytes: Some(f.size.saturating_sub(f.offset)),
+                            cursor: None,
+                        })
+                        .collect(),
+                ),
+                StatusHandle::Journald(s) => (
+                    "journald",
+                    vec![StreamReport {
+                        path: None,
+                        offset: None,
+                        size: None,
+                        lag_bytes: None,
+                        cursor: s.cursor(),
+                    }],
+                ),
+            };
+            SourceReport {
+                name: name.clone(),
+                kind: kind.to_owned(),
+                counters,
+                streams,
+            }
+        })
+        .collect();
+    StatusReport {
+        pid: std::process::id(),
+        agent_id: agent_id.to_owned(),
+        updated: now().rfc3339().to_string(),
+        sink: sink.describe(),
+        events_committed: pipeline.events_committed,
+        commit_failures: pipeline.commit_failures,
+        sources,
+    }
+}
+
+fn write_status(state_dir: &Path, report: &StatusReport) -> std::io::Result<()> {
+    let path = state_dir.join(STATUS_FILE);
+    let tmp = state_dir.join(format!("{STATUS_FILE}.tmp"));
+    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// Reads the status file of a running (or stopped) agent.
+pub fn read_status(state_dir: &Path) -> anyhow::Result<StatusReport> {
+    let path = state_dir.join(STATUS_FILE);
+    let text = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {} (is `authtrail run` running with this config?)",
+            path.display()
+        )
+    })?;
+    serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
+}

@@ -1,0 +1,361 @@
+//! Batches: the open batch the sink appends events to, body compression, and the agent's own
+//! documents (heartbeat, spool-dropped alert).
+
+use std::io::{self, Read as _, Write as _};
+use std::time::SystemTime;
+
+use agent_core::Timestamp;
+use serde_json::json;
+
+use crate::config::Compression;
+use crate::host::HostFacts;
+
+/// zstd level: 3 is zstd's default, fast with a good ratio on NDJSON.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// gzip level.
+pub const GZIP_LEVEL: u32 = 6;
+
+/// The `Content-Encoding` of a body, and its code in the spool header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Plain NDJSON (no `Content-Encoding`).
+    Identity,
+    /// `zstd`.
+    Zstd,
+    /// `gzip`.
+    Gzip,
+}
+
+impl Encoding {
+    /// The encoding a configured compression produces.
+    pub fn of(c: Compression) -> Encoding {
+        match c {
+            Compression::Zstd => Encoding::Zstd,
+            Compression::Gzip => Encoding::Gzip,
+            Compression::None => Encoding::Identity,
+        }
+    }
+
+    /// The `Content-Encoding` header value, `None` for identity.
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            Encoding::Identity => None,
+            Encoding::Zstd => Some("zstd"),
+            Encoding::Gzip => Some("gzip"),
+        }
+    }
+
+    /// Its code in the spool header.
+    pub fn code(self) -> u8 {
+        match self {
+            Encoding::Identity => 0,
+            Encoding::Zstd => 1,
+            Encoding::Gzip => 2,
+        }
+    }
+
+    /// From a spool header code.
+    pub fn from_code(code: u8) -> Option<Encoding> {
+        match code {
+            0 => Some(Encoding::Identity),
+            1 => Some(Encoding::Zstd),
+            2 => Some(Encoding::Gzip),
+            _ => None,
+        }
+    }
+
+    /// Compresses an NDJSON body.
+    pub fn encode(self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
+        match self {
+            Encoding::Identity => Ok(ndjson.to_vec()),
+            Encoding::Zstd => zstd::bulk::compress(ndjson, ZSTD_LEVEL),
+            Encoding::Gzip => {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(ndjson.len() / 4),
+                    flate2::Compression::new(GZIP_LEVEL),
+                );
+                enc.write_all(ndjson)?;
+                enc.finish()
+            }
+        }
+    }
+
+    /// Decompresses a body, refusing more than `limit` bytes of output.
+    pub fn decode(self, body: &[u8], limit: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let cap = limit as u64 + 1;
+        match self {
+            Encoding::Identity => out.extend_from_slice(body),
+            Encoding::Zstd => {
+                zstd::stream::read::Decoder::new(body)?
+                    .take(cap)
+                    .read_to_end(&mut out)?;
+            }
+            Encoding::Gzip => {
+                flate2::read::GzDecoder::new(body)
+                    .take(cap)
+                    .read_to_end(&mut out)?;
+            }
+        }
+        if out.len() > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("body decodes to more than {limit} bytes"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The batch being filled: NDJSON lines, each ending in `\n`.
+#[derive(Debug, Default)]
+pub struct OpenBatch {
+    ndjson: Vec<u8>,
+    events: u32,
+}
+
+/// A batch closed to new events, not yet spooled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedBatch {
+    /// NDJSON, one event per line.
+    pub ndjson: Vec<u8>,
+    /// Number of lines.
+    pub events: u32,
+}
+
+impl OpenBatch {
+    /// Appends one event (no newline in it) and its newline.
+    pub fn push(&mut self, event: &[u8]) {
+        self.ndjson.extend_from_slice(event);
+        self.ndjson.push(b'\n');
+        self.events += 1;
+    }
+
+    /// Events in the batch.
+    pub fn events(&self) -> u32 {
+        self.events
+    }
+
+    /// Bytes of NDJSON in the batch.
+    pub fn bytes(&self) -> usize {
+        self.ndjson.len()
+    }
+
+    /// True when no event is in it.
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// True when adding an event of `len` bytes would pass a limit (an empty batch always takes
+    /// the event, so one event larger than `max_bytes` makes a batch of its own).
+    pub fn would_overflow(&self, len: usize, max_events: usize, max_bytes: usize) -> bool {
+        !self.is_empty()
+            && (self.events as usize >= max_events || self.ndjson.len() + len + 1 > max_bytes)
+    }
+
+    /// True when the batch reached a limit.
+    pub fn is_full(&self, max_events: usize, max_bytes: usize) -> bool {
+        self.events as usize >= max_events || self.ndjson.len() >= max_bytes
+    }
+
+    /// Closes the batch, leaving this one empty.
+    pub fn close(&mut self) -> ClosedBatch {
+        ClosedBatch {
+            ndjson: std::mem::take(&mut self.ndjson),
+            events: std::mem::take(&mut self.events),
+        }
+    }
+}
+
+/// Splits NDJSON into two halves by line count, for a batch the collector found too large.
+/// `None` when there are fewer than two lines.
+pub fn split_lines(ndjson: &[u8]) -> Option<(ClosedBatch, ClosedBatch)> {
+    let lines: Vec<&[u8]> = ndjson
+        .split_inclusive(|&b| b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .collect();
+    if lines.len() < 2 {
+        return None;
+    }
+    let (a, b) = lines.split_at(lines.len() / 2);
+    let make = |part: &[&[u8]]| ClosedBatch {
+        ndjson: part
+            .iter()
+            .flat_map(|l| {
+                let mut l = l.to_vec();
+                if l.last() != Some(&b'\n') {
+                    l.push(b'\n');
+                }
+                l
+            })
+            .collect(),
+        events: part.len() as u32,
+    };
+    Some((make(a), make(b)))
+}
+
+/// Identity stamped on the agent's own documents.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    /// `agent.id`.
+    pub agent_id: String,
+    /// `agent.version`.
+    pub version: String,
+    /// The host.
+    pub facts: HostFacts,
+}
+
+fn now_rfc3339() -> String {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: d.subsec_nanos(),
+    }
+    .rfc3339()
+    .to_string()
+}
+
+fn host_json(facts: &HostFacts) -> serde_json::Value {
+    let mut host = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            host.insert(k.to_owned(), json!(v));
+        }
+    };
+    put("hostname", facts.hostname.as_deref());
+    put("id", facts.host_id.as_deref());
+    let mut os = serde_json::Map::new();
+    for (k, v) in [
+        ("name", &facts.os_name),
+        ("version", &facts.os_version),
+        ("kernel", &facts.kernel),
+    ] {
+        if let Some(v) = v {
+            os.insert(k.to_owned(), json!(v));
+        }
+    }
+    if !os.is_empty() {
+        host.insert("os".to_owned(), serde_json::Value::Object(os));
+    }
+    if !facts.arch.is_empty() {
+        host.insert("architecture".to_owned(), json!(facts.arch));
+    }
+    if let Some(boot) = facts.boot_time {
+        host.insert(
+            "boot".to_owned(),
+            json!({ "time": boot.rfc3339().to_string() }),
+        );
+    }
+    serde_json::Value::Object(host)
+}
+
+/// The heartbeat document: `event.kind = "state"`, `event.dataset = "authtrail.heartbeat"`,
+/// with the agent and host facts. One line, no newline.
+pub fn heartbeat(id: &AgentIdentity) -> String {
+    json!({
+        "@timestamp": now_rfc3339(),
+        "event": { "kind": "state", "dataset": "authtrail.heartbeat" },
+        "agent": { "id": id.agent_id, "version": id.version },
+        "host": host_json(&id.facts),
+    })
+    .to_string()
+}
+
+/// The alert that says the spool dropped batches: `event.kind = "alert"`,
+/// `event.action = "spool_dropped"`, `authtrail.count` = events dropped.
+pub fn spool_dropped(id: &AgentIdentity, batches: u64, events: u64) -> String {
+    let mut host = serde_json::Map::new();
+    if let Some(h) = &id.facts.hostname {
+        host.insert("hostname".to_owned(), json!(h));
+    }
+    if let Some(h) = &id.facts.host_id {
+        host.insert("id".to_owned(), json!(h));
+    }
+    json!({
+        "@timestamp": now_rfc3339(),
+        "event": {
+            "kind": "alert",
+            "action": "spool_dropped",
+            "category": "process",
+            "outcome": "failure",
+            "dataset": "authtrail.agent",
+        },
+        "agent": { "id": id.agent_id, "version": id.version },
+        "host": serde_json::Value::Object(host),
+        "authtrail": { "count": events, "dropped_batches": batches },
+        "message": format!(
+            "spool full: dropped the {batches} oldest batch(es), {events} event(s), that the \
+             collector had not taken"
+        ),
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_encoding_round_trips() {
+        let ndjson = b"{\"a\":1}\n{\"b\":2}\n".repeat(100);
+        for e in [Encoding::Identity, Encoding::Zstd, Encoding::Gzip] {
+            let body = e.encode(&ndjson).unwrap();
+            assert_eq!(e.decode(&body, ndjson.len()).unwrap(), ndjson, "{e:?}");
+            assert!(e.decode(&body, ndjson.len() - 1).is_err(), "{e:?} bound");
+            assert_eq!(Encoding::from_code(e.code()), Some(e));
+        }
+        assert!(Encoding::Zstd.encode(&ndjson).unwrap().len() < ndjson.len() / 10);
+    }
+
+    #[test]
+    fn batch_limits() {
+        let mut b = OpenBatch::default();
+        assert!(!b.would_overflow(10_000, 2, 100), "empty takes anything");
+        b.push(b"0123456789");
+        assert!(!b.would_overflow(10, 2, 100));
+        assert!(b.would_overflow(89, 2, 100));
+        b.push(b"x");
+        assert!(b.is_full(2, 100));
+        assert!(b.would_overflow(1, 2, 100));
+        let c = b.close();
+        assert_eq!(c.ndjson, b"0123456789\nx\n");
+        assert_eq!(c.events, 2);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn split_halves_keep_every_line() {
+        let (a, b) = split_lines(b"1\n2\n3\n4\n5").unwrap();
+        assert_eq!((a.ndjson.as_slice(), a.events), (&b"1\n2\n"[..], 2));
+        assert_eq!((b.ndjson.as_slice(), b.events), (&b"3\n4\n5\n"[..], 3));
+        assert!(split_lines(b"1\n").is_none());
+    }
+
+    #[test]
+    fn agent_documents_are_json_without_empty_fields() {
+        let id = AgentIdentity {
+            agent_id: "a".into(),
+            version: "0.1.0".into(),
+            facts: HostFacts {
+                hostname: Some("h".into()),
+                os_name: None,
+                os_version: None,
+                kernel: Some("6.1".into()),
+                arch: "x86_64".into(),
+                boot_time: Some(Timestamp::from_secs(0)),
+                host_id: None,
+            },
+        };
+        let v: serde_json::Value = serde_json::from_str(&heartbeat(&id)).unwrap();
+        assert_eq!(v["event"]["dataset"], "authtrail.heartbeat");
+        assert_eq!(v["host"]["os"], json!({ "kernel": "6.1" }));
+        assert_eq!(v["host"]["boot"]["time"], "1970-01-01T00:00:00Z");
+        assert!(v["host"].get("id").is_none());
+        let v: serde_json::Value = serde_json::from_str(&spool_dropped(&id, 2, 10)).unwrap();
+        assert_eq!(v["event"]["action"], "spool_dropped");
+        assert_eq!(v["authtrail"]["count"], 10);
+    }
+}

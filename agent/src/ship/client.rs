@@ -1,0 +1,215 @@
+//! The HTTPS client: one ureq agent (so connections are reused across batches) with our TLS
+//! connector, rebuilt when the CA, client certificate or key files change; the bearer token,
+//! re-read when its file changes; and the answer to each POST sorted into an [`Outcome`].
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, TcpConnector};
+
+use super::retry::parse_retry_after;
+use super::spool::SpooledBatch;
+use super::tls::{FileStamp, TlsConnector, TlsError, TlsSettings};
+use super::{CollectorUrl, proxy_for};
+use crate::config::CollectorConfig;
+
+/// Most bytes of a response body kept for a log line.
+pub const SNIPPET_BYTES: usize = 512;
+
+/// Longest token file read (a token is a few hundred bytes).
+pub const MAX_TOKEN_BYTES: u64 = 16 * 1024;
+
+/// What the collector made of one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: stored (or already stored).
+    Accepted,
+    /// 413: split it.
+    TooLarge,
+    /// 400: will never be accepted; dead-letter it. The response body, cut short.
+    Malformed(String),
+    /// 401/403: credentials refused; keep it and back off.
+    Refused(u16, String),
+    /// 429/503: come back later (after `Retry-After` when given).
+    Throttled(u16, Option<Duration>),
+    /// Anything else: connection, TLS, timeout, other statuses. The text says what.
+    Failed(String),
+}
+
+/// The HTTPS client.
+#[derive(Debug)]
+pub struct Client {
+    url: CollectorUrl,
+    endpoint: String,
+    agent_id: String,
+    tls: TlsSettings,
+    tls_stamps: [Option<FileStamp>; 3],
+    http: ureq::Agent,
+    proxy: Option<String>,
+    timeout: Duration,
+    token_file: Option<PathBuf>,
+    token: Option<(Option<FileStamp>, String)>,
+}
+
+impl Client {
+    /// Builds the client; reads the TLS files now, so a bad CA or key stops the agent at start
+    /// with a message naming the file.
+    pub fn new(config: &CollectorConfig, agent_id: &str) -> Result<Client, TlsError> {
+        let url = CollectorUrl::parse(&config.url).map_err(TlsError::Rustls)?;
+        let tls = TlsSettings::new(&config.tls)?;
+        let proxy = proxy_for(config.proxy.as_deref(), url.host(), |k| {
+            std::env::var(k).ok()
+        });
+        let tls_stamps = tls.stamps();
+        let http = build_agent(&tls, &url, proxy.as_deref(), config.timeout)?;
+        Ok(Client {
+            endpoint: url.endpoint(),
+            url,
+            agent_id: agent_id.to_owned(),
+            tls,
+            tls_stamps,
+            http,
+            proxy,
+            timeout: config.timeout,
+            token_file: config.auth.token_file.clone(),
+            token: None,
+        })
+    }
+
+    /// The proxy in use, if any.
+    pub fn proxy(&self) -> Option<&str> {
+        self.proxy.as_deref()
+    }
+
+    /// Rebuilds the TLS setup when its files changed (a renewed client certificate is used
+    /// from the next connection on, without a restart). On a half-replaced pair (new
+    /// certificate, old key) the old setup stays until both match.
+    fn refresh_tls(&mut self) -> Result<(), String> {
+        let stamps = self.tls.stamps();
+        if stamps == self.tls_stamps {
+            return Ok(());
+        }
+        let agent = build_agent(&self.tls, &self.url, self.proxy.as_deref(), self.timeout)
+            .map_err(|e| format!("TLS files changed but cannot be used: {e}"))?;
+        self.http = agent;
+        self.tls_stamps = stamps;
+        Ok(())
+    }
+
+    fn bearer(&mut self) -> Result<Option<String>, String> {
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let stamp = FileStamp::of(path);
+        if let Some((s, t)) = &self.token
+            && *s == stamp
+        {
+            return Ok(Some(t.clone()));
+        }
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_TOKEN_BYTES).read_to_string(&mut text))
+            .map_err(|e| format!("cannot read [sink] auth.token-file {}: {e}", path.display()))?;
+        let token = text.trim().to_owned();
+        if token.is_empty() || token.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(format!(
+                "[sink] auth.token-file {} is empty or holds characters a token cannot have",
+                path.display()
+            ));
+        }
+        self.token = Some((stamp, token.clone()));
+        Ok(Some(token))
+    }
+
+    /// POSTs one batch and sorts the answer.
+    pub fn send(&mut self, batch: &SpooledBatch) -> Outcome {
+        if let Err(e) = self.refresh_tls() {
+            return Outcome::Failed(e);
+        }
+        let token = match self.bearer() {
+            Ok(t) => t,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let mut req = self
+            .http
+            .post(&self.endpoint)
+            .header("Authtrail-Agent-Id", &self.agent_id)
+            .header("Authtrail-Batch-Seq", batch.seq.to_string())
+            .header("Authtrail-Schema", "1")
+            .header("Content-Type", "application/x-ndjson");
+        if let Some(enc) = batch.encoding.header() {
+            req = req.header("Content-Encoding", enc);
+        }
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut resp = match req.send(&batch.body[..]) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(describe_error(&e, &self.url)),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let mut snippet = Vec::new();
+        let _ = resp
+            .body_mut()
+            .as_reader()
+            .take(SNIPPET_BYTES as u64)
+            .read_to_end(&mut snippet);
+        let snippet = String::from_utf8_lossy(&snippet).trim().to_owned();
+        match status {
+            200..=299 => Outcome::Accepted,
+            413 => Outcome::TooLarge,
+            400 => Outcome::Malformed(snippet),
+            401 | 403 => Outcome::Refused(status, snippet),
+            429 | 503 => Outcome::Throttled(status, retry_after),
+            _ => Outcome::Failed(format!("HTTP {status} from {}: {snippet}", self.endpoint)),
+        }
+    }
+}
+
+fn build_agent(
+    tls: &TlsSettings,
+    url: &CollectorUrl,
+    proxy: Option<&str>,
+    timeout: Duration,
+) -> Result<ureq::Agent, TlsError> {
+    let tls_connector = TlsConnector::new(tls, tls.server_name(url.host())?)?;
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(tls_connector);
+    let proxy = match proxy {
+        Some(p) => {
+            Some(ureq::Proxy::new(p).map_err(|e| TlsError::Rustls(format!("proxy {p:?}: {e}")))?)
+        }
+        None => None,
+    };
+    let config = ureq::Agent::config_builder()
+        .https_only(true)
+        .http_status_as_error(false)
+        .proxy(proxy)
+        .timeout_global(Some(timeout))
+        .user_agent(concat!("authtrail/", env!("CARGO_PKG_VERSION")))
+        .max_idle_connections(2)
+        .max_idle_connections_per_host(2)
+        .build();
+    Ok(ureq::Agent::with_parts(
+        config,
+        connector,
+        DefaultResolver::default(),
+    ))
+}
+
+fn describe_error(e: &ureq::Error, url: &CollectorUrl) -> String {
+    match e {
+        ureq::Error::Io(io) => format!("{}: {io}", url.as_str()),
+        ureq::Error::Timeout(t) => format!("{}: timed out ({t})", url.as_str()),
+        other => format!("{}: {other}", url.as_str()),
+    }
+}

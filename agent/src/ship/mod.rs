@@ -1,0 +1,911 @@
+//! `[sink] type = "collector"`: batches of ECS NDJSON, compressed, spooled, shipped over HTTPS.
+//!
+//! ```text
+//! pipeline thread                                   shipper thread
+//! send() -> OpenBatch --(limits)--> closed batches
+//! commit() -> compress -> Spool::push (fsync) -> Ok    Spool::oldest -> Client::send (HTTPS POST)
+//!             (checkpoints advance after this)          2xx: delete  413: split  400: dead-letter
+//!                                                        401/403, 429/503, errors: back off
+//!                                                        idle for `heartbeat`: spool a heartbeat
+//! ```
+//!
+//! Pieces: [`batch`] (the open batch, compression, the agent's own documents), [`spool`] (the
+//! on-disk queue and its file format), [`client`] (HTTPS, token, answers), [`tls`] (trust,
+//! pins, client certificates, error messages), [`retry`] (backoff and `Retry-After`).
+//!
+//! **Architecture Invariant:** `commit` returns `Ok` only when every event sent before it is in
+//! a durable spool file (or, with the spool disabled, acknowledged by the collector), so source
+//! checkpoints never pass an event that a crash could lose. Delivery is at least once; the
+//! collector de-duplicates on (agent id, batch sequence), and a sequence number is never reused
+//! for different content (see [`spool`]).
+//!
+//! **Checkpoint handshake** (see [`crate::sink`]): after a commit the pipeline persists its
+//! checkpoints with [`Sink::mark`] (the last spooled sequence number), then calls
+//! [`Sink::release`]; the shipper sends no pipeline batch above the released mark. At start
+//! [`Sink::recover`] deletes the pipeline batches above the persisted mark, whose events the
+//! sources read again. So a crash between the spool write and the checkpoint write ships those
+//! events once, not twice. Heartbeats and the halves of a split batch (whose original was
+//! released) are exempt. Until the pipeline calls `release` or `recover`, nothing is held back.
+//!
+//! **Architecture Invariant:** no plaintext. `url` must be `https://` (checked at validation and
+//! again here), the ureq agent is `https_only`, and the TLS connector is ours ([`tls`]).
+//!
+//! With a full spool, `drop-oldest` deletes the oldest batches, logs the count and puts a
+//! `spool_dropped` alert into the next batch the pipeline commits; `block` makes `commit` fail,
+//! so the pipeline stops reading until the collector catches up.
+
+pub mod batch;
+pub mod client;
+pub mod retry;
+pub mod spool;
+pub mod tls;
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use self::batch::{AgentIdentity, ClosedBatch, Encoding, OpenBatch};
+use self::client::{Client, Outcome};
+use self::retry::Backoff;
+use self::spool::{Origin, PushError, Pushed, Spool};
+use crate::config::{CollectorConfig, SpoolPolicy};
+use crate::host::HostFacts;
+use crate::sink::{Sink, SinkError, SinkMark};
+
+/// The spool's folder inside the state directory.
+pub const SPOOL_DIR: &str = "spool";
+
+/// With the spool disabled, how long `commit` waits for the collector's acknowledgement before
+/// it reports failure (the pipeline then pauses reading and calls it again).
+pub const COMMIT_WAIT: Duration = Duration::from_secs(2);
+
+/// `SinkMark::object` of the collector sink's marks (`ATSPOOL1`), so a mark left by another sink
+/// type (the config changed) is not taken for a batch sequence number.
+pub const MARK_OBJECT: u64 = u64::from_be_bytes(*b"ATSPOOL1");
+
+/// Messages kept in [`ShipStatus::log`].
+pub const LOG_KEEP: usize = 64;
+
+/// The collector's base URL: `https://host[:port][/path]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorUrl {
+    text: String,
+    host: String,
+}
+
+impl CollectorUrl {
+    /// Checks a configured `url`: `https://` with a host, no query or fragment. The error says
+    /// what to write instead.
+    pub fn parse(text: &str) -> Result<CollectorUrl, String> {
+        let text = text.trim();
+        let lower = text.to_ascii_lowercase();
+        if text.is_empty() {
+            return Err("is required: the collector's address, e.g. \
+                        url = \"https://collector.example:8443\""
+                .to_owned());
+        }
+        if lower.starts_with("http://") {
+            return Err(format!(
+                "{text:?} is plaintext HTTP; the agent ships only over TLS (no plaintext \
+                 fallback, ever): use https://"
+            ));
+        }
+        if !lower.starts_with("https://") {
+            return Err(format!(
+                "{text:?} must start with https://, e.g. \"https://collector.example:8443\""
+            ));
+        }
+        let uri: ureq::http::Uri = text
+            .parse()
+            .map_err(|e| format!("{text:?} is not a valid URL: {e}"))?;
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("{text:?} names no host"))?;
+        if uri.query().is_some() || text.contains('#') {
+            return Err(format!("{text:?}: leave out the query and fragment"));
+        }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(format!(
+                "{text:?}: no credentials in the URL; use [sink] auth.token-file"
+            ));
+        }
+        Ok(CollectorUrl {
+            text: text.trim_end_matches('/').to_owned(),
+            host: host.to_owned(),
+        })
+    }
+
+    /// Where batches are POSTed: `{url}/v1/batches`.
+    pub fn endpoint(&self) -> String {
+        format!("{}/v1/batches", self.text)
+    }
+
+    /// The host (for SNI, verification and `NO_PROXY`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The URL as configured (without a trailing `/`).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A configured `proxy`: `http://host:port`, an HTTP CONNECT proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyUrl;
+
+impl ProxyUrl {
+    /// Checks a configured `proxy`.
+    pub fn parse(text: &str) -> Result<ProxyUrl, String> {
+        if !text.to_ascii_lowercase().starts_with("http://") {
+            return Err(format!(
+                "{text:?} must be an HTTP CONNECT proxy, http://host:port (the TLS session to \
+                 the collector runs end to end inside the tunnel)"
+            ));
+        }
+        ureq::Proxy::new(text).map_err(|e| format!("{text:?} is not a usable proxy URL: {e}"))?;
+        Ok(ProxyUrl)
+    }
+}
+
+/// The proxy to use for `host`: the configured one, else `HTTPS_PROXY`/`https_proxy` unless
+/// `host` matches `NO_PROXY`/`no_proxy`. `env` reads a variable (the process environment in
+/// production).
+pub fn proxy_for(
+    configured: Option<&str>,
+    host: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    if let Some(p) = configured {
+        return Some(p.to_owned());
+    }
+    let var = |a: &str, b: &str| env(a).or_else(|| env(b)).filter(|v| !v.trim().is_empty());
+    let proxy = var("HTTPS_PROXY", "https_proxy")?;
+    let no_proxy = var("NO_PROXY", "no_proxy").unwrap_or_default();
+    if no_proxy_matches(&no_proxy, host) {
+        return None;
+    }
+    let proxy = proxy.trim();
+    Some(if proxy.contains("://") {
+        proxy.to_owned()
+    } else {
+        format!("http://{proxy}")
+    })
+}
+
+/// `NO_PROXY` matching as curl does it: `*` matches everything; an entry matches the host
+/// itself and its subdomains (`example.com`, `.example.com` and `*.example.com` all match
+/// `a.example.com`); an entry's port, if any, is ignored; case-insensitive.
+pub fn no_proxy_matches(list: &str, host: &str) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    list.split(',').map(str::trim).any(|entry| {
+        if entry == "*" {
+            return true;
+        }
+        let entry = entry.trim_start_matches("*.").trim_start_matches('.');
+        let entry = match entry.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
+            _ => entry,
+        };
+        let entry = entry
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        !entry.is_empty()
+            && (host == entry
+                || host
+                    .strip_suffix(entry.as_str())
+                    .is_some_and(|rest| rest.ends_with('.')))
+    })
+}
+
+/// Why the collector sink could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShipError {
+    /// The URL (normally caught by validation).
+    #[error("[sink] url: {0}")]
+    Url(String),
+    /// The spool directory could not be opened or scanned.
+    #[error("spool: {0}")]
+    Spool(io::Error),
+    /// The TLS files.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The shipper thread could not start.
+    #[error("starting the shipper thread: {0}")]
+    Thread(io::Error),
+}
+
+/// Counters and recent messages, for status and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShipStatus {
+    /// Batches waiting in the spool.
+    pub spooled_batches: usize,
+    /// Their bytes.
+    pub spooled_bytes: u64,
+    /// The sequence the next batch gets.
+    pub next_seq: u64,
+    /// Batches the collector accepted since start.
+    pub sent_batches: u64,
+    /// Their events.
+    pub sent_events: u64,
+    /// Heartbeats spooled since start.
+    pub heartbeats: u64,
+    /// Batches dropped from a full spool since start.
+    pub dropped_batches: u64,
+    /// Their events.
+    pub dropped_events: u64,
+    /// Batches split after a 413.
+    pub splits: u64,
+    /// Batches moved to `dead-letter/` after a 400.
+    pub dead_letters: u64,
+    /// Failed attempts (any reason) since start.
+    pub failures: u64,
+    /// The last failure, cleared by a success.
+    pub last_error: Option<String>,
+    /// The last [`LOG_KEEP`] warnings and notices, oldest first (also written to stderr).
+    pub log: VecDeque<String>,
+}
+
+#[derive(Debug)]
+struct State {
+    spool: Spool,
+    stop: bool,
+    status: ShipStatus,
+    /// Drops not yet reported by an alert event.
+    unreported: (u64, u64),
+    /// The highest pipeline batch whose checkpoints are persisted ([`Sink::release`]); batches
+    /// above it are not shipped. `None` until the pipeline takes part in the handshake (then
+    /// everything committed ships at once: at least once).
+    released: Option<u64>,
+}
+
+impl State {
+    fn note(&mut self, msg: String) {
+        eprintln!("authtrail: warning: {msg}");
+        if self.status.log.len() == LOG_KEEP {
+            self.status.log.pop_front();
+        }
+        self.status.log.push_back(msg);
+    }
+
+    fn count_drops(&mut self, p: &Pushed) {
+        if p.dropped_batches == 0 {
+            return;
+        }
+        self.status.dropped_batches += p.dropped_batches;
+        self.status.dropped_events += p.dropped_events;
+        self.unreported.0 += p.dropped_batches;
+        self.unreported.1 += p.dropped_events;
+        self.note(format!(
+            "spool full ({} bytes max): dropped the {} oldest batch(es), {} event(s), that the \
+             collector had not taken (policy drop-oldest); an alert event follows",
+            self.spool.bytes(),
+            p.dropped_batches,
+            p.dropped_events
+        ));
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves the state usable (every update is a
+        // few assignments); keep shipping rather than cascade the panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The collector sink (see the module docs).
+#[derive(Debug)]
+pub struct CollectorSink {
+    config: CollectorConfig,
+    url: CollectorUrl,
+    encoding: Encoding,
+    durable: bool,
+    open: OpenBatch,
+    closed: VecDeque<(ClosedBatch, Vec<u8>)>,
+    alert: bool,
+    identity: AgentIdentity,
+    shared: Arc<Shared>,
+    shipper: Option<JoinHandle<()>>,
+}
+
+impl CollectorSink {
+    /// Opens the spool in `state_dir/spool`, reads the TLS files, and starts the shipper thread,
+    /// which first re-sends every batch left from before (with its original sequence number).
+    /// `facts` describe the host in heartbeats.
+    pub fn open(
+        config: &CollectorConfig,
+        state_dir: &Path,
+        agent_id: &str,
+        facts: HostFacts,
+    ) -> Result<CollectorSink, ShipError> {
+        let url = CollectorUrl::parse(&config.url).map_err(ShipError::Url)?;
+        let client = Client::new(config, agent_id)?;
+        let durable = config.spool.enabled;
+        let (max, policy) = if durable {
+            (config.spool.max_bytes, config.spool.policy)
+        } else {
+            // In memory, bounded by the pipeline: it reads nothing while a commit waits.
+            (u64::MAX, SpoolPolicy::Block)
+        };
+        let (spool, warnings) = Spool::open(&state_dir.join(SPOOL_DIR), durable, max, policy)
+            .map_err(ShipError::Spool)?;
+        let mut state = State {
+            spool,
+            stop: false,
+            status: ShipStatus::default(),
+            unreported: (0, 0),
+            released: None,
+        };
+        for w in warnings {
+            state.note(w);
+        }
+        if !state.spool.is_empty() {
+            let msg = format!(
+                "{} batch(es) left in the spool from before are sent first, with their \
+                 sequence numbers",
+                state.spool.len()
+            );
+            state.note(msg);
+        }
+        if let Some(p) = client.proxy() {
+            let msg = format!("reaching the collector through the CONNECT proxy {p}");
+            state.note(msg);
+        }
+        let identity = AgentIdentity {
+            agent_id: agent_id.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            facts,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            wake: Condvar::new(),
+        });
+        let shipper = Shipper {
+            shared: shared.clone(),
+            client,
+            identity: identity.clone(),
+            heartbeat: config.heartbeat,
+            encoding: Encoding::of(config.compression),
+            backoff: Backoff::new(config.retry.initial, config.retry.max),
+        };
+        let thread = std::thread::Builder::new()
+            .name("shipper".to_owned())
+            .spawn(move || shipper.run())
+            .map_err(ShipError::Thread)?;
+        Ok(CollectorSink {
+            config: config.clone(),
+            url,
+            encoding: Encoding::of(config.compression),
+            durable,
+            open: OpenBatch::default(),
+            closed: VecDeque::new(),
+            alert: false,
+            identity,
+            shared,
+            shipper: Some(thread),
+        })
+    }
+
+    /// A snapshot of the counters and recent messages.
+    pub fn status(&self) -> ShipStatus {
+        let state = self.shared.lock();
+        let mut s = state.status.clone();
+        s.spooled_batches = state.spool.len();
+        s.spooled_bytes = state.spool.bytes();
+        s.next_seq = state.spool.next_seq();
+        s
+    }
+
+    /// Waits until the spool is empty (everything acknowledged) or `timeout` passes; true if
+    /// empty.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        while !state.spool.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = self
+                .shared
+                .wake
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    fn close_open(&mut self) -> Result<(), SinkError> {
+        if self.open.is_empty() {
+            return Ok(());
+        }
+        let batch = self.open.close();
+        let body = self
+            .encoding
+            .encode(&batch.ndjson)
+            .map_err(|source| SinkError::Io {
+                target: "batch compression".to_owned(),
+                source,
+            })?;
+        self.closed.push_back((batch, body));
+        Ok(())
+    }
+}
+
+impl Sink for CollectorSink {
+    fn send(&mut self, event: &[u8], alert: bool) -> Result<(), SinkError> {
+        let (events, bytes) = (self.config.batch_max_events, self.config.batch_max_bytes);
+        if self.open.would_overflow(event.len(), events, bytes) {
+            self.close_open()?;
+        }
+        self.open.push(event);
+        if self.open.is_full(events, bytes) {
+            self.close_open()?;
+        }
+        self.alert |= alert;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), SinkError> {
+        self.close_open()?;
+        let mut state = self.shared.lock();
+        while let Some((batch, body)) = self.closed.front() {
+            match state
+                .spool
+                .push(self.encoding, batch, body, Origin::Pipeline)
+            {
+                Ok(pushed) => state.count_drops(&pushed),
+                Err(e) => {
+                    let source = match e {
+                        PushError::Full { .. } => {
+                            let why = state
+                                .status
+                                .last_error
+                                .clone()
+                                .map_or_else(String::new, |last| format!(" (collector: {last})"));
+                            io::Error::new(io::ErrorKind::StorageFull, format!("{e}{why}"))
+                        }
+                        PushError::Io { source, .. } => source,
+                    };
+                    return Err(SinkError::Io {
+                        target: format!("the spool in {}", state.spool.dir().display()),
+                        source,
+                    });
+                }
+            }
+            self.closed.pop_front();
+        }
+        self.alert = false;
+        if state.unreported != (0, 0) {
+            let (b, e) = std::mem::take(&mut state.unreported);
+            self.open
+                .push(batch::spool_dropped(&self.identity, b, e).as_bytes());
+            self.alert = true;
+        }
+        self.shared.wake.notify_all();
+        if self.durable {
+            return Ok(());
+        }
+        // Spool disabled: durable means acknowledged.
+        let deadline = Instant::now() + COMMIT_WAIT;
+        while !state.spool.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                let last = state.status.last_error.clone().unwrap_or_default();
+                return Err(SinkError::Io {
+                    target: format!("collector {}", self.url.as_str()),
+                    source: io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!(
+                            "{} batch(es) not yet acknowledged (spool disabled: events count as \
+                             delivered only on the collector's 2xx) {last}",
+                            state.spool.len()
+                        ),
+                    ),
+                });
+            }
+            state = self
+                .shared
+                .wake
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Ok(())
+    }
+
+    /// The last spooled batch's sequence number (everything the pipeline committed is at or
+    /// below it).
+    fn mark(&self) -> SinkMark {
+        let state = self.shared.lock();
+        SinkMark {
+            object: MARK_OBJECT,
+            offset: state.spool.next_seq().saturating_sub(1),
+        }
+    }
+
+    /// Batches up to `mark` may ship. With the spool disabled commits are acknowledged before
+    /// they return, so there is nothing to hold back.
+    fn release(&mut self, mark: SinkMark) {
+        if !self.durable || mark.object != MARK_OBJECT {
+            return;
+        }
+        let mut state = self.shared.lock();
+        state.released = Some(state.released.map_or(mark.offset, |r| r.max(mark.offset)));
+        self.shared.wake.notify_all();
+    }
+
+    /// Deletes the spooled pipeline batches above `mark`: they were spooled after the last
+    /// persisted checkpoint, so their events are read and spooled again. Without a mark (a first
+    /// start, or checkpoints lost) nothing is deleted: the logs may not be read again.
+    fn recover(&mut self, mark: Option<SinkMark>) -> Result<(), SinkError> {
+        if !self.durable {
+            return Ok(());
+        }
+        let mut state = self.shared.lock();
+        let released = match mark.filter(|m| m.object == MARK_OBJECT) {
+            Some(m) => {
+                let doomed = state.spool.discard_after(m.offset);
+                if let (Some(first), Some(last)) = (doomed.first(), doomed.last()) {
+                    let msg = format!(
+                        "discarded {} spooled batch(es) ({first} to {last}) written after the \
+                         last persisted checkpoint; their events are read again from the logs",
+                        doomed.len()
+                    );
+                    state.note(msg);
+                }
+                m.offset
+            }
+            None => state.spool.next_seq().saturating_sub(1),
+        };
+        state.released = Some(released);
+        self.shared.wake.notify_all();
+        Ok(())
+    }
+
+    fn wants_commit(&self) -> bool {
+        self.alert || !self.closed.is_empty()
+    }
+
+    fn max_age(&self) -> Duration {
+        self.config.batch_max_age
+    }
+
+    /// `collector https://...`, then the backlog and the last error when there are any (this
+    /// is what `authtrail status` shows for the sink).
+    fn describe(&self) -> String {
+        let state = self.shared.lock();
+        let mut text = format!("collector {}", self.url.as_str());
+        if !state.spool.is_empty() {
+            text.push_str(&format!(
+                " ({} batch(es), {} bytes waiting)",
+                state.spool.len(),
+                state.spool.bytes()
+            ));
+        }
+        if let Some(e) = &state.status.last_error {
+            text.push_str(&format!("; last error: {e}"));
+        }
+        text
+    }
+}
+
+impl Drop for CollectorSink {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.shipper.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The shipper thread's state.
+struct Shipper {
+    shared: Arc<Shared>,
+    client: Client,
+    identity: AgentIdentity,
+    heartbeat: Duration,
+    encoding: Encoding,
+    backoff: Backoff,
+}
+
+impl Shipper {
+    fn run(mut self) {
+        let shared = self.shared.clone();
+        let mut not_before = Instant::now();
+        let mut last_sent = Instant::now();
+        let mut state = shared.lock();
+        loop {
+            if state.stop {
+                return;
+            }
+            let now = Instant::now();
+            let wait_until = match state.spool.next_to_send(state.released) {
+                _ if now < not_before => Some(not_before),
+                Some(seq) => {
+                    let batch = match state.spool.load(seq) {
+                        Ok(Some(b)) => b,
+                        Ok(None) => continue,
+                        Err(spool::LoadError::Io(why)) => {
+                            let wait = self.backoff.next_wait();
+                            not_before = Instant::now() + wait;
+                            state.status.last_error = Some(why.clone());
+                            state.note(format!("{why}; retrying in {:?}", round_ms(wait)));
+                            continue;
+                        }
+                        Err(e) => {
+                            state.note(e.to_string());
+                            continue;
+                        }
+                    };
+                    drop(state);
+                    let outcome = self.client.send(&batch);
+                    state = shared.lock();
+                    if outcome == Outcome::Accepted {
+                        last_sent = Instant::now();
+                    }
+                    if let Some(wait) = self.settle(&mut state, &batch, outcome) {
+                        not_before = Instant::now() + wait;
+                    }
+                    shared.wake.notify_all();
+                    None
+                }
+                // Batches held back until their checkpoints are persisted: not idle.
+                None if !state.spool.is_empty() => Some(now + self.heartbeat),
+                None if now.duration_since(last_sent) >= self.heartbeat => {
+                    self.spool_heartbeat(&mut state);
+                    last_sent = now;
+                    None
+                }
+                None => Some(last_sent + self.heartbeat),
+            };
+            if let Some(until) = wait_until {
+                let now = Instant::now();
+                if until > now {
+                    state = shared
+                        .wake
+                        .wait_timeout(state, until - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+    }
+
+    fn spool_heartbeat(&self, state: &mut State) {
+        let mut b = OpenBatch::default();
+        b.push(batch::heartbeat(&self.identity).as_bytes());
+        let b = b.close();
+        let pushed = self
+            .encoding
+            .encode(&b.ndjson)
+            .map_err(|e| e.to_string())
+            .and_then(|body| {
+                state
+                    .spool
+                    .push(self.encoding, &b, &body, Origin::Agent)
+                    .map_err(|e| e.to_string())
+            });
+        match pushed {
+            Ok(p) => {
+                state.status.heartbeats += 1;
+                state.count_drops(&p);
+            }
+            Err(e) => state.note(format!("heartbeat not spooled: {e}")),
+        }
+    }
+
+    /// Applies an outcome to the spool; returns how long to wait before the next attempt.
+    fn settle(
+        &mut self,
+        state: &mut State,
+        batch: &spool::SpooledBatch,
+        outcome: Outcome,
+    ) -> Option<Duration> {
+        let seq = batch.seq;
+        let failed = |state: &mut State, msg: String, wait: Duration| {
+            state.status.failures += 1;
+            state.status.last_error = Some(msg.clone());
+            state.note(format!(
+                "{msg}; batch {seq} stays spooled, retrying in {:?}",
+                round_ms(wait)
+            ));
+            Some(wait)
+        };
+        match outcome {
+            Outcome::Accepted => {
+                if state.spool.remove(seq) {
+                    state.status.sent_batches += 1;
+                    state.status.sent_events += u64::from(batch.events);
+                }
+                if state.status.last_error.take().is_some() {
+                    let msg = format!(
+                        "the collector takes batches again; {} waiting",
+                        state.spool.len()
+                    );
+                    state.note(msg);
+                }
+                self.backoff.reset();
+                None
+            }
+            Outcome::TooLarge => {
+                let halves = batch
+                    .encoding
+                    .decode(&batch.body, crate::config::BATCH_MAX_BYTES_LIMIT)
+                    .ok()
+                    .and_then(|ndjson| batch::split_lines(&ndjson));
+                match halves {
+                    Some((a, b)) => match state.spool.split(seq, batch.encoding, [a, b]) {
+                        Ok(Some((sa, sb))) => {
+                            state.status.splits += 1;
+                            state.note(format!(
+                                "the collector found batch {seq} ({} events, {} bytes) too \
+                                 large (413); split it into batches {sa} and {sb}",
+                                batch.events,
+                                batch.body.len()
+                            ));
+                            None
+                        }
+                        Ok(None) => None,
+                        Err(e) => {
+                            let wait = self.backoff.next_wait();
+                            failed(state, format!("splitting batch {seq}: {e}"), wait)
+                        }
+                    },
+                    None => {
+                        self.dead_letter(state, seq, "413: too large, and a single event");
+                        None
+                    }
+                }
+            }
+            Outcome::Malformed(snippet) => {
+                self.dead_letter(state, seq, &format!("400 malformed: {snippet}"));
+                None
+            }
+            Outcome::Refused(code, snippet) => {
+                let wait = self.backoff.next_wait();
+                failed(
+                    state,
+                    format!(
+                        "the collector refused this agent's credentials (HTTP {code}: \
+                         {snippet}); check [sink] auth.token-file and tls.cert-file"
+                    ),
+                    wait,
+                )
+            }
+            Outcome::Throttled(code, retry_after) => {
+                let wait = match retry_after {
+                    Some(d) => d.min(self.backoff.max()).max(retry::MIN_WAIT),
+                    None => self.backoff.next_wait(),
+                };
+                failed(
+                    state,
+                    format!(
+                        "the collector is busy (HTTP {code}{})",
+                        if retry_after.is_some() {
+                            ", Retry-After honoured"
+                        } else {
+                            ""
+                        }
+                    ),
+                    wait,
+                )
+            }
+            Outcome::Failed(msg) => {
+                let wait = self.backoff.next_wait();
+                failed(state, format!("sending batch {seq}: {msg}"), wait)
+            }
+        }
+    }
+
+    fn dead_letter(&self, state: &mut State, seq: u64, reason: &str) {
+        match state.spool.dead_letter(seq, reason) {
+            Ok(path) => {
+                state.status.dead_letters += 1;
+                state.note(format!(
+                    "the collector will not take batch {seq} ({reason}); moved it to {} \
+                     and go on with the next",
+                    path.display()
+                ));
+            }
+            Err(e) => {
+                // Keep it out of the queue anyway: retrying a malformed batch forever would
+                // stop everything behind it.
+                state.spool.remove(seq);
+                state.note(format!(
+                    "the collector will not take batch {seq} ({reason}) and it could not be \
+                     kept in dead-letter/ ({e}); deleted"
+                ));
+            }
+        }
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_https_only() {
+        let u = CollectorUrl::parse("https://collector.example:8443/").unwrap();
+        assert_eq!(u.endpoint(), "https://collector.example:8443/v1/batches");
+        assert_eq!(u.host(), "collector.example");
+        let e = CollectorUrl::parse("http://collector.example").unwrap_err();
+        assert!(e.contains("no plaintext fallback"), "{e}");
+        assert!(
+            CollectorUrl::parse("HTTP://x")
+                .unwrap_err()
+                .contains("plaintext")
+        );
+        assert!(CollectorUrl::parse("ftp://x").is_err());
+        assert!(CollectorUrl::parse("").unwrap_err().contains("required"));
+        assert!(CollectorUrl::parse("https://u:p@x").is_err());
+        assert!(CollectorUrl::parse("https://x/?a=1").is_err());
+    }
+
+    #[test]
+    fn proxy_from_config_or_environment() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(
+            proxy_for(Some("http://p:1"), "c.example", env(&[])).as_deref(),
+            Some("http://p:1")
+        );
+        assert_eq!(proxy_for(None, "c.example", env(&[])), None);
+        assert_eq!(
+            proxy_for(None, "c.example", env(&[("https_proxy", "p:3128")])).as_deref(),
+            Some("http://p:3128")
+        );
+        let vars = &[
+            ("HTTPS_PROXY", "http://p:3128"),
+            ("NO_PROXY", "localhost, .internal"),
+        ];
+        assert_eq!(proxy_for(None, "c.internal", env(vars)), None);
+        assert_eq!(
+            proxy_for(None, "c.example", env(vars)).as_deref(),
+            Some("http://p:3128")
+        );
+    }
+
+    #[test]
+    fn no_proxy_matches_like_curl() {
+        assert!(no_proxy_matches("*", "anything"));
+        assert!(no_proxy_matches("example.com", "example.com"));
+        assert!(no_proxy_matches("example.com", "a.Example.com"));
+        assert!(no_proxy_matches(".example.com", "a.example.com"));
+        assert!(no_proxy_matches("*.example.com", "a.example.com"));
+        assert!(no_proxy_matches("a, example.com:8443", "example.com"));
+        assert!(!no_proxy_matches("example.com", "badexample.com"));
+        assert!(!no_proxy_matches("", "example.com"));
+        assert!(no_proxy_matches("::1", "[::1]"));
+        assert!(no_proxy_matches("127.0.0.1", "127.0.0.1"));
+    }
+}

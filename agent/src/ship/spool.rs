@@ -1,0 +1,864 @@
+//! The spool: closed batches on disk, in sequence order, until the collector takes them.
+//!
+//! Layout of `state-dir/spool/`:
+//! - `<seq, 20 digits>.batch`: one batch (format below);
+//! - `next-seq`: the next batch sequence number, `authtrail next-seq v1\n<n>\n`;
+//! - `dead-letter/<seq>.batch` and `<seq>.reason`: batches the collector called malformed (400),
+//!   with why; at most [`DEAD_LETTER_MAX`] are kept (the oldest go first);
+//! - `.<seq>.tmp`: a write in progress; removed at start.
+//!
+//! Batch file, version 1, integers little-endian, [`HEADER_LEN`] bytes of header then the body:
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0  | 4  | magic `ATSB` |
+//! | 4  | 2  | version (1) |
+//! | 6  | 1  | encoding: 0 none, 1 zstd, 2 gzip |
+//! | 7  | 1  | flags: bit 0 = the agent's own document (heartbeat), not events from a log |
+//! | 8  | 8  | sequence number |
+//! | 16 | 8  | sequence of the batch this is half of after a 413 (0: none) |
+//! | 24 | 4  | events (NDJSON lines) |
+//! | 28 | 4  | uncompressed NDJSON bytes |
+//! | 32 | 8  | created, Unix seconds |
+//! | 40 | 8  | body length |
+//! | 48 | 32 | SHA-256 of bytes 0..48 followed by the body |
+//!
+//! A file whose length is not exactly header plus body, or whose magic, version, sequence (it
+//! must match the file name) or digest is wrong, is discarded with a warning.
+//!
+//! **Durability.** A batch is written to `.<seq>.tmp`, fsync'd, renamed to its name, and the
+//! directory fsync'd, all before [`Spool::push`] returns, which is before the sink's commit
+//! returns and so before any source checkpoint moves past its events. A crash at any point
+//! leaves either no batch file (the events are read again from the logs) or a complete one (it
+//! is sent after the restart, with its sequence number). A damaged file can therefore only come
+//! from the disk itself; its events were already checkpointed and are lost, which the warning
+//! says.
+//!
+//! **Sequence numbers** are never reused for different content: `next-seq` is renamed into
+//! place (in the same directory, so the one directory fsync covers it) before the batch file
+//! that uses the number, and at start the next number is the largest of `next-seq`, the highest
+//! spooled and the highest dead-lettered sequence, plus one. A number can be skipped (a crash
+//! between the two renames); the collector needs them unique, not contiguous.
+//!
+//! **Splitting (413).** The halves get fresh sequence numbers and carry the original's number
+//! in `split of`; both are made durable before the original is deleted. If the agent dies in
+//! between, the start-up scan finds halves whose original still exists and deletes the halves
+//! (none of them was sent: the shipper sends nothing else until the split is done), so the
+//! original is sent, refused and split again: no event reaches the collector under two
+//! sequence numbers.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::batch::{ClosedBatch, Encoding};
+use crate::config::SpoolPolicy;
+
+/// Spool file magic.
+pub const MAGIC: [u8; 4] = *b"ATSB";
+/// Spool file format version.
+pub const VERSION: u16 = 1;
+/// Header bytes before the body.
+pub const HEADER_LEN: usize = 80;
+/// Header flag: the batch holds the agent's own document (a heartbeat), not events read from a
+/// log; [`Spool::discard_after`] keeps it and [`Spool::next_to_send`] does not hold it back.
+pub const FLAG_AGENT_DOC: u8 = 1;
+/// The sequence file's name.
+pub const SEQ_FILE: &str = "next-seq";
+/// The dead-letter folder's name.
+pub const DEAD_LETTER_DIR: &str = "dead-letter";
+/// Most batches kept in `dead-letter/`; the oldest are deleted beyond this.
+pub const DEAD_LETTER_MAX: usize = 100;
+
+const SEQ_HEADER: &str = "authtrail next-seq v1";
+
+/// One batch as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpooledBatch {
+    /// `Authtrail-Batch-Seq`.
+    pub seq: u64,
+    /// How the body is compressed.
+    pub encoding: Encoding,
+    /// The sequence this is half of, 0 if none.
+    pub split_of: u64,
+    /// [`FLAG_AGENT_DOC`] or 0.
+    pub flags: u8,
+    /// Events in the body.
+    pub events: u32,
+    /// Uncompressed body length.
+    pub ndjson_len: u32,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// The body as sent.
+    pub body: Vec<u8>,
+}
+
+impl SpooledBatch {
+    /// The batch file's bytes: header then body.
+    pub fn to_file_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.body.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.push(self.encoding.code());
+        out.push(self.flags);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.split_of.to_le_bytes());
+        out.extend_from_slice(&self.events.to_le_bytes());
+        out.extend_from_slice(&self.ndjson_len.to_le_bytes());
+        out.extend_from_slice(&self.created.to_le_bytes());
+        out.extend_from_slice(&(self.body.len() as u64).to_le_bytes());
+        let digest = digest(&out, &self.body);
+        out.extend_from_slice(&digest);
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// Parses and checks a batch file. The error says what is wrong (never echoes content).
+    pub fn from_file_bytes(bytes: &[u8]) -> Result<SpooledBatch, &'static str> {
+        let header = bytes.get(..HEADER_LEN).ok_or("shorter than the header")?;
+        if header[0..4] != MAGIC {
+            return Err("bad magic");
+        }
+        let u64_at = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&header[o..o + 8]);
+            u64::from_le_bytes(b)
+        };
+        let u32_at = |o: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&header[o..o + 4]);
+            u32::from_le_bytes(b)
+        };
+        if u16::from_le_bytes([header[4], header[5]]) != VERSION {
+            return Err("unknown format version");
+        }
+        let encoding = Encoding::from_code(header[6]).ok_or("unknown encoding")?;
+        let body_len = u64_at(40);
+        if body_len != (bytes.len() - HEADER_LEN) as u64 {
+            return Err("length does not match the header (torn write)");
+        }
+        let body = &bytes[HEADER_LEN..];
+        if digest(&header[..48], body)[..] != header[48..80] {
+            return Err("checksum mismatch");
+        }
+        Ok(SpooledBatch {
+            seq: u64_at(8),
+            encoding,
+            split_of: u64_at(16),
+            flags: header[7],
+            events: u32_at(24),
+            ndjson_len: u32_at(28),
+            created: u64_at(32) as i64,
+            body: body.to_vec(),
+        })
+    }
+}
+
+fn digest(header: &[u8], body: &[u8]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(header);
+    ctx.update(body);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The file name of a batch.
+pub fn file_name(seq: u64) -> String {
+    format!("{seq:020}.batch")
+}
+
+fn parse_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".batch")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// Why a push was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// Policy `block` and no room.
+    #[error(
+        "spool full: {bytes} of {max} bytes in {batches} batch(es) not yet taken by the \
+         collector; policy `block` holds new events back (reading pauses, the logs are the \
+         buffer)"
+    )]
+    Full {
+        /// Bytes spooled.
+        bytes: u64,
+        /// The bound.
+        max: u64,
+        /// Batches spooled.
+        batches: usize,
+    },
+    /// Writing failed.
+    #[error("writing the spool in {}: {source}", .dir.display())]
+    Io {
+        /// The spool directory.
+        dir: PathBuf,
+        /// What failed.
+        source: io::Error,
+    },
+}
+
+/// Why a spooled batch could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read (kept; try again later).
+    #[error("{0}")]
+    Io(String),
+    /// The file was damaged and has been removed.
+    #[error("{0}")]
+    Discarded(String),
+}
+
+/// Who made a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A pipeline commit: events read from logs, under the checkpoint handshake.
+    Pipeline,
+    /// The agent itself (a heartbeat).
+    Agent,
+}
+
+impl Origin {
+    fn flags(self) -> u8 {
+        match self {
+            Origin::Pipeline => 0,
+            Origin::Agent => FLAG_AGENT_DOC,
+        }
+    }
+}
+
+/// What a successful push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pushed {
+    /// The sequence number given to the batch.
+    pub seq: u64,
+    /// Batches dropped to make room (policy `drop-oldest`).
+    pub dropped_batches: u64,
+    /// Their events.
+    pub dropped_events: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    size: u64,
+    events: u32,
+    /// Not made by a pipeline commit (a heartbeat, or half of a batch already released), so
+    /// neither held back nor discarded by the checkpoint handshake.
+    exempt: bool,
+    /// With the spool disabled, the batch itself (it is never written).
+    memory: Option<Arc<Vec<u8>>>,
+}
+
+/// The spool (see the module docs).
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    durable: bool,
+    index: BTreeMap<u64, Entry>,
+    bytes: u64,
+    max_bytes: u64,
+    policy: SpoolPolicy,
+    next_seq: u64,
+}
+
+impl Spool {
+    /// Opens (creating) the spool in `dir`. With `durable` false, batches stay in memory (the
+    /// spool is disabled) and only `next-seq` is kept on disk. Returns the warnings of the
+    /// start-up scan (discarded files).
+    pub fn open(
+        dir: &Path,
+        durable: bool,
+        max_bytes: u64,
+        policy: SpoolPolicy,
+    ) -> io::Result<(Spool, Vec<String>)> {
+        let annotate =
+            |e: io::Error, p: &Path| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+        let dead = dir.join(DEAD_LETTER_DIR);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(&dead)
+            .map_err(|e| annotate(e, &dead))?;
+        let mut warnings = Vec::new();
+        let mut index = BTreeMap::new();
+        let mut children: Vec<(u64, u64)> = Vec::new();
+        let mut highest = 0u64;
+        for entry in fs::read_dir(dir).map_err(|e| annotate(e, dir))? {
+            let entry = entry.map_err(|e| annotate(e, dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = fs::remove_file(&path);
+                warnings.push(format!(
+                    "removed {}, a spool write cut short by a crash; its events were never \
+                     checkpointed and are read again from the source",
+                    path.display()
+                ));
+                continue;
+            }
+            let Some(seq) = parse_name(name) else {
+                continue;
+            };
+            // An unreadable file stops the start (permissions and I/O errors are for the
+            // operator to fix); only a file that reads but does not check out is discarded.
+            let bytes = fs::read(&path).map_err(|e| annotate(e, &path))?;
+            let checked = SpooledBatch::from_file_bytes(&bytes).and_then(|b| {
+                if b.seq == seq {
+                    Ok((b, bytes.len() as u64))
+                } else {
+                    Err("sequence does not match the file name")
+                }
+            });
+            match checked {
+                Ok((b, size)) => {
+                    highest = highest.max(seq);
+                    if b.split_of != 0 {
+                        children.push((seq, b.split_of));
+                    }
+                    index.insert(
+                        seq,
+                        Entry {
+                            size,
+                            events: b.events,
+                            exempt: b.flags & FLAG_AGENT_DOC != 0 || b.split_of != 0,
+                            memory: None,
+                        },
+                    );
+                }
+                Err(why) => {
+                    highest = highest.max(seq);
+                    let _ = fs::remove_file(&path);
+                    warnings.push(format!(
+                        "discarded spool file {} ({why}). A batch file is renamed into place \
+                         only once complete and fsync'd, before checkpoints advance, so an \
+                         interrupted write's events are read again from the source; a file \
+                         damaged later by the disk loses its events",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        // Halves of an interrupted split: the original is still here, so drop the halves.
+        for (child, parent) in children {
+            if index.contains_key(&parent) {
+                let _ = fs::remove_file(dir.join(file_name(child)));
+                index.remove(&child);
+                warnings.push(format!(
+                    "removed batch {child}, half of batch {parent} whose split was interrupted; \
+                     batch {parent} is sent (and split) again"
+                ));
+            }
+        }
+        if let Ok(rd) = fs::read_dir(&dead) {
+            for e in rd.flatten() {
+                if let Some(seq) = e.file_name().to_str().and_then(parse_name) {
+                    highest = highest.max(seq);
+                }
+            }
+        }
+        let seq_path = dir.join(SEQ_FILE);
+        let stored = match fs::read_to_string(&seq_path) {
+            Ok(text) => parse_seq_file(&text).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is corrupt; it is not rebuilt automatically because a batch \
+                         sequence number must never be reused (the collector would drop the new \
+                         batch as a duplicate). Write `{SEQ_HEADER}` and a number above every \
+                         sequence this agent has sent into it, or delete it to restart from the \
+                         spooled batches",
+                        seq_path.display()
+                    ),
+                )
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 1,
+            Err(e) => return Err(annotate(e, &seq_path)),
+        };
+        let bytes = index.values().map(|e| e.size).sum();
+        let spool = Spool {
+            dir: dir.to_owned(),
+            durable,
+            index,
+            bytes,
+            max_bytes,
+            policy,
+            next_seq: stored.max(highest + 1).max(1),
+        };
+        Ok((spool, warnings))
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Batches waiting.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when no batch waits.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Bytes waiting (headers included).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The sequence the next batch will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The oldest waiting batch.
+    pub fn oldest(&self) -> Option<u64> {
+        self.index.keys().next().copied()
+    }
+
+    /// The oldest batch that may be sent: with `released` set, pipeline batches above it wait
+    /// (their checkpoints are not persisted yet); heartbeats and split halves never wait.
+    pub fn next_to_send(&self, released: Option<u64>) -> Option<u64> {
+        self.index
+            .iter()
+            .find(|(seq, e)| e.exempt || released.is_none_or(|r| **seq <= r))
+            .map(|(seq, _)| *seq)
+    }
+
+    /// Deletes the pipeline batches above `mark` (spooled after the last persisted checkpoint:
+    /// their events are read again). Returns their sequence numbers.
+    pub fn discard_after(&mut self, mark: u64) -> Vec<u64> {
+        let doomed: Vec<u64> = self
+            .index
+            .range(mark.saturating_add(1)..)
+            .filter(|(_, e)| !e.exempt)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in &doomed {
+            self.forget(*seq);
+        }
+        if !doomed.is_empty() && self.durable {
+            let _ = sync_dir(&self.dir);
+        }
+        doomed
+    }
+
+    /// Spools a batch: gives it the next sequence number and makes it durable. When the spool
+    /// is full, `drop-oldest` deletes the oldest batches first (reported in [`Pushed`]) and
+    /// `block` refuses. A batch larger than the whole bound is taken when the spool is empty.
+    pub fn push(
+        &mut self,
+        encoding: Encoding,
+        batch: &ClosedBatch,
+        body: &[u8],
+        origin: Origin,
+    ) -> Result<Pushed, PushError> {
+        let size = (HEADER_LEN + body.len()) as u64;
+        let mut pushed = Pushed::default();
+        while self.bytes + size > self.max_bytes && !self.index.is_empty() {
+            match self.policy {
+                SpoolPolicy::Block => {
+                    return Err(PushError::Full {
+                        bytes: self.bytes,
+                        max: self.max_bytes,
+                        batches: self.index.len(),
+                    });
+                }
+                SpoolPolicy::DropOldest => {
+                    if let Some(seq) = self.oldest()
+                        && let Some(e) = self.forget(seq)
+                    {
+                        pushed.dropped_batches += 1;
+                        pushed.dropped_events += u64::from(e.events);
+                    }
+                }
+            }
+        }
+        pushed.seq = self
+            .write(encoding, batch, body.to_vec(), 0, origin.flags())
+            .map_err(|source| PushError::Io {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        Ok(pushed)
+    }
+
+    fn write(
+        &mut self,
+        encoding: Encoding,
+        batch: &ClosedBatch,
+        body: Vec<u8>,
+        split_of: u64,
+        flags: u8,
+    ) -> io::Result<u64> {
+        let seq = self.next_seq;
+        write_seq_file(&self.dir, seq + 1, !self.durable)?;
+        self.next_seq = seq + 1;
+        let spooled = SpooledBatch {
+            seq,
+            encoding,
+            split_of,
+            flags,
+            events: batch.events,
+            ndjson_len: u32::try_from(batch.ndjson.len()).unwrap_or(u32::MAX),
+            created: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            body,
+        };
+        let bytes = spooled.to_file_bytes();
+        let size = bytes.len() as u64;
+        let memory = if self.durable {
+            let tmp = self.dir.join(format!(".{seq:020}.tmp"));
+            write_synced(&tmp, &bytes)
+                .and_then(|()| fs::rename(&tmp, self.dir.join(file_name(seq))))
+                .and_then(|()| sync_dir(&self.dir))
+                .inspect_err(|_| {
+                    let _ = fs::remove_file(&tmp);
+                })?;
+            None
+        } else {
+            Some(Arc::new(bytes))
+        };
+        self.index.insert(
+            seq,
+            Entry {
+                size,
+                events: batch.events,
+                exempt: flags & FLAG_AGENT_DOC != 0 || split_of != 0,
+                memory,
+            },
+        );
+        self.bytes += size;
+        Ok(seq)
+    }
+
+    /// Reads a waiting batch. `Ok(None)` when it is gone (sent, dropped).
+    pub fn load(&mut self, seq: u64) -> Result<Option<SpooledBatch>, LoadError> {
+        let Some(entry) = self.index.get(&seq) else {
+            return Ok(None);
+        };
+        let path = self.dir.join(file_name(seq));
+        let bytes = match &entry.memory {
+            Some(m) => m.as_ref().clone(),
+            None => match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.forget(seq);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    return Err(LoadError::Io(format!(
+                        "reading spool file {}: {e}",
+                        path.display()
+                    )));
+                }
+            },
+        };
+        let checked = SpooledBatch::from_file_bytes(&bytes).and_then(|b| {
+            if b.seq == seq {
+                Ok(b)
+            } else {
+                Err("sequence does not match the file name")
+            }
+        });
+        match checked {
+            Ok(b) => Ok(Some(b)),
+            Err(why) => {
+                self.forget(seq);
+                Err(LoadError::Discarded(format!(
+                    "discarded spool file {} ({why}): damaged after it was written; its events \
+                     are lost",
+                    path.display()
+                )))
+            }
+        }
+    }
+
+    /// Deletes a batch (the collector took it). False if it was not there.
+    pub fn remove(&mut self, seq: u64) -> bool {
+        let had = self.forget(seq).is_some();
+        if had && self.durable {
+            let _ = sync_dir(&self.dir);
+        }
+        had
+    }
+
+    fn forget(&mut self, seq: u64) -> Option<Entry> {
+        let e = self.index.remove(&seq)?;
+        self.bytes -= e.size;
+        if e.memory.is_none() {
+            let _ = fs::remove_file(self.dir.join(file_name(seq)));
+        }
+        Some(e)
+    }
+
+    /// Moves a batch to `dead-letter/` with a `.reason` file beside it.
+    pub fn dead_letter(&mut self, seq: u64, reason: &str) -> io::Result<PathBuf> {
+        let dead = self.dir.join(DEAD_LETTER_DIR);
+        let target = dead.join(file_name(seq));
+        let Some(entry) = self.index.remove(&seq) else {
+            return Ok(target);
+        };
+        self.bytes -= entry.size;
+        match &entry.memory {
+            Some(m) => write_synced(&target, m)?,
+            None => fs::rename(self.dir.join(file_name(seq)), &target)?,
+        }
+        let _ = fs::write(dead.join(format!("{seq:020}.reason")), reason);
+        sync_dir(&dead)?;
+        sync_dir(&self.dir)?;
+        // Bound the folder: oldest first.
+        let mut kept: Vec<u64> = fs::read_dir(&dead)?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(parse_name))
+            .collect();
+        kept.sort_unstable();
+        let excess = kept.len().saturating_sub(DEAD_LETTER_MAX);
+        for old in &kept[..excess] {
+            let _ = fs::remove_file(dead.join(file_name(*old)));
+            let _ = fs::remove_file(dead.join(format!("{old:020}.reason")));
+        }
+        Ok(target)
+    }
+
+    /// Replaces a batch by two halves with fresh sequence numbers: the halves are durable
+    /// before the original is deleted (see the module docs). Returns their sequences, or
+    /// `None` when the original is gone.
+    pub fn split(
+        &mut self,
+        seq: u64,
+        encoding: Encoding,
+        halves: [ClosedBatch; 2],
+    ) -> io::Result<Option<(u64, u64)>> {
+        if !self.index.contains_key(&seq) {
+            return Ok(None);
+        }
+        let [a, b] = halves;
+        let body_a = encoding.encode(&a.ndjson)?;
+        let body_b = encoding.encode(&b.ndjson)?;
+        let sa = self.write(encoding, &a, body_a, seq, 0)?;
+        let sb = self.write(encoding, &b, body_b, seq, 0)?;
+        self.remove(seq);
+        Ok(Some((sa, sb)))
+    }
+}
+
+fn parse_seq_file(text: &str) -> Option<u64> {
+    let mut lines = text.lines();
+    (lines.next()? == SEQ_HEADER).then_some(())?;
+    let n: u64 = lines.next()?.trim().parse().ok()?;
+    lines.next().is_none().then_some(n)
+}
+
+/// Writes `next-seq`: temp, fsync, rename; the directory fsync follows with the batch file
+/// (or here, when `sync` is set).
+fn write_seq_file(dir: &Path, next: u64, sync: bool) -> io::Result<()> {
+    let tmp = dir.join(format!(".{SEQ_FILE}.tmp"));
+    write_synced(&tmp, format!("{SEQ_HEADER}\n{next}\n").as_bytes())?;
+    fs::rename(&tmp, dir.join(SEQ_FILE))?;
+    if sync {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(text: &str) -> ClosedBatch {
+        ClosedBatch {
+            ndjson: text.as_bytes().to_vec(),
+            events: text.lines().count() as u32,
+        }
+    }
+
+    fn push(s: &mut Spool, text: &str) -> Result<Pushed, PushError> {
+        let b = batch(text);
+        s.push(Encoding::Identity, &b, &b.ndjson, Origin::Pipeline)
+    }
+
+    #[test]
+    fn file_format_round_trips_and_rejects_damage() {
+        let b = SpooledBatch {
+            seq: 7,
+            encoding: Encoding::Zstd,
+            split_of: 3,
+            flags: FLAG_AGENT_DOC,
+            events: 2,
+            ndjson_len: 10,
+            created: 1_700_000_000,
+            body: b"0123456789".to_vec(),
+        };
+        let bytes = b.to_file_bytes();
+        assert_eq!(bytes.len(), HEADER_LEN + 10);
+        assert_eq!(SpooledBatch::from_file_bytes(&bytes).unwrap(), b);
+        assert!(SpooledBatch::from_file_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(SpooledBatch::from_file_bytes(&bytes[..40]).is_err());
+        for i in [0, 6, 8, 30, 50, HEADER_LEN + 3] {
+            let mut bad = bytes.clone();
+            bad[i] ^= 1;
+            assert!(SpooledBatch::from_file_bytes(&bad).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn drop_oldest_and_block_hold_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = (HEADER_LEN + 4) as u64; // "a:1\n"
+        let (mut s, _) = Spool::open(dir.path(), true, 3 * size, SpoolPolicy::DropOldest).unwrap();
+        for _ in 0..3 {
+            assert_eq!(push(&mut s, "a:1\n").unwrap().dropped_batches, 0);
+        }
+        let p = push(&mut s, "b:2\n").unwrap();
+        assert_eq!((p.seq, p.dropped_batches, p.dropped_events), (4, 1, 1));
+        assert_eq!(s.oldest(), Some(2));
+        assert!(s.bytes() <= 3 * size);
+        drop(s);
+        let (mut s, _) = Spool::open(dir.path(), true, 3 * size, SpoolPolicy::Block).unwrap();
+        assert_eq!(s.len(), 3);
+        assert!(matches!(push(&mut s, "c\n"), Err(PushError::Full { .. })));
+        assert!(s.remove(2));
+        assert_eq!(push(&mut s, "c\n").unwrap().seq, 5);
+    }
+
+    #[test]
+    fn sequence_survives_reopen_even_when_everything_was_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert_eq!(push(&mut s, "x\n").unwrap().seq, 1);
+        assert_eq!(push(&mut s, "y\n").unwrap().seq, 2);
+        s.remove(1);
+        s.remove(2);
+        drop(s);
+        let (mut s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert!(w.is_empty());
+        assert_eq!(push(&mut s, "z\n").unwrap().seq, 3);
+        // A lost next-seq falls back to what is spooled.
+        fs::remove_file(dir.path().join(SEQ_FILE)).unwrap();
+        let (s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert_eq!(s.next_seq(), 4);
+        // A corrupt one is an error, not a guess.
+        fs::write(dir.path().join(SEQ_FILE), "garbage").unwrap();
+        let e = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap_err();
+        assert!(e.to_string().contains("never be reused"), "{e}");
+    }
+
+    #[test]
+    fn interrupted_split_keeps_the_original_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        let seq = push(&mut s, "1\n2\n").unwrap().seq;
+        // Simulate the crash: write the halves, do not delete the original.
+        let (a, b) = super::super::batch::split_lines(b"1\n2\n").unwrap();
+        s.write(Encoding::Identity, &a, a.ndjson.clone(), seq, 0)
+            .unwrap();
+        s.write(Encoding::Identity, &b, b.ndjson.clone(), seq, 0)
+            .unwrap();
+        drop(s);
+        let (s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert_eq!(s.len(), 1, "{w:?}");
+        assert_eq!(s.oldest(), Some(seq));
+        assert_eq!(s.next_seq(), 4, "the halves' numbers are not reused");
+        assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn damaged_file_is_discarded_when_read_and_a_missing_one_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        let a = push(&mut s, "a\n").unwrap().seq;
+        let b = push(&mut s, "b\n").unwrap().seq;
+        let path = dir.path().join(file_name(a));
+        let mut bytes = fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(&path, bytes).unwrap();
+        assert!(matches!(s.load(a), Err(LoadError::Discarded(m)) if m.contains("checksum")));
+        assert!(!path.exists());
+        fs::remove_file(dir.path().join(file_name(b))).unwrap();
+        assert_eq!(s.load(b), Ok(None));
+        assert!(s.is_empty());
+        assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn handshake_holds_back_and_discards_only_pipeline_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        let one = push(&mut s, "1\n").unwrap().seq;
+        let two = push(&mut s, "2\n").unwrap().seq;
+        let b = batch("hb\n");
+        let hb = s
+            .push(Encoding::Identity, &b, &b.ndjson, Origin::Agent)
+            .unwrap()
+            .seq;
+        assert_eq!(s.next_to_send(None), Some(one));
+        assert_eq!(s.next_to_send(Some(one)), Some(one));
+        s.remove(one);
+        assert_eq!(
+            s.next_to_send(Some(one)),
+            Some(hb),
+            "heartbeats are not held back"
+        );
+        drop(s);
+        let (mut s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert_eq!(s.discard_after(one), [two]);
+        assert_eq!(s.oldest(), Some(hb), "the flag survives a restart");
+        assert_eq!(s.next_seq(), hb + 1);
+    }
+
+    #[test]
+    fn dead_letter_is_bounded_and_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), true, 1 << 30, SpoolPolicy::Block).unwrap();
+        let seq = push(&mut s, "x\n").unwrap().seq;
+        let path = s.dead_letter(seq, "400: line 1 is not JSON").unwrap();
+        assert!(path.exists());
+        assert!(s.is_empty());
+        let reason = dir
+            .path()
+            .join(DEAD_LETTER_DIR)
+            .join(format!("{seq:020}.reason"));
+        assert_eq!(
+            fs::read_to_string(reason).unwrap(),
+            "400: line 1 is not JSON"
+        );
+        for _ in 0..DEAD_LETTER_MAX + 2 {
+            let seq = push(&mut s, "x\n").unwrap().seq;
+            s.dead_letter(seq, "r").unwrap();
+        }
+        let n = fs::read_dir(dir.path().join(DEAD_LETTER_DIR))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "batch")
+            .count();
+        assert_eq!(n, DEAD_LETTER_MAX);
+    }
+}

@@ -1,0 +1,620 @@
+//! [`Checkpoints`]: how far each stream has been read, kept in `checkpoints.json` in the state
+//! directory.
+//!
+//! The file is `{"version":1,"streams":[{"key":…,"position":…,"path":…,"updated":…}]}`. It is
+//! written to a temporary file, fsync'd, renamed over the old one and the directory fsync'd, so
+//! a crash leaves either the old or the new file, never a torn one (a leftover temporary file is
+//! ignored and overwritten by the next write).
+//!
+//! A file that cannot be used (unreadable, not JSON, an unknown version) is never fatal: [`load`]
+//! moves it aside as `checkpoints.json.corrupt-<unix seconds>`, starts empty and hands back a
+//! [`LoadWarning`] for the caller to log. Starting empty after such a loss is reported by
+//! [`Checkpoints::first_start`] as *not* a first start, so the file source reads the files it
+//! finds from their beginning: duplicates rather than a gap.
+//!
+//! **Invariant:** the store is a plain value. The runtime owns it on the pipeline thread, records
+//! a chunk's end position only once the chunk's events are durable downstream, and hands sources
+//! a snapshot ([`Checkpoints::positions`]) of their starting positions. Sources never write it,
+//! so no lock is needed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::sink::SinkMark;
+
+use super::{Position, StreamKey};
+
+/// Name of the checkpoint file inside the state directory.
+pub const FILE_NAME: &str = "checkpoints.json";
+/// Name of the temporary file a new version is written to before the rename.
+pub const TEMP_FILE_NAME: &str = "checkpoints.json.tmp";
+/// The format version this agent reads and writes.
+pub const VERSION: u32 = 1;
+/// Streams not seen for this long are dropped by [`Checkpoints::expire`] (7 days).
+pub const EXPIRE_AFTER: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// [`Checkpoints::touch`] rewrites the file at most this often per stream (1 hour).
+const TOUCH_GRANULARITY: u64 = 60 * 60;
+
+/// The stored state of one stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Where reading resumes.
+    pub position: Position,
+    /// The path the stream was last read through (informational; streams are found by key).
+    pub path: Option<String>,
+    /// Unix seconds of the last [`Checkpoints::set`] or [`Checkpoints::touch`].
+    pub updated: u64,
+}
+
+/// The checkpoint store of one state directory.
+#[derive(Clone, Debug)]
+pub struct Checkpoints {
+    dir: PathBuf,
+    streams: BTreeMap<StreamKey, Entry>,
+    sequence: u64,
+    sink_mark: Option<SinkMark>,
+    dirty: bool,
+    first_start: bool,
+}
+
+/// Why the checkpoint file was not used. Not an error: the agent carries on without it.
+#[derive(Debug)]
+pub struct LoadWarning {
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// What was wrong with it.
+    pub reason: String,
+    /// Where it was moved to, if moving it aside worked.
+    pub moved_to: Option<PathBuf>,
+}
+
+impl fmt::Display for LoadWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "checkpoint file {} is unusable: {}; ",
+            self.path.display(),
+            self.reason
+        )?;
+        match &self.moved_to {
+            Some(p) => write!(f, "moved aside to {}; ", p.display())?,
+            None => f.write_str("could not move it aside; ")?,
+        }
+        f.write_str("starting without checkpoints (files found are read from their beginning)")
+    }
+}
+
+impl std::error::Error for LoadWarning {}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRepr {
+    version: u32,
+    /// The runtime's next event/batch sequence number, committed with the positions.
+    #[serde(default)]
+    sequence: u64,
+    /// Where the sink stood when these positions were committed (see [`SinkMark`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sink_mark: Option<SinkMark>,
+    streams: Vec<StreamRepr>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamRepr {
+    key: StreamKey,
+    position: Position,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    updated: u64,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u32,
+}
+
+/// Loads the checkpoints of `dir`. Never fails: an unusable file gives a warning (see the module
+/// documentation) and an empty store. A missing file (or directory) gives an empty store with
+/// [`Checkpoints::first_start`] true; call [`Checkpoints::persist`] once right after starting the
+/// sources, so the file exists and the next start is not taken for a first one.
+pub fn load(dir: &Path) -> (Checkpoints, Option<LoadWarning>) {
+    let mut store = Checkpoints::new(dir);
+    let path = dir.join(FILE_NAME);
+    let reason = match fs::read(&path) {
+        Ok(bytes) => match decode(&bytes) {
+            Ok((streams, sequence, sink_mark)) => {
+                store.streams = streams;
+                store.sequence = sequence;
+                store.sink_mark = sink_mark;
+                store.first_start = false;
+                return (store, None);
+            }
+            Err(reason) => reason,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Dirty: the first `persist` writes an empty file, so a crash before any checkpoint
+            // is taken is not mistaken for a first start on the next start.
+            store.dirty = true;
+            return (store, None);
+        }
+        Err(e) => format!("cannot read it: {e}"),
+    };
+    store.first_start = false;
+    store.dirty = true;
+    let aside = dir.join(format!("{FILE_NAME}.corrupt-{}", unix_now()));
+    let moved_to = fs::rename(&path, &aside).ok().map(|()| aside);
+    (
+        store,
+        Some(LoadWarning {
+            path,
+            reason,
+            moved_to,
+        }),
+    )
+}
+
+type Decoded = (BTreeMap<StreamKey, Entry>, u64, Option<SinkMark>);
+
+fn decode(bytes: &[u8]) -> Result<Decoded, String> {
+    let v: VersionOnly =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a checkpoint file ({e})"))?;
+    if v.version != VERSION {
+        return Err(format!(
+            "unknown version {} (this agent reads version {VERSION})",
+            v.version
+        ));
+    }
+    let repr: FileRepr = serde_json::from_slice(bytes).map_err(|e| format!("malformed ({e})"))?;
+    let streams = repr
+        .streams
+        .into_iter()
+        .map(|s| {
+            let entry = Entry {
+                position: s.position,
+                path: s.path,
+                updated: s.updated,
+            };
+            (s.key, entry)
+        })
+        .collect();
+    Ok((streams, repr.sequence, repr.sink_mark))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Checkpoints {
+    /// An empty store for `dir` (nothing is read or written).
+    pub fn new(dir: &Path) -> Self {
+        Checkpoints {
+            dir: dir.to_owned(),
+            streams: BTreeMap::new(),
+            sequence: 0,
+            sink_mark: None,
+            dirty: false,
+            first_start: true,
+        }
+    }
+
+    /// [`load`] as an associated function.
+    pub fn load(dir: &Path) -> (Checkpoints, Option<LoadWarning>) {
+        load(dir)
+    }
+
+    /// Same as [`Checkpoints::first_start`].
+    pub fn is_new(&self) -> bool {
+        self.first_start
+    }
+
+    /// Same as [`Checkpoints::positions`].
+    pub fn snapshot(&self) -> HashMap<StreamKey, Position> {
+        self.positions()
+    }
+
+    /// Where the sink stood when the stored positions were committed (`None` in a new store).
+    pub fn sink_mark(&self) -> Option<SinkMark> {
+        self.sink_mark
+    }
+
+    /// Records the sink's mark; written by the next [`Checkpoints::persist`], atomically with
+    /// the positions.
+    pub fn set_sink_mark(&mut self, mark: SinkMark) {
+        if self.sink_mark != Some(mark) {
+            self.sink_mark = Some(mark);
+            self.dirty = true;
+        }
+    }
+
+    /// The runtime's sequence number stored beside the positions (0 in a new store).
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Sets the sequence number; it is written by the next [`Checkpoints::persist`], atomically
+    /// with the positions.
+    pub fn set_sequence(&mut self, sequence: u64) {
+        if self.sequence != sequence {
+            self.sequence = sequence;
+            self.dirty = true;
+        }
+    }
+
+    /// True when no checkpoint file existed at load: the agent's very first start, when files
+    /// already present are read according to `read-from`. False after a corrupt file.
+    pub fn first_start(&self) -> bool {
+        self.first_start
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The position of one stream.
+    pub fn get(&self, key: &StreamKey) -> Option<&Position> {
+        self.streams.get(key).map(|e| &e.position)
+    }
+
+    /// The whole entry of one stream.
+    pub fn entry(&self, key: &StreamKey) -> Option<&Entry> {
+        self.streams.get(key)
+    }
+
+    /// Records where `key` resumes. Call only once the records before `position` are durable.
+    pub fn set(&mut self, key: StreamKey, position: Position, path: Option<&Path>) {
+        let entry = Entry {
+            position,
+            path: path.map(|p| p.to_string_lossy().into_owned()),
+            updated: unix_now(),
+        };
+        self.streams.insert(key, entry);
+        self.dirty = true;
+    }
+
+    /// Marks a stream as still present without moving it, so [`Checkpoints::expire`] keeps it
+    /// (an idle rotated file must not lose its checkpoint, or it would be read again).
+    pub fn touch(&mut self, key: &StreamKey) {
+        let now = unix_now();
+        if let Some(e) = self.streams.get_mut(key)
+            && now.saturating_sub(e.updated) >= TOUCH_GRANULARITY
+        {
+            e.updated = now;
+            self.dirty = true;
+        }
+    }
+
+    /// Forgets a stream.
+    pub fn remove(&mut self, key: &StreamKey) -> Option<Entry> {
+        let old = self.streams.remove(key);
+        self.dirty |= old.is_some();
+        old
+    }
+
+    /// Forgets streams not set or touched for `older_than` ([`EXPIRE_AFTER`] in the agent).
+    /// Returns how many were dropped.
+    pub fn expire(&mut self, older_than: Duration) -> usize {
+        self.expire_at(unix_now(), older_than)
+    }
+
+    /// [`Checkpoints::expire`] with the current time given (unix seconds).
+    pub fn expire_at(&mut self, now: u64, older_than: Duration) -> usize {
+        let cutoff = now.saturating_sub(older_than.as_secs());
+        let before = self.streams.len();
+        self.streams.retain(|_, e| e.updated >= cutoff);
+        let dropped = before - self.streams.len();
+        self.dirty |= dropped > 0;
+        dropped
+    }
+
+    /// Number of streams.
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// No stream stored.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// All streams, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&StreamKey, &Entry)> {
+        self.streams.iter()
+    }
+
+    /// Changed since the last successful [`Checkpoints::persist`] (or load).
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// A snapshot of every stream's position: what a source is started from.
+    pub fn positions(&self) -> HashMap<StreamKey, Position> {
+        self.streams
+            .iter()
+            .map(|(k, e)| (k.clone(), e.position.clone()))
+            .collect()
+    }
+
+    /// Writes the store if it changed: temporary file, fsync, rename, fsync of the directory
+    /// (created if missing). On error the previous file is left as it was and the store stays
+    /// dirty, so the next call tries again.
+    pub fn persist(&mut self) -> io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let repr = FileRepr {
+            version: VERSION,
+            sequence: self.sequence,
+            sink_mark: self.sink_mark,
+            streams: self
+                .streams
+                .iter()
+                .map(|(k, e)| StreamRepr {
+                    key: k.clone(),
+                    position: e.position.clone(),
+                    path: e.path.clone(),
+                    updated: e.updated,
+                })
+                .collect(),
+        };
+        let mut bytes = serde_json::to_vec(&repr).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        fs::create_dir_all(&self.dir)?;
+        let tmp = self.dir.join(TEMP_FILE_NAME);
+        let written =
+            write_synced(&tmp, &bytes).and_then(|()| fs::rename(&tmp, self.dir.join(FILE_NAME)));
+        if let Err(e) = written {
+            // Best effort: the temporary file is ignored by `load` anyway.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        File::open(&self.dir)?.sync_all()?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Fingerprint;
+
+    fn key(ino: u64) -> StreamKey {
+        StreamKey::File {
+            fingerprint: Fingerprint {
+                dev: 8,
+                ino,
+                head: 0xfeed,
+            },
+        }
+    }
+
+    #[test]
+    fn missing_file_is_a_first_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut cp, warn) = load(&dir.path().join("not-yet"));
+        assert!(warn.is_none());
+        assert!(cp.first_start());
+        assert!(cp.is_empty());
+        cp.persist().unwrap();
+        let (cp, warn) = load(&dir.path().join("not-yet"));
+        assert!(warn.is_none());
+        assert!(
+            !cp.first_start(),
+            "the empty file written at start marks later starts"
+        );
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::new(dir.path());
+        cp.set(
+            key(1),
+            Position::Offset(42),
+            Some(Path::new("/var/log/auth.log")),
+        );
+        cp.set(
+            StreamKey::Journal {
+                source: "journald".into(),
+            },
+            Position::Cursor("s=abc;i=1".into()),
+            None,
+        );
+        assert!(cp.is_dirty());
+        cp.persist().unwrap();
+        assert!(!cp.is_dirty());
+
+        let text = fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert!(
+            text.starts_with(r#"{"version":1,"sequence":0,"streams":[{"key":{"kind":"file""#),
+            "{text}"
+        );
+
+        let (back, warn) = load(dir.path());
+        assert!(warn.is_none());
+        assert!(!back.first_start());
+        assert_eq!(back.len(), 2);
+        assert_eq!(back.get(&key(1)), Some(&Position::Offset(42)));
+        assert_eq!(
+            back.entry(&key(1)).unwrap().path.as_deref(),
+            Some("/var/log/auth.log")
+        );
+        assert_eq!(back.positions(), cp.positions());
+    }
+
+    #[test]
+    fn the_sequence_is_kept_with_the_positions_and_optional_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::new(dir.path());
+        cp.set_sequence(41);
+        cp.persist().unwrap();
+        assert_eq!(Checkpoints::load(dir.path()).0.sequence(), 41);
+        fs::write(dir.path().join(FILE_NAME), br#"{"version":1,"streams":[]}"#).unwrap();
+        let (cp, warn) = load(dir.path());
+        assert!(warn.is_none());
+        assert_eq!(cp.sequence(), 0);
+    }
+
+    #[test]
+    fn persist_writes_only_when_dirty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::new(dir.path());
+        cp.persist().unwrap();
+        assert!(!dir.path().join(FILE_NAME).exists(), "nothing to write");
+        cp.set(key(1), Position::Offset(1), None);
+        cp.persist().unwrap();
+        fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        cp.persist().unwrap();
+        assert!(
+            !dir.path().join(FILE_NAME).exists(),
+            "clean store is not rewritten"
+        );
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            b"{\"version\":1,\"streams\":[{\"ke",
+        )
+        .unwrap();
+        let (cp, warn) = load(dir.path());
+        let warn = warn.expect("a warning");
+        assert!(cp.is_empty());
+        assert!(!cp.first_start(), "a lost checkpoint is not a first start");
+        let moved = warn.moved_to.clone().expect("moved aside");
+        assert!(moved.exists());
+        assert!(
+            moved
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("checkpoints.json.corrupt-")
+        );
+        assert!(!dir.path().join(FILE_NAME).exists());
+        let msg = warn.to_string();
+        assert!(
+            msg.contains("unusable") && msg.contains("moved aside"),
+            "{msg}"
+        );
+
+        // The next load is a clean (non-first) start without warnings only once a new file is
+        // written; until then it looks like a first start again, which is the caller's business.
+        let mut cp = cp;
+        cp.set(key(2), Position::Offset(7), None);
+        cp.persist().unwrap();
+        let (back, warn) = load(dir.path());
+        assert!(warn.is_none());
+        assert_eq!(back.get(&key(2)), Some(&Position::Offset(7)));
+    }
+
+    #[test]
+    fn garbage_and_wrong_shapes_are_warnings() {
+        for bad in [
+            &b""[..],
+            b"\xff\xfe\x00",
+            b"[]",
+            b"{\"version\":1}",
+            b"{\"version\":1,\"streams\":[{\"key\":{\"kind\":\"nope\"},\"position\":{\"offset\":1},\"updated\":0}]}",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join(FILE_NAME), bad).unwrap();
+            let (cp, warn) = load(dir.path());
+            assert!(warn.is_some(), "{bad:?}");
+            assert!(cp.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_version_is_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            br#"{"version":2,"streams":[],"new-field":true}"#,
+        )
+        .unwrap();
+        let (cp, warn) = load(dir.path());
+        let warn = warn.unwrap();
+        assert!(warn.reason.contains("unknown version 2"), "{}", warn.reason);
+        assert!(cp.is_empty());
+        assert!(warn.moved_to.unwrap().exists());
+    }
+
+    #[test]
+    fn a_leftover_temp_file_is_ignored_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::new(dir.path());
+        cp.set(key(1), Position::Offset(10), None);
+        cp.persist().unwrap();
+        // A crash between writing the temporary file and the rename leaves this behind.
+        fs::write(dir.path().join(TEMP_FILE_NAME), b"{\"version\":1,\"stre").unwrap();
+        let (mut back, warn) = load(dir.path());
+        assert!(warn.is_none());
+        assert_eq!(back.get(&key(1)), Some(&Position::Offset(10)));
+        back.set(key(1), Position::Offset(20), None);
+        back.persist().unwrap();
+        assert!(!dir.path().join(TEMP_FILE_NAME).exists());
+        assert_eq!(load(dir.path()).0.get(&key(1)), Some(&Position::Offset(20)));
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::new(dir.path());
+        cp.set(key(1), Position::Offset(10), None);
+        cp.persist().unwrap();
+        let before = fs::read(dir.path().join(FILE_NAME)).unwrap();
+        // A directory where the temporary file goes makes the write fail, even for root.
+        fs::create_dir(dir.path().join(TEMP_FILE_NAME)).unwrap();
+        cp.set(key(1), Position::Offset(99), None);
+        assert!(cp.persist().is_err());
+        assert!(cp.is_dirty(), "still dirty: the next persist retries");
+        assert_eq!(fs::read(dir.path().join(FILE_NAME)).unwrap(), before);
+        assert_eq!(load(dir.path()).0.get(&key(1)), Some(&Position::Offset(10)));
+        fs::remove_dir(dir.path().join(TEMP_FILE_NAME)).unwrap();
+        cp.persist().unwrap();
+        assert_eq!(load(dir.path()).0.get(&key(1)), Some(&Position::Offset(99)));
+    }
+
+    #[test]
+    fn expire_drops_only_stale_streams_and_touch_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::new(dir.path());
+        cp.set(key(1), Position::Offset(1), None);
+        cp.set(key(2), Position::Offset(2), None);
+        cp.set(key(3), Position::Offset(3), None);
+        let now = unix_now();
+        cp.streams.get_mut(&key(1)).unwrap().updated = now - 8 * 24 * 3600;
+        cp.streams.get_mut(&key(2)).unwrap().updated = now - 8 * 24 * 3600;
+        cp.touch(&key(2));
+        cp.persist().unwrap();
+        assert_eq!(cp.expire_at(now, EXPIRE_AFTER), 1);
+        assert!(cp.is_dirty());
+        assert_eq!(cp.get(&key(1)), None);
+        assert_eq!(cp.get(&key(2)), Some(&Position::Offset(2)));
+        assert_eq!(cp.get(&key(3)), Some(&Position::Offset(3)));
+        assert!(cp.remove(&key(3)).is_some());
+        assert_eq!(cp.len(), 1);
+    }
+}

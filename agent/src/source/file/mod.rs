@@ -1,0 +1,816 @@
+//! The file source: follows syslog text files matched by globs, through rotation, truncation,
+//! deletion and restarts.
+//!
+//! Built like vector's `file-source`, in separate pieces: the `watcher` (what wakes the
+//! source), the `fingerprint`er (what file is this), the `reader` (one followed file, read to
+//! bounded chunks) and, here, the source that ties them together. Checkpoints are not written
+//! here: the source is started from a snapshot of positions and reports each chunk's end
+//! position; the runtime records it once the chunk is durable (see [`super::checkpoint`]).
+//!
+//! # One poll
+//! [`FileSource::poll_at`] (what [`FileSource::run`] calls in its loop) does, in order:
+//! 1. **Refresh** every open file through its descriptor: growth; a shrink below the position or
+//!    a changed first line (copytruncate, or truncated and refilled before we looked) restarts
+//!    the file at 0 under its new key; a first line that grew re-keys the stream.
+//! 2. **Scan** the globs (every `poll-interval`, or at once on a create/rename/delete event):
+//!    a followed file found under another name is the same stream (rotation by rename); one no
+//!    glob matches any more (renamed away, deleted) is an *orphan*, still read through its
+//!    descriptor until it has been idle for [`ORPHAN_IDLE_POLLS`] polls and as many poll
+//!    intervals (rsyslog writes to the old file until it is HUP'd), then closed. A new file is
+//!    opened and its start position chosen (below).
+//! 3. **Read** at most [`MAX_CHUNKS_PER_POLL`] chunks, one per file per pass, oldest file first.
+//!
+//! # Where a file starts
+//! - A known fingerprint (in the start snapshot, or seen by this source) resumes at its position
+//!   (at 0 if the file is now shorter: truncated while the agent was down).
+//! - Same device and inode, and the known head is the checksum of a prefix of the file's first
+//!   line: the same file, whose first line has grown since (re-keyed) — resumes too.
+//! - The head (a whole first line of at least [`MIN_COPY_HEAD`] bytes) equals a known stream's
+//!   on another inode: a copy, as copytruncate's `auth.log.1` — resumes at that stream's
+//!   position. While the original is still followed under that head, the copy is left alone
+//!   (reading both would duplicate); once the original is truncated the copy is picked up.
+//! - Otherwise a new file: at the agent's first start (no checkpoints at all), files found by the
+//!   first scan start per `read-from` (`end` = after the last complete line); every other new
+//!   file starts at 0 — including a new file with a reused inode, since its head differs.
+//!
+//! # Bounds
+//! At most `max-files` open files (extra matches are skipped and counted), chunks of at most
+//! [`CHUNK_MAX_BYTES`] plus one line or [`CHUNK_MAX_LINES`] lines, at most
+//! [`MAX_CHUNKS_PER_POLL`] chunks per poll, lines cut at `max-line-bytes` (the rest of a long line
+//! is skipped, never buffered), a glob scan stops at [`SCAN_MAX_MATCHES`] matches, the memory of
+//! closed files' positions at [`KNOWN_MAX`] entries.
+//!
+//! # Partial lines
+//! A last line without a newline is held (its start is the position) until its newline arrives or
+//! `partial-line-timeout` passes; it is then emitted with `truncated` set and counted. Bytes of
+//! that line written later are read as a new line (also the first part of it is not re-read).
+//! A partial line is also emitted when an orphan is closed. On a stop, a held line is simply not
+//! emitted: the position stays at its start, so the next start reads it.
+//!
+//! Bytes are passed through as they are: invalid UTF-8 and NUL bytes included.
+
+mod fingerprint;
+mod reader;
+mod watcher;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+pub use self::reader::FileCounters;
+use self::reader::{Change, Limits, Tailed};
+pub use self::watcher::Waker;
+use self::watcher::Watcher;
+use super::{Chunk, Fingerprint, Position, StreamKey};
+use crate::config::{FileSourceConfig, ReadFrom};
+
+/// A chunk holds at most this many bytes of lines (plus at most one more line).
+pub const CHUNK_MAX_BYTES: usize = 256 * 1024;
+/// A chunk holds at most this many lines.
+pub const CHUNK_MAX_LINES: usize = 2048;
+/// One poll reads at most this many chunks (all files together).
+pub const MAX_CHUNKS_PER_POLL: usize = 4;
+/// An orphan (renamed away or deleted) is closed after this many idle polls, and at least as
+/// many poll intervals, at its end.
+pub const ORPHAN_IDLE_POLLS: u32 = 3;
+/// A glob scan looks at most at this many matches.
+pub const SCAN_MAX_MATCHES: usize = 65_536;
+/// Positions of closed files remembered by a running source (beyond the start snapshot's).
+pub const KNOWN_MAX: usize = 16_384;
+/// A first line shorter than this is too common (an empty line, a banner) to say that a file is a
+/// copy of another.
+pub const MIN_COPY_HEAD: usize = 16;
+/// Notes kept in [`SourceStatus::notes`].
+pub const NOTES_MAX: usize = 32;
+/// Compressed rotations (`secure-20240101.gz`) matched by a glob are not followed.
+const COMPRESSED: [&str; 5] = ["gz", "bz2", "xz", "zst", "lz4"];
+
+/// How the source learns about changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WatchMode {
+    /// inotify events wake the source; it still re-scans every poll interval.
+    #[default]
+    Events,
+    /// The source wakes every poll interval.
+    Poll,
+}
+
+/// What `authtrail status` shows about one followed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStreamStatus {
+    /// The path it was last seen under.
+    pub path: Arc<PathBuf>,
+    /// Its identity (the checkpoint key).
+    pub fingerprint: Fingerprint,
+    /// Next byte to read (everything before it has been emitted).
+    pub offset: u64,
+    /// Its size at the last look; lag = `size - offset`.
+    pub size: u64,
+    /// No glob matches it any more (rotated away or deleted); closed once idle.
+    pub orphaned: bool,
+    /// Counters since it was opened.
+    pub counters: FileCounters,
+}
+
+/// The state of one file source, shared with whoever asks ([`FileSource::status`]).
+#[derive(Debug, Clone, Default)]
+pub struct SourceStatus {
+    /// The followed files, oldest first.
+    pub files: Vec<FileStreamStatus>,
+    /// Matches not followed at the last scan because `max-files` were open.
+    pub files_skipped: usize,
+    /// Totals over all files, closed ones included.
+    pub totals: FileCounters,
+    /// Events or polling.
+    pub mode: WatchMode,
+    /// The latest warnings and notable events (rotation, truncation, skipped files), oldest
+    /// first, at most [`NOTES_MAX`]; `notes_total` counts all ever made.
+    pub notes: VecDeque<String>,
+    /// All notes ever made (to tell new ones from those already logged).
+    pub notes_total: u64,
+    /// Polls done (wake-ups); with nothing changing, about one per `poll-interval`.
+    pub polls: u64,
+}
+
+/// A [`FileSource`]'s status, shared (`Arc`) with whoever asks while the source runs on its
+/// thread. Updated once per poll.
+#[derive(Debug, Default)]
+pub struct FileStatus(Mutex<SourceStatus>);
+
+impl FileStatus {
+    /// A copy of the whole status.
+    pub fn get(&self) -> SourceStatus {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The followed files (lag = `size - offset`).
+    pub fn files(&self) -> Vec<FileStreamStatus> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .files
+            .clone()
+    }
+
+    fn with(&self, f: impl FnOnce(&mut SourceStatus)) {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+/// What the source knows of a stream it is not (or no longer) following.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    offset: u64,
+    /// For eviction: larger is more recent.
+    seq: u64,
+}
+
+enum Start {
+    /// The stream's position is known.
+    Known(u64),
+    /// Never seen.
+    New,
+    /// A copy of a file still followed under the same head: leave it alone for now.
+    Twin,
+}
+
+/// Follows the files matched by one `[[source]] type = "file"`.
+#[derive(Debug)]
+pub struct FileSource {
+    name: Arc<str>,
+    globs: Vec<String>,
+    patterns: Vec<glob::Pattern>,
+    read_from: ReadFrom,
+    poll_interval: Duration,
+    max_files: usize,
+    limits: Limits,
+    first_start: bool,
+    first_scan_done: bool,
+    known: HashMap<Fingerprint, Known>,
+    start_keys: usize,
+    seq: u64,
+    files: Vec<Tailed>,
+    watcher: Watcher,
+    next_scan: Option<Instant>,
+    rescan: bool,
+    backlog: bool,
+    unopenable: HashSet<PathBuf>,
+    last_skipped: usize,
+    closed_totals: FileCounters,
+    status: Arc<FileStatus>,
+    quiet: bool,
+}
+
+impl FileSource {
+    /// A source for `config`, named `name` (for chunks and notes), started from `start` (a
+    /// snapshot of the checkpoints; only `StreamKey::File` offsets are used), cutting lines at
+    /// `max_line` bytes. `first_start` says no checkpoints existed at all
+    /// ([`super::checkpoint::Checkpoints::first_start`]): only then do the files found by the
+    /// first scan start per `read-from`. Uses inotify when it can; see
+    /// [`FileSource::force_poll`].
+    pub fn new(
+        config: &FileSourceConfig,
+        name: Arc<str>,
+        start: HashMap<StreamKey, Position>,
+        max_line: usize,
+        first_start: bool,
+    ) -> Self {
+        let mut seq = 0;
+        let known: HashMap<Fingerprint, Known> = start
+            .into_iter()
+            .filter_map(|(k, p)| match (k, p) {
+                (StreamKey::File { fingerprint }, Position::Offset(offset)) => {
+                    seq += 1;
+                    Some((fingerprint, Known { offset, seq }))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut notes = Vec::new();
+        let patterns = config
+            .paths
+            .iter()
+            .filter_map(|g| match glob::Pattern::new(g) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    notes.push(format!("path {g:?} is not a valid glob: {e}"));
+                    None
+                }
+            })
+            .collect();
+        let (watcher, why_not) = Watcher::new(false);
+        let mut source = FileSource {
+            name,
+            globs: config.paths.clone(),
+            patterns,
+            read_from: config.read_from,
+            poll_interval: config.poll_interval,
+            max_files: config.max_files.max(1),
+            limits: Limits {
+                bytes: CHUNK_MAX_BYTES,
+                lines: CHUNK_MAX_LINES,
+                max_line: max_line.max(1),
+                partial_timeout: config.partial_line_timeout,
+            },
+            first_start,
+            first_scan_done: false,
+            start_keys: known.len(),
+            known,
+            seq,
+            files: Vec::new(),
+            watcher,
+            next_scan: None,
+            rescan: true,
+            backlog: false,
+            unopenable: HashSet::new(),
+            last_skipped: 0,
+            closed_totals: FileCounters::default(),
+            status: Arc::default(),
+            quiet: false,
+        };
+        source.set_mode();
+        notes.extend(why_not);
+        for n in notes {
+            source.note(n);
+        }
+        source
+    }
+
+    /// Wakes only every `poll-interval`, without inotify (network filesystems; tests).
+    pub fn force_poll(mut self) -> Self {
+        self.watcher = Watcher::new(true).0;
+        self.set_mode();
+        self
+    }
+
+    /// Do not print notes on standard error (they are still kept in the status). Defaults to
+    /// printing them.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
+    /// Sets the chunk bounds (bytes, lines). Defaults to [`CHUNK_MAX_BYTES`] and
+    /// [`CHUNK_MAX_LINES`]; tests use small ones to make reading lag behind writing.
+    pub fn set_chunk_limits(&mut self, bytes: usize, lines: usize) {
+        self.limits.bytes = bytes.max(1);
+        self.limits.lines = lines.max(1);
+    }
+
+    /// The shared status (take it before [`FileSource::run`] moves the source to its thread).
+    pub fn status(&self) -> Arc<FileStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// A handle that wakes the running source at once (set the stop flag, then wake).
+    pub fn waker(&self) -> Waker {
+        self.watcher.waker()
+    }
+
+    /// The configured source's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// True when the last poll stopped because of its bounds, not because every file was read
+    /// to its end: poll again without waiting.
+    pub fn has_backlog(&self) -> bool {
+        self.backlog
+    }
+
+    /// Runs until `stop` is set (checked at every wake: at most one `poll-interval` late, at
+    /// once after [`Waker::wake`]) or the receiver is gone. Waits while `tx` is full (checking
+    /// `stop` every 10 ms): that backpressure is what bounds memory. Chunks read but not sent
+    /// when stopped are dropped; their lines are read again from the checkpoints.
+    pub fn run(mut self, tx: SyncSender<Chunk>, stop: Arc<AtomicBool>) {
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            for chunk in self.poll_at(now) {
+                if !send(&tx, chunk, &stop) {
+                    return;
+                }
+            }
+            if self.backlog || stop.load(Ordering::Relaxed) {
+                continue;
+            }
+            let mut deadline = Instant::now() + self.poll_interval;
+            for t in &self.files {
+                if let Some(d) = t.partial_deadline(&self.limits) {
+                    deadline = deadline.min(d);
+                }
+            }
+            let woken = {
+                let watcher = &self.watcher;
+                let patterns = &self.patterns;
+                let files = &self.files;
+                watcher.wait(deadline, &|p: &Path| {
+                    patterns.iter().any(|g| g.matches_path(p))
+                        || files.iter().any(|t| t.path.as_path() == p)
+                })
+            };
+            self.rescan |= woken.rescan;
+        }
+    }
+
+    /// One poll with the current time: [`FileSource::poll_at`].
+    pub fn poll_once(&mut self) -> Vec<Chunk> {
+        self.poll_at(Instant::now())
+    }
+
+    /// One poll (refresh, scan if due, read; see the module documentation), `now` being the
+    /// time for the partial-line timeout, the orphan idle time and the scan schedule. Returns at
+    /// most [`MAX_CHUNKS_PER_POLL`] chunks; [`FileSource::has_backlog`] tells whether more are
+    /// ready.
+    pub fn poll_at(&mut self, now: Instant) -> Vec<Chunk> {
+        self.refresh_all(now);
+        if self.rescan || self.next_scan.is_none_or(|t| now >= t) {
+            self.scan(now);
+        }
+        let mut chunks = self.read_all(now);
+        chunks.extend(self.close_idle_orphans(now));
+        self.publish_status();
+        chunks
+    }
+
+    fn set_mode(&mut self) {
+        let mode = if self.watcher.uses_events() {
+            WatchMode::Events
+        } else {
+            WatchMode::Poll
+        };
+        self.status.with(|s| s.mode = mode);
+    }
+
+    fn note(&mut self, text: String) {
+        if !self.quiet {
+            eprintln!("authtrail: source {}: {text}", self.name);
+        }
+        self.status.with(|s| {
+            if s.notes.len() >= NOTES_MAX {
+                s.notes.pop_front();
+            }
+            s.notes.push_back(text);
+            s.notes_total += 1;
+        });
+    }
+
+    fn remember(&mut self, fp: Fingerprint, offset: u64) {
+        self.seq += 1;
+        self.known.insert(
+            fp,
+            Known {
+                offset,
+                seq: self.seq,
+            },
+        );
+        if self.known.len() > KNOWN_MAX + self.start_keys {
+            // Forget the oldest half of what is not followed now.
+            let open: HashSet<Fingerprint> = self.files.iter().map(|t| t.fp).collect();
+            let mut by_age: Vec<(u64, Fingerprint)> = self
+                .known
+                .iter()
+                .filter(|(k, _)| !open.contains(k))
+                .map(|(k, v)| (v.seq, *k))
+                .collect();
+            by_age.sort_unstable();
+            for (_, k) in by_age.iter().take(by_age.len() / 2) {
+                self.known.remove(k);
+            }
+        }
+    }
+
+    fn refresh_all(&mut self, now: Instant) {
+        let mut notes = Vec::new();
+        let mut remembered = Vec::new();
+        self.files.retain_mut(|t| match t.refresh(now) {
+            Ok(Change::None) => true,
+            Ok(Change::Rekeyed { .. }) => {
+                remembered.push((t.fp, t.offset));
+                true
+            }
+            Ok(Change::Truncated { old, old_offset }) => {
+                notes.push(format!(
+                    "{} shrank or was rewritten (copytruncate?) at offset {old_offset}; reading it again from 0",
+                    t.path.display()
+                ));
+                // The old key keeps its position: a copy of the old content (auth.log.1) resumes
+                // from it.
+                remembered.push((old, old_offset));
+                true
+            }
+            Err(e) => {
+                notes.push(format!("{}: {e}; closing it", t.path.display()));
+                remembered.push((t.fp, t.offset));
+                false
+            }
+        });
+        for (fp, o) in remembered {
+            self.remember(fp, o);
+        }
+        for n in notes {
+            self.note(n);
+        }
+    }
+
+    fn watch_dirs(&self) -> BTreeSet<PathBuf> {
+        let mut dirs: BTreeSet<PathBuf> = self.globs.iter().map(|g| literal_dir(g)).collect();
+        for t in &self.files {
+            if let Some(p) = t.path.parent() {
+                dirs.insert(p.to_owned());
+            }
+        }
+        dirs
+    }
+
+    fn scan(&mut self, now: Instant) {
+        self.rescan = false;
+        self.next_scan = Some(now + self.poll_interval);
+        let first_scan = !self.first_scan_done;
+        self.first_scan_done = true;
+
+        // Every matching regular file, first path per inode (sorted, so `auth.log` before
+        // `auth.log.1`).
+        let mut found: BTreeMap<PathBuf, (u64, u64)> = BTreeMap::new();
+        let mut matches = 0usize;
+        'globs: for g in &self.globs {
+            let Ok(paths) = glob::glob(g) else { continue };
+            for path in paths.flatten() {
+                matches += 1;
+                if matches > SCAN_MAX_MATCHES {
+                    break 'globs;
+                }
+                if path
+                    .extension()
+                    .is_some_and(|e| COMPRESSED.iter().any(|c| e == *c))
+                {
+                    continue;
+                }
+                if let Ok(md) = std::fs::metadata(&path)
+                    && md.is_file()
+                {
+                    found.insert(path, (md.dev(), md.ino()));
+                }
+            }
+        }
+        let mut by_inode: HashMap<(u64, u64), PathBuf> = HashMap::new();
+        for (path, id) in found {
+            by_inode.entry(id).or_insert(path);
+        }
+
+        // Followed files: renamed, or orphaned.
+        let mut notes = Vec::new();
+        for t in &mut self.files {
+            match by_inode.remove(&(t.fp.dev, t.fp.ino)) {
+                Some(p) => {
+                    if p != *t.path {
+                        notes.push(format!(
+                            "{} is now {} (rotated); following it to its end",
+                            t.path.display(),
+                            p.display()
+                        ));
+                        t.path = Arc::new(p);
+                    }
+                    t.orphan_since = None;
+                }
+                None => {
+                    if t.orphan_since.is_none() {
+                        t.orphan_since = Some(now);
+                        t.idle_polls = 0;
+                        let how = if t.deleted() {
+                            "deleted"
+                        } else {
+                            "renamed away"
+                        };
+                        notes.push(format!(
+                            "{} was {how}; reading it to its end",
+                            t.path.display()
+                        ));
+                    }
+                }
+            }
+        }
+        for n in notes {
+            self.note(n);
+        }
+
+        // New files.
+        let mut new: Vec<(PathBuf, (u64, u64))> =
+            by_inode.into_iter().map(|(id, p)| (p, id)).collect();
+        new.sort();
+        let mut skipped = 0usize;
+        for (path, _) in new {
+            if self.files.len() >= self.max_files {
+                skipped += 1;
+                continue;
+            }
+            self.open(path, now, first_scan);
+        }
+        self.unopenable.retain(|p| p.exists());
+        if skipped > 0 && skipped != self.last_skipped {
+            self.note(format!(
+                "{skipped} matching files not followed: max-files ({}) are open",
+                self.max_files
+            ));
+        }
+        self.last_skipped = skipped;
+        self.status.with(|s| s.files_skipped = skipped);
+        let dirs = self.watch_dirs();
+        self.watcher.set_dirs(dirs);
+    }
+
+    fn open(&mut self, path: PathBuf, now: Instant, first_scan: bool) {
+        let opened = File::open(&path).and_then(|f| {
+            let (fp, head) = fingerprint::fingerprint(&f)?;
+            Ok((f, fp, head))
+        });
+        let (file, fp, head) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                if self.unopenable.len() < self.max_files && self.unopenable.insert(path.clone()) {
+                    self.note(format!("cannot open {}: {e}", path.display()));
+                }
+                return;
+            }
+        };
+        self.unopenable.remove(&path);
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let offset = match self.start_of(&fp, &head) {
+            Start::Twin => return,
+            Start::Known(o) if o > size => {
+                self.note(format!(
+                    "{} is shorter than its checkpoint ({o} > {size}): truncated meanwhile; reading it from 0",
+                    path.display()
+                ));
+                0
+            }
+            Start::Known(o) => o,
+            Start::New if first_scan && self.first_start => match self.read_from {
+                ReadFrom::Beginning => 0,
+                ReadFrom::End => {
+                    Tailed::start_of_last_line(&file, size, self.limits.max_line).unwrap_or(size)
+                }
+            },
+            Start::New => 0,
+        };
+        match Tailed::new(file, Arc::new(path), fp, head, offset, now) {
+            Ok(t) => {
+                self.remember(fp, offset);
+                self.files.push(t);
+            }
+            Err(e) => self.note(format!("cannot follow a file: {e}")),
+        }
+    }
+
+    /// Where a newly opened file starts, from what is known (see the module documentation).
+    fn start_of(&self, fp: &Fingerprint, head: &fingerprint::Head) -> Start {
+        match self.known_offset(fp, head) {
+            Some(o) => Start::Known(o),
+            None if head.stable
+                && head.bytes.len() >= MIN_COPY_HEAD
+                && self.files.iter().any(|t| {
+                    t.fp.head == fp.head && t.head_stable() && t.head_len() == head.bytes.len()
+                }) =>
+            {
+                Start::Twin
+            }
+            None => Start::New,
+        }
+    }
+
+    fn known_offset(&self, fp: &Fingerprint, head: &fingerprint::Head) -> Option<u64> {
+        if let Some(k) = self.known.get(fp) {
+            return Some(k.offset);
+        }
+        // The same inode under a shorter (older) first line.
+        let same_inode: Vec<(u64, u64)> = self
+            .known
+            .iter()
+            .filter(|(k, _)| k.dev == fp.dev && k.ino == fp.ino && k.head != 0)
+            .map(|(k, v)| (k.head, v.offset))
+            .collect();
+        if !same_inode.is_empty() {
+            let prefixes = fingerprint::prefix_checksums(&head.bytes);
+            if let Some(o) = same_inode
+                .iter()
+                .filter(|(h, _)| prefixes.contains(h))
+                .map(|&(_, o)| o)
+                .max()
+            {
+                return Some(o);
+            }
+        }
+        // A copy of a known stream that is not followed under that head any more.
+        if head.stable
+            && head.bytes.len() >= MIN_COPY_HEAD
+            && !self.files.iter().any(|t| t.fp.head == fp.head)
+        {
+            return self
+                .known
+                .iter()
+                .filter(|(k, _)| k.head == fp.head)
+                .map(|(_, v)| v.offset)
+                .max();
+        }
+        None
+    }
+
+    fn read_all(&mut self, now: Instant) -> Vec<Chunk> {
+        let mut out = Vec::new();
+        let mut notes = Vec::new();
+        let mut more = true;
+        while more && out.len() < MAX_CHUNKS_PER_POLL {
+            more = false;
+            for t in &mut self.files {
+                if out.len() >= MAX_CHUNKS_PER_POLL {
+                    more = true;
+                    break;
+                }
+                match t.read_chunk(&self.name, &self.limits, now, false) {
+                    Ok((chunk, full)) => {
+                        more |= full;
+                        if let Some(c) = chunk {
+                            out.push(c);
+                        }
+                    }
+                    Err(e) => notes.push(format!("reading {}: {e}", t.path.display())),
+                }
+            }
+        }
+        self.backlog = more;
+        let emitted: Vec<(Fingerprint, u64)> = out
+            .iter()
+            .filter_map(|c| match (&c.stream, &c.end) {
+                (StreamKey::File { fingerprint }, Position::Offset(o)) => Some((*fingerprint, *o)),
+                _ => None,
+            })
+            .collect();
+        for (fp, o) in emitted {
+            self.remember(fp, o);
+        }
+        for n in notes {
+            self.note(n);
+        }
+        out
+    }
+
+    /// Closes orphans at their end that stayed idle long enough; a held partial line is emitted
+    /// (flushed) first, in the returned chunk.
+    fn close_idle_orphans(&mut self, now: Instant) -> Vec<Chunk> {
+        let idle_for = self.poll_interval * ORPHAN_IDLE_POLLS;
+        let mut closing = Vec::new();
+        for (i, t) in self.files.iter_mut().enumerate() {
+            if t.orphan_since.is_none() {
+                continue;
+            }
+            if t.offset < t.size || t.has_unread(now, &self.limits) {
+                t.idle_polls = 0;
+                continue;
+            }
+            t.idle_polls += 1;
+            if t.idle_polls >= ORPHAN_IDLE_POLLS
+                && now.saturating_duration_since(t.last_growth) >= idle_for
+            {
+                closing.push(i);
+            }
+        }
+        if closing.is_empty() {
+            return Vec::new();
+        }
+        let mut flushed = Vec::new();
+        for &i in closing.iter().rev() {
+            let mut t = self.files.remove(i);
+            if !t.caught_up()
+                && let Ok((Some(c), _)) = t.read_chunk(&self.name, &self.limits, now, true)
+            {
+                flushed.push(c);
+            }
+            self.remember(t.fp, t.offset);
+            add(&mut self.closed_totals, &t.counters);
+            self.note(format!("closed {} (orphaned and idle)", t.path.display()));
+        }
+        flushed
+    }
+
+    fn publish_status(&self) {
+        let mut totals = self.closed_totals;
+        let files = self
+            .files
+            .iter()
+            .map(|t| {
+                add(&mut totals, &t.counters);
+                FileStreamStatus {
+                    path: Arc::clone(&t.path),
+                    fingerprint: t.fp,
+                    offset: t.offset,
+                    size: t.size,
+                    orphaned: t.orphan_since.is_some(),
+                    counters: t.counters,
+                }
+            })
+            .collect();
+        self.status.with(|s| {
+            s.files = files;
+            s.totals = totals;
+            s.polls += 1;
+        });
+    }
+}
+
+/// Sends, waiting while the channel is full; false when stopped or the receiver is gone.
+fn send(tx: &SyncSender<Chunk>, chunk: Chunk, stop: &AtomicBool) -> bool {
+    let mut chunk = chunk;
+    loop {
+        match tx.try_send(chunk) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(c)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                chunk = c;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+fn add(to: &mut FileCounters, c: &FileCounters) {
+    to.lines_read += c.lines_read;
+    to.lines_truncated += c.lines_truncated;
+    to.partial_lines_flushed += c.partial_lines_flushed;
+    to.truncations += c.truncations;
+}
+
+/// The directory to watch for a glob: the parent of its first component with a wildcard (or of
+/// the path itself when it has none).
+fn literal_dir(glob: &str) -> PathBuf {
+    let path = Path::new(glob);
+    let mut dir = PathBuf::new();
+    for c in path.components() {
+        let wild =
+            matches!(c, Component::Normal(s) if s.to_string_lossy().contains(['*', '?', '[']));
+        if wild {
+            return if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
+        }
+        dir.push(c);
+    }
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,692 @@
+//! Unit tests of the file source, driven synchronously through `poll_at`.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::mpsc::sync_channel;
+use std::thread;
+
+use super::*;
+use crate::source::Payload;
+
+const MAX_LINE: usize = 64;
+
+fn config(globs: &[&Path], read_from: ReadFrom) -> FileSourceConfig {
+    FileSourceConfig {
+        name: None,
+        paths: globs
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+        read_from,
+        poll_interval: Duration::ZERO,
+        partial_line_timeout: Duration::from_secs(3600),
+        max_files: 16,
+    }
+}
+
+fn source(cfg: &FileSourceConfig, start: &HashMap<StreamKey, Position>, first: bool) -> FileSource {
+    FileSource::new(cfg, Arc::from("test"), start.clone(), MAX_LINE, first)
+        .force_poll()
+        .quiet()
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
+}
+
+/// Polls until nothing more comes; records every chunk's end in `acked` like the pipeline would.
+fn drain_at(
+    src: &mut FileSource,
+    now: Instant,
+    acked: &mut HashMap<StreamKey, Position>,
+) -> Vec<Chunk> {
+    let mut all = Vec::new();
+    for _ in 0..1000 {
+        let got = src.poll_at(now);
+        let done = got.is_empty() && !src.has_backlog();
+        for c in &got {
+            assert!(c.records.len() <= CHUNK_MAX_LINES);
+            acked.insert(c.stream.clone(), c.end.clone());
+        }
+        all.extend(got);
+        if done {
+            return all;
+        }
+    }
+    panic!("source never settles");
+}
+
+fn drain(src: &mut FileSource, acked: &mut HashMap<StreamKey, Position>) -> Vec<Chunk> {
+    drain_at(src, Instant::now(), acked)
+}
+
+fn texts(chunks: &[Chunk]) -> Vec<String> {
+    chunks
+        .iter()
+        .flat_map(|c| {
+            c.records
+                .iter()
+                .map(|r| String::from_utf8_lossy(c.bytes(r)).into_owned())
+        })
+        .collect()
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn a_fresh_one_line_file_found_later_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let cfg = config(&[&log], ReadFrom::End);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    assert!(drain(&mut src, &mut acked).is_empty());
+    append(&log, b"Nov 28 06:49:30 host sshd[1]: one\n");
+    let got = drain(&mut src, &mut acked);
+    assert_eq!(texts(&got), strs(&["Nov 28 06:49:30 host sshd[1]: one"]));
+    let c = &got[0];
+    assert_eq!(c.payload, Payload::SyslogLines);
+    assert_eq!(c.end, Position::Offset(34));
+    assert_eq!(c.records[0].offset, Some(0));
+    assert_eq!(c.path.as_deref().map(PathBuf::as_path), Some(log.as_path()));
+    assert_eq!(&*c.source, "test");
+}
+
+#[test]
+fn first_start_read_from_end_skips_old_lines_but_not_a_line_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, b"old 1\nold 2\nhalf of a li");
+    let cfg = config(&[&log], ReadFrom::End);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    assert!(drain(&mut src, &mut acked).is_empty());
+    append(&log, b"ne\nnew\n");
+    assert_eq!(
+        texts(&drain(&mut src, &mut acked)),
+        strs(&["half of a line", "new"])
+    );
+}
+
+#[test]
+fn first_start_read_from_beginning_reads_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, b"old 1\nold 2\n");
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    let mut src = source(&cfg, &HashMap::new(), true);
+    assert_eq!(
+        texts(&drain(&mut src, &mut HashMap::new())),
+        strs(&["old 1", "old 2"])
+    );
+}
+
+#[test]
+fn not_a_first_start_an_unknown_file_is_read_from_zero_even_with_read_from_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, b"written while the agent was down\n");
+    let cfg = config(&[&log], ReadFrom::End);
+    let mut src = source(&cfg, &HashMap::new(), false);
+    assert_eq!(
+        texts(&drain(&mut src, &mut HashMap::new())),
+        strs(&["written while the agent was down"])
+    );
+}
+
+#[test]
+fn restart_from_checkpoint_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    append(&log, b"a\nb\n");
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    assert_eq!(texts(&drain(&mut src, &mut acked)), strs(&["a", "b"]));
+    drop(src);
+    append(&log, b"c\n");
+
+    // Through the real checkpoint store, as the runtime does it.
+    let state = tempfile::tempdir().unwrap();
+    let mut cps = crate::source::checkpoint::Checkpoints::new(state.path());
+    for (k, p) in &acked {
+        cps.set(k.clone(), p.clone(), Some(&log));
+    }
+    cps.persist().unwrap();
+    let (cps, warn) = crate::source::checkpoint::load(state.path());
+    assert!(warn.is_none());
+    let mut src = source(&cfg, &cps.positions(), cps.first_start());
+    assert_eq!(texts(&drain(&mut src, &mut acked)), strs(&["c"]));
+}
+
+#[test]
+fn rotation_by_rename_finishes_the_old_file_and_does_not_reread_it_as_dot_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let glob = dir.path().join("auth.log*");
+    let cfg = config(&[&glob], ReadFrom::Beginning);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    append(&log, b"first file line 1\nfirst file line 2\n");
+    assert_eq!(drain(&mut src, &mut acked).len(), 1);
+    append(&log, b"first file line 3\n");
+    fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+    append(&log, b"second file line 1\n");
+    // rsyslog, not yet HUP'd, still writes into the renamed file.
+    append(&dir.path().join("auth.log.1"), b"first file line 4\n");
+    let got = drain(&mut src, &mut acked);
+    assert_eq!(
+        texts(&got),
+        strs(&[
+            "first file line 3",
+            "first file line 4",
+            "second file line 1"
+        ])
+    );
+    let status = src.status().get();
+    assert_eq!(status.files.len(), 2);
+    assert!(status.files.iter().all(|f| !f.orphaned));
+    assert!(status.files.iter().any(|f| f.path.ends_with("auth.log.1")));
+    assert!(status.notes.iter().any(|n| n.contains("rotated")));
+
+    // A restart finds auth.log.1 by its fingerprint: nothing is read again.
+    drop(src);
+    let mut src = source(&cfg, &acked, false);
+    assert!(drain(&mut src, &mut acked).is_empty());
+    append(&log, b"second file line 2\n");
+    assert_eq!(
+        texts(&drain(&mut src, &mut acked)),
+        strs(&["second file line 2"])
+    );
+}
+
+#[test]
+fn rotation_by_rename_out_of_the_glob_reads_the_orphan_to_its_end_then_closes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    append(&log, b"old 1\n");
+    drain(&mut src, &mut acked);
+    append(&log, b"old 2\n");
+    let rotated = dir.path().join("auth.log.0");
+    fs::rename(&log, &rotated).unwrap();
+    append(&log, b"new 1\n");
+    let t = Instant::now();
+    let got = texts(&src.poll_at(t));
+    assert_eq!(got, strs(&["old 2", "new 1"]));
+    let st = src.status().get();
+    assert_eq!(st.files.iter().filter(|f| f.orphaned).count(), 1);
+    // Still written to before the HUP: still read.
+    append(&rotated, b"old 3\n");
+    assert_eq!(texts(&src.poll_at(t)), strs(&["old 3"]));
+    for _ in 0..ORPHAN_IDLE_POLLS {
+        assert!(src.poll_at(t).is_empty());
+    }
+    let st = src.status().get();
+    assert_eq!(st.files.len(), 1, "{st:?}");
+    assert!(!st.files[0].orphaned);
+    assert_eq!(st.totals.lines_read, 4);
+}
+
+#[test]
+fn an_orphan_is_kept_while_the_poll_interval_has_not_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut cfg = config(&[&log], ReadFrom::Beginning);
+    cfg.poll_interval = Duration::from_secs(1);
+    let mut src = source(&cfg, &HashMap::new(), true);
+    append(&log, b"x\n");
+    let t = Instant::now();
+    assert_eq!(src.poll_at(t).len(), 1);
+    fs::remove_file(&log).unwrap();
+    for _ in 0..10 {
+        src.poll_at(t + Duration::from_secs(2));
+    }
+    assert_eq!(src.status().get().files.len(), 1, "idle for 2 s only");
+    src.poll_at(t + Duration::from_secs(3));
+    assert_eq!(src.status().get().files.len(), 0);
+}
+
+#[test]
+fn delete_while_open_finishes_reading_through_the_descriptor() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    append(&log, b"l1\n");
+    assert_eq!(texts(&drain(&mut src, &mut acked)), strs(&["l1"]));
+    let mut writer = OpenOptions::new().append(true).open(&log).unwrap();
+    writer.write_all(b"l2\n").unwrap();
+    fs::remove_file(&log).unwrap();
+    writer.write_all(b"l3 after the unlink\n").unwrap();
+    assert_eq!(
+        texts(&drain(&mut src, &mut acked)),
+        strs(&["l2", "l3 after the unlink"])
+    );
+    for _ in 0..ORPHAN_IDLE_POLLS {
+        src.poll_once();
+    }
+    let st = src.status().get();
+    assert!(
+        st.notes.iter().any(|n| n.contains("deleted")),
+        "{:?}",
+        st.notes
+    );
+    assert!(st.files.is_empty(), "closed once idle");
+}
+
+#[test]
+fn copytruncate_reads_the_rest_from_the_copy_and_the_new_content_from_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let glob = dir.path().join("auth.log*");
+    let cfg = config(&[&glob], ReadFrom::Beginning);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    src.set_chunk_limits(1, 1);
+    append(&log, b"before rotation 1\n");
+    let t = Instant::now();
+    assert_eq!(texts(&src.poll_at(t)), strs(&["before rotation 1"]));
+    append(&log, b"before rotation 2\nbefore rotation 3\n");
+    // logrotate copytruncate: copy, then truncate, with no write in between.
+    fs::copy(&log, dir.path().join("auth.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, b"after rotation 1\n");
+    let got = drain_at(&mut src, t, &mut acked);
+    let mut got = texts(&got);
+    got.sort();
+    assert_eq!(
+        got,
+        strs(&["after rotation 1", "before rotation 2", "before rotation 3"])
+    );
+    let st = src.status().get();
+    assert_eq!(st.totals.truncations, 1);
+    assert!(st.notes.iter().any(|n| n.contains("copytruncate")));
+
+    // A restart re-reads neither.
+    drop(src);
+    let mut src = source(&cfg, &acked, false);
+    assert!(drain(&mut src, &mut acked).is_empty());
+}
+
+#[test]
+fn copytruncate_refilled_past_the_old_offset_is_caught_by_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    append(&log, b"short\n");
+    drain(&mut src, &mut acked);
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, b"a much longer first line after truncation\n");
+    assert_eq!(
+        texts(&drain(&mut src, &mut acked)),
+        strs(&["a much longer first line after truncation"])
+    );
+    assert_eq!(src.status().get().totals.truncations, 1);
+}
+
+#[test]
+fn inode_reuse_is_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    append(&log, b"the old file's first line\nand a second one\n");
+    drain(&mut src, &mut acked);
+    drop(src);
+    fs::remove_file(&log).unwrap();
+    append(&log, b"new file\n");
+    // Whether or not the filesystem reused the inode, the new file is read from 0.
+    let mut src = source(&cfg, &acked, false);
+    assert_eq!(texts(&drain(&mut src, &mut acked)), strs(&["new file"]));
+}
+
+#[test]
+fn inode_reuse_built_at_the_fingerprint_level_is_not_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, b"new file line one\nnew file line two\n");
+    let md = fs::metadata(&log).unwrap();
+    // A checkpoint for the same device and inode, but another first line, far into the file.
+    let stale = Fingerprint {
+        dev: md.dev(),
+        ino: md.ino(),
+        head: fingerprint::checksum(b"a deleted file's first line\n"),
+    };
+    let start = HashMap::from([(StreamKey::File { fingerprint: stale }, Position::Offset(18))]);
+    let mut src = source(&config(&[&log], ReadFrom::End), &start, false);
+    assert_eq!(
+        texts(&drain(&mut src, &mut HashMap::new())),
+        strs(&["new file line one", "new file line two"])
+    );
+    // While the real key resumes.
+    let real = Fingerprint {
+        head: fingerprint::checksum(b"new file line one\n"),
+        ..stale
+    };
+    let start = HashMap::from([(StreamKey::File { fingerprint: real }, Position::Offset(18))]);
+    let mut src = source(&config(&[&log], ReadFrom::End), &start, false);
+    assert_eq!(
+        texts(&drain(&mut src, &mut HashMap::new())),
+        strs(&["new file line two"])
+    );
+}
+
+#[test]
+fn partial_line_is_held_until_its_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut cfg = config(&[&log], ReadFrom::Beginning);
+    cfg.partial_line_timeout = Duration::from_secs(5);
+    let mut src = source(&cfg, &HashMap::new(), true);
+    let t = Instant::now();
+    append(&log, b"whole\nhal");
+    let got = src.poll_at(t);
+    assert_eq!(texts(&got), strs(&["whole"]));
+    assert_eq!(
+        got[0].end,
+        Position::Offset(6),
+        "the held line is not past the position"
+    );
+    append(&log, b"f a li");
+    assert!(src.poll_at(t + Duration::from_secs(4)).is_empty());
+    append(&log, b"ne\n");
+    let got = src.poll_at(t + Duration::from_secs(4));
+    assert_eq!(texts(&got), strs(&["half a line"]));
+    assert!(!got[0].records[0].truncated);
+    assert_eq!(src.status().get().totals.partial_lines_flushed, 0);
+}
+
+#[test]
+fn partial_line_is_flushed_flagged_after_the_timeout_and_its_rest_is_a_new_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut cfg = config(&[&log], ReadFrom::Beginning);
+    cfg.partial_line_timeout = Duration::from_secs(5);
+    let mut src = source(&cfg, &HashMap::new(), true);
+    let t = Instant::now();
+    append(&log, b"ok\nno newline yet");
+    assert_eq!(texts(&src.poll_at(t)), strs(&["ok"]));
+    assert!(src.poll_at(t + Duration::from_secs(4)).is_empty());
+    let got = src.poll_at(t + Duration::from_secs(5));
+    assert_eq!(texts(&got), strs(&["no newline yet"]));
+    assert!(got[0].records[0].truncated, "flagged");
+    assert_eq!(got[0].end, Position::Offset(17));
+    let st = src.status().get();
+    assert_eq!(st.totals.partial_lines_flushed, 1);
+    append(&log, b", now it has one\n");
+    assert_eq!(
+        texts(&src.poll_at(t + Duration::from_secs(6))),
+        strs(&[", now it has one"])
+    );
+}
+
+#[test]
+fn a_partial_first_line_rekeys_and_a_restart_finds_the_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut cfg = config(&[&log], ReadFrom::Beginning);
+    cfg.partial_line_timeout = Duration::ZERO;
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    append(&log, b"abc");
+    let got = drain(&mut src, &mut acked);
+    assert_eq!(texts(&got), strs(&["abc"]));
+    let old_key = got[0].stream.clone();
+    append(&log, b"def\nxyz\n");
+    let got = drain(&mut src, &mut acked);
+    assert_eq!(texts(&got), strs(&["def", "xyz"]));
+    assert_ne!(got[0].stream, old_key, "re-keyed");
+    // Crash before the new key was persisted: only the old key is known.
+    let start = HashMap::from([(old_key, Position::Offset(3))]);
+    let mut src = source(&cfg, &start, false);
+    assert_eq!(texts(&drain(&mut src, &mut acked)), strs(&["def", "xyz"]));
+}
+
+#[test]
+fn an_empty_file_gets_its_fingerprint_when_bytes_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, b"");
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    let mut src = source(&cfg, &HashMap::new(), false);
+    assert!(drain(&mut src, &mut HashMap::new()).is_empty());
+    assert_eq!(src.status().get().files[0].fingerprint.head, 0);
+    append(&log, b"first\n");
+    let got = drain(&mut src, &mut HashMap::new());
+    let StreamKey::File { fingerprint } = &got[0].stream else {
+        panic!()
+    };
+    assert_eq!(fingerprint.head, fingerprint::checksum(b"first\n"));
+    assert_eq!(texts(&got), strs(&["first"]));
+}
+
+#[test]
+fn glob_discovers_new_files_and_skips_compressed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[&dir.path().join("*.log*")], ReadFrom::End);
+    let mut src = source(&cfg, &HashMap::new(), true);
+    assert!(drain(&mut src, &mut HashMap::new()).is_empty());
+    append(&dir.path().join("b.log"), b"in b\n");
+    append(&dir.path().join("c.log.gz"), b"\x1f\x8b binary\n");
+    assert_eq!(
+        texts(&drain(&mut src, &mut HashMap::new())),
+        strs(&["in b"])
+    );
+}
+
+#[test]
+fn long_lines_are_cut_and_bytes_pass_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut long = vec![b'x'; 10 * MAX_LINE];
+    long.push(b'\n');
+    append(&log, &long);
+    append(&log, b"bad \xff\xfe utf8 and a \0 nul\n");
+    let mut src = source(&config(&[&log], ReadFrom::Beginning), &HashMap::new(), true);
+    let got = drain(&mut src, &mut HashMap::new());
+    let recs: Vec<(&[u8], bool)> = got
+        .iter()
+        .flat_map(|c| c.records.iter().map(|r| (c.bytes(r), r.truncated)))
+        .collect();
+    assert_eq!(recs[0], (&long[..MAX_LINE], true));
+    assert_eq!(recs[1], (&b"bad \xff\xfe utf8 and a \0 nul"[..], false));
+    let st = src.status().get();
+    assert_eq!(st.totals.lines_truncated, 1);
+    assert_eq!(st.files[0].offset, st.files[0].size);
+}
+
+#[test]
+fn chunks_and_polls_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut text = Vec::new();
+    for i in 0..(CHUNK_MAX_LINES * 6) {
+        writeln!(text, "line {i}").unwrap();
+    }
+    append(&log, &text);
+    let mut src = source(&config(&[&log], ReadFrom::Beginning), &HashMap::new(), true);
+    let first = src.poll_once();
+    assert_eq!(first.len(), MAX_CHUNKS_PER_POLL);
+    assert!(first.iter().all(|c| c.records.len() <= CHUNK_MAX_LINES));
+    assert!(src.has_backlog());
+    let rest = drain(&mut src, &mut HashMap::new());
+    assert_eq!(
+        texts(&first).len() + texts(&rest).len(),
+        CHUNK_MAX_LINES * 6
+    );
+    // Offsets chain: each chunk ends where the next one's first record starts.
+    let all: Vec<&Chunk> = first.iter().chain(&rest).collect();
+    for w in all.windows(2) {
+        assert_eq!(w[0].end, Position::Offset(w[1].records[0].offset.unwrap()));
+    }
+}
+
+#[test]
+fn max_files_is_a_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in ["a.log", "b.log", "c.log"] {
+        append(&dir.path().join(n), b"x\n");
+    }
+    let mut cfg = config(&[&dir.path().join("*.log")], ReadFrom::Beginning);
+    cfg.max_files = 2;
+    let mut src = source(&cfg, &HashMap::new(), true);
+    assert_eq!(texts(&drain(&mut src, &mut HashMap::new())).len(), 2);
+    let st = src.status().get();
+    assert_eq!(st.files.len(), 2);
+    assert_eq!(st.files_skipped, 1);
+    assert!(st.notes.iter().any(|n| n.contains("max-files")));
+}
+
+#[test]
+fn watch_dir_of_a_glob() {
+    assert_eq!(literal_dir("/var/log/secure*"), PathBuf::from("/var/log"));
+    assert_eq!(literal_dir("/var/log/auth.log"), PathBuf::from("/var/log"));
+    assert_eq!(
+        literal_dir("/var/log/*/auth.log"),
+        PathBuf::from("/var/log")
+    );
+    assert_eq!(literal_dir("auth.log"), PathBuf::from("."));
+}
+
+fn run_source(
+    src: FileSource,
+) -> (
+    std::sync::mpsc::Receiver<Chunk>,
+    Arc<AtomicBool>,
+    Waker,
+    thread::JoinHandle<()>,
+) {
+    let (tx, rx) = sync_channel(4);
+    let stop = Arc::new(AtomicBool::new(false));
+    let waker = src.waker();
+    let s2 = Arc::clone(&stop);
+    let h = thread::spawn(move || src.run(tx, s2));
+    (rx, stop, waker, h)
+}
+
+#[test]
+fn events_wake_the_source_long_before_the_poll_interval_and_stop_is_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, b"");
+    let mut cfg = config(&[&log], ReadFrom::Beginning);
+    cfg.poll_interval = Duration::from_secs(30);
+    let src = FileSource::new(&cfg, Arc::from("t"), HashMap::new(), MAX_LINE, true).quiet();
+    if src.status().get().mode != WatchMode::Events {
+        eprintln!("inotify unavailable here; skipping");
+        return;
+    }
+    let status = src.status();
+    let (rx, stop, waker, h) = run_source(src);
+    thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    append(&log, b"woken\n");
+    let c = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("an event woke the source");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(texts(&[c]), strs(&["woken"]));
+    // Idle: it sleeps (no busy loop) even with a long poll interval.
+    let polls = status.get().polls;
+    thread::sleep(Duration::from_millis(500));
+    assert!(status.get().polls - polls <= 2, "idle source keeps polling");
+    stop.store(true, Ordering::Relaxed);
+    waker.wake();
+    let t = Instant::now();
+    h.join().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn polling_fallback_reads_without_events_and_idles_at_the_poll_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut cfg = config(&[&log], ReadFrom::Beginning);
+    cfg.poll_interval = Duration::from_millis(100);
+    let src = source(&cfg, &HashMap::new(), true);
+    assert_eq!(src.status().get().mode, WatchMode::Poll);
+    let status = src.status();
+    let (rx, stop, waker, h) = run_source(src);
+    append(&log, b"polled\n");
+    let c = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("polling found it");
+    assert_eq!(texts(&[c]), strs(&["polled"]));
+    let polls = status.get().polls;
+    thread::sleep(Duration::from_millis(1000));
+    let n = status.get().polls - polls;
+    assert!(
+        (5..=15).contains(&n),
+        "{n} polls in 1 s at a 100 ms interval"
+    );
+    stop.store(true, Ordering::Relaxed);
+    waker.wake();
+    h.join().unwrap();
+}
+
+#[test]
+fn run_ends_when_the_receiver_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, b"x\n");
+    let mut cfg = config(&[&log], ReadFrom::Beginning);
+    cfg.poll_interval = Duration::from_millis(20);
+    let src = source(&cfg, &HashMap::new(), true);
+    let (tx, rx) = sync_channel(4);
+    drop(rx);
+    // The source notices at its next send.
+    let h = thread::spawn(move || src.run(tx, Arc::new(AtomicBool::new(false))));
+    h.join().unwrap();
+}
+
+#[test]
+fn stop_is_seen_while_the_channel_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut text = Vec::new();
+    for i in 0..10_000 {
+        writeln!(text, "line {i}").unwrap();
+    }
+    append(&log, &text);
+    let mut cfg = config(&[&log], ReadFrom::Beginning);
+    cfg.poll_interval = Duration::from_millis(20);
+    let mut src = source(&cfg, &HashMap::new(), true);
+    src.set_chunk_limits(1024, 10);
+    let (tx, rx) = sync_channel(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = Arc::clone(&stop);
+    let h = thread::spawn(move || src.run(tx, s2));
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    let t = Instant::now();
+    h.join().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(1));
+    drop(rx);
+}

@@ -1,0 +1,1329 @@
+//! The collector sink over real TLS on loopback, against a small HTTPS test server (the real
+//! collector lives in `collector/`; this server lets each test script the answers: 200, 400,
+//! 401, 413, 429, a bad certificate...).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers of the test server and fixtures fail the test loudly, which is the point"
+)]
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agent::config::{CollectorConfig, Compression, Config, ConfigError, SinkConfig, SpoolPolicy};
+use agent::host::HostFacts;
+use agent::ship::CollectorSink;
+use agent::ship::batch::Encoding;
+use agent::sink::Sink;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+const AGENT_ID: &str = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+
+// ---------------------------------------------------------------------------------------------
+// Certificates
+
+struct Ca {
+    cert_pem: String,
+    cert_der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+struct Leaf {
+    cert_pem: String,
+    cert_der: Vec<u8>,
+    key_pem: String,
+    key_der: Vec<u8>,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    fn leaf(&self, names: &[&str], expired: bool) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        for n in names {
+            params.subject_alt_names.push(match n.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+            });
+        }
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("agent"),
+        );
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            key_pem: key.serialize_pem(),
+            key_der: key.serialize_der(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test server
+
+#[derive(Debug, Clone)]
+enum Reply {
+    Status(u16, Vec<(&'static str, String)>, String),
+    Close,
+}
+
+fn ok() -> Reply {
+    Reply::Status(200, vec![], "{\"accepted\":true}".into())
+}
+
+#[derive(Debug, Clone)]
+struct Request {
+    at: Instant,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+    client_cert: Option<Vec<u8>>,
+}
+
+impl Request {
+    fn seq(&self) -> u64 {
+        self.headers["authtrail-batch-seq"].parse().unwrap()
+    }
+
+    fn ndjson(&self) -> String {
+        let enc = match self.headers.get("content-encoding").map(String::as_str) {
+            Some("zstd") => Encoding::Zstd,
+            Some("gzip") => Encoding::Gzip,
+            None => Encoding::Identity,
+            Some(other) => panic!("unexpected encoding {other}"),
+        };
+        String::from_utf8(enc.decode(&self.body, 64 << 20).unwrap()).unwrap()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.ndjson().lines().map(str::to_owned).collect()
+    }
+}
+
+#[derive(Default)]
+struct ServerState {
+    requests: Vec<Request>,
+    script: VecDeque<Reply>,
+    /// When set, requests without `Authorization: Bearer <token>` get 401.
+    token: Option<String>,
+    /// TLS handshakes that failed on the server side.
+    handshake_errors: Vec<String>,
+    /// TLS connections established.
+    connections: usize,
+}
+
+struct Server {
+    addr: SocketAddr,
+    state: Arc<Mutex<ServerState>>,
+}
+
+impl Server {
+    /// Serves `leaf` (signed by some CA); with `client_ca`, asks for a client certificate
+    /// (optional) signed by it.
+    fn start(leaf: &Leaf, client_ca: Option<&Ca>) -> Server {
+        Server::start_with(leaf, client_ca, false)
+    }
+
+    /// As [`Server::start`], but a client certificate signed by `client_ca` is required.
+    fn start_requiring_client_cert(leaf: &Leaf, client_ca: &Ca) -> Server {
+        Server::start_with(leaf, Some(client_ca), true)
+    }
+
+    fn start_with(leaf: &Leaf, client_ca: Option<&Ca>, required: bool) -> Server {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots
+                    .add(CertificateDer::from(ca.cert_der.clone()))
+                    .unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                );
+                let verifier = if required {
+                    verifier
+                } else {
+                    verifier.allow_unauthenticated()
+                };
+                let verifier = verifier.build().unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = Arc::new(
+            builder
+                .with_single_cert(
+                    vec![CertificateDer::from(leaf.cert_der.clone())],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone())),
+                )
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(ServerState::default()));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (config, st) = (config.clone(), st.clone());
+                std::thread::spawn(move || serve(conn, config, st));
+            }
+        });
+        Server { addr, state }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
+    }
+
+    fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.lock().unwrap().script.extend(replies);
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<Request> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.requests();
+            if r.len() >= n || Instant::now() > deadline {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn serve(conn: TcpStream, config: Arc<rustls::ServerConfig>, state: Arc<Mutex<ServerState>>) {
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let tls = rustls::ServerConnection::new(config).unwrap();
+    let mut stream = rustls::StreamOwned::new(tls, conn);
+    if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
+        state.lock().unwrap().handshake_errors.push(e.to_string());
+        return;
+    }
+    state.lock().unwrap().connections += 1;
+    let client_cert = stream
+        .conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec());
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap();
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+        let len: usize = headers
+            .get("content-length")
+            .map_or(0, |v| v.parse().unwrap());
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let reply = {
+            let mut st = state.lock().unwrap();
+            let auth_ok = st
+                .token
+                .as_ref()
+                .is_none_or(|t| headers.get("authorization") == Some(&format!("Bearer {t}")));
+            st.requests.push(Request {
+                at: Instant::now(),
+                headers,
+                body,
+                client_cert: client_cert.clone(),
+            });
+            if auth_ok {
+                st.script.pop_front().unwrap_or_else(ok)
+            } else {
+                Reply::Status(401, vec![], "bad token".into())
+            }
+        };
+        let stream = reader.get_mut();
+        match reply {
+            Reply::Close => return,
+            Reply::Status(code, extra, text) => {
+                let mut out = format!("HTTP/1.1 {code} X\r\nContent-Length: {}\r\n", text.len());
+                for (k, v) in extra {
+                    out.push_str(&format!("{k}: {v}\r\n"));
+                }
+                out.push_str("\r\n");
+                out.push_str(&text);
+                if stream
+                    .write_all(out.as_bytes())
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// A CA, a server certificate for 127.0.0.1/localhost, and the CA file on disk.
+struct Fixture {
+    dir: tempfile::TempDir,
+    ca: Ca,
+    ca_file: PathBuf,
+    server_leaf: Leaf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("test CA");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+        let server_leaf = ca.leaf(&["127.0.0.1", "localhost"], false);
+        Fixture {
+            dir,
+            ca,
+            ca_file,
+            server_leaf,
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn config(&self, url: &str) -> CollectorConfig {
+        let mut c = CollectorConfig {
+            url: url.to_owned(),
+            ..CollectorConfig::default()
+        };
+        c.tls.ca_file = Some(self.ca_file.clone());
+        c.retry.initial = Duration::from_millis(20);
+        c.retry.max = Duration::from_millis(200);
+        c.timeout = Duration::from_secs(5);
+        c.heartbeat = Duration::from_secs(3600);
+        c
+    }
+
+    fn open(&self, config: &CollectorConfig) -> CollectorSink {
+        CollectorSink::open(config, &self.state_dir(), AGENT_ID, facts()).unwrap()
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let tmp = self.dir.path().join(format!("{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        path
+    }
+}
+
+fn facts() -> HostFacts {
+    HostFacts {
+        hostname: Some("web-1".into()),
+        os_name: Some("Debian GNU/Linux".into()),
+        os_version: Some("12".into()),
+        kernel: Some("6.1.0".into()),
+        arch: "x86_64".into(),
+        boot_time: Some(agent_core::Timestamp::from_secs(1_700_000_000)),
+        host_id: Some("0123456789abcdef0123456789abcdef".into()),
+    }
+}
+
+fn event(i: usize) -> String {
+    format!("{{\"event\":{{\"action\":\"auth_failure\",\"sequence\":{i}}}}}")
+}
+
+/// A port nothing listens on.
+fn dead_url() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("https://127.0.0.1:{port}")
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn spool_files(state: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(state.join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".batch"))
+        .collect();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batching and the wire format
+
+#[test]
+fn batches_close_on_events_and_bytes_and_alerts_flush() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    let mut config = fx.config(&server.url());
+    config.batch_max_events = 3;
+    config.batch_max_age = Duration::from_millis(250);
+    let mut sink = fx.open(&config);
+    assert_eq!(sink.max_age(), Duration::from_millis(250));
+    assert_eq!(sink.describe(), format!("collector {}", server.url()));
+
+    // Events: the third closes the batch.
+    sink.send(event(0).as_bytes(), false).unwrap();
+    sink.send(event(1).as_bytes(), false).unwrap();
+    assert!(!sink.wants_commit());
+    sink.send(event(2).as_bytes(), false).unwrap();
+    assert!(sink.wants_commit());
+    sink.send(event(3).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(!sink.wants_commit());
+
+    // An alert asks for a commit at once.
+    sink.send(b"{\"event\":{\"kind\":\"alert\"}}", true)
+        .unwrap();
+    assert!(sink.wants_commit());
+    sink.commit().unwrap();
+    let reqs = server.wait_requests(3, Duration::from_secs(5));
+    let sizes: Vec<usize> = reqs.iter().map(|r| r.lines().len()).collect();
+    assert_eq!(sizes, [3, 1, 1]);
+    assert_eq!(reqs[0].lines(), [event(0), event(1), event(2)]);
+    drop(sink);
+
+    // Bytes: each event is ~50 bytes; 120 bytes hold two.
+    let mut config = fx.config(&server.url());
+    config.batch_max_bytes = 120;
+    config.spool.max_bytes = 1 << 20;
+    let mut sink = fx.open(&config);
+    for i in 0..5 {
+        sink.send(event(i).as_bytes(), false).unwrap();
+    }
+    assert!(sink.wants_commit());
+    sink.commit().unwrap();
+    let reqs = server.wait_requests(6, Duration::from_secs(5));
+    let sizes: Vec<usize> = reqs[3..].iter().map(|r| r.lines().len()).collect();
+    assert_eq!(sizes, [2, 2, 1]);
+    // Sequence numbers are monotonic across the two sinks on one state dir.
+    let seqs: Vec<u64> = reqs.iter().map(Request::seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn every_compression_decodes_to_the_ndjson_sent_with_the_protocol_headers() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    for (n, (compression, header)) in [
+        (Compression::Zstd, Some("zstd")),
+        (Compression::Gzip, Some("gzip")),
+        (Compression::None, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut config = fx.config(&server.url());
+        config.compression = compression;
+        let mut sink = fx.open(&config);
+        let sent: Vec<String> = (0..100).map(event).collect();
+        for e in &sent {
+            sink.send(e.as_bytes(), false).unwrap();
+        }
+        sink.commit().unwrap();
+        assert!(sink.wait_idle(Duration::from_secs(5)));
+        let req = server.wait_requests(n + 1, Duration::from_secs(5))[n].clone();
+        let h = &req.headers;
+        assert_eq!(
+            h.get("content-encoding").map(String::as_str),
+            header,
+            "{compression:?}"
+        );
+        assert_eq!(req.lines(), sent);
+        assert_eq!(h["authtrail-agent-id"], AGENT_ID);
+        assert_eq!(h["authtrail-schema"], "1");
+        assert_eq!(h["content-type"], "application/x-ndjson");
+        assert!(!h.contains_key("authorization"));
+        if header.is_some() {
+            assert!(req.body.len() < req.ndjson().len() / 4, "{compression:?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The spool across restarts
+
+#[test]
+fn spooled_batches_are_resent_after_a_restart_with_their_sequence_numbers() {
+    let fx = Fixture::new();
+    let config = fx.config(&dead_url());
+    let mut sink = fx.open(&config);
+    for batch in 0..2 {
+        sink.send(event(batch).as_bytes(), false).unwrap();
+        sink.commit().unwrap();
+    }
+    wait_for("a failed attempt", Duration::from_secs(5), || {
+        sink.status().last_error.is_some()
+    });
+    let status = sink.status();
+    assert_eq!(status.spooled_batches, 2);
+    let describe = sink.describe();
+    assert!(
+        describe.starts_with("collector https://127.0.0.1:"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("2 batch(es)") && describe.contains("last error"),
+        "{describe}"
+    );
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("stays spooled")
+            || status.log.iter().any(|l| l.contains("stays spooled")),
+        "{status:?}"
+    );
+    drop(sink); // as a stop would; the files are what counts (a SIGKILL leaves the same)
+    assert_eq!(
+        spool_files(&fx.state_dir()),
+        ["00000000000000000001.batch", "00000000000000000002.batch"]
+    );
+
+    let server = Server::start(&fx.server_leaf, None);
+    let mut sink = fx.open(&fx.config(&server.url()));
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    sink.send(event(2).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let reqs = server.requests();
+    let got: Vec<(u64, Vec<String>)> = reqs.iter().map(|r| (r.seq(), r.lines())).collect();
+    assert_eq!(
+        got,
+        [
+            (1, vec![event(0)]),
+            (2, vec![event(1)]),
+            (3, vec![event(2)])
+        ]
+    );
+    assert!(spool_files(&fx.state_dir()).is_empty());
+    assert_eq!(sink.status().sent_batches, 3);
+}
+
+#[test]
+fn checkpoint_handshake_holds_back_unpersisted_batches_and_discards_them_after_a_crash() {
+    let fx = Fixture::new();
+    let mut sink = fx.open(&fx.config(&dead_url()));
+    sink.send(event(0).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    let persisted = sink.mark();
+    assert_eq!(persisted.offset, 1);
+    sink.release(persisted);
+    // Spooled, but the agent "dies" before its checkpoints (with the new mark) are persisted.
+    sink.send(event(1).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert_eq!(sink.mark().offset, 2);
+    drop(sink);
+
+    let server = Server::start(&fx.server_leaf, None);
+    let mut sink = fx.open(&fx.config(&server.url()));
+    sink.recover(Some(persisted)).unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let got: Vec<(u64, Vec<String>)> = server
+        .requests()
+        .iter()
+        .map(|r| (r.seq(), r.lines()))
+        .collect();
+    assert_eq!(
+        got,
+        [(1, vec![event(0)])],
+        "batch 2 is read again, not sent"
+    );
+    assert!(
+        sink.status()
+            .log
+            .iter()
+            .any(|l| l.contains("discarded 1 spooled batch(es) (2 to 2)")),
+        "{:?}",
+        sink.status().log
+    );
+
+    // From now on a batch waits for its release.
+    sink.send(event(1).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    let mark = sink.mark();
+    assert_eq!(mark.offset, 3, "the discarded number is not reused");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.requests().len(), 1, "held back until released");
+    sink.release(mark);
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let last = server.requests().last().unwrap().clone();
+    assert_eq!((last.seq(), last.lines()), (3, vec![event(1)]));
+}
+
+#[test]
+fn torn_spool_file_is_discarded_with_a_warning() {
+    let fx = Fixture::new();
+    let spool = fx.state_dir().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    // A batch cut short, and a write that never got its rename.
+    std::fs::write(
+        spool.join("00000000000000000007.batch"),
+        b"ATSB\x01\x00\x01",
+    )
+    .unwrap();
+    std::fs::write(spool.join(".00000000000000000008.tmp"), b"ATSB").unwrap();
+    let server = Server::start(&fx.server_leaf, None);
+    let mut sink = fx.open(&fx.config(&server.url()));
+    let status = sink.status();
+    assert!(
+        status
+            .log
+            .iter()
+            .any(|l| l.contains("discarded spool file") && l.contains("00000000000000000007")),
+        "{:?}",
+        status.log
+    );
+    assert!(
+        status
+            .log
+            .iter()
+            .any(|l| l.contains("read again from the source")),
+        "{:?}",
+        status.log
+    );
+    assert_eq!(status.spooled_batches, 0);
+    assert!(status.next_seq > 7, "the discarded number is not reused");
+    sink.send(event(1).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    assert_eq!(server.requests()[0].seq(), 8);
+    assert!(!spool.join(".00000000000000000008.tmp").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+
+#[test]
+fn too_large_batch_is_split_into_halves_with_new_sequence_numbers() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    server.script([Reply::Status(413, vec![], "too large".into())]);
+    let mut sink = fx.open(&fx.config(&server.url()));
+    let sent: Vec<String> = (0..5).map(event).collect();
+    for e in &sent {
+        sink.send(e.as_bytes(), false).unwrap();
+    }
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let reqs = server.requests();
+    let got: Vec<(u64, usize)> = reqs.iter().map(|r| (r.seq(), r.lines().len())).collect();
+    assert_eq!(got, [(1, 5), (2, 2), (3, 3)]);
+    let delivered: Vec<String> = reqs[1..].iter().flat_map(Request::lines).collect();
+    assert_eq!(delivered, sent, "every event once, in order");
+    let status = sink.status();
+    assert_eq!(status.splits, 1);
+    assert!(
+        status.log.iter().any(|l| l.contains("413")),
+        "{:?}",
+        status.log
+    );
+}
+
+#[test]
+fn malformed_batch_goes_to_dead_letter_with_the_reason() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    server.script([Reply::Status(400, vec![], "line 1: expected JSON".into())]);
+    let mut sink = fx.open(&fx.config(&server.url()));
+    sink.send(b"not json", false).unwrap();
+    sink.commit().unwrap();
+    sink.send(event(1).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    assert_eq!(server.requests().len(), 2, "the next batch still goes");
+    let dead = fx.state_dir().join("spool/dead-letter");
+    assert!(dead.join("00000000000000000001.batch").exists());
+    let reason = std::fs::read_to_string(dead.join("00000000000000000001.reason")).unwrap();
+    assert!(reason.contains("line 1: expected JSON"), "{reason}");
+    let status = sink.status();
+    assert_eq!(status.dead_letters, 1);
+    assert!(
+        status
+            .log
+            .iter()
+            .any(|l| l.contains("dead-letter") && l.contains("line 1: expected JSON")),
+        "{:?}",
+        status.log
+    );
+}
+
+#[test]
+fn refused_credentials_keep_the_batch_until_the_token_file_is_fixed() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    server.state.lock().unwrap().token = Some("right-token".into());
+    let token = fx.write("token", "wrong-token\n");
+    let mut config = fx.config(&server.url());
+    config.auth.token_file = Some(token);
+    let mut sink = fx.open(&config);
+    sink.send(event(0).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    wait_for("a refusal", Duration::from_secs(5), || {
+        sink.status().last_error.is_some()
+    });
+    let status = sink.status();
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("refused this agent's credentials (HTTP 401"),
+        "{status:?}"
+    );
+    assert_eq!(status.spooled_batches, 1, "kept");
+    fx.write("token", "right-token\n");
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let reqs = server.requests();
+    let last = reqs.last().unwrap();
+    assert_eq!(last.headers["authorization"], "Bearer right-token");
+    assert_eq!(last.seq(), 1);
+    assert_eq!(last.lines(), [event(0)]);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    server.script([
+        Reply::Status(429, vec![("Retry-After", "1".into())], String::new()),
+        Reply::Status(503, vec![("Retry-After", "0".into())], String::new()),
+    ]);
+    let mut config = fx.config(&server.url());
+    config.retry.max = Duration::from_secs(5);
+    let mut sink = fx.open(&config);
+    sink.send(event(0).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(10)));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 3);
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(gap >= Duration::from_millis(950), "{gap:?}");
+    assert!(gap < Duration::from_secs(3), "{gap:?}");
+    assert!(reqs.iter().all(|r| r.seq() == 1));
+    assert!(
+        sink.status().log.iter().any(|l| l.contains("Retry-After")),
+        "{:?}",
+        sink.status().log
+    );
+}
+
+#[test]
+fn a_dropped_connection_is_retried() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    server.script([Reply::Close]);
+    let mut sink = fx.open(&fx.config(&server.url()));
+    sink.send(event(0).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let reqs = server.requests();
+    assert_eq!(reqs.iter().map(Request::seq).collect::<Vec<_>>(), [1, 1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+#[test]
+fn untrusted_collectors_are_refused_with_a_clear_error_and_nothing_is_lost() {
+    let fx = Fixture::new();
+    let other_ca = Ca::new("someone else");
+    type Tweak<'a> = Box<dyn Fn(&mut CollectorConfig) + 'a>;
+    let cases: Vec<(&str, Leaf, Tweak<'_>, &str)> = vec![
+        (
+            "wrong CA",
+            other_ca.leaf(&["127.0.0.1"], false),
+            Box::new(|_| {}),
+            "not signed by a trusted CA",
+        ),
+        (
+            "wrong host name",
+            fx.ca.leaf(&["collector.example"], false),
+            Box::new(|_| {}),
+            "not valid for the host name \"127.0.0.1\"",
+        ),
+        (
+            "expired",
+            fx.ca.leaf(&["127.0.0.1"], true),
+            Box::new(|_| {}),
+            "expired",
+        ),
+        (
+            "unpinned key",
+            fx.ca.leaf(&["127.0.0.1"], false),
+            Box::new(|c| {
+                c.tls.pin_sha256 =
+                    vec![agent::ship::tls::spki_pin(&fx.server_leaf.cert_der).unwrap()];
+            }),
+            "not pinned",
+        ),
+    ];
+    for (what, leaf, tweak, expect) in cases {
+        let server = Server::start(&leaf, None);
+        let mut config = fx.config(&server.url());
+        tweak(&mut config);
+        let state = tempfile::tempdir().unwrap();
+        let mut sink = CollectorSink::open(&config, state.path(), AGENT_ID, facts()).unwrap();
+        sink.send(event(0).as_bytes(), false).unwrap();
+        sink.commit().unwrap();
+        wait_for(what, Duration::from_secs(5), || {
+            sink.status().last_error.is_some()
+        });
+        let status = sink.status();
+        let err = status.last_error.clone().unwrap();
+        assert!(err.contains(expect), "{what}: {err}");
+        assert!(err.contains("TLS with"), "{what}: {err}");
+        assert_eq!(status.spooled_batches, 1, "{what}: the batch stays");
+        assert!(server.requests().is_empty(), "{what}: nothing was sent");
+        assert_eq!(spool_files(state.path()).len(), 1, "{what}");
+    }
+}
+
+#[test]
+fn server_name_override_and_a_matching_pin_are_accepted() {
+    let fx = Fixture::new();
+    let leaf = fx.ca.leaf(&["collector.example"], false);
+    let server = Server::start(&leaf, None);
+    let mut config = fx.config(&server.url());
+    config.tls.server_name = Some("collector.example".into());
+    config.tls.pin_sha256 = vec![
+        agent::ship::tls::spki_pin(&fx.server_leaf.cert_der).unwrap(),
+        agent::ship::tls::spki_pin(&leaf.cert_der).unwrap(),
+    ];
+    let mut sink = fx.open(&config);
+    sink.send(event(0).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn client_certificate_is_presented_and_replaced_without_restart() {
+    let fx = Fixture::new();
+    let client_ca = Ca::new("agents CA");
+    let server = Server::start(&fx.server_leaf, Some(&client_ca));
+    let first = client_ca.leaf(&["agent-1"], false);
+    let second = client_ca.leaf(&["agent-1"], false);
+    let mut config = fx.config(&server.url());
+    config.tls.cert_file = Some(fx.write("agent.crt", &first.cert_pem));
+    config.tls.key_file = Some(fx.write("agent.key", &first.key_pem));
+    let mut sink = fx.open(&config);
+    sink.send(event(0).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    assert_eq!(
+        server.requests()[0].client_cert.as_deref(),
+        Some(&first.cert_der[..])
+    );
+
+    // Renewal: key first, then certificate (a half-replaced pair is not used).
+    fx.write("agent.key", &second.key_pem);
+    fx.write("agent.crt", &second.cert_pem);
+    sink.send(event(1).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let reqs = server.requests();
+    assert_eq!(
+        reqs.last().unwrap().client_cert.as_deref(),
+        Some(&second.cert_der[..])
+    );
+}
+
+#[test]
+fn a_collector_that_requires_a_client_certificate_says_so() {
+    let fx = Fixture::new();
+    let client_ca = Ca::new("agents CA");
+    let server = Server::start_requiring_client_cert(&fx.server_leaf, &client_ca);
+    let mut sink = fx.open(&fx.config(&server.url()));
+    sink.send(event(0).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    wait_for("a refusal", Duration::from_secs(5), || {
+        sink.status().last_error.is_some()
+    });
+    let status = sink.status();
+    let err = status.last_error.unwrap();
+    assert!(err.contains("client certificate"), "{err}");
+    assert_eq!(status.spooled_batches, 1);
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn connections_are_reused_across_batches() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    let mut sink = fx.open(&fx.config(&server.url()));
+    for i in 0..3 {
+        sink.send(event(i).as_bytes(), false).unwrap();
+        sink.commit().unwrap();
+        assert!(sink.wait_idle(Duration::from_secs(5)));
+    }
+    assert_eq!(server.requests().len(), 3);
+    let st = server.state.lock().unwrap();
+    assert_eq!(st.connections, 1, "one TLS session for three batches");
+    assert!(st.handshake_errors.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full spool
+
+#[test]
+fn full_spool_drop_oldest_counts_and_raises_an_alert() {
+    let fx = Fixture::new();
+    let mut config = fx.config(&dead_url());
+    config.compression = Compression::None;
+    config.batch_max_bytes = 300;
+    // A batch of one event is ~130 bytes with its header: five fit, the alert (~480) and one.
+    config.spool.max_bytes = 700;
+    config.spool.policy = SpoolPolicy::DropOldest;
+    let mut sink = fx.open(&config);
+    for i in 0..10 {
+        sink.send(event(i).as_bytes(), false).unwrap();
+        sink.commit().unwrap();
+    }
+    let status = sink.status();
+    assert!(status.dropped_batches >= 1, "{status:?}");
+    assert!(
+        status.dropped_events >= status.dropped_batches,
+        "{status:?}"
+    );
+    assert!(status.spooled_bytes <= 700, "{status:?}");
+    assert!(
+        status.log.iter().any(|l| l.contains("spool full")),
+        "{:?}",
+        status.log
+    );
+    // The alert rides in the next batch.
+    assert!(sink.wants_commit());
+    sink.commit().unwrap();
+    drop(sink);
+
+    let server = Server::start(&fx.server_leaf, None);
+    let sink = fx.open(&fx.config(&server.url()));
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let lines: Vec<String> = server.requests().iter().flat_map(Request::lines).collect();
+    let alerts: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"]["action"] == "spool_dropped")
+        .collect();
+    assert!(!alerts.is_empty(), "{lines:?}");
+    for a in &alerts {
+        assert_eq!(a["event"]["kind"], "alert");
+        assert!(a["authtrail"]["count"].as_u64().unwrap() >= 1, "{a}");
+        assert!(
+            a["authtrail"]["dropped_batches"].as_u64().unwrap() >= 1,
+            "{a}"
+        );
+    }
+    // The newest events survived; the oldest were the ones dropped.
+    assert!(lines.contains(&event(9)), "{lines:?}");
+    assert!(!lines.contains(&event(0)), "{lines:?}");
+}
+
+#[test]
+fn full_spool_with_block_fails_the_commit_and_keeps_the_events() {
+    let fx = Fixture::new();
+    let mut config = fx.config(&dead_url());
+    config.compression = Compression::None;
+    config.batch_max_bytes = 200;
+    config.spool.max_bytes = 400;
+    config.spool.policy = SpoolPolicy::Block;
+    let mut sink = fx.open(&config);
+    let mut refused = None;
+    for i in 0..5 {
+        sink.send(event(i).as_bytes(), false).unwrap();
+        if let Err(e) = sink.commit() {
+            refused = Some((i, e.to_string()));
+            break;
+        }
+    }
+    let (at, msg) = refused.expect("a commit is refused");
+    assert!(msg.contains("spool full"), "{msg}");
+    assert!(msg.contains("block"), "{msg}");
+    assert_eq!(sink.status().dropped_batches, 0);
+    // Retrying keeps failing while the collector is away, without losing the held events.
+    assert!(sink.commit().is_err());
+    drop(sink);
+
+    let server = Server::start(&fx.server_leaf, None);
+    let sink = fx.open(&fx.config(&server.url()));
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let lines: Vec<String> = server.requests().iter().flat_map(Request::lines).collect();
+    // What was spooled arrives; the refused event was never acknowledged to the pipeline, so
+    // it is read again from the log (not part of this sink's duty).
+    assert_eq!(lines, (0..at).map(event).collect::<Vec<_>>());
+}
+
+#[test]
+fn with_the_spool_disabled_commit_waits_for_the_collector() {
+    let fx = Fixture::new();
+    let mut config = fx.config(&dead_url());
+    config.spool.enabled = false;
+    let mut sink = fx.open(&config);
+    sink.send(event(0).as_bytes(), false).unwrap();
+    let e = sink.commit().unwrap_err();
+    assert!(e.to_string().contains("not yet acknowledged"), "{e}");
+    assert!(spool_files(&fx.state_dir()).is_empty(), "nothing on disk");
+    drop(sink);
+
+    let server = Server::start(&fx.server_leaf, None);
+    let mut config = fx.config(&server.url());
+    config.spool.enabled = false;
+    let mut sink = fx.open(&config);
+    sink.send(event(1).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    // Ok means acknowledged.
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].lines(), [event(1)]);
+    assert!(
+        reqs[0].seq() >= 2,
+        "the number given to the unacknowledged batch is not reused"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heartbeat and proxy
+
+#[test]
+fn heartbeat_is_sent_when_idle() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    let mut config = fx.config(&server.url());
+    config.heartbeat = Duration::from_millis(200);
+    let sink = fx.open(&config);
+    let reqs = server.wait_requests(2, Duration::from_secs(5));
+    assert!(reqs.len() >= 2);
+    let doc: serde_json::Value = serde_json::from_str(&reqs[0].lines()[0]).unwrap();
+    assert_eq!(doc["event"]["kind"], "state");
+    assert_eq!(doc["event"]["dataset"], "authtrail.heartbeat");
+    assert_eq!(doc["agent"]["id"], AGENT_ID);
+    assert_eq!(doc["host"]["hostname"], "web-1");
+    assert_eq!(doc["host"]["os"]["name"], "Debian GNU/Linux");
+    assert_eq!(doc["host"]["architecture"], "x86_64");
+    assert!(doc["@timestamp"].is_string());
+    assert!(reqs[1].seq() > reqs[0].seq());
+    assert!(sink.status().heartbeats >= 2);
+}
+
+/// A CONNECT proxy: records the request line and pipes bytes both ways.
+fn start_proxy() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { continue };
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap();
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                }
+                s.lock().unwrap().push(first.trim().to_owned());
+                let target = first.split_whitespace().nth(1).unwrap().to_owned();
+                let upstream = TcpStream::connect(target).unwrap();
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut up_r, mut up_w) = (upstream.try_clone().unwrap(), upstream);
+                let mut down_w = client;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut reader, &mut up_w);
+                });
+                let _ = std::io::copy(&mut up_r, &mut down_w);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn batches_go_through_a_connect_proxy() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    let (proxy, seen) = start_proxy();
+    let mut config = fx.config(&server.url());
+    config.proxy = Some(format!("http://{proxy}"));
+    let mut sink = fx.open(&config);
+    sink.send(event(0).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(
+        sink.wait_idle(Duration::from_secs(5)),
+        "{:?}",
+        sink.status()
+    );
+    assert_eq!(server.requests().len(), 1);
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some(format!("CONNECT 127.0.0.1:{} HTTP/1.1", server.addr.port()).as_str())
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    let config = Config::from_toml(text, Path::new("agent.toml")).map_err(|e| vec![e])?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn errors(text: &str) -> String {
+    parse(text)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn collector_config_defaults() {
+    let config =
+        parse("[sink]\ntype = \"collector\"\nurl = \"https://collector.example:8443\"\n").unwrap();
+    let SinkConfig::Collector(c) = &config.sink else {
+        panic!("{:?}", config.sink)
+    };
+    assert_eq!(
+        **c,
+        CollectorConfig {
+            url: "https://collector.example:8443".into(),
+            ..CollectorConfig::default()
+        }
+    );
+    assert_eq!(c.compression, Compression::Zstd);
+    assert_eq!(c.batch_max_events, 5000);
+    assert_eq!(c.batch_max_bytes, 1 << 20);
+    assert_eq!(c.batch_max_age, Duration::from_secs(1));
+    assert_eq!(c.heartbeat, Duration::from_secs(60));
+    assert_eq!(c.spool.max_bytes, 256 << 20);
+    assert_eq!(c.spool.policy, SpoolPolicy::DropOldest);
+    assert!(c.spool.enabled);
+    assert_eq!(c.retry.initial, Duration::from_secs(1));
+    assert_eq!(c.retry.max, Duration::from_secs(300));
+    // It round-trips through `authtrail validate`'s TOML.
+    let again = parse(&config.to_toml().unwrap()).unwrap();
+    assert_eq!(again.sink, config.sink);
+}
+
+#[test]
+fn collector_config_refuses_plaintext_and_bad_settings() {
+    let e = errors("[sink]\ntype = \"collector\"\nurl = \"http://collector.example\"\n");
+    assert!(
+        e.contains("[sink] url") && e.contains("no plaintext fallback"),
+        "{e}"
+    );
+    let e = errors("[sink]\ntype = \"collector\"\n");
+    assert!(e.contains("url: is required"), "{e}");
+    let e = errors(
+        "[sink]\ntype = \"collector\"\nurl = \"https://c\"\nproxy = \"https://p:1\"\n\
+         batch-max-events = 0\n[sink.tls]\npin-sha256 = [\"abc\"]\ncert-file = \"/c.pem\"\n\
+         [sink.spool]\nmax-bytes = 10\n",
+    );
+    for want in [
+        "proxy",
+        "batch-max-events",
+        "tls.pin-sha256",
+        "set both `cert-file` and `key-file`",
+        "spool.max-bytes",
+    ] {
+        assert!(e.contains(want), "{want} in {e}");
+    }
+    let e = errors(
+        "[sink]\ntype = \"collector\"\nurl = \"https://c\"\n[sink.spool]\npolicy = \"drop\"\n",
+    );
+    assert!(e.contains("drop-oldest"), "{e}");
+}
+
+#[test]
+fn annotated_example_config_parses_with_the_collector_section_uncommented() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/agent.toml"),
+    )
+    .unwrap();
+    let start = text
+        .find("## >>> collector sink")
+        .expect("targets/agent.toml has the collector section");
+    let end = text.find("## <<< collector sink").unwrap();
+    // Like the file sink's example, the section is all `##` (so uncommenting the `# ` settings
+    // of the file keeps one [sink]); its settings are the `## key = ...` and `## [table]` lines.
+    let is_setting = |l: &str| {
+        l.starts_with('[')
+            || l.split_once(" = ").is_some_and(|(k, _)| {
+                !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+            })
+    };
+    let section: String = text[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .filter(|l| is_setting(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let before = &text[..text.find("[sink]").unwrap()];
+    let config = Config::from_toml(&format!("{before}\n{section}\n"), Path::new("agent.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{section}"));
+    let SinkConfig::Collector(c) = &config.sink else {
+        panic!("{:?}", config.sink)
+    };
+    assert_eq!(c.url, "https://collector.example:8443");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agent binary, killed
+
+/// `authtrail run` with the collector sink on a backlog, SIGKILLed at pseudo-random points,
+/// then left to finish: every log line reaches the collector, and no batch sequence number is
+/// ever used for two different bodies (what the collector's de-duplication relies on).
+#[test]
+fn sigkilled_agent_delivers_everything_and_never_reuses_a_sequence_number() {
+    const LINES: usize = 20_000;
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    let log = fx.dir.path().join("auth.log");
+    let mut text = String::new();
+    let mut offsets = Vec::with_capacity(LINES);
+    for i in 0..LINES {
+        offsets.push(text.len() as u64);
+        text.push_str(&format!(
+            "Nov 28 08:06:37 testhost sshd[{}]: Failed password for user{} from 127.0.0.4 port {} ssh2\n",
+            1000 + i % 30000,
+            i % 97,
+            1024 + i % 60000
+        ));
+    }
+    std::fs::write(&log, &text).unwrap();
+    let config = fx.dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state-dir = {state:?}\ntimezone = \"UTC\"\n\
+             [[source]]\ntype = \"file\"\npaths = [{log:?}]\nread-from = \"beginning\"\n\
+             [sink]\ntype = \"collector\"\nurl = {url:?}\nbatch-max-events = 500\n\
+             [sink.tls]\nca-file = {ca:?}\n\
+             [sink.retry]\ninitial = \"20ms\"\nmax = \"200ms\"\n",
+            state = fx.state_dir().display().to_string(),
+            log = log.display().to_string(),
+            url = server.url(),
+            ca = fx.ca_file.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_authtrail"))
+            .args(["--config"])
+            .arg(&config)
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut seed = std::process::id() as u64 | 1;
+    for _ in 0..4 {
+        let mut child = run();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(50 + seed % 400));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let mut child = run();
+    let delivered = || {
+        let mut seen = std::collections::HashSet::new();
+        for r in server.requests() {
+            for line in r.lines() {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                if let Some(o) = v["log"]["offset"].as_u64() {
+                    seen.insert(o);
+                }
+            }
+        }
+        seen
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered().len() < LINES && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let seen = delivered();
+    let missing: Vec<&u64> = offsets.iter().filter(|o| !seen.contains(o)).collect();
+    assert!(missing.is_empty(), "{} lines never arrived", missing.len());
+    let mut bodies: HashMap<u64, Vec<String>> = HashMap::new();
+    for r in server.requests() {
+        let lines = r.lines();
+        let previous = bodies.entry(r.seq()).or_insert_with(|| lines.clone());
+        assert_eq!(
+            *previous,
+            lines,
+            "batch {} sent twice with different content",
+            r.seq()
+        );
+    }
+}
