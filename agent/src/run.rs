@@ -168,11 +168,13 @@ fn start_source(
 }
 
 /// The configured sink. The collector sink also needs the state dir (its spool and batch
-/// sequence), the agent id (`Authtrail-Agent-Id`) and the host facts (its heartbeats).
+/// sequence), the agent id (`Authtrail-Agent-Id`), the host facts (its heartbeats) and the mark
+/// persisted with the checkpoints (it recovers its spool before its shipper starts).
 fn open_sink(
     config: &Config,
     agent_id: uuid::Uuid,
     facts: &crate::host::HostFacts,
+    mark: Option<crate::sink::SinkMark>,
 ) -> anyhow::Result<Box<dyn Sink>> {
     Ok(match &config.sink {
         SinkConfig::Stdout => Box::new(StdoutSink::new()),
@@ -182,11 +184,12 @@ fn open_sink(
             if config.hostname.is_some() {
                 facts.hostname.clone_from(&config.hostname);
             }
-            let sink = crate::ship::CollectorSink::open(
+            let sink = crate::ship::CollectorSink::open_recovered(
                 c,
                 &config.state_dir,
                 &agent_id.to_string(),
                 facts,
+                mark,
             )
             .with_context(|| format!("starting the collector sink for {}", c.url))?;
             Box::new(sink)
@@ -246,7 +249,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
         .context("installing signal handlers")?;
 
-    let mut sink = open_sink(&config, agent_id, &facts)?;
+    let mut sink = open_sink(&config, agent_id, &facts, checkpoints.sink_mark())?;
     let stamp = Stamp {
         hostname: config.hostname.clone().or(facts.hostname.clone()),
         host_id: facts.host_id.clone(),
@@ -565,17 +568,17 @@ fn reconcile(
         }
     }
     for (name, source) in wanted {
-        if !running.contains_key(&name) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(name) {
             let r = start_source(
-                &name,
+                slot.key(),
                 &source,
                 checkpoints.snapshot(),
                 false,
                 config.max_line_bytes,
                 tx.clone(),
             )?;
-            info(format_args!("source {name} started"));
-            running.insert(name, r);
+            info(format_args!("source {} started", slot.key()));
+            slot.insert(r);
         }
     }
     Ok(())
