@@ -211,6 +211,8 @@ impl Renderer {
             if let Some(detector) = self.detector.as_deref_mut() {
                 for alert in detector.observe(&event) {
                     let envelope = Envelope {
+                        // The alert is about the host whose log line raised it.
+                        hostname: event.hostname.or(envelope.hostname),
                         sequence: Some(self.sequence),
                         log_path: None,
                         log_offset: None,

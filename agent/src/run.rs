@@ -178,7 +178,12 @@ fn open_sink(
 ) -> anyhow::Result<Box<dyn Sink>> {
     Ok(match &config.sink {
         SinkConfig::Stdout => Box::new(StdoutSink::new()),
-        SinkConfig::File { path } => Box::new(FileSink::open(path)?),
+        SinkConfig::File { path } => {
+            let mut sink = FileSink::open(path)?;
+            sink.recover(mark)
+                .context("cutting the sink back to the last checkpoint")?;
+            Box::new(sink)
+        }
         SinkConfig::Collector(c) => {
             let mut facts = facts.clone();
             if config.hostname.is_some() {
@@ -250,6 +255,11 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         .context("installing signal handlers")?;
 
     let mut sink = open_sink(&config, agent_id, &facts, checkpoints.sink_mark())?;
+    // Write the checkpoint file at once, so a crash before the first commit is not taken for a
+    // first start (which would apply `read-from = end` again).
+    checkpoints
+        .persist()
+        .context("writing the checkpoint file")?;
     let stamp = Stamp {
         hostname: config.hostname.clone().or(facts.hostname.clone()),
         host_id: facts.host_id.clone(),
@@ -257,6 +267,11 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
     };
     let mut renderer = Renderer::new(stamp, zone, config.include_message, checkpoints.sequence());
+    if config.detect.enabled {
+        // A per-process seed keeps an attacker from aiming at one slot of the tables.
+        let seed = (agent_id.as_u128() as u32) ^ std::process::id().rotate_left(16);
+        renderer = renderer.with_detector(config.detect.to_detect_config(seed));
+    }
     let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let mut max_line = config.max_line_bytes;

@@ -572,8 +572,14 @@ fn checkpoint_handshake_holds_back_unpersisted_batches_and_discards_them_after_a
     drop(sink);
 
     let server = Server::start(&fx.server_leaf, None);
-    let mut sink = fx.open(&fx.config(&server.url()));
-    sink.recover(Some(persisted)).unwrap();
+    let mut sink = CollectorSink::open_recovered(
+        &fx.config(&server.url()),
+        &fx.state_dir(),
+        AGENT_ID,
+        facts(),
+        Some(persisted),
+    )
+    .unwrap();
     assert!(sink.wait_idle(Duration::from_secs(5)));
     let got: Vec<(u64, Vec<String>)> = server
         .requests()
@@ -1237,10 +1243,11 @@ fn annotated_example_config_parses_with_the_collector_section_uncommented() {
 // The agent binary, killed
 
 /// `authtrail run` with the collector sink on a backlog, SIGKILLed at pseudo-random points,
-/// then left to finish: every log line reaches the collector, and no batch sequence number is
-/// ever used for two different bodies (what the collector's de-duplication relies on).
+/// then left to finish: every log line reaches the collector, no batch sequence number is ever
+/// used for two different bodies (what the collector's de-duplication relies on), and after
+/// de-duplication on the sequence every line is there exactly once.
 #[test]
-fn sigkilled_agent_delivers_everything_and_never_reuses_a_sequence_number() {
+fn sigkilled_agent_delivers_every_line_exactly_once_after_deduplication() {
     const LINES: usize = 20_000;
     let fx = Fixture::new();
     let server = Server::start(&fx.server_leaf, None);
@@ -1326,4 +1333,20 @@ fn sigkilled_agent_delivers_everything_and_never_reuses_a_sequence_number() {
             r.seq()
         );
     }
+    // And with the checkpoint handshake (open_recovered, release), a collector that keeps one
+    // copy per sequence number holds every line exactly once.
+    let mut per_offset: HashMap<u64, usize> = HashMap::new();
+    for lines in bodies.values() {
+        for line in lines {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(o) = v["log"]["offset"].as_u64() {
+                *per_offset.entry(o).or_default() += 1;
+            }
+        }
+    }
+    let twice = per_offset.values().filter(|n| **n > 1).count();
+    assert_eq!(
+        twice, 0,
+        "{twice} lines stored twice after de-duplication on the sequence"
+    );
 }

@@ -329,11 +329,38 @@ impl CollectorSink {
     /// Opens the spool in `state_dir/spool`, reads the TLS files, and starts the shipper thread,
     /// which first re-sends every batch left from before (with its original sequence number).
     /// `facts` describe the host in heartbeats.
+    ///
+    /// Everything spooled ships as soon as it is committed (at least once) until the pipeline
+    /// calls [`Sink::recover`] or [`Sink::release`]; a pipeline that persists marks should open
+    /// with [`CollectorSink::open_recovered`] instead, so that nothing above the persisted mark
+    /// is sent before recovery.
     pub fn open(
         config: &CollectorConfig,
         state_dir: &Path,
         agent_id: &str,
         facts: HostFacts,
+    ) -> Result<CollectorSink, ShipError> {
+        Self::open_inner(config, state_dir, agent_id, facts, None)
+    }
+
+    /// [`CollectorSink::open`], then [`Sink::recover`] with the mark persisted with the
+    /// checkpoints, before the shipper starts (so no batch above the mark can go out first).
+    pub fn open_recovered(
+        config: &CollectorConfig,
+        state_dir: &Path,
+        agent_id: &str,
+        facts: HostFacts,
+        mark: Option<SinkMark>,
+    ) -> Result<CollectorSink, ShipError> {
+        Self::open_inner(config, state_dir, agent_id, facts, Some(mark))
+    }
+
+    fn open_inner(
+        config: &CollectorConfig,
+        state_dir: &Path,
+        agent_id: &str,
+        facts: HostFacts,
+        recover: Option<Option<SinkMark>>,
     ) -> Result<CollectorSink, ShipError> {
         let url = CollectorUrl::parse(&config.url).map_err(ShipError::Url)?;
         let client = Client::new(config, agent_id)?;
@@ -367,6 +394,9 @@ impl CollectorSink {
         if let Some(p) = client.proxy() {
             let msg = format!("reaching the collector through the CONNECT proxy {p}");
             state.note(msg);
+        }
+        if durable && let Some(mark) = recover {
+            recover_spool(&mut state, mark);
         }
         let identity = AgentIdentity {
             agent_id: agent_id.to_owned(),
@@ -557,27 +587,10 @@ impl Sink for CollectorSink {
     /// persisted checkpoint, so their events are read and spooled again. Without a mark (a first
     /// start, or checkpoints lost) nothing is deleted: the logs may not be read again.
     fn recover(&mut self, mark: Option<SinkMark>) -> Result<(), SinkError> {
-        if !self.durable {
-            return Ok(());
+        if self.durable {
+            recover_spool(&mut self.shared.lock(), mark);
+            self.shared.wake.notify_all();
         }
-        let mut state = self.shared.lock();
-        let released = match mark.filter(|m| m.object == MARK_OBJECT) {
-            Some(m) => {
-                let doomed = state.spool.discard_after(m.offset);
-                if let (Some(first), Some(last)) = (doomed.first(), doomed.last()) {
-                    let msg = format!(
-                        "discarded {} spooled batch(es) ({first} to {last}) written after the \
-                         last persisted checkpoint; their events are read again from the logs",
-                        doomed.len()
-                    );
-                    state.note(msg);
-                }
-                m.offset
-            }
-            None => state.spool.next_seq().saturating_sub(1),
-        };
-        state.released = Some(released);
-        self.shared.wake.notify_all();
         Ok(())
     }
 
@@ -616,6 +629,27 @@ impl Drop for CollectorSink {
             let _ = t.join();
         }
     }
+}
+
+/// [`Sink::recover`] on the spool: deletes the pipeline batches above `mark` and releases the
+/// rest.
+fn recover_spool(state: &mut State, mark: Option<SinkMark>) {
+    let released = match mark.filter(|m| m.object == MARK_OBJECT) {
+        Some(m) => {
+            let doomed = state.spool.discard_after(m.offset);
+            if let (Some(first), Some(last)) = (doomed.first(), doomed.last()) {
+                let msg = format!(
+                    "discarded {} spooled batch(es) ({first} to {last}) written after the last \
+                     persisted checkpoint; their events are read again from the logs",
+                    doomed.len()
+                );
+                state.note(msg);
+            }
+            m.offset
+        }
+        None => state.spool.next_seq().saturating_sub(1),
+    };
+    state.released = Some(released);
 }
 
 /// The shipper thread's state.
