@@ -72,6 +72,12 @@ pub struct StatusReport {
     pub events_committed: u64,
     /// Commits that failed since start (retried).
     pub commit_failures: u64,
+    /// Alerts raised by the detections since start.
+    #[serde(default)]
+    pub alerts: u64,
+    /// The shipping sink's counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<crate::sink::SinkReport>,
     /// Each source.
     pub sources: Vec<SourceReport>,
 }
@@ -667,6 +673,8 @@ fn status_report(
         sink: sink.describe(),
         events_committed: pipeline.events_committed,
         commit_failures: pipeline.commit_failures,
+        alerts: renderer.alerts,
+        shipping: sink.report(),
         sources,
     }
 }

@@ -43,6 +43,28 @@ pub struct SinkMark {
     pub offset: u64,
 }
 
+/// What a shipping sink reports in `authtrail status`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SinkReport {
+    /// Batches waiting to be sent.
+    pub backlog_batches: u64,
+    /// Their bytes.
+    pub backlog_bytes: u64,
+    /// Batches accepted downstream since start.
+    pub sent_batches: u64,
+    /// Their events.
+    pub sent_events: u64,
+    /// Their bodies' bytes as sent (compressed).
+    pub sent_body_bytes: u64,
+    /// Events dropped from a full spool since start.
+    pub dropped_events: u64,
+    /// Failed attempts since start.
+    pub failures: u64,
+    /// The last failure, cleared by a success.
+    pub last_error: Option<String>,
+}
+
 /// Where events go.
 pub trait Sink: Send {
     /// Takes one event rendered as one line of ECS JSON (without the newline). `alert` is true
@@ -66,6 +88,11 @@ pub trait Sink: Send {
 
     /// A short description for logs and `authtrail status`.
     fn describe(&self) -> String;
+
+    /// Shipping counters, for sinks that send batches on.
+    fn report(&self) -> Option<SinkReport> {
+        None
+    }
 
     /// The durable position after the last successful [`Sink::commit`].
     fn mark(&self) -> SinkMark {
@@ -304,7 +331,11 @@ mod tests {
         sink.recover(Some(mark)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n");
         // A mark for another file (rotated away) leaves this one alone.
-        sink.recover(Some(SinkMark { object: mark.object + 1, offset: 0 })).unwrap();
+        sink.recover(Some(SinkMark {
+            object: mark.object + 1,
+            offset: 0,
+        }))
+        .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n");
     }
 }

@@ -6,6 +6,8 @@
 //! 2. `authtrail run` over a 1,000,000-line backlog to the file sink: wall time, CPU time and peak
 //!    RSS of the agent, against `cat FILE > /dev/null` in the same run; then the agent's CPU while
 //!    the log does not change.
+//! 3. The same backlog from the agent to the collector over TLS on loopback: wall time, CPU and
+//!    peak RSS of both, and the compressed bytes sent against the raw log's size.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,6 +32,9 @@ pub(crate) struct Args {
     /// Skip the agent backlog benchmark.
     #[arg(long)]
     no_agent: bool,
+    /// Skip the agent-to-collector benchmark.
+    #[arg(long)]
+    no_shipping: bool,
 }
 
 pub(crate) fn run(args: &Args) -> Result<()> {
@@ -38,6 +43,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     if !args.no_agent {
         agent(args)?;
+    }
+    if !args.no_shipping {
+        shipping(args)?;
     }
     Ok(())
 }
@@ -298,4 +306,182 @@ fn peak_rss_kib(pid: u32) -> Result<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmHWM in /proc/PID/status")
+}
+
+/// Generates the benchmark log in `dir` (RFC 3339, seed 1).
+fn bench_log(dir: &Path, lines: u64) -> Result<PathBuf> {
+    let log = dir.join("auth.log");
+    crate::run(
+        crate::cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "xtask",
+                "--",
+                "gen-auth-log",
+            ])
+            .args(["--lines", &lines.to_string(), "--seed", "1"])
+            .args(["--format", "rfc3339", "--out"])
+            .arg(&log),
+    )?;
+    Ok(log)
+}
+
+fn shipping(args: &Args) -> Result<()> {
+    use std::io::BufRead as _;
+    crate::run(crate::cargo().args(["build", "--release", "-p", "agent", "-p", "collector"]))?;
+    let release = crate::target_dir().join("release");
+    let (agent_bin, collector_bin) = (
+        release.join("authtrail"),
+        release.join("authtrail-collector"),
+    );
+    let dir = std::env::temp_dir().join(format!("authtrail-bench-ship-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let log = bench_log(&dir, args.lines)?;
+    let log_len = std::fs::metadata(&log)?.len();
+    let pki = dir.join("pki");
+    crate::run(
+        Command::new(&collector_bin)
+            .args(["certs", "init", "--dir"])
+            .arg(&pki),
+    )?;
+    let out = Command::new(&collector_bin)
+        .args(["certs", "issue-agent", "--dir"])
+        .arg(&pki)
+        .output()?;
+    let agent_id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("agent id: ").map(|s| s.trim().to_owned()))
+        .context("certs issue-agent printed no agent id")?;
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state)?;
+    std::fs::write(state.join("agent-id"), format!("{agent_id}\n"))?;
+    let ccfg = dir.join("collector.toml");
+    std::fs::write(
+        &ccfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata-dir = {:?}\n[tls]\ncert-file = {:?}\nkey-file = {:?}\nclient-ca-file = {:?}\n[auth]\nrequire = \"mtls\"\n",
+            dir.join("collector-data").display().to_string(),
+            pki.join("server.pem").display().to_string(),
+            pki.join("server-key.pem").display().to_string(),
+            pki.join("ca.pem").display().to_string(),
+        ),
+    )?;
+    set_mode(&ccfg, 0o600)?;
+    let mut collector = Command::new(&collector_bin)
+        .args(["serve", "--config"])
+        .arg(&ccfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut first = String::new();
+    std::io::BufReader::new(collector.stdout.take().context("stdout")?).read_line(&mut first)?;
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .context("collector did not start")?
+        .to_owned();
+    let acfg = dir.join("agent.toml");
+    std::fs::write(
+        &acfg,
+        format!(
+            "state-dir = {:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\nname = \"bench\"\npaths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\nurl = \"https://{addr}\"\n[sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\nkey-file = {:?}\n",
+            state.display().to_string(),
+            log.display().to_string(),
+            pki.join("ca.pem").display().to_string(),
+            pki.join(format!("agent-{agent_id}.pem"))
+                .display()
+                .to_string(),
+            pki.join(format!("agent-{agent_id}-key.pem"))
+                .display()
+                .to_string(),
+        ),
+    )?;
+    set_mode(&acfg, 0o600)?;
+    let lo_before = loopback_bytes();
+    let start = Instant::now();
+    let mut agent = Command::new(&agent_bin)
+        .args(["run", "--config"])
+        .arg(&acfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let (wall, sent_bytes, events) = loop {
+        if let Some(code) = agent.try_wait()? {
+            let _ = collector.kill();
+            bail!("authtrail run exited early ({code})");
+        }
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            let _ = collector.kill();
+            bail!("the backlog did not reach the collector in 900 s");
+        }
+        if let Some((sent, events)) = shipped(&state, log_len) {
+            break (start.elapsed().as_secs_f64(), sent, events);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let lo = loopback_bytes().saturating_sub(lo_before);
+    let (acpu, arss) = (cpu_secs(agent.id())?, peak_rss_kib(agent.id())?);
+    let (ccpu, crss) = (cpu_secs(collector.id())?, peak_rss_kib(collector.id())?);
+    for child in [&mut agent, &mut collector] {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        child.wait()?;
+    }
+    println!(
+        "\n== agent -> collector over TLS (mTLS, zstd), {} lines ({:.1} MiB), one run",
+        args.lines,
+        log_len as f64 / 1048576.0
+    );
+    println!(
+        "{events} events stored in {wall:.2} s: {:.0} events/s end to end",
+        events as f64 / wall
+    );
+    println!(
+        "agent:     CPU {acpu:.2} s, peak RSS {:.1} MiB",
+        arss as f64 / 1024.0
+    );
+    println!(
+        "collector: CPU {ccpu:.2} s, peak RSS {:.1} MiB",
+        crss as f64 / 1024.0
+    );
+    println!(
+        "wire: {sent_bytes} compressed body bytes = {:.2}% of the raw log ({log_len} bytes); loopback carried {lo} bytes both ways (TLS, headers, answers)",
+        sent_bytes as f64 * 100.0 / log_len as f64
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// When the whole log is read, committed and accepted by the collector: (compressed bytes sent,
+/// events sent).
+fn shipped(state: &Path, log_len: u64) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(state.join("status.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let offset = json["sources"][0]["streams"][0]["offset"].as_u64()?;
+    let committed = json["events-committed"].as_u64()?;
+    let ship = &json["shipping"];
+    let sent = ship["sent-events"].as_u64()?;
+    let backlog = ship["backlog-batches"].as_u64()?;
+    (offset == log_len && committed > 0 && backlog == 0 && sent >= committed)
+        .then(|| (ship["sent-body-bytes"].as_u64().unwrap_or(0), sent))
+}
+
+/// Bytes received on the loopback interface so far.
+fn loopback_bytes() -> u64 {
+    std::fs::read_to_string("/proc/net/dev")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.trim_start().starts_with("lo:"))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
 }

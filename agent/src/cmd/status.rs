@@ -27,6 +27,24 @@ pub fn run(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<()>
         report.events_committed,
         report.commit_failures
     )?;
+    if let Some(ship) = &report.shipping {
+        writeln!(
+            out,
+            "shipping: {} batch(es) / {} events sent ({} bytes compressed), {} batch(es) ({} bytes) waiting, {} dropped, {} failed attempt(s){}",
+            ship.sent_batches,
+            ship.sent_events,
+            ship.sent_body_bytes,
+            ship.backlog_batches,
+            ship.backlog_bytes,
+            ship.dropped_events,
+            ship.failures,
+            ship.last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "alerts raised: {}", report.alerts)?;
     for s in &report.sources {
         writeln!(
             out,

@@ -238,6 +238,8 @@ pub struct ShipStatus {
     pub sent_batches: u64,
     /// Their events.
     pub sent_events: u64,
+    /// Their bodies' bytes as sent (compressed).
+    pub sent_body_bytes: u64,
     /// Heartbeats spooled since start.
     pub heartbeats: u64,
     /// Batches dropped from a full spool since start.
@@ -604,6 +606,20 @@ impl Sink for CollectorSink {
 
     /// `collector https://...`, then the backlog and the last error when there are any (this
     /// is what `authtrail status` shows for the sink).
+    fn report(&self) -> Option<crate::sink::SinkReport> {
+        let state = self.shared.lock();
+        Some(crate::sink::SinkReport {
+            backlog_batches: state.spool.len() as u64,
+            backlog_bytes: state.spool.bytes(),
+            sent_batches: state.status.sent_batches,
+            sent_events: state.status.sent_events,
+            sent_body_bytes: state.status.sent_body_bytes,
+            dropped_events: state.status.dropped_events,
+            failures: state.status.failures,
+            last_error: state.status.last_error.clone(),
+        })
+    }
+
     fn describe(&self) -> String {
         let state = self.shared.lock();
         let mut text = format!("collector {}", self.url.as_str());
@@ -770,6 +786,7 @@ impl Shipper {
                 if state.spool.remove(seq) {
                     state.status.sent_batches += 1;
                     state.status.sent_events += u64::from(batch.events);
+                    state.status.sent_body_bytes += batch.body.len() as u64;
                 }
                 if state.status.last_error.take().is_some() {
                     let msg = format!(
