@@ -196,6 +196,18 @@ pub fn infer_year(civil: &Civil, offset: i32, reference: Timestamp) -> Option<Ti
     let ref_year = Timestamp::from_secs(reference.secs.saturating_add(i64::from(offset)))
         .to_civil()
         .year;
+    // Within half a year of the reference, the reference's own year is the nearest: the other
+    // candidates are at least half a year further away. This is the common case.
+    if let Some(ts) = Timestamp::from_civil(
+        &Civil {
+            year: ref_year,
+            ..*civil
+        },
+        offset,
+    ) && ts.secs.abs_diff(reference.secs) <= 182 * DAY as u64
+    {
+        return Some(ts);
+    }
     let mut best: Option<(u64, Timestamp)> = None;
     for year in [
         ref_year.saturating_sub(1),

@@ -25,6 +25,10 @@ pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
     if !(first.is_ascii_hexdigit() || first == b':') {
         return None;
     }
+    // Most addresses in auth logs are IPv4: read them without going through `str`.
+    if let Some(v4) = parse_ipv4_fast(b) {
+        return Some(IpAddr::V4(v4));
+    }
     let addr = match memchr::memchr(b'%', b) {
         Some(i) => {
             let zone = &b[i + 1..];
@@ -37,6 +41,43 @@ pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
         None => core::str::from_utf8(b).ok()?.parse().ok()?,
     };
     Some(fold_mapped(addr))
+}
+
+/// A dotted-quad IPv4 address (no leading zeros beyond a lone `0`, as `core`'s parser
+/// requires), or `None` for anything else (which the caller hands to the full parser).
+#[inline]
+fn parse_ipv4_fast(b: &[u8]) -> Option<core::net::Ipv4Addr> {
+    if b.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        let start = i;
+        let mut v: u16 = 0;
+        while let Some(&c) = b.get(i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            v = v * 10 + u16::from(c - b'0');
+            i += 1;
+            if i - start > 3 {
+                return None;
+            }
+        }
+        let digits = i - start;
+        if digits == 0 || v > 255 || (digits > 1 && b[start] == b'0') {
+            return None;
+        }
+        *octet = v as u8;
+        if n < 3 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    (i == b.len()).then_some(core::net::Ipv4Addr::from(octets))
 }
 
 /// `::ffff:a.b.c.d` -> `a.b.c.d`.
@@ -148,14 +189,18 @@ pub fn split_from(s: &[u8]) -> Option<Tail<'_>> {
 /// Splits at the last occurrence of `needle`.
 #[inline]
 pub fn rsplit_once<'a>(s: &'a [u8], needle: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
-    let i = memchr::memmem::rfind(s, needle)?;
+    // Log lines are short and needles are a few bytes: scanning back for the needle's first
+    // byte beats building a memmem searcher for every call.
+    let (&first, rest) = needle.split_first()?;
+    let i = memchr::memrchr_iter(first, s).find(|&i| s[i + 1..].starts_with(rest))?;
     Some((&s[..i], &s[i + needle.len()..]))
 }
 
 /// Splits at the first occurrence of `needle`.
 #[inline]
 pub fn split_once<'a>(s: &'a [u8], needle: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
-    let i = memchr::memmem::find(s, needle)?;
+    let (&first, rest) = needle.split_first()?;
+    let i = memchr::memchr_iter(first, s).find(|&i| s[i + 1..].starts_with(rest))?;
     Some((&s[..i], &s[i + needle.len()..]))
 }
 
@@ -247,6 +292,46 @@ mod tests {
         assert_eq!(t.source, Source::Ip(v4(127, 0, 0, 1)));
         assert_eq!(t.port, Some(58946));
         assert_eq!(t.head, b"invalid user test from 10.10.1.2 port 55555 ssh2");
+    }
+
+    #[test]
+    fn fast_ipv4_agrees_with_core() {
+        for text in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.4 ",
+            "1234.1.1.1",
+            "10.0.0.01",
+            "192.168.001.1",
+            "1.2.3.a",
+        ] {
+            let core: Option<core::net::Ipv4Addr> = text.parse().ok();
+            assert_eq!(parse_ipv4_fast(text.as_bytes()), core, "{text}");
+        }
+    }
+
+    #[test]
+    fn splits_find_the_right_occurrence() {
+        assert_eq!(
+            rsplit_once(b"a from b from c", b" from "),
+            Some((&b"a from b"[..], &b"c"[..]))
+        );
+        assert_eq!(
+            split_once(b"a from b from c", b" from "),
+            Some((&b"a"[..], &b"b from c"[..]))
+        );
+        assert_eq!(rsplit_once(b"  port", b" port "), None);
+        assert_eq!(
+            rsplit_once(b"x port ", b" port "),
+            Some((&b"x"[..], &b""[..]))
+        );
+        assert_eq!(split_once(b"", b" "), None);
     }
 
     #[test]
