@@ -37,6 +37,27 @@ pub(crate) fn authtrail_bin() -> PathBuf {
         if let Some(bin) = std::env::var_os("AUTHTRAIL_BIN") {
             return PathBuf::from(bin);
         }
+        workspace_bin("agent", "authtrail")
+    })
+    .clone()
+}
+
+/// The `authtrail-collector` binary, found and built like [`authtrail_bin`]
+/// (`AUTHTRAIL_COLLECTOR_BIN` overrides it).
+pub(crate) fn collector_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("AUTHTRAIL_COLLECTOR_BIN") {
+            return PathBuf::from(bin);
+        }
+        workspace_bin("collector", "authtrail-collector")
+    })
+    .clone()
+}
+
+/// Builds `package`'s binary `bin` into this test binary's target dir and profile; its path.
+fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    {
         let exe = std::env::current_exe().expect("current_exe");
         // <target>/<profile>/deps/e2e-HASH
         let profile_dir = exe
@@ -52,7 +73,7 @@ pub(crate) fn authtrail_bin() -> PathBuf {
             .arg(workspace_root().join("Cargo.toml"))
             .arg("--target-dir")
             .arg(target_dir)
-            .args(["-p", "agent", "--bin", "authtrail"]);
+            .args(["-p", package, "--bin", bin]);
         match profile_dir.file_name().and_then(OsStr::to_str) {
             Some("debug") => {}
             Some("release") => {
@@ -67,11 +88,10 @@ pub(crate) fn authtrail_bin() -> PathBuf {
             .status()
             .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
         assert!(status.success(), "{cmd:?} failed: {status}");
-        let bin = profile_dir.join("authtrail");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
-    .clone()
+        let path = profile_dir.join(bin);
+        assert!(path.is_file(), "{} was not built", path.display());
+        path
+    }
 }
 
 /// Why the end-to-end tests that need root and real programs cannot run here, if they cannot.

@@ -262,7 +262,11 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
 
     let mut sink = open_sink(&config, agent_id, &facts, checkpoints.sink_mark())?;
     // Write the checkpoint file at once, so a crash before the first commit is not taken for a
-    // first start (which would apply `read-from = end` again).
+    // first start (which would apply `read-from = end` again). It carries the sink's mark from the
+    // start: what the sink holds beyond it after a crash is discarded and read again.
+    if checkpoints.sink_mark().is_none() {
+        checkpoints.set_sink_mark(sink.mark());
+    }
     checkpoints
         .persist()
         .context("writing the checkpoint file")?;

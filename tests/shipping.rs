@@ -1,0 +1,249 @@
+//! Fault tests of the whole chain with the real binaries: `authtrail run` shipping to
+//! `authtrail-collector serve` over mTLS on loopback. Whatever is killed, and whenever, the
+//! store ends up holding every event exactly once.
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{Scratch, authtrail_bin, collector_bin, free_port, run_ok, write_private};
+
+/// One collector, its PKI and data dir, and an agent configuration shipping to it.
+struct Chain {
+    dir: PathBuf,
+    port: u16,
+    agent_cfg: PathBuf,
+    collector_cfg: PathBuf,
+    log: PathBuf,
+}
+
+impl Chain {
+    /// Sets up certificates, configs and a generated log of `lines` lines.
+    fn new(scratch: &Scratch, lines: u64) -> Chain {
+        let dir = scratch.path().to_path_buf();
+        let pki = dir.join("pki");
+        run_ok(
+            Command::new(collector_bin())
+                .args(["certs", "init", "--dir"])
+                .arg(&pki),
+        );
+        let out = run_ok(
+            Command::new(collector_bin())
+                .args(["certs", "issue-agent", "--dir"])
+                .arg(&pki),
+        );
+        let agent_id = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("agent id: ").map(|s| s.trim().to_owned()))
+            .expect("certs issue-agent prints the agent id");
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("agent-id"), format!("{agent_id}\n")).unwrap();
+
+        let log = dir.join("auth.log");
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+        loggen::generate(
+            &mut file,
+            &loggen::Options {
+                lines,
+                seed: 3,
+                format: loggen::Format::Rfc3339,
+                ..loggen::Options::default()
+            },
+        )
+        .unwrap();
+        drop(file);
+
+        let port = free_port();
+        let p = |name: &str| pki.join(name).display().to_string();
+        let collector_cfg = dir.join("collector.toml");
+        write_private(
+            &collector_cfg,
+            &format!(
+                "listen = \"127.0.0.1:{port}\"\ndata-dir = {:?}\n[tls]\ncert-file = {:?}\nkey-file = {:?}\nclient-ca-file = {:?}\n[auth]\nrequire = \"mtls\"\n",
+                dir.join("data").display().to_string(),
+                p("server.pem"),
+                p("server-key.pem"),
+                p("ca.pem"),
+            ),
+        );
+        let agent_cfg = dir.join("agent.toml");
+        write_private(
+            &agent_cfg,
+            &format!(
+                "state-dir = {:?}\ntimezone = \"UTC\"\n[detect]\nenabled = false\n[[source]]\ntype = \"file\"\nname = \"auth\"\npaths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\nurl = \"https://127.0.0.1:{port}\"\nbatch-max-events = 500\n[sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\nkey-file = {:?}\n[sink.retry]\ninitial = \"100ms\"\nmax = \"500ms\"\n",
+                state.display().to_string(),
+                log.display().to_string(),
+                p("ca.pem"),
+                p(&format!("agent-{agent_id}.pem")),
+                p(&format!("agent-{agent_id}-key.pem")),
+            ),
+        );
+        Chain {
+            dir,
+            port,
+            agent_cfg,
+            collector_cfg,
+            log,
+        }
+    }
+
+    fn start_collector(&self) -> Child {
+        let mut child = Command::new(collector_bin())
+            .args(["serve", "--config"])
+            .arg(&self.collector_cfg)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), format!("listening on 127.0.0.1:{}", self.port));
+        child
+    }
+
+    fn start_agent(&self) -> Child {
+        Command::new(authtrail_bin())
+            .args(["run", "--config"])
+            .arg(&self.agent_cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The messages `authtrail parse` finds in the log: what must be stored, once each.
+    fn expected(&self) -> HashMap<String, usize> {
+        let out = run_ok(
+            Command::new(authtrail_bin())
+                .args(["parse", "--timezone", "UTC"])
+                .arg(&self.log),
+        );
+        let mut want = HashMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            *want
+                .entry(v["message"].as_str().unwrap().to_owned())
+                .or_insert(0) += 1;
+        }
+        want
+    }
+
+    /// The stored login events' messages, with how often each is stored.
+    fn stored(&self) -> HashMap<String, usize> {
+        let out = run_ok(
+            Command::new(collector_bin())
+                .args(["query", "--config"])
+                .arg(&self.collector_cfg)
+                .args(["--since", "100000d", "--limit", "100000000", "--json"]),
+        );
+        let mut got = HashMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(m) = v["message"].as_str() {
+                *got.entry(m.to_owned()).or_insert(0) += 1;
+            }
+        }
+        got
+    }
+
+    /// Waits until the agent says the whole log is read and shipped.
+    fn wait_shipped(&self, timeout: Duration) {
+        let len = std::fs::metadata(&self.log).unwrap().len();
+        let status = self.dir.join("state").join("status.json");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&status)
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+                && v["sources"][0]["streams"][0]["offset"].as_u64() == Some(len)
+                && v["shipping"]["backlog-batches"].as_u64() == Some(0)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not shipped in {timeout:?}: {}",
+                std::fs::read_to_string(&status).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn kill(child: &mut Child, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn assert_exactly_once(want: &HashMap<String, usize>, got: &HashMap<String, usize>) {
+    let missing: Vec<&String> = want.keys().filter(|m| !got.contains_key(*m)).collect();
+    let repeated: Vec<(&String, &usize)> = got
+        .iter()
+        .filter(|(m, n)| **n > want.get(*m).copied().unwrap_or(0))
+        .collect();
+    assert!(
+        missing.is_empty() && repeated.is_empty(),
+        "{} of {} events missing (first: {:?}); {} stored more than once (first: {:?})",
+        missing.len(),
+        want.len(),
+        missing.first(),
+        repeated.len(),
+        repeated.first()
+    );
+}
+
+/// A small deterministic PRNG for the kill times (the test must be reproducible).
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn agent_sigkilled_50_times_during_a_backlog_stores_every_event_once() {
+    let scratch = Scratch::new();
+    let chain = Chain::new(&scratch, 30_000);
+    let mut collector = chain.start_collector();
+    let mut rng = 42u64;
+    for _ in 0..50 {
+        let mut agent = chain.start_agent();
+        std::thread::sleep(Duration::from_millis(20 + next(&mut rng) % 300));
+        kill(&mut agent, "-KILL");
+    }
+    let mut agent = chain.start_agent();
+    chain.wait_shipped(Duration::from_secs(120));
+    kill(&mut agent, "-TERM");
+    let (want, got) = (chain.expected(), chain.stored());
+    kill(&mut collector, "-TERM");
+    assert_exactly_once(&want, &got);
+}
+
+#[test]
+fn collector_down_then_up_and_killed_mid_batch_loses_nothing() {
+    let scratch = Scratch::new();
+    let chain = Chain::new(&scratch, 20_000);
+    // The agent starts while no collector listens: it spools and retries.
+    let mut agent = chain.start_agent();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut collector = chain.start_collector();
+    // Kill the collector while batches flow, three times; what it acknowledged must survive.
+    for pause in [150, 400, 250] {
+        std::thread::sleep(Duration::from_millis(pause));
+        kill(&mut collector, "-KILL");
+        std::thread::sleep(Duration::from_millis(300));
+        collector = chain.start_collector();
+    }
+    chain.wait_shipped(Duration::from_secs(120));
+    kill(&mut agent, "-TERM");
+    let (want, got) = (chain.expected(), chain.stored());
+    kill(&mut collector, "-TERM");
+    assert_exactly_once(&want, &got);
+}
