@@ -2,7 +2,10 @@
 //! `authtrail-collector serve` over mTLS on loopback. Whatever is killed, and whenever, the
 //! store ends up holding every event exactly once.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot set itself up should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot set itself up should fail loudly"
+)]
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};

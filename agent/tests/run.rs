@@ -2,7 +2,10 @@
 //! SIGTERM stops cleanly, and memory stays bounded whatever the input (a 100 MB line, thousands of
 //! files matching a glob).
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot set itself up should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot set itself up should fail loudly"
+)]
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -214,7 +217,8 @@ fn memory_is_bounded_by_a_huge_line_and_thousands_of_files() {
     {
         let mut f = OpenOptions::new().append(true).open(&big).unwrap();
         let chunk = vec![b'x'; 1 << 20];
-        f.write_all(b"2026-11-28T06:55:34+00:00 web1 sshd[7]: Invalid user ").unwrap();
+        f.write_all(b"2026-11-28T06:55:34+00:00 web1 sshd[7]: Invalid user ")
+            .unwrap();
         for _ in 0..100 {
             f.write_all(&chunk).unwrap();
         }
@@ -238,7 +242,10 @@ fn memory_is_bounded_by_a_huge_line_and_thousands_of_files() {
         .count()
         < 2
     {
-        assert!(Instant::now() < deadline, "the lines around the huge one did not arrive");
+        assert!(
+            Instant::now() < deadline,
+            "the lines around the huge one did not arrive"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // The status file is rewritten within a second of a change.
@@ -253,11 +260,17 @@ fn memory_is_bounded_by_a_huge_line_and_thousands_of_files() {
         if status["sources"][0]["counters"]["truncated"].as_u64() >= Some(1) {
             break status;
         }
-        assert!(Instant::now() < deadline, "no truncated line counted: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "no truncated line counted: {status}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let followed = status["sources"][0]["streams"].as_array().unwrap().len();
-    assert!(followed <= 256, "{followed} files followed, max-files is 256");
+    assert!(
+        followed <= 256,
+        "{followed} files followed, max-files is 256"
+    );
     std::thread::sleep(Duration::from_secs(2));
     let peak = agent.peak_rss_kib();
     assert!(agent.stop().success());
