@@ -6,7 +6,11 @@
 
 use std::io::{self, Read};
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 /// Largest zstd window accepted, as a power of two: 2^24 = 16 MiB. A frame asking for more is
 /// refused (400) instead of making the decoder allocate it. Agents compress batches of about
@@ -171,8 +175,16 @@ impl Batch {
 
 /// Decodes an NDJSON body: one JSON object per line, `\n` or `\r\n` line ends; blank lines are
 /// skipped. An empty body is a heartbeat-only batch.
+///
+/// Each line is parsed once, straight into the few fields the store indexes ([`Line`]); every
+/// other member is validated as JSON and skipped, never built into a `serde_json::Value` (that
+/// tree, and copying strings out of it, was most of the decoding cost). The semantics are those
+/// of a lookup in the whole document: a path through a non-object is absent, a repeated key
+/// counts once (the last), a wrong type is named but its value is never quoted.
 pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
     let mut batch = Batch::default();
+    // About 1 KiB per event line; a close guess saves the vector's regrowth.
+    batch.events.reserve(body.len() / 1024 + 1);
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
         let line = i + 1;
         let err = |reason: String| DecodeError::Line { line, reason };
@@ -186,38 +198,42 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
                 e.valid_up_to()
             ))
         })?;
-        // Into a `Value` first: serde's type errors would quote the offending value.
-        let value: Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-        let Value::Object(doc) = value else {
-            return Err(err(format!(
-                "expected a JSON object, found {}",
-                kind(&value)
-            )));
+        // Our own visitors accept every JSON type, so serde's type errors (which would quote
+        // the offending value) cannot arise; what is left are syntax errors, which do not.
+        let parsed: Line = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+        let f = match parsed {
+            Line::Object(f) => f,
+            Line::Other(found) => {
+                return Err(err(format!("expected a JSON object, found {found}")));
+            }
         };
-        let field = |path: &'static str| str_at(&doc, path).map_err(&err);
-        if field("event.kind")?.as_deref() == Some("state") {
+        let mut f = *f;
+        if f.event_kind.string("event.kind").map_err(&err)?.as_deref() == Some("state") {
             batch.state = Some(HostState {
-                hostname: field("host.hostname")?,
+                hostname: f.host_name.take_string("host.hostname").map_err(&err)?,
                 doc: text.trim().to_owned(),
             });
             continue;
         }
-        let timestamp =
-            field("@timestamp")?.ok_or_else(|| err("`@timestamp` is missing".to_owned()))?;
+        let timestamp = f
+            .timestamp
+            .take_string("@timestamp")
+            .map_err(&err)?
+            .ok_or_else(|| err("`@timestamp` is missing".to_owned()))?;
         let timestamp_us = timestamp
             .parse::<jiff::Timestamp>()
             .map_err(|_| err("`@timestamp` is not an RFC 3339 time".to_owned()))?
             .as_microsecond();
-        let source_port = match lookup(&doc, "source.port") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(
-                n.as_u64()
-                    .and_then(|p| u16::try_from(p).ok())
-                    .ok_or_else(|| err("`source.port` is not a port number".to_owned()))?,
+        let source_port = match f.source_port {
+            Probe::Absent | Probe::Null => None,
+            Probe::Unsigned(n) => Some(
+                u16::try_from(n)
+                    .map_err(|_| err("`source.port` is not a port number".to_owned()))?,
             ),
-            Some(_) => return Err(err("`source.port` must be a number".to_owned())),
+            Probe::OtherNumber => return Err(err("`source.port` is not a port number".to_owned())),
+            _ => return Err(err("`source.port` must be a number".to_owned())),
         };
-        let source_ip = field("source.ip")?;
+        let source_ip = f.source_ip.take_string("source.ip").map_err(&err)?;
         if let Some(ip) = &source_ip
             && ip.parse::<std::net::IpAddr>().is_err()
         {
@@ -225,49 +241,337 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
         }
         batch.events.push(Event {
             timestamp_us,
-            host: field("host.hostname")?,
-            kind: field("event.kind")?,
-            action: field("event.action")?,
-            outcome: field("event.outcome")?,
-            user: field("user.name")?,
-            target_user: field("user.target.name")?,
+            host: f.host_name.take_string("host.hostname").map_err(&err)?,
+            kind: f.event_kind.take_string("event.kind").map_err(&err)?,
+            action: f.event_action.take_string("event.action").map_err(&err)?,
+            outcome: f.event_outcome.take_string("event.outcome").map_err(&err)?,
+            user: f.user_name.take_string("user.name").map_err(&err)?,
+            target_user: f
+                .target_name
+                .take_string("user.target.name")
+                .map_err(&err)?,
             source_ip,
             source_port,
-            process: field("process.name")?,
-            method: field("authtrail.method")?,
+            process: f.process_name.take_string("process.name").map_err(&err)?,
+            method: f.method.take_string("authtrail.method").map_err(&err)?,
             doc: text.trim().to_owned(),
         });
     }
     Ok(batch)
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// One JSON value seen at a path the store wants: its type, and the string or the unsigned
+/// integer when it is one. Never holds any other value, so errors cannot quote it.
+#[derive(Debug, Default)]
+enum Probe {
+    /// The path is not in the document.
+    #[default]
+    Absent,
+    Null,
+    Str(String),
+    /// A non-negative integer.
+    Unsigned(u64),
+    /// A negative or fractional number.
+    OtherNumber,
+    /// Anything else, by its [`kind`] name.
+    Other(&'static str),
+}
+
+impl Probe {
+    /// A string field: absent or null is `None`, another type is an error.
+    fn take_string(&mut self, path: &str) -> Result<Option<String>, String> {
+        match std::mem::take(self) {
+            Probe::Absent | Probe::Null => Ok(None),
+            Probe::Str(s) => Ok(Some(s)),
+            Probe::Unsigned(_) | Probe::OtherNumber => {
+                Err(format!("`{path}` must be a string, found a number"))
+            }
+            Probe::Other(found) => Err(format!("`{path}` must be a string, found {found}")),
+        }
+    }
+
+    /// [`Probe::take_string`] without taking.
+    fn string(&self, path: &str) -> Result<Option<String>, String> {
+        match self {
+            Probe::Str(s) => Ok(Some(s.clone())),
+            Probe::Absent | Probe::Null => Ok(None),
+            Probe::Unsigned(_) | Probe::OtherNumber => {
+                Err(format!("`{path}` must be a string, found a number"))
+            }
+            Probe::Other(found) => Err(format!("`{path}` must be a string, found {found}")),
+        }
     }
 }
 
-/// The value at a dotted path (`user.target.name`); `@timestamp` is a top-level key.
-fn lookup<'a>(doc: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    let mut parts = path.split('.');
-    let mut value = doc.get(parts.next()?)?;
-    for part in parts {
-        value = value.as_object()?.get(part)?;
-    }
-    Some(value)
+/// Skips the rest of a sequence or map, validating it.
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
 }
 
-/// A string field: absent or null is `None`, another type is an error.
-fn str_at(doc: &Map<String, Value>, path: &'static str) -> Result<Option<String>, String> {
-    match lookup(doc, path) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("`{path}` must be a string, found {}", kind(other))),
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for Probe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Probe, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Probe;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Probe, E> {
+                Ok(Probe::Null)
+            }
+            fn visit_none<E>(self) -> Result<Probe, E> {
+                Ok(Probe::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Probe, E> {
+                Ok(Probe::Other("a boolean"))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Probe, E> {
+                Ok(Probe::Unsigned(n))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Probe, E> {
+                Ok(u64::try_from(n).map_or(Probe::OtherNumber, Probe::Unsigned))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Probe, E> {
+                Ok(Probe::OtherNumber)
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Probe, E> {
+                Ok(Probe::Str(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Probe, E> {
+                Ok(Probe::Str(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Probe, A::Error> {
+                skip_seq(seq)?;
+                Ok(Probe::Other("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Probe, A::Error> {
+                skip_map(map)?;
+                Ok(Probe::Other("an object"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The fields of an event line the store indexes.
+#[derive(Debug, Default)]
+struct Fields {
+    timestamp: Probe,
+    event_kind: Probe,
+    event_action: Probe,
+    event_outcome: Probe,
+    host_name: Probe,
+    user_name: Probe,
+    target_name: Probe,
+    source_ip: Probe,
+    source_port: Probe,
+    process_name: Probe,
+    method: Probe,
+}
+
+/// A decoded line: an object's fields, or the type found instead of an object.
+enum Line {
+    Object(Box<Fields>),
+    Other(&'static str),
+}
+
+/// The objects on the way to the fields; each level names the members it descends into.
+#[derive(Clone, Copy)]
+enum Level {
+    Root,
+    Event,
+    Host,
+    User,
+    UserTarget,
+    Source,
+    Process,
+    Authtrail,
+}
+
+/// Where a member of an object at some [`Level`] leads.
+enum Member {
+    Field(fn(&mut Fields) -> &mut Probe),
+    Object(Level),
+    Skip,
+}
+
+impl Level {
+    fn member(self, key: &str) -> Member {
+        use Member::{Field, Object, Skip};
+        match (self, key) {
+            (Level::Root, "@timestamp") => Field(|f| &mut f.timestamp),
+            (Level::Root, "event") => Object(Level::Event),
+            (Level::Root, "host") => Object(Level::Host),
+            (Level::Root, "user") => Object(Level::User),
+            (Level::Root, "source") => Object(Level::Source),
+            (Level::Root, "process") => Object(Level::Process),
+            (Level::Root, "authtrail") => Object(Level::Authtrail),
+            (Level::Event, "kind") => Field(|f| &mut f.event_kind),
+            (Level::Event, "action") => Field(|f| &mut f.event_action),
+            (Level::Event, "outcome") => Field(|f| &mut f.event_outcome),
+            (Level::Host, "hostname") => Field(|f| &mut f.host_name),
+            (Level::User, "name") => Field(|f| &mut f.user_name),
+            (Level::User, "target") => Object(Level::UserTarget),
+            (Level::UserTarget, "name") => Field(|f| &mut f.target_name),
+            (Level::Source, "ip") => Field(|f| &mut f.source_ip),
+            (Level::Source, "port") => Field(|f| &mut f.source_port),
+            (Level::Process, "name") => Field(|f| &mut f.process_name),
+            (Level::Authtrail, "method") => Field(|f| &mut f.method),
+            _ => Skip,
+        }
+    }
+
+    /// Resets every field under this level: a repeated key replaces the earlier member whole,
+    /// as in a JSON object read into a map.
+    fn clear(self, f: &mut Fields) {
+        let probes: &mut [&mut Probe] = match self {
+            Level::Root => {
+                *f = Fields::default();
+                return;
+            }
+            Level::Event => &mut [&mut f.event_kind, &mut f.event_action, &mut f.event_outcome],
+            Level::Host => &mut [&mut f.host_name],
+            Level::User => &mut [&mut f.user_name, &mut f.target_name],
+            Level::UserTarget => &mut [&mut f.target_name],
+            Level::Source => &mut [&mut f.source_ip, &mut f.source_port],
+            Level::Process => &mut [&mut f.process_name],
+            Level::Authtrail => &mut [&mut f.method],
+        };
+        for p in probes {
+            **p = Probe::Absent;
+        }
+    }
+}
+
+/// A member name, borrowed when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Fills `fields` from an object at `level` (anything that is not an object leaves the paths
+/// under it absent, as a lookup through it would find nothing).
+struct Walk<'f> {
+    fields: &'f mut Fields,
+    level: Level,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        skip_seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match self.level.member(&key) {
+                Member::Field(probe) => *probe(self.fields) = map.next_value::<Probe>()?,
+                Member::Object(level) => {
+                    level.clear(self.fields);
+                    map.next_value_seed(Walk {
+                        fields: &mut *self.fields,
+                        level,
+                    })?;
+                }
+                Member::Skip => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Line {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Line, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Line;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_unit<E>(self) -> Result<Line, E> {
+                Ok(Line::Other("null"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Line, E> {
+                Ok(Line::Other("a boolean"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Line, E> {
+                Ok(Line::Other("a number"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Line, E> {
+                Ok(Line::Other("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Line, E> {
+                Ok(Line::Other("a number"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Line, E> {
+                Ok(Line::Other("a string"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Line, A::Error> {
+                skip_seq(seq)?;
+                Ok(Line::Other("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Line, A::Error> {
+                let mut fields = Box::<Fields>::default();
+                Walk {
+                    fields: &mut fields,
+                    level: Level::Root,
+                }
+                .visit_map(map)?;
+                Ok(Line::Object(fields))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -309,6 +613,49 @@ mod tests {
                 .unwrap()
                 .as_microsecond()
         );
+    }
+
+    #[test]
+    fn lookups_follow_json_object_semantics() {
+        // A repeated key counts once, the last; a path through a non-object is absent; escaped
+        // member names are names like any other; unknown members of any type are skipped.
+        let body = br#"{"@timestamp":"2026-01-01T00:00:00Z","user":{"name":"a"},"user":{"target":{"name":"t"}},"host":"h","event":{"action":"x","ac\u0074ion":"y"},"source":{"port":22,"port":null},"other":[1,{"a":[]}],"process":{"name":null}}"#;
+        let batch = parse_ndjson(body).unwrap();
+        let e = &batch.events[0];
+        assert_eq!(e.user, None);
+        assert_eq!(e.target_user.as_deref(), Some("t"));
+        assert_eq!(e.host, None);
+        assert_eq!(e.action.as_deref(), Some("y"));
+        assert_eq!(e.source_port, None);
+        assert_eq!(e.process, None);
+        for (body, want) in [
+            (
+                &br#"{"@timestamp":"2026-01-01T00:00:00Z","source":{"port":-1}}"#[..],
+                "not a port",
+            ),
+            (
+                br#"{"@timestamp":"2026-01-01T00:00:00Z","source":{"port":2.5}}"#,
+                "not a port",
+            ),
+            (
+                br#"{"@timestamp":"2026-01-01T00:00:00Z","source":{"port":"22"}}"#,
+                "must be a number",
+            ),
+            (
+                br#"{"@timestamp":7}"#,
+                "`@timestamp` must be a string, found a number",
+            ),
+            (
+                br#"{"@timestamp":"2026-01-01T00:00:00Z","event":{"kind":["password"]}}"#,
+                "`event.kind` must be a string, found an array",
+            ),
+            (br#"{"@timestamp":"2026-01-01T00:00:00Z"} x"#, "trailing"),
+            (b"null", "found null"),
+        ] {
+            let e = parse_ndjson(body).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("password"), "{e}");
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub mod retry;
 pub mod spool;
 pub mod tls;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -68,6 +68,19 @@ pub const MARK_OBJECT: u64 = u64::from_be_bytes(*b"ATSPOOL1");
 
 /// Messages kept in [`ShipStatus::log`].
 pub const LOG_KEEP: usize = 64;
+
+/// Most batches in flight at once, each on a connection of its own (one sender thread each).
+/// The collector de-duplicates on (agent, sequence), so the order of arrival does not matter to
+/// it; while one batch waits for the collector's commit the next ones are already on the way,
+/// and the collector stores the batches that arrive together in one transaction.
+/// Two in flight keeps most of the gain of four (the collector groups them into one commit)
+/// at half the extra threads, TLS sessions and memory.
+pub const MAX_IN_FLIGHT: usize = 2;
+
+/// Batches waiting before more than one is sent at a time. Below this (the steady state of a
+/// live log) batches go one by one, in sequence order; only a backlog (a restart, an outage, a
+/// burst) is drained in parallel. Never in parallel while the collector is failing.
+pub const PARALLEL_BACKLOG: usize = 8;
 
 /// The collector's base URL: `https://host[:port][/path]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +282,14 @@ struct State {
     /// above it are not shipped. `None` until the pipeline takes part in the handshake (then
     /// everything committed ships at once: at least once).
     released: Option<u64>,
+    /// Batches being sent.
+    in_flight: BTreeSet<u64>,
+    /// No attempt before this (backoff after a failure).
+    not_before: Instant,
+    /// The last batch the collector accepted (or heartbeat spooled).
+    last_sent: Instant,
+    /// Shared by the senders: a failure slows them all down.
+    backoff: Backoff,
 }
 
 impl State {
@@ -324,7 +345,7 @@ pub struct CollectorSink {
     alert: bool,
     identity: AgentIdentity,
     shared: Arc<Shared>,
-    shipper: Option<JoinHandle<()>>,
+    shippers: Vec<JoinHandle<()>>,
 }
 
 impl CollectorSink {
@@ -365,7 +386,9 @@ impl CollectorSink {
         recover: Option<Option<SinkMark>>,
     ) -> Result<CollectorSink, ShipError> {
         let url = CollectorUrl::parse(&config.url).map_err(ShipError::Url)?;
-        let client = Client::new(config, agent_id)?;
+        let clients = (0..MAX_IN_FLIGHT)
+            .map(|_| Client::new(config, agent_id))
+            .collect::<Result<Vec<_>, _>>()?;
         let durable = config.spool.enabled;
         let (max, policy) = if durable {
             (config.spool.max_bytes, config.spool.policy)
@@ -381,6 +404,10 @@ impl CollectorSink {
             status: ShipStatus::default(),
             unreported: (0, 0),
             released: None,
+            in_flight: BTreeSet::new(),
+            not_before: Instant::now(),
+            last_sent: Instant::now(),
+            backoff: Backoff::new(config.retry.initial, config.retry.max),
         };
         for w in warnings {
             state.note(w);
@@ -393,7 +420,7 @@ impl CollectorSink {
             );
             state.note(msg);
         }
-        if let Some(p) = client.proxy() {
+        if let Some(p) = clients.first().and_then(Client::proxy) {
             let msg = format!("reaching the collector through the CONNECT proxy {p}");
             state.note(msg);
         }
@@ -409,18 +436,31 @@ impl CollectorSink {
             state: Mutex::new(state),
             wake: Condvar::new(),
         });
-        let shipper = Shipper {
-            shared: shared.clone(),
-            client,
-            identity: identity.clone(),
-            heartbeat: config.heartbeat,
-            encoding: Encoding::of(config.compression),
-            backoff: Backoff::new(config.retry.initial, config.retry.max),
-        };
-        let thread = std::thread::Builder::new()
-            .name("shipper".to_owned())
-            .spawn(move || shipper.run())
-            .map_err(ShipError::Thread)?;
+        let mut shippers = Vec::with_capacity(clients.len());
+        for (index, client) in clients.into_iter().enumerate() {
+            let shipper = Shipper {
+                shared: shared.clone(),
+                client,
+                identity: identity.clone(),
+                heartbeat: config.heartbeat,
+                encoding: Encoding::of(config.compression),
+                index,
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("shipper-{index}"))
+                .spawn(move || shipper.run());
+            match spawned {
+                Ok(t) => shippers.push(t),
+                Err(e) => {
+                    shared.lock().stop = true;
+                    shared.wake.notify_all();
+                    for t in shippers {
+                        let _ = t.join();
+                    }
+                    return Err(ShipError::Thread(e));
+                }
+            }
+        }
         Ok(CollectorSink {
             config: config.clone(),
             url,
@@ -431,7 +471,7 @@ impl CollectorSink {
             alert: false,
             identity,
             shared,
-            shipper: Some(thread),
+            shippers,
         })
     }
 
@@ -641,7 +681,7 @@ impl Drop for CollectorSink {
     fn drop(&mut self) {
         self.shared.lock().stop = true;
         self.shared.wake.notify_all();
-        if let Some(t) = self.shipper.take() {
+        for t in self.shippers.drain(..) {
             let _ = t.join();
         }
     }
@@ -668,36 +708,49 @@ fn recover_spool(state: &mut State, mark: Option<SinkMark>) {
     state.released = Some(released);
 }
 
-/// The shipper thread's state.
+/// One sender thread's state ([`MAX_IN_FLIGHT`] of them share the spool).
 struct Shipper {
     shared: Arc<Shared>,
     client: Client,
     identity: AgentIdentity,
     heartbeat: Duration,
     encoding: Encoding,
-    backoff: Backoff,
+    /// 0 is the sender that always runs; the others only drain a backlog.
+    index: usize,
 }
 
 impl Shipper {
+    /// Whether this sender may take a batch now: the first always; the others only while the
+    /// backlog is deep and the collector healthy.
+    fn may_send(&self, state: &State) -> bool {
+        self.index == 0
+            || (state.spool.len() >= PARALLEL_BACKLOG && state.status.last_error.is_none())
+    }
+
     fn run(mut self) {
         let shared = self.shared.clone();
-        let mut not_before = Instant::now();
-        let mut last_sent = Instant::now();
         let mut state = shared.lock();
         loop {
             if state.stop {
                 return;
             }
             let now = Instant::now();
-            let wait_until = match state.spool.next_to_send(state.released) {
-                _ if now < not_before => Some(not_before),
+            let next = if self.may_send(&state) {
+                state
+                    .spool
+                    .next_to_send_except(state.released, &state.in_flight)
+            } else {
+                None
+            };
+            let wait_until = match next {
+                _ if now < state.not_before => Some(state.not_before),
                 Some(seq) => {
                     let batch = match state.spool.load(seq) {
                         Ok(Some(b)) => b,
                         Ok(None) => continue,
                         Err(spool::LoadError::Io(why)) => {
-                            let wait = self.backoff.next_wait();
-                            not_before = Instant::now() + wait;
+                            let wait = state.backoff.next_wait();
+                            state.not_before = Instant::now() + wait;
                             state.status.last_error = Some(why.clone());
                             state.note(format!("{why}; retrying in {:?}", round_ms(wait)));
                             continue;
@@ -707,26 +760,29 @@ impl Shipper {
                             continue;
                         }
                     };
+                    state.in_flight.insert(seq);
                     drop(state);
                     let outcome = self.client.send(&batch);
                     state = shared.lock();
+                    state.in_flight.remove(&seq);
                     if outcome == Outcome::Accepted {
-                        last_sent = Instant::now();
+                        state.last_sent = Instant::now();
                     }
                     if let Some(wait) = self.settle(&mut state, &batch, outcome) {
-                        not_before = Instant::now() + wait;
+                        state.not_before = Instant::now() + wait;
                     }
                     shared.wake.notify_all();
                     None
                 }
-                // Batches held back until their checkpoints are persisted: not idle.
-                None if !state.spool.is_empty() => Some(now + self.heartbeat),
-                None if now.duration_since(last_sent) >= self.heartbeat => {
+                // Batches held back until their checkpoints are persisted, being sent by
+                // another sender, or left to the first sender: not idle.
+                None if !state.spool.is_empty() || self.index != 0 => Some(now + self.heartbeat),
+                None if now.duration_since(state.last_sent) >= self.heartbeat => {
                     self.spool_heartbeat(&mut state);
-                    last_sent = now;
+                    state.last_sent = now;
                     None
                 }
-                None => Some(last_sent + self.heartbeat),
+                None => Some(state.last_sent + self.heartbeat),
             };
             if let Some(until) = wait_until {
                 let now = Instant::now();
@@ -795,7 +851,7 @@ impl Shipper {
                     );
                     state.note(msg);
                 }
-                self.backoff.reset();
+                state.backoff.reset();
                 None
             }
             Outcome::TooLarge => {
@@ -818,7 +874,7 @@ impl Shipper {
                         }
                         Ok(None) => None,
                         Err(e) => {
-                            let wait = self.backoff.next_wait();
+                            let wait = state.backoff.next_wait();
                             failed(state, format!("splitting batch {seq}: {e}"), wait)
                         }
                     },
@@ -833,7 +889,7 @@ impl Shipper {
                 None
             }
             Outcome::Refused(code, snippet) => {
-                let wait = self.backoff.next_wait();
+                let wait = state.backoff.next_wait();
                 failed(
                     state,
                     format!(
@@ -845,8 +901,8 @@ impl Shipper {
             }
             Outcome::Throttled(code, retry_after) => {
                 let wait = match retry_after {
-                    Some(d) => d.min(self.backoff.max()).max(retry::MIN_WAIT),
-                    None => self.backoff.next_wait(),
+                    Some(d) => d.min(state.backoff.max()).max(retry::MIN_WAIT),
+                    None => state.backoff.next_wait(),
                 };
                 failed(
                     state,
@@ -862,7 +918,7 @@ impl Shipper {
                 )
             }
             Outcome::Failed(msg) => {
-                let wait = self.backoff.next_wait();
+                let wait = state.backoff.next_wait();
                 failed(state, format!("sending batch {seq}: {msg}"), wait)
             }
         }

@@ -34,11 +34,19 @@
 //! from the disk itself; its events were already checkpointed and are lost, which the warning
 //! says.
 //!
-//! **Sequence numbers** are never reused for different content: `next-seq` is renamed into
-//! place (in the same directory, so the one directory fsync covers it) before the batch file
-//! that uses the number, and at start the next number is the largest of `next-seq`, the highest
-//! spooled and the highest dead-lettered sequence, plus one. A number can be skipped (a crash
-//! between the two renames); the collector needs them unique, not contiguous.
+//! **Sequence numbers** are never reused for different content: at start the next number is the
+//! largest of `next-seq`, the highest spooled and the highest dead-lettered sequence, plus one.
+//! So a number is safe as long as its batch file is in the spool (or in `dead-letter/`); only
+//! when a batch file at or above the number `next-seq` holds is about to be deleted (sent,
+//! dropped, discarded, split) is `next-seq` first made durable (temp, fsync, rename, directory
+//! fsync) with every number handed out so far. That costs one small fsync every few batches on
+//! the shipper's side instead of one per batch on the pipeline's. A number can be skipped (a
+//! crash before its batch file is renamed into place: it was never sent); the collector needs
+//! them unique, not contiguous. With the spool disabled (batches in memory only) `next-seq` is
+//! written before each number is used, as nothing on disk would cover it.
+//!
+//! Deleting a sent batch is not followed by a directory fsync: if a crash undoes the deletion,
+//! the batch is sent again and the collector answers "duplicate".
 //!
 //! **Splitting (413).** The halves get fresh sequence numbers and carry the original's number
 //! in `split of`; both are made durable before the original is deleted. If the agent dies in
@@ -47,7 +55,7 @@
 //! original is sent, refused and split again: no event reaches the collector under two
 //! sequence numbers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
@@ -269,6 +277,8 @@ pub struct Spool {
     max_bytes: u64,
     policy: SpoolPolicy,
     next_seq: u64,
+    /// What `next-seq` durably holds: numbers below it are covered even with no file left.
+    persisted_seq: u64,
 }
 
 impl Spool {
@@ -394,6 +404,7 @@ impl Spool {
             max_bytes,
             policy,
             next_seq: stored.max(highest + 1).max(1),
+            persisted_seq: stored,
         };
         Ok((spool, warnings))
     }
@@ -431,9 +442,16 @@ impl Spool {
     /// The oldest batch that may be sent: with `released` set, pipeline batches above it wait
     /// (their checkpoints are not persisted yet); heartbeats and split halves never wait.
     pub fn next_to_send(&self, released: Option<u64>) -> Option<u64> {
+        self.next_to_send_except(released, &BTreeSet::new())
+    }
+
+    /// [`Spool::next_to_send`], leaving out the batches in `busy` (being sent).
+    pub fn next_to_send_except(&self, released: Option<u64>, busy: &BTreeSet<u64>) -> Option<u64> {
         self.index
             .iter()
-            .find(|(seq, e)| e.exempt || released.is_none_or(|r| **seq <= r))
+            .find(|(seq, e)| {
+                (e.exempt || released.is_none_or(|r| **seq <= r)) && !busy.contains(seq)
+            })
             .map(|(seq, _)| *seq)
     }
 
@@ -504,7 +522,10 @@ impl Spool {
         flags: u8,
     ) -> io::Result<u64> {
         let seq = self.next_seq;
-        write_seq_file(&self.dir, seq + 1, !self.durable)?;
+        if !self.durable {
+            write_seq_file(&self.dir, seq + 1, true)?;
+            self.persisted_seq = seq + 1;
+        }
         self.next_seq = seq + 1;
         let spooled = SpooledBatch {
             seq,
@@ -589,17 +610,22 @@ impl Spool {
 
     /// Deletes a batch (the collector took it). False if it was not there.
     pub fn remove(&mut self, seq: u64) -> bool {
-        let had = self.forget(seq).is_some();
-        if had && self.durable {
-            let _ = sync_dir(&self.dir);
-        }
-        had
+        self.forget(seq).is_some()
     }
 
     fn forget(&mut self, seq: u64) -> Option<Entry> {
         let e = self.index.remove(&seq)?;
         self.bytes -= e.size;
         if e.memory.is_none() {
+            // The file is what keeps its number (and those below) from being reused; make
+            // `next-seq` cover them first (see the module docs). If that fails, keep the file:
+            // it is sent again later (a duplicate) rather than its number given out twice.
+            if seq >= self.persisted_seq {
+                match write_seq_file(&self.dir, self.next_seq, true) {
+                    Ok(()) => self.persisted_seq = self.next_seq,
+                    Err(_) => return Some(e),
+                }
+            }
             let _ = fs::remove_file(self.dir.join(file_name(seq)));
         }
         Some(e)
