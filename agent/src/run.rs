@@ -301,6 +301,15 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         running.len(),
         sink.describe()
     ));
+    // Type=notify: tell systemd we are up, then ping its watchdog from the run loop.
+    let mut watchdog = crate::sd_notify::Watchdog::from_env();
+    if let Err(e) = watchdog.ready(&format!(
+        "{} source(s), sink {}",
+        running.len(),
+        sink.describe()
+    )) {
+        warn(format_args!("sd_notify: {e}"));
+    }
     let mut config = config;
 
     let mut pipeline = Loop {
@@ -317,6 +326,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
 
     let mut last_written: Option<(StatusReport, Instant)> = None;
     loop {
+        watchdog.tick();
         if terminate.load(Ordering::Relaxed) {
             break;
         }
@@ -340,6 +350,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
                     let _ = max_line;
                     config = new_config;
                     info("configuration reloaded");
+                    watchdog.status("configuration reloaded");
                 }
                 Err(e) => warn(format_args!(
                     "configuration not reloaded, keeping the running one: {e:#}"
@@ -409,6 +420,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
 
     // Graceful stop: stop the sources, drain what they sent, commit, persist.
     info("stopping");
+    watchdog.stopping();
     for r in running.values() {
         r.stop.store(true, Ordering::Relaxed);
     }

@@ -276,3 +276,37 @@ fn memory_is_bounded_by_a_huge_line_and_thousands_of_files() {
     assert!(agent.stop().success());
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
 }
+
+/// Under systemd (`Type=notify`) the agent says `READY=1` once its sources run, and
+/// `STOPPING=1` on SIGTERM.
+#[test]
+fn tells_systemd_it_is_ready_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let a = dir.path().join("a.log");
+    append(&a, "frank", 0, 1);
+    let cfg = dir.path().join("agent.toml");
+    write_config(&cfg, &config(dir.path(), &[("a", &a)]));
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = Agent { child };
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).unwrap();
+    let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(first.starts_with("READY=1\nSTATUS="), "{first}");
+    let status = agent.stop();
+    assert!(status.success());
+    let n = socket.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1"));
+}

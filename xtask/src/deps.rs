@@ -28,9 +28,73 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     "systemd-journal-remote",
 ];
 
+/// Targets of `cargo xtask dist` on the direct path (no container engine) and of the aarch64
+/// test step. Added with `rustup target add`, never by updating the toolchain.
+pub(crate) const CROSS_RUSTUP_TARGETS: &[&str] = &[
+    "aarch64-unknown-linux-gnu",
+    "aarch64-unknown-linux-musl",
+    "x86_64-unknown-linux-musl",
+];
+
+/// Debian packages for the direct cross path, the aarch64 tests under emulation and the
+/// shipping checks. Keep it sorted.
+/// - `gcc-aarch64-linux-gnu` (+ `libc6-dev-arm64-cross`): linker and C compiler (ring, zstd,
+///   sqlite) for both aarch64 targets; for musl, rustc brings its own crt objects and libc.a.
+/// - `musl-tools`: `musl-gcc` for the C parts of x86_64-unknown-linux-musl.
+/// - `qemu-user`: `qemu-aarch64`, the test runner (`.cargo/config.toml`).
+/// - `llvm`: `llvm-size`/`llvm-nm` for the bare-metal size report.
+/// - `file`: the smoke test names the binary's architecture.
+pub(crate) const CROSS_APT_PACKAGES: &[&str] = &[
+    "file",
+    "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
+    "llvm",
+    "musl-tools",
+    "qemu-user",
+];
+
 pub(crate) fn ensure() -> Result<()> {
     rustup()?;
     apt()
+}
+
+/// What the cross builds and the aarch64 tests need (see [`CROSS_APT_PACKAGES`]).
+pub(crate) fn ensure_cross() -> Result<()> {
+    let Some(installed) = capture(Command::new("rustup").args(["target", "list", "--installed"]))
+    else {
+        println!("deps: rustup not found; cannot check targets {CROSS_RUSTUP_TARGETS:?}");
+        return apt_packages(CROSS_APT_PACKAGES);
+    };
+    let missing: Vec<&str> = CROSS_RUSTUP_TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        println!(
+            "deps: rustup targets {}: installed",
+            CROSS_RUSTUP_TARGETS.join(" ")
+        );
+    } else {
+        println!(
+            "deps: rustup targets {}: missing, adding",
+            missing.join(" ")
+        );
+        run(Command::new("rustup")
+            .args(["target", "add"])
+            .args(&missing))?;
+    }
+    apt_packages(CROSS_APT_PACKAGES)
+}
+
+/// `cargo deb`, installed from crates.io when missing.
+pub(crate) fn ensure_cargo_deb() -> Result<()> {
+    if capture(Command::new("cargo").args(["deb", "--version"])).is_some() {
+        println!("deps: cargo-deb: installed");
+        return Ok(());
+    }
+    println!("deps: cargo-deb: missing, installing from crates.io");
+    run(Command::new("cargo").args(["install", "cargo-deb", "--locked"]))
 }
 
 fn rustup() -> Result<()> {
@@ -69,14 +133,18 @@ fn rustup() -> Result<()> {
 }
 
 fn apt() -> Result<()> {
+    apt_packages(APT_PACKAGES)
+}
+
+fn apt_packages(packages: &[&str]) -> Result<()> {
     if capture(Command::new("dpkg-query").arg("--version")).is_none() {
         println!(
-            "deps: no dpkg-query (not Debian or Ubuntu); install these yourself for the end-to-end tests: {}",
-            APT_PACKAGES.join(" ")
+            "deps: no dpkg-query (not Debian or Ubuntu); install these yourself: {}",
+            packages.join(" ")
         );
         return Ok(());
     }
-    let missing: Vec<&str> = APT_PACKAGES
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|&pkg| {
@@ -121,7 +189,7 @@ fn dpkg_installed(pkg: &str) -> bool {
 
 /// Effective uid 0, read from `/proc/self/status` (`Uid: real effective saved fs`), else
 /// from `id -u`.
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     if let Some(uids) = status.lines().find_map(|l| l.strip_prefix("Uid:")) {
         return uids.split_whitespace().nth(1) == Some("0");

@@ -8,6 +8,7 @@
 mod bench;
 mod demo;
 mod deps;
+mod dist;
 // `gen` is a reserved word in edition 2024; the file is still `src/gen.rs`.
 mod r#gen;
 mod test;
@@ -40,6 +41,22 @@ enum Task {
     Demo(demo::Args),
     /// Run agent-core's criterion benchmarks.
     Bench(bench::Args),
+    /// Build release tarballs per target (cross or the direct path) into dist/, with sizes.
+    Dist(dist::Args),
+    /// agent-core's parse + encode footprint on bare metal (thumbv7em-none-eabihf).
+    Size(dist::SizeArgs),
+    /// agent-core's and agent's tests for aarch64-unknown-linux-musl under qemu-aarch64.
+    TestAarch64 {
+        /// Only the library tests (faster to build).
+        #[arg(long)]
+        lib_only: bool,
+    },
+    /// The aarch64-musl agent under qemu ships a batch over TLS to an x86_64 collector.
+    SmokeAarch64,
+    /// `systemd-analyze verify` on targets/systemd/*.service.
+    UnitVerify,
+    /// Build the agent's .deb, install it here, check it, purge it.
+    DebCheck(dist::DebArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +66,12 @@ fn main() -> ExitCode {
         Task::Test(args) => test::run(args),
         Task::Demo(args) => demo::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::Dist(args) => dist::run(args),
+        Task::Size(args) => dist::size(args),
+        Task::TestAarch64 { lib_only } => dist::test_aarch64(*lib_only).map(|_| ()),
+        Task::SmokeAarch64 => dist::smoke_aarch64(),
+        Task::UnitVerify => dist::unit_verify(),
+        Task::DebCheck(args) => dist::deb_check(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,8 +165,16 @@ mod tests {
         ])
         .expect("valid");
         assert!(matches!(cli.task, Task::GenAuthLog(_)));
-        let cli = Cli::try_parse_from(["xtask", "bench", "--bench", "parse", "--", "--quick"])
-            .expect("passed through");
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "bench",
+            "--lines",
+            "1000",
+            "--no-agent",
+            "--idle-secs",
+            "5",
+        ])
+        .expect("bench options");
         assert!(matches!(cli.task, Task::Bench(_)));
         assert!(Cli::try_parse_from(["xtask", "gen-auth-log", "--format", "json"]).is_err());
     }
@@ -164,5 +195,6 @@ mod tests {
     #[test]
     fn apt_packages_are_sorted_and_unique() {
         assert!(deps::APT_PACKAGES.windows(2).all(|w| w[0] < w[1]));
+        assert!(deps::CROSS_APT_PACKAGES.windows(2).all(|w| w[0] < w[1]));
     }
 }

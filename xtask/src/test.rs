@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::{capture, cargo, deps, run as run_cmd};
+use crate::{capture, cargo, deps, dist, run as run_cmd};
 
 /// The bare-metal target agent-core must keep building for.
 const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
@@ -18,6 +18,16 @@ pub(crate) struct Args {
     /// Skip the end-to-end tests (sets AUTHTRAIL_SKIP_E2E=1 for them).
     #[arg(long)]
     no_e2e: bool,
+    /// Skip the aarch64 steps (agent-core and agent tests under qemu-aarch64, the aarch64
+    /// smoke test).
+    #[arg(long)]
+    no_cross: bool,
+    /// Under qemu, run only the library tests of agent-core and agent (faster to build).
+    #[arg(long)]
+    cross_lib_only: bool,
+    /// Skip the .deb install check (it installs and purges the package on this machine).
+    #[arg(long)]
+    no_deb: bool,
 }
 
 pub(crate) fn run(args: &Args) -> Result<()> {
@@ -75,6 +85,24 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     steps.run("no_std build with alloc", || {
         no_std(&["--features", "alloc"])
     })?;
+    steps.run("bare-metal size report", || {
+        dist::size(&dist::SizeArgs { symbols: false })
+    })?;
+    steps.run("systemd-analyze verify", dist::unit_verify)?;
+    if !args.no_cross {
+        steps.run("aarch64-musl tests under qemu", || {
+            dist::test_aarch64(args.cross_lib_only).map(|_| ())
+        })?;
+        steps.run(
+            "aarch64 smoke (qemu agent -> x86_64 collector)",
+            dist::smoke_aarch64,
+        )?;
+    }
+    if !args.no_deb {
+        steps.run("deb check", || {
+            dist::deb_check(&dist::DebArgs { no_install: false })
+        })?;
+    }
 
     steps.summary();
     Ok(())

@@ -218,6 +218,13 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<()> {
              (or with --dry-run to see what it would do)"
         );
     }
+    if prefix != Path::new("/") && !opts.dry_run && !prefix.join("etc/passwd").is_file() {
+        bail!(
+            "{} has no etc/passwd: --prefix needs a root with a user database (a debootstrap \
+             tree, an image's root), where the `authtrail` user is added",
+            prefix.display()
+        );
+    }
     let shown = |rel: &str| {
         if prefix == Path::new("/") {
             format!("/{rel}")
@@ -317,11 +324,17 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<()> {
     // 3. The binary, unless it is already the installed one.
     let bin = prefix.join(BIN_PATH);
     let same = fs::canonicalize(&opts.binary).ok() == fs::canonicalize(&bin).ok() && bin.exists();
+    let identical = || match (fs::read(&opts.binary), fs::read(&bin)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
     if same {
         step.say(format_args!(
             "binary {} is the running one",
             shown(BIN_PATH)
         ))?;
+    } else if identical() {
+        step.say(format_args!("binary {} is up to date", shown(BIN_PATH)))?;
     } else {
         step.say(format_args!(
             "install {} as {} (0755 root:root)",
@@ -470,6 +483,17 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_without_a_user_database_is_refused() {
+        if !is_root() {
+            return; // refused earlier, for not being root
+        }
+        let root = tempfile::tempdir().expect("tempdir");
+        let err = install(root.path(), Path::new("/bin/true"), false).expect_err("refused");
+        assert!(err.to_string().contains("etc/passwd"), "{err}");
+        assert!(fs::read_dir(root.path()).expect("dir").next().is_none());
+    }
+
+    #[test]
     fn a_relative_prefix_is_refused() {
         let err =
             install(Path::new("relative"), Path::new("/bin/true"), true).expect_err("refused");
@@ -517,7 +541,8 @@ mod tests {
         let out = install(root.path(), &bin, false).expect("again");
         assert!(out.contains("user authtrail exists"), "{out}");
         assert!(out.contains("keep existing config"), "{out}");
-        assert!(out.contains("is up to date"), "{out}");
+        assert!(out.contains("authtrail.service is up to date"), "{out}");
+        assert!(out.contains("bin/authtrail is up to date"), "{out}");
         assert_eq!(
             fs::read_to_string(&config).expect("config"),
             "# edited by the admin\n"
