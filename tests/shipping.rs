@@ -15,6 +15,18 @@ use std::time::{Duration, Instant};
 
 use crate::util::{Scratch, authtrail_bin, collector_bin, free_port, run_ok, write_private};
 
+/// A child process that is killed when the test ends, also when it fails.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// One collector, its PKI and data dir, and an agent configuration shipping to it.
 struct Chain {
     dir: PathBuf,
@@ -95,7 +107,7 @@ impl Chain {
         }
     }
 
-    fn start_collector(&self) -> Child {
+    fn start_collector(&self) -> Proc {
         let mut child = Command::new(collector_bin())
             .args(["serve", "--config"])
             .arg(&self.collector_cfg)
@@ -107,18 +119,21 @@ impl Chain {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
+        let child = Proc(child);
         assert_eq!(line.trim(), format!("listening on 127.0.0.1:{}", self.port));
         child
     }
 
-    fn start_agent(&self) -> Child {
-        Command::new(authtrail_bin())
-            .args(["run", "--config"])
-            .arg(&self.agent_cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+    fn start_agent(&self) -> Proc {
+        Proc(
+            Command::new(authtrail_bin())
+                .args(["run", "--config"])
+                .arg(&self.agent_cfg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     /// The messages `authtrail parse` finds in the log: what must be stored, once each.
@@ -179,11 +194,11 @@ impl Chain {
     }
 }
 
-fn kill(child: &mut Child, signal: &str) {
+fn kill(child: &mut Proc, signal: &str) {
     let _ = Command::new("kill")
-        .args([signal, &child.id().to_string()])
+        .args([signal, &child.0.id().to_string()])
         .status();
-    let _ = child.wait();
+    let _ = child.0.wait();
 }
 
 fn assert_exactly_once(want: &HashMap<String, usize>, got: &HashMap<String, usize>) {
