@@ -133,6 +133,14 @@ pub fn write_event<W: Write + ?Sized>(
         o.close()?;
     }
 
+    write_log_and_message(top, env)
+}
+
+/// The `log` object and `message`, then the closing brace: the end of events and alerts alike.
+fn write_log_and_message<W: Write + ?Sized>(
+    mut top: Obj<'_, W>,
+    env: &Envelope<'_>,
+) -> fmt::Result {
     if env.log_path.is_some() || env.log_offset.is_some() {
         top.object("log")?;
         let mut o = Obj::open_nested(top.w);
@@ -356,21 +364,7 @@ pub fn write_alert<W: Write + ?Sized>(
         o.close()?;
     }
 
-    if env.log_path.is_some() || env.log_offset.is_some() {
-        top.object("log")?;
-        let mut o = Obj::open_nested(top.w);
-        if let Some(path) = env.log_path {
-            o.object("file")?;
-            let mut f = Obj::open_nested(o.w);
-            f.text("path", path)?;
-            f.close()?;
-        }
-        o.opt_u64("offset", env.log_offset)?;
-        o.close()?;
-    }
-
-    top.opt_text("message", env.message)?;
-    top.close()
+    write_log_and_message(top, env)
 }
 
 #[cfg(test)]
