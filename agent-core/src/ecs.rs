@@ -59,22 +59,7 @@ pub fn write_event<W: Write + ?Sized>(
         o.close()?;
     }
 
-    let hostname = ev.hostname.or(env.hostname);
-    if hostname.is_some() || env.host_id.is_some() {
-        top.object("host")?;
-        let mut o = Obj::open_nested(top.w);
-        o.opt_text("hostname", hostname)?;
-        o.opt_str("id", env.host_id)?;
-        o.close()?;
-    }
-
-    if env.agent_id.is_some() || env.agent_version.is_some() {
-        top.object("agent")?;
-        let mut o = Obj::open_nested(top.w);
-        o.opt_str("id", env.agent_id)?;
-        o.opt_str("version", env.agent_version)?;
-        o.close()?;
-    }
+    write_host_and_agent(&mut top, ev.hostname.or(env.hostname), env)?;
 
     if ev.user.is_some() || ev.uid.is_some() || ev.target_user.is_some() {
         top.object("user")?;
@@ -134,6 +119,29 @@ pub fn write_event<W: Write + ?Sized>(
     }
 
     write_log_and_message(top, env)
+}
+
+/// The `host` and `agent` objects, each left out when empty.
+fn write_host_and_agent<W: Write + ?Sized>(
+    top: &mut Obj<'_, W>,
+    hostname: Option<Text<'_>>,
+    env: &Envelope<'_>,
+) -> fmt::Result {
+    if hostname.is_some() || env.host_id.is_some() {
+        top.object("host")?;
+        let mut o = Obj::open_nested(&mut *top.w);
+        o.opt_text("hostname", hostname)?;
+        o.opt_str("id", env.host_id)?;
+        o.close()?;
+    }
+    if env.agent_id.is_some() || env.agent_version.is_some() {
+        top.object("agent")?;
+        let mut o = Obj::open_nested(&mut *top.w);
+        o.opt_str("id", env.agent_id)?;
+        o.opt_str("version", env.agent_version)?;
+        o.close()?;
+    }
+    Ok(())
 }
 
 /// The `log` object and `message`, then the closing brace: the end of events and alerts alike.
@@ -317,21 +325,7 @@ pub fn write_alert<W: Write + ?Sized>(
         o.close()?;
     }
 
-    if env.hostname.is_some() || env.host_id.is_some() {
-        top.object("host")?;
-        let mut o = Obj::open_nested(top.w);
-        o.opt_text("hostname", env.hostname)?;
-        o.opt_str("id", env.host_id)?;
-        o.close()?;
-    }
-
-    if env.agent_id.is_some() || env.agent_version.is_some() {
-        top.object("agent")?;
-        let mut o = Obj::open_nested(top.w);
-        o.opt_str("id", env.agent_id)?;
-        o.opt_str("version", env.agent_version)?;
-        o.close()?;
-    }
+    write_host_and_agent(&mut top, env.hostname, env)?;
 
     if let Some(ip) = alert.source {
         top.object("source")?;
