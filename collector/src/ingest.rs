@@ -5,6 +5,7 @@
 //! typed as a user name); they name the line and what is wrong with it.
 
 use std::io::{self, Read};
+use std::ops::Range;
 
 use std::borrow::Cow;
 
@@ -109,6 +110,30 @@ pub fn decompress(encoding: Encoding, body: &[u8], max: u64) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+/// zstd level for bodies that arrive gzip'd or plain and are stored compressed: the fastest
+/// level, since storing them must keep up with the network.
+pub const STORE_ZSTD_LEVEL: i32 = 1;
+
+/// A request body to a [`Batch`] the store can keep: decompressed within `max` bytes, decoded
+/// ([`parse_ndjson`]), and with [`Batch::body`] set: the body itself when it came as zstd (it
+/// has just been decompressed whole, so it is known to be intact), else the NDJSON compressed
+/// here.
+pub fn decode(encoding: Encoding, body: Vec<u8>, max: u64) -> Result<Batch, DecodeError> {
+    let raw = decompress(encoding, &body, max)?;
+    let mut batch = parse_ndjson(&raw)?;
+    if !batch.events.is_empty() {
+        batch.body = match encoding {
+            Encoding::Zstd => body,
+            Encoding::Identity | Encoding::Gzip => zstd::bulk::compress(&raw, STORE_ZSTD_LEVEL)
+                .map_err(|e| DecodeError::Corrupt {
+                    encoding: "zstd",
+                    reason: format!("compressing the body for storage: {e}"),
+                })?,
+        };
+    }
+    Ok(batch)
+}
+
 /// Reads at most `max + 1` bytes: one more than allowed tells "too large" from "exactly max".
 fn read_bounded(reader: impl Read, max: u64) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -141,8 +166,10 @@ pub struct Event {
     pub process: Option<String>,
     /// `authtrail.method`.
     pub method: Option<String>,
-    /// The whole line, as sent (valid JSON).
-    pub doc: String,
+    /// Where the line (valid JSON, surrounding white space trimmed) is in the batch's
+    /// decompressed NDJSON: the store keeps the batch's compressed body once, not a copy of
+    /// every line.
+    pub line: Range<usize>,
 }
 
 /// A host-state document (`event.kind = "state"`): the agent's heartbeat with host facts.
@@ -161,6 +188,10 @@ pub struct Batch {
     pub events: Vec<Event>,
     /// The last host-state document, if the batch carried any.
     pub state: Option<HostState>,
+    /// The NDJSON body compressed with zstd, as the store keeps it ([`Event::line`] indexes
+    /// its decompressed bytes). Empty when the batch has no events. Set by [`decode`];
+    /// [`parse_ndjson`] leaves it empty.
+    pub body: Vec<u8>,
 }
 
 impl Batch {
@@ -185,13 +216,19 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
     let mut batch = Batch::default();
     // About 1 KiB per event line; a close guess saves the vector's regrowth.
     batch.events.reserve(body.len() / 1024 + 1);
+    let mut next_start = 0;
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
         let line = i + 1;
+        let line_start = next_start;
+        next_start += raw.len() + 1;
         let err = |reason: String| DecodeError::Line { line, reason };
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
+        let trimmed = raw.trim_ascii();
+        let lead = raw.len() - raw.trim_ascii_start().len();
+        let span = line_start + lead..line_start + lead + trimmed.len();
         let text = std::str::from_utf8(raw).map_err(|e| {
             err(format!(
                 "invalid UTF-8 at byte {} of the line",
@@ -254,7 +291,7 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
             source_port,
             process: f.process_name.take_string("process.name").map_err(&err)?,
             method: f.method.take_string("authtrail.method").map_err(&err)?,
-            doc: text.trim().to_owned(),
+            line: span,
         });
     }
     Ok(batch)

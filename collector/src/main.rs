@@ -206,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 host: q.host,
                 action: q.action,
                 limit: q.limit,
+                documents: q.json,
             })?;
             if q.json {
                 print(&report::events_ndjson(&rows))

@@ -78,7 +78,10 @@ pub fn events_table(rows: &[EventRow]) -> String {
 
 /// `query --json`: the stored documents, one per line.
 pub fn events_ndjson(rows: &[EventRow]) -> String {
-    rows.iter().map(|r| format!("{}\n", r.doc)).collect()
+    rows.iter()
+        .filter_map(|r| r.doc.as_deref())
+        .map(|doc| format!("{doc}\n"))
+        .collect()
 }
 
 /// `stats` as text: counts per host and action, agents (with `stale`), and sources that failed

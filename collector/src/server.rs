@@ -547,16 +547,14 @@ async fn batch_inner(
     *consumed = true;
 
     let max = limits.max_decompressed_bytes;
-    let decoded = tokio::task::spawn_blocking(move || {
-        ingest::decompress(encoding, &body, max).and_then(|raw| ingest::parse_ndjson(&raw))
-    })
-    .await
-    .map_err(|e| {
-        text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("decoder failed: {e}"),
-        )
-    })?;
+    let decoded = tokio::task::spawn_blocking(move || ingest::decode(encoding, body.into(), max))
+        .await
+        .map_err(|e| {
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("decoder failed: {e}"),
+            )
+        })?;
     let batch = decoded.map_err(|e| match e {
         DecodeError::TooLarge { .. } => text(
             StatusCode::PAYLOAD_TOO_LARGE,

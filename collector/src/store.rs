@@ -13,6 +13,17 @@
 //! batch gets a transaction of its own). A batch is still stored whole or not at all, and none
 //! is answered before the commit that holds it.
 //!
+//! **Layout (schema 2):** a batch's body is kept once, zstd-compressed (as the agent sent it
+//! when it came as zstd), in `batches.body`; each event is a row of the columns `query` and
+//! `stats` show, pointing at its line in that body (`line_start..line_end` of the decompressed
+//! NDJSON), so `query --json` returns the document exactly as sent. Rows are indexed by time;
+//! the other searchable columns (user, source address, host, action) are indexed per *batch*
+//! in `terms` (one entry per distinct value in a batch), and a search reads the events of the
+//! batches that hold the value. Measured on a 1M-event backlog, four per-row indices cost
+//! 4.6 µs of the collector's CPU per event (half of it); `terms` holds about one entry per
+//! five events. Schema 1 (a copy of every document in its row, five per-row indices) is
+//! migrated on open, in one transaction.
+//!
 //! Times are INTEGER microseconds since the Unix epoch (UTC): exact ordering and range queries,
 //! unlike RFC 3339 text whose fractional seconds break lexical order.
 //!
@@ -32,7 +43,7 @@ use uuid::Uuid;
 use crate::ingest::Batch;
 
 /// The schema version this collector writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for another connection's lock (a `query` running beside the
 /// server) before failing with "busy" (then 503 for a batch).
@@ -50,18 +61,46 @@ pub const CACHE_KIB: i64 = 32 * 1024;
 /// copied into the database several times).
 pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
+/// SQLite page size for a new store, bytes.
+pub const PAGE_SIZE: i64 = 16384;
+
+/// Bound on a stored body's decompressed size when it is read back (the server accepts at most
+/// its `max-decompressed-bytes`, which no sane configuration sets this high).
+pub const MAX_STORED_BODY_BYTES: u64 = 1 << 30;
+
 const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS agents (
+    id         INTEGER PRIMARY KEY,
+    agent_id   TEXT NOT NULL UNIQUE,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    hostname   TEXT,
+    last_seq   INTEGER,
+    facts      TEXT
+);
 CREATE TABLE IF NOT EXISTS batches (
-    agent_id    TEXT NOT NULL,
+    id          INTEGER PRIMARY KEY,
+    agent       INTEGER NOT NULL REFERENCES agents (id),
     seq         INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
     events      INTEGER NOT NULL,
-    PRIMARY KEY (agent_id, seq)
+    first_event INTEGER,
+    last_event  INTEGER,
+    max_time    INTEGER,
+    body        BLOB NOT NULL,
+    UNIQUE (agent, seq)
+);
+CREATE TABLE IF NOT EXISTS terms (
+    field INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    batch INTEGER NOT NULL REFERENCES batches (id),
+    PRIMARY KEY (field, value, batch)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     id          INTEGER PRIMARY KEY,
-    agent_id    TEXT NOT NULL,
-    seq         INTEGER NOT NULL,
+    batch       INTEGER NOT NULL REFERENCES batches (id),
+    line_start  INTEGER NOT NULL,
+    line_end    INTEGER NOT NULL,
     timestamp   INTEGER NOT NULL,
     host        TEXT,
     kind        TEXT,
@@ -72,23 +111,35 @@ CREATE TABLE IF NOT EXISTS events (
     source_ip   TEXT,
     source_port INTEGER,
     process     TEXT,
-    method      TEXT,
-    doc         TEXT NOT NULL
+    method      TEXT
 );
 CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp);
-CREATE INDEX IF NOT EXISTS events_user ON events (user);
-CREATE INDEX IF NOT EXISTS events_source_ip ON events (source_ip);
-CREATE INDEX IF NOT EXISTS events_host ON events (host);
-CREATE INDEX IF NOT EXISTS events_action ON events (action);
-CREATE TABLE IF NOT EXISTS agents (
-    agent_id   TEXT PRIMARY KEY,
-    first_seen INTEGER NOT NULL,
-    last_seen  INTEGER NOT NULL,
-    hostname   TEXT,
-    last_seq   INTEGER,
-    facts      TEXT
-);
 ";
+
+/// The columns [`terms`](SCHEMA) indexes, by their code in `terms.field`, most selective first
+/// (the order in which `query` picks the one to look up).
+const TERM_FIELDS: [(i64, &str); 4] = [(2, "source_ip"), (1, "user"), (3, "host"), (4, "action")];
+
+/// The distinct (field, value) pairs of a batch's events, sorted (so that their inserts walk
+/// the `terms` B-tree in order).
+fn batch_terms(batch: &Batch) -> Vec<(i64, &str)> {
+    let mut terms: Vec<(i64, &str)> = Vec::with_capacity(batch.events.len() * 4);
+    for e in &batch.events {
+        for (code, value) in [
+            (1, &e.user),
+            (2, &e.source_ip),
+            (3, &e.host),
+            (4, &e.action),
+        ] {
+            if let Some(v) = value {
+                terms.push((code, v.as_str()));
+            }
+        }
+    }
+    terms.sort_unstable();
+    terms.dedup();
+    terms
+}
 
 /// A store failure. [`StoreError::is_busy`] ones are worth retrying (503).
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +157,14 @@ pub enum StoreError {
     /// The writer thread is gone (shutting down).
     #[error("the store's writer has stopped")]
     WriterGone,
+    /// A stored body does not decompress, or does not hold a document where an event says.
+    #[error("store: batch {batch} is damaged: {reason}")]
+    Corrupt {
+        /// `batches.id`.
+        batch: i64,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -151,15 +210,21 @@ fn check_version(conn: &Connection) -> Result<i64, StoreError> {
 impl Store {
     /// Opens (creating if needed) the store for writing: WAL, `synchronous = FULL`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Only takes effect on a new (empty) file, and must come before WAL mode.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
-        if check_version(&conn)? < SCHEMA_VERSION {
-            conn.execute_batch(SCHEMA)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        match check_version(&conn)? {
+            SCHEMA_VERSION => {}
+            1 => migrate_v1(&mut conn)?,
+            _ => {
+                conn.execute_batch(SCHEMA)?;
+                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
         }
         Ok(Store { conn })
     }
@@ -229,7 +294,8 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT 1 FROM batches WHERE agent_id = ?1 AND seq = ?2",
+                "SELECT 1 FROM batches JOIN agents ON agents.id = batches.agent \
+                 WHERE agents.agent_id = ?1 AND batches.seq = ?2",
                 params![agent.to_string(), seq],
                 |_| Ok(()),
             )
@@ -239,34 +305,62 @@ impl Store {
 
     /// Events matching `filter`, oldest first (the newest `filter.limit` of them).
     pub fn query(&self, filter: &Filter) -> Result<Vec<EventRow>, StoreError> {
+        let value = |column: &str| match column {
+            "user" => filter.user.as_ref(),
+            "source_ip" => filter.source_ip.as_ref(),
+            "host" => filter.host.as_ref(),
+            _ => filter.action.as_ref(),
+        };
         let mut sql = String::from(
-            "SELECT timestamp, host, action, outcome, user, target_user, source_ip, source_port, \
-             process, method, doc FROM events WHERE 1 = 1",
+            "SELECT e.timestamp, e.host, e.action, e.outcome, e.user, e.target_user, e.source_ip, \
+             e.source_port, e.process, e.method, e.batch, e.line_start, e.line_end",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(since) = filter.since_us {
-            args.push(since.into());
-            sql.push_str(&format!(" AND timestamp >= ?{}", args.len()));
+        // With a term to look up, the batches holding it are found in `terms` and only their
+        // events are read (CROSS JOIN fixes that order); else the time index leads.
+        let term = TERM_FIELDS
+            .iter()
+            .find_map(|&(code, column)| value(column).map(|v| (code, v)));
+        if let Some((code, v)) = term {
+            args.push(code.into());
+            args.push(v.clone().into());
+            sql.push_str(
+                " FROM terms t CROSS JOIN batches b ON b.id = t.batch \
+                 CROSS JOIN events e ON e.id BETWEEN b.first_event AND b.last_event \
+                 WHERE t.field = ?1 AND t.value = ?2",
+            );
+            if let Some(since) = filter.since_us {
+                args.push(since.into());
+                let n = args.len();
+                sql.push_str(&format!(" AND b.max_time >= ?{n} AND +e.timestamp >= ?{n}"));
+            }
+        } else {
+            sql.push_str(" FROM events e WHERE 1 = 1");
+            if let Some(since) = filter.since_us {
+                args.push(since.into());
+                sql.push_str(&format!(" AND e.timestamp >= ?{}", args.len()));
+            }
         }
-        for (column, value) in [
-            ("user", &filter.user),
-            ("source_ip", &filter.source_ip),
-            ("host", &filter.host),
-            ("action", &filter.action),
-        ] {
-            if let Some(v) = value {
+        for (_, column) in TERM_FIELDS {
+            if let Some(v) = value(column) {
                 args.push(v.clone().into());
-                sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+                sql.push_str(&format!(" AND e.{column} = ?{}", args.len()));
             }
         }
         args.push((filter.limit.min(i64::MAX as u64) as i64).into());
         sql.push_str(&format!(
-            " ORDER BY timestamp DESC, id DESC LIMIT ?{}",
+            " ORDER BY e.timestamp DESC, e.id DESC LIMIT ?{}",
             args.len()
         ));
         let mut stmt = self.conn.prepare(&sql)?;
+        let mut lines = Vec::new();
         let mut rows = stmt
             .query_map(rusqlite::params_from_iter(args), |r| {
+                lines.push((
+                    r.get::<_, i64>(10)?,
+                    r.get::<_, i64>(11)?,
+                    r.get::<_, i64>(12)?,
+                ));
                 Ok(EventRow {
                     timestamp_us: r.get(0)?,
                     host: r.get(1)?,
@@ -278,12 +372,60 @@ impl Store {
                     source_port: r.get(7)?,
                     process: r.get(8)?,
                     method: r.get(9)?,
-                    doc: r.get(10)?,
+                    doc: None,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        if filter.documents {
+            self.fill_documents(&mut rows, &lines)?;
+        }
         rows.reverse();
         Ok(rows)
+    }
+
+    /// Cuts each row's document out of its batch's body: one body decompressed at a time, each
+    /// once however many of the rows it holds.
+    fn fill_documents(
+        &self,
+        rows: &mut [EventRow],
+        lines: &[(i64, i64, i64)],
+    ) -> Result<(), StoreError> {
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| lines[i].0);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT body FROM batches WHERE id = ?1")?;
+        let mut current: Option<(i64, Vec<u8>)> = None;
+        for i in order {
+            let (batch, start, end) = lines[i];
+            if current.as_ref().is_none_or(|(id, _)| *id != batch) {
+                let body: Vec<u8> = stmt.query_row([batch], |r| r.get(0))?;
+                let ndjson = crate::ingest::decompress(
+                    crate::ingest::Encoding::Zstd,
+                    &body,
+                    MAX_STORED_BODY_BYTES,
+                )
+                .map_err(|e| StoreError::Corrupt {
+                    batch,
+                    reason: e.to_string(),
+                })?;
+                current = Some((batch, ndjson));
+            }
+            let Some((_, ndjson)) = &current else {
+                unreachable!("set just above")
+            };
+            let doc = usize::try_from(start)
+                .ok()
+                .zip(usize::try_from(end).ok())
+                .and_then(|(s, e)| ndjson.get(s..e))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    batch,
+                    reason: format!("no document at bytes {start}..{end}"),
+                })?;
+            rows[i].doc = Some(doc.to_owned());
+        }
+        Ok(())
     }
 
     /// Counts per host and action, every agent, and source addresses that failed against at
@@ -350,67 +492,201 @@ fn insert_in(
     batch: &Batch,
     now_us: i64,
 ) -> Result<Outcome, StoreError> {
-    let agent = agent.to_string();
+    // The agent's row first: its id keys the batch, and its last contact moves either way.
+    let agent_row: i64 = tx
+        .prepare_cached(
+            "INSERT INTO agents (agent_id, first_seen, last_seen) VALUES (?1, ?2, ?2) \
+             ON CONFLICT (agent_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen) \
+             RETURNING id",
+        )?
+        .query_row(params![agent.to_string(), now_us], |r| r.get(0))?;
     let seen = tx
-        .prepare_cached("SELECT 1 FROM batches WHERE agent_id = ?1 AND seq = ?2")?
-        .query_row(params![agent, seq], |_| Ok(()))
+        .prepare_cached("SELECT 1 FROM batches WHERE agent = ?1 AND seq = ?2")?
+        .query_row(params![agent_row, seq], |_| Ok(()))
         .optional()?
         .is_some();
-    let outcome = if seen {
-        tx.prepare_cached("UPDATE agents SET last_seen = max(last_seen, ?2) WHERE agent_id = ?1")?
-            .execute(params![agent, now_us])?;
-        Outcome::Duplicate
-    } else {
-        tx.prepare_cached(
-            "INSERT INTO batches (agent_id, seq, received_at, events) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![agent, seq, now_us, batch.events.len() as i64])?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO events (agent_id, seq, timestamp, host, kind, action, outcome, \
-                     user, target_user, source_ip, source_port, process, method, doc) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?;
-            for e in &batch.events {
-                stmt.execute(params![
-                    agent,
-                    seq,
-                    e.timestamp_us,
-                    e.host,
-                    e.kind,
-                    e.action,
-                    e.outcome,
-                    e.user,
-                    e.target_user,
-                    e.source_ip,
-                    e.source_port,
-                    e.process,
-                    e.method,
-                    e.doc,
-                ])?;
+    if seen {
+        return Ok(Outcome::Duplicate);
+    }
+    tx.prepare_cached(
+        "INSERT INTO batches (agent, seq, received_at, events, max_time, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        agent_row,
+        seq,
+        now_us,
+        batch.events.len() as i64,
+        batch.events.iter().map(|e| e.timestamp_us).max(),
+        batch.body
+    ])?;
+    let batch_row = tx.last_insert_rowid();
+    let mut event_rows = None;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO events (batch, line_start, line_end, timestamp, host, kind, action, \
+                 outcome, user, target_user, source_ip, source_port, process, method) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        for e in &batch.events {
+            stmt.execute(params![
+                batch_row,
+                e.line.start as i64,
+                e.line.end as i64,
+                e.timestamp_us,
+                e.host,
+                e.kind,
+                e.action,
+                e.outcome,
+                e.user,
+                e.target_user,
+                e.source_ip,
+                e.source_port,
+                e.process,
+                e.method,
+            ])?;
+            let row = tx.last_insert_rowid();
+            event_rows = Some(event_rows.map_or((row, row), |(first, _)| (first, row)));
+        }
+    }
+    if let Some((first, last)) = event_rows {
+        tx.prepare_cached("UPDATE batches SET first_event = ?2, last_event = ?3 WHERE id = ?1")?
+            .execute(params![batch_row, first, last])?;
+        let mut put =
+            tx.prepare_cached("INSERT INTO terms (field, value, batch) VALUES (?1, ?2, ?3)")?;
+        for (code, value) in batch_terms(batch) {
+            put.execute(params![code, value, batch_row])?;
+        }
+    }
+    tx.prepare_cached(
+        "UPDATE agents SET hostname = coalesce(?2, hostname), \
+             last_seq = max(coalesce(last_seq, ?3), ?3), facts = coalesce(?4, facts) \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        agent_row,
+        batch.hostname(),
+        seq,
+        batch.state.as_ref().map(|s| s.doc.as_str()),
+    ])?;
+    Ok(Outcome::Stored {
+        events: batch.events.len(),
+    })
+}
+
+/// Schema 1 kept each event's document in its row; schema 2 keeps each batch's compressed body
+/// once and the rows point into it. Rebuilds every batch's body from its rows' documents (in
+/// row order, one per line), in one transaction: a crash leaves the store at version 1.
+fn migrate_v1(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    tx.execute_batch(
+        "ALTER TABLE agents RENAME TO agents_v1;
+         ALTER TABLE batches RENAME TO batches_v1;
+         ALTER TABLE events RENAME TO events_v1;
+         DROP INDEX IF EXISTS events_timestamp;
+         DROP INDEX IF EXISTS events_user;
+         DROP INDEX IF EXISTS events_source_ip;
+         DROP INDEX IF EXISTS events_host;
+         DROP INDEX IF EXISTS events_action;",
+    )?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute(
+        "INSERT INTO agents (agent_id, first_seen, last_seen, hostname, last_seq, facts) \
+         SELECT agent_id, first_seen, last_seen, hostname, last_seq, facts FROM agents_v1 \
+         UNION ALL \
+         SELECT agent_id, min(received_at), max(received_at), NULL, max(seq), NULL \
+         FROM batches_v1 WHERE agent_id NOT IN (SELECT agent_id FROM agents_v1) \
+         GROUP BY agent_id",
+        [],
+    )?;
+    {
+        let mut batches = tx.prepare(
+            "SELECT agents.id, b.agent_id, b.seq, b.received_at FROM batches_v1 b \
+             JOIN agents ON agents.agent_id = b.agent_id ORDER BY b.received_at, b.seq",
+        )?;
+        let mut put_batch = tx.prepare(
+            "INSERT INTO batches (agent, seq, received_at, events, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut put_event = tx.prepare(
+            "INSERT INTO events (batch, line_start, line_end, timestamp, host, kind, action, \
+             outcome, user, target_user, source_ip, source_port, process, method) \
+             SELECT ?1, ?2, ?3, timestamp, host, kind, action, outcome, user, target_user, \
+             source_ip, source_port, process, method FROM events_v1 WHERE id = ?4",
+        )?;
+        let list = batches
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut docs = tx.prepare(
+            "SELECT id, doc FROM events_v1 WHERE agent_id = ?1 AND seq = ?2 ORDER BY id",
+        )?;
+        for (agent_row, agent_id, seq, received_at) in list {
+            let rows = docs
+                .query_map(params![agent_id, seq], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut ndjson = Vec::new();
+            let mut spans = Vec::with_capacity(rows.len());
+            for (id, doc) in &rows {
+                spans.push((*id, ndjson.len(), ndjson.len() + doc.len()));
+                ndjson.extend_from_slice(doc.as_bytes());
+                ndjson.push(b'\n');
+            }
+            let body = if rows.is_empty() {
+                Vec::new()
+            } else {
+                zstd::bulk::compress(&ndjson, crate::ingest::STORE_ZSTD_LEVEL).map_err(|e| {
+                    StoreError::Corrupt {
+                        batch: seq,
+                        reason: format!("compressing it for schema 2: {e}"),
+                    }
+                })?
+            };
+            put_batch.execute(params![
+                agent_row,
+                seq,
+                received_at,
+                rows.len() as i64,
+                body
+            ])?;
+            let batch_row = tx.last_insert_rowid();
+            let mut event_rows = None;
+            for (id, start, end) in spans {
+                put_event.execute(params![batch_row, start as i64, end as i64, id])?;
+                let row = tx.last_insert_rowid();
+                event_rows = Some(event_rows.map_or((row, row), |(first, _)| (first, row)));
+            }
+            if let Some((first, last)) = event_rows {
+                tx.execute(
+                    "UPDATE batches SET first_event = ?2, last_event = ?3, \
+                     max_time = (SELECT max(timestamp) FROM events WHERE id BETWEEN ?2 AND ?3) \
+                     WHERE id = ?1",
+                    params![batch_row, first, last],
+                )?;
             }
         }
-        tx.prepare_cached(
-            "INSERT INTO agents (agent_id, first_seen, last_seen, hostname, last_seq, facts) \
-                 VALUES (?1, ?2, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (agent_id) DO UPDATE SET \
-                   last_seen = max(last_seen, excluded.last_seen), \
-                   hostname = coalesce(excluded.hostname, hostname), \
-                   last_seq = max(coalesce(last_seq, excluded.last_seq), excluded.last_seq), \
-                   facts = coalesce(excluded.facts, facts)",
-        )?
-        .execute(params![
-            agent,
-            now_us,
-            batch.hostname(),
-            seq,
-            batch.state.as_ref().map(|s| s.doc.as_str()),
-        ])?;
-        Outcome::Stored {
-            events: batch.events.len(),
-        }
-    };
-    Ok(outcome)
+    }
+    for (code, column) in TERM_FIELDS {
+        tx.execute(
+            &format!(
+                "INSERT OR IGNORE INTO terms (field, value, batch) \
+                 SELECT ?1, {column}, batch FROM events WHERE {column} IS NOT NULL"
+            ),
+            [code],
+        )?;
+    }
+    tx.execute_batch("DROP TABLE events_v1; DROP TABLE batches_v1; DROP TABLE agents_v1;")?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// What `query` selects. Every `Some` must match exactly.
@@ -428,6 +704,8 @@ pub struct Filter {
     pub action: Option<String>,
     /// At most this many (the newest).
     pub limit: u64,
+    /// Fill [`EventRow::doc`] (each batch holding a row is decompressed once).
+    pub documents: bool,
 }
 
 /// One stored event.
@@ -444,8 +722,8 @@ pub struct EventRow {
     pub source_port: Option<u16>,
     pub process: Option<String>,
     pub method: Option<String>,
-    /// The event as the agent sent it.
-    pub doc: String,
+    /// The event as the agent sent it, when [`Filter::documents`] asked for it.
+    pub doc: Option<String>,
 }
 
 /// One agent.
@@ -563,10 +841,19 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::parse_ndjson;
+    use crate::ingest::{Encoding, decode};
 
     fn batch(lines: &[&str]) -> Batch {
-        parse_ndjson(lines.join("\n").as_bytes()).unwrap()
+        decode(Encoding::Identity, lines.join("\n").into_bytes(), 1 << 20).unwrap()
+    }
+
+    fn all(s: &Store) -> Vec<EventRow> {
+        s.query(&Filter {
+            limit: 1000,
+            documents: true,
+            ..Filter::default()
+        })
+        .unwrap()
     }
 
     fn ev(ts: &str, host: &str, action: &str, ip: &str) -> String {
@@ -592,13 +879,9 @@ mod tests {
             s.insert(Uuid::new_v4(), 1, &b, 20).unwrap(),
             Outcome::Stored { events: 2 }
         );
-        let rows = s
-            .query(&Filter {
-                limit: 100,
-                ..Filter::default()
-            })
-            .unwrap();
-        assert_eq!(rows.len(), 4);
+        assert_eq!(all(&s).len(), 4);
+        let docs: Vec<_> = all(&s).into_iter().map(|r| r.doc.unwrap()).collect();
+        assert_eq!(docs, [e.clone(), e.clone(), e.clone(), e.clone()]);
         let stats = s.stats(None, 0, 3).unwrap();
         assert_eq!(stats.agents.len(), 2);
         let agent = stats
@@ -678,4 +961,207 @@ mod tests {
         assert!(s.stats(None, late, 3).unwrap().spread_sources.is_empty());
         assert_eq!(stats.counts.len(), 4, "h1 auth_failure twice is one row");
     }
+
+    #[test]
+    fn documents_come_back_exactly_from_each_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        let a = Uuid::new_v4();
+        let mut sent = Vec::new();
+        for seq in 0..5 {
+            let lines: Vec<String> = (0..7)
+                .map(|i| {
+                    let ts = format!("2026-01-01T00:{seq:02}:{i:02}Z");
+                    // Escapes, non-ASCII and padding must survive the round trip.
+                    ev(&ts, "h\\\\1\\u00e9", "auth_failure", "10.0.0.1")
+                })
+                .collect();
+            let body = format!("  {}\r\n\n", lines.join("\r\n \t"));
+            // Each encoding in turn: a zstd body is kept as sent, the others are compressed.
+            let (enc, wire) = match seq % 3 {
+                0 => (Encoding::Identity, body.into_bytes()),
+                1 => (
+                    Encoding::Zstd,
+                    zstd::encode_all(body.as_bytes(), 3).unwrap(),
+                ),
+                _ => {
+                    let mut g = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+                    std::io::Write::write_all(&mut g, body.as_bytes()).unwrap();
+                    (Encoding::Gzip, g.finish().unwrap())
+                }
+            };
+            let b = decode(enc, wire.clone(), 1 << 20).unwrap();
+            assert_eq!(b.events.len(), 7);
+            if enc == Encoding::Zstd {
+                assert_eq!(b.body, wire);
+            }
+            s.insert(a, seq, &b, 0).unwrap();
+            sent.extend(lines);
+        }
+        let rows = all(&s);
+        let docs: Vec<_> = rows.iter().map(|r| r.doc.clone().unwrap()).collect();
+        assert_eq!(docs, sent);
+        assert_eq!(rows[0].host.as_deref(), Some("h\\1\u{e9}"));
+        // Without documents asked for, none are read.
+        let bare = s
+            .query(&Filter {
+                limit: 3,
+                ..Filter::default()
+            })
+            .unwrap();
+        assert!(bare.iter().all(|r| r.doc.is_none()));
+        assert_eq!(bare.len(), 3);
+    }
+
+    #[test]
+    fn a_schema_1_store_is_migrated_with_its_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let a = Uuid::new_v4().to_string();
+        let lines = [
+            ev("2026-01-01T00:00:01Z", "h1", "auth_failure", "203.0.113.9"),
+            ev("2026-01-01T00:00:02Z", "h1", "auth_success", "203.0.113.9"),
+            ev("2026-01-01T00:00:03Z", "h1", "invalid_user", "198.51.100.1"),
+        ];
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA_V1).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO agents VALUES (?1, 5, 9, 'h1', 2, NULL)",
+                params![a],
+            )
+            .unwrap();
+            for (seq, docs) in [(1, &lines[..2]), (2, &lines[2..])] {
+                c.execute(
+                    "INSERT INTO batches VALUES (?1, ?2, ?3, ?4)",
+                    params![a, seq, seq * 10, docs.len() as i64],
+                )
+                .unwrap();
+                for (i, doc) in docs.iter().enumerate() {
+                    let ts = 1_767_225_601_000_000_i64 + (seq * 2 + i as i64 - 2) * 1_000_000;
+                    c.execute(
+                        "INSERT INTO events (agent_id, seq, timestamp, host, action, source_ip, doc) \
+                         VALUES (?1, ?2, ?3, 'h1', 'auth_failure', '203.0.113.9', ?4)",
+                        params![a, seq, ts, doc],
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        let mut s = Store::open(&path).unwrap();
+        let docs: Vec<_> = all(&s).into_iter().map(|r| r.doc.unwrap()).collect();
+        assert_eq!(docs, lines);
+        let uuid: Uuid = a.parse().unwrap();
+        assert!(s.has_batch(uuid, 1).unwrap() && s.has_batch(uuid, 2).unwrap());
+        assert_eq!(
+            s.insert(uuid, 2, &batch(&[&lines[0]]), 30).unwrap(),
+            Outcome::Duplicate
+        );
+        let stats = s.stats(None, 0, 3).unwrap();
+        assert_eq!(stats.agents.len(), 1);
+        assert_eq!(stats.agents[0].first_seen_us, 5);
+        assert_eq!(stats.agents[0].last_seen_us, 30);
+        drop(s);
+        assert!(Store::open(&path).is_ok(), "reopening a migrated store");
+    }
+
+    #[test]
+    fn every_filter_agrees_with_a_plain_scan() {
+        // Random events over many batches; each filter combination's answer must equal a
+        // filter over everything sent, whichever index (terms or time) leads.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let (users, ips, hosts, actions) = (
+            ["root", "admin", "bob"],
+            ["10.0.0.1", "10.0.0.2", "2001:db8::1", "10.0.0.3"],
+            ["h1", "h2"],
+            ["auth_failure", "auth_success", "invalid_user"],
+        );
+        let mut sent = Vec::new();
+        for seq in 0..40 {
+            let mut lines = Vec::new();
+            for _ in 0..1 + next(12) {
+                // Times go back and forth across batches, as agents' backlogs do.
+                let t = 1_767_225_600 + next(3_000) as i64;
+                let ts = jiff::Timestamp::from_second(t).unwrap().to_string();
+                let (u, ip, h, a) = (
+                    users[next(3) as usize],
+                    ips[next(4) as usize],
+                    hosts[next(2) as usize],
+                    actions[next(3) as usize],
+                );
+                let line = format!(
+                    r#"{{"@timestamp":"{ts}","event":{{"kind":"event","action":"{a}"}},"host":{{"hostname":"{h}"}},"user":{{"name":"{u}"}},"source":{{"ip":"{ip}"}}}}"#
+                );
+                sent.push((t * 1_000_000, u, ip, h, a, line.clone()));
+                lines.push(line);
+            }
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            s.insert(Uuid::new_v4(), seq, &batch(&refs), 0).unwrap();
+        }
+        for round in 0..300 {
+            let pick = |k: u64, v: &[&str]| {
+                k.is_multiple_of(2)
+                    .then(|| v[(k / 2) as usize % v.len()].to_owned())
+            };
+            let f = Filter {
+                since_us: (round % 3 == 0)
+                    .then(|| (1_767_225_600 + next(3_000) as i64) * 1_000_000),
+                user: pick(next(6), &users),
+                source_ip: pick(next(8), &ips),
+                host: pick(next(4), &hosts),
+                action: pick(next(6), &actions),
+                limit: 1 + next(60),
+                documents: true,
+            };
+            // Oldest first, ties in the order stored (the store's row order).
+            let mut want: Vec<_> = sent
+                .iter()
+                .enumerate()
+                .filter(|(_, (t, u, ip, h, a, _))| {
+                    f.since_us.is_none_or(|s| *t >= s)
+                        && f.user.as_deref().is_none_or(|x| x == *u)
+                        && f.source_ip.as_deref().is_none_or(|x| x == *ip)
+                        && f.host.as_deref().is_none_or(|x| x == *h)
+                        && f.action.as_deref().is_none_or(|x| x == *a)
+                })
+                .collect();
+            want.sort_by_key(|(i, (t, ..))| (*t, *i));
+            let keep = want.len().saturating_sub(f.limit as usize);
+            let want: Vec<&str> = want[keep..].iter().map(|(_, e)| e.5.as_str()).collect();
+            let got: Vec<String> = s
+                .query(&f)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.doc.unwrap())
+                .collect();
+            assert_eq!(got, want, "{f:?}");
+        }
+    }
+
+    /// The schema of version 1, for the migration test.
+    const SCHEMA_V1: &str = "
+        CREATE TABLE batches (agent_id TEXT NOT NULL, seq INTEGER NOT NULL,
+            received_at INTEGER NOT NULL, events INTEGER NOT NULL,
+            PRIMARY KEY (agent_id, seq)) WITHOUT ROWID;
+        CREATE TABLE events (id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL,
+            seq INTEGER NOT NULL, timestamp INTEGER NOT NULL, host TEXT, kind TEXT, action TEXT,
+            outcome TEXT, user TEXT, target_user TEXT, source_ip TEXT, source_port INTEGER,
+            process TEXT, method TEXT, doc TEXT NOT NULL);
+        CREATE INDEX events_timestamp ON events (timestamp);
+        CREATE INDEX events_user ON events (user);
+        CREATE INDEX events_source_ip ON events (source_ip);
+        CREATE INDEX events_host ON events (host);
+        CREATE INDEX events_action ON events (action);
+        CREATE TABLE agents (agent_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,
+            last_seen INTEGER NOT NULL, hostname TEXT, last_seq INTEGER, facts TEXT);
+    ";
 }

@@ -515,7 +515,9 @@ fn acknowledged_batch_survives_sigkill() {
         let conn = rusqlite_conn(&s.data.join("authtrail.db"));
         let got: i64 = conn
             .query_row(
-                "SELECT count(*) FROM events WHERE agent_id = ?1 AND seq = ?2",
+                "SELECT count(*) FROM events JOIN batches ON batches.id = events.batch \
+                 JOIN agents ON agents.id = batches.agent \
+                 WHERE agents.agent_id = ?1 AND batches.seq = ?2",
                 rusqlite::params![a.id.to_string(), seq as i64],
                 |r| r.get(0),
             )
