@@ -98,11 +98,16 @@ pub fn decompress(encoding: Encoding, body: &[u8], max: u64) -> Result<Vec<u8>, 
             decoder
                 .window_log_max(ZSTD_WINDOW_LOG_MAX)
                 .map_err(corrupt("zstd"))?;
-            read_bounded(decoder, max).map_err(corrupt("zstd"))?
+            // The frame header usually says how much comes out: one allocation, no regrowth
+            // (a claim above `max` is refused by the bound below all the same).
+            let hint = zstd::zstd_safe::get_frame_content_size(body)
+                .ok()
+                .flatten()
+                .map_or(0, |n| n.min(max));
+            read_bounded(decoder, max, hint).map_err(corrupt("zstd"))?
         }
-        Encoding::Gzip => {
-            read_bounded(flate2::read::MultiGzDecoder::new(body), max).map_err(corrupt("gzip"))?
-        }
+        Encoding::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(body), max, 0)
+            .map_err(corrupt("gzip"))?,
     };
     if out.len() as u64 > max {
         return Err(DecodeError::TooLarge { limit: max });
@@ -135,8 +140,9 @@ pub fn decode(encoding: Encoding, body: Vec<u8>, max: u64) -> Result<Batch, Deco
 }
 
 /// Reads at most `max + 1` bytes: one more than allowed tells "too large" from "exactly max".
-fn read_bounded(reader: impl Read, max: u64) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
+fn read_bounded(reader: impl Read, max: u64, capacity: u64) -> io::Result<Vec<u8>> {
+    // One byte more than the expected size, so that reading to the end needs no regrowth.
+    let mut out = Vec::with_capacity(usize::try_from(capacity).map_or(0, |c| c.saturating_add(1)));
     reader.take(max.saturating_add(1)).read_to_end(&mut out)?;
     Ok(out)
 }
@@ -216,11 +222,13 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
     let mut batch = Batch::default();
     // About 1 KiB per event line; a close guess saves the vector's regrowth.
     batch.events.reserve(body.len() / 1024 + 1);
-    let mut next_start = 0;
-    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
-        let line = i + 1;
-        let line_start = next_start;
-        next_start += raw.len() + 1;
+    let (mut next, mut line) = (0, 0);
+    while next < body.len() {
+        let start = next;
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
+        next = end + 1;
+        line += 1;
+        let raw = &body[start..end];
         let err = |reason: String| DecodeError::Line { line, reason };
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.iter().all(u8::is_ascii_whitespace) {
@@ -228,7 +236,7 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
         }
         let trimmed = raw.trim_ascii();
         let lead = raw.len() - raw.trim_ascii_start().len();
-        let span = line_start + lead..line_start + lead + trimmed.len();
+        let span = start + lead..start + lead + trimmed.len();
         let text = std::str::from_utf8(raw).map_err(|e| {
             err(format!(
                 "invalid UTF-8 at byte {} of the line",
