@@ -743,6 +743,32 @@ fn suggest(suggestion: &Option<String>, expected: &[String]) -> String {
 }
 
 impl Config {
+    /// The settings that differ between the running configuration and a reloaded one but are
+    /// applied only at start (by their names in the file). A reload (SIGHUP) applies the
+    /// `[[source]]` list alone; these need a restart.
+    pub fn restart_only_changes(&self, reloaded: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |name, differs: bool| {
+            if differs {
+                changed.push(name);
+            }
+        };
+        check("state-dir", self.state_dir != reloaded.state_dir);
+        check("hostname", self.hostname != reloaded.hostname);
+        check("timezone", self.timezone != reloaded.timezone);
+        check(
+            "max-line-bytes",
+            self.max_line_bytes != reloaded.max_line_bytes,
+        );
+        check(
+            "include-message",
+            self.include_message != reloaded.include_message,
+        );
+        check("[sink]", self.sink != reloaded.sink);
+        check("[detect]", self.detect != reloaded.detect);
+        changed
+    }
+
     /// Reads and parses the config file at `path`.
     ///
     /// Refuses a file that group or others may write, or that belongs to neither root nor the
@@ -1570,6 +1596,28 @@ impl OsRelease {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reload_names_the_settings_that_need_a_restart() {
+        let old = Config::default();
+        let mut new = old.clone();
+        assert!(old.restart_only_changes(&new).is_empty());
+        new.sources.clear();
+        assert!(
+            old.restart_only_changes(&new).is_empty(),
+            "sources apply on reload"
+        );
+        new.timezone = "+02:00".into();
+        new.include_message = !old.include_message;
+        new.sink = SinkConfig::File {
+            path: "/var/log/authtrail.ndjson".into(),
+        };
+        new.detect.enabled = !old.detect.enabled;
+        assert_eq!(
+            old.restart_only_changes(&new),
+            ["timezone", "include-message", "[sink]", "[detect]"]
+        );
+    }
+
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;

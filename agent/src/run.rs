@@ -3,7 +3,8 @@
 //! Signals: SIGTERM and SIGINT stop the agent gracefully (sources stop, what was read is rendered
 //! and committed, checkpoints are persisted, exit 0); SIGHUP reloads the configuration: sources
 //! that were added start, sources that were removed stop, changed sources restart from their
-//! checkpoints; no position is lost. A status file (`status.json` in the state dir) is rewritten
+//! checkpoints; no position is lost. Other settings apply at the next start, and a reload that
+//! changes them says so. A status file (`status.json` in the state dir) is rewritten
 //! every second for `authtrail status`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -285,7 +286,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     }
     let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
-    let mut max_line = config.max_line_bytes;
+    let max_line = config.max_line_bytes;
     for (name, source) in config.named_sources() {
         let r = start_source(
             &name,
@@ -334,12 +335,28 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         if reload.swap(false, Ordering::Relaxed) {
             match load(&opts.config) {
                 Ok((new_config, _)) => {
+                    let later = config.restart_only_changes(&new_config);
+                    if !later.is_empty() {
+                        warn(format_args!(
+                            "{} changed; a reload applies [[source]] only, so {} at the next \
+                             restart",
+                            later.join(", "),
+                            if later.len() == 1 {
+                                "it takes effect"
+                            } else {
+                                "they take effect"
+                            }
+                        ));
+                    }
+                    // Only the sources are applied; everything else stays as started, so a
+                    // later reload compares against what is actually running.
+                    config.sources = new_config.sources;
                     // Settle what is in flight so restarted sources resume where we are.
                     pipeline.commit(&mut *sink, &mut checkpoints, &renderer);
                     let _ = checkpoints.persist();
                     reconcile(
                         &mut running,
-                        &new_config,
+                        &config,
                         &mut checkpoints,
                         &tx,
                         &rx,
@@ -347,9 +364,6 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
                         &mut *sink,
                         &mut pipeline,
                     )?;
-                    max_line = new_config.max_line_bytes;
-                    let _ = max_line;
-                    config = new_config;
                     info("configuration reloaded");
                     watchdog.status("configuration reloaded");
                 }

@@ -27,7 +27,7 @@ impl Agent {
             .args(["run", "--config"])
             .arg(config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(fs::File::create(config.with_extension("err")).unwrap())
             .spawn()
             .unwrap();
         Agent { child }
@@ -160,8 +160,12 @@ fn sighup_adds_and_removes_sources_without_losing_or_repeating_lines() {
     append(&a, "alice", 100, 10);
     wait_for(dir.path(), 160);
 
-    // Remove b: its new lines are not read; a goes on.
-    write_config(&cfg, &config(dir.path(), &[("a", &a)]));
+    // Remove b: its new lines are not read; a goes on. The sink's path changes too, which a
+    // reload does not apply: events go on to the old file, and the agent says so.
+    write_config(
+        &cfg,
+        &config(dir.path(), &[("a", &a)]).replace("events.ndjson", "other.ndjson"),
+    );
     agent.signal("-HUP");
     std::thread::sleep(Duration::from_millis(1500));
     append(&b, "bob", 50, 5);
@@ -177,6 +181,12 @@ fn sighup_adds_and_removes_sources_without_losing_or_repeating_lines() {
 
     let status = agent.stop();
     assert!(status.success(), "SIGTERM exit: {status}");
+    let log = fs::read_to_string(cfg.with_extension("err")).unwrap();
+    assert!(
+        log.contains("[sink] changed; a reload applies [[source]] only"),
+        "{log}"
+    );
+    assert!(!dir.path().join("other.ndjson").exists());
     let all = messages(&events(dir.path()));
     let unique: HashSet<&String> = all.iter().collect();
     assert_eq!(unique.len(), all.len(), "a line was delivered twice");
