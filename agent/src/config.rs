@@ -147,7 +147,8 @@ pub enum SourceConfig {
     Utmp(UtmpSourceConfig),
 }
 
-/// Where to start in a file that exists when the agent first starts.
+/// Where to start in a file that exists when its source first starts (the agent's first start,
+/// or the first start of a source added to the config later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReadFrom {
@@ -168,8 +169,8 @@ pub struct FileSourceConfig {
     pub name: Option<String>,
     /// Absolute paths or globs (`/var/log/secure*`). Required: defaults to none.
     pub paths: Vec<String>,
-    /// For files present at first start: `end` or `beginning`. Files found later are always read
-    /// from the beginning. Defaults to `end`.
+    /// For files present when the source first starts: `end` or `beginning`. Files found later
+    /// are always read from the beginning. Defaults to `end`.
     pub read_from: ReadFrom,
     /// How often to look for changes when inotify gives no events (network filesystems), and to
     /// re-scan globs. Defaults to 1 s.

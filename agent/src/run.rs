@@ -251,7 +251,14 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     if let Some(w) = warning {
         warn(w);
     }
-    let first_start = checkpoints.is_new();
+    // Which sources start for the first time (their `read-from` applies), recorded before the
+    // checkpoint file is first written below, so that a crash cannot make them fresh again.
+    let sources = config.named_sources();
+    let fresh: Vec<bool> = sources
+        .iter()
+        .map(|(name, _)| checkpoints.first_start_of(name))
+        .collect();
+    checkpoints.record_started(sources.iter().map(|(name, _)| name.as_str()));
 
     let terminate = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
@@ -287,12 +294,12 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let max_line = config.max_line_bytes;
-    for (name, source) in config.named_sources() {
+    for ((name, source), fresh) in sources.into_iter().zip(fresh) {
         let r = start_source(
             &name,
             &source,
             checkpoints.snapshot(),
-            first_start,
+            fresh,
             max_line,
             tx.clone(),
         )?;
@@ -612,6 +619,14 @@ fn reconcile(
         pipeline.take(chunk, renderer, sink)?;
     }
     pipeline.commit(sink, checkpoints, renderer);
+    // Sources new to this state directory honour their `read-from`, as on a first start; they
+    // are recorded (and persisted) before they start, so a crash cannot make them fresh again.
+    let fresh: BTreeMap<String, bool> = wanted
+        .keys()
+        .filter(|name| !running.contains_key(*name) || to_stop.contains(*name))
+        .map(|name| (name.clone(), checkpoints.first_start_of(name)))
+        .collect();
+    checkpoints.record_started(fresh.keys().map(String::as_str));
     checkpoints.persist().context("persisting checkpoints")?;
     for name in &to_stop {
         if let Some(r) = running.remove(name) {
@@ -625,7 +640,7 @@ fn reconcile(
                 slot.key(),
                 &source,
                 checkpoints.snapshot(),
-                false,
+                fresh.get(slot.key()).copied().unwrap_or(false),
                 config.max_line_bytes,
                 tx.clone(),
             )?;

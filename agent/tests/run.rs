@@ -195,6 +195,46 @@ fn sighup_adds_and_removes_sources_without_losing_or_repeating_lines() {
 }
 
 #[test]
+fn a_source_added_later_honours_read_from_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let cfg = dir.path().join("agent.toml");
+    append(&a, "alice", 0, 10);
+    append(&b, "bob", 0, 40);
+    write_config(&cfg, &config(dir.path(), &[("a", &a)]));
+    let agent = Agent::start(&cfg);
+    wait_for(dir.path(), 10);
+
+    // b is new to this state directory: `read-from = "end"` applies to it as on a first start,
+    // so its 40 old lines are skipped and only what is written after it starts is read.
+    let with_b = config(dir.path(), &[("a", &a), ("b", &b)]);
+    let (head, tail) = with_b.split_at(with_b.find("name = \"b\"").unwrap());
+    let tail = tail.replacen("read-from = \"beginning\"", "read-from = \"end\"", 1);
+    write_config(&cfg, &format!("{head}{tail}"));
+    agent.signal("-HUP");
+    std::thread::sleep(Duration::from_millis(1500));
+    append(&b, "bob", 40, 5);
+    append(&a, "alice", 10, 1);
+    wait_for(dir.path(), 16);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.stop().success());
+
+    // Restarted, b is no longer new: a file it finds without a position is read whole.
+    let c = dir.path().join("b.log.1");
+    fs::rename(&b, &c).unwrap();
+    append(&b, "bob", 45, 3);
+    let agent = Agent::start(&cfg);
+    wait_for(dir.path(), 19);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.stop().success());
+
+    let all = messages(&events(dir.path()));
+    let bob: Vec<&String> = all.iter().filter(|m| m.contains("for bob")).collect();
+    assert_eq!(bob.len(), 8, "{bob:#?}");
+    assert_eq!(all.len(), 19);
+}
+
+#[test]
 fn restart_after_sigterm_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.log");

@@ -17,7 +17,7 @@
 //! a snapshot ([`Checkpoints::positions`]) of their starting positions. Sources never write it,
 //! so no lock is needed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -59,6 +59,10 @@ pub struct Checkpoints {
     streams: BTreeMap<StreamKey, Entry>,
     sequence: u64,
     sink_mark: Option<SinkMark>,
+    /// Names of the configured sources that have ever started with this state directory;
+    /// `None` when that is not known (a file written before it was recorded, or a corrupt
+    /// one), in which case every source counts as started before.
+    started: Option<BTreeSet<String>>,
     dirty: bool,
     first_start: bool,
 }
@@ -102,6 +106,9 @@ struct FileRepr {
     /// Where the sink stood when these positions were committed (see [`SinkMark`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sink_mark: Option<SinkMark>,
+    /// See [`Checkpoints::first_start_of`]; absent in files of older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started_sources: Option<BTreeSet<String>>,
     streams: Vec<StreamRepr>,
 }
 
@@ -129,10 +136,11 @@ pub fn load(dir: &Path) -> (Checkpoints, Option<LoadWarning>) {
     let path = dir.join(FILE_NAME);
     let reason = match fs::read(&path) {
         Ok(bytes) => match decode(&bytes) {
-            Ok((streams, sequence, sink_mark)) => {
+            Ok((streams, sequence, sink_mark, started)) => {
                 store.streams = streams;
                 store.sequence = sequence;
                 store.sink_mark = sink_mark;
+                store.started = started;
                 store.first_start = false;
                 return (store, None);
             }
@@ -147,6 +155,7 @@ pub fn load(dir: &Path) -> (Checkpoints, Option<LoadWarning>) {
         Err(e) => format!("cannot read it: {e}"),
     };
     store.first_start = false;
+    store.started = None;
     store.dirty = true;
     let aside = dir.join(format!("{FILE_NAME}.corrupt-{}", unix_now()));
     let moved_to = fs::rename(&path, &aside).ok().map(|()| aside);
@@ -160,7 +169,12 @@ pub fn load(dir: &Path) -> (Checkpoints, Option<LoadWarning>) {
     )
 }
 
-type Decoded = (BTreeMap<StreamKey, Entry>, u64, Option<SinkMark>);
+type Decoded = (
+    BTreeMap<StreamKey, Entry>,
+    u64,
+    Option<SinkMark>,
+    Option<BTreeSet<String>>,
+);
 
 fn decode(bytes: &[u8]) -> Result<Decoded, String> {
     let v: VersionOnly =
@@ -184,7 +198,7 @@ fn decode(bytes: &[u8]) -> Result<Decoded, String> {
             (s.key, entry)
         })
         .collect();
-    Ok((streams, repr.sequence, repr.sink_mark))
+    Ok((streams, repr.sequence, repr.sink_mark, repr.started_sources))
 }
 
 fn unix_now() -> u64 {
@@ -201,8 +215,30 @@ impl Checkpoints {
             streams: BTreeMap::new(),
             sequence: 0,
             sink_mark: None,
+            started: Some(BTreeSet::new()),
             dirty: false,
             first_start: true,
+        }
+    }
+
+    /// Whether the source `name` starts for the first time with this state directory: on the
+    /// agent's first start, and for a source added to the config later (by a reload or a
+    /// restart). Only then does its `read-from` apply to the files it finds; a source that has
+    /// run before reads a file it has no position for from the beginning (a file that appeared
+    /// while the agent was down). After a corrupt checkpoint file, or with one written before
+    /// sources were recorded, every source counts as having run.
+    pub fn first_start_of(&self, name: &str) -> bool {
+        self.first_start || self.started.as_ref().is_some_and(|s| !s.contains(name))
+    }
+
+    /// Records that these sources have started (written by the next [`Checkpoints::persist`]).
+    /// Ask [`Checkpoints::first_start_of`] for all of them before recording any.
+    pub fn record_started<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        let started = self.started.get_or_insert_with(BTreeSet::new);
+        for name in names {
+            if started.insert(name.to_owned()) {
+                self.dirty = true;
+            }
         }
     }
 
@@ -355,6 +391,7 @@ impl Checkpoints {
             version: VERSION,
             sequence: self.sequence,
             sink_mark: self.sink_mark,
+            started_sources: self.started.clone(),
             streams: self
                 .streams
                 .iter()
@@ -446,7 +483,9 @@ mod tests {
 
         let text = fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
         assert!(
-            text.starts_with(r#"{"version":1,"sequence":0,"streams":[{"key":{"kind":"file""#),
+            text.starts_with(
+                r#"{"version":1,"sequence":0,"started_sources":[],"streams":[{"key":{"kind":"file""#
+            ),
             "{text}"
         );
 
@@ -489,6 +528,41 @@ mod tests {
             !dir.path().join(FILE_NAME).exists(),
             "clean store is not rewritten"
         );
+    }
+
+    #[test]
+    fn a_source_is_fresh_until_it_has_started_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut cp, _) = load(dir.path());
+        assert!(cp.first_start_of("a") && cp.first_start_of("b"));
+        cp.record_started(["a"]);
+        cp.persist().unwrap();
+        let (mut cp, warning) = load(dir.path());
+        assert!(warning.is_none());
+        assert!(!cp.first_start_of("a"), "a ran before");
+        assert!(
+            cp.first_start_of("b"),
+            "b was added later: its read-from applies"
+        );
+        cp.record_started(["b"]);
+        cp.persist().unwrap();
+        let (cp, _) = load(dir.path());
+        assert!(!cp.first_start_of("a") && !cp.first_start_of("b"));
+
+        // A file from before sources were recorded: every source counts as having run, so
+        // nothing is skipped; recording starts from the names given.
+        let old = r#"{"version":1,"sequence":3,"streams":[]}"#;
+        fs::write(dir.path().join(FILE_NAME), old).unwrap();
+        let (mut cp, _) = load(dir.path());
+        assert!(!cp.first_start_of("a") && !cp.first_start_of("anything"));
+        cp.record_started(["a"]);
+        assert!(cp.first_start_of("new"));
+
+        // After a corrupt file, too (duplicates rather than a gap).
+        fs::write(dir.path().join(FILE_NAME), "{not json").unwrap();
+        let (cp, warning) = load(dir.path());
+        assert!(warning.is_some());
+        assert!(!cp.first_start_of("a") && !cp.first_start_of("anything"));
     }
 
     #[test]

@@ -29,7 +29,8 @@
 //!   on another inode: a copy, as copytruncate's `auth.log.1` — resumes at that stream's
 //!   position. While the original is still followed under that head, the copy is left alone
 //!   (reading both would duplicate); once the original is truncated the copy is picked up.
-//! - Otherwise a new file: at the agent's first start (no checkpoints at all), files found by the
+//! - Otherwise a new file: at the source's first start (no checkpoints at all, or a source new to
+//!   the state directory: [`first_start_of`](crate::source::checkpoint::Checkpoints::first_start_of)), files found by the
 //!   first scan start per `read-from` (`end` = after the last complete line); every other new
 //!   file starts at 0 — including a new file with a reused inode, since its head differs.
 //!
