@@ -93,17 +93,29 @@ pub fn decompress(encoding: Encoding, body: &[u8], max: u64) -> Result<Vec<u8>, 
             return Ok(body.to_vec());
         }
         Encoding::Zstd => {
+            // The frame header usually says how much comes out. When it does (and that is
+            // within `max`), decompress in one call straight into a buffer of that size: no
+            // window buffer, no copy out of it, no regrowth. Anything else (no size, several
+            // frames, a size that lies) falls back to the bounded streaming decoder, which also
+            // gives the precise error.
+            let size = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
+            if let Some(size) = size.filter(|&n| n <= max)
+                && let Ok(size) = usize::try_from(size)
+            {
+                let mut out = Vec::with_capacity(size);
+                if zstd::bulk::Decompressor::new()
+                    .and_then(|mut d| d.decompress_to_buffer(body, &mut out))
+                    .is_ok_and(|n| n == size)
+                {
+                    return Ok(out);
+                }
+            }
             let mut decoder =
                 zstd::stream::read::Decoder::with_buffer(body).map_err(corrupt("zstd"))?;
             decoder
                 .window_log_max(ZSTD_WINDOW_LOG_MAX)
                 .map_err(corrupt("zstd"))?;
-            // The frame header usually says how much comes out: one allocation, no regrowth
-            // (a claim above `max` is refused by the bound below all the same).
-            let hint = zstd::zstd_safe::get_frame_content_size(body)
-                .ok()
-                .flatten()
-                .map_or(0, |n| n.min(max));
+            let hint = size.map_or(0, |n| n.min(max));
             read_bounded(decoder, max, hint).map_err(corrupt("zstd"))?
         }
         Encoding::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(body), max, 0)
@@ -787,6 +799,35 @@ mod tests {
                 "{enc:?}"
             );
         }
+    }
+
+    #[test]
+    fn zstd_with_several_frames_or_no_size_takes_the_streaming_path() {
+        let raw = fixture_events().into_bytes();
+        let (a, b) = raw.split_at(raw.len() / 3);
+        // Two frames, each with its own size: the first frame's size is not the body's.
+        let mut two = zstd::bulk::compress(a, 1).unwrap();
+        two.extend(zstd::bulk::compress(b, 1).unwrap());
+        assert_eq!(decompress(Encoding::Zstd, &two, 1 << 20).unwrap(), raw);
+        assert!(matches!(
+            decompress(Encoding::Zstd, &two, raw.len() as u64 - 1),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        // A streamed frame carries no size.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        enc.write_all(&raw).unwrap();
+        let streamed = enc.finish().unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&streamed).unwrap(),
+            None
+        );
+        assert_eq!(decompress(Encoding::Zstd, &streamed, 1 << 20).unwrap(), raw);
+        // A frame whose stated size is over the bound is refused, not allocated.
+        let one = zstd::bulk::compress(&raw, 1).unwrap();
+        assert!(matches!(
+            decompress(Encoding::Zstd, &one, 100),
+            Err(DecodeError::TooLarge { limit: 100 })
+        ));
     }
 
     #[test]
