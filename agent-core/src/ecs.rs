@@ -6,9 +6,23 @@
 //! with U+FFFD.
 
 use core::fmt::{self, Write};
+use core::net::IpAddr;
 
 use crate::event::{LoginEvent, Source};
 use crate::text::Text;
+use crate::time::Timestamp;
+
+/// A member's key as written, `,"name":`, the comma left out before an object's first member.
+/// Made by [`k!`] at compile time, so a key is one `write_str`.
+#[derive(Clone, Copy)]
+struct Key(&'static str);
+
+/// The [`Key`] of member `name` (a literal that needs no JSON escape).
+macro_rules! k {
+    ($name:literal) => {
+        Key(concat!(",\"", $name, "\":"))
+    };
+}
 
 /// What goes on an event besides what its line said: who shipped it and where it was read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,80 +55,84 @@ pub fn write_event<W: Write + ?Sized>(
 ) -> fmt::Result {
     let mut top = Obj::open(w)?;
     if let Some(ts) = ev.timestamp {
-        top.key("@timestamp")?;
-        write!(top.w, "\"{}\"", ts.rfc3339())?;
+        top.key(k!("@timestamp"))?;
+        write_timestamp(top.w, ts)?;
     }
 
-    top.object("event")?;
+    top.object(k!("event"))?;
     {
         let mut o = Obj::open_nested(top.w);
-        o.str("kind", "event")?;
-        o.key("category")?;
-        write!(o.w, "[\"{}\"]", ev.category().as_str())?;
-        o.str("action", ev.action.as_str())?;
-        o.str("outcome", ev.outcome.as_str())?;
-        o.opt_text("reason", ev.reason)?;
-        o.opt_u64("sequence", env.sequence)?;
-        o.opt_str("provider", env.provider)?;
+        o.str(k!("kind"), "event")?;
+        o.key(k!("category"))?;
+        o.w.write_str("[\"")?;
+        o.w.write_str(ev.category().as_str())?;
+        o.w.write_str("\"]")?;
+        o.str(k!("action"), ev.action.as_str())?;
+        o.str(k!("outcome"), ev.outcome.as_str())?;
+        o.opt_text(k!("reason"), ev.reason)?;
+        o.opt_u64(k!("sequence"), env.sequence)?;
+        o.opt_str(k!("provider"), env.provider)?;
         o.close()?;
     }
 
     write_host_and_agent(&mut top, ev.hostname.or(env.hostname), env)?;
 
     if ev.user.is_some() || ev.uid.is_some() || ev.target_user.is_some() {
-        top.object("user")?;
+        top.object(k!("user"))?;
         let mut o = Obj::open_nested(top.w);
-        o.opt_text("name", ev.user)?;
+        o.opt_text(k!("name"), ev.user)?;
         if let Some(uid) = ev.uid {
-            o.key("id")?;
-            write!(o.w, "\"{uid}\"")?;
+            o.key(k!("id"))?;
+            o.w.write_char('"')?;
+            o.w.write_str(itoa::Buffer::new().format(uid))?;
+            o.w.write_char('"')?;
         }
         if let Some(target) = ev.target_user {
-            o.object("target")?;
+            o.object(k!("target"))?;
             let mut t = Obj::open_nested(o.w);
-            t.text("name", target)?;
+            t.text(k!("name"), target)?;
             t.close()?;
         }
         o.close()?;
     }
 
     if ev.source.is_some() || ev.port.is_some() {
-        top.object("source")?;
+        top.object(k!("source"))?;
         let mut o = Obj::open_nested(top.w);
         match ev.source {
             Some(Source::Ip(ip)) => {
-                o.key("ip")?;
-                write!(o.w, "\"{ip}\"")?;
+                o.key(k!("ip"))?;
+                write_ip(o.w, ip)?;
             }
-            Some(Source::Domain(d)) => o.text("domain", d)?,
+            Some(Source::Domain(d)) => o.text(k!("domain"), d)?,
             None => {}
         }
-        o.opt_u64("port", ev.port.map(u64::from))?;
+        o.opt_u64(k!("port"), ev.port.map(u64::from))?;
         o.close()?;
     }
 
-    top.object("process")?;
+    top.object(k!("process"))?;
     {
         let mut o = Obj::open_nested(top.w);
-        o.text("name", ev.program)?;
-        o.opt_u64("pid", ev.pid.map(u64::from))?;
+        o.text(k!("name"), ev.program)?;
+        o.opt_u64(k!("pid"), ev.pid.map(u64::from))?;
         o.close()?;
     }
 
-    top.object("authtrail")?;
+    top.object(k!("authtrail"))?;
     {
         let mut o = Obj::open_nested(top.w);
-        o.opt_str("method", ev.method.map(|m| m.as_str()))?;
+        o.opt_str(k!("method"), ev.method.map(|m| m.as_str()))?;
         if ev.key_type.is_some() || ev.key_fingerprint.is_some() {
-            o.object("key")?;
-            let mut k = Obj::open_nested(o.w);
-            k.opt_text("type", ev.key_type)?;
-            k.opt_text("fingerprint", ev.key_fingerprint)?;
-            k.close()?;
+            o.object(k!("key"))?;
+            let mut key = Obj::open_nested(o.w);
+            key.opt_text(k!("type"), ev.key_type)?;
+            key.opt_text(k!("fingerprint"), ev.key_fingerprint)?;
+            key.close()?;
         }
-        o.opt_text("tty", ev.tty)?;
-        o.opt_text("command", ev.command)?;
-        o.opt_u64("count", Some(u64::from(ev.count)))?;
+        o.opt_text(k!("tty"), ev.tty)?;
+        o.opt_text(k!("command"), ev.command)?;
+        o.opt_u64(k!("count"), Some(u64::from(ev.count)))?;
         o.close()?;
     }
 
@@ -128,17 +146,17 @@ fn write_host_and_agent<W: Write + ?Sized>(
     env: &Envelope<'_>,
 ) -> fmt::Result {
     if hostname.is_some() || env.host_id.is_some() {
-        top.object("host")?;
+        top.object(k!("host"))?;
         let mut o = Obj::open_nested(&mut *top.w);
-        o.opt_text("hostname", hostname)?;
-        o.opt_str("id", env.host_id)?;
+        o.opt_text(k!("hostname"), hostname)?;
+        o.opt_str(k!("id"), env.host_id)?;
         o.close()?;
     }
     if env.agent_id.is_some() || env.agent_version.is_some() {
-        top.object("agent")?;
+        top.object(k!("agent"))?;
         let mut o = Obj::open_nested(&mut *top.w);
-        o.opt_str("id", env.agent_id)?;
-        o.opt_str("version", env.agent_version)?;
+        o.opt_str(k!("id"), env.agent_id)?;
+        o.opt_str(k!("version"), env.agent_version)?;
         o.close()?;
     }
     Ok(())
@@ -150,19 +168,19 @@ fn write_log_and_message<W: Write + ?Sized>(
     env: &Envelope<'_>,
 ) -> fmt::Result {
     if env.log_path.is_some() || env.log_offset.is_some() {
-        top.object("log")?;
+        top.object(k!("log"))?;
         let mut o = Obj::open_nested(top.w);
         if let Some(path) = env.log_path {
-            o.object("file")?;
+            o.object(k!("file"))?;
             let mut f = Obj::open_nested(o.w);
-            f.text("path", path)?;
+            f.text(k!("path"), path)?;
             f.close()?;
         }
-        o.opt_u64("offset", env.log_offset)?;
+        o.opt_u64(k!("offset"), env.log_offset)?;
         o.close()?;
     }
 
-    top.opt_text("message", env.message)?;
+    top.opt_text(k!("message"), env.message)?;
     top.close()
 }
 
@@ -170,37 +188,188 @@ fn write_log_and_message<W: Write + ?Sized>(
 /// UTF-8 with U+FFFD.
 pub fn write_json_string<W: Write + ?Sized>(w: &mut W, s: Text<'_>) -> fmt::Result {
     w.write_char('"')?;
-    for chunk in s.utf8_chunks() {
-        escape_str(w, chunk.valid())?;
-        if !chunk.invalid().is_empty() {
-            w.write_char('\u{FFFD}')?;
+    match core::str::from_utf8(s.as_bytes()) {
+        // Nearly every field is valid UTF-8: one validation pass, no chunking.
+        Ok(valid) => escape_str(w, valid)?,
+        Err(_) => {
+            for chunk in s.utf8_chunks() {
+                escape_str(w, chunk.valid())?;
+                if !chunk.invalid().is_empty() {
+                    w.write_char('\u{FFFD}')?;
+                }
+            }
         }
     }
     w.write_char('"')
 }
 
+/// What a byte becomes inside a JSON string: 0 for itself, `u` for `\u00XX`, or the letter
+/// written after a backslash. JSON requires the escapes of `"`, `\` and the C0 controls; DEL is
+/// escaped too, and bytes from 0x80 up (parts of UTF-8 sequences) are copied.
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[0x7f] = b'u';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t
+};
+
+/// Nonzero when any of the eight bytes of `v` needs an escape (exact as a yes/no for the word,
+/// though not which byte: a borrow can mark a byte above a true hit).
+#[inline(always)]
+const fn escape_mask(v: u64) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// The high bit of a byte below `n` (n <= 0x80), the classic `hasless`.
+    #[inline(always)]
+    const fn below(x: u64, n: u8) -> u64 {
+        x.wrapping_sub(ONES * n as u64) & !x & HIGH
+    }
+    below(v, 0x20)
+        | below(v ^ (ONES * b'"' as u64), 1)
+        | below(v ^ (ONES * b'\\' as u64), 1)
+        | below(v ^ (ONES * 0x7f), 1)
+}
+
+/// Writes the inside of a JSON string: runs of bytes that need no escape go out in one write.
 fn escape_str<W: Write + ?Sized>(w: &mut W, s: &str) -> fmt::Result {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0..=0x1f | 0x7f => None,
-            _ => continue,
-        };
-        // `i` is at an ASCII byte, so both slices end on char boundaries.
-        w.write_str(&s[start..i])?;
-        match escape {
-            Some(e) => w.write_str(e)?,
-            None => write!(w, "\\u{b:04x}")?,
+    let mut i = 0;
+    while i < bytes.len() {
+        // Sixteen bytes at a time while none needs an escape.
+        // (Two words, not one u128: measured 4% faster on x86-64.)
+        if let Some((lo, hi)) = two_words(&bytes[i..])
+            && escape_mask(lo) | escape_mask(hi) == 0
+        {
+            i += 16;
+            continue;
         }
-        start = i + 1;
+        // Up to sixteen bytes one by one, then back to whole blocks.
+        let end = bytes.len().min(i + 16);
+        while i < end {
+            let b = bytes[i];
+            let e = ESCAPE[usize::from(b)];
+            if e != 0 {
+                // `i` is at an ASCII byte, so both slices end on char boundaries.
+                w.write_str(&s[start..i])?;
+                write_escape(w, b, e)?;
+                start = i + 1;
+            }
+            i += 1;
+        }
     }
     w.write_str(&s[start..])
+}
+
+/// The first sixteen bytes of `b` as two words, when it has sixteen.
+#[inline(always)]
+fn two_words(b: &[u8]) -> Option<(u64, u64)> {
+    let (lo, rest) = b.split_first_chunk::<8>()?;
+    let hi = rest.first_chunk::<8>()?;
+    Some((u64::from_ne_bytes(*lo), u64::from_ne_bytes(*hi)))
+}
+
+/// Writes the escape of byte `b`, `e` being its [`ESCAPE`] entry.
+#[cold]
+fn write_escape<W: Write + ?Sized>(w: &mut W, b: u8, e: u8) -> fmt::Result {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    w.write_char('\\')?;
+    if e == b'u' {
+        w.write_str("u00")?;
+        w.write_char(char::from(HEX[usize::from(b >> 4)]))?;
+        w.write_char(char::from(HEX[usize::from(b & 0xf)]))
+    } else {
+        w.write_char(char::from(e))
+    }
+}
+
+/// Writes `ts` as a JSON string in RFC 3339 UTC, the same text as [`Timestamp::rfc3339`]
+/// without going through `core::fmt`.
+fn write_timestamp<W: Write + ?Sized>(w: &mut W, ts: Timestamp) -> fmt::Result {
+    let c = ts.to_civil();
+    let Ok(year) = u16::try_from(c.year) else {
+        return write!(w, "\"{}\"", ts.rfc3339());
+    };
+    if year > 9999 {
+        return write!(w, "\"{}\"", ts.rfc3339());
+    }
+    // `"YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ"`
+    let mut buf = [0u8; 32];
+    buf[0] = b'"';
+    put_digits(&mut buf[1..5], u32::from(year));
+    buf[5] = b'-';
+    put_digits(&mut buf[6..8], u32::from(c.month));
+    buf[8] = b'-';
+    put_digits(&mut buf[9..11], u32::from(c.day));
+    buf[11] = b'T';
+    put_digits(&mut buf[12..14], u32::from(c.hour));
+    buf[14] = b':';
+    put_digits(&mut buf[15..17], u32::from(c.minute));
+    buf[17] = b':';
+    put_digits(&mut buf[18..20], u32::from(c.second));
+    let mut len = 20;
+    let n = c.nanos.min(999_999_999);
+    let (fraction, digits) = if n == 0 {
+        (0, 0)
+    } else if n.is_multiple_of(1_000_000) {
+        (n / 1_000_000, 3)
+    } else if n.is_multiple_of(1_000) {
+        (n / 1_000, 6)
+    } else {
+        (n, 9)
+    };
+    if digits > 0 {
+        buf[len] = b'.';
+        put_digits(&mut buf[len + 1..len + 1 + digits], fraction);
+        len += 1 + digits;
+    }
+    buf[len] = b'Z';
+    buf[len + 1] = b'"';
+    len += 2;
+    w.write_str(core::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)
+}
+
+/// Fills `out` with the last `out.len()` decimal digits of `v`, zero-padded.
+fn put_digits(out: &mut [u8], mut v: u32) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// Writes `ip` as a JSON string; IPv4 without `core::fmt` (the same text as its `Display`).
+fn write_ip<W: Write + ?Sized>(w: &mut W, ip: IpAddr) -> fmt::Result {
+    let IpAddr::V4(v4) = ip else {
+        return write!(w, "\"{ip}\"");
+    };
+    // `"255.255.255.255"`
+    let mut buf = [0u8; 17];
+    buf[0] = b'"';
+    let mut len = 1;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        let digits = match octet {
+            0..=9 => 1,
+            10..=99 => 2,
+            _ => 3,
+        };
+        put_digits(&mut buf[len..len + digits], u32::from(octet));
+        len += digits;
+    }
+    buf[len] = b'"';
+    w.write_str(core::str::from_utf8(&buf[..=len]).map_err(|_| fmt::Error)?)
 }
 
 /// A JSON object being written: tracks whether a comma is due.
@@ -220,53 +389,50 @@ impl<'w, W: Write + ?Sized> Obj<'w, W> {
         Obj { w, first: true }
     }
 
-    fn key(&mut self, k: &str) -> fmt::Result {
-        if !self.first {
-            self.w.write_char(',')?;
-        }
+    #[inline]
+    fn key(&mut self, k: Key) -> fmt::Result {
+        let k = if self.first { &k.0[1..] } else { k.0 };
         self.first = false;
-        self.w.write_char('"')?;
-        self.w.write_str(k)?;
-        self.w.write_str("\":")
+        self.w.write_str(k)
     }
 
     /// Starts a nested object; write it with `Obj::open_nested(self.w)` and close it.
-    fn object(&mut self, k: &str) -> fmt::Result {
+    fn object(&mut self, k: Key) -> fmt::Result {
         self.key(k)?;
         self.w.write_char('{')
     }
 
-    fn str(&mut self, k: &str, v: &str) -> fmt::Result {
+    fn str(&mut self, k: Key, v: &str) -> fmt::Result {
         self.key(k)?;
         self.w.write_char('"')?;
         escape_str(self.w, v)?;
         self.w.write_char('"')
     }
 
-    fn opt_str(&mut self, k: &str, v: Option<&str>) -> fmt::Result {
+    fn opt_str(&mut self, k: Key, v: Option<&str>) -> fmt::Result {
         match v {
             Some(v) if !v.is_empty() => self.str(k, v),
             _ => Ok(()),
         }
     }
 
-    fn text(&mut self, k: &str, v: Text<'_>) -> fmt::Result {
+    fn text(&mut self, k: Key, v: Text<'_>) -> fmt::Result {
         self.key(k)?;
         write_json_string(self.w, v)
     }
 
-    fn opt_text(&mut self, k: &str, v: Option<Text<'_>>) -> fmt::Result {
+    fn opt_text(&mut self, k: Key, v: Option<Text<'_>>) -> fmt::Result {
         match v {
             Some(v) if !v.is_empty() => self.text(k, v),
             _ => Ok(()),
         }
     }
 
-    fn opt_u64(&mut self, k: &str, v: Option<u64>) -> fmt::Result {
+    fn opt_u64(&mut self, k: Key, v: Option<u64>) -> fmt::Result {
         match v {
             Some(v) => {
                 self.key(k)?;
-                write!(self.w, "{v}")
+                self.w.write_str(itoa::Buffer::new().format(v))
             }
             None => Ok(()),
         }
@@ -300,59 +466,59 @@ pub fn write_alert<W: Write + ?Sized>(
     }
 
     let mut top = Obj::open(w)?;
-    top.key("@timestamp")?;
-    write!(top.w, "\"{}\"", alert.end.rfc3339())?;
+    top.key(k!("@timestamp"))?;
+    write_timestamp(top.w, alert.end)?;
 
-    top.object("event")?;
+    top.object(k!("event"))?;
     {
         let mut o = Obj::open_nested(top.w);
-        o.str("kind", "alert")?;
-        o.key("category")?;
+        o.str(k!("kind"), "alert")?;
+        o.key(k!("category"))?;
         o.w.write_str("[\"authentication\"]")?;
-        o.str("action", alert.rule.as_str())?;
-        o.str("outcome", alert.rule.outcome().as_str())?;
-        o.opt_u64("severity", Some(u64::from(alert.severity)))?;
-        o.key("reason")?;
+        o.str(k!("action"), alert.rule.as_str())?;
+        o.str(k!("outcome"), alert.rule.outcome().as_str())?;
+        o.opt_u64(k!("severity"), Some(u64::from(alert.severity)))?;
+        o.key(k!("reason"))?;
         o.w.write_char('"')?;
         write!(Escaped(&mut *o.w), "{alert}")?;
         o.w.write_char('"')?;
-        o.key("start")?;
-        write!(o.w, "\"{}\"", alert.start.rfc3339())?;
-        o.key("end")?;
-        write!(o.w, "\"{}\"", alert.end.rfc3339())?;
-        o.opt_u64("sequence", env.sequence)?;
-        o.opt_str("provider", env.provider)?;
+        o.key(k!("start"))?;
+        write_timestamp(o.w, alert.start)?;
+        o.key(k!("end"))?;
+        write_timestamp(o.w, alert.end)?;
+        o.opt_u64(k!("sequence"), env.sequence)?;
+        o.opt_str(k!("provider"), env.provider)?;
         o.close()?;
     }
 
     write_host_and_agent(&mut top, env.hostname, env)?;
 
     if let Some(ip) = alert.source {
-        top.object("source")?;
+        top.object(k!("source"))?;
         let mut o = Obj::open_nested(top.w);
-        o.key("ip")?;
-        write!(o.w, "\"{ip}\"")?;
+        o.key(k!("ip"))?;
+        write_ip(o.w, ip)?;
         o.close()?;
     }
 
     let user = alert.user.as_ref().filter(|u| !u.as_text().is_empty());
     if let Some(u) = user {
-        top.object("user")?;
+        top.object(k!("user"))?;
         let mut o = Obj::open_nested(top.w);
-        o.text("name", u.as_text())?;
+        o.text(k!("name"), u.as_text())?;
         o.close()?;
     }
 
-    top.object("authtrail")?;
+    top.object(k!("authtrail"))?;
     {
         let mut o = Obj::open_nested(top.w);
-        o.opt_u64("count", Some(u64::from(alert.count)))?;
-        o.opt_u64("users", Some(u64::from(alert.users)).filter(|&n| n > 0))?;
+        o.opt_u64(k!("count"), Some(u64::from(alert.count)))?;
+        o.opt_u64(k!("users"), Some(u64::from(alert.users)).filter(|&n| n > 0))?;
         if alert.rule == Rule::SuccessAfterFailures || alert.scope != Scope::Source {
-            o.str("scope", alert.scope.as_str())?;
+            o.str(k!("scope"), alert.scope.as_str())?;
         }
         if user.is_some_and(|u| u.is_truncated()) {
-            o.key("user_truncated")?;
+            o.key(k!("user_truncated"))?;
             o.w.write_str("true")?;
         }
         o.close()?;
@@ -365,7 +531,7 @@ pub fn write_alert<W: Write + ?Sized>(
 mod tests {
     use super::*;
     use crate::event::{Action, Method, Outcome};
-    use crate::time::Timestamp;
+    use proptest::prelude::*;
 
     fn json(ev: &LoginEvent<'_>, env: &Envelope<'_>) -> String {
         let mut s = String::new();
@@ -423,5 +589,85 @@ mod tests {
             )
         );
         assert!(!s.contains("\"\""));
+    }
+
+    /// The byte-at-a-time escaper the fast one replaced: the reference for its output.
+    fn escape_reference(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\0'..='\x1f' | '\x7f' => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    fn escaped(s: &str) -> String {
+        let mut out = String::new();
+        escape_str(&mut out, s).unwrap();
+        out
+    }
+
+    #[test]
+    fn every_byte_escapes_as_before_at_every_block_position() {
+        for b in 0u8..=0x7f {
+            for at in 0..40 {
+                let mut s = "a".repeat(40);
+                s.insert(at, char::from(b));
+                assert_eq!(escaped(&s), escape_reference(&s), "byte {b:#x} at {at}");
+            }
+        }
+        let s = "é\u{7f}ü\"€\\\u{1f}😀\u{80}\u{ff}x".repeat(5);
+        assert_eq!(escaped(&s), escape_reference(&s));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_in_json_strings() {
+        let mut out = String::new();
+        write_json_string(&mut out, Text(b"a\xffb\xe2\x82\"\xf0\x9f\x98\x80")).unwrap();
+        assert_eq!(out, "\"a\u{FFFD}b\u{FFFD}\\\"\u{1F600}\"");
+    }
+
+    proptest! {
+        #[test]
+        fn escape_matches_the_reference(s in any::<String>(), ascii in "[\\x00-\\x7f]{0,80}") {
+            prop_assert_eq!(escaped(&s), escape_reference(&s));
+            prop_assert_eq!(escaped(&ascii), escape_reference(&ascii));
+        }
+
+        #[test]
+        fn json_string_matches_lossy_utf8(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let mut out = String::new();
+            write_json_string(&mut out, Text(&bytes)).unwrap();
+            let lossy = String::from_utf8_lossy(&bytes);
+            prop_assert_eq!(out, format!("\"{}\"", escape_reference(&lossy)));
+        }
+
+        #[test]
+        fn timestamps_read_as_rfc3339(
+            secs in prop_oneof![-400_000_000_000i64..400_000_000_000, 0i64..4_102_444_800],
+            nanos in prop_oneof![0u32..2_000_000_000, (0u32..1000).prop_map(|n| n * 1_000_000),
+                (0u32..1_000_000).prop_map(|n| n * 1000), Just(0)],
+        ) {
+            let ts = Timestamp { secs, nanos };
+            let mut out = String::new();
+            write_timestamp(&mut out, ts).unwrap();
+            prop_assert_eq!(out, format!("\"{}\"", ts.rfc3339()));
+        }
+
+        #[test]
+        fn ips_read_as_display(v4 in any::<[u8; 4]>(), v6 in any::<[u16; 8]>()) {
+            for ip in [IpAddr::from(v4), IpAddr::from(v6)] {
+                let mut out = String::new();
+                write_ip(&mut out, ip).unwrap();
+                prop_assert_eq!(out, format!("\"{ip}\""));
+            }
+        }
     }
 }
