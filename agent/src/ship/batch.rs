@@ -110,6 +110,50 @@ impl Encoding {
     }
 }
 
+/// Compresses batch bodies with one zstd context kept from batch to batch (creating a context
+/// per batch showed up in profiles), producing exactly what [`Encoding::encode`] does.
+pub struct BodyEncoder {
+    encoding: Encoding,
+    /// Created at the first zstd body, then reused.
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl std::fmt::Debug for BodyEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyEncoder")
+            .field("encoding", &self.encoding)
+            .field("zstd_context", &self.zstd.is_some())
+            .finish()
+    }
+}
+
+impl BodyEncoder {
+    /// An encoder for `encoding`; no zstd context is made until the first body.
+    pub fn new(encoding: Encoding) -> Self {
+        BodyEncoder {
+            encoding,
+            zstd: None,
+        }
+    }
+
+    /// The encoding it produces.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// Compresses an NDJSON body (see [`Encoding::encode`]).
+    pub fn encode(&mut self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
+        if self.encoding != Encoding::Zstd {
+            return self.encoding.encode(ndjson);
+        }
+        let zstd = match &mut self.zstd {
+            Some(c) => c,
+            None => self.zstd.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        zstd.compress(ndjson)
+    }
+}
+
 /// The batch being filled: NDJSON lines, each ending in `\n`.
 #[derive(Debug, Default)]
 pub struct OpenBatch {
@@ -310,6 +354,21 @@ mod tests {
             assert_eq!(Encoding::from_code(e.code()), Some(e));
         }
         assert!(Encoding::Zstd.encode(&ndjson).unwrap().len() < ndjson.len() / 10);
+    }
+
+    #[test]
+    fn reused_context_compresses_like_a_fresh_one() {
+        let a = b"{\"a\":1}\n{\"b\":2}\n".repeat(100);
+        let b: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes())
+            .collect();
+        for e in [Encoding::Identity, Encoding::Zstd, Encoding::Gzip] {
+            let mut enc = BodyEncoder::new(e);
+            assert_eq!(enc.encoding(), e);
+            for body in [&a, &b, &a] {
+                assert_eq!(enc.encode(body).unwrap(), e.encode(body).unwrap(), "{e:?}");
+            }
+        }
     }
 
     #[test]

@@ -47,7 +47,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use self::batch::{AgentIdentity, ClosedBatch, Encoding, OpenBatch};
+use self::batch::{AgentIdentity, BodyEncoder, ClosedBatch, Encoding, OpenBatch};
 use self::client::{Client, Outcome};
 use self::retry::Backoff;
 use self::spool::{Origin, PushError, Pushed, Spool};
@@ -338,7 +338,8 @@ impl Shared {
 pub struct CollectorSink {
     config: CollectorConfig,
     url: CollectorUrl,
-    encoding: Encoding,
+    /// Compresses the pipeline's batches, one zstd context for all of them.
+    encoder: BodyEncoder,
     durable: bool,
     open: OpenBatch,
     closed: VecDeque<(ClosedBatch, Vec<u8>)>,
@@ -464,7 +465,7 @@ impl CollectorSink {
         Ok(CollectorSink {
             config: config.clone(),
             url,
-            encoding: Encoding::of(config.compression),
+            encoder: BodyEncoder::new(Encoding::of(config.compression)),
             durable,
             open: OpenBatch::default(),
             closed: VecDeque::new(),
@@ -511,7 +512,7 @@ impl CollectorSink {
         }
         let batch = self.open.close();
         let body = self
-            .encoding
+            .encoder
             .encode(&batch.ndjson)
             .map_err(|source| SinkError::Io {
                 target: "batch compression".to_owned(),
@@ -542,7 +543,7 @@ impl Sink for CollectorSink {
         while let Some((batch, body)) = self.closed.front() {
             match state
                 .spool
-                .push(self.encoding, batch, body, Origin::Pipeline)
+                .push(self.encoder.encoding(), batch, body, Origin::Pipeline)
             {
                 Ok(pushed) => state.count_drops(&pushed),
                 Err(e) => {
