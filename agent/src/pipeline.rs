@@ -110,6 +110,26 @@ impl Renderer {
         &mut self,
         chunk: &Chunk,
         now: Timestamp,
+        emit: impl FnMut(Rendered<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        // The stream's previous line is looked up and stored once per chunk, not per line.
+        let mut last = None;
+        let rendered = self.render_records(chunk, now, &mut last, emit);
+        if let Some(line) = last {
+            let prev = self.previous.entry(chunk.stream.clone()).or_default();
+            prev.clear();
+            prev.extend_from_slice(line);
+        }
+        rendered
+    }
+
+    /// [`Renderer::render`] but for the previous line: `last` is set to each line of the chunk
+    /// that gave an event (not a repeat), for `last message repeated` and for the caller to keep.
+    fn render_records<'c, E>(
+        &mut self,
+        chunk: &'c Chunk,
+        now: Timestamp,
+        last: &mut Option<&'c [u8]>,
         mut emit: impl FnMut(Rendered<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let ctx = Context {
@@ -158,10 +178,17 @@ impl Renderer {
             let parsed = match parsed {
                 Parsed::RepeatLast { count, header } => {
                     repeat = Some((count, header.timestamp));
-                    previous_line = self.previous.get(&chunk.stream).cloned();
-                    match &previous_line {
+                    // Earlier in this chunk, else kept from an earlier chunk (copied: the
+                    // renderer is borrowed again below).
+                    match *last {
                         Some(prev) => parse_line(prev, &ctx),
-                        None => Parsed::Noise { program: Text(b"") },
+                        None => {
+                            previous_line = self.previous.get(&chunk.stream).cloned();
+                            match &previous_line {
+                                Some(prev) => parse_line(prev, &ctx),
+                                None => Parsed::Noise { program: Text(b"") },
+                            }
+                        }
                     }
                 }
                 other => other,
@@ -182,9 +209,7 @@ impl Renderer {
                 event.count = event.count.saturating_mul(count);
                 event.timestamp = Some(ts);
             } else if chunk.payload == Payload::SyslogLines {
-                let prev = self.previous.entry(chunk.stream.clone()).or_default();
-                prev.clear();
-                prev.extend_from_slice(bytes);
+                *last = Some(bytes);
             }
             counters.events += 1;
             let envelope = Envelope {
@@ -279,5 +304,97 @@ impl Pending {
             }
         }
         latest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Fingerprint, Record};
+
+    fn chunk(stream: u64, lines: &[&str]) -> Chunk {
+        let mut data = Vec::new();
+        let mut records = Vec::new();
+        for line in lines {
+            let start = data.len() as u32;
+            data.extend_from_slice(line.as_bytes());
+            records.push(Record {
+                start,
+                end: data.len() as u32,
+                offset: Some(u64::from(start)),
+                truncated: false,
+                journal: None,
+            });
+        }
+        Chunk {
+            source: Arc::from("test"),
+            stream: StreamKey::File {
+                fingerprint: Fingerprint {
+                    dev: 1,
+                    ino: stream,
+                    head: 7,
+                },
+            },
+            path: None,
+            payload: Payload::SyslogLines,
+            end: Position::Offset(data.len() as u64),
+            data,
+            records,
+        }
+    }
+
+    /// (user, count, seconds of the timestamp) of every event rendered from `chunk`.
+    fn render(r: &mut Renderer, chunk: &Chunk) -> Vec<(String, u32, i64)> {
+        let mut out = Vec::new();
+        let now = Timestamp::from_secs(1_795_867_200);
+        r.render(chunk, now, |e| {
+            let user = e.event.user.map(|u| u.to_string()).unwrap_or_default();
+            let secs = e.event.timestamp.map_or(0, |t| t.secs);
+            out.push((user, e.event.count, secs));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn last_message_repeated_repeats_the_line_before_it_in_and_across_chunks() {
+        let failed = |user: &str, second: u32| {
+            format!(
+                "Nov 28 06:49:{second:02} web1 sshd[42]: Failed password for {user} from \
+                 203.0.113.9 port 50522 ssh2"
+            )
+        };
+        let repeated = |n: u32, second: u32| {
+            format!("Nov 28 06:49:{second:02} web1 last message repeated {n} times")
+        };
+        let mut r = Renderer::new(Stamp::default(), Zone::Fixed(0), false, 0);
+        let first = [
+            failed("root", 10),
+            repeated(2, 11),
+            "Nov 28 06:49:12 web1 CRON[7]: noise".to_owned(),
+            failed("alice", 13),
+        ];
+        let first: Vec<&str> = first.iter().map(String::as_str).collect();
+        let t = |s: i64| 1_795_848_540 + s;
+        assert_eq!(
+            render(&mut r, &chunk(1, &first)),
+            [
+                ("root".to_owned(), 1, t(10)),
+                ("root".to_owned(), 2, t(11)),
+                ("alice".to_owned(), 1, t(13)),
+            ]
+        );
+        // The next chunk of the stream repeats the last line of the one before.
+        assert_eq!(
+            render(&mut r, &chunk(1, &[&repeated(3, 14), &repeated(4, 15)])),
+            [
+                ("alice".to_owned(), 3, t(14)),
+                ("alice".to_owned(), 4, t(15)),
+            ]
+        );
+        // Another stream has no line before its first.
+        assert_eq!(render(&mut r, &chunk(2, &[&repeated(5, 16)])), []);
+        assert_eq!(r.sequence(), 5);
     }
 }
