@@ -170,6 +170,25 @@ pub struct ClosedBatch {
     pub events: u32,
 }
 
+/// What the spool keeps of a batch beside its compressed body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// Number of events.
+    pub events: u32,
+    /// Length of the uncompressed NDJSON.
+    pub ndjson_len: usize,
+}
+
+impl ClosedBatch {
+    /// Its [`BatchInfo`].
+    pub fn info(&self) -> BatchInfo {
+        BatchInfo {
+            events: self.events,
+            ndjson_len: self.ndjson.len(),
+        }
+    }
+}
+
 impl OpenBatch {
     /// Appends one event (no newline in it) and its newline.
     pub fn push(&mut self, event: &[u8]) {
@@ -206,6 +225,15 @@ impl OpenBatch {
     }
 
     /// Closes the batch, leaving this one empty.
+    /// Hands back a buffer of an earlier batch (emptied here) to fill next, so that a new
+    /// batch does not grow a fresh buffer by doubling. Only while this batch is empty.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.ndjson.is_empty() && buffer.capacity() > self.ndjson.capacity() {
+            buffer.clear();
+            self.ndjson = buffer;
+        }
+    }
+
     pub fn close(&mut self) -> ClosedBatch {
         ClosedBatch {
             ndjson: std::mem::take(&mut self.ndjson),
@@ -342,6 +370,32 @@ pub fn spool_dropped(id: &AgentIdentity, batches: u64, events: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_recycled_buffer_is_reused_empty_and_only_by_an_empty_batch() {
+        let mut open = OpenBatch::default();
+        open.push(b"{\"a\":1}");
+        let closed = open.close();
+        assert_eq!(
+            closed.info(),
+            BatchInfo {
+                events: 1,
+                ndjson_len: 8
+            }
+        );
+        let mut big = closed.ndjson;
+        big.reserve(1 << 16);
+        let cap = big.capacity();
+        open.recycle(big);
+        open.push(b"{}");
+        let next = open.close();
+        assert_eq!(next.ndjson, b"{}\n");
+        assert_eq!(next.ndjson.capacity(), cap, "the recycled buffer was used");
+        // A batch already being filled keeps its own buffer and contents.
+        open.push(b"{}");
+        open.recycle(Vec::with_capacity(1 << 20));
+        assert_eq!(open.close().ndjson, b"{}\n");
+    }
+
     use super::*;
 
     #[test]

@@ -47,7 +47,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use self::batch::{AgentIdentity, BodyEncoder, ClosedBatch, Encoding, OpenBatch};
+use self::batch::{AgentIdentity, BatchInfo, BodyEncoder, Encoding, OpenBatch};
 use self::client::{Client, Outcome};
 use self::retry::Backoff;
 use self::spool::{Origin, PushError, Pushed, Spool};
@@ -73,9 +73,10 @@ pub const LOG_KEEP: usize = 64;
 /// The collector de-duplicates on (agent, sequence), so the order of arrival does not matter to
 /// it; while one batch waits for the collector's commit the next ones are already on the way,
 /// and the collector stores the batches that arrive together in one transaction.
-/// Two in flight keeps most of the gain of four (the collector groups them into one commit)
-/// at half the extra threads, TLS sessions and memory.
-pub const MAX_IN_FLIGHT: usize = 2;
+/// Measured on a 1M-line backlog over loopback, alternating builds against one collector: four
+/// in flight took 6.19 s against 7.41 s for two (medians of 3), because the collector decodes
+/// the next batches while it commits a group; the agent's peak RSS was 21.4 against 19.8 MiB.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// Batches waiting before more than one is sent at a time. Below this (the steady state of a
 /// live log) batches go one by one, in sequence order; only a backlog (a restart, an outage, a
@@ -342,7 +343,9 @@ pub struct CollectorSink {
     encoder: BodyEncoder,
     durable: bool,
     open: OpenBatch,
-    closed: VecDeque<(ClosedBatch, Vec<u8>)>,
+    /// Closed batches, compressed, waiting for the next commit to spool them (their NDJSON
+    /// buffers go back to the open batch at once).
+    closed: VecDeque<(BatchInfo, Vec<u8>)>,
     alert: bool,
     identity: AgentIdentity,
     shared: Arc<Shared>,
@@ -518,7 +521,8 @@ impl CollectorSink {
                 target: "batch compression".to_owned(),
                 source,
             })?;
-        self.closed.push_back((batch, body));
+        self.closed.push_back((batch.info(), body));
+        self.open.recycle(batch.ndjson);
         Ok(())
     }
 }
@@ -543,7 +547,7 @@ impl Sink for CollectorSink {
         while let Some((batch, body)) = self.closed.front() {
             match state
                 .spool
-                .push(self.encoder.encoding(), batch, body, Origin::Pipeline)
+                .push(self.encoder.encoding(), *batch, body, Origin::Pipeline)
             {
                 Ok(pushed) => state.count_drops(&pushed),
                 Err(e) => {
@@ -809,7 +813,7 @@ impl Shipper {
             .and_then(|body| {
                 state
                     .spool
-                    .push(self.encoding, &b, &body, Origin::Agent)
+                    .push(self.encoding, b.info(), &body, Origin::Agent)
                     .map_err(|e| e.to_string())
             });
         match pushed {

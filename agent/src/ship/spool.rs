@@ -63,7 +63,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::batch::{ClosedBatch, Encoding};
+use super::batch::{BatchInfo, ClosedBatch, Encoding};
 use crate::config::SpoolPolicy;
 
 /// Spool file magic.
@@ -479,7 +479,7 @@ impl Spool {
     pub fn push(
         &mut self,
         encoding: Encoding,
-        batch: &ClosedBatch,
+        batch: BatchInfo,
         body: &[u8],
         origin: Origin,
     ) -> Result<Pushed, PushError> {
@@ -516,7 +516,7 @@ impl Spool {
     fn write(
         &mut self,
         encoding: Encoding,
-        batch: &ClosedBatch,
+        batch: BatchInfo,
         body: Vec<u8>,
         split_of: u64,
         flags: u8,
@@ -533,7 +533,7 @@ impl Spool {
             split_of,
             flags,
             events: batch.events,
-            ndjson_len: u32::try_from(batch.ndjson.len()).unwrap_or(u32::MAX),
+            ndjson_len: u32::try_from(batch.ndjson_len).unwrap_or(u32::MAX),
             created: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
@@ -675,8 +675,8 @@ impl Spool {
         let [a, b] = halves;
         let body_a = encoding.encode(&a.ndjson)?;
         let body_b = encoding.encode(&b.ndjson)?;
-        let sa = self.write(encoding, &a, body_a, seq, 0)?;
-        let sb = self.write(encoding, &b, body_b, seq, 0)?;
+        let sa = self.write(encoding, a.info(), body_a, seq, 0)?;
+        let sb = self.write(encoding, b.info(), body_b, seq, 0)?;
         self.remove(seq);
         Ok(Some((sa, sb)))
     }
@@ -729,7 +729,7 @@ mod tests {
 
     fn push(s: &mut Spool, text: &str) -> Result<Pushed, PushError> {
         let b = batch(text);
-        s.push(Encoding::Identity, &b, &b.ndjson, Origin::Pipeline)
+        s.push(Encoding::Identity, b.info(), &b.ndjson, Origin::Pipeline)
     }
 
     #[test]
@@ -805,9 +805,9 @@ mod tests {
         let seq = push(&mut s, "1\n2\n").unwrap().seq;
         // Simulate the crash: write the halves, do not delete the original.
         let (a, b) = super::super::batch::split_lines(b"1\n2\n").unwrap();
-        s.write(Encoding::Identity, &a, a.ndjson.clone(), seq, 0)
+        s.write(Encoding::Identity, a.info(), a.ndjson.clone(), seq, 0)
             .unwrap();
-        s.write(Encoding::Identity, &b, b.ndjson.clone(), seq, 0)
+        s.write(Encoding::Identity, b.info(), b.ndjson.clone(), seq, 0)
             .unwrap();
         drop(s);
         let (s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
@@ -843,7 +843,7 @@ mod tests {
         let two = push(&mut s, "2\n").unwrap().seq;
         let b = batch("hb\n");
         let hb = s
-            .push(Encoding::Identity, &b, &b.ndjson, Origin::Agent)
+            .push(Encoding::Identity, b.info(), &b.ndjson, Origin::Agent)
             .unwrap()
             .seq;
         assert_eq!(s.next_to_send(None), Some(one));
