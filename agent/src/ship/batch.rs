@@ -224,7 +224,6 @@ impl OpenBatch {
         self.events as usize >= max_events || self.ndjson.len() >= max_bytes
     }
 
-    /// Closes the batch, leaving this one empty.
     /// Hands back a buffer of an earlier batch (emptied here) to fill next, so that a new
     /// batch does not grow a fresh buffer by doubling. Only while this batch is empty.
     pub fn recycle(&mut self, mut buffer: Vec<u8>) {
@@ -234,6 +233,7 @@ impl OpenBatch {
         }
     }
 
+    /// Closes the batch, leaving this one empty.
     pub fn close(&mut self) -> ClosedBatch {
         ClosedBatch {
             ndjson: std::mem::take(&mut self.ndjson),
