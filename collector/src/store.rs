@@ -154,6 +154,15 @@ pub enum StoreError {
         /// `PRAGMA user_version`.
         found: i64,
     },
+    /// The file is from an older collector (or empty) and a read-only open cannot migrate it.
+    #[error(
+        "store schema version {found} is older than this collector's ({SCHEMA_VERSION}); \
+         `authtrail-collector serve` migrates it when it starts"
+    )]
+    OlderSchema {
+        /// `PRAGMA user_version`.
+        found: i64,
+    },
     /// The writer thread is gone (shutting down).
     #[error("the store's writer has stopped")]
     WriterGone,
@@ -236,8 +245,10 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        check_version(&conn)?;
-        Ok(Store { conn })
+        match check_version(&conn)? {
+            SCHEMA_VERSION => Ok(Store { conn }),
+            found => Err(StoreError::OlderSchema { found }),
+        }
     }
 
     /// Stores a batch in one transaction, unless (agent, seq) is already stored. Either way the
@@ -1049,6 +1060,10 @@ mod tests {
                 }
             }
         }
+        assert!(matches!(
+            Store::open_read_only(&path),
+            Err(StoreError::OlderSchema { found: 1 })
+        ));
         let mut s = Store::open(&path).unwrap();
         let docs: Vec<_> = all(&s).into_iter().map(|r| r.doc.unwrap()).collect();
         assert_eq!(docs, lines);
