@@ -67,15 +67,21 @@ impl Encoding {
         }
     }
 
-    /// Compresses an NDJSON body.
+    /// Compresses an NDJSON body at the default level.
     pub fn encode(self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
+        self.encode_at(ndjson, None)
+    }
+
+    /// Compresses an NDJSON body at `level` (`None`: [`ZSTD_LEVEL`] or [`GZIP_LEVEL`]).
+    pub fn encode_at(self, ndjson: &[u8], level: Option<i32>) -> io::Result<Vec<u8>> {
         match self {
             Encoding::Identity => Ok(ndjson.to_vec()),
-            Encoding::Zstd => zstd::bulk::compress(ndjson, ZSTD_LEVEL),
+            Encoding::Zstd => zstd::bulk::compress(ndjson, level.unwrap_or(ZSTD_LEVEL)),
             Encoding::Gzip => {
+                let level = level.map_or(GZIP_LEVEL, |l| l.clamp(0, 9) as u32);
                 let mut enc = flate2::write::GzEncoder::new(
                     Vec::with_capacity(ndjson.len() / 4),
-                    flate2::Compression::new(GZIP_LEVEL),
+                    flate2::Compression::new(level),
                 );
                 enc.write_all(ndjson)?;
                 enc.finish()
@@ -114,6 +120,7 @@ impl Encoding {
 /// per batch showed up in profiles), producing exactly what [`Encoding::encode`] does.
 pub struct BodyEncoder {
     encoding: Encoding,
+    level: Option<i32>,
     /// Created at the first zstd body, then reused.
     zstd: Option<zstd::bulk::Compressor<'static>>,
 }
@@ -128,10 +135,12 @@ impl std::fmt::Debug for BodyEncoder {
 }
 
 impl BodyEncoder {
-    /// An encoder for `encoding`; no zstd context is made until the first body.
-    pub fn new(encoding: Encoding) -> Self {
+    /// An encoder for `encoding` at `level` (`None`: the default); no zstd context is made
+    /// until the first body.
+    pub fn new(encoding: Encoding, level: Option<i32>) -> Self {
         BodyEncoder {
             encoding,
+            level,
             zstd: None,
         }
     }
@@ -144,11 +153,13 @@ impl BodyEncoder {
     /// Compresses an NDJSON body (see [`Encoding::encode`]).
     pub fn encode(&mut self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
         if self.encoding != Encoding::Zstd {
-            return self.encoding.encode(ndjson);
+            return self.encoding.encode_at(ndjson, self.level);
         }
         let zstd = match &mut self.zstd {
             Some(c) => c,
-            None => self.zstd.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+            None => self.zstd.insert(zstd::bulk::Compressor::new(
+                self.level.unwrap_or(ZSTD_LEVEL),
+            )?),
         };
         zstd.compress(ndjson)
     }
@@ -417,10 +428,38 @@ mod tests {
             .flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes())
             .collect();
         for e in [Encoding::Identity, Encoding::Zstd, Encoding::Gzip] {
-            let mut enc = BodyEncoder::new(e);
+            let mut enc = BodyEncoder::new(e, None);
             assert_eq!(enc.encoding(), e);
             for body in [&a, &b, &a] {
                 assert_eq!(enc.encode(body).unwrap(), e.encode(body).unwrap(), "{e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_higher_level_is_smaller_and_decodes_the_same() {
+        let ndjson: Vec<u8> = (0..2000)
+            .flat_map(|i| {
+                format!(
+                    "{{\"n\":{i},\"user\":\"u{}\",\"ip\":\"10.0.{}.{}\"}}\n",
+                    i % 37,
+                    i % 7,
+                    i % 251
+                )
+                .into_bytes()
+            })
+            .collect();
+        for e in [Encoding::Zstd, Encoding::Gzip] {
+            let low = BodyEncoder::new(e, Some(1)).encode(&ndjson).unwrap();
+            let high = BodyEncoder::new(e, Some(9)).encode(&ndjson).unwrap();
+            assert!(
+                high.len() < low.len(),
+                "{e:?}: {} vs {}",
+                high.len(),
+                low.len()
+            );
+            for body in [&low, &high] {
+                assert_eq!(e.decode(body, ndjson.len()).unwrap(), ndjson);
             }
         }
     }

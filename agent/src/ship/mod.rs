@@ -448,6 +448,7 @@ impl CollectorSink {
                 identity: identity.clone(),
                 heartbeat: config.heartbeat,
                 encoding: Encoding::of(config.compression),
+                level: config.compression_level,
                 index,
             };
             let spawned = std::thread::Builder::new()
@@ -468,7 +469,7 @@ impl CollectorSink {
         Ok(CollectorSink {
             config: config.clone(),
             url,
-            encoder: BodyEncoder::new(Encoding::of(config.compression)),
+            encoder: BodyEncoder::new(Encoding::of(config.compression), config.compression_level),
             durable,
             open: OpenBatch::default(),
             closed: VecDeque::new(),
@@ -720,6 +721,8 @@ struct Shipper {
     identity: AgentIdentity,
     heartbeat: Duration,
     encoding: Encoding,
+    /// `compression-level` (for `encoding`).
+    level: Option<i32>,
     /// 0 is the sender that always runs; the others only drain a backlog.
     index: usize,
 }
@@ -808,7 +811,7 @@ impl Shipper {
         let b = b.close();
         let pushed = self
             .encoding
-            .encode(&b.ndjson)
+            .encode_at(&b.ndjson, self.level)
             .map_err(|e| e.to_string())
             .and_then(|body| {
                 state
@@ -866,7 +869,13 @@ impl Shipper {
                     .ok()
                     .and_then(|ndjson| batch::split_lines(&ndjson));
                 match halves {
-                    Some((a, b)) => match state.spool.split(seq, batch.encoding, [a, b]) {
+                    Some((a, b)) => match state.spool.split(
+                        seq,
+                        batch.encoding,
+                        // The configured level only means something for the configured coding.
+                        self.level.filter(|_| batch.encoding == self.encoding),
+                        [a, b],
+                    ) {
                         Ok(Some((sa, sb))) => {
                             state.status.splits += 1;
                             state.note(format!(

@@ -662,19 +662,21 @@ impl Spool {
 
     /// Replaces a batch by two halves with fresh sequence numbers: the halves are durable
     /// before the original is deleted (see the module docs). Returns their sequences, or
-    /// `None` when the original is gone.
+    /// `None` when the original is gone. The halves are compressed at `level` (`None`: the
+    /// default).
     pub fn split(
         &mut self,
         seq: u64,
         encoding: Encoding,
+        level: Option<i32>,
         halves: [ClosedBatch; 2],
     ) -> io::Result<Option<(u64, u64)>> {
         if !self.index.contains_key(&seq) {
             return Ok(None);
         }
         let [a, b] = halves;
-        let body_a = encoding.encode(&a.ndjson)?;
-        let body_b = encoding.encode(&b.ndjson)?;
+        let body_a = encoding.encode_at(&a.ndjson, level)?;
+        let body_b = encoding.encode_at(&b.ndjson, level)?;
         let sa = self.write(encoding, a.info(), body_a, seq, 0)?;
         let sb = self.write(encoding, b.info(), body_b, seq, 0)?;
         self.remove(seq);
