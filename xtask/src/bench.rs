@@ -6,8 +6,9 @@
 //! 2. `authtrail run` over a 1,000,000-line backlog to the file sink: wall time, CPU time and peak
 //!    RSS of the agent, against `cat FILE > /dev/null` in the same run; then the agent's CPU while
 //!    the log does not change.
-//! 3. The same backlog from the agent to the collector over TLS on loopback: wall time, CPU and
-//!    peak RSS of both, and the compressed bytes sent against the raw log's size.
+//! 3. The same backlog from the agent to the collector over TLS on loopback (`--runs` times, a
+//!    fresh store and agent state each time; medians): wall time, CPU and peak RSS of both, and
+//!    the compressed bytes sent against the raw log's size.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,7 +21,7 @@ pub(crate) struct Args {
     /// Lines in the generated log.
     #[arg(long, default_value_t = 1_000_000)]
     lines: u64,
-    /// Runs of the agent backlog benchmark (the median is reported).
+    /// Runs of the agent backlog and shipping benchmarks (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Seconds to watch the agent idle on an unchanging log.
@@ -331,11 +332,22 @@ fn bench_log(dir: &Path, lines: u64) -> Result<PathBuf> {
     Ok(log)
 }
 
+/// One agent-to-collector run.
+struct ShipSample {
+    wall: f64,
+    events: u64,
+    sent_bytes: u64,
+    loopback: u64,
+    agent_cpu: f64,
+    agent_rss_kib: u64,
+    collector_cpu: f64,
+    collector_rss_kib: u64,
+}
+
 fn shipping(args: &Args) -> Result<()> {
-    use std::io::BufRead as _;
     crate::run(crate::cargo().args(["build", "--release", "-p", "agent", "-p", "collector"]))?;
     let release = crate::target_dir().join("release");
-    let (agent_bin, collector_bin) = (
+    let bins = (
         release.join("authtrail"),
         release.join("authtrail-collector"),
     );
@@ -345,11 +357,11 @@ fn shipping(args: &Args) -> Result<()> {
     let log_len = std::fs::metadata(&log)?.len();
     let pki = dir.join("pki");
     crate::run(
-        Command::new(&collector_bin)
+        Command::new(&bins.1)
             .args(["certs", "init", "--dir"])
             .arg(&pki),
     )?;
-    let out = Command::new(&collector_bin)
+    let out = Command::new(&bins.1)
         .args(["certs", "issue-agent", "--dir"])
         .arg(&pki)
         .output()?;
@@ -357,6 +369,71 @@ fn shipping(args: &Args) -> Result<()> {
         .lines()
         .find_map(|l| l.strip_prefix("agent id: ").map(|s| s.trim().to_owned()))
         .context("certs issue-agent printed no agent id")?;
+    let mut samples = Vec::new();
+    for run in 0..args.runs.max(1) {
+        let run_dir = dir.join(format!("run-{run}"));
+        let s = ship_once(&bins, &run_dir, &pki, &agent_id, &log, log_len)?;
+        println!(
+            "run {}: {} events in {:.2} s ({:.0}/s); agent CPU {:.2} s, {:.1} MiB; collector CPU {:.2} s, {:.1} MiB",
+            run + 1,
+            s.events,
+            s.wall,
+            s.events as f64 / s.wall,
+            s.agent_cpu,
+            s.agent_rss_kib as f64 / 1024.0,
+            s.collector_cpu,
+            s.collector_rss_kib as f64 / 1024.0
+        );
+        samples.push(s);
+        std::fs::remove_dir_all(&run_dir).ok();
+    }
+    let median = |f: &dyn Fn(&ShipSample) -> f64| {
+        let mut v: Vec<f64> = samples.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let events = median(&|s| s.events as f64);
+    let wall = median(&|s| s.wall);
+    println!(
+        "\n== agent -> collector over TLS (mTLS, zstd), {} lines ({:.1} MiB), median of {} runs",
+        args.lines,
+        log_len as f64 / 1048576.0,
+        samples.len()
+    );
+    println!(
+        "{events:.0} events stored in {wall:.2} s: {:.0} events/s end to end",
+        median(&|s| s.events as f64 / s.wall)
+    );
+    println!(
+        "agent:     CPU {:.2} s, peak RSS {:.1} MiB",
+        median(&|s| s.agent_cpu),
+        median(&|s| s.agent_rss_kib as f64) / 1024.0
+    );
+    println!(
+        "collector: CPU {:.2} s, peak RSS {:.1} MiB",
+        median(&|s| s.collector_cpu),
+        median(&|s| s.collector_rss_kib as f64) / 1024.0
+    );
+    let sent = median(&|s| s.sent_bytes as f64);
+    println!(
+        "wire: {sent:.0} compressed body bytes = {:.2}% of the raw log ({log_len} bytes); loopback carried {:.0} bytes both ways (TLS, headers, answers)",
+        sent * 100.0 / log_len as f64,
+        median(&|s| s.loopback as f64)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// One run: a fresh collector store and agent state, the whole backlog shipped.
+fn ship_once(
+    (agent_bin, collector_bin): &(PathBuf, PathBuf),
+    dir: &Path,
+    pki: &Path,
+    agent_id: &str,
+    log: &Path,
+    log_len: u64,
+) -> Result<ShipSample> {
+    use std::io::BufRead as _;
     let state = dir.join("state");
     std::fs::create_dir_all(&state)?;
     std::fs::write(state.join("agent-id"), format!("{agent_id}\n"))?;
@@ -372,7 +449,7 @@ fn shipping(args: &Args) -> Result<()> {
         ),
     )?;
     set_mode(&ccfg, 0o600)?;
-    let mut collector = Command::new(&collector_bin)
+    let mut collector = Command::new(collector_bin)
         .args(["serve", "--config"])
         .arg(&ccfg)
         .stdout(Stdio::piped())
@@ -380,11 +457,14 @@ fn shipping(args: &Args) -> Result<()> {
         .spawn()?;
     let mut first = String::new();
     std::io::BufReader::new(collector.stdout.take().context("stdout")?).read_line(&mut first)?;
-    let addr = first
+    let Some(addr) = first
         .trim()
         .strip_prefix("listening on ")
-        .context("collector did not start")?
-        .to_owned();
+        .map(str::to_owned)
+    else {
+        let _ = collector.kill();
+        bail!("collector did not start");
+    };
     let acfg = dir.join("agent.toml");
     std::fs::write(
         &acfg,
@@ -404,7 +484,7 @@ fn shipping(args: &Args) -> Result<()> {
     set_mode(&acfg, 0o600)?;
     let lo_before = loopback_bytes();
     let start = Instant::now();
-    let mut agent = Command::new(&agent_bin)
+    let mut agent = Command::new(agent_bin)
         .args(["run", "--config"])
         .arg(&acfg)
         .stdout(Stdio::null())
@@ -426,38 +506,26 @@ fn shipping(args: &Args) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let lo = loopback_bytes().saturating_sub(lo_before);
-    let (acpu, arss) = (cpu_secs(agent.id())?, peak_rss_kib(agent.id())?);
-    let (ccpu, crss) = (cpu_secs(collector.id())?, peak_rss_kib(collector.id())?);
+    let loopback = loopback_bytes().saturating_sub(lo_before);
+    let (agent_cpu, agent_rss_kib) = (cpu_secs(agent.id())?, peak_rss_kib(agent.id())?);
+    let (collector_cpu, collector_rss_kib) =
+        (cpu_secs(collector.id())?, peak_rss_kib(collector.id())?);
     for child in [&mut agent, &mut collector] {
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()?;
         child.wait()?;
     }
-    println!(
-        "\n== agent -> collector over TLS (mTLS, zstd), {} lines ({:.1} MiB), one run",
-        args.lines,
-        log_len as f64 / 1048576.0
-    );
-    println!(
-        "{events} events stored in {wall:.2} s: {:.0} events/s end to end",
-        events as f64 / wall
-    );
-    println!(
-        "agent:     CPU {acpu:.2} s, peak RSS {:.1} MiB",
-        arss as f64 / 1024.0
-    );
-    println!(
-        "collector: CPU {ccpu:.2} s, peak RSS {:.1} MiB",
-        crss as f64 / 1024.0
-    );
-    println!(
-        "wire: {sent_bytes} compressed body bytes = {:.2}% of the raw log ({log_len} bytes); loopback carried {lo} bytes both ways (TLS, headers, answers)",
-        sent_bytes as f64 * 100.0 / log_len as f64
-    );
-    std::fs::remove_dir_all(&dir).ok();
-    Ok(())
+    Ok(ShipSample {
+        wall,
+        events,
+        sent_bytes,
+        loopback,
+        agent_cpu,
+        agent_rss_kib,
+        collector_cpu,
+        collector_rss_kib,
+    })
 }
 
 /// When the whole log is read, committed and accepted by the collector: (compressed bytes sent,
