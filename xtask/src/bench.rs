@@ -2,7 +2,9 @@
 //! (these machines are noisy; quote the ratios and medians).
 //!
 //! 1. agent-core's criterion benchmark (`parse`): parser throughput over a generated
-//!    1,000,000-line auth log, against a plain memchr line count over the same bytes.
+//!    1,000,000-line auth log, against a plain memchr line count over the same bytes; then ECS
+//!    rendering against copying the lines (`ecs`), and the collector's decode against plain
+//!    zstd decompression and its store (`collector --bench ingest`).
 //! 2. `authtrail run` over a 1,000,000-line backlog to the file sink: wall time, CPU time and peak
 //!    RSS of the agent, against `cat FILE > /dev/null` in the same run; then the agent's CPU while
 //!    the log does not change.
@@ -77,6 +79,51 @@ fn parser(args: &Args) -> Result<()> {
         );
     }
     println!("(MB/s and GiB/s per benchmark are in criterion's output above)");
+    hot_paths(args)
+}
+
+/// The agent's ECS rendering and the collector's decode and store, per event (criterion
+/// medians), each against a baseline in the same run.
+fn hot_paths(args: &Args) -> Result<()> {
+    crate::run(
+        crate::cargo()
+            .args(["bench", "-p", "agent-core", "--bench", "ecs"])
+            .env("AUTHTRAIL_BENCH_LINES", args.lines.to_string()),
+    )?;
+    // The store bench writes a fresh database per iteration: a tenth of the lines is plenty.
+    let collector_lines = (args.lines / 10).max(10_000);
+    crate::run(
+        crate::cargo()
+            .args(["bench", "-p", "collector", "--bench", "ingest"])
+            .env("AUTHTRAIL_BENCH_LINES", collector_lines.to_string()),
+    )?;
+    let root = crate::target_dir().join("criterion");
+    let ecs = root.join("ecs_events");
+    let (copy, render) = (
+        median_ns(&ecs.join("copy_line"))?,
+        median_ns(&ecs.join("write_event"))?,
+    );
+    println!("\n== hot paths (criterion medians)");
+    println!(
+        "agent ECS rendering, {} lines: write_event {:.1} ms, copying each line {:.1} ms (ratio {:.1}x)",
+        args.lines,
+        render / 1e6,
+        copy / 1e6,
+        render / copy
+    );
+    let ingest = root.join("collector_ingest");
+    let (unzstd, decode, store) = (
+        median_ns(&ingest.join("zstd_decompress"))?,
+        median_ns(&ingest.join("decode"))?,
+        median_ns(&ingest.join("store"))?,
+    );
+    println!(
+        "collector, {collector_lines} lines of agent NDJSON: decode {:.1} ms ({:.1}x plain zstd decompression, {:.1} ms), store {:.1} ms",
+        decode / 1e6,
+        decode / unzstd,
+        unzstd / 1e6,
+        store / 1e6
+    );
     Ok(())
 }
 
