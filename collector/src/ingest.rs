@@ -243,10 +243,10 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
         let raw = &body[start..end];
         let err = |reason: String| DecodeError::Line { line, reason };
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(u8::is_ascii_whitespace) {
+        let trimmed = raw.trim_ascii();
+        if trimmed.is_empty() {
             continue;
         }
-        let trimmed = raw.trim_ascii();
         let lead = raw.len() - raw.trim_ascii_start().len();
         let span = start + lead..start + lead + trimmed.len();
         let text = std::str::from_utf8(raw).map_err(|e| {
@@ -268,7 +268,8 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
         if f.event_kind.string("event.kind").map_err(&err)?.as_deref() == Some("state") {
             batch.state = Some(HostState {
                 hostname: f.host_name.take_string("host.hostname").map_err(&err)?,
-                doc: text.trim().to_owned(),
+                // Cut at ASCII white space, so on character boundaries.
+                doc: text[lead..lead + trimmed.len()].to_owned(),
             });
             continue;
         }

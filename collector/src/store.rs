@@ -40,7 +40,7 @@ use rusqlite::{
 };
 use uuid::Uuid;
 
-use crate::ingest::Batch;
+use crate::ingest::{Batch, Event};
 
 /// The schema version this collector writes.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -116,22 +116,31 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp);
 ";
 
-/// The columns [`terms`](SCHEMA) indexes, by their code in `terms.field`, most selective first
-/// (the order in which `query` picks the one to look up).
-const TERM_FIELDS: [(i64, &str); 4] = [(2, "source_ip"), (1, "user"), (3, "host"), (4, "action")];
+/// A column [`terms`](SCHEMA) indexes: its code in `terms.field`, its name in `events`, and
+/// its value in an event and in a [`Filter`].
+type TermField = (
+    i64,
+    &'static str,
+    fn(&Event) -> &Option<String>,
+    fn(&Filter) -> &Option<String>,
+);
+
+/// The indexed columns, most selective first (the order in which `query` picks the one to look
+/// up).
+const TERM_FIELDS: [TermField; 4] = [
+    (2, "source_ip", |e| &e.source_ip, |f| &f.source_ip),
+    (1, "user", |e| &e.user, |f| &f.user),
+    (3, "host", |e| &e.host, |f| &f.host),
+    (4, "action", |e| &e.action, |f| &f.action),
+];
 
 /// The distinct (field, value) pairs of a batch's events, sorted (so that their inserts walk
 /// the `terms` B-tree in order).
 fn batch_terms(batch: &Batch) -> Vec<(i64, &str)> {
     let mut terms: Vec<(i64, &str)> = Vec::with_capacity(batch.events.len() * 4);
     for e in &batch.events {
-        for (code, value) in [
-            (1, &e.user),
-            (2, &e.source_ip),
-            (3, &e.host),
-            (4, &e.action),
-        ] {
-            if let Some(v) = value {
+        for (code, _, value, _) in TERM_FIELDS {
+            if let Some(v) = value(e) {
                 terms.push((code, v.as_str()));
             }
         }
@@ -316,12 +325,6 @@ impl Store {
 
     /// Events matching `filter`, oldest first (the newest `filter.limit` of them).
     pub fn query(&self, filter: &Filter) -> Result<Vec<EventRow>, StoreError> {
-        let value = |column: &str| match column {
-            "user" => filter.user.as_ref(),
-            "source_ip" => filter.source_ip.as_ref(),
-            "host" => filter.host.as_ref(),
-            _ => filter.action.as_ref(),
-        };
         let mut sql = String::from(
             "SELECT e.timestamp, e.host, e.action, e.outcome, e.user, e.target_user, e.source_ip, \
              e.source_port, e.process, e.method, e.batch, e.line_start, e.line_end",
@@ -331,7 +334,7 @@ impl Store {
         // events are read (CROSS JOIN fixes that order); else the time index leads.
         let term = TERM_FIELDS
             .iter()
-            .find_map(|&(code, column)| value(column).map(|v| (code, v)));
+            .find_map(|&(code, _, _, wanted)| wanted(filter).as_ref().map(|v| (code, v)));
         if let Some((code, v)) = term {
             args.push(code.into());
             args.push(v.clone().into());
@@ -352,8 +355,8 @@ impl Store {
                 sql.push_str(&format!(" AND e.timestamp >= ?{}", args.len()));
             }
         }
-        for (_, column) in TERM_FIELDS {
-            if let Some(v) = value(column) {
+        for (_, column, _, wanted) in TERM_FIELDS {
+            if let Some(v) = wanted(filter) {
                 args.push(v.clone().into());
                 sql.push_str(&format!(" AND e.{column} = ?{}", args.len()));
             }
@@ -685,7 +688,7 @@ fn migrate_v1(conn: &mut Connection) -> Result<(), StoreError> {
             }
         }
     }
-    for (code, column) in TERM_FIELDS {
+    for (code, column, _, _) in TERM_FIELDS {
         tx.execute(
             &format!(
                 "INSERT OR IGNORE INTO terms (field, value, batch) \
