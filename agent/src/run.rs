@@ -254,11 +254,12 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     // Which sources start for the first time (their `read-from` applies), recorded before the
     // checkpoint file is first written below, so that a crash cannot make them fresh again.
     let sources = config.named_sources();
-    let fresh: Vec<bool> = sources
-        .iter()
-        .map(|(name, _)| checkpoints.first_start_of(name))
+    let names: Vec<&str> = sources.iter().map(|(name, _)| name.as_str()).collect();
+    let fresh: Vec<bool> = checkpoints
+        .start_sources(&names)
+        .into_iter()
+        .map(|(_, fresh)| fresh)
         .collect();
-    checkpoints.record_started(sources.iter().map(|(name, _)| name.as_str()));
 
     let terminate = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
@@ -621,12 +622,16 @@ fn reconcile(
     pipeline.commit(sink, checkpoints, renderer);
     // Sources new to this state directory honour their `read-from`, as on a first start; they
     // are recorded (and persisted) before they start, so a crash cannot make them fresh again.
-    let fresh: BTreeMap<String, bool> = wanted
+    let starting: Vec<&str> = wanted
         .keys()
         .filter(|name| !running.contains_key(*name) || to_stop.contains(*name))
-        .map(|name| (name.clone(), checkpoints.first_start_of(name)))
+        .map(String::as_str)
         .collect();
-    checkpoints.record_started(fresh.keys().map(String::as_str));
+    let fresh: BTreeMap<String, bool> = checkpoints
+        .start_sources(&starting)
+        .into_iter()
+        .map(|(name, fresh)| (name.to_owned(), fresh))
+        .collect();
     checkpoints.persist().context("persisting checkpoints")?;
     for name in &to_stop {
         if let Some(r) = running.remove(name) {

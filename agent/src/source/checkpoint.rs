@@ -231,6 +231,19 @@ impl Checkpoints {
         self.first_start || self.started.as_ref().is_some_and(|s| !s.contains(name))
     }
 
+    /// For sources about to start: whether each starts for the first time
+    /// ([`Checkpoints::first_start_of`], asked for all of them before any is recorded), then
+    /// records them all ([`Checkpoints::record_started`]). Persist before starting them, so a
+    /// crash cannot make them fresh again.
+    pub fn start_sources<'a>(&mut self, names: &[&'a str]) -> Vec<(&'a str, bool)> {
+        let fresh: Vec<(&str, bool)> = names
+            .iter()
+            .map(|&name| (name, self.first_start_of(name)))
+            .collect();
+        self.record_started(names.iter().copied());
+        fresh
+    }
+
     /// Records that these sources have started (written by the next [`Checkpoints::persist`]).
     /// Ask [`Checkpoints::first_start_of`] for all of them before recording any.
     pub fn record_started<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
