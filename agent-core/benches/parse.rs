@@ -42,10 +42,7 @@ fn count_lines(data: &[u8]) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let lines: u64 = std::env::var("AUTHTRAIL_BENCH_LINES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let lines = loggen::bench_lines(1_000_000);
     let ctx = Context::new(Timestamp::from_secs(loggen::DEFAULT_START + 86_400));
     for (name, format) in [
         ("rfc3164", loggen::Format::Rfc3164),

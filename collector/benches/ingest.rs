@@ -59,10 +59,7 @@ fn bodies(lines: u64) -> (Vec<Vec<u8>>, u64) {
 }
 
 fn bench(c: &mut Criterion) {
-    let lines: u64 = std::env::var("AUTHTRAIL_BENCH_LINES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+    let lines = loggen::bench_lines(100_000);
     let (bodies, events) = bodies(lines);
     let mut group = c.benchmark_group("collector_ingest");
     group.sample_size(10);

@@ -35,6 +35,18 @@ use std::str::FromStr;
 /// 2026-11-28T00:00:00Z, the default [`Options::start`].
 pub const DEFAULT_START: i64 = 1_795_824_000;
 
+/// The environment variable the benchmarks read their log size from.
+pub const BENCH_LINES_VAR: &str = "AUTHTRAIL_BENCH_LINES";
+
+/// Lines of generated log a benchmark should use: [`BENCH_LINES_VAR`] when it holds a number
+/// (`cargo xtask bench --lines` sets it), else `default`.
+pub fn bench_lines(default: u64) -> u64 {
+    std::env::var(BENCH_LINES_VAR)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// One brute-force burst is placed in every block of this many lines (see [`Stats::bursts`]).
 pub const BURST_EVERY: u64 = 100_000;
 

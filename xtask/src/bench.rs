@@ -54,11 +54,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
 }
 
 fn parser(args: &Args) -> Result<()> {
-    crate::run(
-        crate::cargo()
-            .args(["bench", "-p", "agent-core", "--bench", "parse"])
-            .env("AUTHTRAIL_BENCH_LINES", args.lines.to_string()),
-    )?;
+    criterion("agent-core", "parse", args.lines)?;
     let root = crate::target_dir().join("criterion");
     println!(
         "\n== parser throughput ({} lines, criterion medians)",
@@ -85,18 +81,10 @@ fn parser(args: &Args) -> Result<()> {
 /// The agent's ECS rendering and the collector's decode and store, per event (criterion
 /// medians), each against a baseline in the same run.
 fn hot_paths(args: &Args) -> Result<()> {
-    crate::run(
-        crate::cargo()
-            .args(["bench", "-p", "agent-core", "--bench", "ecs"])
-            .env("AUTHTRAIL_BENCH_LINES", args.lines.to_string()),
-    )?;
+    criterion("agent-core", "ecs", args.lines)?;
     // The store bench writes a fresh database per iteration: a tenth of the lines is plenty.
     let collector_lines = (args.lines / 10).max(10_000);
-    crate::run(
-        crate::cargo()
-            .args(["bench", "-p", "collector", "--bench", "ingest"])
-            .env("AUTHTRAIL_BENCH_LINES", collector_lines.to_string()),
-    )?;
+    criterion("collector", "ingest", collector_lines)?;
     let root = crate::target_dir().join("criterion");
     let ecs = root.join("ecs_events");
     let (copy, render) = (
@@ -125,6 +113,15 @@ fn hot_paths(args: &Args) -> Result<()> {
         store / 1e6
     );
     Ok(())
+}
+
+/// Runs one criterion benchmark over a generated log of `lines` lines.
+fn criterion(package: &str, bench: &str, lines: u64) -> Result<()> {
+    crate::run(
+        crate::cargo()
+            .args(["bench", "-p", package, "--bench", bench])
+            .env(loggen::BENCH_LINES_VAR, lines.to_string()),
+    )
 }
 
 /// Criterion's median estimate, nanoseconds per iteration.
