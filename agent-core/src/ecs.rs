@@ -317,16 +317,7 @@ fn write_timestamp<W: Write + ?Sized>(w: &mut W, ts: Timestamp) -> fmt::Result {
     buf[17] = b':';
     put_digits(&mut buf[18..20], u32::from(c.second));
     let mut len = 20;
-    let n = c.nanos.min(999_999_999);
-    let (fraction, digits) = if n == 0 {
-        (0, 0)
-    } else if n.is_multiple_of(1_000_000) {
-        (n / 1_000_000, 3)
-    } else if n.is_multiple_of(1_000) {
-        (n / 1_000, 6)
-    } else {
-        (n, 9)
-    };
+    let (fraction, digits) = crate::time::fraction(c.nanos);
     if digits > 0 {
         buf[len] = b'.';
         put_digits(&mut buf[len + 1..len + 1 + digits], fraction);

@@ -99,16 +99,30 @@ impl fmt::Display for Rfc3339 {
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
             c.year, c.month, c.day, c.hour, c.minute, c.second
         )?;
-        let n = c.nanos.min(999_999_999);
-        if n == 0 {
-        } else if n.is_multiple_of(1_000_000) {
-            write!(f, ".{:03}", n / 1_000_000)?;
-        } else if n.is_multiple_of(1_000) {
-            write!(f, ".{:06}", n / 1_000)?;
-        } else {
-            write!(f, ".{n:09}")?;
+        match fraction(c.nanos) {
+            (_, 0) => {}
+            (value, digits) => write!(f, ".{value:0digits$}")?,
         }
         f.write_str("Z")
+    }
+}
+
+/// The fraction of a second as RFC 3339 output writes it: (value, digits), with no digits for a
+/// whole second, else the fewest of 3, 6 or 9 that hold `nanos` exactly (at most 999,999,999).
+pub(crate) const fn fraction(nanos: u32) -> (u32, usize) {
+    let n = if nanos > 999_999_999 {
+        999_999_999
+    } else {
+        nanos
+    };
+    if n == 0 {
+        (0, 0)
+    } else if n.is_multiple_of(1_000_000) {
+        (n / 1_000_000, 3)
+    } else if n.is_multiple_of(1_000) {
+        (n / 1_000, 6)
+    } else {
+        (n, 9)
     }
 }
 
