@@ -45,6 +45,10 @@ pub const PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the status file is rewritten.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often the run loop wakes, and the status file is rewritten, while the sink has a
+/// backlog (so `authtrail status` shows within this long that it is gone).
+pub const BUSY_WAKE: Duration = Duration::from_millis(100);
+
 /// Longest the run loop sleeps when nothing happens (the latency of SIGTERM and SIGHUP).
 pub const IDLE_WAKE: Duration = Duration::from_secs(1);
 
@@ -293,6 +297,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         renderer = renderer.with_detector(config.detect.to_detect_config(seed));
     }
     let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
+    let mut rx = Inbox::new(rx);
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let max_line = config.max_line_bytes;
     for ((name, source), fresh) in sources.into_iter().zip(fresh) {
@@ -335,7 +340,9 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     };
 
     let mut last_written: Option<(StatusReport, Instant)> = None;
+    let mut backlog = false;
     loop {
+        let was_backlog = backlog;
         watchdog.tick();
         if terminate.load(Ordering::Relaxed) {
             break;
@@ -367,7 +374,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
                         &config,
                         &mut checkpoints,
                         &tx,
-                        &rx,
+                        &mut rx,
                         &mut renderer,
                         &mut *sink,
                         &mut pipeline,
@@ -388,19 +395,23 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         } else {
             // Sleep until a chunk comes, the oldest uncommitted event is due, or a second passes
             // (signals are flags, seen at the next wake-up): an idle agent wakes once a second.
+            // While the sink has a backlog it wakes more often, to show in the status file
+            // when the backlog is gone.
+            let idle_wake = if backlog { BUSY_WAKE } else { IDLE_WAKE };
             let wait = match pipeline.first_uncommitted {
                 Some(t) => sink
                     .max_age()
                     .saturating_sub(t.elapsed())
-                    .max(Duration::from_millis(5)),
-                None => IDLE_WAKE,
+                    .clamp(Duration::from_millis(5), idle_wake),
+                None => idle_wake,
             };
             match rx.recv_timeout(wait) {
                 Ok(chunk) => pipeline.take(chunk, &mut renderer, &mut *sink)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            pipeline.maybe_commit(&mut *sink, &mut checkpoints, &renderer);
+            let more_input = rx.has_more();
+            pipeline.maybe_commit(&mut *sink, &mut checkpoints, &renderer, more_input);
         }
         if pipeline.last_persist.elapsed() >= PERSIST_INTERVAL {
             // Normally a no-op: commits persist at once. This retries a failed persist.
@@ -414,7 +425,9 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             }
             pipeline.last_persist = Instant::now();
         }
-        if pipeline.last_status.elapsed() >= STATUS_INTERVAL {
+        backlog = sink.has_backlog();
+        let status_every = if backlog { BUSY_WAKE } else { STATUS_INTERVAL };
+        if pipeline.last_status.elapsed() >= status_every || (was_backlog && !backlog) {
             pipeline.last_status = Instant::now();
             let mut report = status_report(
                 &agent_id.to_string(),
@@ -456,7 +469,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             Err(RecvTimeoutError::Timeout) => {
                 if running.values().all(|r| r.thread.is_finished()) || Instant::now() > deadline {
                     // Anything still queued is drained below.
-                    while let Ok(chunk) = rx.try_recv() {
+                    while let Some(chunk) = rx.try_recv() {
                         pipeline.take(chunk, &mut renderer, &mut *sink)?;
                     }
                     break;
@@ -521,14 +534,17 @@ impl Loop {
         Ok(())
     }
 
+    /// Commits if the sink asks for it, [`COMMIT_BYTES`] are rendered, or the oldest event is
+    /// due. `more_input`: chunks are already queued (a sink may then let batches gather).
     fn maybe_commit(
         &mut self,
         sink: &mut dyn Sink,
         checkpoints: &mut Checkpoints,
         renderer: &Renderer,
+        more_input: bool,
     ) {
         let due = self.uncommitted_bytes >= COMMIT_BYTES
-            || sink.wants_commit()
+            || sink.wants_commit(more_input)
             || self
                 .first_uncommitted
                 .is_some_and(|t| t.elapsed() >= sink.max_age());
@@ -589,7 +605,7 @@ fn reconcile(
     config: &Config,
     checkpoints: &mut Checkpoints,
     tx: &SyncSender<Chunk>,
-    rx: &Receiver<Chunk>,
+    rx: &mut Inbox,
     renderer: &mut Renderer,
     sink: &mut dyn Sink,
     pipeline: &mut Loop,
@@ -616,7 +632,7 @@ fn reconcile(
             pipeline.take(chunk, renderer, sink)?;
         }
     }
-    while let Ok(chunk) = rx.try_recv() {
+    while let Some(chunk) = rx.try_recv() {
         pipeline.take(chunk, renderer, sink)?;
     }
     pipeline.commit(sink, checkpoints, renderer);
@@ -654,6 +670,38 @@ fn reconcile(
         }
     }
     Ok(())
+}
+
+/// The pipeline's end of the chunk channel, able to tell whether more input is queued (std's
+/// receiver cannot peek, so one chunk may be held back here).
+struct Inbox {
+    rx: Receiver<Chunk>,
+    next: Option<Chunk>,
+}
+
+impl Inbox {
+    fn new(rx: Receiver<Chunk>) -> Self {
+        Inbox { rx, next: None }
+    }
+
+    fn recv_timeout(&mut self, wait: Duration) -> Result<Chunk, RecvTimeoutError> {
+        match self.next.take() {
+            Some(chunk) => Ok(chunk),
+            None => self.rx.recv_timeout(wait),
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Chunk> {
+        self.next.take().or_else(|| self.rx.try_recv().ok())
+    }
+
+    /// True if a chunk is queued (it stays queued).
+    fn has_more(&mut self) -> bool {
+        if self.next.is_none() {
+            self.next = self.rx.try_recv().ok();
+        }
+        self.next.is_some()
+    }
 }
 
 fn status_report(

@@ -76,8 +76,19 @@ pub trait Sink: Send {
     /// buffer) and retries the commit later.
     fn commit(&mut self) -> Result<(), SinkError>;
 
-    /// True when the sink wants a commit now (a batch is full, or an alert must go out at once).
-    fn wants_commit(&self) -> bool {
+    /// True when the sink wants a commit now (an alert must go out at once, or a closed batch
+    /// is waiting). `more_input` says whether more input is already queued for the pipeline:
+    /// a batching sink then lets closed batches gather so that several are made durable
+    /// together (one checkpoint write, one directory sync), up to the pipeline's byte bound.
+    fn wants_commit(&self, more_input: bool) -> bool {
+        let _ = more_input;
+        false
+    }
+
+    /// True while the sink holds events that are committed but not yet delivered (a batching
+    /// sink's backlog); the run loop then refreshes the status file more often, so that
+    /// `authtrail status` shows promptly when the backlog is gone.
+    fn has_backlog(&self) -> bool {
         false
     }
 

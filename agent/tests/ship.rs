@@ -420,17 +420,19 @@ fn batches_close_on_events_and_bytes_and_alerts_flush() {
     // Events: the third closes the batch.
     sink.send(event(0).as_bytes(), false).unwrap();
     sink.send(event(1).as_bytes(), false).unwrap();
-    assert!(!sink.wants_commit());
+    assert!(!sink.wants_commit(false));
     sink.send(event(2).as_bytes(), false).unwrap();
-    assert!(sink.wants_commit());
+    // A closed batch waits for company while more input is queued, not once it is read.
+    assert!(!sink.wants_commit(true));
+    assert!(sink.wants_commit(false));
     sink.send(event(3).as_bytes(), false).unwrap();
     sink.commit().unwrap();
-    assert!(!sink.wants_commit());
+    assert!(!sink.wants_commit(false));
 
-    // An alert asks for a commit at once.
+    // An alert asks for a commit at once, whatever is queued.
     sink.send(b"{\"event\":{\"kind\":\"alert\"}}", true)
         .unwrap();
-    assert!(sink.wants_commit());
+    assert!(sink.wants_commit(true));
     sink.commit().unwrap();
     let reqs = server.wait_requests(3, Duration::from_secs(5));
     let sizes: Vec<usize> = reqs.iter().map(|r| r.lines().len()).collect();
@@ -446,7 +448,7 @@ fn batches_close_on_events_and_bytes_and_alerts_flush() {
     for i in 0..5 {
         sink.send(event(i).as_bytes(), false).unwrap();
     }
-    assert!(sink.wants_commit());
+    assert!(sink.wants_commit(false));
     sink.commit().unwrap();
     let reqs = server.wait_requests(6, Duration::from_secs(5));
     let sizes: Vec<usize> = reqs[3..].iter().map(|r| r.lines().len()).collect();
@@ -955,7 +957,7 @@ fn full_spool_drop_oldest_counts_and_raises_an_alert() {
         status.log
     );
     // The alert rides in the next batch.
-    assert!(sink.wants_commit());
+    assert!(sink.wants_commit(true));
     sink.commit().unwrap();
     drop(sink);
 

@@ -545,13 +545,16 @@ impl Sink for CollectorSink {
     fn commit(&mut self) -> Result<(), SinkError> {
         self.close_open()?;
         let mut state = self.shared.lock();
+        // Every batch file is synced as it is written; their directory entries are synced once
+        // for the group, before this returns (also on error, for those already written).
         while let Some((batch, body)) = self.closed.front() {
             match state
                 .spool
-                .push(self.encoder.encoding(), *batch, body, Origin::Pipeline)
+                .push_unsynced(self.encoder.encoding(), *batch, body, Origin::Pipeline)
             {
                 Ok(pushed) => state.count_drops(&pushed),
                 Err(e) => {
+                    let _ = state.spool.sync_entries();
                     let source = match e {
                         PushError::Full { .. } => {
                             let why = state
@@ -571,6 +574,10 @@ impl Sink for CollectorSink {
             }
             self.closed.pop_front();
         }
+        state.spool.sync_entries().map_err(|source| SinkError::Io {
+            target: format!("the spool in {}", state.spool.dir().display()),
+            source,
+        })?;
         self.alert = false;
         if state.unreported != (0, 0) {
             let (b, e) = std::mem::take(&mut state.unreported);
@@ -642,8 +649,12 @@ impl Sink for CollectorSink {
         Ok(())
     }
 
-    fn wants_commit(&self) -> bool {
-        self.alert || !self.closed.is_empty()
+    fn wants_commit(&self, more_input: bool) -> bool {
+        self.alert || (!self.closed.is_empty() && !more_input)
+    }
+
+    fn has_backlog(&self) -> bool {
+        !self.shared.lock().spool.is_empty()
     }
 
     fn max_age(&self) -> Duration {

@@ -279,6 +279,9 @@ pub struct Spool {
     next_seq: u64,
     /// What `next-seq` durably holds: numbers below it are covered even with no file left.
     persisted_seq: u64,
+    /// Batch files renamed into place by [`Spool::push_unsynced`] whose directory entries are
+    /// not synced yet.
+    entries_unsynced: bool,
 }
 
 impl Spool {
@@ -405,6 +408,7 @@ impl Spool {
             policy,
             next_seq: stored.max(highest + 1).max(1),
             persisted_seq: stored,
+            entries_unsynced: false,
         };
         Ok((spool, warnings))
     }
@@ -483,6 +487,40 @@ impl Spool {
         body: &[u8],
         origin: Origin,
     ) -> Result<Pushed, PushError> {
+        self.push_with(encoding, batch, body, origin, true)
+    }
+
+    /// [`Spool::push`] for one of several batches spooled together: the batch file is synced,
+    /// its directory entry is not. [`Spool::sync_entries`] must return `Ok` before anything
+    /// relies on the batch being durable (before checkpoints advance past its events).
+    pub fn push_unsynced(
+        &mut self,
+        encoding: Encoding,
+        batch: BatchInfo,
+        body: &[u8],
+        origin: Origin,
+    ) -> Result<Pushed, PushError> {
+        self.push_with(encoding, batch, body, origin, false)
+    }
+
+    /// Syncs the spool directory if [`Spool::push_unsynced`] renamed batch files into it since
+    /// the last sync; a no-op otherwise.
+    pub fn sync_entries(&mut self) -> io::Result<()> {
+        if self.entries_unsynced {
+            sync_dir(&self.dir)?;
+            self.entries_unsynced = false;
+        }
+        Ok(())
+    }
+
+    fn push_with(
+        &mut self,
+        encoding: Encoding,
+        batch: BatchInfo,
+        body: &[u8],
+        origin: Origin,
+        sync_entry: bool,
+    ) -> Result<Pushed, PushError> {
         let size = (HEADER_LEN + body.len()) as u64;
         let mut pushed = Pushed::default();
         while self.bytes + size > self.max_bytes && !self.index.is_empty() {
@@ -505,7 +543,14 @@ impl Spool {
             }
         }
         pushed.seq = self
-            .write(encoding, batch, body.to_vec(), 0, origin.flags())
+            .write(
+                encoding,
+                batch,
+                body.to_vec(),
+                0,
+                origin.flags(),
+                sync_entry,
+            )
             .map_err(|source| PushError::Io {
                 dir: self.dir.clone(),
                 source,
@@ -520,6 +565,7 @@ impl Spool {
         body: Vec<u8>,
         split_of: u64,
         flags: u8,
+        sync_entry: bool,
     ) -> io::Result<u64> {
         let seq = self.next_seq;
         if !self.durable {
@@ -545,10 +591,13 @@ impl Spool {
             let tmp = self.dir.join(format!(".{seq:020}.tmp"));
             write_synced(&tmp, &bytes)
                 .and_then(|()| fs::rename(&tmp, self.dir.join(file_name(seq))))
-                .and_then(|()| sync_dir(&self.dir))
                 .inspect_err(|_| {
                     let _ = fs::remove_file(&tmp);
                 })?;
+            self.entries_unsynced = true;
+            if sync_entry {
+                self.sync_entries()?;
+            }
             None
         } else {
             Some(Arc::new(bytes))
@@ -677,8 +726,8 @@ impl Spool {
         let [a, b] = halves;
         let body_a = encoding.encode_at(&a.ndjson, level)?;
         let body_b = encoding.encode_at(&b.ndjson, level)?;
-        let sa = self.write(encoding, a.info(), body_a, seq, 0)?;
-        let sb = self.write(encoding, b.info(), body_b, seq, 0)?;
+        let sa = self.write(encoding, a.info(), body_a, seq, 0, true)?;
+        let sb = self.write(encoding, b.info(), body_b, seq, 0, true)?;
         self.remove(seq);
         Ok(Some((sa, sb)))
     }
@@ -801,15 +850,40 @@ mod tests {
     }
 
     #[test]
+    fn batches_spooled_as_a_group_are_whole_after_the_entries_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        let mut seqs = Vec::new();
+        for text in ["1\n", "2\n3\n", "4\n"] {
+            let b = batch(text);
+            let pushed = s
+                .push_unsynced(Encoding::Identity, b.info(), &b.ndjson, Origin::Pipeline)
+                .unwrap();
+            seqs.push(pushed.seq);
+            assert!(s.entries_unsynced);
+        }
+        s.sync_entries().unwrap();
+        assert!(!s.entries_unsynced);
+        // Nothing left to sync: no directory sync at all.
+        s.sync_entries().unwrap();
+        drop(s);
+        let (s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.oldest(), Some(seqs[0]));
+        assert_eq!(s.next_seq(), seqs[2] + 1);
+    }
+
+    #[test]
     fn interrupted_split_keeps_the_original_only() {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
         let seq = push(&mut s, "1\n2\n").unwrap().seq;
         // Simulate the crash: write the halves, do not delete the original.
         let (a, b) = super::super::batch::split_lines(b"1\n2\n").unwrap();
-        s.write(Encoding::Identity, a.info(), a.ndjson.clone(), seq, 0)
+        s.write(Encoding::Identity, a.info(), a.ndjson.clone(), seq, 0, true)
             .unwrap();
-        s.write(Encoding::Identity, b.info(), b.ndjson.clone(), seq, 0)
+        s.write(Encoding::Identity, b.info(), b.ndjson.clone(), seq, 0, true)
             .unwrap();
         drop(s);
         let (s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
