@@ -386,7 +386,17 @@ struct ShipSample {
     agent_rss_kib: u64,
     collector_cpu: f64,
     collector_rss_kib: u64,
+    /// Wall seconds of the searches in [`SEARCHES`] on the run's store.
+    searches: Vec<f64>,
 }
+
+/// Searches timed on the store each shipping run leaves (a value in every batch, one in a few,
+/// and the per-host/action summary).
+const SEARCHES: [&[&str]; 3] = [
+    &["query", "--user", "root", "--limit", "20"],
+    &["query", "--source-ip", "203.0.113.144", "--limit", "20"],
+    &["stats"],
+];
 
 fn shipping(args: &Args) -> Result<()> {
     crate::run(crate::cargo().args(["build", "--release", "-p", "agent", "-p", "collector"]))?;
@@ -464,6 +474,13 @@ fn shipping(args: &Args) -> Result<()> {
         sent * 100.0 / log_len as f64,
         median(&|s| s.loopback as f64)
     );
+    for (i, search) in SEARCHES.iter().enumerate() {
+        println!(
+            "search: authtrail-collector {} on the stored events: {:.2} s",
+            search.join(" "),
+            median(&|s| s.searches[i])
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }
@@ -560,6 +577,20 @@ fn ship_once(
             .status()?;
         child.wait()?;
     }
+    let mut searches = Vec::new();
+    for search in SEARCHES {
+        let t = Instant::now();
+        let out = Command::new(collector_bin)
+            .args(search)
+            .arg("--config")
+            .arg(&ccfg)
+            .stdout(Stdio::null())
+            .status()?;
+        if !out.success() {
+            bail!("authtrail-collector {} failed ({out})", search.join(" "));
+        }
+        searches.push(t.elapsed().as_secs_f64());
+    }
     Ok(ShipSample {
         wall,
         events,
@@ -569,6 +600,7 @@ fn ship_once(
         agent_rss_kib,
         collector_cpu,
         collector_rss_kib,
+        searches,
     })
 }
 
