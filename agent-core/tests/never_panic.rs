@@ -32,6 +32,8 @@ const PREFIXES: &[&str] = &[
     "Nov 28 06:49:30 web1 useradd[5]: new user: ",
     "Nov 28 06:49:30 web1 systemd-logind[6]: New session ",
     "Nov 28 06:49:30 web1 dropbear[7]: ",
+    "Nov 28 06:49:30 web1 doas[9]: alice ran command ",
+    "Nov 28 06:49:30 web1 doas[9]: failed command for ",
     "<38>1 2026-11-28T06:55:33Z web1 sshd 4242 - [x a=\"",
     "Nov 28 06:49:30 web1 sshd(pam_unix)[8]: ",
 ];

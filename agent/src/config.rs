@@ -204,8 +204,8 @@ pub struct JournaldSourceConfig {
     /// Defaults to none (the system journal).
     pub files: Vec<PathBuf>,
     /// Programs (`SYSLOG_IDENTIFIER`) to read besides facilities 4 and 10 (auth, authpriv).
-    /// Defaults to sshd, sshd-session, sshd-auth, sudo, su, login, systemd-logind, dropbear and
-    /// the shadow tools (useradd, usermod, passwd...).
+    /// Defaults to sshd, sshd-session, sshd-auth, sudo, doas, su, login, systemd-logind,
+    /// dropbear and the shadow tools (useradd, usermod, passwd...).
     pub identifiers: Vec<String>,
     /// Start at the end of the journal on first start, or at its beginning. Defaults to `end`.
     pub read_from: ReadFrom,
@@ -485,6 +485,7 @@ impl Default for JournaldSourceConfig {
                 "chpasswd",
                 "chage",
                 "dropbear",
+                "doas",
             ]
             .map(String::from)
             .to_vec(),

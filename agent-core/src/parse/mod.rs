@@ -8,6 +8,7 @@
 pub mod fields;
 
 mod account;
+mod doas;
 mod dropbear;
 mod login;
 mod logind;
@@ -172,6 +173,7 @@ fn dispatch<'a>(name: &'a [u8], msg: &'a [u8]) -> Verdict<'a> {
     match name {
         b"sshd" | b"sshd-session" | b"sshd-auth" => sshd::parse(msg),
         b"sudo" => sudo::parse(msg),
+        b"doas" => doas::parse(msg),
         b"su" => su::parse(msg),
         b"login" => login::parse(msg),
         b"systemd-logind" => logind::parse(msg),
@@ -191,6 +193,7 @@ pub fn is_watched(name: &[u8]) -> bool {
             | b"sshd-session"
             | b"sshd-auth"
             | b"sudo"
+            | b"doas"
             | b"su"
             | b"login"
             | b"systemd-logind"

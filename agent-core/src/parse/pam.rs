@@ -1122,6 +1122,7 @@ mod tests {
                         prog,
                         b"su"
                             | b"sudo"
+                            | b"doas"
                             | b"login"
                             | b"systemd-logind"
                             | b"dropbear"
