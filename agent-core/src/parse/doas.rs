@@ -25,9 +25,7 @@ use crate::text::Text;
 
 pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
     let msg = msg.trim_ascii();
-    if let Some((user, rest)) = split_once(msg, b" ran command ") {
-        return ran(user, rest);
-    }
+    // The refusals first: their command may itself hold ` ran command `.
     for (prefix, reason) in [
         (&b"failed command for "[..], &b"command not permitted"[..]),
         (b"command not permitted for ", b"command not permitted"),
@@ -47,7 +45,10 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
             return refused(user, None, reason);
         }
     }
-    Verdict::Unrecognised
+    match split_once(msg, b" ran command ") {
+        Some((user, rest)) => ran(user, rest),
+        None => Verdict::Unrecognised,
+    }
 }
 
 /// `<user> ran command <command> as <target> from <cwd>`.
@@ -147,6 +148,11 @@ mod tests {
                 Some(b"rm -rf /"),
             ),
             ("failed auth for alice", b"authentication failed", None),
+            (
+                "failed command for alice: x ran command y as root from /",
+                b"command not permitted",
+                Some(b"x ran command y as root from /"),
+            ),
             ("tty required for alice", b"tty required", None),
         ] {
             let e = ev(line);
