@@ -1109,9 +1109,11 @@ fn validate_collector(c: &CollectorConfig, errors: &mut Vec<ConfigError>) {
         bad("url", reason);
     }
     if let Some(level) = c.compression_level {
+        use crate::ship::batch::{GZIP_LEVEL, ZSTD_LEVEL};
+        // (valid levels, the default level)
         let range = match c.compression {
-            Compression::Zstd => Some(1..=19),
-            Compression::Gzip => Some(1..=9),
+            Compression::Zstd => Some((1..=19, ZSTD_LEVEL)),
+            Compression::Gzip => Some((1..=9, GZIP_LEVEL as i32)),
             Compression::None => None,
         };
         match range {
@@ -1119,17 +1121,12 @@ fn validate_collector(c: &CollectorConfig, errors: &mut Vec<ConfigError>) {
                 "compression-level",
                 "applies to compression = \"zstd\" or \"gzip\" only; remove it".into(),
             ),
-            Some(r) if !r.contains(&level) => bad(
+            Some((r, default)) if !r.contains(&level) => bad(
                 "compression-level",
                 format!(
-                    "must be between {} and {} for this compression; the default is {}",
+                    "must be between {} and {} for this compression; the default is {default}",
                     r.start(),
                     r.end(),
-                    if c.compression == Compression::Zstd {
-                        1
-                    } else {
-                        6
-                    }
                 ),
             ),
             Some(_) => {}

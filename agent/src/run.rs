@@ -5,7 +5,7 @@
 //! that were added start, sources that were removed stop, changed sources restart from their
 //! checkpoints; no position is lost. Other settings apply at the next start, and a reload that
 //! changes them says so. A status file (`status.json` in the state dir) is rewritten
-//! every second for `authtrail status`.
+//! every second for `authtrail status` (every 100 ms while the sink has a backlog).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

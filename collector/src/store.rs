@@ -814,15 +814,7 @@ fn migrate_v1(conn: &mut Connection) -> Result<(), StoreError> {
             }
         }
     }
-    for (code, column, _, _) in TERM_FIELDS {
-        tx.execute(
-            &format!(
-                "INSERT OR IGNORE INTO terms (field, value, batch) \
-                 SELECT ?1, {column}, batch FROM events WHERE {column} IS NOT NULL"
-            ),
-            [code],
-        )?;
-    }
+    terms_from_rows(&tx, i64::MIN)?;
     tx.execute_batch("DROP TABLE events_v1; DROP TABLE batches_v1; DROP TABLE agents_v1;")?;
     tx.pragma_update(None, "user_version", 2)?;
     tx.commit()?;
@@ -843,6 +835,21 @@ fn migrate_v2(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Writes the `terms` entries of the event rows from id `first_event` on, read from the rows.
+fn terms_from_rows(tx: &rusqlite::Transaction<'_>, first_event: i64) -> Result<(), StoreError> {
+    for (code, column, _, _) in TERM_FIELDS {
+        tx.execute(
+            &format!(
+                "INSERT OR IGNORE INTO terms (field, value, batch) \
+                 SELECT DISTINCT ?1, {column}, batch FROM events \
+                 WHERE id >= ?2 AND {column} IS NOT NULL ORDER BY 2, 3"
+            ),
+            params![code, first_event],
+        )?;
+    }
+    Ok(())
+}
+
 /// Writes the `terms` entries of the batches above the `terms_upto` mark (left by a writer that
 /// stopped before writing the ones it held back) from their rows, and moves the mark.
 fn index_unindexed(conn: &mut Connection) -> Result<(), StoreError> {
@@ -856,16 +863,7 @@ fn index_unindexed(conn: &mut Connection) -> Result<(), StoreError> {
         return Ok(());
     };
     if let Some(first_event) = first_event {
-        for (code, column, _, _) in TERM_FIELDS {
-            tx.execute(
-                &format!(
-                    "INSERT OR IGNORE INTO terms (field, value, batch) \
-                     SELECT DISTINCT ?1, {column}, batch FROM events \
-                     WHERE id >= ?2 AND {column} IS NOT NULL ORDER BY 2, 3"
-                ),
-                params![code, first_event],
-            )?;
-        }
+        terms_from_rows(&tx, first_event)?;
     }
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'terms_upto'",

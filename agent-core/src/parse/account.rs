@@ -170,15 +170,11 @@ fn tty(b: &[u8]) -> Option<Text<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::test_support::{event, test_context};
     use crate::parse::{Parsed, parse_line};
-    use crate::syslog::Context;
-    use crate::time::Timestamp;
 
     fn ev<'a>(program: &'a str, msg: &'a str) -> LoginEvent<'a> {
-        match parse(program.as_bytes(), msg.as_bytes()) {
-            Verdict::Event(e) => e,
-            v => panic!("{msg:?}: {v:?}"),
-        }
+        event(parse(program.as_bytes(), msg.as_bytes()), msg)
     }
 
     fn t(s: &str) -> Option<Text<'_>> {
@@ -412,7 +408,7 @@ mod tests {
 
     #[test]
     fn through_dispatch() {
-        let ctx = Context::new(Timestamp::from_secs(1_795_867_200));
+        let ctx = test_context();
         let Parsed::Event(e) = parse_line(
             b"2026-11-28T07:58:02.126200+00:00 testhost usermod[4515]: add 'atalice' to group 'sudo'",
             &ctx,

@@ -100,15 +100,11 @@ fn is_name(s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{Parsed, parse_line};
-    use crate::syslog::Context;
-    use crate::time::Timestamp;
+    use crate::parse::Parsed;
+    use crate::parse::test_support::{event, line};
 
     fn ev(msg: &str) -> LoginEvent<'_> {
-        match parse(msg.as_bytes()) {
-            Verdict::Event(e) => e,
-            v => panic!("{msg:?}: {v:?}"),
-        }
+        event(parse(msg.as_bytes()), msg)
     }
 
     #[test]
@@ -187,10 +183,7 @@ mod tests {
     #[test]
     fn through_the_syslog_line() {
         let l = "Nov 28 10:00:21 gw doas[563]: alice ran command id as root from /home/alice";
-        match parse_line(
-            l.as_bytes(),
-            &Context::new(Timestamp::from_secs(1_795_867_200)),
-        ) {
+        match line(l) {
             Parsed::Event(e) => {
                 assert_eq!(e.program, Text(b"doas"));
                 assert_eq!(e.pid, Some(563));

@@ -308,16 +308,12 @@ fn refused_user<'a>(
 mod tests {
     use super::*;
     use crate::parse::fields::v4;
+    use crate::parse::test_support::{event, test_context};
     use crate::parse::{Parsed, parse_line};
-    use crate::syslog::Context;
-    use crate::time::Timestamp;
     use core::net::IpAddr;
 
     fn ev(msg: &str) -> LoginEvent<'_> {
-        match parse(msg.as_bytes()) {
-            Verdict::Event(e) => e,
-            v => panic!("{msg:?}: {v:?}"),
-        }
+        event(parse(msg.as_bytes()), msg)
     }
 
     fn t(s: &str) -> Option<Text<'_>> {
@@ -532,7 +528,7 @@ mod tests {
         assert_eq!(parse(b"Not backgrounding"), Verdict::Noise);
         assert_eq!(parse(b"Running in background"), Verdict::Noise);
         assert_eq!(parse(b"whatever"), Verdict::Unrecognised);
-        let ctx = Context::new(Timestamp::from_secs(1_795_867_200));
+        let ctx = test_context();
         let Parsed::Event(e) = parse_line(
             b"Nov 28 07:00:00 router dropbear[1234]: Bad password attempt for 'root' from 192.0.2.5:41234",
             &ctx,

@@ -212,15 +212,11 @@ mod tests {
     use super::*;
     use crate::event::Source;
     use crate::parse::fields::v4;
+    use crate::parse::test_support::{event, test_context};
     use crate::parse::{Parsed, parse_line};
-    use crate::syslog::Context;
-    use crate::time::Timestamp;
 
     fn ev(msg: &str) -> LoginEvent<'_> {
-        match parse(msg.as_bytes()) {
-            Verdict::Event(e) => e,
-            v => panic!("{msg:?}: {v:?}"),
-        }
+        event(parse(msg.as_bytes()), msg)
     }
 
     fn t(s: &str) -> Option<Text<'_>> {
@@ -373,7 +369,7 @@ mod tests {
 
     #[test]
     fn through_dispatch() {
-        let ctx = Context::new(Timestamp::from_secs(1_795_867_200));
+        let ctx = test_context();
         let Parsed::Event(e) = parse_line(
             b"2026-11-28T07:58:15.047160+00:00 testhost login[5084]: FAILED LOGIN (1) on '/dev/pts/1' FOR 'atbob', Authentication failure",
             &ctx,

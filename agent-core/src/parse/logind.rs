@@ -81,10 +81,9 @@ fn is_noise(msg: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::test_support::test_context;
     use crate::parse::{Parsed, parse_line};
-    use crate::syslog::Context;
     use crate::text::Text;
-    use crate::time::Timestamp;
 
     #[test]
     fn new_session() {
@@ -134,7 +133,7 @@ mod tests {
 
     #[test]
     fn through_dispatch() {
-        let ctx = Context::new(Timestamp::from_secs(1_795_867_200));
+        let ctx = test_context();
         let Parsed::Event(e) = parse_line(
             b"Nov 28 07:00:00 host systemd-logind[512]: New session 3 of user alice.",
             &ctx,

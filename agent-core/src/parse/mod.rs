@@ -245,3 +245,30 @@ impl fmt::Display for Parsed<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// What the family modules' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Parsed, Verdict, parse_line};
+    use crate::event::LoginEvent;
+    use crate::syslog::Context;
+    use crate::time::Timestamp;
+
+    /// The context test lines are read in: now is 2026-11-28T12:00:00Z.
+    pub(crate) fn test_context() -> Context {
+        Context::new(Timestamp::from_secs(1_795_867_200))
+    }
+
+    /// A whole syslog line through [`parse_line`], in [`test_context`].
+    pub(crate) fn line(l: &str) -> Parsed<'_> {
+        parse_line(l.as_bytes(), &test_context())
+    }
+
+    /// The event a family parser gave for `msg`; any other verdict fails the test.
+    pub(crate) fn event<'a>(verdict: Verdict<'a>, msg: &str) -> LoginEvent<'a> {
+        match verdict {
+            Verdict::Event(e) => e,
+            v => panic!("{msg:?}: {v:?}"),
+        }
+    }
+}

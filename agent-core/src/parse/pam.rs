@@ -540,27 +540,16 @@ mod tests {
     use super::*;
     use crate::event::Source;
     use crate::parse::fields::v4;
+    use crate::parse::test_support::{event, line, test_context};
     use crate::parse::{Parsed, parse_line};
-    use crate::syslog::Context;
-    use crate::time::Timestamp;
     use core::net::IpAddr;
 
     fn ev<'a>(program: &'a str, msg: &'a str) -> LoginEvent<'a> {
-        match parse(program.as_bytes(), msg.as_bytes()) {
-            Verdict::Event(e) => e,
-            v => panic!("{msg:?}: {v:?}"),
-        }
+        event(parse(program.as_bytes(), msg.as_bytes()), msg)
     }
 
     fn verdict<'a>(program: &'a str, msg: &'a str) -> Verdict<'a> {
         parse(program.as_bytes(), msg.as_bytes())
-    }
-
-    fn line(l: &str) -> Parsed<'_> {
-        parse_line(
-            l.as_bytes(),
-            &Context::new(Timestamp::from_secs(1_795_867_200)),
-        )
     }
 
     fn line_ev(l: &str) -> LoginEvent<'_> {
@@ -1074,7 +1063,7 @@ mod tests {
     fn fixture_lines_of_these_families_are_recognised() {
         use crate::syslog::parse_header;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
-        let ctx = Context::new(Timestamp::from_secs(1_795_867_200));
+        let ctx = test_context();
         let mut checked = 0;
         let Ok(dirs) = std::fs::read_dir(&root) else {
             return;

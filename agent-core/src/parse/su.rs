@@ -119,15 +119,11 @@ fn tty_field(t: &[u8]) -> Option<Text<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::test_support::{event, test_context};
     use crate::parse::{Parsed, parse_line};
-    use crate::syslog::Context;
-    use crate::time::Timestamp;
 
     fn ev(msg: &str) -> LoginEvent<'_> {
-        match parse(msg.as_bytes()) {
-            Verdict::Event(e) => e,
-            v => panic!("{msg:?}: {v:?}"),
-        }
+        event(parse(msg.as_bytes()), msg)
     }
 
     fn check(e: &LoginEvent<'_>, outcome: Outcome, who: &str, target: &str, tty: Option<&str>) {
@@ -215,7 +211,7 @@ mod tests {
 
     #[test]
     fn busybox_through_dispatch() {
-        let ctx = Context::new(Timestamp::from_secs(1_795_867_200));
+        let ctx = test_context();
         let Parsed::Event(e) = parse_line(b"Nov 28 07:00:00 router su: + pts/0 alice:root", &ctx)
         else {
             panic!()

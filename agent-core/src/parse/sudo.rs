@@ -181,22 +181,11 @@ impl<'a> Iterator for SplitStrIter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{Parsed, parse_line};
-    use crate::syslog::Context;
-    use crate::time::Timestamp;
+    use crate::parse::Parsed;
+    use crate::parse::test_support::{event, line};
 
     fn ev(msg: &str) -> LoginEvent<'_> {
-        match parse(msg.as_bytes()) {
-            Verdict::Event(e) => e,
-            v => panic!("{msg:?}: {v:?}"),
-        }
-    }
-
-    fn line(l: &str) -> Parsed<'_> {
-        parse_line(
-            l.as_bytes(),
-            &Context::new(Timestamp::from_secs(1_795_867_200)),
-        )
+        event(parse(msg.as_bytes()), msg)
     }
 
     #[test]

@@ -4,11 +4,8 @@ use core::net::IpAddr;
 
 use super::*;
 use crate::event::{Action, Method, Outcome, Source};
-use crate::time::Timestamp;
 
-fn ctx() -> Context {
-    Context::new(Timestamp::from_secs(1_795_867_200)) // 2026-11-28T12:00:00Z
-}
+use super::test_support::test_context as ctx;
 
 fn event(line: &str) -> LoginEvent<'_> {
     match parse_line(line.as_bytes(), &ctx()) {

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use self::batch::{AgentIdentity, BatchInfo, BodyEncoder, Encoding, OpenBatch};
 use self::client::{Client, Outcome};
 use self::retry::Backoff;
-use self::spool::{Origin, PushError, Pushed, Spool};
+use self::spool::{EntrySync, Origin, PushError, Pushed, Spool};
 use crate::config::{CollectorConfig, SpoolPolicy};
 use crate::host::HostFacts;
 use crate::sink::{Sink, SinkError, SinkMark};
@@ -548,10 +548,13 @@ impl Sink for CollectorSink {
         // Every batch file is synced as it is written; their directory entries are synced once
         // for the group, before this returns (also on error, for those already written).
         while let Some((batch, body)) = self.closed.front() {
-            match state
-                .spool
-                .push_unsynced(self.encoder.encoding(), *batch, body, Origin::Pipeline)
-            {
+            match state.spool.push(
+                self.encoder.encoding(),
+                *batch,
+                body,
+                Origin::Pipeline,
+                EntrySync::Deferred,
+            ) {
                 Ok(pushed) => state.count_drops(&pushed),
                 Err(e) => {
                     let _ = state.spool.sync_entries();
@@ -827,7 +830,13 @@ impl Shipper {
             .and_then(|body| {
                 state
                     .spool
-                    .push(self.encoding, b.info(), &body, Origin::Agent)
+                    .push(
+                        self.encoding,
+                        b.info(),
+                        &body,
+                        Origin::Agent,
+                        EntrySync::Now,
+                    )
                     .map_err(|e| e.to_string())
             });
         match pushed {

@@ -267,6 +267,17 @@ struct Entry {
     memory: Option<Arc<Vec<u8>>>,
 }
 
+/// When [`Spool::push`] syncs the spool directory, which makes the batch file's name durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntrySync {
+    /// Before it returns: the batch is durable then.
+    Now,
+    /// Not yet, for one of several batches spooled together: the file is synced, its directory
+    /// entry is not, and [`Spool::sync_entries`] must return `Ok` before anything relies on
+    /// the batch (before checkpoints advance past its events).
+    Deferred,
+}
+
 /// The spool (see the module docs).
 #[derive(Debug)]
 pub struct Spool {
@@ -279,8 +290,8 @@ pub struct Spool {
     next_seq: u64,
     /// What `next-seq` durably holds: numbers below it are covered even with no file left.
     persisted_seq: u64,
-    /// Batch files renamed into place by [`Spool::push_unsynced`] whose directory entries are
-    /// not synced yet.
+    /// Batch files renamed into place by [`Spool::push`] with [`EntrySync::Deferred`] whose
+    /// directory entries are not synced yet.
     entries_unsynced: bool,
 }
 
@@ -477,34 +488,8 @@ impl Spool {
         doomed
     }
 
-    /// Spools a batch: gives it the next sequence number and makes it durable. When the spool
-    /// is full, `drop-oldest` deletes the oldest batches first (reported in [`Pushed`]) and
-    /// `block` refuses. A batch larger than the whole bound is taken when the spool is empty.
-    pub fn push(
-        &mut self,
-        encoding: Encoding,
-        batch: BatchInfo,
-        body: &[u8],
-        origin: Origin,
-    ) -> Result<Pushed, PushError> {
-        self.push_with(encoding, batch, body, origin, true)
-    }
-
-    /// [`Spool::push`] for one of several batches spooled together: the batch file is synced,
-    /// its directory entry is not. [`Spool::sync_entries`] must return `Ok` before anything
-    /// relies on the batch being durable (before checkpoints advance past its events).
-    pub fn push_unsynced(
-        &mut self,
-        encoding: Encoding,
-        batch: BatchInfo,
-        body: &[u8],
-        origin: Origin,
-    ) -> Result<Pushed, PushError> {
-        self.push_with(encoding, batch, body, origin, false)
-    }
-
-    /// Syncs the spool directory if [`Spool::push_unsynced`] renamed batch files into it since
-    /// the last sync; a no-op otherwise.
+    /// Syncs the spool directory if batch files were renamed into it with
+    /// [`EntrySync::Deferred`] since the last sync; a no-op otherwise.
     pub fn sync_entries(&mut self) -> io::Result<()> {
         if self.entries_unsynced {
             sync_dir(&self.dir)?;
@@ -513,13 +498,17 @@ impl Spool {
         Ok(())
     }
 
-    fn push_with(
+    /// Spools a batch: gives it the next sequence number and makes it durable (its directory
+    /// entry only at [`Spool::sync_entries`] with [`EntrySync::Deferred`]). When the spool is
+    /// full, `drop-oldest` deletes the oldest batches first (reported in [`Pushed`]) and `block`
+    /// refuses. A batch larger than the whole bound is taken when the spool is empty.
+    pub fn push(
         &mut self,
         encoding: Encoding,
         batch: BatchInfo,
         body: &[u8],
         origin: Origin,
-        sync_entry: bool,
+        entry: EntrySync,
     ) -> Result<Pushed, PushError> {
         let size = (HEADER_LEN + body.len()) as u64;
         let mut pushed = Pushed::default();
@@ -543,14 +532,7 @@ impl Spool {
             }
         }
         pushed.seq = self
-            .write(
-                encoding,
-                batch,
-                body.to_vec(),
-                0,
-                origin.flags(),
-                sync_entry,
-            )
+            .write(encoding, batch, body.to_vec(), 0, origin.flags(), entry)
             .map_err(|source| PushError::Io {
                 dir: self.dir.clone(),
                 source,
@@ -565,7 +547,7 @@ impl Spool {
         body: Vec<u8>,
         split_of: u64,
         flags: u8,
-        sync_entry: bool,
+        entry: EntrySync,
     ) -> io::Result<u64> {
         let seq = self.next_seq;
         if !self.durable {
@@ -595,7 +577,7 @@ impl Spool {
                     let _ = fs::remove_file(&tmp);
                 })?;
             self.entries_unsynced = true;
-            if sync_entry {
+            if entry == EntrySync::Now {
                 self.sync_entries()?;
             }
             None
@@ -726,8 +708,9 @@ impl Spool {
         let [a, b] = halves;
         let body_a = encoding.encode_at(&a.ndjson, level)?;
         let body_b = encoding.encode_at(&b.ndjson, level)?;
-        let sa = self.write(encoding, a.info(), body_a, seq, 0, true)?;
-        let sb = self.write(encoding, b.info(), body_b, seq, 0, true)?;
+        // One directory sync, after the second half, makes both durable.
+        let sa = self.write(encoding, a.info(), body_a, seq, 0, EntrySync::Deferred)?;
+        let sb = self.write(encoding, b.info(), body_b, seq, 0, EntrySync::Now)?;
         self.remove(seq);
         Ok(Some((sa, sb)))
     }
@@ -780,7 +763,13 @@ mod tests {
 
     fn push(s: &mut Spool, text: &str) -> Result<Pushed, PushError> {
         let b = batch(text);
-        s.push(Encoding::Identity, b.info(), &b.ndjson, Origin::Pipeline)
+        s.push(
+            Encoding::Identity,
+            b.info(),
+            &b.ndjson,
+            Origin::Pipeline,
+            EntrySync::Now,
+        )
     }
 
     #[test]
@@ -857,7 +846,13 @@ mod tests {
         for text in ["1\n", "2\n3\n", "4\n"] {
             let b = batch(text);
             let pushed = s
-                .push_unsynced(Encoding::Identity, b.info(), &b.ndjson, Origin::Pipeline)
+                .push(
+                    Encoding::Identity,
+                    b.info(),
+                    &b.ndjson,
+                    Origin::Pipeline,
+                    EntrySync::Deferred,
+                )
                 .unwrap();
             seqs.push(pushed.seq);
             assert!(s.entries_unsynced);
@@ -881,10 +876,17 @@ mod tests {
         let seq = push(&mut s, "1\n2\n").unwrap().seq;
         // Simulate the crash: write the halves, do not delete the original.
         let (a, b) = super::super::batch::split_lines(b"1\n2\n").unwrap();
-        s.write(Encoding::Identity, a.info(), a.ndjson.clone(), seq, 0, true)
+        for half in [a, b] {
+            s.write(
+                Encoding::Identity,
+                half.info(),
+                half.ndjson.clone(),
+                seq,
+                0,
+                EntrySync::Now,
+            )
             .unwrap();
-        s.write(Encoding::Identity, b.info(), b.ndjson.clone(), seq, 0, true)
-            .unwrap();
+        }
         drop(s);
         let (s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
         assert_eq!(s.len(), 1, "{w:?}");
@@ -919,7 +921,13 @@ mod tests {
         let two = push(&mut s, "2\n").unwrap().seq;
         let b = batch("hb\n");
         let hb = s
-            .push(Encoding::Identity, b.info(), &b.ndjson, Origin::Agent)
+            .push(
+                Encoding::Identity,
+                b.info(),
+                &b.ndjson,
+                Origin::Agent,
+                EntrySync::Now,
+            )
             .unwrap()
             .seq;
         assert_eq!(s.next_to_send(None), Some(one));
