@@ -147,6 +147,7 @@ pub fn decode(encoding: Encoding, body: Vec<u8>, max: u64) -> Result<Batch, Deco
                     reason: format!("compressing the body for storage: {e}"),
                 })?,
         };
+        batch.rows = crate::rows::encode(&batch.events);
     }
     Ok(batch)
 }
@@ -210,6 +211,9 @@ pub struct Batch {
     /// its decompressed bytes). Empty when the batch has no events. Set by [`decode`];
     /// [`parse_ndjson`] leaves it empty.
     pub body: Vec<u8>,
+    /// The events' rows as the store keeps them ([`crate::rows::encode`]), encoded on the
+    /// decoding thread. Set by [`decode`]; [`parse_ndjson`] leaves it empty.
+    pub rows: Vec<u8>,
 }
 
 impl Batch {

@@ -22,6 +22,7 @@ pub mod certs;
 pub mod config;
 pub mod ingest;
 pub mod report;
+pub mod rows;
 pub mod server;
 pub mod store;
 pub mod tls;

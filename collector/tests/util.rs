@@ -143,6 +143,15 @@ impl TestServer {
         Store::open_read_only(&self.config.db_path()).unwrap()
     }
 
+    /// Every stored event, read back through the store's own search.
+    pub(crate) fn stored_events(&self) -> i64 {
+        let all = collector::store::Filter {
+            limit: u64::MAX,
+            ..Default::default()
+        };
+        self.store().query(&all).unwrap().len() as i64
+    }
+
     pub(crate) fn count(&self, sql: &str) -> i64 {
         let conn = rusqlite_conn(&self.config.db_path());
         conn.query_row(sql, [], |r| r.get(0)).unwrap()

@@ -1,0 +1,245 @@
+//! A batch's event rows as the store keeps them: one value per batch (`batches.rows`), not one
+//! SQLite row per event.
+//!
+//! Each event's shown columns (time, host, kind, action, outcome, users, source, process,
+//! method) and the place of its line in the batch's body. The strings are kept once per batch
+//! in a table (a batch's thousands of events share a few hosts, actions and users) and a
+//! column holds an index into it; times are offsets from the batch's earliest. Encoded with
+//! postcard (variable-length integers), so a row is about 20 bytes.
+//!
+//! Why not a row per event: on a 1M-event backlog the writer spent 1.5 of its 2.5 CPU-seconds
+//! inserting event rows and their time index (SQLite's per-row cost is about 1.3 µs), on the one
+//! thread every batch passes through. Encoding is done by the decoding threads, in parallel;
+//! reading a batch's rows back costs about 30 ns per event.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::Event;
+
+/// Format version, the first field of every encoded value.
+const VERSION: u32 = 1;
+
+/// One event. String columns hold 0 when the event has no value, else the value's index in
+/// [`Rows`]'s table plus one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)] // The columns of `ingest::Event`.
+pub struct Row {
+    /// Microseconds after [`Rows::base_time`].
+    pub time: u64,
+    /// The line's start in the batch's decompressed body, and its length.
+    pub line_start: u64,
+    pub line_len: u64,
+    pub host: u32,
+    pub kind: u32,
+    pub action: u32,
+    pub outcome: u32,
+    pub user: u32,
+    pub target_user: u32,
+    pub source_ip: u32,
+    pub source_port: Option<u16>,
+    pub process: u32,
+    pub method: u32,
+}
+
+/// A batch's rows, decoded (the strings borrow from the encoded bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rows<'a> {
+    version: u32,
+    /// The earliest event's time, µs since the epoch.
+    pub base_time: i64,
+    #[serde(borrow)]
+    strings: Vec<&'a str>,
+    /// In body order.
+    pub rows: Vec<Row>,
+}
+
+/// Stored rows that do not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RowsError(String);
+
+impl<'a> Rows<'a> {
+    /// Decodes [`encode`]'s bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<Rows<'a>, RowsError> {
+        let rows: Rows<'a> =
+            postcard::from_bytes(bytes).map_err(|e| RowsError(format!("event rows: {e}")))?;
+        if rows.version != VERSION {
+            return Err(RowsError(format!(
+                "event rows in format {}, this collector reads {VERSION}",
+                rows.version
+            )));
+        }
+        let n = rows.strings.len() as u64;
+        if let Some(bad) = rows.rows.iter().find(|r| {
+            [
+                r.host,
+                r.kind,
+                r.action,
+                r.outcome,
+                r.user,
+                r.target_user,
+                r.source_ip,
+                r.process,
+                r.method,
+            ]
+            .iter()
+            .any(|&c| u64::from(c) > n)
+                || r.line_start.checked_add(r.line_len).is_none()
+        }) {
+            return Err(RowsError(format!(
+                "event row {bad:?} points outside its batch"
+            )));
+        }
+        Ok(rows)
+    }
+
+    /// The string a column holds.
+    pub fn text(&self, code: u32) -> Option<&'a str> {
+        code.checked_sub(1)
+            .and_then(|i| self.strings.get(i as usize))
+            .copied()
+    }
+
+    /// The code `value` has in this batch; `None` when no event of the batch holds it.
+    pub fn code(&self, value: &str) -> Option<u32> {
+        self.strings
+            .iter()
+            .position(|s| *s == value)
+            .map(|i| i as u32 + 1)
+    }
+
+    /// A row's time, µs since the epoch.
+    pub fn time(&self, row: &Row) -> i64 {
+        i64::try_from(i128::from(self.base_time) + i128::from(row.time)).unwrap_or(i64::MAX)
+    }
+
+    /// A row as an [`Event`] (owned strings).
+    pub fn event(&self, row: &Row) -> Event {
+        let text = |c| self.text(c).map(str::to_owned);
+        let start = usize::try_from(row.line_start).unwrap_or(usize::MAX);
+        let len = usize::try_from(row.line_len).unwrap_or(0);
+        Event {
+            timestamp_us: self.time(row),
+            host: text(row.host),
+            kind: text(row.kind),
+            action: text(row.action),
+            outcome: text(row.outcome),
+            user: text(row.user),
+            target_user: text(row.target_user),
+            source_ip: text(row.source_ip),
+            source_port: row.source_port,
+            process: text(row.process),
+            method: text(row.method),
+            line: start..start.saturating_add(len),
+        }
+    }
+}
+
+/// Encodes `events` (in body order). Empty for no events.
+pub fn encode<'e>(events: &'e [Event]) -> Vec<u8> {
+    let Some(base_time) = events.iter().map(|e| e.timestamp_us).min() else {
+        return Vec::new();
+    };
+    let mut strings: Vec<&'e str> = Vec::new();
+    let mut codes: HashMap<&'e str, u32> = HashMap::new();
+    let mut code = |value: &'e Option<String>| -> u32 {
+        let Some(v) = value.as_deref() else {
+            return 0;
+        };
+        *codes.entry(v).or_insert_with(|| {
+            strings.push(v);
+            strings.len() as u32
+        })
+    };
+    let rows = events
+        .iter()
+        .map(|e| Row {
+            time: e.timestamp_us.abs_diff(base_time),
+            line_start: e.line.start as u64,
+            line_len: e.line.len() as u64,
+            host: code(&e.host),
+            kind: code(&e.kind),
+            action: code(&e.action),
+            outcome: code(&e.outcome),
+            user: code(&e.user),
+            target_user: code(&e.target_user),
+            source_ip: code(&e.source_ip),
+            source_port: e.source_port,
+            process: code(&e.process),
+            method: code(&e.method),
+        })
+        .collect();
+    let encoded = Rows {
+        version: VERSION,
+        base_time,
+        strings,
+        rows,
+    };
+    postcard::to_allocvec(&encoded).expect("serializing into a Vec cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(t: i64, user: Option<&str>, ip: Option<&str>, line: std::ops::Range<usize>) -> Event {
+        Event {
+            timestamp_us: t,
+            host: Some("h1".to_owned()),
+            kind: Some("event".to_owned()),
+            action: Some("auth_failure".to_owned()),
+            outcome: None,
+            user: user.map(str::to_owned),
+            target_user: None,
+            source_ip: ip.map(str::to_owned),
+            source_port: Some(22),
+            process: Some("sshd".to_owned()),
+            method: None,
+            line,
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_and_share_strings() {
+        let events = vec![
+            event(1_700_000_000_000_005, Some("root"), Some("10.0.0.1"), 0..10),
+            event(-5, Some("h1"), None, 11..30),
+            event(i64::MAX, None, Some("10.0.0.1"), 31..31),
+        ];
+        let bytes = encode(&events);
+        let rows = Rows::decode(&bytes).unwrap();
+        let back: Vec<Event> = rows.rows.iter().map(|r| rows.event(r)).collect();
+        assert_eq!(back, events);
+        // "h1" as host and as user is one string; so is the address.
+        assert_eq!(rows.strings.len(), 6, "{:?}", rows.strings);
+        assert_eq!(
+            rows.code("10.0.0.1").and_then(|c| rows.text(c)),
+            Some("10.0.0.1")
+        );
+        assert_eq!(rows.code("nobody"), None);
+        assert!(encode(&[]).is_empty());
+    }
+
+    #[test]
+    fn damaged_rows_are_refused() {
+        let bytes = encode(&[event(1, Some("root"), None, 0..4)]);
+        for cut in 0..bytes.len() {
+            assert!(Rows::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = Rows::decode(&bytes).unwrap();
+        bad.rows[0].user = 99;
+        let bad = postcard::to_allocvec(&bad).unwrap();
+        assert!(Rows::decode(&bad).is_err());
+        let mut newer = Rows::decode(&bytes).unwrap();
+        newer.version = 2;
+        let newer = postcard::to_allocvec(&newer).unwrap();
+        assert!(
+            Rows::decode(&newer)
+                .unwrap_err()
+                .to_string()
+                .contains("format 2")
+        );
+    }
+}
