@@ -137,47 +137,166 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// Encodes `events` (in body order). Empty for no events.
-pub fn encode<'e>(events: &'e [Event]) -> Vec<u8> {
-    let Some(base_time) = events.iter().map(|e| e.timestamp_us).min() else {
-        return Vec::new();
-    };
-    let mut strings: Vec<&'e str> = Vec::new();
-    let mut codes: HashMap<&'e str, u32> = HashMap::new();
-    let mut code = |value: &'e Option<String>| -> u32 {
-        let Some(v) = value.as_deref() else {
-            return 0;
-        };
-        *codes.entry(v).or_insert_with(|| {
-            strings.push(v);
-            strings.len() as u32
-        })
-    };
-    let rows = events
-        .iter()
-        .map(|e| Row {
-            time: e.timestamp_us.abs_diff(base_time),
+/// An event's columns as [`Builder::push`] takes them, borrowed.
+#[derive(Debug, Clone, Default)]
+#[allow(missing_docs)] // The columns of `ingest::Event`.
+pub struct EventRef<'a> {
+    pub timestamp_us: i64,
+    pub host: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub action: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub target_user: Option<&'a str>,
+    pub source_ip: Option<&'a str>,
+    pub source_port: Option<u16>,
+    pub process: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub line: std::ops::Range<usize>,
+}
+
+impl<'a> From<&'a Event> for EventRef<'a> {
+    fn from(e: &'a Event) -> EventRef<'a> {
+        EventRef {
+            timestamp_us: e.timestamp_us,
+            host: e.host.as_deref(),
+            kind: e.kind.as_deref(),
+            action: e.action.as_deref(),
+            outcome: e.outcome.as_deref(),
+            user: e.user.as_deref(),
+            target_user: e.target_user.as_deref(),
+            source_ip: e.source_ip.as_deref(),
+            source_port: e.source_port,
+            process: e.process.as_deref(),
+            method: e.method.as_deref(),
+            line: e.line.clone(),
+        }
+    }
+}
+
+/// String columns, for [`Builder`]'s per-column memory of the last value.
+const COLUMNS: usize = 9;
+
+/// Encodes a batch's rows one event at a time, copying each distinct string once.
+#[derive(Debug, Default)]
+pub struct Builder {
+    strings: Vec<String>,
+    codes: HashMap<String, u32>,
+    rows: Vec<Row>,
+    /// Each row's absolute time (the offsets need the earliest, known at the end).
+    times: Vec<i64>,
+    /// Each column's last code: consecutive events mostly repeat host, kind, process...
+    last: [u32; COLUMNS],
+    last_host: Option<u32>,
+}
+
+impl Builder {
+    /// Adds an event (in body order).
+    pub fn push(&mut self, e: &EventRef<'_>) {
+        let values = [
+            e.host,
+            e.kind,
+            e.action,
+            e.outcome,
+            e.user,
+            e.target_user,
+            e.source_ip,
+            e.process,
+            e.method,
+        ];
+        let mut codes = [0u32; COLUMNS];
+        for (column, value) in values.into_iter().enumerate() {
+            let Some(v) = value else { continue };
+            let last = self.last[column];
+            codes[column] = if last != 0 && self.strings[last as usize - 1] == v {
+                last
+            } else {
+                let code = match self.codes.get(v) {
+                    Some(&code) => code,
+                    None => {
+                        self.strings.push(v.to_owned());
+                        let code = self.strings.len() as u32;
+                        self.codes.insert(v.to_owned(), code);
+                        code
+                    }
+                };
+                self.last[column] = code;
+                code
+            };
+        }
+        let [
+            host,
+            kind,
+            action,
+            outcome,
+            user,
+            target_user,
+            source_ip,
+            process,
+            method,
+        ] = codes;
+        if host != 0 {
+            self.last_host = Some(host);
+        }
+        self.times.push(e.timestamp_us);
+        self.rows.push(Row {
+            time: 0,
             line_start: e.line.start as u64,
             line_len: e.line.len() as u64,
-            host: code(&e.host),
-            kind: code(&e.kind),
-            action: code(&e.action),
-            outcome: code(&e.outcome),
-            user: code(&e.user),
-            target_user: code(&e.target_user),
-            source_ip: code(&e.source_ip),
+            host,
+            kind,
+            action,
+            outcome,
+            user,
+            target_user,
+            source_ip,
             source_port: e.source_port,
-            process: code(&e.process),
-            method: code(&e.method),
-        })
-        .collect();
-    let encoded = Rows {
-        version: VERSION,
-        base_time,
-        strings,
-        rows,
-    };
-    postcard::to_allocvec(&encoded).expect("serializing into a Vec cannot fail")
+            process,
+            method,
+        });
+    }
+
+    /// Events pushed so far.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when no event was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The `host.hostname` of the last event that has one.
+    pub fn last_host(&self) -> Option<&str> {
+        self.last_host
+            .map(|code| self.strings[code as usize - 1].as_str())
+    }
+
+    /// The encoded rows; empty when no event was pushed.
+    pub fn finish(mut self) -> Vec<u8> {
+        let Some(base_time) = self.times.iter().copied().min() else {
+            return Vec::new();
+        };
+        for (row, t) in self.rows.iter_mut().zip(&self.times) {
+            row.time = t.abs_diff(base_time);
+        }
+        let encoded = Rows {
+            version: VERSION,
+            base_time,
+            strings: self.strings.iter().map(String::as_str).collect(),
+            rows: self.rows,
+        };
+        postcard::to_allocvec(&encoded).expect("serializing into a Vec cannot fail")
+    }
+}
+
+/// Encodes `events` (in body order). Empty for no events.
+pub fn encode(events: &[Event]) -> Vec<u8> {
+    let mut b = Builder::default();
+    for e in events {
+        b.push(&e.into());
+    }
+    b.finish()
 }
 
 #[cfg(test)]
@@ -220,6 +339,41 @@ mod tests {
         );
         assert_eq!(rows.code("nobody"), None);
         assert!(encode(&[]).is_empty());
+    }
+
+    #[test]
+    fn many_rows_with_repeated_and_shared_values_round_trip() {
+        // Values repeat in a column, switch back and forth, are absent, and are shared between
+        // columns: the builder's memory of each column's last value must never leak across.
+        let values = [None, Some("a"), Some("b"), Some("root"), Some("10.0.0.1")];
+        let mut x = 0x9e37_79b9_u32;
+        let mut pick = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            values[(x % values.len() as u32) as usize].map(str::to_owned)
+        };
+        let events: Vec<Event> = (0..500)
+            .map(|i| Event {
+                timestamp_us: 1_000_000 - i * 7,
+                host: pick(),
+                kind: pick(),
+                action: pick(),
+                outcome: pick(),
+                user: pick(),
+                target_user: pick(),
+                source_ip: pick(),
+                source_port: (i % 3 != 0).then_some(i as u16),
+                process: pick(),
+                method: pick(),
+                line: i as usize * 10..i as usize * 10 + 9,
+            })
+            .collect();
+        let bytes = encode(&events);
+        let rows = Rows::decode(&bytes).unwrap();
+        let back: Vec<Event> = rows.rows.iter().map(|r| rows.event(r)).collect();
+        assert_eq!(back, events);
+        assert_eq!(rows.strings.len(), 4);
     }
 
     #[test]

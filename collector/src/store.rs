@@ -37,7 +37,6 @@
 //! The schema carries a version in `PRAGMA user_version` ([`SCHEMA_VERSION`]); a store from a
 //! newer collector is refused rather than misread.
 
-use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::path::Path;
@@ -773,12 +772,14 @@ fn insert_in(
     if seen {
         return Ok(Outcome::Duplicate);
     }
-    let rows: Option<Cow<'_, [u8]>> = match (batch.events.is_empty(), batch.rows.is_empty()) {
-        (true, _) => None,
-        (false, false) => Some(Cow::Borrowed(&batch.rows)),
-        (false, true) => Some(Cow::Owned(crate::rows::encode(&batch.events))),
+    let rows = if batch.rows.is_empty() {
+        None
+    } else {
+        Some(decode_rows(seq, &batch.rows)?)
     };
-    let times = batch.events.iter().map(|e| e.timestamp_us);
+    let times = rows
+        .iter()
+        .flat_map(|rows| rows.rows.iter().map(|r| rows.time(r)));
     tx.prepare_cached(
         "INSERT INTO batches (agent, seq, received_at, events, min_time, max_time, body, rows) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -787,17 +788,16 @@ fn insert_in(
         agent_row,
         seq,
         now_us,
-        batch.events.len() as i64,
+        batch.event_count as i64,
         times.clone().min(),
         times.max(),
         batch.body,
-        rows.as_deref(),
+        rows.is_some().then_some(&batch.rows),
     ])?;
     let batch_row = tx.last_insert_rowid();
     if let Some(rows) = &rows {
-        let rows = decode_rows(batch_row, rows)?;
         terms.terms.extend(
-            batch_terms(&rows)
+            batch_terms(rows)
                 .into_iter()
                 .map(|(code, value)| (code, value.to_owned(), batch_row)),
         );
@@ -816,7 +816,7 @@ fn insert_in(
         batch.state.as_ref().map(|s| s.doc.as_str()),
     ])?;
     Ok(Outcome::Stored {
-        events: batch.events.len(),
+        events: batch.event_count,
     })
 }
 
@@ -1391,7 +1391,7 @@ mod tests {
                 }
             };
             let b = decode(enc, wire.clone(), 1 << 20).unwrap();
-            assert_eq!(b.events.len(), 7);
+            assert_eq!((b.event_count, b.events().unwrap().len()), (7, 7));
             if enc == Encoding::Zstd {
                 assert_eq!(b.body, wire);
             }
@@ -1569,11 +1569,11 @@ mod tests {
             tx.execute(
                 "INSERT INTO batches (agent, seq, received_at, events, body) \
                  VALUES (1, ?1, 0, ?2, ?3)",
-                params![seq as i64, b.events.len() as i64, b.body],
+                params![seq as i64, b.event_count as i64, b.body],
             )
             .unwrap();
             let id = tx.last_insert_rowid();
-            for e in &b.events {
+            for e in &b.events().unwrap() {
                 tx.execute(
                     "INSERT INTO events (batch, line_start, line_end, timestamp, host, kind, \
                      action, outcome, user, target_user, source_ip, source_port, process, \
