@@ -15,6 +15,22 @@ use crate::host::HostFacts;
 /// levels 6 to 19 shrink the body to 31-24% of the raw log at a fifth of the speed or less.
 pub const ZSTD_LEVEL: i32 = 1;
 
+/// zstd's match-finder hash table at [`ZSTD_LEVEL`], as a power of two: 2^12 entries (16 KiB,
+/// which stay in the L1 cache) instead of the level's own 2^13. On 1 MiB batches of the agent's
+/// NDJSON (`zstd -b1 -B1MiB` over a generated backlog's events) this compressed 12% faster
+/// (941 against 840 MB/s) and 1% smaller. Other levels keep zstd's own tables.
+pub const ZSTD_HASH_LOG: u32 = 12;
+
+/// A zstd context at `level`, with [`ZSTD_HASH_LOG`] at the default level.
+fn zstd_compressor(level: Option<i32>) -> io::Result<zstd::bulk::Compressor<'static>> {
+    let level = level.unwrap_or(ZSTD_LEVEL);
+    let mut c = zstd::bulk::Compressor::new(level)?;
+    if level == ZSTD_LEVEL {
+        c.set_parameter(zstd::stream::raw::CParameter::HashLog(ZSTD_HASH_LOG))?;
+    }
+    Ok(c)
+}
+
 /// gzip level.
 pub const GZIP_LEVEL: u32 = 6;
 
@@ -76,7 +92,7 @@ impl Encoding {
     pub fn encode_at(self, ndjson: &[u8], level: Option<i32>) -> io::Result<Vec<u8>> {
         match self {
             Encoding::Identity => Ok(ndjson.to_vec()),
-            Encoding::Zstd => zstd::bulk::compress(ndjson, level.unwrap_or(ZSTD_LEVEL)),
+            Encoding::Zstd => zstd_compressor(level)?.compress(ndjson),
             Encoding::Gzip => {
                 let level = level.map_or(GZIP_LEVEL, |l| l.clamp(0, 9) as u32);
                 let mut enc = flate2::write::GzEncoder::new(
@@ -157,9 +173,7 @@ impl BodyEncoder {
         }
         let zstd = match &mut self.zstd {
             Some(c) => c,
-            None => self.zstd.insert(zstd::bulk::Compressor::new(
-                self.level.unwrap_or(ZSTD_LEVEL),
-            )?),
+            None => self.zstd.insert(zstd_compressor(self.level)?),
         };
         zstd.compress(ndjson)
     }
