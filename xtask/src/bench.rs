@@ -552,7 +552,7 @@ fn ship_once(
         .stderr(Stdio::null())
         .spawn()?;
     let deadline = Instant::now() + Duration::from_secs(900);
-    let (wall, sent_bytes, events) = loop {
+    let (mut wall, mut done) = loop {
         if let Some(code) = agent.try_wait()? {
             let _ = collector.kill();
             bail!("authtrail run exited early ({code})");
@@ -562,11 +562,33 @@ fn ship_once(
             let _ = collector.kill();
             bail!("the backlog did not reach the collector in 900 s");
         }
-        if let Some((sent, events)) = shipped(&state, log_len) {
-            break (start.elapsed().as_secs_f64(), sent, events);
+        if let Some(done) = shipped(&state, log_len) {
+            break (start.elapsed().as_secs_f64(), done);
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    // The read offset in the status is the source's: an event still on its way through the
+    // pipeline then (the rest of the last chunk, an alert) changes the next status the agent
+    // writes, at most its 1 s status interval later (an unchanged status is not rewritten).
+    // Watch that long; if a later status counts more, the run ended there.
+    let confirm = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < confirm {
+        if let Some(next) = shipped(&state, log_len).filter(|n| n.updated != done.updated) {
+            if next.events != done.events {
+                println!(
+                    "  (the status said {} events, then {}: the run ends at the second)",
+                    done.events, next.events
+                );
+                wall = start.elapsed().as_secs_f64();
+                done = next;
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let Shipped {
+        sent_bytes, events, ..
+    } = done;
     let loopback = loopback_bytes().saturating_sub(lo_before);
     let (agent_cpu, agent_rss_kib) = (cpu_secs(agent.id())?, peak_rss_kib(agent.id())?);
     let (collector_cpu, collector_rss_kib) =
@@ -604,9 +626,18 @@ fn ship_once(
     })
 }
 
-/// When the whole log is read, committed and accepted by the collector: (compressed bytes sent,
-/// events sent).
-fn shipped(state: &Path, log_len: u64) -> Option<(u64, u64)> {
+/// A status showing the whole log read, committed and accepted by the collector.
+struct Shipped {
+    /// Compressed body bytes sent.
+    sent_bytes: u64,
+    /// Events sent.
+    events: u64,
+    /// When the agent wrote the status.
+    updated: String,
+}
+
+/// When the whole log is read, committed and accepted by the collector.
+fn shipped(state: &Path, log_len: u64) -> Option<Shipped> {
     let text = std::fs::read_to_string(state.join("status.json")).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     let offset = json["sources"][0]["streams"][0]["offset"].as_u64()?;
@@ -614,8 +645,11 @@ fn shipped(state: &Path, log_len: u64) -> Option<(u64, u64)> {
     let ship = &json["shipping"];
     let sent = ship["sent-events"].as_u64()?;
     let backlog = ship["backlog-batches"].as_u64()?;
-    (offset == log_len && committed > 0 && backlog == 0 && sent >= committed)
-        .then(|| (ship["sent-body-bytes"].as_u64().unwrap_or(0), sent))
+    (offset == log_len && committed > 0 && backlog == 0 && sent >= committed).then(|| Shipped {
+        sent_bytes: ship["sent-body-bytes"].as_u64().unwrap_or(0),
+        events: sent,
+        updated: json["updated"].as_str().unwrap_or_default().to_owned(),
+    })
 }
 
 /// Bytes received on the loopback interface so far.
