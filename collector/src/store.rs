@@ -16,7 +16,7 @@
 //! **Layout (schema 4):** a batch's body is kept once, zstd-compressed (as the agent sent it
 //! when it came as zstd), in `batches.body`; beside it, in `batches.rows`, the columns `query`
 //! and `stats` show for each of its events, encoded together ([`crate::rows`]: a string table
-//! and small integers, about 20 bytes per event), each with the place of its line in the body,
+//! and small integers, about 24 bytes per event), each with the place of its line in the body,
 //! so `query --json` returns the document exactly as sent. There is no SQLite row per event:
 //! on a 1M-event backlog those rows and their time index were 1.5 of the writer's 2.5
 //! CPU-seconds, on the one thread every batch passes through, while the decoding threads encode
