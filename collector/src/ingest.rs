@@ -240,7 +240,7 @@ impl Batch {
 /// Decodes an NDJSON body: one JSON object per line, `\n` or `\r\n` line ends; blank lines are
 /// skipped. An empty body is a heartbeat-only batch.
 ///
-/// Each line is parsed once, straight into the few fields the store indexes ([`Line`]); every
+/// Each line is parsed once, straight into the few fields the store indexes (`Fields`); every
 /// other member is validated as JSON and skipped, never built into a `serde_json::Value` (that
 /// tree, and copying strings out of it, was most of the decoding cost). The semantics are those
 /// of a lookup in the whole document: a path through a non-object is absent, a repeated key

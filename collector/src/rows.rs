@@ -21,26 +21,41 @@ use crate::ingest::Event;
 /// Format version, the first field of every encoded value.
 const VERSION: u32 = 1;
 
-/// One event. String columns hold 0 when the event has no value, else the value's index in
-/// [`Rows`]'s table plus one.
+/// [`Row::columns`] index of `host.hostname`.
+pub const HOST: usize = 0;
+/// ... of `event.kind`.
+pub const KIND: usize = 1;
+/// ... of `event.action`.
+pub const ACTION: usize = 2;
+/// ... of `event.outcome`.
+pub const OUTCOME: usize = 3;
+/// ... of `user.name`.
+pub const USER: usize = 4;
+/// ... of `user.target.name`.
+pub const TARGET_USER: usize = 5;
+/// ... of `source.ip`.
+pub const SOURCE_IP: usize = 6;
+/// ... of `process.name`.
+pub const PROCESS: usize = 7;
+/// ... of `authtrail.method`.
+pub const METHOD: usize = 8;
+/// The string columns of a [`Row`].
+pub const COLUMNS: usize = 9;
+
+/// One event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)] // The columns of `ingest::Event`.
 pub struct Row {
     /// Microseconds after [`Rows::base_time`].
     pub time: u64,
-    /// The line's start in the batch's decompressed body, and its length.
+    /// The line's start in the batch's decompressed body.
     pub line_start: u64,
+    /// The line's length.
     pub line_len: u64,
-    pub host: u32,
-    pub kind: u32,
-    pub action: u32,
-    pub outcome: u32,
-    pub user: u32,
-    pub target_user: u32,
-    pub source_ip: u32,
+    /// The string columns ([`HOST`] to [`METHOD`]): 0 when the event has no value, else the
+    /// value's index in [`Rows`]'s table plus one.
+    pub columns: [u32; COLUMNS],
+    /// `source.port`.
     pub source_port: Option<u16>,
-    pub process: u32,
-    pub method: u32,
 }
 
 /// A batch's rows, decoded (the strings borrow from the encoded bytes).
@@ -73,19 +88,7 @@ impl<'a> Rows<'a> {
         }
         let n = rows.strings.len() as u64;
         if let Some(bad) = rows.rows.iter().find(|r| {
-            [
-                r.host,
-                r.kind,
-                r.action,
-                r.outcome,
-                r.user,
-                r.target_user,
-                r.source_ip,
-                r.process,
-                r.method,
-            ]
-            .iter()
-            .any(|&c| u64::from(c) > n)
+            r.columns.iter().any(|&c| u64::from(c) > n)
                 || r.line_start.checked_add(r.line_len).is_none()
         }) {
             return Err(RowsError(format!(
@@ -117,21 +120,21 @@ impl<'a> Rows<'a> {
 
     /// A row as an [`Event`] (owned strings).
     pub fn event(&self, row: &Row) -> Event {
-        let text = |c| self.text(c).map(str::to_owned);
+        let text = |column: usize| self.text(row.columns[column]).map(str::to_owned);
         let start = usize::try_from(row.line_start).unwrap_or(usize::MAX);
         let len = usize::try_from(row.line_len).unwrap_or(0);
         Event {
             timestamp_us: self.time(row),
-            host: text(row.host),
-            kind: text(row.kind),
-            action: text(row.action),
-            outcome: text(row.outcome),
-            user: text(row.user),
-            target_user: text(row.target_user),
-            source_ip: text(row.source_ip),
+            host: text(HOST),
+            kind: text(KIND),
+            action: text(ACTION),
+            outcome: text(OUTCOME),
+            user: text(USER),
+            target_user: text(TARGET_USER),
+            source_ip: text(SOURCE_IP),
             source_port: row.source_port,
-            process: text(row.process),
-            method: text(row.method),
+            process: text(PROCESS),
+            method: text(METHOD),
             line: start..start.saturating_add(len),
         }
     }
@@ -174,9 +177,6 @@ impl<'a> From<&'a Event> for EventRef<'a> {
     }
 }
 
-/// String columns, for [`Builder`]'s per-column memory of the last value.
-const COLUMNS: usize = 9;
-
 /// Encodes a batch's rows one event at a time, copying each distinct string once.
 #[derive(Debug, Default)]
 pub struct Builder {
@@ -193,6 +193,7 @@ pub struct Builder {
 impl Builder {
     /// Adds an event (in body order).
     pub fn push(&mut self, e: &EventRef<'_>) {
+        // In the order of HOST to METHOD.
         let values = [
             e.host,
             e.kind,
@@ -204,11 +205,11 @@ impl Builder {
             e.process,
             e.method,
         ];
-        let mut codes = [0u32; COLUMNS];
+        let mut columns = [0u32; COLUMNS];
         for (column, value) in values.into_iter().enumerate() {
             let Some(v) = value else { continue };
             let last = self.last[column];
-            codes[column] = if last != 0 && self.strings[last as usize - 1] == v {
+            columns[column] = if last != 0 && self.strings[last as usize - 1] == v {
                 last
             } else {
                 let code = match self.codes.get(v) {
@@ -224,35 +225,16 @@ impl Builder {
                 code
             };
         }
-        let [
-            host,
-            kind,
-            action,
-            outcome,
-            user,
-            target_user,
-            source_ip,
-            process,
-            method,
-        ] = codes;
-        if host != 0 {
-            self.last_host = Some(host);
+        if columns[HOST] != 0 {
+            self.last_host = Some(columns[HOST]);
         }
         self.times.push(e.timestamp_us);
         self.rows.push(Row {
             time: 0,
             line_start: e.line.start as u64,
             line_len: e.line.len() as u64,
-            host,
-            kind,
-            action,
-            outcome,
-            user,
-            target_user,
-            source_ip,
+            columns,
             source_port: e.source_port,
-            process,
-            method,
         });
     }
 
@@ -383,7 +365,7 @@ mod tests {
             assert!(Rows::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
         let mut bad = Rows::decode(&bytes).unwrap();
-        bad.rows[0].user = 99;
+        bad.rows[0].columns[USER] = 99;
         let bad = postcard::to_allocvec(&bad).unwrap();
         assert!(Rows::decode(&bad).is_err());
         let mut newer = Rows::decode(&bytes).unwrap();

@@ -50,7 +50,7 @@ use rusqlite::{
 use uuid::Uuid;
 
 use crate::ingest::{Batch, Event};
-use crate::rows::{Row, Rows};
+use crate::rows::{self, Rows};
 
 /// The schema version this collector writes.
 pub const SCHEMA_VERSION: i64 = 4;
@@ -185,19 +185,16 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('terms_upto', 0);
 ";
 
 /// A column [`terms`](SCHEMA) indexes: its code in `terms.field`, its name in schema 3's
-/// `events`, and its value in a [`Row`] and in a [`Filter`].
-type TermField = (i64, &'static str, RowColumn, fn(&Filter) -> &Option<String>);
-
-/// A string column of a [`Row`].
-type RowColumn = fn(&Row) -> u32;
+/// `events`, its column in a [`rows::Row`], and its value in a [`Filter`].
+type TermField = (i64, &'static str, usize, fn(&Filter) -> &Option<String>);
 
 /// The indexed columns, most selective first (the order in which `query` picks the one to look
 /// up).
 const TERM_FIELDS: [TermField; 4] = [
-    (2, "source_ip", |r| r.source_ip, |f| &f.source_ip),
-    (1, "user", |r| r.user, |f| &f.user),
-    (3, "host", |r| r.host, |f| &f.host),
-    (4, "action", |r| r.action, |f| &f.action),
+    (2, "source_ip", rows::SOURCE_IP, |f| &f.source_ip),
+    (1, "user", rows::USER, |f| &f.user),
+    (3, "host", rows::HOST, |f| &f.host),
+    (4, "action", rows::ACTION, |f| &f.action),
 ];
 
 /// The distinct (field, value) pairs of a batch's rows, sorted (so that their inserts walk the
@@ -205,8 +202,8 @@ const TERM_FIELDS: [TermField; 4] = [
 fn batch_terms<'a>(rows: &Rows<'a>) -> Vec<(i64, &'a str)> {
     let mut codes: Vec<(i64, u32)> = Vec::with_capacity(rows.rows.len() * TERM_FIELDS.len());
     for r in &rows.rows {
-        for (field, _, code, _) in TERM_FIELDS {
-            codes.push((field, code(r)));
+        for (field, _, column, _) in TERM_FIELDS {
+            codes.push((field, r.columns[column]));
         }
     }
     codes.sort_unstable();
@@ -530,7 +527,7 @@ impl Store {
 
     /// Events matching `filter`, oldest first (the newest `filter.limit` of them).
     ///
-    /// The candidate batches ([`query_sql`]) are read newest `max_time` first, and reading stops
+    /// The candidate batches (`query_sql`) are read newest `max_time` first, and reading stops
     /// at the first batch whose events are all older than the `limit` newest found so far.
     pub fn query(&self, filter: &Filter) -> Result<Vec<EventRow>, StoreError> {
         let limit = usize::try_from(filter.limit).unwrap_or(usize::MAX);
@@ -560,7 +557,7 @@ impl Store {
             };
             let rows = decode_rows(batch, &bytes)?;
             // Each wanted value as this batch's code; a value it does not hold rules it out.
-            let mut wanted: Vec<(RowColumn, u32)> = Vec::new();
+            let mut wanted: Vec<(usize, u32)> = Vec::new();
             let mut absent = false;
             for (_, _, column, value) in TERM_FIELDS {
                 if let Some(v) = value(filter) {
@@ -575,7 +572,11 @@ impl Store {
             }
             for (i, r) in rows.rows.iter().enumerate() {
                 let time = rows.time(r);
-                if time < since || !wanted.iter().all(|&(column, code)| column(r) == code) {
+                if time < since
+                    || !wanted
+                        .iter()
+                        .all(|&(column, code)| r.columns[column] == code)
+                {
                     continue;
                 }
                 let key = (time, batch, i);
@@ -686,14 +687,15 @@ impl Store {
             let mut batch_spread: HashMap<u32, (BTreeSet<u32>, u64)> = HashMap::new();
             for r in &rows.rows {
                 let time = rows.time(r);
+                let [host, action, ip] =
+                    [rows::HOST, rows::ACTION, rows::SOURCE_IP].map(|c| r.columns[c]);
                 if time >= since {
-                    *batch_counts.entry((r.host, r.action)).or_default() += 1;
+                    *batch_counts.entry((host, action)).or_default() += 1;
                 }
-                if time >= window_start_us && r.source_ip != 0 && failures.contains(&Some(r.action))
-                {
-                    let entry = batch_spread.entry(r.source_ip).or_default();
-                    if r.host != 0 {
-                        entry.0.insert(r.host);
+                if time >= window_start_us && ip != 0 && failures.contains(&Some(action)) {
+                    let entry = batch_spread.entry(ip).or_default();
+                    if host != 0 {
+                        entry.0.insert(host);
                     }
                     entry.1 += 1;
                 }
