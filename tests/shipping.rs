@@ -267,3 +267,67 @@ fn collector_down_then_up_and_killed_mid_batch_loses_nothing() {
     kill(&mut collector, "-TERM");
     assert_exactly_once(&want, &got);
 }
+
+#[test]
+fn a_live_alert_ships_with_its_batch_long_before_the_batch_is_due() {
+    let scratch = Scratch::new();
+    let chain = Chain::new(&scratch, 200);
+    // Detections on, and batches that would otherwise wait a minute (or 5,000 events).
+    let cfg = std::fs::read_to_string(&chain.agent_cfg).unwrap();
+    let cfg = cfg.replace("[detect]\nenabled = false\n", "").replace(
+        "batch-max-events = 500\n",
+        "batch-max-events = 5000\nbatch-max-age = \"60s\"\n",
+    );
+    assert!(cfg.contains("batch-max-age") && !cfg.contains("[detect]"));
+    write_private(&chain.agent_cfg, &cfg);
+    let mut collector = chain.start_collector();
+    let mut agent = chain.start_agent();
+    // The log is read, and its events wait in an open batch for their minute.
+    chain.wait_shipped(Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(chain.stored().values().sum::<usize>(), 0);
+
+    // A brute force against root from one address: the tenth failure raises the alert.
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&chain.log)
+        .unwrap();
+    for i in 0..10 {
+        let line = format!(
+            "2026-11-28T10:00:{i:02}.000000+00:00 web1 sshd[{}]: Failed password for root from \
+             198.51.100.77 port {} ssh2\n",
+            4000 + i,
+            50000 + i
+        );
+        std::io::Write::write_all(&mut log, line.as_bytes()).unwrap();
+    }
+    drop(log);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let alerts = loop {
+        let out = run_ok(
+            Command::new(collector_bin())
+                .args(["query", "--config"])
+                .arg(&chain.collector_cfg)
+                .args(["--since", "100000d", "--action", "brute_force", "--json"]),
+        );
+        let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if !alerts.is_empty() || Instant::now() >= deadline {
+            break alerts;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        alerts.len(),
+        1,
+        "one brute-force alert within 20 s: {alerts:?}"
+    );
+    assert_eq!(alerts[0]["event"]["kind"], "alert");
+    assert_eq!(alerts[0]["source"]["ip"], "198.51.100.77");
+    // Everything read before it travelled with it, the failures that raised it included.
+    assert_exactly_once(&chain.expected(), &chain.stored());
+    kill(&mut agent, "-TERM");
+    kill(&mut collector, "-TERM");
+}

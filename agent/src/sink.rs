@@ -68,7 +68,8 @@ pub struct SinkReport {
 /// Where events go.
 pub trait Sink: Send {
     /// Takes one event rendered as one line of ECS JSON (without the newline). `alert` is true
-    /// for detection alerts, which a batching sink ships at once.
+    /// for detection alerts, which a batching sink ships at the next commit (see
+    /// [`Sink::wants_commit`]) instead of waiting for its batch to fill or age.
     fn send(&mut self, event: &[u8], alert: bool) -> Result<(), SinkError>;
 
     /// Makes every event sent so far durable. Checkpoints advance only after this returns `Ok`.
@@ -76,10 +77,11 @@ pub trait Sink: Send {
     /// buffer) and retries the commit later.
     fn commit(&mut self) -> Result<(), SinkError>;
 
-    /// True when the sink wants a commit now (an alert must go out at once, or a closed batch
-    /// is waiting). `more_input` says whether more input is already queued for the pipeline:
-    /// a batching sink then lets closed batches gather so that several are made durable
-    /// together (one checkpoint write, one directory sync), up to the pipeline's byte bound.
+    /// True when the sink wants a commit now (an alert must go out, or a closed batch is
+    /// waiting). `more_input` says whether more input is already queued for the pipeline: a
+    /// batching sink then lets closed batches, and an alert, gather so that several are made
+    /// durable together (one checkpoint write, one directory sync), up to the pipeline's byte
+    /// bound ([`crate::run::COMMIT_BYTES`]), which keeps an alert's wait to milliseconds.
     fn wants_commit(&self, more_input: bool) -> bool {
         let _ = more_input;
         false

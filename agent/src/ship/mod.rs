@@ -653,7 +653,7 @@ impl Sink for CollectorSink {
     }
 
     fn wants_commit(&self, more_input: bool) -> bool {
-        self.alert || (!self.closed.is_empty() && !more_input)
+        (self.alert || !self.closed.is_empty()) && !more_input
     }
 
     fn has_backlog(&self) -> bool {
