@@ -587,7 +587,9 @@ fn ship_once(
         std::thread::sleep(Duration::from_millis(20));
     }
     let Shipped {
-        sent_bytes, events, ..
+        sent_bytes,
+        events: sent,
+        ..
     } = done;
     let loopback = loopback_bytes().saturating_sub(lo_before);
     let (agent_cpu, agent_rss_kib) = (cpu_secs(agent.id())?, peak_rss_kib(agent.id())?);
@@ -612,6 +614,19 @@ fn ship_once(
             bail!("authtrail-collector {} failed ({out})", search.join(" "));
         }
         searches.push(t.elapsed().as_secs_f64());
+    }
+    // What counts is what the store holds, not what the agent says it sent.
+    let out = Command::new(collector_bin)
+        .args(["stats", "--since", "100000d", "--config"])
+        .arg(&ccfg)
+        .output()?;
+    if !out.status.success() {
+        bail!("authtrail-collector stats failed ({})", out.status);
+    }
+    let events = stored_events(&String::from_utf8_lossy(&out.stdout))
+        .context("authtrail-collector stats printed no event table")?;
+    if events != sent {
+        println!("  (the agent sent {sent} events, the store holds {events})");
     }
     Ok(ShipSample {
         wall,
@@ -652,6 +667,20 @@ fn shipped(state: &Path, log_len: u64) -> Option<Shipped> {
     })
 }
 
+/// The events in the store: the sum of the EVENTS column of the table `stats` prints first
+/// (events per host and action, every event in exactly one row).
+fn stored_events(stats: &str) -> Option<u64> {
+    let mut lines = stats.lines().skip_while(|l| !l.starts_with("HOST "));
+    let header = lines.next()?;
+    if !header.trim_end().ends_with("EVENTS") {
+        return None;
+    }
+    lines
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Bytes received on the loopback interface so far.
 fn loopback_bytes() -> u64 {
     std::fs::read_to_string("/proc/net/dev")
@@ -664,4 +693,24 @@ fn loopback_bytes() -> u64 {
                 .and_then(|n| n.parse().ok())
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_events;
+
+    #[test]
+    fn stored_events_sums_the_event_table_only() {
+        let stats = "Events per host and action\nHOST  ACTION        EVENTS\nweb1  auth_failure  349740\nweb1  sudo          15600\ndb-2  brute_force   7\n\nAgents\nAGENT  HOSTNAME  LAST SEEN  LAST SEQ  STATUS\nx      web1      t          733       ok\n";
+        assert_eq!(stored_events(stats), Some(365_347));
+        assert_eq!(
+            stored_events("Events per host and action\nHOST  ACTION  EVENTS\n\nAgents\n"),
+            Some(0)
+        );
+        assert_eq!(stored_events("nothing here\n"), None);
+        assert_eq!(
+            stored_events("HOST  ACTION  EVENTS\nweb1  sudo  many\n"),
+            None
+        );
+    }
 }
