@@ -34,7 +34,11 @@ use crate::source::{Chunk, Position, StreamKey};
 pub const CHANNEL_CHUNKS: usize = 8;
 
 /// Bytes of rendered events after which the pipeline commits early, whatever the sink says.
-pub const COMMIT_BYTES: usize = 4 << 20;
+/// It sets how many commits a backlog takes (each syncs the spool directory, the checkpoint
+/// file and the state directory): on the 1M-line benchmark backlog 8 MiB took 3.09 s against
+/// 3.31 s for 4 MiB (medians of 4 pairs) at the same peak RSS; 16 MiB gained little more and
+/// added about 1 MiB. What it holds meanwhile is the compressed batches, about 7% of it.
+pub const COMMIT_BYTES: usize = 8 << 20;
 
 /// How long the pipeline waits before retrying a failed commit (reading is paused meanwhile).
 pub const COMMIT_RETRY: Duration = Duration::from_millis(500);
