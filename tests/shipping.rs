@@ -90,7 +90,7 @@ impl Chain {
         write_private(
             &agent_cfg,
             &format!(
-                "state-dir = {:?}\ntimezone = \"UTC\"\n[detect]\nenabled = false\n[[source]]\ntype = \"file\"\nname = \"auth\"\npaths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\nurl = \"https://127.0.0.1:{port}\"\nbatch-max-events = 500\n[sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\nkey-file = {:?}\n[sink.retry]\ninitial = \"100ms\"\nmax = \"500ms\"\n",
+                "state-dir = {:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\nname = \"auth\"\npaths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\nurl = \"https://127.0.0.1:{port}\"\nbatch-max-events = 500\n[sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\nkey-file = {:?}\n[sink.retry]\ninitial = \"100ms\"\nmax = \"500ms\"\n",
                 state.display().to_string(),
                 log.display().to_string(),
                 p("ca.pem"),
@@ -153,7 +153,8 @@ impl Chain {
         want
     }
 
-    /// The stored login events' messages, with how often each is stored.
+    /// The stored login events' messages, with how often each is stored (detection alerts,
+    /// which carry a message of their own, are counted by [`Chain::stored_alerts`]).
     fn stored(&self) -> HashMap<String, usize> {
         let out = run_ok(
             Command::new(collector_bin())
@@ -164,11 +165,30 @@ impl Chain {
         let mut got = HashMap::new();
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["event"]["kind"] == "alert" {
+                continue;
+            }
             if let Some(m) = v["message"].as_str() {
                 *got.entry(m.to_owned()).or_insert(0) += 1;
             }
         }
         got
+    }
+
+    /// How many detection alerts are stored.
+    fn stored_alerts(&self) -> usize {
+        let out = run_ok(
+            Command::new(collector_bin())
+                .args(["query", "--config"])
+                .arg(&self.collector_cfg)
+                .args(["--since", "100000d", "--limit", "100000000", "--json"]),
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]["kind"] == "alert"
+            })
+            .count()
     }
 
     /// Waits until the agent says the whole log is read and shipped.
@@ -242,8 +262,11 @@ fn agent_sigkilled_50_times_during_a_backlog_stores_every_event_once() {
     chain.wait_shipped(Duration::from_secs(120));
     kill(&mut agent, "-TERM");
     let (want, got) = (chain.expected(), chain.stored());
+    // Detections ran (the default): their alerts rode in the same commits as the events.
+    let alerts = chain.stored_alerts();
     kill(&mut collector, "-TERM");
     assert_exactly_once(&want, &got);
+    assert!(alerts > 0, "the log raises alerts, none stored");
 }
 
 #[test]
@@ -272,13 +295,12 @@ fn collector_down_then_up_and_killed_mid_batch_loses_nothing() {
 fn a_live_alert_ships_with_its_batch_long_before_the_batch_is_due() {
     let scratch = Scratch::new();
     let chain = Chain::new(&scratch, 200);
-    // Detections on, and batches that would otherwise wait a minute (or 5,000 events).
-    let cfg = std::fs::read_to_string(&chain.agent_cfg).unwrap();
-    let cfg = cfg.replace("[detect]\nenabled = false\n", "").replace(
+    // Batches that would otherwise wait a minute (or 5,000 events).
+    let cfg = std::fs::read_to_string(&chain.agent_cfg).unwrap().replace(
         "batch-max-events = 500\n",
         "batch-max-events = 5000\nbatch-max-age = \"60s\"\n",
     );
-    assert!(cfg.contains("batch-max-age") && !cfg.contains("[detect]"));
+    assert!(cfg.contains("batch-max-age"));
     write_private(&chain.agent_cfg, &cfg);
     let mut collector = chain.start_collector();
     let mut agent = chain.start_agent();
