@@ -74,7 +74,8 @@ pub struct Rendered<'a> {
     pub event: &'a LoginEvent<'a>,
     /// Its ECS JSON, one line, no newline.
     pub json: &'a [u8],
-    /// True for a detection alert (raised by the event before it), which the sink ships at the next commit.
+    /// True for a detection alert (raised by the event before it), which the sink ships at the
+    /// next commit.
     pub alert: bool,
 }
 

@@ -701,7 +701,17 @@ mod tests {
 
     #[test]
     fn stored_events_sums_the_event_table_only() {
-        let stats = "Events per host and action\nHOST  ACTION        EVENTS\nweb1  auth_failure  349740\nweb1  sudo          15600\ndb-2  brute_force   7\n\nAgents\nAGENT  HOSTNAME  LAST SEEN  LAST SEQ  STATUS\nx      web1      t          733       ok\n";
+        let stats = "\
+Events per host and action
+HOST  ACTION        EVENTS
+web1  auth_failure  349740
+web1  sudo          15600
+db-2  brute_force   7
+
+Agents
+AGENT  HOSTNAME  LAST SEEN  LAST SEQ  STATUS
+x      web1      t          733       ok
+";
         assert_eq!(stored_events(stats), Some(365_347));
         assert_eq!(
             stored_events("Events per host and action\nHOST  ACTION  EVENTS\n\nAgents\n"),
