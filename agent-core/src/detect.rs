@@ -83,6 +83,9 @@ use crate::event::{Action, LoginEvent, Method, Outcome};
 use crate::text::Text;
 use crate::time::Timestamp;
 
+mod state;
+pub use state::{STATE_MAGIC, STATE_VERSION, StateError};
+
 /// At most this many alerts come out of one event (two rules can fire on a failure, two on a
 /// success).
 pub const MAX_ALERTS: usize = 4;
@@ -1376,6 +1379,132 @@ mod tests {
 
     fn detector(c: DetectConfig) -> Box<DefaultDetector> {
         Box::new(Detector::new(c))
+    }
+
+    /// What `save_state` writes, in one vector.
+    fn state<const S: usize, const U: usize, const P: usize>(d: &Detector<S, U, P>) -> Vec<u8> {
+        let mut v = Vec::new();
+        d.save_state(|b| v.extend_from_slice(b));
+        v
+    }
+
+    /// A mixed stream: a brute force, a spray, successes after failures, and new sources for
+    /// known users, from `n` events on; `k` picks the line.
+    fn mixed(k: u32) -> String {
+        let src = format!("198.51.100.{}", k % 7);
+        let user = ["root", "alice", "bob", "admin", "oracle"][(k % 5) as usize];
+        match k % 11 {
+            0 => accepted(user, &src),
+            1 => accepted("alice", &format!("2001:db8::{:x}", k % 13)),
+            2..=5 => pam(user, &src),
+            _ => failed(user, &src),
+        }
+    }
+
+    #[test]
+    fn a_restored_memory_raises_exactly_the_alerts_the_original_would() {
+        let mut config = DetectConfig::default();
+        config.first_seen_source.learning_secs = 60;
+        config.hash_seed = 0x1234_5678;
+        for cut in [0u32, 1, 40, 300, 999] {
+            let mut original = detector(config);
+            for k in 0..cut {
+                feed(&mut *original, k * 3, &mixed(k));
+            }
+            let saved = state(&*original);
+            // Another process: another seed, which the saved tables override.
+            let mut other = config;
+            other.hash_seed = 0x9abc_def0;
+            let mut restored = detector(other);
+            restored.restore_state(&saved).unwrap();
+            assert_eq!(restored.config().hash_seed, config.hash_seed);
+            assert_eq!(restored.stats(), original.stats());
+            assert_eq!(state(&*restored), saved);
+            let mut fresh = detector(config);
+            let (mut alerts, mut forgetful) = (0, false);
+            for k in cut..cut + 600 {
+                let a = feed(&mut *original, k * 3, &mixed(k));
+                assert_eq!(
+                    feed(&mut *restored, k * 3, &mixed(k)),
+                    a,
+                    "cut {cut}, event {k}"
+                );
+                // What a restart gave before: a detector that forgot.
+                forgetful |= feed(&mut *fresh, k * 3, &mixed(k)) != a;
+                alerts += a.len();
+            }
+            assert!(alerts > 0, "cut {cut}: the stream raises alerts");
+            assert_eq!(forgetful, cut > 0, "cut {cut}: memory changes the alerts");
+        }
+
+        // A brute force alerted just before the cut: no second alert within its cooldown,
+        // where a detector that forgot raises one.
+        let hammer = |d: &mut DefaultDetector, k: u32| feed(d, k, &failed("root", "203.0.113.9"));
+        let mut original = detector(config);
+        let fired: usize = (0..12).map(|k| hammer(&mut original, k).len()).sum();
+        assert_eq!(fired, 1);
+        let mut restored = detector(config);
+        restored.restore_state(&state(&*original)).unwrap();
+        let mut fresh = detector(config);
+        let (mut again, mut forgetful) = (0, 0);
+        for k in 12..40 {
+            let a = hammer(&mut original, k);
+            assert_eq!(hammer(&mut restored, k), a);
+            again += a.len();
+            forgetful += hammer(&mut fresh, k).len();
+        }
+        assert_eq!((again, forgetful), (0, 1));
+    }
+
+    #[test]
+    fn damaged_or_foreign_memory_is_refused_and_leaves_the_detector_empty() {
+        let mut config = DetectConfig::default();
+        config.first_seen_source.learning_secs = 0;
+        let mut d = detector(config);
+        for k in 0..200 {
+            feed(&mut *d, k * 3, &mixed(k));
+        }
+        let saved = state(&*d);
+        let empty = state(&*detector(config));
+        // Every truncation and an extra byte.
+        for len in 0..saved.len() {
+            let mut r = detector(config);
+            assert!(r.restore_state(&saved[..len]).is_err(), "{len} bytes");
+            assert_eq!(state(&*r), empty);
+        }
+        let mut long = saved.clone();
+        long.push(0);
+        assert_eq!(
+            detector(config).restore_state(&long),
+            Err(StateError::Damaged)
+        );
+        // Flipped bytes never panic; what is accepted is a memory of the same shape.
+        for i in 0..saved.len() {
+            let mut bad = saved.clone();
+            bad[i] ^= 0xA5;
+            let mut r = detector(config);
+            if r.restore_state(&bad).is_ok() {
+                feed(&mut *r, 9_000, &mixed(3));
+            }
+        }
+        let mut wrong = saved.clone();
+        wrong[0] = b'X';
+        assert_eq!(
+            detector(config).restore_state(&wrong),
+            Err(StateError::NotState)
+        );
+        let mut newer = saved.clone();
+        newer[4..6].copy_from_slice(&2u16.to_le_bytes());
+        assert_eq!(
+            detector(config).restore_state(&newer),
+            Err(StateError::Version(2))
+        );
+        let mut small = Box::new(Detector::<64, 64, 64>::new(config));
+        assert_eq!(small.restore_state(&saved), Err(StateError::Shape));
+        assert_eq!(
+            detector(config).restore_state(&state(&*small)),
+            Err(StateError::Shape)
+        );
     }
 
     #[test]

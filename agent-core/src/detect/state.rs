@@ -1,0 +1,392 @@
+//! The detector's memory as bytes, so that an agent restart does not forget a brute force in
+//! progress, a cooldown, or the user/source pairs the first-seen rule has learnt.
+//!
+//! Format, version 1, integers little-endian; only the slots in use are written:
+//!
+//! | field | encoding |
+//! |-------|----------|
+//! | magic | `ATDM` |
+//! | version | u16 (1) |
+//! | table shape | sources, users, pairs: u32 each; failure slots, name slots: u8 each |
+//! | hash seed | u32 (the tables are laid out by it, so it comes back with them) |
+//! | first success, latest event | option (u8 0/1) of u32, of i64 |
+//! | stats | four u64 |
+//! | sources | count u32; per slot: index u32, flags u8, address, 5 u32 times, failures, names |
+//! | users | count u32; per slot: index u32, name hash u32, last seen u32, failures, option u32 |
+//! | pairs | count u32; per slot: index u32, name hash u32, address, last seen u32 |
+//!
+//! An address is a u8 tag (4 or 6) and its 4 or 16 bytes; failures are head u8, len u8 and
+//! the slots' times (u32) and counts (u16); names are len u8, overflow u16, overflow time u32
+//! and the slots' hashes and times (u32). The bytes carry no checksum: the caller stores them
+//! with one.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::{
+    DetectStats, Detector, FAILURE_SLOTS, Failures, NAME_SLOTS, Names, Pair, SourceState, UserState,
+};
+
+/// The first bytes of a saved memory.
+pub const STATE_MAGIC: [u8; 4] = *b"ATDM";
+/// The format version [`Detector::save_state`] writes.
+pub const STATE_VERSION: u16 = 1;
+
+/// Why [`Detector::restore_state`] refused saved bytes (the detector is then left empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StateError {
+    /// Not a saved detector memory (magic).
+    NotState,
+    /// Written by a newer format version.
+    Version(u16),
+    /// Saved by a detector with tables of other sizes.
+    Shape,
+    /// Cut short, too long, or a value out of range.
+    Damaged,
+}
+
+impl core::fmt::Display for StateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StateError::NotState => f.write_str("not a saved detector memory"),
+            StateError::Version(v) => {
+                write!(f, "detector memory format {v} is newer than this agent")
+            }
+            StateError::Shape => f.write_str("saved by a detector with tables of other sizes"),
+            StateError::Damaged => f.write_str("detector memory is damaged"),
+        }
+    }
+}
+
+impl core::error::Error for StateError {}
+
+const FLAG_FAILED: u8 = 1;
+const FLAG_SUCCEEDED: u8 = 2;
+const FLAG_BRUTE_FIRED: u8 = 4;
+const FLAG_SPRAY_FIRED: u8 = 8;
+
+struct Out<F: FnMut(&[u8])>(F);
+
+impl<F: FnMut(&[u8])> Out<F> {
+    fn bytes(&mut self, b: &[u8]) {
+        (self.0)(b);
+    }
+    fn u8(&mut self, v: u8) {
+        self.bytes(&[v]);
+    }
+    fn u16(&mut self, v: u16) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn opt_u32(&mut self, v: Option<u32>) {
+        self.u8(u8::from(v.is_some()));
+        self.u32(v.unwrap_or(0));
+    }
+    fn ip(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(a) => {
+                self.u8(4);
+                self.bytes(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                self.u8(6);
+                self.bytes(&a.octets());
+            }
+        }
+    }
+    fn failures(&mut self, f: &Failures) {
+        self.u8(f.head);
+        self.u8(f.len);
+        for t in f.t {
+            self.u32(t);
+        }
+        for n in f.n {
+            self.u16(n);
+        }
+    }
+    fn names(&mut self, n: &Names) {
+        self.u8(n.len);
+        self.u16(n.overflow);
+        self.u32(n.overflow_t);
+        for h in n.h {
+            self.u32(h);
+        }
+        for t in n.t {
+            self.u32(t);
+        }
+    }
+}
+
+struct In<'a>(&'a [u8]);
+
+impl In<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], StateError> {
+        let (head, rest) = self.0.split_first_chunk::<N>().ok_or(StateError::Damaged)?;
+        self.0 = rest;
+        Ok(*head)
+    }
+    fn u8(&mut self) -> Result<u8, StateError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, StateError> {
+        Ok(u16::from_le_bytes(self.take()?))
+    }
+    fn u32(&mut self) -> Result<u32, StateError> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+    fn u64(&mut self) -> Result<u64, StateError> {
+        Ok(u64::from_le_bytes(self.take()?))
+    }
+    fn flag(&mut self) -> Result<bool, StateError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(StateError::Damaged),
+        }
+    }
+    fn opt_u32(&mut self) -> Result<Option<u32>, StateError> {
+        let some = self.flag()?;
+        let v = self.u32()?;
+        Ok(some.then_some(v))
+    }
+    fn ip(&mut self) -> Result<IpAddr, StateError> {
+        match self.u8()? {
+            4 => Ok(IpAddr::V4(Ipv4Addr::from(self.take::<4>()?))),
+            6 => Ok(IpAddr::V6(Ipv6Addr::from(self.take::<16>()?))),
+            _ => Err(StateError::Damaged),
+        }
+    }
+    fn failures(&mut self) -> Result<Failures, StateError> {
+        let mut f = Failures::EMPTY;
+        f.head = self.u8()?;
+        f.len = self.u8()?;
+        if usize::from(f.head) >= FAILURE_SLOTS || usize::from(f.len) > FAILURE_SLOTS {
+            return Err(StateError::Damaged);
+        }
+        for t in &mut f.t {
+            *t = self.u32()?;
+        }
+        for n in &mut f.n {
+            *n = self.u16()?;
+        }
+        Ok(f)
+    }
+    fn names(&mut self) -> Result<Names, StateError> {
+        let mut n = Names::EMPTY;
+        n.len = self.u8()?;
+        if usize::from(n.len) > NAME_SLOTS {
+            return Err(StateError::Damaged);
+        }
+        n.overflow = self.u16()?;
+        n.overflow_t = self.u32()?;
+        for h in &mut n.h {
+            *h = self.u32()?;
+        }
+        for t in &mut n.t {
+            *t = self.u32()?;
+        }
+        Ok(n)
+    }
+    /// A slot index below `len`.
+    fn index(&mut self, len: usize) -> Result<usize, StateError> {
+        let i = self.u32()? as usize;
+        if i < len {
+            Ok(i)
+        } else {
+            Err(StateError::Damaged)
+        }
+    }
+}
+
+fn table_len(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOURCES, USERS, PAIRS> {
+    /// Writes the detector's memory (see the module documentation) to `out`, in pieces. The
+    /// configuration is not part of it: [`Detector::restore_state`] keeps the one in force,
+    /// all but the hash seed.
+    pub fn save_state(&self, out: impl FnMut(&[u8])) {
+        let mut o = Out(out);
+        o.bytes(&STATE_MAGIC);
+        o.u16(STATE_VERSION);
+        o.u32(table_len(SOURCES));
+        o.u32(table_len(USERS));
+        o.u32(table_len(PAIRS));
+        o.u8(FAILURE_SLOTS as u8);
+        o.u8(NAME_SLOTS as u8);
+        o.u32(self.config.hash_seed);
+        o.opt_u32(self.first_success);
+        o.u8(u8::from(self.latest.is_some()));
+        o.bytes(&self.latest.unwrap_or(0).to_le_bytes());
+        let s = self.stats;
+        for v in [
+            s.untimed,
+            s.source_evictions,
+            s.user_evictions,
+            s.pair_evictions,
+        ] {
+            o.u64(v);
+        }
+
+        let used = |n: usize| table_len(n);
+        o.u32(used(self.sources.iter().filter(|s| s.used).count()));
+        for (i, s) in self.sources.iter().enumerate().filter(|(_, s)| s.used) {
+            o.u32(table_len(i));
+            let flags = [
+                (s.failed, FLAG_FAILED),
+                (s.succeeded, FLAG_SUCCEEDED),
+                (s.brute_fired, FLAG_BRUTE_FIRED),
+                (s.spray_fired, FLAG_SPRAY_FIRED),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .fold(0, |acc, (_, bit)| acc | bit);
+            o.u8(flags);
+            o.ip(s.ip);
+            for t in [
+                s.last_seen,
+                s.last_failure,
+                s.success,
+                s.brute_at,
+                s.spray_at,
+            ] {
+                o.u32(t);
+            }
+            o.failures(&s.failures);
+            o.names(&s.names);
+        }
+        o.u32(used(self.users.iter().filter(|u| u.used).count()));
+        for (i, u) in self.users.iter().enumerate().filter(|(_, u)| u.used) {
+            o.u32(table_len(i));
+            o.u32(u.hash);
+            o.u32(u.last_seen);
+            o.failures(&u.failures);
+            o.opt_u32(u.success);
+        }
+        o.u32(used(self.pairs.iter().filter(|p| p.used).count()));
+        for (i, p) in self.pairs.iter().enumerate().filter(|(_, p)| p.used) {
+            o.u32(table_len(i));
+            o.u32(p.user);
+            o.ip(p.ip);
+            o.u32(p.last_seen);
+        }
+    }
+
+    /// The memory [`Detector::save_state`] wrote, as one vector.
+    #[cfg(feature = "alloc")]
+    pub fn state_bytes(&self) -> alloc::vec::Vec<u8> {
+        let mut v = alloc::vec::Vec::new();
+        self.save_state(|b| v.extend_from_slice(b));
+        v
+    }
+
+    /// Replaces the detector's memory with one [`Detector::save_state`] wrote, keeping the
+    /// configuration in force except its hash seed (the saved tables are laid out by the saved
+    /// one). On error the detector is left empty, as [`Detector::new`] makes it.
+    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let result = self.restore_inner(bytes);
+        if result.is_err() {
+            self.clear();
+        }
+        result
+    }
+
+    fn clear(&mut self) {
+        self.sources.fill(SourceState::EMPTY);
+        self.users.fill(UserState::EMPTY);
+        self.pairs.fill(Pair::EMPTY);
+        self.first_success = None;
+        self.latest = None;
+        self.stats = DetectStats::default();
+    }
+
+    fn restore_inner(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let mut r = In(bytes);
+        if r.take::<4>().map_err(|_| StateError::NotState)? != STATE_MAGIC {
+            return Err(StateError::NotState);
+        }
+        let version = r.u16()?;
+        if version != STATE_VERSION {
+            return Err(StateError::Version(version));
+        }
+        let shape = (r.u32()?, r.u32()?, r.u32()?, r.u8()?, r.u8()?);
+        let ours = (
+            table_len(SOURCES),
+            table_len(USERS),
+            table_len(PAIRS),
+            FAILURE_SLOTS as u8,
+            NAME_SLOTS as u8,
+        );
+        if shape != ours {
+            return Err(StateError::Shape);
+        }
+        self.clear();
+        let seed = r.u32()?;
+        self.first_success = r.opt_u32()?;
+        let has_latest = r.flag()?;
+        let latest = i64::from_le_bytes(r.take()?);
+        self.latest = has_latest.then_some(latest);
+        self.stats = DetectStats {
+            untimed: r.u64()?,
+            source_evictions: r.u64()?,
+            user_evictions: r.u64()?,
+            pair_evictions: r.u64()?,
+        };
+
+        for _ in 0..r.u32()? {
+            let i = r.index(SOURCES)?;
+            let flags = r.u8()?;
+            if flags & !(FLAG_FAILED | FLAG_SUCCEEDED | FLAG_BRUTE_FIRED | FLAG_SPRAY_FIRED) != 0 {
+                return Err(StateError::Damaged);
+            }
+            let ip = r.ip()?;
+            let [last_seen, last_failure, success, brute_at, spray_at] =
+                [r.u32()?, r.u32()?, r.u32()?, r.u32()?, r.u32()?];
+            self.sources[i] = SourceState {
+                used: true,
+                failed: flags & FLAG_FAILED != 0,
+                succeeded: flags & FLAG_SUCCEEDED != 0,
+                brute_fired: flags & FLAG_BRUTE_FIRED != 0,
+                spray_fired: flags & FLAG_SPRAY_FIRED != 0,
+                ip,
+                last_seen,
+                last_failure,
+                success,
+                brute_at,
+                spray_at,
+                failures: r.failures()?,
+                names: r.names()?,
+            };
+        }
+        for _ in 0..r.u32()? {
+            let i = r.index(USERS)?;
+            self.users[i] = UserState {
+                used: true,
+                hash: r.u32()?,
+                last_seen: r.u32()?,
+                failures: r.failures()?,
+                success: r.opt_u32()?,
+            };
+        }
+        for _ in 0..r.u32()? {
+            let i = r.index(PAIRS)?;
+            self.pairs[i] = Pair {
+                used: true,
+                user: r.u32()?,
+                ip: r.ip()?,
+                last_seen: r.u32()?,
+            };
+        }
+        if !r.0.is_empty() {
+            return Err(StateError::Damaged);
+        }
+        self.config.hash_seed = seed;
+        Ok(())
+    }
+}
