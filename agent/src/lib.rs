@@ -5,6 +5,7 @@ pub mod cmd;
 pub mod config;
 pub mod host;
 pub mod lines;
+pub mod memory;
 pub mod pipeline;
 pub mod run;
 pub mod sd_notify;

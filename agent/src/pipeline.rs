@@ -106,6 +106,24 @@ impl Renderer {
         self.sequence
     }
 
+    /// The detector's memory ([`agent_core::detect::Detector::save_state`]); `None` when
+    /// detections are off.
+    pub fn detector_memory(&self) -> Option<Vec<u8>> {
+        self.detector.as_deref().map(|d| d.state_bytes())
+    }
+
+    /// Gives the detector the memory [`Renderer::detector_memory`] returned (in an earlier
+    /// process); `Ok(false)` when detections are off. On error the detector starts empty.
+    pub fn restore_detector_memory(
+        &mut self,
+        memory: &[u8],
+    ) -> Result<bool, agent_core::detect::StateError> {
+        match self.detector.as_deref_mut() {
+            Some(d) => d.restore_state(memory).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// Parses every record of `chunk` and calls `emit` for each event, in order.
     pub fn render<E>(
         &mut self,

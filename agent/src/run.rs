@@ -299,6 +299,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         // A per-process seed keeps an attacker from aiming at one slot of the tables.
         let seed = (agent_id.as_u128() as u32) ^ std::process::id().rotate_left(16);
         renderer = renderer.with_detector(config.detect.to_detect_config(seed));
+        restore_memory(&config.state_dir, checkpoints.sequence(), &mut renderer);
     }
     let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let mut rx = Inbox::new(rx);
@@ -336,6 +337,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         uncommitted_bytes: 0,
         first_uncommitted: None,
         last_persist: Instant::now(),
+        memory_saved: Instant::now(),
         last_status: Instant::now() - STATUS_INTERVAL,
         events_committed: 0,
         events_uncommitted: 0,
@@ -485,6 +487,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     checkpoints
         .persist()
         .context("persisting checkpoints at stop")?;
+    save_memory(&checkpoints, &renderer);
     let report = status_report(
         &agent_id.to_string(),
         &*sink,
@@ -503,12 +506,59 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Restores the detector's memory saved by an earlier run (see [`crate::memory`]) when it goes
+/// with the checkpoints (`sequence`, their `event.sequence`) or comes before them.
+fn restore_memory(state_dir: &Path, sequence: u64, renderer: &mut Renderer) {
+    let saved = match crate::memory::load(state_dir) {
+        Ok(Some(saved)) => saved,
+        Ok(None) => return,
+        Err(e) => {
+            warn(format_args!("{e}; detections start with an empty memory"));
+            return;
+        }
+    };
+    if saved.sequence > sequence {
+        warn(format_args!(
+            "the detector memory is ahead of the checkpoints (event {} against {sequence}); \
+             detections start with an empty memory",
+            saved.sequence
+        ));
+        return;
+    }
+    match renderer.restore_detector_memory(&saved.memory) {
+        Ok(true) if saved.sequence == sequence => info("detector memory restored"),
+        Ok(true) => info(format_args!(
+            "detector memory restored, {} event(s) older than the checkpoints (the agent did not \
+             stop cleanly): those events are not in it",
+            sequence - saved.sequence
+        )),
+        Ok(false) => {}
+        Err(e) => warn(format_args!("{e}; detections start with an empty memory")),
+    }
+}
+
+/// Saves the detector's memory with the checkpoints' sequence (call after they are persisted).
+/// Not while the detector has seen events the checkpoints do not cover (a commit failed): they
+/// are read again at the next start and must not be counted twice.
+fn save_memory(checkpoints: &Checkpoints, renderer: &Renderer) {
+    if renderer.sequence() != checkpoints.sequence() {
+        return;
+    }
+    if let Some(memory) = renderer.detector_memory()
+        && let Err(e) = crate::memory::save(checkpoints.dir(), checkpoints.sequence(), &memory)
+    {
+        warn(format_args!("saving the detector memory: {e}"));
+    }
+}
+
 /// The pipeline's commit bookkeeping.
 struct Loop {
     pending: Pending,
     uncommitted_bytes: usize,
     first_uncommitted: Option<Instant>,
     last_persist: Instant,
+    /// When the detector's memory was last saved.
+    memory_saved: Instant,
     last_status: Instant,
     events_committed: u64,
     events_uncommitted: u64,
@@ -573,7 +623,13 @@ impl Loop {
                 // Persist now, with the sink's mark: a crash after this re-reads nothing, and one
                 // before it is undone by `Sink::recover` at the next start.
                 match checkpoints.persist() {
-                    Ok(()) => sink.release(mark),
+                    Ok(()) => {
+                        sink.release(mark);
+                        if self.memory_saved.elapsed() >= crate::memory::SAVE_INTERVAL {
+                            save_memory(checkpoints, renderer);
+                            self.memory_saved = Instant::now();
+                        }
+                    }
                     Err(e) => warn(format_args!("persisting checkpoints: {e}; retrying")),
                 }
                 self.events_committed += self.events_uncommitted;

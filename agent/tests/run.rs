@@ -360,3 +360,73 @@ fn tells_systemd_it_is_ready_and_stopping() {
     let n = socket.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1"));
 }
+
+/// Appends `n` failed sshd logins for root from `from`, a second apart from second `at`.
+fn append_failures(path: &Path, from: &str, at: usize, n: usize) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for i in at..at + n {
+        writeln!(
+            f,
+            "2026-11-28T07:00:{i:02}.000000+00:00 web1 sshd[{}]: Failed password for root from {from} port {} ssh2",
+            2000 + i,
+            40000 + i
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_brute_force_split_by_a_restart_is_still_seen() {
+    // Ten failures in five minutes raise a brute-force alert (the default); six come before a
+    // restart, four after. Then the same again with the memory file removed, and with one that
+    // claims to be ahead of the checkpoints (from another state directory): nothing.
+    for mode in ["kept", "removed", "ahead"] {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.log");
+        let cfg = dir.path().join("agent.toml");
+        let text = config(dir.path(), &[("a", &a)]).replace("[detect]\nenabled = false\n", "");
+        write_config(&cfg, &text);
+        append_failures(&a, "203.0.113.50", 0, 6);
+        let agent = Agent::start(&cfg);
+        wait_for(dir.path(), 6);
+        assert!(agent.stop().success());
+        let memory = dir.path().join("state").join(agent::memory::FILE_NAME);
+        assert!(memory.exists(), "a clean stop saves the detector memory");
+        let state = dir.path().join("state");
+        match mode {
+            "removed" => fs::remove_file(&memory).unwrap(),
+            "ahead" => {
+                let saved = agent::memory::load(&state).unwrap().unwrap();
+                agent::memory::save(&state, saved.sequence + 1, &saved.memory).unwrap();
+            }
+            _ => {}
+        }
+        append_failures(&a, "203.0.113.50", 6, 4);
+        let agent = Agent::start(&cfg);
+        wait_for(dir.path(), 10);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(agent.stop().success());
+        let log = fs::read_to_string(cfg.with_extension("err")).unwrap();
+        let alerts: Vec<serde_json::Value> = events(dir.path())
+            .into_iter()
+            .filter(|e| e["event"]["kind"] == "alert")
+            .collect();
+        if mode == "kept" {
+            assert!(log.contains("detector memory restored"), "{log}");
+            assert_eq!(alerts.len(), 1, "{alerts:?}");
+            assert_eq!(alerts[0]["event"]["action"], "brute_force");
+            assert_eq!(alerts[0]["authtrail"]["count"], 10);
+        } else {
+            assert!(alerts.is_empty(), "{mode}: {alerts:?}");
+            assert_eq!(
+                mode == "ahead",
+                log.contains("ahead of the checkpoints"),
+                "{log}"
+            );
+        }
+    }
+}
