@@ -1,5 +1,5 @@
-//! Property tests: no input makes the parser panic, and a hostile user name never moves the
-//! source address.
+//! Property tests: no input makes the parser panic, nor a damaged detector memory the detector,
+//! and a hostile user name never moves the source address.
 
 #![allow(
     clippy::unwrap_used,
@@ -86,6 +86,60 @@ proptest! {
         if let Parsed::Event(ev) = parse_line(line.as_bytes(), &ctx()) {
             prop_assert_eq!(ev.source, Some(Source::Ip("127.0.0.9".parse().unwrap())), "{}", line);
             prop_assert_eq!(ev.port, Some(4242));
+        }
+    }
+}
+
+/// A small detector's memory after a brute force, a spray and a few logins.
+fn saved_memory() -> Vec<u8> {
+    let mut d = agent_core::detect::Detector::<16, 8, 16>::new(Default::default());
+    for k in 0..60u32 {
+        let line = match k % 4 {
+            0 => format!(
+                "Nov 28 06:49:{:02} web1 sshd[1]: Accepted password for u{} from 2001:db8::{k:x} port 1 ssh2",
+                k % 60,
+                k % 3
+            ),
+            _ => format!(
+                "Nov 28 06:49:{:02} web1 sshd[1]: Failed password for u{} from 198.51.100.{} port 1 ssh2",
+                k % 60,
+                k % 7,
+                k % 5
+            ),
+        };
+        if let Parsed::Event(ev) = parse_line(line.as_bytes(), &ctx()) {
+            d.observe(&ev);
+        }
+    }
+    let mut v = Vec::new();
+    d.save_state(|b| v.extend_from_slice(b));
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// A damaged memory file is refused or restored; either way the detector keeps working.
+    #[test]
+    fn damaged_detector_memory_never_panics(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        cut in any::<usize>(),
+    ) {
+        let mut bytes = saved_memory();
+        for (at, x) in edits {
+            let i = at % bytes.len();
+            bytes[i] ^= x.max(1);
+        }
+        bytes.truncate(bytes.len() - cut % 8);
+        let mut d = agent_core::detect::Detector::<16, 8, 16>::new(Default::default());
+        let _ = d.restore_state(&bytes);
+        for line in [
+            "Nov 28 07:00:00 web1 sshd[1]: Failed password for u1 from 198.51.100.2 port 1 ssh2",
+            "Nov 28 07:00:01 web1 sshd[1]: Accepted password for u1 from 198.51.100.2 port 1 ssh2",
+        ] {
+            if let Parsed::Event(ev) = parse_line(line.as_bytes(), &ctx()) {
+                d.observe(&ev);
+            }
         }
     }
 }
