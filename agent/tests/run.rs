@@ -93,22 +93,27 @@ fn config(dir: &Path, sources: &[(&str, &Path)]) -> String {
     text
 }
 
-/// Appends `n` unique sshd lines tagged `tag`.
-fn append(path: &Path, tag: &str, from: usize, n: usize) {
+/// Appends the lines `line(i)` for `i` in `range`.
+fn append_lines(path: &Path, range: std::ops::Range<usize>, line: impl Fn(usize) -> String) {
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .unwrap();
-    for i in from..from + n {
-        writeln!(
-            f,
+    for i in range {
+        writeln!(f, "{}", line(i)).unwrap();
+    }
+}
+
+/// Appends `n` unique sshd lines tagged `tag`.
+fn append(path: &Path, tag: &str, from: usize, n: usize) {
+    append_lines(path, from..from + n, |i| {
+        format!(
             "2026-11-28T06:55:33.{i:06}+00:00 web1 sshd[{}]: Accepted password for {tag} from 192.0.2.1 port {} ssh2",
             1000 + i,
             1024 + i
         )
-        .unwrap();
-    }
+    });
 }
 
 fn events(dir: &Path) -> Vec<serde_json::Value> {
@@ -363,20 +368,13 @@ fn tells_systemd_it_is_ready_and_stopping() {
 
 /// Appends `n` failed sshd logins for root from `from`, a second apart from second `at`.
 fn append_failures(path: &Path, from: &str, at: usize, n: usize) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for i in at..at + n {
-        writeln!(
-            f,
+    append_lines(path, at..at + n, |i| {
+        format!(
             "2026-11-28T07:00:{i:02}.000000+00:00 web1 sshd[{}]: Failed password for root from {from} port {} ssh2",
             2000 + i,
             40000 + i
         )
-        .unwrap();
-    }
+    });
 }
 
 #[test]
