@@ -754,7 +754,7 @@ fn suggest(suggestion: &Option<String>, expected: &[String]) -> String {
 impl Config {
     /// The settings that differ between the running configuration and a reloaded one but are
     /// applied only at start (by their names in the file). A reload (SIGHUP) applies the
-    /// `[[source]]` list alone; these need a restart.
+    /// `[[source]]` list and `[detect]`; these need a restart.
     pub fn restart_only_changes(&self, reloaded: &Config) -> Vec<&'static str> {
         let mut changed = Vec::new();
         let mut check = |name, differs: bool| {
@@ -774,7 +774,6 @@ impl Config {
             self.include_message != reloaded.include_message,
         );
         check("[sink]", self.sink != reloaded.sink);
-        check("[detect]", self.detect != reloaded.detect);
         changed
     }
 
@@ -1635,19 +1634,20 @@ mod tests {
         let mut new = old.clone();
         assert!(old.restart_only_changes(&new).is_empty());
         new.sources.clear();
+        new.detect.enabled = !old.detect.enabled;
+        new.detect.brute_force_threshold = 3;
         assert!(
             old.restart_only_changes(&new).is_empty(),
-            "sources apply on reload"
+            "sources and detections apply on reload"
         );
         new.timezone = "+02:00".into();
         new.include_message = !old.include_message;
         new.sink = SinkConfig::File {
             path: "/var/log/authtrail.ndjson".into(),
         };
-        new.detect.enabled = !old.detect.enabled;
         assert_eq!(
             old.restart_only_changes(&new),
-            ["timezone", "include-message", "[sink]", "[detect]"]
+            ["timezone", "include-message", "[sink]"]
         );
     }
 

@@ -53,7 +53,7 @@ enum Command {
     /// each path or glob matches now.
     Sources,
     /// Run the agent in the foreground (the service's entry point) until SIGTERM. SIGHUP reloads
-    /// the config's `[[source]]` list (other settings apply at the next start).
+    /// the config's `[[source]]` list and `[detect]` (other settings apply at the next start).
     Run,
     /// Show a running agent's sources: position, lag in bytes, events read, lines rejected.
     Status {

@@ -112,6 +112,18 @@ impl Renderer {
         self.detector.as_deref().map(|d| d.state_bytes())
     }
 
+    /// Applies a new detection configuration (`None`: detections off). What the detector has
+    /// counted and learnt is kept: the new one starts with the old one's memory.
+    pub fn reconfigure_detector(&mut self, config: Option<agent_core::detect::DetectConfig>) {
+        let memory = self.detector_memory();
+        self.detector = config.map(|c| Box::new(agent_core::detect::Detector::new(c)));
+        if let (Some(d), Some(memory)) = (self.detector.as_deref_mut(), memory) {
+            // Same tables and format, so it cannot be refused; if it were, the detector would
+            // start empty, as it did before memories were kept.
+            let _ = d.restore_state(&memory);
+        }
+    }
+
     /// Gives the detector the memory [`Renderer::detector_memory`] returned (in an earlier
     /// process); `Ok(false)` when detections are off. On error the detector starts empty.
     pub fn restore_detector_memory(

@@ -3,7 +3,8 @@
 //! Signals: SIGTERM and SIGINT stop the agent gracefully (sources stop, what was read is rendered
 //! and committed, checkpoints are persisted, exit 0); SIGHUP reloads the configuration: sources
 //! that were added start, sources that were removed stop, changed sources restart from their
-//! checkpoints; no position is lost. Other settings apply at the next start, and a reload that
+//! checkpoints; no position is lost; a changed `[detect]` applies at once, keeping what the
+//! detector has counted and learnt. Other settings apply at the next start, and a reload that
 //! changes them says so. A status file (`status.json` in the state dir) is rewritten
 //! every second for `authtrail status` (every 100 ms while the sink has a backlog).
 
@@ -296,9 +297,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     };
     let mut renderer = Renderer::new(stamp, zone, config.include_message, checkpoints.sequence());
     if config.detect.enabled {
-        // A per-process seed keeps an attacker from aiming at one slot of the tables.
-        let seed = (agent_id.as_u128() as u32) ^ std::process::id().rotate_left(16);
-        renderer = renderer.with_detector(config.detect.to_detect_config(seed));
+        renderer = renderer.with_detector(config.detect.to_detect_config(detect_seed(agent_id)));
         restore_memory(&config.state_dir, checkpoints.sequence(), &mut renderer);
     }
     let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
@@ -359,8 +358,8 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
                     let later = config.restart_only_changes(&new_config);
                     if !later.is_empty() {
                         warn(format_args!(
-                            "{} changed; a reload applies [[source]] only, so {} at the next \
-                             restart",
+                            "{} changed; a reload applies [[source]] and [detect] only, so {} at \
+                             the next restart",
                             later.join(", "),
                             if later.len() == 1 {
                                 "it takes effect"
@@ -369,12 +368,24 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
                             }
                         ));
                     }
-                    // Only the sources are applied; everything else stays as started, so a
-                    // later reload compares against what is actually running.
+                    // Only the sources and detections are applied; everything else stays as
+                    // started, so a later reload compares against what is actually running.
                     config.sources = new_config.sources;
-                    // Settle what is in flight so restarted sources resume where we are.
+                    // Settle what is in flight so restarted sources resume where we are, and
+                    // so that what was read before the reload went through the old detections.
                     pipeline.commit(&mut *sink, &mut checkpoints, &renderer);
                     let _ = checkpoints.persist();
+                    if config.detect != new_config.detect {
+                        let was_on = config.detect.enabled;
+                        config.detect = new_config.detect;
+                        reconfigure_detections(
+                            &config,
+                            was_on,
+                            agent_id,
+                            checkpoints.sequence(),
+                            &mut renderer,
+                        );
+                    }
                     reconcile(
                         &mut running,
                         &config,
@@ -504,6 +515,35 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         pipeline.events_committed
     ));
     Ok(())
+}
+
+/// The detector's hash seed: per process, so that an attacker cannot aim at one slot of the
+/// tables (a restored memory brings back the seed its tables were laid out by).
+fn detect_seed(agent_id: uuid::Uuid) -> u32 {
+    (agent_id.as_u128() as u32) ^ std::process::id().rotate_left(16)
+}
+
+/// Applies a reloaded `[detect]` (`was_on`: detections were on before). Turned on, the
+/// detector starts from the saved memory, as at start.
+fn reconfigure_detections(
+    config: &Config,
+    was_on: bool,
+    agent_id: uuid::Uuid,
+    sequence: u64,
+    renderer: &mut Renderer,
+) {
+    if !config.detect.enabled {
+        renderer.reconfigure_detector(None);
+        info("detections turned off");
+        return;
+    }
+    renderer.reconfigure_detector(Some(config.detect.to_detect_config(detect_seed(agent_id))));
+    if was_on {
+        info("detections reconfigured, with what they had counted and learnt");
+    } else {
+        restore_memory(&config.state_dir, sequence, renderer);
+        info("detections turned on");
+    }
 }
 
 /// Restores the detector's memory saved by an earlier run (see [`crate::memory`]) when it goes

@@ -188,7 +188,7 @@ fn sighup_adds_and_removes_sources_without_losing_or_repeating_lines() {
     assert!(status.success(), "SIGTERM exit: {status}");
     let log = fs::read_to_string(cfg.with_extension("err")).unwrap();
     assert!(
-        log.contains("[sink] changed; a reload applies [[source]] only"),
+        log.contains("[sink] changed; a reload applies [[source]] and [detect] only"),
         "{log}"
     );
     assert!(!dir.path().join("other.ndjson").exists());
@@ -427,4 +427,48 @@ fn a_brute_force_split_by_a_restart_is_still_seen() {
             );
         }
     }
+}
+
+#[test]
+fn a_reload_applies_detect_and_keeps_what_was_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.log");
+    let cfg = dir.path().join("agent.toml");
+    let base = config(dir.path(), &[("a", &a)]);
+    let with_threshold = |n: u32| {
+        base.replace(
+            "[detect]\nenabled = false\n",
+            &format!("[detect]\nbrute-force-threshold = {n}\n"),
+        )
+    };
+    write_config(&cfg, &with_threshold(20));
+    append_failures(&a, "203.0.113.60", 0, 12);
+    let agent = Agent::start(&cfg);
+    wait_for(dir.path(), 12);
+    // Twelve failures, under a threshold of 20: no alert. Lowered to 10 by a reload, the next
+    // failure from that address makes thirteen in the window: an alert that counts them all.
+    write_config(&cfg, &with_threshold(10));
+    agent.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let err = cfg.with_extension("err");
+    while !fs::read_to_string(&err)
+        .unwrap()
+        .contains("configuration reloaded")
+    {
+        assert!(Instant::now() < deadline, "no reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    append_failures(&a, "203.0.113.60", 12, 1);
+    let ev = wait_for(dir.path(), 14);
+    assert!(agent.stop().success());
+    let log = fs::read_to_string(&err).unwrap();
+    assert!(log.contains("detections reconfigured"), "{log}");
+    assert!(!log.contains("[detect] changed"), "{log}");
+    let alerts: Vec<&serde_json::Value> = ev
+        .iter()
+        .filter(|e| e["event"]["kind"] == "alert")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["event"]["action"], "brute_force");
+    assert_eq!(alerts[0]["authtrail"]["count"], 13);
 }
