@@ -19,9 +19,9 @@
 //! | 56 |    | the memory |
 //!
 //! At start the memory is restored when its sequence is at or below the checkpoint's. Below it
-//! (the agent stopped without a clean stop after its last save) the events in between are not in
-//! it: the detector may then miss or repeat an alert about them, as a detector that forgot all
-//! would, but remembers everything before. Above it (a checkpoint file from elsewhere), or
+//! (the agent did not stop cleanly after its last save, or ran with detections off since) the
+//! events in between are not in it: the detector may then miss or repeat an alert about them, as
+//! a detector that forgot all would, but remembers everything before. Above it (a checkpoint file from elsewhere), or
 //! damaged, it is ignored with a warning.
 
 use std::fs;

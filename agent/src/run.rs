@@ -568,8 +568,8 @@ fn restore_memory(state_dir: &Path, sequence: u64, renderer: &mut Renderer) {
     match renderer.restore_detector_memory(&saved.memory) {
         Ok(true) if saved.sequence == sequence => info("detector memory restored"),
         Ok(true) => info(format_args!(
-            "detector memory restored, {} event(s) older than the checkpoints (the agent did not \
-             stop cleanly): those events are not in it",
+            "detector memory restored, saved {} event(s) before the checkpoints (an unclean \
+             stop, or detections were off): those events are not in it",
             sequence - saved.sequence
         )),
         Ok(false) => {}
