@@ -203,6 +203,11 @@ impl In<'_> {
     }
 }
 
+/// `flag` when `on`, else 0.
+fn bit(on: bool, flag: u8) -> u8 {
+    if on { flag } else { 0 }
+}
+
 fn table_len(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -234,20 +239,13 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
             o.u64(v);
         }
 
-        let used = |n: usize| table_len(n);
-        o.u32(used(self.sources.iter().filter(|s| s.used).count()));
+        o.u32(table_len(self.sources.iter().filter(|s| s.used).count()));
         for (i, s) in self.sources.iter().enumerate().filter(|(_, s)| s.used) {
             o.u32(table_len(i));
-            let flags = [
-                (s.failed, FLAG_FAILED),
-                (s.succeeded, FLAG_SUCCEEDED),
-                (s.brute_fired, FLAG_BRUTE_FIRED),
-                (s.spray_fired, FLAG_SPRAY_FIRED),
-            ]
-            .iter()
-            .filter(|(on, _)| *on)
-            .fold(0, |acc, (_, bit)| acc | bit);
-            o.u8(flags);
+            o.u8(bit(s.failed, FLAG_FAILED)
+                | bit(s.succeeded, FLAG_SUCCEEDED)
+                | bit(s.brute_fired, FLAG_BRUTE_FIRED)
+                | bit(s.spray_fired, FLAG_SPRAY_FIRED));
             o.ip(s.ip);
             for t in [
                 s.last_seen,
@@ -261,7 +259,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
             o.failures(&s.failures);
             o.names(&s.names);
         }
-        o.u32(used(self.users.iter().filter(|u| u.used).count()));
+        o.u32(table_len(self.users.iter().filter(|u| u.used).count()));
         for (i, u) in self.users.iter().enumerate().filter(|(_, u)| u.used) {
             o.u32(table_len(i));
             o.u32(u.hash);
@@ -269,7 +267,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
             o.failures(&u.failures);
             o.opt_u32(u.success);
         }
-        o.u32(used(self.pairs.iter().filter(|p| p.used).count()));
+        o.u32(table_len(self.pairs.iter().filter(|p| p.used).count()));
         for (i, p) in self.pairs.iter().enumerate().filter(|(_, p)| p.used) {
             o.u32(table_len(i));
             o.u32(p.user);
