@@ -3,6 +3,7 @@
 
 pub mod cmd;
 pub mod config;
+mod durable;
 pub mod host;
 pub mod lines;
 pub mod memory;

@@ -58,7 +58,7 @@ fn digest(head: &[u8], memory: &[u8]) -> ring::digest::Digest {
     ctx.finish()
 }
 
-/// Writes the memory for checkpoint sequence `sequence`: temporary file, fsync, rename (a crash
+/// Writes the memory for checkpoint sequence `sequence` durably (`crate::durable`: a crash
 /// leaves the previous file or this one, never a mix).
 pub fn save(dir: &Path, sequence: u64, memory: &[u8]) -> io::Result<()> {
     let mut bytes = Vec::with_capacity(HEADER_LEN + memory.len());
@@ -70,13 +70,9 @@ pub fn save(dir: &Path, sequence: u64, memory: &[u8]) -> io::Result<()> {
     let sum = digest(&bytes, memory);
     bytes.extend_from_slice(sum.as_ref());
     bytes.extend_from_slice(memory);
-    let tmp = dir.join(TEMP_FILE_NAME);
-    let written = crate::source::checkpoint::write_synced(&tmp, &bytes)
-        .and_then(|()| fs::rename(&tmp, dir.join(FILE_NAME)));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
+    crate::durable::DurableFile::new()
+        .temp_name(TEMP_FILE_NAME)
+        .write(&dir.join(FILE_NAME), &bytes)
 }
 
 /// Reads the saved memory: `Ok(None)` when there is none, `Err` saying why it cannot be used.

@@ -879,11 +879,14 @@ fn status_report(
 }
 
 fn write_status(state_dir: &Path, report: &StatusReport) -> std::io::Result<()> {
-    let path = state_dir.join(STATUS_FILE);
-    let tmp = state_dir.join(format!("{STATUS_FILE}.tmp"));
     let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, json)?;
-    std::fs::rename(&tmp, &path)
+    // Renamed into place (a reader never sees half a file) but not fsync'd: the file is a report
+    // rewritten every few seconds, not state. After a power loss it would describe a process
+    // that is gone, which `authtrail status` tells from the pid and the file's age anyway, and
+    // an fsync per refresh would cost a disk flush every interval on an idle host.
+    crate::durable::DurableFile::new()
+        .without_fsync()
+        .write(&state_dir.join(STATUS_FILE), &json)
 }
 
 /// Reads the status file of a running (or stopped) agent.

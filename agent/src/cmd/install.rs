@@ -167,7 +167,7 @@ fn ensure_dir(
     Ok(())
 }
 
-/// Writes `contents` to `path` through a temp file and a rename, with `mode` and owner.
+/// Writes `contents` to `path` durably (`crate::durable`), with exactly `mode` and the owner.
 fn write_file(
     path: &Path,
     contents: &[u8],
@@ -176,26 +176,18 @@ fn write_file(
 ) -> anyhow::Result<()> {
     let dir = path.parent().context("a file path has a parent")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
+    let tmp = format!(
         ".{}.authtrail-install",
         path.file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default()
-    ));
-    {
-        let mut f =
-            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(contents)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-    }
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {mode:o} {}", tmp.display()))?;
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
-            .with_context(|| format!("chown {}", tmp.display()))?;
-    }
-    fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+    );
+    crate::durable::DurableFile::new()
+        .exact_mode(mode)
+        .owner(owner)
+        .temp_name(&tmp)
+        .write(path, contents)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The unit with the binary's path where the package would have it.

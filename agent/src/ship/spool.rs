@@ -57,14 +57,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::io;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::batch::{BatchInfo, ClosedBatch, Encoding};
 use crate::config::SpoolPolicy;
+use crate::durable::{DurableFile, sync_dir};
 
 /// Spool file magic.
 pub const MAGIC: [u8; 4] = *b"ATSB";
@@ -570,12 +571,10 @@ impl Spool {
         let bytes = spooled.to_file_bytes();
         let size = bytes.len() as u64;
         let memory = if self.durable {
-            let tmp = self.dir.join(format!(".{seq:020}.tmp"));
-            write_synced(&tmp, &bytes)
-                .and_then(|()| fs::rename(&tmp, self.dir.join(file_name(seq))))
-                .inspect_err(|_| {
-                    let _ = fs::remove_file(&tmp);
-                })?;
+            let tmp = format!(".{seq:020}.tmp");
+            SPOOL_FILE
+                .temp_name(&tmp)
+                .write(&self.dir.join(file_name(seq)), &bytes)?;
             self.entries_unsynced = true;
             if entry == EntrySync::Now {
                 self.sync_entries()?;
@@ -671,7 +670,7 @@ impl Spool {
         };
         self.bytes -= entry.size;
         match &entry.memory {
-            Some(m) => write_synced(&target, m)?,
+            Some(m) => SPOOL_FILE.write(&target, m)?,
             None => fs::rename(self.dir.join(file_name(seq)), &target)?,
         }
         let _ = fs::write(dead.join(format!("{seq:020}.reason")), reason);
@@ -723,31 +722,21 @@ fn parse_seq_file(text: &str) -> Option<u64> {
     lines.next().is_none().then_some(n)
 }
 
-/// Writes `next-seq`: temp, fsync, rename; the directory fsync follows with the batch file
-/// (or here, when `sync` is set).
+/// How the spool writes its files (`crate::durable`): mode 0o640, the directory synced by the
+/// caller, once for several files (see the module docs).
+const SPOOL_FILE: DurableFile<'static> = DurableFile::new().mode(0o640).defer_dir_sync();
+
+/// Writes `next-seq` durably; the directory fsync follows with the batch file (or here, when
+/// `sync` is set).
 fn write_seq_file(dir: &Path, next: u64, sync: bool) -> io::Result<()> {
-    let tmp = dir.join(format!(".{SEQ_FILE}.tmp"));
-    write_synced(&tmp, format!("{SEQ_HEADER}\n{next}\n").as_bytes())?;
-    fs::rename(&tmp, dir.join(SEQ_FILE))?;
+    SPOOL_FILE.write(
+        &dir.join(SEQ_FILE),
+        format!("{SEQ_HEADER}\n{next}\n").as_bytes(),
+    )?;
     if sync {
         sync_dir(dir)?;
     }
     Ok(())
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o640)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

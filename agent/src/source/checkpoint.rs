@@ -19,13 +19,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::durable::DurableFile;
 use crate::sink::SinkMark;
 
 use super::{Position, StreamKey};
@@ -419,29 +420,12 @@ impl Checkpoints {
         let mut bytes = serde_json::to_vec(&repr).map_err(io::Error::other)?;
         bytes.push(b'\n');
         fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join(TEMP_FILE_NAME);
-        let written =
-            write_synced(&tmp, &bytes).and_then(|()| fs::rename(&tmp, self.dir.join(FILE_NAME)));
-        if let Err(e) = written {
-            // Best effort: the temporary file is ignored by `load` anyway.
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        File::open(&self.dir)?.sync_all()?;
+        DurableFile::new()
+            .temp_name(TEMP_FILE_NAME)
+            .write(&self.dir.join(FILE_NAME), &bytes)?;
         self.dirty = false;
         Ok(())
     }
-}
-
-/// Writes `bytes` to `path` (created or truncated) and fsyncs it.
-pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 #[cfg(test)]
