@@ -546,12 +546,9 @@ fn is_sshd(program: &[u8]) -> bool {
 /// last byte barely reaches the high bits (`127.0.0.1` and `127.0.0.2` agree in bits 17-31), and
 /// the pair table combines a rotated IP hash. Not cryptographic: it spreads keys over table sets.
 fn fnv1a(seed: u32, parts: &[&[u8]]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5 ^ seed;
+    let mut h = crate::hash::FNV1A_32_START ^ seed;
     for part in parts {
-        for &b in *part {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
+        h = crate::hash::fnv1a_32(h, part);
     }
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);

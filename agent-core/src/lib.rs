@@ -19,6 +19,7 @@ pub mod detect;
 pub mod ecs;
 pub mod encode;
 pub mod event;
+pub mod hash;
 pub mod parse;
 pub mod ring;
 pub mod syslog;

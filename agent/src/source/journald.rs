@@ -52,8 +52,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::utmp::{send, sleep_unless_stopped};
 use super::{Chunk, JournalFields, Payload, Position, Record, StreamKey};
+use super::{send, sleep_unless_stopped};
 use crate::config::{JournaldSourceConfig, ReadFrom};
 
 /// Most entries in one [`Chunk`].

@@ -18,6 +18,9 @@ pub mod utmp;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -130,5 +133,37 @@ impl Chunk {
         self.data
             .get(r.start as usize..r.end as usize)
             .unwrap_or_default()
+    }
+}
+
+/// Longest sleep between checks of the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(200);
+
+/// Sends a chunk, waiting while the channel is full (checking `stop` every 10 ms): that
+/// back-pressure is what bounds memory. False when stopped or the receiver is gone.
+pub(crate) fn send(tx: &SyncSender<Chunk>, chunk: Chunk, stop: &AtomicBool) -> bool {
+    let mut chunk = chunk;
+    loop {
+        match tx.try_send(chunk) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(c)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                chunk = c;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Sleeps `d`, waking early when `stop` is set.
+pub(crate) fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    let mut left = d;
+    while !left.is_zero() && !stop.load(Ordering::Relaxed) {
+        let step = left.min(STOP_CHECK);
+        std::thread::sleep(step);
+        left -= step;
     }
 }

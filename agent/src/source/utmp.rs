@@ -1,38 +1,25 @@
 //! The wtmp/btmp source: `struct utmp` records ([`agent_core::utmp`]) read from the end of
-//! growing binary files.
+//! growing binary files, by the file source's tailer framed as 384-byte records.
 //!
 //! # How it reads
 //!
-//! Every `poll-interval` (default 1 s) the source expands its `paths` (globs allowed), opens
-//! files it does not follow yet, and reads every *whole* 384-byte record past its offset; a
-//! partial trailing record (a writer caught mid-`write`) waits for the next poll. Records go out
-//! as [`Chunk`]s with [`Payload::Utmp`], the records back to back in `data`, one [`Record`] per
-//! record with its byte offset, and `end` the offset just past the last one. At most
-//! [`MAX_CHUNK_RECORDS`] records go in one chunk, and a chunk is handed over before the next one
-//! is read, so a large backlog costs one chunk of memory. Polling rather than inotify: wtmp and
-//! btmp change a few times a minute at most, and one `fstat` plus one 384-byte `pread` per file
-//! per second is cheaper than the watcher's bookkeeping.
+//! A [`UtmpSource`] is a [`FileSource`] with [`Framing::Records`] of [`RECORD_LEN`] bytes: the
+//! same globs, watcher, fingerprints, checkpoints, rotation and truncation handling as a text
+//! log (see [`super::file`], whose module documentation says what the framing changes). Only
+//! whole records are read; a partial trailing record (a writer caught mid-`write`) waits for the
+//! next poll. At most [`MAX_CHUNK_RECORDS`] records go in one chunk, so a large backlog costs one
+//! chunk of memory; at most [`MAX_FILES`] files are followed.
 //!
 //! # Identity, checkpoints, rotation
 //!
-//! A file is a [`StreamKey::File`] with a [`Fingerprint`]: device, inode, and an FNV-1a checksum
-//! of its first record (0 while the file holds no whole record). This module computes it itself
-//! ([`fingerprint`]); its checksum covers the first [`RECORD_LEN`] bytes rather than the file
-//! source's first line, since a utmp file has no lines. The checkpoint is the byte offset, always
-//! a multiple of [`RECORD_LEN`] (a stored offset that is not is rounded down, so a record is
-//! never read from its middle).
-//!
-//! logrotate rotates wtmp monthly and btmp with `create`: rename to `wtmp.1`, create a new
-//! `wtmp`. The open handle of the old file is read to its end, then dropped once no configured
-//! path names it; the new file at the path is new (different inode) and is read from its start.
-//! A rotated file found again under a glob (`/var/log/wtmp*`) matches its saved fingerprint and
-//! resumes at its offset, so it is not read twice. A truncation (`> /var/log/btmp`, copytruncate)
-//! is a file shorter than its offset, or whose first record no longer matches the fingerprint:
-//! reading restarts at 0 under the new fingerprint.
-//!
-//! Where to start in a file without a checkpoint: files present at the first start of the agent
-//! follow `read-from` (`end`: only records written from now on); files found later are read from
-//! their beginning.
+//! A file is a [`StreamKey::File`] with a [`Fingerprint`]: device, inode, and the FNV-1a
+//! checksum of its first record (0 while the file holds no whole record). The checkpoint is the
+//! byte offset, always a multiple of [`RECORD_LEN`]. logrotate rotates wtmp monthly and btmp
+//! with `create`: the old file is read to its end through its open descriptor and closed; the new
+//! file (new inode) is read from its start. A rotated file found again under a glob
+//! (`/var/log/wtmp*`) resumes at its offset. A truncation (`> /var/log/btmp`) restarts at 0.
+//! Files present at the first start follow `read-from`; files found later are read from their
+//! beginning.
 //!
 //! # Provider tagging and auth-log duplicates
 //!
@@ -50,64 +37,29 @@
 //! The utmp event's `process.name` is a best guess (see [`agent_core::utmp`]); its
 //! `process.pid` is the record's own.
 
-use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::SyncSender;
 
 pub use agent_core::utmp::{RECORD_LEN, UtmpFile};
 
-use super::{Chunk, Fingerprint, Payload, Position, Record, StreamKey};
-use crate::config::{ReadFrom, UtmpSourceConfig};
+use super::file::{FileSource, FileStatus, Framing};
+use super::{Chunk, Fingerprint, Payload, Position, StreamKey};
+use crate::config::{FileSourceConfig, UtmpSourceConfig};
 
 /// Most records in one [`Chunk`] (96 KiB of data).
 pub const MAX_CHUNK_RECORDS: usize = 256;
 
-/// Most files followed at once by one utmp source; further matches are skipped with a warning.
+/// Most files followed at once by one utmp source; further matches are skipped with a note.
 pub const MAX_FILES: usize = 64;
 
-/// Longest sleep between checks of the stop flag.
-const STOP_CHECK: Duration = Duration::from_millis(200);
-
-/// The identity of an open utmp file: device, inode and the FNV-1a checksum of its first
-/// [`RECORD_LEN`] bytes (0 while it is shorter than one record).
-pub fn fingerprint(file: &File) -> io::Result<Fingerprint> {
-    let meta = file.metadata()?;
-    Ok(Fingerprint {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        head: head_checksum(file)?,
-    })
-}
-
-fn head_checksum(file: &File) -> io::Result<u64> {
-    let mut buf = [0u8; RECORD_LEN];
-    let mut got = 0;
-    while got < RECORD_LEN {
-        match file.read_at(&mut buf[got..], got as u64) {
-            Ok(0) => return Ok(0),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(fnv1a(&buf))
-}
-
-/// FNV-1a, 64 bits: stable across versions and platforms (it is stored in checkpoints).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+/// The framing of wtmp and btmp.
+pub const UTMP_FRAMING: Framing = Framing::Records {
+    len: RECORD_LEN,
+    payload: Payload::Utmp,
+};
 
 /// Status of one followed file, for `authtrail status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,47 +77,40 @@ pub struct UtmpFileStatus {
 }
 
 /// Counters shared between the source's thread and `authtrail status`.
-#[derive(Debug, Default)]
-pub struct UtmpStatus {
-    records_read: AtomicU64,
-    files: Mutex<Vec<UtmpFileStatus>>,
-}
+#[derive(Debug)]
+pub struct UtmpStatus(Arc<FileStatus>);
 
 impl UtmpStatus {
     /// Records handed to the pipeline since the source started.
     pub fn records_read(&self) -> u64 {
-        self.records_read.load(Ordering::Relaxed)
+        self.0.get().totals.lines_read
     }
 
     /// The files followed at the last poll.
     pub fn files(&self) -> Vec<UtmpFileStatus> {
-        self.files.lock().map(|f| f.clone()).unwrap_or_default()
+        self.0
+            .files()
+            .into_iter()
+            .map(|f| UtmpFileStatus {
+                kind: UtmpFile::from_file_name(
+                    f.path
+                        .file_name()
+                        .map(|n| n.as_encoded_bytes())
+                        .unwrap_or_default(),
+                ),
+                path: f.path.to_path_buf(),
+                fingerprint: f.fingerprint,
+                offset: f.offset,
+                size: f.size,
+            })
+            .collect()
     }
-}
-
-/// One followed file.
-#[derive(Debug)]
-struct Followed {
-    file: File,
-    path: Arc<PathBuf>,
-    fingerprint: Fingerprint,
-    kind: UtmpFile,
-    offset: u64,
-    size: u64,
 }
 
 /// A `[[source]] type = "utmp"`: follows wtmp/btmp files and hands their records on as chunks.
 #[derive(Debug)]
 pub struct UtmpSource {
-    name: Arc<str>,
-    patterns: Vec<String>,
-    read_from: ReadFrom,
-    poll_interval: Duration,
-    first_start: bool,
-    scanned_once: bool,
-    start: HashMap<StreamKey, Position>,
-    followed: Vec<Followed>,
-    warned: HashSet<String>,
+    files: FileSource,
     status: Arc<UtmpStatus>,
 }
 
@@ -179,22 +124,19 @@ impl UtmpSource {
         start: HashMap<StreamKey, Position>,
         first_start: bool,
     ) -> Self {
-        let start = start
-            .into_iter()
-            .filter(|(k, p)| matches!((k, p), (StreamKey::File { .. }, Position::Offset(_))))
-            .collect();
-        UtmpSource {
-            name,
-            patterns: config.paths.clone(),
+        let as_files = FileSourceConfig {
+            name: config.name.clone(),
+            paths: config.paths.clone(),
             read_from: config.read_from,
             poll_interval: config.poll_interval,
-            first_start,
-            scanned_once: false,
-            start,
-            followed: Vec::new(),
-            warned: HashSet::new(),
-            status: Arc::new(UtmpStatus::default()),
-        }
+            max_files: MAX_FILES,
+            ..FileSourceConfig::default()
+        };
+        let mut files = FileSource::new(&as_files, name, start, RECORD_LEN, first_start)
+            .with_framing(UTMP_FRAMING);
+        files.set_chunk_limits(MAX_CHUNK_RECORDS * RECORD_LEN, MAX_CHUNK_RECORDS);
+        let status = Arc::new(UtmpStatus(files.status()));
+        UtmpSource { files, status }
     }
 
     /// The counters `authtrail status` shows; shared with the running source.
@@ -202,308 +144,33 @@ impl UtmpSource {
         Arc::clone(&self.status)
     }
 
-    /// Follows the files until `stop` is set or the receiver hangs up. Blocks while `tx` is full
-    /// (that is the back-pressure that bounds memory), checking `stop` meanwhile.
-    pub fn run(mut self, tx: SyncSender<Chunk>, stop: Arc<AtomicBool>) {
-        while !stop.load(Ordering::Relaxed) {
-            let keep_going = self.poll_with(|chunk| send(&tx, chunk, &stop));
-            if !keep_going {
-                return;
-            }
-            sleep_unless_stopped(self.poll_interval, &stop);
-        }
+    /// Follows the files until `stop` is set or the receiver hangs up: [`FileSource::run`].
+    pub fn run(self, tx: SyncSender<Chunk>, stop: Arc<AtomicBool>) {
+        self.files.run(tx, stop);
     }
 
-    /// One poll: scan the paths and read every whole new record, returning the chunks. For tests
-    /// and one-shot reads; `run` does the same without collecting.
+    /// Scans the paths and reads every whole new record, returning the chunks. For tests and
+    /// one-shot reads; `run` does the same without collecting.
     pub fn poll_once(&mut self) -> Vec<Chunk> {
-        let mut out = Vec::new();
-        self.poll_with(|c| {
-            out.push(c);
-            true
-        });
-        out
-    }
-
-    /// Scans, reads, and hands each chunk to `emit`; stops early (returning false) when `emit`
-    /// returns false.
-    fn poll_with(&mut self, mut emit: impl FnMut(Chunk) -> bool) -> bool {
-        let paths = self.expand();
-        self.open_new(&paths);
-        for i in 0..self.followed.len() {
-            if !self.read_file(i, &mut emit) {
-                return false;
-            }
-        }
-        // Forget files that no configured path names any more once they are read to the end
-        // (rotated away or deleted); the new file at the path was opened above.
-        let named: HashSet<(u64, u64)> = paths.iter().filter_map(|(_, id)| *id).collect();
-        self.followed.retain(|f| {
-            named.contains(&(f.fingerprint.dev, f.fingerprint.ino)) || f.offset < round_down(f.size)
-        });
-        self.publish_status();
-        self.scanned_once = true;
-        true
-    }
-
-    /// The configured paths, globs expanded, each with its (dev, ino) if it exists.
-    fn expand(&mut self) -> Vec<(PathBuf, Option<(u64, u64)>)> {
-        let mut out = Vec::new();
-        for pattern in self.patterns.clone() {
-            let candidates: Vec<PathBuf> = if pattern.contains(['*', '?', '[']) {
-                match glob::glob(&pattern) {
-                    Ok(paths) => paths.filter_map(Result::ok).collect(),
-                    Err(e) => {
-                        self.warn_once(&pattern, format_args!("bad glob {pattern:?}: {e}"));
-                        Vec::new()
-                    }
-                }
-            } else {
-                vec![PathBuf::from(&pattern)]
-            };
-            for path in candidates {
-                let id = std::fs::metadata(&path)
-                    .ok()
-                    .filter(|m| m.is_file())
-                    .map(|m| (m.dev(), m.ino()));
-                out.push((path, id));
-            }
+        self.files.rescan_next_poll();
+        let mut out = self.files.poll_once();
+        while self.files.has_backlog() {
+            out.extend(self.files.poll_once());
         }
         out
-    }
-
-    /// Opens files at `paths` not followed yet, and notes the current path of those that are.
-    fn open_new(&mut self, paths: &[(PathBuf, Option<(u64, u64)>)]) {
-        for (path, id) in paths {
-            let Some((dev, ino)) = *id else { continue };
-            if let Some(f) = self
-                .followed
-                .iter_mut()
-                .find(|f| (f.fingerprint.dev, f.fingerprint.ino) == (dev, ino))
-            {
-                if f.path.as_path() != path {
-                    f.path = Arc::new(path.clone());
-                }
-                continue;
-            }
-            if self.followed.len() >= MAX_FILES {
-                let key = path.display().to_string();
-                self.warn_once(
-                    &key,
-                    format_args!(
-                        "{}: not followed, more than {MAX_FILES} files",
-                        path.display()
-                    ),
-                );
-                continue;
-            }
-            match self.open(path) {
-                Ok(f) => {
-                    self.warned.remove(&path.display().to_string());
-                    self.followed.push(f);
-                }
-                Err(e) => {
-                    let key = path.display().to_string();
-                    self.warn_once(&key, format_args!("{}: {e}", path.display()));
-                }
-            }
-        }
-    }
-
-    fn open(&mut self, path: &Path) -> io::Result<Followed> {
-        let file = File::open(path)?;
-        let fp = fingerprint(&file)?;
-        let size = file.metadata()?.len();
-        let whole = round_down(size);
-        let saved = self
-            .start
-            .remove(&StreamKey::File { fingerprint: fp })
-            .and_then(|p| match p {
-                Position::Offset(o) => Some(o),
-                Position::Cursor(_) => None,
-            });
-        let offset = match saved {
-            // Shorter than the checkpoint with the same first record: truncated and refilled
-            // past the first record; read it all again rather than miss records.
-            Some(o) if o > size => 0,
-            Some(o) => round_down(o),
-            None if !self.scanned_once && self.first_start && self.read_from == ReadFrom::End => {
-                whole
-            }
-            None => 0,
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.as_encoded_bytes())
-            .unwrap_or_default();
-        Ok(Followed {
-            file,
-            path: Arc::new(path.to_path_buf()),
-            fingerprint: fp,
-            kind: UtmpFile::from_file_name(name),
-            offset,
-            size,
-        })
-    }
-
-    /// Reads followed file `i` to its last whole record.
-    fn read_file(&mut self, i: usize, emit: &mut impl FnMut(Chunk) -> bool) -> bool {
-        let name = Arc::clone(&self.name);
-        let status = Arc::clone(&self.status);
-        let f = &mut self.followed[i];
-        if let Err(e) = refresh(f) {
-            let (key, msg) = (
-                f.path.display().to_string(),
-                format!("{}: {e}", f.path.display()),
-            );
-            self.warn_once(&key, format_args!("{msg}"));
-            return true;
-        }
-        loop {
-            let f = &mut self.followed[i];
-            let whole = round_down(f.size);
-            if f.offset >= whole {
-                return true;
-            }
-            let n = (((whole - f.offset) as usize) / RECORD_LEN).min(MAX_CHUNK_RECORDS);
-            let mut data = vec![0u8; n * RECORD_LEN];
-            let got = match read_full_at(&f.file, &mut data, f.offset) {
-                Ok(g) => round_down(g as u64) as usize,
-                Err(e) => {
-                    let (key, msg) = (
-                        f.path.display().to_string(),
-                        format!("{}: {e}", f.path.display()),
-                    );
-                    self.warn_once(&key, format_args!("{msg}"));
-                    return true;
-                }
-            };
-            if got == 0 {
-                return true;
-            }
-            data.truncate(got);
-            let records = (0..got / RECORD_LEN)
-                .map(|k| Record {
-                    start: (k * RECORD_LEN) as u32,
-                    end: ((k + 1) * RECORD_LEN) as u32,
-                    offset: Some(f.offset + (k * RECORD_LEN) as u64),
-                    truncated: false,
-                    journal: None,
-                })
-                .collect::<Vec<_>>();
-            let count = records.len() as u64;
-            f.offset += got as u64;
-            let chunk = Chunk {
-                source: Arc::clone(&name),
-                stream: StreamKey::File {
-                    fingerprint: f.fingerprint,
-                },
-                path: Some(Arc::clone(&f.path)),
-                payload: Payload::Utmp,
-                data,
-                records,
-                end: Position::Offset(f.offset),
-            };
-            status.records_read.fetch_add(count, Ordering::Relaxed);
-            if !emit(chunk) {
-                return false;
-            }
-        }
-    }
-
-    fn publish_status(&self) {
-        if let Ok(mut files) = self.status.files.lock() {
-            *files = self
-                .followed
-                .iter()
-                .map(|f| UtmpFileStatus {
-                    path: f.path.to_path_buf(),
-                    fingerprint: f.fingerprint,
-                    kind: f.kind,
-                    offset: f.offset,
-                    size: f.size,
-                })
-                .collect();
-        }
-    }
-
-    /// Warns once per key until the key's problem goes away (so an unreadable btmp does not
-    /// fill the log once a second).
-    fn warn_once(&mut self, key: &str, msg: std::fmt::Arguments<'_>) {
-        if self.warned.insert(key.to_owned()) {
-            eprintln!("authtrail: warning: utmp source {}: {msg}", self.name);
-        }
-    }
-}
-
-/// Updates size and fingerprint of a followed file; detects truncation.
-fn refresh(f: &mut Followed) -> io::Result<()> {
-    f.size = f.file.metadata()?.len();
-    let head = head_checksum(&f.file)?;
-    if f.fingerprint.head == 0 {
-        // The first record arrived: the file now has its lasting identity.
-        f.fingerprint.head = head;
-        if f.size < f.offset {
-            f.offset = 0;
-        }
-    } else if head != f.fingerprint.head || f.size < f.offset {
-        // Truncated (and maybe refilled): a different file under the same inode.
-        f.fingerprint.head = head;
-        f.offset = 0;
-    }
-    Ok(())
-}
-
-fn round_down(n: u64) -> u64 {
-    n - n % RECORD_LEN as u64
-}
-
-/// Reads as much of `buf` as the file holds at `offset`.
-fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
-/// Sends a chunk, waiting while the channel is full; false when stopped or hung up.
-pub(crate) fn send(tx: &SyncSender<Chunk>, chunk: Chunk, stop: &AtomicBool) -> bool {
-    let mut chunk = chunk;
-    loop {
-        match tx.try_send(chunk) {
-            Ok(()) => return true,
-            Err(TrySendError::Disconnected(_)) => return false,
-            Err(TrySendError::Full(c)) => {
-                if stop.load(Ordering::Relaxed) {
-                    return false;
-                }
-                chunk = c;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-/// Sleeps `d`, waking early when `stop` is set.
-pub(crate) fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let mut left = d;
-    while !left.is_zero() && !stop.load(Ordering::Relaxed) {
-        let step = left.min(STOP_CHECK);
-        std::thread::sleep(step);
-        left -= step;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
     use std::io::Write;
+    use std::path::Path;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use crate::config::ReadFrom;
 
     const WTMP: &[u8] = include_bytes!("../../../agent-core/testdata/debian12-utmp/wtmp");
     const BTMP: &[u8] = include_bytes!("../../../agent-core/testdata/debian12-utmp/btmp");

@@ -49,6 +49,15 @@
 //! emitted: the position stays at its start, so the next start reads it.
 //!
 //! Bytes are passed through as they are: invalid UTF-8 and NUL bytes included.
+//!
+//! # Framing
+//! The same tailer reads fixed-size binary records ([`Framing::Records`]: wtmp and btmp's
+//! 384-byte `struct utmp`, see [`super::utmp`]). Then a file is known by its first whole record
+//! (head 0 while it holds none), a position is always a whole number of records (a stored one
+//! that is not is rounded down), `read-from = end` starts after the last whole record, a partial
+//! last record waits for its rest however long it takes, and an orphan is closed as soon as it is
+//! read to its end: utmp writers open, write one record and close, so nothing writes to a file
+//! after it was rotated away.
 
 mod fingerprint;
 mod reader;
@@ -59,7 +68,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -67,7 +76,7 @@ pub use self::reader::FileCounters;
 use self::reader::{Change, Limits, Tailed};
 pub use self::watcher::Waker;
 use self::watcher::Watcher;
-use super::{Chunk, Fingerprint, Position, StreamKey};
+use super::{Chunk, Fingerprint, Payload, Position, StreamKey, send};
 use crate::config::{FileSourceConfig, ReadFrom};
 
 /// A chunk holds at most this many bytes of lines (plus at most one more line).
@@ -90,6 +99,40 @@ pub const MIN_COPY_HEAD: usize = 16;
 pub const NOTES_MAX: usize = 32;
 /// Compressed rotations (`secure-20240101.gz`) matched by a glob are not followed.
 const COMPRESSED: [&str; 5] = ["gz", "bz2", "xz", "zst", "lz4"];
+
+/// How a file's bytes are cut into records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// Text lines ending in a newline, cut at `max-line-bytes`: [`Payload::SyslogLines`].
+    #[default]
+    Lines,
+    /// Fixed-size binary records of `len` bytes, handed on as `payload` (see the module
+    /// documentation).
+    Records {
+        /// Bytes per record.
+        len: usize,
+        /// What the records are.
+        payload: Payload,
+    },
+}
+
+impl Framing {
+    /// How many of a file's first bytes its head checksum is taken from, at most.
+    fn head_len(self) -> usize {
+        match self {
+            Framing::Lines => fingerprint::HEAD_BYTES,
+            Framing::Records { len, .. } => len,
+        }
+    }
+
+    /// `offset` moved back to the start of the record it falls in.
+    fn whole(self, offset: u64) -> u64 {
+        match self {
+            Framing::Lines => offset,
+            Framing::Records { len, .. } => offset - offset % len as u64,
+        }
+    }
+}
 
 /// How the source learns about changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -193,6 +236,7 @@ pub struct FileSource {
     poll_interval: Duration,
     max_files: usize,
     limits: Limits,
+    framing: Framing,
     first_start: bool,
     first_scan_done: bool,
     known: HashMap<Fingerprint, Known>,
@@ -261,6 +305,7 @@ impl FileSource {
                 max_line: max_line.max(1),
                 partial_timeout: config.partial_line_timeout,
             },
+            framing: Framing::Lines,
             first_start,
             first_scan_done: false,
             start_keys: known.len(),
@@ -290,6 +335,17 @@ impl FileSource {
         self.watcher = Watcher::new(true).0;
         self.set_mode();
         self
+    }
+
+    /// Reads the files as `framing`. Defaults to [`Framing::Lines`].
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        self
+    }
+
+    /// Scans the globs at the next poll, due or not.
+    pub fn rescan_next_poll(&mut self) {
+        self.rescan = true;
     }
 
     /// Do not print notes on standard error (they are still kept in the status). Defaults to
@@ -569,7 +625,7 @@ impl FileSource {
 
     fn open(&mut self, path: PathBuf, now: Instant, first_scan: bool) {
         let opened = File::open(&path).and_then(|f| {
-            let (fp, head) = fingerprint::fingerprint(&f)?;
+            let (fp, head) = fingerprint::fingerprint(&f, self.framing)?;
             Ok((f, fp, head))
         });
         let (file, fp, head) = match opened {
@@ -592,16 +648,17 @@ impl FileSource {
                 ));
                 0
             }
-            Start::Known(o) => o,
-            Start::New if first_scan && self.first_start => match self.read_from {
-                ReadFrom::Beginning => 0,
-                ReadFrom::End => {
+            Start::Known(o) => self.framing.whole(o),
+            Start::New if first_scan && self.first_start => match (self.read_from, self.framing) {
+                (ReadFrom::Beginning, _) => 0,
+                (ReadFrom::End, Framing::Records { .. }) => self.framing.whole(size),
+                (ReadFrom::End, Framing::Lines) => {
                     Tailed::start_of_last_line(&file, size, self.limits.max_line).unwrap_or(size)
                 }
             },
             Start::New => 0,
         };
-        match Tailed::new(file, Arc::new(path), fp, head, offset, now) {
+        match Tailed::new(file, self.framing, Arc::new(path), fp, head, offset, now) {
             Ok(t) => {
                 self.remember(fp, offset);
                 self.files.push(t);
@@ -705,18 +762,22 @@ impl FileSource {
     /// Closes orphans at their end that stayed idle long enough; a held partial line is emitted
     /// (flushed) first, in the returned chunk.
     fn close_idle_orphans(&mut self, now: Instant) -> Vec<Chunk> {
-        let idle_for = self.poll_interval * ORPHAN_IDLE_POLLS;
+        // Records: nobody writes to a rotated utmp file, so it closes once read to its end.
+        let (idle_polls, idle_for) = match self.framing {
+            Framing::Lines => (ORPHAN_IDLE_POLLS, self.poll_interval * ORPHAN_IDLE_POLLS),
+            Framing::Records { .. } => (1, Duration::ZERO),
+        };
         let mut closing = Vec::new();
         for (i, t) in self.files.iter_mut().enumerate() {
             if t.orphan_since.is_none() {
                 continue;
             }
-            if t.offset < t.size || t.has_unread(now, &self.limits) {
+            if t.offset < self.framing.whole(t.size) || t.has_unread(now, &self.limits) {
                 t.idle_polls = 0;
                 continue;
             }
             t.idle_polls += 1;
-            if t.idle_polls >= ORPHAN_IDLE_POLLS
+            if t.idle_polls >= idle_polls
                 && now.saturating_duration_since(t.last_growth) >= idle_for
             {
                 closing.push(i);
@@ -762,24 +823,6 @@ impl FileSource {
             s.totals = totals;
             s.polls += 1;
         });
-    }
-}
-
-/// Sends, waiting while the channel is full; false when stopped or the receiver is gone.
-fn send(tx: &SyncSender<Chunk>, chunk: Chunk, stop: &AtomicBool) -> bool {
-    let mut chunk = chunk;
-    loop {
-        match tx.try_send(chunk) {
-            Ok(()) => return true,
-            Err(TrySendError::Disconnected(_)) => return false,
-            Err(TrySendError::Full(c)) => {
-                if stop.load(Ordering::Relaxed) {
-                    return false;
-                }
-                chunk = c;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
     }
 }
 

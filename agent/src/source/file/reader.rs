@@ -3,7 +3,9 @@
 //! The descriptor is what keeps a rotated or deleted file readable to its end. Each call to
 //! [`Tailed::read_chunk`] seeks to the next unread byte and reads complete lines into one chunk
 //! of bounded size; a last line without its newline is held back (not emitted, the position stays
-//! at its start) until the newline arrives or the partial-line timeout passes.
+//! at its start) until the newline arrives or the partial-line timeout passes. A file framed as
+//! fixed-size records ([`Framing::Records`]) is read in whole records; a partial last record (a
+//! writer caught mid-`write`) waits for its rest and is never emitted on its own.
 
 use std::fs::File;
 use std::io::{self, BufReader, Seek, SeekFrom};
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Framing;
 use super::fingerprint::{self, Head};
 use crate::lines::LineReader;
 use crate::source::{Chunk, Fingerprint, Payload, Position, Record, StreamKey};
@@ -66,6 +69,7 @@ pub(crate) enum Change {
 #[derive(Debug)]
 pub(crate) struct Tailed {
     file: File,
+    framing: Framing,
     pub(crate) path: Arc<PathBuf>,
     pub(crate) fp: Fingerprint,
     head: Head,
@@ -87,6 +91,7 @@ pub(crate) struct Tailed {
 impl Tailed {
     pub(crate) fn new(
         file: File,
+        framing: Framing,
         path: Arc<PathBuf>,
         fp: Fingerprint,
         head: Head,
@@ -96,6 +101,7 @@ impl Tailed {
         let md = file.metadata()?;
         Ok(Tailed {
             file,
+            framing,
             path,
             fp,
             head,
@@ -138,7 +144,7 @@ impl Tailed {
         self.size = size;
         self.mtime_ns = mtime;
         let old = self.fp;
-        let head = fingerprint::read_head(&self.file)?;
+        let head = fingerprint::read_head(&self.file, self.framing)?;
         let prefix_same = head.bytes.get(..self.head.bytes.len()) == Some(&self.head.bytes[..]);
         if size < self.offset || !prefix_same {
             let old_offset = self.offset;
@@ -188,6 +194,9 @@ impl Tailed {
         now: Instant,
         flush: bool,
     ) -> io::Result<(Option<Chunk>, bool)> {
+        if let Framing::Records { len, payload } = self.framing {
+            return self.read_records(source, limits, len, payload);
+        }
         let flushing = flush && self.partial.is_some();
         if !flushing && !self.has_unread(now, limits) {
             return Ok((None, false));
@@ -266,22 +275,67 @@ impl Tailed {
         Ok((Some(chunk), full))
     }
 
+    /// Reads whole records of `len` bytes from the position, at most `limits.lines` of them and
+    /// `limits.bytes` (but at least one); a partial last record is left for a later read.
+    fn read_records(
+        &mut self,
+        source: &Arc<str>,
+        limits: &Limits,
+        len: usize,
+        payload: Payload,
+    ) -> io::Result<(Option<Chunk>, bool)> {
+        if self.size <= self.scanned_to {
+            return Ok((None, false));
+        }
+        let available = self.size.saturating_sub(self.offset) / len as u64;
+        let most = limits.lines.min(limits.bytes / len).max(1);
+        let n = usize::try_from(available).unwrap_or(usize::MAX).min(most);
+        let mut data = vec![0u8; n * len];
+        let got = fingerprint::read_full_at(&self.file, &mut data, self.offset)?;
+        data.truncate(got - got % len);
+        let full = available > most as u64 && data.len() == n * len;
+        // Past a partial last record (or a file that shrank under us) nothing more is read until
+        // the file changes.
+        self.scanned_to = if full {
+            self.offset + data.len() as u64
+        } else {
+            self.size
+        };
+        if data.is_empty() {
+            return Ok((None, false));
+        }
+        let records: Vec<Record> = (0..data.len() / len)
+            .map(|k| Record {
+                start: (k * len) as u32,
+                end: ((k + 1) * len) as u32,
+                offset: Some(self.offset + (k * len) as u64),
+                truncated: false,
+                journal: None,
+            })
+            .collect();
+        self.counters.lines_read += records.len() as u64;
+        self.offset += data.len() as u64;
+        let chunk = Chunk {
+            source: Arc::clone(source),
+            stream: StreamKey::File {
+                fingerprint: self.fp,
+            },
+            path: Some(Arc::clone(&self.path)),
+            payload,
+            data,
+            records,
+            end: Position::Offset(self.offset),
+        };
+        Ok((Some(chunk), full))
+    }
+
     /// Where a file present at first start begins with `read-from = end`: after the last
     /// newline, so a line being written right now is read whole. Looks back at most `max_line`.
     pub(crate) fn start_of_last_line(file: &File, size: u64, max_line: usize) -> io::Result<u64> {
-        use std::os::unix::fs::FileExt;
         let back = (max_line as u64).min(size);
         let mut buf = vec![0u8; back as usize];
         let from = size - back;
-        let mut n = 0;
-        while n < buf.len() {
-            match file.read_at(&mut buf[n..], from + n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let n = fingerprint::read_full_at(file, &mut buf, from)?;
         Ok(match memchr::memrchr(b'\n', &buf[..n]) {
             Some(i) => from + i as u64 + 1,
             None if from == 0 => 0,
