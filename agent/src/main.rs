@@ -147,8 +147,13 @@ fn main() -> ExitCode {
             agent::run::run(&agent::run::Options { config: cli.config }).map(|()| ExitCode::SUCCESS)
         }
         Command::Status { json } => {
-            cmd::status::run(&cli.config, json, &mut std::io::stdout().lock())
-                .map(|()| ExitCode::SUCCESS)
+            cmd::status::run(&cli.config, json, &mut std::io::stdout().lock()).map(|running| {
+                if running {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            })
         }
         Command::Install { prefix, dry_run } => std::env::current_exe()
             .map_err(anyhow::Error::from)

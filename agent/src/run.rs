@@ -57,6 +57,10 @@ pub const BUSY_WAKE: Duration = Duration::from_millis(100);
 /// Longest the run loop sleeps when nothing happens (the latency of SIGTERM and SIGHUP).
 pub const IDLE_WAKE: Duration = Duration::from_secs(1);
 
+/// A running agent rewrites its status file at least this often, changed or not: a file older
+/// than this (and [`STATUS_INTERVAL`]) belongs to an agent that stopped or cannot write.
+pub const STATUS_REWRITE_MAX: Duration = Duration::from_secs(60);
+
 /// The status file's name in the state dir.
 pub const STATUS_FILE: &str = "status.json";
 
@@ -77,6 +81,10 @@ pub struct StatusReport {
     pub agent_id: String,
     /// When this file was written (RFC 3339).
     pub updated: String,
+    /// The longest time between two rewrites of this file while the agent runs, in seconds
+    /// ([`STATUS_REWRITE_MAX`]).
+    #[serde(default)]
+    pub refresh_secs: u64,
     /// The sink.
     pub sink: String,
     /// Events committed to the sink since start.
@@ -458,7 +466,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             let stale = last_written
                 .as_ref()
                 .is_none_or(|(r, at): &(StatusReport, Instant)| {
-                    *r != report || at.elapsed() >= Duration::from_secs(60)
+                    *r != report || at.elapsed() >= STATUS_REWRITE_MAX
                 });
             if stale {
                 let mut written = report.clone();
@@ -869,6 +877,7 @@ fn status_report(
         pid: std::process::id(),
         agent_id: agent_id.to_owned(),
         updated: now().rfc3339().to_string(),
+        refresh_secs: STATUS_REWRITE_MAX.as_secs(),
         sink: sink.describe(),
         events_committed: pipeline.events_committed,
         commit_failures: pipeline.commit_failures,

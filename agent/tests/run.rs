@@ -472,3 +472,52 @@ fn a_reload_applies_detect_and_keeps_what_was_counted() {
     assert_eq!(alerts[0]["event"]["action"], "brute_force");
     assert_eq!(alerts[0]["authtrail"]["count"], 13);
 }
+
+#[test]
+fn status_of_a_killed_agent_says_it_is_not_running_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "live", 0, 3);
+    let cfg = dir.path().join("agent.toml");
+    write_config(&cfg, &config(dir.path(), &[("auth", &log)]));
+    let status = || {
+        Command::new(BIN)
+            .args(["status", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let mut agent = Agent::start(&cfg);
+    wait_for(dir.path(), 3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let live = loop {
+        let out = status();
+        if out.status.success() {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "status never succeeded: {out:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = String::from_utf8_lossy(&live.stdout);
+    assert!(
+        !text.contains("NOT RUNNING") && !text.contains("stale"),
+        "{text}"
+    );
+
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    let dead = status();
+    let text = String::from_utf8_lossy(&dead.stdout);
+    assert_eq!(dead.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("NOT RUNNING: pid "), "{text}");
+    assert!(text.contains("ago, stale)"), "{text}");
+    let json = Command::new(BIN)
+        .args(["status", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["running"], false);
+    assert_eq!(v["stale"], true);
+}
