@@ -4,6 +4,7 @@
 //! they cannot run (not root, a program missing, or `AUTHTRAIL_SKIP_E2E` set); `.ci/run` installs
 //! the programs. Helpers are in `util.rs`; `AUTHTRAIL_E2E_KEEP=1` keeps the scratch directory.
 
+mod cli;
 mod shipping;
 mod util;
 

@@ -322,6 +322,14 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Every rule.
+    pub const ALL: [Rule; 4] = [
+        Rule::BruteForce,
+        Rule::PasswordSpray,
+        Rule::SuccessAfterFailures,
+        Rule::FirstSeenSource,
+    ];
+
     /// The alert's `event.action` value.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -19,6 +19,8 @@ pub mod detect;
 pub mod ecs;
 pub mod encode;
 pub mod event;
+#[cfg(feature = "alloc")]
+pub mod exit;
 pub mod hash;
 pub mod parse;
 pub mod ring;

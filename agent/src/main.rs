@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use agent::cmd;
 use agent::timezone::Zone;
+use agent_core::exit::{cause_lines, exit_code};
 use clap::{Parser, Subcommand};
 
 /// Watches every login on this machine and ships the evidence to a collector.
@@ -89,8 +90,22 @@ fn config_verdict(valid: bool) -> ExitCode {
     if valid {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(cmd::validate::EXIT_INVALID)
+        ExitCode::from(agent_core::exit::EXIT_USAGE)
     }
+}
+
+/// Prints an error as one line per cause (see [`agent_core::exit::cause_lines`]).
+fn report_error(program: &str, e: &anyhow::Error) {
+    let lines = cause_lines(e.as_ref());
+    let mut text = format!(
+        "{program}: error: {}",
+        lines.first().map_or("", String::as_str)
+    );
+    for line in lines.iter().skip(1) {
+        text.push_str("\n  caused by: ");
+        text.push_str(line);
+    }
+    eprintln!("{text}");
 }
 
 fn main() -> ExitCode {
@@ -177,8 +192,10 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("authtrail: error: {e:#}");
-            ExitCode::FAILURE
+            report_error("authtrail", &e);
+            ExitCode::from(exit_code(e.as_ref(), |c| {
+                c.is::<agent::config::ConfigError>()
+            }))
         }
     }
 }

@@ -248,7 +248,7 @@ fn info(msg: impl std::fmt::Display) {
 fn load(path: &Path) -> anyhow::Result<(Config, Option<String>)> {
     Config::load_effective(path, Path::new("/")).map_err(|errors| {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("{}", text.join("\n"))
+        anyhow::Error::new(agent_core::exit::UsageError(text.join("\n")))
     })
 }
 

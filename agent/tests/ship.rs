@@ -734,7 +734,7 @@ fn refused_credentials_keep_the_batch_until_the_token_file_is_fixed() {
             .last_error
             .as_deref()
             .unwrap()
-            .contains("refused this agent's credentials (HTTP 401"),
+            .contains("refused this agent (HTTP 401"),
         "{status:?}"
     );
     assert_eq!(status.spooled_batches, 1, "kept");

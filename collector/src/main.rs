@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use agent_core::exit::{UsageError, cause_lines, exit_code};
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Parser, Subcommand};
 use collector::config::{Config, DEFAULT_CONFIG_PATH};
@@ -60,9 +61,10 @@ struct StoreArgs {
 struct QueryArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Only events newer than this (`1h`, `30m`, `2days`).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    since: Option<Duration>,
+    /// Only events newer than this: a duration back from now (`90s`, `30m`, `2h`, `7d`) or an
+    /// RFC 3339 time (`2026-12-01T00:00:00Z`).
+    #[arg(long, value_parser = parse_since, value_name = "WHEN")]
+    since: Option<Since>,
     /// Only this `user.name`.
     #[arg(long)]
     user: Option<String>,
@@ -72,7 +74,8 @@ struct QueryArgs {
     /// Only this `host.hostname`.
     #[arg(long)]
     host: Option<String>,
-    /// Only this `event.action` (`auth_failure`, `sudo`...).
+    /// Only this `event.action` (`auth_failure`, `sudo`, `brute_force`...); an unknown one is
+    /// refused with the nearest known name.
     #[arg(long)]
     action: Option<String>,
     /// At most this many events (the newest).
@@ -87,19 +90,96 @@ struct QueryArgs {
 struct StatsArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Count only events newer than this.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    since: Option<Duration>,
+    /// Count only events newer than this: a duration (`90s`, `2h`, `7d`) or an RFC 3339 time.
+    #[arg(long, value_parser = parse_since, value_name = "WHEN")]
+    since: Option<Since>,
     /// An agent silent for longer is `stale`. Defaults to the config's heartbeat-stale-after
     /// (3m).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_duration_words, value_name = "DURATION")]
     stale_after: Option<Duration>,
     /// The window of the cross-host failure detection.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+    #[arg(long, value_parser = parse_duration_words, default_value = "1h", value_name = "DURATION")]
     window: Duration,
     /// Report a source that failed against at least this many distinct hosts.
     #[arg(long, default_value_t = 3)]
     hosts: u32,
+    /// Print the figures as one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A `--since` value.
+#[derive(Debug, Clone, Copy)]
+enum Since {
+    /// This long before now.
+    Ago(Duration),
+    /// From this time on.
+    At(jiff::Timestamp),
+}
+
+impl Since {
+    fn micros(self) -> i64 {
+        match self {
+            Since::Ago(d) => ago_us(d),
+            Since::At(t) => t.as_microsecond(),
+        }
+    }
+}
+
+/// A duration in the config's words: `90s`, `30m`, `2h`, `7d` (also `1h30m`, `2days`).
+fn parse_duration_words(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|_| {
+        format!("{s:?} is not a duration: write a number and a unit, like 90s, 30m, 2h or 7d")
+    })
+}
+
+/// `--since`: a duration back from now, or an RFC 3339 time.
+fn parse_since(s: &str) -> Result<Since, String> {
+    if let Ok(t) = s.trim().parse::<jiff::Timestamp>() {
+        return Ok(Since::At(t));
+    }
+    humantime::parse_duration(s.trim())
+        .map(Since::Ago)
+        .map_err(|_| {
+            format!(
+                "{s:?} is neither a duration (90s, 30m, 2h, 7d) nor an RFC 3339 time \
+                 (2026-12-01T00:00:00Z)"
+            )
+        })
+}
+
+/// Every `event.action` an agent writes: the events' and the detections' alerts'.
+fn known_actions() -> Vec<&'static str> {
+    let mut names: Vec<&str> = agent_core::Action::ALL.iter().map(|a| a.as_str()).collect();
+    names.extend(agent_core::detect::Rule::ALL.iter().map(|r| r.as_str()));
+    names
+}
+
+/// Refuses an `--action` that is neither a known action nor one the store holds, with the
+/// nearest name.
+fn check_action(action: &str, stored: &[String]) -> Result<(), UsageError> {
+    let known = known_actions();
+    if known.contains(&action) || stored.iter().any(|s| s == action) {
+        return Ok(());
+    }
+    let mut candidates: Vec<&str> = known;
+    candidates.extend(stored.iter().map(String::as_str));
+    let nearest = candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(action, c), *c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    Err(UsageError(match nearest {
+        Some((_, name)) => format!("no action is called `{action}`: did you mean `{name}`?"),
+        None => {
+            candidates.sort_unstable();
+            candidates.dedup();
+            format!(
+                "no action is called `{action}`: one of {}",
+                candidates.join(", ")
+            )
+        }
+    }))
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,8 +220,19 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("authtrail-collector: {e:#}");
-            ExitCode::FAILURE
+            let lines = cause_lines(e.as_ref());
+            let mut text = format!(
+                "authtrail-collector: error: {}",
+                lines.first().map_or("", String::as_str)
+            );
+            for line in lines.iter().skip(1) {
+                text.push_str("\n  caused by: ");
+                text.push_str(line);
+            }
+            eprintln!("{text}");
+            ExitCode::from(exit_code(e.as_ref(), |c| {
+                c.is::<collector::config::ConfigError>()
+            }))
         }
     }
 }
@@ -159,7 +250,7 @@ fn ago_us(d: Duration) -> i64 {
 fn load_valid(path: &Path) -> anyhow::Result<Config> {
     Config::load_valid(path).map_err(|errors| {
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        anyhow!("{}", list.join("\n  "))
+        anyhow::Error::new(UsageError(list.join("\n  ")))
     })
 }
 
@@ -172,6 +263,17 @@ fn open_store(args: &StoreArgs) -> anyhow::Result<(Store, Config)> {
             (config.db_path(), config)
         }
     };
+    if !path.exists() {
+        anyhow::bail!(
+            "there is no store at {}: the collector creates it at its first `serve`; check {}",
+            path.display(),
+            if args.db.is_some() {
+                "--db".to_owned()
+            } else {
+                format!("data-dir in {}", args.config.display())
+            }
+        );
+    }
     let store = Store::open_read_only(&path)
         .with_context(|| format!("opening the store {}", path.display()))?;
     Ok((store, config))
@@ -199,8 +301,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Query(q) => {
             let (store, _) = open_store(&q.store)?;
+            if let Some(action) = &q.action {
+                check_action(action, &store.actions()?)?;
+            }
             let rows = store.query(&Filter {
-                since_us: q.since.map(ago_us),
+                since_us: q.since.map(Since::micros),
                 user: q.user,
                 source_ip: q.source_ip.map(|ip| ip.to_string()),
                 host: q.host,
@@ -216,9 +321,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Stats(s) => {
             let (store, config) = open_store(&s.store)?;
-            let stats = store.stats(s.since.map(ago_us), ago_us(s.window), s.hosts)?;
+            let stats = store.stats(s.since.map(Since::micros), ago_us(s.window), s.hosts)?;
             let stale = s.stale_after.unwrap_or(config.heartbeat_stale_after);
-            print(&report::stats_text(&stats, now_us(), stale, s.window))
+            if s.json {
+                print(&format!("{}\n", stats_json(&stats, now_us(), stale)))
+            } else {
+                print(&report::stats_text(&stats, now_us(), stale, s.window))
+            }
         }
         Command::Certs(CertsCommand::Init { dir, san, days }) => {
             let r = certs::init(&dir, &san, days)?;
@@ -242,6 +351,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })?,
                 None => uuid::Uuid::new_v4(),
             };
+            if !dir.join("ca-key.pem").exists() {
+                anyhow::bail!(
+                    "{} holds no CA (ca-key.pem): run `authtrail-collector certs init --dir {}` \
+                     first, or point --dir at the directory it wrote",
+                    dir.display(),
+                    dir.display()
+                );
+            }
             let r = certs::issue_agent(&dir, id, days)?;
             print(&format!(
                 "agent id:    {}\ncertificate: {}\nkey:         {}\n",
@@ -254,6 +371,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print(&format!("{}\n", certs::pin_of_cert_file(&cert)?))
         }
     }
+}
+
+/// `stats --json`: the same figures as the tables, as one document.
+fn stats_json(
+    stats: &collector::store::Stats,
+    now: i64,
+    stale_after: Duration,
+) -> serde_json::Value {
+    let stale_us = i64::try_from(stale_after.as_micros()).unwrap_or(i64::MAX);
+    serde_json::json!({
+        "counts": stats.counts.iter().map(|(host, action, events)| serde_json::json!({
+            "host": host, "action": action, "events": events,
+        })).collect::<Vec<_>>(),
+        "agents": stats.agents.iter().map(|a| serde_json::json!({
+            "agent-id": a.agent_id,
+            "hostname": a.hostname,
+            "first-seen": report::time(a.first_seen_us),
+            "last-seen": report::time(a.last_seen_us),
+            "last-seq": a.last_seq,
+            "stale": now.saturating_sub(a.last_seen_us) > stale_us,
+        })).collect::<Vec<_>>(),
+        "spread-sources": stats.spread_sources.iter().map(|s| serde_json::json!({
+            "source-ip": s.source_ip, "hosts": s.hosts, "failures": s.failures,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn serve(path: &Path) -> anyhow::Result<()> {

@@ -661,6 +661,20 @@ impl Store {
         Ok(())
     }
 
+    /// The distinct `event.action` values of the stored events (from `terms`; the entries the
+    /// writer still holds back are not in it).
+    pub fn actions(&self) -> Result<Vec<String>, StoreError> {
+        let field = TERM_FIELDS
+            .iter()
+            .find(|t| t.1 == "action")
+            .map_or(4, |t| t.0);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT value FROM terms WHERE field = ?1")?;
+        let rows = stmt.query_map([field], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Counts per host and action, every agent, and source addresses that failed against at
     /// least `spread` distinct hosts since `window_start_us`.
     pub fn stats(

@@ -89,7 +89,7 @@ pub fn age_words(secs: u64) -> String {
 /// Prints the status of the agent configured by `config` (a table, or the JSON with `running`
 /// and `age-secs` added). Returns whether the agent is running.
 pub fn run(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<bool> {
-    let config = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = Config::load(config)?;
     let report = crate::run::read_status(&config.state_dir)?;
     let live = liveness(&report, jiff::Timestamp::now(), pid_is_agent);
     let age_secs = match live {

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use crate::config::{Config, ConfigError};
 
 /// Exit status of `validate` (and of any command that loads the config) for a refused config.
-pub const EXIT_INVALID: u8 = 2;
+pub const EXIT_INVALID: u8 = agent_core::exit::EXIT_USAGE;
 
 /// Options of `authtrail validate`.
 #[derive(Debug, Clone)]

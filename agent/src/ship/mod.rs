@@ -924,12 +924,18 @@ impl Shipper {
             }
             Outcome::Refused(code, snippet) => {
                 let wait = state.backoff.next_wait();
+                let fix = if code == 403 {
+                    // Authenticated, but as another agent: the credentials are fine, the id
+                    // this agent claims is not theirs.
+                    "the credentials were issued for another agent id: put that id in the state \
+                     dir's `agent-id` file (before the agent's first start), or issue them for \
+                     the id that file holds (`authtrail-collector certs issue-agent <ID>`)"
+                } else {
+                    "check [sink] auth.token-file and tls.cert-file"
+                };
                 failed(
                     state,
-                    format!(
-                        "the collector refused this agent's credentials (HTTP {code}: \
-                         {snippet}); check [sink] auth.token-file and tls.cert-file"
-                    ),
+                    format!("the collector refused this agent (HTTP {code}: {snippet}); {fix}"),
                     wait,
                 )
             }

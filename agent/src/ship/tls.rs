@@ -358,18 +358,18 @@ pub fn explain(err: &rustls::Error, name: &str) -> String {
         rustls::Error::InvalidCertificate(c) => match c {
             CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
                 "the collector's certificate is not signed by a trusted CA (check [sink] \
-                 tls.ca-file) [{c:?}]"
+                 tls.ca-file) [{c}]"
             ),
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                format!("the collector's certificate has expired [{c:?}]")
+                format!("the collector's certificate has expired [{c}]")
             }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                format!("the collector's certificate is not valid yet (check the clock) [{c:?}]")
+                format!("the collector's certificate is not valid yet (check the clock) [{c}]")
             }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 format!(
                     "the collector's certificate is not valid for the host name {name:?} (fix \
-                     the URL, or set [sink] tls.server-name to a name it is issued for) [{c:?}]"
+                     the URL, or set [sink] tls.server-name to a name it is issued for) [{c}]"
                 )
             }
             CertificateError::Revoked => "the collector's certificate is revoked".to_owned(),
@@ -377,7 +377,7 @@ pub fn explain(err: &rustls::Error, name: &str) -> String {
                 Some(p) => format!("the collector's key is not pinned: {p}"),
                 None => format!("the collector's certificate was refused: {other}"),
             },
-            other => format!("the collector's certificate was refused: {other:?}"),
+            other => format!("the collector's certificate was refused: {other}"),
         },
         rustls::Error::AlertReceived(A::CertificateRequired | A::BadCertificate)
         | rustls::Error::AlertReceived(A::UnknownCA | A::AccessDenied) => format!(
