@@ -82,6 +82,7 @@ pub fn run(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
             Some(path) => {
                 let file =
                     File::open(path).with_context(|| format!("opening {}", path.display()))?;
+                refuse_utmp(&file, path)?;
                 let mtime = file
                     .metadata()
                     .and_then(|m| m.modified())
@@ -140,6 +141,10 @@ fn parse_stream(
             summary.truncated += 1;
         }
         let bytes = agent_core::syslog::trim_line_end(line.bytes);
+        if is_journalctl_marker(bytes) {
+            summary.noise += 1;
+            continue;
+        }
         if std::str::from_utf8(bytes).is_err() {
             summary.invalid_utf8 += 1;
         }
@@ -195,6 +200,41 @@ fn parse_stream(
         }
     }
     Ok(())
+}
+
+/// journalctl's own lines between entries: `-- No entries --`, `-- Boot <id> --`, `-- Logs begin
+/// at ... --`. Not log lines, so not malformed ones.
+fn is_journalctl_marker(line: &[u8]) -> bool {
+    line.len() > 6 && line.starts_with(b"-- ") && line.ends_with(b" --")
+}
+
+/// A wtmp/btmp/utmp file is binary records, not lines: say so and how to read it, rather than
+/// counting it as one long malformed line. Known by its size (whole 384-byte records) and a
+/// first record whose type is a utmp type.
+fn refuse_utmp(file: &File, path: &Path) -> anyhow::Result<()> {
+    use agent_core::utmp::{RECORD_LEN, RecordType, parse_record};
+    use std::os::unix::fs::FileExt as _;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 || len % RECORD_LEN as u64 != 0 {
+        return Ok(());
+    }
+    let mut first = [0u8; RECORD_LEN];
+    if file.read_exact_at(&mut first, 0).is_err() {
+        return Ok(());
+    }
+    // Text has a type of at least 0x0909 (two printable or blank bytes): never a utmp type.
+    let is_utmp =
+        parse_record(&first).is_ok_and(|r| !matches!(r.record_type(), RecordType::Unknown(_)));
+    if !is_utmp {
+        return Ok(());
+    }
+    let p = path.display();
+    Err(agent_core::exit::UsageError(format!(
+        "{p} is a utmp file (wtmp/btmp: binary login records), not a text log: read it with \
+         `last -f {p}` (`lastb -f` for btmp) or `utmpdump {p}`; the agent reads it with a \
+         [[source]] type = \"utmp\""
+    ))
+    .into())
 }
 
 fn report_unmatched(
@@ -339,5 +379,34 @@ mod tests {
         let err = String::from_utf8(err).unwrap();
         assert!(err.contains("auth.log:3: unrecognised: "), "{err}");
         assert!(err.contains("auth_failure"), "{err}");
+    }
+
+    #[test]
+    fn a_utmp_file_is_named_with_how_to_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wtmp");
+        std::fs::write(
+            &path,
+            include_bytes!("../../../agent-core/testdata/debian12-utmp/wtmp"),
+        )
+        .unwrap();
+        let e = run(&opts(vec![path]), &mut Vec::new(), &mut Vec::new()).unwrap_err();
+        let text = format!("{e:#}");
+        assert!(text.contains("is a utmp file"), "{text}");
+        assert!(text.contains("last -f"), "{text}");
+        assert!(text.contains("type = \"utmp\""), "{text}");
+        assert!(
+            e.chain().any(|c| c.is::<agent_core::exit::UsageError>()),
+            "exits 2"
+        );
+    }
+
+    #[test]
+    fn journalctl_no_entries_is_not_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.txt");
+        std::fs::write(&path, "-- No entries --\n").unwrap();
+        let s = run(&opts(vec![path]), &mut Vec::new(), &mut Vec::new()).unwrap();
+        assert_eq!((s.lines, s.malformed, s.noise), (1, 0, 1));
     }
 }
