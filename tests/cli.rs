@@ -191,3 +191,68 @@ fn errors_say_each_cause_once_and_exit_codes_are_shared() {
     let stats: serde_json::Value = serde_json::from_str(&out).expect("stats --json is JSON");
     assert!(stats["agents"].is_array(), "{stats}");
 }
+
+#[test]
+fn completions_and_man_pages_generate_where_the_packages_take_them() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    for (bin, manifest) in [
+        (authtrail_bin(), "agent/Cargo.toml"),
+        (collector_bin(), "collector/Cargo.toml"),
+    ] {
+        let name = bin
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("binary name")
+            .to_owned();
+        // Laid out as in target/assets/<bin>, where the .deb metadata takes them from.
+        let dir = scratch.path().join("target/assets").join(&name);
+        let (code, _, err) = run(
+            &bin,
+            scratch.path(),
+            &["generate-assets", dir.to_str().expect("UTF-8")],
+        );
+        assert_eq!(code, 0, "{name} generate-assets: {err}");
+        for file in [
+            format!("completions/{name}.bash"),
+            format!("completions/_{name}"),
+            format!("completions/{name}.fish"),
+            format!("man/{name}.1"),
+        ] {
+            let text = fs::read_to_string(dir.join(&file)).expect(&file);
+            assert!(text.contains(&name), "{file} does not name {name}");
+        }
+        let bash = fs::read_to_string(dir.join(format!("completions/{name}.bash"))).expect("bash");
+        assert!(bash.contains("--config"), "bash completion lacks --config");
+        let man = fs::read_to_string(dir.join(format!("man/{name}.1"))).expect("man");
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH"),
+            "not roff: {man}"
+        );
+        assert!(
+            !dir.join(format!("man/{name}-help.1")).exists(),
+            "a page for the help subcommand"
+        );
+        // Every generated asset the .deb metadata names exists.
+        let meta =
+            fs::read_to_string(crate::util::workspace_root().join(manifest)).expect("manifest");
+        for line in meta.lines().filter(|l| l.contains("\"../target/assets/")) {
+            let source = line
+                .split('"')
+                .nth(1)
+                .expect("a quoted source path")
+                .trim_start_matches("../");
+            let path = scratch.path().join(source);
+            if let Some(dir) = source.strip_suffix("/*.1") {
+                let pages = fs::read_dir(scratch.path().join(dir))
+                    .expect("man dir")
+                    .count();
+                assert!(pages > 3, "{source}: {pages} pages");
+            } else {
+                assert!(
+                    path.exists(),
+                    "{manifest} ships {source}, which is not generated"
+                );
+            }
+        }
+    }
+}

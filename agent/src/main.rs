@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use agent::cmd;
 use agent::timezone::Zone;
 use agent_core::exit::{cause_lines, exit_code};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// Watches every login on this machine and ships the evidence to a collector.
 #[derive(Debug, Parser)]
@@ -73,6 +73,27 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write shell completions (`completions/`: bash, zsh, fish) and man pages (`man/`) made
+    /// from these command-line definitions into DIR; packaging runs it.
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Where to write `completions/` and `man/`.
+        dir: PathBuf,
+    },
+}
+
+/// Writes completions for bash, zsh and fish, and a man page per command, under `dir`.
+fn generate_assets(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap_complete::Shell;
+    // No pages or completions for the `help` subcommand: `--help` says the same.
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    let name = cli.get_name().to_owned();
+    std::fs::create_dir_all(dir.join("completions"))?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cli, &name, dir.join("completions"))?;
+    }
+    std::fs::create_dir_all(dir.join("man"))?;
+    clap_mangen::generate_to(cli, dir.join("man"))
 }
 
 fn parse_rfc3339(s: &str) -> Result<agent_core::Timestamp, String> {
@@ -170,6 +191,9 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::GenerateAssets { dir } => generate_assets(&dir)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
         Command::Install { prefix, dry_run } => std::env::current_exe()
             .map_err(anyhow::Error::from)
             .and_then(|binary| {

@@ -9,14 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agent_core::exit::{UsageError, cause_lines, exit_code};
 use anyhow::{Context as _, anyhow};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use collector::config::{Config, DEFAULT_CONFIG_PATH};
 use collector::store::{Filter, Store};
 use collector::{certs, report};
 
 /// Receives login events from authtrail agents over HTTPS and stores them.
 #[derive(Debug, Parser)]
-#[command(name = "authtrail-collector", version)]
+#[command(name = "authtrail-collector", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,6 +45,29 @@ enum Command {
     /// A small CA for the fleet's mTLS.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Write shell completions (`completions/`: bash, zsh, fish) and man pages (`man/`) made
+    /// from these command-line definitions into DIR; packaging runs it.
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Where to write `completions/` and `man/`.
+        dir: PathBuf,
+    },
+}
+
+/// Writes completions for bash, zsh and fish, and a man page per command, under `dir`.
+fn generate_assets(dir: &Path) -> std::io::Result<()> {
+    use clap_complete::Shell;
+    // No pages or completions for the `help` subcommands: `--help` says the same.
+    let mut cli = Cli::command()
+        .disable_help_subcommand(true)
+        .mut_subcommand("certs", |c| c.disable_help_subcommand(true));
+    let name = cli.get_name().to_owned();
+    std::fs::create_dir_all(dir.join("completions"))?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cli, &name, dir.join("completions"))?;
+    }
+    std::fs::create_dir_all(dir.join("man"))?;
+    clap_mangen::generate_to(cli, dir.join("man"))
 }
 
 #[derive(Debug, Args)]
@@ -367,6 +390,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 r.key.display()
             ))
         }
+        Command::GenerateAssets { dir } => Ok(generate_assets(&dir)?),
         Command::Certs(CertsCommand::Pin { cert }) => {
             print(&format!("{}\n", certs::pin_of_cert_file(&cert)?))
         }

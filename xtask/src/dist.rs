@@ -181,6 +181,38 @@ fn build(path: BuildPath, target: &str) -> Result<()> {
     run_cmd(&mut cmd)
 }
 
+/// Where `generate-assets` writes each binary's completions and man pages; the .deb metadata
+/// (`agent/Cargo.toml`, `collector/Cargo.toml`) takes them from here.
+fn assets_dir(bin: &str) -> PathBuf {
+    project_root().join("target/assets").join(bin)
+}
+
+/// Shell completions and man pages of both binaries, made from their clap definitions by a
+/// host build (`<bin> generate-assets`): they do not depend on the target.
+pub(crate) fn generate_assets() -> Result<()> {
+    for (bin, package) in BINARIES {
+        let dir = assets_dir(bin);
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        let mut cmd = cargo();
+        cmd.args([
+            "run",
+            "-q",
+            "-p",
+            package,
+            "--bin",
+            bin,
+            "--",
+            "generate-assets",
+        ])
+        .arg(&dir);
+        run_cmd(&mut cmd)
+            .with_context(|| format!("generating {bin}'s completions and man pages"))?;
+    }
+    Ok(())
+}
+
 const TARBALL_README: &str = "\
 authtrail {VERSION} for {TARGET}
 ====================================================
@@ -191,6 +223,8 @@ Contents
   authtrail.service             systemd unit of the agent (hardened; see the comments)
   authtrail-collector.service   systemd unit of the collector
   agent.toml, collector.toml    annotated example configurations
+  completions/                  bash, zsh and fish completions of both binaries
+  man/                          man pages (man -l man/authtrail.1)
   SHA256SUMS                    checksums of the files above (sha256sum -c SHA256SUMS)
 
 Install the agent on a server (as root)
@@ -224,11 +258,25 @@ fn package(target: &str, version: &str) -> Result<PathBuf> {
     }
     fs::create_dir_all(&stage)?;
     let release = target_dir().join(target).join("release");
-    let mut files: Vec<&str> = Vec::new();
+    let mut files: Vec<String> = Vec::new();
     for (bin, _) in BINARIES {
         fs::copy(release.join(bin), stage.join(bin))
             .with_context(|| format!("copying {bin} for {target}"))?;
-        files.push(bin);
+        files.push((*bin).to_owned());
+        for sub in ["completions", "man"] {
+            fs::create_dir_all(stage.join(sub))?;
+            let from = assets_dir(bin).join(sub);
+            let mut names: Vec<String> = fs::read_dir(&from)
+                .with_context(|| format!("reading {} (run generate_assets first)", from.display()))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for n in names {
+                fs::copy(from.join(&n), stage.join(sub).join(&n))?;
+                files.push(format!("{sub}/{n}"));
+            }
+        }
     }
     for (from, to) in [
         ("targets/systemd/authtrail.service", "authtrail.service"),
@@ -240,13 +288,13 @@ fn package(target: &str, version: &str) -> Result<PathBuf> {
         ("targets/collector.toml", "collector.toml"),
     ] {
         fs::copy(root.join(from), stage.join(to)).with_context(|| format!("copying {from}"))?;
-        files.push(to);
+        files.push(to.to_owned());
     }
     let readme = TARBALL_README
         .replace("{VERSION}", version)
         .replace("{TARGET}", target);
     fs::write(stage.join("README"), readme)?;
-    files.push("README");
+    files.push("README".to_owned());
     let sums = capture(Command::new("sha256sum").args(&files).current_dir(&stage))
         .context("sha256sum failed")?;
     fs::write(stage.join("SHA256SUMS"), sums)?;
@@ -291,6 +339,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         deps::ensure_cross()?;
     }
     let version = version()?;
+    generate_assets()?;
     let mut report = String::new();
     let mut over_budget = None;
     for target in &targets {
@@ -908,6 +957,7 @@ fn mode_owner(path: &str) -> Result<String> {
 /// left.
 pub(crate) fn deb_check(args: &DebArgs) -> Result<()> {
     deps::ensure_cargo_deb()?;
+    generate_assets()?;
     let started = Instant::now();
     let out = capture(
         cargo()
@@ -927,7 +977,20 @@ pub(crate) fn deb_check(args: &DebArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     run_cmd(Command::new("dpkg-deb").arg("--info").arg(&deb))?;
-    run_cmd(Command::new("dpkg-deb").arg("--contents").arg(&deb))?;
+    let contents = capture(Command::new("dpkg-deb").arg("--contents").arg(&deb))
+        .context("dpkg-deb --contents failed")?;
+    print!("{contents}");
+    for shipped in [
+        "./usr/share/bash-completion/completions/authtrail",
+        "./usr/share/zsh/vendor-completions/_authtrail",
+        "./usr/share/fish/vendor_completions.d/authtrail.fish",
+        "./usr/share/man/man1/authtrail.1",
+    ] {
+        ensure!(
+            contents.contains(shipped),
+            "the .deb lacks {shipped} (completions and man pages)"
+        );
+    }
     if args.no_install {
         return Ok(());
     }

@@ -215,7 +215,7 @@ fn refuse_utmp(file: &File, path: &Path) -> anyhow::Result<()> {
     use agent_core::utmp::{RECORD_LEN, RecordType, parse_record};
     use std::os::unix::fs::FileExt as _;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if len == 0 || len % RECORD_LEN as u64 != 0 {
+    if len == 0 || !len.is_multiple_of(RECORD_LEN as u64) {
         return Ok(());
     }
     let mut first = [0u8; RECORD_LEN];
