@@ -97,6 +97,119 @@ pub(crate) fn ensure_cargo_deb() -> Result<()> {
     run(Command::new("cargo").args(["install", "cargo-deb", "--locked"]))
 }
 
+/// What `cargo xtask test` would add to this host, found without changing anything.
+#[derive(Debug, Default)]
+pub(crate) struct Missing {
+    /// `rustup target add` these.
+    pub(crate) rustup_targets: Vec<String>,
+    /// `rustup component add` these.
+    pub(crate) rustup_components: Vec<String>,
+    /// `apt-get install` these (after `apt-get update`), as root.
+    pub(crate) apt: Vec<String>,
+    /// `cargo install cargo-deb`.
+    pub(crate) cargo_deb: bool,
+    /// No dpkg-query: the apt packages could not be checked.
+    pub(crate) apt_unknown: bool,
+    /// No rustup: the targets and components could not be checked.
+    pub(crate) rustup_unknown: bool,
+}
+
+/// Checks what is missing for the steps that will run: the base tools, the cross tools when
+/// `cross`, cargo-deb when `deb`.
+pub(crate) fn missing(cross: bool, deb: bool) -> Missing {
+    let mut m = Missing::default();
+    let mut targets: Vec<&str> = RUSTUP_TARGETS.to_vec();
+    let mut packages: Vec<&str> = APT_PACKAGES.to_vec();
+    if cross {
+        targets.extend(CROSS_RUSTUP_TARGETS);
+        packages.extend(CROSS_APT_PACKAGES);
+    }
+    match capture(Command::new("rustup").args(["target", "list", "--installed"])) {
+        Some(installed) => {
+            m.rustup_targets = targets
+                .iter()
+                .filter(|t| !installed.lines().any(|l| l.trim() == **t))
+                .map(|t| (*t).to_owned())
+                .collect();
+            let components =
+                capture(Command::new("rustup").args(["component", "list", "--installed"]))
+                    .unwrap_or_default();
+            m.rustup_components = RUSTUP_COMPONENTS
+                .iter()
+                .filter(|c| !component_installed(&components, c))
+                .map(|c| (*c).to_owned())
+                .collect();
+        }
+        None => m.rustup_unknown = true,
+    }
+    if capture(Command::new("dpkg-query").arg("--version")).is_some() {
+        m.apt = packages
+            .iter()
+            .filter(|p| !dpkg_installed(p))
+            .map(|p| (*p).to_owned())
+            .collect();
+    } else {
+        m.apt_unknown = true;
+    }
+    m.cargo_deb = deb && capture(Command::new("cargo").args(["deb", "--version"])).is_none();
+    m
+}
+
+impl Missing {
+    /// One line per thing to add, or "nothing".
+    pub(crate) fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        if self.rustup_unknown {
+            lines.push("rustup not found: targets and components not checked".to_owned());
+        }
+        if !self.rustup_targets.is_empty() {
+            lines.push(format!(
+                "rustup target add {}",
+                self.rustup_targets.join(" ")
+            ));
+        }
+        if !self.rustup_components.is_empty() {
+            lines.push(format!(
+                "rustup component add {}",
+                self.rustup_components.join(" ")
+            ));
+        }
+        if self.apt_unknown {
+            lines.push("no dpkg-query: apt packages not checked".to_owned());
+        }
+        if !self.apt.is_empty() {
+            lines.push(format!(
+                "apt-get update && apt-get install -y --no-install-recommends {} (as root; \
+                 this may also upgrade packages they depend on){}",
+                self.apt.join(" "),
+                if is_root() {
+                    ""
+                } else {
+                    " -- not root: skipped, and the tests that need them skip"
+                }
+            ));
+        }
+        if self.cargo_deb {
+            lines.push("cargo install cargo-deb --locked (into ~/.cargo/bin)".to_owned());
+        }
+        if lines.is_empty() {
+            "nothing: every tool is installed".to_owned()
+        } else {
+            lines.join("\n")
+        }
+    }
+}
+
+/// `rustup component list --installed` names components with the host triple:
+/// `clippy-x86_64-unknown-linux-gnu`.
+fn component_installed(listing: &str, component: &str) -> bool {
+    listing.lines().map(str::trim).any(|l| {
+        l == component
+            || l.strip_prefix(component)
+                .is_some_and(|rest| rest.starts_with('-'))
+    })
+}
+
 fn rustup() -> Result<()> {
     let Some(targets) = capture(Command::new("rustup").args(["target", "list", "--installed"]))
     else {
@@ -116,13 +229,7 @@ fn rustup() -> Result<()> {
     let components = capture(Command::new("rustup").args(["component", "list", "--installed"]))
         .unwrap_or_default();
     for &component in RUSTUP_COMPONENTS {
-        // Listed with the host triple: `clippy-x86_64-unknown-linux-gnu`.
-        let installed = components.lines().map(str::trim).any(|l| {
-            l == component
-                || l.strip_prefix(component)
-                    .is_some_and(|rest| rest.starts_with('-'))
-        });
-        if installed {
+        if component_installed(&components, component) {
             println!("deps: rustup component {component}: installed");
         } else {
             println!("deps: rustup component {component}: missing, installing");

@@ -35,9 +35,16 @@ struct Cli {
 enum Task {
     /// Write a realistic, deterministic auth log (loggen).
     GenAuthLog(r#gen::Args),
-    /// Install missing tools, then rustfmt, clippy, the tests and the no_std builds.
+    /// Everything CI runs; says first what it installs here (`--no-install`: only report).
+    ///
+    /// Before it changes anything it lists the rustup targets, apt packages and cargo-deb it
+    /// will install, and that it installs and purges the authtrail .deb on this machine; then
+    /// rustfmt, clippy, the tests, the no_std builds, aarch64 under qemu, units and the .deb.
     Test(test::Args),
-    /// Generate a log, run `authtrail parse` on it and show what comes out.
+    /// The main job: a generated auth log with attacks -> `authtrail run` -> mTLS -> collector.
+    ///
+    /// Makes a throwaway CA, starts `authtrail-collector` and `authtrail run` on the log, waits
+    /// until every event is stored and shows what the collector found (`query`, `stats`).
     Demo(demo::Args),
     /// Run agent-core's criterion benchmarks.
     Bench(bench::Args),

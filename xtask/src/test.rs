@@ -28,9 +28,43 @@ pub(crate) struct Args {
     /// Skip the .deb install check (it installs and purges the package on this machine).
     #[arg(long)]
     no_deb: bool,
+    /// Change nothing on this host: only say which tools and packages are missing, then stop.
+    #[arg(long)]
+    no_install: bool,
+}
+
+/// What the run will change on this host, said before anything is changed.
+fn host_changes(args: &Args, missing: &deps::Missing) -> String {
+    let mut text = String::from("cargo xtask test changes this host:\n");
+    for line in missing.describe().lines() {
+        text.push_str("  install: ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    if args.no_deb {
+        text.push_str("  .deb: not installed (--no-deb)\n");
+    } else if deps::is_root() {
+        text.push_str(
+            "  .deb: builds the authtrail .deb, installs it with `dpkg -i` (user authtrail, \
+             /etc/authtrail, /var/lib/authtrail, the unit) and purges it again (--no-deb to skip)\n",
+        );
+    } else {
+        text.push_str("  .deb: built and listed, not installed (not root)\n");
+    }
+    text.push_str("  (--no-install: only report what is missing)");
+    text
 }
 
 pub(crate) fn run(args: &Args) -> Result<()> {
+    let missing = deps::missing(!args.no_cross, !args.no_deb);
+    if args.no_install {
+        println!("cargo xtask test --no-install: nothing changed. Missing:");
+        for line in missing.describe().lines() {
+            println!("  {line}");
+        }
+        return Ok(());
+    }
+    println!("{}", host_changes(args, &missing));
     let mut steps = Steps::default();
     let cargo = || {
         let mut cmd = cargo();
@@ -150,4 +184,39 @@ impl Steps {
 
 fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_names_every_install_and_the_deb() {
+        let missing = deps::Missing {
+            apt: vec!["rsyslog".into()],
+            cargo_deb: true,
+            ..deps::Missing::default()
+        };
+        let mut args = Args {
+            quick: false,
+            no_e2e: false,
+            no_cross: false,
+            cross_lib_only: false,
+            no_deb: false,
+            no_install: false,
+        };
+        let plan = host_changes(&args, &missing);
+        assert!(
+            plan.contains("apt-get install -y --no-install-recommends rsyslog"),
+            "{plan}"
+        );
+        assert!(plan.contains("cargo install cargo-deb"), "{plan}");
+        assert!(plan.contains(".deb"), "{plan}");
+        args.no_deb = true;
+        assert!(host_changes(&args, &missing).contains("not installed (--no-deb)"));
+        assert_eq!(
+            deps::Missing::default().describe(),
+            "nothing: every tool is installed"
+        );
+    }
 }
