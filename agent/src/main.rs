@@ -49,10 +49,18 @@ enum Command {
     },
     /// Check the config file: print the effective configuration as TOML (defaults filled in,
     /// default sources chosen) and exit 0, or print each error and exit 2.
-    Validate,
+    Validate {
+        /// Print one JSON document: `valid`, and the effective `config` or the `errors`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show each source the agent will read, why default sources were chosen, and which files
     /// each path or glob matches now.
-    Sources,
+    Sources {
+        /// Print the sources and their matching files as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the agent in the foreground (the service's entry point) until SIGTERM. SIGHUP reloads
     /// the config's `[[source]]` list and `[detect]` (other settings apply at the next start).
     Run,
@@ -155,11 +163,17 @@ fn main() -> ExitCode {
             )
             .map(|_| ExitCode::SUCCESS)
         }
-        Command::Validate => {
+        Command::Validate { json } => {
             let opts = cmd::validate::Options {
                 config: cli.config,
                 root: PathBuf::from("/"),
             };
+            if json {
+                return finish(
+                    cmd::validate::run_json(&opts, &mut std::io::stdout().lock())
+                        .map(config_verdict),
+                );
+            }
             cmd::validate::run(
                 &opts,
                 &mut std::io::stdout().lock(),
@@ -167,11 +181,17 @@ fn main() -> ExitCode {
             )
             .map(config_verdict)
         }
-        Command::Sources => {
+        Command::Sources { json } => {
             let opts = cmd::sources::Options {
                 config: cli.config,
                 root: PathBuf::from("/"),
             };
+            if json {
+                return finish(
+                    cmd::sources::run_json(&opts, &mut std::io::stdout().lock())
+                        .map(config_verdict),
+                );
+            }
             cmd::sources::run(
                 &opts,
                 &mut std::io::stdout().lock(),
@@ -206,6 +226,11 @@ fn main() -> ExitCode {
             })
             .map(|()| ExitCode::SUCCESS),
     };
+    finish(result)
+}
+
+/// The exit code of a command's result; an error is printed first.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -79,17 +79,49 @@ fn read_from(r: crate::config::ReadFrom) -> &'static str {
     }
 }
 
-/// For each pattern, the files it matches now with their sizes.
-fn list_matches(
-    root: &Path,
-    patterns: &[String],
-    max_files: usize,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
+/// What one path or glob matches now.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct PatternMatches {
+    /// As configured.
+    pattern: String,
+    /// The glob itself is invalid: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalid: Option<String>,
+    /// The first [`MAX_LISTED`] matches.
+    files: Vec<Match>,
+    /// Matches past [`MAX_LISTED`], counted only.
+    more: usize,
+}
+
+/// One match, as seen from the root.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Match {
+    path: String,
+    /// Its size, for a regular file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    /// Why it is not followed (not a regular file, cannot be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+    /// An earlier pattern matched it too.
+    also_matched_above: bool,
+}
+
+/// For each pattern, the files it matches now with their sizes; and how many match in all
+/// (files past [`MAX_LISTED`] are counted but not de-duplicated: "at least").
+fn find_matches(root: &Path, patterns: &[String]) -> (Vec<PatternMatches>, usize) {
     let mut seen = BTreeSet::new();
     let mut unlisted = 0usize;
+    let mut found = Vec::new();
     for pattern in patterns {
-        writeln!(out, "  {pattern}")?;
+        let mut pm = PatternMatches {
+            pattern: pattern.clone(),
+            invalid: None,
+            files: Vec::new(),
+            more: 0,
+        };
         let rooted = format!(
             "{}/{}",
             glob::Pattern::escape(&root.to_string_lossy()).trim_end_matches('/'),
@@ -98,54 +130,83 @@ fn list_matches(
         let paths = match glob::glob(&rooted) {
             Ok(paths) => paths,
             Err(e) => {
-                writeln!(out, "    invalid glob: {e}")?;
+                pm.invalid = Some(e.to_string());
+                found.push(pm);
                 continue;
             }
         };
-        let (mut listed, mut more) = (0usize, 0usize);
         for entry in paths {
             let path = match entry {
                 Ok(p) => p,
                 Err(e) => {
-                    writeln!(
-                        out,
-                        "    cannot read {}: {}",
-                        shown(root, e.path()),
-                        e.error()
-                    )?;
+                    pm.files.push(Match {
+                        path: shown(root, e.path()),
+                        bytes: None,
+                        problem: Some(format!("cannot read: {}", e.error())),
+                        also_matched_above: false,
+                    });
                     continue;
                 }
             };
-            if listed >= MAX_LISTED {
-                more += 1;
+            if pm.files.len() >= MAX_LISTED {
+                pm.more += 1;
                 continue;
             }
-            listed += 1;
-            let shown = shown(root, &path);
-            let note = if seen.insert(path.clone()) {
-                ""
-            } else {
-                "  (also matched above)"
+            let also_matched_above = !seen.insert(path.clone());
+            let (bytes, problem) = match fs::metadata(&path) {
+                Ok(m) if m.is_file() => (Some(m.len()), None),
+                Ok(_) => (None, Some("not a regular file: skipped".to_owned())),
+                Err(e) => (None, Some(format!("cannot stat: {e}"))),
             };
-            match fs::metadata(&path) {
-                Ok(m) if m.is_file() => writeln!(out, "    {shown}  {} bytes{note}", m.len())?,
-                Ok(_) => writeln!(out, "    {shown}  not a regular file: skipped")?,
-                Err(e) => writeln!(out, "    {shown}  cannot stat: {e}")?,
+            pm.files.push(Match {
+                path: shown(root, &path),
+                bytes,
+                problem,
+                also_matched_above,
+            });
+        }
+        unlisted += pm.more;
+        found.push(pm);
+    }
+    (found, seen.len() + unlisted)
+}
+
+/// For each pattern, the files it matches now with their sizes.
+fn list_matches(
+    root: &Path,
+    patterns: &[String],
+    max_files: usize,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let (found, total) = find_matches(root, patterns);
+    for pm in &found {
+        writeln!(out, "  {}", pm.pattern)?;
+        if let Some(e) = &pm.invalid {
+            writeln!(out, "    invalid glob: {e}")?;
+            continue;
+        }
+        for m in &pm.files {
+            let note = if m.also_matched_above {
+                "  (also matched above)"
+            } else {
+                ""
+            };
+            match (&m.bytes, &m.problem) {
+                (Some(b), _) => writeln!(out, "    {}  {b} bytes{note}", m.path)?,
+                (None, Some(p)) => writeln!(out, "    {}  {p}", m.path)?,
+                (None, None) => writeln!(out, "    {}", m.path)?,
             }
         }
-        if listed == 0 {
+        if pm.files.is_empty() {
             writeln!(
                 out,
                 "    no file matches yet (read from its beginning once it appears)"
             )?;
         }
-        if more > 0 {
-            writeln!(out, "    ... and {more} more")?;
+        if pm.more > 0 {
+            writeln!(out, "    ... and {} more", pm.more)?;
         }
-        unlisted += more;
     }
-    // Files past MAX_LISTED are counted but not de-duplicated: "at least".
-    let total = seen.len() + unlisted;
     if total > max_files {
         writeln!(
             out,
@@ -153,6 +214,58 @@ fn list_matches(
         )?;
     }
     Ok(())
+}
+
+/// `sources --json`: `{"file", "default-sources" (when chosen), "sources": [{"name", "type",
+/// "read-from", "patterns": [...], "matching-files"} | journald's settings]}`, or `{"errors"}`
+/// for an invalid config. Returns whether the config is valid.
+pub fn run_json(opts: &Options, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let (config, why) = match Config::load_effective(&opts.config, &opts.root) {
+        Ok(v) => v,
+        Err(errors) => {
+            let doc = serde_json::json!({
+                "file": opts.config.display().to_string(),
+                "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+            return Ok(false);
+        }
+    };
+    let files = |kind: &str,
+                 name: &str,
+                 read: crate::config::ReadFrom,
+                 paths: &[String],
+                 max: Option<usize>| {
+        let (found, total) = find_matches(&opts.root, paths);
+        serde_json::json!({
+            "name": name, "type": kind, "read-from": read_from(read), "max-files": max,
+            "patterns": found, "matching-files": total,
+        })
+    };
+    let sources: Vec<serde_json::Value> = config
+        .named_sources()
+        .into_iter()
+        .map(|(name, source)| match &source {
+            SourceConfig::File(c) => files("file", &name, c.read_from, &c.paths, Some(c.max_files)),
+            SourceConfig::Utmp(c) => files("utmp", &name, c.read_from, &c.paths, None),
+            SourceConfig::Journald(c) => serde_json::json!({
+                "name": name, "type": "journald", "read-from": read_from(c.read_from),
+                "journalctl": c.journalctl.display().to_string(),
+                "journalctl-found": find_on_path(&c.journalctl).map(|p| p.display().to_string()),
+                "directory": c.directory.as_ref().map(|d| d.display().to_string()),
+                "identifiers": c.identifiers,
+            }),
+        })
+        .collect();
+    let mut doc = serde_json::json!({
+        "file": opts.config.display().to_string(),
+        "sources": sources,
+    });
+    if let Some(why) = why {
+        doc["default-sources"] = why.into();
+    }
+    writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    Ok(true)
 }
 
 /// `path` as seen from `root`.
@@ -291,5 +404,32 @@ mod tests {
         assert!(!ok);
         assert_eq!(out, "");
         assert!(err.contains("`paths` is empty"), "{err}");
+    }
+
+    #[test]
+    fn json_lists_the_same_matches() {
+        let root = tempfile::tempdir().unwrap();
+        for i in 0..3 {
+            fs::write(root.path().join(format!("secure-{i}")), "x").unwrap();
+        }
+        let path = root.path().join("agent.toml");
+        fs::write(
+            &path,
+            "[[source]]\ntype = \"file\"\nname = \"secure\"\npaths = [\"/secure-*\"]\n",
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let opts = Options {
+            config: path,
+            root: root.path().to_owned(),
+        };
+        let mut out = Vec::new();
+        assert!(run_json(&opts, &mut out).unwrap());
+        let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let s = &doc["sources"][0];
+        assert_eq!(s["name"], "secure");
+        assert_eq!(s["matching-files"], 3);
+        assert_eq!(s["patterns"][0]["files"][1]["path"], "/secure-1");
+        assert_eq!(s["patterns"][0]["files"][1]["bytes"], 1);
     }
 }

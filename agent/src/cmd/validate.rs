@@ -71,6 +71,34 @@ pub fn run(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
     Ok(true)
 }
 
+/// `validate --json`: one JSON document on `out`, `{"valid": true, "config": {...}}` with the
+/// effective configuration (and `default-sources`, why the sources were chosen, when none is
+/// configured), or `{"valid": false, "errors": ["..."]}`. Returns whether the config is valid.
+pub fn run_json(opts: &Options, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let doc = match Config::load_effective(&opts.config, &opts.root) {
+        Ok((mut config, why)) => {
+            config.sources = config.named_sources().into_iter().map(|(_, s)| s).collect();
+            let mut doc = serde_json::json!({
+                "valid": true,
+                "file": opts.config.display().to_string(),
+                "config": serde_json::to_value(&config).context("rendering the configuration")?,
+            });
+            if let Some(why) = why {
+                doc["default-sources"] = why.into();
+            }
+            doc
+        }
+        Err(errors) => serde_json::json!({
+            "valid": false,
+            "file": opts.config.display().to_string(),
+            "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }),
+    };
+    let valid = doc["valid"] == true;
+    writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    Ok(valid)
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -135,6 +163,38 @@ mod tests {
         assert!(
             err.contains(":3:1: unknown field `pathz` in [[source]] #1: did you mean `paths`?"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn json_says_valid_with_the_config_or_lists_the_errors() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("agent.toml");
+        let check = |text: &str| {
+            fs::write(&config, text).unwrap();
+            fs::set_permissions(&config, fs::Permissions::from_mode(0o640)).unwrap();
+            let opts = Options {
+                config: config.clone(),
+                root: root.path().to_owned(),
+            };
+            let mut out = Vec::new();
+            let ok = run_json(&opts, &mut out).unwrap();
+            (
+                ok,
+                serde_json::from_slice::<serde_json::Value>(&out).unwrap(),
+            )
+        };
+        let (ok, doc) = check("timezone = \"UTC\"\n");
+        assert!(ok);
+        assert_eq!(doc["valid"], true);
+        assert_eq!(doc["config"]["timezone"], "UTC");
+        let (ok, doc) = check("bogus = 1\n");
+        assert!(!ok);
+        assert_eq!(doc["valid"], false);
+        assert!(
+            doc["errors"][0].as_str().unwrap().contains("bogus"),
+            "{doc}"
         );
     }
 }
