@@ -75,6 +75,21 @@ pub fn cause_lines(err: &(dyn core::error::Error + 'static)) -> Vec<String> {
     lines
 }
 
+/// The whole error report of `program`: `<program>: error: <first line>`, then one
+/// `  caused by: <line>` per further cause ([`cause_lines`]).
+pub fn render(program: &str, err: &(dyn core::error::Error + 'static)) -> String {
+    let lines = cause_lines(err);
+    let mut text = alloc::format!(
+        "{program}: error: {}",
+        lines.first().map_or("", String::as_str)
+    );
+    for line in lines.iter().skip(1) {
+        text.push_str("\n  caused by: ");
+        text.push_str(line);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use agent::cmd;
 use agent::timezone::Zone;
-use agent_core::exit::{cause_lines, exit_code};
+use agent_core::exit::exit_code;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// Watches every login on this machine and ships the evidence to a collector.
@@ -123,20 +123,6 @@ fn config_verdict(valid: bool) -> ExitCode {
     }
 }
 
-/// Prints an error as one line per cause (see [`agent_core::exit::cause_lines`]).
-fn report_error(program: &str, e: &anyhow::Error) {
-    let lines = cause_lines(e.as_ref());
-    let mut text = format!(
-        "{program}: error: {}",
-        lines.first().map_or("", String::as_str)
-    );
-    for line in lines.iter().skip(1) {
-        text.push_str("\n  caused by: ");
-        text.push_str(line);
-    }
-    eprintln!("{text}");
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
@@ -241,7 +227,7 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            report_error("authtrail", &e);
+            eprintln!("{}", agent_core::exit::render("authtrail", e.as_ref()));
             ExitCode::from(exit_code(e.as_ref(), |c| {
                 c.is::<agent::config::ConfigError>()
             }))

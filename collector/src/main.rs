@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use agent_core::exit::{UsageError, cause_lines, exit_code};
+use agent_core::exit::{UsageError, exit_code};
 use anyhow::{Context as _, anyhow};
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use collector::config::{Config, DEFAULT_CONFIG_PATH};
@@ -243,16 +243,10 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let lines = cause_lines(e.as_ref());
-            let mut text = format!(
-                "authtrail-collector: error: {}",
-                lines.first().map_or("", String::as_str)
+            eprintln!(
+                "{}",
+                agent_core::exit::render("authtrail-collector", e.as_ref())
             );
-            for line in lines.iter().skip(1) {
-                text.push_str("\n  caused by: ");
-                text.push_str(line);
-            }
-            eprintln!("{text}");
             ExitCode::from(exit_code(e.as_ref(), |c| {
                 c.is::<collector::config::ConfigError>()
             }))
