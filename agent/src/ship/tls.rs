@@ -596,4 +596,22 @@ mod tests {
         let e = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
         assert!(explain(&e, "c.example").contains("not valid for the host name \"c.example\""));
     }
+
+    #[test]
+    fn certificate_errors_are_explained_without_debug_text() {
+        let wrong_name =
+            rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                expected: ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+                presented: vec!["DNS name \"collector.example\"".to_owned()],
+            });
+        let text = explain(&wrong_name, "127.0.0.1");
+        assert!(text.contains("not valid for the host name"), "{text}");
+        assert!(text.contains("collector.example"), "{text}");
+        assert!(!text.contains('{') && !text.contains("Context"), "{text}");
+        let expired = rustls::Error::InvalidCertificate(CertificateError::Expired);
+        assert!(
+            !explain(&expired, "c").contains("Expired ["),
+            "Debug name leaked"
+        );
+    }
 }
