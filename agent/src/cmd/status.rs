@@ -40,12 +40,7 @@ pub fn liveness(
     now: jiff::Timestamp,
     alive: impl Fn(u32) -> bool,
 ) -> Liveness {
-    let age_secs = report
-        .updated
-        .parse::<jiff::Timestamp>()
-        .map_or(u64::MAX, |t| {
-            u64::try_from(now.as_second().saturating_sub(t.as_second())).unwrap_or(0)
-        });
+    let age_secs = age_of(report, now);
     // Files of agents from before `refresh-secs` existed: the interval they used.
     let refresh = match report.refresh_secs {
         0 => crate::run::STATUS_REWRITE_MAX.as_secs(),
@@ -58,6 +53,16 @@ pub fn liveness(
     } else {
         Liveness::Running
     }
+}
+
+/// Seconds from the report's `updated` to `now` (`u64::MAX` when `updated` is unreadable).
+fn age_of(report: &StatusReport, now: jiff::Timestamp) -> u64 {
+    report
+        .updated
+        .parse::<jiff::Timestamp>()
+        .map_or(u64::MAX, |t| {
+            u64::try_from(now.as_second().saturating_sub(t.as_second())).unwrap_or(0)
+        })
 }
 
 /// True when `pid` is a live (not zombie) process whose name starts with `authtrail`: a pid
@@ -110,13 +115,15 @@ pub fn run(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<boo
         Liveness::Running => {}
         Liveness::Gone { age_secs } => writeln!(
             out,
-            "NOT RUNNING: pid {} is gone; what follows is the last status it wrote, {} ago              (stale). Start it with `systemctl start authtrail` or `authtrail run`.\n",
+            "NOT RUNNING: pid {} is gone; what follows is the last status it wrote, {} ago (stale). \
+             Start it with `systemctl start authtrail` or `authtrail run`.\n",
             report.pid,
             age_words(age_secs)
         )?,
         Liveness::Stale { age_secs } => writeln!(
             out,
-            "STALE: pid {} runs but has not rewritten its status for {} (it should every {} s):              it is stuck or cannot write to {} (a full disk?). What follows is {} old.\n",
+            "STALE: pid {} runs but has not rewritten its status for {} (it should every {} s): \
+             it is stuck or cannot write to {} (a full disk?). What follows is {} old.\n",
             report.pid,
             age_words(age_secs),
             report.refresh_secs.max(1),
@@ -124,9 +131,15 @@ pub fn run(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<boo
             age_words(age_secs)
         )?,
     }
+    // The age is always shown: a running agent's figures are as old as its last rewrite (up to
+    // `refresh-secs` when nothing changed, longer when it cannot write).
     let as_of = match age_secs {
         Some(a) => format!("{} ({} ago, stale)", report.updated, age_words(a)),
-        None => report.updated.clone(),
+        None => format!(
+            "{} ({} ago)",
+            report.updated,
+            age_words(age_of(&report, jiff::Timestamp::now()))
+        ),
     };
     writeln!(
         out,
