@@ -47,6 +47,9 @@ pub struct Envelope<'a> {
     pub message: Option<Text<'a>>,
 }
 
+/// Room for a hex-encoded user name once decoded (the longest field the encoder keeps).
+const HEX_FIELD_BUF: usize = crate::encode::MAX_FIELD_LEN;
+
 /// Writes `ev` as one JSON object (no trailing newline).
 pub fn write_event<W: Write + ?Sized>(
     w: &mut W,
@@ -80,7 +83,11 @@ pub fn write_event<W: Write + ?Sized>(
     if ev.user.is_some() || ev.uid.is_some() || ev.target_user.is_some() {
         top.object(k!("user"))?;
         let mut o = Obj::open_nested(top.w);
-        o.opt_text(k!("name"), ev.user)?;
+        let mut buf = [0u8; HEX_FIELD_BUF];
+        o.opt_text(
+            k!("name"),
+            ev.user.map(|u| u.decoded_if(ev.user_hex, &mut buf)),
+        )?;
         if let Some(uid) = ev.uid {
             o.key(k!("id"))?;
             o.w.write_char('"')?;
@@ -90,7 +97,8 @@ pub fn write_event<W: Write + ?Sized>(
         if let Some(target) = ev.target_user {
             o.object(k!("target"))?;
             let mut t = Obj::open_nested(o.w);
-            t.text(k!("name"), target)?;
+            let mut buf = [0u8; HEX_FIELD_BUF];
+            t.text(k!("name"), target.decoded_if(ev.target_user_hex, &mut buf))?;
             t.close()?;
         }
         o.close()?;

@@ -435,8 +435,15 @@ fn write_event<S: Sink>(
     put_text(s, ev.program, name::PROGRAM, MAX_FIELD_LEN)?;
     put_opt_varint(s, ev.pid.map(u64::from))?;
     s.put(&[action_tag(ev.action), outcome_tag(ev.outcome)])?;
-    put_opt_text(s, ev.user, name::USER, MAX_FIELD_LEN)?;
-    put_opt_text(s, ev.target_user, name::TARGET_USER, MAX_FIELD_LEN)?;
+    // A hex-encoded name is stored decoded: the decoded event carries the plain name.
+    let mut buf = [0u8; MAX_FIELD_LEN];
+    let user = ev.user.map(|u| u.decoded_if(ev.user_hex, &mut buf));
+    put_opt_text(s, user, name::USER, MAX_FIELD_LEN)?;
+    let mut buf = [0u8; MAX_FIELD_LEN];
+    let target = ev
+        .target_user
+        .map(|u| u.decoded_if(ev.target_user_hex, &mut buf));
+    put_opt_text(s, target, name::TARGET_USER, MAX_FIELD_LEN)?;
     put_opt_varint(s, ev.uid.map(u64::from))?;
     match ev.source {
         Some(Source::Ip(IpAddr::V4(ip))) => {
@@ -756,6 +763,8 @@ pub fn decode<'a>(buf: &'a [u8]) -> Result<(LoginEvent<'a>, Extra<'a>), DecodeEr
         outcome,
         user,
         target_user,
+        user_hex: false,
+        target_user_hex: false,
         uid,
         source,
         port,
@@ -1585,6 +1594,8 @@ mod tests {
                 outcome: self.outcome,
                 user: t(&self.user),
                 target_user: t(&self.target_user),
+                user_hex: false,
+                target_user_hex: false,
                 uid: self.uid,
                 source: self.source.as_ref().map(|s| match s {
                     OwnedSource::Ip(ip) => Source::Ip(*ip),

@@ -230,6 +230,12 @@ pub struct LoginEvent<'a> {
     pub user: Option<Text<'a>>,
     /// `user.target.name`: the sudo/su target, or the account changed.
     pub target_user: Option<Text<'a>>,
+    /// `user` holds the hex encoding of the name (Linux audit's `acct=` for a name with a space
+    /// or a byte outside printable ASCII); writers decode it. Parsers cannot decode in place
+    /// without allocating, so the flag travels with the borrowed bytes.
+    pub user_hex: bool,
+    /// As `user_hex`, for `target_user`.
+    pub target_user_hex: bool,
     /// `user.id` where the line gives it.
     pub uid: Option<u32>,
     /// `source.ip` or `source.domain`.
@@ -265,6 +271,8 @@ impl<'a> LoginEvent<'a> {
             outcome,
             user: None,
             target_user: None,
+            user_hex: false,
+            target_user_hex: false,
             uid: None,
             source: None,
             port: None,

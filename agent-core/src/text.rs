@@ -48,6 +48,38 @@ impl<'a> Text<'a> {
         self.0.utf8_chunks()
     }
 
+    /// The bytes a hex encoding stands for (Linux audit writes a name it cannot quote as hex),
+    /// decoded into `buf`; `None` when the field is not even-length hex or does not fit.
+    pub fn hex_decoded<'b>(&self, buf: &'b mut [u8]) -> Option<Text<'b>> {
+        let hex = self.0;
+        if !hex.len().is_multiple_of(2) || hex.len() / 2 > buf.len() {
+            return None;
+        }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        for (i, pair) in hex.chunks_exact(2).enumerate() {
+            buf[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
+        }
+        Some(Text(&buf[..hex.len() / 2]))
+    }
+
+    /// The field decoded from hex into `buf` when `hex` is set and it decodes, else the field
+    /// itself.
+    pub fn decoded_if<'b>(self, hex: bool, buf: &'b mut [u8]) -> Text<'b>
+    where
+        'a: 'b,
+    {
+        if hex {
+            self.hex_decoded(buf).unwrap_or(self)
+        } else {
+            self
+        }
+    }
+
     /// An owned copy with invalid UTF-8 replaced by U+FFFD.
     #[cfg(feature = "alloc")]
     pub fn to_string_lossy(&self) -> alloc::string::String {

@@ -8,6 +8,7 @@
 pub mod fields;
 
 mod account;
+mod audit;
 mod doas;
 mod dropbear;
 mod login;
@@ -22,6 +23,7 @@ use core::fmt;
 use crate::event::LoginEvent;
 use crate::syslog::{self, Context, Header, HeaderError};
 use crate::text::Text;
+use crate::time::Timestamp;
 
 /// The verdict on one line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +109,9 @@ impl<'a> From<Option<LoginEvent<'a>>> for Verdict<'a> {
 
 /// Parses one raw log line: the syslog header, then the message.
 pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
+    if audit::looks_raw(line) {
+        return parse_audit_raw(syslog::trim_line_end(line));
+    }
     let header = match syslog::parse_header(line, ctx) {
         Ok(h) => h,
         Err(e) => return Parsed::Malformed(e),
@@ -127,6 +132,32 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
     parsed
 }
 
+/// A raw audit record (`audit.log`, `ausearch --format raw`): its time is in the record.
+fn parse_audit_raw(line: &[u8]) -> Parsed<'_> {
+    let Some(raw) = audit::split_raw(line) else {
+        return Parsed::Malformed(HeaderError::NoTimestamp);
+    };
+    match audit::record(raw.kind, raw.body) {
+        Verdict::Event(mut ev) => {
+            ev.timestamp = Some(Timestamp {
+                secs: raw.secs,
+                nanos: raw.millis * 1_000_000,
+            });
+            ev.hostname = raw.node;
+            if ev.program.is_empty() {
+                ev.program = Text(b"audit");
+            }
+            Parsed::Event(ev)
+        }
+        Verdict::Noise => Parsed::Noise {
+            program: Text(b"audit"),
+        },
+        Verdict::Unrecognised => Parsed::Unrecognised {
+            program: Text(b"audit"),
+        },
+    }
+}
+
 /// Parses a bare message whose program and pid are known from elsewhere (journald's
 /// `SYSLOG_IDENTIFIER` and `_PID`). The event has no timestamp or host name: the caller sets them.
 pub fn parse_message<'a>(program: Text<'a>, pid: Option<u32>, message: &'a [u8]) -> Parsed<'a> {
@@ -140,6 +171,26 @@ fn parse_with_module<'a>(
     message: &'a [u8],
 ) -> Parsed<'a> {
     let name = basename(program.as_bytes());
+    // Audit records through journald (`audit[pid]: USER_LOGIN ...`), the kernel's printk, or a
+    // relay of the raw file under any tag.
+    if name == b"audit"
+        || audit::looks_raw(message)
+        || (name == b"kernel" && message.starts_with(b"audit: type="))
+    {
+        return match audit::parse_journal(message) {
+            Verdict::Event(mut ev) => {
+                if ev.program.is_empty() {
+                    ev.program = Text(name);
+                }
+                if ev.pid.is_none() {
+                    ev.pid = pid;
+                }
+                Parsed::Event(ev)
+            }
+            Verdict::Noise => Parsed::Noise { program },
+            Verdict::Unrecognised => Parsed::Unrecognised { program },
+        };
+    }
     if !is_watched(name) && !message.starts_with(b"pam_") && module.is_none() {
         return Parsed::Foreign { program };
     }
