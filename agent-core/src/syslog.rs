@@ -126,9 +126,29 @@ pub fn parse_header<'a>(line: &'a [u8], ctx: &Context) -> Result<Header<'a>, Hea
         if let Some(after_version) = rfc5424_version(rest) {
             return parse_5424(after_version);
         }
+    } else if let Some(after) = skip_facility_level(rest) {
+        // `<auth.info> Nov 28 ...`, as some relays prefix the priority by name.
+        rest = trim_start(after);
+    }
+    // `[Nov 28 06:49:30] host ...` or `[2026-11-28 06:49:30] host ...`: a relay's bracketed date.
+    if let [b'[', inner @ ..] = rest
+        && let Ok((format, timestamp, after_ts)) = parse_timestamp(inner, ctx)
+        && let [b']', after @ ..] = after_ts
+    {
+        return finish_3164(format, timestamp, after);
     }
     let (format, timestamp, after_ts) = parse_timestamp(rest, ctx)?;
     finish_3164(format, timestamp, after_ts)
+}
+
+/// `<auth.info>` or `<authpriv.notice>` (a priority written as `facility.level`, as FreeBSD's
+/// `syslogd -vv` and some relays write it); returns what follows the `>`.
+fn skip_facility_level(rest: &[u8]) -> Option<&[u8]> {
+    let inner = rest.strip_prefix(b"<")?;
+    let close = inner.iter().take(24).position(|&b| b == b'>')?;
+    let (facility, level) = inner[..close].split_at(memchr::memchr(b'.', &inner[..close])?);
+    let ok = |w: &[u8]| !w.is_empty() && w.iter().all(|b| b.is_ascii_alphanumeric());
+    (ok(facility) && ok(&level[1..])).then_some(&inner[close + 1..])
 }
 
 /// After the timestamp: `[host ]tag: message`.
@@ -141,10 +161,22 @@ fn finish_3164(
     let rest = match rest {
         [b' ', b' ', more @ ..] => {
             let more = trim_start(more);
-            return finish_tag(format, timestamp, None, more);
+            // An empty host field, or (macOS `log show --style syslog`) two spaces before it.
+            match finish_tag(format, timestamp, None, more) {
+                Ok(h) => return Ok(h),
+                Err(_) => more,
+            }
         }
         [b' ', more @ ..] => more,
         _ => return Err(HeaderError::NoTimestamp),
+    };
+    // FreeBSD `syslogd -v`/`-vv`: `<4.6>` or `<auth.info>` between the time and the host.
+    let rest = match rest {
+        [b'<', ..] => match skip_facility_level(rest).or_else(|| skip_pri(rest)) {
+            Some(after) => trim_start(after),
+            None => rest,
+        },
+        _ => rest,
     };
     let (first, after_first) = split_word(rest);
     if first.is_empty() {
@@ -191,8 +223,23 @@ fn finish_tag<'a>(
         program: Text(tag.program),
         pid: tag.pid,
         module: tag.module,
-        message: tag.message,
+        message: skip_solaris_id(tag.message),
     })
+}
+
+/// Solaris' `[ID 800047 auth.info] ` message prefix (the message catalogue id and priority).
+fn skip_solaris_id(msg: &[u8]) -> &[u8] {
+    let Some(inner) = msg.strip_prefix(b"[ID ") else {
+        return msg;
+    };
+    let Some(close) = inner.iter().take(48).position(|&b| b == b']') else {
+        return msg;
+    };
+    let (id, _) = split_word(&inner[..close]);
+    if id.is_empty() || !id.iter().all(u8::is_ascii_digit) {
+        return msg;
+    }
+    trim_start(&inner[close + 1..])
 }
 
 struct Tag<'a> {
@@ -205,6 +252,34 @@ struct Tag<'a> {
 /// `prog[pid]: msg`, `prog: msg`, `prog(module)[pid]: msg`, `prog[pid] msg` (no colon, as some
 /// busybox syslogds write).
 fn parse_tag(rest: &[u8]) -> Option<Tag<'_>> {
+    // systemd's user manager and its PAM helper name themselves `(systemd)` and `(sd-pam)`.
+    if let [b'(', inner @ ..] = rest
+        && let Some(close) = inner.iter().take(32).position(|&b| b == b')')
+        && close > 0
+        && inner[..close]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
+        let after = &inner[close + 1..];
+        let (pid, after) = match after {
+            [b'[', more @ ..] => {
+                let end = memchr::memchr(b']', more)?;
+                (parse_u32(&more[..end]), &more[end + 1..])
+            }
+            _ => (None, after),
+        };
+        let message = match after {
+            [b':', b' ', msg @ ..] => msg,
+            [b':', msg @ ..] => msg,
+            _ => return None,
+        };
+        return Some(Tag {
+            program: &inner[..close],
+            pid,
+            module: None,
+            message,
+        });
+    }
     let end = rest
         .iter()
         .position(|&b| matches!(b, b'[' | b':' | b' ' | b'('))?;
@@ -410,6 +485,24 @@ fn parse_timestamp<'a>(
         }
     };
     Ok((format, ts, tail))
+}
+
+/// A `ctime(3)` date with the weekday, `Sat Dec  5 01:42:16 2026`, at the start of `line` (as
+/// vsftpd's own log writes it); the time and what follows the year.
+pub(crate) fn parse_ctime_prefix<'a>(
+    line: &'a [u8],
+    ctx: &Context,
+) -> Option<(Timestamp, &'a [u8])> {
+    let [w0, w1, w2, b' ', rest @ ..] = line else {
+        return None;
+    };
+    if !(w0.is_ascii_uppercase() && w1.is_ascii_lowercase() && w2.is_ascii_lowercase()) {
+        return None;
+    }
+    match parse_timestamp(rest, ctx) {
+        Ok((Format::Rfc3164WithYear, ts, tail)) => Some((ts, tail)),
+        _ => None,
+    }
 }
 
 /// `28 ` or ` 8 ` or `8 `: a day of month then one space; returns the day and what follows
@@ -758,6 +851,61 @@ mod tests {
         let h = header("Nov 28 06:49:30 h last message repeated 3 times");
         assert_eq!(h.program, "");
         assert_eq!(h.message, b"last message repeated 3 times");
+    }
+
+    #[test]
+    fn systemd_user_manager_tags() {
+        let h = header(
+            "Nov 28 06:49:30 web1 (systemd)[2211]: pam_unix(systemd-user:session): session opened for user alice(uid=1000) by (uid=0)",
+        );
+        assert_eq!(h.program, "systemd");
+        assert_eq!(h.pid, Some(2211));
+        assert!(h.message.starts_with(b"pam_unix(systemd-user:session)"));
+        let h = header(
+            "2026-11-28T06:49:30.1+00:00 web1 (sd-pam)[2212]: pam_unix(systemd-user:session): session closed for user alice",
+        );
+        assert_eq!(h.program, "sd-pam");
+        assert_eq!(h.pid, Some(2212));
+    }
+
+    #[test]
+    fn macos_log_syslog_style() {
+        let h =
+            header("2026-11-28 00:14:32.766049-0700  mac1 sshd[721]: Accepted publickey for alice");
+        assert_eq!(ts(&h), "2026-11-28T07:14:32.766049Z");
+        assert_eq!(h.hostname, Some(Text(b"mac1")));
+        assert_eq!(h.program, "sshd");
+        assert_eq!(h.pid, Some(721));
+    }
+
+    #[test]
+    fn solaris_message_id_prefix() {
+        let h = header(
+            "Nov 28 06:49:30 sol1 sshd[1029]: [ID 800047 auth.info] Accepted keyboard-interactive for bob from 192.0.2.1 port 5 ssh2",
+        );
+        assert_eq!(h.program, "sshd");
+        assert!(h.message.starts_with(b"Accepted keyboard-interactive"));
+        let h = header(
+            "Nov 28 06:49:30 sol1 su: [ID 366847 auth.notice] 'su root' succeeded for bob on /dev/pts/2",
+        );
+        assert!(h.message.starts_with(b"'su root'"));
+    }
+
+    #[test]
+    fn relay_prefixes_and_bracketed_dates() {
+        for line in [
+            "<auth.info> Nov 28 06:49:30 web1 sshd[1]: m",
+            "Nov 28 06:49:30 <auth.info> web1 sshd[1]: m",
+            "Nov 28 06:49:30 <4.6> web1 sshd[1]: m",
+            "[Nov 28 06:49:30] web1 sshd[1]: m",
+            "[2026-11-28 06:49:30] web1 sshd[1]: m",
+        ] {
+            let h = header(line);
+            assert_eq!(ts(&h), "2026-11-28T06:49:30Z", "{line}");
+            assert_eq!(h.hostname, Some(Text(b"web1")), "{line}");
+            assert_eq!(h.program, "sshd", "{line}");
+            assert_eq!(h.message, b"m", "{line}");
+        }
     }
 
     #[test]

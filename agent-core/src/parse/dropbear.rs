@@ -22,7 +22,7 @@ use crate::event::{Action, LoginEvent, Method, Outcome, Source};
 use crate::text::Text;
 
 pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
-    let msg = msg.trim_ascii();
+    let msg = strip_own_stamp(msg.trim_ascii());
     match recognise(msg) {
         Some(e) => e.into(),
         None if is_noise(msg) => Verdict::Noise,
@@ -31,58 +31,55 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
 }
 
 fn recognise(msg: &[u8]) -> Option<LoginEvent<'_>> {
-    if let Some(rest) = msg.strip_prefix(b"Child connection from ") {
+    if let Some(rest) = sp(msg, b"Child connection from ") {
         let mut e = LoginEvent::new(Action::Connection, Outcome::Unknown);
         set_addr(&mut e, rest).map(|()| e)
-    } else if let Some(rest) = msg.strip_prefix(b"Password auth succeeded for ") {
+    } else if let Some(rest) = sp(msg, b"Password auth succeeded for ") {
         password(rest, Action::AuthSuccess, Outcome::Success)
-    } else if let Some(rest) = msg.strip_prefix(b"PAM password auth succeeded for ") {
+    } else if let Some(rest) = sp(msg, b"PAM password auth succeeded for ") {
         password(rest, Action::AuthSuccess, Outcome::Success)
-    } else if let Some(rest) = msg.strip_prefix(b"Bad password attempt for ") {
+    } else if let Some(rest) = sp(msg, b"Bad password attempt for ") {
         password(rest, Action::AuthFailure, Outcome::Failure)
-    } else if let Some(rest) = msg.strip_prefix(b"Bad PAM password attempt for ") {
+    } else if let Some(rest) = sp(msg, b"Bad PAM password attempt for ") {
         password(rest, Action::AuthFailure, Outcome::Failure)
-    } else if let Some(rest) = msg.strip_prefix(b"Too-long password attempt for ") {
+    } else if let Some(rest) = sp(msg, b"Too-long password attempt for ") {
         password(rest, Action::AuthFailure, Outcome::Failure).map(|mut e| {
             e.reason = Some(Text(b"too-long password"));
             e
         })
-    } else if let Some(rest) = msg.strip_prefix(b"Auth succeeded with blank password for ") {
+    } else if let Some(rest) = sp(msg, b"Auth succeeded with blank password for ") {
         password(rest, Action::AuthSuccess, Outcome::Success).map(|mut e| {
             e.method = Some(Method::None);
             e.reason = Some(Text(b"blank password"));
             e
         })
-    } else if let Some(rest) = msg
-        .strip_prefix(b"Login attempt for nonexistent user")
-        .or_else(|| msg.strip_prefix(b"login attempt for nonexistent user"))
-    {
+    } else if let Some(rest) = sp(msg, b"Login attempt for nonexistent user") {
         nonexistent(rest)
-    } else if let Some(rest) = msg.strip_prefix(b"Login attempt with wrong user ") {
+    } else if let Some(rest) = sp(msg, b"Login attempt with wrong user ") {
         let (who, addr) = rsplit_once(rest, b" from ")?;
         let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
         set_addr(&mut e, addr)?;
         e.user = user(who);
         e.reason = Some(Text(b"wrong user for a non-root server"));
         Some(e)
-    } else if let Some(rest) = msg.strip_prefix(b"Pubkey auth succeeded for ") {
+    } else if let Some(rest) = sp(msg, b"Pubkey auth succeeded for ") {
         pubkey(rest, Action::AuthSuccess, Outcome::Success)
-    } else if let Some(rest) = msg.strip_prefix(b"Pubkey auth bad signature for ") {
+    } else if let Some(rest) = sp(msg, b"Pubkey auth bad signature for ") {
         pubkey(rest, Action::AuthFailure, Outcome::Failure).map(|mut e| {
             e.reason = Some(Text(b"bad signature"));
             e
         })
-    } else if let Some(rest) = msg.strip_prefix(b"Pubkey auth attempt with unknown algo for ") {
+    } else if let Some(rest) = sp(msg, b"Pubkey auth attempt with unknown algo for ") {
         password(rest, Action::AuthFailure, Outcome::Failure).map(|mut e| {
             e.method = Some(Method::Publickey);
             e.reason = Some(Text(b"unknown key algorithm"));
             e
         })
-    } else if let Some(rest) = msg.strip_prefix(b"Exit before auth") {
+    } else if let Some(rest) = sp(msg, b"Exit before auth") {
         exit_before_auth(rest)
-    } else if let Some(rest) = msg.strip_prefix(b"Exit (") {
+    } else if let Some(rest) = sp(msg, b"Exit (") {
         exit_after_auth(rest)
-    } else if let Some(rest) = msg.strip_prefix(b"Early exit") {
+    } else if let Some(rest) = sp(msg, b"Early exit") {
         let mut e = LoginEvent::new(Action::Disconnect, Outcome::Failure);
         let rest = match rest.strip_prefix(b" from <") {
             Some(r) => {
@@ -96,11 +93,11 @@ fn recognise(msg: &[u8]) -> Option<LoginEvent<'_>> {
         e.reason = user(why);
         // `Early exit: Terminated by signal` in the listener has no client: Noise.
         e.source.map(|_| e)
-    } else if let Some(rest) = msg.strip_prefix(b"Max auth tries reached - user ") {
+    } else if let Some(rest) = sp(msg, b"Max auth tries reached - user ") {
         max_tries(rest)
-    } else if let Some(rest) = msg.strip_prefix(b"User account ") {
+    } else if let Some(rest) = sp(msg, b"User account ") {
         refused_user(rest, b" is locked", Text(b"account locked"))
-    } else if let Some(rest) = msg.strip_prefix(b"User ") {
+    } else if let Some(rest) = sp(msg, b"User ") {
         refused_user(
             rest,
             b" has blank password, rejected",
@@ -117,7 +114,7 @@ fn recognise(msg: &[u8]) -> Option<LoginEvent<'_>> {
         let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
         e.reason = Some(Text(b"root login rejected"));
         Some(e)
-    } else if let Some(rest) = msg.strip_prefix(b"Logins are restricted to the group ") {
+    } else if let Some(rest) = sp(msg, b"Logins are restricted to the group ") {
         let (_, after) = split_once(rest, b" but user ")?;
         let (who, _) = rsplit_once(after, b" is not a member")?;
         let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
@@ -126,6 +123,63 @@ fn recognise(msg: &[u8]) -> Option<LoginEvent<'_>> {
         Some(e)
     } else {
         None
+    }
+}
+
+/// `prefix` at the start of `msg`, the first letter in either case: dropbear before 0.50 wrote
+/// its messages in lower case (`bad password attempt for`, `exit before auth`).
+fn sp<'a>(msg: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let (&first, rest) = prefix.split_first()?;
+    match msg.split_first() {
+        Some((&c, tail)) if c.eq_ignore_ascii_case(&first) => tail.strip_prefix(rest),
+        _ => None,
+    }
+}
+
+/// Dropbear's own stderr format, `[<pid>] <Mon DD HH:MM:SS> <message>` (`svr-main.c`
+/// `svr_dropbear_log` with `-E`), when a supervisor sends that stderr to syslog: the repeated
+/// pid and date are dropped.
+fn strip_own_stamp(msg: &[u8]) -> &[u8] {
+    let Some(rest) = msg.strip_prefix(b"[") else {
+        return msg;
+    };
+    let Some((pid, after)) = split_once(rest, b"] ") else {
+        return msg;
+    };
+    if pid.is_empty() || !pid.iter().all(u8::is_ascii_digit) {
+        return msg;
+    }
+    // `Nov 28 06:56:00 ` (the day may be space-padded).
+    match after {
+        [
+            m0,
+            m1,
+            m2,
+            b' ',
+            d0,
+            d1,
+            b' ',
+            h0,
+            h1,
+            b':',
+            _,
+            _,
+            b':',
+            _,
+            _,
+            b' ',
+            rest @ ..,
+        ] if m0.is_ascii_uppercase()
+            && m1.is_ascii_lowercase()
+            && m2.is_ascii_lowercase()
+            && (d0.is_ascii_digit() || *d0 == b' ')
+            && d1.is_ascii_digit()
+            && h0.is_ascii_digit()
+            && h1.is_ascii_digit() =>
+        {
+            rest
+        }
+        _ => msg,
     }
 }
 
@@ -243,10 +297,12 @@ fn exit_before_auth(rest: &[u8]) -> Option<LoginEvent<'_>> {
     } else {
         rest
     };
-    if let Some(u) = why.strip_prefix(b"Max auth tries reached - user ") {
+    if let Some(u) = sp(why, b"Max auth tries reached") {
         e.action = Action::AuthFailure;
         e.reason = Some(Text(b"max auth tries reached"));
-        if e.user.is_none() {
+        if e.user.is_none()
+            && let Some(u) = u.strip_prefix(b" - user ")
+        {
             let u = unquote(u);
             if u != b"is invalid" {
                 e.user = user(u);

@@ -11,6 +11,8 @@ mod account;
 mod audit;
 mod doas;
 mod dropbear;
+mod ftp;
+mod kerberos;
 mod login;
 mod logind;
 mod pam;
@@ -114,7 +116,7 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
     }
     let header = match syslog::parse_header(line, ctx) {
         Ok(h) => h,
-        Err(e) => return Parsed::Malformed(e),
+        Err(e) => return vsftpd_log_line(line, ctx).unwrap_or(Parsed::Malformed(e)),
     };
     if header.program.is_empty() {
         if let Some(count) = last_message_repeated(header.message) {
@@ -130,6 +132,21 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
         ev.hostname = header.hostname;
     }
     parsed
+}
+
+/// vsftpd's own log file (`vsftpd_log_file`): `Sat Dec  5 01:42:16 2026 [pid 13442] [u] OK
+/// LOGIN: Client "127.0.0.2"` (`logging.c`: a `ctime` date, then the pid, then the message it
+/// also sends to syslog).
+fn vsftpd_log_line<'a>(line: &'a [u8], ctx: &Context) -> Option<Parsed<'a>> {
+    let (timestamp, rest) = syslog::parse_ctime_prefix(syslog::trim_line_end(line), ctx)?;
+    let rest = rest.strip_prefix(b" [pid ")?;
+    let (pid, message) = fields::split_once(rest, b"] ")?;
+    let pid = syslog::parse_u32(pid)?;
+    let mut parsed = parse_with_module(Text(b"vsftpd"), None, Some(pid), message);
+    if let Parsed::Event(ev) = &mut parsed {
+        ev.timestamp = Some(timestamp);
+    }
+    Some(parsed)
 }
 
 /// A raw audit record (`audit.log`, `ausearch --format raw`): its time is in the record.
@@ -229,6 +246,8 @@ fn dispatch<'a>(name: &'a [u8], msg: &'a [u8]) -> Verdict<'a> {
         b"login" => login::parse(msg),
         b"systemd-logind" => logind::parse(msg),
         b"dropbear" => dropbear::parse(msg),
+        b"klogind" | b"kshd" | b"krlogind" | b"krshd" => kerberos::parse(msg),
+        _ if ftp::is_ftp_program(name) => ftp::parse(name, msg),
         b"unix_chkpwd" => pam::parse_chkpwd(msg),
         _ if account::is_account_program(name) => account::parse(name, msg),
         // cron and other PAM users: only their PAM lines (handled above) matter.
@@ -249,8 +268,13 @@ pub fn is_watched(name: &[u8]) -> bool {
             | b"login"
             | b"systemd-logind"
             | b"dropbear"
+            | b"klogind"
+            | b"kshd"
+            | b"krlogind"
+            | b"krshd"
             | b"unix_chkpwd"
     ) || account::is_account_program(name)
+        || ftp::is_ftp_program(name)
 }
 
 /// `/usr/sbin/sshd` -> `sshd`.

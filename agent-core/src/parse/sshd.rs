@@ -41,7 +41,12 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
                 e
             })
         }
-        b'P' if body.starts_with(b"Postponed ") => return Verdict::Noise,
+        b'P' if body.starts_with(b"Postponed ") => {
+            auth_log(&body[10..], Action::Other, Outcome::Unknown).map(|mut e| {
+                e.reason = Some(Text(b"postponed"));
+                e
+            })
+        }
         b'P' if body.starts_with(b"PAM ") => pam_more_failures(&body[4..]),
         b'P' if body.starts_with(b"PAM: ") => pam_error(&body[5..]),
         b'I' if body.starts_with(b"Invalid user ") => invalid_user(&body[13..]),
@@ -73,6 +78,22 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
         }
         b'U' if body.starts_with(b"User ") => not_allowed(&body[5..]),
         b'U' if body.starts_with(b"Unable to negotiate with ") => unable_to_negotiate(&body[25..]),
+        b'A' if body.starts_with(b"Authentication refused: ") => {
+            let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
+            e.method = Some(Method::Publickey);
+            e.reason = user(&body[24..]);
+            Some(e)
+        }
+        b's' if body.starts_with(b"subsystem request for ") => subsystem(&body[22..]),
+        b's' if body.starts_with(b"ssh_dispatch_run_fatal: Connection from ") => probe(&body[40..]),
+        b'P' if body.starts_with(b"Protocol major versions differ for ") => probe(&body[35..]),
+        b'(' if body.starts_with(b"(pam_") => {
+            // Old PAM: `sshd[42]: (pam_unix) authentication failure; ...`.
+            let Some((module, rest)) = split_once(&body[1..], b") ") else {
+                return Verdict::Unrecognised;
+            };
+            return super::pam::parse_legacy(b"sshd", module, rest);
+        }
         b'B' if body.starts_with(b"Bad protocol version identification ") => {
             bad_protocol(&body[36..])
         }
@@ -104,10 +125,8 @@ fn is_noise(body: &[u8]) -> bool {
         b"User child is on pid ",
         b"Changed root directory to ",
         b"Transferred: ",
-        b"subsystem request for ",
         b"kex_exchange_identification: ",
         b"Nasty PTR record ",
-        b"Authentication refused: ",
         b"AuthorizedKeysCommand",
         b"Read error from remote host ",
         b"Connection reset by peer",
@@ -123,7 +142,6 @@ fn is_noise(body: &[u8]) -> bool {
         b"PAM adding faulty module",
         b"Failed to release session",
         b"pam_",
-        b"Postponed ",
         b"rexec line ",
         b"PAM service(",
         b"Invalid proposal",
@@ -216,7 +234,19 @@ fn invalid_user(rest: &[u8]) -> Option<LoginEvent<'_>> {
 /// Who a `packet.c` connection id names: `[authenticating |invalid ]user <user> <ip> port <p>`
 /// or just `<ip> port <p>`; returns the user, whether authentication had finished, and the tail.
 fn connection_id(rest: &[u8]) -> Option<(Option<Text<'_>>, Option<bool>, Tail<'_>)> {
-    let tail = split_addr_port(rest)?;
+    let Some(tail) = split_addr_port(rest) else {
+        // Older sshd: `Connection closed by 192.0.2.1` (no port).
+        let source = parse_source(rest)?;
+        return Some((
+            None,
+            None,
+            Tail {
+                head: b"",
+                source,
+                port: None,
+            },
+        ));
+    };
     let head = tail.head;
     let (who, authenticated) = if let Some(u) = head.strip_prefix(b"authenticating user ") {
         (user(u), Some(false))
@@ -404,7 +434,7 @@ fn scan<'a>(rest: &'a [u8], reason: Text<'static>) -> Option<LoginEvent<'a>> {
 fn unable_to_negotiate(rest: &[u8]) -> Option<LoginEvent<'_>> {
     let (id, why) = split_once(rest, b": ").unwrap_or((rest, b""));
     let tail = split_addr_port(id)?;
-    let mut e = LoginEvent::new(Action::Disconnect, Outcome::Failure);
+    let mut e = LoginEvent::new(Action::Connection, Outcome::Failure);
     set_tail(&mut e, &tail);
     let why = match split_once(why, b". Their offer") {
         Some((w, _)) => w,
@@ -417,7 +447,7 @@ fn unable_to_negotiate(rest: &[u8]) -> Option<LoginEvent<'_>> {
 /// `Bad protocol version identification '<text>' from <ip> port <p>`.
 fn bad_protocol(rest: &[u8]) -> Option<LoginEvent<'_>> {
     let tail = split_from_port(rest).or_else(|| split_from(rest))?;
-    let mut e = LoginEvent::new(Action::Disconnect, Outcome::Failure);
+    let mut e = LoginEvent::new(Action::Connection, Outcome::Failure);
     set_tail(&mut e, &tail);
     e.reason = Some(Text(b"bad protocol version identification"));
     Some(e)
@@ -430,9 +460,35 @@ fn banner_exchange(rest: &[u8]) -> Option<LoginEvent<'_>> {
     if !tail.head.is_empty() {
         return None;
     }
-    let mut e = LoginEvent::new(Action::Disconnect, Outcome::Failure);
+    let mut e = LoginEvent::new(Action::Connection, Outcome::Failure);
     set_tail(&mut e, &tail);
     e.reason = user(why);
+    Some(e)
+}
+
+/// `subsystem request for <name> by user <user>` (`session.c`): an authenticated user opened a
+/// subsystem (sftp). Older sshd leaves out ` by user <user>`.
+fn subsystem(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (name, who) = match split_once(rest, b" by user ") {
+        Some((n, u)) => (n, user(u)),
+        None => (rest, None),
+    };
+    let mut e = LoginEvent::new(Action::Other, Outcome::Success);
+    e.user = who;
+    e.reason = user(name);
+    Some(e)
+}
+
+/// After `ssh_dispatch_run_fatal: Connection from ` or `Protocol major versions differ for `:
+/// `[authenticating |invalid ]user <u> <ip> port <p>: <why>` or `<ip> port <p>: <why>`, a
+/// handshake that went wrong: a scanner's or an obfuscated client's probe.
+fn probe(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (id, why) = split_once(rest, b": ").unwrap_or((rest, b""));
+    let (who, _, tail) = connection_id(id)?;
+    let mut e = LoginEvent::new(Action::Connection, Outcome::Failure);
+    e.user = who;
+    e.reason = user(why);
+    set_tail(&mut e, &tail);
     Some(e)
 }
 

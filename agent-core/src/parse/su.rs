@@ -7,6 +7,11 @@
 //!   alice:root` / `- pts/1 bob:root`, and from old releases `BAD SU bob to root on /dev/pts/1`
 //!   and `Authentication failed for root`.
 //! - BusyBox (`loginutils/su.c`): `+ pts/0 alice:root` / `- pts/0 bob:root`.
+//! - BSD (FreeBSD/NetBSD/OpenBSD `usr.bin/su/su.c`): `alice to root on /dev/ttyp1` (`"%s to
+//!   %s%s", username, user, ontty()`) and `BAD SU bob to root on /dev/ttyp1`.
+//! - Solaris (`cmd/su/su.c`): `'su root' succeeded for alice on /dev/pts/2`, `'su root' failed
+//!   for bob on /dev/pts/3`.
+//! - IRIX-style: `ttyq4 changing from alice to root`, `failed: ttyq4 changing from bob to root`.
 //!
 //! `user` is the invoker, `target_user` the account switched to. The target is what the invoker
 //! typed (it may not exist and may hold anything), the invoker and tty are what the system knows;
@@ -33,13 +38,19 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
         sulog(rest, Outcome::Failure)
     } else if let Some(rest) = msg.strip_prefix(b"BAD SU ") {
         bad_su(rest)
+    } else if let Some(rest) = msg.strip_prefix(b"failed: ") {
+        changing_from(rest, Outcome::Failure)
+    } else if let Some(rest) = msg.strip_prefix(b"'su ") {
+        solaris(rest)
+    } else if let Some(e) = changing_from(msg, Outcome::Success) {
+        Some(e)
     } else if let Some(rest) = msg.strip_prefix(b"Authentication failed for ") {
         let mut e = LoginEvent::new(Action::Su, Outcome::Failure);
         e.target_user = user(rest);
         e.reason = Some(Text(b"authentication failed"));
         Some(e)
     } else {
-        None
+        bsd(msg)
     };
     match e {
         Some(e) => e.into(),
@@ -101,6 +112,57 @@ fn bad_su(rest: &[u8]) -> Option<LoginEvent<'_>> {
     };
     let (invoker, target) = split_once(head, b" to ")?;
     let mut e = LoginEvent::new(Action::Su, Outcome::Failure);
+    e.user = user(invoker);
+    e.target_user = user(target);
+    e.tty = tty.and_then(tty_field);
+    Some(e)
+}
+
+/// `<tty> changing from <invoker> to <target>`.
+fn changing_from(rest: &[u8], outcome: Outcome) -> Option<LoginEvent<'_>> {
+    let (tty, names) = split_once(rest, b" changing from ")?;
+    if tty.is_empty() || memchr::memchr(b' ', tty).is_some() {
+        return None;
+    }
+    let (invoker, target) = rsplit_once(names, b" to ")?;
+    let mut e = LoginEvent::new(Action::Su, outcome);
+    e.user = user(invoker);
+    e.target_user = user(target);
+    e.tty = tty_field(tty);
+    Some(e)
+}
+
+/// After `'su `: `<target>' succeeded|failed for <invoker> on <tty>`.
+fn solaris(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (target, after) = split_once(rest, b"' ")?;
+    let (outcome, after) = if let Some(a) = after.strip_prefix(b"succeeded for ") {
+        (Outcome::Success, a)
+    } else {
+        (Outcome::Failure, after.strip_prefix(b"failed for ")?)
+    };
+    let (invoker, tty) = match rsplit_once(after, b" on ") {
+        Some((i, t)) => (i, Some(t)),
+        None => (after, None),
+    };
+    let mut e = LoginEvent::new(Action::Su, outcome);
+    e.user = user(invoker);
+    e.target_user = user(target);
+    e.tty = tty.and_then(tty_field);
+    Some(e)
+}
+
+/// BSD's success line `<invoker> to <target>[ on <tty>]`: the invoker is a login name (one
+/// word), the tty a device path.
+fn bsd(msg: &[u8]) -> Option<LoginEvent<'_>> {
+    let (head, tty) = match rsplit_once(msg, b" on ") {
+        Some((h, t)) if t.starts_with(b"/dev/") => (h, Some(t)),
+        _ => (msg, None),
+    };
+    let (invoker, target) = split_once(head, b" to ")?;
+    if invoker.is_empty() || memchr::memchr(b' ', invoker).is_some() || target.is_empty() {
+        return None;
+    }
+    let mut e = LoginEvent::new(Action::Su, Outcome::Success);
     e.user = user(invoker);
     e.target_user = user(target);
     e.tty = tty.and_then(tty_field);
