@@ -30,6 +30,6 @@ pub mod time;
 pub mod utmp;
 
 pub use event::{Action, Category, LoginEvent, Method, Outcome, Source};
-pub use parse::{Parsed, parse_line, parse_message};
+pub use parse::{Parsed, parse_headerless_sshd, parse_line, parse_message};
 pub use text::Text;
 pub use time::Timestamp;

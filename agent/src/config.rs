@@ -145,6 +145,8 @@ pub enum SourceConfig {
     Journald(JournaldSourceConfig),
     /// wtmp/btmp binary login records.
     Utmp(UtmpSourceConfig),
+    /// The Linux audit log (`/var/log/audit/audit.log`), read by the file source.
+    Audit(AuditSourceConfig),
 }
 
 /// Where to start in a file that exists when its source first starts (the agent's first start,
@@ -233,6 +235,55 @@ pub struct UtmpSourceConfig {
     /// How often to look for new records when inotify gives no events. Defaults to 1 s.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+}
+
+/// `[[source]] type = "audit"`: auditd's log, raw or enriched records (`USER_AUTH`,
+/// `USER_LOGIN`, `ADD_USER`...). It is followed by the file source, so rotation (auditd renames
+/// `audit.log` to `audit.log.1`), checkpoints and restarts behave exactly as for `type = "file"`.
+/// Where auditd is absent and the kernel's records go to the journal instead, the journald
+/// source reads them (they are facility auth, `SYSLOG_IDENTIFIER=audit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditSourceConfig {
+    /// Name used in checkpoints, status and events (letters, digits, `.`, `_`, `-`).
+    /// Defaults to `audit`, then `audit-2`...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Absolute paths or globs of audit logs.
+    /// Defaults to `/var/log/audit/audit.log` and `/var/log/audit/audit.log.1`.
+    pub paths: Vec<String>,
+    /// For files present when the source first starts: `end` or `beginning`. Defaults to `end`.
+    pub read_from: ReadFrom,
+    /// How often to look for changes when inotify gives no events. Defaults to 1 s.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for AuditSourceConfig {
+    fn default() -> Self {
+        AuditSourceConfig {
+            name: None,
+            paths: vec![
+                "/var/log/audit/audit.log".into(),
+                "/var/log/audit/audit.log.1".into(),
+            ],
+            read_from: ReadFrom::End,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl AuditSourceConfig {
+    /// The file source that follows the audit log.
+    pub fn as_file(&self) -> FileSourceConfig {
+        FileSourceConfig {
+            name: self.name.clone(),
+            paths: self.paths.clone(),
+            read_from: self.read_from,
+            poll_interval: self.poll_interval,
+            ..FileSourceConfig::default()
+        }
+    }
 }
 
 /// `[sink]`: where events go. Defaults to `stdout`.
@@ -913,7 +964,7 @@ impl Config {
     /// With no `[[source]]` configured this is empty; call [`Config::fill_default_sources`]
     /// first.
     pub fn named_sources(&self) -> Vec<(String, SourceConfig)> {
-        let mut seen = [0usize; 3];
+        let mut seen = [0usize; 4];
         self.sources
             .iter()
             .map(|source| {
@@ -921,6 +972,7 @@ impl Config {
                     SourceConfig::File(_) => 0,
                     SourceConfig::Journald(_) => 1,
                     SourceConfig::Utmp(_) => 2,
+                    SourceConfig::Audit(_) => 3,
                 };
                 seen[slot] += 1;
                 let name = match source.name() {
@@ -955,6 +1007,7 @@ impl SourceConfig {
             SourceConfig::File(_) => "file",
             SourceConfig::Journald(_) => "journald",
             SourceConfig::Utmp(_) => "utmp",
+            SourceConfig::Audit(_) => "audit",
         }
     }
 
@@ -964,6 +1017,7 @@ impl SourceConfig {
             SourceConfig::File(c) => c.name.as_deref(),
             SourceConfig::Journald(c) => c.name.as_deref(),
             SourceConfig::Utmp(c) => c.name.as_deref(),
+            SourceConfig::Audit(c) => c.name.as_deref(),
         }
     }
 
@@ -972,6 +1026,7 @@ impl SourceConfig {
             SourceConfig::File(c) => c.name = Some(name),
             SourceConfig::Journald(c) => c.name = Some(name),
             SourceConfig::Utmp(c) => c.name = Some(name),
+            SourceConfig::Audit(c) => c.name = Some(name),
         }
     }
 }
@@ -1030,6 +1085,10 @@ fn validate_source(label: &str, source: &SourceConfig, errors: &mut Vec<ConfigEr
             }
         }
         SourceConfig::Utmp(c) => {
+            check_paths(&c.paths, errors);
+            check_interval("poll-interval", c.poll_interval, errors);
+        }
+        SourceConfig::Audit(c) => {
             check_paths(&c.paths, errors);
             check_interval("poll-interval", c.poll_interval, errors);
         }
@@ -1537,6 +1596,20 @@ pub fn default_sources(root: &Path) -> (Vec<SourceConfig>, String) {
                 why.push(line);
             }
         }
+    }
+    // auditd's log is root-only (0600, group adm on Debian): on only where the agent can read it.
+    let audit_log = under("/var/log/audit/audit.log");
+    if std::fs::File::open(&audit_log).is_ok() {
+        sources.push(SourceConfig::Audit(AuditSourceConfig::default()));
+        why.push(
+            "/var/log/audit/audit.log exists and is readable: audit source on it (USER_AUTH, \
+             USER_LOGIN, account changes; logins also in the auth log arrive from both)"
+                .into(),
+        );
+    } else if audit_log.exists() {
+        why.push(
+            "/var/log/audit/audit.log exists but this user cannot read it: no audit source".into(),
+        );
     }
     if under("/var/log/wtmp").exists() {
         sources.push(SourceConfig::Utmp(UtmpSourceConfig::default()));
@@ -2093,6 +2166,32 @@ type = "utmp"
         let (sources, why) = default_sources(root.path());
         assert!(matches!(sources[..], [SourceConfig::Journald(_)]));
         assert!(why.contains("no systemd journal was found"), "{why}");
+    }
+
+    #[test]
+    fn default_sources_add_audit_where_the_audit_log_is_readable() {
+        let root = fake_root(&[("/var/log/auth.log", ""), ("/var/log/audit/audit.log", "")]);
+        let mut config = Config::default();
+        let why = config.fill_default_sources(root.path()).unwrap();
+        assert!(why.contains("audit source"), "{why}");
+        let names: Vec<String> = config.named_sources().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["file", "audit"]);
+        config.validate().unwrap();
+        let root = fake_root(&[("/var/log/auth.log", "")]);
+        let mut config = Config::default();
+        config.fill_default_sources(root.path()).unwrap();
+        assert!(
+            !config
+                .sources
+                .iter()
+                .any(|s| matches!(s, SourceConfig::Audit(_)))
+        );
+        let parsed = parse("[[source]]\ntype = \"audit\"\n").unwrap();
+        assert_eq!(
+            parsed.sources,
+            [SourceConfig::Audit(AuditSourceConfig::default())]
+        );
+        assert!(parse("[[source]]\ntype = \"audit\"\npath = [\"/x\"]\n").is_err());
     }
 
     #[test]

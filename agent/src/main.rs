@@ -46,6 +46,10 @@ enum Command {
         /// Longest line kept, in bytes; longer lines are cut and counted.
         #[arg(long, default_value_t = cmd::parse::DEFAULT_MAX_LINE)]
         max_line: usize,
+        /// Read bare messages with no syslog header, as written by this program (`sshd`,
+        /// `dropbear`, `sudo`, ...), as tools and tests print them.
+        #[arg(long, value_name = "NAME")]
+        program: Option<String>,
     },
     /// Check the config file: print the effective configuration as TOML (defaults filled in,
     /// default sources chosen) and exit 0, or print each error and exit 2.
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
             timezone,
             reference_time,
             max_line,
+            program,
         } => {
             let opts = cmd::parse::Options {
                 files,
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
                 zone: timezone,
                 reference: reference_time,
                 max_line,
+                program,
             };
             cmd::parse::run(
                 &opts,

@@ -172,6 +172,13 @@ fn start_source(
                 Box::new(move || src.run(tx, stop2)),
             )
         }
+        SourceConfig::Audit(c) => {
+            let src = FileSource::new(&c.as_file(), name, start, max_line, first_start);
+            (
+                StatusHandle::File(src.status()),
+                Box::new(move || src.run(tx, stop2)),
+            )
+        }
         SourceConfig::Utmp(c) => {
             let src = UtmpSource::new(c, name, start, first_start);
             (

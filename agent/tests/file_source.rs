@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::config::{FileSourceConfig, ReadFrom};
+use agent::config::{AuditSourceConfig, FileSourceConfig, ReadFrom};
 use agent::source::checkpoint::{self, Checkpoints};
 use agent::source::file::FileSource;
 use agent::source::{Chunk, Position, StreamKey};
@@ -97,23 +97,44 @@ struct Model {
 
 impl Model {
     fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let logs = tmp.path().join("log");
-        fs::create_dir(&logs).unwrap();
-        let cfg = FileSourceConfig {
+        Self::with("auth.log", |glob| FileSourceConfig {
             name: None,
-            paths: vec![logs.join("auth.log*").to_string_lossy().into_owned()],
+            paths: vec![glob],
             read_from: ReadFrom::End,
             poll_interval: Duration::ZERO,
             partial_line_timeout: Duration::from_secs(3600),
             max_files: 64,
-        };
+        })
+    }
+
+    /// The `type = "audit"` source: the file source as its config makes it, on `audit.log`
+    /// rotated by rename (auditd) or copytruncate.
+    fn new_audit() -> Self {
+        Self::with("audit.log", |glob| {
+            let mut cfg = AuditSourceConfig {
+                name: None,
+                paths: vec![glob],
+                read_from: ReadFrom::End,
+                poll_interval: Duration::ZERO,
+            }
+            .as_file();
+            // The model's lines are whole: no partial-line flush should interfere.
+            cfg.partial_line_timeout = Duration::from_secs(3600);
+            cfg
+        })
+    }
+
+    fn with(file: &str, cfg: impl Fn(String) -> FileSourceConfig) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("log");
+        fs::create_dir(&logs).unwrap();
+        let cfg = cfg(logs.join(format!("{file}*")).to_string_lossy().into_owned());
         let state = tmp.path().join("state");
         let (checkpoints, warn) = checkpoint::load(&state);
         assert!(warn.is_none());
         let mut m = Model {
-            log: logs.join("auth.log"),
-            old: logs.join("auth.log.1"),
+            log: logs.join(file),
+            old: logs.join(format!("{file}.1")),
             _tmp: tmp,
             state,
             cfg,
@@ -410,6 +431,17 @@ proptest! {
         actions in prop::collection::vec((action(), prop::bool::weighted(0.7)), 1..60),
     ) {
         let mut m = Model::new();
+        for (a, poll_after) in &actions {
+            m.apply_then(a, *poll_after);
+        }
+        m.check();
+    }
+
+    #[test]
+    fn audit_source_lines_delivered_equal_lines_written(
+        actions in prop::collection::vec((action(), prop::bool::weighted(0.7)), 1..60),
+    ) {
+        let mut m = Model::new_audit();
         for (a, poll_after) in &actions {
             m.apply_then(a, *poll_after);
         }

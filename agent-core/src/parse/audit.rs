@@ -128,6 +128,11 @@ fn type_name(kind: &[u8]) -> &[u8] {
         .and_then(|k| k.strip_suffix(b"]"))
         .or_else(|| kind.strip_prefix(b"AUDIT"))
         .unwrap_or(kind);
+    // Some journal readers prefix the name (`AUDIT_USER_LOGIN`).
+    let digits = digits.strip_prefix(b"_").unwrap_or(digits);
+    if parse_u32(digits).is_none() && digits.len() < kind.len() {
+        return digits;
+    }
     match parse_u32(digits) {
         Some(n) => TYPES
             .iter()

@@ -134,6 +134,17 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
     parsed
 }
 
+/// A line with no syslog header that is a known sshd message (tools, tests and `sshd -e` print
+/// them bare): its event, as sshd's. Only messages that give an event count: a bare `Server
+/// listening on` says too little to be sure of the program. The caller says so to the user.
+pub fn parse_headerless_sshd(line: &[u8]) -> Option<LoginEvent<'_>> {
+    let line = syslog::trim_line_end(line);
+    match parse_message(Text(b"sshd"), None, line) {
+        Parsed::Event(ev) => Some(ev),
+        _ => None,
+    }
+}
+
 /// vsftpd's own log file (`vsftpd_log_file`): `Sat Dec  5 01:42:16 2026 [pid 13442] [u] OK
 /// LOGIN: Client "127.0.0.2"` (`logging.c`: a `ctime` date, then the pid, then the message it
 /// also sends to syslog).

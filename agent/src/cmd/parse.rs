@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use agent_core::ecs::{self, Envelope};
 use agent_core::syslog::Context;
-use agent_core::{Parsed, Text, Timestamp, parse_line};
+use agent_core::{Parsed, Text, Timestamp, parse_line, parse_message};
 use anyhow::Context as _;
 
 use crate::lines::LineReader;
@@ -35,6 +35,8 @@ pub struct Options {
     pub reference: Option<Timestamp>,
     /// Bound on a line's length.
     pub max_line: usize,
+    /// Every line is a bare message (no syslog header) from this program.
+    pub program: Option<String>,
 }
 
 /// What `parse` saw, for the summary.
@@ -52,6 +54,8 @@ pub struct Summary {
     pub unrecognised: u64,
     /// Lines with no syslog header.
     pub malformed: u64,
+    /// Lines with no syslog header that are known sshd messages, read as sshd's.
+    pub headerless_sshd: u64,
     /// Lines cut at the length bound.
     pub truncated: u64,
     /// Lines with invalid UTF-8.
@@ -154,7 +158,21 @@ fn parse_stream(
             message: (!opts.no_message).then_some(Text(bytes)),
             ..Envelope::default()
         };
-        match parse_line(bytes, &ctx) {
+        let parsed = match &opts.program {
+            Some(program) => parse_message(Text(program.as_bytes()), None, bytes),
+            None => parse_line(bytes, &ctx),
+        };
+        let parsed = match parsed {
+            Parsed::Malformed(e) => match agent_core::parse_headerless_sshd(bytes) {
+                Some(ev) => {
+                    summary.headerless_sshd += 1;
+                    Parsed::Event(ev)
+                }
+                None => Parsed::Malformed(e),
+            },
+            p => p,
+        };
+        match parsed {
             Parsed::Event(ev) => {
                 summary.record(&ev);
                 json.clear();
@@ -166,7 +184,11 @@ fn parse_stream(
             }
             Parsed::RepeatLast { count, header } => {
                 // Re-parse the previous line and re-emit its event at this line's time.
-                match parse_line(&previous, &ctx) {
+                let again = match &opts.program {
+                    Some(program) => parse_message(Text(program.as_bytes()), None, &previous),
+                    None => parse_line(&previous, &ctx),
+                };
+                match again {
                     Parsed::Event(mut ev) => {
                         ev.count = ev.count.saturating_mul(count);
                         ev.timestamp = Some(header.timestamp);
@@ -289,6 +311,14 @@ fn write_summary(s: &Summary, unmatched_shown: bool, err: &mut dyn Write) -> io:
         "  malformed:     {:>10} (no syslog header)",
         s.malformed
     );
+    if s.headerless_sshd > 0 {
+        let _ = writeln!(
+            text,
+            "  no header:     {:>10} (known sshd messages without a syslog header, read as sshd's; \
+             --program names the program)",
+            s.headerless_sshd
+        );
+    }
     if s.truncated > 0 || s.invalid_utf8 > 0 {
         let _ = writeln!(
             text,
@@ -342,7 +372,50 @@ mod tests {
             zone: Zone::Fixed(0),
             reference: Some(Timestamp::from_secs(1_795_867_200)),
             max_line: DEFAULT_MAX_LINE,
+            program: None,
         }
+    }
+
+    #[test]
+    fn program_reads_bare_messages_and_bare_sshd_lines_are_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bare.log");
+        std::fs::write(
+            &path,
+            concat!(
+                "Failed password for root from 203.0.113.9 port 4 ssh2\n",
+                "Server listening on 0.0.0.0 port 22.\n",
+                "Accepted password for bob from 203.0.113.9 port 5 ssh2\n",
+            ),
+        )
+        .unwrap();
+        // Without --program: the two sshd events are found, and the summary says how.
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let s = run(&opts(vec![path.clone()]), &mut out, &mut err).unwrap();
+        assert_eq!((s.events, s.headerless_sshd, s.malformed), (2, 2, 1));
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains("no header:"), "{err}");
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("\"name\":\"sshd\""), "{out}");
+        // With --program sshd every line is sshd's: the listening line is noise, not malformed.
+        let mut o = opts(vec![path.clone()]);
+        o.program = Some("sshd".into());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let s = run(&o, &mut out, &mut err).unwrap();
+        assert_eq!(
+            (s.events, s.noise, s.malformed, s.headerless_sshd),
+            (2, 1, 0, 0)
+        );
+        // --program dropbear reads dropbear's bare messages.
+        std::fs::write(
+            &path,
+            "Bad password attempt for 'root' from 192.0.2.5:41234\n",
+        )
+        .unwrap();
+        o.program = Some("dropbear".into());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let s = run(&o, &mut out, &mut err).unwrap();
+        assert_eq!(s.by_action.get("auth_failure"), Some(&1));
     }
 
     #[test]

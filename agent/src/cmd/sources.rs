@@ -65,6 +65,14 @@ pub fn run(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
                 )?;
                 list_matches(&opts.root, &c.paths, usize::MAX, out)?;
             }
+            SourceConfig::Audit(c) => {
+                writeln!(
+                    out,
+                    "{name}: type audit, read-from {}",
+                    read_from(c.read_from)
+                )?;
+                list_matches(&opts.root, &c.paths, usize::MAX, out)?;
+            }
             SourceConfig::Journald(c) => describe_journald(&name, c, out)?,
         }
     }
