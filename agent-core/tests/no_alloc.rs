@@ -58,10 +58,20 @@ fn parse_and_ecs_writer_do_not_allocate_per_line() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let before = dhat::HeapStats::get().total_blocks;
     for line in &lines {
-        if let Parsed::Event(ev) = parse_line(line, &ctx) {
-            events += 1;
-            json.clear();
-            agent_core::ecs::write_event(&mut json, &ev, &Default::default()).unwrap();
+        match parse_line(line, &ctx) {
+            Parsed::Event(ev) => {
+                events += 1;
+                json.clear();
+                agent_core::ecs::write_event(&mut json, &ev, &Default::default()).unwrap();
+            }
+            // `authtrail parse`'s fallback for bare sshd messages.
+            Parsed::Malformed(_) => {
+                if let Some(ev) = agent_core::parse_headerless_sshd(line) {
+                    json.clear();
+                    agent_core::ecs::write_event(&mut json, &ev, &Default::default()).unwrap();
+                }
+            }
+            _ => {}
         }
     }
     let allocations = dhat::HeapStats::get().total_blocks - before;
