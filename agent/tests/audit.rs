@@ -73,7 +73,7 @@ fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) -> bool {
 
 /// Starts a private auditd writing `dir/audit.log`; `None` when it cannot run here.
 fn start_auditd(dir: &Path) -> Option<Proc> {
-    if !(have("auditd") && have("sshd") && have("sshpass")) || !is_root() {
+    if !(have("auditd") && have("sshd") && have("sshpass") && is_root()) {
         eprintln!("auditd, sshd, sshpass or root missing");
         return None;
     }
