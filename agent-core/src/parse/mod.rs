@@ -201,6 +201,11 @@ fn parse_with_module<'a>(
     let name = basename(program.as_bytes());
     // Audit records through journald (`audit[pid]: USER_LOGIN ...`), the kernel's printk, or a
     // relay of the raw file under any tag.
+    let message = if name == b"kernel" {
+        skip_kernel_uptime(message)
+    } else {
+        message
+    };
     if name == b"audit"
         || audit::looks_raw(message)
         || (name == b"kernel" && message.starts_with(b"audit: type="))
@@ -286,6 +291,20 @@ pub fn is_watched(name: &[u8]) -> bool {
             | b"unix_chkpwd"
     ) || account::is_account_program(name)
         || ftp::is_ftp_program(name)
+}
+
+/// The kernel's `[   12.345678] ` uptime stamp, as rsyslog's imklog may keep it.
+fn skip_kernel_uptime(msg: &[u8]) -> &[u8] {
+    if let [b'[', rest @ ..] = msg
+        && let Some(close) = memchr::memchr(b']', rest)
+        && close <= 20
+        && rest[..close]
+            .iter()
+            .all(|c| c.is_ascii_digit() || matches!(c, b' ' | b'.'))
+    {
+        return rest[close + 1..].trim_ascii_start();
+    }
+    msg
 }
 
 /// `/usr/sbin/sshd` -> `sshd`.
