@@ -205,9 +205,10 @@ pub struct JournaldSourceConfig {
     /// Read these journal files instead of the system journal (`--file`); not with `directory`.
     /// Defaults to none (the system journal).
     pub files: Vec<PathBuf>,
-    /// Programs (`SYSLOG_IDENTIFIER`) to read besides facilities 4 and 10 (auth, authpriv).
-    /// Defaults to sshd, sshd-session, sshd-auth, sudo, doas, su, login, systemd-logind,
-    /// dropbear and the shadow tools (useradd, usermod, passwd...).
+    /// Programs (`SYSLOG_IDENTIFIER`) to read besides facilities 4 and 10 (auth, authpriv; the
+    /// journal's own audit records are facility 4). Defaults to sshd, sshd-session, sshd-auth,
+    /// sudo, doas, su, login, systemd-logind, dropbear, the shadow tools (useradd, usermod,
+    /// passwd...), the FTP daemons (vsftpd, proftpd, pure-ftpd, ftpd, in.ftpd) and klogind/kshd.
     pub identifiers: Vec<String>,
     /// Start at the end of the journal on first start, or at its beginning. Defaults to `end`.
     pub read_from: ReadFrom,
@@ -537,6 +538,14 @@ impl Default for JournaldSourceConfig {
                 "chage",
                 "dropbear",
                 "doas",
+                // FTP daemons log with facility ftp or daemon; Kerberos rlogin/rsh daemons.
+                "vsftpd",
+                "proftpd",
+                "pure-ftpd",
+                "ftpd",
+                "in.ftpd",
+                "klogind",
+                "kshd",
             ]
             .map(String::from)
             .to_vec(),
@@ -2239,7 +2248,17 @@ type = "utmp"
         let config = parse(&uncomment(EXAMPLE)).unwrap();
         config.validate().unwrap();
         let kinds: Vec<&str> = config.sources.iter().map(SourceConfig::kind).collect();
-        assert_eq!(kinds, ["file", "journald", "utmp"]);
+        assert_eq!(kinds, ["file", "journald", "utmp", "audit"]);
+        let SourceConfig::Audit(audit) = &config.sources[3] else {
+            unreachable!()
+        };
+        assert_eq!(
+            AuditSourceConfig {
+                name: None,
+                ..audit.clone()
+            },
+            AuditSourceConfig::default()
+        );
         let SourceConfig::File(file) = &config.sources[0] else {
             unreachable!()
         };

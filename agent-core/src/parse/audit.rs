@@ -544,6 +544,27 @@ mod tests {
     }
 
     #[test]
+    fn journald_entries_as_the_journald_source_hands_them_over() {
+        // `SYSLOG_IDENTIFIER=audit`, `_PID`, `MESSAGE=<TYPE> <fields>` (journald-audit.c).
+        let msg = b"USER_LOGIN pid=77 uid=0 auid=1000 ses=3 msg='op=login id=1000 exe=\"/usr/sbin/sshd\" hostname=192.0.2.9 addr=192.0.2.9 terminal=/dev/pts/1 res=success'";
+        let crate::parse::Parsed::Event(e) =
+            crate::parse::parse_message(Text(b"audit"), Some(77), msg)
+        else {
+            panic!("not an event");
+        };
+        assert_eq!(
+            (e.action, e.outcome),
+            (Action::AuthSuccess, Outcome::Success)
+        );
+        assert_eq!(e.program, "sshd");
+        assert_eq!(e.pid, Some(77));
+        assert_eq!(e.uid, Some(1000));
+        assert_eq!(e.tty, Some(Text(b"pts/1")));
+        let noise = crate::parse::parse_message(Text(b"audit"), Some(1), b"SYSCALL arch=c000003e");
+        assert_eq!(noise.kind(), "noise");
+    }
+
+    #[test]
     fn kernel_records_and_unknown_types_are_noise() {
         assert_eq!(
             record(b"SYSCALL", b"arch=c000003e syscall=44"),
