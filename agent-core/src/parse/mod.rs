@@ -116,7 +116,16 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
     }
     let header = match syslog::parse_header(line, ctx) {
         Ok(h) => h,
-        Err(e) => return vsftpd_log_line(line, ctx).unwrap_or(Parsed::Malformed(e)),
+        Err(e) => {
+            // ausearch's default output separates events with `----` and `time->...` lines.
+            let bare = syslog::trim_line_end(line);
+            if bare == b"----" || bare.starts_with(b"time->") {
+                return Parsed::Noise {
+                    program: Text(b"audit"),
+                };
+            }
+            return vsftpd_log_line(line, ctx).unwrap_or(Parsed::Malformed(e));
+        }
     };
     if header.program.is_empty() {
         if let Some(count) = last_message_repeated(header.message) {
