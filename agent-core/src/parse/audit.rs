@@ -441,13 +441,14 @@ fn find<'a>(s: &'a [u8], key: &[u8]) -> Option<Value<'a>> {
     Some(Value { bytes, hex })
 }
 
-/// Where the value of `key=` starts; the key must start the list or follow a space.
+/// Where the value of `key=` starts; the key must start the list or follow a space (or `(`).
 fn value_start(s: &[u8], key: &[u8]) -> Option<usize> {
     let mut from = 0;
     while let Some(i) = memchr::memmem::find(&s[from..], key) {
         let at = from + i;
         let after = at + key.len();
-        if (at == 0 || s[at - 1] == b' ') && s.get(after) == Some(&b'=') {
+        // Audit 1.x lists some fields in parentheses: `(hostname=h, addr=a, ...)`.
+        if (at == 0 || matches!(s[at - 1], b' ' | b'(')) && s.get(after) == Some(&b'=') {
             return Some(after + 1);
         }
         from = after;

@@ -23,6 +23,8 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
         .strip_prefix(b"error: ")
         .or_else(|| msg.strip_prefix(b"fatal: "))
         .unwrap_or(msg);
+    // FreeBSD's base sshd prefixes OpenSSH's function names: `Fssh_ssh_dispatch_run_fatal: ...`.
+    let body = body.strip_prefix(b"Fssh_").unwrap_or(body);
     let Some(&first) = body.first() else {
         return Verdict::Unrecognised;
     };
@@ -105,6 +107,10 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
         }
         b'r' if body.starts_with(b"reverse mapping checking ") => break_in(body),
         b'd' if body.starts_with(b"drop connection #") => drop_connection(&body[17..]),
+        b'T' if body.starts_with(b"Timeout, client not responding from ") => {
+            closed(&body[36..], Text(b"client not responding"))
+        }
+        b'r' if body.starts_with(b"refused connect from ") => refused_connect(&body[21..]),
         _ => None,
     };
     match verdict {
@@ -155,6 +161,22 @@ fn is_noise(body: &[u8]) -> bool {
         b"error in libcrypto",
         b"Connection timed out",
         b"Protocol major versions differ",
+        b"beginning MaxStartups throttling",
+        b"exited MaxStartups throttling",
+        b"Bad remote protocol version identification",
+        b"Could not get shadow information",
+        b"connect_to ",
+        b"Accepted certificate ID ",
+        b"Certificate invalid",
+        b"Authorized to ",
+        b"/etc/ssh/",
+        b"Bind to port ",
+        b"Authentication key ",
+        b"packet_write_wait",
+        b"ssh_msg_send",
+        b"Read from socket failed",
+        b"Write failed",
+        b"Unsafe AuthorizedKeysCommand",
     ];
     PREFIXES.iter().any(|p| body.starts_with(p))
 }
@@ -352,14 +374,34 @@ fn connection_from(rest: &[u8]) -> Option<LoginEvent<'_>> {
     Some(e)
 }
 
-/// `User <user> from <host> not allowed because <reason>`.
+/// `User <user> from <host> not allowed because <reason>`; `auth.c` leaves out ` from <host>`
+/// for the reasons about the account itself (`account is locked`, `shell ... does not exist`).
 fn not_allowed(rest: &[u8]) -> Option<LoginEvent<'_>> {
     let (who_from, why) = rsplit_once(rest, b" not allowed because ")?;
-    let tail = split_from(who_from)?;
     let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
-    e.user = user(tail.head);
     e.reason = Some(Text(why));
-    set_tail(&mut e, &tail);
+    match split_from(who_from) {
+        Some(tail) => {
+            e.user = user(tail.head);
+            set_tail(&mut e, &tail);
+        }
+        None => e.user = user(who_from),
+    }
+    Some(e)
+}
+
+/// tcp_wrappers (`libwrap`, sshd built with it): `refused connect from <host> (<ip>)`.
+fn refused_connect(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (host, ip) = match split_once(rest, b" (") {
+        Some((h, ip)) => (h, ip.strip_suffix(b")")),
+        None => (rest, None),
+    };
+    let mut e = LoginEvent::new(Action::Connection, Outcome::Failure);
+    e.source = match ip.and_then(super::fields::parse_ip) {
+        Some(ip) => Some(Source::Ip(ip)),
+        None => Some(parse_source(host)?),
+    };
+    e.reason = Some(Text(b"refused by tcp_wrappers"));
     Some(e)
 }
 
