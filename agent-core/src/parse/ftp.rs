@@ -57,7 +57,12 @@ fn is_noise(name: &[u8], msg: &[u8]) -> bool {
                 Some(r) => split_once(r, b"] ").map_or(r, |(_, b)| b),
                 None => msg,
             };
-            body.starts_with(b"OK ") || body.starts_with(b"FAIL ")
+            // With `log_ftp_protocol=YES` every command and response is logged too.
+            body.starts_with(b"OK ")
+                || body.starts_with(b"FAIL ")
+                || body.starts_with(b"FTP command: ")
+                || body.starts_with(b"FTP response: ")
+                || body.starts_with(b"DEBUG: ")
         }
         b"proftpd" => true,
         b"pure-ftpd" => true,

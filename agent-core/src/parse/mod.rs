@@ -159,7 +159,16 @@ pub fn parse_headerless_sshd(line: &[u8]) -> Option<LoginEvent<'_>> {
 /// also sends to syslog).
 fn vsftpd_log_line<'a>(line: &'a [u8], ctx: &Context) -> Option<Parsed<'a>> {
     let (timestamp, rest) = syslog::parse_ctime_prefix(syslog::trim_line_end(line), ctx)?;
-    let rest = rest.strip_prefix(b" [pid ")?;
+    let Some(rest) = rest.strip_prefix(b" [pid ") else {
+        // The xferlog (wu-ftpd format) vsftpd and others write beside it: `<ctime> <secs>
+        // <host> <bytes> <file> ...`, transfers only.
+        let (secs, _) = fields::word(rest.trim_ascii_start());
+        return (!secs.is_empty() && secs.iter().all(u8::is_ascii_digit)).then_some(
+            Parsed::Noise {
+                program: Text(b"xferlog"),
+            },
+        );
+    };
     let (pid, message) = fields::split_once(rest, b"] ")?;
     let pid = syslog::parse_u32(pid)?;
     let mut parsed = parse_with_module(Text(b"vsftpd"), None, Some(pid), message);
