@@ -256,6 +256,7 @@ pub fn run_json(opts: &Options, out: &mut dyn Write) -> anyhow::Result<bool> {
         .map(|(name, source)| match &source {
             SourceConfig::File(c) => files("file", &name, c.read_from, &c.paths, Some(c.max_files)),
             SourceConfig::Utmp(c) => files("utmp", &name, c.read_from, &c.paths, None),
+            SourceConfig::Audit(c) => files("audit", &name, c.read_from, &c.paths, None),
             SourceConfig::Journald(c) => serde_json::json!({
                 "name": name, "type": "journald", "read-from": read_from(c.read_from),
                 "journalctl": c.journalctl.display().to_string(),
