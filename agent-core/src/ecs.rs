@@ -443,12 +443,14 @@ impl<'w, W: Write + ?Sized> Obj<'w, W> {
 }
 
 /// Writes a detection [`Alert`](crate::detect::Alert) as one JSON object (no trailing
-/// newline): `event.kind` `alert`, `event.action` the rule, `event.reason` a human sentence,
-/// `event.start`/`event.end` the window, `source.ip`, `user.name`, and `authtrail.count` (failed
-/// attempts), `authtrail.users` (distinct user names, when tracked), `authtrail.scope` (what the
-/// count was taken over, for success after failures), plus the envelope fields of
-/// [`write_event`]. (Placed before the test module, not after it, for clippy's
-/// `items_after_test_module`.)
+/// newline): `event.kind` `alert`, `event.action` and `rule.id` the rule, `rule.name` its title,
+/// `event.severity`, `message` (and `event.reason`) one plain sentence, `event.start`/`event.end`
+/// its evidence, `source.ip`, `user.name`, `user.target.name`, `group.name`, and
+/// `authtrail.count` (attempts), `authtrail.users` (distinct user names, when tracked),
+/// `authtrail.sources` (distinct sources, distributed spray), `authtrail.scope` (what the count
+/// was taken over), `authtrail.evidence` (the `event.sequence` of the events it cites), plus the
+/// envelope fields of [`write_event`]. (Placed before the test module, not after it, for
+/// clippy's `items_after_test_module`.)
 pub fn write_alert<W: Write + ?Sized>(
     w: &mut W,
     alert: &crate::detect::Alert,
@@ -473,7 +475,9 @@ pub fn write_alert<W: Write + ?Sized>(
         let mut o = Obj::open_nested(top.w);
         o.str(k!("kind"), "alert")?;
         o.key(k!("category"))?;
-        o.w.write_str("[\"authentication\"]")?;
+        o.w.write_str("[\"")?;
+        o.w.write_str(alert.rule.category())?;
+        o.w.write_str("\"]")?;
         o.str(k!("action"), alert.rule.as_str())?;
         o.str(k!("outcome"), alert.rule.outcome().as_str())?;
         o.opt_u64(k!("severity"), Some(u64::from(alert.severity)))?;
@@ -490,6 +494,14 @@ pub fn write_alert<W: Write + ?Sized>(
         o.close()?;
     }
 
+    top.object(k!("rule"))?;
+    {
+        let mut o = Obj::open_nested(top.w);
+        o.str(k!("id"), alert.rule.as_str())?;
+        o.str(k!("name"), alert.rule.name())?;
+        o.close()?;
+    }
+
     write_host_and_agent(&mut top, env.hostname, env)?;
 
     if let Some(ip) = alert.source {
@@ -500,11 +512,26 @@ pub fn write_alert<W: Write + ?Sized>(
         o.close()?;
     }
 
-    let user = alert.user.as_ref().filter(|u| !u.as_text().is_empty());
-    if let Some(u) = user {
+    let named = |n: &Option<crate::detect::UserName>| n.filter(|u| !u.as_text().is_empty());
+    let (user, target) = (named(&alert.user), named(&alert.target));
+    if user.is_some() || target.is_some() {
         top.object(k!("user"))?;
         let mut o = Obj::open_nested(top.w);
-        o.text(k!("name"), u.as_text())?;
+        if let Some(u) = &user {
+            o.text(k!("name"), u.as_text())?;
+        }
+        if let Some(t) = &target {
+            o.object(k!("target"))?;
+            let mut t_obj = Obj::open_nested(o.w);
+            t_obj.text(k!("name"), t.as_text())?;
+            t_obj.close()?;
+        }
+        o.close()?;
+    }
+    if let Some(g) = named(&alert.group) {
+        top.object(k!("group"))?;
+        let mut o = Obj::open_nested(top.w);
+        o.text(k!("name"), g.as_text())?;
         o.close()?;
     }
 
@@ -513,17 +540,35 @@ pub fn write_alert<W: Write + ?Sized>(
         let mut o = Obj::open_nested(top.w);
         o.opt_u64(k!("count"), Some(u64::from(alert.count)))?;
         o.opt_u64(k!("users"), Some(u64::from(alert.users)).filter(|&n| n > 0))?;
+        o.opt_u64(k!("sources"), Some(u64::from(alert.sources)).filter(|&n| n > 0))?;
         if alert.rule == Rule::SuccessAfterFailures || alert.scope != Scope::Source {
             o.str(k!("scope"), alert.scope.as_str())?;
         }
-        if user.is_some_and(|u| u.is_truncated()) {
+        if !alert.cites().is_empty() {
+            o.key(k!("evidence"))?;
+            for (i, seq) in alert.cites().iter().enumerate() {
+                o.w.write_char(if i == 0 { '[' } else { ',' })?;
+                write!(o.w, "{seq}")?;
+            }
+            o.w.write_char(']')?;
+        }
+        if [user, target].iter().flatten().any(|u| u.is_truncated()) {
             o.key(k!("user_truncated"))?;
             o.w.write_str("true")?;
         }
         o.close()?;
     }
 
-    write_log_and_message(top, env)
+    // The sentence again as `message`, which every consumer shows.
+    top.key(k!("message"))?;
+    top.w.write_char('"')?;
+    write!(Escaped(&mut *top.w), "{alert}")?;
+    top.w.write_char('"')?;
+    let env = Envelope {
+        message: None,
+        ..*env
+    };
+    write_log_and_message(top, &env)
 }
 
 #[cfg(test)]

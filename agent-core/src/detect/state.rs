@@ -1,35 +1,42 @@
 //! The detector's memory as bytes, so that an agent restart does not forget a brute force in
-//! progress, a cooldown, or the user/source pairs the first-seen rule has learnt.
+//! progress, a cooldown, or the user/source pairs and accounts the detector has learnt.
 //!
-//! Format, version 1, integers little-endian; only the slots in use are written:
+//! Format, version 2, integers little-endian; only the slots in use are written:
 //!
 //! | field | encoding |
 //! |-------|----------|
 //! | magic | `ATDM` |
-//! | version | u16 (1) |
-//! | table shape | sources, users, pairs: u32 each; failure slots, name slots: u8 each |
+//! | version | u16 (2) |
+//! | table shape | sources, users, pairs, accounts: u32 each; failure slots, name slots, slow buckets: u8 each |
 //! | hash seed | u32 (the tables are laid out by it, so it comes back with them) |
 //! | first success, latest event | option (u8 0/1) of u32, of i64 |
-//! | stats | four u64 |
-//! | sources | count u32; per slot: index u32, flags u8, address, 5 u32 times, failures, names |
+//! | events seen | u64 |
+//! | stats | six u64 |
+//! | spread | epoch u32, sources 2×8 u64, names 2×4 u64, attempts 2 u32, first times 2 u32, first sequences 2 u64, background u32, fired flag u8, fired epoch u32 |
+//! | sources | count u32; per slot: index u32, flags u8, address, 5 u32 times, failures, names, slow |
 //! | users | count u32; per slot: index u32, name hash u32, last seen u32, failures, option u32 |
 //! | pairs | count u32; per slot: index u32, name hash u32, address, last seen u32 |
+//! | accounts | count u32; per slot: index u32, flags u8, name hash u32, last seen u32, created u32, created seq u64, suspicious u32, suspicious seq u64, option (u8) address, failures n u32, first u32, seq u64 |
 //!
 //! An address is a u8 tag (4 or 6) and its 4 or 16 bytes; failures are head u8, len u8 and
-//! the slots' times (u32) and counts (u16); names are len u8, overflow u16, overflow time u32
-//! and the slots' hashes and times (u32). The bytes carry no checksum: the caller stores them
-//! with one.
+//! the slots' last times (u32), first times (u32), first sequences (u64) and counts (u16); names
+//! are len u8, overflow u16, overflow time u32 and the slots' hashes and times (u32); slow is
+//! flags u8, epoch u32, the buckets (u16), two name words (u64), first time u32, first sequence
+//! u64, and the two alert times u32. The bytes carry no checksum: the caller stores them with
+//! one. Another version (older or newer) is refused with [`StateError::Version`]: the detector
+//! then starts empty, as after a first start.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{
-    DetectStats, Detector, FAILURE_SLOTS, Failures, NAME_SLOTS, Names, Pair, SourceState, UserState,
+    Account, DetectStats, Detector, FAILURE_SLOTS, Failures, NAME_SLOTS, Names, Pair,
+    SLOW_BUCKETS, Slow, SourceState, Spread, UserState,
 };
 
 /// The first bytes of a saved memory.
 pub const STATE_MAGIC: [u8; 4] = *b"ATDM";
 /// The format version [`Detector::save_state`] writes.
-pub const STATE_VERSION: u16 = 1;
+pub const STATE_VERSION: u16 = 2;
 
 /// Why [`Detector::restore_state`] refused saved bytes (the detector is then left empty).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +44,7 @@ pub const STATE_VERSION: u16 = 1;
 pub enum StateError {
     /// Not a saved detector memory (magic).
     NotState,
-    /// Written by a newer format version.
+    /// Written in another format version (older or newer).
     Version(u16),
     /// Saved by a detector with tables of other sizes.
     Shape,
@@ -50,7 +57,10 @@ impl core::fmt::Display for StateError {
         match self {
             StateError::NotState => f.write_str("not a saved detector memory"),
             StateError::Version(v) => {
-                write!(f, "detector memory format {v} is newer than this agent")
+                write!(
+                    f,
+                    "detector memory format {v} is not this agent's ({STATE_VERSION})"
+                )
             }
             StateError::Shape => f.write_str("saved by a detector with tables of other sizes"),
             StateError::Damaged => f.write_str("detector memory is damaged"),
@@ -64,6 +74,14 @@ const FLAG_FAILED: u8 = 1;
 const FLAG_SUCCEEDED: u8 = 2;
 const FLAG_BRUTE_FIRED: u8 = 4;
 const FLAG_SPRAY_FIRED: u8 = 8;
+const SOURCE_FLAGS: u8 = FLAG_FAILED | FLAG_SUCCEEDED | FLAG_BRUTE_FIRED | FLAG_SPRAY_FIRED;
+
+const FLAG_LOGGED_IN: u8 = 1;
+const FLAG_SUDO: u8 = 2;
+const FLAG_NEW: u8 = 4;
+const FLAG_FLAGGED: u8 = 8;
+const FLAG_FAILURES_FIRED: u8 = 16;
+const ACCOUNT_FLAGS: u8 = 31;
 
 struct Out<F: FnMut(&[u8])>(F);
 
@@ -105,8 +123,49 @@ impl<F: FnMut(&[u8])> Out<F> {
         for t in f.t {
             self.u32(t);
         }
+        for t in f.t0 {
+            self.u32(t);
+        }
+        for q in f.seq {
+            self.u64(q);
+        }
         for n in f.n {
             self.u16(n);
+        }
+    }
+    fn slow(&mut self, s: &Slow) {
+        self.u8(bit(s.brute_fired, 1) | bit(s.spray_fired, 2));
+        self.u32(s.epoch);
+        for n in s.n {
+            self.u16(n);
+        }
+        for w in s.names {
+            self.u64(w);
+        }
+        self.u32(s.first_t);
+        self.u64(s.first_seq);
+        self.u32(s.brute_at);
+        self.u32(s.spray_at);
+    }
+    fn spread(&mut self, s: &Spread) {
+        self.u32(s.epoch);
+        for w in s.srcs.iter().flatten().chain(s.names.iter().flatten()) {
+            self.u64(*w);
+        }
+        for v in s.n.iter().chain(&s.first_t) {
+            self.u32(*v);
+        }
+        for q in s.first_seq {
+            self.u64(q);
+        }
+        self.u32(s.baseline);
+        self.u8(u8::from(s.fired));
+        self.u32(s.fired_epoch);
+    }
+    fn opt_ip(&mut self, ip: Option<IpAddr>) {
+        self.u8(u8::from(ip.is_some()));
+        if let Some(ip) = ip {
+            self.ip(ip);
         }
     }
     fn names(&mut self, n: &Names) {
@@ -171,10 +230,59 @@ impl In<'_> {
         for t in &mut f.t {
             *t = self.u32()?;
         }
+        for t in &mut f.t0 {
+            *t = self.u32()?;
+        }
+        for q in &mut f.seq {
+            *q = self.u64()?;
+        }
         for n in &mut f.n {
             *n = self.u16()?;
         }
         Ok(f)
+    }
+    fn slow(&mut self) -> Result<Slow, StateError> {
+        let mut s = Slow::EMPTY;
+        let flags = self.u8()?;
+        if flags & !3 != 0 {
+            return Err(StateError::Damaged);
+        }
+        (s.brute_fired, s.spray_fired) = (flags & 1 != 0, flags & 2 != 0);
+        s.epoch = self.u32()?;
+        for n in &mut s.n {
+            *n = self.u16()?;
+        }
+        for w in &mut s.names {
+            *w = self.u64()?;
+        }
+        s.first_t = self.u32()?;
+        s.first_seq = self.u64()?;
+        s.brute_at = self.u32()?;
+        s.spray_at = self.u32()?;
+        Ok(s)
+    }
+    fn spread(&mut self) -> Result<Spread, StateError> {
+        let mut s = Spread::EMPTY;
+        s.epoch = self.u32()?;
+        for w in s.srcs.iter_mut().flatten().chain(s.names.iter_mut().flatten()) {
+            *w = self.u64()?;
+        }
+        for v in s.n.iter_mut().chain(&mut s.first_t) {
+            *v = self.u32()?;
+        }
+        for q in &mut s.first_seq {
+            *q = self.u64()?;
+        }
+        s.baseline = self.u32()?;
+        s.fired = self.flag()?;
+        s.fired_epoch = self.u32()?;
+        Ok(s)
+    }
+    fn opt_ip(&mut self) -> Result<Option<IpAddr>, StateError> {
+        match self.flag()? {
+            true => Ok(Some(self.ip()?)),
+            false => Ok(None),
+        }
     }
     fn names(&mut self) -> Result<Names, StateError> {
         let mut n = Names::EMPTY;
@@ -212,7 +320,9 @@ fn table_len(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOURCES, USERS, PAIRS> {
+impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNTS: usize>
+    Detector<SOURCES, USERS, PAIRS, ACCOUNTS>
+{
     /// Writes the detector's memory (see the module documentation) to `out`, in pieces. The
     /// configuration is not part of it: [`Detector::restore_state`] keeps the one in force,
     /// all but the hash seed.
@@ -223,21 +333,27 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
         o.u32(table_len(SOURCES));
         o.u32(table_len(USERS));
         o.u32(table_len(PAIRS));
+        o.u32(table_len(ACCOUNTS));
         o.u8(FAILURE_SLOTS as u8);
         o.u8(NAME_SLOTS as u8);
+        o.u8(SLOW_BUCKETS as u8);
         o.u32(self.config.hash_seed);
         o.opt_u32(self.first_success);
         o.u8(u8::from(self.latest.is_some()));
         o.bytes(&self.latest.unwrap_or(0).to_le_bytes());
+        o.u64(self.events);
         let s = self.stats;
         for v in [
             s.untimed,
             s.source_evictions,
             s.user_evictions,
             s.pair_evictions,
+            s.account_evictions,
+            s.allowed,
         ] {
             o.u64(v);
         }
+        o.spread(&self.spread);
 
         o.u32(table_len(self.sources.iter().filter(|s| s.used).count()));
         for (i, s) in self.sources.iter().enumerate().filter(|(_, s)| s.used) {
@@ -258,6 +374,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
             }
             o.failures(&s.failures);
             o.names(&s.names);
+            o.slow(&s.slow);
         }
         o.u32(table_len(self.users.iter().filter(|u| u.used).count()));
         for (i, u) in self.users.iter().enumerate().filter(|(_, u)| u.used) {
@@ -273,6 +390,25 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
             o.u32(p.user);
             o.ip(p.ip);
             o.u32(p.last_seen);
+        }
+        o.u32(table_len(self.accounts.iter().filter(|a| a.used).count()));
+        for (i, a) in self.accounts.iter().enumerate().filter(|(_, a)| a.used) {
+            o.u32(table_len(i));
+            o.u8(bit(a.logged_in, FLAG_LOGGED_IN)
+                | bit(a.sudo, FLAG_SUDO)
+                | bit(a.is_new, FLAG_NEW)
+                | bit(a.flagged, FLAG_FLAGGED)
+                | bit(a.failures_fired, FLAG_FAILURES_FIRED));
+            o.u32(a.hash);
+            o.u32(a.last_seen);
+            o.u32(a.created);
+            o.u64(a.created_seq);
+            o.u32(a.suspicious);
+            o.u64(a.suspicious_seq);
+            o.opt_ip(a.suspicious_ip);
+            o.u32(a.fail_n);
+            o.u32(a.fail_t);
+            o.u64(a.fail_seq);
         }
     }
 
@@ -299,6 +435,9 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
         self.sources.fill(SourceState::EMPTY);
         self.users.fill(UserState::EMPTY);
         self.pairs.fill(Pair::EMPTY);
+        self.accounts.fill(Account::EMPTY);
+        self.spread = Spread::EMPTY;
+        self.events = 0;
         self.first_success = None;
         self.latest = None;
         self.stats = DetectStats::default();
@@ -313,13 +452,18 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
         if version != STATE_VERSION {
             return Err(StateError::Version(version));
         }
-        let shape = (r.u32()?, r.u32()?, r.u32()?, r.u8()?, r.u8()?);
+        let shape = (
+            [r.u32()?, r.u32()?, r.u32()?, r.u32()?],
+            [r.u8()?, r.u8()?, r.u8()?],
+        );
         let ours = (
-            table_len(SOURCES),
-            table_len(USERS),
-            table_len(PAIRS),
-            FAILURE_SLOTS as u8,
-            NAME_SLOTS as u8,
+            [
+                table_len(SOURCES),
+                table_len(USERS),
+                table_len(PAIRS),
+                table_len(ACCOUNTS),
+            ],
+            [FAILURE_SLOTS as u8, NAME_SLOTS as u8, SLOW_BUCKETS as u8],
         );
         if shape != ours {
             return Err(StateError::Shape);
@@ -330,17 +474,21 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
         let has_latest = r.flag()?;
         let latest = i64::from_le_bytes(r.take()?);
         self.latest = has_latest.then_some(latest);
+        self.events = r.u64()?;
         self.stats = DetectStats {
             untimed: r.u64()?,
             source_evictions: r.u64()?,
             user_evictions: r.u64()?,
             pair_evictions: r.u64()?,
+            account_evictions: r.u64()?,
+            allowed: r.u64()?,
         };
+        self.spread = r.spread()?;
 
         for _ in 0..r.u32()? {
             let i = r.index(SOURCES)?;
             let flags = r.u8()?;
-            if flags & !(FLAG_FAILED | FLAG_SUCCEEDED | FLAG_BRUTE_FIRED | FLAG_SPRAY_FIRED) != 0 {
+            if flags & !SOURCE_FLAGS != 0 {
                 return Err(StateError::Damaged);
             }
             let ip = r.ip()?;
@@ -360,6 +508,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
                 spray_at,
                 failures: r.failures()?,
                 names: r.names()?,
+                slow: r.slow()?,
             };
         }
         for _ in 0..r.u32()? {
@@ -379,6 +528,31 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize> Detector<SOUR
                 user: r.u32()?,
                 ip: r.ip()?,
                 last_seen: r.u32()?,
+            };
+        }
+        for _ in 0..r.u32()? {
+            let i = r.index(ACCOUNTS)?;
+            let flags = r.u8()?;
+            if flags & !ACCOUNT_FLAGS != 0 {
+                return Err(StateError::Damaged);
+            }
+            self.accounts[i] = Account {
+                used: true,
+                logged_in: flags & FLAG_LOGGED_IN != 0,
+                sudo: flags & FLAG_SUDO != 0,
+                is_new: flags & FLAG_NEW != 0,
+                flagged: flags & FLAG_FLAGGED != 0,
+                failures_fired: flags & FLAG_FAILURES_FIRED != 0,
+                hash: r.u32()?,
+                last_seen: r.u32()?,
+                created: r.u32()?,
+                created_seq: r.u64()?,
+                suspicious: r.u32()?,
+                suspicious_seq: r.u64()?,
+                suspicious_ip: r.opt_ip()?,
+                fail_n: r.u32()?,
+                fail_t: r.u32()?,
+                fail_seq: r.u64()?,
             };
         }
         if !r.0.is_empty() {
