@@ -334,7 +334,9 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 (u32::from(n) ^ u32::from(a)) & mask == 0
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
@@ -362,11 +364,11 @@ impl<const N: usize> NameList<N> {
         len: 0,
     };
 
-    /// Adds a name; `Err` when the list is full.
-    pub fn push(&mut self, name: &[u8]) -> Result<(), ()> {
+    /// Adds a name; hands it back when the list is full.
+    pub fn push<'a>(&mut self, name: &'a [u8]) -> Result<(), &'a [u8]> {
         let i = usize::from(self.len);
         if i >= N {
-            return Err(());
+            return Err(name);
         }
         self.names[i] = UserName::new(name);
         self.len += 1;
@@ -973,7 +975,11 @@ impl fmt::Display for Alert {
         };
         match (self.rule, self.scope) {
             (Rule::BruteForce, _) => {
-                write!(f, "{} failed login attempts from {ip} in {span}", self.count)?;
+                write!(
+                    f,
+                    "{} failed login attempts from {ip} in {span}",
+                    self.count
+                )?;
                 if let Some(user) = user {
                     write!(f, " (last user tried: {})", user.as_text())?;
                 }
@@ -1005,7 +1011,10 @@ impl fmt::Display for Alert {
                     _ => "from that address",
                 };
                 let failed = Plural(self.count, "failed attempt", "failed attempts");
-                write!(f, "{u} logged in from {ip} after {failed} {whose} in {span}.")
+                write!(
+                    f,
+                    "{u} logged in from {ip} after {failed} {whose} in {span}."
+                )
             }
             (Rule::FirstSeenSource, _) => write!(
                 f,
@@ -1029,7 +1038,10 @@ impl fmt::Display for Alert {
                 "{u} tried sudo but is not allowed to use it on this host."
             ),
             (Rule::PrivilegeFailures, _) => {
-                write!(f, "{u} failed {attempts} at sudo or su passwords in {span}.")
+                write!(
+                    f,
+                    "{u} failed {attempts} at sudo or su passwords in {span}."
+                )
             }
             (Rule::FirstSudo, _) => write!(f, "{u} used sudo for the first time on this host."),
             (Rule::AccountCreated, _) => write!(f, "Account {target} was created."),
@@ -1039,7 +1051,11 @@ impl fmt::Display for Alert {
                 OrUnknown(self.group.as_ref(), "unknown")
             ),
             (Rule::PasswordReset, _) => {
-                write!(f, "{} changed the password of {target}.", OrUnknown(user.as_ref(), "root"))
+                write!(
+                    f,
+                    "{} changed the password of {target}.",
+                    OrUnknown(user.as_ref(), "root")
+                )
             }
         }
     }
@@ -1062,7 +1078,12 @@ struct Plural(u32, &'static str, &'static str);
 
 impl fmt::Display for Plural {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.0, if self.0 == 1 { self.1 } else { self.2 })
+        write!(
+            f,
+            "{} {}",
+            self.0,
+            if self.0 == 1 { self.1 } else { self.2 }
+        )
     }
 }
 
@@ -1406,9 +1427,15 @@ struct Spread {
     first_t: [u32; 2],
     first_seq: [u64; 2],
     baseline: u32,
+    /// Half windows folded into the background so far (saturating).
+    seen: u16,
     fired: bool,
     fired_epoch: u32,
 }
+
+/// Half windows the distributed spray learns for before its background counts; meanwhile the
+/// bar is twice the minimum.
+const SPREAD_LEARNING: u16 = 4;
 
 fn popcount<const N: usize>(a: &[u64; N], b: &[u64; N]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x | y).count_ones()).sum()
@@ -1423,12 +1450,18 @@ impl Spread {
         first_t: [0; 2],
         first_seq: [0; 2],
         baseline: 0,
+        seen: 0,
         fired: false,
         fired_epoch: 0,
     };
 
     fn advance(&mut self, now: u32, window: u32) {
         let epoch = now / (window / 2).max(1);
+        if self.epoch == 0 && self.seen == 0 {
+            // The first failure: nothing before it to learn from.
+            self.epoch = epoch;
+            return;
+        }
         let d = epoch.wrapping_sub(self.epoch);
         if d == 0 || d as i32 <= 0 {
             return;
@@ -1442,7 +1475,12 @@ impl Spread {
                 0
             };
             if !(self.fired && self.fired_epoch == self.epoch.wrapping_add(k)) {
-                self.baseline = (self.baseline * 7 + count * 16) / 8;
+                self.baseline = if self.seen == 0 {
+                    count * 16
+                } else {
+                    (self.baseline * 3 + count * 16) / 4
+                };
+                self.seen = self.seen.saturating_add(1);
             }
             let next = (self.epoch.wrapping_add(k + 1) % 2) as usize;
             (self.srcs[next], self.names[next], self.n[next]) = ([0; 8], [0; 4], 0);
@@ -1799,8 +1837,8 @@ pub struct Detector<
     stats: DetectStats,
 }
 
-impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNTS: usize>
-    fmt::Debug for Detector<SOURCES, USERS, PAIRS, ACCOUNTS>
+impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNTS: usize> fmt::Debug
+    for Detector<SOURCES, USERS, PAIRS, ACCOUNTS>
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Detector")
@@ -2039,25 +2077,27 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         // The long window: a source that logged in within it is a client of this host with a
         // stale password, not a slow attacker (success after failures watches its logins).
         if slow.enabled && weight > 0 {
-            s.slow
-                .add(now, weight, name, seq, slow.window_secs);
+            s.slow.add(now, weight, name, seq, slow.window_secs);
             let client = s.success().is_some_and(|t| age(now, t) <= slow.window_secs);
             let c = &mut s.slow;
-            if c.brute_fired && bf.cooldown_secs > 0 && age(now, c.brute_at) >= bf.cooldown_secs {
+            // Re-armed by a quiet long window (in `add`) or one long window after the alert.
+            if c.brute_fired && age(now, c.brute_at) >= slow.window_secs {
                 c.brute_fired = false;
             }
-            if c.spray_fired && ps.cooldown_secs > 0 && age(now, c.spray_at) >= ps.cooldown_secs {
+            if c.spray_fired && age(now, c.spray_at) >= slow.window_secs {
                 c.spray_fired = false;
             }
             let (total, distinct) = (c.total(), c.distinct());
             let since = age(now, c.first_t).min(slow.window_secs);
             // An attack the fast rules reported within the long window is not reported again.
-            let fast = |fired: bool, at: u32| fired || (at != 0 && age(now, at) <= slow.window_secs);
+            let fast =
+                |fired: bool, at: u32| fired || (at != 0 && age(now, at) <= slow.window_secs);
             let fast_brute = fast(s.brute_fired, s.brute_at);
             let fast_spray = fast(s.spray_fired, s.spray_at);
             let c = &mut s.slow;
             let sprayed = fast_spray || c.spray_fired;
-            if !client && !fast_brute && !sprayed && !c.brute_fired && total >= slow.brute_threshold {
+            if !client && !fast_brute && !sprayed && !c.brute_fired && total >= slow.brute_threshold
+            {
                 (c.brute_fired, c.brute_at) = (true, now);
                 let a = alert(Rule::SlowBruteForce, MEDIUM, Some(ip), user, ts, since)
                     .counts(total, distinct, 0)
@@ -2092,7 +2132,8 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         }
         let (sources, names, count, first_t, first_seq) = sp.counts();
         let background = u64::from(sp.baseline) * 2 * u64::from(ds.baseline_factor) / 16;
-        let need = u64::from(ds.min_sources).max(background + 1);
+        let floor = u64::from(ds.min_sources) * if sp.seen < SPREAD_LEARNING { 2 } else { 1 };
+        let need = floor.max(background + 1);
         if u64::from(sources) >= need && names >= ds.min_users {
             (sp.fired, sp.fired_epoch) = (true, sp.epoch);
             let user = ev.user.map(|u| UserName::new(u.as_bytes()));
@@ -2107,7 +2148,13 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
     }
 
     /// Looks at a success before it is recorded: is its address known for the user?
-    fn login_context(&self, ev: &LoginEvent<'_>, ip: Option<IpAddr>, hash: Option<u32>, now: u32) -> LoginContext {
+    fn login_context(
+        &self,
+        ev: &LoginEvent<'_>,
+        ip: Option<IpAddr>,
+        hash: Option<u32>,
+        now: u32,
+    ) -> LoginContext {
         let learning = self
             .first_success
             .is_none_or(|first| age(now, first) < self.config.first_seen_source.learning_secs);
@@ -2159,11 +2206,9 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         if let Some(ts) = ts {
             let saf = self.config.success_after_failures;
             let mut fired = false;
-            if let Some(ip) = ip
-                && let Ok(i) = find(&self.sources, ip_hash(seed, ip), now, |s| s.ip == ip)
-            {
-                let s = &mut self.sources[i];
-                s.last_seen = later(s.last_seen, now);
+            if let Some(ip) = ip {
+                // A slot even without failures: the slow rules know a client by its logins.
+                let s = self.source_slot(ip, now);
                 let c = s.failures.within(now, saf.window_secs, s.success());
                 let (users, _) = s.names.within(now, saf.window_secs);
                 s.note_success(now);
@@ -2174,36 +2219,43 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                     (false, false) => None,
                 };
                 if let Some(sev) = severity.filter(|_| saf.enabled && c.count >= saf.threshold) {
-                    let a = alert(Rule::SuccessAfterFailures, sev, Some(ip), user, ts, c.oldest)
-                        .counts(c.count, users, 0)
-                        .cite_opt(c.first_seq)
-                        .cite(seq);
+                    let a = alert(
+                        Rule::SuccessAfterFailures,
+                        sev,
+                        Some(ip),
+                        user,
+                        ts,
+                        c.oldest,
+                    )
+                    .counts(c.count, users, 0)
+                    .cite_opt(c.first_seq)
+                    .cite(seq);
                     fired = true;
                     suspicious |= self.raise(out, a);
                 }
             }
-            if let Some(h) = name.filter(|_| saf.by_user) {
-                if let Ok(i) = find(&self.users, h, now, |u| u.hash == h) {
-                    let u = &mut self.users[i];
-                    let c = u.failures.within(now, saf.window_secs, u.success);
-                    u.success = Some(u.success.map_or(now, |p| later(p, now)));
-                    // Failures from other addresses say nothing about a key login from an
-                    // address the user has used before.
-                    let severity = match (ctx.guessable, ctx.new_source()) {
-                        (_, true) => Some(HIGH),
-                        (true, false) => Some(LOW),
-                        (false, false) => None,
-                    };
-                    if let Some(sev) =
-                        severity.filter(|_| saf.enabled && !fired && c.count >= saf.threshold)
-                    {
-                        let mut a = alert(Rule::SuccessAfterFailures, sev, ip, user, ts, c.oldest)
-                            .counts(c.count, 0, 0)
-                            .cite_opt(c.first_seq)
-                            .cite(seq);
-                        a.scope = Scope::User;
-                        suspicious |= self.raise(out, a);
-                    }
+            if let Some(h) = name.filter(|_| saf.by_user)
+                && let Ok(i) = find(&self.users, h, now, |u| u.hash == h)
+            {
+                let u = &mut self.users[i];
+                let c = u.failures.within(now, saf.window_secs, u.success);
+                u.success = Some(u.success.map_or(now, |p| later(p, now)));
+                // Failures from other addresses say nothing about a key login from an
+                // address the user has used before.
+                let severity = match (ctx.guessable, ctx.new_source()) {
+                    (_, true) => Some(HIGH),
+                    (true, false) => Some(LOW),
+                    (false, false) => None,
+                };
+                if let Some(sev) =
+                    severity.filter(|_| saf.enabled && !fired && c.count >= saf.threshold)
+                {
+                    let mut a = alert(Rule::SuccessAfterFailures, sev, ip, user, ts, c.oldest)
+                        .counts(c.count, 0, 0)
+                        .cite_opt(c.first_seq)
+                        .cite(seq);
+                    a.scope = Scope::User;
+                    suspicious |= self.raise(out, a);
                 }
             }
         }
@@ -2352,7 +2404,9 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         }
         if ev.action == Action::Sudo && ev.outcome == Outcome::Success {
             if p.enabled && p.first_sudo && !a.sudo && !learning {
-                let _ = pending.push(with(alert(Rule::FirstSudo, LOW, None, user, ts, 0).cite(seq)));
+                let _ = pending.push(with(
+                    alert(Rule::FirstSudo, LOW, None, user, ts, 0).cite(seq),
+                ));
             }
             a.sudo = true;
         }
@@ -2504,15 +2558,18 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// The group of `add 'bob' to group 'sudo'`, `add 'bob' to shadow group 'sudo'` (usermod,
 /// useradd) or `user bob added by root to group sudo` (gpasswd).
 fn added_to_group(reason: &[u8]) -> Option<&[u8]> {
-    let rest = if reason.starts_with(b"add ") {
-        let i = reason.windows(10).position(|w| w == b" to group ")?;
-        &reason[i + 10..]
-    } else if reason.starts_with(b"user ") && contains(reason, b" added by ") {
-        let i = reason.windows(10).position(|w| w == b" to group ")?;
-        &reason[i + 10..]
-    } else {
+    if !(reason.starts_with(b"add ")
+        || reason.starts_with(b"user ") && contains(reason, b" added by "))
+    {
         return None;
+    }
+    let after = |marker: &[u8]| {
+        reason
+            .windows(marker.len())
+            .position(|w| w == marker)
+            .map(|i| &reason[i + marker.len()..])
     };
+    let rest = after(b" to group ").or_else(|| after(b" to shadow group "))?;
     let rest = rest.trim_ascii();
     let rest = rest.strip_prefix(b"'").unwrap_or(rest);
     let rest = rest.strip_suffix(b"'").unwrap_or(rest);
@@ -2633,11 +2690,17 @@ mod tests {
         c.distributed_spray.enabled = rule == Rule::DistributedSpray;
         c.privilege.enabled = matches!(
             rule,
-            Rule::PrivilegeAfterLogin | Rule::SudoRefused | Rule::PrivilegeFailures | Rule::FirstSudo
+            Rule::PrivilegeAfterLogin
+                | Rule::SudoRefused
+                | Rule::PrivilegeFailures
+                | Rule::FirstSudo
         );
         c.account_changes.enabled = matches!(
             rule,
-            Rule::AccountCreated | Rule::PrivilegedGroup | Rule::PasswordReset | Rule::NewAccountLogin
+            Rule::AccountCreated
+                | Rule::PrivilegedGroup
+                | Rule::PasswordReset
+                | Rule::NewAccountLogin
         );
         c.root_login.enabled = rule == Rule::RootLogin;
         c.off_hours.enabled = rule == Rule::OffHoursLogin;
@@ -3155,7 +3218,10 @@ mod tests {
         assert!(feed(&mut *d, 40, &accepted("bob", "198.51.100.11")).is_empty());
         // Failures do not teach addresses.
         assert!(feed(&mut *d, 50, &failed("alice", "203.0.113.12")).is_empty());
-        assert_eq!(feed(&mut *d, 60, &accepted("alice", "203.0.113.12")).len(), 1);
+        assert_eq!(
+            feed(&mut *d, 60, &accepted("alice", "203.0.113.12")).len(),
+            1
+        );
 
         // Learning period: quiet for its first hour.
         let mut c = only(Rule::FirstSeenSource);
@@ -3194,7 +3260,10 @@ mod tests {
         }
         assert!(d.stats().pair_evictions >= 92);
         assert!(feed(&mut d, 200, &accepted("carol", "192.0.2.1")).is_empty());
-        assert_eq!(feed(&mut d, 201, &accepted("carol", "198.51.100.2")).len(), 1);
+        assert_eq!(
+            feed(&mut d, 201, &accepted("carol", "198.51.100.2")).len(),
+            1
+        );
 
         // A table smaller than a set.
         let mut d: Detector<1, 1, 1> = Detector::new(DetectConfig::default());
@@ -3360,6 +3429,567 @@ mod tests {
         assert!(s.contains(r#""user_truncated":true"#), "{s}");
     }
 
+    /// Parses `program[4242]: msg` and feeds it as written at `BASE + t` (any span: the
+    /// header's own time is replaced).
+    fn at<const S: usize, const U: usize, const P: usize, const A: usize>(
+        d: &mut Detector<S, U, P, A>,
+        t: i64,
+        program: &str,
+        msg: &str,
+    ) -> Alerts {
+        let line = format!("Nov 28 08:00:00 testhost {program}[4242]: {msg}");
+        match parse_line(line.as_bytes(), &ctx()) {
+            Parsed::Event(mut ev) => {
+                ev.timestamp = Some(Timestamp::from_secs(BASE + t));
+                d.observe(&ev)
+            }
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    fn key(user: &str, from: &str) -> String {
+        format!("Accepted publickey for {user} from {from} port 40002 ssh2: ED25519 SHA256:abc")
+    }
+
+    fn sev(a: &Alerts, rule: Rule) -> Option<u8> {
+        a.iter().find(|a| a.rule == rule).map(|a| a.severity)
+    }
+
+    /// The regression the issue names: internet scanners guess `root` from other addresses in
+    /// the minutes before the backup server's hourly root key login.
+    #[test]
+    fn scanners_guessing_root_do_not_make_the_backup_key_login_suspicious() {
+        let mut d = detector(only(Rule::SuccessAfterFailures));
+        let backup = "10.0.0.5";
+        assert!(at(&mut *d, 0, "sshd", &key("root", backup)).is_empty());
+        for (k, scanner) in ["198.51.100.7", "203.0.113.8", "192.0.2.9"]
+            .iter()
+            .enumerate()
+        {
+            assert!(at(&mut *d, 3500 + k as i64, "sshd", &failed("root", scanner)).is_empty());
+        }
+        assert!(at(&mut *d, 3600, "sshd", &key("root", backup)).is_empty());
+        // The same failures before a password login from the usual address: low.
+        for (k, scanner) in ["198.51.100.7", "203.0.113.8", "192.0.2.9"]
+            .iter()
+            .enumerate()
+        {
+            at(&mut *d, 7100 + k as i64, "sshd", &failed("root", scanner));
+        }
+        let a = at(&mut *d, 7200, "sshd", &accepted("root", backup));
+        assert_eq!(sev(&a, Rule::SuccessAfterFailures), Some(LOW));
+        assert_eq!(a[0].scope, Scope::User);
+        // ...and before a login from an address new for root: high (spray, then login).
+        for (k, scanner) in ["198.51.100.7", "203.0.113.8", "192.0.2.9"]
+            .iter()
+            .enumerate()
+        {
+            at(&mut *d, 10_700 + k as i64, "sshd", &failed("root", scanner));
+        }
+        let a = at(&mut *d, 10_800, "sshd", &key("root", "198.18.7.7"));
+        assert_eq!(sev(&a, Rule::SuccessAfterFailures), Some(HIGH));
+    }
+
+    /// The monitoring host whose script tries a stale password three times before its key.
+    #[test]
+    fn a_key_login_after_its_own_password_failures_from_a_known_address_is_quiet() {
+        let mut d = detector(only(Rule::SuccessAfterFailures));
+        let monitor = "10.0.0.9";
+        assert!(at(&mut *d, 0, "sshd", &key("nagios", monitor)).is_empty());
+        for round in 1..5i64 {
+            for k in 0..3 {
+                at(&mut *d, round * 300 + k, "sshd", &failed("nagios", monitor));
+            }
+            assert!(at(&mut *d, round * 300 + 5, "sshd", &key("nagios", monitor)).is_empty());
+        }
+        // A password login after the same failures is a guess that worked.
+        for k in 0..3 {
+            at(&mut *d, 2000 + k, "sshd", &failed("nagios", monitor));
+        }
+        let a = at(&mut *d, 2005, "sshd", &accepted("nagios", monitor));
+        assert_eq!(sev(&a, Rule::SuccessAfterFailures), Some(HIGH));
+        // A key login from a new network after failures from there: medium.
+        for k in 0..3 {
+            at(&mut *d, 3000 + k, "sshd", &failed("nagios", "198.18.0.1"));
+        }
+        let a = at(&mut *d, 3005, "sshd", &key("nagios", "198.18.0.1"));
+        assert_eq!(sev(&a, Rule::SuccessAfterFailures), Some(MEDIUM));
+        assert_eq!(a[0].scope, Scope::Source);
+    }
+
+    /// 150 failures, which merge slots: the start is the first failure, not a merged slot's
+    /// later time, and the sentence says how long the attack took.
+    #[test]
+    fn success_after_many_failures_starts_at_the_first_failure() {
+        let mut d = detector(only(Rule::SuccessAfterFailures));
+        let src = "203.0.113.77";
+        for k in 0..150i64 {
+            at(&mut *d, k * 2, "sshd", &failed("root", src));
+        }
+        let a = at(&mut *d, 330, "sshd", &accepted("root", src));
+        assert_eq!(rules(&a), [Rule::SuccessAfterFailures]);
+        assert_eq!((a[0].count, a[0].start), (150, Timestamp::from_secs(BASE)));
+        assert_eq!(a[0].cites(), [0, 150]);
+        assert_eq!(
+            a[0].to_string(),
+            "root logged in from 203.0.113.77 after 150 failed attempts from that address in 5 min."
+        );
+    }
+
+    #[test]
+    fn slow_brute_force_counts_a_guess_a_minute_over_hours() {
+        let mut d = detector(only(Rule::SlowBruteForce));
+        let src = "203.0.113.60";
+        // One guess every 90 s: never 10 in 5 minutes; the 40th within 6 h fires, once.
+        for k in 0..39i64 {
+            let a = at(&mut *d, k * 90, "sshd", &failed("root", src));
+            assert!(a.is_empty(), "{k} {a:?}");
+        }
+        let a = at(&mut *d, 39 * 90, "sshd", &failed("root", src));
+        assert_eq!(rules(&a), [Rule::SlowBruteForce]);
+        assert_eq!((a[0].count, a[0].start), (40, Timestamp::from_secs(BASE)));
+        // Not again while the attack goes on, until a long window after the alert.
+        for k in 40..279i64 {
+            assert!(at(&mut *d, k * 90, "sshd", &failed("root", src)).is_empty());
+        }
+        assert_eq!(at(&mut *d, 279 * 90, "sshd", &failed("root", src)).len(), 1);
+        // One guess every 10 minutes is 36 in 6 h: below the threshold for ever.
+        let src = "203.0.113.61";
+        for k in 0..200i64 {
+            assert!(at(&mut *d, 20_000 + k * 600, "sshd", &failed("root", src)).is_empty());
+        }
+        // A client of this host (it logged in within the window) is not a slow attacker.
+        let src = "10.1.1.1";
+        at(&mut *d, 100_000, "sshd", &accepted("svc", src));
+        for k in 0..60i64 {
+            assert!(at(&mut *d, 100_010 + k * 60, "sshd", &failed("svc", src)).is_empty());
+        }
+    }
+
+    #[test]
+    fn slow_spray_fires_at_distinct_names_over_hours() {
+        let mut d = detector(only(Rule::SlowSpray));
+        let src = "203.0.113.62";
+        // Names whose 64-bit bitmap bins differ (the count is a lower bound: two names in one
+        // bin count once).
+        let mut names: Vec<String> = Vec::new();
+        for k in 0.. {
+            let n = format!("user{k}");
+            let bin = |n: &str| fnv1a(0, &[n.as_bytes()]) % 64;
+            if names.iter().all(|m| bin(m) != bin(&n)) {
+                names.push(n);
+            }
+            if names.len() == 10 {
+                break;
+            }
+        }
+        // Names are kept for at least half the long window (3 h).
+        for (k, user) in names[..9].iter().enumerate() {
+            assert!(at(&mut *d, k as i64 * 1000, "sshd", &failed(user, src)).is_empty());
+        }
+        // Repeats of known names add nothing.
+        assert!(at(&mut *d, 10_000, "sshd", &failed(&names[3], src)).is_empty());
+        let a = at(&mut *d, 10_100, "sshd", &failed(&names[9], src));
+        assert_eq!(rules(&a), [Rule::SlowSpray]);
+        assert!(a[0].users >= 10);
+    }
+
+    /// A flood of one-off sources evicts itself, not the persistent attacker, and the memory
+    /// stays the size of the type.
+    #[test]
+    fn a_flood_of_sources_does_not_evict_the_slow_attacker() {
+        let mut d: Box<Detector<64, 8, 8, 8>> = Box::new(Detector::new(only(Rule::SlowBruteForce)));
+        let size = core::mem::size_of_val(&*d);
+        let mut alerts = Vec::new();
+        let mut flood = 0u32;
+        // The attacker has been at it for half an hour when a flood of one-off sources starts:
+        // 100 new sources between two of its guesses, over 64 slots.
+        for k in 0..40i64 {
+            alerts.extend(at(
+                &mut *d,
+                k * 120,
+                "sshd",
+                &failed("root", "203.0.113.99"),
+            ));
+            for _ in 0..if k < 15 { 0 } else { 100 } {
+                flood += 1;
+                let src = format!("10.{}.{}.{}", flood >> 16, (flood >> 8) & 255, flood & 255);
+                at(&mut *d, k * 120 + 1, "sshd", &failed("admin", &src));
+            }
+        }
+        assert!(d.stats().source_evictions > 2000);
+        assert_eq!(core::mem::size_of_val(&*d), size);
+        assert_eq!(rules(&alerts.into_iter().collect()), [Rule::SlowBruteForce]);
+    }
+
+    #[test]
+    fn distributed_spray_fires_once_beyond_the_background() {
+        let mut d = detector(only(Rule::DistributedSpray));
+        // Learning: one failure per half window for two hours, from the spray's first source.
+        for half in 0..5i64 {
+            assert!(at(&mut *d, half * 1800, "sshd", &failed("n0", "198.51.0.1")).is_empty());
+        }
+        // 19 sources (that one among them) against 19 names: below 20.
+        let t0 = 5 * 1800;
+        for k in 1..19i64 {
+            let (src, user) = (format!("198.51.{k}.1"), format!("n{k}"));
+            assert!(at(&mut *d, t0 + k * 60, "sshd", &failed(&user, &src)).is_empty());
+        }
+        let a = at(&mut *d, t0 + 1200, "sshd", &failed("n19", "198.51.19.1"));
+        assert_eq!(rules(&a), [Rule::DistributedSpray]);
+        assert_eq!((a[0].sources, a[0].users, a[0].count), (20, 20, 20));
+        assert_eq!((a[0].source, a[0].scope), (None, Scope::Host));
+        assert_eq!(a[0].start, Timestamp::from_secs(BASE + 4 * 1800));
+        for k in 20..40i64 {
+            assert!(
+                at(
+                    &mut *d,
+                    t0 + 1200 + k,
+                    "sshd",
+                    &failed("x", &format!("198.51.{k}.1"))
+                )
+                .is_empty()
+            );
+        }
+        // While learning, the bar is twice as high.
+        let mut d = detector(only(Rule::DistributedSpray));
+        for k in 0..39i64 {
+            let (src, user) = (format!("198.51.{k}.1"), format!("n{k}"));
+            assert!(at(&mut *d, k, "sshd", &failed(&user, &src)).is_empty());
+        }
+        assert_eq!(
+            at(&mut *d, 39, "sshd", &failed("n39", "198.51.39.1")).len(),
+            1
+        );
+
+        // A host whose background is 15 scanners per half hour needs more than 20.
+        let mut d = detector(only(Rule::DistributedSpray));
+        let mut fired = 0;
+        for half in 0..48i64 {
+            for k in 0..15i64 {
+                let src = format!("192.0.{}.{}", half % 200, k);
+                let a = at(
+                    &mut *d,
+                    half * 1800 + k * 60,
+                    "sshd",
+                    &failed(&format!("s{k}"), &src),
+                );
+                if !a.is_empty() {
+                    println!("{half} {k} {}", a[0]);
+                }
+                fired += a.len();
+            }
+        }
+        assert_eq!(fired, 0);
+        let base = 48 * 1800;
+        let mut first = None;
+        for k in 0..120i64 {
+            let a = at(
+                &mut *d,
+                base + k * 5,
+                "sshd",
+                &failed(&format!("v{k}"), &format!("203.0.{k}.9")),
+            );
+            if !a.is_empty() && first.is_none() {
+                first = Some(a[0].sources);
+            }
+        }
+        let n = first.expect("a spray of 120 sources fires");
+        assert!(n > 60, "{n}: above three times the background of 2x15");
+    }
+
+    #[test]
+    fn privilege_after_a_suspicious_or_first_login() {
+        let mut c = only(Rule::PrivilegeAfterLogin);
+        c.first_seen_source.learning_secs = 3600;
+        let mut d = detector(c);
+        let sudo = "   mallory : TTY=pts/0 ; PWD=/home/mallory ; USER=root ; COMMAND=/usr/bin/id";
+        // Learning: first logins are not suspicious.
+        at(&mut *d, 0, "sshd", &key("alice", "10.0.0.2"));
+        at(&mut *d, 10, "sshd", &key("mallory", "10.0.0.3"));
+        assert!(at(&mut *d, 20, "sudo", sudo).is_empty());
+        // After learning: a first login, then sudo within 30 minutes.
+        at(&mut *d, 7200, "sshd", &accepted("eve", "198.18.1.1"));
+        let a = at(
+            &mut *d,
+            7200 + 1800,
+            "sudo",
+            &sudo.replace("mallory", "eve"),
+        );
+        assert_eq!(sev(&a, Rule::PrivilegeAfterLogin), Some(HIGH));
+        assert_eq!(a[0].cites(), [3, 4]);
+        assert_eq!(a[0].source, Some(ip("198.18.1.1")));
+        assert_eq!(
+            a[0].to_string(),
+            "eve used sudo to act as root 30 min after a suspicious login from 198.18.1.1."
+        );
+        // Once per login.
+        assert!(
+            at(
+                &mut *d,
+                7200 + 1801,
+                "sudo",
+                &sudo.replace("mallory", "eve")
+            )
+            .is_empty()
+        );
+        // One second too late.
+        at(&mut *d, 20_000, "sshd", &accepted("frank", "198.18.1.2"));
+        assert!(at(&mut *d, 20_000 + 1801, "su", "(to root) frank on pts/1").is_empty());
+        // A known user's usual login is not suspicious.
+        at(&mut *d, 30_000, "sshd", &key("mallory", "10.0.0.3"));
+        assert!(at(&mut *d, 30_001, "sudo", sudo).is_empty());
+        // An alerted login is (first-seen source needs its rule on).
+        let mut c = only(Rule::PrivilegeAfterLogin);
+        c.first_seen_source.enabled = true;
+        let mut d = detector(c);
+        at(&mut *d, 0, "sshd", &key("mallory", "10.0.0.3"));
+        at(&mut *d, 10, "sudo", sudo);
+        let a = at(&mut *d, 100, "sshd", &key("mallory", "198.18.9.9"));
+        assert_eq!(rules(&a), [Rule::FirstSeenSource]);
+        let a = at(&mut *d, 160, "su", "(to root) mallory on pts/1");
+        assert_eq!(rules(&a), [Rule::PrivilegeAfterLogin]);
+        assert_eq!(a[0].action, Action::Su);
+    }
+
+    #[test]
+    fn sudo_refusals_failures_and_first_sudo() {
+        let mut c = only(Rule::SudoRefused);
+        c.first_seen_source.learning_secs = 100;
+        let mut d = detector(c);
+        at(&mut *d, 0, "sshd", &key("alice", "10.0.0.2"));
+        let refused = "   bob : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/id";
+        let a = at(&mut *d, 10, "sudo", refused);
+        assert_eq!(sev(&a, Rule::SudoRefused), Some(MEDIUM));
+        assert_eq!(
+            a[0].to_string(),
+            "bob tried sudo but is not allowed to use it on this host."
+        );
+        // su failures: 2 in the window are typos, the 3rd alerts, once.
+        assert!(at(&mut *d, 20, "su", "FAILED SU (to root) carol on pts/1").is_empty());
+        assert!(at(&mut *d, 30, "su", "FAILED SU (to root) carol on pts/1").is_empty());
+        let a = at(&mut *d, 40, "su", "FAILED SU (to root) carol on pts/1");
+        assert_eq!(rules(&a), [Rule::PrivilegeFailures]);
+        assert_eq!((a[0].count, a[0].cites()), (3, &[2u64, 4][..]));
+        assert!(at(&mut *d, 50, "su", "FAILED SU (to root) carol on pts/1").is_empty());
+        // Outside the window (600 s) the count starts again.
+        assert!(at(&mut *d, 700, "su", "FAILED SU (to root) dave on pts/1").is_empty());
+        assert!(at(&mut *d, 1301, "su", "FAILED SU (to root) dave on pts/1").is_empty());
+        assert!(at(&mut *d, 1302, "su", "FAILED SU (to root) dave on pts/1").is_empty());
+        // sudo's own count: `3 incorrect password attempts` is three.
+        let three = "   erin : 3 incorrect password attempts ; TTY=pts/0 ; PWD=/home/erin ; USER=root ; COMMAND=/usr/bin/id";
+        assert_eq!(
+            rules(&at(&mut *d, 2000, "sudo", three)),
+            [Rule::PrivilegeFailures]
+        );
+        // First sudo: quiet while learning, low after, once.
+        let ok = "   frank : TTY=pts/0 ; PWD=/home/frank ; USER=root ; COMMAND=/usr/bin/id";
+        assert!(at(&mut *d, 50, "sudo", &ok.replace("frank", "gina")).is_empty());
+        assert_eq!(
+            sev(&at(&mut *d, 3000, "sudo", ok), Rule::FirstSudo),
+            Some(LOW)
+        );
+        assert!(at(&mut *d, 3001, "sudo", ok).is_empty());
+        assert!(at(&mut *d, 3002, "sudo", &ok.replace("frank", "gina")).is_empty());
+    }
+
+    #[test]
+    fn account_changes() {
+        let mut d = detector(only(Rule::AccountCreated));
+        let a = at(
+            &mut *d,
+            0,
+            "useradd",
+            "new user: name=eve, UID=1005, GID=1005, home=/home/eve, shell=/bin/bash, from=/dev/pts/0",
+        );
+        assert_eq!(rules(&a), [Rule::AccountCreated]);
+        assert_eq!(a[0].to_string(), "Account eve was created.");
+        let a = at(&mut *d, 10, "usermod", "add 'eve' to group 'sudo'");
+        assert_eq!(sev(&a, Rule::PrivilegedGroup), Some(HIGH));
+        assert_eq!(
+            a[0].to_string(),
+            "eve was added to the privileged group sudo."
+        );
+        let a = at(&mut *d, 11, "usermod", "add 'eve' to shadow group 'sudo'");
+        assert_eq!(rules(&a), [Rule::PrivilegedGroup]);
+        let a = at(
+            &mut *d,
+            12,
+            "gpasswd",
+            "user eve added by root to group docker",
+        );
+        assert_eq!(rules(&a), [Rule::PrivilegedGroup]);
+        assert!(
+            at(
+                &mut *d,
+                13,
+                "gpasswd",
+                "user eve added by root to group devs"
+            )
+            .is_empty()
+        );
+        assert!(at(&mut *d, 14, "usermod", "add 'eve' to group 'dockers'").is_empty());
+        let a = at(
+            &mut *d,
+            20,
+            "passwd",
+            "password for 'bob' changed by 'root'",
+        );
+        assert_eq!(rules(&a), [Rule::PasswordReset]);
+        assert_eq!(a[0].to_string(), "root changed the password of bob.");
+        assert!(at(&mut *d, 21, "passwd", "password for 'bob' changed by 'bob'").is_empty());
+        let a = at(
+            &mut *d,
+            22,
+            "chpasswd",
+            "pam_unix(chpasswd:chauthtok): password changed for carol",
+        );
+        assert_eq!(rules(&a), [Rule::PasswordReset]);
+        // The first login of the new account, within 3 days; not the second.
+        let a = at(&mut *d, 259_199, "sshd", &accepted("eve", "10.0.0.7"));
+        assert_eq!(rules(&a), [Rule::NewAccountLogin]);
+        assert_eq!(a[0].cites(), [0, 9]);
+        assert!(at(&mut *d, 259_300, "sshd", &accepted("eve", "10.0.0.7")).is_empty());
+        at(
+            &mut *d,
+            300_000,
+            "useradd",
+            "new user: name=old, UID=1006, GID=1006, home=/home/old, shell=/bin/bash, from=/dev/pts/0",
+        );
+        assert!(
+            at(
+                &mut *d,
+                300_000 + 259_200,
+                "sshd",
+                &accepted("old", "10.0.0.7")
+            )
+            .is_empty()
+        );
+        // Configurable groups.
+        let mut c = only(Rule::PrivilegedGroup);
+        c.account_changes.privileged_groups = NameList::EMPTY;
+        c.account_changes.privileged_groups.push(b"devs").unwrap();
+        let mut d = detector(c);
+        assert!(at(&mut *d, 0, "usermod", "add 'eve' to group 'sudo'").is_empty());
+        assert_eq!(
+            at(&mut *d, 1, "usermod", "add 'eve' to group 'devs'").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn root_over_the_network_unless_allow_listed() {
+        let mut c = only(Rule::RootLogin);
+        c.allow_mut(Rule::RootLogin)
+            .push_net(Cidr::parse("10.0.0.0/29").unwrap())
+            .unwrap();
+        let mut d = detector(c);
+        assert!(at(&mut *d, 0, "sshd", &key("root", "10.0.0.7")).is_empty());
+        assert_eq!(d.stats().allowed, 1);
+        let a = at(&mut *d, 10, "sshd", &key("root", "10.0.0.8"));
+        assert_eq!(sev(&a, Rule::RootLogin), Some(MEDIUM));
+        assert_eq!(
+            a[0].to_string(),
+            "root logged in over the network from 10.0.0.8."
+        );
+        let a = at(&mut *d, 20, "sshd", &accepted("root", "198.18.3.3"));
+        assert_eq!(sev(&a, Rule::RootLogin), Some(HIGH));
+        assert!(at(&mut *d, 30, "sshd", &key("alice", "198.18.3.3")).is_empty());
+        // A local root login (no address) is not over the network.
+        assert!(
+            at(
+                &mut *d,
+                40,
+                "login",
+                "pam_unix(login:session): session opened for user root(uid=0) by LOGIN(uid=0)"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn logins_outside_working_hours_are_opt_in() {
+        // BASE is Saturday 2026-11-28 08:00 UTC.
+        let monday = 2 * 86_400 - 8 * 3600;
+        let mut d = detector(only(Rule::FirstSeenSource));
+        assert!(
+            at(
+                &mut *d,
+                monday + 3 * 3600,
+                "sshd",
+                &key("alice", "10.0.0.2")
+            )
+            .is_empty()
+        );
+        let mut c = only(Rule::OffHoursLogin);
+        c.off_hours.utc_offset_secs = 3600;
+        let mut d = detector(c);
+        // 07:00 local is 06:00 UTC.
+        let h = |hour: i64| monday + hour * 3600 - 3600;
+        assert_eq!(
+            rules(&at(&mut *d, h(7) - 1, "sshd", &key("alice", "10.0.0.2"))),
+            [Rule::OffHoursLogin]
+        );
+        assert!(at(&mut *d, h(7), "sshd", &key("alice", "10.0.0.2")).is_empty());
+        assert!(at(&mut *d, h(20) - 1, "sshd", &key("alice", "10.0.0.2")).is_empty());
+        assert_eq!(
+            at(&mut *d, h(20), "sshd", &key("alice", "10.0.0.2")).len(),
+            1
+        );
+        // Saturday noon.
+        assert_eq!(
+            at(&mut *d, 4 * 3600, "sshd", &key("alice", "10.0.0.2")).len(),
+            1
+        );
+        // An automation account, allow-listed by name.
+        let mut c = only(Rule::OffHoursLogin);
+        c.allow_mut(Rule::OffHoursLogin)
+            .users
+            .push(b"backup")
+            .unwrap();
+        let mut d = detector(c);
+        assert!(at(&mut *d, 4 * 3600, "sshd", &key("backup", "10.0.0.5")).is_empty());
+        assert_eq!(
+            at(&mut *d, 4 * 3600, "sshd", &key("alice", "10.0.0.5")).len(),
+            1
+        );
+        let mut bad = DetectConfig::default();
+        bad.off_hours.enabled = true;
+        bad.off_hours.start_hour = 20;
+        assert_eq!(bad.validate(), Err(ConfigError::BadHours));
+    }
+
+    #[test]
+    fn allow_lists_are_per_rule_and_keep_counting() {
+        let mut c = only(Rule::BruteForce);
+        c.allow_mut(Rule::BruteForce)
+            .push_net(Cidr::parse("2001:db8::/32").unwrap())
+            .unwrap();
+        c.allow_mut(Rule::PasswordSpray)
+            .push_net(Cidr::parse("203.0.113.0/24").unwrap())
+            .unwrap();
+        let mut d = detector(c);
+        for k in 0..10 {
+            assert!(feed(&mut *d, k, &failed("root", "2001:db8::7")).is_empty());
+        }
+        assert_eq!(d.stats().allowed, 1);
+        let n: usize = (0..10)
+            .map(|k| feed(&mut *d, k, &failed("root", "203.0.113.7")).len())
+            .sum();
+        assert_eq!(n, 1);
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("10.0.0.1").unwrap().contains(ip("10.0.0.1")));
+        assert!(!Cidr::parse("10.0.0.1").unwrap().contains(ip("10.0.0.2")));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("10.0.0.2")));
+        assert!(!Cidr::parse("0.0.0.0/0").unwrap().contains(ip("::1")));
+        let mut full = AllowList::EMPTY;
+        for k in 0..ALLOW_NETS {
+            full.push_net(Cidr::parse(&format!("10.0.0.{k}")).unwrap())
+                .unwrap();
+        }
+        assert!(full.push_net(Cidr::parse("10.0.1.0/24").unwrap()).is_err());
+    }
+
     /// Feeds a whole log through `parse_line` (re-observing `last message repeated N times`)
     /// and returns the alerts.
     fn replay<const S: usize, const U: usize, const P: usize>(
@@ -3417,7 +4047,10 @@ mod tests {
             ],
             "{alerts:#?}"
         );
-        for a in alerts.iter().filter(|a| a.rule == Rule::SuccessAfterFailures) {
+        for a in alerts
+            .iter()
+            .filter(|a| a.rule == Rule::SuccessAfterFailures)
+        {
             assert_eq!(a.scope, Scope::User);
             assert_eq!(a.user.unwrap().as_text(), "atalice");
             assert!(a.count >= 3);

@@ -540,7 +540,10 @@ pub fn write_alert<W: Write + ?Sized>(
         let mut o = Obj::open_nested(top.w);
         o.opt_u64(k!("count"), Some(u64::from(alert.count)))?;
         o.opt_u64(k!("users"), Some(u64::from(alert.users)).filter(|&n| n > 0))?;
-        o.opt_u64(k!("sources"), Some(u64::from(alert.sources)).filter(|&n| n > 0))?;
+        o.opt_u64(
+            k!("sources"),
+            Some(u64::from(alert.sources)).filter(|&n| n > 0),
+        )?;
         if alert.rule == Rule::SuccessAfterFailures || alert.scope != Scope::Source {
             o.str(k!("scope"), alert.scope.as_str())?;
         }

@@ -9,6 +9,7 @@
 //! `authtrail validate` and `authtrail sources` show the result. The annotated example is
 //! `targets/agent.toml`.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read as _};
 use std::os::unix::fs::MetadataExt as _;
@@ -90,7 +91,78 @@ pub struct DetectSettings {
     /// addresses first; its memory of them is not kept across restarts). Defaults to 1d.
     #[serde(with = "humantime_serde")]
     pub first_seen_learning: Duration,
+    // Everything below is issue 14's rules, kept together for the config redesign to absorb.
+    /// Slow brute force: this many attempts from one address within `slow-window`. Defaults
+    /// to 40.
+    pub slow_brute_force_threshold: u32,
+    /// Slow spray: this many distinct user names from one address within `slow-window`.
+    /// Defaults to 10.
+    pub slow_spray_threshold: u32,
+    /// The slow rules' long window. Defaults to 6h.
+    #[serde(with = "humantime_serde")]
+    pub slow_window: Duration,
+    /// Distributed spray: at least this many failing addresses... Defaults to 20.
+    pub distributed_spray_sources: u32,
+    /// ...against at least this many user names... Defaults to 10.
+    pub distributed_spray_users: u32,
+    /// ...within this window, and above `distributed-spray-factor` times the host's learnt
+    /// background. Defaults to 1h.
+    #[serde(with = "humantime_serde")]
+    pub distributed_spray_window: Duration,
+    /// Defaults to 3.
+    pub distributed_spray_factor: u32,
+    /// sudo or su within this long after a suspicious or first login is reported; also turns
+    /// on `sudo` refusals, repeated sudo/su failures and first sudo. Defaults to 30m.
+    #[serde(with = "humantime_serde")]
+    pub privilege_window: Duration,
+    /// Repeated sudo/su password failures: this many by one user... Defaults to 3.
+    pub privilege_failure_threshold: u32,
+    /// ...within this window. Defaults to 10m.
+    #[serde(with = "humantime_serde")]
+    pub privilege_failure_window: Duration,
+    /// Report a user's first sudo on this host. Defaults to true.
+    pub first_sudo: bool,
+    /// Report accounts created, added to a privileged group, or whose password root changed,
+    /// and the first login of a new account. Defaults to true.
+    pub account_changes: bool,
+    /// Groups that give privilege (at most 12). Defaults to sudo, wheel, adm, root, docker, lxd.
+    pub privileged_groups: Vec<String>,
+    /// A new account's first login within this long of its creation is reported. Defaults to
+    /// 3d.
+    #[serde(with = "humantime_serde")]
+    pub new_account_window: Duration,
+    /// Report root (uid 0) logging in over the network; allow-list the hosts that may
+    /// (`[detect.allow.root-login]`). Defaults to true.
+    pub root_login: bool,
+    /// Report logins outside working hours. Defaults to false.
+    pub off_hours: bool,
+    /// Working days. Defaults to mon, tue, wed, thu, fri.
+    pub working_days: Vec<String>,
+    /// First working hour, 0-23. Defaults to 7.
+    pub working_hours_start: u8,
+    /// The hour working time ends, 1-24. Defaults to 20.
+    pub working_hours_end: u8,
+    /// The zone of the working hours: `local` (its offset when the agent starts), `UTC` or
+    /// `+HH:MM`. Defaults to `local`.
+    pub working_hours_zone: String,
+    /// Per rule (`[detect.allow.<rule id>]`, e.g. `root-login`, `success-after-failures`): the
+    /// user names and networks it must not alert on. The events are still shipped. Defaults to
+    /// none.
+    pub allow: BTreeMap<String, AllowSettings>,
 }
+
+/// `[detect.allow.<rule>]`: what one rule must not alert on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AllowSettings {
+    /// User names (automation accounts), at most 8. Defaults to none.
+    pub users: Vec<String>,
+    /// Source networks (`10.0.0.5`, `10.0.0.0/24`, `2001:db8::/32`), at most 8. Defaults to
+    /// none.
+    pub networks: Vec<String>,
+}
+
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl Default for DetectSettings {
     fn default() -> Self {
@@ -108,6 +180,32 @@ impl Default for DetectSettings {
             success_after_failures_by_user: d.success_after_failures.by_user,
             first_seen_source: d.first_seen_source.enabled,
             first_seen_learning: Duration::from_secs(d.first_seen_source.learning_secs.into()),
+            slow_brute_force_threshold: d.slow.brute_threshold,
+            slow_spray_threshold: d.slow.spray_threshold,
+            slow_window: Duration::from_secs(d.slow.window_secs.into()),
+            distributed_spray_sources: d.distributed_spray.min_sources,
+            distributed_spray_users: d.distributed_spray.min_users,
+            distributed_spray_window: Duration::from_secs(d.distributed_spray.window_secs.into()),
+            distributed_spray_factor: d.distributed_spray.baseline_factor,
+            privilege_window: Duration::from_secs(d.privilege.window_secs.into()),
+            privilege_failure_threshold: d.privilege.failure_threshold,
+            privilege_failure_window: Duration::from_secs(d.privilege.failure_window_secs.into()),
+            first_sudo: d.privilege.first_sudo,
+            account_changes: d.account_changes.enabled,
+            privileged_groups: d
+                .account_changes
+                .privileged_groups
+                .iter()
+                .map(|g| g.to_string())
+                .collect(),
+            new_account_window: Duration::from_secs(d.account_changes.new_account_secs.into()),
+            root_login: d.root_login.enabled,
+            off_hours: d.off_hours.enabled,
+            working_days: WEEKDAYS[..5].iter().map(|d| (*d).to_owned()).collect(),
+            working_hours_start: d.off_hours.start_hour,
+            working_hours_end: d.off_hours.end_hour,
+            working_hours_zone: "local".to_owned(),
+            allow: BTreeMap::new(),
         }
     }
 }
@@ -131,8 +229,116 @@ impl DetectSettings {
         c.first_seen_source.learning_secs =
             u32::try_from(self.first_seen_learning.as_secs()).unwrap_or(u32::MAX);
         c.hash_seed = seed;
+        c.slow.enabled = self.enabled;
+        c.slow.brute_threshold = self.slow_brute_force_threshold.max(1);
+        c.slow.spray_threshold = self.slow_spray_threshold.max(1);
+        c.slow.window_secs = secs(self.slow_window);
+        let ds = &mut c.distributed_spray;
+        ds.enabled = self.enabled;
+        ds.min_sources = self.distributed_spray_sources.max(1);
+        ds.min_users = self.distributed_spray_users.max(1);
+        ds.window_secs = secs(self.distributed_spray_window);
+        ds.baseline_factor = self.distributed_spray_factor.max(1);
+        c.privilege.enabled = self.enabled;
+        c.privilege.window_secs = secs(self.privilege_window);
+        c.privilege.failure_threshold = self.privilege_failure_threshold.max(1);
+        c.privilege.failure_window_secs = secs(self.privilege_failure_window);
+        c.privilege.first_sudo = self.first_sudo;
+        c.account_changes.enabled = self.enabled && self.account_changes;
+        c.account_changes.privileged_groups = agent_core::detect::NameList::EMPTY;
+        for g in &self.privileged_groups {
+            // `validate` refuses more than the list holds.
+            let _ = c.account_changes.privileged_groups.push(g.as_bytes());
+        }
+        c.account_changes.new_account_secs = secs(self.new_account_window);
+        c.root_login.enabled = self.enabled && self.root_login;
+        let oh = &mut c.off_hours;
+        oh.enabled = self.enabled && self.off_hours;
+        oh.weekdays = self
+            .working_days
+            .iter()
+            .filter_map(|d| WEEKDAYS.iter().position(|w| d.eq_ignore_ascii_case(w)))
+            .fold(0, |bits, i| bits | 1 << i);
+        oh.start_hour = self.working_hours_start;
+        oh.end_hour = self.working_hours_end;
+        oh.utc_offset_secs = self.working_hours_zone.parse::<Zone>().map_or(0, |z| {
+            z.offset_at(agent_core::Timestamp::from_secs(now_secs()))
+        });
+        for (rule, allow) in &self.allow {
+            let Some(rule) = agent_core::detect::Rule::from_str_exact(&rule.replace('-', "_"))
+            else {
+                continue;
+            };
+            let list = c.allow_mut(rule);
+            for u in &allow.users {
+                let _ = list.users.push(u.as_bytes());
+            }
+            for n in &allow.networks {
+                if let Some(net) = agent_core::detect::Cidr::parse(n) {
+                    let _ = list.push_net(net);
+                }
+            }
+        }
         c
     }
+
+    /// What `to_detect_config` would drop or could not read, one message each.
+    pub fn problems(&self) -> Vec<String> {
+        use agent_core::detect::{ALLOW_NETS, ALLOW_USERS, Cidr, MAX_GROUPS, Rule};
+        let mut out = Vec::new();
+        if self.privileged_groups.len() > MAX_GROUPS {
+            out.push(format!("privileged-groups: at most {MAX_GROUPS} groups"));
+        }
+        for d in &self.working_days {
+            if !WEEKDAYS.iter().any(|w| d.eq_ignore_ascii_case(w)) {
+                out.push(format!(
+                    "working-days: {d:?} is not one of {}",
+                    WEEKDAYS.join(", ")
+                ));
+            }
+        }
+        if let Err(e) = self.working_hours_zone.parse::<Zone>() {
+            out.push(format!(
+                "working-hours-zone = {:?}: {e}",
+                self.working_hours_zone
+            ));
+        }
+        if let Err(e) = self.to_detect_config(0).validate() {
+            out.push(e.to_string());
+        }
+        for (rule, allow) in &self.allow {
+            if Rule::from_str_exact(&rule.replace('-', "_")).is_none() {
+                let ids: Vec<String> = Rule::ALL
+                    .iter()
+                    .map(|r| r.as_str().replace('_', "-"))
+                    .collect();
+                out.push(format!(
+                    "allow.{rule}: no such rule; the rules are {}",
+                    ids.join(", ")
+                ));
+            }
+            if allow.users.len() > ALLOW_USERS || allow.networks.len() > ALLOW_NETS {
+                out.push(format!(
+                    "allow.{rule}: at most {ALLOW_USERS} users and {ALLOW_NETS} networks"
+                ));
+            }
+            for n in &allow.networks {
+                if Cidr::parse(n).is_none() {
+                    out.push(format!(
+                        "allow.{rule}: {n:?} is not an address or a network like 10.0.0.0/24"
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Seconds since the epoch now (0 if the clock is before it).
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// One `[[source]]`.
@@ -675,6 +881,9 @@ pub enum ConfigError {
         /// The configured value.
         value: usize,
     },
+    /// A `[detect]` value the detections cannot use.
+    #[error("[detect] {0}")]
+    Detect(String),
     /// A `timezone` that is not `local`, `UTC` or an offset.
     #[error("timezone = {value:?}: {reason}")]
     Timezone {
@@ -919,6 +1128,7 @@ impl Config {
                 reason,
             });
         }
+        errors.extend(self.detect.problems().into_iter().map(ConfigError::Detect));
         if self.max_line_bytes == 0 || self.max_line_bytes > MAX_LINE_BYTES_LIMIT {
             errors.push(ConfigError::LineBound {
                 value: self.max_line_bytes,
@@ -2290,6 +2500,61 @@ type = "utmp"
                 ..utmp.clone()
             },
             UtmpSourceConfig::default()
+        );
+    }
+
+    #[test]
+    fn detect_allow_lists_and_working_hours_reach_the_detector() {
+        use agent_core::detect::{Cidr, Rule};
+        let config = parse(
+            "[detect]\noff-hours = true\nworking-days = [\"mon\", \"sat\"]\nworking-hours-zone = \"+02:00\"\n\
+             privileged-groups = [\"wheel\"]\n\
+             [detect.allow.root-login]\nnetworks = [\"10.0.0.5\", \"2001:db8::/32\"]\nusers = [\"backup\"]\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let c = config.detect.to_detect_config(7);
+        assert_eq!(
+            (c.off_hours.enabled, c.off_hours.weekdays),
+            (true, 0b010_0001)
+        );
+        assert_eq!(c.off_hours.utc_offset_secs, 7200);
+        assert!(c.account_changes.privileged_groups.contains(b"wheel"));
+        assert!(!c.account_changes.privileged_groups.contains(b"sudo"));
+        let mut want = agent_core::detect::AllowList::EMPTY;
+        want.push_net(Cidr::parse("10.0.0.5").unwrap()).unwrap();
+        want.push_net(Cidr::parse("2001:db8::/32").unwrap())
+            .unwrap();
+        want.users.push(b"backup").unwrap();
+        assert_eq!(c.allow[Rule::RootLogin.index()], want);
+        assert_eq!(
+            c.allow[Rule::BruteForce.index()],
+            agent_core::detect::AllowList::EMPTY
+        );
+
+        // Typos in rule names, networks and days are refused, each with what to write.
+        let bad = parse(
+            "[detect]\nworking-days = [\"monday\"]\n[detect.allow.root-logins]\nnetworks = [\"10.0.0.0/33\"]\n",
+        )
+        .unwrap();
+        let errors: Vec<String> = bad
+            .validate()
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[0].contains("\"monday\" is not one of mon, tue"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("allow.root-logins: no such rule; the rules are brute-force"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].contains("\"10.0.0.0/33\" is not an address"),
+            "{errors:?}"
         );
     }
 

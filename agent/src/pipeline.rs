@@ -265,7 +265,9 @@ impl Renderer {
                 alert: false,
             })?;
             if let Some(detector) = self.detector.as_deref_mut() {
-                for alert in detector.observe(&event) {
+                // The alerts cite events by their `event.sequence` (this one's is in the envelope).
+                let seq = envelope.sequence.unwrap_or_default();
+                for alert in detector.observe_seq(&event, seq) {
                     let envelope = Envelope {
                         // The alert is about the host whose log line raised it.
                         hostname: event.hostname.or(envelope.hostname),

@@ -12,7 +12,7 @@
 //! | first success, latest event | option (u8 0/1) of u32, of i64 |
 //! | events seen | u64 |
 //! | stats | six u64 |
-//! | spread | epoch u32, sources 2×8 u64, names 2×4 u64, attempts 2 u32, first times 2 u32, first sequences 2 u64, background u32, fired flag u8, fired epoch u32 |
+//! | spread | epoch u32, sources 2×8 u64, names 2×4 u64, attempts 2 u32, first times 2 u32, first sequences 2 u64, background u32, half windows learnt u16, fired flag u8, fired epoch u32 |
 //! | sources | count u32; per slot: index u32, flags u8, address, 5 u32 times, failures, names, slow |
 //! | users | count u32; per slot: index u32, name hash u32, last seen u32, failures, option u32 |
 //! | pairs | count u32; per slot: index u32, name hash u32, address, last seen u32 |
@@ -29,8 +29,8 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{
-    Account, DetectStats, Detector, FAILURE_SLOTS, Failures, NAME_SLOTS, Names, Pair,
-    SLOW_BUCKETS, Slow, SourceState, Spread, UserState,
+    Account, DetectStats, Detector, FAILURE_SLOTS, Failures, NAME_SLOTS, Names, Pair, SLOW_BUCKETS,
+    Slow, SourceState, Spread, UserState,
 };
 
 /// The first bytes of a saved memory.
@@ -159,6 +159,7 @@ impl<F: FnMut(&[u8])> Out<F> {
             self.u64(q);
         }
         self.u32(s.baseline);
+        self.u16(s.seen);
         self.u8(u8::from(s.fired));
         self.u32(s.fired_epoch);
     }
@@ -264,7 +265,12 @@ impl In<'_> {
     fn spread(&mut self) -> Result<Spread, StateError> {
         let mut s = Spread::EMPTY;
         s.epoch = self.u32()?;
-        for w in s.srcs.iter_mut().flatten().chain(s.names.iter_mut().flatten()) {
+        for w in s
+            .srcs
+            .iter_mut()
+            .flatten()
+            .chain(s.names.iter_mut().flatten())
+        {
             *w = self.u64()?;
         }
         for v in s.n.iter_mut().chain(&mut s.first_t) {
@@ -274,6 +280,7 @@ impl In<'_> {
             *q = self.u64()?;
         }
         s.baseline = self.u32()?;
+        s.seen = self.u16()?;
         s.fired = self.flag()?;
         s.fired_epoch = self.u32()?;
         Ok(s)
