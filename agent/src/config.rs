@@ -85,8 +85,11 @@ pub struct DetectSettings {
     /// Also count failures for the same user from other addresses (a stolen password used
     /// after guessing elsewhere). Defaults to true.
     pub success_after_failures_by_user: bool,
-    /// Alert when a user logs in from an address not seen for them before. Defaults to true.
+    /// Alert when a user logs in with a password from an address not seen for them before.
+    /// Defaults to true.
     pub first_seen_source: bool,
+    /// ...and with a key too. Defaults to false.
+    pub first_seen_key_logins: bool,
     /// No first-seen alerts during this long after the agent starts (it learns the usual
     /// addresses first; its memory of them is not kept across restarts). Defaults to 1d.
     #[serde(with = "humantime_serde")]
@@ -95,8 +98,8 @@ pub struct DetectSettings {
     /// Slow brute force: this many attempts from one address within `slow-window`. Defaults
     /// to 40.
     pub slow_brute_force_threshold: u32,
-    /// Slow spray: this many distinct user names from one address within `slow-window`.
-    /// Defaults to 10.
+    /// Slow spray: this many distinct existing accounts from one address within
+    /// `slow-window`. Defaults to 6.
     pub slow_spray_threshold: u32,
     /// The slow rules' long window. Defaults to 6h.
     #[serde(with = "humantime_serde")]
@@ -111,7 +114,7 @@ pub struct DetectSettings {
     pub distributed_spray_window: Duration,
     /// Defaults to 3.
     pub distributed_spray_factor: u32,
-    /// sudo or su within this long after a suspicious or first login is reported; also turns
+    /// sudo or su within this long after a login of that user that alerted is reported; also turns
     /// on `sudo` refusals, repeated sudo/su failures and first sudo. Defaults to 30m.
     #[serde(with = "humantime_serde")]
     pub privilege_window: Duration,
@@ -120,8 +123,11 @@ pub struct DetectSettings {
     /// ...within this window. Defaults to 10m.
     #[serde(with = "humantime_serde")]
     pub privilege_failure_window: Duration,
-    /// Report a user's first sudo on this host. Defaults to true.
+    /// Report a user's first sudo on this host... Defaults to true.
     pub first_sudo: bool,
+    /// ...after the detector has seen logins for this long. Defaults to 7d.
+    #[serde(with = "humantime_serde")]
+    pub first_sudo_learning: Duration,
     /// Report accounts created, added to a privileged group, or whose password root changed,
     /// and the first login of a new account. Defaults to true.
     pub account_changes: bool,
@@ -179,6 +185,7 @@ impl Default for DetectSettings {
             ),
             success_after_failures_by_user: d.success_after_failures.by_user,
             first_seen_source: d.first_seen_source.enabled,
+            first_seen_key_logins: d.first_seen_source.key_logins,
             first_seen_learning: Duration::from_secs(d.first_seen_source.learning_secs.into()),
             slow_brute_force_threshold: d.slow.brute_threshold,
             slow_spray_threshold: d.slow.spray_threshold,
@@ -191,6 +198,7 @@ impl Default for DetectSettings {
             privilege_failure_threshold: d.privilege.failure_threshold,
             privilege_failure_window: Duration::from_secs(d.privilege.failure_window_secs.into()),
             first_sudo: d.privilege.first_sudo,
+            first_sudo_learning: Duration::from_secs(d.privilege.first_sudo_learning_secs.into()),
             account_changes: d.account_changes.enabled,
             privileged_groups: d
                 .account_changes
@@ -226,6 +234,7 @@ impl DetectSettings {
         c.success_after_failures.window_secs = secs(self.success_after_failures_window);
         c.success_after_failures.by_user = self.success_after_failures_by_user;
         c.first_seen_source.enabled = self.enabled && self.first_seen_source;
+        c.first_seen_source.key_logins = self.first_seen_key_logins;
         c.first_seen_source.learning_secs =
             u32::try_from(self.first_seen_learning.as_secs()).unwrap_or(u32::MAX);
         c.hash_seed = seed;
@@ -244,6 +253,8 @@ impl DetectSettings {
         c.privilege.failure_threshold = self.privilege_failure_threshold.max(1);
         c.privilege.failure_window_secs = secs(self.privilege_failure_window);
         c.privilege.first_sudo = self.first_sudo;
+        c.privilege.first_sudo_learning_secs =
+            u32::try_from(self.first_sudo_learning.as_secs()).unwrap_or(u32::MAX);
         c.account_changes.enabled = self.enabled && self.account_changes;
         c.account_changes.privileged_groups = agent_core::detect::NameList::EMPTY;
         for g in &self.privileged_groups {

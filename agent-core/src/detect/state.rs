@@ -81,7 +81,8 @@ const FLAG_SUDO: u8 = 2;
 const FLAG_NEW: u8 = 4;
 const FLAG_FLAGGED: u8 = 8;
 const FLAG_FAILURES_FIRED: u8 = 16;
-const ACCOUNT_FLAGS: u8 = 31;
+const FLAG_FLAGGED_HIGH: u8 = 32;
+const ACCOUNT_FLAGS: u8 = 63;
 
 struct Out<F: FnMut(&[u8])>(F);
 
@@ -405,7 +406,8 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 | bit(a.sudo, FLAG_SUDO)
                 | bit(a.is_new, FLAG_NEW)
                 | bit(a.flagged, FLAG_FLAGGED)
-                | bit(a.failures_fired, FLAG_FAILURES_FIRED));
+                | bit(a.failures_fired, FLAG_FAILURES_FIRED)
+                | bit(a.flagged_high, FLAG_FLAGGED_HIGH));
             o.u32(a.hash);
             o.u32(a.last_seen);
             o.u32(a.created);
@@ -550,6 +552,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 is_new: flags & FLAG_NEW != 0,
                 flagged: flags & FLAG_FLAGGED != 0,
                 failures_fired: flags & FLAG_FAILURES_FIRED != 0,
+                flagged_high: flags & FLAG_FLAGGED_HIGH != 0,
                 hash: r.u32()?,
                 last_seen: r.u32()?,
                 created: r.u32()?,
