@@ -1,10 +1,12 @@
 //! Parser throughput over a generated, realistic 1,000,000-line auth log, against a plain
 //! memchr line count over the same bytes in the same run (the ratio is what to quote: the
-//! machines are noisy). `cargo bench -p agent-core --bench parse`; `cargo xtask bench` prints the
+//! machines are noisy); and parse + detect (the default edge detector on every event, as the
+//! agent runs it) against parse alone. `cargo bench -p agent-core --bench parse`; `cargo xtask bench` prints the
 //! ratios. `AUTHTRAIL_BENCH_LINES` changes the size.
 
 use std::hint::black_box;
 
+use agent_core::detect::{DefaultDetector, DetectConfig};
 use agent_core::syslog::Context;
 use agent_core::{Parsed, Timestamp, parse_line};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -36,6 +38,27 @@ fn parse_all(data: &[u8], ctx: &Context) -> usize {
     events
 }
 
+/// Parses every line and feeds every event to a fresh default detector; returns events plus
+/// alerts.
+fn parse_and_detect(data: &[u8], ctx: &Context) -> usize {
+    let mut detector = Box::new(DefaultDetector::new(DetectConfig::default()));
+    let mut alerts = agent_core::detect::Alerts::new();
+    let mut n = 0;
+    let mut seq = 0;
+    for line in memchr::memchr_iter(b'\n', data).scan(0usize, |start, end| {
+        let line = &data[*start..end];
+        *start = end + 1;
+        Some(line)
+    }) {
+        if let Parsed::Event(e) = parse_line(line, ctx) {
+            detector.observe_into(&e, seq, &mut alerts);
+            n += e.count as usize + alerts.len();
+            seq += 1;
+        }
+    }
+    n
+}
+
 /// The baseline: find every line, touch nothing else.
 fn count_lines(data: &[u8]) -> usize {
     memchr::memchr_iter(b'\n', data).count()
@@ -57,6 +80,9 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function("parse_line", |b| {
             b.iter(|| black_box(parse_all(black_box(&data), &ctx)))
+        });
+        group.bench_function("parse_and_detect", |b| {
+            b.iter(|| black_box(parse_and_detect(black_box(&data), &ctx)))
         });
         group.finish();
         let mut group = c.benchmark_group(format!("auth_log_{name}_lines"));

@@ -1583,20 +1583,23 @@ fn find_by<S: Slot>(
     worth: impl Fn(&S) -> u32,
 ) -> Result<usize, usize> {
     let range = set_of(slots.len(), hash);
+    // The hit is the common case: look for it before weighing victims.
+    let mut empty = None;
+    for i in range.clone() {
+        let s = &slots[i];
+        if !s.used() {
+            empty = empty.or(Some(i));
+        } else if is(s) {
+            return Ok(i);
+        }
+    }
+    if let Some(i) = empty {
+        return Err(i);
+    }
     let mut victim = range.start;
     let mut victim_rank = None;
     for i in range {
         let s = &slots[i];
-        if !s.used() {
-            if victim_rank != Some((0, u64::MAX)) {
-                victim = i;
-                victim_rank = Some((0, u64::MAX));
-            }
-            continue;
-        }
-        if is(s) {
-            return Ok(i);
-        }
         // Less worth, then older, is a better victim; an entry "in the future" has age 0.
         let rank = (worth(s), u64::from(age(now, s.last_seen())));
         if victim_rank.is_none_or(|(w, a)| rank.0 < w || (rank.0 == w && rank.1 > a)) {
@@ -1955,8 +1958,16 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
 
     /// Feeds one event whose `event.sequence` is `seq` (the alerts cite these numbers).
     pub fn observe_seq(&mut self, ev: &LoginEvent<'_>, seq: u64) -> Alerts {
-        self.events = seq.wrapping_add(1);
         let mut out = Alerts::new();
+        self.observe_into(ev, seq, &mut out);
+        out
+    }
+
+    /// [`Detector::observe_seq`] into `out` (cleared first), which a caller keeps from one event
+    /// to the next: [`Alerts`] is a kilobyte, and most events raise nothing.
+    pub fn observe_into(&mut self, ev: &LoginEvent<'_>, seq: u64, out: &mut Alerts) {
+        out.clear();
+        self.events = seq.wrapping_add(1);
         let tracked = matches!(
             ev.action,
             Action::AuthFailure | Action::InvalidUser | Action::AuthSuccess
@@ -1976,33 +1987,27 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         match ev.action {
             Action::AuthFailure | Action::InvalidUser => {
                 if let (Some(ts), Some(ip)) = (ts, ev.source_ip()) {
-                    self.on_failure(ev, ip, ts, seq, &mut out);
+                    self.on_failure(ev, ip, ts, seq, out);
                 }
             }
-            Action::AuthSuccess => self.on_success(ev, ts, seq, &mut out),
+            Action::AuthSuccess => self.on_success(ev, ts, seq, out),
             Action::Sudo | Action::Su => {
                 if let Some(ts) = ts {
-                    self.on_privilege(ev, ts, seq, &mut out);
+                    self.on_privilege(ev, ts, seq, out);
                 }
             }
             Action::AccountChange => {
                 if let Some(ts) = ts {
-                    self.on_account_change(ev, ts, seq, &mut out);
+                    self.on_account_change(ev, ts, seq, out);
                 }
             }
             _ => {}
         }
-        out
     }
 
     /// Adds an alert unless the rule's allow-list covers it; its severity when added, else 0.
     fn raise(&mut self, out: &mut Alerts, a: Alert) -> u8 {
-        if self.config.allow[a.rule.index()].allows(a.source, a.user.as_ref()) {
-            self.stats.allowed += 1;
-            return 0;
-        }
-        // MAX_ALERTS is more than one event can raise, so nothing is lost.
-        if out.push(a).is_ok() { a.severity } else { 0 }
+        raise_into(&self.config.allow, &mut self.stats, out, a)
     }
 
     fn on_failure(
@@ -2039,8 +2044,10 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         );
         let horizon = self.horizon;
         let user = ev.user.map(|u| UserName::new(u.as_bytes()));
-        let mut pending: heapless::Vec<Alert, 4> = heapless::Vec::new();
-        let s = self.source_slot(ip, now);
+        let i = self.source_index(ip, now);
+        let (allow, stats) = (&self.config.allow, &mut self.stats);
+        let s = &mut self.sources[i];
+        let mut raise = |a: Alert| raise_into(allow, stats, out, a);
         let prev = s.last_failure();
         s.note_failure(now);
         // Only accounts that exist count toward a spray: a guess against a name the host does
@@ -2071,7 +2078,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                     .counts(c.count, users, 0)
                     .cite_opt(c.first_seq)
                     .cite(seq);
-                let _ = pending.push(a);
+                raise(a);
             }
         }
         if ps.enabled && account.is_some() {
@@ -2098,7 +2105,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 .counts(c.count, users, 0)
                 .cite_opt(c.first_seq)
                 .cite(seq);
-                let _ = pending.push(a);
+                raise(a);
             }
         }
         // The long window: a source that logged in within it is a client of this host with a
@@ -2130,7 +2137,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                     .counts(total, distinct, 0)
                     .cite(c.first_seq)
                     .cite(seq);
-                let _ = pending.push(a);
+                raise(a);
             }
             if !client && !fast_spray && !c.spray_fired && distinct >= slow.spray_threshold {
                 (c.spray_fired, c.spray_at) = (true, now);
@@ -2138,11 +2145,8 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                     .counts(total, distinct, 0)
                     .cite(c.first_seq)
                     .cite(seq);
-                let _ = pending.push(a);
+                raise(a);
             }
-        }
-        for a in pending {
-            self.raise(out, a);
         }
         if let Some(h) = name.filter(|_| saf.enabled && saf.by_user && weight > 0) {
             let u = self.user_slot(h, now);
@@ -2393,8 +2397,10 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         let password_failure = ev.outcome == Outcome::Failure
             && !refused
             && (ev.action == Action::Su || contains(reason, b"incorrect password attempt"));
-        let a = self.account_slot(h, now);
-        let mut pending: heapless::Vec<Alert, 4> = heapless::Vec::new();
+        let i = self.account_index(h, now);
+        let (allow, stats) = (&self.config.allow, &mut self.stats);
+        let a = &mut self.accounts[i];
+        let mut raise = |x: Alert| raise_into(allow, stats, out, x);
         let with = |mut x: Alert| {
             x.target = target;
             x.action = ev.action;
@@ -2416,7 +2422,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             )
             .cite(a.suspicious_seq)
             .cite(seq);
-            let _ = pending.push(with(x));
+            raise(with(x));
         }
         if p.enabled && refused {
             let sev = if recent { level } else { MEDIUM };
@@ -2425,7 +2431,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 x = x.cite(a.suspicious_seq);
                 x.source = a.suspicious_ip;
             }
-            let _ = pending.push(with(x));
+            raise(with(x));
         }
         if p.enabled && password_failure {
             let n = ev.count.max(1);
@@ -2446,19 +2452,16 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 .counts(a.fail_n, 0, 0)
                 .cite(a.fail_seq)
                 .cite(seq);
-                let _ = pending.push(with(x));
+                raise(with(x));
             }
         }
         if ev.action == Action::Sudo && ev.outcome == Outcome::Success {
             if p.enabled && p.first_sudo && !a.sudo && !learning {
-                let _ = pending.push(with(
+                raise(with(
                     alert(Rule::FirstSudo, LOW, None, user, ts, 0).cite(seq),
                 ));
             }
             a.sudo = true;
-        }
-        for x in pending {
-            self.raise(out, x);
         }
     }
 
@@ -2514,6 +2517,12 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
 
     /// The slot of `ip`, created (evicting the least worth of its set) if absent.
     fn source_slot(&mut self, ip: IpAddr, now: u32) -> &mut SourceState {
+        let i = self.source_index(ip, now);
+        &mut self.sources[i]
+    }
+
+    /// The index of [`Detector::source_slot`].
+    fn source_index(&mut self, ip: IpAddr, now: u32) -> usize {
         let window = self.config.slow.window_secs;
         let i = match find_by(
             &self.sources,
@@ -2538,7 +2547,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         };
         let s = &mut self.sources[i];
         s.last_seen = later(s.last_seen, now);
-        s
+        i
     }
 
     /// The slot of user-name hash `hash`, created if absent.
@@ -2565,6 +2574,12 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
 
     /// The account of user-name hash `hash`, created if absent.
     fn account_slot(&mut self, hash: u32, now: u32) -> &mut Account {
+        let i = self.account_index(hash, now);
+        &mut self.accounts[i]
+    }
+
+    /// The index of [`Detector::account_slot`].
+    fn account_index(&mut self, hash: u32, now: u32) -> usize {
         let i = match find(&self.accounts, hash, now, |a| a.hash == hash) {
             Ok(i) => i,
             Err(i) => {
@@ -2582,8 +2597,18 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         };
         let a = &mut self.accounts[i];
         a.last_seen = later(a.last_seen, now);
-        a
+        i
     }
+}
+
+/// [`Detector::raise`] on the fields it needs, so that a rule can raise while it holds a slot.
+fn raise_into(allow: &[AllowList], stats: &mut DetectStats, out: &mut Alerts, a: Alert) -> u8 {
+    if allow[a.rule.index()].allows(a.source, a.user.as_ref()) {
+        stats.allowed += 1;
+        return 0;
+    }
+    // MAX_ALERTS is more than one event can raise, so nothing is lost.
+    if out.push(a).is_ok() { a.severity } else { 0 }
 }
 
 /// True when `secs` (UTC) falls in working hours in the host's zone.

@@ -61,6 +61,8 @@ pub struct Renderer {
     sequence: u64,
     json: String,
     detector: Option<Box<agent_core::detect::DefaultDetector>>,
+    /// The detector's answer for the current event, kept from one event to the next.
+    alerts_buf: agent_core::detect::Alerts,
     /// Per source.
     pub counters: HashMap<Arc<str>, SourceCounters>,
     /// Alerts raised by the detector.
@@ -90,6 +92,7 @@ impl Renderer {
             sequence: first_sequence,
             json: String::with_capacity(2048),
             detector: None,
+            alerts_buf: agent_core::detect::Alerts::new(),
             counters: HashMap::new(),
             alerts: 0,
         }
@@ -267,7 +270,8 @@ impl Renderer {
             if let Some(detector) = self.detector.as_deref_mut() {
                 // The alerts cite events by their `event.sequence` (this one's is in the envelope).
                 let seq = envelope.sequence.unwrap_or_default();
-                for alert in detector.observe_seq(&event, seq) {
+                detector.observe_into(&event, seq, &mut self.alerts_buf);
+                for alert in &self.alerts_buf {
                     let envelope = Envelope {
                         // The alert is about the host whose log line raised it.
                         hostname: event.hostname.or(envelope.hostname),
@@ -280,7 +284,7 @@ impl Renderer {
                     self.sequence += 1;
                     self.alerts += 1;
                     self.json.clear();
-                    let _ = ecs::write_alert(&mut self.json, &alert, &envelope);
+                    let _ = ecs::write_alert(&mut self.json, alert, &envelope);
                     emit(Rendered {
                         event: &event,
                         json: self.json.as_bytes(),

@@ -73,7 +73,17 @@ fn parser(args: &Args) -> Result<()> {
             base / 1e6,
             parse / base
         );
+        let detect = median_ns(&group.join("parse_and_detect"))?;
+        println!(
+            "{format}: parse + detect {:.1} ms; parse + detect / parse alone {:.2}x (target at most 1.20x)",
+            detect / 1e6,
+            detect / parse
+        );
     }
+    println!(
+        "detector memory at its configured size (DefaultDetector): {} bytes",
+        std::mem::size_of::<agent_core::detect::DefaultDetector>()
+    );
     println!("(MB/s and GiB/s per benchmark are in criterion's output above)");
     hot_paths(args)
 }
