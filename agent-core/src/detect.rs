@@ -2043,7 +2043,8 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             self.config.slow,
         );
         let horizon = self.horizon;
-        let user = ev.user.map(|u| UserName::new(u.as_bytes()));
+        // Copied only for an alert.
+        let user = || ev.user.map(|u| UserName::new(u.as_bytes()));
         let i = self.source_index(ip, now);
         let (allow, stats) = (&self.config.allow, &mut self.stats);
         let s = &mut self.sources[i];
@@ -2074,7 +2075,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             if !s.brute_fired && c.count >= bf.threshold {
                 (s.brute_fired, s.brute_at) = (true, now);
                 let (users, _) = s.names.within(now, bf.window_secs);
-                let a = alert(Rule::BruteForce, MEDIUM, Some(ip), user, ts, c.oldest)
+                let a = alert(Rule::BruteForce, MEDIUM, Some(ip), user(), ts, c.oldest)
                     .counts(c.count, users, 0)
                     .cite_opt(c.first_seq)
                     .cite(seq);
@@ -2098,7 +2099,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                     Rule::PasswordSpray,
                     MEDIUM,
                     Some(ip),
-                    user,
+                    user(),
                     ts,
                     oldest.max(c.oldest),
                 )
@@ -2133,7 +2134,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             if !client && !fast_brute && !sprayed && !c.brute_fired && total >= slow.brute_threshold
             {
                 (c.brute_fired, c.brute_at) = (true, now);
-                let a = alert(Rule::SlowBruteForce, MEDIUM, Some(ip), user, ts, since)
+                let a = alert(Rule::SlowBruteForce, MEDIUM, Some(ip), user(), ts, since)
                     .counts(total, distinct, 0)
                     .cite(c.first_seq)
                     .cite(seq);
@@ -2141,14 +2142,16 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             }
             if !client && !fast_spray && !c.spray_fired && distinct >= slow.spray_threshold {
                 (c.spray_fired, c.spray_at) = (true, now);
-                let a = alert(Rule::SlowSpray, MEDIUM, Some(ip), user, ts, since)
+                let a = alert(Rule::SlowSpray, MEDIUM, Some(ip), user(), ts, since)
                     .counts(total, distinct, 0)
                     .cite(c.first_seq)
                     .cite(seq);
                 raise(a);
             }
         }
-        if let Some(h) = name.filter(|_| saf.enabled && saf.by_user && weight > 0) {
+        // Per user: only accounts that exist (a name the host does not have cannot log in, and
+        // scanners' made-up names would push real users out of the table).
+        if let Some(h) = account.filter(|_| saf.enabled && saf.by_user) {
             let u = self.user_slot(h, now);
             u.failures.push(now, weight, seq, saf.window_secs);
         }
