@@ -390,10 +390,23 @@ pub const DRAIN_FACTOR: u64 = 4;
 async fn batch(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
     let (parts, mut body) = req.into_parts();
     let mut consumed = false;
-    let reply = match batch_inner(state, peer, &parts, &mut body, &mut consumed).await {
+    let mut authenticated = false;
+    let reply = match batch_inner(
+        state,
+        peer,
+        &parts,
+        &mut body,
+        &mut consumed,
+        &mut authenticated,
+    )
+    .await
+    {
         Ok(r) | Err(r) => r,
     };
-    if !consumed && !body.is_end_stream() {
+    // Only an authenticated agent's refused body is drained (so that it sees the 413 that
+    // tells it to split); an unauthenticated client gets its 401/403 (or 400) at once and the
+    // connection is closed, never held while a body it claims arrives.
+    if !consumed && authenticated && !body.is_end_stream() {
         let limit = state.limits.max_body_bytes.saturating_mul(DRAIN_FACTOR);
         let _ = tokio::time::timeout(state.limits.request_timeout, drain(&mut body, limit)).await;
     }
@@ -456,6 +469,7 @@ async fn batch_inner(
     parts: &hyper::http::request::Parts,
     body: &mut Incoming,
     consumed: &mut bool,
+    authenticated: &mut bool,
 ) -> Result<Reply, Reply> {
     let bad = |msg: String| closing(text(StatusCode::BAD_REQUEST, msg));
     let creds = Credentials {
@@ -496,6 +510,7 @@ async fn batch_inner(
         bad("content-encoding: only zstd, gzip or identity are accepted".to_owned())
     })?;
     auth::authorize(state.require, &state.tokens, &creds, agent).map_err(auth_reply)?;
+    *authenticated = true;
 
     let limits = &state.limits;
     let too_large = || {

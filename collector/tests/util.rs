@@ -244,3 +244,53 @@ pub(crate) fn post(
     resp.into_body().into_reader().read_to_string(&mut body)?;
     Ok(Answer { status, body })
 }
+
+/// A rustls client configuration (ring) trusting `ca`, presenting `cert` if given: for tests
+/// that speak raw HTTP over TLS.
+pub(crate) fn tls_client_config(ca: &Path, cert: Option<&AgentCert>) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match cert {
+        Some(a) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_file(&a.cert).unwrap()],
+                PrivateKeyDer::from_pem_file(&a.key).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    })
+}
+
+/// A blocking TLS stream to `addr` with `config`.
+pub(crate) fn tls_stream(
+    config: &Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let conn = rustls::ClientConnection::new(
+        config.clone(),
+        rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// The head of a batch POST with `content-length` (and `extra` header lines, each ending in
+/// CRLF).
+pub(crate) fn batch_head(id: Uuid, seq: u64, content_length: u64, extra: &str) -> String {
+    format!(
+        "POST /v1/batches HTTP/1.1\r\nHost: localhost\r\nAuthtrail-Agent-Id: {id}\r\n\
+         Authtrail-Batch-Seq: {seq}\r\nAuthtrail-Schema: 1\r\nContent-Encoding: zstd\r\n\
+         Content-Length: {content_length}\r\n{extra}\r\n"
+    )
+}
