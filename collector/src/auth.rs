@@ -246,9 +246,11 @@ pub fn authorize(
     // Every credential presented must be valid and name the claimed agent, even under
     // `either`: a wrong one is never outvoted by a right one.
     if let Some(header) = creds.authorization {
+        // RFC 7235 §2.1: the scheme is case-insensitive (`bearer`, `BEARER`).
         let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::BadAuthorization)?;
         match tokens.agent_of(token) {
@@ -372,6 +374,15 @@ mod tests {
             authorize(Either, &t, &basic, a),
             Err(AuthError::BadAuthorization)
         );
+        // RFC 7235: the scheme is case-insensitive.
+        for scheme in ["bearer", "BEARER", "bEaReR"] {
+            let header = format!("{scheme} token-for-agent-a-0001");
+            let creds = Credentials {
+                cert: None,
+                authorization: Some(&header),
+            };
+            assert_eq!(authorize(Either, &t, &creds, a), Ok(()), "{scheme}");
+        }
         let no_id = Credentials {
             cert: Some(None),
             authorization: None,

@@ -32,6 +32,18 @@ pub const DEFAULT_SANS: &[&str] = &["localhost", "127.0.0.1", "::1"];
 /// Validity of the CA, days.
 pub const CA_DAYS: i64 = 3650;
 
+/// Longest validity of a server or agent certificate, days: no longer than the CA's.
+pub const MAX_DAYS: i64 = CA_DAYS;
+
+/// `days` if it is a sane validity: notAfter then comes after notBefore, and within the CA's.
+fn check_days(days: i64) -> Result<i64, CertsError> {
+    if (1..=MAX_DAYS).contains(&days) {
+        Ok(days)
+    } else {
+        Err(CertsError::Days { days })
+    }
+}
+
 /// Why certificates could not be made.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -53,6 +65,12 @@ pub enum CertsError {
         /// rcgen's error.
         #[source]
         cause: rcgen::Error,
+    },
+    /// A validity that is not a whole number of days from 1 to [`MAX_DAYS`].
+    #[error("--days {days}: must be from 1 to {MAX_DAYS}")]
+    Days {
+        /// What was asked.
+        days: i64,
     },
     /// A certificate that does not parse.
     #[error("{}: not a PEM X.509 certificate", .path.display())]
@@ -162,6 +180,7 @@ fn ca_params() -> CertificateParams {
 /// Makes a CA and a server certificate for `sans` (host names or IP addresses) in `dir`
 /// (created mode 0700 if missing), valid for `days`. Refuses to overwrite existing files.
 pub fn init(dir: &Path, sans: &[String], days: i64) -> Result<InitReport, CertsError> {
+    let days = check_days(days)?;
     let io_err = |path: &Path| {
         let path = path.to_owned();
         move |cause| CertsError::Io { path, cause }
@@ -235,6 +254,7 @@ pub fn init(dir: &Path, sans: &[String], days: i64) -> Result<InitReport, CertsE
 /// Issues a client certificate for agent `id` (subject CN = the id), signed by the CA in
 /// `dir`, valid for `days`.
 pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, CertsError> {
+    let days = check_days(days)?;
     let read = |name: &str| {
         let path = dir.join(name);
         fs::read_to_string(&path).map_err(|cause| CertsError::Io { path, cause })
@@ -297,5 +317,33 @@ mod tests {
             rustls_pki_types::CertificateDer::from_pem_file(&a.cert).unwrap()
         };
         assert_eq!(crate::auth::cert_agent_id(&der), Some(id));
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert!(cert.validity().not_after > cert.validity().not_before);
+    }
+
+    #[test]
+    fn days_must_be_positive_and_at_most_the_cas() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("pki");
+        let sans = vec!["localhost".to_owned()];
+        for days in [-2, 0, MAX_DAYS + 1, i64::MAX] {
+            let e = init(&d, &sans, days).unwrap_err().to_string();
+            assert!(e.contains("--days"), "{e}");
+        }
+        assert!(!d.join(CA_CERT).exists(), "nothing written");
+        init(&d, &sans, 1).unwrap();
+        for days in [-2, 0, MAX_DAYS + 1] {
+            let e = issue_agent(&d, Uuid::new_v4(), days)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--days"), "{e}");
+        }
+        let a = issue_agent(&d, Uuid::new_v4(), 1).unwrap();
+        let der = {
+            use rustls_pki_types::pem::PemObject as _;
+            rustls_pki_types::CertificateDer::from_pem_file(&a.cert).unwrap()
+        };
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert!(cert.validity().not_after > cert.validity().not_before);
     }
 }

@@ -124,13 +124,29 @@ pub struct Limits {
     /// Connections served at once; further ones wait in the kernel's accept queue.
     /// Defaults to 1024.
     pub max_connections: usize,
-    /// Batches being received, decoded or stored at once; more get 503 with `Retry-After`.
-    /// This bounds memory to about this many times (max-body-bytes + max-decompressed-bytes).
-    /// Defaults to 16.
+    /// Batches being decompressed and decoded at once (CPU); more wait for a turn, their
+    /// bodies already received and counted in `max-inflight-bytes`. Defaults to 4.
     pub max_concurrent_batches: usize,
-    /// Decoded batches waiting for the store's writer; when full, 503 with `Retry-After`.
-    /// Defaults to 8.
+    /// Decoded batches waiting for the store's writer, at most; when full, 503 with
+    /// `Retry-After`. Their bytes count in `max-inflight-bytes`, which is the bound that
+    /// usually applies. Defaults to 64.
     pub writer_queue: usize,
+    /// The memory budget for request bodies in flight, bytes: compressed bodies as they
+    /// arrive, their decompressed form and decoded rows, and decoded batches queued for the
+    /// store, across all requests. A request that would pass it gets 503 with `Retry-After`
+    /// sized from how fast the budget drains. Must be at least max-body-bytes plus twice
+    /// max-decompressed-bytes (what one maximal batch needs at its peak). The collector's
+    /// resident memory stays under this plus about 64 MiB, under half the shipped unit's
+    /// `MemoryMax=512M`. Defaults to 144 MiB (16 MiB + 2 x 64 MiB).
+    pub max_inflight_bytes: u64,
+    /// Batches of one agent received, decoded or stored at once; more get 429 with
+    /// `Retry-After`, so one agent cannot hold the collector for others. Defaults to 4 (the
+    /// agent sends at most 4 at a time).
+    pub max_batches_per_agent: usize,
+    /// Slowest body accepted, bytes per second averaged since the headers, after the first
+    /// second: a slower upload is cut with 408 and its memory freed. Defaults to 32768
+    /// (a 1 MiB batch in 32 s).
+    pub min_upload_rate: u64,
 }
 
 impl Default for Config {
@@ -154,8 +170,11 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
-            max_concurrent_batches: 16,
-            writer_queue: 8,
+            max_concurrent_batches: 4,
+            writer_queue: 64,
+            max_inflight_bytes: 144 * 1024 * 1024,
+            max_batches_per_agent: 4,
+            min_upload_rate: 32 * 1024,
         }
     }
 }
@@ -230,6 +249,15 @@ pub enum ConfigError {
     /// max-decompressed-bytes below max-body-bytes.
     #[error("[limits] max-decompressed-bytes must be at least max-body-bytes")]
     DecompressedBelowBody,
+    /// max-inflight-bytes too small for one maximal batch.
+    #[error(
+        "[limits] max-inflight-bytes must be at least max-body-bytes + 2 x \
+         max-decompressed-bytes ({needs} bytes), what one maximal batch needs"
+    )]
+    InflightBelowBatch {
+        /// The smallest budget that admits a maximal batch.
+        needs: u64,
+    },
 }
 
 /// Refuses a file that group or others may write (`secret`: or that others may read).
@@ -362,6 +390,11 @@ impl Config {
             ),
             ("[limits] writer-queue", l.writer_queue == 0),
             (
+                "[limits] max-batches-per-agent",
+                l.max_batches_per_agent == 0,
+            ),
+            ("[limits] min-upload-rate", l.min_upload_rate == 0),
+            (
                 "heartbeat-stale-after",
                 self.heartbeat_stale_after.is_zero(),
             ),
@@ -372,6 +405,12 @@ impl Config {
         }
         if l.max_decompressed_bytes < l.max_body_bytes {
             errors.push(ConfigError::DecompressedBelowBody);
+        }
+        let peak = l
+            .max_body_bytes
+            .saturating_add(l.max_decompressed_bytes.saturating_mul(2));
+        if l.max_inflight_bytes < peak {
+            errors.push(ConfigError::InflightBelowBatch { needs: peak });
         }
         if errors.is_empty() {
             Ok(())

@@ -60,6 +60,19 @@ pub enum DecodeError {
         /// The decoder's message.
         reason: String,
     },
+    /// The collector's memory budget for bodies in flight could not grant what this body
+    /// needs now (503, retry later).
+    #[error("the collector's memory budget for bodies in flight is full")]
+    Busy {
+        /// The bytes asked for.
+        wanted: u64,
+    },
+    /// A line so long that decoding it would pass the collector's memory budget (413).
+    #[error("a line of {bytes} bytes is longer than this collector's memory budget decodes")]
+    LineTooLong {
+        /// The line's length.
+        bytes: u64,
+    },
     /// A line that is not an acceptable event (400).
     #[error("line {line}: {reason}")]
     Line {
@@ -70,12 +83,58 @@ pub enum DecodeError {
     },
 }
 
+/// Memory a decoder asks for before a buffer grows, and gives back when it frees one (the
+/// server's byte budget, [`crate::budget::Grant`]). A refusal stops decoding with
+/// [`DecodeError::Busy`].
+pub trait Reserve {
+    /// Asks for `bytes` more; false refuses.
+    fn grow(&mut self, bytes: u64) -> bool;
+    /// Gives back `bytes`.
+    fn release(&mut self, bytes: u64);
+    /// Whether `bytes` more could be granted once every other holder has given theirs back.
+    fn could_ever_grow(&self, bytes: u64) -> bool;
+}
+
+/// No bound beyond `max`: for tests and tools.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unbounded;
+
+impl Reserve for Unbounded {
+    fn grow(&mut self, _: u64) -> bool {
+        true
+    }
+    fn release(&mut self, _: u64) {}
+    fn could_ever_grow(&self, _: u64) -> bool {
+        true
+    }
+}
+
+fn reserve(memory: &mut dyn Reserve, bytes: u64) -> Result<(), DecodeError> {
+    if memory.grow(bytes) {
+        Ok(())
+    } else {
+        Err(DecodeError::Busy { wanted: bytes })
+    }
+}
+
 /// Decompresses `body` with a streaming decoder that stops reading once more than `max`
 /// bytes have come out, so a small bomb costs at most `max` bytes of memory.
 ///
 /// An empty body is an empty batch (a heartbeat) whatever the encoding says: a zero-byte zstd
 /// or gzip stream is not valid, but an agent may well label its heartbeats like its batches.
 pub fn decompress(encoding: Encoding, body: &[u8], max: u64) -> Result<Vec<u8>, DecodeError> {
+    decompress_within(encoding, body, max, &mut Unbounded)
+}
+
+/// [`decompress`], asking `memory` for every byte of output buffer (and of the zstd window)
+/// before it is allocated. What it was granted for the window is given back at the end; the
+/// output's capacity stays granted.
+pub fn decompress_within(
+    encoding: Encoding,
+    body: &[u8],
+    max: u64,
+    memory: &mut dyn Reserve,
+) -> Result<Vec<u8>, DecodeError> {
     if body.is_empty() {
         return Ok(Vec::new());
     }
@@ -90,6 +149,7 @@ pub fn decompress(encoding: Encoding, body: &[u8], max: u64) -> Result<Vec<u8>, 
             if body.len() as u64 > max {
                 return Err(DecodeError::TooLarge { limit: max });
             }
+            reserve(memory, body.len() as u64)?;
             return Ok(body.to_vec());
         }
         Encoding::Zstd => {
@@ -102,6 +162,7 @@ pub fn decompress(encoding: Encoding, body: &[u8], max: u64) -> Result<Vec<u8>, 
             if let Some(size) = size.filter(|&n| n <= max)
                 && let Ok(size) = usize::try_from(size)
             {
+                reserve(memory, size as u64)?;
                 let mut out = Vec::with_capacity(size);
                 if zstd::bulk::Decompressor::new()
                     .and_then(|mut d| d.decompress_to_buffer(body, &mut out))
@@ -109,17 +170,31 @@ pub fn decompress(encoding: Encoding, body: &[u8], max: u64) -> Result<Vec<u8>, 
                 {
                     return Ok(out);
                 }
+                drop(out);
+                memory.release(size as u64);
             }
-            let mut decoder =
-                zstd::stream::read::Decoder::with_buffer(body).map_err(corrupt("zstd"))?;
-            decoder
-                .window_log_max(ZSTD_WINDOW_LOG_MAX)
-                .map_err(corrupt("zstd"))?;
-            let hint = size.map_or(0, |n| n.min(max));
-            read_bounded(decoder, max, hint).map_err(corrupt("zstd"))?
+            // The streaming decoder keeps a window of up to 2^ZSTD_WINDOW_LOG_MAX bytes.
+            let window = 1u64 << ZSTD_WINDOW_LOG_MAX;
+            reserve(memory, window)?;
+            let out = (|| {
+                let mut decoder =
+                    zstd::stream::read::Decoder::with_buffer(body).map_err(corrupt("zstd"))?;
+                decoder
+                    .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                    .map_err(corrupt("zstd"))?;
+                let hint = size.map_or(0, |n| n.min(max));
+                read_bounded(decoder, max, hint, memory, corrupt("zstd"))
+            })();
+            memory.release(window);
+            out?
         }
-        Encoding::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(body), max, 0)
-            .map_err(corrupt("gzip"))?,
+        Encoding::Gzip => read_bounded(
+            flate2::read::MultiGzDecoder::new(body),
+            max,
+            0,
+            memory,
+            corrupt("gzip"),
+        )?,
     };
     if out.len() as u64 > max {
         return Err(DecodeError::TooLarge { limit: max });
@@ -136,27 +211,106 @@ pub const STORE_ZSTD_LEVEL: i32 = 1;
 /// has just been decompressed whole, so it is known to be intact), else the NDJSON compressed
 /// here.
 pub fn decode(encoding: Encoding, body: Vec<u8>, max: u64) -> Result<Batch, DecodeError> {
-    let raw = decompress(encoding, &body, max)?;
+    decode_within(encoding, body, max, &mut Unbounded)
+}
+
+/// [`decode`], asking `memory` before each buffer it allocates: the decompressed body, the
+/// decoded rows (granted as much as the decompressed body, their upper bound, then given back
+/// down to their size), and the zstd copy of a gzip or plain body. When it returns, what stays
+/// granted is the decompressed body's size plus the rows' (the caller shrinks the grant to
+/// what the returned batch holds).
+pub fn decode_within(
+    encoding: Encoding,
+    body: Vec<u8>,
+    max: u64,
+    memory: &mut dyn Reserve,
+) -> Result<Batch, DecodeError> {
+    let raw = decompress_within(encoding, &body, max, memory)?;
+    // Decoding a line may hold, besides the rows (at most the body's size), a few copies of
+    // its longest string (serde's scratch buffer and its growth, the owned value): granted as
+    // four times the longest line. A body that could never be granted that much is refused as
+    // too large (413: the agent splits it), not left to retry for ever.
+    let longest = longest_line(&raw) as u64;
+    let bound = (raw.len() as u64).saturating_add(longest.saturating_mul(PARSE_COPIES_PER_LINE));
+    if !memory.grow(bound) {
+        return Err(if memory.could_ever_grow(bound) {
+            DecodeError::Busy { wanted: bound }
+        } else {
+            DecodeError::LineTooLong { bytes: longest }
+        });
+    }
     let mut batch = parse_ndjson(&raw)?;
+    memory.release(bound.saturating_sub(batch.rows.capacity() as u64));
     if batch.event_count > 0 {
         batch.body = match encoding {
             Encoding::Zstd => body,
-            Encoding::Identity | Encoding::Gzip => zstd::bulk::compress(&raw, STORE_ZSTD_LEVEL)
-                .map_err(|e| DecodeError::Corrupt {
+            Encoding::Identity | Encoding::Gzip => {
+                memory.release(body.capacity() as u64);
+                drop(body);
+                // A zstd frame is at most the input plus a little.
+                let bound = zstd::zstd_safe::compress_bound(raw.len()) as u64;
+                reserve(memory, bound)?;
+                zstd::bulk::compress(&raw, STORE_ZSTD_LEVEL).map_err(|e| DecodeError::Corrupt {
                     encoding: "zstd",
                     reason: format!("compressing the body for storage: {e}"),
-                })?,
+                })?
+            }
         };
     }
     Ok(batch)
 }
 
+/// How many times its own length decoding one line may hold at once, at most.
+pub const PARSE_COPIES_PER_LINE: u64 = 4;
+
+/// The length of the longest line of `body`.
+fn longest_line(body: &[u8]) -> usize {
+    let (mut longest, mut start) = (0, 0);
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        longest = longest.max(end - start);
+        start = end + 1;
+    }
+    longest
+}
+
+/// Smallest step by which a decompression buffer of unknown final size grows.
+const GROW_STEP: usize = 1 << 20;
+
 /// Reads at most `max + 1` bytes: one more than allowed tells "too large" from "exactly max".
-fn read_bounded(reader: impl Read, max: u64, capacity: u64) -> io::Result<Vec<u8>> {
+/// The buffer starts at `capacity + 1` and then doubles (at least [`GROW_STEP`]), each step
+/// granted by `memory` first.
+fn read_bounded(
+    mut reader: impl Read,
+    max: u64,
+    capacity: u64,
+    memory: &mut dyn Reserve,
+    err: impl Fn(io::Error) -> DecodeError,
+) -> Result<Vec<u8>, DecodeError> {
+    let limit = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
     // One byte more than the expected size, so that reading to the end needs no regrowth.
-    let mut out = Vec::with_capacity(usize::try_from(capacity).map_or(0, |c| c.saturating_add(1)));
-    reader.take(max.saturating_add(1)).read_to_end(&mut out)?;
-    Ok(out)
+    let first = usize::try_from(capacity)
+        .map_or(0, |c| c.saturating_add(1))
+        .min(limit);
+    reserve(memory, first as u64)?;
+    let mut out = Vec::with_capacity(first);
+    loop {
+        let room = out.capacity() - out.len();
+        if room > 0 {
+            let n = (&mut reader)
+                .take(room as u64)
+                .read_to_end(&mut out)
+                .map_err(&err)?;
+            if n < room || out.len() >= limit {
+                return Ok(out);
+            }
+        }
+        if out.len() >= limit {
+            return Ok(out);
+        }
+        let step = out.capacity().max(GROW_STEP).min(limit - out.len());
+        reserve(memory, step as u64)?;
+        out.reserve_exact(step);
+    }
 }
 
 /// One login event, with the columns the store indexes pulled out of it.

@@ -14,6 +14,14 @@ use collector::config::{Config, DEFAULT_CONFIG_PATH};
 use collector::store::{Filter, Store};
 use collector::{certs, report};
 
+/// mimalloc instead of glibc's malloc: with glibc, 16 concurrent maximal batches (each decoded
+/// on its own blocking thread, so in its own arena) left the collector at 391 MiB resident
+/// after the spike and peaked at 523 MiB for a 160 MiB budget; mimalloc gives freed pages back
+/// after a short delay, so peak and idle resident follow what is actually in use (numbers in
+/// the commit that chose it).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Receives login events from authtrail agents over HTTPS and stores them.
 #[derive(Debug, Parser)]
 #[command(name = "authtrail-collector", version, about)]

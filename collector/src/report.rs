@@ -11,9 +11,14 @@ pub fn time(us: i64) -> String {
 }
 
 /// An aligned table: a header row, then one row per item; empty cells show as `-`.
+/// Every cell is [`escape`]d: whatever a log line or an agent sent cannot drive the terminal.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| escape(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -28,8 +33,41 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(&mut header.iter().copied());
-    for row in rows {
+    for row in &rows {
         line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+/// Whether `c` is a control character, or an invisible one that changes how text around it
+/// shows (bidirectional overrides and isolates such as U+202E, zero-width characters, the byte
+/// order mark): a hostile user name could otherwise read as another.
+fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
+}
+
+/// `s` with every [`is_deceptive`] character written as `\u{XXXX}`, so that it shows, and
+/// shows as what it is.
+pub fn escape(s: &str) -> String {
+    if !s.chars().any(is_deceptive) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_deceptive(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
     }
     out
 }
@@ -37,11 +75,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 fn cell(v: &Option<String>) -> String {
     match v.as_deref() {
         None | Some("") => "-".to_owned(),
-        // Control characters from a hostile log line must not drive the terminal.
-        Some(s) => s
-            .chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect(),
+        // Escaped by `table`.
+        Some(s) => s.to_owned(),
     }
 }
 
@@ -156,9 +191,28 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_not_printed() {
-        assert_eq!(cell(&Some("a\x1b[2Jb".into())), "a?[2Jb");
+    fn control_and_bidi_characters_are_escaped_in_every_table() {
         assert_eq!(cell(&None), "-");
+        // U+202E turns the rest of a terminal line around: `root` would read `toor`.
+        let t = table(
+            &["A", "B"],
+            &[vec![
+                "a\x1b[2Jb".into(),
+                "x\u{202e}toor\u{2066}\u{200b}\u{feff}\n".into(),
+            ]],
+        );
+        assert_eq!(
+            t,
+            "A            B\na\\u{1b}[2Jb  x\\u{202e}toor\\u{2066}\\u{200b}\\u{feff}\\u{a}\n"
+        );
+        let stats = Stats {
+            counts: vec![(Some("h\u{202e}x".into()), Some("sudo".into()), 1)],
+            agents: Vec::new(),
+            spread_sources: Vec::new(),
+        };
+        let text = stats_text(&stats, 0, Duration::from_secs(1), Duration::from_secs(1));
+        assert!(text.contains("h\\u{202e}x"), "{text}");
+        assert!(!text.contains('\u{202e}'), "{text}");
     }
 
     #[test]

@@ -10,10 +10,11 @@
 //!
 //! **Architecture Invariant:** there is no plaintext listener; every byte goes through rustls.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -31,6 +32,7 @@ use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
 use crate::auth::{self, AuthError, Credentials, Tokens, TokensError};
+use crate::budget::{Budget, Grant};
 use crate::config::{Config, Require};
 use crate::ingest::{self, DecodeError, Encoding};
 use crate::store::{Outcome, Store, StoreError, Writer};
@@ -38,7 +40,8 @@ use crate::tls::{self, TlsError};
 
 /// The batch endpoint.
 pub const BATCHES_PATH: &str = "/v1/batches";
-/// The health endpoint: `200 ok`, no authentication, no data.
+/// The health endpoint, no authentication: `200 ok`, or 503 with the reason when the store
+/// cannot write (read-only or full file system, unwritable file, failed last commit).
 pub const HEALTH_PATH: &str = "/healthz";
 /// Header: the agent's UUID.
 pub const AGENT_ID_HEADER: &str = "authtrail-agent-id";
@@ -48,8 +51,9 @@ pub const BATCH_SEQ_HEADER: &str = "authtrail-batch-seq";
 pub const SCHEMA_HEADER: &str = "authtrail-schema";
 /// The only schema version accepted.
 pub const SCHEMA_VERSION: &str = "1";
-/// `Retry-After` seconds sent with 503.
-pub const RETRY_AFTER_SECS: u32 = 2;
+/// Header beside `Retry-After` (whole seconds, at least 1, as RFC 9110 allows) giving the
+/// suggested wait in milliseconds: the budget's drain time is usually hundreds of them.
+pub const RETRY_AFTER_MS_HEADER: &str = "authtrail-retry-after-ms";
 /// How long shutdown waits for open requests to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Largest request head (line and headers) buffered, bytes.
@@ -90,7 +94,92 @@ struct State {
     tokens: Tokens,
     limits: crate::config::Limits,
     writer: Writer,
+    /// Batches being decoded at once.
     slots: Semaphore,
+    /// Bytes of bodies in flight, decoded batches queued for the writer included.
+    budget: Arc<Budget>,
+    /// Batches in progress per agent.
+    turns: Mutex<HashMap<Uuid, usize>>,
+    /// The data directory and the store's file, for `/healthz`.
+    data_dir: std::path::PathBuf,
+    db: std::path::PathBuf,
+    /// Why the writer's last commit failed, until one succeeds.
+    store_error: Mutex<Option<String>>,
+}
+
+/// Whether the store can take another batch: its file system writable with room for a
+/// maximal body, its file open for writing, and its last commit not failed.
+fn store_health(state: &State) -> Result<(), String> {
+    use rustix::fs::{StatVfsMountFlags, statvfs};
+    let vfs = statvfs(&state.data_dir).map_err(|e| format!("{}: {e}", state.data_dir.display()))?;
+    if vfs.f_flag.contains(StatVfsMountFlags::RDONLY) {
+        return Err(format!(
+            "{}: the file system is read-only",
+            state.data_dir.display()
+        ));
+    }
+    let free = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+    if free < state.limits.max_body_bytes {
+        return Err(format!(
+            "{}: {free} bytes free, less than one maximal batch ({})",
+            state.data_dir.display(),
+            state.limits.max_body_bytes
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&state.db)
+        .map_err(|e| format!("{}: cannot open for writing: {e}", state.db.display()))?;
+    if let Ok(last) = state.store_error.lock()
+        && let Some(e) = last.as_ref()
+    {
+        return Err(format!("the last commit failed: {e}"));
+    }
+    Ok(())
+}
+
+/// One of an agent's `max-batches-per-agent` turns, given back on drop.
+struct AgentTurn<'a> {
+    turns: &'a Mutex<HashMap<Uuid, usize>>,
+    agent: Uuid,
+}
+
+impl<'a> AgentTurn<'a> {
+    fn take(turns: &'a Mutex<HashMap<Uuid, usize>>, agent: Uuid, max: usize) -> Option<Self> {
+        let mut map = turns.lock().ok()?;
+        let n = map.entry(agent).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AgentTurn { turns, agent })
+    }
+}
+
+impl Drop for AgentTurn<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.turns.lock()
+            && let Some(n) = map.get_mut(&self.agent)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.agent);
+            }
+        }
+    }
+}
+
+/// 429: this agent already has `max-batches-per-agent` batches in progress.
+fn too_many(state: &State) -> Reply {
+    let mut r = busy(
+        &format!(
+            "this agent already has {} batches in progress",
+            state.limits.max_batches_per_agent
+        ),
+        crate::budget::MIN_RETRY.max(state.budget.retry_after(0)),
+    );
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    r
 }
 
 /// A bound, not yet running server. [`Server::local_addr`] tells the port when `listen` asked
@@ -164,6 +253,11 @@ impl Server {
                 limits: config.limits.clone(),
                 writer,
                 slots: Semaphore::new(config.limits.max_concurrent_batches),
+                budget: Budget::new(config.limits.max_inflight_bytes),
+                turns: Mutex::new(HashMap::new()),
+                data_dir: config.data_dir.clone(),
+                db,
+                store_error: Mutex::new(None),
             }),
             writer_thread,
             addr,
@@ -272,7 +366,9 @@ async fn connection(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
+        // Room for a head of MAX_HEAD_BYTES plus the first body bytes read with it: the exact
+        // bound is checked in `handle`.
+        .max_buf_size(2 * MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(tls), service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
@@ -309,11 +405,26 @@ fn json(body: String) -> Reply {
     r
 }
 
-fn busy(reason: &str) -> Reply {
-    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, reason);
+/// 503 with `Retry-After` (whole seconds, rounded up) and [`RETRY_AFTER_MS_HEADER`].
+fn busy(reason: &str, wait: Duration) -> Reply {
+    let ms = wait.as_millis().max(1) as u64;
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{reason}; retry in {ms} ms"),
+    );
     r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        .insert(header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000)));
+    r.headers_mut()
+        .insert(RETRY_AFTER_MS_HEADER, HeaderValue::from(ms));
     r
+}
+
+/// 503 because the budget cannot grant `bytes` now.
+fn budget_busy(budget: &Budget, bytes: u64) -> Reply {
+    busy(
+        "the collector's memory for bodies in flight is in use",
+        budget.retry_after(bytes),
+    )
 }
 
 /// An answer given before the body was read: the connection is closed after it, so the
@@ -324,10 +435,36 @@ fn closing(mut r: Reply) -> Reply {
     r
 }
 
+/// The size of `req`'s head as sent (request line, header lines, blank line), assuming the
+/// usual `name: value` spelling.
+fn head_len(req: &Request<Incoming>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    line + headers + 2
+}
+
 async fn handle(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
+    // hyper stops reading a head somewhat past its buffer size; the bound is exactly this.
+    if head_len(&req) > MAX_HEAD_BYTES {
+        return closing(text(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request head is larger than {MAX_HEAD_BYTES} bytes"),
+        ));
+    }
     let path = req.uri().path();
     match (req.method(), path) {
-        (&Method::GET | &Method::HEAD, HEALTH_PATH) => text(StatusCode::OK, "ok"),
+        (&Method::GET | &Method::HEAD, HEALTH_PATH) => match store_health(state) {
+            Ok(()) => text(StatusCode::OK, "ok"),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the store cannot write: {why}"),
+            ),
+        },
         (&Method::POST, BATCHES_PATH) => {
             let reply = batch(state, peer, req).await;
             if reply.status().is_client_error() || reply.status().is_server_error() {
@@ -408,43 +545,108 @@ async fn batch(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
     // connection is closed, never held while a body it claims arrives.
     if !consumed && authenticated && !body.is_end_stream() {
         let limit = state.limits.max_body_bytes.saturating_mul(DRAIN_FACTOR);
-        let _ = tokio::time::timeout(state.limits.request_timeout, drain(&mut body, limit)).await;
+        let pace = Pace::new(state.limits.min_upload_rate);
+        let _ =
+            tokio::time::timeout(state.limits.request_timeout, drain(&mut body, limit, pace)).await;
     }
     reply
 }
 
-/// Reads and discards up to `limit` bytes of `body`.
-async fn drain(body: &mut Incoming, limit: u64) {
-    let mut seen = 0u64;
-    while let Some(Ok(frame)) = body.frame().await {
+/// Reads and discards up to `limit` bytes of `body`, as long as it keeps `pace`.
+async fn drain(body: &mut Incoming, limit: u64, mut pace: Pace) {
+    while let Ok(Some(Ok(frame))) = pace.next(body).await {
         if let Some(data) = frame.data_ref() {
-            seen += data.len() as u64;
-            if seen > limit {
+            pace.received += data.len() as u64;
+            if pace.received > limit {
                 return;
             }
         }
     }
 }
 
+/// How long a body may take before [`Pace`] starts counting.
+pub const UPLOAD_GRACE: Duration = Duration::from_secs(1);
+
+/// The minimum upload rate: after [`UPLOAD_GRACE`], a body must have arrived at `rate` bytes per
+/// second on average since its headers, or it is cut. A client that stalls (or trickles)
+/// therefore holds its memory grant and its agent's turn for about a second plus what it sent
+/// divided by the rate, not the whole request timeout.
+struct Pace {
+    start: tokio::time::Instant,
+    rate: u64,
+    received: u64,
+}
+
+/// The body fell below the minimum upload rate.
+struct TooSlow;
+
+impl Pace {
+    fn new(rate: u64) -> Pace {
+        Pace {
+            start: tokio::time::Instant::now(),
+            rate: rate.max(1),
+            received: 0,
+        }
+    }
+
+    /// The next frame, unless it comes after the time by which `received + 1` bytes were due.
+    async fn next(
+        &self,
+        body: &mut Incoming,
+    ) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, TooSlow> {
+        let due = Duration::from_secs_f64(self.received as f64 / self.rate as f64);
+        tokio::time::timeout_at(self.start + UPLOAD_GRACE + due, body.frame())
+            .await
+            .map_err(|_| TooSlow)
+    }
+}
+
 /// Why a body could not be read whole.
 enum BodyError {
     TooLarge,
+    /// The byte budget could not grant more.
+    Busy,
+    /// Slower than `min-upload-rate`.
+    TooSlow,
     Io(hyper::Error),
 }
 
-/// Reads `body` into memory, failing once it passes `max` bytes (the rest stays unread).
-async fn read_body(body: &mut Incoming, max: u64) -> Result<Bytes, BodyError> {
-    let mut buf = Vec::new();
-    while let Some(frame) = body.frame().await {
+/// Reads `body` into memory, failing once it passes `max` bytes (the rest stays unread). The
+/// buffer starts at what `grant` holds (the declared length) and grows, doubling, only by
+/// what `grant` can be grown by.
+async fn read_body(
+    body: &mut Incoming,
+    max: u64,
+    grant: &mut Grant,
+    mut pace: Pace,
+) -> Result<Vec<u8>, BodyError> {
+    let mut buf = Vec::with_capacity(grant.bytes() as usize);
+    while let Some(frame) = pace
+        .next(body)
+        .await
+        .map_err(|TooSlow| BodyError::TooSlow)?
+    {
         let frame = frame.map_err(BodyError::Io)?;
+        pace.received += frame.data_ref().map_or(0, |d| d.len() as u64);
         if let Some(data) = frame.data_ref() {
-            if (buf.len() + data.len()) as u64 > max {
+            let len = buf.len() + data.len();
+            if len as u64 > max {
                 return Err(BodyError::TooLarge);
+            }
+            if len > buf.capacity() {
+                let want = (buf.capacity() * 2)
+                    .max(len)
+                    .max(64 * 1024)
+                    .min(max as usize);
+                grant
+                    .try_grow((want - buf.capacity()) as u64)
+                    .map_err(|_| BodyError::Busy)?;
+                buf.reserve_exact(want - buf.len());
             }
             buf.extend_from_slice(data);
         }
     }
-    Ok(Bytes::from(buf))
+    Ok(buf)
 }
 
 fn auth_reply(e: AuthError) -> Reply {
@@ -522,22 +724,38 @@ async fn batch_inner(
             ),
         ))
     };
-    if let Some(len) = header(parts, "content-length")? {
-        let len: u64 = len
-            .parse()
-            .map_err(|_| bad("content-length is not a number".to_owned()))?;
-        if len > limits.max_body_bytes {
-            return Err(too_large());
+    let declared = match header(parts, "content-length")? {
+        Some(len) => {
+            let len: u64 = len
+                .parse()
+                .map_err(|_| bad("content-length is not a number".to_owned()))?;
+            if len > limits.max_body_bytes {
+                return Err(too_large());
+            }
+            Some(len)
         }
+        None => None,
+    };
+    // One agent's batches in progress at once are capped, before any memory is granted.
+    let _turn = AgentTurn::take(&state.turns, agent, limits.max_batches_per_agent)
+        .ok_or_else(|| too_many(state))?;
+
+    // The declared length is granted before a byte of the body is read.
+    let mut grant = state.budget.grant();
+    if let Some(len) = declared {
+        grant
+            .try_grow(len)
+            .map_err(|_| budget_busy(&state.budget, len))?;
     }
-    let _slot = state
-        .slots
-        .try_acquire()
-        .map_err(|_| busy("too many batches in progress; retry later"))?;
 
     let body = match tokio::time::timeout(
         limits.request_timeout,
-        read_body(body, limits.max_body_bytes),
+        read_body(
+            body,
+            limits.max_body_bytes,
+            &mut grant,
+            Pace::new(limits.min_upload_rate),
+        ),
     )
     .await
     {
@@ -553,6 +771,19 @@ async fn batch_inner(
             )));
         }
         Ok(Err(BodyError::TooLarge)) => return Err(too_large()),
+        Ok(Err(BodyError::TooSlow)) => {
+            *consumed = true;
+            return Err(closing(text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body arrived slower than {} bytes/s; cut",
+                    limits.min_upload_rate
+                ),
+            )));
+        }
+        Ok(Err(BodyError::Busy)) => {
+            return Err(closing(budget_busy(&state.budget, limits.max_body_bytes)));
+        }
         Ok(Err(BodyError::Io(e))) => {
             *consumed = true;
             return Err(bad(format!("reading the body: {e}")));
@@ -561,36 +792,79 @@ async fn batch_inner(
     };
     *consumed = true;
 
+    // Decoding takes a slot (CPU); the body's memory is already granted.
+    let _slot = state.slots.acquire().await.map_err(|_| {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the collector is stopping".to_owned(),
+        )
+    })?;
     let max = limits.max_decompressed_bytes;
-    let decoded = tokio::task::spawn_blocking(move || ingest::decode(encoding, body.into(), max))
-        .await
-        .map_err(|e| {
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("decoder failed: {e}"),
-            )
-        })?;
+    let (decoded, mut grant) = tokio::task::spawn_blocking(move || {
+        let decoded = ingest::decode_within(encoding, body, max, &mut grant);
+        (decoded, grant)
+    })
+    .await
+    .map_err(|e| {
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("decoder failed: {e}"),
+        )
+    })?;
+    drop(_slot);
     let batch = decoded.map_err(|e| match e {
-        DecodeError::TooLarge { .. } => text(
+        DecodeError::TooLarge { .. } | DecodeError::LineTooLong { .. } => text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("{e}; split the batch"),
         ),
+        DecodeError::Busy { wanted } => budget_busy(&state.budget, wanted),
         _ => text(StatusCode::BAD_REQUEST, e.to_string()),
     })?;
+    // What stays in memory until the writer has committed it: the stored body and the rows.
+    grant.shrink_to(batch_bytes(&batch));
 
     let reply = state
         .writer
         .submit(agent, seq, batch, now_us())
-        .map_err(|_| busy("the store's queue is full; retry later"))?;
-    let outcome = reply
-        .await
-        .map_err(|_| busy("the store's writer stopped; retry later"))?;
+        .map_err(|_| {
+            busy(
+                "the store's queue is full",
+                state.budget.retry_after(grant.bytes()),
+            )
+        })?;
+    // The grant is held until the writer answers, even if this request is abandoned (the
+    // client hangs up): the batch stays queued in memory until then.
+    let outcome = tokio::spawn(async move {
+        let outcome = reply.await;
+        drop(grant);
+        outcome
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .ok_or_else(|| busy("the store's writer stopped", crate::budget::MAX_RETRY))?;
+    if let Ok(mut last) = state.store_error.lock() {
+        *last = match &outcome {
+            Err(e) if !e.is_busy() => Some(e.to_string()),
+            _ => None,
+        };
+    }
     match outcome {
         Ok(Outcome::Stored { events }) => Ok(json(format!(
             "{{\"status\":\"stored\",\"events\":{events}}}"
         ))),
         Ok(Outcome::Duplicate) => Ok(json("{\"status\":\"duplicate\"}".to_owned())),
-        Err(e) if e.is_busy() => Err(busy(&format!("{e}; retry later"))),
+        Err(e) if e.is_busy() => Err(busy(
+            &e.to_string(),
+            state.budget.retry_after(state.limits.max_body_bytes),
+        )),
         Err(e) => Err(text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
+}
+
+/// Bytes a decoded batch holds until it is stored.
+fn batch_bytes(batch: &crate::ingest::Batch) -> u64 {
+    (batch.body.capacity()
+        + batch.rows.capacity()
+        + batch.state.as_ref().map_or(0, |s| s.doc.capacity())) as u64
 }

@@ -397,32 +397,46 @@ fn stalled_body_times_out() {
 fn busy_collector_answers_503_with_retry_after() {
     let s = setup();
     let mut c = config(&s.pki, &s.data, Require::Mtls);
-    c.limits.max_concurrent_batches = 1;
+    // A budget of exactly one maximal batch: 4 KiB + 2 x 8 KiB.
+    c.limits.max_body_bytes = 4096;
+    c.limits.max_decompressed_bytes = 8192;
+    c.limits.max_inflight_bytes = 4096 + 2 * 8192;
+    c.limits.max_batches_per_agent = 8;
     let server = TestServer::start(c);
     let a = s.pki.agent();
-    // One batch in progress (its body stalls), holding the only ingest slot.
-    let mut slow = raw_tls(&s, &a, server.addr);
-    write!(
-        slow,
-        "POST /v1/batches HTTP/1.1\r\nHost: localhost\r\nAuthtrail-Agent-Id: {}\r\n\
-         Authtrail-Batch-Seq: 1\r\nAuthtrail-Schema: 1\r\nContent-Length: 1000\r\n\r\n{{",
-        a.id
-    )
-    .unwrap();
-    slow.flush().unwrap();
+    let b = s.pki.agent();
+    // Five uploads whose bodies stall, each holding the 4 KiB it declared: the budget is
+    // spent.
+    let tls = tls_client_config(&s.pki.ca(), Some(&a));
+    let _slow: Vec<_> = (0..5u64)
+        .map(|seq| {
+            let mut slow = tls_stream(&tls, server.addr);
+            slow.write_all(batch_head(a.id, seq, 4096, "").as_bytes())
+                .unwrap();
+            slow.write_all(b"{").unwrap();
+            slow.flush().unwrap();
+            slow
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let client = client(&s.pki.ca(), Some(&a));
+    let client = client(&s.pki.ca(), Some(&b));
     let resp = client
         .post(server.url("/v1/batches"))
-        .header("Authtrail-Agent-Id", a.id.to_string())
+        .header("Authtrail-Agent-Id", b.id.to_string())
         .header("Authtrail-Batch-Seq", "2")
         .header("Authtrail-Schema", "1")
-        .send(&b""[..])
+        .send(&[b'x'; 100][..])
         .unwrap();
     assert_eq!(resp.status().as_u16(), 503);
     let retry = resp.headers().get("retry-after").unwrap().to_str().unwrap();
     assert!(retry.parse::<u32>().unwrap() >= 1, "{retry}");
-    drop(slow);
+    let ms = resp
+        .headers()
+        .get("authtrail-retry-after-ms")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(ms.parse::<u32>().unwrap() >= 100, "{ms}");
     assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
 }
 
@@ -461,6 +475,8 @@ fn raw_tls(
 /// Spawns `authtrail-collector serve` and returns it with the address it printed.
 fn spawn_collector(config: &std::path::Path) -> (std::process::Child, std::net::SocketAddr) {
     let mut child = Command::new(BIN)
+        // As the shipped unit sets it (targets/systemd/authtrail-collector.service).
+        .env("MIMALLOC_PURGE_DELAY", "0")
         .args(["serve", "--config"])
         .arg(config)
         .stdout(Stdio::piped())

@@ -146,3 +146,387 @@ fn anonymous_flood_of_1100_connections_does_not_starve_healthz() {
     });
     assert_eq!(refused, FLOOD);
 }
+
+/// `VmHWM` (peak resident) and `VmRSS` of process `pid`, bytes.
+pub(crate) fn rss_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| {
+                v.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap()
+                    * 1024
+            })
+            .unwrap()
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// A deterministic stream of pseudo-random bytes (xorshift).
+struct Noise(u64);
+
+impl Noise {
+    fn hex(&mut self, n: usize, out: &mut String) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for _ in 0..n {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            out.push(HEX[(self.0 & 15) as usize] as char);
+        }
+    }
+}
+
+/// Valid NDJSON of about `size` bytes whose zstd form is about a quarter of it: the largest
+/// batch the default bounds admit on both counts (16 MiB compressed, 64 MiB decompressed).
+pub(crate) fn maximal_batch(size: usize) -> (String, Vec<u8>) {
+    let events = events();
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let mut out = String::with_capacity(size + 4096);
+    'fill: loop {
+        for line in events.lines() {
+            if out.len() + line.len() + 400 > size {
+                break 'fill;
+            }
+            out.push_str("{\"pad\":\"");
+            noise.hex(line.len() / 2, &mut out);
+            out.push_str("\",");
+            out.push_str(&line[1..]);
+            out.push('\n');
+        }
+    }
+    let compressed = zstd::bulk::compress(out.as_bytes(), 1).unwrap();
+    (out, compressed)
+}
+
+/// One event whose `user.name` is `size` bytes of escaped text: the decoder must copy it.
+fn one_huge_line(size: usize) -> Vec<u8> {
+    let mut line = String::with_capacity(size + 200);
+    line.push_str("{\"@timestamp\":\"2026-11-28T08:06:35Z\",\"user\":{\"name\":\"");
+    while line.len() < size {
+        line.push_str("a\\tb\\u0063");
+    }
+    line.push_str("\"}}\n");
+    zstd::bulk::compress(line.as_bytes(), 1).unwrap()
+}
+
+/// The default byte budget (`[limits] max-inflight-bytes`).
+const BUDGET: u64 = 144 << 20;
+/// What the collector holds besides the bodies it budgets: runtime, TLS and HTTP buffers of
+/// the open connections, SQLite's page cache (32 MiB) and the copy of a body it binds,
+/// allocator slack.
+const MARGIN: u64 = 96 << 20;
+/// Half the shipped unit's `MemoryMax=512M`.
+const HALF_MEMORY_MAX: u64 = 256 << 20;
+
+/// Posts `body` until it gets an answer other than 503/429, honouring the suggested wait.
+fn post_until_answered(
+    client: &ureq::Agent,
+    url: &str,
+    id: Uuid,
+    seq: u64,
+    encoding: &str,
+    body: &[u8],
+    waits: &std::sync::Mutex<Vec<u64>>,
+) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let resp = client
+            .post(url)
+            .header("Authtrail-Agent-Id", id.to_string())
+            .header("Authtrail-Batch-Seq", seq.to_string())
+            .header("Authtrail-Schema", "1")
+            .header("Content-Encoding", encoding)
+            .send(body);
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let status = resp.status().as_u16();
+        if status != 503 && status != 429 {
+            return status;
+        }
+        let ms = resp
+            .headers()
+            .get("authtrail-retry-after-ms")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .or_else(|| {
+                let s = resp.headers().get("retry-after")?.to_str().ok()?;
+                Some(s.parse::<u64>().ok()? * 1000)
+            })
+            .unwrap_or(500);
+        waits.lock().unwrap().push(ms);
+        assert!(Instant::now() < deadline, "still {status} after 300 s");
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+#[test]
+fn sixteen_concurrent_maximal_bodies_stay_within_the_byte_budget() {
+    let s = setup();
+    let path = crate::write_config(&s, Require::Mtls);
+    let (valid, valid_zstd) = maximal_batch(63 << 20);
+    assert!(valid_zstd.len() <= 16 << 20, "{}", valid_zstd.len());
+    let valid_events = valid.lines().count();
+    let huge_line = one_huge_line(60 << 20);
+    let zstd_bomb = {
+        let zeros = vec![0u8; 1 << 20];
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        for _ in 0..1024 {
+            enc.write_all(&zeros).unwrap();
+        }
+        enc.finish().unwrap()
+    };
+    let gzip_bomb = {
+        let zeros = vec![0u8; 1 << 20];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        for _ in 0..256 {
+            gz.write_all(&zeros).unwrap();
+        }
+        gz.finish().unwrap()
+    };
+    let (mut child, addr) = crate::spawn_collector(&path);
+    let pid = child.id();
+    let (idle_hwm, _) = rss_of(pid);
+    let url = format!("https://localhost:{}/v1/batches", addr.port());
+    let waits = std::sync::Mutex::new(Vec::new());
+    let start = Instant::now();
+    // 16 agents at once: 4 maximal valid batches, 2 with one 60 MiB line, 6 zstd bombs and 4
+    // gzip bombs that each stop at the 64 MiB bound.
+    std::thread::scope(|scope| {
+        for i in 0..16u64 {
+            let agent = s.pki.agent();
+            let (body, encoding, want): (&[u8], &str, u16) = match i {
+                0..4 => (&valid_zstd, "zstd", 200),
+                // Decoding a 60 MiB line could need several times its size: refused, 413.
+                4..6 => (&huge_line, "zstd", 413),
+                6..12 => (&zstd_bomb, "zstd", 413),
+                _ => (&gzip_bomb, "gzip", 413),
+            };
+            let (url, waits, ca) = (&url, &waits, s.pki.ca());
+            scope.spawn(move || {
+                let client = client(&ca, Some(&agent));
+                let got = post_until_answered(&client, url, agent.id, i, encoding, body, waits);
+                assert_eq!(got, want, "agent {i}");
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    let (peak, _) = rss_of(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, after) = rss_of(pid);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let waits = waits.into_inner().unwrap();
+    eprintln!(
+        "collector memory: idle peak {} MiB, peak {} MiB, resident 3 s after {} MiB; \
+         {} answers 503 with waits {:?} ms; {elapsed:?}",
+        idle_hwm >> 20,
+        peak >> 20,
+        after >> 20,
+        waits.len(),
+        waits
+    );
+    let stored = rusqlite_conn(&s.data.join("authtrail.db"))
+        .query_row("SELECT count(*) FROM batches", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    assert_eq!(stored, 4);
+    assert!(valid_events > 50_000, "{valid_events}");
+    assert!(peak < HALF_MEMORY_MAX, "peak resident {} MiB", peak >> 20);
+    assert!(
+        peak <= BUDGET + MARGIN,
+        "peak resident {} MiB > budget {} MiB + margin {} MiB",
+        peak >> 20,
+        BUDGET >> 20,
+        MARGIN >> 20
+    );
+}
+
+#[test]
+fn a_slow_agent_cannot_delay_another_agents_batch_by_more_than_a_second() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let slow = s.pki.agent();
+    let tls = tls_client_config(&s.pki.ca(), Some(&slow));
+    // 16 uploads of 1 MiB that send their headers and one byte, then stall: as many as the
+    // collector has batch slots.
+    let mut stalled: Vec<_> = (0..16u64)
+        .map(|seq| {
+            let mut stream = tls_stream(&tls, server.addr);
+            stream
+                .write_all(batch_head(slow.id, seq, 1 << 20, "").as_bytes())
+                .unwrap();
+            stream.write_all(b"{").unwrap();
+            stream.flush().unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let fast = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&fast));
+    let waits = std::sync::Mutex::new(Vec::new());
+    let start = Instant::now();
+    let status = post_until_answered(
+        &client,
+        &server.url("/v1/batches"),
+        fast.id,
+        1,
+        "zstd",
+        &zstd(events().as_bytes()),
+        &waits,
+    );
+    let took = start.elapsed();
+    assert_eq!(status, 200);
+    assert!(
+        took < Duration::from_secs(1),
+        "the other agent's batch took {took:?} (waits {:?} ms)",
+        waits.lock().unwrap()
+    );
+    // The stalled uploads are cut for being slower than min-upload-rate (or refused with 429
+    // beyond the per-agent cap), long before the 30 s request timeout.
+    let start = Instant::now();
+    let mut answers = Vec::new();
+    for stream in &mut stalled {
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answers.push(answer.get(..12).unwrap_or_default().to_owned());
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let cut = answers.iter().filter(|a| *a == "HTTP/1.1 408").count();
+    let refused = answers.iter().filter(|a| *a == "HTTP/1.1 429").count();
+    assert_eq!((cut, refused), (4, 12), "{answers:?}");
+}
+
+#[test]
+fn request_head_limit_is_the_documented_64_kib() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let a = s.pki.agent();
+    let tls = tls_client_config(&s.pki.ca(), Some(&a));
+    let body = zstd(events().as_bytes());
+    let head_with = |pad: usize| {
+        let extra = format!("X-Pad: {}\r\n", "p".repeat(pad));
+        let head = batch_head(a.id, 7, body.len() as u64, &extra);
+        (head.len(), head)
+    };
+    let answer = |head: &str| {
+        let mut stream = tls_stream(&tls, server.addr);
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body).unwrap();
+        stream.flush().unwrap();
+        let mut first = [0u8; 12];
+        let _ = stream.read_exact(&mut first);
+        String::from_utf8_lossy(&first).into_owned()
+    };
+    let base = head_with(0).0 - "X-Pad: \r\n".len();
+    let limit = collector::server::MAX_HEAD_BYTES;
+    // Exactly at the limit: served. One byte over, and well over: 431.
+    let (len, head) = head_with(limit - base - "X-Pad: \r\n".len());
+    assert_eq!(len, limit);
+    assert_eq!(answer(&head), "HTTP/1.1 200");
+    let (len, head) = head_with(limit - base - "X-Pad: \r\n".len() + 1);
+    assert_eq!(len, limit + 1);
+    assert_eq!(answer(&head), "HTTP/1.1 431");
+    let (_, head) = head_with(90 * 1024);
+    assert_eq!(answer(&head), "HTTP/1.1 431");
+}
+
+/// Runs `authtrail-collector serve` in a private mount namespace whose data directory is a
+/// 40 MiB tmpfs; `None` when namespaces are not available here.
+fn collector_on_small_tmpfs(s: &Setup) -> Option<(std::process::Child, std::net::SocketAddr)> {
+    use std::process::{Command, Stdio};
+    let ok = Command::new("unshare")
+        .args(["-m", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success());
+    if !ok {
+        return None;
+    }
+    std::fs::create_dir_all(&s.data).unwrap();
+    let path = crate::write_config(s, Require::Mtls);
+    let mut child = Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=40m tmpfs \"$1\" && exec \"$2\" serve --config \"$3\"")
+        .arg("sh")
+        .arg(&s.data)
+        .arg(crate::BIN)
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    match line.strip_prefix("listening on ") {
+        Some(addr) => Some((child, addr.parse().unwrap())),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
+}
+
+#[test]
+fn healthz_is_503_with_the_reason_when_the_store_cannot_write() {
+    use std::process::Command;
+    let s = setup();
+    let Some((mut child, addr)) = collector_on_small_tmpfs(&s) else {
+        eprintln!("skipped: no private mount namespace here (needs root and unshare)");
+        return;
+    };
+    let pid = child.id().to_string();
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    let health = || {
+        let mut r = client
+            .get(format!("https://localhost:{}/healthz", addr.port()))
+            .call()
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let in_ns = |args: &[&str]| {
+        Command::new("nsenter")
+            .args(["-t", &pid, "-m"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(health(), (200, "ok\n".to_owned()));
+    // The file system fills up.
+    let fill = s.data.join("fill");
+    let fill = fill.to_str().unwrap();
+    in_ns(&["dd", "if=/dev/zero", &format!("of={fill}"), "bs=1M"]);
+    let (status, why) = health();
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("bytes free"), "{why}");
+    in_ns(&["rm", fill]);
+    assert_eq!(health().0, 200);
+    // The file system turns read-only.
+    let data = s.data.to_str().unwrap();
+    let out = in_ns(&["mount", "--bind", "-o", "ro", data, data]);
+    assert!(out.status.success(), "{out:?}");
+    let (status, why) = health();
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("read-only"), "{why}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
