@@ -35,6 +35,99 @@ pub fn cert_agent_id(der: &[u8]) -> Option<Uuid> {
     Uuid::parse_str(cn).ok()
 }
 
+/// The serial number of a certificate (DER), lower-case hex without leading zero bytes;
+/// `None` when it does not parse.
+pub fn cert_serial(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(serial_hex(cert.raw_serial()))
+}
+
+fn serial_hex(raw: &[u8]) -> String {
+    let start = raw.iter().position(|&b| b != 0).unwrap_or(raw.len());
+    raw[start..].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The revocation list file: `SERIAL AGENT-ID` lines (`#` comments), re-read when its size,
+/// modification time or inode changes (one `stat` per check).
+#[derive(Debug)]
+pub struct Revoked {
+    path: PathBuf,
+    cache: std::sync::Mutex<RevokedCache>,
+}
+
+#[derive(Debug, Default)]
+struct RevokedCache {
+    /// (inode, size, mtime) of the file read; None: not read yet or missing.
+    seen: Option<(u64, u64, i64, i64)>,
+    serials: std::collections::HashSet<String>,
+}
+
+/// The revocation list could not be read (every certificate is refused until it can).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", .path.display())]
+pub struct RevokedError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Revoked {
+    /// A list read from `path` at each check when it has changed.
+    pub fn new(path: PathBuf) -> Revoked {
+        Revoked {
+            path,
+            cache: std::sync::Mutex::new(RevokedCache::default()),
+        }
+    }
+
+    /// Whether the certificate with `serial` (from [`cert_serial`]) is revoked now.
+    pub fn is_revoked(&self, serial: &str) -> Result<bool, RevokedError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let err = |reason: String| RevokedError {
+            path: self.path.clone(),
+            reason,
+        };
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| err("poisoned lock".to_owned()))?;
+        let key = match std::fs::metadata(&self.path) {
+            Ok(m) => Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(err(e.to_string())),
+        };
+        if key != cache.seen || (key.is_none() && !cache.serials.is_empty()) {
+            cache.serials = match key {
+                None => Default::default(),
+                Some(_) => {
+                    parse_revoked(&read_checked(&self.path, false).map_err(|e| err(e.to_string()))?)
+                        .map_err(|line| err(format!("line {line}: expected `SERIAL AGENT-ID`")))?
+                }
+            };
+            cache.seen = key;
+        }
+        Ok(cache.serials.contains(serial))
+    }
+}
+
+/// The serials of a revocation list's text, or the 1-based number of a bad line.
+pub fn parse_revoked(text: &str) -> Result<std::collections::HashSet<String>, usize> {
+    let mut serials = std::collections::HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let serial = line.split_whitespace().next().unwrap_or("");
+        if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(i + 1);
+        }
+        serials.insert(serial.to_ascii_lowercase());
+    }
+    Ok(serials)
+}
+
 /// Why a tokens file was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

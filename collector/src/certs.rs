@@ -291,6 +291,72 @@ pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, Certs
     Ok(report)
 }
 
+/// The revocation list file `certs revoke` writes in the CA directory.
+pub const REVOKED: &str = "revoked.txt";
+
+/// What `revoke` did.
+#[derive(Debug, Clone)]
+pub struct RevokeReport {
+    /// The revocation list.
+    pub list: PathBuf,
+    /// The revoked certificate's serial, hex.
+    pub serial: String,
+    /// False when it was already revoked.
+    pub added: bool,
+}
+
+/// Revokes the certificate `issue-agent` wrote for agent `id` in `dir`: adds its serial to
+/// `dir/revoked.txt` (written temp, fsync, rename). A collector whose `[tls] revoked-file` is
+/// that file refuses the certificate at its next request.
+pub fn revoke(dir: &Path, id: Uuid) -> Result<RevokeReport, CertsError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let cert = dir.join(format!("agent-{id}.pem"));
+    let der = CertificateDer::from_pem_file(&cert)
+        .map_err(|_| CertsError::BadCert { path: cert.clone() })?;
+    let serial = crate::auth::cert_serial(&der).ok_or(CertsError::BadCert { path: cert })?;
+    let list = dir.join(REVOKED);
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |cause| CertsError::Io { path, cause }
+    };
+    let mut text = match fs::read_to_string(&list) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io_err(&list)(e)),
+    };
+    let known = crate::auth::parse_revoked(&text).map_err(|line| CertsError::Io {
+        path: list.clone(),
+        cause: io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("line {line}: expected `SERIAL AGENT-ID`"),
+        ),
+    })?;
+    if known.contains(&serial) {
+        return Ok(RevokeReport {
+            list,
+            serial,
+            added: false,
+        });
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("{serial} {id}\n"));
+    let tmp = dir.join(format!(".{REVOKED}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    write_new(&tmp, text.as_bytes(), 0o644)?;
+    fs::rename(&tmp, &list).map_err(io_err(&list))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))?;
+    Ok(RevokeReport {
+        list,
+        serial,
+        added: true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

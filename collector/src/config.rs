@@ -64,6 +64,12 @@ pub struct TlsConfig {
     /// but checked when presented. Defaults to none (no client certificates).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ca_file: Option<PathBuf>,
+    /// Revoked agent certificates, as `authtrail-collector certs revoke` writes them
+    /// (`SERIAL AGENT-ID` lines, serial in hex). Re-read whenever it changes, so a revocation
+    /// applies to the agent's next request without a restart; a missing file revokes nothing,
+    /// an unreadable one refuses every certificate (503) until it is fixed. Defaults to none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_file: Option<PathBuf>,
 }
 
 /// Which credentials a batch must carry.

@@ -240,6 +240,15 @@ enum CertsCommand {
         #[arg(long, default_value_t = 825)]
         days: i64,
     },
+    /// Revoke an agent's certificate: add it to `revoked.txt` in --dir, which a collector
+    /// with `[tls] revoked-file` pointing there re-reads at the next request (no restart).
+    Revoke {
+        /// The agent id whose `agent-<ID>.pem` (from `issue-agent`) is revoked.
+        name: String,
+        /// The directory of `certs init` and `issue-agent`.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Print the SPKI SHA-256 pin (base64) of a PEM certificate.
     Pin {
         /// The certificate.
@@ -393,6 +402,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ))
         }
         Command::GenerateAssets { dir } => Ok(generate_assets(&dir)?),
+        Command::Certs(CertsCommand::Revoke { name, dir }) => {
+            let id = uuid::Uuid::parse_str(&name)
+                .map_err(|_| anyhow!("agent id {name:?} is not a UUID"))?;
+            let r = certs::revoke(&dir, id)?;
+            print(&format!(
+                "{} certificate serial {} of agent {id} in {}\n",
+                if r.added {
+                    "revoked"
+                } else {
+                    "already revoked:"
+                },
+                r.serial,
+                r.list.display()
+            ))
+        }
         Command::Certs(CertsCommand::Pin { cert }) => {
             print(&format!("{}\n", certs::pin_of_cert_file(&cert)?))
         }

@@ -105,6 +105,8 @@ struct State {
     db: std::path::PathBuf,
     /// Why the writer's last commit failed, until one succeeds.
     store_error: Mutex<Option<String>>,
+    /// `[tls] revoked-file`.
+    revoked: Option<auth::Revoked>,
 }
 
 /// Whether the store can take another batch: its file system writable with room for a
@@ -258,6 +260,7 @@ impl Server {
                 data_dir: config.data_dir.clone(),
                 db,
                 store_error: Mutex::new(None),
+                revoked: config.tls.revoked_file.clone().map(auth::Revoked::new),
             }),
             writer_thread,
             addr,
@@ -328,6 +331,8 @@ struct Peer {
     addr: SocketAddr,
     /// `Some(cert's agent id)` when a verified client certificate was presented.
     cert: Option<Option<Uuid>>,
+    /// That certificate's serial (hex), for the revocation list.
+    serial: Option<String>,
 }
 
 async fn connection(
@@ -357,7 +362,13 @@ async fn connection(
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| auth::cert_agent_id(c));
-    let peer = Arc::new(Peer { addr, cert });
+    let serial = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| auth::cert_serial(c));
+    let peer = Arc::new(Peer { addr, cert, serial });
     let service = service_fn(move |req| {
         let state = state.clone();
         let peer = peer.clone();
@@ -712,6 +723,23 @@ async fn batch_inner(
         bad("content-encoding: only zstd, gzip or identity are accepted".to_owned())
     })?;
     auth::authorize(state.require, &state.tokens, &creds, agent).map_err(auth_reply)?;
+    if let (Some(list), Some(serial)) = (&state.revoked, &peer.serial) {
+        match list.is_revoked(serial) {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(closing(text(
+                    StatusCode::FORBIDDEN,
+                    format!("the client certificate (serial {serial}) is revoked"),
+                )));
+            }
+            Err(e) => {
+                return Err(closing(busy(
+                    &format!("the revocation list cannot be read: {e}"),
+                    crate::budget::MAX_RETRY,
+                )));
+            }
+        }
+    }
     *authenticated = true;
 
     let limits = &state.limits;

@@ -530,3 +530,47 @@ fn healthz_is_503_with_the_reason_when_the_store_cannot_write() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_revoked_agent_certificate_is_refused_at_its_next_request_without_a_restart() {
+    let s = setup();
+    let revoked = s.pki.dir.join("revoked.txt");
+    let mut c = config(&s.pki, &s.data, Require::Mtls);
+    c.tls.revoked_file = Some(revoked.clone());
+    let server = TestServer::start(c);
+    let a = s.pki.agent();
+    let other = s.pki.agent();
+    let client_a = client(&s.pki.ca(), Some(&a));
+    let client_other = client(&s.pki.ca(), Some(&other));
+    let body = zstd(events().as_bytes());
+    let r = post(&client_a, &server, &Post::new(a.id, 1, body.clone())).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let out = std::process::Command::new(crate::BIN)
+        .args(["certs", "revoke", &a.id.to_string(), "--dir"])
+        .arg(&s.pki.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(revoked.exists());
+    // The same kept-alive client, and a new connection: both refused.
+    let r = post(&client_a, &server, &Post::new(a.id, 2, body.clone())).unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("revoked"), "{}", r.body);
+    let r = post(
+        &client(&s.pki.ca(), Some(&a)),
+        &server,
+        &Post::new(a.id, 3, body.clone()),
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Another agent is not affected; revoking twice is harmless.
+    let r = post(&client_other, &server, &Post::new(other.id, 1, body)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let out = std::process::Command::new(crate::BIN)
+        .args(["certs", "revoke", &a.id.to_string(), "--dir"])
+        .arg(&s.pki.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 2);
+}
