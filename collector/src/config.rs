@@ -142,7 +142,7 @@ pub struct Limits {
     /// store, across all requests. A request that would pass it gets 503 with `Retry-After`
     /// sized from how fast the budget drains. Must be at least max-body-bytes plus twice
     /// max-decompressed-bytes (what one maximal batch needs at its peak). The collector's
-    /// resident memory stays under this plus about 64 MiB, under half the shipped unit's
+    /// resident memory stays under this plus about 100 MiB, under half the shipped unit's
     /// `MemoryMax=512M`. Defaults to 144 MiB (16 MiB + 2 x 64 MiB).
     pub max_inflight_bytes: u64,
     /// Batches of one agent received, decoded or stored at once; more get 429 with

@@ -483,19 +483,24 @@ fn spawn_collector(config: &std::path::Path) -> (std::process::Child, std::net::
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
-        line.push(byte[0]);
-    }
-    let line = String::from_utf8(line).unwrap();
+    let line = first_line(&mut child);
     let addr = line
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
         .unwrap();
     (child, addr)
+}
+
+/// The first line `child` prints on its (piped) stdout.
+fn first_line(child: &mut std::process::Child) -> String {
+    let mut out = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    String::from_utf8(line).unwrap()
 }
 
 fn write_config(s: &Setup, require: Require) -> std::path::PathBuf {
