@@ -20,6 +20,7 @@
 pub mod auth;
 pub mod certs;
 pub mod config;
+pub mod console;
 pub mod ingest;
 pub mod report;
 pub mod rows;

@@ -65,6 +65,9 @@ pub enum ServeError {
     /// The tokens file.
     #[error(transparent)]
     Tokens(#[from] TokensError),
+    /// The web console's token or read connection.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     /// The store.
     #[error("{}: {cause}", .path.display())]
     Store {
@@ -91,6 +94,7 @@ struct State {
     limits: crate::config::Limits,
     writer: Writer,
     slots: Semaphore,
+    console: Option<Arc<crate::console::Console>>,
 }
 
 /// A bound, not yet running server. [`Server::local_addr`] tells the port when `listen` asked
@@ -155,6 +159,12 @@ impl Server {
             what: "reading the bound address".to_owned(),
             cause,
         })?;
+        let console =
+            crate::console::Console::open(&config.console, &db, config.heartbeat_stale_after)?
+                .map(Arc::new);
+        if let Some(c) = &console {
+            c.set_addr(addr);
+        }
         Ok(Server {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(tls)),
@@ -164,6 +174,7 @@ impl Server {
                 limits: config.limits.clone(),
                 writer,
                 slots: Semaphore::new(config.limits.max_concurrent_batches),
+                console,
             }),
             writer_thread,
             addr,
@@ -173,6 +184,11 @@ impl Server {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The web console, when `[console]` turned it on.
+    pub fn console(&self) -> Option<Arc<crate::console::Console>> {
+        self.state.console.clone()
     }
 
     /// Serves until `shutdown` completes; then stops accepting, lets open requests finish (up
@@ -353,6 +369,10 @@ async fn handle(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
         (_, HEALTH_PATH | BATCHES_PATH) => {
             closing(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
         }
+        (_, p) if state.console.is_some() && crate::console::owns(p) => match &state.console {
+            Some(c) => c.handle(peer.addr, req).await,
+            None => closing(text(StatusCode::NOT_FOUND, "not found")),
+        },
         _ => closing(text(StatusCode::NOT_FOUND, "not found")),
     }
 }
