@@ -100,7 +100,11 @@ fn fill(s: &ConsoleServer) {
 
 /// A client that does not follow redirects (so the login's `Set-Cookie` is seen).
 fn browser(s: &ConsoleServer) -> ureq::Agent {
-    let ca = fs::read(s.pki.ca()).unwrap();
+    browser_for(&s.pki)
+}
+
+fn browser_for(pki: &Pki) -> ureq::Agent {
+    let ca = fs::read(pki.ca()).unwrap();
     let tls = ureq::tls::TlsConfig::builder()
         .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![
             ureq::tls::Certificate::from_pem(&ca).unwrap(),
@@ -476,4 +480,48 @@ fn console_in_headless_chromium_shows_the_attack() {
         assert!(fs::metadata(&shot).unwrap().len() > 1000, "{page}");
     }
     eprintln!("screenshots in {}", out.display());
+}
+
+#[test]
+fn console_serve_prints_a_one_time_login_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let mut c = config(&pki, &dir.path().join("data"), Require::Either);
+    let token = dir.path().join("admin-token");
+    fs::write(&token, format!("{ADMIN_TOKEN}\n")).unwrap();
+    fs::set_permissions(&token, fs::Permissions::from_mode(0o600)).unwrap();
+    c.console.admin_token_file = Some(token);
+    let cfg = dir.path().join("collector.toml");
+    fs::write(&cfg, c.to_toml().unwrap()).unwrap();
+    fs::set_permissions(&cfg, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = Command::new(super::BIN)
+        .args(["serve", "--console-link", "localhost", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    std::io::BufRead::read_line(&mut out, &mut second).unwrap();
+    let link = second
+        .trim()
+        .strip_prefix("console login link ")
+        .map(str::to_owned);
+    let port = first.trim().rsplit(':').next().unwrap().to_owned();
+    let answer = link
+        .as_ref()
+        .map(|l| got(browser_for(&pki).get(l).call()).status);
+    let again = link
+        .as_ref()
+        .map(|l| got(browser_for(&pki).get(l).call()).status);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let link = link.unwrap_or_else(|| panic!("no link line: {first:?} {second:?}"));
+    assert!(
+        link.starts_with(&format!("https://localhost:{port}/login/once?t=")),
+        "{link}"
+    );
+    assert_eq!(answer, Some(303));
+    assert_eq!(again, Some(401));
 }
