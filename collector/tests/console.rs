@@ -525,3 +525,32 @@ fn console_serve_prints_a_one_time_login_link() {
     assert_eq!(answer, Some(303));
     assert_eq!(again, Some(401));
 }
+
+#[test]
+fn console_logout_needs_the_csrf_token_and_ends_the_session() {
+    let s = start_console(|_| {});
+    let id = session_of(&login(&s, ADMIN_TOKEN));
+    let logout = |csrf: Option<&str>| {
+        let mut req = browser(&s)
+            .post(s.server.url("/logout"))
+            .header("Cookie", &format!("{SESSION_COOKIE}={id}"));
+        if let Some(c) = csrf {
+            req = req.header("X-CSRF-Token", c);
+        }
+        got(req.send_empty())
+    };
+    assert_eq!(logout(None).status, 403);
+    assert_eq!(logout(Some("guessed")).status, 403);
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 200);
+    let session: serde_json::Value =
+        serde_json::from_str(&get(&s, "/api/v1/session", Some(&id)).body).unwrap();
+    let r = logout(session["csrf"].as_str());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 401);
+    // A POST to the API without a session is 401 too, not a hint about methods.
+    let r = got(browser(&s)
+        .post(s.server.url("/api/v1/alerts"))
+        .send_empty());
+    assert_eq!(r.status, 401);
+}

@@ -386,7 +386,7 @@ impl Console {
                 Some(_) => reply(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),
                 None => login_page(StatusCode::OK, ""),
             },
-            (&Method::GET, p) if p.starts_with("/api/") => {
+            (m, p) if p.starts_with("/api/") => {
                 let csrf = self.session(&req);
                 if csrf.is_none() && !self.bearer(&req) {
                     let mut r = json_error(StatusCode::UNAUTHORIZED, "log in first");
@@ -395,6 +395,9 @@ impl Console {
                         HeaderValue::from_static("Bearer realm=\"authtrail-console\""),
                     );
                     return r;
+                }
+                if m != Method::GET {
+                    return json_error(StatusCode::METHOD_NOT_ALLOWED, "the API is read-only: GET");
                 }
                 if p == "/api/v1/session" {
                     let body = serde_json::json!({ "csrf": csrf }).to_string();
