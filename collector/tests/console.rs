@@ -24,14 +24,20 @@ struct ConsoleServer {
     console: Arc<Console>,
 }
 
-fn start_console(tweak: impl FnOnce(&mut Config)) -> ConsoleServer {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(&dir.path().join("pki"));
-    let mut c = config(&pki, &dir.path().join("data"), Require::Either);
-    let token = dir.path().join("admin-token");
+/// A collector config in `dir` with the console on ([`ADMIN_TOKEN`] in a 0600 file).
+fn console_config(dir: &Path, pki: &Pki) -> Config {
+    let mut c = config(pki, &dir.join("data"), Require::Either);
+    let token = dir.join("admin-token");
     fs::write(&token, format!("{ADMIN_TOKEN}\n")).unwrap();
     fs::set_permissions(&token, fs::Permissions::from_mode(0o600)).unwrap();
     c.console.admin_token_file = Some(token);
+    c
+}
+
+fn start_console(tweak: impl FnOnce(&mut Config)) -> ConsoleServer {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let mut c = console_config(dir.path(), &pki);
     tweak(&mut c);
     let (server, console) = TestServer::start_with(c);
     ConsoleServer {
@@ -486,11 +492,7 @@ fn console_in_headless_chromium_shows_the_attack() {
 fn console_serve_prints_a_one_time_login_link() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(&dir.path().join("pki"));
-    let mut c = config(&pki, &dir.path().join("data"), Require::Either);
-    let token = dir.path().join("admin-token");
-    fs::write(&token, format!("{ADMIN_TOKEN}\n")).unwrap();
-    fs::set_permissions(&token, fs::Permissions::from_mode(0o600)).unwrap();
-    c.console.admin_token_file = Some(token);
+    let c = console_config(dir.path(), &pki);
     let cfg = dir.path().join("collector.toml");
     fs::write(&cfg, c.to_toml().unwrap()).unwrap();
     fs::set_permissions(&cfg, fs::Permissions::from_mode(0o600)).unwrap();
