@@ -578,3 +578,92 @@ pub(crate) fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn console(dir: &std::path::Path) -> Console {
+        let db = dir.join("db");
+        drop(Store::open(&db).unwrap());
+        let token = dir.join("token");
+        std::fs::write(&token, "0123456789abcdef0123\n").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = ConsoleConfig {
+            admin_token_file: Some(token),
+            ..ConsoleConfig::default()
+        };
+        Console::open(&config, &db, Duration::from_secs(180))
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn failed_login_table_is_bounded_and_a_flood_still_gets_limited() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = console(dir.path());
+        for i in 0..MAX_LOGIN_CLIENTS as u32 + 100 {
+            c.login_failed(IpAddr::from(i.to_be_bytes()));
+        }
+        assert_eq!(
+            c.attempts.lock().unwrap().per_client.len(),
+            MAX_LOGIN_CLIENTS
+        );
+        // Past the table, new addresses share one counter: the 100 failures above used it up.
+        let fresh = IpAddr::from([10, 200, 0, 1]);
+        assert!(!c.login_allowed(fresh));
+        // A tracked address is limited on its own count.
+        let tracked = IpAddr::from(0u32.to_be_bytes());
+        assert!(c.login_allowed(tracked));
+        for _ in 1..LOGIN_ATTEMPTS {
+            c.login_failed(tracked);
+        }
+        assert!(!c.login_allowed(tracked));
+    }
+
+    #[test]
+    fn one_time_links_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = console(dir.path());
+        let first = c.one_time_link("localhost");
+        for _ in 0..MAX_ONE_TIME {
+            c.one_time_link("localhost");
+        }
+        let o = c.one_time.lock().unwrap();
+        assert_eq!(o.len(), MAX_ONE_TIME);
+        assert!(
+            !o.iter().any(|(t, _)| first.ends_with(t.as_str())),
+            "the oldest went"
+        );
+    }
+
+    #[test]
+    fn short_admin_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        drop(Store::open(&db).unwrap());
+        let token = dir.path().join("token");
+        std::fs::write(&token, "short\n").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = ConsoleConfig {
+            admin_token_file: Some(token),
+            ..ConsoleConfig::default()
+        };
+        let e = Console::open(&config, &db, Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("at least 16 bytes"), "{e}");
+    }
+
+    #[test]
+    fn form_values_are_percent_decoded() {
+        assert_eq!(
+            form_value(b"a=1&token=x%2By+z", "token").as_deref(),
+            Some("x+y z")
+        );
+        assert_eq!(
+            form_value(b"token=%zz%4", "token").as_deref(),
+            Some("%zz%4")
+        );
+        assert_eq!(form_value(b"other=1", "token"), None);
+    }
+}
