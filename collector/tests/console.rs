@@ -94,7 +94,8 @@ fn attack_ndjson() -> String {
 /// loggen's auth.log (scanner noise, users, and a brute force that ends in a root login) for
 /// `web1`, starting a day ago, through the agent's parser and detector: its events (each with
 /// its raw line in `message`) and the alerts they raise, as the agent ships them. Returns the
-/// NDJSON and the attacker's address (the source of the success-after-failures alert).
+/// NDJSON and the attacker's address (the source of the success-after-failures alert with the
+/// most failures).
 fn loggen_ndjson() -> (String, String) {
     use agent_core::detect::{DefaultDetector, DetectConfig};
     use agent_core::ecs::{Envelope, write_alert, write_event};
@@ -131,14 +132,19 @@ fn loggen_ndjson() -> (String, String) {
             };
             write_alert(&mut out, &alert, &env).unwrap();
             out.push('\n');
-            if alert.rule == agent_core::detect::Rule::SuccessAfterFailures {
-                attacker = alert.source.map(|ip| ip.to_string());
+            // loggen's burst: the success after the most failures (others are typos).
+            if alert.rule == agent_core::detect::Rule::SuccessAfterFailures
+                && attacker.as_ref().is_none_or(|(n, _)| alert.count > *n)
+            {
+                attacker = alert.source.map(|ip| (alert.count, ip.to_string()));
             }
         }
     }
     (
         out,
-        attacker.expect("loggen's burst raises success after failures"),
+        attacker
+            .expect("loggen's burst raises success after failures")
+            .1,
     )
 }
 
