@@ -418,6 +418,7 @@ impl Console {
                     Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
                 }
             }
+            (&Method::GET, _) => json_error(StatusCode::NOT_FOUND, "not found"),
             _ => json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         }
     }
