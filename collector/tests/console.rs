@@ -432,6 +432,7 @@ fn console_api_groups_alerts_and_caps_pages() {
     let u = json("/api/v1/users");
     assert_eq!(u["items"][0]["user"], "alice");
     assert_eq!(u["items"][0]["sudo"], 1);
+    assert_eq!(u["items"][0]["networks"][0], "203.0.113.0/24");
     let t = json("/api/v1/timeline");
     let hours = t["items"].as_array().unwrap();
     let sum = |k: &str| hours.iter().map(|h| h[k].as_u64().unwrap()).sum::<u64>();

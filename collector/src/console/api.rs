@@ -568,11 +568,28 @@ struct UserRow {
     user: String,
     hosts: BTreeSet<String>,
     sources: BTreeSet<String>,
+    /// The source networks (IPv4 /24, IPv6 /64) of the successful logins.
+    networks: BTreeSet<String>,
     first_seen_us: i64,
     last_seen_us: i64,
     successes: u64,
     failures: u64,
     sudo: u64,
+}
+
+/// The /24 (IPv4) or /64 (IPv6) network an address is in.
+fn network(ip: &str) -> Option<String> {
+    match ip.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(a) => {
+            let [x, y, z, _] = a.octets();
+            Some(format!("{x}.{y}.{z}.0/24"))
+        }
+        std::net::IpAddr::V6(a) => {
+            let s = a.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            Some(format!("{net}/64"))
+        }
+    }
 }
 
 fn users(store: &Store, p: &Params) -> Result<Value, ApiError> {
@@ -594,6 +611,7 @@ fn users(store: &Store, p: &Params) -> Result<Value, ApiError> {
             r.successes += 1;
             r.hosts.extend(e.host.clone());
             r.sources.extend(e.source_ip.clone());
+            r.networks.extend(e.source_ip.as_deref().and_then(network));
         } else if is_failure(e) {
             r.failures += 1;
         } else if matches!(e.action.as_deref(), Some("sudo" | "su")) {
@@ -647,6 +665,16 @@ fn sources(store: &Store, p: &Params) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_of_addresses() {
+        assert_eq!(network("203.0.113.7").as_deref(), Some("203.0.113.0/24"));
+        assert_eq!(
+            network("2001:db8:1:2:3::9").as_deref(),
+            Some("2001:db8:1:2::/64")
+        );
+        assert_eq!(network("not an address"), None);
+    }
 
     #[test]
     fn page_size_is_capped() {

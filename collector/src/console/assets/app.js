@@ -148,9 +148,9 @@ async function hosts(offset = 0) {
 
 async function users(offset = 0) {
   const b = await api("users", { offset });
-  show(el("h2", {}, "Users"), table(["User", "Hosts", "Sources", "First seen", "Successes", "Failures", "sudo/su"],
+  show(el("h2", {}, "Users"), table(["User", "Hosts logged in to", "From addresses", "From networks", "First seen", "Successes", "Failures", "sudo/su"],
     b.items.map((u) => el("tr", {}, el("td", {}, u.user), el("td", {}, u.hosts.join(", ")),
-      el("td", {}, u.sources.join(", ")), el("td", {}, time(u.first_seen_us)),
+      el("td", {}, u.sources.join(", ")), el("td", {}, u.networks.join(", ")), el("td", {}, time(u.first_seen_us)),
       el("td", {}, u.successes), el("td", {}, u.failures), el("td", {}, u.sudo)))), pager(b, users));
 }
 
