@@ -58,8 +58,9 @@ fn attack_ndjson() -> String {
     let mut out = String::new();
     for i in 0..12 {
         out += &format!(
-            r#"{{"@timestamp":"{}","event":{{"kind":"event","category":["authentication"],"action":"auth_failure","outcome":"failure"}},{env},"user":{{"name":"alice"}},"source":{{"ip":"{ATTACKER}","port":{}}},"process":{{"name":"sshd","pid":100}},"message":"Failed password for alice from {ATTACKER} port {} ssh2"}}"#,
+            r#"{{"@timestamp":"{}","event":{{"kind":"event","category":["authentication"],"action":"auth_failure","outcome":"failure","sequence":{}}},{env},"user":{{"name":"alice"}},"source":{{"ip":"{ATTACKER}","port":{}}},"process":{{"name":"sshd","pid":100}},"message":"Failed password for alice from {ATTACKER} port {} ssh2"}}"#,
             at(i * 2),
+            i,
             40000 + i,
             40000 + i
         );
@@ -75,13 +76,24 @@ fn attack_ndjson() -> String {
         at(60)
     );
     out.push('\n');
+    let cites = |rule: &str| {
+        if rule == "success_after_failures" {
+            (2..12)
+                .map(|n: u32| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            String::new()
+        }
+    };
     for (s, rule, count) in [
         (10, "brute_force", 5),
         (20, "brute_force", 10),
         (30, "success_after_failures", 12),
     ] {
+        let cites = cites(rule);
         out += &format!(
-            r#"{{"@timestamp":"{}","event":{{"kind":"alert","category":["authentication"],"action":"{rule}","outcome":"unknown","severity":73,"reason":"{rule} for alice from {ATTACKER}: {count} failures","start":"{}","end":"{}"}},{env},"source":{{"ip":"{ATTACKER}"}},"user":{{"name":"alice"}},"authtrail":{{"count":{count}}}}}"#,
+            r#"{{"@timestamp":"{}","event":{{"kind":"alert","category":["authentication"],"action":"{rule}","outcome":"unknown","severity":73,"reason":"{rule} for alice from {ATTACKER}: {count} failures","start":"{}","end":"{}"}},{env},"source":{{"ip":"{ATTACKER}"}},"user":{{"name":"alice"}},"authtrail":{{"count":{count},"evidence":[{cites}]}}}}"#,
             at(s),
             at(0),
             at(s)
@@ -420,6 +432,30 @@ fn console_api_groups_alerts_and_caps_pages() {
         "{e}"
     );
     assert_eq!(e["next"][0]["action"], "sudo", "{e}");
+    // Without the group's cites nothing is marked; with them, the ten cited failures.
+    let marked = |e: &serde_json::Value| {
+        e["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["cited"] == true)
+            .count()
+    };
+    assert_eq!(marked(&e), 0);
+    let cites: Vec<String> = g["cites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(cites.len(), 10, "{g}");
+    let e = json(&format!(
+        "/api/v1/alerts/evidence?host=web1&source_ip={ATTACKER}&user=alice&since={}&until={}&cites={}",
+        g["start_us"],
+        g["end_us"],
+        cites.join(",")
+    ));
+    assert_eq!(marked(&e), 10, "{e}");
 
     let h = json("/api/v1/hosts");
     assert_eq!(h["items"][0]["hostname"], "web1");

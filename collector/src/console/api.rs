@@ -90,6 +90,8 @@ struct Params {
     until: Option<i64>,
     limit: usize,
     offset: usize,
+    /// Comma-separated `event.sequence` numbers an alert cites (evidence only).
+    cites: String,
 }
 
 fn time_param(name: &'static str, v: &str) -> Result<i64, ApiError> {
@@ -129,6 +131,7 @@ fn params(query: &str) -> Result<Params, ApiError> {
             // The cap: a bigger page is cut to MAX_PAGE, not refused.
             "limit" => p.limit = count("limit")?.clamp(1, MAX_PAGE),
             "offset" => p.offset = count("offset")?,
+            "cites" => p.cites = v.clone(),
             _ => {}
         }
     }
@@ -236,6 +239,9 @@ struct AlertGroup {
     start_us: i64,
     /// The latest alert.
     end_us: i64,
+    /// The `event.sequence` of the events the alerts cite (`authtrail.evidence`), at most
+    /// [`MAX_EVIDENCE`].
+    cites: BTreeSet<u64>,
 }
 
 /// (rule, host, source address, user): what makes alerts one attack.
@@ -304,6 +310,11 @@ fn alerts(store: &Store, p: &Params) -> Result<Value, ApiError> {
             .pointer("/authtrail/count")
             .and_then(Value::as_u64)
             .unwrap_or(0);
+        let cites = doc
+            .pointer("/authtrail/evidence")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect::<Vec<u64>>())
+            .unwrap_or_default();
         match open.get(&key).copied() {
             Some(i) if e.timestamp_us - groups[i].end_us <= GROUP_GAP_US => {
                 let g = &mut groups[i];
@@ -313,6 +324,11 @@ fn alerts(store: &Store, p: &Params) -> Result<Value, ApiError> {
                 g.start_us = g.start_us.min(start);
                 g.end_us = e.timestamp_us;
                 g.reason = reason;
+                for c in cites {
+                    if g.cites.len() < MAX_EVIDENCE {
+                        g.cites.insert(c);
+                    }
+                }
             }
             _ => {
                 open.insert(key, groups.len());
@@ -327,6 +343,7 @@ fn alerts(store: &Store, p: &Params) -> Result<Value, ApiError> {
                     attempts: count,
                     start_us: start,
                     end_us: e.timestamp_us,
+                    cites: cites.into_iter().take(MAX_EVIDENCE).collect(),
                 });
             }
         }
@@ -403,8 +420,28 @@ fn evidence(store: &Store, p: &Params) -> Result<Value, ApiError> {
             .collect(),
         None => BTreeSet::new(),
     };
+    // The events the alerts cite by `event.sequence` are marked.
+    let cites: BTreeSet<u64> = p
+        .cites
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .take(MAX_EVIDENCE)
+        .collect();
+    let evidence: Vec<Value> = cited
+        .iter()
+        .map(|e| {
+            let seq = e
+                .doc
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                .and_then(|d| d.pointer("/event/sequence").and_then(Value::as_u64));
+            let mut v = json!(event_json(e));
+            v["cited"] = json!(seq.is_some_and(|s| cites.contains(&s)));
+            v
+        })
+        .collect();
     Ok(json!({
-        "evidence": cited.iter().map(event_json).collect::<Vec<_>>(),
+        "evidence": evidence,
         "evidence_total": cited_total,
         "next": next.iter().map(event_json).collect::<Vec<_>>(),
         "hosts_reached_after": reached,

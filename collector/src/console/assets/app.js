@@ -49,7 +49,7 @@ function table(headers, rows) {
 }
 
 function eventRows(events) {
-  return events.map((e) => el("tr", {},
+  return events.map((e) => el("tr", { class: e.cited ? "cited" : "", title: e.cited ? "cited by the alert" : "" },
     el("td", {}, time(e.timestamp_us)), el("td", {}, e.host), el("td", { class: e.outcome || "" }, e.action),
     el("td", {}, e.user), el("td", {}, e.source_ip),
     el("td", {}, el("pre", { class: "raw" }, e.doc ? (e.doc.message || JSON.stringify(e.doc)) : ""))));
@@ -77,6 +77,7 @@ async function evidence(g, cell) {
   if (g.host) p.set("host", g.host);
   if (g.source_ip) p.set("source_ip", g.source_ip);
   if (g.user) p.set("user", g.user);
+  if (g.cites && g.cites.length) p.set("cites", g.cites.join(","));
   const r = await fetch("/api/v1/alerts/evidence?" + p, { credentials: "same-origin" });
   const b = await r.json();
   cell.textContent = "";
