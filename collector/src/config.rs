@@ -45,6 +45,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Bounds on connections, requests and bodies.
     pub limits: Limits,
+    /// The web console (off unless `admin-token-file` is set).
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// `[tls]`.
@@ -164,6 +166,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             limits: Limits::default(),
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }

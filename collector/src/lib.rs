@@ -14,13 +14,15 @@
 //!
 //! Code map: `config` (TOML), `tls` (rustls server config), `auth` (who is sending),
 //! `ingest` (decompress and decode a body, no I/O), `store` (SQLite, writer thread, queries),
-//! `server` (hyper service), `certs` (a fleet CA with rcgen), `report` (`query`/`stats` text).
+//! `server` (hyper service), `console` (the web console and its JSON API, off unless
+//! configured), `certs` (a fleet CA with rcgen), `report` (`query`/`stats` text).
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod budget;
 pub mod certs;
 pub mod config;
+pub mod console;
 pub mod ingest;
 pub mod report;
 pub mod rows;

@@ -37,6 +37,11 @@ enum Command {
         /// The configuration file.
         #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
+        /// With the web console on, also print `console login link URL` on stdout: a link that
+        /// logs a browser in once, within 10 minutes. The URL names the server HOST (as its
+        /// certificate does).
+        #[arg(long, value_name = "HOST")]
+        console_link: Option<String>,
     },
     /// Check the configuration (and that certificates, key and tokens load), then print it with
     /// every default filled in.
@@ -324,7 +329,10 @@ fn print(text: &str) -> anyhow::Result<()> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config } => serve(&config),
+        Command::Serve {
+            config,
+            console_link,
+        } => serve(&config, console_link.as_deref()),
         Command::Validate { config } => {
             let c = load_valid(&config)?;
             collector::tls::server_config(&c)?;
@@ -448,7 +456,7 @@ fn stats_json(
     })
 }
 
-fn serve(path: &Path) -> anyhow::Result<()> {
+fn serve(path: &Path, console_link: Option<&str>) -> anyhow::Result<()> {
     let config = load_valid(path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -459,6 +467,12 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         // The readiness line: scripts and tests wait for it (and read the port from it when
         // `listen` asks for port 0).
         print(&format!("listening on {}\n", server.local_addr()))?;
+        if let (Some(host), Some(console)) = (console_link, server.console()) {
+            print(&format!(
+                "console login link {}\n",
+                console.one_time_link(host)
+            ))?;
+        }
         server.run(shutdown_signal()).await;
         eprintln!("authtrail-collector: stopped");
         Ok(())

@@ -69,6 +69,9 @@ pub enum ServeError {
     /// The tokens file.
     #[error(transparent)]
     Tokens(#[from] TokensError),
+    /// The web console's token or read connection.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     /// The store.
     #[error("{}: {cause}", .path.display())]
     Store {
@@ -107,6 +110,7 @@ struct State {
     store_error: Mutex<Option<String>>,
     /// `[tls] revoked-file`.
     revoked: Option<auth::Revoked>,
+    console: Option<Arc<crate::console::Console>>,
 }
 
 /// Whether the store can take another batch: its file system writable with room for a
@@ -246,6 +250,12 @@ impl Server {
             what: "reading the bound address".to_owned(),
             cause,
         })?;
+        let console =
+            crate::console::Console::open(&config.console, &db, config.heartbeat_stale_after)?
+                .map(Arc::new);
+        if let Some(c) = &console {
+            c.set_addr(addr);
+        }
         Ok(Server {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(tls)),
@@ -261,6 +271,7 @@ impl Server {
                 db,
                 store_error: Mutex::new(None),
                 revoked: config.tls.revoked_file.clone().map(auth::Revoked::new),
+                console,
             }),
             writer_thread,
             addr,
@@ -270,6 +281,11 @@ impl Server {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The web console, when `[console]` turned it on.
+    pub fn console(&self) -> Option<Arc<crate::console::Console>> {
+        self.state.console.clone()
     }
 
     /// Serves until `shutdown` completes; then stops accepting, lets open requests finish (up
@@ -501,6 +517,10 @@ async fn handle(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
         (_, HEALTH_PATH | BATCHES_PATH) => {
             closing(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
         }
+        (_, p) if state.console.is_some() && crate::console::owns(p) => match &state.console {
+            Some(c) => c.handle(peer.addr, req).await,
+            None => closing(text(StatusCode::NOT_FOUND, "not found")),
+        },
         _ => closing(text(StatusCode::NOT_FOUND, "not found")),
     }
 }

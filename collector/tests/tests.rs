@@ -2,6 +2,7 @@
 // Helpers outside `#[test]` functions unwrap too: a failure there is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod console;
 mod trust;
 mod util;
 

@@ -106,6 +106,13 @@ pub(crate) fn tokens_file(dir: &Path, entries: &[(Uuid, &str)]) -> PathBuf {
 
 impl TestServer {
     pub(crate) fn start(config: Config) -> TestServer {
+        TestServer::start_with(config).0
+    }
+
+    /// [`TestServer::start`], also handing back the web console when the config turns it on.
+    pub(crate) fn start_with(
+        config: Config,
+    ) -> (TestServer, Option<Arc<collector::console::Console>>) {
         config.validate().unwrap();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -118,7 +125,9 @@ impl TestServer {
                 .unwrap();
             rt.block_on(async move {
                 let server = collector::Server::bind(&c).await.unwrap();
-                addr_tx.send(server.local_addr()).unwrap();
+                addr_tx
+                    .send((server.local_addr(), server.console()))
+                    .unwrap();
                 server
                     .run(async {
                         let _ = stop_rx.await;
@@ -126,13 +135,14 @@ impl TestServer {
                     .await;
             });
         });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).unwrap();
-        TestServer {
+        let (addr, console) = addr_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let server = TestServer {
             addr,
             config,
             stop: Some(stop),
             thread: Some(thread),
-        }
+        };
+        (server, console)
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

@@ -126,7 +126,8 @@ fn demo(args: &Args, dir: &Path) -> Result<()> {
     write_private(
         &collector_cfg,
         &format!(
-            "listen = \"127.0.0.1:0\"\ndata-dir = {data:?}\n[tls]\ncert-file = {cert:?}\nkey-file = {key:?}\nclient-ca-file = {ca:?}\n[auth]\nrequire = \"mtls\"\n",
+            "listen = \"127.0.0.1:0\"\ndata-dir = {data:?}\n[tls]\ncert-file = {cert:?}\nkey-file = {key:?}\nclient-ca-file = {ca:?}\n[auth]\nrequire = \"mtls\"\n[console]\nadmin-token-file = {admin:?}\n",
+            admin = path_str(&admin_token_file(dir)?),
             data = path_str(&data),
             cert = path_str(&pki.join("server.pem")),
             key = path_str(&pki.join("server-key.pem")),
@@ -135,7 +136,7 @@ fn demo(args: &Args, dir: &Path) -> Result<()> {
     )?;
     let collector_log = dir.join("collector.log");
     let mut child = Command::new(&collector_bin)
-        .args(["serve", "--config"])
+        .args(["serve", "--console-link", "localhost", "--config"])
         .arg(&collector_cfg)
         .stdout(Stdio::piped())
         .stderr(File::create(&collector_log)?)
@@ -147,7 +148,10 @@ fn demo(args: &Args, dir: &Path) -> Result<()> {
         child,
     };
     let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first)?;
+    let mut stdout = BufReader::new(stdout);
+    stdout.read_line(&mut first)?;
+    let mut link = String::new();
+    stdout.read_line(&mut link)?;
     let addr = first
         .trim()
         .strip_prefix("listening on ")
@@ -162,6 +166,11 @@ fn demo(args: &Args, dir: &Path) -> Result<()> {
         "    listening on {addr} (mTLS, SQLite in {})",
         data.display()
     );
+    if let Some(link) = link.trim().strip_prefix("console login link ") {
+        let port = addr.rsplit(':').next().unwrap_or("");
+        println!("    web console: https://localhost:{port}/ (the demo CA signed its certificate)");
+        println!("    one-time login link (10 minutes): {link}");
+    }
 
     println!("==> starting the agent on {}", log.display());
     let agent_cfg = dir.join("agent.toml");
@@ -312,4 +321,14 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 
 fn path_str(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// A random admin token for the demo's web console, in `dir/admin-token` (mode 0600).
+fn admin_token_file(dir: &Path) -> Result<std::path::PathBuf> {
+    let mut bytes = [0u8; 24];
+    std::io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut bytes)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join("admin-token");
+    write_private(&path, &format!("{token}\n"))?;
+    Ok(path)
 }

@@ -18,6 +18,8 @@ pub(crate) const RUSTUP_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
 
 /// Debian/Ubuntu packages for the end-to-end tests. Add to this list; keep it sorted.
 pub(crate) const APT_PACKAGES: &[&str] = &[
+    // The web console's end-to-end test (headless).
+    "chromium",
     "expect",
     "openssh-client",
     "openssh-server",

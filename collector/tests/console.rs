@@ -1,0 +1,676 @@
+//! The web console: access control and the API over real TLS, and the pages in headless
+//! Chromium.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use collector::config::{Config, Require};
+use collector::console::{Console, LOGIN_ATTEMPTS, SESSION_COOKIE};
+
+use crate::util::*;
+
+const ADMIN_TOKEN: &str = "console-admin-token-0123456789";
+const ATTACKER: &str = "203.0.113.7";
+
+/// A collector with the console on, run in-process; stopped on drop.
+struct ConsoleServer {
+    _dir: tempfile::TempDir,
+    pki: Pki,
+    server: TestServer,
+    console: Arc<Console>,
+}
+
+/// A collector config in `dir` with the console on ([`ADMIN_TOKEN`] in a 0600 file).
+fn console_config(dir: &Path, pki: &Pki) -> Config {
+    let mut c = config(pki, &dir.join("data"), Require::Either);
+    let token = dir.join("admin-token");
+    fs::write(&token, format!("{ADMIN_TOKEN}\n")).unwrap();
+    fs::set_permissions(&token, fs::Permissions::from_mode(0o600)).unwrap();
+    c.console.admin_token_file = Some(token);
+    c
+}
+
+fn start_console(tweak: impl FnOnce(&mut Config)) -> ConsoleServer {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let mut c = console_config(dir.path(), &pki);
+    tweak(&mut c);
+    let (server, console) = TestServer::start_with(c);
+    ConsoleServer {
+        _dir: dir,
+        pki,
+        server,
+        console: console.unwrap(),
+    }
+}
+
+/// A brute force from [`ATTACKER`] against `alice` on `web1` an hour ago, her login from
+/// there, her `sudo` right after, and the alerts the agent raised (two brute force alerts of
+/// one attack, and the success after failures).
+fn attack_ndjson() -> String {
+    let t0 = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let at = |s: i64| (t0 + jiff::SignedDuration::from_secs(s)).to_string();
+    let env = r#""host":{"hostname":"web1"},"agent":{"version":"9.9.9"}"#;
+    let mut out = String::new();
+    for i in 0..12 {
+        out += &format!(
+            r#"{{"@timestamp":"{}","event":{{"kind":"event","category":["authentication"],"action":"auth_failure","outcome":"failure","sequence":{}}},{env},"user":{{"name":"alice"}},"source":{{"ip":"{ATTACKER}","port":{}}},"process":{{"name":"sshd","pid":100}},"message":"Failed password for alice from {ATTACKER} port {} ssh2"}}"#,
+            at(i * 2),
+            i,
+            40000 + i,
+            40000 + i
+        );
+        out.push('\n');
+    }
+    out += &format!(
+        r#"{{"@timestamp":"{}","event":{{"kind":"event","category":["authentication"],"action":"auth_success","outcome":"success"}},{env},"user":{{"name":"alice"}},"source":{{"ip":"{ATTACKER}","port":41000}},"process":{{"name":"sshd","pid":101}},"message":"Accepted password for alice from {ATTACKER} port 41000 ssh2"}}"#,
+        at(30)
+    );
+    out.push('\n');
+    out += &format!(
+        r#"{{"@timestamp":"{}","event":{{"kind":"event","category":["process"],"action":"sudo","outcome":"success"}},{env},"user":{{"name":"alice"}},"process":{{"name":"sudo"}},"message":"alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/cat /etc/shadow"}}"#,
+        at(60)
+    );
+    out.push('\n');
+    let cites = |rule: &str| {
+        if rule == "success_after_failures" {
+            (2..12)
+                .map(|n: u32| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            String::new()
+        }
+    };
+    for (s, rule, count) in [
+        (10, "brute_force", 5),
+        (20, "brute_force", 10),
+        (30, "success_after_failures", 12),
+    ] {
+        let cites = cites(rule);
+        out += &format!(
+            r#"{{"@timestamp":"{}","event":{{"kind":"alert","category":["authentication"],"action":"{rule}","outcome":"unknown","severity":73,"reason":"{rule} for alice from {ATTACKER}: {count} failures","start":"{}","end":"{}"}},{env},"source":{{"ip":"{ATTACKER}"}},"user":{{"name":"alice"}},"authtrail":{{"count":{count},"evidence":[{cites}]}}}}"#,
+            at(s),
+            at(0),
+            at(s)
+        );
+        out.push('\n');
+    }
+    out
+}
+
+/// loggen's auth.log (scanner noise, users, and a brute force that ends in a root login) for
+/// `web1`, starting a day ago, through the agent's parser and detector: its events (each with
+/// its raw line in `message`) and the alerts they raise, as the agent ships them. Returns the
+/// NDJSON and the attacker's address (the source of the success-after-failures alert with the
+/// most failures).
+fn loggen_ndjson() -> (String, String) {
+    use agent_core::detect::{DefaultDetector, DetectConfig};
+    use agent_core::ecs::{Envelope, write_alert, write_event};
+    use agent_core::{Parsed, Text, Timestamp, parse_line, syslog::Context};
+    let now = jiff::Timestamp::now().as_second();
+    let opts = loggen::Options {
+        lines: 5_000,
+        seed: 19,
+        format: loggen::Format::Rfc3339,
+        start: now - 24 * 3600,
+        ..Default::default()
+    };
+    let mut log = Vec::new();
+    loggen::generate(&mut log, &opts).unwrap();
+    let ctx = Context::new(Timestamp::from_secs(now));
+    let mut detector = Box::new(DefaultDetector::new(DetectConfig::default()));
+    let (mut out, mut attacker) = (String::new(), None);
+    for line in log.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let Parsed::Event(ev) = parse_line(line, &ctx) else {
+            continue;
+        };
+        let env = Envelope {
+            agent_version: Some("9.9.9"),
+            message: Some(Text(line)),
+            ..Envelope::default()
+        };
+        write_event(&mut out, &ev, &env).unwrap();
+        out.push('\n');
+        for alert in detector.observe(&ev) {
+            let env = Envelope {
+                hostname: ev.hostname,
+                message: None,
+                ..env
+            };
+            write_alert(&mut out, &alert, &env).unwrap();
+            out.push('\n');
+            // loggen's burst: the success after the most failures (others are typos).
+            if alert.rule == agent_core::detect::Rule::SuccessAfterFailures
+                && attacker.as_ref().is_none_or(|(n, _)| alert.count > *n)
+            {
+                attacker = alert.source.map(|ip| (alert.count, ip.to_string()));
+            }
+        }
+    }
+    (
+        out,
+        attacker
+            .expect("loggen's burst raises success after failures")
+            .1,
+    )
+}
+
+fn fill(s: &ConsoleServer) {
+    fill_with(s, &attack_ndjson());
+}
+
+fn fill_with(s: &ConsoleServer, body: &str) {
+    let agent = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&agent));
+    let a = post(
+        &client,
+        &s.server,
+        &Post::new(agent.id, 1, zstd(body.as_bytes())),
+    )
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+}
+
+/// A client that does not follow redirects (so the login's `Set-Cookie` is seen).
+fn browser(s: &ConsoleServer) -> ureq::Agent {
+    browser_for(&s.pki)
+}
+
+fn browser_for(pki: &Pki) -> ureq::Agent {
+    let ca = fs::read(pki.ca()).unwrap();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![
+            ureq::tls::Certificate::from_pem(&ca).unwrap(),
+        ])))
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+struct Got {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn got(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Got {
+    let r = r.unwrap();
+    let status = r.status().as_u16();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = r.into_body().read_to_string().unwrap_or_default();
+    Got {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(s: &ConsoleServer, path: &str, cookie: Option<&str>) -> Got {
+    let mut req = browser(s).get(s.server.url(path));
+    if let Some(c) = cookie {
+        req = req.header("Cookie", &format!("{SESSION_COOKIE}={c}"));
+    }
+    got(req.call())
+}
+
+fn login(s: &ConsoleServer, token: &str) -> Got {
+    got(browser(s)
+        .post(s.server.url("/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(format!("token={token}").as_bytes()))
+}
+
+/// The session id a login answer set.
+fn session_of(g: &Got) -> String {
+    let c = g.header("set-cookie").expect("a Set-Cookie");
+    c.split(';')
+        .next()
+        .unwrap()
+        .strip_prefix(&format!("{SESSION_COOKIE}="))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn console_is_off_unless_an_admin_token_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let (server, console) =
+        TestServer::start_with(config(&pki, &dir.path().join("data"), Require::Either));
+    assert!(console.is_none());
+    let a = client(&pki.ca(), None);
+    for path in ["/", "/login", "/api/v1/alerts"] {
+        let r = a.get(server.url(path)).call().unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+    }
+}
+
+#[test]
+fn console_without_session_gets_login_page_and_api_401() {
+    let s = start_console(|_| {});
+    let page = get(&s, "/", None);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Admin token"), "{}", page.body);
+    assert!(
+        !page.body.contains("app.js"),
+        "the console's script is not given to strangers"
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    for path in [
+        "/api/v1/alerts",
+        "/api/v1/events",
+        "/api/v1/hosts",
+        "/api/v1/users",
+        "/api/v1/sources",
+        "/api/v1/timeline",
+        "/api/v1/alerts/evidence",
+    ] {
+        let r = get(&s, path, None);
+        assert_eq!(r.status, 401, "{path}");
+        let r = get(&s, path, Some("made-up-session"));
+        assert_eq!(r.status, 401, "{path} with a made-up session");
+    }
+}
+
+#[test]
+fn console_login_sets_a_strict_session_cookie() {
+    let s = start_console(|_| {});
+    let r = login(&s, ADMIN_TOKEN);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/"));
+    let cookie = r.header("set-cookie").unwrap();
+    for attr in [
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=",
+    ] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    let id = session_of(&r);
+    assert!(id.len() >= 40, "a long random id: {id}");
+    assert_ne!(
+        id,
+        session_of(&login(&s, ADMIN_TOKEN)),
+        "each login its own id"
+    );
+
+    let page = get(&s, "/", Some(&id));
+    assert!(page.body.contains("/static/app.js"), "{}", page.body);
+    let r = get(&s, "/api/v1/alerts", Some(&id));
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A tool uses the admin token itself.
+    let r = got(browser(&s)
+        .get(s.server.url("/api/v1/hosts"))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call());
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn console_cross_site_login_is_refused() {
+    let s = start_console(|_| {});
+    let r = got(browser(&s)
+        .post(s.server.url("/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Origin", "https://evil.example")
+        .send(format!("token={ADMIN_TOKEN}").as_bytes()));
+    assert_eq!(r.status, 403);
+    assert!(r.header("set-cookie").is_none());
+}
+
+#[test]
+fn console_bad_tokens_are_rate_limited() {
+    let s = start_console(|_| {});
+    for _ in 0..LOGIN_ATTEMPTS {
+        let r = login(&s, "wrong-token-wrong-token");
+        assert_eq!(r.status, 401);
+        assert!(r.header("set-cookie").is_none());
+    }
+    let r = login(&s, "wrong-token-wrong-token");
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
+    // Even the right token waits now: guessing cannot continue past the limit.
+    let r = login(&s, ADMIN_TOKEN);
+    assert_eq!(r.status, 429);
+}
+
+#[test]
+fn console_sessions_are_bounded() {
+    let s = start_console(|c| c.console.max_sessions = 3);
+    let ids: Vec<String> = (0..5)
+        .map(|_| session_of(&login(&s, ADMIN_TOKEN)))
+        .collect();
+    assert_eq!(s.console.sessions(), 3);
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&ids[0])).status, 401);
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&ids[4])).status, 200);
+}
+
+#[test]
+fn console_sessions_expire() {
+    let s = start_console(|c| c.console.session_ttl = Duration::from_secs(1));
+    let id = session_of(&login(&s, ADMIN_TOKEN));
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 200);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 401);
+}
+
+#[test]
+fn console_one_time_link_works_once() {
+    let s = start_console(|_| {});
+    let link = s.console.one_time_link("localhost");
+    let path = &link[link.find("/login/once").unwrap()..];
+    let r = get(&s, path, None);
+    assert_eq!(r.status, 303);
+    let id = session_of(&r);
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 200);
+    let again = get(&s, path, None);
+    assert_eq!(again.status, 401);
+    assert!(again.header("set-cookie").is_none());
+}
+
+#[test]
+fn console_api_groups_alerts_and_caps_pages() {
+    let s = start_console(|_| {});
+    fill(&s);
+    let id = session_of(&login(&s, ADMIN_TOKEN));
+    let json = |path: &str| -> serde_json::Value {
+        let r = get(&s, path, Some(&id));
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        serde_json::from_str(&r.body).unwrap()
+    };
+    let a = json("/api/v1/alerts");
+    let items = a["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "two brute force alerts make one row: {a}");
+    assert_eq!(items[0]["rule"], "success_after_failures");
+    assert_eq!(items[0]["source_ip"], ATTACKER);
+    assert_eq!(items[1]["rule"], "brute_force");
+    assert_eq!(items[1]["alerts"], 2);
+    assert_eq!(items[1]["attempts"], 10);
+
+    let g = &items[0];
+    let e = json(&format!(
+        "/api/v1/alerts/evidence?host=web1&source_ip={ATTACKER}&user=alice&since={}&until={}",
+        g["start_us"], g["end_us"]
+    ));
+    let ev = e["evidence"].as_array().unwrap();
+    assert_eq!(ev.len(), 13, "12 failures and the success: {e}");
+    assert!(
+        ev[12]["doc"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Accepted password for alice"),
+        "{e}"
+    );
+    assert_eq!(e["next"][0]["action"], "sudo", "{e}");
+    // Without the group's cites nothing is marked; with them, the ten cited failures.
+    let marked = |e: &serde_json::Value| {
+        e["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["cited"] == true)
+            .count()
+    };
+    assert_eq!(marked(&e), 0);
+    let cites: Vec<String> = g["cites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(cites.len(), 10, "{g}");
+    let e = json(&format!(
+        "/api/v1/alerts/evidence?host=web1&source_ip={ATTACKER}&user=alice&since={}&until={}&cites={}",
+        g["start_us"],
+        g["end_us"],
+        cites.join(",")
+    ));
+    assert_eq!(marked(&e), 10, "{e}");
+
+    let h = json("/api/v1/hosts");
+    assert_eq!(h["items"][0]["hostname"], "web1");
+    assert_eq!(h["items"][0]["agent_version"], "9.9.9");
+    assert_eq!(h["items"][0]["stale"], false);
+    let src = json("/api/v1/sources");
+    assert_eq!(src["items"][0]["source_ip"], ATTACKER);
+    assert_eq!(src["items"][0]["failures"], 12);
+    assert_eq!(src["items"][0]["successes"], 1);
+    let u = json("/api/v1/users");
+    assert_eq!(u["items"][0]["user"], "alice");
+    assert_eq!(u["items"][0]["sudo"], 1);
+    assert_eq!(u["items"][0]["networks"][0], "203.0.113.0/24");
+    let t = json("/api/v1/timeline");
+    let hours = t["items"].as_array().unwrap();
+    let sum = |k: &str| hours.iter().map(|h| h[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("successes"), sum("failures")), (1, 12));
+
+    // Pages: the size is capped, and the pages tile the result.
+    let ev = json("/api/v1/events?limit=100000");
+    assert_eq!(ev["limit"], collector::console::api::MAX_PAGE as u64);
+    let p1 = json("/api/v1/events?limit=5&action=auth_failure");
+    assert_eq!(p1["items"].as_array().unwrap().len(), 5);
+    assert_eq!(p1["total"], 12);
+    assert_eq!(p1["next_offset"], 5);
+    let p3 = json("/api/v1/events?limit=5&offset=10&action=auth_failure");
+    assert_eq!(p3["items"].as_array().unwrap().len(), 2);
+    assert!(p3["next_offset"].is_null());
+    let bad = get(&s, "/api/v1/events?since=yesterday", Some(&id));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
+/// Where the end-to-end test leaves its screenshots and DOM dumps.
+fn output_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-e2e");
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Runs headless Chromium on `url` (ignoring the test CA's certificate: it is not in its store),
+/// with `extra` arguments; returns stdout.
+fn chromium(url: &str, extra: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--ignore-certificate-errors",
+            "--window-size=1400,900",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn console_in_headless_chromium_shows_the_attack() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!("skipped: {CHROMIUM} is not installed (apt-get install chromium)");
+        return;
+    }
+    let s = start_console(|_| {});
+    let (ndjson, attacker) = loggen_ndjson();
+    fill_with(&s, &ndjson);
+    let out = output_dir();
+    let base = s.server.url("/");
+
+    // Without a session: the login page, and the API says 401.
+    let dom = chromium(&base, &["--dump-dom"]);
+    fs::write(out.join("unauthenticated.html"), &dom).unwrap();
+    assert!(dom.contains("Admin token"), "{dom}");
+    assert!(!dom.contains(&attacker), "{dom}");
+    assert_eq!(get(&s, "/api/v1/alerts", None).status, 401);
+    let shot = out.join("login.png");
+    chromium(&base, &[&format!("--screenshot={}", shot.display())]);
+    assert!(fs::metadata(&shot).unwrap().len() > 1000);
+
+    // Logged in through a one-time link: the alerts page.
+    let dom = chromium(&s.console.one_time_link("localhost"), &["--dump-dom"]);
+    fs::write(out.join("alerts.html"), &dom).unwrap();
+    assert!(dom.contains("success after failures"), "{dom}");
+    assert!(dom.contains(&attacker), "{dom}");
+    let shot = out.join("alerts.png");
+    chromium(
+        &s.console.one_time_link("localhost"),
+        &[&format!("--screenshot={}", shot.display())],
+    );
+    assert!(fs::metadata(&shot).unwrap().len() > 1000);
+
+    // The newest group expanded: its evidence (the raw lines) and the chain after it.
+    // The success-after-failures group's place on the first page, as the API lists it.
+    let alerts: serde_json::Value = serde_json::from_str(
+        &got(browser(&s)
+            .get(s.server.url("/api/v1/alerts"))
+            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .call())
+        .body,
+    )
+    .unwrap();
+    let index = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|g| g["rule"] == "success_after_failures" && g["source_ip"] == attacker.as_str())
+        .expect("the success-after-failures group on the first page");
+    let link = s.console.one_time_link("localhost") + &format!("#alerts/{index}");
+    let dom = chromium(&link, &["--dump-dom"]);
+    fs::write(out.join("alert-chain.html"), &dom).unwrap();
+    let detail = &dom[dom.find("class=\"detail\"").expect("an expanded alert")..];
+    assert!(detail.contains("Evidence: "), "{dom}");
+    assert!(
+        detail.contains("Failed password for"),
+        "the failures' raw lines: {dom}"
+    );
+    assert!(
+        detail.contains(&format!("Accepted password for root from {attacker}")),
+        "the success's raw line: {dom}"
+    );
+    assert!(detail.contains("did next on"), "{dom}");
+    let shot = out.join("alert-chain.png");
+    let link = s.console.one_time_link("localhost") + &format!("#alerts/{index}");
+    chromium(&link, &[&format!("--screenshot={}", shot.display())]);
+    assert!(fs::metadata(&shot).unwrap().len() > 1000);
+
+    for page in ["timeline", "hosts", "users", "sources"] {
+        let link = s.console.one_time_link("localhost") + "#" + page;
+        let shot = out.join(format!("{page}.png"));
+        chromium(&link, &[&format!("--screenshot={}", shot.display())]);
+        assert!(fs::metadata(&shot).unwrap().len() > 1000, "{page}");
+    }
+    eprintln!("screenshots in {}", out.display());
+}
+
+#[test]
+fn console_serve_prints_a_one_time_login_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let c = console_config(dir.path(), &pki);
+    let cfg = dir.path().join("collector.toml");
+    fs::write(&cfg, c.to_toml().unwrap()).unwrap();
+    fs::set_permissions(&cfg, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = Command::new(super::BIN)
+        .args(["serve", "--console-link", "localhost", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    std::io::BufRead::read_line(&mut out, &mut second).unwrap();
+    let link = second
+        .trim()
+        .strip_prefix("console login link ")
+        .map(str::to_owned);
+    let port = first.trim().rsplit(':').next().unwrap().to_owned();
+    let answer = link
+        .as_ref()
+        .map(|l| got(browser_for(&pki).get(l).call()).status);
+    let again = link
+        .as_ref()
+        .map(|l| got(browser_for(&pki).get(l).call()).status);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let link = link.unwrap_or_else(|| panic!("no link line: {first:?} {second:?}"));
+    assert!(
+        link.starts_with(&format!("https://localhost:{port}/login/once?t=")),
+        "{link}"
+    );
+    assert_eq!(answer, Some(303));
+    assert_eq!(again, Some(401));
+}
+
+#[test]
+fn console_logout_needs_the_csrf_token_and_ends_the_session() {
+    let s = start_console(|_| {});
+    let id = session_of(&login(&s, ADMIN_TOKEN));
+    let logout = |csrf: Option<&str>| {
+        let mut req = browser(&s)
+            .post(s.server.url("/logout"))
+            .header("Cookie", &format!("{SESSION_COOKIE}={id}"));
+        if let Some(c) = csrf {
+            req = req.header("X-CSRF-Token", c);
+        }
+        got(req.send_empty())
+    };
+    assert_eq!(logout(None).status, 403);
+    assert_eq!(logout(Some("guessed")).status, 403);
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 200);
+    let session: serde_json::Value =
+        serde_json::from_str(&get(&s, "/api/v1/session", Some(&id)).body).unwrap();
+    let r = logout(session["csrf"].as_str());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 401);
+    // A POST to the API without a session is 401 too, not a hint about methods.
+    let r = got(browser(&s)
+        .post(s.server.url("/api/v1/alerts"))
+        .send_empty());
+    assert_eq!(r.status, 401);
+}
