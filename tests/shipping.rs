@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::util::{Scratch, authtrail_bin, collector_bin, free_port, run_ok, write_private};
 
 /// A child process that is killed when the test ends, also when it fails.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -28,17 +28,36 @@ impl Drop for Proc {
 }
 
 /// One collector, its PKI and data dir, and an agent configuration shipping to it.
-struct Chain {
+pub(crate) struct Chain {
     dir: PathBuf,
     port: u16,
-    agent_cfg: PathBuf,
-    collector_cfg: PathBuf,
+    pub(crate) agent_cfg: PathBuf,
+    pub(crate) collector_cfg: PathBuf,
     log: PathBuf,
 }
 
 impl Chain {
     /// Sets up certificates, configs and a generated log of `lines` lines.
     fn new(scratch: &Scratch, lines: u64) -> Chain {
+        let log = scratch.path().join("auth.log");
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+        loggen::generate(
+            &mut file,
+            &loggen::Options {
+                lines,
+                seed: 3,
+                format: loggen::Format::Rfc3339,
+                ..loggen::Options::default()
+            },
+        )
+        .unwrap();
+        drop(file);
+        Chain::for_log(scratch, log)
+    }
+
+    /// Sets up certificates and configs: the agent reads `log` (from its beginning) and ships
+    /// to the collector; both keep their files in `scratch`.
+    pub(crate) fn for_log(scratch: &Scratch, log: PathBuf) -> Chain {
         let dir = scratch.path().to_path_buf();
         let pki = dir.join("pki");
         run_ok(
@@ -58,20 +77,6 @@ impl Chain {
         let state = dir.join("state");
         std::fs::create_dir_all(&state).unwrap();
         std::fs::write(state.join("agent-id"), format!("{agent_id}\n")).unwrap();
-
-        let log = dir.join("auth.log");
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
-        loggen::generate(
-            &mut file,
-            &loggen::Options {
-                lines,
-                seed: 3,
-                format: loggen::Format::Rfc3339,
-                ..loggen::Options::default()
-            },
-        )
-        .unwrap();
-        drop(file);
 
         let port = free_port();
         let p = |name: &str| pki.join(name).display().to_string();
@@ -107,7 +112,7 @@ impl Chain {
         }
     }
 
-    fn start_collector(&self) -> Proc {
+    pub(crate) fn start_collector(&self) -> Proc {
         let mut child = Command::new(collector_bin())
             .args(["serve", "--config"])
             .arg(&self.collector_cfg)
@@ -124,7 +129,7 @@ impl Chain {
         child
     }
 
-    fn start_agent(&self) -> Proc {
+    pub(crate) fn start_agent(&self) -> Proc {
         Proc(
             Command::new(authtrail_bin())
                 .args(["run", "--config"])
@@ -214,7 +219,7 @@ impl Chain {
     }
 }
 
-fn kill(child: &mut Proc, signal: &str) {
+pub(crate) fn kill(child: &mut Proc, signal: &str) {
     let _ = Command::new("kill")
         .args([signal, &child.0.id().to_string()])
         .status();

@@ -195,7 +195,16 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Polls `f` every 50 ms until it returns `Some` or `timeout` passes.
-pub(crate) fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) fn wait_for<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    wait_for_every(timeout, Duration::from_millis(50), f)
+}
+
+/// Polls `f` every `every` until it returns `Some` or `timeout` passes.
+pub(crate) fn wait_for_every<T>(
+    timeout: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -204,7 +213,7 @@ pub(crate) fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -
         if Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every);
     }
 }
 
