@@ -18,26 +18,11 @@ use serde_json::Value;
 use crate::shipping::{Chain, kill};
 use crate::util::{
     Login, Scratch, SshdRsyslog, TestUser, announce_skip, collector_bin, e2e_skip_reason,
-    find_program, free_port, run_ok, ssh_logins, wait_for, wait_for_every,
+    find_program, free_port, run_ok, ssh_command, ssh_logins, wait_for, wait_for_every,
 };
 
-/// Programs this test needs besides the agent and collector binaries.
-const PROGRAMS: &[&str] = &[
-    "sshd",
-    "rsyslogd",
-    "sshpass",
-    "ssh",
-    "ssh-keygen",
-    "unshare",
-    "useradd",
-    "usermod",
-    "userdel",
-    "chpasswd",
-    "sudo",
-    "ss",
-    "findmnt",
-    "timeout",
-];
+/// Programs this test needs besides those of the other sshd tests.
+const PROGRAMS: &[&str] = &["usermod", "sudo"];
 
 /// The attacker's address.
 const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 9);
@@ -73,7 +58,7 @@ fn alerts(collector_cfg: &Path, rule: &str) -> Vec<Value> {
 #[test]
 fn real_brute_force_then_login_then_sudo_alert_at_the_collector() {
     const TEST: &str = "real_brute_force_then_login_then_sudo_alert_at_the_collector";
-    if let Some(reason) = e2e_skip_reason(PROGRAMS) {
+    if let Some(reason) = e2e_skip_reason(&[crate::E2E_PROGRAMS, PROGRAMS].concat()) {
         announce_skip(TEST, &reason);
         return;
     }
@@ -139,38 +124,22 @@ fn real_brute_force_then_login_then_sudo_alert_at_the_collector() {
 
     // The login. The remote command waits for a line on stdin, then runs sudo with the
     // password from stdin: the test lets it go on once the first alert is measured.
-    let mut session = Command::new("timeout")
-        .arg("60")
-        .arg(find_program("sshpass").unwrap())
-        .arg("-e")
-        .arg(find_program("ssh").unwrap())
-        .args(["-F", "/dev/null", "-b"])
-        .arg(ATTACKER.to_string())
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "PubkeyAuthentication=no",
-            "-o",
-            "PreferredAuthentications=password",
-            "-o",
-            "NumberOfPasswordPrompts=1",
-            "-p",
-        ])
-        .arg(host.port.to_string())
-        .arg(format!("{}@127.0.0.1", user.name))
-        .arg("read go && sudo -S -p '' true && echo sudo-ok")
-        .env("SSHPASS", &user.password)
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let login = Login {
+        source: ATTACKER,
+        user: user.name.clone(),
+        password: user.password.clone(),
+    };
+    let mut session = ssh_command(
+        host.port,
+        &login,
+        60,
+        "read go && sudo -S -p '' true && echo sudo-ok",
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let accepted = format!("Accepted password for {} from {ATTACKER} ", user.name);
     let logged = wait_for_every(Duration::from_secs(20), Duration::from_millis(5), || {
         std::fs::read_to_string(&log)

@@ -555,8 +555,25 @@ pub(crate) fn ssh_logins(port: u16, logins: &[Login]) -> Vec<LoginResult> {
 }
 
 fn ssh_login(port: u16, login: &Login) -> LoginResult {
-    let out = Command::new("timeout")
-        .arg("30")
+    let out = ssh_command(port, login, 30, "true")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sshpass ssh");
+    LoginResult {
+        status: out.status,
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// `timeout SECS sshpass -e ssh -b SOURCE ... USER@127.0.0.1 -p PORT REMOTE`: one password
+/// attempt from `login.source`, running `remote` if it logs in.
+pub(crate) fn ssh_command(port: u16, login: &Login, timeout_secs: u32, remote: &str) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.arg(timeout_secs.to_string())
         .arg(find_program("sshpass").expect("sshpass"))
         .arg("-e") // password from $SSHPASS, not on the command line
         .arg(find_program("ssh").expect("ssh"))
@@ -581,20 +598,10 @@ fn ssh_login(port: u16, login: &Login) -> LoginResult {
         ])
         .arg(port.to_string())
         .arg(format!("{}@127.0.0.1", login.user))
-        .arg("true")
+        .arg(remote)
         .env("SSHPASS", &login.password)
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sshpass ssh");
-    LoginResult {
-        status: out.status,
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+        .env_remove("SSH_AUTH_SOCK");
+    cmd
 }
 
 // ------------------------------------------------------------------------------------------------
