@@ -49,6 +49,12 @@ pub struct Config {
     pub max_line_bytes: usize,
     /// Put the original log line in each event's `message`. Defaults to true.
     pub include_message: bool,
+    /// The shortest time between two commits (spool write, checkpoint, fsync) of a live log
+    /// when a detection alert or a full batch asks for one: an alert leaves at once unless the
+    /// last commit is younger than this, so alerts close together share one commit. Events
+    /// otherwise wait at most the sink's batch age. Defaults to 250 ms.
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
     /// The log sources. Defaults to the distribution's auth log (see [`default_sources`] and
     /// `authtrail sources`).
     #[serde(rename = "source")]
@@ -708,6 +714,7 @@ impl Default for Config {
             timezone: "local".to_owned(),
             max_line_bytes: 64 * 1024,
             include_message: true,
+            commit_interval: Duration::from_millis(250),
             sources: Vec::new(),
             sink: SinkConfig::default(),
             detect: DetectSettings::default(),
@@ -1053,6 +1060,10 @@ impl Config {
             "include-message",
             self.include_message != reloaded.include_message,
         );
+        check(
+            "commit-interval",
+            self.commit_interval != reloaded.commit_interval,
+        );
         check("[sink]", self.sink != reloaded.sink);
         changed
     }
@@ -1140,6 +1151,11 @@ impl Config {
             });
         }
         errors.extend(self.detect.problems().into_iter().map(ConfigError::Detect));
+        if self.commit_interval.is_zero() {
+            errors.push(ConfigError::Zero {
+                key: "commit-interval".to_owned(),
+            });
+        }
         if self.max_line_bytes == 0 || self.max_line_bytes > MAX_LINE_BYTES_LIMIT {
             errors.push(ConfigError::LineBound {
                 value: self.max_line_bytes,

@@ -13,13 +13,18 @@
 //! `Ok`. A failed commit keeps them pending and the commit is retried.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime};
 
 use agent_core::ecs::{self, Envelope};
 use agent_core::syslog::Context;
 use agent_core::{LoginEvent, Parsed, Text, Timestamp, parse_line, parse_message};
 
+use crate::sink::{Sink, SinkError, SinkMark};
+use crate::source::checkpoint::Checkpoints;
 use crate::source::{Chunk, JournalFields, Payload, Position, StreamKey};
 use crate::timezone::Zone;
 
@@ -344,6 +349,411 @@ impl Pending {
     }
 }
 
+/// Where the pipeline records how far each stream is durable: the checkpoint file
+/// ([`Checkpoints`]) in the agent, a fake in the tests of the ordering rules.
+pub trait Positions {
+    /// Records `key`'s position (not yet persisted).
+    fn set(&mut self, key: StreamKey, position: Position, path: Option<&Path>);
+    /// Records the next `event.sequence` to give out.
+    fn set_sequence(&mut self, sequence: u64);
+    /// Records the sink's mark, persisted with the positions.
+    fn set_sink_mark(&mut self, mark: SinkMark);
+    /// The mark recorded last.
+    fn sink_mark(&self) -> Option<SinkMark>;
+    /// Makes what was recorded durable.
+    fn persist(&mut self) -> io::Result<()>;
+}
+
+impl Positions for Checkpoints {
+    fn set(&mut self, key: StreamKey, position: Position, path: Option<&Path>) {
+        Checkpoints::set(self, key, position, path);
+    }
+    fn set_sequence(&mut self, sequence: u64) {
+        Checkpoints::set_sequence(self, sequence);
+    }
+    fn set_sink_mark(&mut self, mark: SinkMark) {
+        Checkpoints::set_sink_mark(self, mark);
+    }
+    fn sink_mark(&self) -> Option<SinkMark> {
+        Checkpoints::sink_mark(self)
+    }
+    fn persist(&mut self) -> io::Result<()> {
+        Checkpoints::persist(self)
+    }
+}
+
+/// Bytes of rendered events after which the pipeline commits, whatever else is due. It sets how
+/// many commits a backlog takes (each syncs the spool directory, the checkpoint file and the
+/// state directory); what the collector sink holds meanwhile is the compressed batches, about
+/// 7% of it.
+pub const COMMIT_BYTES: usize = 8 << 20;
+
+/// How long the pipeline waits before retrying a failed commit (reading is paused meanwhile).
+pub const COMMIT_RETRY: Duration = Duration::from_millis(500);
+
+/// What a call to [`Pipeline::commit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Nothing was waiting.
+    Nothing,
+    /// The sink committed; `persisted`: the checkpoints covering it are durable and the sink
+    /// was released up to them (false: persisting failed, retried by the next commit).
+    Done {
+        /// The checkpoint file was written.
+        persisted: bool,
+    },
+    /// The sink refused; reading pauses and the commit is retried after [`COMMIT_RETRY`].
+    Failed,
+}
+
+/// The commit protocol: input in, events rendered and handed to the sink, then, in this order
+/// and never otherwise, **sink commit** (the events are durable), **positions** (the chunks'
+/// end positions, the event sequence and the sink's mark recorded and persisted together) and
+/// **release** (the sink may send on what the persisted mark covers).
+///
+/// **Architecture Invariant:** a checkpoint never moves past an event the sink has not
+/// committed, and a batch never leaves the agent before the checkpoint covering it is
+/// persisted. A failed commit keeps everything pending (the sink keeps what it was sent) and
+/// is retried; nothing is rendered twice or dropped.
+///
+/// When to commit (group commit): an event waits at most the sink's batch age; a detection
+/// alert, or a batch the sink closed, brings the commit forward, to at once, or to
+/// `commit_interval` after the last commit if that was sooner: a live log commits at most that
+/// often whatever its appends, and alerts that come close together share one commit. While more
+/// input is queued (a backlog) commits gather up to [`COMMIT_BYTES`] or the batch age.
+pub struct Pipeline<C> {
+    renderer: Renderer,
+    sink: Box<dyn Sink>,
+    checkpoints: C,
+    commit_interval: Duration,
+    pending: Pending,
+    uncommitted_bytes: usize,
+    events_uncommitted: u64,
+    first_uncommitted: Option<Instant>,
+    alert_waiting: bool,
+    last_commit: Option<Instant>,
+    /// The last persist failed: retry it (and the release) at the next commit.
+    unpersisted: bool,
+    /// The last commit failed at this time; reading is paused until a retry succeeds.
+    failed_at: Option<Instant>,
+    events_committed: u64,
+    commit_failures: u64,
+}
+
+impl<C> std::fmt::Debug for Pipeline<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("sink", &self.sink.describe())
+            .field("pending", &self.pending)
+            .field("uncommitted_bytes", &self.uncommitted_bytes)
+            .field("blocked", &self.failed_at.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Positions> Pipeline<C> {
+    /// A pipeline rendering with `renderer` into `sink`, recording positions in `checkpoints`.
+    pub fn new(
+        renderer: Renderer,
+        sink: Box<dyn Sink>,
+        checkpoints: C,
+        commit_interval: Duration,
+    ) -> Self {
+        Pipeline {
+            renderer,
+            sink,
+            checkpoints,
+            commit_interval,
+            pending: Pending::default(),
+            uncommitted_bytes: 0,
+            events_uncommitted: 0,
+            first_uncommitted: None,
+            alert_waiting: false,
+            last_commit: None,
+            unpersisted: false,
+            failed_at: None,
+            events_committed: 0,
+            commit_failures: 0,
+        }
+    }
+
+    /// Takes one chunk: parses, detects and renders its records and hands the events to the
+    /// sink (not yet durable). `now` is the wall clock (for year-less timestamps), `at` the
+    /// monotonic one.
+    pub fn take(&mut self, chunk: &Chunk, now: Timestamp, at: Instant) -> Result<(), SinkError> {
+        let mut bytes = 0usize;
+        let mut events = 0u64;
+        let mut alert = false;
+        let sink = &mut *self.sink;
+        let rendered = self.renderer.render(chunk, now, |r| {
+            bytes += r.json.len() + 1;
+            events += 1;
+            alert |= r.alert;
+            sink.send(r.json, r.alert)
+        });
+        self.uncommitted_bytes += bytes;
+        self.events_uncommitted += events;
+        self.alert_waiting |= alert;
+        self.first_uncommitted.get_or_insert(at);
+        // On error the chunk's position is not held: its lines are read again, never skipped.
+        rendered?;
+        self.pending.push(chunk);
+        Ok(())
+    }
+
+    /// When the next commit is due (`more_input`: chunks are already queued), `None` when
+    /// nothing waits for one.
+    pub fn next_commit(&self, more_input: bool) -> Option<Instant> {
+        if let Some(failed) = self.failed_at {
+            return Some(failed + COMMIT_RETRY);
+        }
+        if self.unpersisted && self.pending.is_empty() {
+            return Some(
+                self.last_commit
+                    .map_or_else(Instant::now, |t| t + COMMIT_RETRY),
+            );
+        }
+        let first = self.first_uncommitted?;
+        if self.uncommitted_bytes >= COMMIT_BYTES {
+            return Some(first);
+        }
+        let aged = first + self.sink.max_age();
+        if more_input {
+            // A backlog: let batches gather (the bound is COMMIT_BYTES, or the batch age).
+            return Some(aged);
+        }
+        if self.alert_waiting || self.sink.wants_commit(false) {
+            // An alert, or a closed batch, goes at the next commit: at once, unless the last
+            // commit was less than an interval ago.
+            let soonest = self.last_commit.map_or(first, |t| t + self.commit_interval);
+            return Some(aged.min(soonest.max(first)));
+        }
+        Some(aged)
+    }
+
+    /// Commits when [`Pipeline::next_commit`] says it is due at `now`.
+    pub fn commit_if_due(&mut self, now: Instant, more_input: bool) -> Commit {
+        match self.next_commit(more_input) {
+            Some(due) if due <= now => self.commit(),
+            _ => Commit::Nothing,
+        }
+    }
+
+    /// Commits the sink; on success records the pending positions, the event sequence and the
+    /// sink's mark, persists them, and only then releases the sink up to that mark.
+    pub fn commit(&mut self) -> Commit {
+        if self.pending.is_empty() {
+            if self.unpersisted {
+                self.last_commit = Some(Instant::now());
+                return Commit::Done {
+                    persisted: self.persist_and_release(),
+                };
+            }
+            return Commit::Nothing;
+        }
+        if let Err(e) = self.sink.commit() {
+            self.commit_failures += 1;
+            if self.failed_at.is_none() {
+                warn(format_args!(
+                    "{e}; reading paused and checkpoints held back until a retry succeeds"
+                ));
+            }
+            self.failed_at = Some(Instant::now());
+            return Commit::Failed;
+        }
+        for (key, position, path) in self.pending.take() {
+            self.checkpoints
+                .set(key, position, path.as_deref().map(PathBuf::as_path));
+        }
+        self.checkpoints.set_sequence(self.renderer.sequence());
+        self.checkpoints.set_sink_mark(self.sink.mark());
+        let persisted = self.persist_and_release();
+        self.events_committed += self.events_uncommitted;
+        self.events_uncommitted = 0;
+        self.uncommitted_bytes = 0;
+        self.first_uncommitted = None;
+        self.alert_waiting = false;
+        self.last_commit = Some(Instant::now());
+        if self.failed_at.take().is_some() {
+            info("sink accepts events again; reading resumes");
+        }
+        Commit::Done { persisted }
+    }
+
+    /// Persists the recorded positions with the sink's mark; then the sink may send on what the
+    /// mark covers. A crash before the persist is undone by `Sink::recover` at the next start.
+    fn persist_and_release(&mut self) -> bool {
+        match self.checkpoints.persist() {
+            Ok(()) => {
+                self.unpersisted = false;
+                if let Some(mark) = self.checkpoints.sink_mark() {
+                    self.sink.release(mark);
+                }
+                true
+            }
+            Err(e) => {
+                if !self.unpersisted {
+                    warn(format_args!("persisting checkpoints: {e}; retrying"));
+                }
+                self.unpersisted = true;
+                false
+            }
+        }
+    }
+
+    /// Takes everything already queued in `input`, then commits (before a reload, and at stop).
+    pub fn drain(&mut self, input: &mut Inbox) -> Result<Commit, SinkError> {
+        while let Some(chunk) = input.try_recv() {
+            self.take(&chunk, wall_clock(), Instant::now())?;
+        }
+        Ok(self.commit())
+    }
+
+    /// True while a failed commit waits for its retry (read nothing meanwhile).
+    pub fn blocked(&self) -> bool {
+        self.failed_at.is_some()
+    }
+
+    /// Events committed since start.
+    pub fn events_committed(&self) -> u64 {
+        self.events_committed
+    }
+
+    /// Commits that failed since start.
+    pub fn commit_failures(&self) -> u64 {
+        self.commit_failures
+    }
+
+    /// The renderer (its counters, detector and sequence).
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
+    }
+
+    /// The renderer, to reconfigure its detector.
+    pub fn renderer_mut(&mut self) -> &mut Renderer {
+        &mut self.renderer
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &dyn Sink {
+        &*self.sink
+    }
+
+    /// The positions.
+    pub fn checkpoints(&self) -> &C {
+        &self.checkpoints
+    }
+
+    /// The positions, to record sources that start (never a position: those move only in
+    /// [`Pipeline::commit`]).
+    pub fn checkpoints_mut(&mut self) -> &mut C {
+        &mut self.checkpoints
+    }
+}
+
+/// What comes out of the pipeline's input channel.
+#[derive(Debug)]
+pub enum Input {
+    /// Records from a source.
+    Chunk(Chunk),
+    /// A wake-up without input ([`wake_chunk`]: a signal came).
+    Wake,
+}
+
+/// The source name of the chunk [`wake_chunk`] makes; no configured source has an empty name.
+const WAKE_SOURCE: &str = "";
+
+/// A chunk that carries nothing and only wakes the pipeline (sent by the signal thread, which
+/// shares the sources' channel).
+pub fn wake_chunk() -> Chunk {
+    Chunk {
+        source: Arc::from(WAKE_SOURCE),
+        stream: StreamKey::Journal {
+            source: String::new(),
+        },
+        path: None,
+        payload: Payload::SyslogLines,
+        data: Vec::new(),
+        records: Vec::new(),
+        end: Position::Offset(0),
+    }
+}
+
+fn input(chunk: Chunk) -> Input {
+    if chunk.records.is_empty() && &*chunk.source == WAKE_SOURCE {
+        Input::Wake
+    } else {
+        Input::Chunk(chunk)
+    }
+}
+
+/// The pipeline's end of the input channel, able to tell whether more input is queued (std's
+/// receiver cannot peek, so one chunk may be held back here).
+#[derive(Debug)]
+pub struct Inbox {
+    rx: Receiver<Chunk>,
+    next: Option<Chunk>,
+}
+
+impl Inbox {
+    /// The receiving end of the sources' channel.
+    pub fn new(rx: Receiver<Chunk>) -> Self {
+        Inbox { rx, next: None }
+    }
+
+    /// Waits up to `wait` (for ever with `None`) for input.
+    pub fn recv_timeout(&mut self, wait: Option<Duration>) -> Result<Input, RecvTimeoutError> {
+        if let Some(chunk) = self.next.take() {
+            return Ok(input(chunk));
+        }
+        match wait {
+            Some(wait) => self.rx.recv_timeout(wait).map(input),
+            None => self
+                .rx
+                .recv()
+                .map(input)
+                .map_err(|_| RecvTimeoutError::Disconnected),
+        }
+    }
+
+    /// A queued chunk, if any (wake-ups are skipped).
+    pub fn try_recv(&mut self) -> Option<Chunk> {
+        loop {
+            let chunk = self.next.take().or_else(|| self.rx.try_recv().ok())?;
+            if let Input::Chunk(c) = input(chunk) {
+                return Some(c);
+            }
+        }
+    }
+
+    /// True if a chunk is queued (it stays queued).
+    pub fn has_more(&mut self) -> bool {
+        if self.next.is_none() {
+            self.next = self.rx.try_recv().ok();
+        }
+        self.next.is_some()
+    }
+}
+
+/// The wall clock as agent-core wants it.
+pub fn wall_clock() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: d.subsec_nanos(),
+    }
+}
+
+fn warn(msg: impl std::fmt::Display) {
+    eprintln!("authtrail: warning: {msg}");
+}
+
+fn info(msg: impl std::fmt::Display) {
+    eprintln!("authtrail: {msg}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,5 +843,355 @@ mod tests {
         // Another stream has no line before its first.
         assert_eq!(render(&mut r, &chunk(2, &[&repeated(5, 16)])), []);
         assert_eq!(r.sequence(), 5);
+    }
+
+    /// What the fakes saw, in order.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Op {
+        /// The sink made its first `n` events durable.
+        Commit(usize),
+        /// A commit was refused.
+        CommitFailed,
+        /// Positions persisted: (end offset of stream 1, sink mark).
+        Persist(u64, u64),
+        /// A persist failed.
+        PersistFailed,
+        /// The sink may send its first `n` events.
+        Release(u64),
+    }
+
+    #[derive(Debug, Default)]
+    struct World {
+        ops: Vec<Op>,
+        sent: Vec<Vec<u8>>,
+        durable: usize,
+        fail_commits: bool,
+        fail_persists: bool,
+        /// What the fake checkpoints hold: recorded, and persisted.
+        recorded: (u64, Option<SinkMark>),
+        persisted: (u64, Option<SinkMark>),
+    }
+
+    type Shared = std::sync::Arc<std::sync::Mutex<World>>;
+
+    /// A sink whose mark is the number of events it made durable.
+    struct FakeSink(Shared);
+
+    impl Sink for FakeSink {
+        fn send(&mut self, event: &[u8], _alert: bool) -> Result<(), SinkError> {
+            self.0.lock().unwrap().sent.push(event.to_vec());
+            Ok(())
+        }
+        fn commit(&mut self) -> Result<(), SinkError> {
+            let mut w = self.0.lock().unwrap();
+            if w.fail_commits {
+                w.ops.push(Op::CommitFailed);
+                return Err(SinkError::Io {
+                    target: "fake".into(),
+                    source: io::Error::other("refused by the test"),
+                });
+            }
+            w.durable = w.sent.len();
+            let n = w.durable;
+            w.ops.push(Op::Commit(n));
+            Ok(())
+        }
+        fn mark(&self) -> SinkMark {
+            SinkMark {
+                object: 1,
+                offset: self.0.lock().unwrap().durable as u64,
+            }
+        }
+        fn release(&mut self, mark: SinkMark) {
+            self.0.lock().unwrap().ops.push(Op::Release(mark.offset));
+        }
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+    }
+
+    struct FakeCheckpoints(Shared);
+
+    impl Positions for FakeCheckpoints {
+        fn set(&mut self, _key: StreamKey, position: Position, _path: Option<&Path>) {
+            if let Position::Offset(o) = position {
+                self.0.lock().unwrap().recorded.0 = o;
+            }
+        }
+        fn set_sequence(&mut self, _sequence: u64) {}
+        fn set_sink_mark(&mut self, mark: SinkMark) {
+            self.0.lock().unwrap().recorded.1 = Some(mark);
+        }
+        fn sink_mark(&self) -> Option<SinkMark> {
+            self.0.lock().unwrap().recorded.1
+        }
+        fn persist(&mut self) -> io::Result<()> {
+            let mut w = self.0.lock().unwrap();
+            if w.fail_persists {
+                w.ops.push(Op::PersistFailed);
+                return Err(io::Error::other("refused by the test"));
+            }
+            w.persisted = w.recorded;
+            let (o, m) = w.persisted;
+            w.ops.push(Op::Persist(o, m.map_or(0, |m| m.offset)));
+            Ok(())
+        }
+    }
+
+    fn failed_password(i: usize) -> String {
+        format!(
+            "Nov 28 06:49:10 web1 sshd[42]: Failed password for user{i} from 203.0.113.{} port \
+             50522 ssh2",
+            i % 250
+        )
+    }
+
+    /// Chunk `n` of stream 1: lines `10 * n .. 10 * n + 10`, ending at offset `10 * (n + 1)`.
+    fn live_chunk(n: usize) -> Chunk {
+        let lines: Vec<String> = (10 * n..10 * n + 10).map(failed_password).collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let mut c = chunk(1, &lines);
+        c.end = Position::Offset(10 * (n as u64 + 1));
+        c
+    }
+
+    fn pipeline(world: &Shared) -> Pipeline<FakeCheckpoints> {
+        pipeline_with(
+            world,
+            Renderer::new(Stamp::default(), Zone::Fixed(0), false, 0),
+        )
+    }
+
+    fn pipeline_with(world: &Shared, renderer: Renderer) -> Pipeline<FakeCheckpoints> {
+        Pipeline::new(
+            renderer,
+            Box::new(FakeSink(world.clone())),
+            FakeCheckpoints(world.clone()),
+            Duration::from_millis(250),
+        )
+    }
+
+    /// The rules, checked over the whole history: a persisted position covers only events
+    /// committed before it (10 events per 10 offsets), and a release never goes past the mark
+    /// persisted before it.
+    fn check_ordering(ops: &[Op]) {
+        let mut durable = 0usize;
+        let mut persisted_mark = 0u64;
+        for op in ops {
+            match *op {
+                Op::Commit(n) => durable = n,
+                Op::Persist(offset, mark) => {
+                    assert!(
+                        offset as usize <= durable,
+                        "checkpoint at {offset} past the {durable} committed events: {ops:?}"
+                    );
+                    assert!(mark as usize <= durable, "{ops:?}");
+                    persisted_mark = mark;
+                }
+                Op::Release(mark) => assert!(
+                    mark <= persisted_mark,
+                    "released {mark} with {persisted_mark} persisted: {ops:?}"
+                ),
+                Op::CommitFailed | Op::PersistFailed => {}
+            }
+        }
+    }
+
+    #[test]
+    fn commit_then_positions_then_release_in_that_order() {
+        let world = Shared::default();
+        let mut p = pipeline(&world);
+        let t = Timestamp::from_secs(1_795_867_200);
+        p.take(&live_chunk(0), t, Instant::now()).unwrap();
+        // Nothing is recorded, persisted or released before the commit.
+        assert_eq!(world.lock().unwrap().ops, []);
+        assert_eq!(world.lock().unwrap().persisted, (0, None));
+        assert_eq!(p.commit(), Commit::Done { persisted: true });
+        let mark = SinkMark {
+            object: 1,
+            offset: 10,
+        };
+        let w = world.lock().unwrap();
+        assert_eq!(
+            w.ops,
+            [Op::Commit(10), Op::Persist(10, 10), Op::Release(10)]
+        );
+        assert_eq!(w.persisted, (10, Some(mark)));
+        drop(w);
+        assert_eq!(p.events_committed(), 10);
+        assert_eq!(p.commit(), Commit::Nothing);
+    }
+
+    #[test]
+    fn a_failed_commit_holds_positions_back_and_its_retry_loses_and_repeats_nothing() {
+        let world = Shared::default();
+        let mut p = pipeline(&world);
+        let t = Timestamp::from_secs(1_795_867_200);
+        p.take(&live_chunk(0), t, Instant::now()).unwrap();
+        p.commit();
+        world.lock().unwrap().fail_commits = true;
+        p.take(&live_chunk(1), t, Instant::now()).unwrap();
+        assert_eq!(p.commit(), Commit::Failed);
+        assert!(p.blocked());
+        // The checkpoint stays where the last good commit left it; nothing more is released.
+        assert_eq!(world.lock().unwrap().persisted.0, 10);
+        let retry = p.next_commit(false).unwrap();
+        assert!(retry >= Instant::now() + COMMIT_RETRY - Duration::from_millis(100));
+        assert_eq!(p.commit(), Commit::Failed);
+        assert_eq!(world.lock().unwrap().persisted.0, 10);
+        world.lock().unwrap().fail_commits = false;
+        assert_eq!(p.commit(), Commit::Done { persisted: true });
+        assert!(!p.blocked());
+        p.take(&live_chunk(2), t, Instant::now()).unwrap();
+        p.commit();
+        let w = world.lock().unwrap();
+        check_ordering(&w.ops);
+        assert_eq!(w.persisted.0, 30);
+        assert_eq!(w.ops.last(), Some(&Op::Release(30)));
+        // Every event reached the sink once, in order.
+        let users: Vec<String> = w
+            .sent
+            .iter()
+            .map(|e| {
+                let v: serde_json::Value = serde_json::from_slice(e).unwrap();
+                v["user"]["name"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        let expected: Vec<String> = (0..30).map(|i| format!("user{i}")).collect();
+        assert_eq!(users, expected);
+        drop(w);
+        assert_eq!(p.events_committed(), 30);
+        assert_eq!(p.commit_failures(), 2);
+    }
+
+    #[test]
+    fn no_release_before_its_checkpoint_is_persisted() {
+        let world = Shared::default();
+        let mut p = pipeline(&world);
+        let t = Timestamp::from_secs(1_795_867_200);
+        world.lock().unwrap().fail_persists = true;
+        p.take(&live_chunk(0), t, Instant::now()).unwrap();
+        assert_eq!(p.commit(), Commit::Done { persisted: false });
+        assert_eq!(
+            world.lock().unwrap().ops,
+            [Op::Commit(10), Op::PersistFailed]
+        );
+        // The persist is retried without new input; only then is the sink released.
+        assert!(p.next_commit(false).is_some());
+        assert_eq!(p.commit(), Commit::Done { persisted: false });
+        world.lock().unwrap().fail_persists = false;
+        assert_eq!(p.commit(), Commit::Done { persisted: true });
+        let w = world.lock().unwrap();
+        assert_eq!(
+            w.ops,
+            [
+                Op::Commit(10),
+                Op::PersistFailed,
+                Op::PersistFailed,
+                Op::Persist(10, 10),
+                Op::Release(10)
+            ]
+        );
+        check_ordering(&w.ops);
+    }
+
+    #[test]
+    fn many_chunks_with_failures_at_random_keep_the_rules() {
+        let world = Shared::default();
+        let mut p = pipeline(&world);
+        let t = Timestamp::from_secs(1_795_867_200);
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut n = 0;
+        for _ in 0..200 {
+            // Reading pauses while a commit is refused.
+            if !p.blocked() {
+                p.take(&live_chunk(n), t, Instant::now()).unwrap();
+                n += 1;
+            }
+            {
+                let mut w = world.lock().unwrap();
+                w.fail_commits = next() % 4 == 0;
+                w.fail_persists = next() % 5 == 0;
+            }
+            if next() % 2 == 0 {
+                p.commit();
+            }
+        }
+        {
+            let mut w = world.lock().unwrap();
+            w.fail_commits = false;
+            w.fail_persists = false;
+        }
+        p.commit();
+        p.commit();
+        let w = world.lock().unwrap();
+        check_ordering(&w.ops);
+        assert_eq!(w.persisted.0 as usize, w.sent.len());
+        assert_eq!(w.sent.len(), 10 * n);
+        assert_eq!(w.durable, w.sent.len());
+    }
+
+    #[test]
+    fn a_live_log_commits_at_the_batch_age_and_an_alert_at_once_but_not_twice_per_interval() {
+        let world = Shared::default();
+        let renderer = Renderer::new(Stamp::default(), Zone::Fixed(0), false, 0)
+            .with_detector(agent_core::detect::DetectConfig::default());
+        let mut p = pipeline_with(&world, renderer);
+        let t = Timestamp::from_secs(1_795_867_200);
+        let t0 = Instant::now();
+        p.take(&live_chunk(0), t, t0).unwrap();
+        // More appends share the commit, due at the batch age (the fake sink's: 500 ms).
+        p.take(&live_chunk(1), t, t0 + Duration::from_millis(100))
+            .unwrap();
+        assert_eq!(p.next_commit(false), Some(t0 + Duration::from_millis(500)));
+        assert_eq!(
+            p.commit_if_due(t0 + Duration::from_millis(400), false),
+            Commit::Nothing
+        );
+        assert!(matches!(
+            p.commit_if_due(t0 + Duration::from_millis(500), false),
+            Commit::Done { .. }
+        ));
+        assert_eq!(world.lock().unwrap().ops.len(), 3);
+        // Ten failures from one address raise a brute-force alert.
+        let brute = |n: u64| {
+            let lines: Vec<String> = (0..10)
+                .map(|i| {
+                    format!(
+                        "Nov 28 06:49:{i:02} web1 sshd[42]: Failed password for root from \
+                         198.51.100.{n} port 50522 ssh2"
+                    )
+                })
+                .collect();
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let mut c = chunk(1, &lines);
+            c.end = Position::Offset(1000 + n);
+            c
+        };
+        let at = Instant::now();
+        p.take(&brute(1), t, at).unwrap();
+        assert_eq!(p.renderer().alerts, 1);
+        // The last commit was a while ago: the alert is due an interval after it at most.
+        let due = p.next_commit(false).unwrap();
+        assert!(
+            due <= at.max(t0 + Duration::from_millis(750)),
+            "{due:?} {at:?}"
+        );
+        assert!(matches!(p.commit(), Commit::Done { .. }));
+        // A second alert right after waits for the interval: one commit for both, not two.
+        let at = Instant::now();
+        p.take(&brute(2), t, at).unwrap();
+        assert_eq!(p.renderer().alerts, 2);
+        let due = p.next_commit(false).unwrap();
+        assert!(due >= at + Duration::from_millis(200), "{due:?} {at:?}");
+        assert!(due <= at + Duration::from_millis(250), "{due:?} {at:?}");
+        // With input queued, alerts wait for the queue.
+        assert_eq!(p.next_commit(true), Some(at + Duration::from_millis(500)));
     }
 }

@@ -12,19 +12,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use agent_core::Timestamp;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, SinkConfig, SourceConfig};
-use crate::pipeline::{Pending, Renderer, SourceCounters, Stamp};
+use crate::pipeline::{
+    COMMIT_RETRY, Commit, Inbox, Input, Pipeline, Renderer, SourceCounters, Stamp, wake_chunk,
+    wall_clock,
+};
 use crate::sink::{FileSink, Sink, StdoutSink};
 use crate::source::checkpoint::Checkpoints;
-use crate::source::file::{FileSource, FileStatus};
+use crate::source::file::{FileSource, FileStatus, Waker};
 use crate::source::journald::{JournaldSource, JournaldStatus};
 use crate::source::utmp::{UtmpSource, UtmpStatus};
 use crate::source::{Chunk, Position, StreamKey};
@@ -34,28 +36,16 @@ use crate::source::{Chunk, Position, StreamKey};
 /// 19.5 MiB peak RSS on a 1M-line backlog, 8 gives 14.2 MiB at about the same CPU time.)
 pub const CHANNEL_CHUNKS: usize = 8;
 
-/// Bytes of rendered events after which the pipeline commits early, whatever the sink says.
-/// It sets how many commits a backlog takes (each syncs the spool directory, the checkpoint
-/// file and the state directory): on the 1M-line benchmark backlog 8 MiB took 3.09 s against
-/// 3.31 s for 4 MiB (medians of 4 pairs) at the same peak RSS; 16 MiB gained little more and
-/// added about 1 MiB. What it holds meanwhile is the compressed batches, about 7% of it.
-pub const COMMIT_BYTES: usize = 8 << 20;
-
-/// How long the pipeline waits before retrying a failed commit (reading is paused meanwhile).
-pub const COMMIT_RETRY: Duration = Duration::from_millis(500);
-
-/// How often checkpoints are persisted (they are also persisted at a clean stop).
-pub const PERSIST_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How often the status file is rewritten.
+/// How often the status file is rewritten at most while something happens.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How often the run loop wakes, and the status file is rewritten, while the sink has a
-/// backlog (so `authtrail status` shows within this long that it is gone).
+/// How often the status file is rewritten while the sink has a backlog (so `authtrail status`
+/// shows within this long that it is gone).
 pub const BUSY_WAKE: Duration = Duration::from_millis(100);
 
-/// Longest the run loop sleeps when nothing happens (the latency of SIGTERM and SIGHUP).
-pub const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// How often the status file is rewritten while nothing happens (its `updated` time), the run
+/// loop's only timer when idle.
+pub const STATUS_REFRESH: Duration = STATUS_REWRITE_MAX;
 
 /// A running agent rewrites its status file at least this often, changed or not: a file older
 /// than this (and [`STATUS_INTERVAL`]) belongs to an agent that stopped or cannot write.
@@ -140,8 +130,20 @@ enum StatusHandle {
 struct Running {
     config: SourceConfig,
     stop: Arc<AtomicBool>,
+    /// Wakes a file source sleeping on its events (the others look at `stop` on their own).
+    waker: Option<Waker>,
     thread: JoinHandle<()>,
     status: StatusHandle,
+}
+
+impl Running {
+    /// Asks the source to stop (it finishes on its thread).
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = &self.waker {
+            w.wake();
+        }
+    }
 }
 
 /// Starts a source thread.
@@ -157,9 +159,11 @@ fn start_source(
     let name: Arc<str> = Arc::from(name);
     let thread_name = format!("source-{name}");
     let stop2 = stop.clone();
+    let mut waker = None;
     let (status, spawn): (StatusHandle, Box<dyn FnOnce() + Send>) = match config {
         SourceConfig::File(c) => {
             let src = FileSource::new(c, name, start, max_line, first_start);
+            waker = Some(src.waker());
             (
                 StatusHandle::File(src.status()),
                 Box::new(move || src.run(tx, stop2)),
@@ -174,6 +178,7 @@ fn start_source(
         }
         SourceConfig::Audit(c) => {
             let src = FileSource::new(&c.as_file(), name, start, max_line, first_start);
+            waker = Some(src.waker());
             (
                 StatusHandle::File(src.status()),
                 Box::new(move || src.run(tx, stop2)),
@@ -194,6 +199,7 @@ fn start_source(
     Ok(Running {
         config: config.clone(),
         stop,
+        waker,
         thread,
         status,
     })
@@ -232,16 +238,6 @@ fn open_sink(
             Box::new(sink)
         }
     })
-}
-
-fn now() -> Timestamp {
-    let d = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: d.subsec_nanos(),
-    }
 }
 
 fn warn(msg: impl std::fmt::Display) {
@@ -287,14 +283,8 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
 
     let terminate = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, terminate.clone())
-            .context("installing signal handlers")?;
-    }
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
-        .context("installing signal handlers")?;
 
-    let mut sink = open_sink(&config, agent_id, &facts, checkpoints.sink_mark())?;
+    let sink = open_sink(&config, agent_id, &facts, checkpoints.sink_mark())?;
     // Write the checkpoint file at once, so a crash before the first commit is not taken for a
     // first start (which would apply `read-from = end` again). It carries the sink's mark from the
     // start: what the sink holds beyond it after a crash is discarded and read again.
@@ -317,6 +307,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     }
     let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let mut rx = Inbox::new(rx);
+    watch_signals(&terminate, &reload, tx.clone())?;
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let max_line = config.max_line_bytes;
     for ((name, source), fresh) in sources.into_iter().zip(fresh) {
@@ -345,24 +336,10 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         warn(format_args!("sd_notify: {e}"));
     }
     let mut config = config;
-
-    let mut pipeline = Loop {
-        pending: Pending::default(),
-        uncommitted_bytes: 0,
-        first_uncommitted: None,
-        last_persist: Instant::now(),
-        memory_saved: Instant::now(),
-        last_status: Instant::now() - STATUS_INTERVAL,
-        events_committed: 0,
-        events_uncommitted: 0,
-        commit_failures: 0,
-        blocked: false,
-    };
-
-    let mut last_written: Option<(StatusReport, Instant)> = None;
-    let mut backlog = false;
+    let mut pipeline = Pipeline::new(renderer, sink, checkpoints, config.commit_interval);
+    let mut memory_saved = Instant::now();
+    let mut status = StatusFile::default();
     loop {
-        let was_backlog = backlog;
         watchdog.tick();
         if terminate.load(Ordering::Relaxed) {
             break;
@@ -388,29 +365,21 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
                     config.sources = new_config.sources;
                     // Settle what is in flight so restarted sources resume where we are, and
                     // so that what was read before the reload went through the old detections.
-                    pipeline.commit(&mut *sink, &mut checkpoints, &renderer);
-                    let _ = checkpoints.persist();
+                    pipeline.commit();
+                    let _ = pipeline.checkpoints_mut().persist();
                     if config.detect != new_config.detect {
                         let was_on = config.detect.enabled;
                         config.detect = new_config.detect;
+                        let sequence = pipeline.checkpoints().sequence();
                         reconfigure_detections(
                             &config,
                             was_on,
                             agent_id,
-                            checkpoints.sequence(),
-                            &mut renderer,
+                            sequence,
+                            pipeline.renderer_mut(),
                         );
                     }
-                    reconcile(
-                        &mut running,
-                        &config,
-                        &mut checkpoints,
-                        &tx,
-                        &mut rx,
-                        &mut renderer,
-                        &mut *sink,
-                        &mut pipeline,
-                    )?;
+                    reconcile(&mut running, &config, &tx, &mut rx, &mut pipeline)?;
                     info("configuration reloaded");
                     watchdog.status("configuration reloaded");
                 }
@@ -419,70 +388,41 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
                 )),
             }
         }
-        if pipeline.blocked {
+        let more_input = rx.has_more();
+        let committed = pipeline.commit_if_due(Instant::now(), more_input);
+        if committed != Commit::Nothing {
+            status.dirty = true;
+        }
+        if committed == (Commit::Done { persisted: true })
+            && memory_saved.elapsed() >= crate::memory::SAVE_INTERVAL
+        {
+            save_memory(pipeline.checkpoints(), pipeline.renderer());
+            memory_saved = Instant::now();
+        }
+        let status_due = status.refresh(&config.state_dir, &agent_id, &running, &pipeline);
+        // Sleep until input comes, a commit or the status file is due, or a signal (the signal
+        // thread wakes us): nothing here wakes on a timer while nothing happens.
+        let mut until = status_due;
+        if let Some(due) = pipeline.next_commit(more_input) {
+            until = until.min(due);
+        }
+        if let Some(every) = watchdog.ping_every() {
+            until = until.min(Instant::now() + every / 2);
+        }
+        let wait = until.saturating_duration_since(Instant::now());
+        if pipeline.blocked() {
             // The sink refused the last commit: read nothing more (the logs are the buffer)
             // until it takes what it holds.
-            std::thread::sleep(COMMIT_RETRY);
-            pipeline.commit(&mut *sink, &mut checkpoints, &renderer);
-        } else {
-            // Sleep until a chunk comes, the oldest uncommitted event is due, or a second passes
-            // (signals are flags, seen at the next wake-up): an idle agent wakes once a second.
-            // While the sink has a backlog it wakes more often, to show in the status file
-            // when the backlog is gone.
-            let idle_wake = if backlog { BUSY_WAKE } else { IDLE_WAKE };
-            let wait = match pipeline.first_uncommitted {
-                Some(t) => sink
-                    .max_age()
-                    .saturating_sub(t.elapsed())
-                    .clamp(Duration::from_millis(5), idle_wake),
-                None => idle_wake,
-            };
-            match rx.recv_timeout(wait) {
-                Ok(chunk) => pipeline.take(chunk, &mut renderer, &mut *sink)?,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            let more_input = rx.has_more();
-            pipeline.maybe_commit(&mut *sink, &mut checkpoints, &renderer, more_input);
+            std::thread::sleep(wait.min(COMMIT_RETRY));
+            continue;
         }
-        if pipeline.last_persist.elapsed() >= PERSIST_INTERVAL {
-            // Normally a no-op: commits persist at once. This retries a failed persist.
-            match checkpoints.persist() {
-                Ok(()) => {
-                    if let Some(mark) = checkpoints.sink_mark() {
-                        sink.release(mark);
-                    }
-                }
-                Err(e) => warn(format_args!("persisting checkpoints: {e}")),
+        match rx.recv_timeout(Some(wait)) {
+            Ok(Input::Chunk(chunk)) => {
+                pipeline.take(&chunk, wall_clock(), Instant::now())?;
+                status.dirty = true;
             }
-            pipeline.last_persist = Instant::now();
-        }
-        backlog = sink.has_backlog();
-        let status_every = if backlog { BUSY_WAKE } else { STATUS_INTERVAL };
-        if pipeline.last_status.elapsed() >= status_every || (was_backlog && !backlog) {
-            pipeline.last_status = Instant::now();
-            let mut report = status_report(
-                &agent_id.to_string(),
-                &*sink,
-                &running,
-                &renderer,
-                &pipeline,
-            );
-            // Rewrite only on change (or once a minute), so an idle agent leaves the disk alone.
-            let updated = std::mem::take(&mut report.updated);
-            let stale = last_written
-                .as_ref()
-                .is_none_or(|(r, at): &(StatusReport, Instant)| {
-                    *r != report || at.elapsed() >= STATUS_REWRITE_MAX
-                });
-            if stale {
-                let mut written = report.clone();
-                written.updated = updated;
-                match write_status(&config.state_dir, &written) {
-                    Ok(()) => last_written = Some((report, Instant::now())),
-                    Err(e) => warn(format_args!("writing the status file: {e}")),
-                }
-            }
+            Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
         }
     }
 
@@ -490,46 +430,139 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     info("stopping");
     watchdog.stopping();
     for r in running.values() {
-        r.stop.store(true, Ordering::Relaxed);
+        r.stop();
     }
     drop(tx);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(chunk) => pipeline.take(chunk, &mut renderer, &mut *sink)?,
+        match rx.recv_timeout(Some(Duration::from_millis(50))) {
+            Ok(Input::Chunk(chunk)) => pipeline.take(&chunk, wall_clock(), Instant::now())?,
+            Ok(Input::Wake) => {}
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
                 if running.values().all(|r| r.thread.is_finished()) || Instant::now() > deadline {
-                    // Anything still queued is drained below.
-                    while let Some(chunk) = rx.try_recv() {
-                        pipeline.take(chunk, &mut renderer, &mut *sink)?;
-                    }
                     break;
                 }
             }
         }
     }
-    pipeline.commit(&mut *sink, &mut checkpoints, &renderer);
-    checkpoints
+    // Anything still queued is taken, then committed.
+    pipeline.drain(&mut rx)?;
+    pipeline
+        .checkpoints_mut()
         .persist()
         .context("persisting checkpoints at stop")?;
-    save_memory(&checkpoints, &renderer);
-    let report = status_report(
-        &agent_id.to_string(),
-        &*sink,
-        &running,
-        &renderer,
-        &pipeline,
-    );
+    save_memory(pipeline.checkpoints(), pipeline.renderer());
+    let report = status_report(&agent_id.to_string(), &running, &pipeline);
     let _ = write_status(&config.state_dir, &report);
     for (_, r) in running {
         let _ = r.thread.join();
     }
     info(format_args!(
         "stopped cleanly: {} event(s) committed",
-        pipeline.events_committed
+        pipeline.events_committed()
     ));
     Ok(())
+}
+
+/// Turns SIGTERM and SIGINT into `terminate`, SIGHUP into `reload`, on a thread of its own that
+/// sleeps until a signal comes and then wakes the pipeline through its input channel.
+fn watch_signals(
+    terminate: &Arc<AtomicBool>,
+    reload: &Arc<AtomicBool>,
+    wake: SyncSender<Chunk>,
+) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .context("installing signal handlers")?;
+    let (terminate, reload) = (terminate.clone(), reload.clone());
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let flag = if signal == SIGHUP {
+                    &reload
+                } else {
+                    &terminate
+                };
+                flag.store(true, Ordering::Relaxed);
+                // A full channel wakes the pipeline anyway.
+                let _ = wake.try_send(wake_chunk());
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
+
+/// The status file: rewritten when something changed, at most every [`STATUS_INTERVAL`]
+/// ([`BUSY_WAKE`] while the sink has a backlog), and every [`STATUS_REFRESH`] otherwise.
+struct StatusFile {
+    /// Something happened since the last look (input, a commit).
+    dirty: bool,
+    backlog: bool,
+    last_look: Option<Instant>,
+    last_written: Option<(StatusReport, Instant)>,
+}
+
+impl Default for StatusFile {
+    fn default() -> Self {
+        StatusFile {
+            dirty: true,
+            backlog: false,
+            last_look: None,
+            last_written: None,
+        }
+    }
+}
+
+impl StatusFile {
+    /// Rewrites the file if it is due and changed; returns when to look again.
+    fn refresh(
+        &mut self,
+        state_dir: &Path,
+        agent_id: &uuid::Uuid,
+        running: &BTreeMap<String, Running>,
+        pipeline: &Pipeline<Checkpoints>,
+    ) -> Instant {
+        let now = Instant::now();
+        let was_backlog = self.backlog;
+        self.backlog = pipeline.sink().has_backlog();
+        let every = if self.backlog {
+            BUSY_WAKE
+        } else if self.dirty {
+            STATUS_INTERVAL
+        } else {
+            STATUS_REFRESH
+        };
+        let due = self.last_look.map_or(now, |t| t + every);
+        let backlog_gone = was_backlog && !self.backlog;
+        if now < due && !backlog_gone {
+            return due;
+        }
+        self.last_look = Some(now);
+        self.dirty = false;
+        let mut report = status_report(&agent_id.to_string(), running, pipeline);
+        // Rewrite only on change (or once every STATUS_REFRESH), so an idle agent leaves the
+        // disk alone.
+        let updated = std::mem::take(&mut report.updated);
+        let stale = self
+            .last_written
+            .as_ref()
+            .is_none_or(|(r, at)| *r != report || at.elapsed() >= STATUS_REFRESH);
+        if stale {
+            let mut written = report.clone();
+            written.updated = updated;
+            match write_status(state_dir, &written) {
+                Ok(()) => self.last_written = Some((report, now)),
+                Err(e) => warn(format_args!("writing the status file: {e}")),
+            }
+        }
+        now + if self.backlog {
+            BUSY_WAKE
+        } else {
+            STATUS_REFRESH
+        }
+    }
 }
 
 /// The detector's hash seed: per process, so that an attacker cannot aim at one slot of the
@@ -606,124 +639,14 @@ fn save_memory(checkpoints: &Checkpoints, renderer: &Renderer) {
     }
 }
 
-/// The pipeline's commit bookkeeping.
-struct Loop {
-    pending: Pending,
-    uncommitted_bytes: usize,
-    first_uncommitted: Option<Instant>,
-    last_persist: Instant,
-    /// When the detector's memory was last saved.
-    memory_saved: Instant,
-    last_status: Instant,
-    events_committed: u64,
-    events_uncommitted: u64,
-    commit_failures: u64,
-    /// The last commit failed; reading is paused until a retry succeeds.
-    blocked: bool,
-}
-
-impl Loop {
-    fn take(
-        &mut self,
-        chunk: Chunk,
-        renderer: &mut Renderer,
-        sink: &mut dyn Sink,
-    ) -> anyhow::Result<()> {
-        let mut bytes = 0usize;
-        let mut events = 0u64;
-        renderer.render(&chunk, now(), |r| {
-            bytes += r.json.len() + 1;
-            events += 1;
-            sink.send(r.json, r.alert)
-        })?;
-        self.uncommitted_bytes += bytes;
-        self.events_uncommitted += events;
-        self.pending.push(&chunk);
-        self.first_uncommitted.get_or_insert_with(Instant::now);
-        Ok(())
-    }
-
-    /// Commits if the sink asks for it, [`COMMIT_BYTES`] are rendered, or the oldest event is
-    /// due. `more_input`: chunks are already queued (a sink may then let batches gather).
-    fn maybe_commit(
-        &mut self,
-        sink: &mut dyn Sink,
-        checkpoints: &mut Checkpoints,
-        renderer: &Renderer,
-        more_input: bool,
-    ) {
-        let due = self.uncommitted_bytes >= COMMIT_BYTES
-            || sink.wants_commit(more_input)
-            || self
-                .first_uncommitted
-                .is_some_and(|t| t.elapsed() >= sink.max_age());
-        if due {
-            self.commit(sink, checkpoints, renderer);
-        }
-    }
-
-    /// Commits the sink; on success, moves the pending positions into the checkpoints.
-    fn commit(&mut self, sink: &mut dyn Sink, checkpoints: &mut Checkpoints, renderer: &Renderer) {
-        if self.pending.is_empty() {
-            return;
-        }
-        match sink.commit() {
-            Ok(()) => {
-                for (key, position, path) in self.pending.take() {
-                    checkpoints.set(key, position, path.as_deref().map(|p| p.as_path()));
-                }
-                checkpoints.set_sequence(renderer.sequence());
-                let mark = sink.mark();
-                checkpoints.set_sink_mark(mark);
-                // Persist now, with the sink's mark: a crash after this re-reads nothing, and one
-                // before it is undone by `Sink::recover` at the next start.
-                match checkpoints.persist() {
-                    Ok(()) => {
-                        sink.release(mark);
-                        if self.memory_saved.elapsed() >= crate::memory::SAVE_INTERVAL {
-                            save_memory(checkpoints, renderer);
-                            self.memory_saved = Instant::now();
-                        }
-                    }
-                    Err(e) => warn(format_args!("persisting checkpoints: {e}; retrying")),
-                }
-                self.events_committed += self.events_uncommitted;
-                self.events_uncommitted = 0;
-                self.uncommitted_bytes = 0;
-                self.first_uncommitted = None;
-                if self.blocked {
-                    info("sink accepts events again; reading resumes");
-                }
-                self.blocked = false;
-            }
-            Err(e) => {
-                self.commit_failures += 1;
-                if !self.blocked {
-                    warn(format_args!(
-                        "{e}; reading paused and checkpoints held back until a retry succeeds"
-                    ));
-                }
-                self.blocked = true;
-            }
-        }
-    }
-}
-
 /// Applies a reloaded configuration's sources: start new ones, stop removed ones, restart
 /// changed ones from their checkpoints.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the run loop's state, passed explicitly"
-)]
 fn reconcile(
     running: &mut BTreeMap<String, Running>,
     config: &Config,
-    checkpoints: &mut Checkpoints,
     tx: &SyncSender<Chunk>,
     rx: &mut Inbox,
-    renderer: &mut Renderer,
-    sink: &mut dyn Sink,
-    pipeline: &mut Loop,
+    pipeline: &mut Pipeline<Checkpoints>,
 ) -> anyhow::Result<()> {
     let wanted: BTreeMap<String, SourceConfig> = config.named_sources().into_iter().collect();
     let to_stop: Vec<String> = running
@@ -733,7 +656,7 @@ fn reconcile(
         .collect();
     for name in &to_stop {
         if let Some(r) = running.get(name) {
-            r.stop.store(true, Ordering::Relaxed);
+            r.stop();
         }
     }
     // Keep draining while the stopping sources finish, so none blocks on a full channel.
@@ -743,14 +666,11 @@ fn reconcile(
         .any(|n| running.get(n).is_some_and(|r| !r.thread.is_finished()))
         && Instant::now() < deadline
     {
-        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(20)) {
-            pipeline.take(chunk, renderer, sink)?;
+        if let Ok(Input::Chunk(chunk)) = rx.recv_timeout(Some(Duration::from_millis(20))) {
+            pipeline.take(&chunk, wall_clock(), Instant::now())?;
         }
     }
-    while let Some(chunk) = rx.try_recv() {
-        pipeline.take(chunk, renderer, sink)?;
-    }
-    pipeline.commit(sink, checkpoints, renderer);
+    pipeline.drain(rx)?;
     // Sources new to this state directory honour their `read-from`, as on a first start; they
     // are recorded (and persisted) before they start, so a crash cannot make them fresh again.
     let starting: Vec<&str> = wanted
@@ -758,6 +678,7 @@ fn reconcile(
         .filter(|name| !running.contains_key(*name) || to_stop.contains(*name))
         .map(String::as_str)
         .collect();
+    let checkpoints = pipeline.checkpoints_mut();
     let fresh: BTreeMap<String, bool> = checkpoints
         .start_sources(&starting)
         .into_iter()
@@ -775,7 +696,7 @@ fn reconcile(
             let r = start_source(
                 slot.key(),
                 &source,
-                checkpoints.snapshot(),
+                pipeline.checkpoints().snapshot(),
                 fresh.get(slot.key()).copied().unwrap_or(false),
                 config.max_line_bytes,
                 tx.clone(),
@@ -787,45 +708,12 @@ fn reconcile(
     Ok(())
 }
 
-/// The pipeline's end of the chunk channel, able to tell whether more input is queued (std's
-/// receiver cannot peek, so one chunk may be held back here).
-struct Inbox {
-    rx: Receiver<Chunk>,
-    next: Option<Chunk>,
-}
-
-impl Inbox {
-    fn new(rx: Receiver<Chunk>) -> Self {
-        Inbox { rx, next: None }
-    }
-
-    fn recv_timeout(&mut self, wait: Duration) -> Result<Chunk, RecvTimeoutError> {
-        match self.next.take() {
-            Some(chunk) => Ok(chunk),
-            None => self.rx.recv_timeout(wait),
-        }
-    }
-
-    fn try_recv(&mut self) -> Option<Chunk> {
-        self.next.take().or_else(|| self.rx.try_recv().ok())
-    }
-
-    /// True if a chunk is queued (it stays queued).
-    fn has_more(&mut self) -> bool {
-        if self.next.is_none() {
-            self.next = self.rx.try_recv().ok();
-        }
-        self.next.is_some()
-    }
-}
-
 fn status_report(
     agent_id: &str,
-    sink: &dyn Sink,
     running: &BTreeMap<String, Running>,
-    renderer: &Renderer,
-    pipeline: &Loop,
+    pipeline: &Pipeline<Checkpoints>,
 ) -> StatusReport {
+    let (sink, renderer) = (pipeline.sink(), pipeline.renderer());
     let sources = running
         .iter()
         .map(|(name, r)| {
@@ -883,11 +771,11 @@ fn status_report(
     StatusReport {
         pid: std::process::id(),
         agent_id: agent_id.to_owned(),
-        updated: now().rfc3339().to_string(),
+        updated: wall_clock().rfc3339().to_string(),
         refresh_secs: STATUS_REWRITE_MAX.as_secs(),
         sink: sink.describe(),
-        events_committed: pipeline.events_committed,
-        commit_failures: pipeline.commit_failures,
+        events_committed: pipeline.events_committed(),
+        commit_failures: pipeline.commit_failures(),
         alerts: renderer.alerts,
         shipping: sink.report(),
         sources,
