@@ -85,6 +85,10 @@ pub const CHUNK_MAX_BYTES: usize = 256 * 1024;
 pub const CHUNK_MAX_LINES: usize = 2048;
 /// One poll reads at most this many chunks (all files together).
 pub const MAX_CHUNKS_PER_POLL: usize = 4;
+/// After a pass that read something, the source waits this long before it reads again, so that
+/// the appends of a live log are read together (one wake-up and one chunk for many appends)
+/// rather than one by one. It adds at most this much to an event's latency.
+pub const READ_GAP: Duration = Duration::from_millis(50);
 /// An orphan (renamed away or deleted) is closed after this many idle polls, and at least as
 /// many poll intervals, at its end.
 pub const ORPHAN_IDLE_POLLS: u32 = 3;
@@ -390,7 +394,9 @@ impl FileSource {
     pub fn run(mut self, tx: SyncSender<Chunk>, stop: Arc<AtomicBool>) {
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
-            for chunk in self.poll_at(now) {
+            let chunks = self.poll_at(now);
+            let read = !chunks.is_empty();
+            for chunk in chunks {
                 if !send(&tx, chunk, &stop) {
                     return;
                 }
@@ -398,16 +404,23 @@ impl FileSource {
             if self.backlog || stop.load(Ordering::Relaxed) {
                 continue;
             }
-            let mut deadline = Instant::now() + self.poll_interval;
+            if read {
+                // Let a live log's appends gather (the kernel merges their events meanwhile):
+                // the next pass reads them all at once.
+                std::thread::sleep(READ_GAP);
+            }
+            // A timer only where events do not tell everything: polling, a directory that
+            // cannot be watched, an orphan waiting to be closed, a held partial line.
+            let mut deadline = (!self.watcher.sees_everything()
+                || self.files.iter().any(|t| t.orphan_since.is_some()))
+            .then(|| Instant::now() + self.poll_interval);
             for t in &self.files {
                 if let Some(d) = t.partial_deadline(&self.limits) {
-                    deadline = deadline.min(d);
+                    deadline = Some(deadline.map_or(d, |x| x.min(d)));
                 }
             }
             let woken = {
-                let watcher = &self.watcher;
-                let patterns = &self.patterns;
-                let files = &self.files;
+                let (watcher, patterns, files) = (&mut self.watcher, &self.patterns, &self.files);
                 watcher.wait(deadline, &|p: &Path| {
                     patterns.iter().any(|g| g.matches_path(p))
                         || files.iter().any(|t| t.path.as_path() == p)
