@@ -194,7 +194,14 @@ fn build_agent(
         .https_only(true)
         .http_status_as_error(false)
         .proxy(proxy)
-        .timeout_global(Some(timeout))
+        // Every step after the name lookup gets the timeout, the lookup none of its own
+        // (getaddrinfo's): ureq looks the host up before every request, pooled connection or
+        // not, and with a timeout it does so on a new thread, one per batch.
+        .timeout_connect(Some(timeout))
+        .timeout_send_request(Some(timeout))
+        .timeout_send_body(Some(timeout))
+        .timeout_recv_response(Some(timeout))
+        .timeout_recv_body(Some(timeout))
         .user_agent(concat!("authtrail/", env!("CARGO_PKG_VERSION")))
         .max_idle_connections(2)
         .max_idle_connections_per_host(2)

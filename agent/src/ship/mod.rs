@@ -323,10 +323,22 @@ impl State {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
+    /// Wakes the first sender and whoever waits for the spool to empty.
     wake: Condvar,
+    /// Wakes the other senders, which only drain a deep backlog (they sleep otherwise).
+    wake_extra: Condvar,
 }
 
 impl Shared {
+    /// Something changed (a batch spooled, released, sent, or a stop): wake the first sender
+    /// and the waiters, and the other senders only when there is work for them.
+    fn notify(&self, state: &State) {
+        self.wake.notify_all();
+        if state.stop || state.spool.len() >= PARALLEL_BACKLOG {
+            self.wake_extra.notify_all();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere while holding the lock leaves the state usable (every update is a
         // few assignments); keep shipping rather than cascade the panic.
@@ -439,6 +451,7 @@ impl CollectorSink {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             wake: Condvar::new(),
+            wake_extra: Condvar::new(),
         });
         let mut shippers = Vec::with_capacity(clients.len());
         for (index, client) in clients.into_iter().enumerate() {
@@ -457,8 +470,10 @@ impl CollectorSink {
             match spawned {
                 Ok(t) => shippers.push(t),
                 Err(e) => {
-                    shared.lock().stop = true;
-                    shared.wake.notify_all();
+                    let mut state = shared.lock();
+                    state.stop = true;
+                    shared.notify(&state);
+                    drop(state);
                     for t in shippers {
                         let _ = t.join();
                     }
@@ -588,7 +603,11 @@ impl Sink for CollectorSink {
                 .push(batch::spool_dropped(&self.identity, b, e).as_bytes());
             self.alert = true;
         }
-        self.shared.wake.notify_all();
+        // What was spooled ships once released ([`Sink::release`] wakes the senders then), or
+        // at once without the checkpoint handshake.
+        if !self.durable || state.released.is_none() {
+            self.shared.notify(&state);
+        }
         if self.durable {
             return Ok(());
         }
@@ -638,7 +657,7 @@ impl Sink for CollectorSink {
         }
         let mut state = self.shared.lock();
         state.released = Some(state.released.map_or(mark.offset, |r| r.max(mark.offset)));
-        self.shared.wake.notify_all();
+        self.shared.notify(&state);
     }
 
     /// Deletes the spooled pipeline batches above `mark`: they were spooled after the last
@@ -646,8 +665,9 @@ impl Sink for CollectorSink {
     /// start, or checkpoints lost) nothing is deleted: the logs may not be read again.
     fn recover(&mut self, mark: Option<SinkMark>) -> Result<(), SinkError> {
         if self.durable {
-            recover_spool(&mut self.shared.lock(), mark);
-            self.shared.wake.notify_all();
+            let mut state = self.shared.lock();
+            recover_spool(&mut state, mark);
+            self.shared.notify(&state);
         }
         Ok(())
     }
@@ -699,8 +719,10 @@ impl Sink for CollectorSink {
 
 impl Drop for CollectorSink {
     fn drop(&mut self) {
-        self.shared.lock().stop = true;
-        self.shared.wake.notify_all();
+        let mut state = self.shared.lock();
+        state.stop = true;
+        self.shared.notify(&state);
+        drop(state);
         for t in self.shippers.drain(..) {
             let _ = t.join();
         }
@@ -793,7 +815,7 @@ impl Shipper {
                     if let Some(wait) = self.settle(&mut state, &batch, outcome) {
                         state.not_before = Instant::now() + wait;
                     }
-                    shared.wake.notify_all();
+                    shared.notify(&state);
                     None
                 }
                 // Batches held back until their checkpoints are persisted, being sent by
@@ -808,9 +830,15 @@ impl Shipper {
             };
             if let Some(until) = wait_until {
                 let now = Instant::now();
+                // The other senders sleep on a condition of their own, woken only for a deep
+                // backlog or a stop: a live log's batches do not wake them.
+                let wake = if self.index == 0 {
+                    &shared.wake
+                } else {
+                    &shared.wake_extra
+                };
                 if until > now {
-                    state = shared
-                        .wake
+                    state = wake
                         .wait_timeout(state, until - now)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
@@ -941,7 +969,11 @@ impl Shipper {
             }
             Outcome::Throttled(code, retry_after) => {
                 let wait = match retry_after {
-                    Some(d) => d.min(state.backoff.max()).max(retry::MIN_WAIT),
+                    // Never sooner than asked, and spread so that a fleet told the same
+                    // `Retry-After` does not come back in step.
+                    Some(d) => state
+                        .backoff
+                        .spread(d.min(state.backoff.max()).max(retry::MIN_WAIT)),
                     None => state.backoff.next_wait(),
                 };
                 failed(

@@ -40,15 +40,28 @@ impl Backoff {
 
     /// The wait before the next attempt (uniform in `MIN_WAIT..=ceiling`); doubles the ceiling.
     pub fn next_wait(&mut self) -> Duration {
-        // xorshift64*
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let r = self.draw();
         let ceiling_ns = u64::try_from(self.ceiling.as_nanos()).unwrap_or(u64::MAX);
         let wait = Duration::from_nanos(if ceiling_ns == 0 { 0 } else { r % ceiling_ns });
         self.ceiling = self.ceiling.saturating_mul(2).min(self.max);
         wait.max(MIN_WAIT)
+    }
+
+    /// `wait` plus a uniform draw of up to half of it: a wait the collector asked for
+    /// (`Retry-After`), spread so that the agents it gave the same answer do not all come
+    /// back at the same moment.
+    pub fn spread(&mut self, wait: Duration) -> Duration {
+        let r = self.draw();
+        let half_ns = u64::try_from(wait.as_nanos() / 2).unwrap_or(u64::MAX);
+        wait + Duration::from_nanos(if half_ns == 0 { 0 } else { r % (half_ns + 1) })
+    }
+
+    fn draw(&mut self) -> u64 {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
     /// After a success: the next failure waits at most `initial` again.
@@ -102,6 +115,20 @@ mod tests {
         // Jitter: not every draw is the same.
         let draws: std::collections::HashSet<_> = (0..20).map(|_| b.next_wait()).collect();
         assert!(draws.len() > 5);
+    }
+
+    #[test]
+    fn a_retry_after_is_honoured_and_spread_over_half_of_it_again() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(60));
+        let asked = Duration::from_secs(2);
+        let waits: Vec<Duration> = (0..50).map(|_| b.spread(asked)).collect();
+        assert!(waits.iter().all(|w| *w >= asked && *w <= asked * 3 / 2));
+        let distinct: std::collections::HashSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 40, "{waits:?}");
+        // Two agents told the same thing come back at different times.
+        let mut other = Backoff::new(Duration::from_millis(100), Duration::from_secs(60));
+        assert_ne!(b.spread(asked), other.spread(asked));
+        assert_eq!(b.spread(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]
