@@ -11,6 +11,9 @@
 //! 3. The same backlog from the agent to the collector over TLS on loopback (`--runs` times, a
 //!    fresh store and agent state each time; medians): wall time, CPU and peak RSS of both, and
 //!    the compressed bytes sent against the raw log's size.
+//!
+//! `--scenario idle|trickle|fan-in` runs only those live-efficiency scenarios instead (see
+//! [`crate::live`]), each beside the single-agent backlog measured in the same run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -38,9 +41,38 @@ pub(crate) struct Args {
     /// Skip the agent-to-collector benchmark.
     #[arg(long)]
     no_shipping: bool,
+    /// Run only these live-efficiency scenarios (repeat the flag), each beside the
+    /// single-agent backlog to the collector (`--lines` lines): nothing else runs.
+    #[arg(long, value_enum)]
+    scenario: Vec<crate::live::Scenario>,
+    /// The scenarios measure the binaries in this folder (`authtrail`, `authtrail-collector`)
+    /// instead of a fresh release build (to compare two builds in the same session).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Seconds of the `trickle` scenario.
+    #[arg(long, default_value_t = 30)]
+    trickle_secs: u64,
+    /// Lines per second in the `trickle` scenario.
+    #[arg(long, default_value_t = 2_000)]
+    rate: u64,
+    /// Lines per append in the `trickle` scenario.
+    #[arg(long, default_value_t = 2)]
+    per_append: u64,
+    /// Agents in the `fan-in` scenario.
+    #[arg(long, default_value_t = 20)]
+    fan_in_agents: usize,
+    /// Lines per agent in the `fan-in` scenario.
+    #[arg(long, default_value_t = 50_000)]
+    fan_in_lines: u64,
+    /// Seconds strace watches for the fsync and thread counts of `idle` and `trickle`.
+    #[arg(long, default_value_t = 10)]
+    strace_secs: u64,
 }
 
 pub(crate) fn run(args: &Args) -> Result<()> {
+    if !args.scenario.is_empty() {
+        return live(args);
+    }
     if !args.no_parser {
         parser(args)?;
     }
@@ -51,6 +83,38 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         shipping(args)?;
     }
     Ok(())
+}
+
+fn live(args: &Args) -> Result<()> {
+    let dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => {
+            crate::run(crate::cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "agent",
+                "-p",
+                "collector",
+            ]))?;
+            crate::target_dir().join("release")
+        }
+    };
+    let bins = crate::live::Bins {
+        agent: dir.join("authtrail"),
+        collector: dir.join("authtrail-collector"),
+    };
+    let settings = crate::live::Settings {
+        idle_secs: args.idle_secs,
+        trickle_secs: args.trickle_secs,
+        rate: args.rate,
+        per_append: args.per_append,
+        fan_in_agents: args.fan_in_agents,
+        fan_in_lines: args.fan_in_lines,
+        backlog_lines: args.lines,
+        strace_secs: args.strace_secs,
+    };
+    crate::live::run(&args.scenario, &bins, &settings)
 }
 
 fn parser(args: &Args) -> Result<()> {
@@ -342,7 +406,7 @@ fn set_mode(path: &PathBuf, mode: u32) -> Result<()> {
 }
 
 /// utime + stime of a live process, seconds.
-fn cpu_secs(pid: u32) -> Result<f64> {
+pub(crate) fn cpu_secs(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the `(comm)`, which may contain spaces.
     let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
@@ -356,7 +420,7 @@ fn cpu_secs(pid: u32) -> Result<f64> {
 }
 
 /// VmHWM of a live process, KiB.
-fn peak_rss_kib(pid: u32) -> Result<u64> {
+pub(crate) fn peak_rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -679,7 +743,7 @@ fn shipped(state: &Path, log_len: u64) -> Option<Shipped> {
 
 /// The events in the store: the sum of the EVENTS column of the table `stats` prints first
 /// (events per host and action, every event in exactly one row).
-fn stored_events(stats: &str) -> Option<u64> {
+pub(crate) fn stored_events(stats: &str) -> Option<u64> {
     let mut lines = stats.lines().skip_while(|l| !l.starts_with("HOST "));
     let header = lines.next()?;
     if !header.trim_end().ends_with("EVENTS") {

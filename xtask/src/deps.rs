@@ -24,10 +24,14 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     "openssh-client",
     "openssh-server",
     "rsyslog",
+    "sqlite3",
     "sshpass",
+    "strace",
     "sudo",
     "systemd",
     "systemd-journal-remote",
+    "time",
+    "zstd",
 ];
 
 /// Targets of `cargo xtask dist` on the direct path (no container engine) and of the aarch64
