@@ -88,7 +88,7 @@ pub const MAX_CHUNKS_PER_POLL: usize = 4;
 /// After a pass that read something, the source waits this long before it reads again, so that
 /// the appends of a live log are read together (one wake-up and one chunk for many appends)
 /// rather than one by one. It adds at most this much to an event's latency.
-pub const READ_GAP: Duration = Duration::from_millis(50);
+pub const READ_GAP: Duration = Duration::from_millis(75);
 /// An orphan (renamed away or deleted) is closed after this many idle polls, and at least as
 /// many poll intervals, at its end.
 pub const ORPHAN_IDLE_POLLS: u32 = 3;
@@ -633,7 +633,8 @@ impl FileSource {
         self.last_skipped = skipped;
         self.status.with(|s| s.files_skipped = skipped);
         let dirs = self.watch_dirs();
-        self.watcher.set_dirs(dirs);
+        let files = self.files.iter().map(|t| t.path.to_path_buf()).collect();
+        self.watcher.set_watched(dirs, files);
     }
 
     fn open(&mut self, path: PathBuf, now: Instant, first_scan: bool) {

@@ -623,6 +623,65 @@ fn events_wake_the_source_long_before_the_poll_interval_and_stop_is_prompt() {
     assert!(t.elapsed() < Duration::from_secs(2));
 }
 
+/// Voluntary context switches of this process's thread named `name` (the kernel's comm).
+fn thread_switches(name: &str) -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok());
+        }
+    }
+    None
+}
+
+#[test]
+fn writes_to_other_files_in_the_directory_wake_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let other = dir.path().join("syslog");
+    append(&log, b"");
+    append(&other, b"");
+    let mut cfg = config(&[&log], ReadFrom::Beginning);
+    cfg.poll_interval = Duration::from_secs(30);
+    let src = FileSource::new(&cfg, Arc::from("t"), HashMap::new(), MAX_LINE, true).quiet();
+    if src.status().get().mode != WatchMode::Events {
+        eprintln!("inotify unavailable here; skipping");
+        return;
+    }
+    let (tx, rx) = sync_channel(4);
+    let stop = Arc::new(AtomicBool::new(false));
+    let waker = src.waker();
+    let s2 = Arc::clone(&stop);
+    let name = "quiet-src-test";
+    let h = thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || src.run(tx, s2))
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let before = thread_switches(name).expect("the source thread");
+    for _ in 0..50 {
+        append(&other, b"another program's line\n");
+        thread::sleep(Duration::from_millis(5));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let woken = thread_switches(name).unwrap() - before;
+    assert!(
+        woken <= 2,
+        "50 writes to another file woke the source {woken} times"
+    );
+    // The followed file still wakes it.
+    append(&log, b"mine\n");
+    let c = rx.recv_timeout(Duration::from_secs(5)).expect("woken");
+    assert_eq!(texts(&[c]), strs(&["mine"]));
+    stop.store(true, Ordering::Relaxed);
+    waker.wake();
+    h.join().unwrap();
+}
+
 #[test]
 fn polling_fallback_reads_without_events_and_idles_at_the_poll_interval() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,13 +1,15 @@
 //! The watcher: what wakes the file source.
 //!
 //! With inotify, the parent directories of the globs and of the followed files are watched
-//! non-recursively, and the source thread itself sleeps in `poll(2)` on the inotify descriptor
-//! (no thread of its own): an event about a path the source cares about wakes it at once, and
+//! non-recursively for files appearing, going and being renamed, and each followed file for its
+//! writes (so the other files of `/var/log` being written wakes nothing). The source thread
+//! itself sleeps in `poll(2)` on the inotify descriptor (no thread of its own) and on a wake-up
+//! pipe ([`Waker`]): an event about a path the source cares about wakes it at once, and
 //! every event queued meanwhile is read in the same pass. Events about one file that follow each
 //! other are merged by the kernel while they wait, so a log appended every millisecond costs one
 //! wake-up per read, not one per append (the source spaces its reads, see
 //! [`super::READ_GAP`]). Without inotify (it failed to start, or polling was forced), or while a
-//! directory cannot be watched, the source wakes every `poll-interval`.
+//! path cannot be watched, the source wakes every `poll-interval`.
 //!
 //! Whatever the kernel queues is bounded by inotify itself (`max_queued_events`); an overflow
 //! (`IN_Q_OVERFLOW`) asks for a re-scan, as does any event but a write to a file.
@@ -47,12 +49,22 @@ pub(crate) struct Woken {
     pub(crate) rescan: bool,
 }
 
+/// What a watch is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A directory: files appearing, going, renamed (not their writes).
+    Dir,
+    /// A followed file: its writes, and it going away.
+    File,
+}
+
 pub(crate) struct Watcher {
     inotify: Option<Inotify>,
-    /// Watched directories, and the way back from an event's descriptor.
-    watched: BTreeMap<PathBuf, WatchDescriptor>,
-    dirs: HashMap<WatchDescriptor, PathBuf>,
-    /// A wanted directory could not be watched (missing): poll until it can.
+    /// Watched paths, and the way back from an event's descriptor (one inode watched under two
+    /// names, a rotated file, has one descriptor).
+    watched: BTreeMap<PathBuf, (WatchDescriptor, Kind)>,
+    objects: HashMap<WatchDescriptor, (PathBuf, Kind)>,
+    /// A wanted path could not be watched (missing): poll until it can.
     incomplete: bool,
     /// The wake-up pipe (`None` if it could not be made: the stop flag is then seen at the next
     /// poll).
@@ -65,21 +77,24 @@ impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watcher")
             .field("inotify", &self.inotify.is_some())
-            .field("watched", &self.watched.keys())
+            .field("watched", &self.watched)
             .finish()
     }
 }
 
-/// What the source is told about in a watched directory.
-fn mask() -> WatchMask {
-    WatchMask::MODIFY
-        | WatchMask::ATTRIB
-        | WatchMask::CREATE
-        | WatchMask::DELETE
-        | WatchMask::MOVED_FROM
-        | WatchMask::MOVED_TO
-        | WatchMask::DELETE_SELF
-        | WatchMask::MOVE_SELF
+/// What the source is told about: in a watched directory, files appearing, going and renamed;
+/// of a followed file, its writes (so writes to the other files of `/var/log` wake nothing).
+fn mask(kind: Kind) -> WatchMask {
+    let gone = WatchMask::DELETE_SELF | WatchMask::MOVE_SELF | WatchMask::ATTRIB;
+    match kind {
+        Kind::Dir => {
+            gone | WatchMask::CREATE
+                | WatchMask::DELETE
+                | WatchMask::MOVED_FROM
+                | WatchMask::MOVED_TO
+        }
+        Kind::File => gone | WatchMask::MODIFY,
+    }
 }
 
 impl Watcher {
@@ -93,7 +108,7 @@ impl Watcher {
         let mut w = Watcher {
             inotify: None,
             watched: BTreeMap::new(),
-            dirs: HashMap::new(),
+            objects: HashMap::new(),
             incomplete: false,
             wake_rx,
             wake_tx,
@@ -131,35 +146,45 @@ impl Watcher {
         }
     }
 
-    /// Watches exactly `dirs` (non-recursively). A directory that cannot be watched (missing) is
-    /// retried at the next call; polling covers it meanwhile.
-    pub(crate) fn set_dirs(&mut self, dirs: BTreeSet<PathBuf>) {
+    /// Watches exactly `dirs` (non-recursively, for files appearing and going) and `files`
+    /// (for their writes). A path that cannot be watched (missing) is retried at the next call;
+    /// polling covers it meanwhile.
+    pub(crate) fn set_watched(&mut self, dirs: BTreeSet<PathBuf>, files: BTreeSet<PathBuf>) {
         let Some(inotify) = self.inotify.as_mut() else {
             return;
         };
+        let wanted: BTreeMap<PathBuf, Kind> = dirs
+            .into_iter()
+            .map(|d| (d, Kind::Dir))
+            .chain(files.into_iter().map(|f| (f, Kind::File)))
+            .collect();
+        self.incomplete = false;
+        // New watches first: a rotated file's new name gets the descriptor its old name has.
+        for (path, kind) in &wanted {
+            if self.watched.get(path).is_some_and(|(_, k)| k == kind) {
+                continue;
+            }
+            match inotify.watches().add(path, mask(*kind)) {
+                Ok(wd) => {
+                    self.objects.insert(wd.clone(), (path.clone(), *kind));
+                    self.watched.insert(path.clone(), (wd, *kind));
+                }
+                Err(_) => self.incomplete = true,
+            }
+        }
         let gone: Vec<PathBuf> = self
             .watched
             .keys()
-            .filter(|d| !dirs.contains(*d))
+            .filter(|p| !wanted.contains_key(*p))
             .cloned()
             .collect();
-        for d in gone {
-            if let Some(wd) = self.watched.remove(&d) {
-                self.dirs.remove(&wd);
-                let _ = inotify.watches().remove(wd);
-            }
-        }
-        self.incomplete = false;
-        for d in dirs {
-            if self.watched.contains_key(&d) {
+        for path in gone {
+            let Some((wd, _)) = self.watched.remove(&path) else {
                 continue;
-            }
-            match inotify.watches().add(&d, mask()) {
-                Ok(wd) => {
-                    self.dirs.insert(wd.clone(), d.clone());
-                    self.watched.insert(d, wd);
-                }
-                Err(_) => self.incomplete = true,
+            };
+            if !self.watched.values().any(|(w, _)| *w == wd) {
+                self.objects.remove(&wd);
+                let _ = inotify.watches().remove(wd);
             }
         }
     }
@@ -234,17 +259,25 @@ impl Watcher {
                     interesting = true;
                     continue;
                 }
-                let Some(dir) = self.dirs.get(&ev.wd) else {
+                let Some((path, kind)) = self.objects.get(&ev.wd) else {
                     continue;
                 };
-                // A directory appearing or moving may hold files a glob matches.
-                let about_dir = ev.name.is_none() || ev.mask.contains(EventMask::ISDIR);
-                let relevant_path = about_dir || ev.name.is_some_and(|n| relevant(&dir.join(n)));
-                if !relevant_path {
+                let relevant_event = match (kind, ev.name) {
+                    // A file in a watched directory: a directory appearing or moving may hold
+                    // files a glob matches.
+                    (Kind::Dir, Some(name)) => {
+                        ev.mask.contains(EventMask::ISDIR) || relevant(&path.join(name))
+                    }
+                    // The directory or the followed file itself.
+                    (_, None) => true,
+                    (Kind::File, Some(_)) => false,
+                };
+                if !relevant_event {
                     continue;
                 }
                 interesting = true;
-                if about_dir || !ev.mask.contains(EventMask::MODIFY) {
+                // Anything but a write may change which files there are.
+                if !(*kind == Kind::File && ev.mask.contains(EventMask::MODIFY)) {
                     woken.rescan = true;
                 }
             }
