@@ -52,7 +52,7 @@ pub struct Config {
     /// The shortest time between two commits (spool write, checkpoint, fsync) of a live log
     /// when a detection alert or a full batch asks for one: an alert leaves at once unless the
     /// last commit is younger than this, so alerts close together share one commit. Events
-    /// otherwise wait at most the sink's batch age. Defaults to 250 ms.
+    /// otherwise wait at most the sink's batch age. Defaults to 300 ms.
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
     /// The log sources. Defaults to the distribution's auth log (see [`default_sources`] and
@@ -714,7 +714,7 @@ impl Default for Config {
             timezone: "local".to_owned(),
             max_line_bytes: 64 * 1024,
             include_message: true,
-            commit_interval: Duration::from_millis(250),
+            commit_interval: Duration::from_millis(300),
             sources: Vec::new(),
             sink: SinkConfig::default(),
             detect: DetectSettings::default(),

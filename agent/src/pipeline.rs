@@ -531,6 +531,18 @@ impl<C: Positions> Pipeline<C> {
         Some(aged)
     }
 
+    /// Until when input can wait in the channel: no commit can come before then (the last one
+    /// was less than `commit_interval` ago and nothing forces one), so the caller may sleep and
+    /// take what came at once, waking once per commit instead of once per chunk. `None` when
+    /// input should be taken as it comes.
+    pub fn quiet_until(&self, now: Instant) -> Option<Instant> {
+        if self.failed_at.is_some() || self.unpersisted || self.uncommitted_bytes >= COMMIT_BYTES {
+            return None;
+        }
+        let quiet = self.last_commit? + self.commit_interval;
+        (now < quiet).then_some(quiet)
+    }
+
     /// Commits when [`Pipeline::next_commit`] says it is due at `now`.
     pub fn commit_if_due(&mut self, now: Instant, more_input: bool) -> Commit {
         match self.next_commit(more_input) {
@@ -1193,5 +1205,9 @@ mod tests {
         assert!(due <= at + Duration::from_millis(250), "{due:?} {at:?}");
         // With input queued, alerts wait for the queue.
         assert_eq!(p.next_commit(true), Some(at + Duration::from_millis(500)));
+        // Until the interval is over input may wait: no commit can come sooner.
+        let quiet = p.quiet_until(Instant::now()).unwrap();
+        assert!(quiet <= due && quiet + Duration::from_millis(5) >= due);
+        assert_eq!(p.quiet_until(quiet), None);
     }
 }

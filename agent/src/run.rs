@@ -1,12 +1,14 @@
-//! `authtrail run`: the service. Sources on their own threads, the pipeline on this one.
+//! `authtrail run`: the service. Sources on their own threads, the [`Pipeline`] on this one,
+//! signals on a thread that wakes it; nothing here wakes on a timer while nothing happens.
 //!
 //! Signals: SIGTERM and SIGINT stop the agent gracefully (sources stop, what was read is rendered
 //! and committed, checkpoints are persisted, exit 0); SIGHUP reloads the configuration: sources
 //! that were added start, sources that were removed stop, changed sources restart from their
 //! checkpoints; no position is lost; a changed `[detect]` applies at once, keeping what the
 //! detector has counted and learnt. Other settings apply at the next start, and a reload that
-//! changes them says so. A status file (`status.json` in the state dir) is rewritten
-//! every second for `authtrail status` (every 100 ms while the sink has a backlog).
+//! changes them says so. A status file (`status.json` in the state dir) is rewritten for
+//! `authtrail status` when something changed, at most every second (and within 100 ms of a
+//! sink's backlog being gone), and once a minute otherwise.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -39,8 +41,8 @@ pub const CHANNEL_CHUNKS: usize = 8;
 /// How often the status file is rewritten at most while something happens.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How often the status file is rewritten while the sink has a backlog (so `authtrail status`
-/// shows within this long that it is gone).
+/// How often the run loop looks whether the sink's backlog is gone, while it has one (so
+/// `authtrail status` shows within this long that it is gone).
 pub const BUSY_WAKE: Duration = Duration::from_millis(100);
 
 /// How often the status file is rewritten while nothing happens (its `updated` time), the run
@@ -409,7 +411,21 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         if let Some(every) = watchdog.ping_every() {
             until = until.min(Instant::now() + every / 2);
         }
-        let wait = until.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        let wait = until.saturating_duration_since(now);
+        if let Some(quiet) = pipeline.quiet_until(now)
+            && !more_input
+        {
+            // No commit can come before `quiet`: let a live log's chunks queue and take them
+            // together then (one wake-up per commit, not one per chunk). Their events count
+            // from now, so no batch age is exceeded by the wait.
+            std::thread::sleep(quiet.min(until).saturating_duration_since(now));
+            while let Some(chunk) = rx.try_recv() {
+                pipeline.take(&chunk, wall_clock(), now)?;
+                status.dirty = true;
+            }
+            continue;
+        }
         if pipeline.blocked() {
             // The sink refused the last commit: read nothing more (the logs are the buffer)
             // until it takes what it holds.
@@ -494,11 +510,14 @@ fn watch_signals(
     Ok(())
 }
 
-/// The status file: rewritten when something changed, at most every [`STATUS_INTERVAL`]
-/// ([`BUSY_WAKE`] while the sink has a backlog), and every [`STATUS_REFRESH`] otherwise.
+/// The status file: rewritten when something changed, at most every [`STATUS_INTERVAL`], and
+/// every [`STATUS_REFRESH`] otherwise. While the sink has a backlog it is looked at every
+/// [`BUSY_WAKE`] (not rewritten), and rewritten at once when the backlog is gone, so that
+/// `authtrail status` shows that promptly.
 struct StatusFile {
-    /// Something happened since the last look (input, a commit).
+    /// Something happened since the last write (input, a commit).
     dirty: bool,
+    /// The sink had a backlog at the last look.
     backlog: bool,
     last_look: Option<Instant>,
     last_written: Option<(StatusReport, Instant)>,
@@ -525,23 +544,31 @@ impl StatusFile {
         pipeline: &Pipeline<Checkpoints>,
     ) -> Instant {
         let now = Instant::now();
-        let was_backlog = self.backlog;
-        self.backlog = pipeline.sink().has_backlog();
-        let every = if self.backlog {
-            BUSY_WAKE
-        } else if self.dirty {
+        let every = if self.dirty {
             STATUS_INTERVAL
         } else {
             STATUS_REFRESH
         };
         let due = self.last_look.map_or(now, |t| t + every);
-        let backlog_gone = was_backlog && !self.backlog;
+        let mut backlog_gone = false;
+        if self.backlog {
+            self.backlog = pipeline.sink().has_backlog();
+            backlog_gone = !self.backlog;
+        }
         if now < due && !backlog_gone {
-            return due;
+            return if self.backlog {
+                due.min(now + BUSY_WAKE)
+            } else {
+                due
+            };
         }
         self.last_look = Some(now);
         self.dirty = false;
         let mut report = status_report(&agent_id.to_string(), running, pipeline);
+        self.backlog = report
+            .shipping
+            .as_ref()
+            .is_some_and(|s| s.backlog_batches > 0);
         // Rewrite only on change (or once every STATUS_REFRESH), so an idle agent leaves the
         // disk alone.
         let updated = std::mem::take(&mut report.updated);

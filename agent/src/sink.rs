@@ -81,7 +81,7 @@ pub trait Sink: Send {
     /// waiting). `more_input` says whether more input is already queued for the pipeline: a
     /// batching sink then lets closed batches, and an alert, gather so that several are made
     /// durable together (one checkpoint write, one directory sync), up to the pipeline's byte
-    /// bound ([`crate::run::COMMIT_BYTES`]), which keeps an alert's wait to tens of
+    /// bound ([`crate::pipeline::COMMIT_BYTES`]), which keeps an alert's wait to tens of
     /// milliseconds.
     fn wants_commit(&self, more_input: bool) -> bool {
         let _ = more_input;

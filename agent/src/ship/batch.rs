@@ -2,9 +2,7 @@
 //! documents (heartbeat, spool-dropped alert).
 
 use std::io::{self, Read as _, Write as _};
-use std::time::SystemTime;
 
-use agent_core::Timestamp;
 use serde_json::json;
 
 use crate::config::Compression;
@@ -306,15 +304,7 @@ pub struct AgentIdentity {
 }
 
 fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: d.subsec_nanos(),
-    }
-    .rfc3339()
-    .to_string()
+    crate::pipeline::wall_clock().rfc3339().to_string()
 }
 
 fn host_json(facts: &HostFacts) -> serde_json::Value {
@@ -513,7 +503,7 @@ mod tests {
                 os_version: None,
                 kernel: Some("6.1".into()),
                 arch: "x86_64".into(),
-                boot_time: Some(Timestamp::from_secs(0)),
+                boot_time: Some(agent_core::Timestamp::from_secs(0)),
                 host_id: None,
             },
         };
