@@ -67,6 +67,10 @@ pub(crate) struct Args {
     /// Seconds strace watches for the fsync and thread counts of `idle` and `trickle`.
     #[arg(long, default_value_t = 10)]
     strace_secs: u64,
+    /// Top-level settings added to the scenarios' agent configs, e.g. `commit-interval =
+    /// "300ms"` (to compare settings; a build that does not know them refuses to start).
+    #[arg(long, default_value = "")]
+    agent_config: String,
 }
 
 pub(crate) fn run(args: &Args) -> Result<()> {
@@ -113,6 +117,7 @@ fn live(args: &Args) -> Result<()> {
         fan_in_lines: args.fan_in_lines,
         backlog_lines: args.lines,
         strace_secs: args.strace_secs,
+        agent_config: args.agent_config.clone(),
     };
     crate::live::run(&args.scenario, &bins, &settings)
 }

@@ -49,6 +49,8 @@ pub(crate) struct Settings {
     pub(crate) backlog_lines: u64,
     /// Seconds strace watches in the fsync/thread run.
     pub(crate) strace_secs: u64,
+    /// Top-level settings added to every measured agent's config (`commit-interval = "300ms"`).
+    pub(crate) agent_config: String,
 }
 
 /// The binaries measured.
@@ -68,7 +70,14 @@ pub(crate) fn run(scenarios: &[Scenario], bins: &Bins, s: &Settings) -> Result<(
         bins.agent.display(),
         bins.collector.display()
     );
-    let backlog = fan_in(bins, &pki, &dir.join("backlog"), 1, s.backlog_lines)?;
+    let backlog = fan_in(
+        bins,
+        &pki,
+        &dir.join("backlog"),
+        1,
+        s.backlog_lines,
+        &s.agent_config,
+    )?;
     println!(
         "backlog (baseline): 1 agent, {} lines: {:.0} events/s to the store, agent {:.2} CPU-s per million lines",
         s.backlog_lines,
@@ -87,6 +96,7 @@ pub(crate) fn run(scenarios: &[Scenario], bins: &Bins, s: &Settings) -> Result<(
                     &dir.join("fan-in"),
                     s.fan_in_agents,
                     s.fan_in_lines,
+                    &s.agent_config,
                 )?;
                 println!(
                     "fan-in: {} agents x {} lines: {:.0} events/s aggregate = {:.0}% of the single-agent backlog's {:.0}/s; {} events stored for {} sent ({}); collector CPU {:.2} s, peak RSS {:.1} MiB",
@@ -212,6 +222,7 @@ fn agent_config(
     log: &Path,
     url: &str,
     read_from: &str,
+    extra: &str,
 ) -> Result<PathBuf> {
     let state = dir.join("state");
     std::fs::create_dir_all(&state)?;
@@ -221,7 +232,7 @@ fn agent_config(
     std::fs::write(
         &config,
         format!(
-            "state-dir = {:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\nname = \"bench\"\npaths = [{:?}]\nread-from = \"{read_from}\"\n[sink]\ntype = \"collector\"\nurl = \"https://{url}\"\n[sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\nkey-file = {:?}\n",
+            "state-dir = {:?}\ntimezone = \"UTC\"\n{extra}\n[[source]]\ntype = \"file\"\nname = \"bench\"\npaths = [{:?}]\nread-from = \"{read_from}\"\n[sink]\ntype = \"collector\"\nurl = \"https://{url}\"\n[sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\nkey-file = {:?}\n",
             state.display().to_string(),
             log.display().to_string(),
             pki.file("ca.pem"),
@@ -404,7 +415,7 @@ fn idle(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings) -> Result<()> {
     let run = |n: &str| -> Result<PathBuf> {
         let d = dir.join(n);
         std::fs::remove_dir_all(&d).ok();
-        agent_config(pki, 0, &d, &log, &collector.addr, "end")
+        agent_config(pki, 0, &d, &log, &collector.addr, "end", &s.agent_config)
     };
     let base = start_stop_switches(&bins.agent, &run("base")?)?;
     let agent = Agent::start(&bins.agent, &run("measured")?)?;
@@ -474,7 +485,10 @@ fn trickle(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings, backlog_cpu_per_m: 
         std::fs::create_dir_all(&d)?;
         let log = d.join("auth.log");
         std::fs::write(&log, b"")?;
-        Ok((agent_config(pki, 0, &d, &log, &collector.addr, "end")?, log))
+        Ok((
+            agent_config(pki, 0, &d, &log, &collector.addr, "end", &s.agent_config)?,
+            log,
+        ))
     };
     let base = start_stop_switches(&bins.agent, &prepare("base")?.0)?;
     let (config, log) = prepare("measured")?;
@@ -613,7 +627,14 @@ struct FanIn {
     collector_rss_kib: u64,
 }
 
-fn fan_in(bins: &Bins, pki: &Pki, dir: &Path, agents: usize, lines: u64) -> Result<FanIn> {
+fn fan_in(
+    bins: &Bins,
+    pki: &Pki,
+    dir: &Path,
+    agents: usize,
+    lines: u64,
+    extra: &str,
+) -> Result<FanIn> {
     std::fs::remove_dir_all(dir).ok();
     let collector = Collector::start(&bins.collector, pki, dir)?;
     let log = dir.join("auth.log");
@@ -628,6 +649,7 @@ fn fan_in(bins: &Bins, pki: &Pki, dir: &Path, agents: usize, lines: u64) -> Resu
                 &log,
                 &collector.addr,
                 "beginning",
+                extra,
             )
         })
         .collect::<Result<Vec<_>>>()?;
@@ -711,23 +733,30 @@ fn rfc3339_now() -> String {
     let d = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
+    let c = agent_core::Timestamp {
+        secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: d.subsec_nanos(),
+    }
+    .to_civil();
     format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}+00:00",
-        t / 3600,
-        t / 60 % 60,
-        t % 60,
-        d.subsec_micros()
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        c.nanos / 1000
     )
 }
 
 /// Microseconds since the epoch of an RFC 3339 UTC time (`...Z` or `+00:00`).
 fn parse_rfc3339_us(s: &str) -> Option<f64> {
     let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut d = date.split('-');
+    let y: i32 = d.next()?.parse().ok()?;
+    let m: u8 = d.next()?.parse().ok()?;
+    let day: u8 = d.next()?.parse().ok()?;
     let time = time.trim_end_matches('Z').trim_end_matches("+00:00");
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
@@ -735,42 +764,10 @@ fn parse_rfc3339_us(s: &str) -> Option<f64> {
     let micros = if frac.is_empty() {
         0.0
     } else {
-        frac.parse::<f64>().ok()? / 10f64.powi(frac.len() as i32) * 1e6
+        frac.parse::<f64>().ok()? / 10f64.powi(i32::try_from(frac.len()).ok()?) * 1e6
     };
-    let days = days_from_civil(y, m, day);
+    let days = agent_core::time::days_from_civil(y, m, day);
     Some(((days * 86_400 + h * 3600 + mi * 60 + sec) as f64) * 1e6 + micros)
-}
-
-/// Howard Hinnant's `days_from_civil`.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Howard Hinnant's `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
 }
 
 #[cfg(test)]
@@ -778,13 +775,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc3339_round_trips_through_the_civil_calendar() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(
-            civil_from_days(days_from_civil(2026, 11, 28)),
-            (2026, 11, 28)
-        );
-        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
+    fn rfc3339_times_read_back() {
         assert_eq!(
             parse_rfc3339_us("1970-01-02T00:00:01.5Z"),
             Some((86_401.5 * 1e6_f64).round())
