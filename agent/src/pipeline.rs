@@ -391,6 +391,11 @@ pub const COMMIT_BYTES: usize = 8 << 20;
 /// How long the pipeline waits before retrying a failed commit (reading is paused meanwhile).
 pub const COMMIT_RETRY: Duration = Duration::from_millis(500);
 
+/// A chunk larger than this says the source reads faster than a live log is written (a
+/// backlog, a burst): the pipeline then takes input as it comes instead of letting it queue
+/// ([`Pipeline::quiet_until`]), or the source would wait on a full channel.
+pub const QUIET_MAX_CHUNK: usize = 64 * 1024;
+
 /// What a call to [`Pipeline::commit`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {
@@ -431,6 +436,8 @@ pub struct Pipeline<C> {
     events_uncommitted: u64,
     first_uncommitted: Option<Instant>,
     alert_waiting: bool,
+    /// Bytes of the last chunk taken (see [`QUIET_MAX_CHUNK`]).
+    last_chunk_bytes: usize,
     last_commit: Option<Instant>,
     /// The last persist failed: retry it (and the release) at the next commit.
     unpersisted: bool,
@@ -469,6 +476,7 @@ impl<C: Positions> Pipeline<C> {
             events_uncommitted: 0,
             first_uncommitted: None,
             alert_waiting: false,
+            last_chunk_bytes: 0,
             last_commit: None,
             unpersisted: false,
             failed_at: None,
@@ -494,6 +502,7 @@ impl<C: Positions> Pipeline<C> {
         self.uncommitted_bytes += bytes;
         self.events_uncommitted += events;
         self.alert_waiting |= alert;
+        self.last_chunk_bytes = chunk.data.len();
         self.first_uncommitted.get_or_insert(at);
         // On error the chunk's position is not held: its lines are read again, never skipped.
         rendered?;
@@ -536,7 +545,11 @@ impl<C: Positions> Pipeline<C> {
     /// take what came at once, waking once per commit instead of once per chunk. `None` when
     /// input should be taken as it comes.
     pub fn quiet_until(&self, now: Instant) -> Option<Instant> {
-        if self.failed_at.is_some() || self.unpersisted || self.uncommitted_bytes >= COMMIT_BYTES {
+        if self.failed_at.is_some()
+            || self.unpersisted
+            || self.uncommitted_bytes >= COMMIT_BYTES
+            || self.last_chunk_bytes > QUIET_MAX_CHUNK
+        {
             return None;
         }
         let quiet = self.last_commit? + self.commit_interval;
@@ -1209,5 +1222,11 @@ mod tests {
         let quiet = p.quiet_until(Instant::now()).unwrap();
         assert!(quiet <= due && quiet + Duration::from_millis(5) >= due);
         assert_eq!(p.quiet_until(quiet), None);
+        // A big chunk (a backlog): input is taken as it comes.
+        let mut big = brute(3);
+        big.data.resize(QUIET_MAX_CHUNK + 1, b'\n');
+        p.take(&big, t, Instant::now()).unwrap();
+        p.commit();
+        assert_eq!(p.quiet_until(Instant::now()), None);
     }
 }

@@ -519,6 +519,7 @@ struct StatusFile {
     dirty: bool,
     /// The sink had a backlog at the last look.
     backlog: bool,
+    last_backlog_look: Option<Instant>,
     last_look: Option<Instant>,
     last_written: Option<(StatusReport, Instant)>,
 }
@@ -528,6 +529,7 @@ impl Default for StatusFile {
         StatusFile {
             dirty: true,
             backlog: false,
+            last_backlog_look: None,
             last_look: None,
             last_written: None,
         }
@@ -551,13 +553,16 @@ impl StatusFile {
         };
         let due = self.last_look.map_or(now, |t| t + every);
         let mut backlog_gone = false;
-        if self.backlog {
+        // While there is a backlog, look at it every BUSY_WAKE, not at every chunk: the sink's
+        // lock is the senders' too.
+        if self.backlog && self.last_backlog_look.is_none_or(|t| now >= t + BUSY_WAKE) {
+            self.last_backlog_look = Some(now);
             self.backlog = pipeline.sink().has_backlog();
             backlog_gone = !self.backlog;
         }
         if now < due && !backlog_gone {
             return if self.backlog {
-                due.min(now + BUSY_WAKE)
+                due.min(self.last_backlog_look.map_or(now, |t| t + BUSY_WAKE))
             } else {
                 due
             };

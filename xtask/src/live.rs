@@ -306,37 +306,41 @@ impl Agent {
         Ok(agent)
     }
 
-    fn status(&self) -> Option<serde_json::Value> {
-        let text = std::fs::read_to_string(self.state.join("status.json")).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    /// Waits until the pipeline has taken `records` lines (`len` bytes) and the collector took
-    /// everything committed; the events it sent.
-    fn wait_shipped(&self, len: u64, records: u64, timeout: Duration) -> Result<u64> {
+    /// Waits until the agent has committed the whole log (`len` bytes: the checkpoint file is
+    /// at its end) and the collector took everything (no batch file left in the spool). Read
+    /// from the files themselves, not the status file, whose cadence differs between builds.
+    fn wait_shipped(&self, len: u64, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(s) = self.status() {
-                let offset = s["sources"][0]["streams"][0]["offset"].as_u64();
-                let events = s["sources"][0]["counters"]["events"].as_u64().unwrap_or(0);
-                let committed = s["events-committed"].as_u64().unwrap_or(0);
-                let ship = &s["shipping"];
-                let sent = ship["sent-events"].as_u64().unwrap_or(0);
-                let taken = s["sources"][0]["counters"]["records"].as_u64();
-                if offset == Some(len)
-                    && taken == Some(records)
-                    && committed >= events
-                    && ship["backlog-batches"].as_u64() == Some(0)
-                    && sent >= committed
-                {
-                    return Ok(sent);
+            let committed = std::fs::read_to_string(self.state.join("checkpoints.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|v| v["streams"][0]["position"]["offset"].as_u64() == Some(len));
+            if committed {
+                let spooled = std::fs::read_dir(self.state.join("spool"))
+                    .map(|d| {
+                        d.flatten()
+                            .any(|e| e.file_name().to_string_lossy().ends_with(".batch"))
+                    })
+                    .unwrap_or(true);
+                if !spooled {
+                    return Ok(());
                 }
             }
             if Instant::now() > deadline {
                 bail!("the agent did not ship its log in {timeout:?}");
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Events the agent says it sent (from the status file it writes when it stops).
+    fn sent_events(state: &Path) -> u64 {
+        std::fs::read_to_string(state.join("status.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["shipping"]["sent-events"].as_u64())
+            .unwrap_or(0)
     }
 
     /// SIGTERM, then the rusage of its whole life.
@@ -500,7 +504,7 @@ fn trickle(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings, backlog_cpu_per_m: 
     let written = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs(agent.pid)? - cpu0;
     let len = std::fs::metadata(&log)?.len();
-    agent.wait_shipped(len, count, Duration::from_secs(60))?;
+    agent.wait_shipped(len, Duration::from_secs(60))?;
     let life = agent.stop()?;
     // fsyncs and threads: the same trickle, shorter, watched by strace.
     let (config, log) = prepare("strace")?;
@@ -658,14 +662,15 @@ fn fan_in(
     for c in &configs {
         running.push(Agent::start(&bins.agent, c)?);
     }
-    let mut sent = 0;
     for a in &running {
-        sent += a.wait_shipped(len, lines, Duration::from_secs(900))?;
+        a.wait_shipped(len, Duration::from_secs(900))?;
     }
     let wall = start.elapsed().as_secs_f64();
-    let mut agent_cpu = 0.0;
+    let (mut agent_cpu, mut sent) = (0.0, 0);
     for a in running {
+        let state = a.state.clone();
         agent_cpu += a.stop()?.cpu;
+        sent += Agent::sent_events(&state);
     }
     let (collector_cpu, collector_rss_kib) = (
         cpu_secs(collector.child.id())?,
@@ -681,7 +686,7 @@ fn fan_in(
         .context("authtrail-collector stats printed no event table")?;
     Ok(FanIn {
         lines: lines * agents as u64,
-        events_per_s: sent as f64 / wall,
+        events_per_s: stored as f64 / wall,
         sent,
         stored,
         agent_cpu,
