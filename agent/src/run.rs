@@ -132,7 +132,7 @@ enum StatusHandle {
 struct Running {
     config: SourceConfig,
     stop: Arc<AtomicBool>,
-    /// Wakes a file source sleeping on its events (the others look at `stop` on their own).
+    /// Wakes a file or utmp source sleeping on its events (journald looks at `stop` on its own).
     waker: Option<Waker>,
     thread: JoinHandle<()>,
     status: StatusHandle,
@@ -188,6 +188,7 @@ fn start_source(
         }
         SourceConfig::Utmp(c) => {
             let src = UtmpSource::new(c, name, start, first_start);
+            waker = Some(src.waker());
             (
                 StatusHandle::Utmp(src.status()),
                 Box::new(move || src.run(tx, stop2)),

@@ -144,6 +144,11 @@ impl UtmpSource {
         Arc::clone(&self.status)
     }
 
+    /// A handle that wakes the running source at once (set the stop flag, then wake).
+    pub fn waker(&self) -> super::file::Waker {
+        self.files.waker()
+    }
+
     /// Follows the files until `stop` is set or the receiver hangs up: [`FileSource::run`].
     pub fn run(self, tx: SyncSender<Chunk>, stop: Arc<AtomicBool>) {
         self.files.run(tx, stop);
