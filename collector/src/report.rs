@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::alerts::{AlertRow, Origin};
 use crate::store::{EventRow, Stats};
 
 /// Formats microseconds since the epoch as RFC 3339 UTC (`2026-11-28T08:06:35Z`).
@@ -175,6 +176,85 @@ pub fn stats_text(stats: &Stats, now_us: i64, stale_after: Duration, window: Dur
         out.push_str(&table(&["SOURCE", "HOSTS", "FAILURES"], &rows));
     }
     out
+}
+
+/// Strings of a JSON value: a string, or an array's strings.
+fn strings(v: &serde_json::Value) -> Vec<&str> {
+    match v {
+        serde_json::Value::String(s) => vec![s.as_str()],
+        serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A cell from a document: the first of `paths` that holds something; at most three values,
+/// then `+N`.
+fn doc_cell(doc: &serde_json::Value, paths: &[&[&str]]) -> String {
+    for path in paths {
+        let v = path.iter().fold(doc, |v, k| &v[*k]);
+        let list = strings(v);
+        if !list.is_empty() {
+            let mut s = list.iter().take(3).copied().collect::<Vec<_>>().join(",");
+            if list.len() > 3 {
+                let _ = write!(s, ",+{}", list.len() - 3);
+            }
+            return s;
+        }
+    }
+    "-".to_owned()
+}
+
+/// `alerts` as a table, newest first: time, severity, origin, rule, hosts, users, sources,
+/// count and the reason; under a fleet alert, one line per event it cites.
+pub fn alerts_table(rows: &[AlertRow]) -> String {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for r in rows {
+        let d = &r.doc;
+        out.push(vec![
+            time(r.time_us),
+            r.severity.to_string(),
+            match r.origin {
+                Origin::Edge => "edge",
+                Origin::Fleet => "fleet",
+            }
+            .to_owned(),
+            r.rule().unwrap_or("-").to_owned(),
+            doc_cell(d, &[&["host", "hostname"], &["related", "hosts"]]),
+            doc_cell(d, &[&["user", "name"], &["related", "user"]]),
+            doc_cell(d, &[&["source", "ip"], &["related", "ip"]]),
+            d["authtrail"]["count"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            r.message().unwrap_or("-").to_owned(),
+        ]);
+        for e in d["authtrail"]["evidence"].as_array().into_iter().flatten() {
+            out.push(vec![
+                format!(
+                    "  {}",
+                    e["@timestamp"].as_str().unwrap_or("-")
+                ),
+                String::new(),
+                String::new(),
+                format!("- {}", doc_cell(e, &[&["event", "action"]])),
+                doc_cell(e, &[&["host", "hostname"], &["agent", "id"]]),
+                doc_cell(e, &[&["user", "name"]]),
+                doc_cell(e, &[&["source", "ip"]]),
+                String::new(),
+                String::new(),
+            ]);
+        }
+    }
+    table(
+        &[
+            "TIME", "SEV", "ORIGIN", "RULE", "HOSTS", "USERS", "SOURCES", "COUNT", "REASON",
+        ],
+        &out,
+    )
+}
+
+/// `alerts --json`: each alert's stored document, one per line, newest first.
+pub fn alerts_ndjson(rows: &[AlertRow]) -> String {
+    rows.iter().map(|r| format!("{}\n", r.doc)).collect()
 }
 
 #[cfg(test)]

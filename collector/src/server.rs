@@ -231,15 +231,22 @@ impl Server {
                 cause,
             })?;
         let db = config.db_path();
-        let store = Store::open(&db).map_err(|cause| ServeError::Store {
+        let mut store = Store::open(&db).map_err(|cause| ServeError::Store {
             path: db.clone(),
             cause,
         })?;
-        let (writer, writer_thread) =
-            Writer::spawn(store, config.limits.writer_queue).map_err(|cause| ServeError::Io {
-                what: "starting the store writer thread".to_owned(),
+        let alerts = crate::alerts::Alerts::open(store.conn_mut(), &config.fleet, now_us())
+            .map_err(|cause| ServeError::Store {
+                path: db.clone(),
                 cause,
             })?;
+        let (writer, writer_thread) =
+            Writer::spawn_with(store, config.limits.writer_queue, Some(alerts)).map_err(
+                |cause| ServeError::Io {
+                    what: "starting the store writer thread".to_owned(),
+                    cause,
+                },
+            )?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|cause| ServeError::Io {

@@ -401,6 +401,20 @@ impl Store {
         })
     }
 
+    /// The SQLite connection, for the alert tables ([`crate::alerts`]), which keep to
+    /// themselves.
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Edge and fleet alerts, newest first ([`crate::alerts::list`]).
+    pub fn alerts(
+        &self,
+        filter: &crate::alerts::AlertFilter,
+    ) -> Result<Vec<crate::alerts::AlertRow>, StoreError> {
+        crate::alerts::list(&self.conn, filter)
+    }
+
     /// Opens an existing store read-only (for `query` and `stats`).
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open_with_flags(
@@ -1183,30 +1197,46 @@ impl Writer {
     /// Starts the writer thread on `store` with a queue of `capacity` batches. The thread ends
     /// when every [`Writer`] clone is dropped, after the queued batches are stored.
     pub fn spawn(
+        store: Store,
+        capacity: usize,
+    ) -> std::io::Result<(Writer, thread::JoinHandle<()>)> {
+        Writer::spawn_with(store, capacity, None)
+    }
+
+    /// [`Writer::spawn`], with the fleet detections and alert index ([`crate::alerts`]) run
+    /// after each group's commit (once its requests are answered) and when idle.
+    pub fn spawn_with(
         mut store: Store,
         capacity: usize,
+        mut alerts: Option<crate::alerts::Alerts>,
     ) -> std::io::Result<(Writer, thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
         let handle = thread::Builder::new()
             .name("store-writer".to_owned())
             .spawn(move || {
+                let report = |what: &str, r: Result<(), StoreError>| {
+                    if let Err(e) = r {
+                        eprintln!("authtrail-collector: fleet detections, {what}: {e}");
+                    }
+                };
                 // One commit for the first batch and every one queued behind it. Held-back
                 // `terms` entries are written once the queue has been idle TERMS_FLUSH_AGE.
                 loop {
-                    let first = if store.has_pending_terms() {
-                        match rx.recv_timeout(TERMS_FLUSH_AGE) {
-                            Ok(job) => job,
-                            Err(mpsc::RecvTimeoutError::Timeout) => {
-                                let _ = store.flush_terms();
-                                continue;
-                            }
-                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                        }
+                    let wait = if store.has_pending_terms() {
+                        TERMS_FLUSH_AGE
                     } else {
-                        match rx.recv() {
-                            Ok(job) => job,
-                            Err(_) => break,
+                        crate::alerts::TICK
+                    };
+                    let first = match rx.recv_timeout(wait) {
+                        Ok(job) => job,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            let _ = store.flush_terms();
+                            if let Some(a) = &mut alerts {
+                                report("idle", a.idle(&mut store.conn));
+                            }
+                            continue;
                         }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     };
                     let mut jobs = vec![first];
                     while jobs.len() < GROUP_MAX_BATCHES {
@@ -1226,8 +1256,14 @@ impl Writer {
                         // anyway and a re-send will be answered "duplicate".
                         let _ = job.reply.send(result);
                     }
+                    if let Some(a) = &mut alerts {
+                        report("after a commit", a.after_commit(&mut store.conn));
+                    }
                 }
                 let _ = store.flush_terms();
+                if let Some(a) = &mut alerts {
+                    report("at stop", a.stop(&mut store.conn));
+                }
             })?;
         Ok((Writer { queue: tx }, handle))
     }
