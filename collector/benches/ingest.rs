@@ -9,6 +9,8 @@ use std::hint::black_box;
 use agent_core::ecs::{Envelope, write_event};
 use agent_core::syslog::Context;
 use agent_core::{Parsed, Text, Timestamp, parse_line};
+use collector::alerts::Alerts;
+use collector::fleet::FleetConfig;
 use collector::ingest::{Encoding, decode};
 use collector::store::Store;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -82,31 +84,46 @@ fn bench(c: &mut Criterion) {
         .iter()
         .map(|b| decode(Encoding::Zstd, b.clone(), 64 << 20).expect("decodes"))
         .collect();
-    let agent = uuid::Uuid::new_v4();
-    group.bench_function("store", |b| {
-        b.iter_batched(
-            || {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let store = Store::open(&dir.path().join("bench.db")).expect("store");
-                (dir, store)
-            },
-            |(dir, mut store)| {
-                // Four batches per transaction: what four agent connections in flight give.
-                for (g, group) in batches.chunks(4).enumerate() {
-                    let jobs: Vec<_> = group
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| (agent, (g * 4 + i) as i64, b, 0))
-                        .collect();
-                    for r in store.insert_group(&jobs) {
-                        r.expect("stored");
+    let agents: Vec<uuid::Uuid> = (0..8).map(|_| uuid::Uuid::new_v4()).collect();
+    for fleet in [false, true] {
+        let name = if fleet { "store_fleet" } else { "store" };
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let mut store = Store::open(&dir.path().join("bench.db")).expect("store");
+                    let alerts = fleet.then(|| {
+                        Alerts::open(&mut store, &FleetConfig::default(), 0).expect("alerts")
+                    });
+                    (dir, store, alerts)
+                },
+                |(dir, mut store, mut alerts)| {
+                    // Four batches per transaction: what four agent connections in flight give.
+                    for (g, group) in batches.chunks(4).enumerate() {
+                        let jobs: Vec<_> = group
+                            .iter()
+                            .enumerate()
+                            .map(|(i, b)| {
+                                let n = g * 4 + i;
+                                (agents[n % agents.len()], n as i64, b, 0)
+                            })
+                            .collect();
+                        for r in store.insert_group(&jobs) {
+                            r.expect("stored");
+                        }
+                        if let Some(a) = &mut alerts {
+                            a.after_commit(&mut store).expect("fleet detections");
+                        }
                     }
-                }
-                (dir, store)
-            },
-            BatchSize::PerIteration,
-        )
-    });
+                    if let Some(a) = &mut alerts {
+                        a.stop(&mut store).expect("fleet detections");
+                    }
+                    (dir, store, alerts)
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
     group.finish();
 }
 

@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 
 use crate::fleet::{Engine, FleetAlert, FleetConfig, FleetEvent, HostRef};
 use crate::rows::{self, Rows};
-use crate::store::{MAX_STORED_BODY_BYTES, StoreError};
+use crate::store::{MAX_STORED_BODY_BYTES, Store, StoreError};
 
 /// Longest fleet alerts wait in memory before they are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -209,10 +209,11 @@ impl Alerts {
     /// Creates the tables if needed, restores the engine (or starts one), and replays the
     /// batches stored since its state was saved. `now_us` is the collector's clock.
     pub fn open(
-        conn: &mut Connection,
+        store: &mut Store,
         config: &FleetConfig,
         now_us: i64,
     ) -> Result<Alerts, StoreError> {
+        let conn = store.conn_mut();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(SCHEMA)?;
         let newest: i64 =
@@ -455,7 +456,8 @@ impl Alerts {
     }
 
     /// After a group of batches committed: reads them; writes alerts when due.
-    pub fn after_commit(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
+    pub fn after_commit(&mut self, store: &mut Store) -> Result<(), StoreError> {
+        let conn = store.conn_mut();
         // A writer that is never idle still lets the silence rule look at the clock.
         if self.last_tick.elapsed() >= TICK
             && let Some(engine) = &mut self.engine
@@ -485,12 +487,13 @@ impl Alerts {
     }
 
     /// The writer is idle: the silence rule looks at the clock, waiting alerts are written.
-    pub fn idle(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
-        self.idle_at(conn, now_us())
+    pub fn idle(&mut self, store: &mut Store) -> Result<(), StoreError> {
+        self.idle_at(store, now_us())
     }
 
     /// [`Alerts::idle`] at collector time `now_us`.
-    pub fn idle_at(&mut self, conn: &mut Connection, now_us: i64) -> Result<(), StoreError> {
+    pub fn idle_at(&mut self, store: &mut Store, now_us: i64) -> Result<(), StoreError> {
+        let conn = store.conn_mut();
         if let Some(engine) = &mut self.engine {
             engine.tick(now_us);
             self.last_tick = Instant::now();
@@ -501,7 +504,8 @@ impl Alerts {
     }
 
     /// A clean stop: everything written, the state saved.
-    pub fn stop(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
+    pub fn stop(&mut self, store: &mut Store) -> Result<(), StoreError> {
+        let conn = store.conn_mut();
         self.flush(conn)?;
         if self.engine.is_some() && self.written_upto > self.state_upto {
             self.save_state(conn)?;
@@ -710,7 +714,7 @@ mod tests {
         let config = FleetConfig::default();
         let agents: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
         let mut s = Store::open(&path).unwrap();
-        let mut a = Alerts::open(s.conn_mut(), &config, 0).unwrap();
+        let mut a = Alerts::open(&mut s, &config, 0).unwrap();
         for (i, agent) in agents.iter().take(3).enumerate() {
             let ts = format!("2026-01-01T00:00:0{i}Z");
             put(
@@ -720,9 +724,9 @@ mod tests {
                 &[login(&ts, &format!("web{i}"), "alice", "10.0.0.5")],
                 1,
             );
-            a.after_commit(s.conn_mut()).unwrap();
+            a.after_commit(&mut s).unwrap();
         }
-        a.idle_at(s.conn_mut(), 2).unwrap();
+        a.idle_at(&mut s, 2).unwrap();
         let rows = all(&s);
         let rules: Vec<&str> = rows.iter().map(rule_of).collect();
         assert_eq!(rules.len(), 2, "{rules:?}");
@@ -751,9 +755,9 @@ mod tests {
         assert_eq!(user.doc["event"]["start"], "2026-01-01T00:00:00Z");
         assert_eq!(user.doc["event"]["end"], "2026-01-01T00:00:02Z");
         // A clean stop and a restart, then the attack goes on: the same alert, grown.
-        a.stop(s.conn_mut()).unwrap();
+        a.stop(&mut s).unwrap();
         drop(a);
-        let mut a = Alerts::open(s.conn_mut(), &config, 3).unwrap();
+        let mut a = Alerts::open(&mut s, &config, 3).unwrap();
         put(
             &mut s,
             agents[3],
@@ -761,8 +765,8 @@ mod tests {
             &[login("2026-01-01T00:00:05Z", "web3", "alice", "10.0.0.5")],
             4,
         );
-        a.after_commit(s.conn_mut()).unwrap();
-        a.idle_at(s.conn_mut(), 5).unwrap();
+        a.after_commit(&mut s).unwrap();
+        a.idle_at(&mut s, 5).unwrap();
         // A crash: the next batch is read, its alert update never written.
         put(
             &mut s,
@@ -771,12 +775,12 @@ mod tests {
             &[login("2026-01-01T00:00:06Z", "web4", "alice", "10.0.0.5")],
             6,
         );
-        a.after_commit(s.conn_mut()).unwrap();
+        a.after_commit(&mut s).unwrap();
         drop(a);
         drop(s);
         let mut s = Store::open(&path).unwrap();
-        let mut a = Alerts::open(s.conn_mut(), &config, 7).unwrap();
-        a.idle_at(s.conn_mut(), 8).unwrap();
+        let mut a = Alerts::open(&mut s, &config, 7).unwrap();
+        a.idle_at(&mut s, 8).unwrap();
         let rows = all(&s);
         assert_eq!(rows.len(), 2, "{rows:#?}");
         for r in &rows {
@@ -794,7 +798,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let mut s = Store::open(&path).unwrap();
-        let mut a = Alerts::open(s.conn_mut(), &FleetConfig::default(), 0).unwrap();
+        let mut a = Alerts::open(&mut s, &FleetConfig::default(), 0).unwrap();
         let edge = |ts: &str, sev: u8| {
             format!(
                 r#"{{"@timestamp":"{ts}","event":{{"kind":"alert","action":"brute_force","severity":{sev},"reason":"9 failed login attempts from 203.0.113.9 in 40 s","start":"{ts}","end":"{ts}"}},"host":{{"hostname":"web1"}},"source":{{"ip":"203.0.113.9"}},"authtrail":{{"count":9}}}}"#
@@ -819,8 +823,8 @@ mod tests {
             rows[0].message(),
             Some("9 failed login attempts from 203.0.113.9 in 40 s")
         );
-        a.after_commit(s.conn_mut()).unwrap();
-        a.idle_at(s.conn_mut(), 2).unwrap();
+        a.after_commit(&mut s).unwrap();
+        a.idle_at(&mut s, 2).unwrap();
         let rows = all(&s);
         assert_eq!(rows.len(), 2, "indexed, and not listed twice");
         assert_eq!(rows[0].origin, Origin::Edge);
@@ -857,7 +861,7 @@ mod tests {
         let mut s = Store::open(&dir.path().join("s.db")).unwrap();
         let config = FleetConfig::default();
         let quiet = config.silent_after.as_micros() as i64;
-        let mut a = Alerts::open(s.conn_mut(), &config, 0).unwrap();
+        let mut a = Alerts::open(&mut s, &config, 0).unwrap();
         let (beats, stops) = (Uuid::new_v4(), Uuid::new_v4());
         put(
             &mut s,
@@ -871,8 +875,8 @@ mod tests {
         while now <= 2 * quiet {
             seq += 1;
             put(&mut s, beats, seq, &[], now);
-            a.after_commit(s.conn_mut()).unwrap();
-            a.idle_at(s.conn_mut(), now).unwrap();
+            a.after_commit(&mut s).unwrap();
+            a.idle_at(&mut s, now).unwrap();
             now += 60_000_000;
         }
         let rows = all(&s);
@@ -881,8 +885,8 @@ mod tests {
         assert_eq!(rows[0].doc["host"]["hostname"], "web2");
         assert_eq!(rows[0].doc["agent"]["id"], stops.to_string());
         put(&mut s, stops, 2, &[], now);
-        a.after_commit(s.conn_mut()).unwrap();
-        a.idle_at(s.conn_mut(), now).unwrap();
+        a.after_commit(&mut s).unwrap();
+        a.idle_at(&mut s, now).unwrap();
         let rows = all(&s);
         assert_eq!(rows.len(), 1);
         assert!(

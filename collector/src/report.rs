@@ -204,6 +204,9 @@ fn doc_cell(doc: &serde_json::Value, paths: &[&[&str]]) -> String {
     "-".to_owned()
 }
 
+/// Sequence numbers an edge alert's evidence line names before `and N more`.
+const MAX_CITED: usize = 10;
+
 /// `alerts` as a table, newest first: time, severity, origin, rule, hosts, users, sources,
 /// count and the reason; under a fleet alert, one line per event it cites.
 pub fn alerts_table(rows: &[AlertRow]) -> String {
@@ -227,7 +230,36 @@ pub fn alerts_table(rows: &[AlertRow]) -> String {
                 .map_or_else(|| "-".to_owned(), |n| n.to_string()),
             r.message().unwrap_or("-").to_owned(),
         ]);
-        for e in d["authtrail"]["evidence"].as_array().into_iter().flatten() {
+        let evidence = d["authtrail"]["evidence"].as_array();
+        // An agent's alert cites its events by `event.sequence`: one line naming them.
+        let sequences: Vec<String> = evidence
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_u64().map(|n| n.to_string()))
+            .collect();
+        if !sequences.is_empty() {
+            let mut cited = sequences
+                .iter()
+                .take(MAX_CITED)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if sequences.len() > MAX_CITED {
+                let _ = write!(cited, " and {} more", sequences.len() - MAX_CITED);
+            }
+            out.push(vec![
+                String::new(),
+                String::new(),
+                String::new(),
+                "- cites".to_owned(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("events of sequence {cited} (query --json shows them)"),
+            ]);
+        }
+        for e in evidence.into_iter().flatten().filter(|e| e.is_object()) {
             out.push(vec![
                 format!(
                     "  {}",
@@ -293,6 +325,43 @@ mod tests {
         let text = stats_text(&stats, 0, Duration::from_secs(1), Duration::from_secs(1));
         assert!(text.contains("h\\u{202e}x"), "{text}");
         assert!(!text.contains('\u{202e}'), "{text}");
+    }
+
+    #[test]
+    fn alerts_table_shows_reasons_and_evidence_escaped() {
+        let row = |origin, doc: &str| AlertRow {
+            time_us: 0,
+            origin,
+            severity: 73,
+            doc: serde_json::from_str(doc).unwrap(),
+        };
+        let t = alerts_table(&[
+            row(
+                Origin::Edge,
+                r#"{"rule":{"id":"success_after_failures"},"message":"ok \u202e after 5 failures","host":{"hostname":"web1"},"authtrail":{"count":5,"evidence":[3,4,5]}}"#,
+            ),
+            row(
+                Origin::Fleet,
+                r#"{"event":{"action":"fleet_x"},"message":"m","related":{"hosts":["a","b","c","d"]},"authtrail":{"evidence":[{"@timestamp":"T","event":{"action":"auth_success"},"host":{"hostname":"a\u001b"}}]}}"#,
+            ),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 5, "{t}");
+        assert!(
+            lines[1].contains("success_after_failures") && lines[1].contains("edge"),
+            "{t}"
+        );
+        assert!(lines[1].contains("ok \\u{202e} after 5 failures"), "{t}");
+        assert!(lines[2].contains("events of sequence 3, 4, 5"), "{t}");
+        assert!(
+            lines[3].contains("fleet_x") && lines[3].contains("a,b,c,+1"),
+            "{t}"
+        );
+        assert!(
+            lines[4].contains("- auth_success") && lines[4].contains("a\\u{1b}"),
+            "{t}"
+        );
+        assert!(!t.contains('\u{202e}') && !t.contains('\x1b'));
     }
 
     #[test]

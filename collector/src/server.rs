@@ -235,10 +235,12 @@ impl Server {
             path: db.clone(),
             cause,
         })?;
-        let alerts = crate::alerts::Alerts::open(store.conn_mut(), &config.fleet, now_us())
-            .map_err(|cause| ServeError::Store {
-                path: db.clone(),
-                cause,
+        let alerts =
+            crate::alerts::Alerts::open(&mut store, &config.fleet, now_us()).map_err(|cause| {
+                ServeError::Store {
+                    path: db.clone(),
+                    cause,
+                }
             })?;
         let (writer, writer_thread) =
             Writer::spawn_with(store, config.limits.writer_queue, Some(alerts)).map_err(

@@ -1232,7 +1232,7 @@ impl Writer {
                         Err(mpsc::RecvTimeoutError::Timeout) => {
                             let _ = store.flush_terms();
                             if let Some(a) = &mut alerts {
-                                report("idle", a.idle(&mut store.conn));
+                                report("idle", a.idle(&mut store));
                             }
                             continue;
                         }
@@ -1257,12 +1257,12 @@ impl Writer {
                         let _ = job.reply.send(result);
                     }
                     if let Some(a) = &mut alerts {
-                        report("after a commit", a.after_commit(&mut store.conn));
+                        report("after a commit", a.after_commit(&mut store));
                     }
                 }
                 let _ = store.flush_terms();
                 if let Some(a) = &mut alerts {
-                    report("at stop", a.stop(&mut store.conn));
+                    report("at stop", a.stop(&mut store));
                 }
             })?;
         Ok((Writer { queue: tx }, handle))

@@ -821,4 +821,41 @@ fn logins_of_one_user_on_three_hosts_raise_a_lateral_movement_alert() {
     let (ok, none, err) = run_cli(&["alerts", "--db", db, "--since", "1h", "--severity", "74"]);
     assert!(ok, "{err}");
     assert_eq!(none.lines().count(), 1, "only the header: {none}");
+
+    // A restart, then the same attack reaches a fourth host: still one alert per rule, grown.
+    let config = server.config.clone();
+    drop(server);
+    let server = TestServer::start(config);
+    let agent = s.pki.agent();
+    let line = format!(
+        "{{\"@timestamp\":\"{now}\",\"event\":{{\"kind\":\"event\",\"action\":\"auth_success\",\"outcome\":\"success\"}},\"host\":{{\"hostname\":\"db2\"}},\"user\":{{\"name\":\"mallory\"}},\"source\":{{\"ip\":\"198.51.100.7\"}}}}\n"
+    );
+    let client = client(&s.pki.ca(), Some(&agent));
+    let a = post(
+        &client,
+        &server,
+        &Post::new(agent.id, 1, zstd(line.as_bytes())),
+    )
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, out, err) = run_cli(&["alerts", "--db", db, "--json"]);
+        assert!(ok, "{err}");
+        let docs: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let lateral: Vec<_> = docs
+            .iter()
+            .filter(|d| d["rule"]["id"] == "fleet_lateral_movement_user")
+            .collect();
+        assert_eq!(lateral.len(), 1, "{docs:#?}");
+        if lateral[0]["authtrail"]["hosts"] == 4 {
+            assert_eq!(docs.len(), 2, "{docs:#?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{docs:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
