@@ -234,7 +234,7 @@ impl Alerts {
         if written_upto.is_none() {
             // A store that never had this table: index its edge alerts once (no engine).
             me.read_batches(conn, newest)?;
-            me.flush(conn)?;
+            me.flush(conn, false)?;
             written_upto = Some(newest);
         }
         let written_upto = written_upto.unwrap_or(newest);
@@ -247,33 +247,31 @@ impl Alerts {
             )
             .optional()?;
         if config.enabled {
-            let (engine, upto) = match saved {
+            // (engine, the batch its state covers, whether that state is saved)
+            let (mut engine, upto, saved) = match saved {
                 Some((upto, bytes)) => match Engine::restore(config.clone(), &bytes) {
-                    Ok(engine) => (engine, upto),
+                    Ok(engine) => (engine, upto, true),
                     Err(e) => {
                         eprintln!(
                             "authtrail-collector: {e}; the fleet detections start afresh from \
                              the newest batch"
                         );
-                        (Engine::new(config.clone()), newest)
+                        (Engine::new(config.clone()), newest, false)
                     }
                 },
-                None => (Engine::new(config.clone()), newest),
+                None => (Engine::new(config.clone()), newest, false),
             };
-            let mut engine = engine;
             engine.resume(now_us);
             me.engine = Some(engine);
             me.upto = upto.min(written_upto);
-            me.state_upto = upto;
+            // A fresh engine is saved at once (below), so the next start replays from here.
+            me.state_upto = if saved { me.upto } else { -1 };
         } else {
             me.upto = written_upto;
         }
         // Replay (and index what the last run had not written).
         me.read_batches(conn, newest)?;
-        me.flush(conn)?;
-        if me.engine.is_some() {
-            me.save_state(conn)?;
-        }
+        me.flush(conn, true)?;
         Ok(me)
     }
 
@@ -383,9 +381,12 @@ impl Alerts {
         Ok(())
     }
 
-    /// Writes the waiting rows and the mark in one transaction.
-    fn flush(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
-        if self.pending.is_empty() && self.upto == self.written_upto {
+    /// Writes the waiting rows and the mark in one transaction; with `save`, the engine's state
+    /// too, marked with the same batch (the state covers exactly the batches up to its mark,
+    /// so a replay from there counts nothing twice).
+    fn flush(&mut self, conn: &mut Connection, save: bool) -> Result<(), StoreError> {
+        let save = save && self.engine.is_some() && self.upto > self.state_upto;
+        if self.pending.is_empty() && self.upto == self.written_upto && !save {
             return Ok(());
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -431,27 +432,22 @@ impl Alerts {
                  ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
                 [self.upto],
             )?;
+            if let Some(engine) = self.engine.as_ref().filter(|_| save) {
+                tx.execute(
+                    "INSERT INTO fleet_state (id, upto, state) VALUES (1, ?1, ?2) \
+                     ON CONFLICT (id) DO UPDATE SET upto = excluded.upto, state = excluded.state",
+                    params![self.upto, engine.save()],
+                )?;
+            }
         }
         tx.commit()?;
         self.pending.clear();
         self.written_upto = self.upto;
         self.last_flush = Instant::now();
-        Ok(())
-    }
-
-    fn save_state(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        let Some(engine) = &self.engine else {
-            return Ok(());
-        };
-        // Never ahead of what is written: a replay from this mark re-creates the rest.
-        let upto = self.written_upto;
-        conn.execute(
-            "INSERT INTO fleet_state (id, upto, state) VALUES (1, ?1, ?2) \
-             ON CONFLICT (id) DO UPDATE SET upto = excluded.upto, state = excluded.state",
-            params![upto, engine.save()],
-        )?;
-        self.state_upto = upto;
-        self.last_save = Instant::now();
+        if save {
+            self.state_upto = self.upto;
+            self.last_save = Instant::now();
+        }
         Ok(())
     }
 
@@ -471,17 +467,14 @@ impl Alerts {
         let due = (!self.pending.is_empty() && self.last_flush.elapsed() >= FLUSH_INTERVAL)
             || self.upto - self.written_upto >= FLUSH_BATCHES;
         if due {
-            self.flush(conn)?;
+            self.flush(conn, false)?;
         }
         self.maybe_save(conn)
     }
 
     fn maybe_save(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
-        if self.engine.is_some()
-            && self.written_upto > self.state_upto
-            && self.last_save.elapsed() >= STATE_SAVE_INTERVAL
-        {
-            self.save_state(conn)?;
+        if self.last_save.elapsed() >= STATE_SAVE_INTERVAL {
+            self.flush(conn, true)?;
         }
         Ok(())
     }
@@ -499,18 +492,14 @@ impl Alerts {
             self.last_tick = Instant::now();
         }
         self.read_batches(conn, self.upto)?;
-        self.flush(conn)?;
+        self.flush(conn, false)?;
         self.maybe_save(conn)
     }
 
     /// A clean stop: everything written, the state saved.
     pub fn stop(&mut self, store: &mut Store) -> Result<(), StoreError> {
         let conn = store.conn_mut();
-        self.flush(conn)?;
-        if self.engine.is_some() && self.written_upto > self.state_upto {
-            self.save_state(conn)?;
-        }
-        Ok(())
+        self.flush(conn, true)
     }
 }
 
@@ -785,12 +774,40 @@ mod tests {
         assert_eq!(rows.len(), 2, "{rows:#?}");
         for r in &rows {
             assert_eq!(r.doc["authtrail"]["hosts"], 5, "{}", r.doc);
+            assert_eq!(r.doc["authtrail"]["count"], 5, "each login once: {}", r.doc);
             assert_eq!(r.doc["event"]["end"], "2026-01-01T00:00:06Z");
         }
         // The read-only listing agrees.
         drop(a);
         drop(s);
         assert_eq!(all(&Store::open_read_only(&path).unwrap()).len(), 2);
+    }
+
+    #[test]
+    fn a_crash_before_the_first_write_loses_no_alert() {
+        // A new store: the fresh engine's state is saved at once, so the batches a crash left
+        // unread by the engine are replayed at the next start.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let config = FleetConfig::default();
+        let mut s = Store::open(&path).unwrap();
+        let mut a = Alerts::open(&mut s, &config, 0).unwrap();
+        for i in 0..3 {
+            let ts = format!("2026-01-01T00:00:0{i}Z");
+            put(
+                &mut s,
+                Uuid::new_v4(),
+                1,
+                &[login(&ts, &format!("web{i}"), "alice", "10.0.0.5")],
+                1,
+            );
+        }
+        a.after_commit(&mut s).unwrap();
+        drop(a);
+        drop(s);
+        let mut s = Store::open(&path).unwrap();
+        let _a = Alerts::open(&mut s, &config, 2).unwrap();
+        assert_eq!(all(&s).len(), 2);
     }
 
     #[test]
