@@ -149,13 +149,53 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Cuts `s` to [`MAX_NAME_BYTES`] at a character boundary.
-fn capped(s: &str) -> String {
+/// `s` cut to [`MAX_NAME_BYTES`] at a character boundary.
+fn capped(s: &str) -> &str {
     let mut end = s.len().min(MAX_NAME_BYTES);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_owned()
+    &s[..end]
+}
+
+/// An event being counted, borrowed: made into an owned [`Evidence`] only when kept (a new
+/// host for a key, or an alert's evidence), not for every event.
+#[derive(Debug, Clone, Copy)]
+struct Seen<'a> {
+    time_us: i64,
+    agent: &'a str,
+    hostname: Option<&'a str>,
+    user: Option<&'a str>,
+    source: Option<&'a str>,
+    action: &'a str,
+}
+
+impl Seen<'_> {
+    fn evidence(&self) -> Evidence {
+        Evidence {
+            time_us: self.time_us,
+            host: HostRef {
+                agent: self.agent.to_owned(),
+                hostname: self.hostname.map(str::to_owned),
+            },
+            user: self.user.map(str::to_owned),
+            source: self.source.map(str::to_owned),
+            action: self.action.to_owned(),
+        }
+    }
+}
+
+impl Evidence {
+    fn seen(&self) -> Seen<'_> {
+        Seen {
+            time_us: self.time_us,
+            agent: &self.host.agent,
+            hostname: self.host.hostname.as_deref(),
+            user: self.user.as_deref(),
+            source: self.source.as_deref(),
+            action: &self.action,
+        }
+    }
 }
 
 /// A fleet rule.
@@ -458,6 +498,8 @@ struct AgentInfo {
 struct Hit {
     agent: String,
     last_us: i64,
+    /// Events on this host in the window.
+    count: u64,
     first: Evidence,
 }
 
@@ -490,7 +532,7 @@ impl Spread {
         &mut self,
         rule: FleetRule,
         key: &str,
-        ev: &Evidence,
+        ev: &Seen<'_>,
         hosts: usize,
         window: i64,
         max_tracked: usize,
@@ -512,9 +554,14 @@ impl Spread {
         track.newest_us = track.newest_us.max(t);
         let floor = track.newest_us.saturating_sub(window);
         track.hits.retain(|h| h.last_us >= floor);
-        match track.hits.iter_mut().find(|h| h.agent == ev.host.agent) {
-            Some(h) => h.last_us = h.last_us.max(t),
+        let mut new_hit = false;
+        match track.hits.iter_mut().find(|h| h.agent == ev.agent) {
+            Some(h) => {
+                h.last_us = h.last_us.max(t);
+                h.count += 1;
+            }
             None => {
+                new_hit = true;
                 if track.hits.len() >= MAX_HOSTS_PER_KEY
                     && let Some(oldest) = track
                         .hits
@@ -526,9 +573,10 @@ impl Spread {
                     track.hits.swap_remove(oldest);
                 }
                 track.hits.push(Hit {
-                    agent: ev.host.agent.clone(),
+                    agent: ev.agent.to_owned(),
                     last_us: t,
-                    first: ev.clone(),
+                    count: 1,
+                    first: ev.evidence(),
                 });
             }
         }
@@ -578,13 +626,15 @@ impl Spread {
                 let mut firsts: Vec<&Evidence> = track.hits.iter().map(|h| &h.first).collect();
                 firsts.sort_by_key(|e| e.time_us);
                 for first in firsts {
-                    grow(&mut alert, first);
+                    grow(&mut alert, &first.seen());
                 }
                 // The hits' first events are counted above; this one too unless it is one of
-                // them.
-                if !track.hits.iter().any(|h| h.first == *ev) {
+                // them (the first on a host new to the key).
+                if !new_hit {
                     grow(&mut alert, ev);
                 }
+                // Every event in the window counts, not only the ones quoted.
+                alert.count = track.hits.iter().map(|h| h.count).sum();
                 alert.end_us = alert.end_us.max(t);
                 track.episode = Some(Episode { alert, dirty: true });
             }
@@ -625,28 +675,26 @@ impl Spread {
 }
 
 /// Adds one event to an alert: count, end, host, user, source, evidence.
-fn grow(alert: &mut FleetAlert, ev: &Evidence) {
+fn grow(alert: &mut FleetAlert, ev: &Seen<'_>) {
     alert.count += 1;
     alert.end_us = alert.end_us.max(ev.time_us);
     alert.start_us = alert.start_us.min(ev.time_us);
-    if !alert.hosts.iter().any(|h| h.agent == ev.host.agent) {
+    if !alert.hosts.iter().any(|h| h.agent == ev.agent) {
         alert.hosts_total += 1;
+        let evidence = ev.evidence();
         if alert.hosts.len() < MAX_HOSTS_PER_KEY {
-            alert.hosts.push(ev.host.clone());
+            alert.hosts.push(evidence.host.clone());
         }
         if alert.evidence.len() < MAX_EVIDENCE {
-            alert.evidence.push(ev.clone());
+            alert.evidence.push(evidence);
         }
     }
-    for (list, value) in [
-        (&mut alert.users, &ev.user),
-        (&mut alert.sources, &ev.source),
-    ] {
+    for (list, value) in [(&mut alert.users, ev.user), (&mut alert.sources, ev.source)] {
         if let Some(v) = value
-            && !list.contains(v)
+            && !list.iter().any(|x| x == v)
         {
             if list.len() < MAX_LISTED {
-                list.push(v.clone());
+                list.push(v.to_owned());
             } else {
                 alert.more_listed = true;
             }
@@ -801,7 +849,7 @@ impl Engine {
         if let Some(h) = hostname
             && info.hostname.as_deref() != Some(h)
         {
-            info.hostname = Some(capped(h));
+            info.hostname = Some(capped(h).to_owned());
         }
         info
     }
@@ -870,25 +918,22 @@ impl Engine {
         let info = self.agent_entry(ev.agent, ev.hostname);
         let host_first = *info.first_event_us.get_or_insert(t);
         info.first_event_us = Some(host_first.min(t));
-        let hostname = info.hostname.clone();
         if self.ignored(ev.user, ev.source) {
             return;
         }
-        let evidence = Evidence {
+        let evidence = Seen {
             time_us: t,
-            host: HostRef {
-                agent: ev.agent.to_owned(),
-                hostname,
-            },
+            agent: ev.agent,
+            hostname: ev.hostname.map(capped),
             user: ev.user.map(capped),
-            source: ev.source.map(str::to_owned),
-            action: ev.action.to_owned(),
+            source: ev.source,
+            action: ev.action,
         };
         let c = &self.config;
         let max = c.max_tracked;
         if success {
             let (hosts, window) = (c.lateral_hosts, micros(c.lateral_window));
-            if let Some(u) = &evidence.user {
+            if let Some(u) = evidence.user {
                 self.state.lateral_user.add(
                     FleetRule::LateralMovementUser,
                     u,
@@ -908,7 +953,7 @@ impl Engine {
                     max,
                 );
             }
-            if let Some(u) = &evidence.user {
+            if let Some(u) = evidence.user {
                 let learnt = micros(self.config.first_login_learning);
                 let learning = t < self.state.first_us.unwrap_or(t).saturating_add(learnt)
                     || t < host_first.saturating_add(learnt);
@@ -929,7 +974,7 @@ impl Engine {
             // An invalid user is not an account of the fleet: only failures against a name
             // that exists can spray it.
             if ev.action == "auth_failure"
-                && let Some(u) = &evidence.user
+                && let Some(u) = evidence.user
             {
                 self.state.failures_user.add(
                     FleetRule::FailuresUser,
@@ -945,8 +990,8 @@ impl Engine {
 
     /// Records a successful login of `user` on the evidence's host; raises a first-login alert
     /// when the pair is new and the learning period is over.
-    fn first_login(&mut self, user: &str, ev: &Evidence, learning: bool) {
-        let key = pair_key(user, &ev.host.agent);
+    fn first_login(&mut self, user: &str, ev: &Seen<'_>, learning: bool) {
+        let key = pair_key(user, ev.agent);
         let known = &mut self.state.known;
         if let Some(last) = known.get_mut(&key) {
             *last = (*last).max(ev.time_us);
@@ -970,6 +1015,7 @@ impl Engine {
         if learning {
             return;
         }
+        let ev = ev.evidence();
         self.state.ready.push(FleetAlert {
             rule: FleetRule::FirstLogin,
             key: format!(
@@ -1253,6 +1299,20 @@ mod tests {
             a.message()
                 .starts_with("Source 203.0.113.9 failed to log in 3 times on 3 hosts")
         );
+        // Every failure in the window is counted, not one per host.
+        let repeated = [
+            fail(T0, "h1", "root", "203.0.113.9"),
+            fail(T0 + S, "h1", "root", "203.0.113.9"),
+            fail(T0 + 2 * S, "h1", "admin", "203.0.113.9"),
+            fail(T0 + 3 * S, "h2", "admin", "203.0.113.9"),
+            fail(T0 + 4 * S, "h3", "admin", "203.0.113.9"),
+        ];
+        let alerts = evaluate(&c, repeated);
+        assert_eq!(
+            (alerts[0].count, alerts[0].hosts_total),
+            (5, 3),
+            "{alerts:#?}"
+        );
         // Past the window's edge: nothing.
         let past = [
             fail(T0, "h1", "root", "203.0.113.9"),
@@ -1372,8 +1432,9 @@ mod tests {
         for i in 0..20_000u32 {
             let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
             engine.observe(&ev(T0 + 2 * S, "h1", "x", &ip, "invalid_user"));
+            // The flood's sources, plus `root` in the spray rule's table.
             let (tracked, _, _) = engine.sizes();
-            assert!(tracked <= 2 * c.max_tracked, "{tracked}");
+            assert!(tracked <= c.max_tracked + 1, "{tracked}");
         }
         assert!(engine.take_alerts().is_empty());
         engine.observe(&fail(T0 + 3 * S, "h3", "root", "203.0.113.9"));
@@ -1383,6 +1444,49 @@ mod tests {
                 .source
                 .as_deref(),
             Some("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn one_user_on_a_hundred_hosts_is_one_bounded_alert() {
+        let hosts: Vec<String> = (0..100).map(|i| format!("h{i:03}")).collect();
+        let events: Vec<_> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| ok(T0 + i as i64 * S, h, "alice", "10.0.0.1"))
+            .collect();
+        let mut engine = Engine::new(config());
+        for e in &events {
+            engine.observe(e);
+        }
+        let alerts = engine.take_alerts();
+        let a = rules(&alerts, FleetRule::LateralMovementUser)[0];
+        assert_eq!((a.hosts_total, a.count), (100, 100));
+        assert_eq!(a.hosts.len(), MAX_HOSTS_PER_KEY);
+        assert_eq!(a.evidence.len(), MAX_EVIDENCE);
+        assert!(
+            a.message().contains(", h015 and 84 more (from 10.0.0.1)"),
+            "{}",
+            a.message()
+        );
+        let track = &engine.state.lateral_user.tracks["alice"];
+        assert_eq!(track.hits.len(), MAX_HOSTS_PER_KEY);
+    }
+
+    #[test]
+    fn agents_stay_bounded() {
+        let mut engine = Engine::new(FleetConfig::default());
+        for i in 0..MAX_AGENTS + 10 {
+            engine.contact(&format!("agent-{i}"), None, i as i64);
+        }
+        assert!(engine.sizes().2 <= MAX_AGENTS);
+        // The ones silent longest went first.
+        assert!(!engine.state.agents.contains_key("agent-0"));
+        assert!(
+            engine
+                .state
+                .agents
+                .contains_key(&format!("agent-{}", MAX_AGENTS + 9))
         );
     }
 
