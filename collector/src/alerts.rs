@@ -145,6 +145,9 @@ fn document(alert: &FleetAlert, observer: &Observer) -> String {
     if alert.more_listed {
         doc["authtrail"]["more_listed"] = json!(true);
     }
+    if alert.rule == crate::fleet::FleetRule::FirstLogin {
+        doc["authtrail"]["user_hosts_before"] = json!(alert.hosts_before);
+    }
     if let Some(u) = &alert.user {
         doc["user"] = json!({ "name": u });
     }

@@ -361,9 +361,34 @@ pub struct FleetAlert {
     pub more_listed: bool,
     /// The first event on each host, up to [`MAX_EVIDENCE`].
     pub evidence: Vec<Evidence>,
+    /// First login: the other hosts the user had logged in on before (0 otherwise).
+    pub hosts_before: u64,
 }
 
 impl FleetAlert {
+    /// An alert of `rule` keyed by its subject and start, raised at `fired_us`, with nothing
+    /// counted yet.
+    fn open(rule: FleetRule, subject: &str, start_us: i64, fired_us: i64) -> FleetAlert {
+        FleetAlert {
+            rule,
+            key: format!("{}:{subject}:{start_us}", rule.id()),
+            user: None,
+            source: None,
+            host: None,
+            start_us,
+            end_us: start_us,
+            fired_us,
+            count: 0,
+            hosts: Vec::new(),
+            hosts_total: 0,
+            users: Vec::new(),
+            sources: Vec::new(),
+            more_listed: false,
+            evidence: Vec::new(),
+            hosts_before: 0,
+        }
+    }
+
     /// `event.severity`.
     pub fn severity(&self) -> u8 {
         self.rule.severity()
@@ -429,14 +454,14 @@ impl FleetAlert {
                         None => Ok(()),
                     })
                     .and_then(|()| {
-                        if self.hosts_total == 0 {
+                        if self.hosts_before == 0 {
                             write!(m, "; the fleet never saw them log in before")
                         } else {
                             write!(
                                 m,
                                 "; before, they had logged in on {} other host{}",
-                                self.hosts_total,
-                                if self.hosts_total == 1 { "" } else { "s" }
+                                self.hosts_before,
+                                if self.hosts_before == 1 { "" } else { "s" }
                             )
                         }
                     })
@@ -600,23 +625,7 @@ impl Spread {
                     .map(|h| h.first.time_us)
                     .min()
                     .unwrap_or(t);
-                let mut alert = FleetAlert {
-                    rule,
-                    key: format!("{}:{key}:{start_us}", rule.id()),
-                    user: None,
-                    source: None,
-                    host: None,
-                    start_us,
-                    end_us: t,
-                    fired_us: t,
-                    count: 0,
-                    hosts: Vec::new(),
-                    hosts_total: 0,
-                    users: Vec::new(),
-                    sources: Vec::new(),
-                    more_listed: false,
-                    evidence: Vec::new(),
-                };
+                let mut alert = FleetAlert::open(rule, key, start_us, t);
                 match rule {
                     FleetRule::LateralMovementUser | FleetRule::FailuresUser => {
                         alert.user = Some(key.to_owned());
@@ -880,23 +889,10 @@ impl Engine {
                     agent: agent.clone(),
                     hostname: info.hostname.clone(),
                 };
-                let alert = FleetAlert {
-                    rule: FleetRule::AgentSilent,
-                    key: format!("{}:{agent}:{}", FleetRule::AgentSilent.id(), last),
-                    user: None,
-                    source: None,
-                    host: Some(host.clone()),
-                    start_us: last,
-                    end_us: last,
-                    fired_us: now_us,
-                    count: 0,
-                    hosts: vec![host],
-                    hosts_total: 1,
-                    users: Vec::new(),
-                    sources: Vec::new(),
-                    more_listed: false,
-                    evidence: Vec::new(),
-                };
+                let mut alert = FleetAlert::open(FleetRule::AgentSilent, agent, last, now_us);
+                alert.host = Some(host.clone());
+                alert.hosts = vec![host];
+                alert.hosts_total = 1;
                 self.state.ready.push(alert.clone());
                 info.silent = Some(alert);
             }
@@ -1015,29 +1011,15 @@ impl Engine {
         if learning {
             return;
         }
-        let ev = ev.evidence();
-        self.state.ready.push(FleetAlert {
-            rule: FleetRule::FirstLogin,
-            key: format!(
-                "{}:{user}:{}:{}",
-                FleetRule::FirstLogin.id(),
-                ev.host.agent,
-                ev.time_us
-            ),
-            user: Some(user.to_owned()),
-            source: ev.source.clone(),
-            host: Some(ev.host.clone()),
-            start_us: ev.time_us,
-            end_us: ev.time_us,
-            fired_us: ev.time_us,
-            count: 1,
-            hosts: vec![ev.host.clone()],
-            hosts_total: before,
-            users: vec![user.to_owned()],
-            sources: ev.source.iter().cloned().collect(),
-            more_listed: false,
-            evidence: vec![ev.clone()],
-        });
+        let t = ev.time_us;
+        let mut alert =
+            FleetAlert::open(FleetRule::FirstLogin, &format!("{user}:{}", ev.agent), t, t);
+        grow(&mut alert, ev);
+        alert.user = Some(user.to_owned());
+        alert.source = ev.source.map(str::to_owned);
+        alert.host = alert.hosts.first().cloned();
+        alert.hosts_before = before;
+        self.state.ready.push(alert);
     }
 
     /// The alerts raised or changed since the last call: each a whole episode so far (a later
@@ -1369,6 +1351,7 @@ mod tests {
         let a = first[0];
         assert_eq!(a.host.as_ref().map(HostRef::label), Some("h3"));
         assert_eq!(a.start_us, T0 + day);
+        assert_eq!((a.hosts_total, a.hosts_before, a.count), (1, 2, 1));
         assert_eq!(
             a.message(),
             "User alice logged in on h3 for the first time (from 10.0.0.9); before, they had \

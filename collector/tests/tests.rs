@@ -740,6 +740,32 @@ fn certs_commands() {
     assert!(Uuid::parse_str(new_id).is_ok());
 }
 
+/// A new agent (its own mTLS certificate) reports that `mallory` logged in from 198.51.100.7.
+fn mallory_logs_in(s: &Setup, server: &TestServer, host: &str, now: jiff::Timestamp) {
+    let agent = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&agent));
+    let line = format!(
+        "{{\"@timestamp\":\"{now}\",\"event\":{{\"kind\":\"event\",\"category\":[\"authentication\"],\"action\":\"auth_success\",\"outcome\":\"success\"}},\"host\":{{\"hostname\":\"{host}\"}},\"agent\":{{\"id\":\"{}\"}},\"user\":{{\"name\":\"mallory\"}},\"source\":{{\"ip\":\"198.51.100.7\",\"port\":40022}},\"process\":{{\"name\":\"sshd\"}},\"authtrail\":{{\"method\":\"password\"}}}}\n",
+        agent.id
+    );
+    let a = post(
+        &client,
+        server,
+        &Post::new(agent.id, 1, zstd(line.as_bytes())),
+    )
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+}
+
+/// `alerts --json`, parsed.
+fn alerts_json(db: &str) -> Vec<serde_json::Value> {
+    let (ok, out, err) = run_cli(&["alerts", "--db", db, "--json"]);
+    assert!(ok, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// Three agents (each with its own mTLS certificate) report a successful login of one user
 /// from one address: the lateral-movement alert appears in `alerts`, as a table for people and
 /// as JSON for tools, escaped where a host name carries terminal controls.
@@ -748,34 +774,15 @@ fn logins_of_one_user_on_three_hosts_raise_a_lateral_movement_alert() {
     let s = setup();
     let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
     let now = jiff::Timestamp::now();
-    let hosts = ["web1", "web2", "db\\u001b[31m1"];
-    for (i, host) in hosts.iter().enumerate() {
-        let agent = s.pki.agent();
-        let client = client(&s.pki.ca(), Some(&agent));
-        let line = format!(
-            "{{\"@timestamp\":\"{now}\",\"event\":{{\"kind\":\"event\",\"category\":[\"authentication\"],\"action\":\"auth_success\",\"outcome\":\"success\"}},\"host\":{{\"hostname\":\"{host}\"}},\"agent\":{{\"id\":\"{}\"}},\"user\":{{\"name\":\"mallory\"}},\"source\":{{\"ip\":\"198.51.100.7\",\"port\":{}}},\"process\":{{\"name\":\"sshd\"}},\"authtrail\":{{\"method\":\"password\"}}}}\n",
-            agent.id,
-            40000 + i
-        );
-        let a = post(
-            &client,
-            &server,
-            &Post::new(agent.id, 1, zstd(line.as_bytes())),
-        )
-        .unwrap();
-        assert_eq!(a.status, 200, "{}", a.body);
+    for host in ["web1", "web2", "db\\u001b[31m1"] {
+        mallory_logs_in(&s, &server, host, now);
     }
     let db = s.data.join("authtrail.db");
     let db = db.to_str().unwrap();
     // Written within about a second of the batch's commit.
     let deadline = Instant::now() + Duration::from_secs(20);
     let alerts = loop {
-        let (ok, out, err) = run_cli(&["alerts", "--db", db, "--json"]);
-        assert!(ok, "{err}");
-        let docs: Vec<serde_json::Value> = out
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let docs = alerts_json(db);
         if docs.len() >= 2 || Instant::now() > deadline {
             break docs;
         }
@@ -826,26 +833,10 @@ fn logins_of_one_user_on_three_hosts_raise_a_lateral_movement_alert() {
     let config = server.config.clone();
     drop(server);
     let server = TestServer::start(config);
-    let agent = s.pki.agent();
-    let line = format!(
-        "{{\"@timestamp\":\"{now}\",\"event\":{{\"kind\":\"event\",\"action\":\"auth_success\",\"outcome\":\"success\"}},\"host\":{{\"hostname\":\"db2\"}},\"user\":{{\"name\":\"mallory\"}},\"source\":{{\"ip\":\"198.51.100.7\"}}}}\n"
-    );
-    let client = client(&s.pki.ca(), Some(&agent));
-    let a = post(
-        &client,
-        &server,
-        &Post::new(agent.id, 1, zstd(line.as_bytes())),
-    )
-    .unwrap();
-    assert_eq!(a.status, 200, "{}", a.body);
+    mallory_logs_in(&s, &server, "db2", now);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (ok, out, err) = run_cli(&["alerts", "--db", db, "--json"]);
-        assert!(ok, "{err}");
-        let docs: Vec<serde_json::Value> = out
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let docs = alerts_json(db);
         let lateral: Vec<_> = docs
             .iter()
             .filter(|d| d["rule"]["id"] == "fleet_lateral_movement_user")
