@@ -310,19 +310,14 @@ impl Alerts {
                 self.upto = last;
             }
         }
-        if let Some(engine) = &mut self.engine {
-            for alert in engine.take_alerts() {
-                self.pending.insert(
-                    alert.key.clone(),
-                    Pending::Fleet {
-                        time: alert.end_us,
-                        severity: i64::from(alert.severity()),
-                        doc: document(&alert, &self.observer),
-                    },
-                );
-            }
-        }
         Ok(())
+    }
+
+    /// True when alerts wait to be written (edge index entries, or fleet alerts the engine
+    /// raised or grew; those are taken and rendered only when written, once however many
+    /// batches grew them).
+    fn waiting(&self) -> bool {
+        !self.pending.is_empty() || self.engine.as_ref().is_some_and(Engine::has_alerts)
     }
 
     fn read_rows(
@@ -389,8 +384,20 @@ impl Alerts {
     /// so a replay from there counts nothing twice).
     fn flush(&mut self, conn: &mut Connection, save: bool) -> Result<(), StoreError> {
         let save = save && self.engine.is_some() && self.upto > self.state_upto;
-        if self.pending.is_empty() && self.upto == self.written_upto && !save {
+        if !self.waiting() && self.upto == self.written_upto && !save {
             return Ok(());
+        }
+        if let Some(engine) = &mut self.engine {
+            for alert in engine.take_alerts() {
+                self.pending.insert(
+                    alert.key.clone(),
+                    Pending::Fleet {
+                        time: alert.end_us,
+                        severity: i64::from(alert.severity()),
+                        doc: document(&alert, &self.observer),
+                    },
+                );
+            }
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
@@ -467,7 +474,7 @@ impl Alerts {
         let newest: i64 =
             conn.query_row("SELECT coalesce(max(id), 0) FROM batches", [], |r| r.get(0))?;
         self.read_batches(conn, newest)?;
-        let due = (!self.pending.is_empty() && self.last_flush.elapsed() >= FLUSH_INTERVAL)
+        let due = (self.waiting() && self.last_flush.elapsed() >= FLUSH_INTERVAL)
             || self.upto - self.written_upto >= FLUSH_BATCHES;
         if due {
             self.flush(conn, false)?;

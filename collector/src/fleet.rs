@@ -561,7 +561,7 @@ impl Spread {
         hosts: usize,
         window: i64,
         max_tracked: usize,
-    ) {
+    ) -> bool {
         if !self.tracks.contains_key(key) {
             if self.tracks.len() >= max_tracked {
                 self.evict(max_tracked);
@@ -569,12 +569,12 @@ impl Spread {
             self.tracks.insert(key.to_owned(), Track::default());
         }
         let Some(track) = self.tracks.get_mut(key) else {
-            return;
+            return false;
         };
         let t = ev.time_us;
         if t < track.newest_us.saturating_sub(window) {
             // Older than the window of what this key already did: too late to count.
-            return;
+            return false;
         }
         track.newest_us = track.newest_us.max(t);
         let floor = track.newest_us.saturating_sub(window);
@@ -617,6 +617,7 @@ impl Spread {
             Some(e) => {
                 grow(&mut e.alert, ev);
                 e.dirty = true;
+                true
             }
             None if track.hits.len() >= hosts => {
                 let start_us = track
@@ -646,8 +647,9 @@ impl Spread {
                 alert.count = track.hits.iter().map(|h| h.count).sum();
                 alert.end_us = alert.end_us.max(t);
                 track.episode = Some(Episode { alert, dirty: true });
+                true
             }
-            None => {}
+            None => false,
         }
     }
 
@@ -745,6 +747,9 @@ struct State {
     /// One-off alerts (first logins, silences) not yet taken.
     #[serde(skip)]
     ready: Vec<FleetAlert>,
+    /// Some episode opened or grew since the last [`Engine::take_alerts`].
+    #[serde(skip)]
+    grown: bool,
 }
 
 /// Why saved state was not restored.
@@ -930,7 +935,7 @@ impl Engine {
         if success {
             let (hosts, window) = (c.lateral_hosts, micros(c.lateral_window));
             if let Some(u) = evidence.user {
-                self.state.lateral_user.add(
+                self.state.grown |= self.state.lateral_user.add(
                     FleetRule::LateralMovementUser,
                     u,
                     &evidence,
@@ -940,7 +945,7 @@ impl Engine {
                 );
             }
             if let Some(s) = ev.source {
-                self.state.lateral_source.add(
+                self.state.grown |= self.state.lateral_source.add(
                     FleetRule::LateralMovementSource,
                     s,
                     &evidence,
@@ -958,7 +963,7 @@ impl Engine {
         } else {
             let (hosts, window) = (c.failure_hosts, micros(c.failure_window));
             if let Some(s) = ev.source {
-                self.state.failures_source.add(
+                self.state.grown |= self.state.failures_source.add(
                     FleetRule::FailuresSource,
                     s,
                     &evidence,
@@ -972,7 +977,7 @@ impl Engine {
             if ev.action == "auth_failure"
                 && let Some(u) = evidence.user
             {
-                self.state.failures_user.add(
+                self.state.grown |= self.state.failures_user.add(
                     FleetRule::FailuresUser,
                     u,
                     &evidence,
@@ -1022,11 +1027,19 @@ impl Engine {
         self.state.ready.push(alert);
     }
 
+    /// True when [`Engine::take_alerts`] has something to give.
+    pub fn has_alerts(&self) -> bool {
+        self.state.grown || !self.state.ready.is_empty()
+    }
+
     /// The alerts raised or changed since the last call: each a whole episode so far (a later
     /// one with the same key replaces an earlier one).
     pub fn take_alerts(&mut self) -> Vec<FleetAlert> {
         let s = &mut self.state;
         let mut out = std::mem::take(&mut s.ready);
+        if !std::mem::take(&mut s.grown) {
+            return out;
+        }
         for spread in [
             &mut s.lateral_user,
             &mut s.lateral_source,
