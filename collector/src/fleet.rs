@@ -145,6 +145,17 @@ impl FleetConfig {
     }
 }
 
+/// The `n` items of lowest rank (in no particular order): what a full table drops. A
+/// selection, not a sort: linear in the table's size.
+fn lowest<O: Ord, K>(items: impl Iterator<Item = (O, K)>, n: usize) -> Vec<K> {
+    let mut all: Vec<(O, K)> = items.collect();
+    if n < all.len() {
+        all.select_nth_unstable_by(n, |a, b| a.0.cmp(&b.0));
+        all.truncate(n);
+    }
+    all.into_iter().map(|(_, k)| k).collect()
+}
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -615,7 +626,7 @@ impl Spread {
         }
         match &mut track.episode {
             Some(e) => {
-                grow(&mut e.alert, ev);
+                grow(&mut e.alert, ev, !new_hit);
                 e.dirty = true;
                 true
             }
@@ -636,12 +647,12 @@ impl Spread {
                 let mut firsts: Vec<&Evidence> = track.hits.iter().map(|h| &h.first).collect();
                 firsts.sort_by_key(|e| e.time_us);
                 for first in firsts {
-                    grow(&mut alert, &first.seen());
+                    grow(&mut alert, &first.seen(), false);
                 }
                 // The hits' first events are counted above; this one too unless it is one of
                 // them (the first on a host new to the key).
                 if !new_hit {
-                    grow(&mut alert, ev);
+                    grow(&mut alert, ev, true);
                 }
                 // Every event in the window counts, not only the ones quoted.
                 alert.count = track.hits.iter().map(|h| h.count).sum();
@@ -657,18 +668,11 @@ impl Spread {
     /// (never fewer than one).
     fn evict(&mut self, max_tracked: usize) {
         let drop = (max_tracked / EVICT_DIVISOR).max(1);
-        let mut order: Vec<(usize, i64, &String)> = self
+        let ranked = self
             .tracks
             .iter()
-            .map(|(k, t)| (t.hits.len(), t.newest_us, k))
-            .collect();
-        order.sort_unstable();
-        let gone: Vec<String> = order
-            .into_iter()
-            .take(drop)
-            .map(|(.., k)| k.clone())
-            .collect();
-        for k in gone {
+            .map(|(k, t)| ((t.hits.len(), t.newest_us), k.clone()));
+        for k in lowest(ranked, drop) {
             self.tracks.remove(&k);
         }
     }
@@ -686,11 +690,14 @@ impl Spread {
 }
 
 /// Adds one event to an alert: count, end, host, user, source, evidence.
-fn grow(alert: &mut FleetAlert, ev: &Seen<'_>) {
+///
+/// `host_known`: the caller knows the host is already in the alert (a host in the key's window
+/// is in its open episode), which spares the scan of the alert's hosts on most events.
+fn grow(alert: &mut FleetAlert, ev: &Seen<'_>, host_known: bool) {
     alert.count += 1;
     alert.end_us = alert.end_us.max(ev.time_us);
     alert.start_us = alert.start_us.min(ev.time_us);
-    if !alert.hosts.iter().any(|h| h.agent == ev.agent) {
+    if !host_known && !alert.hosts.iter().any(|h| h.agent == ev.agent) {
         alert.hosts_total += 1;
         let evidence = ev.evidence();
         if alert.hosts.len() < MAX_HOSTS_PER_KEY {
@@ -701,6 +708,10 @@ fn grow(alert: &mut FleetAlert, ev: &Seen<'_>) {
         }
     }
     for (list, value) in [(&mut alert.users, ev.user), (&mut alert.sources, ev.source)] {
+        // A full list with its overflow already flagged cannot change.
+        if list.len() >= MAX_LISTED && alert.more_listed {
+            continue;
+        }
         if let Some(v) = value
             && !list.iter().any(|x| x == v)
         {
@@ -835,17 +846,10 @@ impl Engine {
         let agents = &mut self.state.agents;
         if !agents.contains_key(agent) {
             if agents.len() >= MAX_AGENTS {
-                let mut order: Vec<(i64, &String)> = agents
+                let ranked = agents
                     .iter()
-                    .map(|(k, a)| (a.last_contact_us.unwrap_or(i64::MIN), k))
-                    .collect();
-                order.sort_unstable();
-                let gone: Vec<String> = order
-                    .into_iter()
-                    .take(MAX_AGENTS / EVICT_DIVISOR)
-                    .map(|(_, k)| k.clone())
-                    .collect();
-                for k in gone {
+                    .map(|(k, a)| (a.last_contact_us.unwrap_or(i64::MIN), k.clone()));
+                for k in lowest(ranked, MAX_AGENTS / EVICT_DIVISOR) {
                     agents.remove(&k);
                 }
             }
@@ -916,9 +920,13 @@ impl Engine {
         let t = ev.time_us;
         let first = *self.state.first_us.get_or_insert(t);
         self.state.first_us = Some(first.min(t));
-        let info = self.agent_entry(ev.agent, ev.hostname);
-        let host_first = *info.first_event_us.get_or_insert(t);
-        info.first_event_us = Some(host_first.min(t));
+        // One lookup for a known agent (the common case), not the entry's two.
+        let info = match self.state.agents.get_mut(ev.agent) {
+            Some(info) => info,
+            None => self.agent_entry(ev.agent, ev.hostname),
+        };
+        let host_first = info.first_event_us.map_or(t, |f| f.min(t));
+        info.first_event_us = Some(host_first);
         if self.ignored(ev.user, ev.source) {
             return;
         }
@@ -1000,9 +1008,8 @@ impl Engine {
         }
         let max = self.config.max_known_logins;
         if known.len() >= max {
-            let mut order: Vec<(i64, u64)> = known.iter().map(|(k, t)| (*t, *k)).collect();
-            order.sort_unstable();
-            for (_, k) in order.into_iter().take((max / EVICT_DIVISOR).max(1)) {
+            let ranked = known.iter().map(|(k, t)| (*t, *k));
+            for k in lowest(ranked, (max / EVICT_DIVISOR).max(1)) {
                 known.remove(&k);
             }
         }
@@ -1019,7 +1026,7 @@ impl Engine {
         let t = ev.time_us;
         let mut alert =
             FleetAlert::open(FleetRule::FirstLogin, &format!("{user}:{}", ev.agent), t, t);
-        grow(&mut alert, ev);
+        grow(&mut alert, ev, false);
         alert.user = Some(user.to_owned());
         alert.source = ev.source.map(str::to_owned);
         alert.host = alert.hosts.first().cloned();
