@@ -2,11 +2,13 @@
 //! fleet alerts it raises kept as ECS documents, an index of the agents' own (edge) alerts, and
 //! the listing behind `authtrail-collector alerts`.
 //!
-//! **Where it runs.** On the store's writer thread, after a group of batches has committed and
-//! its requests have been answered ([`Alerts::after_commit`]), so an agent's 200 never waits for
-//! detection. It reads back the batches above its mark (`batches.id`), in commit order: their
-//! event rows (already encoded by the decoding threads), and the body only of a batch that holds
-//! an edge alert (for its severity). Heartbeats count as contacts for the silence rule.
+//! **Where it runs.** On a thread of its own ([`AlertsThread`]) with its own connection to the
+//! store, woken by the store's writer after each group of batches has committed (and at least
+//! every [`TICK`]): detection costs the writer, the one thread every batch passes through,
+//! nothing but a wake-up, and an agent's 200 never waits for it. It reads back the batches
+//! above its mark (`batches.id`), in commit order: their event rows (already encoded by the
+//! decoding threads), and the body only of a batch that holds an edge alert (for its severity).
+//! Heartbeats count as contacts for the silence rule.
 //!
 //! **What is written, and when.** Fleet alerts (one row per [`FleetAlert::key`], replaced as
 //! the attack grows) and edge-alert index entries go to the `alerts` table in one transaction
@@ -30,6 +32,8 @@
 //! alert points into its batch's body and a fleet alert carries its document; `fleet_state`.
 
 use std::collections::HashMap;
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
@@ -45,7 +49,8 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub const FLUSH_BATCHES: i64 = 256;
 /// Least time between two saves of the engine's state.
 pub const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
-/// How often the writer, when idle, lets the silence rule look at the clock.
+/// How often the alerts thread, when not woken, looks at the clock (silence rule) and writes
+/// what waits.
 pub const TICK: Duration = Duration::from_secs(1);
 /// Batches read from the store at a time when catching up.
 const CATCH_UP_BATCHES: i64 = 64;
@@ -510,6 +515,52 @@ impl Alerts {
     pub fn stop(&mut self, store: &mut Store) -> Result<(), StoreError> {
         let conn = store.conn_mut();
         self.flush(conn, true)
+    }
+}
+
+/// The fleet detections' thread: [`Alerts`] on a store connection of its own.
+#[derive(Debug)]
+pub struct AlertsThread {
+    wake: mpsc::SyncSender<()>,
+    handle: thread::JoinHandle<()>,
+}
+
+impl AlertsThread {
+    /// Starts `alerts` on `store` (a second [`Store`] opened on the same file: its connection
+    /// is this thread's alone).
+    pub fn spawn(mut alerts: Alerts, mut store: Store) -> std::io::Result<AlertsThread> {
+        // One pending wake-up is enough: the thread reads every batch above its mark.
+        let (wake, rx) = mpsc::sync_channel::<()>(1);
+        let handle = thread::Builder::new()
+            .name("fleet-alerts".to_owned())
+            .spawn(move || {
+                let report = |r: Result<(), StoreError>| {
+                    if let Err(e) = r {
+                        eprintln!("authtrail-collector: fleet detections: {e}");
+                    }
+                };
+                loop {
+                    match rx.recv_timeout(TICK) {
+                        Ok(()) => report(alerts.after_commit(&mut store)),
+                        Err(mpsc::RecvTimeoutError::Timeout) => report(alerts.idle(&mut store)),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                report(alerts.after_commit(&mut store));
+                report(alerts.stop(&mut store));
+            })?;
+        Ok(AlertsThread { wake, handle })
+    }
+
+    /// Batches were committed: read them soon. Never blocks.
+    pub fn notify(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    /// Reads what is left, writes everything, saves the state, and ends the thread.
+    pub fn stop(self) {
+        drop(self.wake);
+        let _ = self.handle.join();
     }
 }
 

@@ -1203,40 +1203,35 @@ impl Writer {
         Writer::spawn_with(store, capacity, None)
     }
 
-    /// [`Writer::spawn`], with the fleet detections and alert index ([`crate::alerts`]) run
-    /// after each group's commit (once its requests are answered) and when idle.
+    /// [`Writer::spawn`], telling the fleet detections' thread ([`crate::alerts::AlertsThread`])
+    /// after each group's commit that batches wait for it; the thread is stopped (and has read
+    /// every batch) before this writer's thread ends.
     pub fn spawn_with(
         mut store: Store,
         capacity: usize,
-        mut alerts: Option<crate::alerts::Alerts>,
+        alerts: Option<crate::alerts::AlertsThread>,
     ) -> std::io::Result<(Writer, thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
         let handle = thread::Builder::new()
             .name("store-writer".to_owned())
             .spawn(move || {
-                let report = |what: &str, r: Result<(), StoreError>| {
-                    if let Err(e) = r {
-                        eprintln!("authtrail-collector: fleet detections, {what}: {e}");
-                    }
-                };
                 // One commit for the first batch and every one queued behind it. Held-back
                 // `terms` entries are written once the queue has been idle TERMS_FLUSH_AGE.
                 loop {
-                    let wait = if store.has_pending_terms() {
-                        TERMS_FLUSH_AGE
-                    } else {
-                        crate::alerts::TICK
-                    };
-                    let first = match rx.recv_timeout(wait) {
-                        Ok(job) => job,
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            let _ = store.flush_terms();
-                            if let Some(a) = &mut alerts {
-                                report("idle", a.idle(&mut store));
+                    let first = if store.has_pending_terms() {
+                        match rx.recv_timeout(TERMS_FLUSH_AGE) {
+                            Ok(job) => job,
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                let _ = store.flush_terms();
+                                continue;
                             }
-                            continue;
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
                         }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    } else {
+                        match rx.recv() {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        }
                     };
                     let mut jobs = vec![first];
                     while jobs.len() < GROUP_MAX_BATCHES {
@@ -1256,13 +1251,13 @@ impl Writer {
                         // anyway and a re-send will be answered "duplicate".
                         let _ = job.reply.send(result);
                     }
-                    if let Some(a) = &mut alerts {
-                        report("after a commit", a.after_commit(&mut store));
+                    if let Some(a) = &alerts {
+                        a.notify();
                     }
                 }
                 let _ = store.flush_terms();
-                if let Some(a) = &mut alerts {
-                    report("at stop", a.stop(&mut store));
+                if let Some(a) = alerts {
+                    a.stop();
                 }
             })?;
         Ok((Writer { queue: tx }, handle))
