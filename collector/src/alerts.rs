@@ -13,8 +13,9 @@
 //! **What is written, and when.** Fleet alerts (one row per [`FleetAlert::key`], replaced as
 //! the attack grows) and edge-alert index entries go to the `alerts` table in one transaction
 //! with the `alerts_upto` mark in `meta`, at most once per [`FLUSH_INTERVAL`] while alerts wait
-//! (else every [`FLUSH_BATCHES`] batches, or when the writer is idle): a commit of its own per
-//! group would double the writer's fsyncs. `alerts` reads the batches above the mark directly,
+//! (else every [`FLUSH_BATCHES`] batches, or after a [`TICK`] without batches): a commit per
+//! group would double the store's fsyncs, and the writer's commits wait behind each one (SQLite
+//! has one write lock). `alerts` reads the batches above the mark directly,
 //! so an edge alert is listed as soon as its batch is stored.
 //!
 //! **Across restarts: the engine's state is kept, not rebuilt.** The first-login rule needs
@@ -184,7 +185,7 @@ enum Pending {
     },
 }
 
-/// The fleet engine on the writer thread, and what it has not written yet.
+/// The fleet engine and what it has not written yet (run by [`AlertsThread`]).
 #[derive(Debug)]
 pub struct Alerts {
     engine: Option<Engine>,
