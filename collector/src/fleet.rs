@@ -550,6 +550,8 @@ struct Episode {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Track {
     newest_us: i64,
+    /// No hit is older than this (a lower bound): pruning is skipped while it is in the window.
+    oldest_us: i64,
     /// The hosts reached in the window, one entry each.
     hits: Vec<Hit>,
     episode: Option<Episode>,
@@ -589,7 +591,10 @@ impl Spread {
         }
         track.newest_us = track.newest_us.max(t);
         let floor = track.newest_us.saturating_sub(window);
-        track.hits.retain(|h| h.last_us >= floor);
+        if track.oldest_us < floor {
+            track.hits.retain(|h| h.last_us >= floor);
+            track.oldest_us = track.hits.iter().map(|h| h.last_us).min().unwrap_or(t);
+        }
         let mut new_hit = false;
         match track.hits.iter_mut().find(|h| h.agent == ev.agent) {
             Some(h) => {
@@ -608,6 +613,11 @@ impl Spread {
                 {
                     track.hits.swap_remove(oldest);
                 }
+                track.oldest_us = if track.hits.is_empty() {
+                    t
+                } else {
+                    track.oldest_us.min(t)
+                };
                 track.hits.push(Hit {
                     agent: ev.agent.to_owned(),
                     last_us: t,
@@ -671,8 +681,10 @@ impl Spread {
         let ranked = self
             .tracks
             .iter()
-            .map(|(k, t)| ((t.hits.len(), t.newest_us), k.clone()));
-        for k in lowest(ranked, drop) {
+            .map(|(k, t)| ((t.hits.len(), t.newest_us), k));
+        // Only the dropped keys are copied (out of the table's borrow).
+        let gone: Vec<String> = lowest(ranked, drop).into_iter().cloned().collect();
+        for k in gone {
             self.tracks.remove(&k);
         }
     }
@@ -848,8 +860,12 @@ impl Engine {
             if agents.len() >= MAX_AGENTS {
                 let ranked = agents
                     .iter()
-                    .map(|(k, a)| (a.last_contact_us.unwrap_or(i64::MIN), k.clone()));
-                for k in lowest(ranked, MAX_AGENTS / EVICT_DIVISOR) {
+                    .map(|(k, a)| (a.last_contact_us.unwrap_or(i64::MIN), k));
+                let gone: Vec<String> = lowest(ranked, MAX_AGENTS / EVICT_DIVISOR)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                for k in gone {
                     agents.remove(&k);
                 }
             }
