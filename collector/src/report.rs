@@ -261,10 +261,7 @@ pub fn alerts_table(rows: &[AlertRow]) -> String {
         }
         for e in evidence.into_iter().flatten().filter(|e| e.is_object()) {
             out.push(vec![
-                format!(
-                    "  {}",
-                    e["@timestamp"].as_str().unwrap_or("-")
-                ),
+                format!("  {}", e["@timestamp"].as_str().unwrap_or("-")),
                 String::new(),
                 String::new(),
                 format!("- {}", doc_cell(e, &[&["event", "action"]])),
