@@ -9,6 +9,8 @@ use std::hint::black_box;
 use agent_core::ecs::{Envelope, write_event};
 use agent_core::syslog::Context;
 use agent_core::{Parsed, Text, Timestamp, parse_line};
+use collector::alerts::{Alerts, AlertsThread};
+use collector::fleet::FleetConfig;
 use collector::ingest::{Encoding, decode};
 use collector::store::Store;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -82,7 +84,24 @@ fn bench(c: &mut Criterion) {
         .iter()
         .map(|b| decode(Encoding::Zstd, b.clone(), 64 << 20).expect("decodes"))
         .collect();
-    let agent = uuid::Uuid::new_v4();
+    let agents: Vec<uuid::Uuid> = (0..8).map(|_| uuid::Uuid::new_v4()).collect();
+    // Four batches per transaction: what four agent connections in flight give.
+    let store_all = |store: &mut Store, after_group: &mut dyn FnMut(&mut Store)| {
+        for (g, group) in batches.chunks(4).enumerate() {
+            let jobs: Vec<_> = group
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let n = g * 4 + i;
+                    (agents[n % agents.len()], n as i64, b, 0)
+                })
+                .collect();
+            for r in store.insert_group(&jobs) {
+                r.expect("stored");
+            }
+            after_group(store);
+        }
+    };
     group.bench_function("store", |b| {
         b.iter_batched(
             || {
@@ -91,23 +110,69 @@ fn bench(c: &mut Criterion) {
                 (dir, store)
             },
             |(dir, mut store)| {
-                // Four batches per transaction: what four agent connections in flight give.
-                for (g, group) in batches.chunks(4).enumerate() {
-                    let jobs: Vec<_> = group
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| (agent, (g * 4 + i) as i64, b, 0))
-                        .collect();
-                    for r in store.insert_group(&jobs) {
-                        r.expect("stored");
+                store_all(&mut store, &mut |_| {});
+                (store, dir)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // The writer as `serve` runs it: the fleet detections on their own thread, woken after
+    // each group (they finish after the timed part, which is the ingest path).
+    group.bench_function("store_fleet_thread", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("bench.db");
+                let store = Store::open(&path).expect("store");
+                let mut alerts_store = Store::open(&path).expect("store");
+                let alerts =
+                    Alerts::open(&mut alerts_store, &FleetConfig::default(), 0).expect("alerts");
+                let thread = AlertsThread::spawn(alerts, alerts_store).expect("thread");
+                (dir, store, Stopping(Some(thread)))
+            },
+            |(dir, mut store, thread)| {
+                store_all(&mut store, &mut |_| {
+                    if let Some(t) = &thread.0 {
+                        t.notify();
                     }
-                }
-                (dir, store)
+                });
+                (thread, store, dir)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // The detections' own cost: run in line after each group, as if on the writer.
+    group.bench_function("store_fleet_inline", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let mut store = Store::open(&dir.path().join("bench.db")).expect("store");
+                let alerts = Alerts::open(&mut store, &FleetConfig::default(), 0).expect("alerts");
+                (dir, store, alerts)
+            },
+            |(dir, mut store, mut alerts)| {
+                store_all(&mut store, &mut |s| {
+                    alerts.after_commit(s).expect("fleet detections");
+                });
+                alerts.stop(&mut store).expect("fleet detections");
+                (store, dir)
             },
             BatchSize::PerIteration,
         )
     });
     group.finish();
+}
+
+/// Stops the fleet detections' thread when dropped (after the timed part, before its store's
+/// directory goes).
+struct Stopping(Option<AlertsThread>);
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.stop();
+        }
+    }
 }
 
 criterion_group!(benches, bench);

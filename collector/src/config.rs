@@ -47,6 +47,8 @@ pub struct Config {
     pub limits: Limits,
     /// The web console (off unless `admin-token-file` is set).
     pub console: crate::console::ConsoleConfig,
+    /// The fleet detections (rules across hosts). See [`crate::fleet::FleetConfig`].
+    pub fleet: crate::fleet::FleetConfig,
 }
 
 /// `[tls]`.
@@ -167,6 +169,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             console: crate::console::ConsoleConfig::default(),
+            fleet: crate::fleet::FleetConfig::default(),
         }
     }
 }
@@ -254,6 +257,14 @@ pub enum ConfigError {
     Zero {
         /// The key.
         key: &'static str,
+    },
+    /// A `[fleet]` value out of range.
+    #[error("{key} = {problem}")]
+    Fleet {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        problem: String,
     },
     /// max-decompressed-bytes below max-body-bytes.
     #[error("[limits] max-decompressed-bytes must be at least max-body-bytes")]
@@ -421,6 +432,9 @@ impl Config {
         if l.max_inflight_bytes < peak {
             errors.push(ConfigError::InflightBelowBatch { needs: peak });
         }
+        for (key, problem) in self.fleet.problems() {
+            errors.push(ConfigError::Fleet { key, problem });
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -443,6 +457,15 @@ mod tests {
         assert_eq!(c.limits.max_decompressed_bytes, 64 << 20);
         assert_eq!(c.heartbeat_stale_after, Duration::from_secs(180));
         assert_eq!(c.auth.require, Require::Either);
+        assert!(c.fleet.enabled);
+        assert_eq!((c.fleet.lateral_hosts, c.fleet.failure_hosts), (3, 3));
+        assert_eq!(c.fleet.lateral_window, Duration::from_secs(600));
+        assert_eq!(c.fleet.failure_window, Duration::from_secs(3600));
+        assert_eq!(
+            c.fleet.first_login_learning,
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(c.fleet.silent_after, Duration::from_secs(600));
     }
 
     #[test]
@@ -468,6 +491,8 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         let c = Config::from_toml(&text, &path).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:8443");
+        // The example shows the defaults of [fleet].
+        assert_eq!(c.fleet, crate::fleet::FleetConfig::default());
         c.validate().unwrap();
     }
 
@@ -492,6 +517,13 @@ mod tests {
         c.validate().unwrap();
         c.limits.max_connections = 0;
         assert!(c.validate().is_err());
+        c.limits.max_connections = 1;
+        c.fleet.lateral_hosts = 1;
+        let e = c.validate().unwrap_err();
+        assert!(
+            e[0].to_string().contains("[fleet] lateral-hosts = 1"),
+            "{e:?}"
+        );
     }
 
     #[test]

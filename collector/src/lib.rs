@@ -15,14 +15,17 @@
 //! Code map: `config` (TOML), `tls` (rustls server config), `auth` (who is sending),
 //! `ingest` (decompress and decode a body, no I/O), `store` (SQLite, writer thread, queries),
 //! `server` (hyper service), `console` (the web console and its JSON API, off unless
-//! configured), `certs` (a fleet CA with rcgen), `report` (`query`/`stats` text).
+//! configured), `certs` (a fleet CA with rcgen), `report` (`query`/`stats` text), `fleet` (the
+//! fleet rules, a pure engine), `alerts` (the engine on ingest, stored alerts).
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod auth;
 pub mod budget;
 pub mod certs;
 pub mod config;
 pub mod console;
+pub mod fleet;
 pub mod ingest;
 pub mod report;
 pub mod rows;

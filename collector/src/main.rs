@@ -55,6 +55,9 @@ enum Command {
     /// Events per host and action, agents and their last contact, and sources that failed
     /// against several hosts.
     Stats(StatsArgs),
+    /// Alerts from the agents (edge) and from the collector's fleet rules, newest first, with
+    /// the reason for each and the events a fleet alert cites.
+    Alerts(AlertsArgs),
     /// A small CA for the fleet's mTLS.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -218,6 +221,24 @@ fn check_action(action: &str, stored: &[String]) -> Result<(), UsageError> {
     }))
 }
 
+#[derive(Debug, Args)]
+struct AlertsArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Only alerts newer than this (`1h`, `30m`, `2days`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// Only alerts of at least this severity (0-100: 21 low, 47 medium, 73 high).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    severity: Option<u8>,
+    /// At most this many alerts (the newest).
+    #[arg(long, default_value_t = 100)]
+    limit: u64,
+    /// Print the alerts' ECS documents as NDJSON, newest first, instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum CertsCommand {
     /// Make a CA and the collector's server certificate in --dir.
@@ -369,6 +390,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print(&format!("{}\n", stats_json(&stats, now_us(), stale)))
             } else {
                 print(&report::stats_text(&stats, now_us(), stale, s.window))
+            }
+        }
+        Command::Alerts(a) => {
+            let (store, _) = open_store(&a.store)?;
+            let rows = store.alerts(&collector::alerts::AlertFilter {
+                since_us: a.since.map(ago_us),
+                min_severity: a.severity.map(i64::from),
+                limit: a.limit,
+            })?;
+            if a.json {
+                print(&report::alerts_ndjson(&rows))
+            } else {
+                print(&report::alerts_table(&rows))
             }
         }
         Command::Certs(CertsCommand::Init { dir, san, days }) => {

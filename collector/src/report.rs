@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::alerts::{AlertRow, Origin};
 use crate::store::{EventRow, Stats};
 
 /// Formats microseconds since the epoch as RFC 3339 UTC (`2026-11-28T08:06:35Z`).
@@ -177,6 +178,114 @@ pub fn stats_text(stats: &Stats, now_us: i64, stale_after: Duration, window: Dur
     out
 }
 
+/// Strings of a JSON value: a string, or an array's strings.
+fn strings(v: &serde_json::Value) -> Vec<&str> {
+    match v {
+        serde_json::Value::String(s) => vec![s.as_str()],
+        serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A cell from a document: the first of `paths` that holds something; at most three values,
+/// then `+N`.
+fn doc_cell(doc: &serde_json::Value, paths: &[&[&str]]) -> String {
+    for path in paths {
+        let v = path.iter().fold(doc, |v, k| &v[*k]);
+        let list = strings(v);
+        if !list.is_empty() {
+            let mut s = list.iter().take(3).copied().collect::<Vec<_>>().join(",");
+            if list.len() > 3 {
+                let _ = write!(s, ",+{}", list.len() - 3);
+            }
+            return s;
+        }
+    }
+    "-".to_owned()
+}
+
+/// Sequence numbers an edge alert's evidence line names before `and N more`.
+const MAX_CITED: usize = 10;
+
+/// `alerts` as a table, newest first: time, severity, origin, rule, hosts, users, sources,
+/// count and the reason; under a fleet alert, one line per event it cites.
+pub fn alerts_table(rows: &[AlertRow]) -> String {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for r in rows {
+        let d = &r.doc;
+        out.push(vec![
+            time(r.time_us),
+            r.severity.to_string(),
+            match r.origin {
+                Origin::Edge => "edge",
+                Origin::Fleet => "fleet",
+            }
+            .to_owned(),
+            r.rule().unwrap_or("-").to_owned(),
+            doc_cell(d, &[&["host", "hostname"], &["related", "hosts"]]),
+            doc_cell(d, &[&["user", "name"], &["related", "user"]]),
+            doc_cell(d, &[&["source", "ip"], &["related", "ip"]]),
+            d["authtrail"]["count"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            r.message().unwrap_or("-").to_owned(),
+        ]);
+        let evidence = d["authtrail"]["evidence"].as_array();
+        // An agent's alert cites its events by `event.sequence`: one line naming them.
+        let sequences: Vec<String> = evidence
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_u64().map(|n| n.to_string()))
+            .collect();
+        if !sequences.is_empty() {
+            let mut cited = sequences
+                .iter()
+                .take(MAX_CITED)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if sequences.len() > MAX_CITED {
+                let _ = write!(cited, " and {} more", sequences.len() - MAX_CITED);
+            }
+            out.push(vec![
+                String::new(),
+                String::new(),
+                String::new(),
+                "- cites".to_owned(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("events of sequence {cited} (query --json shows them)"),
+            ]);
+        }
+        for e in evidence.into_iter().flatten().filter(|e| e.is_object()) {
+            out.push(vec![
+                format!("  {}", e["@timestamp"].as_str().unwrap_or("-")),
+                String::new(),
+                String::new(),
+                format!("- {}", doc_cell(e, &[&["event", "action"]])),
+                doc_cell(e, &[&["host", "hostname"], &["agent", "id"]]),
+                doc_cell(e, &[&["user", "name"]]),
+                doc_cell(e, &[&["source", "ip"]]),
+                String::new(),
+                String::new(),
+            ]);
+        }
+    }
+    table(
+        &[
+            "TIME", "SEV", "ORIGIN", "RULE", "HOSTS", "USERS", "SOURCES", "COUNT", "REASON",
+        ],
+        &out,
+    )
+}
+
+/// `alerts --json`: each alert's stored document, one per line, newest first.
+pub fn alerts_ndjson(rows: &[AlertRow]) -> String {
+    rows.iter().map(|r| format!("{}\n", r.doc)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +322,43 @@ mod tests {
         let text = stats_text(&stats, 0, Duration::from_secs(1), Duration::from_secs(1));
         assert!(text.contains("h\\u{202e}x"), "{text}");
         assert!(!text.contains('\u{202e}'), "{text}");
+    }
+
+    #[test]
+    fn alerts_table_shows_reasons_and_evidence_escaped() {
+        let row = |origin, doc: &str| AlertRow {
+            time_us: 0,
+            origin,
+            severity: 73,
+            doc: serde_json::from_str(doc).unwrap(),
+        };
+        let t = alerts_table(&[
+            row(
+                Origin::Edge,
+                r#"{"rule":{"id":"success_after_failures"},"message":"ok \u202e after 5 failures","host":{"hostname":"web1"},"authtrail":{"count":5,"evidence":[3,4,5]}}"#,
+            ),
+            row(
+                Origin::Fleet,
+                r#"{"event":{"action":"fleet_x"},"message":"m","related":{"hosts":["a","b","c","d"]},"authtrail":{"evidence":[{"@timestamp":"T","event":{"action":"auth_success"},"host":{"hostname":"a\u001b"}}]}}"#,
+            ),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 5, "{t}");
+        assert!(
+            lines[1].contains("success_after_failures") && lines[1].contains("edge"),
+            "{t}"
+        );
+        assert!(lines[1].contains("ok \\u{202e} after 5 failures"), "{t}");
+        assert!(lines[2].contains("events of sequence 3, 4, 5"), "{t}");
+        assert!(
+            lines[3].contains("fleet_x") && lines[3].contains("a,b,c,+1"),
+            "{t}"
+        );
+        assert!(
+            lines[4].contains("- auth_success") && lines[4].contains("a\\u{1b}"),
+            "{t}"
+        );
+        assert!(!t.contains('\u{202e}') && !t.contains('\x1b'));
     }
 
     #[test]

@@ -231,15 +231,29 @@ impl Server {
                 cause,
             })?;
         let db = config.db_path();
-        let store = Store::open(&db).map_err(|cause| ServeError::Store {
+        let store_err = |cause| ServeError::Store {
             path: db.clone(),
             cause,
+        };
+        let store = Store::open(&db).map_err(store_err)?;
+        // The fleet detections read and write through a connection of their own, on their
+        // own thread.
+        let mut alerts_store = Store::open(&db).map_err(store_err)?;
+        let alerts = crate::alerts::Alerts::open(&mut alerts_store, &config.fleet, now_us())
+            .map_err(store_err)?;
+        let alerts = crate::alerts::AlertsThread::spawn(alerts, alerts_store).map_err(|cause| {
+            ServeError::Io {
+                what: "starting the fleet detections' thread".to_owned(),
+                cause,
+            }
         })?;
         let (writer, writer_thread) =
-            Writer::spawn(store, config.limits.writer_queue).map_err(|cause| ServeError::Io {
-                what: "starting the store writer thread".to_owned(),
-                cause,
-            })?;
+            Writer::spawn_with(store, config.limits.writer_queue, Some(alerts)).map_err(
+                |cause| ServeError::Io {
+                    what: "starting the store writer thread".to_owned(),
+                    cause,
+                },
+            )?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|cause| ServeError::Io {

@@ -401,6 +401,20 @@ impl Store {
         })
     }
 
+    /// The SQLite connection, for the alert tables ([`crate::alerts`]), which keep to
+    /// themselves.
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Edge and fleet alerts, newest first ([`crate::alerts::list`]).
+    pub fn alerts(
+        &self,
+        filter: &crate::alerts::AlertFilter,
+    ) -> Result<Vec<crate::alerts::AlertRow>, StoreError> {
+        crate::alerts::list(&self.conn, filter)
+    }
+
     /// Opens an existing store read-only (for `query` and `stats`).
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open_with_flags(
@@ -1183,8 +1197,19 @@ impl Writer {
     /// Starts the writer thread on `store` with a queue of `capacity` batches. The thread ends
     /// when every [`Writer`] clone is dropped, after the queued batches are stored.
     pub fn spawn(
+        store: Store,
+        capacity: usize,
+    ) -> std::io::Result<(Writer, thread::JoinHandle<()>)> {
+        Writer::spawn_with(store, capacity, None)
+    }
+
+    /// [`Writer::spawn`], telling the fleet detections' thread ([`crate::alerts::AlertsThread`])
+    /// after each group's commit that batches wait for it; the thread is stopped (and has read
+    /// every batch) before this writer's thread ends.
+    pub fn spawn_with(
         mut store: Store,
         capacity: usize,
+        alerts: Option<crate::alerts::AlertsThread>,
     ) -> std::io::Result<(Writer, thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
         let handle = thread::Builder::new()
@@ -1226,8 +1251,14 @@ impl Writer {
                         // anyway and a re-send will be answered "duplicate".
                         let _ = job.reply.send(result);
                     }
+                    if let Some(a) = &alerts {
+                        a.notify();
+                    }
                 }
                 let _ = store.flush_terms();
+                if let Some(a) = alerts {
+                    a.stop();
+                }
             })?;
         Ok((Writer { queue: tx }, handle))
     }

@@ -739,3 +739,114 @@ fn certs_commands() {
         .trim();
     assert!(Uuid::parse_str(new_id).is_ok());
 }
+
+/// A new agent (its own mTLS certificate) reports that `mallory` logged in from 198.51.100.7.
+fn mallory_logs_in(s: &Setup, server: &TestServer, host: &str, now: jiff::Timestamp) {
+    let agent = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&agent));
+    let line = format!(
+        "{{\"@timestamp\":\"{now}\",\"event\":{{\"kind\":\"event\",\"category\":[\"authentication\"],\"action\":\"auth_success\",\"outcome\":\"success\"}},\"host\":{{\"hostname\":\"{host}\"}},\"agent\":{{\"id\":\"{}\"}},\"user\":{{\"name\":\"mallory\"}},\"source\":{{\"ip\":\"198.51.100.7\",\"port\":40022}},\"process\":{{\"name\":\"sshd\"}},\"authtrail\":{{\"method\":\"password\"}}}}\n",
+        agent.id
+    );
+    let a = post(
+        &client,
+        server,
+        &Post::new(agent.id, 1, zstd(line.as_bytes())),
+    )
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+}
+
+/// `alerts --json`, parsed.
+fn alerts_json(db: &str) -> Vec<serde_json::Value> {
+    let (ok, out, err) = run_cli(&["alerts", "--db", db, "--json"]);
+    assert!(ok, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Three agents (each with its own mTLS certificate) report a successful login of one user
+/// from one address: the lateral-movement alert appears in `alerts`, as a table for people and
+/// as JSON for tools, escaped where a host name carries terminal controls.
+#[test]
+fn logins_of_one_user_on_three_hosts_raise_a_lateral_movement_alert() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let now = jiff::Timestamp::now();
+    for host in ["web1", "web2", "db\\u001b[31m1"] {
+        mallory_logs_in(&s, &server, host, now);
+    }
+    let db = s.data.join("authtrail.db");
+    let db = db.to_str().unwrap();
+    // Written within about a second of the batch's commit.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let alerts = loop {
+        let docs = alerts_json(db);
+        if docs.len() >= 2 || Instant::now() > deadline {
+            break docs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let lateral = alerts
+        .iter()
+        .find(|d| d["rule"]["id"] == "fleet_lateral_movement_user")
+        .unwrap_or_else(|| panic!("{alerts:#?}"));
+    assert_eq!(lateral["event"]["kind"], "alert");
+    assert_eq!(lateral["event"]["severity"], 73);
+    assert_eq!(lateral["user"]["name"], "mallory");
+    assert_eq!(lateral["authtrail"]["hosts"], 3);
+    assert_eq!(lateral["observer"]["type"], "collector");
+    assert_eq!(
+        lateral["related"]["ip"],
+        serde_json::json!(["198.51.100.7"])
+    );
+    let message = lateral["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("User mallory logged in on 3 hosts within 0s: web1, web2, db"),
+        "{message}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|d| d["rule"]["id"] == "fleet_lateral_movement_source"),
+        "{alerts:#?}"
+    );
+
+    let (ok, table, err) = run_cli(&["alerts", "--db", db, "--severity", "73"]);
+    assert!(ok, "{err}");
+    assert!(table.starts_with("TIME"), "{table}");
+    assert!(table.contains("fleet_lateral_movement_user"), "{table}");
+    assert!(
+        table.contains("User mallory logged in on 3 hosts"),
+        "{table}"
+    );
+    // The evidence: one line per host.
+    assert_eq!(table.matches("- auth_success").count(), 6, "{table}");
+    assert!(!table.contains('\x1b'), "{table}");
+    assert!(table.contains("db\\u{1b}[31m1"), "{table}");
+    let (ok, none, err) = run_cli(&["alerts", "--db", db, "--since", "1h", "--severity", "74"]);
+    assert!(ok, "{err}");
+    assert_eq!(none.lines().count(), 1, "only the header: {none}");
+
+    // A restart, then the same attack reaches a fourth host: still one alert per rule, grown.
+    let config = server.config.clone();
+    drop(server);
+    let server = TestServer::start(config);
+    mallory_logs_in(&s, &server, "db2", now);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let docs = alerts_json(db);
+        let lateral: Vec<_> = docs
+            .iter()
+            .filter(|d| d["rule"]["id"] == "fleet_lateral_movement_user")
+            .collect();
+        assert_eq!(lateral.len(), 1, "{docs:#?}");
+        if lateral[0]["authtrail"]["hosts"] == 4 {
+            assert_eq!(docs.len(), 2, "{docs:#?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{docs:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

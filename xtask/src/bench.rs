@@ -179,17 +179,20 @@ fn hot_paths(args: &Args) -> Result<()> {
         render / copy
     );
     let ingest = root.join("collector_ingest");
-    let (unzstd, decode, store) = (
+    let (unzstd, decode, store, fleet) = (
         median_ns(&ingest.join("zstd_decompress"))?,
         median_ns(&ingest.join("decode"))?,
         median_ns(&ingest.join("store"))?,
+        median_ns(&ingest.join("store_fleet_thread"))?,
     );
     println!(
-        "collector, {collector_lines} lines of agent NDJSON: decode {:.1} ms ({:.1}x plain zstd decompression, {:.1} ms), store {:.1} ms",
+        "collector, {collector_lines} lines of agent NDJSON: decode {:.1} ms ({:.1}x plain zstd decompression, {:.1} ms), store {:.1} ms, store with the fleet detections on their thread {:.1} ms ({:.2}x)",
         decode / 1e6,
         decode / unzstd,
         unzstd / 1e6,
-        store / 1e6
+        store / 1e6,
+        fleet / 1e6,
+        fleet / store
     );
     Ok(())
 }

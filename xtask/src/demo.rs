@@ -235,6 +235,13 @@ fn demo(args: &Args, dir: &Path) -> Result<()> {
             .args(&db_args)
             .args(["--action", "success_after_failures", "--limit", "10"]),
     )?;
+    println!("\n==> alerts, the agents' and the fleet rules', newest first");
+    show(
+        Command::new(&collector_bin)
+            .arg("alerts")
+            .args(&db_args)
+            .args(["--limit", "10"]),
+    )?;
     println!("\n==> the successful root logins");
     show(
         Command::new(&collector_bin)
