@@ -374,7 +374,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 host: q.host,
                 action: q.action,
                 limit: q.limit,
-                documents: q.json,
+                // The table shows each alert's reason, which only its document holds.
+                documents: true,
             })?;
             if q.json {
                 print(&report::events_ndjson(&rows))

@@ -81,7 +81,27 @@ fn cell(v: &Option<String>) -> String {
     }
 }
 
-/// `query` as a table: time, host, action, outcome, user, target, source, process, method.
+/// An alert's reason in `query`'s table is cut to this many characters (with `…`), so a row
+/// stays readable on a terminal; `--json` has it whole.
+pub const REASON_CHARS: usize = 100;
+
+/// The `event.reason` of an alert's document, [`escape`]d like every cell and cut to
+/// [`REASON_CHARS`]; `-` for events and rows without their document.
+fn reason(doc: Option<&str>) -> String {
+    let reason = doc
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .and_then(|v| v.pointer("/event/reason")?.as_str().map(escape));
+    let text = cell(&reason);
+    if text.chars().count() <= REASON_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(REASON_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// `query` as a table: time, host, action, outcome, user, target, source, process, method, and an
+/// alert's reason (from its document, when the rows carry one).
 pub fn events_table(rows: &[EventRow]) -> String {
     let rows: Vec<Vec<String>> = rows
         .iter()
@@ -101,12 +121,14 @@ pub fn events_table(rows: &[EventRow]) -> String {
                 source,
                 cell(&r.process),
                 cell(&r.method),
+                reason(r.doc.as_deref()),
             ]
         })
         .collect();
     table(
         &[
             "TIME", "HOST", "ACTION", "OUTCOME", "USER", "TARGET", "SOURCE", "PROCESS", "METHOD",
+            "REASON",
         ],
         &rows,
     )
@@ -359,6 +381,22 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains('\u{202e}') && !t.contains('\x1b'));
+    }
+
+    #[test]
+    fn an_alerts_reason_is_a_column_escaped_and_cut() {
+        let doc = r#"{"event":{"kind":"alert","reason":"root logged in from 203.0.113.9 after 5 failed attempts\u001b[2J"}}"#;
+        assert_eq!(
+            reason(Some(doc)),
+            "root logged in from 203.0.113.9 after 5 failed attempts\\u{1b}[2J"
+        );
+        let long = format!(r#"{{"event":{{"reason":"{}"}}}}"#, "x".repeat(500));
+        let cut = reason(Some(&long));
+        assert_eq!(cut.chars().count(), REASON_CHARS);
+        assert!(cut.ends_with('…'));
+        // Events have no reason; neither has a row without its document.
+        assert_eq!(reason(Some(r#"{"event":{"kind":"event"}}"#)), "-");
+        assert_eq!(reason(None), "-");
     }
 
     #[test]
