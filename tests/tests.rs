@@ -5,6 +5,7 @@
 //! the programs. Helpers are in `util.rs`; `AUTHTRAIL_E2E_KEEP=1` keeps the scratch directory.
 
 mod cli;
+mod demo;
 mod detect;
 mod shipping;
 mod util;

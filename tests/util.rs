@@ -55,6 +55,12 @@ pub(crate) fn collector_bin() -> PathBuf {
     .clone()
 }
 
+/// The `xtask` binary (`cargo xtask`), built like [`authtrail_bin`].
+pub(crate) fn xtask_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("xtask", "xtask")).clone()
+}
+
 /// Builds `package`'s binary `bin` into this test binary's target dir and profile; its path.
 fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     {

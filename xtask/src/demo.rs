@@ -1,17 +1,23 @@
 //! `cargo xtask demo`: the main job on built-in defaults, end to end on this machine.
 //!
-//! 1. Generates a realistic auth log (with brute-force bursts that end in a successful login).
+//! 1. Generates a realistic auth log (with brute-force bursts that end in a successful login),
+//!    then appends one deliberate attack chain after that noise: a password spray and a brute
+//!    force from one address, a login that succeeds, then `sudo` and a second session.
 //! 2. Makes a throwaway CA, a server certificate and an agent certificate
 //!    (`authtrail-collector certs`).
 //! 3. Starts the collector (mTLS, SQLite) on 127.0.0.1 on a free port.
 //! 4. Starts the agent on the log (`read-from = "beginning"`), shipping to the collector.
-//! 5. Waits until every event is stored, then prints what `query` and `stats` show.
+//! 5. Waits until every event is stored, then tells the attack as the collector stored it, one
+//!    step at a time: the brute-force and spray alerts grouped per attacker, the login that
+//!    succeeded after failures (its reason, the attacker's address), what that user did next on
+//!    that host, and the fleet view (`stats`). The attacker is found from the stored alerts, not
+//!    from what step 1 wrote.
 //! 6. Stops both (SIGTERM) and says where the files are; `--clean` removes them.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,6 +34,14 @@ pub(crate) struct Args {
     /// Remove the demo's files at the end.
     #[arg(long)]
     clean: bool,
+    /// Put the demo's files in this directory (created; must be empty or missing) instead of
+    /// a new one under the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Use the `authtrail` and `authtrail-collector` binaries in this directory instead of
+    /// building them (release).
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
 }
 
 /// A child process stopped with SIGTERM when dropped (and killed if it does not stop).
@@ -65,7 +79,9 @@ impl Drop for Service {
 }
 
 pub(crate) fn run(args: &Args) -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("authtrail-demo-{}", std::process::id()));
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("authtrail-demo-{}", std::process::id()))
+    });
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let result = demo(args, &dir);
     if args.clean {
@@ -98,10 +114,26 @@ fn demo(args: &Args, dir: &Path) -> Result<()> {
         stats.bytes as f64 / 1048576.0,
         stats.bursts
     );
+    let chain = append_attack_chain(&log)?;
+    println!(
+        "    then, after that noise, one attack chain ({chain} lines): spray, brute force, a login, sudo"
+    );
 
-    println!("==> building the agent and the collector (release)");
-    crate::run(crate::cargo().args(["build", "--release", "-p", "agent", "-p", "collector"]))?;
-    let bin = crate::target_dir().join("release");
+    let bin = match &args.bin_dir {
+        Some(bin) => bin.clone(),
+        None => {
+            println!("==> building the agent and the collector (release)");
+            crate::run(crate::cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "agent",
+                "-p",
+                "collector",
+            ]))?;
+            crate::target_dir().join("release")
+        }
+    };
     let agent_bin = bin.join("authtrail");
     let collector_bin = bin.join("authtrail-collector");
 
@@ -143,7 +175,7 @@ fn demo(args: &Args, dir: &Path) -> Result<()> {
         .spawn()
         .context("starting authtrail-collector")?;
     let stdout = child.stdout.take().context("collector stdout")?;
-    let mut collector = Service {
+    let mut collector_service = Service {
         name: "collector",
         child,
     };
@@ -228,40 +260,15 @@ fn demo(args: &Args, dir: &Path) -> Result<()> {
     // Let the alerts of the last batch land too.
     std::thread::sleep(Duration::from_secs(2));
 
-    println!("\n==> what the collector knows: alerts");
-    show(
-        Command::new(&collector_bin)
-            .arg("query")
-            .args(&db_args)
-            .args(["--action", "success_after_failures", "--limit", "10"]),
-    )?;
-    println!("\n==> alerts, the agents' and the fleet rules', newest first");
-    show(
-        Command::new(&collector_bin)
-            .arg("alerts")
-            .args(&db_args)
-            .args(["--limit", "10"]),
-    )?;
-    println!("\n==> the successful root logins");
-    show(
-        Command::new(&collector_bin)
-            .arg("query")
-            .args(&db_args)
-            .args([
-                "--action",
-                "auth_success",
-                "--user",
-                "root",
-                "--limit",
-                "10",
-            ]),
-    )?;
-    println!("\n==> stats");
-    show(Command::new(&collector_bin).arg("stats").args(&db_args))?;
+    let collector = Collector {
+        bin: collector_bin.clone(),
+        db_args: db_args.to_vec(),
+    };
+    tell_the_story(&collector)?;
 
     println!("\n==> stopping");
     agent.stop()?;
-    collector.stop()?;
+    collector_service.stop()?;
     Ok(())
 }
 
@@ -338,4 +345,355 @@ fn admin_token_file(dir: &Path) -> Result<std::path::PathBuf> {
     let path = dir.join("admin-token");
     write_private(&path, &format!("{token}\n"))?;
     Ok(path)
+}
+
+/// The address, account and password guesses of the attack chain the demo appends. Only the
+/// log writer uses them: what the demo shows is found in the collector's alerts.
+const CHAIN_ATTACKER: &str = "198.51.100.77";
+const CHAIN_USER: &str = "deploy";
+const CHAIN_UID: u32 = 1003;
+const CHAIN_SPRAY: &[&str] = &["admin", "oracle", "ubuntu", "test", "git", "postgres"];
+const CHAIN_GUESSES: u32 = 12;
+
+/// Appends one attack chain after the generated noise, on the log's last host and a few
+/// seconds after its last line: a password spray over invalid users, a brute force on a real
+/// account, the login that succeeds, a `sudo` to root and a second session. Returns its lines.
+fn append_attack_chain(log: &Path) -> Result<usize> {
+    let text = fs::read_to_string(log).with_context(|| format!("cannot read {}", log.display()))?;
+    let last = text.lines().last().context("the generated log is empty")?;
+    let mut fields = last.split(' ');
+    let (Some(stamp), Some(host)) = (fields.next(), fields.next()) else {
+        bail!("cannot read the time and host of the log's last line: {last:?}");
+    };
+    let mut t = parse_rfc3339_secs(stamp)
+        .with_context(|| format!("the log's last line has no RFC 3339 time: {last:?}"))?
+        + 60;
+    let ip = CHAIN_ATTACKER;
+    let mut lines = Vec::new();
+    let mut line =
+        |t: i64, body: String| lines.push(format!("{} {host} {body}", format_rfc3339(t)));
+    let pid = 40_000;
+    for (i, user) in CHAIN_SPRAY.iter().enumerate() {
+        let (pid, port) = (pid + i as u32, 50_000 + i as u32);
+        line(
+            t,
+            format!("sshd[{pid}]: Invalid user {user} from {ip} port {port}"),
+        );
+        line(
+            t + 1,
+            format!(
+                "sshd[{pid}]: Failed password for invalid user {user} from {ip} port {port} ssh2"
+            ),
+        );
+        t += 3;
+    }
+    for i in 0..CHAIN_GUESSES {
+        let (pid, port) = (pid + 100 + i, 51_000 + i);
+        line(
+            t,
+            format!("sshd[{pid}]: Failed password for {CHAIN_USER} from {ip} port {port} ssh2"),
+        );
+        t += 2;
+    }
+    let (uid, user) = (CHAIN_UID, CHAIN_USER);
+    let (pid, port) = (pid + 200, 52_000);
+    line(
+        t,
+        format!("sshd[{pid}]: Accepted password for {user} from {ip} port {port} ssh2"),
+    );
+    line(
+        t,
+        format!(
+            "sshd[{pid}]: pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)"
+        ),
+    );
+    line(
+        t,
+        format!("systemd-logind[612]: New session 9001 of user {user}."),
+    );
+    t += 20;
+    line(
+        t,
+        format!("sudo: {user:>8} : TTY=pts/7 ; PWD=/home/{user} ; USER=root ; COMMAND=/bin/bash"),
+    );
+    line(
+        t,
+        format!(
+            "sudo: pam_unix(sudo:session): session opened for user root(uid=0) by {user}(uid={uid})"
+        ),
+    );
+    t += 40;
+    let (pid, port) = (pid + 1, 52_001);
+    line(
+        t,
+        format!("sshd[{pid}]: Accepted password for {user} from {ip} port {port} ssh2"),
+    );
+    line(
+        t,
+        format!(
+            "sshd[{pid}]: pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)"
+        ),
+    );
+    line(
+        t,
+        format!("systemd-logind[612]: New session 9002 of user {user}."),
+    );
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot append to {}", log.display()))?;
+    let mut out = String::new();
+    if !text.ends_with('\n') {
+        out.push('\n');
+    }
+    for l in &lines {
+        out.push_str(l);
+        out.push('\n');
+    }
+    file.write_all(out.as_bytes())
+        .with_context(|| format!("cannot append to {}", log.display()))?;
+    Ok(lines.len())
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time's `YYYY-MM-DDTHH:MM:SS` (fraction and offset
+/// ignored: loggen writes UTC).
+fn parse_rfc3339_secs(s: &str) -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.000000+00:00`, loggen's RFC 3339 form.
+fn format_rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000+00:00",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+/// The collector's command line, for the story's queries.
+struct Collector {
+    bin: PathBuf,
+    db_args: Vec<String>,
+}
+
+impl Collector {
+    fn command(&self, verb: &str) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg(verb).args(&self.db_args);
+        cmd
+    }
+
+    /// The stored documents of one alert kind (all of them), oldest first.
+    fn alerts(&self, action: &str) -> Result<Vec<serde_json::Value>> {
+        let out = self
+            .command("query")
+            .args([
+                "--action", action, "--since", "100000d", "--limit", "1000000", "--json",
+            ])
+            .output()
+            .context("running authtrail-collector query")?;
+        if !out.status.success() {
+            // An alert kind nothing raised is refused as unknown: no alerts of that kind.
+            return Ok(Vec::new());
+        }
+        let mut docs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        docs.sort_by(|a, b| text(a, "/@timestamp").cmp(text(b, "/@timestamp")));
+        Ok(docs)
+    }
+}
+
+fn text<'a>(doc: &'a serde_json::Value, pointer: &str) -> &'a str {
+    doc.pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("-")
+}
+
+/// An RFC 3339 time to the second (`2026-11-28T02:21:18.5Z` -> `2026-11-28T02:21:18Z`).
+fn seconds(t: &str) -> String {
+    match t.split_once('.') {
+        Some((whole, _)) => format!("{whole}Z"),
+        None => t.to_owned(),
+    }
+}
+
+/// One line of plain words that opens a step of the story.
+fn step(words: &str) {
+    println!("\n==> {words}");
+}
+
+/// At most this many attackers are listed in the grouped alerts (the most recent ones).
+const ATTACKERS_SHOWN: usize = 10;
+
+/// The brute-force and spray alerts of one source address.
+#[derive(Default)]
+struct Attacker {
+    brute_force: u64,
+    spray: u64,
+    attempts: u64,
+    first: String,
+    last: String,
+}
+
+/// Tells the attack as the collector stored it, in the order a security engineer reads it.
+fn tell_the_story(collector: &Collector) -> Result<()> {
+    let brute = collector.alerts("brute_force")?;
+    let spray = collector.alerts("password_spray")?;
+    step(&format!(
+        "password guessing: {} brute-force and {} password-spray alerts, grouped per attacking address",
+        brute.len(),
+        spray.len()
+    ));
+    let mut attackers: std::collections::BTreeMap<String, Attacker> = Default::default();
+    for (doc, is_spray) in brute
+        .iter()
+        .map(|d| (d, false))
+        .chain(spray.iter().map(|d| (d, true)))
+    {
+        let a = attackers
+            .entry(text(doc, "/source/ip").to_owned())
+            .or_default();
+        if is_spray {
+            a.spray += 1;
+        } else {
+            a.brute_force += 1;
+        }
+        a.attempts += doc
+            .pointer("/authtrail/count")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let (start, end) = (
+            seconds(text(doc, "/event/start")),
+            seconds(text(doc, "/event/end")),
+        );
+        if a.first.is_empty() || start < a.first {
+            a.first = start;
+        }
+        if end > a.last {
+            a.last = end;
+        }
+    }
+    let mut list: Vec<(&String, &Attacker)> = attackers.iter().collect();
+    list.sort_by(|x, y| x.1.last.cmp(&y.1.last));
+    if list.len() > ATTACKERS_SHOWN {
+        println!(
+            "    ({} earlier attackers not shown; `authtrail-collector query --action brute_force` lists them)",
+            list.len() - ATTACKERS_SHOWN
+        );
+    }
+    println!(
+        "    {:<39}  {:>11}  {:>5}  {:>8}  {:<20}  LAST",
+        "SOURCE", "BRUTE-FORCE", "SPRAY", "ATTEMPTS", "FIRST"
+    );
+    for (ip, a) in &list[list.len().saturating_sub(ATTACKERS_SHOWN)..] {
+        println!(
+            "    {ip:<39}  {:>11}  {:>5}  {:>8}  {:<20}  {}",
+            a.brute_force, a.spray, a.attempts, a.first, a.last
+        );
+    }
+
+    // The break-in: the newest login that succeeded after failures from an address that also
+    // raised guessing alerts (else the newest of all).
+    let successes = collector.alerts("success_after_failures")?;
+    let Some(hit) = successes
+        .iter()
+        .rev()
+        .find(|d| attackers.contains_key(text(d, "/source/ip")))
+        .or_else(|| successes.last())
+    else {
+        step("no login succeeded after failures: the guessing did not get in");
+        return stats(collector);
+    };
+    let (ip, user, host, when) = (
+        text(hit, "/source/ip"),
+        text(hit, "/user/name"),
+        text(hit, "/host/hostname"),
+        text(hit, "/@timestamp"),
+    );
+    step(&format!(
+        "the break-in: {user} logged in on {host} from attacker {ip} after failed attempts ({} such alerts in all)",
+        successes.len()
+    ));
+    show(collector.command("query").args([
+        "--action",
+        "success_after_failures",
+        "--source-ip",
+        ip,
+        "--limit",
+        "5",
+    ]))?;
+
+    step(&format!(
+        "what {user} did next on {host}: privileges (sudo) and new sessions since {when}"
+    ));
+    show(collector.command("query").args([
+        "--user", user, "--host", host, "--since", when, "--limit", "20",
+    ]))?;
+
+    stats(collector)
+}
+
+/// The last steps: every alert, the agents' and the fleet rules', then the fleet view.
+fn stats(collector: &Collector) -> Result<()> {
+    step("all alerts, the agents' and the fleet rules', newest first");
+    show(collector.command("alerts").args(["--limit", "10"]))?;
+    step("the fleet view: events per host and action, agents, sources failing on several hosts");
+    show(&mut collector.command("stats"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_seconds_round_trip() {
+        // loggen's default start, 2026-11-28T00:00:00Z.
+        assert_eq!(
+            parse_rfc3339_secs("2026-11-28T00:00:00.434531+00:00"),
+            Some(loggen::DEFAULT_START)
+        );
+        for t in [
+            0,
+            951_782_400,
+            loggen::DEFAULT_START + 86_399,
+            4_107_542_399,
+        ] {
+            assert_eq!(parse_rfc3339_secs(&format_rfc3339(t)), Some(t), "{t}");
+        }
+        assert_eq!(
+            format_rfc3339(951_782_400),
+            "2000-02-29T00:00:00.000000+00:00"
+        );
+        assert_eq!(parse_rfc3339_secs("Nov 28 06:49:30"), None);
+    }
+
+    #[test]
+    fn times_are_cut_to_the_second() {
+        assert_eq!(seconds("2026-11-28T02:21:18.5Z"), "2026-11-28T02:21:18Z");
+        assert_eq!(seconds("2026-11-28T02:21:18Z"), "2026-11-28T02:21:18Z");
+    }
 }

@@ -45,8 +45,10 @@ enum Task {
     Test(test::Args),
     /// The main job: a generated auth log with attacks -> `authtrail run` -> mTLS -> collector.
     ///
-    /// Makes a throwaway CA, starts `authtrail-collector` and `authtrail run` on the log, waits
-    /// until every event is stored and shows what the collector found (`query`, `stats`).
+    /// Makes a throwaway CA, starts `authtrail-collector` and `authtrail run` on the log (noise,
+    /// then one attack chain), waits until every event is stored and tells the attack from the
+    /// stored alerts, step by step: brute-force and spray alerts grouped per attacker, the login
+    /// that succeeded after failures, what that user did next (`query`), the fleet (`stats`).
     Demo(demo::Args),
     /// Score the edge detections on labelled scenarios of a small fleet (attacks detected,
     /// delay, false alerts per 10 000 benign login attempts).
