@@ -11,8 +11,9 @@ const ATTACKER: &str = "198.51.100.77";
 const VICTIM: &str = "deploy";
 
 /// Checks that `out` tells the chain in order: the guessing alerts grouped per attacker (the
-/// attacker among them), the break-in by the attacker with its reason, what the victim did next
-/// (the privilege step: `sudo` to root, and a new session from the attacker), then the fleet.
+/// attacker among them), the break-in by the attacker with its reason, the privilege step (its
+/// `privilege_after_login` alert), what the victim did next (`sudo` to root, a new session from
+/// the attacker), then the fleet.
 fn check_story(out: &str) -> Result<(), String> {
     let find = |from: usize, what: &dyn Fn(&str) -> bool, name: &str| -> Result<usize, String> {
         out.lines()
@@ -46,6 +47,12 @@ fn check_story(out: &str) -> Result<(), String> {
             "the break-in names the wrong attacker or user: {line}"
         ));
     }
+    // The detections raise `privilege_after_login` for sudo soon after a login that alerted.
+    let privilege = find(
+        break_in,
+        &|l| l.starts_with("==> the privilege step") && l.contains(VICTIM),
+        "privilege step",
+    )?;
     let next = find(
         break_in,
         &|l| l.starts_with("==> what ") && l.contains(VICTIM),
@@ -56,8 +63,21 @@ fn check_story(out: &str) -> Result<(), String> {
         &|l| l.contains("success_after_failures") && l.contains(&format!("from {ATTACKER} after")),
         "success_after_failures row with its reason",
     )?;
-    if reason > next {
-        return Err("the break-in's reason is not shown in its step".into());
+    if reason > privilege || privilege > next {
+        return Err(
+            "the break-in's reason, the privilege step and what followed are out of order".into(),
+        );
+    }
+    let privilege_row = find(
+        privilege,
+        &|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells.get(2) == Some(&"privilege_after_login") && cells.contains(&VICTIM)
+        },
+        "privilege_after_login alert row",
+    )?;
+    if privilege_row > next {
+        return Err("the privilege step shows no privilege_after_login alert".into());
     }
     let fleet = find(next, &|l| l.starts_with("==> the fleet view"), "fleet step")?;
     let sudo = find(
@@ -114,6 +134,8 @@ fn the_story_check_fails_on_a_wrong_order_or_attacker() {
 ==> the break-in: deploy logged in on web1 from attacker 198.51.100.77 after failed attempts
 TIME  HOST  ACTION  OUTCOME  USER  TARGET  SOURCE  PROCESS  METHOD  REASON
 t  web1  success_after_failures  success  deploy  -  198.51.100.77  -  -  deploy logged in from 198.51.100.77 after 18 failed attempts
+==> the privilege step: deploy became root on web1 soon after that login (1 privilege_after_login alert(s))
+t  web1  privilege_after_login  success  deploy  root  -  -  -  deploy used sudo
 ==> what deploy did next on web1: privileges (sudo) and new sessions
 t  web1  sudo  success  deploy  root  -  sudo  -  -
 t  web1  auth_success  success  deploy  -  198.51.100.77:52001  sshd  password  -
@@ -128,9 +150,15 @@ t  web1  auth_success  success  deploy  -  198.51.100.77:52001  sshd  password  
         .concat()
         .join("\n");
     assert!(check_story(&reordered).is_err());
-    // No privilege step.
+    // No sudo in what the user did next.
     assert!(check_story(&good.replace("  sudo  success", "  su  success")).is_err());
+    // No privilege step, or one without its alert.
+    let no_privilege = [&lines[..6], &lines[8..]].concat().join("\n");
+    assert!(check_story(&no_privilege).is_err());
+    assert!(check_story(&good.replace("privilege_after_login  success", "sudo  success")).is_err());
     // The fleet view before what the user did next.
-    let fleet_first = [&lines[..6], &lines[9..], &lines[6..9]].concat().join("\n");
+    let fleet_first = [&lines[..8], &lines[11..], &lines[8..11]]
+        .concat()
+        .join("\n");
     assert!(check_story(&fleet_first).is_err());
 }

@@ -352,11 +352,12 @@ fn admin_token_file(dir: &Path) -> Result<std::path::PathBuf> {
 const CHAIN_ATTACKER: &str = "198.51.100.77";
 const CHAIN_USER: &str = "deploy";
 const CHAIN_UID: u32 = 1003;
-const CHAIN_SPRAY: &[&str] = &["admin", "oracle", "ubuntu", "test", "git", "postgres"];
+/// Accounts that exist on loggen's servers: a spray counts existing accounts.
+const CHAIN_SPRAY: &[&str] = &["alice", "bob", "carol", "dave", "ci-runner", "j.smith"];
 const CHAIN_GUESSES: u32 = 12;
 
 /// Appends one attack chain after the generated noise, on the log's last host and a few
-/// seconds after its last line: a password spray over invalid users, a brute force on a real
+/// seconds after its last line: a password spray over existing accounts, a brute force on a real
 /// account, the login that succeeds, a `sudo` to root and a second session. Returns its lines.
 fn append_attack_chain(log: &Path) -> Result<usize> {
     let text = fs::read_to_string(log).with_context(|| format!("cannot read {}", log.display()))?;
@@ -377,13 +378,7 @@ fn append_attack_chain(log: &Path) -> Result<usize> {
         let (pid, port) = (pid + i as u32, 50_000 + i as u32);
         line(
             t,
-            format!("sshd[{pid}]: Invalid user {user} from {ip} port {port}"),
-        );
-        line(
-            t + 1,
-            format!(
-                "sshd[{pid}]: Failed password for invalid user {user} from {ip} port {port} ssh2"
-            ),
+            format!("sshd[{pid}]: Failed password for {user} from {ip} port {port} ssh2"),
         );
         t += 3;
     }
@@ -546,6 +541,12 @@ fn step(words: &str) {
     println!("\n==> {words}");
 }
 
+/// The alert kinds (`event.action`) of password guessing against one account, and against many.
+const BRUTE_FORCE_KINDS: &[&str] = &["brute_force", "slow_brute_force"];
+const SPRAY_KINDS: &[&str] = &["password_spray", "slow_spray", "distributed_spray"];
+/// The alert kind of sudo or su soon after a login that alerted.
+const PRIVILEGE_KIND: &str = "privilege_after_login";
+
 /// At most this many attackers are listed in the grouped alerts (the most recent ones).
 const ATTACKERS_SHOWN: usize = 10;
 
@@ -561,8 +562,14 @@ struct Attacker {
 
 /// Tells the attack as the collector stored it, in the order a security engineer reads it.
 fn tell_the_story(collector: &Collector) -> Result<()> {
-    let brute = collector.alerts("brute_force")?;
-    let spray = collector.alerts("password_spray")?;
+    let mut brute = Vec::new();
+    for kind in BRUTE_FORCE_KINDS {
+        brute.extend(collector.alerts(kind)?);
+    }
+    let mut spray = Vec::new();
+    for kind in SPRAY_KINDS {
+        spray.extend(collector.alerts(kind)?);
+    }
     step(&format!(
         "password guessing: {} brute-force and {} password-spray alerts, grouped per attacking address",
         brute.len(),
@@ -574,9 +581,14 @@ fn tell_the_story(collector: &Collector) -> Result<()> {
         .map(|d| (d, false))
         .chain(spray.iter().map(|d| (d, true)))
     {
-        let a = attackers
-            .entry(text(doc, "/source/ip").to_owned())
-            .or_default();
+        // A spray from many addresses has none of its own: it is no one attacker's.
+        let Some(ip) = doc
+            .pointer("/source/ip")
+            .and_then(serde_json::Value::as_str)
+        else {
+            continue;
+        };
+        let a = attackers.entry(ip.to_owned()).or_default();
         if is_spray {
             a.spray += 1;
         } else {
@@ -646,6 +658,33 @@ fn tell_the_story(collector: &Collector) -> Result<()> {
         "--limit",
         "5",
     ]))?;
+
+    let privilege = collector
+        .alerts(PRIVILEGE_KIND)?
+        .into_iter()
+        .filter(|d| {
+            text(d, "/user/name") == user
+                && text(d, "/host/hostname") == host
+                && text(d, "/@timestamp") >= when
+        })
+        .count();
+    if privilege > 0 {
+        step(&format!(
+            "the privilege step: {user} became root on {host} soon after that login ({privilege} {PRIVILEGE_KIND} alert(s))"
+        ));
+        show(collector.command("query").args([
+            "--action",
+            PRIVILEGE_KIND,
+            "--user",
+            user,
+            "--host",
+            host,
+            "--since",
+            when,
+            "--limit",
+            "5",
+        ]))?;
+    }
 
     step(&format!(
         "what {user} did next on {host}: privileges (sudo) and new sessions since {when}"
