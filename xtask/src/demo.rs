@@ -391,21 +391,18 @@ fn append_attack_chain(log: &Path) -> Result<usize> {
         t += 2;
     }
     let (uid, user) = (CHAIN_UID, CHAIN_USER);
-    let (pid, port) = (pid + 200, 52_000);
-    line(
-        t,
-        format!("sshd[{pid}]: Accepted password for {user} from {ip} port {port} ssh2"),
-    );
-    line(
-        t,
-        format!(
-            "sshd[{pid}]: pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)"
-        ),
-    );
-    line(
-        t,
-        format!("systemd-logind[612]: New session 9001 of user {user}."),
-    );
+    let login = |pid: u32, port: u32, session: u32| {
+        [
+            format!("sshd[{pid}]: Accepted password for {user} from {ip} port {port} ssh2"),
+            format!(
+                "sshd[{pid}]: pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)"
+            ),
+            format!("systemd-logind[612]: New session {session} of user {user}."),
+        ]
+    };
+    for body in login(pid + 200, 52_000, 9001) {
+        line(t, body);
+    }
     t += 20;
     line(
         t,
@@ -418,21 +415,9 @@ fn append_attack_chain(log: &Path) -> Result<usize> {
         ),
     );
     t += 40;
-    let (pid, port) = (pid + 1, 52_001);
-    line(
-        t,
-        format!("sshd[{pid}]: Accepted password for {user} from {ip} port {port} ssh2"),
-    );
-    line(
-        t,
-        format!(
-            "sshd[{pid}]: pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)"
-        ),
-    );
-    line(
-        t,
-        format!("systemd-logind[612]: New session 9002 of user {user}."),
-    );
+    for body in login(pid + 201, 52_001, 9002) {
+        line(t, body);
+    }
     let mut file = fs::OpenOptions::new()
         .append(true)
         .open(log)
@@ -453,38 +438,22 @@ fn append_attack_chain(log: &Path) -> Result<usize> {
 /// Seconds since the epoch of an RFC 3339 UTC time's `YYYY-MM-DDTHH:MM:SS` (fraction and offset
 /// ignored: loggen writes UTC).
 fn parse_rfc3339_secs(s: &str) -> Option<i64> {
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u8>().ok();
+    let civil = agent_core::time::Civil {
+        year: s.get(0..4)?.parse().ok()?,
+        month: num(5..7)?,
+        day: num(8..10)?,
+        hour: num(11..13)?,
+        minute: num(14..16)?,
+        second: num(17..19)?,
+        ..Default::default()
+    };
+    Some(agent_core::Timestamp::from_civil(&civil, 0)?.secs)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.000000+00:00`, loggen's RFC 3339 form.
+/// An RFC 3339 UTC time, as rsyslog writes it (agent-core's formatter).
 fn format_rfc3339(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000+00:00",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    agent_core::Timestamp::from_secs(secs).rfc3339().to_string()
 }
 
 /// The collector's command line, for the story's queries.
@@ -723,10 +692,7 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339_secs(&format_rfc3339(t)), Some(t), "{t}");
         }
-        assert_eq!(
-            format_rfc3339(951_782_400),
-            "2000-02-29T00:00:00.000000+00:00"
-        );
+        assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(parse_rfc3339_secs("Nov 28 06:49:30"), None);
     }
 
