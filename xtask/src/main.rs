@@ -49,7 +49,8 @@ enum Task {
     /// then one attack chain), waits until every event is stored and tells the attack from the
     /// stored alerts, step by step: brute-force and spray alerts grouped per attacker, the login
     /// that succeeded after failures, the privilege alert (sudo soon after it), what that user
-    /// did next (`query`), the fleet (`stats`). Prints the web console's one-time login link.
+    /// did next (`query`), every alert (`alerts`), the fleet (`stats`). Prints the web console's
+    /// one-time login link.
     Demo(demo::Args),
     /// Score the edge detections on labelled scenarios of a small fleet (attacks detected,
     /// delay, false alerts per 10 000 benign login attempts).
