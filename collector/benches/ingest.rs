@@ -39,6 +39,7 @@ fn bodies(lines: u64) -> (Vec<Vec<u8>>, u64) {
                 log_path: Some(Text(b"/var/log/auth.log")),
                 log_offset: Some(start as u64),
                 message: Some(Text(line)),
+                original_timestamp: None,
             };
             json.clear();
             write_event(&mut json, &event, &envelope).expect("a String takes anything");
