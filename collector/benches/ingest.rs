@@ -75,13 +75,13 @@ fn bench(c: &mut Criterion) {
     group.bench_function("decode", |b| {
         b.iter(|| {
             for body in &bodies {
-                black_box(decode(Encoding::Zstd, body.clone(), 64 << 20).expect("decodes"));
+                black_box(decode(Encoding::Zstd, body.clone(), 64 << 20, None).expect("decodes"));
             }
         })
     });
     let batches: Vec<_> = bodies
         .iter()
-        .map(|b| decode(Encoding::Zstd, b.clone(), 64 << 20).expect("decodes"))
+        .map(|b| decode(Encoding::Zstd, b.clone(), 64 << 20, None).expect("decodes"))
         .collect();
     let agent = uuid::Uuid::new_v4();
     group.bench_function("store", |b| {

@@ -52,8 +52,8 @@ enum Command {
     },
     /// Show stored events, oldest first (the newest --limit of them).
     Query(QueryArgs),
-    /// Events per host and action, agents and their last contact, and sources that failed
-    /// against several hosts.
+    /// Events per (authenticated) agent, host and action, agents and their last contact, and
+    /// sources that failed against several hosts.
     Stats(StatsArgs),
     /// A small CA for the fleet's mTLS.
     #[command(subcommand)]
