@@ -690,3 +690,59 @@ fn stop_is_seen_while_the_channel_is_full() {
     assert!(t.elapsed() < Duration::from_secs(1));
     drop(rx);
 }
+
+#[test]
+fn a_checkpoint_past_the_end_of_a_file_that_shrank_while_down_is_warned_about() {
+    // The file shrank while the agent was down (same inode, same first line): it is read again
+    // from 0, and the warning names the file and both sizes.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, b"first line of the log\nsecond\nthird\n");
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    assert_eq!(texts(&drain(&mut src, &mut acked)).len(), 3);
+    drop(src);
+    let f = OpenOptions::new().write(true).open(&log).unwrap();
+    f.set_len(22).unwrap();
+    drop(f);
+    let mut src = source(&cfg, &acked, false);
+    assert_eq!(
+        texts(&drain(&mut src, &mut acked)),
+        strs(&["first line of the log"])
+    );
+    let notes = src.status().get().notes;
+    assert!(
+        notes.iter().any(|n| n.contains(&log.display().to_string())
+            && n.contains("35")
+            && n.contains("22")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn a_checkpoint_past_the_end_of_a_file_rewritten_while_down_is_warned_about() {
+    // Truncated and written again while the agent was down: the first line changed, so the
+    // checkpoint does not apply; reading from 0 is right, but not without a word.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, b"first line of the log\nsecond\nthird\n");
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    assert_eq!(texts(&drain(&mut src, &mut acked)).len(), 3);
+    drop(src);
+    let f = OpenOptions::new().write(true).open(&log).unwrap();
+    f.set_len(0).unwrap();
+    drop(f);
+    append(&log, b"x\n");
+    let mut src = source(&cfg, &acked, false);
+    assert_eq!(texts(&drain(&mut src, &mut acked)), strs(&["x"]));
+    let notes = src.status().get().notes;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains(&log.display().to_string()) && n.contains("35 > 2")),
+        "{notes:?}"
+    );
+}
