@@ -794,8 +794,7 @@ fn query_and_stats_commands() {
     // The agents table comes after the counts, which are grouped by agent too.
     let agent_line = out
         .lines()
-        .filter(|l| l.starts_with(&a.id.to_string()))
-        .last()
+        .rfind(|l| l.starts_with(&a.id.to_string()))
         .unwrap();
     assert!(agent_line.ends_with("ok"), "{out}");
     assert!(out.contains("203.0.113.66  3"), "{out}");
@@ -810,8 +809,7 @@ fn query_and_stats_commands() {
     // The agents table comes after the counts, which are grouped by agent too.
     let agent_line = out
         .lines()
-        .filter(|l| l.starts_with(&a.id.to_string()))
-        .last()
+        .rfind(|l| l.starts_with(&a.id.to_string()))
         .unwrap();
     assert!(agent_line.ends_with("stale"), "{out}");
 }
