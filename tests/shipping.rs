@@ -138,19 +138,7 @@ impl Chain {
 
     /// The messages `authtrail parse` finds in the log: what must be stored, once each.
     fn expected(&self) -> HashMap<String, usize> {
-        let out = run_ok(
-            Command::new(authtrail_bin())
-                .args(["parse", "--timezone", "UTC"])
-                .arg(&self.log),
-        );
-        let mut want = HashMap::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            *want
-                .entry(v["message"].as_str().unwrap().to_owned())
-                .or_insert(0) += 1;
-        }
-        want
+        parsed_messages(&self.log)
     }
 
     /// The stored login events' messages, with how often each is stored (detection alerts,

@@ -691,10 +691,9 @@ fn stop_is_seen_while_the_channel_is_full() {
     drop(rx);
 }
 
-#[test]
-fn a_checkpoint_past_the_end_of_a_file_that_shrank_while_down_is_warned_about() {
-    // The file shrank while the agent was down (same inode, same first line): it is read again
-    // from 0, and the warning names the file and both sizes.
+/// Reads a three-line log to its end, changes it with `meanwhile` as if the agent were down,
+/// and restarts from the checkpoint: what is read then, and the notes.
+fn restart_after(meanwhile: impl FnOnce(&Path)) -> (Vec<String>, Vec<String>, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("auth.log");
     append(&log, b"first line of the log\nsecond\nthird\n");
@@ -703,19 +702,33 @@ fn a_checkpoint_past_the_end_of_a_file_that_shrank_while_down_is_warned_about() 
     let mut src = source(&cfg, &HashMap::new(), true);
     assert_eq!(texts(&drain(&mut src, &mut acked)).len(), 3);
     drop(src);
-    let f = OpenOptions::new().write(true).open(&log).unwrap();
-    f.set_len(22).unwrap();
-    drop(f);
+    meanwhile(&log);
     let mut src = source(&cfg, &acked, false);
-    assert_eq!(
-        texts(&drain(&mut src, &mut acked)),
-        strs(&["first line of the log"])
-    );
-    let notes = src.status().get().notes;
+    let read = texts(&drain(&mut src, &mut acked));
+    let notes = src.status().get().notes.into_iter().collect();
+    (read, notes, log)
+}
+
+fn shorten(log: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(log)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+#[test]
+fn a_checkpoint_past_the_end_of_a_file_that_shrank_while_down_is_warned_about() {
+    // Same inode, same first line, shorter: read again from 0, the warning names the file and
+    // both sizes.
+    let (read, notes, log) = restart_after(|log| shorten(log, 22));
+    assert_eq!(read, strs(&["first line of the log"]));
+    let name = log.display().to_string();
     assert!(
-        notes.iter().any(|n| n.contains(&log.display().to_string())
-            && n.contains("35")
-            && n.contains("22")),
+        notes
+            .iter()
+            .any(|n| n.contains(&name) && n.contains("35 > 22")),
         "{notes:?}"
     );
 }
@@ -724,25 +737,16 @@ fn a_checkpoint_past_the_end_of_a_file_that_shrank_while_down_is_warned_about() 
 fn a_checkpoint_past_the_end_of_a_file_rewritten_while_down_is_warned_about() {
     // Truncated and written again while the agent was down: the first line changed, so the
     // checkpoint does not apply; reading from 0 is right, but not without a word.
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("auth.log");
-    append(&log, b"first line of the log\nsecond\nthird\n");
-    let cfg = config(&[&log], ReadFrom::Beginning);
-    let mut acked = HashMap::new();
-    let mut src = source(&cfg, &HashMap::new(), true);
-    assert_eq!(texts(&drain(&mut src, &mut acked)).len(), 3);
-    drop(src);
-    let f = OpenOptions::new().write(true).open(&log).unwrap();
-    f.set_len(0).unwrap();
-    drop(f);
-    append(&log, b"x\n");
-    let mut src = source(&cfg, &acked, false);
-    assert_eq!(texts(&drain(&mut src, &mut acked)), strs(&["x"]));
-    let notes = src.status().get().notes;
+    let (read, notes, log) = restart_after(|log| {
+        shorten(log, 0);
+        append(log, b"x\n");
+    });
+    assert_eq!(read, strs(&["x"]));
+    let name = log.display().to_string();
     assert!(
         notes
             .iter()
-            .any(|n| n.contains(&log.display().to_string()) && n.contains("35 > 2")),
+            .any(|n| n.contains(&name) && n.contains("35 > 2")),
         "{notes:?}"
     );
 }
