@@ -424,7 +424,7 @@ fn json(body: String) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(body + "\n")));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static(agent_core::wire::CONTENT_TYPE_JSON),
     );
     r
 }
