@@ -367,7 +367,7 @@ pub struct Batch {
     /// `Authtrail-Stream`: with the agent and the sequence number, the batch's key. Set by the
     /// server.
     pub stream: String,
-    /// SHA-256 of the decompressed body ([`digest`]). Set by [`decode`]; [`parse_ndjson`]
+    /// SHA-256 of the body as it arrived ([`digest`]). Set by [`decode`]; [`parse_ndjson`]
     /// leaves it zero.
     pub digest: [u8; 32],
     /// The events the contract refused, by line, at most
@@ -1070,7 +1070,10 @@ mod tests {
         assert_eq!(batch.events().unwrap().len(), 999);
         assert_eq!(batch.rejected_count, 1);
         assert_eq!(batch.rejected[0].line, 501);
-        assert_eq!(batch.digest, digest(body.as_bytes()));
+        assert_eq!(
+            batch.digest,
+            digest(&zstd::encode_all(body.as_bytes(), 1).unwrap())
+        );
         // Dated inside jiff's range but outside the contract's: refused the same way.
         let batch = parse_ndjson(event_at("2150-01-01T00:00:00Z").as_bytes(), None);
         assert_eq!((batch.event_count, batch.rejected_count), (0, 1));

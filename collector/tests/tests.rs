@@ -279,7 +279,7 @@ fn same_key_with_other_content_is_409_with_both_digests() {
     .unwrap();
     assert_eq!(r.status, 409, "{}", r.body);
     let digest = |b: &str| {
-        collector::ingest::digest(b.as_bytes())
+        collector::ingest::digest(&zstd(b.as_bytes()))
             .iter()
             .map(|x| format!("{x:02x}"))
             .collect::<String>()
