@@ -217,7 +217,12 @@ mod tests {
             "A            B\na\\u{1b}[2Jb  x\\u{202e}toor\\u{2066}\\u{200b}\\u{feff}\\u{a}\n"
         );
         let stats = Stats {
-            counts: vec![(Some("h\u{202e}x".into()), Some("sudo".into()), 1)],
+            counts: vec![(
+                "a1".into(),
+                Some("h\u{202e}x".into()),
+                Some("sudo".into()),
+                1,
+            )],
             agents: Vec::new(),
             spread_sources: Vec::new(),
         };
