@@ -143,19 +143,7 @@ impl Chain {
 
     /// The messages `authtrail parse` finds in the log: what must be stored, once each.
     fn expected(&self) -> HashMap<String, usize> {
-        let out = run_ok(
-            Command::new(authtrail_bin())
-                .args(["parse", "--timezone", "UTC"])
-                .arg(&self.log),
-        );
-        let mut want = HashMap::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            *want
-                .entry(v["message"].as_str().unwrap().to_owned())
-                .or_insert(0) += 1;
-        }
-        want
+        parsed_messages(&self.log)
     }
 
     /// The stored login events' messages, with how often each is stored (detection alerts,
@@ -399,4 +387,118 @@ fn a_live_alert_ships_with_its_batch_long_before_the_batch_is_due() {
     assert_exactly_once(&chain.expected(), &chain.stored());
     kill(&mut agent, "-TERM");
     kill(&mut collector, "-TERM");
+}
+
+/// The messages `authtrail parse` finds in `log`, with how often each appears.
+fn parsed_messages(log: &std::path::Path) -> HashMap<String, usize> {
+    let out = run_ok(
+        Command::new(authtrail_bin())
+            .args(["parse", "--timezone", "UTC"])
+            .arg(log),
+    );
+    let mut want = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        *want
+            .entry(v["message"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    want
+}
+
+#[test]
+fn a_state_dir_reset_reuses_sequence_numbers_yet_stores_every_event() {
+    // A reinstall or a restored image keeps `agent-id` but not the rest of the state dir: the
+    // agent numbers its batches from 1 again. They are a new stream, so the collector stores
+    // them instead of answering "duplicate" to batches it has never seen.
+    let scratch = Scratch::new();
+    let chain = Chain::new(&scratch, 3_000);
+    let mut collector = chain.start_collector();
+    let mut agent = chain.start_agent();
+    chain.wait_shipped(&agent, Duration::from_secs(60));
+    kill(&mut agent, "-TERM");
+    let mut want = chain.expected();
+
+    // The state dir reset (only the agent id kept), and a log with other lines.
+    let state = chain.dir.join("state");
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() == "agent-id" {
+            continue;
+        }
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    std::fs::rename(&chain.log, chain.dir.join("auth.log.1")).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&chain.log).unwrap());
+    loggen::generate(
+        &mut file,
+        &loggen::Options {
+            lines: 3_000,
+            seed: 4,
+            format: loggen::Format::Rfc3339,
+            ..loggen::Options::default()
+        },
+    )
+    .unwrap();
+    drop(file);
+    for (m, n) in parsed_messages(&chain.log) {
+        *want.entry(m).or_insert(0) += n;
+    }
+
+    let mut agent = chain.start_agent();
+    chain.wait_shipped(&agent, Duration::from_secs(60));
+    kill(&mut agent, "-TERM");
+    let got = chain.stored();
+    kill(&mut collector, "-TERM");
+    assert_exactly_once(&want, &got);
+}
+
+#[test]
+fn a_poison_timestamp_loses_nothing_and_keeps_the_original() {
+    // A line dated 9999-12-31T23:59:59 among real ones: every event is stored, that one at the
+    // time the agent read it, with its own time kept beside it.
+    let scratch = Scratch::new();
+    let chain = Chain::new(&scratch, 1_000);
+    let poison = "9999-12-31T23:59:59.000000+00:00 web1 sshd[4242]: Failed password for root \
+                  from 198.51.100.99 port 4242 ssh2";
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&chain.log)
+        .unwrap();
+    std::io::Write::write_all(&mut log, format!("{poison}\n").as_bytes()).unwrap();
+    drop(log);
+    let mut collector = chain.start_collector();
+    let mut agent = chain.start_agent();
+    chain.wait_shipped(&agent, Duration::from_secs(60));
+    kill(&mut agent, "-TERM");
+    let (want, got) = (chain.expected(), chain.stored());
+    assert!(want.contains_key(poison));
+    assert_exactly_once(&want, &got);
+    let out = run_ok(
+        Command::new(collector_bin())
+            .args(["query", "--config"])
+            .arg(&chain.collector_cfg)
+            .args([
+                "--since",
+                "100000d",
+                "--source-ip",
+                "198.51.100.99",
+                "--json",
+            ]),
+    );
+    kill(&mut collector, "-TERM");
+    let doc: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["message"] == poison)
+        .unwrap();
+    assert_eq!(
+        doc["authtrail"]["original_timestamp"], "9999-12-31T23:59:59Z",
+        "{doc}"
+    );
+    assert!(doc["@timestamp"].as_str().unwrap() < "2100", "{doc}");
 }

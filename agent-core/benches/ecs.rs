@@ -61,6 +61,7 @@ fn envelope<'a>(l: &Line<'a>, sequence: u64) -> Envelope<'a> {
         log_path: Some(Text(b"/var/log/auth.log")),
         log_offset: Some(l.offset),
         message: Some(Text(l.line)),
+        original_timestamp: None,
     }
 }
 

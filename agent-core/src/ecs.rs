@@ -45,6 +45,10 @@ pub struct Envelope<'a> {
     pub log_offset: Option<u64>,
     /// `message`: the original line.
     pub message: Option<Text<'a>>,
+    /// `authtrail.original_timestamp`: the line's own time when it was outside the wire
+    /// contract's range and `@timestamp` holds the time the agent read the line instead
+    /// ([`crate::wire::conform`]).
+    pub original_timestamp: Option<Timestamp>,
 }
 
 /// Room for a hex-encoded user name once decoded (the longest field the encoder keeps).
@@ -141,6 +145,10 @@ pub fn write_event<W: Write + ?Sized>(
         o.opt_text(k!("tty"), ev.tty)?;
         o.opt_text(k!("command"), ev.command)?;
         o.opt_u64(k!("count"), Some(u64::from(ev.count)))?;
+        if let Some(ts) = env.original_timestamp {
+            o.key(k!("original_timestamp"))?;
+            write_timestamp(o.w, ts)?;
+        }
         o.close()?;
     }
 

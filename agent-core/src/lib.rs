@@ -28,6 +28,7 @@ pub mod syslog;
 pub mod text;
 pub mod time;
 pub mod utmp;
+pub mod wire;
 
 pub use event::{Action, Category, LoginEvent, Method, Outcome, Source};
 pub use parse::{Parsed, parse_headerless_sshd, parse_line, parse_message};

@@ -251,6 +251,9 @@ impl Renderer {
                 *last = Some(bytes);
             }
             counters.events += 1;
+            // Never emit what the wire contract refuses (a time out of range is the time of
+            // receipt, the line's own kept beside it).
+            let conformed = agent_core::wire::conform(&mut event, now);
             let envelope = Envelope {
                 hostname: self.stamp.hostname.as_deref().map(Text::from),
                 host_id: self.stamp.host_id.as_deref(),
@@ -262,6 +265,7 @@ impl Renderer {
                 log_offset: record.offset,
                 message: (self.include_message && chunk.payload != Payload::Utmp)
                     .then_some(Text(bytes)),
+                original_timestamp: conformed.original_timestamp,
             };
             self.sequence += 1;
             self.json.clear();
@@ -284,6 +288,7 @@ impl Renderer {
                         log_path: None,
                         log_offset: None,
                         message: None,
+                        original_timestamp: None,
                         ..envelope
                     };
                     self.sequence += 1;
@@ -827,6 +832,34 @@ mod tests {
         })
         .unwrap();
         out
+    }
+
+    #[test]
+    fn a_poison_timestamp_becomes_the_receipt_time_and_keeps_the_original() {
+        // `9999-12-31T23:59:59` parses, but the wire contract refuses it: the event goes out
+        // at the time it was read, with the line's own time beside it.
+        let mut r = Renderer::new(Stamp::default(), Zone::Fixed(0), false, 0);
+        let lines = [
+            "9999-12-31T23:59:59 web1 sshd[42]: Failed password for root from 203.0.113.9 \
+             port 50522 ssh2",
+            "2026-11-28T06:49:10 web1 sshd[42]: Failed password for bob from 203.0.113.9 \
+             port 50522 ssh2",
+        ];
+        let now = Timestamp::from_secs(1_795_867_200);
+        let mut docs = Vec::new();
+        r.render(&chunk(1, &lines), now, |e| {
+            docs.push(serde_json::from_slice::<serde_json::Value>(e.json).unwrap());
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0]["@timestamp"], "2026-11-28T12:00:00Z");
+        assert_eq!(
+            docs[0]["authtrail"]["original_timestamp"],
+            "9999-12-31T23:59:59Z"
+        );
+        assert_eq!(docs[1]["@timestamp"], "2026-11-28T06:49:10Z");
+        assert!(docs[1]["authtrail"].get("original_timestamp").is_none());
     }
 
     #[test]

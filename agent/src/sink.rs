@@ -59,6 +59,10 @@ pub struct SinkReport {
     pub sent_body_bytes: u64,
     /// Events dropped from a full spool since start.
     pub dropped_events: u64,
+    /// Events the collector refused one by one since start (the wire contract), kept in
+    /// `dead-letter/`.
+    #[serde(default)]
+    pub rejected_events: u64,
     /// Failed attempts since start.
     pub failures: u64,
     /// The last failure, cleared by a success.

@@ -491,6 +491,11 @@ fn every_compression_decodes_to_the_ndjson_sent_with_the_protocol_headers() {
         assert_eq!(req.lines(), sent);
         assert_eq!(h["authtrail-agent-id"], AGENT_ID);
         assert_eq!(h["authtrail-schema"], "1");
+        assert!(
+            uuid::Uuid::try_parse(&h["authtrail-stream"]).is_ok(),
+            "{:?}",
+            h.get("authtrail-stream")
+        );
         assert_eq!(h["content-type"], "application/x-ndjson");
         assert!(!h.contains_key("authorization"));
         if header.is_some() {
@@ -712,6 +717,78 @@ fn malformed_batch_goes_to_dead_letter_with_the_reason() {
         "{:?}",
         status.log
     );
+}
+
+#[test]
+fn a_409_keeps_the_batch_and_sends_it_again_under_a_new_stream() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    server.script([Reply::Status(
+        409,
+        vec![],
+        "already stored with other content (stored digest aa, this one bb)".into(),
+    )]);
+    let mut sink = fx.open(&fx.config(&server.url()));
+    sink.send(event(1).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "sent again after the 409");
+    assert_eq!(reqs[0].lines(), reqs[1].lines(), "the same events");
+    let stream = |r: &Request| r.headers["authtrail-stream"].clone();
+    assert_ne!(stream(&reqs[0]), stream(&reqs[1]), "under a new stream");
+    let status = sink.status();
+    assert_eq!((status.conflicts, status.dead_letters), (1, 0));
+    assert!(
+        status
+            .log
+            .iter()
+            .any(|l| l.contains("409") && l.contains("stored digest aa, this one bb")),
+        "both digests in the log: {:?}",
+        status.log
+    );
+    // Later batches go in the new stream.
+    sink.send(event(2).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let reqs = server.requests();
+    assert_eq!(stream(&reqs[2]), stream(&reqs[1]));
+}
+
+#[test]
+fn events_the_collector_refuses_alone_go_to_dead_letter() {
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    server.script([Reply::Status(
+        200,
+        vec![],
+        "{\"status\":\"stored\",\"events\":2,\"rejected\":1,\"rejections\":\
+         [{\"line\":2,\"reason\":\"`@timestamp` is outside the range\"}]}"
+            .into(),
+    )]);
+    let mut sink = fx.open(&fx.config(&server.url()));
+    for i in 0..3 {
+        sink.send(event(i).as_bytes(), false).unwrap();
+    }
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(5)));
+    let dead = fx.state_dir().join("spool/dead-letter");
+    let kept = std::fs::read(dead.join("00000000000000000001.batch")).unwrap();
+    let kept = agent::ship::spool::SpooledBatch::from_file_bytes(&kept).unwrap();
+    assert_eq!(
+        String::from_utf8(kept.body).unwrap(),
+        format!("{}\n", event(1)),
+        "only the refused line"
+    );
+    let reason = std::fs::read_to_string(dead.join("00000000000000000001.reason")).unwrap();
+    assert!(
+        reason.contains("line 2: `@timestamp` is outside"),
+        "{reason}"
+    );
+    let status = sink.status();
+    assert_eq!((status.rejected_events, status.sent_batches), (1, 1));
+    assert_eq!(sink.report().unwrap().rejected_events, 1);
+    assert!(spool_files(&fx.state_dir()).is_empty());
 }
 
 #[test]

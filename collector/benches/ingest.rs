@@ -41,6 +41,7 @@ fn bodies(lines: u64) -> (Vec<Vec<u8>>, u64) {
                 log_path: Some(Text(b"/var/log/auth.log")),
                 log_offset: Some(start as u64),
                 message: Some(Text(line)),
+                original_timestamp: None,
             };
             json.clear();
             write_event(&mut json, &event, &envelope).expect("a String takes anything");
@@ -76,13 +77,13 @@ fn bench(c: &mut Criterion) {
     group.bench_function("decode", |b| {
         b.iter(|| {
             for body in &bodies {
-                black_box(decode(Encoding::Zstd, body.clone(), 64 << 20).expect("decodes"));
+                black_box(decode(Encoding::Zstd, body.clone(), 64 << 20, None).expect("decodes"));
             }
         })
     });
     let batches: Vec<_> = bodies
         .iter()
-        .map(|b| decode(Encoding::Zstd, b.clone(), 64 << 20).expect("decodes"))
+        .map(|b| decode(Encoding::Zstd, b.clone(), 64 << 20, None).expect("decodes"))
         .collect();
     let agents: Vec<uuid::Uuid> = (0..8).map(|_| uuid::Uuid::new_v4()).collect();
     // Four batches per transaction: what four agent connections in flight give.

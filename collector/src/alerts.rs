@@ -742,7 +742,13 @@ mod tests {
     }
 
     fn put(s: &mut Store, agent: Uuid, seq: i64, lines: &[String], now_us: i64) {
-        let b = decode(Encoding::Identity, lines.join("\n").into_bytes(), 1 << 20).unwrap();
+        let b = decode(
+            Encoding::Identity,
+            lines.join("\n").into_bytes(),
+            1 << 20,
+            None,
+        )
+        .unwrap();
         s.insert(agent, seq, &b, now_us).unwrap();
     }
 

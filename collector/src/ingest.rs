@@ -1,13 +1,18 @@
 //! From a request body to a [`Batch`]: bounded decompression, then NDJSON decoding.
 //!
 //! No I/O and no clock: the server hands in bytes and gets a batch or a [`DecodeError`] that
-//! maps to one HTTP status. Errors never carry a copy of the body (an event can hold a password
-//! typed as a user name); they name the line and what is wrong with it.
+//! maps to one HTTP status. A [`DecodeError`] is for a body that cannot be read at all; an
+//! event that breaks the wire contract ([`agent_core::wire`]) is rejected on its own
+//! ([`Batch::rejected`], by line number) and the rest of the batch is stored. Neither carries a
+//! copy of the body (an event can hold a password typed as a user name); they name the line
+//! and what is wrong with it.
 
 use std::io::{self, Read};
 use std::ops::Range;
 
 use std::borrow::Cow;
+
+use uuid::Uuid;
 
 use serde::de::{
     Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -18,29 +23,8 @@ use serde::de::{
 /// 1 MiB, whose frames need far less.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
-/// The `Content-Encoding` of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// No header, or `identity`.
-    Identity,
-    /// `zstd` (the agent's default).
-    Zstd,
-    /// `gzip` (also `x-gzip`); several concatenated members are read as one stream.
-    Gzip,
-}
-
-impl Encoding {
-    /// From the header value (absent means identity). `None` for anything else, including a
-    /// list of several codings.
-    pub fn from_header(value: Option<&str>) -> Option<Encoding> {
-        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("" | "identity") => Some(Encoding::Identity),
-            Some("zstd") => Some(Encoding::Zstd),
-            Some("gzip" | "x-gzip") => Some(Encoding::Gzip),
-            Some(_) => None,
-        }
-    }
-}
+/// The `Content-Encoding` of a batch: the wire contract's.
+pub use agent_core::wire::Encoding;
 
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,14 +56,6 @@ pub enum DecodeError {
     LineTooLong {
         /// The line's length.
         bytes: u64,
-    },
-    /// A line that is not an acceptable event (400).
-    #[error("line {line}: {reason}")]
-    Line {
-        /// 1-based line number in the decompressed body.
-        line: usize,
-        /// What is wrong; never the line's text.
-        reason: String,
     },
 }
 
@@ -207,11 +183,17 @@ pub fn decompress_within(
 pub const STORE_ZSTD_LEVEL: i32 = 1;
 
 /// A request body to a [`Batch`] the store can keep: decompressed within `max` bytes, decoded
-/// ([`parse_ndjson`]), and with [`Batch::body`] set: the body itself when it came as zstd (it
+/// ([`parse_ndjson`], events checked against `agent`, the authenticated identity), its
+/// [`Batch::digest`] taken, and with [`Batch::body`] set: the body itself when it came as zstd (it
 /// has just been decompressed whole, so it is known to be intact), else the NDJSON compressed
 /// here.
-pub fn decode(encoding: Encoding, body: Vec<u8>, max: u64) -> Result<Batch, DecodeError> {
-    decode_within(encoding, body, max, &mut Unbounded)
+pub fn decode(
+    encoding: Encoding,
+    body: Vec<u8>,
+    max: u64,
+    agent: Option<Uuid>,
+) -> Result<Batch, DecodeError> {
+    decode_within(encoding, body, max, agent, &mut Unbounded)
 }
 
 /// [`decode`], asking `memory` before each buffer it allocates: the decompressed body, the
@@ -223,6 +205,7 @@ pub fn decode_within(
     encoding: Encoding,
     body: Vec<u8>,
     max: u64,
+    agent: Option<Uuid>,
     memory: &mut dyn Reserve,
 ) -> Result<Batch, DecodeError> {
     let raw = decompress_within(encoding, &body, max, memory)?;
@@ -239,7 +222,8 @@ pub fn decode_within(
             DecodeError::LineTooLong { bytes: longest }
         });
     }
-    let mut batch = parse_ndjson(&raw)?;
+    let mut batch = parse_ndjson(&raw, agent);
+    batch.digest = digest(&body);
     memory.release(bound.saturating_sub(batch.rows.capacity() as u64));
     if batch.event_count > 0 {
         batch.body = match encoding {
@@ -275,6 +259,16 @@ fn longest_line(body: &[u8]) -> usize {
 
 /// Smallest step by which a decompression buffer of unknown final size grows.
 const GROW_STEP: usize = 1 << 20;
+
+/// SHA-256 of a batch's body as it arrived (compressed): what the store compares when a batch
+/// key comes again (same digest: a re-send; another: a conflict). An agent re-sends a batch
+/// byte for byte (its spool keeps the body as sent), and the compressed body is a third of the
+/// NDJSON to hash.
+pub fn digest(body: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, body).as_ref());
+    out
+}
 
 /// Reads at most `max + 1` bytes: one more than allowed tells "too large" from "exactly max".
 /// The buffer starts at `capacity + 1` and then doubles (at least [`GROW_STEP`]), each step
@@ -370,6 +364,37 @@ pub struct Batch {
     pub body: Vec<u8>,
     /// `host.hostname` of the last event that has one.
     pub last_host: Option<String>,
+    /// `Authtrail-Stream`: with the agent and the sequence number, the batch's key. Set by the
+    /// server.
+    pub stream: String,
+    /// SHA-256 of the body as it arrived ([`digest`]). Set by [`decode`]; [`parse_ndjson`]
+    /// leaves it zero.
+    pub digest: [u8; 32],
+    /// The events the contract refused, by line, at most
+    /// [`agent_core::wire::MAX_REJECTIONS_LISTED`]; [`Batch::rejected_count`] counts them all.
+    pub rejected: Vec<Rejection>,
+    /// Every refused line (listed or not).
+    pub rejected_count: usize,
+    /// Of those, the events whose `agent.id` named another agent than the authenticated one.
+    pub forged: usize,
+}
+
+/// One line of a batch that was not stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// 1-based line number in the decompressed body.
+    pub line: usize,
+    /// What is wrong; never the line's text.
+    pub reason: String,
+}
+
+impl Batch {
+    fn reject(&mut self, line: usize, reason: String) {
+        self.rejected_count += 1;
+        if self.rejected.len() < agent_core::wire::MAX_REJECTIONS_LISTED {
+            self.rejected.push(Rejection { line, reason });
+        }
+    }
 }
 
 impl Batch {
@@ -394,12 +419,20 @@ impl Batch {
 /// Decodes an NDJSON body: one JSON object per line, `\n` or `\r\n` line ends; blank lines are
 /// skipped. An empty body is a heartbeat-only batch.
 ///
+/// Each line is checked on its own: a line that is not JSON, not an object, has a field of the
+/// wrong type, or breaks the wire contract ([`agent_core::wire::EventFields::check`]) is
+/// recorded in [`Batch::rejected`] and the other lines are kept. With `agent` (the
+/// authenticated identity), an event or state document whose `agent.id` names another agent
+/// is rejected too, and counted in [`Batch::forged`]: an agent writes only as itself.
+///
 /// Each line is parsed once, straight into the few fields the store indexes (`Fields`); every
 /// other member is validated as JSON and skipped, never built into a `serde_json::Value` (that
 /// tree, and copying strings out of it, was most of the decoding cost). The semantics are those
 /// of a lookup in the whole document: a path through a non-object is absent, a repeated key
 /// counts once (the last), a wrong type is named but its value is never quoted.
-pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
+pub fn parse_ndjson(body: &[u8], agent: Option<Uuid>) -> Batch {
+    use agent_core::wire::{self, EventFields};
+
     let mut batch = Batch::default();
     let mut rows = crate::rows::Builder::default();
     // One set of fields for every line; each line's strings borrow from `body` where they
@@ -412,7 +445,21 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
         next = end + 1;
         line += 1;
         let raw = &body[start..end];
-        let err = |reason: String| DecodeError::Line { line, reason };
+        // Records the line as rejected and goes on with the next one.
+        macro_rules! reject {
+            ($reason:expr) => {{
+                batch.reject(line, $reason);
+                continue;
+            }};
+        }
+        macro_rules! ok_or_reject {
+            ($result:expr) => {
+                match $result {
+                    Ok(v) => v,
+                    Err(reason) => reject!(reason),
+                }
+            };
+        }
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let trimmed = raw.trim_ascii();
         if trimmed.is_empty() {
@@ -420,74 +467,93 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
         }
         let lead = raw.len() - raw.trim_ascii_start().len();
         let span = start + lead..start + lead + trimmed.len();
-        let text = std::str::from_utf8(raw).map_err(|e| {
-            err(format!(
-                "invalid UTF-8 at byte {} of the line",
-                e.valid_up_to()
-            ))
-        })?;
+        let text = ok_or_reject!(
+            std::str::from_utf8(raw)
+                .map_err(|e| format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()))
+        );
         // Our own visitors accept every JSON type, so serde's type errors (which would quote
         // the offending value) cannot arise; what is left are syntax errors, which do not.
         let mut de = serde_json::Deserializer::from_str(text);
-        let parsed = LineSeed {
-            fields: &mut fields,
-        }
-        .deserialize(&mut de)
-        .and_then(|found| de.end().map(|()| found))
-        .map_err(|e| err(e.to_string()))?;
+        let parsed = ok_or_reject!(
+            LineSeed {
+                fields: &mut fields,
+            }
+            .deserialize(&mut de)
+            .and_then(|found| de.end().map(|()| found))
+            .map_err(|e| e.to_string())
+        );
         if let Some(found) = parsed {
-            return Err(err(format!("expected a JSON object, found {found}")));
+            reject!(format!("expected a JSON object, found {found}"));
         }
         let f = &mut fields;
-        if f.event_kind.string("event.kind").map_err(&err)? == Some("state") {
+        let claimed = ok_or_reject!(f.agent_id.take_string(wire::AGENT_ID.0));
+        if let (Some(agent), Some(claimed)) = (agent, claimed.as_deref())
+            && Uuid::try_parse(claimed).ok() != Some(agent)
+        {
+            batch.forged += 1;
+            reject!(format!(
+                "`agent.id` names another agent than the authenticated one ({agent})"
+            ));
+        }
+        if ok_or_reject!(f.event_kind.string(wire::EVENT_KIND.0)) == Some(wire::KIND_STATE) {
             batch.state = Some(HostState {
-                hostname: f
-                    .host_name
-                    .take_string("host.hostname")
-                    .map_err(&err)?
+                hostname: ok_or_reject!(f.host_name.take_string(wire::HOST_NAME.0))
                     .map(Cow::into_owned),
                 // Cut at ASCII white space, so on character boundaries.
                 doc: text[lead..lead + trimmed.len()].to_owned(),
             });
             continue;
         }
-        let timestamp = f
-            .timestamp
-            .take_string("@timestamp")
-            .map_err(&err)?
-            .ok_or_else(|| err("`@timestamp` is missing".to_owned()))?;
-        let timestamp_us = timestamp
-            .parse::<jiff::Timestamp>()
-            .map_err(|_| err("`@timestamp` is not an RFC 3339 time".to_owned()))?
-            .as_microsecond();
+        let timestamp_us = match ok_or_reject!(f.timestamp.take_string(wire::TIMESTAMP.0)) {
+            None => None,
+            Some(t) => Some(ok_or_reject!(
+                t.parse::<jiff::Timestamp>()
+                    .map(|t| t.as_microsecond())
+                    .map_err(|_| "`@timestamp` is not an RFC 3339 time".to_owned())
+            )),
+        };
         let source_port = match f.source_port {
             Probe::Absent | Probe::Null => None,
-            Probe::Unsigned(n) => Some(
-                u16::try_from(n)
-                    .map_err(|_| err("`source.port` is not a port number".to_owned()))?,
-            ),
-            Probe::OtherNumber => return Err(err("`source.port` is not a port number".to_owned())),
-            _ => return Err(err("`source.port` must be a number".to_owned())),
+            Probe::Unsigned(n) => {
+                Some(ok_or_reject!(u16::try_from(n).map_err(|_| {
+                    "`source.port` is not a port number".to_owned()
+                })))
+            }
+            Probe::OtherNumber => reject!("`source.port` is not a port number".to_owned()),
+            _ => reject!("`source.port` must be a number".to_owned()),
         };
-        let source_ip = f.source_ip.take_string("source.ip").map_err(&err)?;
+        let source_ip = ok_or_reject!(f.source_ip.take_string(wire::SOURCE_IP.0));
         if let Some(ip) = &source_ip
             && ip.parse::<std::net::IpAddr>().is_err()
         {
-            return Err(err("`source.ip` is not an IP address".to_owned()));
+            reject!("`source.ip` is not an IP address".to_owned());
         }
-        let host = f.host_name.take_string("host.hostname").map_err(&err)?;
-        let kind = f.event_kind.take_string("event.kind").map_err(&err)?;
-        let action = f.event_action.take_string("event.action").map_err(&err)?;
-        let outcome = f.event_outcome.take_string("event.outcome").map_err(&err)?;
-        let user = f.user_name.take_string("user.name").map_err(&err)?;
-        let target_user = f
-            .target_name
-            .take_string("user.target.name")
-            .map_err(&err)?;
-        let process = f.process_name.take_string("process.name").map_err(&err)?;
-        let method = f.method.take_string("authtrail.method").map_err(&err)?;
+        let host = ok_or_reject!(f.host_name.take_string(wire::HOST_NAME.0));
+        let kind = ok_or_reject!(f.event_kind.take_string(wire::EVENT_KIND.0));
+        let action = ok_or_reject!(f.event_action.take_string(wire::EVENT_ACTION.0));
+        let outcome = ok_or_reject!(f.event_outcome.take_string(wire::EVENT_OUTCOME.0));
+        let user = ok_or_reject!(f.user_name.take_string(wire::USER_NAME.0));
+        let target_user = ok_or_reject!(f.target_name.take_string(wire::TARGET_NAME.0));
+        let process = ok_or_reject!(f.process_name.take_string(wire::PROCESS_NAME.0));
+        let method = ok_or_reject!(f.method.take_string(wire::METHOD.0));
+        ok_or_reject!(
+            EventFields {
+                timestamp_us,
+                kind: kind.as_deref(),
+                action: action.as_deref(),
+                outcome: outcome.as_deref(),
+                host: host.as_deref(),
+                user: user.as_deref(),
+                target_user: target_user.as_deref(),
+                process: process.as_deref(),
+                method: method.as_deref(),
+            }
+            .check()
+            .map_err(|v| v.to_string())
+        );
         rows.push(&crate::rows::EventRef {
-            timestamp_us,
+            // Checked just above: present.
+            timestamp_us: timestamp_us.unwrap_or_default(),
             host: host.as_deref(),
             kind: kind.as_deref(),
             action: action.as_deref(),
@@ -504,7 +570,7 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Batch, DecodeError> {
     batch.event_count = rows.len();
     batch.last_host = rows.last_host().map(str::to_owned);
     batch.rows = rows.finish();
-    Ok(batch)
+    batch
 }
 
 /// One JSON value seen at a path the store wants: its type, and the string or the unsigned
@@ -624,6 +690,7 @@ struct Fields<'de> {
     source_port: Probe<'de>,
     process_name: Probe<'de>,
     method: Probe<'de>,
+    agent_id: Probe<'de>,
 }
 
 /// The objects on the way to the fields; each level names the members it descends into.
@@ -637,6 +704,7 @@ enum Level {
     Source,
     Process,
     Authtrail,
+    Agent,
 }
 
 /// Where a member of an object at some [`Level`] leads.
@@ -660,6 +728,7 @@ impl Level {
             (Level::Root, "source") => Object(Level::Source),
             (Level::Root, "process") => Object(Level::Process),
             (Level::Root, "authtrail") => Object(Level::Authtrail),
+            (Level::Root, "agent") => Object(Level::Agent),
             (Level::Event, "kind") => Field(|f| &mut f.event_kind),
             (Level::Event, "action") => Field(|f| &mut f.event_action),
             (Level::Event, "outcome") => Field(|f| &mut f.event_outcome),
@@ -671,6 +740,7 @@ impl Level {
             (Level::Source, "port") => Field(|f| &mut f.source_port),
             (Level::Process, "name") => Field(|f| &mut f.process_name),
             (Level::Authtrail, "method") => Field(|f| &mut f.method),
+            (Level::Agent, "id") => Field(|f| &mut f.agent_id),
             _ => Skip,
         }
     }
@@ -690,6 +760,7 @@ impl Level {
             Level::Source => &mut [&mut f.source_ip, &mut f.source_port],
             Level::Process => &mut [&mut f.process_name],
             Level::Authtrail => &mut [&mut f.method],
+            Level::Agent => &mut [&mut f.agent_id],
         };
         for p in probes {
             **p = Probe::Absent;
@@ -850,7 +921,7 @@ mod tests {
         let body = fixture_events();
         let n = body.lines().count();
         assert!(n > 10);
-        let batch = parse_ndjson(body.as_bytes()).unwrap();
+        let batch = parse_ndjson(body.as_bytes(), None);
         let events = batch.events().unwrap();
         assert_eq!((batch.event_count, events.len()), (n, n));
         let e = &events[1];
@@ -874,13 +945,13 @@ mod tests {
     fn lookups_follow_json_object_semantics() {
         // A repeated key counts once, the last; a path through a non-object is absent; escaped
         // member names are names like any other; unknown members of any type are skipped.
-        let body = br#"{"@timestamp":"2026-01-01T00:00:00Z","user":{"name":"a"},"user":{"target":{"name":"t"}},"host":"h","event":{"action":"x","ac\u0074ion":"y"},"source":{"port":22,"port":null},"other":[1,{"a":[]}],"process":{"name":null}}"#;
-        let batch = parse_ndjson(body).unwrap();
+        let body = br#"{"@timestamp":"2026-01-01T00:00:00Z","user":{"name":"a"},"user":{"target":{"name":"t"}},"host":"h","event":{"kind":"event","action":"x","ac\u0074ion":"sudo"},"source":{"port":22,"port":null},"other":[1,{"a":[]}],"process":{"name":null}}"#;
+        let batch = parse_ndjson(body, None);
         let e = &batch.events().unwrap()[0];
         assert_eq!(e.user, None);
         assert_eq!(e.target_user.as_deref(), Some("t"));
         assert_eq!(e.host, None);
-        assert_eq!(e.action.as_deref(), Some("y"));
+        assert_eq!(e.action.as_deref(), Some("sudo"));
         assert_eq!(e.source_port, None);
         assert_eq!(e.process, None);
         for (body, want) in [
@@ -907,7 +978,9 @@ mod tests {
             (br#"{"@timestamp":"2026-01-01T00:00:00Z"} x"#, "trailing"),
             (b"null", "found null"),
         ] {
-            let e = parse_ndjson(body).unwrap_err().to_string();
+            let batch = parse_ndjson(body, None);
+            assert_eq!((batch.event_count, batch.rejected_count), (0, 1));
+            let e = &batch.rejected[0].reason;
             assert!(e.contains(want), "{e}");
             assert!(!e.contains("password"), "{e}");
         }
@@ -915,29 +988,28 @@ mod tests {
 
     #[test]
     fn empty_body_is_a_heartbeat() {
-        assert_eq!(parse_ndjson(b"").unwrap(), Batch::default());
-        assert_eq!(parse_ndjson(b"\n\r\n").unwrap(), Batch::default());
+        assert_eq!(parse_ndjson(b"", None), Batch::default());
+        assert_eq!(parse_ndjson(b"\n\r\n", None), Batch::default());
     }
 
     #[test]
     fn state_documents_are_kept_apart() {
         let body = b"{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"event\":{\"kind\":\"state\"},\"host\":{\"hostname\":\"h1\",\"os\":{\"name\":\"Debian\"}}}\n";
-        let batch = parse_ndjson(body).unwrap();
+        let batch = parse_ndjson(body, None);
         assert_eq!(batch.event_count, 0);
         assert!(batch.rows.is_empty());
         assert_eq!(batch.hostname(), Some("h1"));
     }
 
     #[test]
-    fn malformed_line_is_named_and_not_echoed() {
+    fn malformed_line_is_named_and_not_echoed_and_loses_only_itself() {
         let body = format!("{}{{\"secret-password\n", fixture_events());
         let line = body.lines().count();
-        let e = parse_ndjson(body.as_bytes()).unwrap_err();
-        let DecodeError::Line { line: got, reason } = &e else {
-            panic!("{e:?}")
-        };
-        assert_eq!(*got, line);
-        assert!(!reason.contains("secret"), "{reason}");
+        let batch = parse_ndjson(body.as_bytes(), None);
+        assert_eq!(batch.event_count, line - 1, "the good lines are kept");
+        assert_eq!(batch.rejected.len(), 1);
+        assert_eq!(batch.rejected[0].line, line);
+        assert!(!batch.rejected[0].reason.contains("secret"));
         for (body, want) in [
             (
                 &b"\"just-a-string-password\"\n"[..],
@@ -958,12 +1030,121 @@ mod tests {
                 b"{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"source\":{\"ip\":\"1.2.3\"}}",
                 "not an IP",
             ),
+            (
+                b"{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"event\":{\"action\":\"x\"}}",
+                "`event.kind` is missing",
+            ),
             (b"\xff\xfe\n", "invalid UTF-8"),
         ] {
-            let e = parse_ndjson(body).unwrap_err().to_string();
-            assert!(e.starts_with("line 1: "), "{e}");
-            assert!(e.contains(want), "{e}");
-            assert!(!e.contains("password"), "{e}");
+            let batch = parse_ndjson(body, None);
+            assert_eq!(batch.rejected_count, 1);
+            let r = &batch.rejected[0];
+            assert_eq!(r.line, 1);
+            assert!(r.reason.contains(want), "{}", r.reason);
+            assert!(!r.reason.contains("password"), "{}", r.reason);
+        }
+    }
+
+    /// One event as the agent writes it, at `ts`.
+    fn event_at(ts: &str) -> String {
+        format!(
+            "{{\"@timestamp\":\"{ts}\",\"event\":{{\"kind\":\"event\",\"action\":\"auth_failure\",\
+             \"outcome\":\"failure\"}},\"host\":{{\"hostname\":\"h\"}},\"user\":{{\"name\":\"root\"}}}}\n"
+        )
+    }
+
+    #[test]
+    fn a_poison_timestamp_loses_only_its_own_line() {
+        // 999 good events and one dated 9999-12-31T23:59:59: 999 are stored.
+        let mut body = String::new();
+        for i in 0..1000 {
+            if i == 500 {
+                body.push_str(&event_at("9999-12-31T23:59:59Z"));
+            } else {
+                body.push_str(&event_at("2026-01-01T00:00:00Z"));
+            }
+        }
+        let z = zstd::encode_all(body.as_bytes(), 1).unwrap();
+        let batch = decode(Encoding::Zstd, z, 1 << 24, None).unwrap();
+        assert_eq!(batch.event_count, 999);
+        assert_eq!(batch.events().unwrap().len(), 999);
+        assert_eq!(batch.rejected_count, 1);
+        assert_eq!(batch.rejected[0].line, 501);
+        assert_eq!(
+            batch.digest,
+            digest(&zstd::encode_all(body.as_bytes(), 1).unwrap())
+        );
+        // Dated inside jiff's range but outside the contract's: refused the same way.
+        let batch = parse_ndjson(event_at("2150-01-01T00:00:00Z").as_bytes(), None);
+        assert_eq!((batch.event_count, batch.rejected_count), (0, 1));
+        assert!(
+            batch.rejected[0].reason.contains("outside"),
+            "{:?}",
+            batch.rejected
+        );
+    }
+
+    #[test]
+    fn rejections_are_listed_up_to_the_bound_and_all_counted() {
+        let n = agent_core::wire::MAX_REJECTIONS_LISTED + 5;
+        let body = "[]\n".repeat(n);
+        let batch = parse_ndjson(body.as_bytes(), None);
+        assert_eq!(batch.rejected_count, n);
+        assert_eq!(
+            batch.rejected.len(),
+            agent_core::wire::MAX_REJECTIONS_LISTED
+        );
+    }
+
+    #[test]
+    fn a_forged_agent_id_is_refused_and_counted() {
+        let me = Uuid::parse_str("0b7a3c52-6f43-4d2a-9a51-3f1f5c2e8d10").unwrap();
+        let other = "5d2c7a8e-1111-4222-8333-944455556666";
+        let with_id = |id: &str| {
+            event_at("2026-01-01T00:00:00Z").replacen(
+                "{",
+                &format!("{{\"agent\":{{\"id\":\"{id}\"}},"),
+                1,
+            )
+        };
+        let body = format!(
+            "{}{}{}{}",
+            with_id(&me.to_string()),
+            with_id(other),
+            event_at("2026-01-01T00:00:00Z"),
+            with_id(&me.to_string().to_uppercase()),
+        );
+        let batch = parse_ndjson(body.as_bytes(), Some(me));
+        assert_eq!(
+            batch.event_count, 3,
+            "its own id, none, its own in capitals"
+        );
+        assert_eq!((batch.rejected_count, batch.forged), (1, 1));
+        assert_eq!(batch.rejected[0].line, 2);
+        assert!(batch.rejected[0].reason.contains("another agent"));
+        // A heartbeat claiming another agent is refused too.
+        let state = format!(
+            "{{\"@timestamp\":\"2026-01-01T00:00:00Z\",\"event\":{{\"kind\":\"state\"}},\
+             \"agent\":{{\"id\":\"{other}\"}},\"host\":{{\"hostname\":\"victim\"}}}}\n"
+        );
+        let batch = parse_ndjson(state.as_bytes(), Some(me));
+        assert_eq!((batch.forged, batch.state), (1, None));
+        // Without an identity to hold them to (tests, tools), ids are not checked.
+        assert_eq!(parse_ndjson(body.as_bytes(), None).event_count, 4);
+    }
+
+    #[test]
+    fn every_contract_field_is_read_back() {
+        for field in agent_core::wire::FIELDS {
+            let mut level = Level::Root;
+            let mut parts = field.0.split('.').peekable();
+            while let Some(part) = parts.next() {
+                match (level.member(part), parts.peek()) {
+                    (Member::Object(next), Some(_)) => level = next,
+                    (Member::Field(_), None) => {}
+                    _ => panic!("{} is not read", field.0),
+                }
+            }
         }
     }
 
@@ -1034,14 +1215,5 @@ mod tests {
         for enc in [Encoding::Identity, Encoding::Zstd, Encoding::Gzip] {
             assert_eq!(decompress(enc, b"", 0), Ok(Vec::new()));
         }
-    }
-
-    #[test]
-    fn encoding_header() {
-        assert_eq!(Encoding::from_header(None), Some(Encoding::Identity));
-        assert_eq!(Encoding::from_header(Some("ZSTD")), Some(Encoding::Zstd));
-        assert_eq!(Encoding::from_header(Some("gzip")), Some(Encoding::Gzip));
-        assert_eq!(Encoding::from_header(Some("br")), None);
-        assert_eq!(Encoding::from_header(Some("gzip, zstd")), None);
     }
 }

@@ -52,8 +52,8 @@ enum Command {
     },
     /// Show stored events, oldest first (the newest --limit of them).
     Query(QueryArgs),
-    /// Events per host and action, agents and their last contact, and sources that failed
-    /// against several hosts.
+    /// Events per (authenticated) agent, host and action, agents and their last contact, and
+    /// sources that failed against several hosts.
     Stats(StatsArgs),
     /// Alerts from the agents (edge) and from the collector's fleet rules, newest first, with
     /// the reason for each and the events a fleet alert cites.
@@ -474,8 +474,8 @@ fn stats_json(
 ) -> serde_json::Value {
     let stale_us = i64::try_from(stale_after.as_micros()).unwrap_or(i64::MAX);
     serde_json::json!({
-        "counts": stats.counts.iter().map(|(host, action, events)| serde_json::json!({
-            "host": host, "action": action, "events": events,
+        "counts": stats.counts.iter().map(|(agent, host, action, events)| serde_json::json!({
+            "agent-id": agent, "host": host, "action": action, "events": events,
         })).collect::<Vec<_>>(),
         "agents": stats.agents.iter().map(|a| serde_json::json!({
             "agent-id": a.agent_id,
@@ -483,6 +483,8 @@ fn stats_json(
             "first-seen": report::time(a.first_seen_us),
             "last-seen": report::time(a.last_seen_us),
             "last-seq": a.last_seq,
+            "rejected": a.rejected,
+            "forged": a.forged,
             "stale": now.saturating_sub(a.last_seen_us) > stale_us,
         })).collect::<Vec<_>>(),
         "spread-sources": stats.spread_sources.iter().map(|s| serde_json::json!({

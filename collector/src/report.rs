@@ -142,16 +142,17 @@ pub fn events_ndjson(rows: &[EventRow]) -> String {
         .collect()
 }
 
-/// `stats` as text: counts per host and action, agents (with `stale`), and sources that failed
+/// `stats` as text: counts per authenticated agent, host and action, agents (with `stale`), and sources that failed
 /// against several hosts.
 pub fn stats_text(stats: &Stats, now_us: i64, stale_after: Duration, window: Duration) -> String {
-    let mut out = String::from("Events per host and action\n");
+    // Grouped by the authenticated agent: the host name is what that agent reports.
+    let mut out = String::from("Events per agent, host and action\n");
     let rows: Vec<Vec<String>> = stats
         .counts
         .iter()
-        .map(|(h, a, n)| vec![cell(h), cell(a), n.to_string()])
+        .map(|(agent, h, a, n)| vec![cell(&Some(agent.clone())), cell(h), cell(a), n.to_string()])
         .collect();
-    out.push_str(&table(&["HOST", "ACTION", "EVENTS"], &rows));
+    out.push_str(&table(&["AGENT", "HOST", "ACTION", "EVENTS"], &rows));
     out.push_str("\nAgents\n");
     let stale_us = stale_after.as_micros().min(i64::MAX as u128) as i64;
     let rows: Vec<Vec<String>> = stats
@@ -168,12 +169,22 @@ pub fn stats_text(stats: &Stats, now_us: i64, stale_after: Duration, window: Dur
                 cell(&a.hostname),
                 time(a.last_seen_us),
                 a.last_seq.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                a.rejected.to_string(),
+                a.forged.to_string(),
                 status.to_owned(),
             ]
         })
         .collect();
     out.push_str(&table(
-        &["AGENT", "HOSTNAME", "LAST SEEN", "LAST SEQ", "STATUS"],
+        &[
+            "AGENT",
+            "HOSTNAME",
+            "LAST SEEN",
+            "LAST SEQ",
+            "REJECTED",
+            "FORGED",
+            "STATUS",
+        ],
         &rows,
     ));
     let _ = writeln!(
@@ -337,7 +348,12 @@ mod tests {
             "A            B\na\\u{1b}[2Jb  x\\u{202e}toor\\u{2066}\\u{200b}\\u{feff}\\u{a}\n"
         );
         let stats = Stats {
-            counts: vec![(Some("h\u{202e}x".into()), Some("sudo".into()), 1)],
+            counts: vec![(
+                "a1".into(),
+                Some("h\u{202e}x".into()),
+                Some("sudo".into()),
+                1,
+            )],
             agents: Vec::new(),
             spread_sources: Vec::new(),
         };

@@ -3,7 +3,10 @@
 //! A request goes: credentials present (401) -> protocol headers (400) -> credentials match
 //! the claimed agent (401/403) -> declared length (413) -> an ingest slot (503) -> body within
 //! `request-timeout` and `max-body-bytes` (408/413) -> decompress and decode on a blocking
-//! thread (400/413) -> the writer thread's queue (503) -> commit -> 200.
+//! thread (400 only for a body that cannot be read at all, 413; events that break the wire
+//! contract are refused one by one and listed in the answer) -> the writer thread's queue
+//! (503) -> commit -> 200 (also for an identical re-send), or 409 when (agent, stream, seq) is
+//! stored with other content.
 //!
 //! **Architecture Invariant:** a 200 for a batch is sent only after its SQLite transaction has
 //! committed; every other answer means nothing of the batch was stored.
@@ -38,19 +41,13 @@ use crate::ingest::{self, DecodeError, Encoding};
 use crate::store::{Outcome, Store, StoreError, Writer};
 use crate::tls::{self, TlsError};
 
-/// The batch endpoint.
-pub const BATCHES_PATH: &str = "/v1/batches";
+pub use agent_core::wire::{
+    AGENT_ID_HEADER, BATCH_SEQ_HEADER, BATCHES_PATH, SCHEMA_HEADER, SCHEMA_VERSION, STREAM_HEADER,
+};
+
 /// The health endpoint, no authentication: `200 ok`, or 503 with the reason when the store
 /// cannot write (read-only or full file system, unwritable file, failed last commit).
 pub const HEALTH_PATH: &str = "/healthz";
-/// Header: the agent's UUID.
-pub const AGENT_ID_HEADER: &str = "authtrail-agent-id";
-/// Header: the batch's sequence number (per agent, u64 up to 2^63-1).
-pub const BATCH_SEQ_HEADER: &str = "authtrail-batch-seq";
-/// Header: the event schema version.
-pub const SCHEMA_HEADER: &str = "authtrail-schema";
-/// The only schema version accepted.
-pub const SCHEMA_VERSION: &str = "1";
 /// Header beside `Retry-After` (whole seconds, at least 1, as RFC 9110 allows) giving the
 /// suggested wait in milliseconds: the budget's drain time is usually hundreds of them.
 pub const RETRY_AFTER_MS_HEADER: &str = "authtrail-retry-after-ms";
@@ -441,7 +438,7 @@ fn json(body: String) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(body + "\n")));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static(agent_core::wire::CONTENT_TYPE_JSON),
     );
     r
 }
@@ -555,6 +552,29 @@ fn header<'a>(
             ))
         }),
     }
+}
+
+/// Lower-case hex of a digest.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The members of a batch answer that list refused events (empty when none were):
+/// `,"rejected":N,"rejections":[{"line":L,"reason":"..."},...]`.
+fn rejections_json(batch: &ingest::Batch) -> String {
+    if batch.rejected_count == 0 {
+        return String::new();
+    }
+    let list: Vec<serde_json::Value> = batch
+        .rejected
+        .iter()
+        .map(|r| serde_json::json!({"line": r.line, "reason": r.reason}))
+        .collect();
+    format!(
+        ",\"rejected\":{},\"rejections\":{}",
+        batch.rejected_count,
+        serde_json::Value::Array(list)
+    )
 }
 
 fn now_us() -> i64 {
@@ -731,15 +751,22 @@ async fn batch_inner(
         Uuid::parse_str(agent).map_err(|_| bad(format!("{AGENT_ID_HEADER} is not a UUID")))?;
     let seq = header(parts, BATCH_SEQ_HEADER)?
         .ok_or_else(|| bad(format!("{BATCH_SEQ_HEADER} is missing")))?;
-    let seq = seq
-        .parse::<u64>()
-        .ok()
+    let seq = agent_core::wire::parse_seq(seq)
         .and_then(|s| i64::try_from(s).ok())
         .ok_or_else(|| {
             bad(format!(
                 "{BATCH_SEQ_HEADER} is not an integer from 0 to 2^63-1"
             ))
         })?;
+    let stream =
+        header(parts, STREAM_HEADER)?.ok_or_else(|| bad(format!("{STREAM_HEADER} is missing")))?;
+    if !agent_core::wire::is_stream(stream) {
+        return Err(bad(format!(
+            "{STREAM_HEADER} must be 1 to {} ASCII letters, digits or '-'",
+            agent_core::wire::MAX_STREAM_BYTES
+        )));
+    }
+    let stream = stream.to_owned();
     match header(parts, SCHEMA_HEADER)? {
         Some(SCHEMA_VERSION) => {}
         Some(_) => {
@@ -863,7 +890,7 @@ async fn batch_inner(
     })?;
     let max = limits.max_decompressed_bytes;
     let (decoded, mut grant) = tokio::task::spawn_blocking(move || {
-        let decoded = ingest::decode_within(encoding, body, max, &mut grant);
+        let decoded = ingest::decode_within(encoding, body, max, Some(agent), &mut grant);
         (decoded, grant)
     })
     .await
@@ -874,7 +901,7 @@ async fn batch_inner(
         )
     })?;
     drop(_slot);
-    let batch = decoded.map_err(|e| match e {
+    let mut batch = decoded.map_err(|e| match e {
         DecodeError::TooLarge { .. } | DecodeError::LineTooLong { .. } => text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("{e}; split the batch"),
@@ -884,6 +911,17 @@ async fn batch_inner(
     })?;
     // What stays in memory until the writer has committed it: the stored body and the rows.
     grant.shrink_to(batch_bytes(&batch));
+    batch.stream = stream;
+    let digest = batch.digest;
+    let rejected = rejections_json(&batch);
+    if batch.rejected_count > 0 {
+        eprintln!(
+            "authtrail-collector: {}: agent {agent} stream {} batch {seq}: {} event(s) refused \
+             by the wire contract ({} claiming another agent); the rest is stored",
+            peer.addr, batch.stream, batch.rejected_count, batch.forged
+        );
+    }
+    let key = format!("agent {agent} stream {} batch {seq}", batch.stream);
 
     let reply = state
         .writer
@@ -913,9 +951,21 @@ async fn batch_inner(
     }
     match outcome {
         Ok(Outcome::Stored { events }) => Ok(json(format!(
-            "{{\"status\":\"stored\",\"events\":{events}}}"
+            "{{\"status\":\"stored\",\"events\":{events}{rejected}}}"
         ))),
-        Ok(Outcome::Duplicate) => Ok(json("{\"status\":\"duplicate\"}".to_owned())),
+        Ok(Outcome::Duplicate) => Ok(json(format!("{{\"status\":\"duplicate\"{rejected}}}"))),
+        Ok(Outcome::Conflict { stored }) => {
+            let (stored, sent) = (hex(&stored), hex(&digest));
+            // The handler logs every 4xx with its text, so both digests are in the log.
+            Ok(text(
+                StatusCode::CONFLICT,
+                format!(
+                    "{key} is already stored with other content (stored digest {stored}, \
+                     this one {sent}); nothing of it was stored: send it again under a new \
+                     stream"
+                ),
+            ))
+        }
         Err(e) if e.is_busy() => Err(busy(
             &e.to_string(),
             state.budget.retry_after(state.limits.max_body_bytes),

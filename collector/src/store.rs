@@ -49,11 +49,11 @@ use rusqlite::{
 };
 use uuid::Uuid;
 
-use crate::ingest::{Batch, Event};
+use crate::ingest::Batch;
 use crate::rows::{self, Rows};
 
 /// The schema version this collector writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How long a statement waits for another connection's lock (a `query` running beside the
 /// server) before failing with "busy" (then 503 for a batch).
@@ -101,19 +101,23 @@ CREATE TABLE IF NOT EXISTS agents (
     last_seen  INTEGER NOT NULL,
     hostname   TEXT,
     last_seq   INTEGER,
-    facts      TEXT
+    facts      TEXT,
+    rejected   INTEGER NOT NULL DEFAULT 0,
+    forged     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS batches (
     id          INTEGER PRIMARY KEY,
     agent       INTEGER NOT NULL REFERENCES agents (id),
+    stream      TEXT NOT NULL,
     seq         INTEGER NOT NULL,
+    digest      BLOB NOT NULL,
     received_at INTEGER NOT NULL,
     events      INTEGER NOT NULL,
     max_time    INTEGER,
     body        BLOB NOT NULL,
     min_time    INTEGER,
     rows        BLOB,
-    UNIQUE (agent, seq)
+    UNIQUE (agent, stream, seq)
 );
 CREATE INDEX IF NOT EXISTS batches_max_time ON batches (max_time);
 CREATE TABLE IF NOT EXISTS terms (
@@ -129,63 +133,8 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('terms_upto', 0);
 ";
 
-/// Schema 3, as `migrate_v1` and `migrate_v2` build it (then `migrate_v3` takes it to the
-/// current one). Frozen: change [`SCHEMA`] instead.
-const SCHEMA_V3: &str = "
-CREATE TABLE IF NOT EXISTS agents (
-    id         INTEGER PRIMARY KEY,
-    agent_id   TEXT NOT NULL UNIQUE,
-    first_seen INTEGER NOT NULL,
-    last_seen  INTEGER NOT NULL,
-    hostname   TEXT,
-    last_seq   INTEGER,
-    facts      TEXT
-);
-CREATE TABLE IF NOT EXISTS batches (
-    id          INTEGER PRIMARY KEY,
-    agent       INTEGER NOT NULL REFERENCES agents (id),
-    seq         INTEGER NOT NULL,
-    received_at INTEGER NOT NULL,
-    events      INTEGER NOT NULL,
-    first_event INTEGER,
-    last_event  INTEGER,
-    max_time    INTEGER,
-    body        BLOB NOT NULL,
-    UNIQUE (agent, seq)
-);
-CREATE TABLE IF NOT EXISTS terms (
-    field INTEGER NOT NULL,
-    value TEXT NOT NULL,
-    batch INTEGER NOT NULL REFERENCES batches (id),
-    PRIMARY KEY (field, value, batch)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    id          INTEGER PRIMARY KEY,
-    batch       INTEGER NOT NULL REFERENCES batches (id),
-    line_start  INTEGER NOT NULL,
-    line_end    INTEGER NOT NULL,
-    timestamp   INTEGER NOT NULL,
-    host        TEXT,
-    kind        TEXT,
-    action      TEXT,
-    outcome     TEXT,
-    user        TEXT,
-    target_user TEXT,
-    source_ip   TEXT,
-    source_port INTEGER,
-    process     TEXT,
-    method      TEXT
-);
-CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp);
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta (key, value) VALUES ('terms_upto', 0);
-";
-
-/// A column [`terms`](SCHEMA) indexes: its code in `terms.field`, its name in schema 3's
-/// `events`, its column in a [`rows::Row`], and its value in a [`Filter`].
+/// A column [`terms`](SCHEMA) indexes: its code in `terms.field`, its name, its column in a
+/// [`rows::Row`], and its value in a [`Filter`].
 type TermField = (i64, &'static str, usize, fn(&Filter) -> &Option<String>);
 
 /// The indexed columns, most selective first (the order in which `query` picks the one to look
@@ -229,10 +178,17 @@ pub enum StoreError {
         /// `PRAGMA user_version`.
         found: i64,
     },
-    /// The file is from an older collector (or empty) and a read-only open cannot migrate it.
+    /// The file is empty (read-only: `serve` creates it) or from a pre-release collector,
+    /// whose stores are not migrated.
     #[error(
-        "store schema version {found} is older than this collector's ({SCHEMA_VERSION}); \
-         `authtrail-collector serve` migrates it when it starts"
+        "store schema version {found} is not this collector's ({SCHEMA_VERSION}): {}",
+        if *.found == 0 {
+            "the store is empty; `authtrail-collector serve` creates it"
+        } else {
+            "it was written by a pre-release collector and is not migrated; move the file \
+             (with its -wal and -shm files) aside and let `authtrail-collector serve` start a \
+             new store"
+        }
     )]
     OlderSchema {
         /// `PRAGMA user_version`.
@@ -273,8 +229,15 @@ pub enum Outcome {
         /// Events stored.
         events: usize,
     },
-    /// (agent, seq) was already stored; nothing was written but the agent's last contact.
+    /// (agent, stream, seq) was already stored with the same content (digest); nothing was
+    /// written but the agent's last contact.
     Duplicate,
+    /// (agent, stream, seq) was already stored with *other* content: nothing was written but
+    /// the agent's last contact. The agent must send the batch again under a new stream.
+    Conflict {
+        /// The digest of the batch stored under that key.
+        stored: [u8; 32],
+    },
 }
 
 /// An open store.
@@ -380,19 +343,11 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         match check_version(&conn)? {
             SCHEMA_VERSION => {}
-            found @ 1..=3 => {
-                if found == 1 {
-                    migrate_v1(&mut conn)?;
-                }
-                if found <= 2 {
-                    migrate_v2(&mut conn)?;
-                }
-                migrate_v3(&mut conn)?;
-            }
-            _ => {
+            0 => {
                 conn.execute_batch(SCHEMA)?;
                 conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
+            found => return Err(StoreError::OlderSchema { found }),
         }
         index_unindexed(&mut conn)?;
         Ok(Store {
@@ -431,8 +386,9 @@ impl Store {
         }
     }
 
-    /// Stores a batch in one transaction, unless (agent, seq) is already stored. Either way the
-    /// agent's last contact becomes `now_us`. Returns only after the commit (fsync'd).
+    /// Stores a batch in one transaction, unless (agent, [`Batch::stream`], seq) is already
+    /// stored (then [`Outcome::Duplicate`] for the same [`Batch::digest`], else
+    /// [`Outcome::Conflict`]). Either way the agent's last contact becomes `now_us`. Returns only after the commit (fsync'd).
     pub fn insert(
         &mut self,
         agent: Uuid,
@@ -525,14 +481,14 @@ impl Store {
             .collect()
     }
 
-    /// Whether (agent, seq) is stored.
-    pub fn has_batch(&self, agent: Uuid, seq: i64) -> Result<bool, StoreError> {
+    /// Whether (agent, stream, seq) is stored.
+    pub fn has_batch(&self, agent: Uuid, stream: &str, seq: i64) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .query_row(
                 "SELECT 1 FROM batches JOIN agents ON agents.id = batches.agent \
-                 WHERE agents.agent_id = ?1 AND batches.seq = ?2",
-                params![agent.to_string(), seq],
+                 WHERE agents.agent_id = ?1 AND batches.stream = ?2 AND batches.seq = ?3",
+                params![agent.to_string(), stream, seq],
                 |_| Ok(()),
             )
             .optional()?
@@ -698,16 +654,19 @@ impl Store {
         spread: u32,
     ) -> Result<Stats, StoreError> {
         let since = since_us.unwrap_or(i64::MIN);
-        let mut counts: BTreeMap<(Option<String>, Option<String>), u64> = BTreeMap::new();
+        // Keyed by the authenticated agent first: `host.hostname` is only what an agent says.
+        let mut counts: BTreeMap<(String, Option<String>, Option<String>), u64> = BTreeMap::new();
         // Failing source address: the hosts it failed against, and its failures.
         let mut spread_by_ip: HashMap<String, (BTreeSet<String>, u64)> = HashMap::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, rows FROM batches WHERE max_time >= ?1 AND rows IS NOT NULL")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT b.id, b.rows, a.agent_id FROM batches b JOIN agents a ON a.id = b.agent \
+                 WHERE b.max_time >= ?1 AND b.rows IS NOT NULL",
+        )?;
         let mut batches = stmt.query([since.min(window_start_us)])?;
         while let Some(b) = batches.next()? {
             let batch: i64 = b.get(0)?;
             let bytes: Vec<u8> = b.get(1)?;
+            let agent: String = b.get(2)?;
             let rows = decode_rows(batch, &bytes)?;
             let failures = ["auth_failure", "invalid_user"].map(|a| rows.code(a));
             // Per batch by code first: a few map entries per batch, not one string per event.
@@ -730,7 +689,9 @@ impl Store {
             }
             let text = |code| rows.text(code).map(str::to_owned);
             for ((host, action), n) in batch_counts {
-                *counts.entry((text(host), text(action))).or_default() += n;
+                *counts
+                    .entry((agent.clone(), text(host), text(action)))
+                    .or_default() += n;
             }
             for (ip, (hosts, n)) in batch_spread {
                 let Some(ip) = text(ip) else { continue };
@@ -752,8 +713,8 @@ impl Store {
             (b.hosts, b.failures, &a.source_ip).cmp(&(a.hosts, a.failures, &b.source_ip))
         });
         let mut stmt = self.conn.prepare(
-            "SELECT agent_id, hostname, first_seen, last_seen, last_seq FROM agents \
-             ORDER BY hostname, agent_id",
+            "SELECT agent_id, hostname, first_seen, last_seen, last_seq, rejected, forged \
+             FROM agents ORDER BY hostname, agent_id",
         )?;
         let agents = stmt
             .query_map([], |r| {
@@ -763,13 +724,15 @@ impl Store {
                     first_seen_us: r.get(2)?,
                     last_seen_us: r.get(3)?,
                     last_seq: r.get(4)?,
+                    rejected: r.get(5)?,
+                    forged: r.get(6)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Stats {
             counts: counts
                 .into_iter()
-                .map(|((host, action), n)| (host, action, n))
+                .map(|((agent, host, action), n)| (agent, host, action, n))
                 .collect(),
             agents,
             spread_sources,
@@ -794,13 +757,19 @@ fn insert_in(
              RETURNING id",
         )?
         .query_row(params![agent.to_string(), now_us], |r| r.get(0))?;
-    let seen = tx
-        .prepare_cached("SELECT 1 FROM batches WHERE agent = ?1 AND seq = ?2")?
-        .query_row(params![agent_row, seq], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if seen {
-        return Ok(Outcome::Duplicate);
+    let seen: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT digest FROM batches WHERE agent = ?1 AND stream = ?2 AND seq = ?3")?
+        .query_row(params![agent_row, batch.stream, seq], |r| r.get(0))
+        .optional()?;
+    if let Some(stored) = seen {
+        if stored[..] == batch.digest[..] {
+            return Ok(Outcome::Duplicate);
+        }
+        let mut digest = [0u8; 32];
+        if stored.len() == digest.len() {
+            digest.copy_from_slice(&stored);
+        }
+        return Ok(Outcome::Conflict { stored: digest });
     }
     let rows = if batch.rows.is_empty() {
         None
@@ -811,12 +780,14 @@ fn insert_in(
         .iter()
         .flat_map(|rows| rows.rows.iter().map(|r| rows.time(r)));
     tx.prepare_cached(
-        "INSERT INTO batches (agent, seq, received_at, events, min_time, max_time, body, rows) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO batches (agent, stream, seq, digest, received_at, events, min_time, \
+         max_time, body, rows) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         agent_row,
+        batch.stream,
         seq,
+        &batch.digest[..],
         now_us,
         batch.event_count as i64,
         times.clone().min(),
@@ -836,7 +807,8 @@ fn insert_in(
     terms.upto = terms.upto.max(batch_row);
     tx.prepare_cached(
         "UPDATE agents SET hostname = coalesce(?2, hostname), \
-             last_seq = max(coalesce(last_seq, ?3), ?3), facts = coalesce(?4, facts) \
+             last_seq = max(coalesce(last_seq, ?3), ?3), facts = coalesce(?4, facts), \
+             rejected = rejected + ?5, forged = forged + ?6 \
          WHERE id = ?1",
     )?
     .execute(params![
@@ -844,210 +816,12 @@ fn insert_in(
         batch.hostname(),
         seq,
         batch.state.as_ref().map(|s| s.doc.as_str()),
+        batch.rejected_count as i64,
+        batch.forged as i64,
     ])?;
     Ok(Outcome::Stored {
         events: batch.event_count,
     })
-}
-
-/// Schema 1 kept each event's document in its row; schema 2 keeps each batch's compressed body
-/// once and the rows point into it. Rebuilds every batch's body from its rows' documents (in
-/// row order, one per line), in one transaction: a crash leaves the store at version 1.
-fn migrate_v1(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-    tx.execute_batch(
-        "ALTER TABLE agents RENAME TO agents_v1;
-         ALTER TABLE batches RENAME TO batches_v1;
-         ALTER TABLE events RENAME TO events_v1;
-         DROP INDEX IF EXISTS events_timestamp;
-         DROP INDEX IF EXISTS events_user;
-         DROP INDEX IF EXISTS events_source_ip;
-         DROP INDEX IF EXISTS events_host;
-         DROP INDEX IF EXISTS events_action;",
-    )?;
-    tx.execute_batch(SCHEMA_V3)?;
-    tx.execute(
-        "INSERT INTO agents (agent_id, first_seen, last_seen, hostname, last_seq, facts) \
-         SELECT agent_id, first_seen, last_seen, hostname, last_seq, facts FROM agents_v1 \
-         UNION ALL \
-         SELECT agent_id, min(received_at), max(received_at), NULL, max(seq), NULL \
-         FROM batches_v1 WHERE agent_id NOT IN (SELECT agent_id FROM agents_v1) \
-         GROUP BY agent_id",
-        [],
-    )?;
-    {
-        let mut batches = tx.prepare(
-            "SELECT agents.id, b.agent_id, b.seq, b.received_at FROM batches_v1 b \
-             JOIN agents ON agents.agent_id = b.agent_id ORDER BY b.received_at, b.seq",
-        )?;
-        let mut put_batch = tx.prepare(
-            "INSERT INTO batches (agent, seq, received_at, events, body) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        let mut put_event = tx.prepare(
-            "INSERT INTO events (batch, line_start, line_end, timestamp, host, kind, action, \
-             outcome, user, target_user, source_ip, source_port, process, method) \
-             SELECT ?1, ?2, ?3, timestamp, host, kind, action, outcome, user, target_user, \
-             source_ip, source_port, process, method FROM events_v1 WHERE id = ?4",
-        )?;
-        let list = batches
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut docs = tx.prepare(
-            "SELECT id, doc FROM events_v1 WHERE agent_id = ?1 AND seq = ?2 ORDER BY id",
-        )?;
-        for (agent_row, agent_id, seq, received_at) in list {
-            let rows = docs
-                .query_map(params![agent_id, seq], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut ndjson = Vec::new();
-            let mut spans = Vec::with_capacity(rows.len());
-            for (id, doc) in &rows {
-                spans.push((*id, ndjson.len(), ndjson.len() + doc.len()));
-                ndjson.extend_from_slice(doc.as_bytes());
-                ndjson.push(b'\n');
-            }
-            let body = if rows.is_empty() {
-                Vec::new()
-            } else {
-                zstd::bulk::compress(&ndjson, crate::ingest::STORE_ZSTD_LEVEL).map_err(|e| {
-                    StoreError::Corrupt {
-                        batch: seq,
-                        reason: format!("compressing it for schema 2: {e}"),
-                    }
-                })?
-            };
-            put_batch.execute(params![
-                agent_row,
-                seq,
-                received_at,
-                rows.len() as i64,
-                body
-            ])?;
-            let batch_row = tx.last_insert_rowid();
-            let mut event_rows = None;
-            for (id, start, end) in spans {
-                put_event.execute(params![batch_row, start as i64, end as i64, id])?;
-                let row = tx.last_insert_rowid();
-                event_rows = Some(event_rows.map_or((row, row), |(first, _)| (first, row)));
-            }
-            if let Some((first, last)) = event_rows {
-                tx.execute(
-                    "UPDATE batches SET first_event = ?2, last_event = ?3, \
-                     max_time = (SELECT max(timestamp) FROM events WHERE id BETWEEN ?2 AND ?3) \
-                     WHERE id = ?1",
-                    params![batch_row, first, last],
-                )?;
-            }
-        }
-    }
-    terms_from_rows(&tx, i64::MIN)?;
-    tx.execute_batch("DROP TABLE events_v1; DROP TABLE batches_v1; DROP TABLE agents_v1;")?;
-    tx.pragma_update(None, "user_version", 2)?;
-    tx.commit()?;
-    Ok(())
-}
-
-/// Schema 3 adds `meta` and its `terms_upto` mark (the batches up to it are in `terms`; schema
-/// 2 wrote every batch's entries with the batch, so all of them are).
-fn migrate_v2(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-    tx.execute_batch(SCHEMA_V3)?;
-    tx.execute(
-        "UPDATE meta SET value = (SELECT coalesce(max(id), 0) FROM batches)          WHERE key = 'terms_upto'",
-        [],
-    )?;
-    tx.pragma_update(None, "user_version", 3)?;
-    tx.commit()?;
-    Ok(())
-}
-
-/// Schema 4 keeps each batch's event rows in one value (`batches.rows`, see [`crate::rows`])
-/// instead of a table row per event: encodes every batch's rows from `events`, then drops the
-/// table. One transaction.
-fn migrate_v3(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-    tx.execute_batch(
-        "ALTER TABLE batches ADD COLUMN min_time INTEGER;
-         ALTER TABLE batches ADD COLUMN rows BLOB;",
-    )?;
-    {
-        let mut batches = tx.prepare(
-            "SELECT id, first_event, last_event FROM batches WHERE first_event IS NOT NULL",
-        )?;
-        let list = batches
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut events = tx.prepare(
-            "SELECT timestamp, host, kind, action, outcome, user, target_user, source_ip, \
-             source_port, process, method, line_start, line_end FROM events \
-             WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
-        )?;
-        let mut put = tx.prepare("UPDATE batches SET rows = ?2, min_time = ?3 WHERE id = ?1")?;
-        for (batch, first, last) in list {
-            let rows = events
-                .query_map([first, last], |r| {
-                    let (start, end) = (r.get::<_, i64>(11)?, r.get::<_, i64>(12)?);
-                    Ok(Event {
-                        timestamp_us: r.get(0)?,
-                        host: r.get(1)?,
-                        kind: r.get(2)?,
-                        action: r.get(3)?,
-                        outcome: r.get(4)?,
-                        user: r.get(5)?,
-                        target_user: r.get(6)?,
-                        source_ip: r.get(7)?,
-                        source_port: r.get(8)?,
-                        process: r.get(9)?,
-                        method: r.get(10)?,
-                        line: usize::try_from(start).unwrap_or(0)
-                            ..usize::try_from(end).unwrap_or(0),
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let min_time = rows.iter().map(|e| e.timestamp_us).min();
-            put.execute(params![batch, crate::rows::encode(&rows), min_time])?;
-        }
-    }
-    tx.execute_batch(
-        "DROP TABLE events;
-         ALTER TABLE batches DROP COLUMN first_event;
-         ALTER TABLE batches DROP COLUMN last_event;",
-    )?;
-    tx.execute_batch(SCHEMA)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()?;
-    Ok(())
-}
-
-/// Writes the `terms` entries of the event rows from id `first_event` on, read from the rows.
-fn terms_from_rows(tx: &rusqlite::Transaction<'_>, first_event: i64) -> Result<(), StoreError> {
-    for (code, column, _, _) in TERM_FIELDS {
-        tx.execute(
-            &format!(
-                "INSERT OR IGNORE INTO terms (field, value, batch) \
-                 SELECT DISTINCT ?1, {column}, batch FROM events \
-                 WHERE id >= ?2 AND {column} IS NOT NULL ORDER BY 2, 3"
-            ),
-            params![code, first_event],
-        )?;
-    }
-    Ok(())
 }
 
 /// Writes the `terms` entries of the batches above the `terms_upto` mark (left by a writer that
@@ -1148,6 +922,10 @@ pub struct AgentRow {
     pub first_seen_us: i64,
     pub last_seen_us: i64,
     pub last_seq: Option<i64>,
+    /// Events the contract refused, since the first batch.
+    pub rejected: i64,
+    /// Of those, events that claimed another agent's `agent.id`.
+    pub forged: i64,
 }
 
 /// A source address that failed against several hosts.
@@ -1164,8 +942,8 @@ pub struct SpreadRow {
 /// What `stats` shows.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
-    /// (host, action, events).
-    pub counts: Vec<(Option<String>, Option<String>, u64)>,
+    /// (authenticated agent id, host as that agent reports it, action, events).
+    pub counts: Vec<(String, Option<String>, Option<String>, u64)>,
     /// Every agent that ever sent a batch.
     pub agents: Vec<AgentRow>,
     /// The fleet-wide detection: failures from one address against several hosts.
@@ -1291,7 +1069,13 @@ mod tests {
     use crate::ingest::{Encoding, decode};
 
     fn batch(lines: &[&str]) -> Batch {
-        decode(Encoding::Identity, lines.join("\n").into_bytes(), 1 << 20).unwrap()
+        decode(
+            Encoding::Identity,
+            lines.join("\n").into_bytes(),
+            1 << 20,
+            None,
+        )
+        .unwrap()
     }
 
     fn all(s: &Store) -> Vec<EventRow> {
@@ -1341,7 +1125,7 @@ mod tests {
         drop(s);
         // Reopening keeps the data; a newer schema is refused.
         let s = Store::open(&path).unwrap();
-        assert!(s.has_batch(a, 1).unwrap());
+        assert!(s.has_batch(a, "", 1).unwrap());
         s.conn.pragma_update(None, "user_version", 99).unwrap();
         drop(s);
         assert!(matches!(
@@ -1437,7 +1221,7 @@ mod tests {
                     (Encoding::Gzip, g.finish().unwrap())
                 }
             };
-            let b = decode(enc, wire.clone(), 1 << 20).unwrap();
+            let b = decode(enc, wire.clone(), 1 << 20, None).unwrap();
             assert_eq!((b.event_count, b.events().unwrap().len()), (7, 7));
             if enc == Encoding::Zstd {
                 assert_eq!(b.body, wire);
@@ -1461,60 +1245,128 @@ mod tests {
     }
 
     #[test]
-    fn a_schema_1_store_is_migrated_with_its_documents() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let a = Uuid::new_v4().to_string();
-        let lines = [
-            ev("2026-01-01T00:00:01Z", "h1", "auth_failure", "203.0.113.9"),
-            ev("2026-01-01T00:00:02Z", "h1", "auth_success", "203.0.113.9"),
-            ev("2026-01-01T00:00:03Z", "h1", "invalid_user", "198.51.100.1"),
-        ];
-        {
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(SCHEMA_V1).unwrap();
-            c.pragma_update(None, "user_version", 1).unwrap();
-            c.execute(
-                "INSERT INTO agents VALUES (?1, 5, 9, 'h1', 2, NULL)",
-                params![a],
-            )
-            .unwrap();
-            for (seq, docs) in [(1, &lines[..2]), (2, &lines[2..])] {
-                c.execute(
-                    "INSERT INTO batches VALUES (?1, ?2, ?3, ?4)",
-                    params![a, seq, seq * 10, docs.len() as i64],
-                )
-                .unwrap();
-                for (i, doc) in docs.iter().enumerate() {
-                    let ts = 1_767_225_601_000_000_i64 + (seq * 2 + i as i64 - 2) * 1_000_000;
-                    c.execute(
-                        "INSERT INTO events (agent_id, seq, timestamp, host, action, source_ip, doc) \
-                         VALUES (?1, ?2, ?3, 'h1', 'auth_failure', '203.0.113.9', ?4)",
-                        params![a, seq, ts, doc],
-                    )
+    fn a_pre_release_store_is_refused_with_a_clear_error() {
+        // Schemas 1 to 4 never shipped: there is no migration, and the message says what to do.
+        for version in 1..SCHEMA_VERSION {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            {
+                let c = Connection::open(&path).unwrap();
+                c.execute_batch("CREATE TABLE batches (agent_id TEXT, seq INTEGER);")
                     .unwrap();
-                }
+                c.pragma_update(None, "user_version", version).unwrap();
             }
+            for e in [
+                Store::open(&path).unwrap_err(),
+                Store::open_read_only(&path).unwrap_err(),
+            ] {
+                assert!(
+                    matches!(e, StoreError::OlderSchema { found } if found == version),
+                    "{e:?}"
+                );
+                let text = e.to_string();
+                assert!(text.contains("pre-release"), "{text}");
+                assert!(text.contains("move the file"), "{text}");
+            }
+            // Nothing was changed in it.
+            let c = Connection::open(&path).unwrap();
+            let v: i64 = c
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, version);
         }
-        assert!(matches!(
-            Store::open_read_only(&path),
-            Err(StoreError::OlderSchema { found: 1 })
-        ));
-        let mut s = Store::open(&path).unwrap();
-        let docs: Vec<_> = all(&s).into_iter().map(|r| r.doc.unwrap()).collect();
-        assert_eq!(docs, lines);
-        let uuid: Uuid = a.parse().unwrap();
-        assert!(s.has_batch(uuid, 1).unwrap() && s.has_batch(uuid, 2).unwrap());
+        // An empty file opened read-only says that `serve` creates the store.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.db");
+        Connection::open(&path).unwrap();
+        let e = Store::open_read_only(&path).unwrap_err().to_string();
+        assert!(e.contains("serve` creates it"), "{e}");
+    }
+
+    #[test]
+    fn same_key_other_content_is_a_conflict_and_streams_are_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        let a = Uuid::new_v4();
+        let one = ev("2026-01-01T00:00:01Z", "h1", "auth_failure", "10.0.0.1");
+        let two = ev("2026-01-01T00:00:02Z", "h1", "auth_failure", "10.0.0.2");
+        let in_stream = |lines: &[&str], stream: &str| Batch {
+            stream: stream.to_owned(),
+            ..batch(lines)
+        };
+        let first = in_stream(&[&one], "s1");
         assert_eq!(
-            s.insert(uuid, 2, &batch(&[&lines[0]]), 30).unwrap(),
-            Outcome::Duplicate
+            s.insert(a, 1, &first, 0).unwrap(),
+            Outcome::Stored { events: 1 }
         );
+        // The identical batch again: a re-send.
+        assert_eq!(s.insert(a, 1, &first, 0).unwrap(), Outcome::Duplicate);
+        // The same key with other content: a conflict naming what is stored, nothing written.
+        let other = in_stream(&[&two], "s1");
+        assert_eq!(
+            s.insert(a, 1, &other, 0).unwrap(),
+            Outcome::Conflict {
+                stored: first.digest
+            }
+        );
+        assert_eq!(all(&s).len(), 1);
+        // The same number in a new stream (a state dir that was reset) is a batch of its own.
+        let reset = in_stream(&[&two], "s2");
+        assert_eq!(
+            s.insert(a, 1, &reset, 0).unwrap(),
+            Outcome::Stored { events: 1 }
+        );
+        assert_eq!(all(&s).len(), 2);
+        assert!(s.has_batch(a, "s1", 1).unwrap() && s.has_batch(a, "s2", 1).unwrap());
+    }
+
+    #[test]
+    fn stats_group_by_the_authenticated_agent_and_count_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        let (victim, attacker) = (Uuid::new_v4(), Uuid::new_v4());
+        let e = ev(
+            "2026-01-01T00:00:01Z",
+            "victim-host",
+            "auth_failure",
+            "10.0.0.1",
+        );
+        s.insert(victim, 1, &batch(&[&e]), 0).unwrap();
+        // The attacker reports the victim's host name and tries the victim's agent id.
+        let forged = format!(
+            "{{\"agent\":{{\"id\":\"{victim}\"}},{}",
+            e.strip_prefix('{').unwrap()
+        );
+        let b = crate::ingest::decode(
+            Encoding::Identity,
+            format!("{e}\n{forged}\n").into_bytes(),
+            1 << 20,
+            Some(attacker),
+        )
+        .unwrap();
+        assert_eq!((b.event_count, b.forged), (1, 1));
+        s.insert(attacker, 1, &b, 0).unwrap();
         let stats = s.stats(None, 0, 3).unwrap();
-        assert_eq!(stats.agents.len(), 1);
-        assert_eq!(stats.agents[0].first_seen_us, 5);
-        assert_eq!(stats.agents[0].last_seen_us, 30);
-        drop(s);
-        assert!(Store::open(&path).is_ok(), "reopening a migrated store");
+        let host = Some("victim-host".to_owned());
+        let action = Some("auth_failure".to_owned());
+        let mut counts = stats.counts.clone();
+        counts.sort();
+        let mut want = vec![
+            (victim.to_string(), host.clone(), action.clone(), 1),
+            (attacker.to_string(), host, action, 1),
+        ];
+        want.sort();
+        assert_eq!(counts, want);
+        let row = |id: Uuid| {
+            stats
+                .agents
+                .iter()
+                .find(|r| r.agent_id == id.to_string())
+                .unwrap()
+                .clone()
+        };
+        assert_eq!((row(attacker).rejected, row(attacker).forged), (1, 1));
+        assert_eq!((row(victim).rejected, row(victim).forged), (0, 0));
     }
 
     #[test]
@@ -1596,137 +1448,6 @@ mod tests {
                     "{f:?}"
                 );
             }
-        }
-    }
-
-    /// Builds a schema 3 store (a row per event in `events`) holding `batches`, with the
-    /// `terms` entries of the batches up to `mark` written.
-    fn schema_3_store(path: &Path, batches: &[Vec<String>], mark: i64) {
-        let mut conn = Connection::open(path).unwrap();
-        let tx = conn.transaction().unwrap();
-        tx.execute_batch(SCHEMA_V3).unwrap();
-        tx.execute(
-            "INSERT INTO agents (agent_id, first_seen, last_seen) VALUES (?1, 0, 0)",
-            [Uuid::nil().to_string()],
-        )
-        .unwrap();
-        for (seq, lines) in batches.iter().enumerate() {
-            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-            let b = batch(&refs);
-            tx.execute(
-                "INSERT INTO batches (agent, seq, received_at, events, body) \
-                 VALUES (1, ?1, 0, ?2, ?3)",
-                params![seq as i64, b.event_count as i64, b.body],
-            )
-            .unwrap();
-            let id = tx.last_insert_rowid();
-            for e in &b.events().unwrap() {
-                tx.execute(
-                    "INSERT INTO events (batch, line_start, line_end, timestamp, host, kind, \
-                     action, outcome, user, target_user, source_ip, source_port, process, \
-                     method) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                    params![
-                        id,
-                        e.line.start as i64,
-                        e.line.end as i64,
-                        e.timestamp_us,
-                        e.host,
-                        e.kind,
-                        e.action,
-                        e.outcome,
-                        e.user,
-                        e.target_user,
-                        e.source_ip,
-                        e.source_port,
-                        e.process,
-                        e.method
-                    ],
-                )
-                .unwrap();
-            }
-            tx.execute(
-                "UPDATE batches SET first_event = (SELECT min(id) FROM events WHERE batch = ?1), \
-                 last_event = (SELECT max(id) FROM events WHERE batch = ?1), \
-                 max_time = (SELECT max(timestamp) FROM events WHERE batch = ?1) WHERE id = ?1",
-                [id],
-            )
-            .unwrap();
-        }
-        terms_from_rows(&tx, i64::MIN).unwrap();
-        tx.execute("DELETE FROM terms WHERE batch > ?1", [mark])
-            .unwrap();
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'terms_upto'",
-            [mark],
-        )
-        .unwrap();
-        tx.pragma_update(None, "user_version", 3).unwrap();
-        tx.commit().unwrap();
-    }
-
-    #[test]
-    fn schema_2_and_3_stores_are_migrated() {
-        let lines: Vec<Vec<String>> = (1..=3)
-            .map(|b| {
-                (0..4)
-                    .map(|i| {
-                        let ts = format!("2026-01-01T00:00:{b}{i}Z");
-                        ev(&ts, &format!("h{i}"), "auth_failure", "203.0.113.9")
-                    })
-                    .collect()
-            })
-            .collect();
-        // Schema 2: every batch's entries in `terms`, no `meta`; schema 3: the last two
-        // batches' entries not written yet.
-        for version in [2, 3] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("s.db");
-            schema_3_store(&path, &lines, if version == 2 { 3 } else { 1 });
-            if version == 2 {
-                Connection::open(&path)
-                    .unwrap()
-                    .execute_batch("DROP TABLE meta; PRAGMA user_version = 2;")
-                    .unwrap();
-            }
-            assert!(matches!(
-                Store::open_read_only(&path),
-                Err(StoreError::OlderSchema { found }) if found == version
-            ));
-            let s = Store::open(&path).unwrap();
-            let (user_version, upto, events_table): (i64, i64, i64) = s
-                .conn
-                .query_row(
-                    "SELECT (SELECT user_version FROM pragma_user_version), \
-                     (SELECT value FROM meta WHERE key = 'terms_upto'), \
-                     (SELECT count(*) FROM sqlite_schema WHERE name = 'events')",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .unwrap();
-            assert_eq!((user_version, upto, events_table), (SCHEMA_VERSION, 3, 0));
-            let sent: Vec<String> = lines.iter().flatten().cloned().collect();
-            assert_eq!(
-                all(&s)
-                    .into_iter()
-                    .map(|r| r.doc.unwrap())
-                    .collect::<Vec<_>>(),
-                sent,
-                "schema {version}"
-            );
-            for host in ["h0", "h3"] {
-                let found = s
-                    .query(&Filter {
-                        host: Some(host.to_owned()),
-                        limit: 10,
-                        documents: true,
-                        ..Filter::default()
-                    })
-                    .unwrap();
-                assert_eq!(found.len(), 3, "schema {version}, {host}");
-                assert!(found.iter().all(|r| r.host.as_deref() == Some(host)));
-            }
-            drop(s);
-            assert!(Store::open_read_only(&path).is_ok());
         }
     }
 
@@ -1834,22 +1555,4 @@ mod tests {
             assert_eq!(got, want, "{f:?}");
         }
     }
-
-    /// The schema of version 1, for the migration test.
-    const SCHEMA_V1: &str = "
-        CREATE TABLE batches (agent_id TEXT NOT NULL, seq INTEGER NOT NULL,
-            received_at INTEGER NOT NULL, events INTEGER NOT NULL,
-            PRIMARY KEY (agent_id, seq)) WITHOUT ROWID;
-        CREATE TABLE events (id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL,
-            seq INTEGER NOT NULL, timestamp INTEGER NOT NULL, host TEXT, kind TEXT, action TEXT,
-            outcome TEXT, user TEXT, target_user TEXT, source_ip TEXT, source_port INTEGER,
-            process TEXT, method TEXT, doc TEXT NOT NULL);
-        CREATE INDEX events_timestamp ON events (timestamp);
-        CREATE INDEX events_user ON events (user);
-        CREATE INDEX events_source_ip ON events (source_ip);
-        CREATE INDEX events_host ON events (host);
-        CREATE INDEX events_action ON events (action);
-        CREATE TABLE agents (agent_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,
-            last_seen INTEGER NOT NULL, hostname TEXT, last_seq INTEGER, facts TEXT);
-    ";
 }

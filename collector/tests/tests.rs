@@ -190,7 +190,7 @@ fn bearer_tokens_ok_bad_missing_and_foreign() {
 }
 
 #[test]
-fn malformed_ndjson_is_400_naming_the_line() {
+fn a_malformed_line_is_refused_alone_and_named() {
     let s = setup();
     let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
     let a = s.pki.agent();
@@ -201,14 +201,134 @@ fn malformed_ndjson_is_400_naming_the_line() {
         "{\"@timestamp\": \"2026-01-01T00:00:00Z\", \"user\": {\"name\": \"hunter2-secret\"\n",
     );
     let r = post(&client, &server, &Post::new(a.id, 1, zstd(body.as_bytes()))).unwrap();
-    assert_eq!(r.status, 400);
-    assert!(
-        r.body.starts_with(&format!("line {}: ", good + 1)),
-        "{}",
-        r.body
-    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(answer["events"], good);
+    assert_eq!(answer["rejected"], 1);
+    assert_eq!(answer["rejections"][0]["line"], good + 1);
     assert!(!r.body.contains("hunter2"), "{}", r.body);
-    assert_eq!(server.stored_events(), 0, "all or nothing");
+    assert_eq!(
+        server.stored_events(),
+        good as i64,
+        "only the bad line is lost"
+    );
+}
+
+/// `n` events as the agent writes them; the one at index `poison` (if any) dated 9999.
+fn events_with_poison(n: usize, poison: Option<usize>) -> String {
+    (0..n)
+        .map(|i| {
+            let ts = if Some(i) == poison {
+                "9999-12-31T23:59:59Z".to_owned()
+            } else {
+                format!("2026-01-01T00:{:02}:{:02}Z", i / 60 % 60, i % 60)
+            };
+            format!(
+                "{{\"@timestamp\":\"{ts}\",\"event\":{{\"kind\":\"event\",\"action\":\
+                 \"auth_failure\",\"outcome\":\"failure\"}},\"host\":{{\"hostname\":\"h\"}},\
+                 \"user\":{{\"name\":\"u{i}\"}},\"source\":{{\"ip\":\"203.0.113.7\"}}}}\n"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_poison_line_loses_only_itself() {
+    // 999 good events and one dated 9999-12-31T23:59:59: 999 stored, the one named.
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    let body = events_with_poison(1000, Some(600));
+    let r = post(&client, &server, &Post::new(a.id, 1, zstd(body.as_bytes()))).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(answer["events"], 999);
+    assert_eq!(answer["rejected"], 1);
+    assert_eq!(answer["rejections"][0]["line"], 601);
+    assert_eq!(server.stored_events(), 999);
+    // Sent again (the agent did not hear the answer): a duplicate, with the same rejection,
+    // so the agent can still put that line aside.
+    let r = post(&client, &server, &Post::new(a.id, 1, zstd(body.as_bytes()))).unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(answer["status"], "duplicate");
+    assert_eq!(answer["rejections"][0]["line"], 601);
+    assert_eq!(server.stored_events(), 999);
+}
+
+#[test]
+fn same_key_with_other_content_is_409_with_both_digests() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let a = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&a));
+    let first = events_with_poison(10, None);
+    let second = events_with_poison(11, None);
+    let r = post(
+        &client,
+        &server,
+        &Post::new(a.id, 5, zstd(first.as_bytes())),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = post(
+        &client,
+        &server,
+        &Post::new(a.id, 5, zstd(second.as_bytes())),
+    )
+    .unwrap();
+    assert_eq!(r.status, 409, "{}", r.body);
+    let digest = |b: &str| {
+        collector::ingest::digest(&zstd(b.as_bytes()))
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    assert!(r.body.contains(&digest(&first)), "{}", r.body);
+    assert!(r.body.contains(&digest(&second)), "{}", r.body);
+    assert_eq!(
+        server.stored_events(),
+        10,
+        "nothing of the conflicting batch"
+    );
+    // The same number under a new stream is stored.
+    let mut p = Post::new(a.id, 5, zstd(second.as_bytes()));
+    p.stream = "another-stream".into();
+    let r = post(&client, &server, &p).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(server.stored_events(), 21);
+}
+
+#[test]
+fn a_forged_agent_id_is_refused_and_counted() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let attacker = s.pki.agent();
+    let victim = Uuid::new_v4();
+    let client = client(&s.pki.ca(), Some(&attacker));
+    let body = events_with_poison(3, None).replacen(
+        "{\"@timestamp\"",
+        &format!("{{\"agent\":{{\"id\":\"{victim}\"}},\"@timestamp\""),
+        1,
+    );
+    let r = post(
+        &client,
+        &server,
+        &Post::new(attacker.id, 1, zstd(body.as_bytes())),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        (answer["events"].as_u64(), answer["rejected"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(r.body.contains("another agent"), "{}", r.body);
+    let stats = server.store().stats(None, 0, 3).unwrap();
+    assert_eq!(stats.agents.len(), 1);
+    assert_eq!(stats.agents[0].agent_id, attacker.id.to_string());
+    assert_eq!(stats.agents[0].forged, 1);
+    assert!(stats.counts.iter().all(|c| c.0 == attacker.id.to_string()));
 }
 
 #[test]
@@ -306,9 +426,16 @@ fn protocol_headers_are_checked() {
     assert_eq!(post(&client, &server, &p).unwrap().status, 400);
     p.seq = u64::MAX.to_string();
     assert_eq!(post(&client, &server, &p).unwrap().status, 400);
-    let mut p = Post::new(a.id, 1, body);
+    let mut p = Post::new(a.id, 1, body.clone());
     p.id = "agent-7".into();
     assert_eq!(post(&client, &server, &p).unwrap().status, 400);
+    let mut p = Post::new(a.id, 1, body);
+    for stream in ["", "has space", &"x".repeat(65)] {
+        p.stream = stream.into();
+        let r = post(&client, &server, &p).unwrap();
+        assert_eq!(r.status, 400, "{stream:?}");
+        assert!(r.body.contains("Authtrail-Stream"), "{}", r.body);
+    }
     assert_eq!(server.count("SELECT count(*) FROM batches"), 0);
 }
 
@@ -381,7 +508,7 @@ fn stalled_body_times_out() {
     write!(
         tls,
         "POST /v1/batches HTTP/1.1\r\nHost: localhost\r\nAuthtrail-Agent-Id: {}\r\n\
-         Authtrail-Batch-Seq: 1\r\nAuthtrail-Schema: 1\r\nContent-Length: 1000\r\n\r\n{{\"a\":",
+         Authtrail-Stream: s1\r\nAuthtrail-Batch-Seq: 1\r\nAuthtrail-Schema: 1\r\nContent-Length: 1000\r\n\r\n{{\"a\":",
         a.id
     )
     .unwrap();
@@ -424,6 +551,7 @@ fn busy_collector_answers_503_with_retry_after() {
     let resp = client
         .post(server.url("/v1/batches"))
         .header("Authtrail-Agent-Id", b.id.to_string())
+        .header("Authtrail-Stream", "s1")
         .header("Authtrail-Batch-Seq", "2")
         .header("Authtrail-Schema", "1")
         .send(&[b'x'; 100][..])
@@ -551,6 +679,7 @@ fn post_to(client: &ureq::Agent, server: &FakeServer, p: &Post<'_>) -> Answer {
     let mut resp = client
         .post(format!("https://localhost:{}/v1/batches", server.0.port()))
         .header("Authtrail-Agent-Id", &p.id)
+        .header("Authtrail-Stream", &p.stream)
         .header("Authtrail-Batch-Seq", &p.seq)
         .header("Authtrail-Schema", "1")
         .header("Content-Encoding", p.encoding.unwrap_or("identity"))
@@ -662,22 +791,25 @@ fn query_and_stats_commands() {
     let (ok, out, err) = run_cli(&["stats", "--db", db]);
     assert!(ok, "{err}");
     assert!(out.contains(&a.id.to_string()), "{out}");
+    // The agents table comes after the counts, which are grouped by agent too.
     let agent_line = out
         .lines()
-        .find(|l| l.starts_with(&a.id.to_string()))
+        .rfind(|l| l.starts_with(&a.id.to_string()))
         .unwrap();
     assert!(agent_line.ends_with("ok"), "{out}");
     assert!(out.contains("203.0.113.66  3"), "{out}");
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("testhost") && l.contains("auth_success")),
+        out.lines().any(|l| l.starts_with(&a.id.to_string())
+            && l.contains("testhost")
+            && l.contains("auth_success")),
         "{out}"
     );
     std::thread::sleep(Duration::from_millis(20));
     let (_, out, _) = run_cli(&["stats", "--db", db, "--stale-after", "10ms"]);
+    // The agents table comes after the counts, which are grouped by agent too.
     let agent_line = out
         .lines()
-        .find(|l| l.starts_with(&a.id.to_string()))
+        .rfind(|l| l.starts_with(&a.id.to_string()))
         .unwrap();
     assert!(agent_line.ends_with("stale"), "{out}");
 }

@@ -259,6 +259,7 @@ fn post_until_answered(
         let resp = client
             .post(url)
             .header("Authtrail-Agent-Id", id.to_string())
+            .header("Authtrail-Stream", "s1")
             .header("Authtrail-Batch-Seq", seq.to_string())
             .header("Authtrail-Schema", "1")
             .header("Content-Encoding", encoding)

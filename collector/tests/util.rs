@@ -205,6 +205,7 @@ pub(crate) fn client(ca: &Path, cert: Option<&AgentCert>) -> ureq::Agent {
 /// A batch POST.
 pub(crate) struct Post<'a> {
     pub(crate) id: String,
+    pub(crate) stream: String,
     pub(crate) seq: String,
     pub(crate) schema: Option<&'a str>,
     pub(crate) encoding: Option<&'a str>,
@@ -216,6 +217,7 @@ impl Post<'_> {
     pub(crate) fn new(id: Uuid, seq: u64, body: Vec<u8>) -> Post<'static> {
         Post {
             id: id.to_string(),
+            stream: "s1".to_owned(),
             seq: seq.to_string(),
             schema: Some("1"),
             encoding: Some("zstd"),
@@ -238,6 +240,7 @@ pub(crate) fn post(
     let mut req = agent
         .post(server.url("/v1/batches"))
         .header("Authtrail-Agent-Id", &p.id)
+        .header("Authtrail-Stream", &p.stream)
         .header("Authtrail-Batch-Seq", &p.seq);
     if let Some(s) = p.schema {
         req = req.header("Authtrail-Schema", s);
@@ -300,7 +303,8 @@ pub(crate) fn tls_stream(
 pub(crate) fn batch_head(id: Uuid, seq: u64, content_length: u64, extra: &str) -> String {
     format!(
         "POST /v1/batches HTTP/1.1\r\nHost: localhost\r\nAuthtrail-Agent-Id: {id}\r\n\
-         Authtrail-Batch-Seq: {seq}\r\nAuthtrail-Schema: 1\r\nContent-Encoding: zstd\r\n\
+         Authtrail-Stream: s1\r\nAuthtrail-Batch-Seq: {seq}\r\nAuthtrail-Schema: 1\r\n\
+         Content-Encoding: zstd\r\n\
          Content-Length: {content_length}\r\n{extra}\r\n"
     )
 }

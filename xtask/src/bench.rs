@@ -752,11 +752,11 @@ fn shipped(state: &Path, log_len: u64) -> Option<Shipped> {
 /// The events in the store: the sum of the EVENTS column of the table `stats` prints first
 /// (events per host and action, every event in exactly one row).
 pub(crate) fn stored_events(stats: &str) -> Option<u64> {
-    let mut lines = stats.lines().skip_while(|l| !l.starts_with("HOST "));
-    let header = lines.next()?;
-    if !header.trim_end().ends_with("EVENTS") {
-        return None;
-    }
+    // The counts table: `AGENT  HOST  ACTION  EVENTS` (the agents table ends in `STATUS`).
+    let mut lines = stats
+        .lines()
+        .skip_while(|l| !(l.starts_with("AGENT ") && l.trim_end().ends_with("EVENTS")));
+    lines.next()?;
     lines
         .take_while(|l| !l.trim().is_empty())
         .map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
@@ -784,11 +784,11 @@ mod tests {
     #[test]
     fn stored_events_sums_the_event_table_only() {
         let stats = "\
-Events per host and action
-HOST  ACTION        EVENTS
-web1  auth_failure  349740
-web1  sudo          15600
-db-2  brute_force   7
+Events per agent, host and action
+AGENT  HOST  ACTION        EVENTS
+x      web1  auth_failure  349740
+x      web1  sudo          15600
+y      db-2  brute_force   7
 
 Agents
 AGENT  HOSTNAME  LAST SEEN  LAST SEQ  STATUS
@@ -796,12 +796,14 @@ x      web1      t          733       ok
 ";
         assert_eq!(stored_events(stats), Some(365_347));
         assert_eq!(
-            stored_events("Events per host and action\nHOST  ACTION  EVENTS\n\nAgents\n"),
+            stored_events(
+                "Events per agent, host and action\nAGENT  HOST  ACTION  EVENTS\n\nAgents\n"
+            ),
             Some(0)
         );
         assert_eq!(stored_events("nothing here\n"), None);
         assert_eq!(
-            stored_events("HOST  ACTION  EVENTS\nweb1  sudo  many\n"),
+            stored_events("AGENT  HOST  ACTION  EVENTS\nx  web1  sudo  many\n"),
             None
         );
     }

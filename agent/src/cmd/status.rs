@@ -154,13 +154,14 @@ pub fn run(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<boo
     if let Some(ship) = &report.shipping {
         writeln!(
             out,
-            "shipping: {} batch(es) / {} events sent ({} bytes compressed), {} batch(es) ({} bytes) waiting, {} dropped, {} failed attempt(s){}",
+            "shipping: {} batch(es) / {} events sent ({} bytes compressed), {} batch(es) ({} bytes) waiting, {} dropped, {} refused by the collector (in dead-letter/), {} failed attempt(s){}",
             ship.sent_batches,
             ship.sent_events,
             ship.sent_body_bytes,
             ship.backlog_batches,
             ship.backlog_bytes,
             ship.dropped_events,
+            ship.rejected_events,
             ship.failures,
             ship.last_error
                 .as_deref()

@@ -53,13 +53,14 @@ impl Encoding {
         }
     }
 
-    /// The `Content-Encoding` header value, `None` for identity.
+    /// The `Content-Encoding` header value, `None` for identity (the wire contract's names).
     pub fn header(self) -> Option<&'static str> {
         match self {
-            Encoding::Identity => None,
-            Encoding::Zstd => Some("zstd"),
-            Encoding::Gzip => Some("gzip"),
+            Encoding::Identity => agent_core::wire::Encoding::Identity,
+            Encoding::Zstd => agent_core::wire::Encoding::Zstd,
+            Encoding::Gzip => agent_core::wire::Encoding::Gzip,
         }
+        .header()
     }
 
     /// Its code in the spool header.

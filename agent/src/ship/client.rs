@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, TcpConnector};
 
+use agent_core::wire;
+
 use super::retry::parse_retry_after;
 use super::spool::SpooledBatch;
 use super::tls::{FileStamp, TlsConnector, TlsError, TlsSettings};
@@ -21,11 +23,44 @@ pub const SNIPPET_BYTES: usize = 512;
 /// Longest token file read (a token is a few hundred bytes).
 pub const MAX_TOKEN_BYTES: u64 = 16 * 1024;
 
+/// Most bytes of a 2xx answer read (it lists the events the collector refused, at most
+/// [`agent_core::wire::MAX_REJECTIONS_LISTED`] of them with a short reason each).
+pub const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
+
+/// Events of a batch the collector refused (the wire contract); the rest was stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejections {
+    /// How many were refused.
+    pub count: u64,
+    /// (1-based line in the batch's NDJSON, why), for those the collector listed.
+    pub lines: Vec<(usize, String)>,
+}
+
+/// The collector's JSON answer to a stored batch (members it does not send are defaults;
+/// members it adds later are ignored).
+#[derive(Debug, Default, serde::Deserialize)]
+struct Answer {
+    #[serde(default)]
+    rejected: u64,
+    #[serde(default)]
+    rejections: Vec<AnswerLine>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct AnswerLine {
+    line: usize,
+    #[serde(default)]
+    reason: String,
+}
+
 /// What the collector made of one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// 2xx: stored (or already stored).
-    Accepted,
+    /// 2xx: stored (or already stored), but for the events listed.
+    Accepted(Rejections),
+    /// 409: the collector holds other content under this batch's (agent, stream, seq); keep
+    /// it and send it again under a new stream. The collector's text (with both digests).
+    Conflict(String),
     /// 413: split it.
     TooLarge,
     /// 400: will never be accepted; dead-letter it. The response body, cut short.
@@ -135,10 +170,11 @@ impl Client {
         let mut req = self
             .http
             .post(&self.endpoint)
-            .header("Authtrail-Agent-Id", &self.agent_id)
-            .header("Authtrail-Batch-Seq", batch.seq.to_string())
-            .header("Authtrail-Schema", "1")
-            .header("Content-Type", "application/x-ndjson");
+            .header(wire::AGENT_ID_HEADER, &self.agent_id)
+            .header(wire::STREAM_HEADER, batch.stream.hyphenated().to_string())
+            .header(wire::BATCH_SEQ_HEADER, batch.seq.to_string())
+            .header(wire::SCHEMA_HEADER, wire::SCHEMA_VERSION)
+            .header("Content-Type", wire::CONTENT_TYPE_NDJSON);
         if let Some(enc) = batch.encoding.header() {
             req = req.header("Content-Encoding", enc);
         }
@@ -155,21 +191,41 @@ impl Client {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let mut snippet = Vec::new();
+        let limit = if (200..300).contains(&status) {
+            MAX_ANSWER_BYTES
+        } else {
+            SNIPPET_BYTES as u64
+        };
+        let mut answer = Vec::new();
         let _ = resp
             .body_mut()
             .as_reader()
-            .take(SNIPPET_BYTES as u64)
-            .read_to_end(&mut snippet);
-        let snippet = String::from_utf8_lossy(&snippet).trim().to_owned();
+            .take(limit)
+            .read_to_end(&mut answer);
+        let snippet = String::from_utf8_lossy(&answer).trim().to_owned();
         match status {
-            200..=299 => Outcome::Accepted,
+            200..=299 => Outcome::Accepted(rejections(&answer)),
+            409 => Outcome::Conflict(snippet),
             413 => Outcome::TooLarge,
             400 => Outcome::Malformed(snippet),
             401 | 403 => Outcome::Refused(status, snippet),
             429 | 503 => Outcome::Throttled(status, retry_after),
             _ => Outcome::Failed(format!("HTTP {status} from {}: {snippet}", self.endpoint)),
         }
+    }
+}
+
+/// The refused events of a 2xx answer. An answer that is not the collector's JSON (another
+/// receiver of NDJSON) refused nothing.
+fn rejections(answer: &[u8]) -> Rejections {
+    let a: Answer = serde_json::from_slice(answer).unwrap_or_default();
+    Rejections {
+        count: a.rejected.max(a.rejections.len() as u64),
+        lines: a
+            .rejections
+            .into_iter()
+            .map(|l| (l.line, l.reason))
+            .collect(),
     }
 }
 

@@ -4,7 +4,9 @@
 //! pipeline thread                                   shipper thread
 //! send() -> OpenBatch --(limits)--> closed batches
 //! commit() -> compress -> Spool::push (fsync) -> Ok    Spool::oldest -> Client::send (HTTPS POST)
-//!             (checkpoints advance after this)          2xx: delete  413: split  400: dead-letter
+//!             (checkpoints advance after this)          2xx: delete (refused events to dead-letter)
+//!                                                        409: new stream  413: split
+//!                                                        400: dead-letter
 //!                                                        401/403, 429/503, errors: back off
 //!                                                        idle for `heartbeat`: spool a heartbeat
 //! ```
@@ -16,8 +18,10 @@
 //! **Architecture Invariant:** `commit` returns `Ok` only when every event sent before it is in
 //! a durable spool file (or, with the spool disabled, acknowledged by the collector), so source
 //! checkpoints never pass an event that a crash could lose. Delivery is at least once; the
-//! collector de-duplicates on (agent id, batch sequence), and a sequence number is never reused
-//! for different content (see [`spool`]).
+//! collector de-duplicates on (agent id, stream, batch sequence), a sequence number is never
+//! reused for different content in a stream, and a 409 (other content under the key) keeps the
+//! batch and sends it again under a new stream (see [`spool`]). Nothing the collector did not
+//! store is deleted: events it refused one by one go to `dead-letter/`.
 //!
 //! **Checkpoint handshake** (see [`crate::sink`]): after a commit the pipeline persists its
 //! checkpoints with [`Sink::mark`] (the last spooled sequence number), then calls
@@ -135,7 +139,7 @@ impl CollectorUrl {
 
     /// Where batches are POSTed: `{url}/v1/batches`.
     pub fn endpoint(&self) -> String {
-        format!("{}/v1/batches", self.text)
+        format!("{}{}", self.text, agent_core::wire::BATCHES_PATH)
     }
 
     /// The host (for SNI, verification and `NO_PROXY`).
@@ -264,6 +268,11 @@ pub struct ShipStatus {
     pub splits: u64,
     /// Batches moved to `dead-letter/` after a 400.
     pub dead_letters: u64,
+    /// Events the collector refused one by one (the wire contract; the rest of their batches
+    /// was stored), kept in `dead-letter/`.
+    pub rejected_events: u64,
+    /// Batches sent again under a new stream after a 409.
+    pub conflicts: u64,
     /// Failed attempts (any reason) since start.
     pub failures: u64,
     /// The last failure, cleared by a success.
@@ -695,6 +704,7 @@ impl Sink for CollectorSink {
             sent_events: state.status.sent_events,
             sent_body_bytes: state.status.sent_body_bytes,
             dropped_events: state.status.dropped_events,
+            rejected_events: state.status.rejected_events,
             failures: state.status.failures,
             last_error: state.status.last_error.clone(),
         })
@@ -809,7 +819,7 @@ impl Shipper {
                     let outcome = self.client.send(&batch);
                     state = shared.lock();
                     state.in_flight.remove(&seq);
-                    if outcome == Outcome::Accepted {
+                    if matches!(outcome, Outcome::Accepted(_)) {
                         state.last_sent = Instant::now();
                     }
                     if let Some(wait) = self.settle(&mut state, &batch, outcome) {
@@ -894,7 +904,13 @@ impl Shipper {
             Some(wait)
         };
         match outcome {
-            Outcome::Accepted => {
+            Outcome::Accepted(rejections) => {
+                if rejections.count > 0 {
+                    // The rest is stored; put the refused events aside before the batch goes.
+                    let kept = keep_rejected(state, batch, &rejections);
+                    state.status.rejected_events += rejections.count;
+                    state.note(kept);
+                }
                 if state.spool.remove(seq) {
                     state.status.sent_batches += 1;
                     state.status.sent_events += u64::from(batch.events);
@@ -946,6 +962,28 @@ impl Shipper {
                     }
                 }
             }
+            Outcome::Conflict(text) => match state.spool.restream(batch) {
+                Ok(Some(new_seq)) => {
+                    state.status.conflicts += 1;
+                    let stream = state.spool.stream();
+                    state.note(format!(
+                        "the collector already holds other content under stream {} batch \
+                         {seq} (409: {text}); kept the batch and send it again as batch \
+                         {new_seq} of a new stream {stream}",
+                        batch.stream
+                    ));
+                    None
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    let wait = state.backoff.next_wait();
+                    failed(
+                        state,
+                        format!("409 for batch {seq} ({text}); starting a new stream failed: {e}"),
+                        wait,
+                    )
+                }
+            },
             Outcome::Malformed(snippet) => {
                 self.dead_letter(state, seq, &format!("400 malformed: {snippet}"));
                 None
@@ -1016,6 +1054,82 @@ impl Shipper {
                 ));
             }
         }
+    }
+}
+
+/// Writes the events of `batch` that the collector refused into `dead-letter/` (all of the
+/// batch when the answer did not list every one); returns the line to log.
+fn keep_rejected(
+    state: &mut State,
+    batch: &spool::SpooledBatch,
+    rejections: &client::Rejections,
+) -> String {
+    let seq = batch.seq;
+    let listed: Vec<String> = rejections
+        .lines
+        .iter()
+        .map(|(line, why)| format!("line {line}: {why}"))
+        .collect();
+    let ndjson = match batch
+        .encoding
+        .decode(&batch.body, crate::config::BATCH_MAX_BYTES_LIMIT)
+    {
+        Ok(n) => n,
+        Err(e) => {
+            return format!(
+                "the collector refused {} event(s) of batch {seq} ({}) and the batch cannot be \
+                 read back to keep them: {e}",
+                rejections.count,
+                listed.join("; ")
+            );
+        }
+    };
+    let whole = (rejections.lines.len() as u64) < rejections.count;
+    let kept: Vec<u8> = if whole {
+        ndjson.clone()
+    } else {
+        let wanted: BTreeSet<usize> = rejections.lines.iter().map(|(l, _)| *l).collect();
+        ndjson
+            .split_inclusive(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(i, _)| wanted.contains(&(i + 1)))
+            .flat_map(|(_, l)| {
+                let mut l = l.to_vec();
+                if l.last() != Some(&b'\n') {
+                    l.push(b'\n');
+                }
+                l
+            })
+            .collect()
+    };
+    let mut reason = format!(
+        "the collector refused {} event(s) of batch {seq} (stream {}); the rest was stored{}\n",
+        rejections.count,
+        batch.stream,
+        if whole {
+            "; not every refused line was listed, so the whole batch is kept"
+        } else {
+            ""
+        }
+    );
+    for l in &listed {
+        reason.push_str(l);
+        reason.push('\n');
+    }
+    match state.spool.keep_rejected(seq, &kept, &reason) {
+        Ok(path) => format!(
+            "the collector refused {} event(s) of batch {seq} and stored the rest; kept them \
+             in {} ({})",
+            rejections.count,
+            path.display(),
+            listed.join("; ")
+        ),
+        Err(e) => format!(
+            "the collector refused {} event(s) of batch {seq} and stored the rest; they could \
+             not be kept in dead-letter/ ({e}): {}",
+            rejections.count,
+            listed.join("; ")
+        ),
     }
 }
 

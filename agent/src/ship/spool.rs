@@ -2,12 +2,14 @@
 //!
 //! Layout of `state-dir/spool/`:
 //! - `<seq, 20 digits>.batch`: one batch (format below);
-//! - `next-seq`: the next batch sequence number, `authtrail next-seq v1\n<n>\n`;
-//! - `dead-letter/<seq>.batch` and `<seq>.reason`: batches the collector called malformed (400),
-//!   with why; at most [`DEAD_LETTER_MAX`] are kept (the oldest go first);
+//! - `next-seq`: the stream and the next batch sequence number in it,
+//!   `authtrail next-seq v2\n<stream UUID>\n<n>\n`;
+//! - `dead-letter/<seq>.batch` and `<seq>.reason`: batches the collector could not read (400),
+//!   and the events of a batch it refused one by one (the wire contract), with why; at most
+//!   [`DEAD_LETTER_MAX`] are kept (the oldest go first);
 //! - `.<seq>.tmp`: a write in progress; removed at start.
 //!
-//! Batch file, version 1, integers little-endian, [`HEADER_LEN`] bytes of header then the body:
+//! Batch file, version 2, integers little-endian, [`HEADER_LEN`] bytes of header then the body:
 //!
 //! | offset | size | field |
 //! |-------:|-----:|-------|
@@ -21,7 +23,11 @@
 //! | 28 | 4  | uncompressed NDJSON bytes |
 //! | 32 | 8  | created, Unix seconds |
 //! | 40 | 8  | body length |
-//! | 48 | 32 | SHA-256 of bytes 0..48 followed by the body |
+//! | 48 | 16 | stream (UUID) the sequence number belongs to |
+//! | 64 | 32 | SHA-256 of bytes 0..64 followed by the body |
+//!
+//! A version 1 file (80 bytes of header: no stream, the digest at 48) is read as belonging to
+//! the spool's current stream.
 //!
 //! A file whose length is not exactly header plus body, or whose magic, version, sequence (it
 //! must match the file name) or digest is wrong, is discarded with a warning.
@@ -34,16 +40,26 @@
 //! from the disk itself; its events were already checkpointed and are lost, which the warning
 //! says.
 //!
-//! **Sequence numbers** are never reused for different content: at start the next number is the
-//! largest of `next-seq`, the highest spooled and the highest dead-lettered sequence, plus one.
-//! So a number is safe as long as its batch file is in the spool (or in `dead-letter/`); only
-//! when a batch file at or above the number `next-seq` holds is about to be deleted (sent,
-//! dropped, discarded, split) is `next-seq` first made durable (temp, fsync, rename, directory
-//! fsync) with every number handed out so far. That costs one small fsync every few batches on
-//! the shipper's side instead of one per batch on the pipeline's. A number can be skipped (a
-//! crash before its batch file is renamed into place: it was never sent); the collector needs
-//! them unique, not contiguous. With the spool disabled (batches in memory only) `next-seq` is
+//! **Streams and sequence numbers.** A batch is known to the collector by (agent id, stream,
+//! sequence). The stream is a random UUID made together with the counter and kept with it in
+//! `next-seq`; each batch file records the stream its number belongs to. A missing or
+//! unreadable `next-seq` (a state directory lost, reset or restored from an image) starts a new
+//! stream, so a number is never reused for different content in one stream, and nothing is
+//! ever skipped as a "duplicate" by mistake. Within a stream the next number is the largest of
+//! `next-seq`, the highest spooled and the highest dead-lettered sequence, plus one. So a number
+//! is safe as long as its batch file is in the spool (or in `dead-letter/`); only when a batch
+//! file at or above the number `next-seq` holds is about to be deleted (sent, dropped,
+//! discarded, split) is `next-seq` first made durable (temp, fsync, rename, directory fsync)
+//! with every number handed out so far. That costs one small fsync every few batches on the
+//! shipper's side instead of one per batch on the pipeline's. A number can be skipped (a crash
+//! before its batch file is renamed into place: it was never sent); the collector needs them
+//! unique, not contiguous. With the spool disabled (batches in memory only) `next-seq` is
 //! written before each number is used, as nothing on disk would cover it.
+//!
+//! **Conflicts (409).** Should the collector still hold other content under a batch's key (a
+//! `next-seq` restored from an old copy), it answers 409 and stores nothing: [`Spool::restream`]
+//! starts a new stream and gives the batch a number in it (written like a split half, see
+//! below, so a crash in between leaves the original), and it is sent again. Never deleted.
 //!
 //! Deleting a sent batch is not followed by a directory fsync: if a crash undoes the deletion,
 //! the batch is sent again and the collector answers "duplicate".
@@ -63,6 +79,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use uuid::Uuid;
+
 use super::batch::{BatchInfo, ClosedBatch, Encoding};
 use crate::config::SpoolPolicy;
 use crate::durable::{DurableFile, sync_dir};
@@ -70,9 +88,11 @@ use crate::durable::{DurableFile, sync_dir};
 /// Spool file magic.
 pub const MAGIC: [u8; 4] = *b"ATSB";
 /// Spool file format version.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Header bytes before the body.
-pub const HEADER_LEN: usize = 80;
+pub const HEADER_LEN: usize = 96;
+/// Header bytes of a version 1 file (no stream).
+pub const HEADER_LEN_V1: usize = 80;
 /// Header flag: the batch holds the agent's own document (a heartbeat), not events read from a
 /// log; [`Spool::discard_after`] keeps it and [`Spool::next_to_send`] does not hold it back.
 pub const FLAG_AGENT_DOC: u8 = 1;
@@ -83,11 +103,14 @@ pub const DEAD_LETTER_DIR: &str = "dead-letter";
 /// Most batches kept in `dead-letter/`; the oldest are deleted beyond this.
 pub const DEAD_LETTER_MAX: usize = 100;
 
-const SEQ_HEADER: &str = "authtrail next-seq v1";
+const SEQ_HEADER: &str = "authtrail next-seq v2";
 
 /// One batch as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpooledBatch {
+    /// `Authtrail-Stream`: the stream `seq` belongs to (nil in a version 1 file until the
+    /// spool fills in its current stream).
+    pub stream: Uuid,
     /// `Authtrail-Batch-Seq`.
     pub seq: u64,
     /// How the body is compressed.
@@ -120,6 +143,7 @@ impl SpooledBatch {
         out.extend_from_slice(&self.ndjson_len.to_le_bytes());
         out.extend_from_slice(&self.created.to_le_bytes());
         out.extend_from_slice(&(self.body.len() as u64).to_le_bytes());
+        out.extend_from_slice(self.stream.as_bytes());
         let digest = digest(&out, &self.body);
         out.extend_from_slice(&digest);
         out.extend_from_slice(&self.body);
@@ -128,10 +152,17 @@ impl SpooledBatch {
 
     /// Parses and checks a batch file. The error says what is wrong (never echoes content).
     pub fn from_file_bytes(bytes: &[u8]) -> Result<SpooledBatch, &'static str> {
-        let header = bytes.get(..HEADER_LEN).ok_or("shorter than the header")?;
-        if header[0..4] != MAGIC {
+        let start = bytes.get(..8).ok_or("shorter than the header")?;
+        if start[0..4] != MAGIC {
             return Err("bad magic");
         }
+        let header_len = match u16::from_le_bytes([start[4], start[5]]) {
+            VERSION => HEADER_LEN,
+            1 => HEADER_LEN_V1,
+            _ => return Err("unknown format version"),
+        };
+        let header = bytes.get(..header_len).ok_or("shorter than the header")?;
+        let digest_at = header_len - 32;
         let u64_at = |o: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&header[o..o + 8]);
@@ -142,19 +173,21 @@ impl SpooledBatch {
             b.copy_from_slice(&header[o..o + 4]);
             u32::from_le_bytes(b)
         };
-        if u16::from_le_bytes([header[4], header[5]]) != VERSION {
-            return Err("unknown format version");
-        }
         let encoding = Encoding::from_code(header[6]).ok_or("unknown encoding")?;
         let body_len = u64_at(40);
-        if body_len != (bytes.len() - HEADER_LEN) as u64 {
+        if body_len != (bytes.len() - header_len) as u64 {
             return Err("length does not match the header (torn write)");
         }
-        let body = &bytes[HEADER_LEN..];
-        if digest(&header[..48], body)[..] != header[48..80] {
+        let body = &bytes[header_len..];
+        if digest(&header[..digest_at], body)[..] != header[digest_at..] {
             return Err("checksum mismatch");
         }
+        let mut stream = [0u8; 16];
+        if header_len == HEADER_LEN {
+            stream.copy_from_slice(&header[48..64]);
+        }
         Ok(SpooledBatch {
+            stream: Uuid::from_bytes(stream),
             seq: u64_at(8),
             encoding,
             split_of: u64_at(16),
@@ -288,6 +321,8 @@ pub struct Spool {
     bytes: u64,
     max_bytes: u64,
     policy: SpoolPolicy,
+    /// The stream new batches are numbered in (`next-seq`).
+    stream: Uuid,
     next_seq: u64,
     /// What `next-seq` durably holds: numbers below it are covered even with no file left.
     persisted_seq: u64,
@@ -393,35 +428,47 @@ impl Spool {
             }
         }
         let seq_path = dir.join(SEQ_FILE);
+        // The stream and counter; a new stream when they are missing or unreadable, so a number
+        // is never handed out twice in one stream whatever happened to this directory.
         let stored = match fs::read_to_string(&seq_path) {
-            Ok(text) => parse_seq_file(&text).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{} is corrupt; it is not rebuilt automatically because a batch \
-                         sequence number must never be reused (the collector would drop the new \
-                         batch as a duplicate). Write `{SEQ_HEADER}` and a number above every \
-                         sequence this agent has sent into it, or delete it to restart from the \
-                         spooled batches",
+            Ok(text) => {
+                let parsed = parse_seq_file(&text);
+                if parsed.is_none() {
+                    warnings.push(format!(
+                        "{} is unreadable; batches from now on go in a new stream (the \
+                         collector tells streams apart, so nothing already sent is mistaken for \
+                         a new batch or the other way round)",
                         seq_path.display()
-                    ),
-                )
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => 1,
+                    ));
+                }
+                parsed
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(annotate(e, &seq_path)),
         };
+        let (stream, stored, new_stream) = match stored {
+            Some((stream, n)) => (stream, n, false),
+            None => (Uuid::new_v4(), 1, true),
+        };
         let bytes = index.values().map(|e| e.size).sum();
-        let spool = Spool {
+        let mut spool = Spool {
             dir: dir.to_owned(),
             durable,
             index,
             bytes,
             max_bytes,
             policy,
+            stream,
             next_seq: stored.max(highest + 1).max(1),
             persisted_seq: stored,
             entries_unsynced: false,
         };
+        if new_stream {
+            // Durable before any batch is numbered in it.
+            write_seq_file(dir, spool.stream, spool.next_seq, true)
+                .map_err(|e| annotate(e, &seq_path))?;
+            spool.persisted_seq = spool.next_seq;
+        }
         Ok((spool, warnings))
     }
 
@@ -448,6 +495,11 @@ impl Spool {
     /// The sequence the next batch will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The stream new batches are numbered in.
+    pub fn stream(&self) -> Uuid {
+        self.stream
     }
 
     /// The oldest waiting batch.
@@ -552,11 +604,12 @@ impl Spool {
     ) -> io::Result<u64> {
         let seq = self.next_seq;
         if !self.durable {
-            write_seq_file(&self.dir, seq + 1, true)?;
+            write_seq_file(&self.dir, self.stream, seq + 1, true)?;
             self.persisted_seq = seq + 1;
         }
         self.next_seq = seq + 1;
         let spooled = SpooledBatch {
+            stream: self.stream,
             seq,
             encoding,
             split_of,
@@ -626,7 +679,12 @@ impl Spool {
             }
         });
         match checked {
-            Ok(b) => Ok(Some(b)),
+            Ok(mut b) => {
+                if b.stream.is_nil() {
+                    b.stream = self.stream;
+                }
+                Ok(Some(b))
+            }
             Err(why) => {
                 self.forget(seq);
                 Err(LoadError::Discarded(format!(
@@ -651,7 +709,7 @@ impl Spool {
             // `next-seq` cover them first (see the module docs). If that fails, keep the file:
             // it is sent again later (a duplicate) rather than its number given out twice.
             if seq >= self.persisted_seq {
-                match write_seq_file(&self.dir, self.next_seq, true) {
+                match write_seq_file(&self.dir, self.stream, self.next_seq, true) {
                     Ok(()) => self.persisted_seq = self.next_seq,
                     Err(_) => return Some(e),
                 }
@@ -676,17 +734,63 @@ impl Spool {
         let _ = fs::write(dead.join(format!("{seq:020}.reason")), reason);
         sync_dir(&dead)?;
         sync_dir(&self.dir)?;
-        // Bound the folder: oldest first.
-        let mut kept: Vec<u64> = fs::read_dir(&dead)?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().and_then(parse_name))
-            .collect();
-        kept.sort_unstable();
-        let excess = kept.len().saturating_sub(DEAD_LETTER_MAX);
-        for old in &kept[..excess] {
-            let _ = fs::remove_file(dead.join(file_name(*old)));
-            let _ = fs::remove_file(dead.join(format!("{old:020}.reason")));
+        bound_dead_letters(&dead)?;
+        Ok(target)
+    }
+
+    /// After a 409 (the collector holds other content under this batch's key): starts a new
+    /// stream (made durable in `next-seq` first) and gives the batch a number in it, the copy
+    /// durable before the original is deleted (a crash in between keeps the original, as for a
+    /// split). Returns the new sequence number, or `None` when the batch is gone.
+    pub fn restream(&mut self, batch: &SpooledBatch) -> io::Result<Option<u64>> {
+        if !self.index.contains_key(&batch.seq) {
+            return Ok(None);
         }
+        self.stream = Uuid::new_v4();
+        write_seq_file(&self.dir, self.stream, self.next_seq, true)?;
+        self.persisted_seq = self.next_seq;
+        let info = BatchInfo {
+            events: batch.events,
+            ndjson_len: batch.ndjson_len as usize,
+        };
+        let seq = self.write(
+            batch.encoding,
+            info,
+            batch.body.clone(),
+            batch.seq,
+            batch.flags,
+            EntrySync::Now,
+        )?;
+        self.remove(batch.seq);
+        Ok(Some(seq))
+    }
+
+    /// Keeps the events of batch `seq` that the collector refused (the rest was stored) in
+    /// `dead-letter/`: `ndjson` holds them, `reason` says which lines and why. Bounded like
+    /// [`Spool::dead_letter`]. The batch itself stays in the spool (the caller removes it).
+    pub fn keep_rejected(&mut self, seq: u64, ndjson: &[u8], reason: &str) -> io::Result<PathBuf> {
+        let dead = self.dir.join(DEAD_LETTER_DIR);
+        let target = dead.join(file_name(seq));
+        let kept = SpooledBatch {
+            stream: self.stream,
+            seq,
+            encoding: Encoding::Identity,
+            split_of: 0,
+            flags: 0,
+            events: ndjson
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count() as u32,
+            ndjson_len: u32::try_from(ndjson.len()).unwrap_or(u32::MAX),
+            created: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            body: ndjson.to_vec(),
+        };
+        SPOOL_FILE.write(&target, &kept.to_file_bytes())?;
+        let _ = fs::write(dead.join(format!("{seq:020}.reason")), reason);
+        sync_dir(&dead)?;
+        bound_dead_letters(&dead)?;
         Ok(target)
     }
 
@@ -715,11 +819,14 @@ impl Spool {
     }
 }
 
-fn parse_seq_file(text: &str) -> Option<u64> {
+/// The stream and the next number, from `next-seq`; `None` when it cannot be read (or is a
+/// version 1 file, which names no stream): then a new stream starts.
+fn parse_seq_file(text: &str) -> Option<(Uuid, u64)> {
     let mut lines = text.lines();
     (lines.next()? == SEQ_HEADER).then_some(())?;
+    let stream = Uuid::try_parse(lines.next()?.trim()).ok()?;
     let n: u64 = lines.next()?.trim().parse().ok()?;
-    lines.next().is_none().then_some(n)
+    lines.next().is_none().then_some((stream, n))
 }
 
 /// How the spool writes its files (`crate::durable`): mode 0o640, the directory synced by the
@@ -728,13 +835,28 @@ const SPOOL_FILE: DurableFile<'static> = DurableFile::new().mode(0o640).defer_di
 
 /// Writes `next-seq` durably; the directory fsync follows with the batch file (or here, when
 /// `sync` is set).
-fn write_seq_file(dir: &Path, next: u64, sync: bool) -> io::Result<()> {
+fn write_seq_file(dir: &Path, stream: Uuid, next: u64, sync: bool) -> io::Result<()> {
     SPOOL_FILE.write(
         &dir.join(SEQ_FILE),
-        format!("{SEQ_HEADER}\n{next}\n").as_bytes(),
+        format!("{SEQ_HEADER}\n{}\n{next}\n", stream.hyphenated()).as_bytes(),
     )?;
     if sync {
         sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Bounds `dead-letter/` to [`DEAD_LETTER_MAX`] batches: oldest first.
+fn bound_dead_letters(dead: &Path) -> io::Result<()> {
+    let mut kept: Vec<u64> = fs::read_dir(dead)?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(parse_name))
+        .collect();
+    kept.sort_unstable();
+    let excess = kept.len().saturating_sub(DEAD_LETTER_MAX);
+    for old in &kept[..excess] {
+        let _ = fs::remove_file(dead.join(file_name(*old)));
+        let _ = fs::remove_file(dead.join(format!("{old:020}.reason")));
     }
     Ok(())
 }
@@ -764,6 +886,7 @@ mod tests {
     #[test]
     fn file_format_round_trips_and_rejects_damage() {
         let b = SpooledBatch {
+            stream: Uuid::new_v4(),
             seq: 7,
             encoding: Encoding::Zstd,
             split_of: 3,
@@ -778,7 +901,7 @@ mod tests {
         assert_eq!(SpooledBatch::from_file_bytes(&bytes).unwrap(), b);
         assert!(SpooledBatch::from_file_bytes(&bytes[..bytes.len() - 1]).is_err());
         assert!(SpooledBatch::from_file_bytes(&bytes[..40]).is_err());
-        for i in [0, 6, 8, 30, 50, HEADER_LEN + 3] {
+        for i in [0, 6, 8, 30, 50, 70, HEADER_LEN + 3] {
             let mut bad = bytes.clone();
             bad[i] ^= 1;
             assert!(SpooledBatch::from_file_bytes(&bad).is_err(), "byte {i}");
@@ -817,14 +940,105 @@ mod tests {
         let (mut s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
         assert!(w.is_empty());
         assert_eq!(push(&mut s, "z\n").unwrap().seq, 3);
-        // A lost next-seq falls back to what is spooled.
-        fs::remove_file(dir.path().join(SEQ_FILE)).unwrap();
+        let stream = s.stream();
+        drop(s);
         let (s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
-        assert_eq!(s.next_seq(), 4);
-        // A corrupt one is an error, not a guess.
+        assert_eq!(s.stream(), stream, "the stream is kept with the counter");
+    }
+
+    #[test]
+    fn a_lost_or_corrupt_counter_starts_a_new_stream() {
+        // Reusing (stream, seq) for other content would make the collector take the new batch
+        // for a re-send: a state dir that was reset, lost or restored starts a new stream.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        let first = s.stream();
+        let one = push(&mut s, "x\n").unwrap().seq;
+        drop(s);
+        fs::remove_file(dir.path().join(SEQ_FILE)).unwrap();
+        let (mut s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_ne!(s.stream(), first);
+        // The spooled batch keeps its own stream and number; new ones go above it.
+        let b = s.load(one).unwrap().unwrap();
+        assert_eq!((b.stream, b.seq), (first, one));
+        assert_eq!(push(&mut s, "y\n").unwrap().seq, one + 1);
+        let second = s.stream();
+        drop(s);
+        // A corrupt counter: a warning and a new stream, never an error that stops the agent
+        // or advice that loses data.
         fs::write(dir.path().join(SEQ_FILE), "garbage").unwrap();
-        let e = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap_err();
-        assert!(e.to_string().contains("never be reused"), "{e}");
+        let (s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert_ne!(s.stream(), second);
+        assert!(w.iter().any(|w| w.contains("new stream")), "{w:?}");
+        assert!(!w.iter().any(|w| w.contains("delete")), "{w:?}");
+        drop(s);
+        // The whole directory gone: a new stream, numbers from 1 again.
+        let (s, _) =
+            Spool::open(&dir.path().join("fresh"), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert_eq!(s.next_seq(), 1);
+        assert!(![first, second].contains(&s.stream()));
+    }
+
+    #[test]
+    fn restream_gives_the_batch_a_number_in_a_new_stream_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        let old_stream = s.stream();
+        let seq = push(&mut s, "a\nb\n").unwrap().seq;
+        let batch = s.load(seq).unwrap().unwrap();
+        let new_seq = s.restream(&batch).unwrap().unwrap();
+        assert_ne!(s.stream(), old_stream);
+        assert_eq!(s.len(), 1);
+        let again = s.load(new_seq).unwrap().unwrap();
+        assert_eq!(again.stream, s.stream());
+        assert_eq!((again.body, again.events), (batch.body.clone(), 2));
+        assert_eq!(s.next_to_send(Some(0)), Some(new_seq), "not held back");
+        let stream = s.stream();
+        drop(s);
+        let (s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!((s.stream(), s.len()), (stream, 1));
+    }
+
+    #[test]
+    fn a_version_1_file_is_read_in_the_current_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        let body = b"v1\n".to_vec();
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(&MAGIC);
+        v1.extend_from_slice(&1u16.to_le_bytes());
+        v1.push(0);
+        v1.push(0);
+        v1.extend_from_slice(&9u64.to_le_bytes());
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&3u32.to_le_bytes());
+        v1.extend_from_slice(&0i64.to_le_bytes());
+        v1.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        let d = digest(&v1, &body);
+        v1.extend_from_slice(&d);
+        v1.extend_from_slice(&body);
+        fs::write(dir.path().join(file_name(9)), &v1).unwrap();
+        let stream = s.stream();
+        drop(s);
+        let (mut s, w) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let b = s.load(9).unwrap().unwrap();
+        assert_eq!((b.stream, b.body), (stream, body));
+        assert_eq!(s.next_seq(), 10);
+    }
+
+    #[test]
+    fn refused_events_are_kept_in_dead_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), true, 1 << 20, SpoolPolicy::Block).unwrap();
+        let seq = push(&mut s, "a\nb\n").unwrap().seq;
+        let path = s.keep_rejected(seq, b"b\n", "line 2: bad").unwrap();
+        let kept = SpooledBatch::from_file_bytes(&fs::read(path).unwrap()).unwrap();
+        assert_eq!((kept.body, kept.events), (b"b\n".to_vec(), 1));
+        assert_eq!(s.len(), 1, "the batch itself is the caller's to remove");
     }
 
     #[test]

@@ -670,7 +670,25 @@ impl FileSource {
                     Tailed::start_of_last_line(&file, size, self.limits.max_line).unwrap_or(size)
                 }
             },
-            Start::New => 0,
+            Start::New => {
+                // A checkpoint for this device and inode under another first line, past the
+                // end: the file shrank and was rewritten while the agent was down.
+                if let Some(o) = self
+                    .known
+                    .iter()
+                    .filter(|(k, v)| k.dev == fp.dev && k.ino == fp.ino && v.offset > size)
+                    .map(|(_, v)| v.offset)
+                    .max()
+                {
+                    self.note(format!(
+                        "{} is shorter than its checkpoint ({o} > {size}) and its first line \
+                         changed: truncated or rewritten while the agent was down; reading it \
+                         from 0",
+                        path.display()
+                    ));
+                }
+                0
+            }
         };
         match Tailed::new(file, self.framing, Arc::new(path), fp, head, offset, now) {
             Ok(t) => {

@@ -749,3 +749,63 @@ fn stop_is_seen_while_the_channel_is_full() {
     assert!(t.elapsed() < Duration::from_secs(1));
     drop(rx);
 }
+
+/// Reads a three-line log to its end, changes it with `meanwhile` as if the agent were down,
+/// and restarts from the checkpoint: what is read then, and the notes.
+fn restart_after(meanwhile: impl FnOnce(&Path)) -> (Vec<String>, Vec<String>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, b"first line of the log\nsecond\nthird\n");
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    let mut acked = HashMap::new();
+    let mut src = source(&cfg, &HashMap::new(), true);
+    assert_eq!(texts(&drain(&mut src, &mut acked)).len(), 3);
+    drop(src);
+    meanwhile(&log);
+    let mut src = source(&cfg, &acked, false);
+    let read = texts(&drain(&mut src, &mut acked));
+    let notes = src.status().get().notes.into_iter().collect();
+    (read, notes, log)
+}
+
+fn shorten(log: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(log)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+#[test]
+fn a_checkpoint_past_the_end_of_a_file_that_shrank_while_down_is_warned_about() {
+    // Same inode, same first line, shorter: read again from 0, the warning names the file and
+    // both sizes.
+    let (read, notes, log) = restart_after(|log| shorten(log, 22));
+    assert_eq!(read, strs(&["first line of the log"]));
+    let name = log.display().to_string();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains(&name) && n.contains("35 > 22")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn a_checkpoint_past_the_end_of_a_file_rewritten_while_down_is_warned_about() {
+    // Truncated and written again while the agent was down: the first line changed, so the
+    // checkpoint does not apply; reading from 0 is right, but not without a word.
+    let (read, notes, log) = restart_after(|log| {
+        shorten(log, 0);
+        append(log, b"x\n");
+    });
+    assert_eq!(read, strs(&["x"]));
+    let name = log.display().to_string();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains(&name) && n.contains("35 > 2")),
+        "{notes:?}"
+    );
+}
