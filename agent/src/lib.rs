@@ -1,8 +1,10 @@
 //! authtrail, the agent: the parts of the `authtrail` binary that are not argument parsing.
 //! agent-core does the parsing; this crate owns files, clocks, signals and the network.
 
+pub mod bytesize;
 pub mod cmd;
 pub mod config;
+pub mod detect;
 mod durable;
 pub mod host;
 pub mod lines;

@@ -237,7 +237,12 @@ fn open_sink(
                 facts,
                 mark,
             )
-            .with_context(|| format!("starting the collector sink for {}", c.url))?;
+            .with_context(|| {
+                format!(
+                    "starting the collector sink for {}",
+                    c.url.as_ref().map_or("(no url)", |u| u.as_str())
+                )
+            })?;
             Box::new(sink)
         }
     })
@@ -264,7 +269,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     if let Some(why) = why {
         info(format_args!("no [[source]] configured: {why}"));
     }
-    let zone = config.zone().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let zone = config.zone();
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state dir {}", config.state_dir.display()))?;
     let agent_id = crate::host::agent_id(&config.state_dir)
@@ -312,7 +317,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let mut rx = Inbox::new(rx);
     watch_signals(&terminate, &reload, tx.clone())?;
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
-    let max_line = config.max_line_bytes;
+    let max_line = config.max_line_bytes.as_usize();
     for ((name, source), fresh) in sources.into_iter().zip(fresh) {
         let r = start_source(
             &name,
@@ -731,7 +736,7 @@ fn reconcile(
                 &source,
                 pipeline.checkpoints().snapshot(),
                 fresh.get(slot.key()).copied().unwrap_or(false),
-                config.max_line_bytes,
+                config.max_line_bytes.as_usize(),
                 tx.clone(),
             )?;
             info(format_args!("source {} started", slot.key()));

@@ -64,7 +64,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::batch::{BatchInfo, ClosedBatch, Encoding};
-use crate::config::SpoolPolicy;
+use super::config::SpoolPolicy;
 use crate::durable::{DurableFile, sync_dir};
 
 /// Spool file magic.

@@ -54,7 +54,11 @@ use serde_json::Value;
 
 use super::{Chunk, JournalFields, Payload, Position, Record, StreamKey};
 use super::{send, sleep_unless_stopped};
-use crate::config::{JournaldSourceConfig, ReadFrom};
+
+mod config;
+
+pub use self::config::JournaldSourceConfig;
+use super::ReadFrom;
 
 /// Most entries in one [`Chunk`].
 pub const MAX_CHUNK_RECORDS: usize = 512;
