@@ -20,6 +20,8 @@ struct Cli {
         default_value = agent::config::DEFAULT_CONFIG_PATH
     )]
     config: PathBuf,
+    #[command(flatten)]
+    verbosity: logger::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -129,6 +131,7 @@ fn config_verdict(valid: bool) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logger::init("authtrail", &cli.verbosity);
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Parse {
             files,

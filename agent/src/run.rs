@@ -249,11 +249,11 @@ fn open_sink(
 }
 
 fn warn(msg: impl std::fmt::Display) {
-    eprintln!("authtrail: warning: {msg}");
+    tracing::warn!("{msg}");
 }
 
 fn info(msg: impl std::fmt::Display) {
-    eprintln!("authtrail: {msg}");
+    tracing::info!("{msg}");
 }
 
 fn load(path: &Path) -> anyhow::Result<(Config, Option<String>)> {

@@ -130,3 +130,104 @@ fn validate_accepts_sizes_with_units() {
     );
     assert!(stdout.contains("max-line-bytes = 65536"), "{stdout}");
 }
+
+/// `authtrail run` on one log file, with standard error into `err`: killed on drop.
+struct Running(std::process::Child);
+
+impl Running {
+    fn start(dir: &Path, err: &Path, args: &[&str], env: &[(&str, String)]) -> Running {
+        let log = dir.join("auth.log");
+        fs::write(&log, "").unwrap();
+        let config = write_config(
+            dir,
+            &format!(
+                "state-dir = {:?}\n[[source]]\ntype = \"file\"\npaths = [{:?}]\n\
+                 [sink]\ntype = \"file\"\npath = {:?}\n",
+                dir.join("state").display().to_string(),
+                log.display().to_string(),
+                dir.join("events.ndjson").display().to_string(),
+            ),
+        );
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(err).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Running(cmd.spawn().unwrap())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Standard error once it holds `needle` (or after 10 s).
+fn wait_for(err: &Path, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = fs::read_to_string(err).unwrap_or_default();
+        if text.contains(needle) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// notify logs through the `log` crate; with no logger installed its messages were lost. Its
+/// trace of each inotify watch shows up with `--log-level trace`, named after the library.
+#[test]
+fn a_library_log_message_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("agent.err");
+    let _agent = Running::start(dir.path(), &err, &["--log-level", "info,notify=trace"], &[]);
+    let text = wait_for(&err, "adding inotify watch");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("authtrail: trace: notify::")
+                && l.contains("adding inotify watch")),
+        "{text}"
+    );
+    // Plain lines into a file: no colour, no journal prefix.
+    assert!(!text.contains('\x1b') && !text.contains("<6>"), "{text}");
+}
+
+/// Under systemd (`JOURNAL_STREAM` names standard error) each line starts with its syslog
+/// priority for journald; a `JOURNAL_STREAM` that names another file is ignored.
+#[test]
+fn journal_lines_carry_syslog_priorities() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("agent.err");
+    fs::write(&err, "").unwrap();
+    let meta = fs::metadata(&err).unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    // Truncated, not recreated by Running::start: the inode stays.
+    let _agent = Running::start(dir.path(), &err, &["-v"], &[("JOURNAL_STREAM", stream)]);
+    let text = wait_for(&err, "running");
+    assert!(text.lines().any(|l| l.starts_with("<6>agent ")), "{text}");
+    assert!(!text.contains("authtrail: "), "{text}");
+    drop(_agent);
+
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("agent.err");
+    let _agent = Running::start(
+        dir.path(),
+        &err,
+        &[],
+        &[("JOURNAL_STREAM", "1:2".to_owned())],
+    );
+    let text = wait_for(&err, "running");
+    assert!(
+        text.lines().any(|l| l.starts_with("authtrail: agent ")),
+        "{text}"
+    );
+    assert!(!text.contains("<6>"), "{text}");
+}

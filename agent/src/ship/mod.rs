@@ -335,7 +335,7 @@ struct State {
 
 impl State {
     fn note(&mut self, msg: String) {
-        eprintln!("authtrail: warning: {msg}");
+        tracing::warn!("{msg}");
         if self.status.log.len() == LOG_KEEP {
             self.status.log.pop_front();
         }

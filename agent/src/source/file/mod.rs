@@ -464,7 +464,7 @@ impl FileSource {
 
     fn note(&mut self, text: String) {
         if !self.quiet {
-            eprintln!("authtrail: source {}: {text}", self.name);
+            tracing::info!("source {}: {text}", self.name);
         }
         self.status.with(|s| {
             if s.notes.len() >= NOTES_MAX {
