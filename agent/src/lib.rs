@@ -10,6 +10,7 @@ pub mod host;
 pub mod lines;
 pub mod memory;
 pub mod pipeline;
+pub mod progress;
 pub mod run;
 pub mod sd_notify;
 pub mod ship;

@@ -26,6 +26,7 @@ use crate::pipeline::{
     COMMIT_RETRY, Commit, Inbox, Input, Pipeline, Renderer, SourceCounters, Stamp, wake_chunk,
     wall_clock,
 };
+use crate::progress::{self, Progress, Sample};
 use crate::sink::{FileSink, Sink, StdoutSink};
 use crate::source::checkpoint::Checkpoints;
 use crate::source::file::{FileSource, FileStatus, Waker};
@@ -528,6 +529,8 @@ struct StatusFile {
     last_backlog_look: Option<Instant>,
     last_look: Option<Instant>,
     last_written: Option<(StatusReport, Instant)>,
+    /// A backlog's progress, shown from the same samples.
+    progress: Progress,
 }
 
 impl Default for StatusFile {
@@ -538,6 +541,7 @@ impl Default for StatusFile {
             last_backlog_look: None,
             last_look: None,
             last_written: None,
+            progress: Progress::new(progress::Mode::detect()),
         }
     }
 }
@@ -576,6 +580,8 @@ impl StatusFile {
         self.last_look = Some(now);
         self.dirty = false;
         let mut report = status_report(&agent_id.to_string(), running, pipeline);
+        self.progress
+            .update(Sample::of(&report), now, &mut std::io::stderr().lock());
         self.backlog = report
             .shipping
             .as_ref()

@@ -231,3 +231,150 @@ fn journal_lines_carry_syslog_priorities() {
     );
     assert!(!text.contains("<6>"), "{text}");
 }
+
+/// A config reading `lines` lines of sshd failures from the beginning into a file sink.
+fn backlog_config(dir: &Path, lines: usize) -> PathBuf {
+    let log = dir.join("auth.log");
+    let mut text = String::with_capacity(lines * 110);
+    for i in 0..lines {
+        text.push_str(&format!(
+            "Nov 28 06:49:30 host sshd[{}]: Failed password for invalid user u{i} from 203.0.113.{} port 22 ssh2\n",
+            1000 + i % 30000,
+            i % 250
+        ));
+    }
+    fs::write(&log, text).unwrap();
+    write_config(
+        dir,
+        &format!(
+            "state-dir = {:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\npaths = [{:?}]\n\
+             read-from = \"beginning\"\n[sink]\ntype = \"file\"\npath = {:?}\n",
+            dir.join("state").display().to_string(),
+            log.display().to_string(),
+            dir.join("events.ndjson").display().to_string(),
+        ),
+    )
+}
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-S").arg(&self.socket);
+        c
+    }
+
+    fn capture(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "progress"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+/// On a terminal (a tmux pane) the backlog's progress is redrawn in place with the rate and
+/// the time left; piped, the same run writes log lines only, without control characters.
+#[test]
+fn progress_shows_on_a_terminal_and_not_when_piped() {
+    const LINES: usize = 200_000;
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux is not installed; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = backlog_config(dir.path(), LINES);
+    let pid_file = dir.path().join("agent.pid");
+    let tmux = Tmux {
+        socket: dir.path().join("tmux.sock"),
+    };
+    // `exec` so that the pid is the agent's: stopped with SIGTERM (a SIGHUP reloads it).
+    let script = format!(
+        "echo $$ > {}; exec {BIN} run --config {}",
+        pid_file.display(),
+        config.display()
+    );
+    let ok = tmux
+        .cmd()
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "progress",
+            "-x",
+            "160",
+            "-y",
+            "20",
+        ])
+        .arg(&script)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .env_remove("JOURNAL_STREAM")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "tmux new-session failed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let (mut seen_progress, mut screen) = (false, String::new());
+    while std::time::Instant::now() < deadline {
+        screen = tmux.capture();
+        seen_progress |= screen.contains("MB/s") && screen.contains("ETA");
+        if screen.contains("backlog read:") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if let Ok(pid) = fs::read_to_string(&pid_file) {
+        let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+    }
+    assert!(seen_progress, "no progress line on the terminal:\n{screen}");
+    assert!(
+        screen.contains(&format!("backlog read: {LINES} lines")),
+        "{screen}"
+    );
+
+    // The same, piped: log lines, no redrawing.
+    let dir = tempfile::tempdir().unwrap();
+    let config = backlog_config(dir.path(), LINES);
+    let err = dir.path().join("agent.err");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let text = wait_for_within(&err, "backlog read:", std::time::Duration::from_secs(120));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("authtrail: reading a backlog of "), "{text}");
+    assert!(
+        text.contains(&format!("authtrail: backlog read: {LINES} lines")),
+        "{text}"
+    );
+    assert!(!text.contains('\r') && !text.contains('\x1b'), "{text:?}");
+}
+
+fn wait_for_within(err: &Path, needle: &str, within: std::time::Duration) -> String {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let text = fs::read_to_string(err).unwrap_or_default();
+        if text.contains(needle) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
