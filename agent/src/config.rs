@@ -9,8 +9,6 @@
 //! `authtrail validate` and `authtrail sources` show the result. The annotated example is
 //! `targets/agent.toml`.
 
-mod locate;
-
 use std::fs;
 use std::io::{self, Read as _};
 use std::os::unix::fs::MetadataExt as _;
@@ -19,8 +17,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use self::locate::key_path;
-pub use self::locate::{Key, KeyPath, MAX_ERRORS};
 pub use crate::bytesize::ByteSize;
 pub use crate::detect::DetectSettings;
 pub use crate::ship::config::{
@@ -32,6 +28,8 @@ pub use crate::source::file::{AuditSourceConfig, FileSourceConfig};
 pub use crate::source::journald::JournaldSourceConfig;
 pub use crate::source::utmp::UtmpSourceConfig;
 use crate::timezone::Zone;
+use config_errors::key_path;
+pub use config_errors::{Key, KeyPath, MAX_ERRORS};
 
 /// Default config file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/authtrail/agent.toml";
@@ -326,7 +324,84 @@ pub enum ConfigError {
     },
 }
 
+/// How the config's `type`-tagged tables (`[[source]]`, `[sink]`) read, for error locations.
+#[derive(Debug)]
+struct SourceTags;
+
+impl config_errors::Tagged for SourceTags {
+    fn neutral(&self, key: &[Key]) -> Option<&'static str> {
+        match key {
+            [Key::Name(s), Key::Index(_)] if s == "source" => Some("utmp"),
+            [Key::Name(s)] if s == "sink" => Some("stdout"),
+            _ => None,
+        }
+    }
+
+    fn variant_error(
+        &self,
+        key: &[Key],
+        tag: &str,
+        table: config_errors::Spanned<config_errors::DeTable<'_>>,
+    ) -> Option<(KeyPath, String)> {
+        use config_errors::alone;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only read to find the error's key")]
+        struct FileSink {
+            path: PathBuf,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Stdout {}
+        match (key, tag) {
+            ([_, _], "file") => alone::<FileSourceConfig>(table),
+            ([_, _], "journald") => alone::<JournaldSourceConfig>(table),
+            ([_, _], "utmp") => alone::<UtmpSourceConfig>(table),
+            ([_], "collector") => alone::<CollectorConfig>(table),
+            ([_], "file") => alone::<FileSink>(table),
+            ([_], "stdout") => alone::<Stdout>(table),
+            _ => None,
+        }
+    }
+}
+
+impl Location {
+    fn of(at: config_errors::Location, path: &Path) -> Location {
+        Location {
+            path: path.to_owned(),
+            line: at.line,
+            column: at.column,
+            section: at.section,
+        }
+    }
+}
+
 impl ConfigError {
+    /// A located TOML or type error of the file at `path`.
+    fn from_parse(e: config_errors::Error, path: &Path) -> ConfigError {
+        let at = Box::new(Location::of(e.at, path));
+        match e.kind {
+            config_errors::Kind::Syntax(message) => ConfigError::Syntax {
+                at,
+                key: e.key,
+                message,
+            },
+            config_errors::Kind::Unknown {
+                is_value,
+                found,
+                suggestion,
+                expected,
+            } => ConfigError::Unknown {
+                at,
+                key: e.key,
+                is_value,
+                found,
+                suggestion,
+                expected,
+            },
+        }
+    }
+
     /// Where in the file the error is, when it is about a place in it.
     pub fn location(&self) -> Option<&Location> {
         match self {
@@ -379,7 +454,7 @@ fn writers(mode: u32) -> &'static str {
 
 fn context(section: &Option<String>, key: &Option<String>) -> String {
     match (section, key) {
-        (Some(s), Some(k)) => format!("in {s}, key `{k}`: "),
+        (Some(s), Some(k)) => format!("{s} {k}: "),
         (Some(s), None) => format!("in {s}: "),
         (None, Some(k)) => format!("key `{k}`: "),
         (None, None) => String::new(),
@@ -506,9 +581,9 @@ impl Config {
     /// Parses config text; `path` only names the file in errors. Stops at the first error
     /// (see [`Config::check`] for all of them). Does not run [`Config::validate`].
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let parsed = locate::parse(text, path);
-        match (parsed.config, parsed.errors.into_iter().next()) {
-            (_, Some(e)) => Err(e),
+        let parsed = config_errors::parse::<Config>(text, &SourceTags);
+        match (parsed.value, parsed.errors.into_iter().next()) {
+            (_, Some(e)) => Err(ConfigError::from_parse(e, path)),
             (Some(config), None) => Ok(config),
             (None, None) => unreachable!("a parse without a config has an error"),
         }
@@ -522,22 +597,25 @@ impl Config {
     }
 
     fn check_inner(text: &str, path: &Path, programs: bool) -> Result<Config, Vec<ConfigError>> {
-        let mut parsed = locate::parse(text, path);
-        let mut errors = std::mem::take(&mut parsed.errors);
-        if let Some(config) = &parsed.config {
+        let mut parsed = config_errors::parse::<Config>(text, &SourceTags);
+        let mut errors: Vec<ConfigError> = std::mem::take(&mut parsed.errors)
+            .into_iter()
+            .map(|e| ConfigError::from_parse(e, path))
+            .collect();
+        if let Some(config) = &parsed.value {
             for (key, error) in config.problems(programs) {
-                if parsed.replaced.iter().any(|r| key.starts_with(r)) {
+                if parsed.stepped_over(&key) {
                     continue;
                 }
                 errors.push(ConfigError::At {
-                    at: Box::new(parsed.locate(&key)),
+                    at: Box::new(Location::of(parsed.locate(&key), path)),
                     error: Box::new(error),
                 });
             }
         }
         // In the order of the file.
         errors.sort_by_key(|e| e.location().map(|at| (at.line, at.column)));
-        match parsed.config {
+        match parsed.value {
             Some(config) if errors.is_empty() => Ok(config),
             _ => Err(errors),
         }
@@ -1170,8 +1248,8 @@ mod tests {
 
     use std::os::unix::fs::PermissionsExt as _;
 
-    use super::locate::{closest, line_key};
     use super::*;
+    use config_errors::{closest, line_key};
 
     const EXAMPLE: &str = include_str!("../../targets/agent.toml");
 
@@ -1816,6 +1894,29 @@ type = "utmp"
                 "key `{key}` is not in targets/agent.toml"
             );
         }
+    }
+
+    #[test]
+    fn errors_reported_are_bounded() {
+        let text: String = (0..MAX_ERRORS + 10)
+            .map(|i| format!("typo-{i} = 1\n"))
+            .collect();
+        let errors = Config::check(&text, Path::new("a.toml")).unwrap_err();
+        assert_eq!(errors.len(), MAX_ERRORS);
+    }
+
+    #[test]
+    fn every_type_error_is_reported_once_in_file_order() {
+        let text = "[[source]]\ntype = \"fil\"\n[[source]]\npaths = []\n\
+                    [[source]]\ntype = \"file\"\npaths = [\"/x\"]\nmax-files = \"many\"\n\
+                    poll-interval = 5\n";
+        let errors = Config::check(text, Path::new("a.toml")).unwrap_err();
+        let lines: Vec<usize> = errors
+            .iter()
+            .filter_map(|e| e.location().map(|at| at.line))
+            .collect();
+        // A source stepped over gets no semantic errors (the one without `type` has no paths).
+        assert_eq!(lines, [2, 3, 8, 9], "{errors:#?}");
     }
 
     #[test]

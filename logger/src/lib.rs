@@ -201,9 +201,12 @@ where
             }
         }
         // A library's message says which library (`notify::inotify: ...`).
-        let ours = ["agent", "collector", "authtrail"]
-            .iter()
-            .any(|c| meta.target() == *c || meta.target().starts_with(&format!("{c}::")));
+        // The binaries' own crates: `agent`, `collector`, and `authtrail`/`authtrail_collector`
+        // (the binaries' crate names).
+        let target = meta.target();
+        let crate_name = target.split("::").next().unwrap_or(target);
+        let ours =
+            matches!(crate_name, "agent" | "collector") || crate_name.starts_with("authtrail");
         if !ours {
             write!(w, "{}: ", meta.target())?;
         }

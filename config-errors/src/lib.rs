@@ -1,24 +1,19 @@
-//! From TOML text to a [`Config`] with every error located: the line and column come from
-//! toml's spans, the key path from `serde_path_to_error`.
+//! From TOML text to a config value with every error located and said in words: the line and
+//! column come from toml's spans, the key path from `serde_path_to_error`. Shared by the
+//! agent's and the collector's config files.
 //!
 //! One pass reports every error in the file. serde stops at the first error, so after each
 //! one the offending key is taken out of the (spanned) document and deserialization runs
-//! again, until it succeeds or [`MAX_ERRORS`] are found. A `[[source]]` or `[sink]` table whose
-//! `type` is missing or unknown is swapped for a neutral one (so later tables keep their
-//! numbers), and the semantic checks skip it.
+//! again, until it succeeds or [`MAX_ERRORS`] are found. A table that serde reads by a `type`
+//! tag ([`Tagged`]) whose `type` is missing or unknown is swapped for a neutral one (so later
+//! tables keep their numbers); callers skip their semantic checks for what was stepped over.
 
 use std::ops::Range;
-use std::path::Path;
 
 use serde::de::DeserializeOwned;
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
-
-use super::{Config, ConfigError, Location};
-use crate::ship::config::CollectorConfig;
-use crate::source::file::FileSourceConfig;
-use crate::source::journald::JournaldSourceConfig;
-use crate::source::utmp::UtmpSourceConfig;
+pub use toml::Spanned;
+pub use toml::de::DeTable;
+use toml::de::DeValue;
 
 /// Most errors reported for one file: a file of garbage is not listed line by line.
 pub const MAX_ERRORS: usize = 50;
@@ -47,43 +42,131 @@ impl From<usize> for Key {
 /// Where a value is in the file: `["source", 1, "paths"]`.
 pub type KeyPath = Vec<Key>;
 
-/// Builds a [`KeyPath`]: `path!["source", i, "paths"]`.
+/// Builds a [`KeyPath`]: `key_path!["source", i, "paths"]`.
+#[macro_export]
 macro_rules! key_path {
-    ($($k:expr),* $(,)?) => { vec![$($crate::config::locate::Key::from($k)),*] };
-}
-pub(crate) use key_path;
-
-/// The parsed file: the config (when every error could be stepped over, it is the config
-/// without the offending keys), the errors, and what is needed to locate later ones.
-#[derive(Debug)]
-pub(crate) struct Parsed<'t> {
-    pub(crate) config: Option<Config>,
-    pub(crate) errors: Vec<ConfigError>,
-    /// The keys taken out, and tables replaced by a neutral one, after their errors: the
-    /// semantic checks say nothing more about them.
-    pub(crate) replaced: Vec<KeyPath>,
-    doc: Option<Spanned<DeTable<'t>>>,
-    text: &'t str,
-    path: &'t Path,
+    ($($k:expr),* $(,)?) => { vec![$($crate::Key::from($k)),*] };
 }
 
-impl Parsed<'_> {
-    /// Where `key` is in the file (its key, or the nearest table that exists).
-    pub(crate) fn locate(&self, key: &[Key]) -> Location {
-        let span = self.doc.as_ref().map_or(0..0, |d| span_of(d, key, false));
-        location(self.text, self.path, span.start, key)
+/// Where in the file an error is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (characters).
+    pub column: usize,
+    /// The table (`[[source]] #2`, `[sink.tls]`); `None` at the top level.
+    pub section: Option<String>,
+}
+
+/// One error of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// Where.
+    pub at: Location,
+    /// The key on the offending line (for an unknown value, the key it was given to).
+    pub key: Option<String>,
+    /// What is wrong.
+    pub kind: Kind,
+}
+
+/// What is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Not TOML, a value of the wrong type, or a missing key: what was expected, in words.
+    Syntax(String),
+    /// A key, or a value of an enumerated key (like `type`), that does not exist.
+    Unknown {
+        /// True for an unknown value, false for an unknown key.
+        is_value: bool,
+        /// What was written.
+        found: String,
+        /// The closest accepted name, if one is close.
+        suggestion: Option<String>,
+        /// Every accepted name.
+        expected: Vec<String>,
+    },
+}
+
+/// How a config type reads its `type`-tagged tables (serde's internally tagged enums), which
+/// serde buffers before reading their fields, so its key paths stop at the table.
+pub trait Tagged {
+    /// For the table at `key`, when it is a tagged one: the `type` of a neutral stand-in that
+    /// always reads (used when its own `type` is missing or unknown).
+    fn neutral(&self, key: &[Key]) -> Option<&'static str>;
+    /// The error of the table at `key` (of type `tag`, without its `type` key) read as the
+    /// variant's own struct: the path inside the table and the message. [`alone`] does it.
+    fn variant_error(
+        &self,
+        key: &[Key],
+        tag: &str,
+        table: Spanned<DeTable<'_>>,
+    ) -> Option<(KeyPath, String)>;
+}
+
+/// A config without tagged tables.
+#[derive(Debug, Clone, Copy)]
+pub struct Untagged;
+
+impl Tagged for Untagged {
+    fn neutral(&self, _key: &[Key]) -> Option<&'static str> {
+        None
+    }
+
+    fn variant_error(
+        &self,
+        _key: &[Key],
+        _tag: &str,
+        _table: Spanned<DeTable<'_>>,
+    ) -> Option<(KeyPath, String)> {
+        None
     }
 }
 
-/// Parses `text`, collecting every deserialization error with its location.
-pub(crate) fn parse<'t>(text: &'t str, path: &'t Path) -> Parsed<'t> {
+/// Reads `table` as `T`: its error's path and message, if any (for [`Tagged::variant_error`]).
+pub fn alone<T: DeserializeOwned>(table: Spanned<DeTable<'_>>) -> Option<(KeyPath, String)> {
+    let de = toml::de::Deserializer::from(table);
+    serde_path_to_error::deserialize::<_, T>(de)
+        .err()
+        .map(|e| (key_path_of(e.path()), e.into_inner().message().to_owned()))
+}
+
+/// The parsed file: the value (when every error could be stepped over, it is the value
+/// without the offending keys), the errors, and what is needed to locate later ones.
+#[derive(Debug)]
+pub struct Parsed<'t, T> {
+    /// The value read.
+    pub value: Option<T>,
+    /// Every error, in the order found.
+    pub errors: Vec<Error>,
+    /// The keys taken out, and tables replaced by a neutral one, after their errors: the
+    /// semantic checks should say nothing more about them.
+    pub stepped_over: Vec<KeyPath>,
+    doc: Option<Spanned<DeTable<'t>>>,
+    text: &'t str,
+}
+
+impl<T> Parsed<'_, T> {
+    /// Where `key` is in the file (its key, or the nearest table that exists).
+    pub fn locate(&self, key: &[Key]) -> Location {
+        let span = self.doc.as_ref().map_or(0..0, |d| span_of(d, key, false));
+        location(self.text, span.start, key)
+    }
+
+    /// True when an error was reported for `key` or a table holding it.
+    pub fn stepped_over(&self, key: &[Key]) -> bool {
+        self.stepped_over.iter().any(|r| key.starts_with(r))
+    }
+}
+
+/// Parses `text` as `T`, collecting every error with its location.
+pub fn parse<'t, T: DeserializeOwned>(text: &'t str, tagged: &dyn Tagged) -> Parsed<'t, T> {
     let mut parsed = Parsed {
-        config: None,
+        value: None,
         errors: Vec::new(),
-        replaced: Vec::new(),
+        stepped_over: Vec::new(),
         doc: None,
         text,
-        path,
     };
     let mut doc = match DeTable::parse(text) {
         Ok(doc) => doc,
@@ -91,15 +174,14 @@ pub(crate) fn parse<'t>(text: &'t str, path: &'t Path) -> Parsed<'t> {
             // Not TOML at all: toml's own span and message.
             let offset = e.span().map_or(0, |s| s.start);
             let (line, column) = line_col(text, offset);
-            parsed.errors.push(ConfigError::Syntax {
-                at: Box::new(Location {
-                    path: path.to_owned(),
+            parsed.errors.push(Error {
+                at: Location {
                     line,
                     column,
                     section: section_at(text, offset),
-                }),
+                },
                 key: key_at(text, offset),
-                message: e.message().trim_end().to_owned(),
+                kind: Kind::Syntax(e.message().trim_end().to_owned()),
             });
             return parsed;
         }
@@ -107,23 +189,23 @@ pub(crate) fn parse<'t>(text: &'t str, path: &'t Path) -> Parsed<'t> {
     let original = doc.clone();
     while parsed.errors.len() < MAX_ERRORS {
         let de = toml::de::Deserializer::from(doc.clone());
-        let err = match serde_path_to_error::deserialize::<_, Config>(de) {
-            Ok(config) => {
-                parsed.config = Some(config);
+        let err = match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(value) => {
+                parsed.value = Some(value);
                 break;
             }
             Err(e) => e,
         };
         let mut key = key_path_of(err.path());
         let message = err.into_inner().message().trim_end().to_owned();
-        let (error, remove) = describe(&doc, text, path, &mut key, &message);
+        let (error, remove) = describe(&doc, text, tagged, &mut key, &message);
         parsed.errors.push(error);
-        parsed.replaced.push(key.clone());
+        parsed.stepped_over.push(key.clone());
         let done = match remove {
             Remove::Key => remove_key(doc.get_mut(), &key),
             Remove::Table(tag) => {
                 if key.last() == Some(&Key::from("type")) {
-                    parsed.replaced.push(key[..key.len() - 1].to_vec());
+                    parsed.stepped_over.push(key[..key.len() - 1].to_vec());
                 }
                 replace_table(doc.get_mut(), &key, tag)
             }
@@ -149,24 +231,23 @@ enum Remove {
 fn describe(
     doc: &Spanned<DeTable<'_>>,
     text: &str,
-    path: &Path,
+    tagged: &dyn Tagged,
     key: &mut KeyPath,
     message: &str,
-) -> (ConfigError, Remove) {
+) -> (Error, Remove) {
     let mut message = message.to_owned();
     let mut remove = Remove::Key;
     // An unknown `type`: serde's path already ends at the tag.
     if let Some((Key::Name(last), table)) = key.split_last()
         && last == "type"
-        && let Some(neutral) = tagged_table(table)
+        && let Some(neutral) = tagged.neutral(table)
     {
         remove = Remove::Table(neutral);
     }
-    let tagged = tagged_table(key);
-    if let Some(neutral) = tagged {
+    if let Some(neutral) = tagged.neutral(key) {
         // serde buffers a `type`-tagged table before it reads its fields, so the path stops at
         // the table: read the variant's own struct on its own to find the key.
-        match table_at(doc, key).map(|t| variant_error(&t, key)) {
+        match table_at(doc, key).map(|t| variant_error(tagged, &t, key)) {
             Some(Some((sub, m))) => {
                 key.extend(sub);
                 message = m;
@@ -188,42 +269,39 @@ fn describe(
         key.push(Key::Name(found));
     }
     // A bad element of a list: the list is the key.
-    while matches!(key.last(), Some(Key::Index(_))) && tagged_table(key).is_none() {
+    while matches!(key.last(), Some(Key::Index(_))) && tagged.neutral(key).is_none() {
         key.pop();
     }
     let unknown = parse_unknown(&message);
     let value_span = !matches!(unknown, Some((false, _, _)));
     let span = span_of(doc, key, value_span);
-    let at = Box::new(location(text, path, span.start, key));
+    let at = location(text, span.start, key);
     let error = match unknown {
-        Some((is_value, found, expected)) => ConfigError::Unknown {
+        Some((is_value, found, expected)) => Error {
             at,
             key: if is_value { last_name(key) } else { None },
-            is_value,
-            suggestion: closest(&found, &expected),
-            found,
-            expected,
+            kind: Kind::Unknown {
+                is_value,
+                suggestion: closest(&found, &expected),
+                found,
+                expected,
+            },
         },
-        None => ConfigError::Syntax {
+        None => Error {
             at,
             key: last_name(key).filter(|_| !message.starts_with("missing field")),
-            message: in_words(&message),
+            kind: Kind::Syntax(in_words(&message)),
         },
     };
     (error, remove)
 }
 
-/// For `["source", i]` or `["sink"]`: the `type` a neutral stand-in table gets.
-fn tagged_table(key: &[Key]) -> Option<&'static str> {
-    match key {
-        [Key::Name(s), Key::Index(_)] if s == "source" => Some("utmp"),
-        [Key::Name(s)] if s == "sink" => Some("stdout"),
-        _ => None,
-    }
-}
-
-/// The error of a tagged table's variant struct read alone: (path inside the table, message).
-fn variant_error(table: &Spanned<DeTable<'_>>, key: &[Key]) -> Option<(KeyPath, String)> {
+/// The error of a tagged table's variant read alone: (path inside the table, message).
+fn variant_error(
+    tagged: &dyn Tagged,
+    table: &Spanned<DeTable<'_>>,
+    key: &[Key],
+) -> Option<(KeyPath, String)> {
     let tag = table
         .get_ref()
         .iter()
@@ -231,30 +309,7 @@ fn variant_error(table: &Spanned<DeTable<'_>>, key: &[Key]) -> Option<(KeyPath, 
         .and_then(|(_, v)| v.get_ref().as_str().map(str::to_owned))?;
     let mut rest = table.clone();
     drop_key(rest.get_mut(), "type");
-    fn alone<T: DeserializeOwned>(t: Spanned<DeTable<'_>>) -> Option<(KeyPath, String)> {
-        let de = toml::de::Deserializer::from(t);
-        serde_path_to_error::deserialize::<_, T>(de)
-            .err()
-            .map(|e| (key_path_of(e.path()), e.into_inner().message().to_owned()))
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[expect(dead_code, reason = "only read to find the error's key")]
-    struct FileSink {
-        path: std::path::PathBuf,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Stdout {}
-    match (key, tag.as_str()) {
-        ([_, _], "file") => alone::<FileSourceConfig>(rest),
-        ([_, _], "journald") => alone::<JournaldSourceConfig>(rest),
-        ([_, _], "utmp") => alone::<UtmpSourceConfig>(rest),
-        ([_], "collector") => alone::<CollectorConfig>(rest),
-        ([_], "file") => alone::<FileSink>(rest),
-        ([_], "stdout") => alone::<Stdout>(rest),
-        _ => None,
-    }
+    tagged.variant_error(key, &tag, rest)
 }
 
 fn key_path_of(path: &serde_path_to_error::Path) -> KeyPath {
@@ -411,10 +466,9 @@ fn table_mut_array<'d, 't>(
 }
 
 /// The location of byte `offset`, named by the table of `key`.
-fn location(text: &str, path: &Path, offset: usize, key: &[Key]) -> Location {
+fn location(text: &str, offset: usize, key: &[Key]) -> Location {
     let (line, column) = line_col(text, offset);
     Location {
-        path: path.to_owned(),
         line,
         column,
         section: section_of(key),
@@ -423,7 +477,7 @@ fn location(text: &str, path: &Path, offset: usize, key: &[Key]) -> Location {
 
 /// The table holding `key`, as an operator writes it: `[[source]] #2`, `[sink.tls]`; `None` at
 /// the top level.
-pub(crate) fn section_of(key: &[Key]) -> Option<String> {
+pub fn section_of(key: &[Key]) -> Option<String> {
     // The table is everything before the last key name (all of it when it ends at an element
     // of an array of tables).
     let table = match key.last()? {
@@ -468,7 +522,7 @@ fn parse_unknown(message: &str) -> Option<(bool, String, Vec<String>)> {
 }
 
 /// The accepted name closest to `found`, if it is close enough to be a typo.
-pub(crate) fn closest(found: &str, expected: &[String]) -> Option<String> {
+pub fn closest(found: &str, expected: &[String]) -> Option<String> {
     // `read_from` for `read-from`: the commonest slip in a kebab-case file.
     let kebab = found.replace('_', "-");
     if let Some(e) = expected.iter().find(|e| **e == kebab) {
@@ -496,7 +550,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// The key set on a line (`key = value`), unquoted.
-pub(crate) fn line_key(line: &str) -> Option<&str> {
+pub fn line_key(line: &str) -> Option<&str> {
     let line = line.trim_start();
     if line.starts_with('#') || line.starts_with('[') {
         return None;
@@ -550,7 +604,7 @@ fn section_at(text: &str, offset: usize) -> Option<String> {
 
 /// serde's type expectations (`expected u32`, `expected a boolean`...) said in the words of the
 /// config file.
-pub(crate) fn in_words(message: &str) -> String {
+pub fn in_words(message: &str) -> String {
     const WORDS: &[(&str, &str)] = &[
         ("expected u8", "expected a whole number"),
         ("expected u16", "expected a whole number"),
@@ -563,6 +617,10 @@ pub(crate) fn in_words(message: &str) -> String {
         ("expected a string", "expected text in quotes"),
         ("expected a sequence", "expected a list like [\"a\", \"b\"]"),
         ("expected path string", "expected a path in quotes"),
+        (
+            "expected socket address",
+            "expected an address and port in quotes like \"127.0.0.1:8443\"",
+        ),
         (
             "expected a duration",
             "expected a duration in quotes like \"30s\", \"5m\" or \"1h\"",
@@ -598,31 +656,74 @@ mod tests {
         );
     }
 
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+    #[expect(dead_code, reason = "only read")]
+    struct Small {
+        #[serde(default)]
+        count: u32,
+        #[serde(default)]
+        names: Vec<String>,
+        #[serde(default)]
+        table: Inner,
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+    #[expect(dead_code, reason = "only read")]
+    struct Inner {
+        #[serde(default)]
+        on: bool,
+    }
+
     #[test]
     fn errors_reported_are_bounded() {
         let text: String = (0..MAX_ERRORS + 10)
             .map(|i| format!("typo-{i} = 1\n"))
             .collect();
-        let parsed = parse(&text, Path::new("a.toml"));
+        let parsed = parse::<Small>(&text, &Untagged);
         assert_eq!(parsed.errors.len(), MAX_ERRORS);
-        assert!(parsed.config.is_none());
+        assert!(parsed.value.is_none());
     }
 
     #[test]
-    fn every_type_error_is_reported_once_in_file_order() {
-        let text = "[[source]]\ntype = \"fil\"\n[[source]]\npaths = []\n\
-                    [[source]]\ntype = \"file\"\npaths = [\"/x\"]\nmax-files = \"many\"\n\
-                    poll-interval = 5\n";
-        let parsed = parse(text, Path::new("a.toml"));
-        let lines: Vec<usize> = parsed
+    fn every_error_is_reported_with_its_line() {
+        let text = "count = \"many\"\nnames = [1]\nnamez = []\n[table]\non = 1\n";
+        let parsed = parse::<Small>(text, &Untagged);
+        let mut found: Vec<(usize, Option<&str>)> = parsed
             .errors
             .iter()
-            .filter_map(|e| e.location().map(|at| at.line))
+            .map(|e| (e.at.line, e.key.as_deref()))
             .collect();
-        let mut sorted = lines.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, [2, 3, 8, 9], "{:#?}", parsed.errors);
-        assert!(parsed.config.is_some(), "every error could be stepped over");
+        found.sort_unstable();
+        assert_eq!(
+            found,
+            [
+                (1, Some("count")),
+                (2, Some("names")),
+                (3, None),
+                (5, Some("on"))
+            ],
+            "{:#?}",
+            parsed.errors
+        );
+        assert!(parsed.value.is_some(), "every error could be stepped over");
+        let unknown = parsed.errors.iter().find(|e| e.at.line == 3).unwrap();
+        assert!(
+            matches!(&unknown.kind, Kind::Unknown { suggestion: Some(s), .. } if s == "names"),
+            "{unknown:?}"
+        );
+        assert_eq!(
+            parsed
+                .errors
+                .iter()
+                .find(|e| e.at.line == 5)
+                .unwrap()
+                .at
+                .section
+                .as_deref(),
+            Some("[table]")
+        );
     }
 
     #[test]
