@@ -378,3 +378,74 @@ fn wait_for_within(err: &Path, needle: &str, within: std::time::Duration) -> Str
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// On a terminal the level of a warning is coloured; `NO_COLOR` turns colour off.
+#[test]
+fn warnings_are_coloured_on_a_terminal_unless_no_color() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux is not installed; skipping");
+        return;
+    }
+    for no_color in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = backlog_config(dir.path(), 1);
+        let pid_file = dir.path().join("agent.pid");
+        let tmux = Tmux {
+            socket: dir.path().join("tmux.sock"),
+        };
+        // A NOTIFY_SOCKET that is no socket: the agent warns and runs on.
+        let script = format!(
+            "echo $$ > {}; exec env NOTIFY_SOCKET=relative {} {BIN} run --config {}",
+            pid_file.display(),
+            if no_color { "NO_COLOR=1" } else { "" },
+            config.display()
+        );
+        let ok = tmux
+            .cmd()
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "progress",
+                "-x",
+                "160",
+                "-y",
+                "20",
+            ])
+            .arg(&script)
+            .env_remove("NO_COLOR")
+            .env_remove("JOURNAL_STREAM")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux new-session failed");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut screen = String::new();
+        while std::time::Instant::now() < deadline {
+            // -e: with the escape sequences of colours.
+            let out = tmux
+                .cmd()
+                .args(["capture-pane", "-e", "-p", "-t", "progress"])
+                .output()
+                .unwrap();
+            screen = String::from_utf8_lossy(&out.stdout).into_owned();
+            if screen.contains("sd_notify") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if let Ok(pid) = fs::read_to_string(&pid_file) {
+            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+        }
+        let line = screen
+            .lines()
+            .find(|l| l.contains("sd_notify"))
+            .unwrap_or_else(|| panic!("no warning on the terminal:\n{screen}"));
+        assert!(line.starts_with("authtrail: "), "{line:?}");
+        assert_eq!(
+            line.contains('\x1b'),
+            !no_color,
+            "NO_COLOR={no_color}: {line:?}"
+        );
+    }
+}
