@@ -262,6 +262,34 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A server with its socket in `dir` and one 160x20 session `progress` running `script`.
+    fn start(dir: &Path, script: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: dir.join("tmux.sock"),
+        };
+        let ok = tmux
+            .cmd()
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "progress",
+                "-x",
+                "160",
+                "-y",
+                "20",
+            ])
+            .arg(script)
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .env_remove("JOURNAL_STREAM")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux new-session failed");
+        tmux
+    }
+
     fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
         c.arg("-S").arg(&self.socket);
@@ -296,35 +324,13 @@ fn progress_shows_on_a_terminal_and_not_when_piped() {
     let dir = tempfile::tempdir().unwrap();
     let config = backlog_config(dir.path(), LINES);
     let pid_file = dir.path().join("agent.pid");
-    let tmux = Tmux {
-        socket: dir.path().join("tmux.sock"),
-    };
     // `exec` so that the pid is the agent's: stopped with SIGTERM (a SIGHUP reloads it).
     let script = format!(
         "echo $$ > {}; exec {BIN} run --config {}",
         pid_file.display(),
         config.display()
     );
-    let ok = tmux
-        .cmd()
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            "progress",
-            "-x",
-            "160",
-            "-y",
-            "20",
-        ])
-        .arg(&script)
-        .env_remove("RUST_LOG")
-        .env_remove("NO_COLOR")
-        .env_remove("JOURNAL_STREAM")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "tmux new-session failed");
+    let tmux = Tmux::start(dir.path(), &script);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let (mut seen_progress, mut screen) = (false, String::new());
     while std::time::Instant::now() < deadline {
@@ -390,9 +396,6 @@ fn warnings_are_coloured_on_a_terminal_unless_no_color() {
         let dir = tempfile::tempdir().unwrap();
         let config = backlog_config(dir.path(), 1);
         let pid_file = dir.path().join("agent.pid");
-        let tmux = Tmux {
-            socket: dir.path().join("tmux.sock"),
-        };
         // A NOTIFY_SOCKET that is no socket: the agent warns and runs on.
         let script = format!(
             "echo $$ > {}; exec env NOTIFY_SOCKET=relative {} {BIN} run --config {}",
@@ -400,25 +403,7 @@ fn warnings_are_coloured_on_a_terminal_unless_no_color() {
             if no_color { "NO_COLOR=1" } else { "" },
             config.display()
         );
-        let ok = tmux
-            .cmd()
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                "progress",
-                "-x",
-                "160",
-                "-y",
-                "20",
-            ])
-            .arg(&script)
-            .env_remove("NO_COLOR")
-            .env_remove("JOURNAL_STREAM")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "tmux new-session failed");
+        let tmux = Tmux::start(dir.path(), &script);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut screen = String::new();
         while std::time::Instant::now() < deadline {
