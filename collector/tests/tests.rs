@@ -849,6 +849,7 @@ fn logins_of_one_user_on_three_hosts_raise_a_lateral_movement_alert() {
         assert!(Instant::now() < deadline, "{docs:#?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
 
 /// `validate` reports every error of the file in one run, each with its line and in words.
 #[test]
