@@ -9,7 +9,6 @@
 //! `authtrail validate` and `authtrail sources` show the result. The annotated example is
 //! `targets/agent.toml`.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read as _};
 use std::os::unix::fs::MetadataExt as _;
@@ -18,7 +17,19 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::timezone::{Zone, ZoneError};
+pub use crate::bytesize::ByteSize;
+pub use crate::detect::DetectSettings;
+pub use crate::ship::config::{
+    BATCH_MAX_BYTES_LIMIT, CollectorAuthConfig, CollectorConfig, CollectorTlsConfig, Compression,
+    RetryConfig, SpoolConfig, SpoolPolicy,
+};
+pub use crate::source::ReadFrom;
+pub use crate::source::file::{AuditSourceConfig, FileSourceConfig};
+pub use crate::source::journald::JournaldSourceConfig;
+pub use crate::source::utmp::UtmpSourceConfig;
+use crate::timezone::Zone;
+use config_errors::key_path;
+pub use config_errors::{Key, KeyPath, MAX_ERRORS};
 
 /// Default config file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/authtrail/agent.toml";
@@ -43,10 +54,10 @@ pub struct Config {
     pub hostname: Option<String>,
     /// Zone of zone-less timestamps (`Nov 28 06:49:30`): `local`, `UTC` or `+HH:MM`.
     /// Defaults to `local`.
-    pub timezone: String,
-    /// Longest line kept, in bytes (1 to 16 MiB); longer lines are cut, flagged and counted.
-    /// Defaults to 65536.
-    pub max_line_bytes: usize,
+    pub timezone: Zone,
+    /// Longest line kept, in bytes (1 to 16 MiB; `65536` or `64KiB`); longer lines are cut,
+    /// flagged and counted. Defaults to 65536.
+    pub max_line_bytes: ByteSize,
     /// Put the original log line in each event's `message`. Defaults to true.
     pub include_message: bool,
     /// The shortest time between two commits (spool write, checkpoint, fsync) of a live log
@@ -65,299 +76,6 @@ pub struct Config {
     pub detect: DetectSettings,
 }
 
-/// `[detect]`: the agent's edge detections (alerts are events with `event.kind = "alert"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct DetectSettings {
-    /// Run the detections. Defaults to true.
-    pub enabled: bool,
-    /// Brute force: this many password/key attempts from one address... Defaults to 10.
-    pub brute_force_threshold: u32,
-    /// ...within this window. Defaults to 5m.
-    #[serde(with = "humantime_serde")]
-    pub brute_force_window: Duration,
-    /// Password spray: attempts against this many distinct user names from one address...
-    /// Defaults to 5.
-    pub spray_threshold: u32,
-    /// ...within this window. Defaults to 10m.
-    #[serde(with = "humantime_serde")]
-    pub spray_window: Duration,
-    /// Success after failures: a login that follows this many failures (from its address, or
-    /// for its user)... Defaults to 3.
-    pub success_after_failures_threshold: u32,
-    /// ...within this window. Defaults to 10m.
-    #[serde(with = "humantime_serde")]
-    pub success_after_failures_window: Duration,
-    /// Also count failures for the same user from other addresses (a stolen password used
-    /// after guessing elsewhere). Defaults to true.
-    pub success_after_failures_by_user: bool,
-    /// Alert when a user logs in with a password from an address not seen for them before.
-    /// Defaults to true.
-    pub first_seen_source: bool,
-    /// ...and with a key too. Defaults to false.
-    pub first_seen_key_logins: bool,
-    /// No first-seen alerts during this long after the agent starts (it learns the usual
-    /// addresses first; its memory of them is not kept across restarts). Defaults to 1d.
-    #[serde(with = "humantime_serde")]
-    pub first_seen_learning: Duration,
-    // Everything below is issue 14's rules, kept together for the config redesign to absorb.
-    /// Slow brute force: this many attempts from one address within `slow-window`. Defaults
-    /// to 40.
-    pub slow_brute_force_threshold: u32,
-    /// Slow spray: this many distinct existing accounts from one address within
-    /// `slow-window`. Defaults to 6.
-    pub slow_spray_threshold: u32,
-    /// The slow rules' long window. Defaults to 6h.
-    #[serde(with = "humantime_serde")]
-    pub slow_window: Duration,
-    /// Distributed spray: at least this many failing addresses... Defaults to 20.
-    pub distributed_spray_sources: u32,
-    /// ...against at least this many user names... Defaults to 10.
-    pub distributed_spray_users: u32,
-    /// ...within this window, and above `distributed-spray-factor` times the host's learnt
-    /// background. Defaults to 1h.
-    #[serde(with = "humantime_serde")]
-    pub distributed_spray_window: Duration,
-    /// Defaults to 3.
-    pub distributed_spray_factor: u32,
-    /// sudo or su within this long after a login of that user that alerted is reported; also turns
-    /// on `sudo` refusals, repeated sudo/su failures and first sudo. Defaults to 30m.
-    #[serde(with = "humantime_serde")]
-    pub privilege_window: Duration,
-    /// Repeated sudo/su password failures: this many by one user... Defaults to 3.
-    pub privilege_failure_threshold: u32,
-    /// ...within this window. Defaults to 10m.
-    #[serde(with = "humantime_serde")]
-    pub privilege_failure_window: Duration,
-    /// Report a user's first sudo on this host... Defaults to true.
-    pub first_sudo: bool,
-    /// ...after the detector has seen logins for this long. Defaults to 7d.
-    #[serde(with = "humantime_serde")]
-    pub first_sudo_learning: Duration,
-    /// Report accounts created, added to a privileged group, or whose password root changed,
-    /// and the first login of a new account. Defaults to true.
-    pub account_changes: bool,
-    /// Groups that give privilege (at most 12). Defaults to sudo, wheel, adm, root, docker, lxd.
-    pub privileged_groups: Vec<String>,
-    /// A new account's first login within this long of its creation is reported. Defaults to
-    /// 3d.
-    #[serde(with = "humantime_serde")]
-    pub new_account_window: Duration,
-    /// Report root (uid 0) logging in over the network; allow-list the hosts that may
-    /// (`[detect.allow.root-login]`). Defaults to true.
-    pub root_login: bool,
-    /// Report logins outside working hours. Defaults to false.
-    pub off_hours: bool,
-    /// Working days. Defaults to mon, tue, wed, thu, fri.
-    pub working_days: Vec<String>,
-    /// First working hour, 0-23. Defaults to 7.
-    pub working_hours_start: u8,
-    /// The hour working time ends, 1-24. Defaults to 20.
-    pub working_hours_end: u8,
-    /// The zone of the working hours: `local` (its offset when the agent starts), `UTC` or
-    /// `+HH:MM`. Defaults to `local`.
-    pub working_hours_zone: String,
-    /// Per rule (`[detect.allow.<rule id>]`, e.g. `root-login`, `success-after-failures`): the
-    /// user names and networks it must not alert on. The events are still shipped. Defaults to
-    /// none.
-    pub allow: BTreeMap<String, AllowSettings>,
-}
-
-/// `[detect.allow.<rule>]`: what one rule must not alert on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct AllowSettings {
-    /// User names (automation accounts), at most 8. Defaults to none.
-    pub users: Vec<String>,
-    /// Source networks (`10.0.0.5`, `10.0.0.0/24`, `2001:db8::/32`), at most 8. Defaults to
-    /// none.
-    pub networks: Vec<String>,
-}
-
-const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-
-impl Default for DetectSettings {
-    fn default() -> Self {
-        let d = agent_core::detect::DetectConfig::default();
-        DetectSettings {
-            enabled: true,
-            brute_force_threshold: d.brute_force.threshold,
-            brute_force_window: Duration::from_secs(d.brute_force.window_secs.into()),
-            spray_threshold: d.password_spray.threshold,
-            spray_window: Duration::from_secs(d.password_spray.window_secs.into()),
-            success_after_failures_threshold: d.success_after_failures.threshold,
-            success_after_failures_window: Duration::from_secs(
-                d.success_after_failures.window_secs.into(),
-            ),
-            success_after_failures_by_user: d.success_after_failures.by_user,
-            first_seen_source: d.first_seen_source.enabled,
-            first_seen_key_logins: d.first_seen_source.key_logins,
-            first_seen_learning: Duration::from_secs(d.first_seen_source.learning_secs.into()),
-            slow_brute_force_threshold: d.slow.brute_threshold,
-            slow_spray_threshold: d.slow.spray_threshold,
-            slow_window: Duration::from_secs(d.slow.window_secs.into()),
-            distributed_spray_sources: d.distributed_spray.min_sources,
-            distributed_spray_users: d.distributed_spray.min_users,
-            distributed_spray_window: Duration::from_secs(d.distributed_spray.window_secs.into()),
-            distributed_spray_factor: d.distributed_spray.baseline_factor,
-            privilege_window: Duration::from_secs(d.privilege.window_secs.into()),
-            privilege_failure_threshold: d.privilege.failure_threshold,
-            privilege_failure_window: Duration::from_secs(d.privilege.failure_window_secs.into()),
-            first_sudo: d.privilege.first_sudo,
-            first_sudo_learning: Duration::from_secs(d.privilege.first_sudo_learning_secs.into()),
-            account_changes: d.account_changes.enabled,
-            privileged_groups: d
-                .account_changes
-                .privileged_groups
-                .iter()
-                .map(|g| g.to_string())
-                .collect(),
-            new_account_window: Duration::from_secs(d.account_changes.new_account_secs.into()),
-            root_login: d.root_login.enabled,
-            off_hours: d.off_hours.enabled,
-            working_days: WEEKDAYS[..5].iter().map(|d| (*d).to_owned()).collect(),
-            working_hours_start: d.off_hours.start_hour,
-            working_hours_end: d.off_hours.end_hour,
-            working_hours_zone: "local".to_owned(),
-            allow: BTreeMap::new(),
-        }
-    }
-}
-
-impl DetectSettings {
-    /// The detector's configuration; `seed` keys its hash tables (pass a random value).
-    pub fn to_detect_config(&self, seed: u32) -> agent_core::detect::DetectConfig {
-        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX).max(1);
-        let mut c = agent_core::detect::DetectConfig::default();
-        c.brute_force.enabled = self.enabled;
-        c.brute_force.threshold = self.brute_force_threshold.max(1);
-        c.brute_force.window_secs = secs(self.brute_force_window);
-        c.password_spray.enabled = self.enabled;
-        c.password_spray.threshold = self.spray_threshold.max(1);
-        c.password_spray.window_secs = secs(self.spray_window);
-        c.success_after_failures.enabled = self.enabled;
-        c.success_after_failures.threshold = self.success_after_failures_threshold.max(1);
-        c.success_after_failures.window_secs = secs(self.success_after_failures_window);
-        c.success_after_failures.by_user = self.success_after_failures_by_user;
-        c.first_seen_source.enabled = self.enabled && self.first_seen_source;
-        c.first_seen_source.key_logins = self.first_seen_key_logins;
-        c.first_seen_source.learning_secs =
-            u32::try_from(self.first_seen_learning.as_secs()).unwrap_or(u32::MAX);
-        c.hash_seed = seed;
-        c.slow.enabled = self.enabled;
-        c.slow.brute_threshold = self.slow_brute_force_threshold.max(1);
-        c.slow.spray_threshold = self.slow_spray_threshold.max(1);
-        c.slow.window_secs = secs(self.slow_window);
-        let ds = &mut c.distributed_spray;
-        ds.enabled = self.enabled;
-        ds.min_sources = self.distributed_spray_sources.max(1);
-        ds.min_users = self.distributed_spray_users.max(1);
-        ds.window_secs = secs(self.distributed_spray_window);
-        ds.baseline_factor = self.distributed_spray_factor.max(1);
-        c.privilege.enabled = self.enabled;
-        c.privilege.window_secs = secs(self.privilege_window);
-        c.privilege.failure_threshold = self.privilege_failure_threshold.max(1);
-        c.privilege.failure_window_secs = secs(self.privilege_failure_window);
-        c.privilege.first_sudo = self.first_sudo;
-        c.privilege.first_sudo_learning_secs =
-            u32::try_from(self.first_sudo_learning.as_secs()).unwrap_or(u32::MAX);
-        c.account_changes.enabled = self.enabled && self.account_changes;
-        c.account_changes.privileged_groups = agent_core::detect::NameList::EMPTY;
-        for g in &self.privileged_groups {
-            // `validate` refuses more than the list holds.
-            let _ = c.account_changes.privileged_groups.push(g.as_bytes());
-        }
-        c.account_changes.new_account_secs = secs(self.new_account_window);
-        c.root_login.enabled = self.enabled && self.root_login;
-        let oh = &mut c.off_hours;
-        oh.enabled = self.enabled && self.off_hours;
-        oh.weekdays = self
-            .working_days
-            .iter()
-            .filter_map(|d| WEEKDAYS.iter().position(|w| d.eq_ignore_ascii_case(w)))
-            .fold(0, |bits, i| bits | 1 << i);
-        oh.start_hour = self.working_hours_start;
-        oh.end_hour = self.working_hours_end;
-        oh.utc_offset_secs = self.working_hours_zone.parse::<Zone>().map_or(0, |z| {
-            z.offset_at(agent_core::Timestamp::from_secs(now_secs()))
-        });
-        for (rule, allow) in &self.allow {
-            let Some(rule) = agent_core::detect::Rule::from_str_exact(&rule.replace('-', "_"))
-            else {
-                continue;
-            };
-            let list = c.allow_mut(rule);
-            for u in &allow.users {
-                let _ = list.users.push(u.as_bytes());
-            }
-            for n in &allow.networks {
-                if let Some(net) = agent_core::detect::Cidr::parse(n) {
-                    let _ = list.push_net(net);
-                }
-            }
-        }
-        c
-    }
-
-    /// What `to_detect_config` would drop or could not read, one message each.
-    pub fn problems(&self) -> Vec<String> {
-        use agent_core::detect::{ALLOW_NETS, ALLOW_USERS, Cidr, MAX_GROUPS, Rule};
-        let mut out = Vec::new();
-        if self.privileged_groups.len() > MAX_GROUPS {
-            out.push(format!("privileged-groups: at most {MAX_GROUPS} groups"));
-        }
-        for d in &self.working_days {
-            if !WEEKDAYS.iter().any(|w| d.eq_ignore_ascii_case(w)) {
-                out.push(format!(
-                    "working-days: {d:?} is not one of {}",
-                    WEEKDAYS.join(", ")
-                ));
-            }
-        }
-        if let Err(e) = self.working_hours_zone.parse::<Zone>() {
-            out.push(format!(
-                "working-hours-zone = {:?}: {e}",
-                self.working_hours_zone
-            ));
-        }
-        if let Err(e) = self.to_detect_config(0).validate() {
-            out.push(e.to_string());
-        }
-        for (rule, allow) in &self.allow {
-            if Rule::from_str_exact(&rule.replace('-', "_")).is_none() {
-                let ids: Vec<String> = Rule::ALL
-                    .iter()
-                    .map(|r| r.as_str().replace('_', "-"))
-                    .collect();
-                out.push(format!(
-                    "allow.{rule}: no such rule; the rules are {}",
-                    ids.join(", ")
-                ));
-            }
-            if allow.users.len() > ALLOW_USERS || allow.networks.len() > ALLOW_NETS {
-                out.push(format!(
-                    "allow.{rule}: at most {ALLOW_USERS} users and {ALLOW_NETS} networks"
-                ));
-            }
-            for n in &allow.networks {
-                if Cidr::parse(n).is_none() {
-                    out.push(format!(
-                        "allow.{rule}: {n:?} is not an address or a network like 10.0.0.0/24"
-                    ));
-                }
-            }
-        }
-        out
-    }
-}
-
-/// Seconds since the epoch now (0 if the clock is before it).
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// One `[[source]]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
@@ -370,144 +88,6 @@ pub enum SourceConfig {
     Utmp(UtmpSourceConfig),
     /// The Linux audit log (`/var/log/audit/audit.log`), read by the file source.
     Audit(AuditSourceConfig),
-}
-
-/// Where to start in a file that exists when its source first starts (the agent's first start,
-/// or the first start of a source added to the config later).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReadFrom {
-    /// Only lines written from now on.
-    #[default]
-    End,
-    /// The whole file.
-    Beginning,
-}
-
-/// `[[source]] type = "file"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileSourceConfig {
-    /// Name used in checkpoints, status and events (letters, digits, `.`, `_`, `-`).
-    /// Defaults to `file`, then `file-2`, `file-3`... by its place among the file sources.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Absolute paths or globs (`/var/log/secure*`). Required: defaults to none.
-    pub paths: Vec<String>,
-    /// For files present when the source first starts: `end` or `beginning`. Files found later
-    /// are always read from the beginning. Defaults to `end`.
-    pub read_from: ReadFrom,
-    /// How often to look for changes when inotify gives no events (network filesystems), and to
-    /// re-scan globs. Defaults to 1 s.
-    #[serde(with = "humantime_serde")]
-    pub poll_interval: Duration,
-    /// How long a last line without a newline is held before it is read anyway (and flagged).
-    /// Defaults to 5 s.
-    #[serde(with = "humantime_serde")]
-    pub partial_line_timeout: Duration,
-    /// Most files followed at once from this source; more matches are skipped with a warning.
-    /// Defaults to 256.
-    pub max_files: usize,
-}
-
-/// `[[source]] type = "journald"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct JournaldSourceConfig {
-    /// Name used in checkpoints, status and events (letters, digits, `.`, `_`, `-`).
-    /// Defaults to `journald`, then `journald-2`...
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The `journalctl` binary: a bare name looked up on `PATH`, or an absolute path.
-    /// Defaults to `journalctl`.
-    pub journalctl: PathBuf,
-    /// Read this journal directory instead of the system journal (`--directory`).
-    /// Defaults to none (the system journal).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub directory: Option<PathBuf>,
-    /// Read these journal files instead of the system journal (`--file`); not with `directory`.
-    /// Defaults to none (the system journal).
-    pub files: Vec<PathBuf>,
-    /// Programs (`SYSLOG_IDENTIFIER`) to read besides facilities 4 and 10 (auth, authpriv; the
-    /// journal's own audit records are facility 4). Defaults to sshd, sshd-session, sshd-auth,
-    /// sudo, doas, su, login, systemd-logind, dropbear, the shadow tools (useradd, usermod,
-    /// passwd...), the FTP daemons (vsftpd, proftpd, pure-ftpd, ftpd, in.ftpd) and klogind/kshd.
-    pub identifiers: Vec<String>,
-    /// Start at the end of the journal on first start, or at its beginning. Defaults to `end`.
-    pub read_from: ReadFrom,
-}
-
-/// `[[source]] type = "utmp"`.
-///
-/// wtmp holds a record for each login on a terminal and each logout; btmp each failed login.
-/// sshd also writes these to the auth log, so the same login can arrive twice: events from this
-/// source carry `event.provider = "utmp"` (the auth log's carry the program's name), and
-/// downstream de-duplicates or filters on it. They are not merged in the agent because the two
-/// records differ (utmp has the tty and the logout; the auth log has the method and key).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct UtmpSourceConfig {
-    /// Name used in checkpoints, status and events (letters, digits, `.`, `_`, `-`).
-    /// Defaults to `utmp`, then `utmp-2`...
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Absolute paths or globs of `struct utmp` record files.
-    /// Defaults to `/var/log/wtmp` and `/var/log/btmp`.
-    pub paths: Vec<String>,
-    /// For files present at first start: `end` or `beginning`. Defaults to `end`.
-    pub read_from: ReadFrom,
-    /// How often to look for new records when inotify gives no events. Defaults to 1 s.
-    #[serde(with = "humantime_serde")]
-    pub poll_interval: Duration,
-}
-
-/// `[[source]] type = "audit"`: auditd's log, raw or enriched records (`USER_AUTH`,
-/// `USER_LOGIN`, `ADD_USER`...). It is followed by the file source, so rotation (auditd renames
-/// `audit.log` to `audit.log.1`), checkpoints and restarts behave exactly as for `type = "file"`.
-/// Where auditd is absent and the kernel's records go to the journal instead, the journald
-/// source reads them (they are facility auth, `SYSLOG_IDENTIFIER=audit`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct AuditSourceConfig {
-    /// Name used in checkpoints, status and events (letters, digits, `.`, `_`, `-`).
-    /// Defaults to `audit`, then `audit-2`...
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Absolute paths or globs of audit logs.
-    /// Defaults to `/var/log/audit/audit.log` and `/var/log/audit/audit.log.1`.
-    pub paths: Vec<String>,
-    /// For files present when the source first starts: `end` or `beginning`. Defaults to `end`.
-    pub read_from: ReadFrom,
-    /// How often to look for changes when inotify gives no events. Defaults to 1 s.
-    #[serde(with = "humantime_serde")]
-    pub poll_interval: Duration,
-}
-
-impl Default for AuditSourceConfig {
-    fn default() -> Self {
-        AuditSourceConfig {
-            name: None,
-            paths: vec![
-                "/var/log/audit/audit.log".into(),
-                "/var/log/audit/audit.log.1".into(),
-            ],
-            read_from: ReadFrom::End,
-            poll_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-impl AuditSourceConfig {
-    /// The file source that follows the audit log.
-    pub fn as_file(&self) -> FileSourceConfig {
-        FileSourceConfig {
-            name: self.name.clone(),
-            paths: self.paths.clone(),
-            read_from: self.read_from,
-            poll_interval: self.poll_interval,
-            ..FileSourceConfig::default()
-        }
-    }
 }
 
 /// `[sink]`: where events go. Defaults to `stdout`.
@@ -528,263 +108,18 @@ pub enum SinkConfig {
     Collector(Box<CollectorConfig>),
 }
 
-/// `[sink] type = "collector"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CollectorConfig {
-    /// The collector's base URL; batches go to `{url}/v1/batches`. `https://` only: there is no
-    /// plaintext fallback, ever. Required: defaults to none.
-    pub url: String,
-    /// Body compression: `zstd`, `gzip` or `none`. Defaults to `zstd`.
-    pub compression: Compression,
-    /// Compression level: 1 to 19 for zstd, 1 to 9 for gzip. Higher is smaller and slower:
-    /// measured on the agent's NDJSON, zstd 1 (the default) compresses at about 880 MB/s to 36%
-    /// of the raw log, 9 at about 115 MB/s to 28%, 19 at about 1.5 MB/s to 24% (for a slow or
-    /// metered link and a quiet host only). Defaults to 1 for zstd, 6 for gzip.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compression_level: Option<i32>,
-    /// A batch closes when it holds this many events. Defaults to 5000.
-    pub batch_max_events: usize,
-    /// A batch closes when its uncompressed NDJSON reaches this many bytes (at most 64 MiB, the
-    /// collector's decompressed bound). Defaults to 1048576 (1 MiB).
-    pub batch_max_bytes: usize,
-    /// A batch closes when its oldest event is this old. Defaults to 1 s.
-    #[serde(with = "humantime_serde")]
-    pub batch_max_age: Duration,
-    /// When nothing was shipped for this long, a heartbeat batch (one `event.kind = "state"`
-    /// document with the host facts) is sent so the collector can tell a quiet host from a dead
-    /// agent. Defaults to 60 s.
-    #[serde(with = "humantime_serde")]
-    pub heartbeat: Duration,
-    /// Longest one request (connect, TLS, send, answer) may take before it counts as failed
-    /// and is retried. Defaults to 30 s.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// An HTTP CONNECT proxy, `http://host:port` (the TLS session to the collector runs through
-    /// the tunnel, end to end). Defaults to none: then `HTTPS_PROXY`/`https_proxy` is used,
-    /// unless the collector's host matches `NO_PROXY`/`no_proxy`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<String>,
-    /// `[sink.spool]`.
-    pub spool: SpoolConfig,
-    /// `[sink.tls]`.
-    pub tls: CollectorTlsConfig,
-    /// `[sink.auth]`.
-    pub auth: CollectorAuthConfig,
-    /// `[sink.retry]`.
-    pub retry: RetryConfig,
-}
-
-/// Body compression of a batch (`Content-Encoding`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Compression {
-    /// zstd, level 3.
-    #[default]
-    Zstd,
-    /// gzip (deflate), level 6.
-    Gzip,
-    /// Plain NDJSON.
-    None,
-}
-
-/// What a full spool does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum SpoolPolicy {
-    /// Delete the oldest spooled batches to make room; the count is logged and an alert event
-    /// (`event.action = "spool_dropped"`) goes out in the next batch.
-    #[default]
-    DropOldest,
-    /// Refuse the commit: reading pauses and the logs are the buffer until the collector
-    /// catches up. Nothing is dropped, but a log rotated away meanwhile is missed.
-    Block,
-}
-
-/// `[sink.spool]`: closed batches on disk (`state-dir/spool/`) until the collector takes them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct SpoolConfig {
-    /// Spool batches to disk. With `false`, a commit waits for the collector's 2xx: the log
-    /// itself is the buffer and checkpoints advance only on acknowledgement. Defaults to true.
-    pub enabled: bool,
-    /// Most bytes of spooled batches (compressed, with headers); at least twice
-    /// `batch-max-bytes`. Defaults to 268435456 (256 MiB).
-    pub max_bytes: u64,
-    /// `drop-oldest` or `block` when the spool is full. Defaults to `drop-oldest`, as the
-    /// design notes say: a long outage must not stop the agent from seeing new logins.
-    pub policy: SpoolPolicy,
-}
-
-/// `[sink.tls]`: how the collector is trusted and how the agent proves who it is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CollectorTlsConfig {
-    /// PEM file of the CA certificate(s) that sign the collector's certificate. Defaults to
-    /// none: the system trust store.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    /// Name sent as SNI and checked against the collector's certificate, when it differs from
-    /// the URL's host (e.g. connecting by IP address). Defaults to the URL's host.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_name: Option<String>,
-    /// Base64 SHA-256 digests of the collector's public key (SubjectPublicKeyInfo); when set,
-    /// the leaf certificate's key must match one of them in addition to normal verification.
-    /// List two to rotate keys. Defaults to none.
-    pub pin_sha256: Vec<String>,
-    /// PEM client certificate (chain) for mTLS; with `key-file`. Re-read when the file changes.
-    /// Defaults to none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert-file` (PKCS#8, PKCS#1 or SEC1). Defaults to none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_file: Option<PathBuf>,
-}
-
-/// `[sink.auth]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CollectorAuthConfig {
-    /// File holding a bearer token (surrounding white space ignored), sent as
-    /// `Authorization: Bearer`; re-read when it changes. Defaults to none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_file: Option<PathBuf>,
-}
-
-/// `[sink.retry]`: exponential backoff with full jitter between failed sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RetryConfig {
-    /// Backoff ceiling after the first failure (the wait is random in 0 to this). Defaults to
-    /// 1 s.
-    #[serde(with = "humantime_serde")]
-    pub initial: Duration,
-    /// Largest backoff ceiling; doubling stops here. Defaults to 5 min.
-    #[serde(with = "humantime_serde")]
-    pub max: Duration,
-}
-
-/// Largest `batch-max-bytes`: the collector refuses bodies over 64 MiB decompressed.
-pub const BATCH_MAX_BYTES_LIMIT: usize = 64 * 1024 * 1024;
-
-impl Default for CollectorConfig {
-    fn default() -> Self {
-        CollectorConfig {
-            url: String::new(),
-            compression: Compression::Zstd,
-            compression_level: None,
-            batch_max_events: 5000,
-            batch_max_bytes: 1024 * 1024,
-            batch_max_age: Duration::from_secs(1),
-            heartbeat: Duration::from_secs(60),
-            timeout: Duration::from_secs(30),
-            proxy: None,
-            spool: SpoolConfig::default(),
-            tls: CollectorTlsConfig::default(),
-            auth: CollectorAuthConfig::default(),
-            retry: RetryConfig::default(),
-        }
-    }
-}
-
-impl Default for SpoolConfig {
-    fn default() -> Self {
-        SpoolConfig {
-            enabled: true,
-            max_bytes: 256 * 1024 * 1024,
-            policy: SpoolPolicy::DropOldest,
-        }
-    }
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(300),
-        }
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
             state_dir: PathBuf::from("/var/lib/authtrail"),
             hostname: None,
-            timezone: "local".to_owned(),
-            max_line_bytes: 64 * 1024,
+            timezone: Zone::Local,
+            max_line_bytes: ByteSize(64 * 1024),
             include_message: true,
             commit_interval: Duration::from_millis(300),
             sources: Vec::new(),
             sink: SinkConfig::default(),
             detect: DetectSettings::default(),
-        }
-    }
-}
-
-impl Default for FileSourceConfig {
-    fn default() -> Self {
-        FileSourceConfig {
-            name: None,
-            paths: Vec::new(),
-            read_from: ReadFrom::End,
-            poll_interval: Duration::from_secs(1),
-            partial_line_timeout: Duration::from_secs(5),
-            max_files: 256,
-        }
-    }
-}
-
-impl Default for JournaldSourceConfig {
-    fn default() -> Self {
-        JournaldSourceConfig {
-            name: None,
-            journalctl: PathBuf::from("journalctl"),
-            directory: None,
-            files: Vec::new(),
-            identifiers: [
-                "sshd",
-                "sshd-session",
-                "sshd-auth",
-                "sudo",
-                "su",
-                "login",
-                "systemd-logind",
-                "useradd",
-                "userdel",
-                "usermod",
-                "groupadd",
-                "groupdel",
-                "groupmod",
-                "gpasswd",
-                "passwd",
-                "chpasswd",
-                "chage",
-                "dropbear",
-                "doas",
-                // FTP daemons log with facility ftp or daemon; Kerberos rlogin/rsh daemons.
-                "vsftpd",
-                "proftpd",
-                "pure-ftpd",
-                "ftpd",
-                "in.ftpd",
-                "klogind",
-                "kshd",
-            ]
-            .map(String::from)
-            .to_vec(),
-            read_from: ReadFrom::End,
-        }
-    }
-}
-
-impl Default for UtmpSourceConfig {
-    fn default() -> Self {
-        UtmpSourceConfig {
-            name: None,
-            paths: vec!["/var/log/wtmp".to_owned(), "/var/log/btmp".to_owned()],
-            read_from: ReadFrom::End,
-            poll_interval: Duration::from_secs(1),
         }
     }
 }
@@ -897,18 +232,28 @@ pub enum ConfigError {
     )]
     LineBound {
         /// The configured value.
-        value: usize,
+        value: u64,
     },
     /// A `[detect]` value the detections cannot use.
     #[error("[detect] {0}")]
     Detect(String),
-    /// A `timezone` that is not `local`, `UTC` or an offset.
-    #[error("timezone = {value:?}: {reason}")]
-    Timezone {
-        /// The configured value.
-        value: String,
-        /// Why it was refused.
-        reason: ZoneError,
+    /// A helper program that cannot be run.
+    #[error("{key} = {:?}: {reason}", .path)]
+    Program {
+        /// Where the path is (`[[source]] #1 (journald) journalctl`).
+        key: String,
+        /// The configured program.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A semantic error, with the line of the key it is about.
+    #[error("{at}: {error}")]
+    At {
+        /// Where.
+        at: Box<Location>,
+        /// What is wrong.
+        error: Box<ConfigError>,
     },
     /// Two sources with the same (resolved) name would share checkpoints.
     #[error(
@@ -979,6 +324,95 @@ pub enum ConfigError {
     },
 }
 
+/// How the config's `type`-tagged tables (`[[source]]`, `[sink]`) read, for error locations.
+#[derive(Debug)]
+struct SourceTags;
+
+impl config_errors::Tagged for SourceTags {
+    fn neutral(&self, key: &[Key]) -> Option<&'static str> {
+        match key {
+            [Key::Name(s), Key::Index(_)] if s == "source" => Some("utmp"),
+            [Key::Name(s)] if s == "sink" => Some("stdout"),
+            _ => None,
+        }
+    }
+
+    fn variant_error(
+        &self,
+        key: &[Key],
+        tag: &str,
+        table: config_errors::Spanned<config_errors::DeTable<'_>>,
+    ) -> Option<(KeyPath, String)> {
+        use config_errors::alone;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only read to find the error's key")]
+        struct FileSink {
+            path: PathBuf,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Stdout {}
+        match (key, tag) {
+            ([_, _], "file") => alone::<FileSourceConfig>(table),
+            ([_, _], "journald") => alone::<JournaldSourceConfig>(table),
+            ([_, _], "utmp") => alone::<UtmpSourceConfig>(table),
+            ([_], "collector") => alone::<CollectorConfig>(table),
+            ([_], "file") => alone::<FileSink>(table),
+            ([_], "stdout") => alone::<Stdout>(table),
+            _ => None,
+        }
+    }
+}
+
+impl Location {
+    fn of(at: config_errors::Location, path: &Path) -> Location {
+        Location {
+            path: path.to_owned(),
+            line: at.line,
+            column: at.column,
+            section: at.section,
+        }
+    }
+}
+
+impl ConfigError {
+    /// A located TOML or type error of the file at `path`.
+    fn from_parse(e: config_errors::Error, path: &Path) -> ConfigError {
+        let at = Box::new(Location::of(e.at, path));
+        match e.kind {
+            config_errors::Kind::Syntax(message) => ConfigError::Syntax {
+                at,
+                key: e.key,
+                message,
+            },
+            config_errors::Kind::Unknown {
+                is_value,
+                found,
+                suggestion,
+                expected,
+            } => ConfigError::Unknown {
+                at,
+                key: e.key,
+                is_value,
+                found,
+                suggestion,
+                expected,
+            },
+        }
+    }
+
+    /// Where in the file the error is, when it is about a place in it.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ConfigError::Syntax { at, .. }
+            | ConfigError::Unknown { at, .. }
+            | ConfigError::At { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+}
+
 /// Where in the config file a TOML error is. Displays as `path:line:column`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -1020,7 +454,7 @@ fn writers(mode: u32) -> &'static str {
 
 fn context(section: &Option<String>, key: &Option<String>) -> String {
     match (section, key) {
-        (Some(s), Some(k)) => format!("in {s}, key `{k}`: "),
+        (Some(s), Some(k)) => format!("{s} {k}: "),
         (Some(s), None) => format!("in {s}: "),
         (None, Some(k)) => format!("key `{k}`: "),
         (None, None) => String::new(),
@@ -1068,11 +502,9 @@ impl Config {
         changed
     }
 
-    /// Reads and parses the config file at `path`.
-    ///
-    /// Refuses a file that group or others may write, or that belongs to neither root nor the
-    /// agent's user. An empty file gives [`Config::default`]. Does not run [`Config::validate`].
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads the config file at `path`, refusing one that group or others may write, that
+    /// belongs to neither root nor the agent's user, or that is over [`MAX_CONFIG_BYTES`].
+    fn read(path: &Path) -> Result<String, ConfigError> {
         let read_err = |cause| ConfigError::Read {
             path: path.to_owned(),
             cause,
@@ -1104,7 +536,15 @@ impl Config {
                 path: path.to_owned(),
             });
         }
-        Config::from_toml(&text, path)
+        Ok(text)
+    }
+
+    /// Reads and parses the config file at `path`.
+    ///
+    /// Refuses a file that group or others may write, or that belongs to neither root nor the
+    /// agent's user. An empty file gives [`Config::default`]. Does not run [`Config::validate`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::from_toml(&Config::read(path)?, path)
     }
 
     /// What the agent runs with: [`Config::load`], then [`Config::validate`], then
@@ -1115,15 +555,70 @@ impl Config {
         path: &Path,
         root: &Path,
     ) -> Result<(Config, Option<String>), Vec<ConfigError>> {
-        let mut config = Config::load(path).map_err(|e| vec![e])?;
-        config.validate()?;
+        Config::load_effective_checking(path, root, true)
+    }
+
+    /// [`Config::load_effective`] without checking that helper programs (`journalctl`) can be
+    /// run: for `authtrail sources`, which shows what it finds of them.
+    pub fn load_effective_for_listing(
+        path: &Path,
+        root: &Path,
+    ) -> Result<(Config, Option<String>), Vec<ConfigError>> {
+        Config::load_effective_checking(path, root, false)
+    }
+
+    fn load_effective_checking(
+        path: &Path,
+        root: &Path,
+        programs: bool,
+    ) -> Result<(Config, Option<String>), Vec<ConfigError>> {
+        let text = Config::read(path).map_err(|e| vec![e])?;
+        let mut config = Config::check_inner(&text, path, programs)?;
         let why = config.fill_default_sources(root);
         Ok((config, why))
     }
 
-    /// Parses config text; `path` only names the file in errors.
+    /// Parses config text; `path` only names the file in errors. Stops at the first error
+    /// (see [`Config::check`] for all of them). Does not run [`Config::validate`].
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| locate(&e, text, path))
+        let parsed = config_errors::parse::<Config>(text, &SourceTags);
+        match (parsed.value, parsed.errors.into_iter().next()) {
+            (_, Some(e)) => Err(ConfigError::from_parse(e, path)),
+            (Some(config), None) => Ok(config),
+            (None, None) => unreachable!("a parse without a config has an error"),
+        }
+    }
+
+    /// Parses and validates config text in one pass: every error in the file (up to
+    /// [`MAX_ERRORS`]), each with its line: those of TOML and types first, then the semantic
+    /// ones of [`Config::validate`]. `path` only names the file in errors.
+    pub fn check(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
+        Config::check_inner(text, path, true)
+    }
+
+    fn check_inner(text: &str, path: &Path, programs: bool) -> Result<Config, Vec<ConfigError>> {
+        let mut parsed = config_errors::parse::<Config>(text, &SourceTags);
+        let mut errors: Vec<ConfigError> = std::mem::take(&mut parsed.errors)
+            .into_iter()
+            .map(|e| ConfigError::from_parse(e, path))
+            .collect();
+        if let Some(config) = &parsed.value {
+            for (key, error) in config.problems(programs) {
+                if parsed.stepped_over(&key) {
+                    continue;
+                }
+                errors.push(ConfigError::At {
+                    at: Box::new(Location::of(parsed.locate(&key), path)),
+                    error: Box::new(error),
+                });
+            }
+        }
+        // In the order of the file.
+        errors.sort_by_key(|e| e.location().map(|at| (at.line, at.column)));
+        match parsed.value {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(errors),
+        }
     }
 
     /// The config as TOML, every field written out (defaults included).
@@ -1131,64 +626,12 @@ impl Config {
         toml::to_string_pretty(self)
     }
 
-    /// Semantic checks that TOML types cannot express. Returns every problem found, not just
-    /// the first, so an operator fixes them in one go.
+    /// Semantic checks that TOML types cannot express, and what `run` would find missing: the
+    /// sink file's directory, the TLS and token files (read, and parsed), the `journalctl`
+    /// program. Returns every problem found, not just the first, so an operator fixes them in
+    /// one go.
     pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
-        let mut errors = Vec::new();
-        if !self.state_dir.is_absolute() {
-            errors.push(ConfigError::RelativePath {
-                key: "state-dir".to_owned(),
-                path: self.state_dir.display().to_string(),
-            });
-        }
-        if self.hostname.as_deref() == Some("") {
-            errors.push(ConfigError::EmptyHostname);
-        }
-        if let Err(reason) = self.timezone.parse::<Zone>() {
-            errors.push(ConfigError::Timezone {
-                value: self.timezone.clone(),
-                reason,
-            });
-        }
-        errors.extend(self.detect.problems().into_iter().map(ConfigError::Detect));
-        if self.commit_interval.is_zero() {
-            errors.push(ConfigError::Zero {
-                key: "commit-interval".to_owned(),
-            });
-        }
-        if self.max_line_bytes == 0 || self.max_line_bytes > MAX_LINE_BYTES_LIMIT {
-            errors.push(ConfigError::LineBound {
-                value: self.max_line_bytes,
-            });
-        }
-        let named = self.named_sources();
-        for (i, (name, source)) in named.iter().enumerate() {
-            let index = i + 1;
-            if !valid_name(name) {
-                errors.push(ConfigError::BadName {
-                    index,
-                    name: name.clone(),
-                });
-            }
-            if let Some(j) = named[..i].iter().position(|(n, _)| n == name) {
-                errors.push(ConfigError::DuplicateName {
-                    name: name.clone(),
-                    first: j + 1,
-                    second: index,
-                });
-            }
-            validate_source(
-                &format!("[[source]] #{index} ({name})"),
-                source,
-                &mut errors,
-            );
-        }
-        if let SinkConfig::File { path } = &self.sink {
-            validate_sink_path(path, &mut errors);
-        }
-        if let SinkConfig::Collector(c) = &self.sink {
-            validate_collector(c, &mut errors);
-        }
+        let errors: Vec<ConfigError> = self.problems(true).into_iter().map(|(_, e)| e).collect();
         if errors.is_empty() {
             Ok(())
         } else {
@@ -1196,9 +639,93 @@ impl Config {
         }
     }
 
-    /// The configured zone for zone-less timestamps (checked by [`Config::validate`]).
-    pub fn zone(&self) -> Result<Zone, ZoneError> {
-        self.timezone.parse()
+    /// [`Config::validate`]'s problems, each with the key it is about.
+    fn problems(&self, programs: bool) -> Vec<(KeyPath, ConfigError)> {
+        let mut errors = Vec::new();
+        if !self.state_dir.is_absolute() {
+            errors.push((
+                key_path!["state-dir"],
+                ConfigError::RelativePath {
+                    key: "state-dir".to_owned(),
+                    path: self.state_dir.display().to_string(),
+                },
+            ));
+        }
+        if self.hostname.as_deref() == Some("") {
+            errors.push((key_path!["hostname"], ConfigError::EmptyHostname));
+        }
+        let max_line = self.max_line_bytes.0;
+        if max_line == 0 || max_line > MAX_LINE_BYTES_LIMIT as u64 {
+            errors.push((
+                key_path!["max-line-bytes"],
+                ConfigError::LineBound { value: max_line },
+            ));
+        }
+        let named = self.named_sources();
+        for (i, (name, source)) in named.iter().enumerate() {
+            let index = i + 1;
+            if !valid_name(name) {
+                errors.push((
+                    key_path!["source", i, "name"],
+                    ConfigError::BadName {
+                        index,
+                        name: name.clone(),
+                    },
+                ));
+            }
+            if let Some(j) = named[..i].iter().position(|(n, _)| n == name) {
+                errors.push((
+                    key_path!["source", i, "name"],
+                    ConfigError::DuplicateName {
+                        name: name.clone(),
+                        first: j + 1,
+                        second: index,
+                    },
+                ));
+            }
+            let label = format!("[[source]] #{index} ({name})");
+            validate_source(i, &label, source, programs, &mut errors);
+        }
+        if let SinkConfig::File { path } = &self.sink {
+            validate_sink_path(path, &mut errors);
+        }
+        if let SinkConfig::Collector(c) = &self.sink {
+            for (key, reason) in c.problems(true) {
+                let mut at = key_path!["sink"];
+                at.extend(key.split('.').map(Key::from));
+                errors.push((at, ConfigError::Collector { key, reason }));
+            }
+        }
+        errors.extend(
+            self.detect
+                .problems()
+                .into_iter()
+                .map(|m| (key_path!["detect"], ConfigError::Detect(m))),
+        );
+        if self.commit_interval.is_zero() {
+            errors.push((
+                key_path!["commit-interval"],
+                ConfigError::Zero {
+                    key: "commit-interval".to_owned(),
+                },
+            ));
+        }
+        for (key, value) in self.detect.thresholds() {
+            if value == 0 {
+                errors.push((
+                    key_path!["detect", key],
+                    ConfigError::Zero {
+                        key: format!("[detect] {key}"),
+                    },
+                ));
+            }
+        }
+        errors
+    }
+
+    /// The configured zone for zone-less timestamps.
+    pub fn zone(&self) -> Zone {
+        self.timezone
     }
 
     /// Each configured source with its resolved name (also written into its `name` field):
@@ -1289,34 +816,53 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn validate_source(label: &str, source: &SourceConfig, errors: &mut Vec<ConfigError>) {
-    let check_paths = |paths: &[String], errors: &mut Vec<ConfigError>| {
+fn validate_source(
+    i: usize,
+    label: &str,
+    source: &SourceConfig,
+    programs: bool,
+    errors: &mut Vec<(KeyPath, ConfigError)>,
+) {
+    let at = |key: &str| key_path!["source", i, key];
+    let check_paths = |paths: &[String], errors: &mut Vec<(KeyPath, ConfigError)>| {
         if paths.is_empty() {
-            errors.push(ConfigError::NoPaths {
-                source_name: label.to_owned(),
-            });
+            errors.push((
+                key_path!["source", i, "paths"],
+                ConfigError::NoPaths {
+                    source_name: label.to_owned(),
+                },
+            ));
         }
         for p in paths {
             if !Path::new(p).is_absolute() {
-                errors.push(ConfigError::RelativePath {
-                    key: format!("{label} paths"),
-                    path: p.clone(),
-                });
+                errors.push((
+                    key_path!["source", i, "paths"],
+                    ConfigError::RelativePath {
+                        key: format!("{label} paths"),
+                        path: p.clone(),
+                    },
+                ));
             }
             if let Err(e) = glob::Pattern::new(p) {
-                errors.push(ConfigError::BadGlob {
-                    source_name: label.to_owned(),
-                    pattern: p.clone(),
-                    reason: e.msg.to_owned(),
-                });
+                errors.push((
+                    key_path!["source", i, "paths"],
+                    ConfigError::BadGlob {
+                        source_name: label.to_owned(),
+                        pattern: p.clone(),
+                        reason: e.msg.to_owned(),
+                    },
+                ));
             }
         }
     };
-    let check_interval = |key: &str, d: Duration, errors: &mut Vec<ConfigError>| {
+    let check_interval = |key: &str, d: Duration, errors: &mut Vec<(KeyPath, ConfigError)>| {
         if d.is_zero() {
-            errors.push(ConfigError::Zero {
-                key: format!("{label} {key}"),
-            });
+            errors.push((
+                key_path!["source", i, key],
+                ConfigError::Zero {
+                    key: format!("{label} {key}"),
+                },
+            ));
         }
     };
     match source {
@@ -1325,9 +871,12 @@ fn validate_source(label: &str, source: &SourceConfig, errors: &mut Vec<ConfigEr
             check_interval("poll-interval", c.poll_interval, errors);
             check_interval("partial-line-timeout", c.partial_line_timeout, errors);
             if c.max_files == 0 {
-                errors.push(ConfigError::Zero {
-                    key: format!("{label} max-files"),
-                });
+                errors.push((
+                    at("max-files"),
+                    ConfigError::Zero {
+                        key: format!("{label} max-files"),
+                    },
+                ));
             }
         }
         SourceConfig::Utmp(c) => {
@@ -1342,175 +891,129 @@ fn validate_source(label: &str, source: &SourceConfig, errors: &mut Vec<ConfigEr
             // A bare name is looked up on PATH; anything with a slash must be absolute.
             let bin = c.journalctl.as_os_str().as_encoded_bytes();
             if bin.is_empty() || (bin.contains(&b'/') && !c.journalctl.is_absolute()) {
-                errors.push(ConfigError::RelativePath {
-                    key: format!("{label} journalctl"),
-                    path: c.journalctl.display().to_string(),
-                });
+                errors.push((
+                    at("journalctl"),
+                    ConfigError::RelativePath {
+                        key: format!("{label} journalctl"),
+                        path: c.journalctl.display().to_string(),
+                    },
+                ));
+            } else if programs && let Err(reason) = find_program(&c.journalctl) {
+                errors.push((
+                    at("journalctl"),
+                    ConfigError::Program {
+                        key: format!("{label} journalctl"),
+                        path: c.journalctl.clone(),
+                        reason,
+                    },
+                ));
             }
             if c.directory.is_some() && !c.files.is_empty() {
-                errors.push(ConfigError::Conflict {
-                    source_name: label.to_owned(),
-                    a: "directory",
-                    b: "files",
-                });
+                errors.push((
+                    at("files"),
+                    ConfigError::Conflict {
+                        source_name: label.to_owned(),
+                        a: "directory",
+                        b: "files",
+                    },
+                ));
             }
-            for p in c.directory.iter().chain(&c.files) {
+            for (key, p) in c
+                .directory
+                .iter()
+                .map(|d| ("directory", d))
+                .chain(c.files.iter().map(|f| ("files", f)))
+            {
                 if !p.is_absolute() {
-                    errors.push(ConfigError::RelativePath {
-                        key: format!("{label} directory/files"),
-                        path: p.display().to_string(),
-                    });
+                    errors.push((
+                        at(key),
+                        ConfigError::RelativePath {
+                            key: format!("{label} directory/files"),
+                            path: p.display().to_string(),
+                        },
+                    ));
                 }
             }
         }
     }
 }
 
-fn validate_sink_path(path: &Path, errors: &mut Vec<ConfigError>) {
+fn validate_sink_path(path: &Path, errors: &mut Vec<(KeyPath, ConfigError)>) {
     if !path.is_absolute() {
-        errors.push(ConfigError::RelativePath {
-            key: "[sink] path".to_owned(),
-            path: path.display().to_string(),
-        });
+        errors.push((
+            key_path!["sink", "path"],
+            ConfigError::RelativePath {
+                key: "[sink] path".to_owned(),
+                path: path.display().to_string(),
+            },
+        ));
         return;
     }
     if path.is_dir() {
-        errors.push(ConfigError::SinkPath {
-            path: path.to_owned(),
-            reason: "is a directory; name a file in it".to_owned(),
-        });
+        errors.push((
+            key_path!["sink", "path"],
+            ConfigError::SinkPath {
+                path: path.to_owned(),
+                reason: "is a directory; name a file in it".to_owned(),
+            },
+        ));
         return;
     }
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        errors.push(ConfigError::SinkPath {
-            path: path.to_owned(),
-            reason: "names no file".to_owned(),
-        });
+        errors.push((
+            key_path!["sink", "path"],
+            ConfigError::SinkPath {
+                path: path.to_owned(),
+                reason: "names no file".to_owned(),
+            },
+        ));
         return;
     };
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => errors.push(ConfigError::SinkPath {
-            path: path.to_owned(),
-            reason: format!("{} is not a directory", dir.display()),
-        }),
-        Err(e) => errors.push(ConfigError::SinkPath {
-            path: path.to_owned(),
-            reason: format!(
-                "its directory {} cannot be used ({e}); create it (`mkdir -p {}`)",
-                dir.display(),
-                dir.display()
-            ),
-        }),
+        Ok(_) => errors.push((
+            key_path!["sink", "path"],
+            ConfigError::SinkPath {
+                path: path.to_owned(),
+                reason: format!("{} is not a directory", dir.display()),
+            },
+        )),
+        Err(e) => errors.push((
+            key_path!["sink", "path"],
+            ConfigError::SinkPath {
+                path: path.to_owned(),
+                reason: format!(
+                    "its directory {} cannot be used ({e}); create it (`mkdir -p {}`)",
+                    dir.display(),
+                    dir.display()
+                ),
+            },
+        )),
     }
 }
 
-fn validate_collector(c: &CollectorConfig, errors: &mut Vec<ConfigError>) {
-    let mut bad = |key: &'static str, reason: String| {
-        errors.push(ConfigError::Collector { key, reason });
+/// Whether `program` can be run: an absolute path to an executable file, or a bare name found
+/// on `PATH` (as `Command` will look it up).
+fn find_program(program: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let runnable = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
-    if let Err(reason) = crate::ship::CollectorUrl::parse(&c.url) {
-        bad("url", reason);
-    }
-    if let Some(level) = c.compression_level {
-        use crate::ship::batch::{GZIP_LEVEL, ZSTD_LEVEL};
-        // (valid levels, the default level)
-        let range = match c.compression {
-            Compression::Zstd => Some((1..=19, ZSTD_LEVEL)),
-            Compression::Gzip => Some((1..=9, GZIP_LEVEL as i32)),
-            Compression::None => None,
+    if program.is_absolute() {
+        return match fs::metadata(program) {
+            Err(e) => Err(format!("cannot be run ({e})")),
+            Ok(_) if !runnable(program) => Err("is not an executable file".to_owned()),
+            Ok(_) => Ok(()),
         };
-        match range {
-            None => bad(
-                "compression-level",
-                "applies to compression = \"zstd\" or \"gzip\" only; remove it".into(),
-            ),
-            Some((r, default)) if !r.contains(&level) => bad(
-                "compression-level",
-                format!(
-                    "must be between {} and {} for this compression; the default is {default}",
-                    r.start(),
-                    r.end(),
-                ),
-            ),
-            Some(_) => {}
-        }
     }
-    if c.batch_max_events == 0 {
-        bad(
-            "batch-max-events",
-            "must be greater than zero; the default is 5000".into(),
-        );
-    }
-    if c.batch_max_bytes == 0 || c.batch_max_bytes > BATCH_MAX_BYTES_LIMIT {
-        bad(
-            "batch-max-bytes",
-            format!(
-                "must be between 1 and {BATCH_MAX_BYTES_LIMIT} (64 MiB, what the collector \
-                 accepts decompressed); the default is 1048576"
-            ),
-        );
-    }
-    for (key, d) in [
-        ("batch-max-age", c.batch_max_age),
-        ("heartbeat", c.heartbeat),
-        ("timeout", c.timeout),
-        ("retry.initial", c.retry.initial),
-        ("retry.max", c.retry.max),
-    ] {
-        if d.is_zero() {
-            bad(key, "must be greater than zero".into());
-        }
-    }
-    if c.retry.max < c.retry.initial {
-        bad("retry.max", "must not be smaller than retry.initial".into());
-    }
-    if c.spool.max_bytes < 2 * c.batch_max_bytes as u64 {
-        bad(
-            "spool.max-bytes",
-            format!(
-                "{} is less than twice batch-max-bytes ({}): the spool must hold at least two \
-                 batches; the default is 268435456 (256 MiB)",
-                c.spool.max_bytes, c.batch_max_bytes
-            ),
-        );
-    }
-    if let Some(proxy) = &c.proxy
-        && let Err(reason) = crate::ship::ProxyUrl::parse(proxy)
-    {
-        bad("proxy", reason);
-    }
-    let t = &c.tls;
-    for (key, path) in [
-        ("tls.ca-file", &t.ca_file),
-        ("tls.cert-file", &t.cert_file),
-        ("tls.key-file", &t.key_file),
-        ("auth.token-file", &c.auth.token_file),
-    ] {
-        if let Some(p) = path
-            && !p.is_absolute()
-        {
-            bad(key, format!("{} must be an absolute path", p.display()));
-        }
-    }
-    if t.cert_file.is_some() != t.key_file.is_some() {
-        bad(
-            "tls.cert-file",
-            "set both `cert-file` and `key-file` for a client certificate, or neither".into(),
-        );
-    }
-    if let Some(name) = &t.server_name
-        && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
-    {
-        bad(
-            "tls.server-name",
-            format!("{name:?} is not a DNS name or IP address"),
-        );
-    }
-    for pin in &t.pin_sha256 {
-        if let Err(reason) = crate::ship::tls::decode_pin(pin) {
-            bad("tls.pin-sha256", reason);
-        }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|dir| runnable(&dir.join(program))) {
+        Ok(())
+    } else {
+        Err(format!(
+            "not found on PATH ({}); install it (systemd) or give its absolute path",
+            path.to_string_lossy()
+        ))
     }
 }
 
@@ -1521,233 +1024,6 @@ fn effective_uid() -> Option<u32> {
     let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
     // Real, effective, saved, filesystem.
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Turns toml's error (a byte span and serde's message) into a [`ConfigError`] that names the
-/// line, the table, the key, and for an unknown name the closest known one.
-fn locate(err: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
-    let mut message = err.message().trim_end().to_owned();
-    let span = err.span();
-    let mut offset = span.as_ref().map_or(0, |s| s.start);
-    let mut section = section_at(text, offset);
-    let mut key = key_at(text, offset);
-    let tagged = section
-        .as_deref()
-        .is_some_and(|s| s.starts_with("[[source]]") || s == "[sink]");
-    if let Some(found) = tagged.then(|| find_in_tagged(text)).flatten() {
-        // serde buffers an internally tagged table (`type = ...`) before deserializing it, so
-        // toml's span covers the whole array of tables: find the table and key ourselves.
-        (offset, section, key, message) = found;
-    } else if let (Some(span), Some((false, found, _))) = (span, parse_unknown(&message))
-        && let Some(o) = find_key(text, span, &found)
-    {
-        offset = o;
-    }
-    let (line, column) = line_col(text, offset);
-    let at = Box::new(Location {
-        path: path.to_owned(),
-        line,
-        column,
-        section,
-    });
-    match parse_unknown(&message) {
-        Some((is_value, found, expected)) => ConfigError::Unknown {
-            at,
-            key: if is_value { key } else { None },
-            is_value,
-            suggestion: closest(&found, &expected),
-            found,
-            expected,
-        },
-        None => ConfigError::Syntax { at, key, message },
-    }
-}
-
-/// The first `[[source]]` or `[sink]` table that does not deserialize: (offset of the offending
-/// line, its section, its key, serde's message).
-fn find_in_tagged(text: &str) -> Option<(usize, Option<String>, Option<String>, String)> {
-    let doc: toml::Table = toml::from_str(text).ok()?;
-    if let Some(toml::Value::Array(items)) = doc.get("source") {
-        for (i, item) in items.iter().enumerate() {
-            if let toml::Value::Table(t) = item
-                && let Some(found) =
-                    locate_in_table::<SourceConfig>(text, &format!("[[source]] #{}", i + 1), t)
-            {
-                return Some(found);
-            }
-        }
-    }
-    if let Some(toml::Value::Table(t)) = doc.get("sink") {
-        return locate_in_table::<SinkConfig>(text, "[sink]", t);
-    }
-    None
-}
-
-fn locate_in_table<T: serde::de::DeserializeOwned>(
-    text: &str,
-    label: &str,
-    table: &toml::Table,
-) -> Option<(usize, Option<String>, Option<String>, String)> {
-    let try_table = |t: toml::Table| toml::Value::Table(t).try_into::<T>().err();
-    let message = try_table(table.clone())?.message().trim_end().to_owned();
-    // Which key: the one named in the message, else the one that fails on its own (with the
-    // tag beside it, and all other fields defaulted).
-    let key = match parse_unknown(&message) {
-        Some((false, found, _)) => Some(found),
-        // `type` first: with a bad tag every trial fails the same way.
-        _ => table
-            .get_key_value("type")
-            .into_iter()
-            .chain(table.iter().filter(|(k, _)| *k != "type"))
-            .find(|(k, v)| {
-                let mut alone = toml::Table::new();
-                if let Some(tag) = table.get("type") {
-                    alone.insert("type".to_owned(), tag.clone());
-                }
-                alone.insert((*k).clone(), (*v).clone());
-                try_table(alone).is_some_and(|e| e.message().trim_end() == message)
-            })
-            .map(|(k, _)| k.clone()),
-    };
-    let lines: Vec<(usize, &str)> = sections(text)
-        .filter(|(_, _, s)| s.as_deref() == Some(label))
-        .map(|(start, line, _)| (start, line))
-        .collect();
-    let header = lines.first()?.0;
-    let offset = key
-        .as_deref()
-        .and_then(|k| lines.iter().find(|(_, l)| line_key(l) == Some(k)))
-        .map_or(header, |(start, line)| {
-            start + (line.len() - line.trim_start().len())
-        });
-    Some((offset, Some(label.to_owned()), key, message))
-}
-
-/// serde's "unknown field `x`, expected one of `a`, `b`" (or "unknown variant ..."):
-/// (is a variant, `x`, [`a`, `b`]).
-fn parse_unknown(message: &str) -> Option<(bool, String, Vec<String>)> {
-    let (is_value, rest) = if let Some(r) = message.strip_prefix("unknown field `") {
-        (false, r)
-    } else if let Some(r) = message.strip_prefix("unknown variant `") {
-        (true, r)
-    } else {
-        return None;
-    };
-    let (found, rest) = rest.split_once('`')?;
-    let expected = rest
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect();
-    Some((is_value, found.to_owned(), expected))
-}
-
-/// The accepted name closest to `found`, if it is close enough to be a typo.
-fn closest(found: &str, expected: &[String]) -> Option<String> {
-    // `read_from` for `read-from`: the commonest slip in a kebab-case file.
-    let kebab = found.replace('_', "-");
-    if let Some(e) = expected.iter().find(|e| **e == kebab) {
-        return Some(e.clone());
-    }
-    let limit = (found.chars().count() / 3).max(1);
-    expected
-        .iter()
-        .map(|e| (strsim::damerau_levenshtein(&kebab, e), e))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, e)| e.clone())
-}
-
-/// 1-based line and column (in characters) of byte `offset`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = floor_char_boundary(text, offset);
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
-
-fn floor_char_boundary(text: &str, offset: usize) -> usize {
-    let mut i = offset.min(text.len());
-    while !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-/// Lines of `text` with their byte offsets.
-fn lines_with_offsets(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.split_inclusive('\n').scan(0, |pos, line| {
-        let start = *pos;
-        *pos += line.len();
-        Some((start, line))
-    })
-}
-
-/// The key set on a line (`key = value`), unquoted.
-fn line_key(line: &str) -> Option<&str> {
-    let line = line.trim_start();
-    if line.starts_with('#') || line.starts_with('[') {
-        return None;
-    }
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
-    (!key.is_empty()).then_some(key)
-}
-
-/// The key on the line holding byte `offset`.
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    lines_with_offsets(text)
-        .take_while(|(start, _)| *start <= offset)
-        .last()
-        .and_then(|(_, line)| line_key(line))
-        .map(str::to_owned)
-}
-
-/// Offset of the line in `span` that sets `key`.
-fn find_key(text: &str, span: std::ops::Range<usize>, key: &str) -> Option<usize> {
-    lines_with_offsets(text)
-        .filter(|(start, line)| *start + line.len() > span.start && *start < span.end)
-        .find(|(_, line)| line_key(line) == Some(key))
-        .map(|(start, line)| start + (line.len() - line.trim_start().len()))
-}
-
-/// The table header in force at byte `offset`: `[[source]] #2`, `[sink]`; `None` at the top.
-fn section_at(text: &str, offset: usize) -> Option<String> {
-    sections(text)
-        .take_while(|(start, _, _)| *start <= offset)
-        .last()
-        .and_then(|(_, _, section)| section)
-}
-
-/// Each line with its byte offset and the table it belongs to (`[[source]] #2`, `[sink]`, or
-/// `None` at the top level); a header line belongs to its own table. A line scan, not a TOML
-/// parse: good enough to point an operator at a line.
-fn sections(text: &str) -> impl Iterator<Item = (usize, &str, Option<String>)> {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    let mut section: Option<String> = None;
-    lines_with_offsets(text).map(move |(start, line)| {
-        let t = line.trim();
-        if let Some(inner) = t.strip_prefix("[[") {
-            let name = inner.split("]]").next().unwrap_or(inner).trim().to_owned();
-            let n = match counts.iter_mut().find(|(k, _)| *k == name) {
-                Some((_, n)) => {
-                    *n += 1;
-                    *n
-                }
-                None => {
-                    counts.push((name.clone(), 1));
-                    1
-                }
-            };
-            section = Some(format!("[[{name}]] #{n}"));
-        } else if let Some(inner) = t.strip_prefix('[') {
-            let name = inner.split(']').next().unwrap_or(inner).trim();
-            section = Some(format!("[{name}]"));
-        }
-        (start, line, section.clone())
-    })
 }
 
 /// The sources to read when none is configured, for the file system under `root` (`/` in
@@ -1959,7 +1235,7 @@ mod tests {
             old.restart_only_changes(&new).is_empty(),
             "sources and detections apply on reload"
         );
-        new.timezone = "+02:00".into();
+        new.timezone = "+02:00".parse().unwrap();
         new.include_message = !old.include_message;
         new.sink = SinkConfig::File {
             path: "/var/log/authtrail.ndjson".into(),
@@ -1973,6 +1249,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
+    use config_errors::{closest, line_key};
 
     const EXAMPLE: &str = include_str!("../../targets/agent.toml");
 
@@ -2100,7 +1377,7 @@ mod tests {
         assert_eq!(at.section.as_deref(), Some("[[source]] #2"), "{msg}");
         assert_eq!(at.line, 8, "{msg}");
         assert_eq!(key.as_deref(), Some("max-files"), "{msg}");
-        assert!(msg.contains("expected usize"), "{msg}");
+        assert!(msg.contains("expected a whole number"), "{msg}");
     }
 
     #[test]
@@ -2249,7 +1526,7 @@ name = "wtmp/../x"
 type = "file"
 path = "/nonexistent-authtrail-dir/events.ndjson"
 "#;
-        let errors = parse(text).unwrap().validate().unwrap_err();
+        let errors = Config::check(text, Path::new("/etc/authtrail/agent.toml")).unwrap_err();
         let msgs: Vec<String> = errors.iter().map(ToString::to_string).collect();
         let has = |needle: &str| {
             assert!(
@@ -2259,7 +1536,7 @@ path = "/nonexistent-authtrail-dir/events.ndjson"
         };
         has("state-dir = \"var/lib/authtrail\": must be an absolute path");
         has("hostname = \"\"");
-        has("timezone = \"Mars/Olympus\": expected `local`, `UTC`");
+        has("agent.toml:4:12: key `timezone`: expected `local`, `UTC`");
         has("max-line-bytes = 0: must be between 1 and 16777216");
         has("[[source]] #1 (file): `paths` is empty");
         has("[[source]] #1 and #2 are both named `file`");
@@ -2274,7 +1551,7 @@ path = "/nonexistent-authtrail-dir/events.ndjson"
         assert_eq!(errors.len(), 14, "{msgs:#?}");
 
         let big = Config {
-            max_line_bytes: MAX_LINE_BYTES_LIMIT + 1,
+            max_line_bytes: ByteSize(MAX_LINE_BYTES_LIMIT as u64 + 1),
             ..Config::default()
         };
         assert!(matches!(
@@ -2282,8 +1559,8 @@ path = "/nonexistent-authtrail-dir/events.ndjson"
             [ConfigError::LineBound { .. }]
         ));
         let ok = Config {
-            max_line_bytes: MAX_LINE_BYTES_LIMIT,
-            timezone: "+05:30".into(),
+            max_line_bytes: ByteSize(MAX_LINE_BYTES_LIMIT as u64),
+            timezone: "+05:30".parse().unwrap(),
             ..Config::default()
         };
         ok.validate().unwrap();
@@ -2617,6 +1894,29 @@ type = "utmp"
                 "key `{key}` is not in targets/agent.toml"
             );
         }
+    }
+
+    #[test]
+    fn errors_reported_are_bounded() {
+        let text: String = (0..MAX_ERRORS + 10)
+            .map(|i| format!("typo-{i} = 1\n"))
+            .collect();
+        let errors = Config::check(&text, Path::new("a.toml")).unwrap_err();
+        assert_eq!(errors.len(), MAX_ERRORS);
+    }
+
+    #[test]
+    fn every_type_error_is_reported_once_in_file_order() {
+        let text = "[[source]]\ntype = \"fil\"\n[[source]]\npaths = []\n\
+                    [[source]]\ntype = \"file\"\npaths = [\"/x\"]\nmax-files = \"many\"\n\
+                    poll-interval = 5\n";
+        let errors = Config::check(text, Path::new("a.toml")).unwrap_err();
+        let lines: Vec<usize> = errors
+            .iter()
+            .filter_map(|e| e.location().map(|at| at.line))
+            .collect();
+        // A source stepped over gets no semantic errors (the one without `type` has no paths).
+        assert_eq!(lines, [2, 3, 8, 9], "{errors:#?}");
     }
 
     #[test]

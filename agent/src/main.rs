@@ -20,6 +20,8 @@ struct Cli {
         default_value = agent::config::DEFAULT_CONFIG_PATH
     )]
     config: PathBuf,
+    #[command(flatten)]
+    verbosity: logger::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,6 +52,11 @@ enum Command {
         /// `dropbear`, `sudo`, ...), as tools and tests print them.
         #[arg(long, value_name = "NAME")]
         program: Option<String>,
+        /// Print the alerts the edge detections would raise on these lines (instead of the
+        /// events): a preview, offline. Uses the `[detect]` settings of --config when that file
+        /// exists, else the defaults.
+        #[arg(long)]
+        detect: bool,
     },
     /// Check the config file: print the effective configuration as TOML (defaults filled in,
     /// default sources chosen) and exit 0, or print each error and exit 2.
@@ -129,6 +136,7 @@ fn config_verdict(valid: bool) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logger::init("authtrail", &cli.verbosity);
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Parse {
             files,
@@ -138,7 +146,13 @@ fn main() -> ExitCode {
             reference_time,
             max_line,
             program,
+            detect,
         } => {
+            let detect = match detect.then(|| cmd::parse::detect_config(&cli.config)) {
+                Some(Err(e)) => return fail(&e),
+                Some(Ok(c)) => Some(c),
+                None => None,
+            };
             let opts = cmd::parse::Options {
                 files,
                 unmatched,
@@ -147,6 +161,7 @@ fn main() -> ExitCode {
                 reference: reference_time,
                 max_line,
                 program,
+                detect,
             };
             cmd::parse::run(
                 &opts,
@@ -225,18 +240,20 @@ fn main() -> ExitCode {
 fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
-        Err(e) => {
-            // A closed pipe (`authtrail parse log | head`) is not an error worth a message.
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("{}", agent_core::exit::render("authtrail", e.as_ref()));
-            ExitCode::from(exit_code(e.as_ref(), |c| {
-                c.is::<agent::config::ConfigError>()
-            }))
-        }
+        Err(e) => fail(&e),
     }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    // A closed pipe (`authtrail parse log | head`) is not an error worth a message.
+    if e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("{}", agent_core::exit::render("authtrail", e.as_ref()));
+    ExitCode::from(exit_code(e.as_ref(), |c| {
+        c.is::<agent::config::ConfigError>()
+    }))
 }

@@ -26,6 +26,7 @@ use crate::pipeline::{
     COMMIT_RETRY, Commit, Inbox, Input, Pipeline, Renderer, SourceCounters, Stamp, wake_chunk,
     wall_clock,
 };
+use crate::progress::{self, Progress, Sample};
 use crate::sink::{FileSink, Sink, StdoutSink};
 use crate::source::checkpoint::Checkpoints;
 use crate::source::file::{FileSource, FileStatus, Waker};
@@ -237,18 +238,23 @@ fn open_sink(
                 facts,
                 mark,
             )
-            .with_context(|| format!("starting the collector sink for {}", c.url))?;
+            .with_context(|| {
+                format!(
+                    "starting the collector sink for {}",
+                    c.url.as_ref().map_or("(no url)", |u| u.as_str())
+                )
+            })?;
             Box::new(sink)
         }
     })
 }
 
 fn warn(msg: impl std::fmt::Display) {
-    eprintln!("authtrail: warning: {msg}");
+    tracing::warn!("{msg}");
 }
 
 fn info(msg: impl std::fmt::Display) {
-    eprintln!("authtrail: {msg}");
+    tracing::info!("{msg}");
 }
 
 fn load(path: &Path) -> anyhow::Result<(Config, Option<String>)> {
@@ -264,7 +270,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     if let Some(why) = why {
         info(format_args!("no [[source]] configured: {why}"));
     }
-    let zone = config.zone().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let zone = config.zone();
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state dir {}", config.state_dir.display()))?;
     let agent_id = crate::host::agent_id(&config.state_dir)
@@ -312,7 +318,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let mut rx = Inbox::new(rx);
     watch_signals(&terminate, &reload, tx.clone())?;
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
-    let max_line = config.max_line_bytes;
+    let max_line = config.max_line_bytes.as_usize();
     for ((name, source), fresh) in sources.into_iter().zip(fresh) {
         let r = start_source(
             &name,
@@ -523,6 +529,8 @@ struct StatusFile {
     last_backlog_look: Option<Instant>,
     last_look: Option<Instant>,
     last_written: Option<(StatusReport, Instant)>,
+    /// A backlog's progress, shown from the same samples.
+    progress: Progress,
 }
 
 impl Default for StatusFile {
@@ -533,6 +541,7 @@ impl Default for StatusFile {
             last_backlog_look: None,
             last_look: None,
             last_written: None,
+            progress: Progress::new(progress::Mode::detect()),
         }
     }
 }
@@ -571,6 +580,8 @@ impl StatusFile {
         self.last_look = Some(now);
         self.dirty = false;
         let mut report = status_report(&agent_id.to_string(), running, pipeline);
+        self.progress
+            .update(Sample::of(&report), now, &mut std::io::stderr().lock());
         self.backlog = report
             .shipping
             .as_ref()
@@ -731,7 +742,7 @@ fn reconcile(
                 &source,
                 pipeline.checkpoints().snapshot(),
                 fresh.get(slot.key()).copied().unwrap_or(false),
-                config.max_line_bytes,
+                config.max_line_bytes.as_usize(),
                 tx.clone(),
             )?;
             info(format_args!("source {} started", slot.key()));

@@ -266,8 +266,8 @@ impl Sink for FileSink {
         let file = self.out.get_ref();
         let len = file.metadata().map_err(|e| self.io_err(e))?.len();
         if mark.object == self.ino && len > mark.offset {
-            eprintln!(
-                "authtrail: warning: {}: dropping the last {} bytes, written after the last checkpoint; their lines will be read again",
+            tracing::warn!(
+                "{}: dropping the last {} bytes, written after the last checkpoint; their lines will be read again",
                 self.path.display(),
                 len - mark.offset
             );

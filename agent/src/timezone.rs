@@ -9,8 +9,10 @@ use std::str::FromStr;
 
 use agent_core::Timestamp;
 
-/// How to read zone-less timestamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How to read zone-less timestamps. In the config file: `local`, `UTC` or `+HH:MM`, checked
+/// when the file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Zone {
     /// The host's zone (`/etc/localtime`, `TZ`).
     #[default]
@@ -39,6 +41,20 @@ impl Zone {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected `local`, `UTC` or an offset like `+01:00` or `-0530`, found {0:?}")]
 pub struct ZoneError(String);
+
+impl TryFrom<String> for Zone {
+    type Error = ZoneError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<Zone> for String {
+    fn from(zone: Zone) -> String {
+        zone.to_string()
+    }
+}
 
 impl FromStr for Zone {
     type Err = ZoneError;

@@ -14,10 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent::config::{CollectorConfig, Compression, Config, ConfigError, SinkConfig, SpoolPolicy};
+use agent::config::{
+    ByteSize, CollectorConfig, Compression, Config, ConfigError, SinkConfig, SpoolPolicy,
+};
 use agent::host::HostFacts;
 use agent::ship::CollectorSink;
 use agent::ship::batch::Encoding;
+use agent::ship::{CollectorUrl, ProxyUrl};
 use agent::sink::Sink;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -337,7 +340,7 @@ impl Fixture {
 
     fn config(&self, url: &str) -> CollectorConfig {
         let mut c = CollectorConfig {
-            url: url.to_owned(),
+            url: Some(CollectorUrl::parse(url).unwrap()),
             ..CollectorConfig::default()
         };
         c.tls.ca_file = Some(self.ca_file.clone());
@@ -444,8 +447,8 @@ fn batches_close_on_events_and_bytes_and_alerts_flush() {
 
     // Bytes: each event is ~50 bytes; 120 bytes hold two.
     let mut config = fx.config(&server.url());
-    config.batch_max_bytes = 120;
-    config.spool.max_bytes = 1 << 20;
+    config.batch_max_bytes = ByteSize(120);
+    config.spool.max_bytes = ByteSize(1 << 20);
     let mut sink = fx.open(&config);
     for i in 0..5 {
         sink.send(event(i).as_bytes(), false).unwrap();
@@ -1014,9 +1017,9 @@ fn full_spool_drop_oldest_counts_and_raises_an_alert() {
     let fx = Fixture::new();
     let mut config = fx.config(&dead_url());
     config.compression = Compression::None;
-    config.batch_max_bytes = 300;
+    config.batch_max_bytes = ByteSize(300);
     // A batch of one event is ~130 bytes with its header: five fit, the alert (~480) and one.
-    config.spool.max_bytes = 700;
+    config.spool.max_bytes = ByteSize(700);
     config.spool.policy = SpoolPolicy::DropOldest;
     let mut sink = fx.open(&config);
     for i in 0..10 {
@@ -1068,8 +1071,8 @@ fn full_spool_with_block_fails_the_commit_and_keeps_the_events() {
     let fx = Fixture::new();
     let mut config = fx.config(&dead_url());
     config.compression = Compression::None;
-    config.batch_max_bytes = 200;
-    config.spool.max_bytes = 400;
+    config.batch_max_bytes = ByteSize(200);
+    config.spool.max_bytes = ByteSize(400);
     config.spool.policy = SpoolPolicy::Block;
     let mut sink = fx.open(&config);
     let mut refused = None;
@@ -1194,7 +1197,7 @@ fn batches_go_through_a_connect_proxy() {
     let server = Server::start(&fx.server_leaf, None);
     let (proxy, seen) = start_proxy();
     let mut config = fx.config(&server.url());
-    config.proxy = Some(format!("http://{proxy}"));
+    config.proxy = Some(ProxyUrl::parse(&format!("http://{proxy}")).unwrap());
     let mut sink = fx.open(&config);
     sink.send(event(0).as_bytes(), false).unwrap();
     sink.commit().unwrap();
@@ -1215,9 +1218,7 @@ fn batches_go_through_a_connect_proxy() {
 // Configuration
 
 fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
-    let config = Config::from_toml(text, Path::new("agent.toml")).map_err(|e| vec![e])?;
-    config.validate()?;
-    Ok(config)
+    Config::check(text, Path::new("agent.toml"))
 }
 
 fn errors(text: &str) -> String {
@@ -1239,16 +1240,16 @@ fn collector_config_defaults() {
     assert_eq!(
         **c,
         CollectorConfig {
-            url: "https://collector.example:8443".into(),
+            url: Some(CollectorUrl::parse("https://collector.example:8443").unwrap()),
             ..CollectorConfig::default()
         }
     );
     assert_eq!(c.compression, Compression::Zstd);
     assert_eq!(c.batch_max_events, 5000);
-    assert_eq!(c.batch_max_bytes, 1 << 20);
+    assert_eq!(c.batch_max_bytes, ByteSize(1 << 20));
     assert_eq!(c.batch_max_age, Duration::from_secs(1));
     assert_eq!(c.heartbeat, Duration::from_secs(60));
-    assert_eq!(c.spool.max_bytes, 256 << 20);
+    assert_eq!(c.spool.max_bytes, ByteSize(256 << 20));
     assert_eq!(c.spool.policy, SpoolPolicy::DropOldest);
     assert!(c.spool.enabled);
     assert_eq!(c.retry.initial, Duration::from_secs(1));
@@ -1317,7 +1318,10 @@ fn annotated_example_config_parses_with_the_collector_section_uncommented() {
     let SinkConfig::Collector(c) = &config.sink else {
         panic!("{:?}", config.sink)
     };
-    assert_eq!(c.url, "https://collector.example:8443");
+    assert_eq!(
+        c.url.as_ref().map(CollectorUrl::as_str),
+        Some("https://collector.example:8443")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -226,11 +226,15 @@ pub enum ConfigError {
         fix: &'static str,
     },
     /// Not TOML, or a value of the wrong type, or an unknown key.
-    #[error("{}: {message}", .path.display())]
+    #[error("{}:{line}:{column}: {message}", .path.display())]
     Syntax {
         /// The config file.
         path: PathBuf,
-        /// toml's message (it names the line and key).
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the table and key, in words.
         message: String,
     },
     /// A required key is missing.
@@ -278,6 +282,38 @@ pub enum ConfigError {
         /// The smallest budget that admits a maximal batch.
         needs: u64,
     },
+}
+
+/// A located error of the file at `path`, said as the agent says them.
+fn syntax(e: config_errors::Error, path: &Path) -> ConfigError {
+    let context = match (&e.at.section, &e.key) {
+        (Some(s), Some(k)) => format!("{s} {k}: "),
+        (Some(s), None) => format!("in {s}: "),
+        (None, Some(k)) => format!("key `{k}`: "),
+        (None, None) => String::new(),
+    };
+    let message = match e.kind {
+        config_errors::Kind::Syntax(m) => format!("{context}{m}"),
+        config_errors::Kind::Unknown {
+            is_value,
+            found,
+            suggestion,
+            expected,
+        } => {
+            let what = if is_value { "value" } else { "field" };
+            let hint = match suggestion {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("expected one of `{}`", expected.join("`, `")),
+            };
+            format!("{context}unknown {what} `{found}`: {hint}")
+        }
+    };
+    ConfigError::Syntax {
+        path: path.to_owned(),
+        line: e.at.line,
+        column: e.at.column,
+        message,
+    }
 }
 
 /// Refuses a file that group or others may write (`secret`: or that others may read).
@@ -335,19 +371,46 @@ impl Config {
         Config::from_toml(&text, path)
     }
 
-    /// [`Config::load`] then [`Config::validate`]; every problem found.
+    /// Reads the file at `path` and reports every problem found in one pass: each TOML or
+    /// type error with its line, then [`Config::validate`]'s.
     pub fn load_valid(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        let config = Config::load(path).map_err(|e| vec![e])?;
-        config.validate()?;
-        Ok(config)
+        let text = read_checked(path, false).map_err(|e| vec![e])?;
+        let parsed = config_errors::parse::<Config>(&text, &config_errors::Untagged);
+        let mut errors: Vec<ConfigError> =
+            parsed.errors.into_iter().map(|e| syntax(e, path)).collect();
+        // In the order of the file.
+        errors.sort_by_key(|e| match e {
+            ConfigError::Syntax { line, column, .. } => (*line, *column),
+            _ => (usize::MAX, 0),
+        });
+        match parsed.value {
+            Some(config) if errors.is_empty() => {
+                config.validate()?;
+                Ok(config)
+            }
+            Some(config) => {
+                // Semantic problems of what did read (keys in error were left at defaults,
+                // which would only repeat them, e.g. a missing cert-file).
+                if let Err(more) = config.validate() {
+                    errors.extend(
+                        more.into_iter()
+                            .filter(|e| !matches!(e, ConfigError::Missing { .. })),
+                    );
+                }
+                Err(errors)
+            }
+            None => Err(errors),
+        }
     }
 
-    /// Parses config text; `path` only names the file in errors.
+    /// Parses config text; `path` only names the file in errors. Stops at the first error.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })
+        let parsed = config_errors::parse::<Config>(text, &config_errors::Untagged);
+        match (parsed.value, parsed.errors.into_iter().next()) {
+            (_, Some(e)) => Err(syntax(e, path)),
+            (Some(config), None) => Ok(config),
+            (None, None) => unreachable!("a parse without a value has an error"),
+        }
     }
 
     /// The config as TOML, every field written out.

@@ -26,6 +26,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "authtrail-collector", version, about)]
 struct Cli {
+    #[command(flatten)]
+    verbosity: logger::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -283,7 +285,9 @@ enum CertsCommand {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    logger::init("authtrail-collector", &cli.verbosity);
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!(
@@ -511,7 +515,7 @@ fn serve(path: &Path, console_link: Option<&str>) -> anyhow::Result<()> {
             ))?;
         }
         server.run(shutdown_signal()).await;
-        eprintln!("authtrail-collector: stopped");
+        tracing::info!("stopped");
         Ok(())
     })
 }

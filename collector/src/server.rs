@@ -326,7 +326,7 @@ impl Server {
                     Ok(x) => x,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
-                        eprintln!("authtrail-collector: accept: {e}");
+                        tracing::warn!("accept: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -375,11 +375,11 @@ async fn connection(
     let tls = match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            eprintln!("authtrail-collector: {addr}: TLS handshake failed: {e}");
+            tracing::info!("{addr}: TLS handshake failed: {e}");
             return;
         }
         Err(_) => {
-            eprintln!("authtrail-collector: {addr}: TLS handshake timed out");
+            tracing::info!("{addr}: TLS handshake timed out");
             return;
         }
     };
@@ -506,8 +506,8 @@ async fn handle(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
         (&Method::POST, BATCHES_PATH) => {
             let reply = batch(state, peer, req).await;
             if reply.status().is_client_error() || reply.status().is_server_error() {
-                eprintln!(
-                    "authtrail-collector: {}: {} {}",
+                tracing::warn!(
+                    "{}: {} {}",
                     peer.addr,
                     reply.status().as_u16(),
                     String::from_utf8_lossy(

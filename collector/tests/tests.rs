@@ -982,3 +982,40 @@ fn logins_of_one_user_on_three_hosts_raise_a_lateral_movement_alert() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `validate` reports every error of the file in one run, each with its line and in words.
+#[test]
+fn validate_reports_every_error_with_its_line() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        "listen = 8443\nheartbeat-stale-after = 5\n[limits]\nmax-body-bytes = \"big\"\nmax-conections = 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (ok, out, err) = run_cli(&["validate", "--config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(out, "");
+    let at = |line: usize| format!("{}:{line}:", config.display());
+    for (line, needle) in [
+        (1, "key `listen`"),
+        (2, "expected a duration in quotes"),
+        (
+            4,
+            "[limits] max-body-bytes: found string \"big\", expected a whole number",
+        ),
+        (5, "did you mean `max-connections`?"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&at(line)) && l.contains(needle)),
+            "no {needle:?} at line {line}:\n{err}"
+        );
+    }
+    assert!(
+        !err.contains("u64") && !err.contains("invalid type"),
+        "{err}"
+    );
+}

@@ -31,6 +31,8 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     "systemd",
     "systemd-journal-remote",
     "time",
+    // agent/tests/cli.rs records the progress line in a tmux pane.
+    "tmux",
     "zstd",
 ];
 

@@ -37,6 +37,28 @@ pub struct Options {
     pub max_line: usize,
     /// Every line is a bare message (no syslog header) from this program.
     pub program: Option<String>,
+    /// Run the edge detections over the events and print the alerts they raise instead of the
+    /// events (`--detect`): a preview, offline, of what the agent would alert on.
+    pub detect: Option<agent_core::detect::DetectConfig>,
+}
+
+/// The detections `parse --detect` runs: the `[detect]` settings of the config file at
+/// `config` when it exists (every error in it refused, as `validate` would), else the defaults.
+pub fn detect_config(config: &Path) -> anyhow::Result<agent_core::detect::DetectConfig> {
+    let settings = if config.exists() {
+        crate::config::Config::load(config)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .detect
+    } else {
+        crate::detect::DetectSettings::default()
+    };
+    // A preview of what the detections would raise: on, even where the config turns them off.
+    let settings = crate::detect::DetectSettings {
+        enabled: true,
+        ..settings
+    };
+    // A fixed seed: the preview is the same on every run.
+    Ok(settings.to_detect_config(0))
 }
 
 /// What `parse` saw, for the summary.
@@ -66,12 +88,23 @@ pub struct Summary {
     pub by_program: BTreeMap<String, u64>,
     /// Unrecognised lines by program.
     pub unrecognised_by_program: BTreeMap<String, u64>,
+    /// With `--detect`: alerts by rule.
+    pub alerts_by_rule: BTreeMap<&'static str, u64>,
 }
 
 /// Runs the command: events to `out`, summary (and unmatched lines) to `err`.
 pub fn run(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
     let mut out = io::BufWriter::with_capacity(256 * 1024, out);
+    // One detector for all the inputs, as the agent has one for all its sources.
+    let mut detector = opts
+        .detect
+        .map(|c| Box::new(agent_core::detect::DefaultDetector::new(c)));
+    let mut sink = Output {
+        out: &mut out,
+        detector: detector.as_deref_mut(),
+        json: String::with_capacity(1024),
+    };
     let stdin_only = opts.files.is_empty();
     let inputs: Vec<Option<&Path>> = if stdin_only {
         vec![None]
@@ -100,7 +133,7 @@ pub fn run(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
                     reference,
                     opts,
                     &mut summary,
-                    &mut out,
+                    &mut sink,
                     err,
                 )
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -109,14 +142,58 @@ pub fn run(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
                 let stdin = io::stdin();
                 let reference = opts.reference.unwrap_or_else(now);
                 let reader = BufReader::with_capacity(256 * 1024, stdin.lock());
-                parse_stream(reader, None, reference, opts, &mut summary, &mut out, err)
+                parse_stream(reader, None, reference, opts, &mut summary, &mut sink, err)
                     .context("reading standard input")?;
             }
         }
     }
+    drop(sink);
     out.flush().context("writing events")?;
     write_summary(&summary, opts.unmatched, err).context("writing summary")?;
+    if opts.detect.is_some() {
+        write_alert_summary(&summary, err).context("writing summary")?;
+    }
     Ok(summary)
+}
+
+/// Where an event goes: its JSON, or with `--detect` the detector (and its alerts' JSON).
+struct Output<'o> {
+    out: &'o mut dyn Write,
+    detector: Option<&'o mut agent_core::detect::DefaultDetector>,
+    json: String,
+}
+
+impl Output<'_> {
+    fn event(
+        &mut self,
+        ev: &agent_core::LoginEvent<'_>,
+        envelope: &Envelope<'_>,
+        summary: &mut Summary,
+    ) -> io::Result<()> {
+        summary.record(ev);
+        let Some(detector) = self.detector.as_deref_mut() else {
+            self.json.clear();
+            ecs::write_event(&mut self.json, ev, envelope).map_err(io::Error::other)?;
+            self.json.push('\n');
+            return self.out.write_all(self.json.as_bytes());
+        };
+        for alert in detector.observe(ev) {
+            *summary
+                .alerts_by_rule
+                .entry(alert.rule.as_str())
+                .or_default() += 1;
+            let envelope = Envelope {
+                hostname: ev.hostname.or(envelope.hostname),
+                message: None,
+                ..*envelope
+            };
+            self.json.clear();
+            ecs::write_alert(&mut self.json, &alert, &envelope).map_err(io::Error::other)?;
+            self.json.push('\n');
+            self.out.write_all(self.json.as_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 fn parse_stream(
@@ -125,7 +202,7 @@ fn parse_stream(
     reference: Timestamp,
     opts: &Options,
     summary: &mut Summary,
-    out: &mut dyn Write,
+    out: &mut Output<'_>,
     err: &mut dyn Write,
 ) -> io::Result<()> {
     let ctx = Context {
@@ -134,7 +211,6 @@ fn parse_stream(
     };
     let path_text = path.map(|p| p.as_os_str().as_encoded_bytes());
     let mut lines = LineReader::new(reader, opts.max_line, 0);
-    let mut json = String::with_capacity(1024);
     // The last line that gave an event, for syslogd's `last message repeated N times`.
     let mut previous: Vec<u8> = Vec::new();
     let mut line_no: u64 = 0;
@@ -174,11 +250,7 @@ fn parse_stream(
         };
         match parsed {
             Parsed::Event(ev) => {
-                summary.record(&ev);
-                json.clear();
-                ecs::write_event(&mut json, &ev, &envelope).map_err(io::Error::other)?;
-                json.push('\n');
-                out.write_all(json.as_bytes())?;
+                out.event(&ev, &envelope, summary)?;
                 previous.clear();
                 previous.extend_from_slice(bytes);
             }
@@ -192,11 +264,7 @@ fn parse_stream(
                     Parsed::Event(mut ev) => {
                         ev.count = ev.count.saturating_mul(count);
                         ev.timestamp = Some(header.timestamp);
-                        summary.record(&ev);
-                        json.clear();
-                        ecs::write_event(&mut json, &ev, &envelope).map_err(io::Error::other)?;
-                        json.push('\n');
-                        out.write_all(json.as_bytes())?;
+                        out.event(&ev, &envelope, summary)?;
                     }
                     _ => summary.noise += 1,
                 }
@@ -277,6 +345,18 @@ impl Summary {
         let program = ev.program.to_string();
         *self.by_program.entry(program).or_default() += 1;
     }
+}
+
+fn write_alert_summary(s: &Summary, err: &mut dyn Write) -> io::Result<()> {
+    let total: u64 = s.alerts_by_rule.values().sum();
+    writeln!(
+        err,
+        "\nAlerts: {total} (on stdout, one ECS document per alert)"
+    )?;
+    for (rule, n) in &s.alerts_by_rule {
+        writeln!(err, "  {rule:<24} {n:>10}")?;
+    }
+    Ok(())
 }
 
 fn write_summary(s: &Summary, unmatched_shown: bool, err: &mut dyn Write) -> io::Result<()> {
@@ -373,7 +453,49 @@ mod tests {
             reference: Some(Timestamp::from_secs(1_795_867_200)),
             max_line: DEFAULT_MAX_LINE,
             program: None,
+            detect: None,
         }
+    }
+
+    /// `--detect` prints the alerts, not the events: a brute force that ends in a login gives
+    /// the brute force and the success after failures, with the attacker's address.
+    #[test]
+    fn detect_prints_the_alerts_the_log_would_raise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        let mut text = String::new();
+        for i in 0..12 {
+            text.push_str(&format!(
+                "Nov 28 06:49:{i:02} web1 sshd[{i}]: Failed password for root from 203.0.113.9 port {i} ssh2\n"
+            ));
+        }
+        text.push_str(
+            "Nov 28 06:50:00 web1 sshd[99]: Accepted password for root from 203.0.113.9 port 99 ssh2\n",
+        );
+        std::fs::write(&path, text).unwrap();
+        let config = dir.path().join("absent.toml");
+        let o = Options {
+            detect: Some(detect_config(&config).unwrap()),
+            ..opts(vec![path])
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let s = run(&o, &mut out, &mut err).unwrap();
+        assert_eq!(s.events, 13);
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("\"kind\":\"event\""), "only alerts: {out}");
+        let rules: Vec<&str> = s.alerts_by_rule.keys().copied().collect();
+        assert!(rules.contains(&"brute_force"), "{rules:?}\n{out}");
+        assert!(
+            rules.iter().any(|r| r.contains("success_after_failures")),
+            "{rules:?}\n{out}"
+        );
+        assert!(
+            out.lines().all(|l| l.contains("\"kind\":\"alert\"")),
+            "{out}"
+        );
+        assert!(out.contains("203.0.113.9"), "{out}");
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains("Alerts: "), "{err}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub struct Options {
 
 /// Runs the command. `Ok(false)`: the config is invalid and the errors went to `err`.
 pub fn run(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<bool> {
-    let (config, why) = match Config::load_effective(&opts.config, &opts.root) {
+    let (config, why) = match Config::load_effective_for_listing(&opts.config, &opts.root) {
         Ok(v) => v,
         Err(errors) => {
             report_errors(&opts.config, &errors, err)?;

@@ -5,7 +5,7 @@ use std::io::{self, Read as _, Write as _};
 
 use serde_json::json;
 
-use crate::config::Compression;
+use super::config::Compression;
 use crate::host::HostFacts;
 
 /// zstd level. Measured on 1 MiB batches of the agent's own NDJSON: level 1 is both smaller

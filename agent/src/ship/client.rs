@@ -11,11 +11,11 @@ use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, TcpCon
 
 use agent_core::wire;
 
+use super::config::CollectorConfig;
 use super::retry::parse_retry_after;
 use super::spool::SpooledBatch;
 use super::tls::{FileStamp, TlsConnector, TlsError, TlsSettings};
-use super::{CollectorUrl, proxy_for};
-use crate::config::CollectorConfig;
+use super::{CollectorUrl, ProxyUrl, proxy_for};
 
 /// Most bytes of a response body kept for a log line.
 pub const SNIPPET_BYTES: usize = 512;
@@ -92,11 +92,16 @@ impl Client {
     /// Builds the client; reads the TLS files now, so a bad CA or key stops the agent at start
     /// with a message naming the file.
     pub fn new(config: &CollectorConfig, agent_id: &str) -> Result<Client, TlsError> {
-        let url = CollectorUrl::parse(&config.url).map_err(TlsError::Rustls)?;
+        let url = config
+            .url
+            .clone()
+            .ok_or_else(|| TlsError::Rustls(format!("url {}", CollectorUrl::REQUIRED)))?;
         let tls = TlsSettings::new(&config.tls)?;
-        let proxy = proxy_for(config.proxy.as_deref(), url.host(), |k| {
-            std::env::var(k).ok()
-        });
+        let proxy = proxy_for(
+            config.proxy.as_ref().map(ProxyUrl::as_str),
+            url.host(),
+            |k| std::env::var(k).ok(),
+        );
         let tls_stamps = tls.stamps();
         let http = build_agent(&tls, &url, proxy.as_deref(), config.timeout)?;
         Ok(Client {

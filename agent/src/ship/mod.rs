@@ -40,6 +40,7 @@
 
 pub mod batch;
 pub mod client;
+pub mod config;
 pub mod retry;
 pub mod spool;
 pub mod tls;
@@ -53,9 +54,9 @@ use std::time::{Duration, Instant};
 
 use self::batch::{AgentIdentity, BatchInfo, BodyEncoder, Encoding, OpenBatch};
 use self::client::{Client, Outcome};
+use self::config::{CollectorConfig, SpoolPolicy};
 use self::retry::Backoff;
 use self::spool::{EntrySync, Origin, PushError, Pushed, Spool};
-use crate::config::{CollectorConfig, SpoolPolicy};
 use crate::host::HostFacts;
 use crate::sink::{Sink, SinkError, SinkMark};
 
@@ -87,23 +88,41 @@ pub const MAX_IN_FLIGHT: usize = 4;
 /// burst) is drained in parallel. Never in parallel while the collector is failing.
 pub const PARALLEL_BACKLOG: usize = 8;
 
-/// The collector's base URL: `https://host[:port][/path]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The collector's base URL: `https://host[:port][/path]`. Checked once, when the config is
+/// read (`#[serde(try_from)]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct CollectorUrl {
     text: String,
     host: String,
 }
 
+impl TryFrom<String> for CollectorUrl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        CollectorUrl::parse(&text)
+    }
+}
+
+impl From<CollectorUrl> for String {
+    fn from(url: CollectorUrl) -> String {
+        url.text
+    }
+}
+
 impl CollectorUrl {
+    /// What to say when no `url` is set.
+    pub const REQUIRED: &str =
+        "is required: the collector's address, e.g. url = \"https://collector.example:8443\"";
+
     /// Checks a configured `url`: `https://` with a host, no query or fragment. The error says
     /// what to write instead.
     pub fn parse(text: &str) -> Result<CollectorUrl, String> {
         let text = text.trim();
         let lower = text.to_ascii_lowercase();
         if text.is_empty() {
-            return Err("is required: the collector's address, e.g. \
-                        url = \"https://collector.example:8443\""
-                .to_owned());
+            return Err(Self::REQUIRED.to_owned());
         }
         if lower.starts_with("http://") {
             return Err(format!(
@@ -153,11 +172,32 @@ impl CollectorUrl {
     }
 }
 
-/// A configured `proxy`: `http://host:port`, an HTTP CONNECT proxy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyUrl;
+/// A configured `proxy`: `http://host:port`, an HTTP CONNECT proxy. Checked once, when the
+/// config is read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProxyUrl(String);
+
+impl TryFrom<String> for ProxyUrl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        ProxyUrl::parse(&text)
+    }
+}
+
+impl From<ProxyUrl> for String {
+    fn from(url: ProxyUrl) -> String {
+        url.0
+    }
+}
 
 impl ProxyUrl {
+    /// The proxy's URL as configured.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Checks a configured `proxy`.
     pub fn parse(text: &str) -> Result<ProxyUrl, String> {
         if !text.to_ascii_lowercase().starts_with("http://") {
@@ -167,7 +207,7 @@ impl ProxyUrl {
             ));
         }
         ureq::Proxy::new(text).map_err(|e| format!("{text:?} is not a usable proxy URL: {e}"))?;
-        Ok(ProxyUrl)
+        Ok(ProxyUrl(text.to_owned()))
     }
 }
 
@@ -304,7 +344,7 @@ struct State {
 
 impl State {
     fn note(&mut self, msg: String) {
-        eprintln!("authtrail: warning: {msg}");
+        tracing::warn!("{msg}");
         if self.status.log.len() == LOG_KEEP {
             self.status.log.pop_front();
         }
@@ -410,13 +450,16 @@ impl CollectorSink {
         facts: HostFacts,
         recover: Option<Option<SinkMark>>,
     ) -> Result<CollectorSink, ShipError> {
-        let url = CollectorUrl::parse(&config.url).map_err(ShipError::Url)?;
+        let url = config
+            .url
+            .clone()
+            .ok_or_else(|| ShipError::Url(CollectorUrl::REQUIRED.to_owned()))?;
         let clients = (0..MAX_IN_FLIGHT)
             .map(|_| Client::new(config, agent_id))
             .collect::<Result<Vec<_>, _>>()?;
         let durable = config.spool.enabled;
         let (max, policy) = if durable {
-            (config.spool.max_bytes, config.spool.policy)
+            (config.spool.max_bytes.0, config.spool.policy)
         } else {
             // In memory, bounded by the pipeline: it reads nothing while a commit waits.
             (u64::MAX, SpoolPolicy::Block)
@@ -554,7 +597,10 @@ impl CollectorSink {
 
 impl Sink for CollectorSink {
     fn send(&mut self, event: &[u8], alert: bool) -> Result<(), SinkError> {
-        let (events, bytes) = (self.config.batch_max_events, self.config.batch_max_bytes);
+        let (events, bytes) = (
+            self.config.batch_max_events,
+            self.config.batch_max_bytes.as_usize(),
+        );
         if self.open.would_overflow(event.len(), events, bytes) {
             self.close_open()?;
         }
@@ -929,7 +975,7 @@ impl Shipper {
             Outcome::TooLarge => {
                 let halves = batch
                     .encoding
-                    .decode(&batch.body, crate::config::BATCH_MAX_BYTES_LIMIT)
+                    .decode(&batch.body, config::BATCH_MAX_BYTES_LIMIT)
                     .ok()
                     .and_then(|ndjson| batch::split_lines(&ndjson));
                 match halves {

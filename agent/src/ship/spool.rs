@@ -82,7 +82,7 @@ use std::time::SystemTime;
 use uuid::Uuid;
 
 use super::batch::{BatchInfo, ClosedBatch, Encoding};
-use crate::config::SpoolPolicy;
+use super::config::SpoolPolicy;
 use crate::durable::{DurableFile, sync_dir};
 
 /// Spool file magic.

@@ -36,7 +36,7 @@ use ureq::unversioned::transport::{
     TransportAdapter,
 };
 
-use crate::config::CollectorTlsConfig;
+use super::config::CollectorTlsConfig;
 
 /// A SHA-256 digest of a SubjectPublicKeyInfo.
 pub type Pin = [u8; 32];
@@ -166,6 +166,17 @@ impl TlsSettings {
             .dangerous()
             // Not dangerous: PinningVerifier runs the standard WebPKI verification first.
             .with_custom_certificate_verifier(verifier);
+        let certified = self.client_identity()?;
+        let resolver = Arc::new(ClientCertResolver {
+            key: certified,
+            asked: self.asked.clone(),
+        });
+        Ok(Arc::new(builder.with_client_cert_resolver(resolver)))
+    }
+
+    /// The client certificate and its key, read and checked to go together; `None` when none is
+    /// configured.
+    fn client_identity(&self) -> Result<Option<Arc<CertifiedKey>>, TlsError> {
         let certified = match (&self.config.cert_file, &self.config.key_file) {
             (Some(cert), Some(key)) => {
                 let chain = read_certs("cert-file", cert)?;
@@ -176,7 +187,7 @@ impl TlsSettings {
                 };
                 let key_der = PrivateKeyDer::from_pem_file(key)
                     .map_err(|e| key_err(format!("no usable PEM private key ({e})")))?;
-                let signing = provider
+                let signing = rustls::crypto::ring::default_provider()
                     .key_provider
                     .load_private_key(key_der)
                     .map_err(|e| key_err(format!("unusable private key ({e})")))?;
@@ -191,11 +202,7 @@ impl TlsSettings {
             }
             _ => None,
         };
-        let resolver = Arc::new(ClientCertResolver {
-            key: certified,
-            asked: self.asked.clone(),
-        });
-        Ok(Arc::new(builder.with_client_cert_resolver(resolver)))
+        Ok(certified)
     }
 
     /// Set once a collector asked this agent for a client certificate (for error messages).
@@ -231,6 +238,68 @@ impl TlsSettings {
         }
         Ok(store)
     }
+}
+
+/// What `run` would refuse in the TLS files: each of `ca-file`, `cert-file` and `key-file` that
+/// is set must be readable and parse (PEM certificates; a private key that goes with the
+/// certificate). One entry per file, so `validate` reports them all.
+pub(crate) fn file_problems(config: &CollectorTlsConfig) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let mut note = |e: TlsError| {
+        if let TlsError::File { key, path, reason } = e {
+            let key = match key {
+                "ca-file" => "tls.ca-file",
+                "cert-file" => "tls.cert-file",
+                _ => "tls.key-file",
+            };
+            problems.push((key, format!("{}: {reason}", path.display())));
+        }
+    };
+    let absolute = |p: &Option<PathBuf>| p.clone().filter(|p| p.is_absolute());
+    if let Some(ca) = absolute(&config.ca_file)
+        && let Err(e) = read_certs("ca-file", &ca)
+    {
+        note(e);
+    }
+    let cert = absolute(&config.cert_file);
+    if let Some(c) = &cert
+        && let Err(e) = read_certs("cert-file", c)
+    {
+        note(e);
+    }
+    if let Some(key) = absolute(&config.key_file) {
+        // The whole client identity when both files read; else the key on its own.
+        let only = CollectorTlsConfig {
+            ca_file: None,
+            server_name: None,
+            pin_sha256: Vec::new(),
+            cert_file: cert.clone(),
+            key_file: Some(key.clone()),
+        };
+        match PrivateKeyDer::from_pem_file(&key) {
+            Err(e) => note(TlsError::File {
+                key: "key-file",
+                path: key,
+                reason: format!("no usable PEM private key ({e})"),
+            }),
+            Ok(_)
+                if cert
+                    .as_deref()
+                    .is_some_and(|c| read_certs("cert-file", c).is_ok()) =>
+            {
+                if let Err(
+                    e @ TlsError::File {
+                        key: "key-file", ..
+                    },
+                ) = TlsSettings::new(&only).and_then(|s| s.client_identity().map(|_| ()))
+                {
+                    note(e);
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    problems
 }
 
 fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

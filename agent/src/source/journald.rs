@@ -34,8 +34,7 @@
 //!
 //! # Restarts and stopping
 //!
-//! If journalctl cannot be started or exits, the source says why on standard error (prefix
-//! `authtrail: warning:`; the agent has no `tracing` dependency) with the last lines journalctl
+//! If journalctl cannot be started or exits, the source logs why (a warning) with the last lines journalctl
 //! wrote to its standard error, and starts it again from the last cursor read, after 1 s, then
 //! 2, 4, ... up to 60 s; the delay resets once a run has delivered an entry. On stop the source
 //! kills the journalctl it started (through its [`Child`] handle, never by name) and reaps it.
@@ -54,7 +53,11 @@ use serde_json::Value;
 
 use super::{Chunk, JournalFields, Payload, Position, Record, StreamKey};
 use super::{send, sleep_unless_stopped};
-use crate::config::{JournaldSourceConfig, ReadFrom};
+
+mod config;
+
+pub use self::config::JournaldSourceConfig;
+use super::ReadFrom;
 
 /// Most entries in one [`Chunk`].
 pub const MAX_CHUNK_RECORDS: usize = 512;
@@ -485,7 +488,7 @@ impl JournaldSource {
     }
 
     fn warn(&self, msg: std::fmt::Arguments<'_>) {
-        eprintln!("authtrail: warning: journald source {}: {msg}", self.name);
+        tracing::warn!("journald source {}: {msg}", self.name);
     }
 }
 

@@ -24,6 +24,18 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// Where to start in a file that exists when its source first starts (the agent's first start,
+/// or the first start of a source added to the config later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadFrom {
+    /// Only lines written from now on.
+    #[default]
+    End,
+    /// The whole file.
+    Beginning,
+}
+
 /// Identity of a file independent of its name: device, inode, and a checksum of its first bytes
 /// (so a new file that reuses a deleted file's inode is not mistaken for it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -45,9 +45,12 @@ use std::sync::mpsc::SyncSender;
 
 pub use agent_core::utmp::{RECORD_LEN, UtmpFile};
 
-use super::file::{FileSource, FileStatus, Framing};
+use super::file::{FileSource, FileSourceConfig, FileStatus, Framing};
 use super::{Chunk, Fingerprint, Payload, Position, StreamKey};
-use crate::config::{FileSourceConfig, UtmpSourceConfig};
+
+mod config;
+
+pub use self::config::UtmpSourceConfig;
 
 /// Most records in one [`Chunk`] (96 KiB of data).
 pub const MAX_CHUNK_RECORDS: usize = 256;

@@ -76,8 +76,11 @@ pub use self::reader::FileCounters;
 use self::reader::{Change, Limits, Tailed};
 pub use self::watcher::Waker;
 use self::watcher::Watcher;
-use super::{Chunk, Fingerprint, Payload, Position, StreamKey, send};
-use crate::config::{FileSourceConfig, ReadFrom};
+use super::{Chunk, Fingerprint, Payload, Position, ReadFrom, StreamKey, send};
+
+mod config;
+
+pub use self::config::{AuditSourceConfig, FileSourceConfig};
 
 /// A chunk holds at most this many bytes of lines (plus at most one more line).
 pub const CHUNK_MAX_BYTES: usize = 256 * 1024;
@@ -461,7 +464,7 @@ impl FileSource {
 
     fn note(&mut self, text: String) {
         if !self.quiet {
-            eprintln!("authtrail: source {}: {text}", self.name);
+            tracing::info!("source {}: {text}", self.name);
         }
         self.status.with(|s| {
             if s.notes.len() >= NOTES_MAX {
