@@ -1,7 +1,7 @@
 //! The one logger of the authtrail binaries (`authtrail`, `authtrail-collector`).
 //!
-//! The binaries and libraries log through `tracing` (and `log`, bridged: notify's messages
-//! arrive here too); [`init`] installs the one subscriber, whose lines fit where standard error
+//! The binaries and libraries log through `tracing` (and `log`, bridged: the messages of
+//! libraries that use it, such as ureq, arrive here too); [`init`] installs the one subscriber, whose lines fit where standard error
 //! goes:
 //! - **the journal** (systemd sets `JOURNAL_STREAM` to stderr's `device:inode`): `<N>message`,
 //!   with the syslog priority `N` (3 error, 4 warning, 6 info, 7 debug) that journald reads
