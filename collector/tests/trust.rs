@@ -678,6 +678,9 @@ fn soak_agents_kills_slow_clients_and_bombs_store_every_event_once() {
                         assert!(Instant::now() < deadline, "batch {seq} never acknowledged");
                         std::thread::sleep(Duration::from_millis(50));
                     }
+                    // Paced, so that sending spans several of the killer's SIGKILLs however
+                    // fast the collector answers (25 batches: at least 5 s, 3 kills).
+                    std::thread::sleep(Duration::from_millis(200));
                 }
                 agents_done.fetch_add(1, Ordering::Relaxed);
             });

@@ -411,6 +411,9 @@ mod tests {
         append(&wtmp, WTMP);
         let cfg = config(&[&wtmp], ReadFrom::Beginning);
         let src = UtmpSource::new(&cfg, "u".into(), HashMap::new(), true);
+        // An idle source sleeps until an event or its waker: a stop sets the flag, then wakes it
+        // (as run.rs does).
+        let waker = src.waker();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = Arc::clone(&stop);
@@ -421,6 +424,7 @@ mod tests {
         let c = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(c.records.len(), 1);
         stop.store(true, Ordering::Relaxed);
+        waker.wake();
         h.join().unwrap();
     }
 }
