@@ -90,20 +90,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
 }
 
 fn live(args: &Args) -> Result<()> {
-    let dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => {
-            crate::run(crate::cargo().args([
-                "build",
-                "--release",
-                "-p",
-                "agent",
-                "-p",
-                "collector",
-            ]))?;
-            crate::target_dir().join("release")
-        }
-    };
+    let dir = crate::release_bins(args.bin_dir.as_deref())?;
     let bins = crate::live::Bins {
         agent: dir.join("authtrail"),
         collector: dir.join("authtrail-collector"),

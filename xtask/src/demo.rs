@@ -119,21 +119,7 @@ fn demo(args: &Args, dir: &Path) -> Result<()> {
         "    then, after that noise, one attack chain ({chain} lines): spray, brute force, a login, sudo"
     );
 
-    let bin = match &args.bin_dir {
-        Some(bin) => bin.clone(),
-        None => {
-            println!("==> building the agent and the collector (release)");
-            crate::run(crate::cargo().args([
-                "build",
-                "--release",
-                "-p",
-                "agent",
-                "-p",
-                "collector",
-            ]))?;
-            crate::target_dir().join("release")
-        }
-    };
+    let bin = crate::release_bins(args.bin_dir.as_deref())?;
     let agent_bin = bin.join("authtrail");
     let collector_bin = bin.join("authtrail-collector");
 

@@ -113,6 +113,17 @@ pub(crate) fn target_dir() -> PathBuf {
     }
 }
 
+/// The folder of the `authtrail` and `authtrail-collector` binaries to run: `bin_dir` when
+/// given (prebuilt binaries, e.g. debug ones in tests), else a release build of both, made now.
+pub(crate) fn release_bins(bin_dir: Option<&Path>) -> Result<PathBuf> {
+    if let Some(dir) = bin_dir {
+        return Ok(dir.to_path_buf());
+    }
+    println!("==> building the agent and the collector (release)");
+    run(cargo().args(["build", "--release", "-p", "agent", "-p", "collector"]))?;
+    Ok(target_dir().join("release"))
+}
+
 /// The cargo that runs us (`$CARGO`, set by `cargo run`), or the one on `PATH`, started in
 /// the workspace root.
 pub(crate) fn cargo() -> Command {
