@@ -43,6 +43,11 @@ pub const STREAM_HEADER: &str = "Authtrail-Stream";
 pub const BATCH_SEQ_HEADER: &str = "Authtrail-Batch-Seq";
 /// Header: the event schema version.
 pub const SCHEMA_HEADER: &str = "Authtrail-Schema";
+/// Answer header beside `Retry-After` (whole seconds, at least 1, as RFC 9110 allows): the
+/// suggested wait in milliseconds, since the collector's drain time is usually hundreds of them.
+/// An agent prefers it to `Retry-After`. Written in lower case, as HTTP/2 and `http` spell
+/// header names.
+pub const RETRY_AFTER_MS_HEADER: &str = "authtrail-retry-after-ms";
 /// The event schema version both sides speak.
 pub const SCHEMA_VERSION: &str = "1";
 /// `Content-Type` of a batch body.

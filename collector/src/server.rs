@@ -48,9 +48,7 @@ pub use agent_core::wire::{
 /// The health endpoint, no authentication: `200 ok`, or 503 with the reason when the store
 /// cannot write (read-only or full file system, unwritable file, failed last commit).
 pub const HEALTH_PATH: &str = "/healthz";
-/// Header beside `Retry-After` (whole seconds, at least 1, as RFC 9110 allows) giving the
-/// suggested wait in milliseconds: the budget's drain time is usually hundreds of them.
-pub const RETRY_AFTER_MS_HEADER: &str = "authtrail-retry-after-ms";
+pub use agent_core::wire::RETRY_AFTER_MS_HEADER;
 /// How long shutdown waits for open requests to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Largest request head (line and headers) buffered, bytes.

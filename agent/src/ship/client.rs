@@ -12,7 +12,7 @@ use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, TcpCon
 use agent_core::wire;
 
 use super::config::CollectorConfig;
-use super::retry::parse_retry_after;
+use super::retry::{parse_retry_after, parse_retry_after_ms};
 use super::spool::SpooledBatch;
 use super::tls::{FileStamp, TlsConnector, TlsError, TlsSettings};
 use super::{CollectorUrl, ProxyUrl, proxy_for};
@@ -191,11 +191,13 @@ impl Client {
             Err(e) => return Outcome::Failed(describe_error(&e, &self.url)),
         };
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        // The collector's milliseconds when it sends them, else the standard whole seconds.
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+        let retry_after = header(wire::RETRY_AFTER_MS_HEADER)
+            .and_then(parse_retry_after_ms)
+            .or_else(|| {
+                header("retry-after").and_then(|v| parse_retry_after(v, SystemTime::now()))
+            });
         let limit = if (200..300).contains(&status) {
             MAX_ANSWER_BYTES
         } else {

@@ -80,6 +80,12 @@ impl Backoff {
     }
 }
 
+/// Parses the collector's `Authtrail-Retry-After-Ms` value ([`agent_core::wire::RETRY_AFTER_MS_HEADER`]):
+/// whole milliseconds. `None` for anything else (the caller then reads `Retry-After`).
+pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_millis)
+}
+
 /// Parses a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3). A date in
 /// the past means now. `None` for anything else (the caller falls back to its backoff).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -147,6 +153,12 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after_ms(" 150 "),
+            Some(Duration::from_millis(150))
+        );
+        assert_eq!(parse_retry_after_ms("1.5"), None);
+        assert_eq!(parse_retry_after_ms("-1"), None);
         assert_eq!(parse_retry_after("-1", now), None);
     }
 }
