@@ -18,6 +18,9 @@ pub(crate) const RUSTUP_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
 
 /// Debian/Ubuntu packages for the end-to-end tests. Add to this list; keep it sorted.
 pub(crate) const APT_PACKAGES: &[&str] = &[
+    // agent/tests/audit.rs: a private auditd records a real sshd login (it falls back to
+    // captured records where the kernel refuses a second auditd).
+    "auditd",
     // The web console's end-to-end test (headless).
     "chromium",
     "expect",
