@@ -255,7 +255,7 @@ pub(crate) fn kill(child: &mut Proc, signal: &str) {
     let _ = child.0.wait();
 }
 
-fn assert_exactly_once(want: &HashMap<String, usize>, got: &HashMap<String, usize>) {
+pub(crate) fn assert_exactly_once(want: &HashMap<String, usize>, got: &HashMap<String, usize>) {
     let missing: Vec<&String> = want.keys().filter(|m| !got.contains_key(*m)).collect();
     let repeated: Vec<(&String, &usize)> = got
         .iter()
@@ -390,7 +390,7 @@ fn a_live_alert_ships_with_its_batch_long_before_the_batch_is_due() {
 }
 
 /// The messages `authtrail parse` finds in `log`, with how often each appears.
-fn parsed_messages(log: &std::path::Path) -> HashMap<String, usize> {
+pub(crate) fn parsed_messages(log: &std::path::Path) -> HashMap<String, usize> {
     let out = run_ok(
         Command::new(authtrail_bin())
             .args(["parse", "--timezone", "UTC"])
