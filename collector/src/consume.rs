@@ -184,54 +184,61 @@ pub async fn run(
                 continue;
             }
         };
-        // Decoded on blocking threads, several at a time; stored (and acknowledged) as their
-        // commits come back, grouped by the writer.
-        let mut pending = Vec::new();
+        let mut fetched = Vec::new();
         while let Some(m) = messages.next().await {
-            let m = match m {
-                Ok(m) => m,
+            match m {
+                Ok(m) => fetched.push(m),
                 Err(e) => {
                     tracing::warn!("receiving from {}: {e}", nats.stream);
                     break;
                 }
-            };
-            let writer = writer.clone();
-            pending.push(tokio::spawn(async move {
+            }
+        }
+        // Decoded on blocking threads, all at once; handed to the writer in stream order (an
+        // agent's host facts are those of its latest batch), stored in one group, and each
+        // acknowledged once its commit is back.
+        let decoded = futures_util::future::join_all(fetched.iter().map(|m| {
+            let headers = m.headers.clone().unwrap_or_default();
+            let payload = m.payload.clone();
+            tokio::task::spawn_blocking(move || decode(&headers, &payload, max))
+        }))
+        .await;
+        let writer = &writer;
+        futures_util::future::join_all(fetched.into_iter().zip(decoded).map(
+            |(m, decoded)| async move {
                 let sequence = m.info().map_or(0, |i| i.stream_sequence);
-                let headers = m.headers.clone().unwrap_or_default();
-                let payload = m.payload.clone();
-                let (h2, p2) = (headers.clone(), payload.clone());
-                let again = move || decode(&h2, &p2, max).ok().map(|(_, b)| b);
-                let decoded = tokio::task::spawn_blocking(move || decode(&headers, &payload, max))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("decoder failed: {e}")));
+                let decoded = decoded.unwrap_or_else(|e| Err(format!("decoder failed: {e}")));
                 let ack = match decoded {
                     Err(reason) => {
                         tracing::error!("{}; terminated", Poison { sequence, reason });
                         AckKind::Term
                     }
-                    Ok((h, batch)) => match store(&writer, &h, batch, again).await {
-                        Ok(_) => AckKind::Ack,
-                        Err(e) => {
-                            tracing::warn!(
-                                "agent {} batch {}: {e}; delivered again in {:?}",
-                                h.agent,
-                                h.seq,
-                                RETRY_DELAY
-                            );
-                            AckKind::Nak(Some(RETRY_DELAY))
+                    Ok((h, batch)) => {
+                        let again = || {
+                            let headers = m.headers.clone().unwrap_or_default();
+                            decode(&headers, &m.payload, max).ok().map(|(_, b)| b)
+                        };
+                        match store(writer, &h, batch, again).await {
+                            Ok(_) => AckKind::Ack,
+                            Err(e) => {
+                                tracing::warn!(
+                                    "agent {} batch {}: {e}; delivered again in {:?}",
+                                    h.agent,
+                                    h.seq,
+                                    RETRY_DELAY
+                                );
+                                AckKind::Nak(Some(RETRY_DELAY))
+                            }
                         }
-                    },
+                    }
                 };
                 if let Err(e) = m.ack_with(ack).await {
                     // Not acknowledged: delivered again after ACK_WAIT, then a duplicate.
                     tracing::warn!("acknowledging stream message {sequence}: {e}");
                 }
-            }));
-        }
-        for p in pending {
-            let _ = p.await;
-        }
+            },
+        ))
+        .await;
     }
     drop(writer);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
