@@ -374,6 +374,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(t) = &c.auth.tokens_file {
                 collector::auth::Tokens::load(t)?;
             }
+            if let Some(n) = c.store.nats() {
+                n.check_files()?;
+            }
             print(&c.to_toml()?)
         }
         Command::Query(q) => {

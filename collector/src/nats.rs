@@ -262,6 +262,26 @@ impl NatsConfig {
         out
     }
 
+    /// Checks that the files named load: the credentials file (not readable by others) and
+    /// the TLS files. What `validate` adds to [`NatsConfig::problems`].
+    pub fn check_files(&self) -> Result<(), NatsError> {
+        if let Some(creds) = &self.credentials_file {
+            crate::config::read_checked(creds, true)
+                .map_err(|e| NatsError::Config(format!("credentials-file: {e}")))?;
+        }
+        for (key, file) in [
+            ("tls-ca-file", &self.tls_ca_file),
+            ("tls-cert-file", &self.tls_cert_file),
+            ("tls-key-file", &self.tls_key_file),
+        ] {
+            if let Some(path) = file {
+                std::fs::File::open(path)
+                    .map_err(|e| NatsError::Config(format!("{key}: {}: {e}", path.display())))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The subject of `agent`'s batches.
     pub fn subject(&self, agent: Uuid) -> String {
         let partition =

@@ -274,3 +274,53 @@ fn resends_after_the_window_and_redeliveries_are_stored_once_and_conflicts_kept(
     assert!(rows[1].0.starts_with("s1-conflict-"), "{rows:?}");
     assert_eq!(rows[1].1, 1);
 }
+
+#[test]
+fn validate_checks_the_store_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let c = config(&pki, &dir.path().join("data"), Require::Mtls);
+    let path = dir.path().join("collector.toml");
+    let write = |store: &str| {
+        let base = c.to_toml().unwrap();
+        let base = base.replace("[store]\ntype = \"sqlite\"\n", "");
+        assert!(!base.contains("[store]"), "{base}");
+        std::fs::write(&path, format!("{base}\n{store}")).unwrap();
+    };
+    let validate = || {
+        let out = Command::new(crate::BIN)
+            .args(["validate", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    write("[store]\ntype = \"nats\"\nservers = [\"nats://10.0.0.1:4222\"]\n");
+    let (ok, out, err) = validate();
+    assert!(ok, "{err}");
+    assert!(out.contains("type = \"nats\""), "{out}");
+    assert!(out.contains("duplicate-window = \"2m\""), "{out}");
+    write("[store]\ntype = \"nats\"\nreplicas = 9\nsubject-prefix = \"a.*\"\n");
+    let (ok, _, err) = validate();
+    assert!(!ok);
+    assert!(err.contains("[store] replicas 9: from 1 to 5"), "{err}");
+    assert!(err.contains("[store] subject-prefix"), "{err}");
+    let creds = dir.path().join("nats.creds");
+    std::fs::write(&creds, "x").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+    write(&format!(
+        "[store]\ntype = \"nats\"\ncredentials-file = {:?}\n",
+        creds.display().to_string()
+    ));
+    let (ok, _, err) = validate();
+    assert!(!ok);
+    assert!(
+        err.contains("credentials-file") && err.contains("chmod 600"),
+        "{err}"
+    );
+}
