@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::shipping::{Proc, assert_exactly_once, kill, parsed_messages};
+use crate::shipping::{Proc, agent_toml, assert_exactly_once, issue_agent, kill, parsed_messages};
 use crate::util::{
     Scratch, announce_skip, authtrail_bin, collector_bin, find_program, free_port, run_ok,
     write_private,
@@ -285,19 +285,9 @@ fn nats_cluster_node_collector_and_consumer_killed_mid_run_store_every_event_onc
     // Several agents, each with its own identity and log.
     let mut agents = Vec::new();
     for seed in 0..3u64 {
-        let out = run_ok(
-            Command::new(collector_bin())
-                .args(["certs", "issue-agent", "--dir"])
-                .arg(&pki),
-        );
-        let id = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("agent id: ").map(|s| s.trim().to_owned()))
-            .unwrap();
         let home = dir.join(format!("agent-{seed}"));
         let state = home.join("state");
-        std::fs::create_dir_all(&state).unwrap();
-        std::fs::write(state.join("agent-id"), format!("{id}\n")).unwrap();
+        let id = issue_agent(&pki, &state);
         let log = home.join("auth.log");
         let mut file = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
         loggen::generate(
@@ -312,21 +302,7 @@ fn nats_cluster_node_collector_and_consumer_killed_mid_run_store_every_event_onc
         .unwrap();
         drop(file);
         let config = home.join("agent.toml");
-        write_private(
-            &config,
-            &format!(
-                "state-dir = {:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\nname = \
-                 \"auth\"\npaths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \
-                 \"collector\"\nurl = \"https://127.0.0.1:{front}\"\nbatch-max-events = 100\n\
-                 [sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\n\
-                 key-file = {:?}\n[sink.retry]\ninitial = \"100ms\"\nmax = \"500ms\"\n",
-                state.display().to_string(),
-                log.display().to_string(),
-                p("ca.pem"),
-                p(&format!("agent-{id}.pem")),
-                p(&format!("agent-{id}-key.pem")),
-            ),
-        );
+        write_private(&config, &agent_toml(&state, &log, front, &pki, &id, 100));
         agents.push(Agent {
             id,
             state,

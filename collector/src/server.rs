@@ -9,7 +9,8 @@
 //! stored with other content.
 //!
 //! **Architecture Invariant:** a 200 for a batch is sent only after its SQLite transaction has
-//! committed; every other answer means nothing of the batch was stored.
+//! committed (with `[store] type = "nats"`: after JetStream acknowledged its publish,
+//! [`crate::nats`]); every other answer means nothing of the batch was stored.
 //!
 //! **Architecture Invariant:** there is no plaintext listener; every byte goes through rustls.
 
