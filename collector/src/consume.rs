@@ -194,14 +194,17 @@ pub async fn run(
                 }
             }
         }
-        // Decoded on blocking threads, all at once; handed to the writer in stream order (an
-        // agent's host facts are those of its latest batch), stored in one group, and each
+        // Decoded on blocking threads, `max-concurrent-batches` at a time (each holds a
+        // decompressed body while it decodes); handed to the writer in stream order (an agent's
+        // host facts are those of its latest batch), stored in one group, and each
         // acknowledged once its commit is back.
-        let decoded = futures_util::future::join_all(fetched.iter().map(|m| {
+        let decoded: Vec<_> = futures_util::stream::iter(fetched.iter().map(|m| {
             let headers = m.headers.clone().unwrap_or_default();
             let payload = m.payload.clone();
             tokio::task::spawn_blocking(move || decode(&headers, &payload, max))
         }))
+        .buffered(config.limits.max_concurrent_batches.max(1))
+        .collect()
         .await;
         let writer = &writer;
         futures_util::future::join_all(fetched.into_iter().zip(decoded).map(

@@ -723,7 +723,7 @@ fn nats(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings, backlog: &FanIn) -> Re
         .spawn()
         .context("starting nats-server (apt-get install nats-server)")?;
     let store = format!(
-        "[store]\ntype = \"nats\"\nservers = [\"nats://127.0.0.1:{port}\"]\nmax-bytes = 4294967296\n"
+        "[store]\ntype = \"nats\"\nservers = [\"nats://127.0.0.1:{port}\"]\nmax-bytes = 1073741824\n"
     );
     let result = (|| {
         let collector = Collector::start_with(&bins.collector, pki, dir, &store)?;
