@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::shipping::{Proc, agent_toml, assert_exactly_once, issue_agent, kill, parsed_messages};
+use crate::shipping::{
+    Proc, agent_toml, assert_exactly_once, issue_agent, kill, parsed_messages, run_agent,
+};
 use crate::util::{
-    Scratch, announce_skip, authtrail_bin, collector_bin, find_program, free_port, run_ok,
-    write_private,
+    Scratch, announce_skip, collector_bin, find_program, free_port, run_ok, write_private,
 };
 
 /// A 3-node JetStream cluster on loopback, each node with its own store directory.
@@ -223,7 +224,7 @@ fn nats_cluster_node_collector_and_consumer_killed_mid_run_store_every_event_onc
     let p = |name: &str| pki.join(name).display().to_string();
     let store = format!(
         "[store]\ntype = \"nats\"\nservers = {}\nreplicas = 3\nduplicate-window = \"1m\"\n\
-         publish-timeout = \"3s\"\nconnect-timeout = \"30s\"\nmax-bytes = 268435456\n",
+         publish-timeout = \"3s\"\nconnect-timeout = \"30s\"\nmax-bytes = 268435456\nack-wait = \"2s\"\n",
         cluster.servers()
     );
 
@@ -310,20 +311,7 @@ fn nats_cluster_node_collector_and_consumer_killed_mid_run_store_every_event_onc
             config,
         });
     }
-    let mut running: Vec<Proc> = agents
-        .iter()
-        .map(|a| {
-            Proc(
-                Command::new(authtrail_bin())
-                    .args(["run", "--config"])
-                    .arg(&a.config)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            )
-        })
-        .collect();
+    let mut running: Vec<Proc> = agents.iter().map(|a| run_agent(&a.config)).collect();
 
     // Mid-run: a NATS node dies (the R3 stream keeps its quorum), then a collector, while
     // batches flow through both.
@@ -337,11 +325,16 @@ fn nats_cluster_node_collector_and_consumer_killed_mid_run_store_every_event_onc
     // committed comes again and must not be stored twice.
     std::thread::sleep(Duration::from_millis(300));
     kill(&mut consumer, "-KILL");
-    let (again, _) = start(
+    let (again, line) = start(
         Command::new(collector_bin())
             .args(["consume", "--config"])
             .arg(&consumer_cfg),
         &dir.join("consumer-2.log"),
+    );
+    assert!(
+        line.starts_with("consuming "),
+        "the consumer did not restart: {line}{}",
+        std::fs::read_to_string(dir.join("consumer-2.log")).unwrap_or_default()
     );
     consumer = again;
 

@@ -65,6 +65,19 @@ pub(crate) fn agent_toml(
     )
 }
 
+/// `authtrail run --config config`, quiet.
+pub(crate) fn run_agent(config: &Path) -> Proc {
+    Proc(
+        Command::new(authtrail_bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// One collector, its PKI and data dir, and an agent configuration shipping to it.
 pub(crate) struct Chain {
     dir: PathBuf,
@@ -151,15 +164,7 @@ impl Chain {
     }
 
     pub(crate) fn start_agent(&self) -> Proc {
-        Proc(
-            Command::new(authtrail_bin())
-                .args(["run", "--config"])
-                .arg(&self.agent_cfg)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
+        run_agent(&self.agent_cfg)
     }
 
     /// The messages `authtrail parse` finds in the log: what must be stored, once each.

@@ -34,9 +34,6 @@ use crate::store::{Outcome, StoreError, Writer};
 /// most [`crate::store::GROUP_MAX_BATCHES`] batches per commit.
 pub const FETCH_MAX_MESSAGES: usize = crate::store::GROUP_MAX_BATCHES;
 
-/// How long an unacknowledged message waits before JetStream delivers it again.
-pub const ACK_WAIT: Duration = Duration::from_secs(60);
-
 /// How long a batch the store could not take (busy, full disk) waits before it comes again.
 pub const RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -145,20 +142,31 @@ pub async fn run(
     let client = nats.connect().await?;
     let (_js, stream) = nats.stream(client).await?;
     let filter = nats.filter_subject();
-    let consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(
-            &nats.durable,
-            consumer::pull::Config {
-                durable_name: Some(nats.durable.clone()),
-                filter_subject: filter.clone(),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: ACK_WAIT,
-                max_ack_pending: i64::try_from(4 * FETCH_MAX_MESSAGES).unwrap_or(i64::MAX),
-                ..consumer::pull::Config::default()
-            },
-        )
-        .await
-        .map_err(|e| NatsError::Nats(format!("the consumer {}: {e}", nats.durable)))?;
+    let config_of = consumer::pull::Config {
+        durable_name: Some(nats.durable.clone()),
+        filter_subject: filter.clone(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: nats.ack_wait,
+        max_ack_pending: i64::try_from(4 * FETCH_MAX_MESSAGES).unwrap_or(i64::MAX),
+        ..consumer::pull::Config::default()
+    };
+    // Retried like the stream: a cluster that lost a node elects the stream's leader first.
+    let deadline = tokio::time::Instant::now() + nats.connect_timeout;
+    let consumer: consumer::PullConsumer = loop {
+        match stream
+            .get_or_create_consumer(&nats.durable, config_of.clone())
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!("the consumer {}: {e}; retrying", nats.durable);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(NatsError::Nats(format!("the consumer {}: {e}", nats.durable)).into());
+            }
+        }
+    };
     ready(&format!(
         "consuming {filter} from {} into {}",
         nats.stream,
@@ -236,7 +244,7 @@ pub async fn run(
                     }
                 };
                 if let Err(e) = m.ack_with(ack).await {
-                    // Not acknowledged: delivered again after ACK_WAIT, then a duplicate.
+                    // Not acknowledged: delivered again after `ack-wait`, then a duplicate.
                     tracing::warn!("acknowledging stream message {sequence}: {e}");
                 }
             },

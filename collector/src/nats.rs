@@ -115,6 +115,11 @@ pub struct NatsConfig {
     /// `consume`: the durable consumer's name (the stream remembers its position under it).
     /// Defaults to `authtrail-store`.
     pub durable: String,
+    /// `consume`: how long a message fetched but not acknowledged (a consumer that died
+    /// before its commit) waits before JetStream delivers it again, when the durable consumer
+    /// is created. Defaults to 30 s.
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
     /// `consume`: only this partition (`<subject-prefix>.<N>.>`); several consumers, each with
     /// its own partition, durable name and `data-dir`, split the work. Defaults to none (all
     /// partitions).
@@ -139,6 +144,7 @@ impl Default for NatsConfig {
             tls_cert_file: None,
             tls_key_file: None,
             durable: "authtrail-store".to_owned(),
+            ack_wait: Duration::from_secs(30),
             consume_partition: None,
         }
     }
@@ -247,6 +253,7 @@ impl NatsConfig {
             ("[store] duplicate-window", self.duplicate_window.is_zero()),
             ("[store] publish-timeout", self.publish_timeout.is_zero()),
             ("[store] connect-timeout", self.connect_timeout.is_zero()),
+            ("[store] ack-wait", self.ack_wait.is_zero()),
             ("[store] max-bytes", self.max_bytes == 0),
         ] {
             if zero {
