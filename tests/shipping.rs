@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,57 @@ impl Drop for Proc {
             let _ = self.0.wait();
         }
     }
+}
+
+/// Issues a certificate for a new agent from the CA in `pki` and writes its id into the agent's
+/// `state` directory (created); the id.
+pub(crate) fn issue_agent(pki: &Path, state: &Path) -> String {
+    let out = run_ok(
+        Command::new(collector_bin())
+            .args(["certs", "issue-agent", "--dir"])
+            .arg(pki),
+    );
+    let agent_id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("agent id: ").map(|s| s.trim().to_owned()))
+        .expect("certs issue-agent prints the agent id");
+    std::fs::create_dir_all(state).unwrap();
+    std::fs::write(state.join("agent-id"), format!("{agent_id}\n")).unwrap();
+    agent_id
+}
+
+/// An agent config: `log` from its beginning, shipped to `https://127.0.0.1:port` with the
+/// client certificate `issue_agent` made for `agent_id`, quick retries.
+pub(crate) fn agent_toml(
+    state: &Path,
+    log: &Path,
+    port: u16,
+    pki: &Path,
+    agent_id: &str,
+    batch_max_events: u32,
+) -> String {
+    let p = |name: &str| pki.join(name).display().to_string();
+    format!(
+        "state-dir = {:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\nname = \"auth\"\npaths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\nurl = \"https://127.0.0.1:{port}\"\nbatch-max-events = {batch_max_events}\n[sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\nkey-file = {:?}\n[sink.retry]\ninitial = \"100ms\"\nmax = \"500ms\"\n",
+        state.display().to_string(),
+        log.display().to_string(),
+        p("ca.pem"),
+        p(&format!("agent-{agent_id}.pem")),
+        p(&format!("agent-{agent_id}-key.pem")),
+    )
+}
+
+/// `authtrail run --config config`, quiet.
+pub(crate) fn run_agent(config: &Path) -> Proc {
+    Proc(
+        Command::new(authtrail_bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// One collector, its PKI and data dir, and an agent configuration shipping to it.
@@ -65,18 +116,8 @@ impl Chain {
                 .args(["certs", "init", "--dir"])
                 .arg(&pki),
         );
-        let out = run_ok(
-            Command::new(collector_bin())
-                .args(["certs", "issue-agent", "--dir"])
-                .arg(&pki),
-        );
-        let agent_id = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("agent id: ").map(|s| s.trim().to_owned()))
-            .expect("certs issue-agent prints the agent id");
         let state = dir.join("state");
-        std::fs::create_dir_all(&state).unwrap();
-        std::fs::write(state.join("agent-id"), format!("{agent_id}\n")).unwrap();
+        let agent_id = issue_agent(&pki, &state);
 
         let port = free_port();
         let p = |name: &str| pki.join(name).display().to_string();
@@ -94,14 +135,7 @@ impl Chain {
         let agent_cfg = dir.join("agent.toml");
         write_private(
             &agent_cfg,
-            &format!(
-                "state-dir = {:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\nname = \"auth\"\npaths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\nurl = \"https://127.0.0.1:{port}\"\nbatch-max-events = 500\n[sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\nkey-file = {:?}\n[sink.retry]\ninitial = \"100ms\"\nmax = \"500ms\"\n",
-                state.display().to_string(),
-                log.display().to_string(),
-                p("ca.pem"),
-                p(&format!("agent-{agent_id}.pem")),
-                p(&format!("agent-{agent_id}-key.pem")),
-            ),
+            &agent_toml(&state, &log, port, &pki, &agent_id, 500),
         );
         Chain {
             dir,
@@ -130,15 +164,7 @@ impl Chain {
     }
 
     pub(crate) fn start_agent(&self) -> Proc {
-        Proc(
-            Command::new(authtrail_bin())
-                .args(["run", "--config"])
-                .arg(&self.agent_cfg)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
+        run_agent(&self.agent_cfg)
     }
 
     /// The messages `authtrail parse` finds in the log: what must be stored, once each.
@@ -255,7 +281,7 @@ pub(crate) fn kill(child: &mut Proc, signal: &str) {
     let _ = child.0.wait();
 }
 
-fn assert_exactly_once(want: &HashMap<String, usize>, got: &HashMap<String, usize>) {
+pub(crate) fn assert_exactly_once(want: &HashMap<String, usize>, got: &HashMap<String, usize>) {
     let missing: Vec<&String> = want.keys().filter(|m| !got.contains_key(*m)).collect();
     let repeated: Vec<(&String, &usize)> = got
         .iter()
@@ -390,7 +416,7 @@ fn a_live_alert_ships_with_its_batch_long_before_the_batch_is_due() {
 }
 
 /// The messages `authtrail parse` finds in `log`, with how often each appears.
-fn parsed_messages(log: &std::path::Path) -> HashMap<String, usize> {
+pub(crate) fn parsed_messages(log: &std::path::Path) -> HashMap<String, usize> {
     let out = run_ok(
         Command::new(authtrail_bin())
             .args(["parse", "--timezone", "UTC"])

@@ -7,6 +7,7 @@
 mod cli;
 mod demo;
 mod detect;
+mod nats;
 mod shipping;
 mod util;
 

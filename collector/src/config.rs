@@ -49,6 +49,10 @@ pub struct Config {
     pub console: crate::console::ConsoleConfig,
     /// The fleet detections (rules across hosts). See [`crate::fleet::FleetConfig`].
     pub fleet: crate::fleet::FleetConfig,
+    /// Where accepted batches go: `type = "sqlite"` (the store in `data-dir`) or `type =
+    /// "nats"` (a JetStream stream, read by `authtrail-collector consume`). See
+    /// [`crate::nats::StoreConfig`]. Defaults to `sqlite`.
+    pub store: crate::nats::StoreConfig,
 }
 
 /// `[tls]`.
@@ -170,6 +174,7 @@ impl Default for Config {
             limits: Limits::default(),
             console: crate::console::ConsoleConfig::default(),
             fleet: crate::fleet::FleetConfig::default(),
+            store: crate::nats::StoreConfig::default(),
         }
     }
 }
@@ -270,6 +275,14 @@ pub enum ConfigError {
         /// What is wrong.
         problem: String,
     },
+    /// A `[store]` value out of range, or a setting that needs the other store.
+    #[error("{key} {problem}")]
+    Store {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
     /// max-decompressed-bytes below max-body-bytes.
     #[error("[limits] max-decompressed-bytes must be at least max-body-bytes")]
     DecompressedBelowBody,
@@ -282,6 +295,35 @@ pub enum ConfigError {
         /// The smallest budget that admits a maximal batch.
         needs: u64,
     },
+}
+
+/// How the config's one `type`-tagged table (`[store]`) reads, for error locations.
+#[derive(Debug)]
+struct StoreTags;
+
+impl config_errors::Tagged for StoreTags {
+    fn neutral(&self, key: &[config_errors::Key]) -> Option<&'static str> {
+        match key {
+            [config_errors::Key::Name(s)] if s == "store" => Some("sqlite"),
+            _ => None,
+        }
+    }
+
+    fn variant_error(
+        &self,
+        key: &[config_errors::Key],
+        tag: &str,
+        table: config_errors::Spanned<config_errors::DeTable<'_>>,
+    ) -> Option<(config_errors::KeyPath, String)> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Sqlite {}
+        match (key, tag) {
+            ([_], "nats") => config_errors::alone::<crate::nats::NatsConfig>(table),
+            ([_], "sqlite") => config_errors::alone::<Sqlite>(table),
+            _ => None,
+        }
+    }
 }
 
 /// A located error of the file at `path`, said as the agent says them.
@@ -375,7 +417,7 @@ impl Config {
     /// type error with its line, then [`Config::validate`]'s.
     pub fn load_valid(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let text = read_checked(path, false).map_err(|e| vec![e])?;
-        let parsed = config_errors::parse::<Config>(&text, &config_errors::Untagged);
+        let parsed = config_errors::parse::<Config>(&text, &StoreTags);
         let mut errors: Vec<ConfigError> =
             parsed.errors.into_iter().map(|e| syntax(e, path)).collect();
         // In the order of the file.
@@ -405,7 +447,7 @@ impl Config {
 
     /// Parses config text; `path` only names the file in errors. Stops at the first error.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let parsed = config_errors::parse::<Config>(text, &config_errors::Untagged);
+        let parsed = config_errors::parse::<Config>(text, &StoreTags);
         match (parsed.value, parsed.errors.into_iter().next()) {
             (_, Some(e)) => Err(syntax(e, path)),
             (Some(config), None) => Ok(config),
@@ -497,6 +539,20 @@ impl Config {
         }
         for (key, problem) in self.fleet.problems() {
             errors.push(ConfigError::Fleet { key, problem });
+        }
+        if let Some(nats) = self.store.nats() {
+            for (key, problem) in nats.problems() {
+                errors.push(ConfigError::Store { key, problem });
+            }
+            if self.console.admin_token_file.is_some() {
+                errors.push(ConfigError::Store {
+                    key: "[console] admin-token-file",
+                    problem: "needs the SQLite store: with [store] type = \"nats\" the \
+                              collector keeps no events (run the console beside `consume`, \
+                              on its data-dir, with [store] type = \"sqlite\")"
+                        .to_owned(),
+                });
+            }
         }
         if errors.is_empty() {
             Ok(())
@@ -602,5 +658,72 @@ mod tests {
         // A secret may not even be readable by others.
         let e = read_checked(&path, true).unwrap_err().to_string();
         assert!(e.contains("others read it"), "{e}");
+    }
+
+    #[test]
+    fn store_section_reads_both_types_and_locates_errors() {
+        let c = Config::from_toml("", Path::new("c.toml")).unwrap();
+        assert_eq!(c.store, crate::nats::StoreConfig::Sqlite {});
+        let c = Config::from_toml("[store]\ntype = \"sqlite\"\n", Path::new("c.toml")).unwrap();
+        assert!(c.store.nats().is_none());
+        let c = Config::from_toml(
+            "[store]\ntype = \"nats\"\nservers = [\"nats://127.0.0.1:4222\", \"nats://10.0.0.2:4222\"]\nreplicas = 3\nduplicate-window = \"5m\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let n = c.store.nats().unwrap();
+        assert_eq!(n.servers.len(), 2);
+        assert_eq!(n.replicas, 3);
+        assert_eq!(n.duplicate_window, Duration::from_secs(300));
+        assert_eq!(n.stream, "AUTHTRAIL");
+        // Round trip, every default written out.
+        assert_eq!(
+            Config::from_toml(&c.to_toml().unwrap(), Path::new("x")).unwrap(),
+            c
+        );
+        // A typo inside the tagged table is named, with its line.
+        let e = Config::from_toml(
+            "[store]\ntype = \"nats\"\nstream = \"S\"\nreplica = 3\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("c.toml:4") && e.contains("replica"), "{e}");
+        assert!(e.contains("replicas"), "suggests the right key: {e}");
+        let e = Config::from_toml("[store]\ntype = \"kafka\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kafka") && e.contains("nats"), "{e}");
+        let e = Config::from_toml(
+            "[store]\ntype = \"sqlite\"\nservers = []\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("servers"), "{e}");
+    }
+
+    #[test]
+    fn validate_checks_the_nats_store() {
+        let mut c = Config::default();
+        c.tls.cert_file = Some("/c".into());
+        c.tls.key_file = Some("/k".into());
+        c.auth.tokens_file = Some("/t".into());
+        c.store = crate::nats::StoreConfig::Nats(Box::new(crate::nats::NatsConfig {
+            subject_prefix: "authtrail.*".to_owned(),
+            partitions: 0,
+            ..crate::nats::NatsConfig::default()
+        }));
+        c.console.admin_token_file = Some("/a".into());
+        let text: Vec<String> = c
+            .validate()
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0].starts_with("[store] subject-prefix"), "{text:?}");
+        assert!(text[1].starts_with("[store] partitions"), "{text:?}");
+        assert!(text[2].contains("SQLite store"), "{text:?}");
     }
 }

@@ -16,7 +16,8 @@
 //! `ingest` (decompress and decode a body, no I/O), `store` (SQLite, writer thread, queries),
 //! `server` (hyper service), `console` (the web console and its JSON API, off unless
 //! configured), `certs` (a fleet CA with rcgen), `report` (`query`/`stats` text), `fleet` (the
-//! fleet rules, a pure engine), `alerts` (the engine on ingest, stored alerts).
+//! fleet rules, a pure engine), `alerts` (the engine on ingest, stored alerts), `nats` (`[store] type = "nats"`: publishing
+//! to JetStream), `consume` (the stream into the SQLite store).
 #![forbid(unsafe_code)]
 
 pub mod alerts;
@@ -25,8 +26,10 @@ pub mod budget;
 pub mod certs;
 pub mod config;
 pub mod console;
+pub mod consume;
 pub mod fleet;
 pub mod ingest;
+pub mod nats;
 pub mod report;
 pub mod rows;
 pub mod server;

@@ -45,6 +45,15 @@ enum Command {
         #[arg(long, value_name = "HOST")]
         console_link: Option<String>,
     },
+    /// Read the `[store] type = "nats"` stream into the SQLite store in `data-dir` (durable pull
+    /// consumer, acknowledged after each commit) and run the fleet detections there, until
+    /// SIGINT or SIGTERM. Prints `consuming SUBJECT from STREAM into DB` on stdout when ready.
+    Consume {
+        /// The configuration file (`[store]`, `data-dir`, `[limits]`, `[fleet]`; `[tls]` and
+        /// `[auth]` are not needed).
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
     /// Check the configuration (and that certificates, key and tokens load), then print it with
     /// every default filled in.
     Validate {
@@ -358,11 +367,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             console_link,
         } => serve(&config, console_link.as_deref()),
+        Command::Consume { config } => consume(&config),
         Command::Validate { config } => {
             let c = load_valid(&config)?;
             collector::tls::server_config(&c)?;
             if let Some(t) = &c.auth.tokens_file {
                 collector::auth::Tokens::load(t)?;
+            }
+            if let Some(n) = c.store.nats() {
+                n.check_files()?;
             }
             print(&c.to_toml()?)
         }
@@ -518,6 +531,44 @@ fn serve(path: &Path, console_link: Option<&str>) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+fn consume(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let problems: Vec<String> = match config.validate() {
+        Ok(()) => Vec::new(),
+        // The HTTPS side's settings are not the consumer's business.
+        Err(errors) => errors
+            .iter()
+            .filter(|e| {
+                !matches!(
+                    e,
+                    collector::config::ConfigError::Missing { .. }
+                        | collector::config::ConfigError::RequireUnmet { .. }
+                )
+            })
+            .map(ToString::to_string)
+            .collect(),
+    };
+    if !problems.is_empty() {
+        return Err(anyhow::Error::new(UsageError(problems.join("\n  "))));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        collector::consume::run(
+            &config,
+            |line| {
+                let _ = print(&format!("{line}\n"));
+            },
+            shutdown_signal(),
+        )
+        .await
+    })?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 async fn shutdown_signal() {

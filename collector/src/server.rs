@@ -9,7 +9,8 @@
 //! stored with other content.
 //!
 //! **Architecture Invariant:** a 200 for a batch is sent only after its SQLite transaction has
-//! committed; every other answer means nothing of the batch was stored.
+//! committed (with `[store] type = "nats"`: after JetStream acknowledged its publish,
+//! [`crate::nats`]); every other answer means nothing of the batch was stored.
 //!
 //! **Architecture Invariant:** there is no plaintext listener; every byte goes through rustls.
 
@@ -76,6 +77,9 @@ pub enum ServeError {
         #[source]
         cause: StoreError,
     },
+    /// The NATS servers or the stream (`[store] type = "nats"`).
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
     /// The data directory, the writer thread, or the listening socket.
     #[error("{what}: {cause}")]
     Io {
@@ -91,7 +95,10 @@ struct State {
     require: Require,
     tokens: Tokens,
     limits: crate::config::Limits,
-    writer: Writer,
+    /// The SQLite store's writer (`[store] type = "sqlite"`), or
+    writer: Option<Writer>,
+    /// the JetStream publisher (`[store] type = "nats"`).
+    nats: Option<crate::nats::Publisher>,
     /// Batches being decoded at once.
     slots: Semaphore,
     /// Bytes of bodies in flight, decoded batches queued for the writer included.
@@ -112,6 +119,9 @@ struct State {
 /// maximal body, its file open for writing, and its last commit not failed.
 fn store_health(state: &State) -> Result<(), String> {
     use rustix::fs::{StatVfsMountFlags, statvfs};
+    if let Some(nats) = &state.nats {
+        return nats.health();
+    }
     let vfs = statvfs(&state.data_dir).map_err(|e| format!("{}: {e}", state.data_dir.display()))?;
     if vfs.f_flag.contains(StatVfsMountFlags::RDONLY) {
         return Err(format!(
@@ -183,13 +193,51 @@ fn too_many(state: &State) -> Reply {
     r
 }
 
+/// Opens (creating) the SQLite store in `data-dir` and starts its writer thread, with the
+/// fleet detections on a thread and a connection of their own: what `serve` with the SQLite
+/// store and `consume` both write through.
+pub fn open_writer(config: &Config) -> Result<(Writer, std::thread::JoinHandle<()>), ServeError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .create(&config.data_dir)
+        .map_err(|cause| ServeError::Io {
+            what: format!("creating data-dir {}", config.data_dir.display()),
+            cause,
+        })?;
+    let db = config.db_path();
+    let store_err = |cause| ServeError::Store {
+        path: db.clone(),
+        cause,
+    };
+    let store = Store::open(&db).map_err(store_err)?;
+    // The fleet detections read and write through a connection of their own, on their
+    // own thread.
+    let mut alerts_store = Store::open(&db).map_err(store_err)?;
+    let alerts = crate::alerts::Alerts::open(&mut alerts_store, &config.fleet, now_us())
+        .map_err(store_err)?;
+    let alerts = crate::alerts::AlertsThread::spawn(alerts, alerts_store).map_err(|cause| {
+        ServeError::Io {
+            what: "starting the fleet detections' thread".to_owned(),
+            cause,
+        }
+    })?;
+    let (writer, writer_thread) =
+        Writer::spawn_with(store, config.limits.writer_queue, Some(alerts)).map_err(|cause| {
+            ServeError::Io {
+                what: "starting the store writer thread".to_owned(),
+                cause,
+            }
+        })?;
+    Ok((writer, writer_thread))
+}
+
 /// A bound, not yet running server. [`Server::local_addr`] tells the port when `listen` asked
 /// for port 0.
 pub struct Server {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     state: Arc<State>,
-    writer_thread: std::thread::JoinHandle<()>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
     addr: SocketAddr,
 }
 
@@ -218,37 +266,15 @@ impl Server {
             Some(path) => Tokens::load(path)?,
             None => Tokens::default(),
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .create(&config.data_dir)
-            .map_err(|cause| ServeError::Io {
-                what: format!("creating data-dir {}", config.data_dir.display()),
-                cause,
-            })?;
         let db = config.db_path();
-        let store_err = |cause| ServeError::Store {
-            path: db.clone(),
-            cause,
-        };
-        let store = Store::open(&db).map_err(store_err)?;
-        // The fleet detections read and write through a connection of their own, on their
-        // own thread.
-        let mut alerts_store = Store::open(&db).map_err(store_err)?;
-        let alerts = crate::alerts::Alerts::open(&mut alerts_store, &config.fleet, now_us())
-            .map_err(store_err)?;
-        let alerts = crate::alerts::AlertsThread::spawn(alerts, alerts_store).map_err(|cause| {
-            ServeError::Io {
-                what: "starting the fleet detections' thread".to_owned(),
-                cause,
+        // With the NATS store the collector keeps nothing: no store, no writer, no console.
+        let (writer, writer_thread, nats) = match config.store.nats() {
+            None => {
+                let (w, t) = open_writer(config)?;
+                (Some(w), Some(t), None)
             }
-        })?;
-        let (writer, writer_thread) =
-            Writer::spawn_with(store, config.limits.writer_queue, Some(alerts)).map_err(
-                |cause| ServeError::Io {
-                    what: "starting the store writer thread".to_owned(),
-                    cause,
-                },
-            )?;
+            Some(n) => (None, None, Some(crate::nats::Publisher::connect(n).await?)),
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|cause| ServeError::Io {
@@ -259,9 +285,13 @@ impl Server {
             what: "reading the bound address".to_owned(),
             cause,
         })?;
-        let console =
-            crate::console::Console::open(&config.console, &db, config.heartbeat_stale_after)?
-                .map(Arc::new);
+        let console = match nats {
+            None => {
+                crate::console::Console::open(&config.console, &db, config.heartbeat_stale_after)?
+                    .map(Arc::new)
+            }
+            Some(_) => None,
+        };
         if let Some(c) = &console {
             c.set_addr(addr);
         }
@@ -273,6 +303,7 @@ impl Server {
                 tokens,
                 limits: config.limits.clone(),
                 writer,
+                nats,
                 slots: Semaphore::new(config.limits.max_concurrent_batches),
                 budget: Budget::new(config.limits.max_inflight_bytes),
                 turns: Mutex::new(HashMap::new()),
@@ -347,7 +378,9 @@ impl Server {
         drop(state);
         // The writer ends once the last `Writer` is gone (requests still running after the
         // grace period hold one; they end with the runtime).
-        let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+        if let Some(t) = writer_thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
     }
 }
 
@@ -496,6 +529,7 @@ async fn handle(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, HEALTH_PATH) => match store_health(state) {
             Ok(()) => text(StatusCode::OK, "ok"),
+            Err(why) if state.nats.is_some() => text(StatusCode::SERVICE_UNAVAILABLE, why),
             Err(why) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("the store cannot write: {why}"),
@@ -886,6 +920,17 @@ async fn batch_inner(
             "the collector is stopping".to_owned(),
         )
     })?;
+    // With the NATS store the body goes to the stream as the agent sent it (the consumer
+    // decodes the same bytes): a copy is kept, granted like the rest.
+    let sent = match &state.nats {
+        Some(_) => {
+            grant
+                .try_grow(body.len() as u64)
+                .map_err(|_| budget_busy(&state.budget, body.len() as u64))?;
+            Some(Bytes::copy_from_slice(&body))
+        }
+        None => None,
+    };
     let max = limits.max_decompressed_bytes;
     let (decoded, mut grant) = tokio::task::spawn_blocking(move || {
         let decoded = ingest::decode_within(encoding, body, max, Some(agent), &mut grant);
@@ -921,26 +966,43 @@ async fn batch_inner(
     }
     let key = format!("agent {agent} stream {} batch {seq}", batch.stream);
 
-    let reply = state
-        .writer
-        .submit(agent, seq, batch, now_us())
-        .map_err(|_| {
+    let outcome = if let (Some(nats), Some(sent)) = (&state.nats, sent) {
+        let headers = crate::nats::Headers {
+            agent,
+            stream: batch.stream.clone(),
+            seq,
+            encoding,
+            content_type: header(parts, "content-type")?.map(str::to_owned),
+            received_at_us: now_us(),
+            digest,
+        };
+        let events = batch.event_count;
+        drop(batch);
+        grant.shrink_to(sent.len() as u64);
+        Ok(publish(state, nats, &headers, sent, events).await?)
+    } else {
+        let writer = state
+            .writer
+            .as_ref()
+            .ok_or_else(|| busy("the collector has no store", crate::budget::MAX_RETRY))?;
+        let reply = writer.submit(agent, seq, batch, now_us()).map_err(|_| {
             busy(
                 "the store's queue is full",
                 state.budget.retry_after(grant.bytes()),
             )
         })?;
-    // The grant is held until the writer answers, even if this request is abandoned (the
-    // client hangs up): the batch stays queued in memory until then.
-    let outcome = tokio::spawn(async move {
-        let outcome = reply.await;
-        drop(grant);
-        outcome
-    })
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .ok_or_else(|| busy("the store's writer stopped", crate::budget::MAX_RETRY))?;
+        // The grant is held until the writer answers, even if this request is abandoned (the
+        // client hangs up): the batch stays queued in memory until then.
+        tokio::spawn(async move {
+            let outcome = reply.await;
+            drop(grant);
+            outcome
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| busy("the store's writer stopped", crate::budget::MAX_RETRY))?
+    };
     if let Ok(mut last) = state.store_error.lock() {
         *last = match &outcome {
             Err(e) if !e.is_busy() => Some(e.to_string()),
@@ -977,4 +1039,32 @@ fn batch_bytes(batch: &crate::ingest::Batch) -> u64 {
     (batch.body.capacity()
         + batch.rows.capacity()
         + batch.state.as_ref().map_or(0, |s| s.doc.capacity())) as u64
+}
+
+/// Publishes a batch to the NATS store and waits for JetStream's acknowledgement: the outcome
+/// the SQLite store would give (a new message is `Stored`), or the answer for a failure (413
+/// for a body over the servers' `max_payload`, else 503).
+// A `Reply` as the error, as in `batch_inner`.
+#[allow(clippy::result_large_err)]
+async fn publish(
+    state: &State,
+    nats: &crate::nats::Publisher,
+    headers: &crate::nats::Headers,
+    body: Bytes,
+    events: usize,
+) -> Result<Outcome, Reply> {
+    use crate::nats::{NatsError, Published};
+    match nats.publish(headers, body).await {
+        Ok(Published::New) => Ok(Outcome::Stored { events }),
+        Ok(Published::Duplicate) => Ok(Outcome::Duplicate),
+        Ok(Published::Conflict { stored }) => Ok(Outcome::Conflict { stored }),
+        Err(e @ NatsError::TooLarge { .. }) => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{e}; split the batch"),
+        )),
+        Err(e) => Err(busy(
+            &e.to_string(),
+            state.budget.retry_after(state.limits.max_body_bytes),
+        )),
+    }
 }

@@ -24,6 +24,8 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     // The web console's end-to-end test (headless).
     "chromium",
     "expect",
+    // tests/nats.rs: a 3-node JetStream cluster behind `[store] type = "nats"` (2.9 or later).
+    "nats-server",
     "openssh-client",
     "openssh-server",
     "rsyslog",

@@ -35,6 +35,9 @@ pub(crate) enum Scenario {
     Trickle,
     /// Many agents into one collector.
     FanIn,
+    /// The backlog through a collector with `[store] type = "nats"` into a local JetStream
+    /// (`nats-server -js`), then `consume` from it into SQLite.
+    Nats,
 }
 
 /// The scenarios' settings.
@@ -89,6 +92,7 @@ pub(crate) fn run(scenarios: &[Scenario], bins: &Bins, s: &Settings) -> Result<(
         match scenario {
             Scenario::Idle => idle(bins, &pki, &dir.join("idle"), s)?,
             Scenario::Trickle => trickle(bins, &pki, &dir.join("trickle"), s, backlog_cpu_per_m)?,
+            Scenario::Nats => nats(bins, &pki, &dir.join("nats"), s, &backlog)?,
             Scenario::FanIn => {
                 let f = fan_in(
                     bins,
@@ -168,13 +172,18 @@ struct Collector {
 
 impl Collector {
     fn start(bin: &Path, pki: &Pki, dir: &Path) -> Result<Collector> {
+        Collector::start_with(bin, pki, dir, "")
+    }
+
+    /// [`Collector::start`] with `extra` appended to its config (a `[store]` section).
+    fn start_with(bin: &Path, pki: &Pki, dir: &Path, extra: &str) -> Result<Collector> {
         std::fs::create_dir_all(dir)?;
         let config = dir.join("collector.toml");
         let data = dir.join("collector-data");
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata-dir = {:?}\n[tls]\ncert-file = {:?}\nkey-file = {:?}\nclient-ca-file = {:?}\n[auth]\nrequire = \"mtls\"\n",
+                "listen = \"127.0.0.1:0\"\ndata-dir = {:?}\n[tls]\ncert-file = {:?}\nkey-file = {:?}\nclient-ca-file = {:?}\n[auth]\nrequire = \"mtls\"\n{extra}",
                 data.display().to_string(),
                 pki.file("server.pem"),
                 pki.file("server-key.pem"),
@@ -693,6 +702,107 @@ fn fan_in(
         collector_cpu,
         collector_rss_kib,
     })
+}
+
+/// The `nats` scenario: the single-agent backlog through a collector with `[store] type =
+/// "nats"` into a one-node JetStream on loopback (events/s until the agent's spool is empty,
+/// i.e. every batch acknowledged by JetStream), then `consume` from the stream into SQLite
+/// (events/s until the store holds them all); both against the direct SQLite path of the same
+/// run (`backlog`), with each process's CPU and peak RSS.
+fn nats(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings, backlog: &FanIn) -> Result<()> {
+    std::fs::remove_dir_all(dir).ok();
+    std::fs::create_dir_all(dir.join("jetstream"))?;
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port();
+    let mut server = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(dir.join("jetstream"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting nats-server (apt-get install nats-server)")?;
+    let store = format!(
+        "[store]\ntype = \"nats\"\nservers = [\"nats://127.0.0.1:{port}\"]\nmax-bytes = 1073741824\n"
+    );
+    let result = (|| {
+        let collector = Collector::start_with(&bins.collector, pki, dir, &store)?;
+        let log = dir.join("auth.log");
+        generate(&log, s.backlog_lines, 1)?;
+        let len = std::fs::metadata(&log)?.len();
+        let config = agent_config(
+            pki,
+            0,
+            &dir.join("agent-0"),
+            &log,
+            &collector.addr,
+            "beginning",
+            &s.agent_config,
+        )?;
+        let start = Instant::now();
+        let agent = Agent::start(&bins.agent, &config)?;
+        agent.wait_shipped(len, Duration::from_secs(900))?;
+        let publish_wall = start.elapsed().as_secs_f64();
+        let state = agent.state.clone();
+        agent.stop()?;
+        let sent = Agent::sent_events(&state);
+        let (collector_cpu, collector_rss) = collector.stop()?;
+
+        let consumer_config = dir.join("consumer.toml");
+        let data = dir.join("consumer-data");
+        std::fs::write(
+            &consumer_config,
+            format!("data-dir = {:?}\n{store}", data.display().to_string()),
+        )?;
+        set_private(&consumer_config)?;
+        let start = Instant::now();
+        let mut consumer = Command::new(&bins.collector)
+            .args(["consume", "--config"])
+            .arg(&consumer_config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let db = data.join("authtrail.db");
+        let deadline = Instant::now() + Duration::from_secs(900);
+        let stored = loop {
+            let stored = if db.exists() {
+                let out = Command::new(&bins.collector)
+                    .args(["stats", "--since", "100000d", "--db"])
+                    .arg(&db)
+                    .output()?;
+                crate::bench::stored_events(&String::from_utf8_lossy(&out.stdout)).unwrap_or(0)
+            } else {
+                0
+            };
+            if stored >= sent || Instant::now() > deadline {
+                break stored;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let consume_wall = start.elapsed().as_secs_f64();
+        let (consumer_cpu, consumer_rss) = (cpu_secs(consumer.id())?, peak_rss_kib(consumer.id())?);
+        terminate(&mut consumer)?;
+        let (to_stream, to_store) = (sent as f64 / publish_wall, stored as f64 / consume_wall);
+        println!(
+            "nats: 1 agent, {} lines: into JetStream {to_stream:.0} events/s = {:.0}% of the direct SQLite path's {:.0}/s (collector CPU {collector_cpu:.2} s, peak RSS {:.1} MiB; direct: CPU {:.2} s, peak RSS {:.1} MiB); consume into SQLite {to_store:.0} events/s = {:.0}% (consumer CPU {consumer_cpu:.2} s, peak RSS {:.1} MiB); {stored} events stored for {sent} sent ({})",
+            s.backlog_lines,
+            to_stream * 100.0 / backlog.events_per_s,
+            backlog.events_per_s,
+            collector_rss as f64 / 1024.0,
+            backlog.collector_cpu,
+            backlog.collector_rss_kib as f64 / 1024.0,
+            to_store * 100.0 / backlog.events_per_s,
+            consumer_rss as f64 / 1024.0,
+            if stored == sent {
+                "each once"
+            } else {
+                "MISMATCH"
+            },
+        );
+        Ok(())
+    })();
+    let _ = terminate(&mut server);
+    result
 }
 
 /// Writes a generated log of `lines` lines (RFC 3339, `seed`).
