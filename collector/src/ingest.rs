@@ -270,6 +270,21 @@ pub fn digest(body: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Grows `buf` by `step` bytes of capacity, granted by `memory` first. Growing a buffer moves
+/// it: the allocator copies it into a new block before it frees the old one, so for that moment
+/// both are resident and both are granted; the old block's share is given back once it is free.
+pub(crate) fn grow_granted(
+    buf: &mut Vec<u8>,
+    step: usize,
+    memory: &mut dyn Reserve,
+) -> Result<(), DecodeError> {
+    let old = buf.capacity() as u64;
+    reserve(memory, old.saturating_add(step as u64))?;
+    buf.reserve_exact(buf.capacity() - buf.len() + step);
+    memory.release(old);
+    Ok(())
+}
+
 /// Reads at most `max + 1` bytes: one more than allowed tells "too large" from "exactly max".
 /// The buffer starts at `capacity + 1` and then doubles (at least [`GROW_STEP`]), each step
 /// granted by `memory` first.
@@ -302,8 +317,7 @@ fn read_bounded(
             return Ok(out);
         }
         let step = out.capacity().max(GROW_STEP).min(limit - out.len());
-        reserve(memory, step as u64)?;
-        out.reserve_exact(step);
+        grow_granted(&mut out, step, memory)?;
     }
 }
 
@@ -1215,5 +1229,47 @@ mod tests {
         for enc in [Encoding::Identity, Encoding::Zstd, Encoding::Gzip] {
             assert_eq!(decompress(enc, b"", 0), Ok(Vec::new()));
         }
+    }
+
+    /// A [`Reserve`] that records what it holds and the most it ever held.
+    #[derive(Default)]
+    struct Recorder {
+        held: u64,
+        peak: u64,
+    }
+
+    impl Reserve for Recorder {
+        fn grow(&mut self, bytes: u64) -> bool {
+            self.held += bytes;
+            self.peak = self.peak.max(self.held);
+            true
+        }
+        fn release(&mut self, bytes: u64) {
+            self.held -= bytes;
+        }
+        fn could_ever_grow(&self, _: u64) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_growing_buffer_is_granted_the_copy_growth_makes() {
+        // A gzip stream says nothing of its size: the output buffer doubles as it fills, and
+        // each doubling holds the old block and the new one at once.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&vec![7u8; 12 << 20]).unwrap();
+        let body = gz.finish().unwrap();
+        let mut memory = Recorder::default();
+        let out = decompress_within(Encoding::Gzip, &body, 64 << 20, &mut memory).unwrap();
+        assert_eq!(out.len(), 12 << 20);
+        let cap = out.capacity() as u64;
+        // What stays granted is the buffer; at its last growth the previous buffer (at least
+        // half of this one's) was resident too, and granted.
+        assert_eq!(memory.held, cap);
+        assert!(
+            memory.peak >= cap + cap / 3,
+            "peak granted {} for a buffer of {cap}",
+            memory.peak
+        );
     }
 }

@@ -237,13 +237,12 @@ fn one_huge_line(size: usize) -> Vec<u8> {
 
 /// The default byte budget (`[limits] max-inflight-bytes`).
 const BUDGET: u64 = 144 << 20;
-/// What the collector holds besides the bodies it budgets: runtime, TLS and HTTP buffers of
-/// the open connections, SQLite's page cache (32 MiB) and the copy of a body it binds,
-/// allocator slack, and the per-event work of checking each event against the wire contract.
-const MARGIN: u64 = 160 << 20;
-/// The shipped unit's `MemoryMax=512M`: the aim is half of it, which this test prints
-/// (`peak`) but does not yet hold to (see ARCHITECTURE.md's bounds table); it fails far below
-/// the unbounded collector's 1 GiB.
+/// What the collector holds above its idle resident memory besides the bodies it budgets: the
+/// writer's SQLite page cache (`store::CACHE_KIB`, 32 MiB) and the one batch's decoded rows and
+/// terms it works on (about 10 MiB for a maximal batch), the 16 connections' TLS and HTTP
+/// buffers (under 4 MiB), and the allocator's slack (pages of freed blocks not yet returned).
+const MARGIN: u64 = 80 << 20;
+/// The shipped unit's `MemoryMax=512M`: the peak must stay under half of it.
 const MEMORY_MAX: u64 = 512 << 20;
 
 /// Posts `body` until it gets an answer other than 503/429, honouring the suggested wait.
@@ -358,14 +357,15 @@ fn sixteen_concurrent_maximal_bodies_stay_within_the_byte_budget() {
     assert_eq!(stored, 4);
     assert!(valid_events > 50_000, "{valid_events}");
     assert!(
-        peak < MEMORY_MAX * 3 / 5,
-        "peak resident {} MiB",
+        peak <= MEMORY_MAX / 2,
+        "peak resident {} MiB, more than half of MemoryMax",
         peak >> 20
     );
     assert!(
-        peak <= BUDGET + MARGIN,
-        "peak resident {} MiB > budget {} MiB + margin {} MiB",
+        peak - idle_hwm <= BUDGET + MARGIN,
+        "peak resident {} MiB - idle {} MiB > budget {} MiB + margin {} MiB",
         peak >> 20,
+        idle_hwm >> 20,
         BUDGET >> 20,
         MARGIN >> 20
     );
