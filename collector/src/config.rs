@@ -74,6 +74,15 @@ pub struct TlsConfig {
     /// an unreadable one refuses every certificate (503) until it is fixed. Defaults to none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_file: Option<PathBuf>,
+    /// PEM X.509 certificate revocation list(s) signed by the client CA, as
+    /// `authtrail-collector certs revoke` writes them (`crl.pem` beside the CA). A revoked
+    /// client certificate is refused in the TLS handshake. Re-read when the file changes
+    /// (checked at each handshake), so a revocation applies to the agent's next connection
+    /// without a restart; a missing file revokes nothing, one that cannot be read or parsed
+    /// refuses every client certificate until it is fixed. Needs `client-ca-file`. Defaults
+    /// to none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crl_file: Option<PathBuf>,
 }
 
 /// Which credentials a batch must carry.
@@ -439,6 +448,12 @@ impl Config {
             });
         }
         let mtls = self.tls.client_ca_file.is_some();
+        if self.tls.crl_file.is_some() && !mtls {
+            errors.push(ConfigError::Missing {
+                key: "[tls] client-ca-file",
+                hint: "[tls] crl-file revokes client certificates, which need the CA that signs them",
+            });
+        }
         let token = self.auth.tokens_file.is_some();
         let unmet = match self.auth.require {
             Require::Mtls if !mtls => Some("[tls] client-ca-file"),

@@ -726,3 +726,94 @@ fn post_once(client: &ureq::Agent, url: &str, id: Uuid, seq: u64, body: &[u8]) -
         .ok()
         .map(|r| r.status().as_u16())
 }
+
+/// What a new connection of `agent` gets: the status line of a batch's answer, or the TLS
+/// error the handshake ended with.
+fn new_connection_answer(s: &Setup, server: &TestServer, agent: &AgentCert, seq: u64) -> String {
+    let body = zstd(events().as_bytes());
+    let tls = tls_client_config(&s.pki.ca(), Some(agent));
+    let mut stream = tls_stream(&tls, server.addr);
+    // The handshake alone, then a wait for what the server says to it: the alert of a refused
+    // certificate (read before anything else is written, so that it is not lost to a reset).
+    if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
+        return e.to_string();
+    }
+    stream
+        .sock
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut first = [0u8; 12];
+    match stream.read(&mut first) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+        other => return format!("{other:?}"),
+    }
+    stream
+        .sock
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let sent = stream
+        .write_all(batch_head(agent.id, seq, body.len() as u64, "").as_bytes())
+        .and_then(|()| stream.write_all(&body))
+        .and_then(|()| stream.flush());
+    match (sent, stream.read_exact(&mut first)) {
+        (Ok(()), Ok(())) => String::from_utf8_lossy(&first).into_owned(),
+        (sent, read) => format!("{sent:?} {read:?}"),
+    }
+}
+
+#[test]
+fn a_crl_revocation_refuses_the_agent_in_the_handshake_without_a_restart() {
+    let s = setup();
+    let crl = s.pki.dir.join(collector::certs::CRL);
+    let mut c = config(&s.pki, &s.data, Require::Mtls);
+    c.tls.crl_file = Some(crl.clone());
+    let server = TestServer::start(c);
+    let (a, b, other) = (s.pki.agent(), s.pki.agent(), s.pki.agent());
+    let revoke = |agent: &AgentCert| {
+        let out = std::process::Command::new(crate::BIN)
+            .args(["certs", "revoke", &agent.id.to_string(), "--dir"])
+            .arg(&s.pki.dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    // No CRL yet: nobody is revoked.
+    assert_eq!(new_connection_answer(&s, &server, &a, 1), "HTTP/1.1 200");
+    revoke(&a);
+    assert!(crl.exists());
+    let refused = new_connection_answer(&s, &server, &a, 2);
+    assert!(refused.contains("CertificateRevoked"), "{refused}");
+    assert_eq!(new_connection_answer(&s, &server, &b, 1), "HTTP/1.1 200");
+    // A second revocation rewrites the CRL; the running server picks it up.
+    revoke(&b);
+    let refused = new_connection_answer(&s, &server, &b, 2);
+    assert!(refused.contains("CertificateRevoked"), "{refused}");
+    let refused = new_connection_answer(&s, &server, &a, 3);
+    assert!(refused.contains("CertificateRevoked"), "{refused}");
+    // An agent never revoked keeps working.
+    assert_eq!(
+        new_connection_answer(&s, &server, &other, 1),
+        "HTTP/1.1 200"
+    );
+    assert_eq!(server.count("SELECT count(*) FROM batches"), 3);
+}
+
+#[test]
+fn an_unusable_crl_refuses_every_certificate_until_it_is_fixed() {
+    let s = setup();
+    let crl = s.pki.dir.join(collector::certs::CRL);
+    let mut c = config(&s.pki, &s.data, Require::Mtls);
+    c.tls.crl_file = Some(crl.clone());
+    let server = TestServer::start(c);
+    let a = s.pki.agent();
+    std::fs::write(
+        &crl,
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    let refused = new_connection_answer(&s, &server, &a, 1);
+    assert!(!refused.starts_with("HTTP/1.1 200"), "{refused}");
+    std::fs::remove_file(&crl).unwrap();
+    assert_eq!(new_connection_answer(&s, &server, &a, 2), "HTTP/1.1 200");
+}
