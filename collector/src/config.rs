@@ -79,8 +79,8 @@ pub struct TlsConfig {
     /// client certificate is refused in the TLS handshake. Re-read when the file changes
     /// (checked at each handshake), so a revocation applies to the agent's next connection
     /// without a restart; a missing file revokes nothing, one that cannot be read or parsed
-    /// refuses every client certificate until it is fixed. Needs `client-ca-file`. Defaults
-    /// to none.
+    /// refuses every client certificate until it is fixed (and `serve` does not start with
+    /// one). Needs `client-ca-file`. Defaults to none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crl_file: Option<PathBuf>,
 }
@@ -587,6 +587,11 @@ mod tests {
         c.tls.key_file = Some("/k".into());
         c.auth.tokens_file = Some("/t".into());
         c.validate().unwrap();
+        // A CRL revokes client certificates: it needs their CA.
+        c.tls.crl_file = Some("/crl.pem".into());
+        let e = c.validate().unwrap_err();
+        assert!(e[0].to_string().contains("client-ca-file"), "{e:?}");
+        c.tls.crl_file = None;
         c.auth.require = Require::Mtls;
         assert!(c.validate().is_err());
         c.auth.require = Require::Both;

@@ -762,13 +762,18 @@ fn new_connection_answer(s: &Setup, server: &TestServer, agent: &AgentCert, seq:
     }
 }
 
-#[test]
-fn a_crl_revocation_refuses_the_agent_in_the_handshake_without_a_restart() {
-    let s = setup();
+/// A collector requiring mTLS with `[tls] crl-file` at the CA's `crl.pem` (not there yet).
+fn with_crl(s: &Setup) -> (TestServer, std::path::PathBuf) {
     let crl = s.pki.dir.join(collector::certs::CRL);
     let mut c = config(&s.pki, &s.data, Require::Mtls);
     c.tls.crl_file = Some(crl.clone());
-    let server = TestServer::start(c);
+    (TestServer::start(c), crl)
+}
+
+#[test]
+fn a_crl_revocation_refuses_the_agent_in_the_handshake_without_a_restart() {
+    let s = setup();
+    let (server, crl) = with_crl(&s);
     let (a, b, other) = (s.pki.agent(), s.pki.agent(), s.pki.agent());
     let revoke = |agent: &AgentCert| {
         let out = std::process::Command::new(crate::BIN)
@@ -802,10 +807,7 @@ fn a_crl_revocation_refuses_the_agent_in_the_handshake_without_a_restart() {
 #[test]
 fn an_unusable_crl_refuses_every_certificate_until_it_is_fixed() {
     let s = setup();
-    let crl = s.pki.dir.join(collector::certs::CRL);
-    let mut c = config(&s.pki, &s.data, Require::Mtls);
-    c.tls.crl_file = Some(crl.clone());
-    let server = TestServer::start(c);
+    let (server, crl) = with_crl(&s);
     let a = s.pki.agent();
     std::fs::write(
         &crl,
