@@ -545,6 +545,17 @@ fn healthz_is_503_with_the_reason_when_the_store_cannot_write() {
     child.wait().unwrap();
 }
 
+/// `authtrail-collector certs revoke AGENT --dir PKI`; what it printed.
+fn certs_revoke(s: &Setup, agent: &AgentCert) -> String {
+    let out = std::process::Command::new(crate::BIN)
+        .args(["certs", "revoke", &agent.id.to_string(), "--dir"])
+        .arg(&s.pki.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn a_revoked_agent_certificate_is_refused_at_its_next_request_without_a_restart() {
     let s = setup();
@@ -557,15 +568,7 @@ fn a_revoked_agent_certificate_is_refused_at_its_next_request_without_a_restart(
     let client_a = client(&s.pki.ca(), Some(&a));
     let client_other = client(&s.pki.ca(), Some(&other));
     let body = zstd(events().as_bytes());
-    let revoke = || {
-        let out = std::process::Command::new(crate::BIN)
-            .args(["certs", "revoke", &a.id.to_string(), "--dir"])
-            .arg(&s.pki.dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let revoke = || certs_revoke(&s, &a);
     let r = post(&client_a, &server, &Post::new(a.id, 1, body.clone())).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(revoke().starts_with("revoked"));
@@ -775,14 +778,7 @@ fn a_crl_revocation_refuses_the_agent_in_the_handshake_without_a_restart() {
     let s = setup();
     let (server, crl) = with_crl(&s);
     let (a, b, other) = (s.pki.agent(), s.pki.agent(), s.pki.agent());
-    let revoke = |agent: &AgentCert| {
-        let out = std::process::Command::new(crate::BIN)
-            .args(["certs", "revoke", &agent.id.to_string(), "--dir"])
-            .arg(&s.pki.dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    };
+    let revoke = |agent: &AgentCert| certs_revoke(&s, agent);
     // No CRL yet: nobody is revoked.
     assert_eq!(new_connection_answer(&s, &server, &a, 1), "HTTP/1.1 200");
     revoke(&a);
