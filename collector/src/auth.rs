@@ -42,7 +42,8 @@ pub fn cert_serial(der: &[u8]) -> Option<String> {
     Some(serial_hex(cert.raw_serial()))
 }
 
-fn serial_hex(raw: &[u8]) -> String {
+/// A certificate serial as hex, without leading zero bytes (the form `revoked.txt` holds).
+pub(crate) fn serial_hex(raw: &[u8]) -> String {
     let start = raw.iter().position(|&b| b != 0).unwrap_or(raw.len());
     raw[start..].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -83,7 +84,6 @@ impl Revoked {
 
     /// Whether the certificate with `serial` (from [`cert_serial`]) is revoked now.
     pub fn is_revoked(&self, serial: &str) -> Result<bool, RevokedError> {
-        use std::os::unix::fs::MetadataExt as _;
         let err = |reason: String| RevokedError {
             path: self.path.clone(),
             reason,
@@ -92,11 +92,7 @@ impl Revoked {
             .cache
             .lock()
             .map_err(|_| err("poisoned lock".to_owned()))?;
-        let key = match std::fs::metadata(&self.path) {
-            Ok(m) => Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(err(e.to_string())),
-        };
+        let key = crate::tls::file_key(&self.path).map_err(|e| err(e.to_string()))?;
         if key != cache.seen || (key.is_none() && !cache.serials.is_empty()) {
             cache.serials = match key {
                 None => Default::default(),

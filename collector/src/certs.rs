@@ -129,17 +129,19 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertsError> {
 
 /// Valid from yesterday (clock skew) to `days` from today, in whole UTC days.
 fn set_validity(params: &mut CertificateParams, days: i64) {
+    params.not_before = utc_day(-1);
+    params.not_after = utc_day(days);
+}
+
+/// Midnight UTC `offset` days from today.
+fn utc_day(offset: i64) -> time::OffsetDateTime {
     let today = jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date();
-    let at = |offset: i64| {
-        let d = today
-            .checked_add(jiff::Span::new().days(offset))
-            .unwrap_or(today);
-        rcgen::date_time_ymd(i32::from(d.year()), d.month() as u8, d.day() as u8)
-    };
-    params.not_before = at(-1);
-    params.not_after = at(days);
+    let d = today
+        .checked_add(jiff::Span::new().days(offset))
+        .unwrap_or(today);
+    rcgen::date_time_ymd(i32::from(d.year()), d.month() as u8, d.day() as u8)
 }
 
 /// The SHA-256 of a SubjectPublicKeyInfo (DER), base64 (standard alphabet, padded): the form
@@ -251,10 +253,8 @@ pub fn init(dir: &Path, sans: &[String], days: i64) -> Result<InitReport, CertsE
     })
 }
 
-/// Issues a client certificate for agent `id` (subject CN = the id), signed by the CA in
-/// `dir`, valid for `days`.
-pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, CertsError> {
-    let days = check_days(days)?;
+/// The CA in `dir` (its certificate and key), to sign with.
+fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>, CertsError> {
     let read = |name: &str| {
         let path = dir.join(name);
         fs::read_to_string(&path).map_err(|cause| CertsError::Io { path, cause })
@@ -263,10 +263,18 @@ pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, Certs
         "{}: reading the CA key",
         dir.join(CA_KEY).display()
     )))?;
-    let issuer = Issuer::from_ca_cert_pem(&read(CA_CERT)?, &ca_key).map_err(rcgen_err(format!(
+    let issuer = Issuer::from_ca_cert_pem(&read(CA_CERT)?, ca_key).map_err(rcgen_err(format!(
         "{}: reading the CA certificate",
         dir.join(CA_CERT).display()
     )))?;
+    Ok(issuer)
+}
+
+/// Issues a client certificate for agent `id` (subject CN = the id), signed by the CA in
+/// `dir`, valid for `days`.
+pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, CertsError> {
+    let days = check_days(days)?;
+    let issuer = load_issuer(dir)?;
     let key = KeyPair::generate().map_err(rcgen_err("generating the agent key"))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -294,11 +302,23 @@ pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, Certs
 /// The revocation list file `certs revoke` writes in the CA directory.
 pub const REVOKED: &str = "revoked.txt";
 
+/// The X.509 certificate revocation list `certs revoke` signs with the CA's key and writes in
+/// the CA directory (PEM), from every serial of [`REVOKED`]. A collector whose `[tls] crl-file`
+/// is that file refuses a revoked certificate in the TLS handshake.
+pub const CRL: &str = "crl.pem";
+
+/// How long a CRL `certs revoke` signs says it stays current (its nextUpdate), days. The
+/// collector does not refuse a CRL past it (it is re-signed at each revocation, and an old
+/// list of revocations is still true), but other verifiers may.
+pub const CRL_DAYS: i64 = 365;
+
 /// What `revoke` did.
 #[derive(Debug, Clone)]
 pub struct RevokeReport {
     /// The revocation list.
     pub list: PathBuf,
+    /// The signed CRL, with every serial of the list.
+    pub crl: PathBuf,
     /// The revoked certificate's serial, hex.
     pub serial: String,
     /// False when it was already revoked.
@@ -306,8 +326,11 @@ pub struct RevokeReport {
 }
 
 /// Revokes the certificate `issue-agent` wrote for agent `id` in `dir`: adds its serial to
-/// `dir/revoked.txt` (written temp, fsync, rename). A collector whose `[tls] revoked-file` is
-/// that file refuses the certificate at its next request.
+/// `dir/revoked.txt` and signs `dir/crl.pem` anew from every serial in that list (each written
+/// temp, fsync, rename; the CRL first). A collector whose `[tls] crl-file` is that CRL refuses
+/// the certificate at its next handshake; one whose `[tls] revoked-file` is the list, at its
+/// next request. Revoking an agent already revoked signs the CRL again: that is how a list
+/// written before CRLs existed gets its CRL.
 pub fn revoke(dir: &Path, id: Uuid) -> Result<RevokeReport, CertsError> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject as _;
@@ -332,29 +355,87 @@ pub fn revoke(dir: &Path, id: Uuid) -> Result<RevokeReport, CertsError> {
             format!("line {line}: expected `SERIAL AGENT-ID`"),
         ),
     })?;
-    if known.contains(&serial) {
-        return Ok(RevokeReport {
-            list,
-            serial,
-            added: false,
-        });
+    let added = !known.contains(&serial);
+    let mut serials: Vec<&str> = known.iter().map(String::as_str).collect();
+    if added {
+        serials.push(&serial);
     }
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
+    serials.sort_unstable();
+    let crl = dir.join(CRL);
+    replace(dir, CRL, sign_crl(dir, &serials)?.as_bytes())?;
+    if added {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("{serial} {id}\n"));
+        replace(dir, REVOKED, text.as_bytes())?;
     }
-    text.push_str(&format!("{serial} {id}\n"));
-    let tmp = dir.join(format!(".{REVOKED}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    write_new(&tmp, text.as_bytes(), 0o644)?;
-    fs::rename(&tmp, &list).map_err(io_err(&list))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))?;
     Ok(RevokeReport {
         list,
+        crl,
         serial,
-        added: true,
+        added,
     })
+}
+
+/// Replaces `dir/name` with `bytes`: written to a temporary file, fsync'd, renamed over it, and
+/// the directory fsync'd.
+fn replace(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), CertsError> {
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |cause| CertsError::Io { path, cause }
+    };
+    let (tmp, path) = (dir.join(format!(".{name}.tmp")), dir.join(name));
+    let _ = fs::remove_file(&tmp);
+    write_new(&tmp, bytes, 0o644)?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// A CRL (PEM) signed by the CA in `dir` revoking `serials` (hex, as [`REVOKED`] holds them),
+/// current from today for [`CRL_DAYS`], numbered by the time it is signed (so each is newer
+/// than the last).
+fn sign_crl(dir: &Path, serials: &[&str]) -> Result<String, CertsError> {
+    let issuer = load_issuer(dir)?;
+    let today = utc_day(0);
+    let revoked_certs = serials
+        .iter()
+        .map(|hex| rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from(serial_bytes(hex)),
+            revocation_time: today,
+            reason_code: None,
+            invalidity_date: None,
+        })
+        .collect();
+    let number = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0);
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: today,
+        next_update: utc_day(CRL_DAYS),
+        crl_number: rcgen::SerialNumber::from(number),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    params
+        .signed_by(&issuer)
+        .and_then(|crl| crl.pem())
+        .map_err(rcgen_err("signing the CRL"))
+}
+
+/// The big-endian bytes of a hex serial (an odd number of digits has a leading 0 added).
+fn serial_bytes(hex: &str) -> Vec<u8> {
+    let padded = if hex.len() % 2 == 1 {
+        format!("0{hex}")
+    } else {
+        hex.to_owned()
+    };
+    padded
+        .as_bytes()
+        .chunks(2)
+        .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -411,5 +492,45 @@ mod tests {
         };
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
         assert!(cert.validity().not_after > cert.validity().not_before);
+    }
+
+    /// The serials (hex, as `revoked.txt` holds them) a CRL file revokes, after checking its
+    /// signature against the CA in `dir`.
+    fn crl_serials(dir: &Path) -> Vec<String> {
+        use rustls_pki_types::pem::PemObject as _;
+        let der =
+            rustls_pki_types::CertificateRevocationListDer::from_pem_file(dir.join(CRL)).unwrap();
+        let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+        let ca = rustls_pki_types::CertificateDer::from_pem_file(dir.join(CA_CERT)).unwrap();
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca).unwrap();
+        crl.verify_signature(ca.public_key()).unwrap();
+        let mut serials: Vec<String> = crl
+            .iter_revoked_certificates()
+            .map(|r| crate::auth::serial_hex(r.raw_serial()))
+            .collect();
+        serials.sort();
+        serials
+    }
+
+    #[test]
+    fn revoke_signs_a_crl_of_every_listed_serial_and_migrates_an_old_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("pki");
+        init(&d, &["localhost".to_owned()], 30).unwrap();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        issue_agent(&d, a, 30).unwrap();
+        issue_agent(&d, b, 30).unwrap();
+        let ra = revoke(&d, a).unwrap();
+        assert!(ra.added);
+        assert_eq!(crl_serials(&d), std::slice::from_ref(&ra.serial));
+        let rb = revoke(&d, b).unwrap();
+        let mut both = vec![ra.serial.clone(), rb.serial.clone()];
+        both.sort();
+        assert_eq!(crl_serials(&d), both);
+        // A list written before CRLs existed (no crl.pem): revoking again signs its CRL.
+        fs::remove_file(d.join(CRL)).unwrap();
+        let again = revoke(&d, a).unwrap();
+        assert!(!again.added);
+        assert_eq!(crl_serials(&d), both);
     }
 }

@@ -78,6 +78,15 @@ pub struct TlsConfig {
     /// an unreadable one refuses every certificate (503) until it is fixed. Defaults to none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_file: Option<PathBuf>,
+    /// PEM X.509 certificate revocation list(s) signed by the client CA, as
+    /// `authtrail-collector certs revoke` writes them (`crl.pem` beside the CA). A revoked
+    /// client certificate is refused in the TLS handshake. Re-read when the file changes
+    /// (checked at each handshake), so a revocation applies to the agent's next connection
+    /// without a restart; a missing file revokes nothing, one that cannot be read or parsed
+    /// refuses every client certificate until it is fixed (and `serve` does not start with
+    /// one). Needs `client-ca-file`. Defaults to none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crl_file: Option<PathBuf>,
 }
 
 /// Which credentials a batch must carry.
@@ -481,6 +490,12 @@ impl Config {
             });
         }
         let mtls = self.tls.client_ca_file.is_some();
+        if self.tls.crl_file.is_some() && !mtls {
+            errors.push(ConfigError::Missing {
+                key: "[tls] client-ca-file",
+                hint: "[tls] crl-file revokes client certificates, which need the CA that signs them",
+            });
+        }
         let token = self.auth.tokens_file.is_some();
         let unmet = match self.auth.require {
             Require::Mtls if !mtls => Some("[tls] client-ca-file"),
@@ -628,6 +643,11 @@ mod tests {
         c.tls.key_file = Some("/k".into());
         c.auth.tokens_file = Some("/t".into());
         c.validate().unwrap();
+        // A CRL revokes client certificates: it needs their CA.
+        c.tls.crl_file = Some("/crl.pem".into());
+        let e = c.validate().unwrap_err();
+        assert!(e[0].to_string().contains("client-ca-file"), "{e:?}");
+        c.tls.crl_file = None;
         c.auth.require = Require::Mtls;
         assert!(c.validate().is_err());
         c.auth.require = Require::Both;

@@ -93,8 +93,10 @@ fn reserve(memory: &mut dyn Reserve, bytes: u64) -> Result<(), DecodeError> {
     }
 }
 
-/// Decompresses `body` with a streaming decoder that stops reading once more than `max`
-/// bytes have come out, so a small bomb costs at most `max` bytes of memory.
+/// Decompresses `body` within `max` bytes of output. A body whose zstd frame states its size is
+/// decompressed in one call into a buffer of that size; any other is first measured with a
+/// streaming decoder that stops once more than `max` bytes have come out (so a bomb costs no
+/// memory but the decoder's), then decompressed into a buffer of exactly its size.
 ///
 /// An empty body is an empty batch (a heartbeat) whatever the encoding says: a zero-byte zstd
 /// or gzip stream is not valid, but an agent may well label its heartbeats like its batches.
@@ -152,22 +154,22 @@ pub fn decompress_within(
             // The streaming decoder keeps a window of up to 2^ZSTD_WINDOW_LOG_MAX bytes.
             let window = 1u64 << ZSTD_WINDOW_LOG_MAX;
             reserve(memory, window)?;
-            let out = (|| {
-                let mut decoder =
-                    zstd::stream::read::Decoder::with_buffer(body).map_err(corrupt("zstd"))?;
-                decoder
-                    .window_log_max(ZSTD_WINDOW_LOG_MAX)
-                    .map_err(corrupt("zstd"))?;
-                let hint = size.map_or(0, |n| n.min(max));
-                read_bounded(decoder, max, hint, memory, corrupt("zstd"))
-            })();
+            let out = read_bounded(
+                || {
+                    let mut decoder = zstd::stream::read::Decoder::with_buffer(body)?;
+                    decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+                    Ok(decoder)
+                },
+                max,
+                memory,
+                corrupt("zstd"),
+            );
             memory.release(window);
             out?
         }
         Encoding::Gzip => read_bounded(
-            flate2::read::MultiGzDecoder::new(body),
+            || Ok(flate2::read::MultiGzDecoder::new(body)),
             max,
-            0,
             memory,
             corrupt("gzip"),
         )?,
@@ -257,9 +259,6 @@ fn longest_line(body: &[u8]) -> usize {
     longest
 }
 
-/// Smallest step by which a decompression buffer of unknown final size grows.
-const GROW_STEP: usize = 1 << 20;
-
 /// SHA-256 of a batch's body as it arrived (compressed): what the store compares when a batch
 /// key comes again (same digest: a re-send; another: a conflict). An agent re-sends a batch
 /// byte for byte (its spool keeps the body as sent), and the compressed body is a third of the
@@ -270,41 +269,52 @@ pub fn digest(body: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Reads at most `max + 1` bytes: one more than allowed tells "too large" from "exactly max".
-/// The buffer starts at `capacity + 1` and then doubles (at least [`GROW_STEP`]), each step
-/// granted by `memory` first.
-fn read_bounded(
-    mut reader: impl Read,
+/// Grows `buf` by `step` bytes of capacity, granted by `memory` first. Growing a buffer moves
+/// it: the allocator copies it into a new block before it frees the old one, so for that moment
+/// both are resident and both are granted; the old block's share is given back once it is free.
+pub(crate) fn grow_granted(
+    buf: &mut Vec<u8>,
+    step: usize,
+    memory: &mut dyn Reserve,
+) -> Result<(), DecodeError> {
+    let old = buf.capacity() as u64;
+    reserve(memory, old.saturating_add(step as u64))?;
+    buf.reserve_exact(buf.capacity() - buf.len() + step);
+    memory.release(old);
+    Ok(())
+}
+
+/// Decompresses a stream whose size is not known in two passes: the first counts its output
+/// through a small scratch buffer, stopping once it passes `max` (so a bomb is refused as
+/// [`DecodeError::TooLarge`] having cost no memory but the scratch); the second decompresses
+/// it again into a buffer of exactly that size, granted by `memory` first. A buffer grown as
+/// output arrives would double, and each doubling holds the old block and the new one at once.
+fn read_bounded<R: Read>(
+    mut reader: impl FnMut() -> io::Result<R>,
     max: u64,
-    capacity: u64,
     memory: &mut dyn Reserve,
     err: impl Fn(io::Error) -> DecodeError,
 ) -> Result<Vec<u8>, DecodeError> {
-    let limit = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
-    // One byte more than the expected size, so that reading to the end needs no regrowth.
-    let first = usize::try_from(capacity)
-        .map_or(0, |c| c.saturating_add(1))
-        .min(limit);
-    reserve(memory, first as u64)?;
-    let mut out = Vec::with_capacity(first);
-    loop {
-        let room = out.capacity() - out.len();
-        if room > 0 {
-            let n = (&mut reader)
-                .take(room as u64)
-                .read_to_end(&mut out)
-                .map_err(&err)?;
-            if n < room || out.len() >= limit {
-                return Ok(out);
-            }
-        }
-        if out.len() >= limit {
-            return Ok(out);
-        }
-        let step = out.capacity().max(GROW_STEP).min(limit - out.len());
-        reserve(memory, step as u64)?;
-        out.reserve_exact(step);
+    let size =
+        io::copy(&mut reader().map_err(&err)?.take(max + 1), &mut io::sink()).map_err(&err)?;
+    if size > max {
+        return Err(DecodeError::TooLarge { limit: max });
     }
+    let size_usize = usize::try_from(size).map_err(|_| DecodeError::TooLarge { limit: max })?;
+    reserve(memory, size)?;
+    let mut out = Vec::with_capacity(size_usize);
+    reader()
+        .map_err(&err)?
+        .take(size)
+        .read_to_end(&mut out)
+        .map_err(&err)?;
+    if out.len() != size_usize {
+        return Err(err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the stream decompressed differently the second time",
+        )));
+    }
+    Ok(out)
 }
 
 /// One login event, with the columns the store indexes pulled out of it.
@@ -1215,5 +1225,61 @@ mod tests {
         for enc in [Encoding::Identity, Encoding::Zstd, Encoding::Gzip] {
             assert_eq!(decompress(enc, b"", 0), Ok(Vec::new()));
         }
+    }
+
+    /// A [`Reserve`] that records what it holds and the most it ever held.
+    #[derive(Default)]
+    struct Recorder {
+        held: u64,
+        peak: u64,
+    }
+
+    impl Reserve for Recorder {
+        fn grow(&mut self, bytes: u64) -> bool {
+            self.held += bytes;
+            self.peak = self.peak.max(self.held);
+            true
+        }
+        fn release(&mut self, bytes: u64) {
+            self.held -= bytes;
+        }
+        fn could_ever_grow(&self, _: u64) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_body_of_unknown_size_is_measured_first_and_allocated_once() {
+        // A gzip stream says nothing of its size: it is measured, then decompressed into a
+        // buffer of exactly that size (no doubling, which holds old and new block at once).
+        let gzip = |mib: usize| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&vec![7u8; mib << 20]).unwrap();
+            gz.finish().unwrap()
+        };
+        let mut memory = Recorder::default();
+        let out = decompress_within(Encoding::Gzip, &gzip(12), 64 << 20, &mut memory).unwrap();
+        assert_eq!(out.len(), 12 << 20);
+        assert_eq!(out.capacity(), out.len());
+        assert_eq!((memory.held, memory.peak), (12 << 20, 12 << 20));
+        // A bomb is refused as too large having been granted nothing.
+        let mut memory = Recorder::default();
+        let e = decompress_within(Encoding::Gzip, &gzip(80), 64 << 20, &mut memory);
+        assert_eq!(e, Err(DecodeError::TooLarge { limit: 64 << 20 }));
+        assert_eq!(memory.peak, 0);
+    }
+
+    #[test]
+    fn a_growing_buffer_is_granted_the_copy_growth_makes() {
+        let mut buf = Vec::with_capacity(1000);
+        buf.extend_from_slice(&[1u8; 1000]);
+        let mut memory = Recorder {
+            held: 1000,
+            peak: 1000,
+        };
+        grow_granted(&mut buf, 1000, &mut memory).unwrap();
+        assert_eq!(buf.capacity(), 2000);
+        // While the block moved, old and new were both resident, and both granted.
+        assert_eq!((memory.held, memory.peak), (2000, 3000));
     }
 }

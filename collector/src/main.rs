@@ -277,8 +277,11 @@ enum CertsCommand {
         #[arg(long, default_value_t = 825)]
         days: i64,
     },
-    /// Revoke an agent's certificate: add it to `revoked.txt` in --dir, which a collector
-    /// with `[tls] revoked-file` pointing there re-reads at the next request (no restart).
+    /// Revoke an agent's certificate: add it to `revoked.txt` in --dir and sign `crl.pem`
+    /// (an X.509 CRL of every revoked serial) with the CA there. A collector with `[tls]
+    /// crl-file` pointing at the CRL refuses the agent at its next TLS handshake (no restart);
+    /// `[tls] revoked-file` (the serial list) is still read, at each request. Revoking an agent
+    /// again signs the CRL again (a list made before CRLs gets its CRL so).
     Revoke {
         /// The agent id whose `agent-<ID>.pem` (from `issue-agent`) is revoked.
         name: String,
@@ -467,14 +470,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|_| anyhow!("agent id {name:?} is not a UUID"))?;
             let r = certs::revoke(&dir, id)?;
             print(&format!(
-                "{} certificate serial {} of agent {id} in {}\n",
+                "{} certificate serial {} of agent {id} in {}\nCRL signed: {} (for [tls] crl-file)\n",
                 if r.added {
                     "revoked"
                 } else {
                     "already revoked:"
                 },
                 r.serial,
-                r.list.display()
+                r.list.display(),
+                r.crl.display()
             ))
         }
         Command::Certs(CertsCommand::Pin { cert }) => {

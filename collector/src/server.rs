@@ -213,6 +213,9 @@ pub fn open_writer(config: &Config) -> Result<(Writer, std::thread::JoinHandle<(
     // The fleet detections read and write through a connection of their own, on their
     // own thread.
     let mut alerts_store = Store::open(&db).map_err(store_err)?;
+    alerts_store
+        .set_cache_kib(crate::store::READ_CACHE_KIB)
+        .map_err(store_err)?;
     let alerts = crate::alerts::Alerts::open(&mut alerts_store, &config.fleet, now_us())
         .map_err(store_err)?;
     let alerts = crate::alerts::AlertsThread::spawn(alerts, alerts_store).map_err(|cause| {
@@ -710,7 +713,7 @@ enum BodyError {
 
 /// Reads `body` into memory, failing once it passes `max` bytes (the rest stays unread). The
 /// buffer starts at what `grant` holds (the declared length) and grows, doubling, only by
-/// what `grant` can be grown by.
+/// what `grant` can be grown by ([`ingest::grow_granted`]: the copy a growth makes included).
 async fn read_body(
     body: &mut Incoming,
     max: u64,
@@ -735,10 +738,8 @@ async fn read_body(
                     .max(len)
                     .max(64 * 1024)
                     .min(max as usize);
-                grant
-                    .try_grow((want - buf.capacity()) as u64)
-                    .map_err(|_| BodyError::Busy)?;
-                buf.reserve_exact(want - buf.len());
+                let step = want - buf.capacity();
+                ingest::grow_granted(&mut buf, step, grant).map_err(|_| BodyError::Busy)?;
             }
             buf.extend_from_slice(data);
         }

@@ -66,6 +66,14 @@ pub const GROUP_MAX_BATCHES: usize = 32;
 /// 2 MiB does not hold the five indices' working set, and every insert then re-reads pages.
 pub const CACHE_KIB: i64 = 32 * 1024;
 
+/// SQLite's page cache for every other connection (the fleet detections' and readers such as
+/// `query` and the console), KiB: they read a few batches' rows at a time.
+pub const READ_CACHE_KIB: i64 = 2 * 1024;
+
+/// SQLite's memory-mapped I/O, bytes (`PRAGMA mmap_size`): none, so that the store's file is
+/// never mapped into the collector's resident memory; reads go through the bounded page cache.
+pub const MMAP_BYTES: i64 = 0;
+
 /// WAL pages between automatic checkpoints (SQLite's default is 1000, about 4 MiB, i.e. a
 /// checkpoint every three or four batches; index pages touched by several batches are then
 /// copied into the database several times).
@@ -81,10 +89,24 @@ pub const TERMS_FLUSH_BATCHES: usize = 64;
 /// idle this long. Until then searches read the batches above the `terms_upto` mark directly.
 pub const TERMS_FLUSH_AGE: Duration = Duration::from_secs(1);
 
+/// Bytes of `terms` entries the writer holds back at most (values, plus [`TERM_ENTRY_BYTES`]
+/// each): it writes them at once beyond this, whatever [`TERMS_FLUSH_BATCHES`] says. A batch of
+/// distinct user names or addresses holds several times its event count in entries; counted in
+/// batches alone, 64 maximal ones could hold hundreds of MiB outside the byte budget.
+pub const TERMS_FLUSH_BYTES: usize = 4 << 20;
+
+/// What one held-back `terms` entry costs besides its value's bytes: the (field, value, batch)
+/// tuple and the value's allocation.
+pub const TERM_ENTRY_BYTES: usize = std::mem::size_of::<(i64, String, i64)>() + 16;
+
 /// Batches whose `terms` entries may wait in memory while writing them fails; beyond this they
 /// are dropped from memory (searches still read those batches above the mark, and the next
 /// start indexes them from their rows).
 pub const TERMS_PENDING_MAX_BATCHES: usize = 4096;
+
+/// Bytes of `terms` entries that may wait in memory while writing them fails, as
+/// [`TERMS_PENDING_MAX_BATCHES`] (whichever comes first).
+pub const TERMS_PENDING_MAX_BYTES: usize = 4 * TERMS_FLUSH_BYTES;
 
 /// SQLite page size for a new store, bytes.
 pub const PAGE_SIZE: i64 = 16384;
@@ -149,17 +171,19 @@ const TERM_FIELDS: [TermField; 4] = [
 /// The distinct (field, value) pairs of a batch's rows, sorted (so that their inserts walk the
 /// `terms` B-tree in order).
 fn batch_terms<'a>(rows: &Rows<'a>) -> Vec<(i64, &'a str)> {
-    let mut codes: Vec<(i64, u32)> = Vec::with_capacity(rows.rows.len() * TERM_FIELDS.len());
+    // (field, code) packed in one u64: 8 bytes an entry, not 16 (a maximal batch has hundreds
+    // of thousands of them, held by the writer outside the byte budget).
+    let mut codes: Vec<u64> = Vec::with_capacity(rows.rows.len() * TERM_FIELDS.len());
     for r in &rows.rows {
         for (field, _, column, _) in TERM_FIELDS {
-            codes.push((field, r.columns[column]));
+            codes.push(((field as u64) << 32) | u64::from(r.columns[column]));
         }
     }
     codes.sort_unstable();
     codes.dedup();
     let mut terms: Vec<(i64, &str)> = codes
         .into_iter()
-        .filter_map(|(field, code)| Some((field, rows.text(code)?)))
+        .filter_map(|packed| Some(((packed >> 32) as i64, rows.text(packed as u32)?)))
         .collect();
     terms.sort_unstable();
     terms
@@ -256,6 +280,8 @@ struct PendingTerms {
     /// Committed batches covered, and the highest of their ids.
     batches: usize,
     upto: i64,
+    /// What `terms` holds, bytes ([`TERM_ENTRY_BYTES`] and the values).
+    bytes: usize,
 }
 
 /// The batches [`Store::query`] reads, as `(id, max_time)` rows, newest `max_time` first: those
@@ -340,6 +366,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         match check_version(&conn)? {
             SCHEMA_VERSION => {}
@@ -377,6 +404,8 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "cache_size", -READ_CACHE_KIB)?;
+        conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
         match check_version(&conn)? {
             SCHEMA_VERSION => Ok(Store {
                 conn,
@@ -384,6 +413,13 @@ impl Store {
             }),
             found => Err(StoreError::OlderSchema { found }),
         }
+    }
+
+    /// Sets this connection's page cache to `kib` KiB (`PRAGMA cache_size`), e.g.
+    /// [`READ_CACHE_KIB`] for a writing connection that mostly reads.
+    pub fn set_cache_kib(&self, kib: i64) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "cache_size", -kib)?;
+        Ok(())
     }
 
     /// Stores a batch in one transaction, unless (agent, [`Batch::stream`], seq) is already
@@ -413,7 +449,8 @@ impl Store {
         p.terms.append(&mut terms.terms);
         p.batches += terms.batches;
         p.upto = p.upto.max(terms.upto);
-        if p.batches >= TERMS_FLUSH_BATCHES {
+        p.bytes += terms.bytes;
+        if p.batches >= TERMS_FLUSH_BATCHES || p.bytes >= TERMS_FLUSH_BYTES {
             // On failure they stay pending (bounded); searches read those batches meanwhile.
             let _ = self.flush_terms();
         }
@@ -425,7 +462,8 @@ impl Store {
     }
 
     /// Writes the held-back `terms` entries, sorted, in one transaction with the `terms_upto`
-    /// mark. On failure they stay pending, up to [`TERMS_PENDING_MAX_BATCHES`] batches; beyond
+    /// mark. On failure they stay pending, up to [`TERMS_PENDING_MAX_BATCHES`] batches or
+    /// [`TERMS_PENDING_MAX_BYTES`]; beyond
     /// that they are dropped (searches read those batches whole, and the next start indexes
     /// them from their rows).
     pub fn flush_terms(&mut self) -> Result<(), StoreError> {
@@ -441,7 +479,10 @@ impl Store {
             tx.commit()?;
             Ok::<_, StoreError>(())
         })();
-        if written.is_ok() || self.pending.batches > TERMS_PENDING_MAX_BATCHES {
+        if written.is_ok()
+            || self.pending.batches > TERMS_PENDING_MAX_BATCHES
+            || self.pending.bytes > TERMS_PENDING_MAX_BYTES
+        {
             self.pending = PendingTerms::default();
         }
         written
@@ -797,11 +838,10 @@ fn insert_in(
     ])?;
     let batch_row = tx.last_insert_rowid();
     if let Some(rows) = &rows {
-        terms.terms.extend(
-            batch_terms(rows)
-                .into_iter()
-                .map(|(code, value)| (code, value.to_owned(), batch_row)),
-        );
+        for (code, value) in batch_terms(rows) {
+            terms.bytes += TERM_ENTRY_BYTES + value.len();
+            terms.terms.push((code, value.to_owned(), batch_row));
+        }
     }
     terms.batches += 1;
     terms.upto = terms.upto.max(batch_row);
@@ -1554,5 +1594,55 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{f:?}");
         }
+    }
+
+    #[test]
+    fn held_back_terms_are_written_once_they_pass_their_byte_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("t.db")).unwrap();
+        // One batch of distinct user names: far fewer batches than TERMS_FLUSH_BATCHES, but
+        // more bytes of entries than TERMS_FLUSH_BYTES.
+        let name = "u".repeat(100);
+        let n = TERMS_FLUSH_BYTES / (TERM_ENTRY_BYTES + name.len() + 8) + 100;
+        let body: String = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"@timestamp":"2026-11-28T08:06:35Z","event":{{"kind":"event","action":"auth_failure"}},"user":{{"name":"{name}{i:08}"}}}}"#
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let b = decode(Encoding::Identity, body.into_bytes(), 64 << 20, None).unwrap();
+        assert_eq!(b.event_count, n);
+        s.insert(Uuid::new_v4(), 1, &b, 0).unwrap();
+        assert!(
+            !s.has_pending_terms(),
+            "{} bytes held back",
+            s.pending.bytes
+        );
+        // A small batch is held back as before.
+        let e = ev("2026-01-01T00:00:00Z", "h1", "auth_failure", "10.0.0.1");
+        s.insert(Uuid::new_v4(), 1, &batch(&[&e]), 0).unwrap();
+        assert!(s.has_pending_terms());
+    }
+
+    #[test]
+    fn every_connection_has_a_bounded_page_cache_and_no_mmap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let pragma = |s: &Store, name: &str| -> i64 {
+            s.conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        let w = Store::open(&path).unwrap();
+        assert_eq!(pragma(&w, "cache_size"), -CACHE_KIB);
+        assert_eq!(pragma(&w, "mmap_size"), MMAP_BYTES);
+        let r = Store::open_read_only(&path).unwrap();
+        assert_eq!(pragma(&r, "cache_size"), -READ_CACHE_KIB);
+        assert_eq!(pragma(&r, "mmap_size"), MMAP_BYTES);
+        let a = Store::open(&path).unwrap();
+        a.set_cache_kib(READ_CACHE_KIB).unwrap();
+        assert_eq!(pragma(&a, "cache_size"), -READ_CACHE_KIB);
     }
 }

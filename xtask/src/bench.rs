@@ -26,7 +26,8 @@ pub(crate) struct Args {
     /// Lines in the generated log.
     #[arg(long, default_value_t = 1_000_000)]
     lines: u64,
-    /// Runs of the agent backlog and shipping benchmarks (the median is reported).
+    /// Runs of the agent backlog and shipping benchmarks, and rounds of the `fan-in` scenario
+    /// (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Seconds to watch the agent idle on an unchanging log.
@@ -103,6 +104,7 @@ fn live(args: &Args) -> Result<()> {
         fan_in_agents: args.fan_in_agents,
         fan_in_lines: args.fan_in_lines,
         backlog_lines: args.lines,
+        runs: args.runs,
         strace_secs: args.strace_secs,
         agent_config: args.agent_config.clone(),
     };

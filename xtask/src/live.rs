@@ -6,7 +6,11 @@
 //!   the time it was written; then the latency of every event and alert to the store (the
 //!   collector's `received_at` of its batch minus the line's time).
 //! - `fan-in`: `--fan-in-agents` agents with `--fan-in-lines` lines each into one collector:
-//!   aggregate events/s, every event stored once, the collector's peak RSS.
+//!   aggregate events/s, every event stored once, the collector's peak RSS and its 503/429
+//!   answers. `--runs` rounds, each a single-agent backlog run and a fan-in run back to back
+//!   (their order alternating), so that each fan-in figure has a baseline from the same
+//!   moment; the medians and the median of the rounds' ratios (the figure that survives a
+//!   loaded machine) are printed.
 //!
 //! Beside them, the same run measures the single-agent backlog (`--lines` lines to the
 //! collector): its events/s and agent CPU-seconds per million lines, the baseline the live
@@ -50,6 +54,8 @@ pub(crate) struct Settings {
     pub(crate) fan_in_agents: usize,
     pub(crate) fan_in_lines: u64,
     pub(crate) backlog_lines: u64,
+    /// Paired rounds of the `fan-in` scenario.
+    pub(crate) runs: usize,
     /// Seconds strace watches in the fsync/thread run.
     pub(crate) strace_secs: u64,
     /// Top-level settings added to every measured agent's config (`commit-interval = "300ms"`).
@@ -93,36 +99,85 @@ pub(crate) fn run(scenarios: &[Scenario], bins: &Bins, s: &Settings) -> Result<(
             Scenario::Idle => idle(bins, &pki, &dir.join("idle"), s)?,
             Scenario::Trickle => trickle(bins, &pki, &dir.join("trickle"), s, backlog_cpu_per_m)?,
             Scenario::Nats => nats(bins, &pki, &dir.join("nats"), s, &backlog)?,
-            Scenario::FanIn => {
-                let f = fan_in(
-                    bins,
-                    &pki,
-                    &dir.join("fan-in"),
-                    s.fan_in_agents,
-                    s.fan_in_lines,
-                    &s.agent_config,
-                )?;
-                println!(
-                    "fan-in: {} agents x {} lines: {:.0} events/s aggregate = {:.0}% of the single-agent backlog's {:.0}/s; {} events stored for {} sent ({}); collector CPU {:.2} s, peak RSS {:.1} MiB",
-                    s.fan_in_agents,
-                    s.fan_in_lines,
-                    f.events_per_s,
-                    f.events_per_s * 100.0 / backlog.events_per_s,
-                    backlog.events_per_s,
-                    f.stored,
-                    f.sent,
-                    if f.stored == f.sent {
-                        "each once"
-                    } else {
-                        "MISMATCH"
-                    },
-                    f.collector_cpu,
-                    f.collector_rss_kib as f64 / 1024.0
-                );
-            }
+            Scenario::FanIn => fan_in_rounds(bins, &pki, &dir, s, &backlog)?,
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// `s.runs` rounds of a single-agent backlog and a fan-in run back to back (the first round's
+/// backlog is the one `run` measured); each round's figures and ratio, then the medians.
+fn fan_in_rounds(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings, first: &FanIn) -> Result<()> {
+    let (mut backlogs, mut fans, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..s.runs.max(1) {
+        let fan = || {
+            fan_in(
+                bins,
+                pki,
+                &dir.join("fan-in"),
+                s.fan_in_agents,
+                s.fan_in_lines,
+                &s.agent_config,
+            )
+        };
+        let backlog = || {
+            fan_in(
+                bins,
+                pki,
+                &dir.join("backlog"),
+                1,
+                s.backlog_lines,
+                &s.agent_config,
+            )
+        };
+        // Alternating which goes first, so that a machine getting busier or quieter favours
+        // neither.
+        let (b, f) = match round {
+            0 => (None, fan()?),
+            r if r % 2 == 1 => {
+                let f = fan()?;
+                (Some(backlog()?), f)
+            }
+            _ => {
+                let b = backlog()?;
+                (Some(b), fan()?)
+            }
+        };
+        let b = b.as_ref().unwrap_or(first);
+        let ratio = f.events_per_s / b.events_per_s;
+        println!(
+            "fan-in round {}: {} agents x {} lines: {:.0} events/s aggregate = {:.0}% of the single-agent backlog's {:.0}/s ({} lines); {} events stored for {} sent ({}); 503/429 answers {} (backlog {}); collector CPU {:.2} s, peak RSS {:.1} MiB",
+            round + 1,
+            s.fan_in_agents,
+            s.fan_in_lines,
+            f.events_per_s,
+            ratio * 100.0,
+            b.events_per_s,
+            s.backlog_lines,
+            f.stored,
+            f.sent,
+            if f.stored == f.sent {
+                "each once"
+            } else {
+                "MISMATCH"
+            },
+            f.busy,
+            b.busy,
+            f.collector_cpu,
+            f.collector_rss_kib as f64 / 1024.0
+        );
+        backlogs.push(b.events_per_s);
+        fans.push(f.events_per_s);
+        ratios.push(ratio);
+    }
+    println!(
+        "fan-in, median of {} rounds: {:.0} events/s aggregate against the single-agent backlog's {:.0}/s; median ratio {:.0}% (target at least 80%)",
+        ratios.len(),
+        median(&fans),
+        median(&backlogs),
+        median(&ratios) * 100.0
+    );
     Ok(())
 }
 
@@ -168,6 +223,8 @@ struct Collector {
     addr: String,
     db: PathBuf,
     config: PathBuf,
+    /// Its standard error.
+    log: PathBuf,
 }
 
 impl Collector {
@@ -191,11 +248,14 @@ impl Collector {
             ),
         )?;
         set_private(&config)?;
+        let log = dir.join("collector.log");
         let mut child = Command::new(bin)
+            // As the shipped unit sets it (targets/systemd/authtrail-collector.service).
+            .env("MIMALLOC_PURGE_DELAY", "0")
             .args(["serve", "--config"])
             .arg(&config)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
             .spawn()?;
         let mut first = String::new();
         std::io::BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut first)?;
@@ -212,6 +272,7 @@ impl Collector {
             addr,
             db: data.join("authtrail.db"),
             config,
+            log,
         })
     }
 
@@ -618,6 +679,17 @@ fn unhex(hex: &str) -> Result<Vec<u8>> {
 }
 
 /// The `p` quantile (0..1) of `v` (0 when empty).
+/// The median: the middle value, or the mean of the middle two.
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn percentile(v: &[f64], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -638,6 +710,8 @@ struct FanIn {
     agent_cpu: f64,
     collector_cpu: f64,
     collector_rss_kib: u64,
+    /// The collector's 503 and 429 answers (from its log).
+    busy: usize,
 }
 
 fn fan_in(
@@ -686,7 +760,13 @@ fn fan_in(
         peak_rss_kib(collector.child.id())?,
     );
     let config = collector.config.clone();
+    let log = collector.log.clone();
     collector.stop()?;
+    let busy = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(": 503 ") || l.contains(": 429 "))
+        .count();
     let out = Command::new(&bins.collector)
         .args(["stats", "--since", "100000d", "--config"])
         .arg(&config)
@@ -701,6 +781,7 @@ fn fan_in(
         agent_cpu,
         collector_cpu,
         collector_rss_kib,
+        busy,
     })
 }
 
@@ -909,5 +990,7 @@ mod tests {
         assert_eq!(percentile(&v, 0.5), 51.0);
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
+        assert_eq!(median(&[3.0, 1.0]), 2.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
     }
 }
