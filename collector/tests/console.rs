@@ -674,3 +674,89 @@ fn console_logout_needs_the_csrf_token_and_ends_the_session() {
         .send_empty());
     assert_eq!(r.status, 401);
 }
+
+/// An admin certificate of `pki` (`certs issue-admin NAME`) as a client identity.
+fn admin_cert(pki: &Pki, name: &str) -> AgentCert {
+    let r = collector::certs::issue_admin(&pki.dir, name, 30).unwrap();
+    AgentCert {
+        id: uuid::Uuid::nil(),
+        cert: r.cert,
+        key: r.key,
+    }
+}
+
+/// A client presenting `cert` that does not follow redirects.
+fn cert_browser(pki: &Pki, cert: &AgentCert) -> ureq::Agent {
+    let ca = fs::read(pki.ca()).unwrap();
+    let chain = ureq::tls::Certificate::from_pem(&fs::read(&cert.cert).unwrap()).unwrap();
+    let key = ureq::tls::PrivateKey::from_pem(&fs::read(&cert.key).unwrap()).unwrap();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![
+            ureq::tls::Certificate::from_pem(&ca).unwrap(),
+        ])))
+        .client_cert(Some(ureq::tls::ClientCert::new_with_certs(&[chain], key)))
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+#[test]
+fn console_admin_certificate_gets_in_and_agent_certificate_does_not() {
+    let s = start_console(|c| {
+        let pki = c.tls.client_ca_file.as_ref().unwrap().parent().unwrap();
+        c.tls.revoked_file = Some(pki.join(collector::certs::REVOKED));
+    });
+    fill(&s);
+    let admin = admin_cert(&s.pki, "ops-alice");
+    let as_admin = cert_browser(&s.pki, &admin);
+
+    // The admin certificate: the console's page and a session, without the token.
+    let page = got(as_admin.get(s.server.url("/")).call());
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("/static/app.js"), "{}", page.body);
+    assert!(!page.body.contains("Admin token"), "{}", page.body);
+    let id = session_of(&page);
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 200);
+    let api = got(as_admin.get(s.server.url("/api/v1/alerts")).call());
+    assert_eq!(api.status, 200, "{}", api.body);
+    assert!(api.body.contains(ATTACKER), "{}", api.body);
+    // ... and it is no agent: it cannot send a batch.
+    let refused = post(
+        &as_admin,
+        &s.server,
+        &Post::new(uuid::Uuid::new_v4(), 1, zstd(events().as_bytes())),
+    )
+    .unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    // An agent's certificate from the same CA opens nothing.
+    let agent = s.pki.agent();
+    let as_agent = cert_browser(&s.pki, &agent);
+    let page = got(as_agent.get(s.server.url("/")).call());
+    assert!(page.body.contains("Admin token"), "{}", page.body);
+    assert!(page.header("set-cookie").is_none());
+    assert_eq!(
+        got(as_agent.get(s.server.url("/api/v1/alerts")).call()).status,
+        401
+    );
+
+    // No certificate: the token login still works.
+    assert!(get(&s, "/", None).body.contains("Admin token"));
+    let id = session_of(&login(&s, ADMIN_TOKEN));
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 200);
+
+    // Revoked: the admin certificate opens nothing at its next request.
+    let r = collector::certs::revoke_admin(&s.pki.dir, "ops-alice").unwrap();
+    assert!(r.added);
+    let page = got(as_admin.get(s.server.url("/")).call());
+    assert!(page.body.contains("Admin token"), "{}", page.body);
+    assert_eq!(
+        got(as_admin.get(s.server.url("/api/v1/alerts")).call()).status,
+        401
+    );
+}

@@ -3,8 +3,10 @@
 //! Off unless `[console] admin-token-file` is set. A person exchanges the admin token on the
 //! login page (`POST /login`) for a session cookie (`Secure; HttpOnly; SameSite=Strict`, a
 //! random id from the system RNG, kept in a bounded table with an expiry); tools send the
-//! admin token as `Authorization: Bearer`. `cargo xtask demo` prints a one-time login link
-//! ([`Console::one_time_link`]) whose token becomes a session once.
+//! admin token as `Authorization: Bearer`. A browser presenting a console admin certificate
+//! (fleet CA, SAN URI `authtrail:role:admin`, see [`crate::certs`]) gets a session at `/`
+//! without the token; an agent's certificate opens nothing here. `cargo xtask demo` prints a
+//! one-time login link ([`Console::one_time_link`]) whose token becomes a session once.
 //!
 //! **Architecture Invariant:** every `/api/v1/` answer without a valid session or admin token
 //! is 401, and every page request without one gets the login page. Only the login page, its
@@ -367,8 +369,16 @@ impl Console {
         }
     }
 
-    /// Answers a request for one of the console's paths ([`owns`]).
-    pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+    /// Answers a request for one of the console's paths ([`owns`]). `admin` names the person
+    /// whose console admin certificate (fleet CA, admin role, not revoked) the connection
+    /// presented: a page request then gets a session without the token, an API request is
+    /// answered as with the token.
+    pub async fn handle(
+        &self,
+        peer: SocketAddr,
+        admin: Option<&str>,
+        req: Request<Incoming>,
+    ) -> Reply {
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
         match (&method, path.as_str()) {
@@ -382,13 +392,21 @@ impl Console {
             (&Method::POST, "/login") => self.login(peer, req).await,
             (&Method::GET, "/login/once") => self.login_once(&req),
             (&Method::POST, "/logout") => self.logout(&req),
-            (&Method::GET, "/") => match self.session(&req) {
-                Some(_) => reply(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),
-                None => login_page(StatusCode::OK, ""),
+            (&Method::GET, "/") => match (self.session(&req), admin) {
+                (Some(_), _) => reply(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),
+                (None, Some(name)) => {
+                    tracing::info!("{peer}: console session for admin certificate {name:?}");
+                    let id = self.new_session();
+                    let mut r = reply(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML);
+                    r.headers_mut()
+                        .insert(header::SET_COOKIE, self.session_cookie(&id));
+                    r
+                }
+                (None, None) => login_page(StatusCode::OK, ""),
             },
             (m, p) if p.starts_with("/api/") => {
                 let csrf = self.session(&req);
-                if csrf.is_none() && !self.bearer(&req) {
+                if csrf.is_none() && !self.bearer(&req) && admin.is_none() {
                     let mut r = json_error(StatusCode::UNAUTHORIZED, "log in first");
                     r.headers_mut().insert(
                         header::WWW_AUTHENTICATE,
