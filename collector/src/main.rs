@@ -388,6 +388,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let rows = store.query(&Filter {
                 since_us: q.since.map(Since::micros),
+                until_us: None,
                 user: q.user,
                 source_ip: q.source_ip.map(|ip| ip.to_string()),
                 host: q.host,

@@ -119,7 +119,8 @@ CREATE TABLE IF NOT EXISTS batches (
     rows        BLOB,
     UNIQUE (agent, stream, seq)
 );
-CREATE INDEX IF NOT EXISTS batches_max_time ON batches (max_time);
+CREATE INDEX IF NOT EXISTS batches_time ON batches (max_time, id, min_time);
+DROP INDEX IF EXISTS batches_max_time;
 CREATE TABLE IF NOT EXISTS terms (
     field INTEGER NOT NULL,
     value TEXT NOT NULL,
@@ -263,7 +264,12 @@ struct PendingTerms {
 /// `terms_upto` mark, which has no entries yet), else every batch with events; either way only
 /// those with an event at or after `since`.
 fn query_sql(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
-    let mut args: Vec<rusqlite::types::Value> = vec![filter.since_us.unwrap_or(i64::MIN).into()];
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        filter.since_us.unwrap_or(i64::MIN).into(),
+        filter.until_us.into(),
+    ];
+    // `min_time` is in `batches_time`, so the no-term search filters newer batches on index
+    // entries alone; a term search reads a candidate batch's row for it (as for `max_time`).
     let term = TERM_FIELDS
         .iter()
         .find_map(|&(code, _, _, wanted)| wanted(filter).as_ref().map(|v| (code, v)));
@@ -271,12 +277,13 @@ fn query_sql(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
         args.push(code.into());
         args.push(v.clone().into());
         "SELECT b.id, b.max_time FROM batches b \
-         WHERE b.id IN (SELECT batch FROM terms WHERE field = ?2 AND value = ?3 \
+         WHERE b.id IN (SELECT batch FROM terms WHERE field = ?3 AND value = ?4 \
              UNION ALL SELECT id FROM batches \
              WHERE id > (SELECT value FROM meta WHERE key = 'terms_upto')) \
-         AND +b.max_time >= ?1 ORDER BY b.max_time DESC, b.id DESC"
+         AND +b.max_time >= ?1 AND (?2 IS NULL OR +b.min_time <= ?2) ORDER BY b.max_time DESC, b.id DESC"
     } else {
-        "SELECT id, max_time FROM batches WHERE max_time >= ?1 ORDER BY max_time DESC, id DESC"
+        "SELECT id, max_time FROM batches WHERE max_time >= ?1 AND (?2 IS NULL OR min_time <= ?2) \
+         ORDER BY max_time DESC, id DESC"
     };
     (sql.to_owned(), args)
 }
@@ -511,6 +518,7 @@ impl Store {
             .conn
             .prepare_cached("SELECT rows FROM batches WHERE id = ?1")?;
         let since = filter.since_us.unwrap_or(i64::MIN);
+        let until = filter.until_us.unwrap_or(i64::MAX);
         // The newest `limit` so far, oldest on top.
         let mut kept: BinaryHeap<Reverse<Hit>> = BinaryHeap::new();
         while let Some(b) = batches.next()? {
@@ -543,6 +551,7 @@ impl Store {
             for (i, r) in rows.rows.iter().enumerate() {
                 let time = rows.time(r);
                 if time < since
+                    || time > until
                     || !wanted
                         .iter()
                         .all(|&(column, code)| r.columns[column] == code)
@@ -881,6 +890,9 @@ fn write_terms(
 pub struct Filter {
     /// Events at or after this time (µs since the epoch).
     pub since_us: Option<i64>,
+    /// Events at or before this time (µs since the epoch): applied to the batches in SQL
+    /// (`min_time`), so an old page is found without reading a newer batch's rows.
+    pub until_us: Option<i64>,
     /// `user.name`.
     pub user: Option<String>,
     /// `source.ip`.
@@ -1412,6 +1424,16 @@ mod tests {
                 host: some("h"),
                 ..Filter::default()
             },
+            Filter {
+                until_us: Some(1),
+                ..Filter::default()
+            },
+            Filter {
+                since_us: Some(1),
+                until_us: Some(2),
+                user: some("root"),
+                ..Filter::default()
+            },
         ];
         for f in filters {
             let (sql, args) = query_sql(&f);
@@ -1442,9 +1464,11 @@ mod tests {
                 );
             } else {
                 // Newest first straight from the index (no sort), so reading stops early.
+                // An upper bound is read from the same index: a newer batch costs one index
+                // entry, never its row.
                 assert_eq!(
                     plan,
-                    ["SEARCH batches USING COVERING INDEX batches_max_time (max_time>?)"],
+                    ["SEARCH batches USING COVERING INDEX batches_time (max_time>?)"],
                     "{f:?}"
                 );
             }
@@ -1524,6 +1548,8 @@ mod tests {
             let f = Filter {
                 since_us: (round % 3 == 0)
                     .then(|| (1_767_225_600 + next(3_000) as i64) * 1_000_000),
+                until_us: (round % 4 == 1)
+                    .then(|| (1_767_225_600 + next(3_000) as i64) * 1_000_000),
                 user: pick(next(6), &users),
                 source_ip: pick(next(8), &ips),
                 host: pick(next(4), &hosts),
@@ -1537,6 +1563,7 @@ mod tests {
                 .enumerate()
                 .filter(|(_, (t, u, ip, h, a, _))| {
                     f.since_us.is_none_or(|s| *t >= s)
+                        && f.until_us.is_none_or(|u| *t <= u)
                         && f.user.as_deref().is_none_or(|x| x == *u)
                         && f.source_ip.as_deref().is_none_or(|x| x == *ip)
                         && f.host.as_deref().is_none_or(|x| x == *h)

@@ -2,7 +2,8 @@
 //! `limit`, so one request reads at most [`MAX_SCAN_EVENTS`] events whatever the store holds.
 //!
 //! Parameters (query string, all optional): `host`, `user`, `source_ip`, `action`, `since` and
-//! `until` (RFC 3339 or µs since the epoch), `limit` (capped at [`MAX_PAGE`]), `offset`.
+//! `until` (RFC 3339 or µs since the epoch; both bound the batches read, in SQL), `limit`
+//! (capped at [`MAX_PAGE`]), `offset`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -142,6 +143,7 @@ impl Params {
     fn filter(&self, limit: u64, documents: bool) -> Filter {
         Filter {
             since_us: self.since,
+            until_us: self.until,
             user: self.user.clone(),
             source_ip: self.source_ip.clone(),
             host: self.host.clone(),
@@ -283,9 +285,6 @@ fn alerts(store: &Store, p: &Params) -> Result<Value, ApiError> {
             continue;
         };
         if doc.pointer("/event/kind").and_then(Value::as_str) != Some("alert") {
-            continue;
-        }
-        if p.until.is_some_and(|u| e.timestamp_us > u) {
             continue;
         }
         let rule = e.action.clone().unwrap_or_default();
@@ -487,23 +486,39 @@ fn with_documents(
         .collect())
 }
 
+/// Events newest first. Besides `offset`, each page carries a keyset cursor `next`
+/// (`{until, offset}`: the time of its oldest event and how many events at that time it and the
+/// pages before showed), so a client walks back any distance at the cost of one page each:
+/// `until` bounds the batches read in SQL, never after the newest [`MAX_SCAN_EVENTS`].
 fn events(store: &Store, p: &Params) -> Result<Value, ApiError> {
     let found = store.query(&p.filter(MAX_SCAN_EVENTS, false))?;
     let truncated = found.len() as u64 == MAX_SCAN_EVENTS;
-    let mut rows: Vec<EventRow> = found
-        .into_iter()
-        .filter(|e| p.until.is_none_or(|u| e.timestamp_us <= u))
-        .collect();
+    let mut rows = found;
     rows.reverse();
     let total = rows.len();
-    let rows: Vec<EventRow> = rows.into_iter().skip(p.offset).take(p.limit).collect();
-    let next = (p.offset + rows.len() < total).then_some(p.offset + rows.len());
+    let end = (p.offset + p.limit).min(total);
+    let shown = rows.get(..end).unwrap_or(&[]);
+    let cursor = shown
+        .last()
+        .filter(|_| end < total || truncated)
+        .map(|last| {
+            let at = last.timestamp_us;
+            let same = shown
+                .iter()
+                .rev()
+                .take_while(|e| e.timestamp_us == at)
+                .count();
+            json!({ "until": at, "offset": same })
+        });
+    let page = rows.get(p.offset.min(end)..end).unwrap_or(&[]);
+    let next = (end < total).then_some(end);
     Ok(json!({
-        "items": rows.iter().map(event_json).collect::<Vec<_>>(),
+        "items": page.iter().map(event_json).collect::<Vec<_>>(),
         "offset": p.offset,
         "limit": p.limit,
         "total": total,
         "next_offset": next,
+        "next": cursor,
         "truncated": truncated,
     }))
 }
@@ -515,12 +530,7 @@ fn recent(store: &Store, p: &Params) -> Result<(Vec<EventRow>, bool), ApiError> 
     f.since_us = Some(p.since.unwrap_or_else(|| now_us() - DEFAULT_SPAN_US));
     let rows = store.query(&f)?;
     let truncated = rows.len() as u64 == MAX_SCAN_EVENTS;
-    Ok((
-        rows.into_iter()
-            .filter(|e| p.until.is_none_or(|u| e.timestamp_us <= u))
-            .collect(),
-        truncated,
-    ))
+    Ok((rows, truncated))
 }
 
 fn is_failure(e: &EventRow) -> bool {
@@ -702,6 +712,65 @@ fn sources(store: &Store, p: &Params) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store with `old` events an hour before `new` newer ones (in batches of 5,000).
+    fn store_old_and_new(dir: &std::path::Path, old: usize, new: usize) -> (Store, i64) {
+        let mut s = Store::open(&dir.join("s.db")).unwrap();
+        let old_t = 1_767_225_600_i64;
+        let line = |t: i64, i: usize| {
+            let ts = jiff::Timestamp::from_second(t).unwrap();
+            format!(
+                r#"{{"@timestamp":"{ts}","event":{{"kind":"event","action":"auth_failure","outcome":"failure"}},"host":{{"hostname":"h"}},"user":{{"name":"u{}"}},"source":{{"ip":"192.0.2.1","port":{}}}}}"#,
+                i % 7,
+                1 + i % 60000
+            )
+        };
+        let mut lines: Vec<String> = (0..old).map(|i| line(old_t + (i as i64 % 60), i)).collect();
+        lines.extend((0..new).map(|i| line(old_t + 3600 + (i as i64 % 600), i)));
+        for (seq, chunk) in lines.chunks(5_000).enumerate() {
+            let b = crate::ingest::decode(
+                crate::ingest::Encoding::Identity,
+                chunk.join("\n").into_bytes(),
+                1 << 30,
+                None,
+            )
+            .unwrap();
+            s.insert(uuid::Uuid::nil(), seq as i64, &b, 0).unwrap();
+        }
+        (s, (old_t + 60) * 1_000_000)
+    }
+
+    #[test]
+    fn a_page_older_than_the_newest_scan_cap_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, old_end) = store_old_and_new(dir.path(), 120, MAX_SCAN_EVENTS as usize + 5_000);
+        let get = |q: &str| -> Value {
+            serde_json::from_str(&answer(&s, "/api/v1/events", q, Duration::from_secs(1)).unwrap())
+                .unwrap()
+        };
+        let p = get(&format!("until={old_end}&limit=50"));
+        let items = p["items"].as_array().unwrap();
+        assert_eq!(items.len(), 50, "{p}");
+        assert_eq!(p["total"], 120, "{p}");
+        assert!(
+            items
+                .iter()
+                .all(|e| e["timestamp_us"].as_i64().unwrap() <= old_end)
+        );
+        // Keyset paging: each page's cursor gives the next, and together they tile the 120.
+        let mut seen = items.len();
+        let mut cursor = p["next"].clone();
+        while let Some(c) = cursor.as_object() {
+            let q = format!("until={}&offset={}&limit=50", c["until"], c["offset"]);
+            let p = get(&q);
+            seen += p["items"].as_array().unwrap().len();
+            cursor = p["next"].clone();
+        }
+        assert_eq!(seen, 120);
+        // With a user filter (the terms index leads) too.
+        let p = get(&format!("until={old_end}&user=u3&limit=200"));
+        assert_eq!(p["total"], (0..120).filter(|i| i % 7 == 3).count(), "{p}");
+    }
 
     #[test]
     fn networks_of_addresses() {
