@@ -925,6 +925,26 @@ pub struct EventRow {
     pub doc: Option<String>,
 }
 
+impl EventRow {
+    /// The row's columns, borrowed (no kind, no line: a stored row keeps neither).
+    pub fn as_ref(&self) -> crate::rows::EventRef<'_> {
+        crate::rows::EventRef {
+            timestamp_us: self.timestamp_us,
+            host: self.host.as_deref(),
+            kind: None,
+            action: self.action.as_deref(),
+            outcome: self.outcome.as_deref(),
+            user: self.user.as_deref(),
+            target_user: self.target_user.as_deref(),
+            source_ip: self.source_ip.as_deref(),
+            source_port: self.source_port,
+            process: self.process.as_deref(),
+            method: self.method.as_deref(),
+            line: 0..0,
+        }
+    }
+}
+
 /// One agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // The columns of `agents`.

@@ -154,19 +154,12 @@ impl Params {
     }
 }
 
-/// One event as the API shows it.
+/// One event as the API shows it: the stored columns ([`crate::rows::EventRef`]'s JSON) and
+/// the document.
 #[derive(Debug, Serialize)]
 struct EventJson<'a> {
-    timestamp_us: i64,
-    host: Option<&'a str>,
-    action: Option<&'a str>,
-    outcome: Option<&'a str>,
-    user: Option<&'a str>,
-    target_user: Option<&'a str>,
-    source_ip: Option<&'a str>,
-    source_port: Option<u16>,
-    process: Option<&'a str>,
-    method: Option<&'a str>,
+    #[serde(flatten)]
+    event: crate::rows::EventRef<'a>,
     /// The event as the agent sent it (its `message` is the raw log line when shipped).
     #[serde(skip_serializing_if = "Option::is_none")]
     doc: Option<Value>,
@@ -174,16 +167,7 @@ struct EventJson<'a> {
 
 fn event_json(e: &EventRow) -> EventJson<'_> {
     EventJson {
-        timestamp_us: e.timestamp_us,
-        host: e.host.as_deref(),
-        action: e.action.as_deref(),
-        outcome: e.outcome.as_deref(),
-        user: e.user.as_deref(),
-        target_user: e.target_user.as_deref(),
-        source_ip: e.source_ip.as_deref(),
-        source_port: e.source_port,
-        process: e.process.as_deref(),
-        method: e.method.as_deref(),
+        event: e.as_ref(),
         doc: e.doc.as_deref().and_then(|d| serde_json::from_str(d).ok()),
     }
 }
