@@ -537,6 +537,10 @@ fn console_in_headless_chromium_shows_the_attack() {
     let s = start_console(|_| {});
     let (ndjson, attacker) = loggen_ndjson();
     fill_with(&s, &ndjson);
+    for (host, user) in [("db1", "root"), ("db2", "admin"), ("db3", "oracle")] {
+        fill_with(&s, &spray_ndjson(host, user));
+    }
+    let fleet = wait_for_rule(&s, "fleet_distributed_brute_force");
     let out = output_dir();
     let base = s.server.url("/");
 
@@ -592,6 +596,20 @@ fn console_in_headless_chromium_shows_the_attack() {
         "the success's raw line: {dom}"
     );
     assert!(detail.contains("did next on"), "{dom}");
+    // The fleet alert, beside the agents' alerts, expanded to the failures on each host.
+    let index = fleet["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|g| g["rule"] == "fleet_distributed_brute_force")
+        .unwrap();
+    let link = s.console.one_time_link("localhost") + &format!("#alerts/{index}");
+    let dom = chromium(&link, &["--dump-dom"]);
+    fs::write(out.join("fleet-alert.html"), &dom).unwrap();
+    assert!(dom.contains("fleet distributed brute force"), "{dom}");
+    let detail = &dom[dom.find("class=\"detail\"").expect("an expanded alert")..];
+    assert!(detail.contains("events on 3 hosts"), "{dom}");
+    assert!(detail.contains(SPRAYER) && detail.contains("db3"), "{dom}");
     let shot = out.join("alert-chain.png");
     let link = s.console.one_time_link("localhost") + &format!("#alerts/{index}");
     chromium(&link, &[&format!("--screenshot={}", shot.display())]);
@@ -758,5 +776,90 @@ fn console_admin_certificate_gets_in_and_agent_certificate_does_not() {
     assert_eq!(
         got(as_admin.get(s.server.url("/api/v1/alerts")).call()).status,
         401
+    );
+}
+
+const SPRAYER: &str = "198.51.100.9";
+
+/// Failures from [`SPRAYER`] against `user` on `host`, half an hour ago.
+fn spray_ndjson(host: &str, user: &str) -> String {
+    let t0 = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(30);
+    (0..3)
+        .map(|i| {
+            let at = t0 + jiff::SignedDuration::from_secs(i);
+            format!(
+                r#"{{"@timestamp":"{at}","event":{{"kind":"event","category":["authentication"],"action":"auth_failure","outcome":"failure"}},"host":{{"hostname":"{host}"}},"agent":{{"version":"9.9.9"}},"user":{{"name":"{user}"}},"source":{{"ip":"{SPRAYER}","port":{}}},"process":{{"name":"sshd"}},"message":"Failed password for {user} from {SPRAYER} port {} ssh2"}}"#,
+                50000 + i,
+                50000 + i
+            ) + "\n"
+        })
+        .collect()
+}
+
+/// The alert groups, polled until one of `rule` shows (the fleet rules run after the commit).
+fn wait_for_rule(s: &ConsoleServer, rule: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = got(browser(s)
+            .get(s.server.url("/api/v1/alerts"))
+            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .call());
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        if v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["rule"] == rule)
+        {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {rule} alert: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn console_api_lists_fleet_alerts_beside_edge_alerts() {
+    let s = start_console(|_| {});
+    fill(&s);
+    // Other users on each host: the distributed brute force fires, not the spray.
+    for (host, user) in [("db1", "root"), ("db2", "admin"), ("db3", "oracle")] {
+        fill_with(&s, &spray_ndjson(host, user));
+    }
+    let a = wait_for_rule(&s, "fleet_distributed_brute_force");
+    let items = a["items"].as_array().unwrap();
+    let fleet: Vec<_> = items.iter().filter(|g| g["origin"] == "fleet").collect();
+    assert_eq!(fleet.len(), 1, "one attack, one row: {a}");
+    let g = fleet[0];
+    assert_eq!(g["source_ip"], SPRAYER, "{g}");
+    assert_eq!(g["hosts"], serde_json::json!(["db1", "db2", "db3"]), "{g}");
+    assert!(g["reason"].as_str().unwrap().contains(SPRAYER), "{g}");
+    let ev = g["evidence"].as_array().unwrap();
+    assert!(ev.len() >= 3, "the failures it cites: {g}");
+    assert!(ev.iter().all(|e| e["source"]["ip"] == SPRAYER), "{g}");
+    // The agents' own alerts are still there, as edge rows.
+    assert!(
+        items
+            .iter()
+            .any(|g| g["origin"] == "edge" && g["rule"] == "success_after_failures"),
+        "{a}"
+    );
+    // Filters apply to fleet alerts by the hosts and addresses they relate.
+    let r = got(browser(&s)
+        .get(s.server.url("/api/v1/alerts?host=db2"))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call());
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let rules: Vec<_> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["rule"].clone())
+        .collect();
+    assert_eq!(
+        rules,
+        [serde_json::json!("fleet_distributed_brute_force")],
+        "{v}"
     );
 }

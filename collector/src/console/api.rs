@@ -12,6 +12,7 @@ use hyper::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::alerts::{AlertFilter, Origin};
 use crate::store::{EventRow, Filter, Store, StoreError};
 
 /// Most rows in one page.
@@ -20,7 +21,7 @@ pub const MAX_PAGE: usize = 200;
 pub const DEFAULT_PAGE: usize = 50;
 /// Most events one request reads from the store (its cost cap).
 pub const MAX_SCAN_EVENTS: u64 = 20_000;
-/// Alerts one request reads per rule.
+/// Alerts (edge and fleet) one request reads.
 pub const MAX_SCAN_ALERTS: u64 = 2_000;
 /// Evidence and follow-up events returned with an alert group.
 pub const MAX_EVIDENCE: usize = 200;
@@ -31,7 +32,7 @@ pub const DEFAULT_SPAN_US: i64 = 7 * 24 * 3600 * 1_000_000;
 /// How far after an alert "what the user did next" looks: 24 h.
 pub const NEXT_SPAN_US: i64 = 24 * 3600 * 1_000_000;
 
-/// The alert rules whose `event.action` the alert listing reads.
+/// The agents' alert rules, whose events the aggregates and the evidence leave out.
 const ALERT_ACTIONS: [&str; 4] = [
     "brute_force",
     "password_spray",
@@ -208,13 +209,19 @@ fn page<T: Serialize>(items: Vec<T>, p: &Params, truncated: bool) -> Value {
 }
 
 /// One attack: alerts of one rule, host, address and user, each within [`GROUP_GAP_US`] of
-/// the previous.
+/// the previous. An edge alert is an agent's (one host); a fleet alert is the collector's
+/// (`crate::fleet`: one row per attack already, across hosts).
 #[derive(Debug, Serialize)]
 struct AlertGroup {
     rule: String,
+    /// `edge` or `fleet`.
+    origin: &'static str,
     host: Option<String>,
     source_ip: Option<String>,
     user: Option<String>,
+    /// The hosts a fleet alert relates (`related.hosts`), at most [`MAX_EVIDENCE`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hosts: Vec<String>,
     severity: u64,
     reason: String,
     /// Alerts in the group.
@@ -228,10 +235,20 @@ struct AlertGroup {
     /// The `event.sequence` of the events the alerts cite (`authtrail.evidence`), at most
     /// [`MAX_EVIDENCE`].
     cites: BTreeSet<u64>,
+    /// A fleet alert's evidence as it cites it (time, agent, host, action, user, source), at
+    /// most [`MAX_EVIDENCE`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    evidence: Vec<Value>,
 }
 
-/// (rule, host, source address, user): what makes alerts one attack.
-type GroupKey = (String, Option<String>, Option<String>, Option<String>);
+/// (origin, rule, host, source address, user): what makes alerts one attack.
+type GroupKey = (
+    &'static str,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 /// (time, action, user, source port): an event's identity when its document is fetched.
 type EventKey = (i64, Option<String>, Option<String>, Option<u16>);
 
@@ -243,90 +260,122 @@ fn doc_time(doc: &Value, ptr: &str) -> Option<i64> {
         .map(|t| t.as_microsecond())
 }
 
+fn doc_str(doc: &Value, ptr: &str) -> Option<String> {
+    doc.pointer(ptr).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Whether `want` is the alert's own value at `one` or among its related values at `many`.
+fn relates(doc: &Value, want: Option<&str>, one: &str, many: &str) -> bool {
+    let Some(want) = want else { return true };
+    doc.pointer(one).and_then(Value::as_str) == Some(want)
+        || doc
+            .pointer(many)
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(want)))
+}
+
+/// The edge and fleet alerts ([`crate::alerts::list`], the newest [`MAX_SCAN_ALERTS`] since
+/// `since`), grouped per attack, newest first.
 fn alerts(store: &Store, p: &Params) -> Result<Value, ApiError> {
-    let mut rows = Vec::new();
-    let mut truncated = false;
-    for rule in ALERT_ACTIONS {
-        if p.action.as_deref().is_some_and(|a| a != rule) {
-            continue;
-        }
-        let mut f = p.filter(MAX_SCAN_ALERTS, true);
-        f.action = Some(rule.to_owned());
-        let found = store.query(&f)?;
-        truncated |= found.len() as u64 == MAX_SCAN_ALERTS;
-        rows.extend(found);
-    }
+    let mut rows = store.alerts(&AlertFilter {
+        since_us: p.since,
+        limit: MAX_SCAN_ALERTS,
+        ..AlertFilter::default()
+    })?;
+    let truncated = rows.len() as u64 == MAX_SCAN_ALERTS;
     let mut groups: Vec<AlertGroup> = Vec::new();
     // Oldest first, so each alert joins the group its predecessor opened.
-    rows.sort_by_key(|e| e.timestamp_us);
+    rows.reverse();
     let mut open: HashMap<GroupKey, usize> = HashMap::new();
-    for e in rows {
-        let Some(doc) = e
-            .doc
-            .as_deref()
-            .and_then(|d| serde_json::from_str::<Value>(d).ok())
-        else {
-            continue;
-        };
-        if doc.pointer("/event/kind").and_then(Value::as_str) != Some("alert") {
+    for a in rows {
+        let doc = &a.doc;
+        let rule = a.rule().unwrap_or("").to_owned();
+        if p.until.is_some_and(|u| a.time_us > u)
+            || p.action.as_deref().is_some_and(|x| x != rule)
+            || !relates(doc, p.host.as_deref(), "/host/hostname", "/related/hosts")
+            || !relates(doc, p.user.as_deref(), "/user/name", "/related/user")
+            || !relates(doc, p.source_ip.as_deref(), "/source/ip", "/related/ip")
+        {
             continue;
         }
-        let rule = e.action.clone().unwrap_or_default();
-        let key = (
-            rule.clone(),
-            e.host.clone(),
-            e.source_ip.clone(),
-            e.user.clone(),
+        let origin = match a.origin {
+            Origin::Edge => "edge",
+            Origin::Fleet => "fleet",
+        };
+        let (host, source_ip, user) = (
+            doc_str(doc, "/host/hostname"),
+            doc_str(doc, "/source/ip"),
+            doc_str(doc, "/user/name"),
         );
-        let start = doc_time(&doc, "/event/start").unwrap_or(e.timestamp_us);
-        let severity = doc
-            .pointer("/event/severity")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let reason = doc
-            .pointer("/event/reason")
-            .or_else(|| doc.pointer("/message"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let key = (
+            origin,
+            rule.clone(),
+            host.clone(),
+            source_ip.clone(),
+            user.clone(),
+        );
+        let start = doc_time(doc, "/event/start").unwrap_or(a.time_us);
+        let severity = u64::try_from(a.severity).unwrap_or(0);
+        let reason = a.message().unwrap_or("").to_owned();
         let count = doc
             .pointer("/authtrail/count")
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        let cites = doc
-            .pointer("/authtrail/evidence")
+        let cited = doc.pointer("/authtrail/evidence").and_then(Value::as_array);
+        let cites = cited
+            .map(|e| e.iter().filter_map(Value::as_u64).collect::<Vec<u64>>())
+            .unwrap_or_default();
+        let evidence: Vec<Value> = cited
+            .map(|e| e.iter().filter(|v| v.is_object()).cloned().collect())
+            .unwrap_or_default();
+        let hosts: Vec<String> = doc
+            .pointer("/related/hosts")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_u64).collect::<Vec<u64>>())
+            .map(|h| {
+                h.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         match open.get(&key).copied() {
-            Some(i) if e.timestamp_us - groups[i].end_us <= GROUP_GAP_US => {
+            Some(i) if a.time_us - groups[i].end_us <= GROUP_GAP_US => {
                 let g = &mut groups[i];
                 g.alerts += 1;
                 g.attempts = g.attempts.max(count);
                 g.severity = g.severity.max(severity);
                 g.start_us = g.start_us.min(start);
-                g.end_us = e.timestamp_us;
+                g.end_us = a.time_us;
                 g.reason = reason;
                 for c in cites {
                     if g.cites.len() < MAX_EVIDENCE {
                         g.cites.insert(c);
                     }
                 }
+                for h in hosts {
+                    if g.hosts.len() < MAX_EVIDENCE && !g.hosts.contains(&h) {
+                        g.hosts.push(h);
+                    }
+                }
+                let room = MAX_EVIDENCE.saturating_sub(g.evidence.len());
+                g.evidence.extend(evidence.into_iter().take(room));
             }
             _ => {
                 open.insert(key, groups.len());
                 groups.push(AlertGroup {
                     rule,
-                    host: e.host,
-                    source_ip: e.source_ip,
-                    user: e.user,
+                    origin,
+                    host,
+                    source_ip,
+                    user,
+                    hosts: hosts.into_iter().take(MAX_EVIDENCE).collect(),
                     severity,
                     reason,
                     alerts: 1,
                     attempts: count,
                     start_us: start,
-                    end_us: e.timestamp_us,
+                    end_us: a.time_us,
                     cites: cites.into_iter().take(MAX_EVIDENCE).collect(),
+                    evidence: evidence.into_iter().take(MAX_EVIDENCE).collect(),
                 });
             }
         }

@@ -71,7 +71,18 @@ function pager(body, render) {
   return nav;
 }
 
+// A fleet alert's evidence is in the alert itself: the events on each host it cites.
+function fleetEvidence(g, cell) {
+  cell.textContent = "";
+  cell.append(el("h3", {}, "Evidence: " + g.evidence.length + " events on " + g.hosts.length + " hosts"),
+    table(["Time", "Host", "Action", "User", "Source"], g.evidence.map((e) => el("tr", { class: "cited" },
+      el("td", {}, time(Date.parse(e["@timestamp"]) * 1000)), el("td", {}, e.host ? e.host.hostname : ""),
+      el("td", {}, e.event ? e.event.action : ""), el("td", {}, e.user ? e.user.name : ""),
+      el("td", {}, e.source ? e.source.ip : "")))));
+}
+
 async function evidence(g, cell) {
+  if (g.origin === "fleet") return fleetEvidence(g, cell);
   cell.textContent = "Loading evidence…";
   const p = new URLSearchParams({ since: g.start_us, until: g.end_us });
   if (g.host) p.set("host", g.host);
@@ -94,7 +105,7 @@ async function alerts(offset = 0) {
   const rows = [];
   for (const g of b.items) {
     const btn = el("button", { type: "button", "aria-expanded": "false" }, "Evidence");
-    const detail = el("tr", { class: "detail", hidden: "" }, el("td", { colspan: "8" }));
+    const detail = el("tr", { class: "detail", hidden: "" }, el("td", { colspan: "9" }));
     btn.addEventListener("click", () => {
       const open = btn.getAttribute("aria-expanded") === "true";
       btn.setAttribute("aria-expanded", String(!open));
@@ -102,17 +113,18 @@ async function alerts(offset = 0) {
       detail.hidden = false;
       evidence(g, detail.firstChild).catch((e) => { detail.firstChild.textContent = String(e); });
     });
-    rows.push(el("tr", { class: "alert", "data-rule": g.rule },
+    rows.push(el("tr", { class: "alert " + g.origin, "data-rule": g.rule },
       el("td", {}, time(g.end_us)),
       el("td", { class: g.severity >= 73 ? "sev-high" : "" }, g.rule.replaceAll("_", " ") + " (" + g.severity + ")"),
-      el("td", {}, g.host), el("td", {}, g.source_ip), el("td", {}, g.user),
+      el("td", { title: g.origin === "fleet" ? "raised by the collector across hosts" : "raised by the host's agent" }, g.origin),
+      el("td", {}, g.host || (g.hosts || []).join(", ")), el("td", {}, g.source_ip), el("td", {}, g.user),
       el("td", {}, g.alerts + " alert" + (g.alerts === 1 ? "" : "s") + ", " + g.attempts + " attempts, since ", time(g.start_us)),
       el("td", {}, g.reason), el("td", {}, btn)));
     rows.push(detail);
   }
   show(el("h2", {}, "Alerts"),
-    el("p", { class: "muted" }, "Newest first; one row per attack. Evidence opens the events it cites and what the user did next."),
-    b.items.length ? table(["Last", "Rule", "Host", "Source", "User", "Span", "Why", ""], rows) : el("p", {}, "No alerts."),
+    el("p", { class: "muted" }, "Newest first; one row per attack, the agents' (edge) and the collector's across hosts (fleet). Evidence opens the events it cites and what the user did next."),
+    b.items.length ? table(["Last", "Rule", "From", "Host", "Source", "User", "Span", "Why", ""], rows) : el("p", {}, "No alerts."),
     pager(b, alerts));
   // `#alerts/N` opens the Nth group's evidence (a link to an expanded alert).
   const open = /^#alerts\/(\d+)$/.exec(location.hash);
