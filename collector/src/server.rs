@@ -831,6 +831,20 @@ async fn batch_inner(
         }
     }
     *authenticated = true;
+    // The agent's spool backlog, a gauge for the console: one it cannot read is ignored.
+    if let (Some(console), Some(b)) = (
+        &state.console,
+        header(parts, agent_core::wire::SPOOL_BACKLOG_HEADER)?,
+    ) {
+        match agent_core::wire::SpoolBacklog::parse(b) {
+            Some(b) => console.record_backlog(agent, b, crate::console::api::now_us()),
+            None => tracing::info!(
+                "{}: {} not understood: {b:?}",
+                peer.addr,
+                agent_core::wire::SPOOL_BACKLOG_HEADER
+            ),
+        }
+    }
 
     let limits = &state.limits;
     let too_large = || {

@@ -863,3 +863,44 @@ fn console_api_lists_fleet_alerts_beside_edge_alerts() {
         "{v}"
     );
 }
+
+#[test]
+fn console_hosts_show_each_agents_last_spool_backlog() {
+    let s = start_console(|_| {});
+    let agent = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&agent));
+    let send = |seq: u64, backlog: Option<&str>| {
+        let mut req = client
+            .post(s.server.url("/v1/batches"))
+            .header("Authtrail-Agent-Id", &agent.id.to_string())
+            .header("Authtrail-Stream", "s1")
+            .header("Authtrail-Batch-Seq", &seq.to_string())
+            .header("Authtrail-Schema", "1")
+            .header("Content-Encoding", "zstd");
+        if let Some(b) = backlog {
+            req = req.header(agent_core::wire::SPOOL_BACKLOG_HEADER, b);
+        }
+        let r = got(req.send(&zstd(attack_ndjson().as_bytes())[..]));
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let host = || -> serde_json::Value {
+        let r = got(browser(&s)
+            .get(s.server.url("/api/v1/hosts"))
+            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .call());
+        serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["items"][0].clone()
+    };
+    send(1, None);
+    assert!(host()["spool"].is_null(), "{}", host());
+    send(2, Some("batches=40, bytes=52428800, lag-ms=600000"));
+    let h = host();
+    assert_eq!(h["spool"]["batches"], 40, "{h}");
+    assert_eq!(h["spool"]["bytes"], 52_428_800, "{h}");
+    assert_eq!(h["spool"]["lag_ms"], 600_000, "{h}");
+    // The last value counts; a header that cannot be read is ignored, the batch is stored.
+    send(3, Some("batches=1, bytes=900, lag-ms=0"));
+    send(4, Some("batches=lots"));
+    let h = host();
+    assert_eq!(h["spool"]["batches"], 1, "{h}");
+    assert_eq!(h["spool"]["lag_ms"], 0, "{h}");
+}

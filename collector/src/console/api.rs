@@ -75,7 +75,8 @@ impl ApiError {
     }
 }
 
-fn now_us() -> i64 {
+/// The wall clock, µs since the epoch.
+pub(crate) fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
@@ -179,6 +180,7 @@ pub fn answer(
     path: &str,
     query: &str,
     stale_after: Duration,
+    backlogs: &std::sync::Mutex<super::Backlogs>,
 ) -> Result<String, ApiError> {
     let p = params(query)?;
     let v = match path {
@@ -186,7 +188,7 @@ pub fn answer(
         "/api/v1/alerts/evidence" => evidence(store, &p)?,
         "/api/v1/events" => events(store, &p)?,
         "/api/v1/timeline" => timeline(store, &p)?,
-        "/api/v1/hosts" => hosts(store, &p, stale_after)?,
+        "/api/v1/hosts" => hosts(store, &p, stale_after, backlogs)?,
         "/api/v1/users" => users(store, &p)?,
         "/api/v1/sources" => sources(store, &p)?,
         other => return Err(ApiError::NotFound(other.to_owned())),
@@ -594,7 +596,12 @@ fn timeline(store: &Store, p: &Params) -> Result<Value, ApiError> {
     Ok(json!({ "items": items, "truncated": truncated }))
 }
 
-fn hosts(store: &Store, p: &Params, stale_after: Duration) -> Result<Value, ApiError> {
+fn hosts(
+    store: &Store,
+    p: &Params,
+    stale_after: Duration,
+    backlogs: &std::sync::Mutex<super::Backlogs>,
+) -> Result<Value, ApiError> {
     // Past every batch: reads the agents table and no events.
     let stats = store.stats(Some(i64::MAX), i64::MAX, u32::MAX)?;
     let now = now_us();
@@ -622,6 +629,17 @@ fn hosts(store: &Store, p: &Params, stale_after: Duration) -> Result<Value, ApiE
             .as_ref()
             .and_then(|e| e.doc.as_deref())
             .and_then(|d| serde_json::from_str(d).ok());
+        let spool = uuid::Uuid::parse_str(&a.agent_id)
+            .ok()
+            .and_then(|id| backlogs.lock().ok()?.get(&id).copied())
+            .map(|(b, at)| {
+                json!({
+                    "batches": b.batches,
+                    "bytes": b.bytes,
+                    "lag_ms": b.lag_ms,
+                    "reported_us": at,
+                })
+            });
         let version = doc
             .as_ref()
             .and_then(|d| d.pointer("/agent/version"))
@@ -638,6 +656,7 @@ fn hosts(store: &Store, p: &Params, stale_after: Duration) -> Result<Value, ApiE
             "last_event_action": last.as_ref().and_then(|e| e.action.clone()),
             "lag_us": last.as_ref().map(|e| a.last_seen_us - e.timestamp_us),
             "stale": now - a.last_seen_us > stale_us,
+            "spool": spool,
         }));
     }
     Ok(page(items, p, false))
@@ -778,8 +797,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (s, old_end) = store_old_and_new(dir.path(), 120, MAX_SCAN_EVENTS as usize + 5_000);
         let get = |q: &str| -> Value {
-            serde_json::from_str(&answer(&s, "/api/v1/events", q, Duration::from_secs(1)).unwrap())
-                .unwrap()
+            let none = std::sync::Mutex::default();
+            serde_json::from_str(
+                &answer(&s, "/api/v1/events", q, Duration::from_secs(1), &none).unwrap(),
+            )
+            .unwrap()
         };
         let p = get(&format!("until={old_end}&limit=50"));
         let items = p["items"].as_array().unwrap();

@@ -151,11 +151,14 @@ async function timeline() {
 
 async function hosts(offset = 0) {
   const b = await api("hosts", { offset });
-  show(el("h2", {}, "Hosts"), table(["Host", "Agent", "Version", "Last heartbeat", "Last event", "Lag", "State"],
+  const spool = (b) => b === null || b === undefined ? el("span", { class: "muted" }, "not reported")
+    : el("span", { class: b.batches > 1 ? "failure" : "", title: "reported " + new Date(b.reported_us / 1000).toISOString() },
+      b.batches + " batch" + (b.batches === 1 ? "" : "es") + ", " + (b.bytes / 1048576).toFixed(1) + " MiB, behind " + Math.round(b.lag_ms / 1000) + " s");
+  show(el("h2", {}, "Hosts"), table(["Host", "Agent", "Version", "Last heartbeat", "Last event", "Lag", "Spool backlog", "State"],
     b.items.map((h) => el("tr", { class: h.stale ? "stale" : "" },
       el("td", {}, h.hostname), el("td", {}, h.agent_id), el("td", {}, h.agent_version || "?"),
       el("td", {}, time(h.last_heartbeat_us)), el("td", {}, time(h.last_event_us), " ", h.last_event_action || ""),
-      el("td", {}, h.lag_us === null ? "" : Math.round(h.lag_us / 1e6) + " s"),
+      el("td", {}, h.lag_us === null ? "" : Math.round(h.lag_us / 1e6) + " s"), el("td", {}, spool(h.spool)),
       el("td", {}, h.stale ? "STALE" : "ok")))), pager(b, hosts));
 }
 
