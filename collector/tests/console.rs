@@ -470,9 +470,37 @@ fn console_api_groups_alerts_and_caps_pages() {
     assert_eq!(u["items"][0]["sudo"], 1);
     assert_eq!(u["items"][0]["networks"][0], "203.0.113.0/24");
     let t = json("/api/v1/timeline");
+    assert_eq!(t["bucket_us"], 3_600_000_000_i64, "a week: hours");
     let hours = t["items"].as_array().unwrap();
     let sum = |k: &str| hours.iter().map(|h| h[k].as_u64().unwrap()).sum::<u64>();
     assert_eq!((sum("successes"), sum("failures")), (1, 12));
+    // Zoomed into the attack's hour: per minute.
+    let hour = hours
+        .iter()
+        .find(|h| h["failures"].as_u64().unwrap() > 0)
+        .unwrap()["start_us"]
+        .as_i64()
+        .unwrap();
+    let z = json(&format!(
+        "/api/v1/timeline?since={hour}&until={}",
+        hour + 3_600_000_000 - 1
+    ));
+    assert_eq!(z["bucket_us"], 60_000_000, "{z}");
+    let minutes = z["items"].as_array().unwrap();
+    assert!(minutes.len() >= 2, "{z}");
+    assert!(
+        minutes
+            .iter()
+            .all(|m| m["start_us"].as_i64().unwrap() % 60_000_000 == 0)
+    );
+    let zsum = |k: &str| minutes.iter().map(|h| h[k].as_u64().unwrap()).sum::<u64>();
+    assert!(zsum("failures") >= 1, "{z}");
+    // A day: ten minutes.
+    let d = json(&format!(
+        "/api/v1/timeline?since={}&until={hour}",
+        hour - 86_400_000_000 + 1
+    ));
+    assert_eq!(d["bucket_us"], 600_000_000, "{d}");
 
     // Pages: the size is capped, and the pages tile the result.
     let ev = json("/api/v1/events?limit=100000");
@@ -613,6 +641,54 @@ fn console_in_headless_chromium_shows_the_attack() {
     let shot = out.join("alert-chain.png");
     let link = s.console.one_time_link("localhost") + &format!("#alerts/{index}");
     chromium(&link, &[&format!("--screenshot={}", shot.display())]);
+    assert!(fs::metadata(&shot).unwrap().len() > 1000);
+
+    // The timeline: each hour's bar is a button that zooms in (Tab and Enter reach it); the
+    // zoomed hour has a bar per minute and a zoom-out.
+    let t: serde_json::Value = serde_json::from_str(
+        &got(browser(&s)
+            .get(s.server.url("/api/v1/timeline"))
+            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .call())
+        .body,
+    )
+    .unwrap();
+    let busiest = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|h| h["failures"].as_u64().unwrap())
+        .unwrap();
+    let hour = busiest["start_us"].as_i64().unwrap();
+    let dom = chromium(
+        &(s.console.one_time_link("localhost") + "#timeline"),
+        &["--dump-dom"],
+    );
+    fs::write(out.join("timeline.html"), &dom).unwrap();
+    assert!(dom.contains("Logins per hour"), "{dom}");
+    assert!(dom.contains("<button class=\"bar\""), "{dom}");
+    assert!(dom.contains(&format!("data-start=\"{hour}\"")), "{dom}");
+    assert!(dom.contains("failures. Zoom in"), "{dom}");
+    let zoomed = s.console.one_time_link("localhost")
+        + &format!("#timeline/{hour}/{}", hour + 3_599_999_999);
+    let dom = chromium(&zoomed, &["--dump-dom"]);
+    fs::write(out.join("timeline-zoom.html"), &dom).unwrap();
+    assert!(dom.contains("Logins per minute"), "{dom}");
+    assert!(dom.contains("id=\"zoom-out\""), "{dom}");
+    assert_eq!(
+        dom.matches("class=\"bar\"").count(),
+        60,
+        "a bar a minute: {dom}"
+    );
+    assert!(busiest["failures"].as_u64().unwrap() > 0);
+    assert!(dom.contains(" failures\""), "{dom}");
+    assert!(!dom.contains("Zoom in"), "a minute is the finest: {dom}");
+    let shot = out.join("timeline-zoom.png");
+    chromium(
+        &(s.console.one_time_link("localhost")
+            + &format!("#timeline/{hour}/{}", hour + 3_599_999_999)),
+        &[&format!("--screenshot={}", shot.display())],
+    );
     assert!(fs::metadata(&shot).unwrap().len() > 1000);
 
     for page in ["timeline", "hosts", "users", "sources"] {

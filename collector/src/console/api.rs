@@ -575,13 +575,34 @@ fn is_success(e: &EventRow) -> bool {
     e.action.as_deref() == Some("auth_success")
 }
 
+/// The bucket of a timeline over `span_us`: a minute up to [`MINUTE_BUCKETS_UP_TO_US`] (a
+/// zoomed hour), ten minutes up to [`TEN_MINUTE_BUCKETS_UP_TO_US`] (a day), else an hour; at
+/// most 180 buckets for a zoom, and a week of hours by default.
+fn bucket_us(span_us: i64) -> i64 {
+    const MINUTE: i64 = 60 * 1_000_000;
+    if span_us <= MINUTE_BUCKETS_UP_TO_US {
+        MINUTE
+    } else if span_us <= TEN_MINUTE_BUCKETS_UP_TO_US {
+        10 * MINUTE
+    } else {
+        60 * MINUTE
+    }
+}
+
+/// Ranges up to this get one bucket a minute: 3 h.
+pub const MINUTE_BUCKETS_UP_TO_US: i64 = 3 * 3600 * 1_000_000;
+/// Ranges up to this (and over 3 h) get one bucket per ten minutes: 24 h.
+pub const TEN_MINUTE_BUCKETS_UP_TO_US: i64 = 24 * 3600 * 1_000_000;
+
 fn timeline(store: &Store, p: &Params) -> Result<Value, ApiError> {
     let (rows, truncated) = recent(store, p)?;
-    const HOUR: i64 = 3600 * 1_000_000;
+    let since = p.since.unwrap_or_else(|| now_us() - DEFAULT_SPAN_US);
+    let until = p.until.unwrap_or_else(now_us);
+    let bucket = bucket_us(until.saturating_sub(since));
     let mut buckets: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
     for e in &rows {
         let b = buckets
-            .entry(e.timestamp_us.div_euclid(HOUR) * HOUR)
+            .entry(e.timestamp_us.div_euclid(bucket) * bucket)
             .or_default();
         if is_success(e) {
             b.0 += 1;
@@ -591,9 +612,15 @@ fn timeline(store: &Store, p: &Params) -> Result<Value, ApiError> {
     }
     let items: Vec<Value> = buckets
         .into_iter()
-        .map(|(hour, (s, f))| json!({ "hour_us": hour, "successes": s, "failures": f }))
+        .map(|(start, (s, f))| json!({ "start_us": start, "successes": s, "failures": f }))
         .collect();
-    Ok(json!({ "items": items, "truncated": truncated }))
+    Ok(json!({
+        "items": items,
+        "bucket_us": bucket,
+        "since_us": since,
+        "until_us": until,
+        "truncated": truncated,
+    }))
 }
 
 fn hosts(
