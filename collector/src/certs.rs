@@ -326,16 +326,39 @@ fn read_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>, CertsError> {
 pub fn issue_admin(dir: &Path, name: &str, days: i64) -> Result<AdminReport, CertsError> {
     let days = check_days(days)?;
     let name = check_admin_name(name)?;
+    let uri = ADMIN_ROLE_URI
+        .try_into()
+        .map_err(rcgen_err("the admin role URI"))?;
+    let report = AdminReport {
+        name: name.to_owned(),
+        cert: dir.join(format!("admin-{name}.pem")),
+        key: dir.join(format!("admin-{name}-key.pem")),
+    };
+    issue_client(
+        dir,
+        name,
+        vec![rcgen::SanType::URI(uri)],
+        days,
+        (&report.cert, &report.key),
+    )?;
+    Ok(report)
+}
+
+/// Issues a client-authentication certificate (subject CN `cn`, subject alternative names
+/// `sans`) signed by the CA in `dir`, valid for `days`, written to `files` (certificate, key).
+fn issue_client(
+    dir: &Path,
+    cn: &str,
+    sans: Vec<rcgen::SanType>,
+    days: i64,
+    files: (&Path, &Path),
+) -> Result<(), CertsError> {
     let issuer = read_issuer(dir)?;
-    let key = KeyPair::generate().map_err(rcgen_err("generating the admin key"))?;
+    let key = KeyPair::generate().map_err(rcgen_err(format!("generating the key for {cn}")))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.subject_alt_names = vec![rcgen::SanType::URI(
-        ADMIN_ROLE_URI
-            .try_into()
-            .map_err(rcgen_err("the admin role URI"))?,
-    )];
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.subject_alt_names = sans;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -343,43 +366,27 @@ pub fn issue_admin(dir: &Path, name: &str, days: i64) -> Result<AdminReport, Cer
     set_validity(&mut params, days);
     let cert = params
         .signed_by(&key, &issuer)
-        .map_err(rcgen_err("signing the admin certificate"))?;
-    let report = AdminReport {
-        name: name.to_owned(),
-        cert: dir.join(format!("admin-{name}.pem")),
-        key: dir.join(format!("admin-{name}-key.pem")),
-    };
-    write_new(&report.key, key.serialize_pem().as_bytes(), 0o600)?;
-    write_new(&report.cert, cert.pem().as_bytes(), 0o644)?;
-    Ok(report)
+        .map_err(rcgen_err(format!("signing the certificate for {cn}")))?;
+    write_new(files.1, key.serialize_pem().as_bytes(), 0o600)?;
+    write_new(files.0, cert.pem().as_bytes(), 0o644)
 }
 
 /// Issues a client certificate for agent `id` (subject CN = the id), signed by the CA in
 /// `dir`, valid for `days`.
 pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, CertsError> {
     let days = check_days(days)?;
-    let issuer = read_issuer(dir)?;
-    let key = KeyPair::generate().map_err(rcgen_err("generating the agent key"))?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, id.to_string());
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, days);
-    let cert = params
-        .signed_by(&key, &issuer)
-        .map_err(rcgen_err("signing the agent certificate"))?;
     let report = AgentReport {
         agent_id: id,
         cert: dir.join(format!("agent-{id}.pem")),
         key: dir.join(format!("agent-{id}-key.pem")),
     };
-    write_new(&report.key, key.serialize_pem().as_bytes(), 0o600)?;
-    write_new(&report.cert, cert.pem().as_bytes(), 0o644)?;
+    issue_client(
+        dir,
+        &id.to_string(),
+        Vec::new(),
+        days,
+        (&report.cert, &report.key),
+    )?;
     Ok(report)
 }
 

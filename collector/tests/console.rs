@@ -182,14 +182,23 @@ fn browser(s: &ConsoleServer) -> ureq::Agent {
 }
 
 fn browser_for(pki: &Pki) -> ureq::Agent {
+    browser_with(pki, None)
+}
+
+/// A client trusting `pki`'s CA, presenting `cert` if given, that does not follow redirects.
+fn browser_with(pki: &Pki, cert: Option<&AgentCert>) -> ureq::Agent {
     let ca = fs::read(pki.ca()).unwrap();
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![
+    let mut tls =
+        ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![
             ureq::tls::Certificate::from_pem(&ca).unwrap(),
-        ])))
-        .build();
+        ])));
+    if let Some(c) = cert {
+        let chain = ureq::tls::Certificate::from_pem(&fs::read(&c.cert).unwrap()).unwrap();
+        let key = ureq::tls::PrivateKey::from_pem(&fs::read(&c.key).unwrap()).unwrap();
+        tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&[chain], key)));
+    }
     ureq::Agent::config_builder()
-        .tls_config(tls)
+        .tls_config(tls.build())
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -516,6 +525,16 @@ fn console_api_groups_alerts_and_caps_pages() {
     assert_eq!(bad.status, 400, "{}", bad.body);
 }
 
+/// `path`'s JSON answer, asked with the admin token.
+fn api_json(s: &ConsoleServer, path: &str) -> serde_json::Value {
+    let r = got(browser(s)
+        .get(s.server.url(path))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call());
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    serde_json::from_str(&r.body).unwrap()
+}
+
 /// Where the end-to-end test leaves its screenshots and DOM dumps.
 fn output_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-e2e");
@@ -596,14 +615,7 @@ fn console_in_headless_chromium_shows_the_attack() {
 
     // The newest group expanded: its evidence (the raw lines) and the chain after it.
     // The success-after-failures group's place on the first page, as the API lists it.
-    let alerts: serde_json::Value = serde_json::from_str(
-        &got(browser(&s)
-            .get(s.server.url("/api/v1/alerts"))
-            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-            .call())
-        .body,
-    )
-    .unwrap();
+    let alerts: serde_json::Value = api_json(&s, "/api/v1/alerts");
     let index = alerts["items"]
         .as_array()
         .unwrap()
@@ -625,13 +637,13 @@ fn console_in_headless_chromium_shows_the_attack() {
     );
     assert!(detail.contains("did next on"), "{dom}");
     // The fleet alert, beside the agents' alerts, expanded to the failures on each host.
-    let index = fleet["items"]
+    let fleet_index = fleet["items"]
         .as_array()
         .unwrap()
         .iter()
         .position(|g| g["rule"] == "fleet_distributed_brute_force")
         .unwrap();
-    let link = s.console.one_time_link("localhost") + &format!("#alerts/{index}");
+    let link = s.console.one_time_link("localhost") + &format!("#alerts/{fleet_index}");
     let dom = chromium(&link, &["--dump-dom"]);
     fs::write(out.join("fleet-alert.html"), &dom).unwrap();
     assert!(dom.contains("fleet distributed brute force"), "{dom}");
@@ -645,14 +657,7 @@ fn console_in_headless_chromium_shows_the_attack() {
 
     // The timeline: each hour's bar is a button that zooms in (Tab and Enter reach it); the
     // zoomed hour has a bar per minute and a zoom-out.
-    let t: serde_json::Value = serde_json::from_str(
-        &got(browser(&s)
-            .get(s.server.url("/api/v1/timeline"))
-            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-            .call())
-        .body,
-    )
-    .unwrap();
+    let t: serde_json::Value = api_json(&s, "/api/v1/timeline");
     let busiest = t["items"]
         .as_array()
         .unwrap()
@@ -779,26 +784,6 @@ fn admin_cert(pki: &Pki, name: &str) -> AgentCert {
     }
 }
 
-/// A client presenting `cert` that does not follow redirects.
-fn cert_browser(pki: &Pki, cert: &AgentCert) -> ureq::Agent {
-    let ca = fs::read(pki.ca()).unwrap();
-    let chain = ureq::tls::Certificate::from_pem(&fs::read(&cert.cert).unwrap()).unwrap();
-    let key = ureq::tls::PrivateKey::from_pem(&fs::read(&cert.key).unwrap()).unwrap();
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![
-            ureq::tls::Certificate::from_pem(&ca).unwrap(),
-        ])))
-        .client_cert(Some(ureq::tls::ClientCert::new_with_certs(&[chain], key)))
-        .build();
-    ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
 #[test]
 fn console_admin_certificate_gets_in_and_agent_certificate_does_not() {
     let s = start_console(|c| {
@@ -807,7 +792,7 @@ fn console_admin_certificate_gets_in_and_agent_certificate_does_not() {
     });
     fill(&s);
     let admin = admin_cert(&s.pki, "ops-alice");
-    let as_admin = cert_browser(&s.pki, &admin);
+    let as_admin = browser_with(&s.pki, Some(&admin));
 
     // The admin certificate: the console's page and a session, without the token.
     let page = got(as_admin.get(s.server.url("/")).call());
@@ -830,7 +815,7 @@ fn console_admin_certificate_gets_in_and_agent_certificate_does_not() {
 
     // An agent's certificate from the same CA opens nothing.
     let agent = s.pki.agent();
-    let as_agent = cert_browser(&s.pki, &agent);
+    let as_agent = browser_with(&s.pki, Some(&agent));
     let page = got(as_agent.get(s.server.url("/")).call());
     assert!(page.body.contains("Admin token"), "{}", page.body);
     assert!(page.header("set-cookie").is_none());
@@ -876,12 +861,7 @@ fn spray_ndjson(host: &str, user: &str) -> String {
 fn wait_for_rule(s: &ConsoleServer, rule: &str) -> serde_json::Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let r = got(browser(s)
-            .get(s.server.url("/api/v1/alerts"))
-            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-            .call());
-        assert_eq!(r.status, 200, "{}", r.body);
-        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let v = api_json(s, "/api/v1/alerts");
         if v["items"]
             .as_array()
             .unwrap()
@@ -922,11 +902,7 @@ fn console_api_lists_fleet_alerts_beside_edge_alerts() {
         "{a}"
     );
     // Filters apply to fleet alerts by the hosts and addresses they relate.
-    let r = got(browser(&s)
-        .get(s.server.url("/api/v1/alerts?host=db2"))
-        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-        .call());
-    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let v = api_json(&s, "/api/v1/alerts?host=db2");
     let rules: Vec<_> = v["items"]
         .as_array()
         .unwrap()
@@ -959,13 +935,7 @@ fn console_hosts_show_each_agents_last_spool_backlog() {
         let r = got(req.send(&zstd(attack_ndjson().as_bytes())[..]));
         assert_eq!(r.status, 200, "{}", r.body);
     };
-    let host = || -> serde_json::Value {
-        let r = got(browser(&s)
-            .get(s.server.url("/api/v1/hosts"))
-            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-            .call());
-        serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["items"][0].clone()
-    };
+    let host = || -> serde_json::Value { api_json(&s, "/api/v1/hosts")["items"][0].clone() };
     send(1, None);
     assert!(host()["spool"].is_null(), "{}", host());
     send(2, Some("batches=40, bytes=52428800, lag-ms=600000"));
