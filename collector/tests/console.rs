@@ -544,24 +544,28 @@ fn output_dir() -> PathBuf {
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Headless, isolated, offline; the test CA's certificate is not in its store, hence
+/// `--ignore-certificate-errors`.
+const CHROMIUM_FLAGS: [&str; 10] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--ignore-certificate-errors",
+    "--window-size=1400,900",
+];
+
 /// Runs headless Chromium on `url` (ignoring the test CA's certificate: it is not in its store),
 /// with `extra` arguments; returns stdout.
 fn chromium(url: &str, extra: &[&str]) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--ignore-certificate-errors",
-            "--window-size=1400,900",
-            "--virtual-time-budget=10000",
-        ])
+        .args(CHROMIUM_FLAGS)
+        .arg("--virtual-time-budget=10000")
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
         .arg(url)
@@ -949,4 +953,224 @@ fn console_hosts_show_each_agents_last_spool_backlog() {
     let h = host();
     assert_eq!(h["spool"]["batches"], 1, "{h}");
     assert_eq!(h["spool"]["lag_ms"], 0, "{h}");
+}
+
+/// Headless Chromium driven through the Chrome DevTools protocol (one page), killed on drop.
+struct Devtools {
+    child: std::process::Child,
+    ws: tungstenite::WebSocket<std::net::TcpStream>,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Devtools {
+    /// Opens `url` in a new headless Chromium.
+    fn open(url: &str) -> Devtools {
+        use std::io::BufRead as _;
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new(CHROMIUM)
+            .args(CHROMIUM_FLAGS)
+            .args([
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut browser_ws = None;
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            if let Some(u) = line.strip_prefix("DevTools listening on ") {
+                browser_ws = Some(u.trim().to_owned());
+                break;
+            }
+        }
+        let browser_ws = browser_ws.expect("chromium printed no DevTools address");
+        let port = browser_ws
+            .strip_prefix("ws://127.0.0.1:")
+            .and_then(|r| r.split('/').next())
+            .unwrap()
+            .to_owned();
+        // The page's own socket, from the target list.
+        let page_ws = {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let list: serde_json::Value = serde_json::from_str(
+                    &ureq::get(&format!("http://127.0.0.1:{port}/json/list"))
+                        .call()
+                        .unwrap()
+                        .into_body()
+                        .read_to_string()
+                        .unwrap(),
+                )
+                .unwrap();
+                if let Some(u) = list
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["type"] == "page")
+                    .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+                {
+                    break u.to_owned();
+                }
+                assert!(std::time::Instant::now() < deadline, "no page: {list}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        let tcp =
+            std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let (ws, _) = tungstenite::client(page_ws.as_str(), tcp).unwrap();
+        Devtools {
+            child,
+            ws,
+            next_id: 1,
+            _profile: profile,
+        }
+    }
+
+    /// Sends a command and returns its result (events in between are skipped).
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = serde_json::json!({ "id": id, "method": method, "params": params });
+        self.ws
+            .send(tungstenite::Message::text(msg.to_string()))
+            .unwrap();
+        loop {
+            let m = self.ws.read().unwrap();
+            let Ok(text) = m.to_text() else { continue };
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            if v["id"] == id {
+                assert!(v["error"].is_null(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// The value of a JavaScript expression in the page.
+    fn eval(&mut self, expr: &str) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({ "expression": expr, "returnByValue": true }),
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// Waits until `expr` is true in the page.
+    fn wait(&mut self, expr: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.eval(expr) != serde_json::Value::Bool(true) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never true: {expr}; page: {}",
+                self.eval("document.body.innerText")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Presses a key (down and up) as the keyboard would.
+    fn press(&mut self, key: &str, code: u32) {
+        for kind in ["rawKeyDown", "keyUp"] {
+            let mut p = serde_json::json!({
+                "type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code,
+            });
+            if key == "Enter" && kind == "rawKeyDown" {
+                self.call("Input.dispatchKeyEvent", p.clone());
+                p["type"] = "char".into();
+                p["text"] = "\r".into();
+            }
+            self.call("Input.dispatchKeyEvent", p);
+        }
+    }
+
+    /// Presses the mouse at (x, y) or lets it go there.
+    fn mouse(&mut self, kind: &str, x: f64, y: f64) {
+        self.call(
+            "Input.dispatchMouseEvent",
+            serde_json::json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+        );
+    }
+}
+
+impl Drop for Devtools {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn console_timeline_zooms_by_keyboard_and_by_drag_in_chromium() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!("skipped: {CHROMIUM} is not installed (apt-get install chromium)");
+        return;
+    }
+    let s = start_console(|_| {});
+    fill(&s);
+    let t = api_json(&s, "/api/v1/timeline");
+    let hour = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["failures"].as_u64().unwrap() > 0)
+        .unwrap()["start_us"]
+        .as_i64()
+        .unwrap();
+    let mut page = Devtools::open(&(s.console.one_time_link("localhost") + "#timeline"));
+    page.wait(
+        "document.body.dataset.loaded === '#timeline' && !!document.querySelector('button.bar')",
+    );
+    // Focus the attack's hour, then Tab: the keyboard walks the bars.
+    page.eval(&format!(
+        "document.querySelector('button.bar[data-start=\"{hour}\"]').focus()"
+    ));
+    page.press("Tab", 9);
+    assert_eq!(
+        page.eval("document.activeElement.dataset.start"),
+        serde_json::json!((hour + 3_600_000_000).to_string()),
+        "Tab reaches the next hour's bar"
+    );
+    page.press("Tab", 9);
+    page.eval(&format!(
+        "document.querySelector('button.bar[data-start=\"{hour}\"]').focus()"
+    ));
+    // Enter on the focused bar zooms into its hour: a bar a minute, and a zoom-out.
+    page.press("Enter", 13);
+    page.wait(&format!(
+        "location.hash === '#timeline/{hour}/{}' && document.querySelectorAll('.bar').length === 60",
+        hour + 3_599_999_999
+    ));
+    assert_eq!(
+        page.eval("document.querySelector('h2').textContent"),
+        "Logins per minute"
+    );
+    assert_eq!(page.eval("!!document.getElementById('zoom-out')"), true);
+    // Escape zooms out.
+    page.press("Escape", 27);
+    page.wait("location.hash === '#timeline' && document.querySelector('h2').textContent === 'Logins per hour'");
+    // A drag from one hour's bar to the next zooms into those two hours: a bar a minute.
+    page.wait("!!document.querySelector('button.bar')");
+    let at = |page: &mut Devtools, start: i64| -> (f64, f64) {
+        let r = page.eval(&format!(
+            "(() => {{ const r = document.querySelector('button.bar[data-start=\"{start}\"]').getBoundingClientRect(); \
+             return [r.x + r.width / 2, r.y + r.height - 2]; }})()"
+        ));
+        (r[0].as_f64().unwrap(), r[1].as_f64().unwrap())
+    };
+    let prev = hour - 3_600_000_000;
+    let (x0, y0) = at(&mut page, prev);
+    let (x1, y1) = at(&mut page, hour);
+    page.mouse("mouseMoved", x0, y0);
+    page.mouse("mousePressed", x0, y0);
+    page.mouse("mouseMoved", x1, y1);
+    page.mouse("mouseReleased", x1, y1);
+    page.wait(&format!(
+        "location.hash === '#timeline/{prev}/{}' && document.querySelectorAll('.bar').length === 120",
+        hour + 3_599_999_999
+    ));
 }
