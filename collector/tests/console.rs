@@ -948,6 +948,17 @@ fn console_hosts_show_each_agents_last_spool_backlog() {
     assert_eq!(h["spool"]["bytes"], 52_428_800, "{h}");
     assert_eq!(h["spool"]["lag_ms"], 600_000, "{h}");
     // The last value counts; a header that cannot be read is ignored, the batch is stored.
+    if Path::new(CHROMIUM).exists() {
+        let dom = chromium(
+            &(s.console.one_time_link("localhost") + "#hosts"),
+            &["--dump-dom"],
+        );
+        fs::write(output_dir().join("hosts-backlog.html"), &dom).unwrap();
+        assert!(
+            dom.contains("40 batches, 50.0 MiB, behind 600 s"),
+            "the Hosts page shows the backlog: {dom}"
+        );
+    }
     send(3, Some("batches=1, bytes=900, lag-ms=0"));
     send(4, Some("batches=lots"));
     let h = host();
