@@ -418,6 +418,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let rows = store.alerts(&collector::alerts::AlertFilter {
                 since_us: a.since.map(ago_us),
                 min_severity: a.severity.map(i64::from),
+                until_us: None,
                 limit: a.limit,
             })?;
             if a.json {

@@ -276,11 +276,12 @@ fn relates(doc: &Value, want: Option<&str>, one: &str, many: &str) -> bool {
             .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(want)))
 }
 
-/// The edge and fleet alerts ([`crate::alerts::list`], the newest [`MAX_SCAN_ALERTS`] since
-/// `since`), grouped per attack, newest first.
+/// The edge and fleet alerts ([`crate::alerts::list`], the newest [`MAX_SCAN_ALERTS`] between
+/// `since` and `until`), grouped per attack, newest first.
 fn alerts(store: &Store, p: &Params) -> Result<Value, ApiError> {
     let mut rows = store.alerts(&AlertFilter {
         since_us: p.since,
+        until_us: p.until,
         limit: MAX_SCAN_ALERTS,
         ..AlertFilter::default()
     })?;
@@ -292,8 +293,7 @@ fn alerts(store: &Store, p: &Params) -> Result<Value, ApiError> {
     for a in rows {
         let doc = &a.doc;
         let rule = a.rule().unwrap_or("").to_owned();
-        if p.until.is_some_and(|u| a.time_us > u)
-            || p.action.as_deref().is_some_and(|x| x != rule)
+        if p.action.as_deref().is_some_and(|x| x != rule)
             || !relates(doc, p.host.as_deref(), "/host/hostname", "/related/hosts")
             || !relates(doc, p.user.as_deref(), "/user/name", "/related/user")
             || !relates(doc, p.source_ip.as_deref(), "/source/ip", "/related/ip")
