@@ -127,6 +127,61 @@ pub fn parse_seq(s: &str) -> Option<u64> {
     s.parse::<u64>().ok().filter(|&n| n <= MAX_SEQ)
 }
 
+/// Header on every batch (heartbeats included): the agent's spool backlog when it sent the
+/// batch, `batches=N, bytes=N, lag-ms=N` ([`SpoolBacklog`]). Optional: a collector that does not
+/// know it ignores it, and one that cannot read it ignores it too (the batch is not refused for
+/// a gauge). A header rather than a heartbeat field because heartbeats go only when the spool
+/// is empty, while a backlog is what every batch sent during one can report.
+pub const SPOOL_BACKLOG_HEADER: &str = "Authtrail-Spool-Backlog";
+
+/// The agent's spool backlog ([`SPOOL_BACKLOG_HEADER`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpoolBacklog {
+    /// Batches waiting in the spool, the one being sent included.
+    pub batches: u64,
+    /// Their bytes on disk.
+    pub bytes: u64,
+    /// How long the spool has not been empty, milliseconds (0 when it holds only this batch
+    /// since it was last empty): an upper bound on the age of the oldest batch waiting.
+    pub lag_ms: u64,
+}
+
+impl core::fmt::Display for SpoolBacklog {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "batches={}, bytes={}, lag-ms={}",
+            self.batches, self.bytes, self.lag_ms
+        )
+    }
+}
+
+impl SpoolBacklog {
+    /// Reads the header's value: the three keys once each, in any order, comma-separated,
+    /// spaces allowed around items; unknown keys are skipped (room to add some). `None` when a
+    /// key is missing, repeated or not a whole number.
+    pub fn parse(s: &str) -> Option<SpoolBacklog> {
+        let (mut batches, mut bytes, mut lag) = (None, None, None);
+        for item in s.split(',') {
+            let (k, v) = item.trim().split_once('=')?;
+            let slot = match k.trim() {
+                "batches" => &mut batches,
+                "bytes" => &mut bytes,
+                "lag-ms" => &mut lag,
+                _ => continue,
+            };
+            if slot.replace(v.trim().parse::<u64>().ok()?).is_some() {
+                return None;
+            }
+        }
+        Some(SpoolBacklog {
+            batches: batches?,
+            bytes: bytes?,
+            lag_ms: lag?,
+        })
+    }
+}
+
 /// One field the collector reads back from an event: its dotted ECS path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Field(pub &'static str);
@@ -367,6 +422,42 @@ fn cut_to_fit(text: Text<'_>) -> Option<Text<'_>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod backlog_tests {
+    use super::*;
+
+    #[test]
+    fn spool_backlog_header_round_trips_and_refuses_bad_values() {
+        let b = SpoolBacklog {
+            batches: 12,
+            bytes: 3_456_789,
+            lag_ms: 91_000,
+        };
+        let mut text = heapless::String::<96>::new();
+        core::fmt::write(&mut text, format_args!("{b}")).unwrap();
+        assert_eq!(text.as_str(), "batches=12, bytes=3456789, lag-ms=91000");
+        assert_eq!(SpoolBacklog::parse(&text), Some(b));
+        assert_eq!(
+            SpoolBacklog::parse("lag-ms=1,future=x9,bytes=2 , batches=3"),
+            Some(SpoolBacklog {
+                batches: 3,
+                bytes: 2,
+                lag_ms: 1
+            })
+        );
+        for bad in [
+            "",
+            "batches=1, bytes=2",
+            "batches=1, bytes=2, lag-ms=-3",
+            "batches=1, bytes=2, lag-ms=3, batches=4",
+            "batches=1; bytes=2; lag-ms=3",
+            "batches=99999999999999999999, bytes=2, lag-ms=3",
+        ] {
+            assert_eq!(SpoolBacklog::parse(bad), None, "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1435,3 +1435,48 @@ fn sigkilled_agent_delivers_every_line_exactly_once_after_deduplication() {
         "{twice} lines stored twice after de-duplication on the sequence"
     );
 }
+
+#[test]
+fn each_batch_reports_the_spool_backlog_and_how_long_it_has_waited() {
+    use agent_core::wire::{SPOOL_BACKLOG_HEADER, SpoolBacklog};
+    let fx = Fixture::new();
+    let server = Server::start(&fx.server_leaf, None);
+    server.script([Reply::Status(
+        503,
+        vec![("Retry-After", "1".into())],
+        String::new(),
+    )]);
+    let mut config = fx.config(&server.url());
+    config.batch_max_events = 1;
+    let mut sink = fx.open(&config);
+    for i in 0..3 {
+        sink.send(event(i).as_bytes(), false).unwrap();
+    }
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(10)));
+    let backlog = |r: &Request| {
+        let h = &r.headers[&SPOOL_BACKLOG_HEADER.to_ascii_lowercase()];
+        SpoolBacklog::parse(h).unwrap_or_else(|| panic!("{h}"))
+    };
+    let reqs = server.requests();
+    let seen: Vec<(u64, u64)> = reqs.iter().map(|r| (r.seq(), backlog(r).batches)).collect();
+    assert_eq!(seen, [(1, 3), (1, 3), (2, 2), (3, 1)]);
+    assert!(reqs.iter().all(|r| backlog(r).bytes > 0));
+    assert!(backlog(&reqs[0]).lag_ms < 500, "{:?}", backlog(&reqs[0]));
+    // After the refusal the backlog has waited at least the pause between the attempts.
+    let gap = (reqs[1].at - reqs[0].at).as_millis() as u64;
+    assert!(gap >= 100, "{gap}");
+    assert!(
+        backlog(&reqs[1]).lag_ms + 20 >= gap,
+        "{gap} {:?}",
+        backlog(&reqs[1])
+    );
+    assert!(backlog(&reqs[3]).lag_ms >= backlog(&reqs[1]).lag_ms);
+    // Drained, the next batch starts from nothing.
+    sink.send(event(9).as_bytes(), false).unwrap();
+    sink.commit().unwrap();
+    assert!(sink.wait_idle(Duration::from_secs(10)));
+    let last = server.requests().pop().unwrap();
+    assert_eq!(backlog(&last).batches, 1);
+    assert!(backlog(&last).lag_ms < 500, "{:?}", backlog(&last));
+}

@@ -620,6 +620,8 @@ impl AlertRow {
 pub struct AlertFilter {
     /// Alerts at or after this time (µs).
     pub since_us: Option<i64>,
+    /// Alerts at or before this time (µs), applied in the SQL (before `limit`).
+    pub until_us: Option<i64>,
     /// At least this severity.
     pub min_severity: Option<i64>,
     /// At most this many (the newest).
@@ -629,6 +631,7 @@ pub struct AlertFilter {
 /// Edge and fleet alerts matching `filter`, newest first.
 pub fn list(conn: &Connection, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
     let since = filter.since_us.unwrap_or(i64::MIN);
+    let until = filter.until_us.unwrap_or(i64::MAX);
     let min = filter.min_severity.unwrap_or(i64::MIN);
     let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
     let has_table: bool = conn.query_row(
@@ -659,10 +662,10 @@ pub fn list(conn: &Connection, filter: &AlertFilter) -> Result<Vec<AlertRow>, St
     if has_table {
         let mut stmt = conn.prepare(
             "SELECT time, severity, batch, line_start, line_end, doc FROM alerts \
-             WHERE time >= ?1 AND severity >= ?2 ORDER BY time DESC, key LIMIT ?3",
+             WHERE time >= ?1 AND time <= ?4 AND severity >= ?2 ORDER BY time DESC, key LIMIT ?3",
         )?;
         let found = stmt
-            .query_map(params![since, min, limit], |r| {
+            .query_map(params![since, min, limit, until], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -705,7 +708,7 @@ pub fn list(conn: &Connection, filter: &AlertFilter) -> Result<Vec<AlertRow>, St
         };
         for r in rows.rows.iter().filter(|r| r.columns[rows::KIND] == alert) {
             let time = rows.time(r);
-            if time < since {
+            if time < since || time > until {
                 continue;
             }
             let (s, e) = (r.line_start as i64, (r.line_start + r.line_len) as i64);
@@ -938,6 +941,18 @@ mod tests {
             .unwrap();
         assert_eq!(recent.len(), 1);
         assert_eq!(recent[0].severity, 73);
+        let older = s
+            .alerts(&AlertFilter {
+                until_us: Some(since - 1),
+                limit: 10,
+                ..AlertFilter::default()
+            })
+            .unwrap();
+        assert_eq!(
+            older.iter().map(|r| r.severity).collect::<Vec<_>>(),
+            [47],
+            "an upper bound leaves the newer out, before the limit"
+        );
     }
 
     #[test]

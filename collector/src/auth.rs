@@ -20,10 +20,11 @@ pub const MAX_TOKENS: usize = 100_000;
 
 /// The agent id a verified client certificate names, from its subject CN.
 ///
-/// `None` when the certificate does not parse, has no CN, or its CN is not a UUID.
+/// `None` when the certificate does not parse, has no CN, its CN is not a UUID, or it carries
+/// the console's admin role (an admin certificate is never an agent's).
 pub fn cert_agent_id(der: &[u8]) -> Option<Uuid> {
     let (rest, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    if !rest.is_empty() {
+    if !rest.is_empty() || has_admin_role(&cert) {
         return None;
     }
     let mut cns = cert.subject().iter_common_name();
@@ -33,6 +34,35 @@ pub fn cert_agent_id(der: &[u8]) -> Option<Uuid> {
         return None;
     }
     Uuid::parse_str(cn).ok()
+}
+
+/// Whether a certificate names [`crate::certs::ADMIN_ROLE_URI`] among its subject alternative
+/// names. An unreadable SAN extension counts as no role.
+fn has_admin_role(cert: &x509_parser::certificate::X509Certificate<'_>) -> bool {
+    use x509_parser::extensions::GeneralName;
+    cert.subject_alternative_name()
+        .ok()
+        .flatten()
+        .is_some_and(|san| {
+            san.value
+                .general_names
+                .iter()
+                .any(|n| matches!(n, GeneralName::URI(u) if *u == crate::certs::ADMIN_ROLE_URI))
+        })
+}
+
+/// The person a console admin certificate names (its subject CN) when the certificate carries
+/// the admin role ([`crate::certs::ADMIN_ROLE_URI`]); `None` for any other certificate, an
+/// agent's included. Only meaningful for a certificate the listener verified against the
+/// fleet CA.
+pub fn cert_admin(der: &[u8]) -> Option<String> {
+    let (rest, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    if !rest.is_empty() || !has_admin_role(&cert) {
+        return None;
+    }
+    let mut cns = cert.subject().iter_common_name();
+    let cn = cns.next()?.as_str().ok()?.to_owned();
+    cns.next().is_none().then_some(cn)
 }
 
 /// The serial number of a certificate (DER), lower-case hex without leading zero bytes;
@@ -358,6 +388,43 @@ pub fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A certificate with subject CN `cn`, and the admin role when `admin`.
+    fn cert_with(cn: &str, admin: bool) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        if admin {
+            p.subject_alt_names = vec![rcgen::SanType::URI(
+                crate::certs::ADMIN_ROLE_URI.try_into().unwrap(),
+            )];
+        }
+        p.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn admin_role_and_agent_id_exclude_each_other() {
+        let id = Uuid::new_v4();
+        let agent = cert_with(&id.to_string(), false);
+        assert_eq!(cert_agent_id(&agent), Some(id));
+        assert_eq!(cert_admin(&agent), None, "an agent certificate is no admin");
+        let admin = cert_with("ops-alice", true);
+        assert_eq!(cert_admin(&admin).as_deref(), Some("ops-alice"));
+        assert_eq!(cert_agent_id(&admin), None);
+        // Even with a UUID for a CN, a certificate with the admin role names no agent.
+        let both = cert_with(&id.to_string(), true);
+        assert_eq!(cert_agent_id(&both), None);
+        let other_uri = {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut p = rcgen::CertificateParams::default();
+            p.subject_alt_names = vec![rcgen::SanType::URI(
+                "authtrail:role:adminx".try_into().unwrap(),
+            )];
+            p.self_signed(&key).unwrap().der().to_vec()
+        };
+        assert_eq!(cert_admin(&other_uri), None);
+    }
 
     const A: &str = "9b2f6f0e-3c1d-4b8a-9a57-6f1f0b1c2d3e";
     const B: &str = "11111111-2222-4333-8444-555555555555";

@@ -1,9 +1,20 @@
 //! A small CA for a fleet: `certs init` makes the CA and the collector's server certificate,
-//! `certs issue-agent` a client certificate per agent (subject CN = the agent id).
+//! `certs issue-agent` a client certificate per agent (subject CN = the agent id),
+//! `certs issue-admin` a client certificate for a person at the web console.
+//!
+//! **The admin role** is a subject alternative name URI, [`ADMIN_ROLE_URI`]
+//! (`authtrail:role:admin`), in a certificate whose CN is the person's name. Why a SAN URI:
+//! it is how SPIFFE carries a workload's identity in X.509, rcgen writes it and x509-parser
+//! reads it, and `openssl x509 -text` shows it plainly; a subject OU is a free-text field many
+//! tools fill for their own reasons, and a dedicated extended key usage needs an OID arc of our
+//! own (a `2.25.<UUID>` arc does not fit rcgen's 64-bit arcs). The role means something only in
+//! a certificate the fleet CA signed (the listener verifies the chain first), and an agent
+//! certificate never carries it: the console refuses agent certificates, the ingest path
+//! refuses admin certificates ([`crate::auth::cert_agent_id`] names no agent for one).
 //!
 //! Keys are ECDSA P-256 (rcgen's default), written mode 0600. Files in the directory:
 //! `ca.pem`, `ca-key.pem`, `server.pem`, `server-key.pem`, `agent-<ID>.pem`,
-//! `agent-<ID>-key.pem`. Existing files are never overwritten.
+//! `agent-<ID>-key.pem`, `admin-<NAME>.pem`, `admin-<NAME>-key.pem`. Existing files are never overwritten.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -25,6 +36,12 @@ pub const CA_KEY: &str = "ca-key.pem";
 pub const SERVER_CERT: &str = "server.pem";
 /// Server key file name.
 pub const SERVER_KEY: &str = "server-key.pem";
+
+/// The subject alternative name URI that gives a certificate the console's admin role.
+pub const ADMIN_ROLE_URI: &str = "authtrail:role:admin";
+
+/// Longest admin name, bytes.
+pub const MAX_ADMIN_NAME: usize = 64;
 
 /// Default subject alternative names of the server certificate.
 pub const DEFAULT_SANS: &[&str] = &["localhost", "127.0.0.1", "::1"];
@@ -72,6 +89,13 @@ pub enum CertsError {
         /// What was asked.
         days: i64,
     },
+    /// An admin name that is not 1 to [`MAX_ADMIN_NAME`] letters, digits, `.`, `_` or `-`
+    /// starting with a letter or digit, or that is a UUID (which names agents).
+    #[error(
+        "admin name {0:?}: 1 to {MAX_ADMIN_NAME} letters, digits, '.', '_' or '-', \
+             starting with a letter or digit, and not a UUID"
+    )]
+    AdminName(String),
     /// A certificate that does not parse.
     #[error("{}: not a PEM X.509 certificate", .path.display())]
     BadCert {
@@ -108,6 +132,17 @@ pub struct AgentReport {
     /// `agent-<ID>.pem`.
     pub cert: PathBuf,
     /// `agent-<ID>-key.pem`.
+    pub key: PathBuf,
+}
+
+/// What `issue-admin` wrote.
+#[derive(Debug, Clone)]
+pub struct AdminReport {
+    /// The person's name (the certificate's CN).
+    pub name: String,
+    /// `admin-<NAME>.pem`.
+    pub cert: PathBuf,
+    /// `admin-<NAME>-key.pem`.
     pub key: PathBuf,
 }
 
@@ -253,7 +288,25 @@ pub fn init(dir: &Path, sans: &[String], days: i64) -> Result<InitReport, CertsE
     })
 }
 
-/// The CA in `dir` (its certificate and key), to sign with.
+/// `name` if it is a sane admin name (it becomes a file name and a CN).
+fn check_admin_name(name: &str) -> Result<&str, CertsError> {
+    let ok = (1..=MAX_ADMIN_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && Uuid::parse_str(name).is_err();
+    if ok {
+        Ok(name)
+    } else {
+        Err(CertsError::AdminName(name.to_owned()))
+    }
+}
+
+/// The CA in `dir` as an issuer.
 fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>, CertsError> {
     let read = |name: &str| {
         let path = dir.join(name);
@@ -263,24 +316,51 @@ fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>, CertsError> {
         "{}: reading the CA key",
         dir.join(CA_KEY).display()
     )))?;
-    let issuer = Issuer::from_ca_cert_pem(&read(CA_CERT)?, ca_key).map_err(rcgen_err(format!(
+    Issuer::from_ca_cert_pem(&read(CA_CERT)?, ca_key).map_err(rcgen_err(format!(
         "{}: reading the CA certificate",
         dir.join(CA_CERT).display()
-    )))?;
-    Ok(issuer)
+    )))
 }
 
-/// Issues a client certificate for agent `id` (subject CN = the id), signed by the CA in
-/// `dir`, valid for `days`.
-pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, CertsError> {
+/// Issues a console admin certificate for the person `name` (subject CN = `name`, SAN URI
+/// [`ADMIN_ROLE_URI`], client authentication only), signed by the CA in `dir`, valid for
+/// `days`.
+pub fn issue_admin(dir: &Path, name: &str, days: i64) -> Result<AdminReport, CertsError> {
     let days = check_days(days)?;
+    let name = check_admin_name(name)?;
+    let uri = ADMIN_ROLE_URI
+        .try_into()
+        .map_err(rcgen_err("the admin role URI"))?;
+    let report = AdminReport {
+        name: name.to_owned(),
+        cert: dir.join(format!("admin-{name}.pem")),
+        key: dir.join(format!("admin-{name}-key.pem")),
+    };
+    issue_client(
+        dir,
+        name,
+        vec![rcgen::SanType::URI(uri)],
+        days,
+        (&report.cert, &report.key),
+    )?;
+    Ok(report)
+}
+
+/// Issues a client-authentication certificate (subject CN `cn`, subject alternative names
+/// `sans`) signed by the CA in `dir`, valid for `days`, written to `files` (certificate, key).
+fn issue_client(
+    dir: &Path,
+    cn: &str,
+    sans: Vec<rcgen::SanType>,
+    days: i64,
+    files: (&Path, &Path),
+) -> Result<(), CertsError> {
     let issuer = load_issuer(dir)?;
-    let key = KeyPair::generate().map_err(rcgen_err("generating the agent key"))?;
+    let key = KeyPair::generate().map_err(rcgen_err(format!("generating the key for {cn}")))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, id.to_string());
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.subject_alt_names = sans;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -288,14 +368,27 @@ pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, Certs
     set_validity(&mut params, days);
     let cert = params
         .signed_by(&key, &issuer)
-        .map_err(rcgen_err("signing the agent certificate"))?;
+        .map_err(rcgen_err(format!("signing the certificate for {cn}")))?;
+    write_new(files.1, key.serialize_pem().as_bytes(), 0o600)?;
+    write_new(files.0, cert.pem().as_bytes(), 0o644)
+}
+
+/// Issues a client certificate for agent `id` (subject CN = the id), signed by the CA in
+/// `dir`, valid for `days`.
+pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, CertsError> {
+    let days = check_days(days)?;
     let report = AgentReport {
         agent_id: id,
         cert: dir.join(format!("agent-{id}.pem")),
         key: dir.join(format!("agent-{id}-key.pem")),
     };
-    write_new(&report.key, key.serialize_pem().as_bytes(), 0o600)?;
-    write_new(&report.cert, cert.pem().as_bytes(), 0o644)?;
+    issue_client(
+        dir,
+        &id.to_string(),
+        Vec::new(),
+        days,
+        (&report.cert, &report.key),
+    )?;
     Ok(report)
 }
 
@@ -332,9 +425,21 @@ pub struct RevokeReport {
 /// next request. Revoking an agent already revoked signs the CRL again: that is how a list
 /// written before CRLs existed gets its CRL.
 pub fn revoke(dir: &Path, id: Uuid) -> Result<RevokeReport, CertsError> {
+    revoke_file(dir, &dir.join(format!("agent-{id}.pem")), &id.to_string())
+}
+
+/// Revokes the certificate `issue-admin` wrote for `name` in `dir`, as [`revoke`] does an
+/// agent's: the console refuses it at its next request.
+pub fn revoke_admin(dir: &Path, name: &str) -> Result<RevokeReport, CertsError> {
+    let name = check_admin_name(name)?;
+    revoke_file(dir, &dir.join(format!("admin-{name}.pem")), name)
+}
+
+/// Adds the serial of the certificate in `cert` to `dir/revoked.txt`, labelled `label`.
+fn revoke_file(dir: &Path, cert: &Path, label: &str) -> Result<RevokeReport, CertsError> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject as _;
-    let cert = dir.join(format!("agent-{id}.pem"));
+    let cert = cert.to_owned();
     let der = CertificateDer::from_pem_file(&cert)
         .map_err(|_| CertsError::BadCert { path: cert.clone() })?;
     let serial = crate::auth::cert_serial(&der).ok_or(CertsError::BadCert { path: cert })?;
@@ -367,7 +472,7 @@ pub fn revoke(dir: &Path, id: Uuid) -> Result<RevokeReport, CertsError> {
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
-        text.push_str(&format!("{serial} {id}\n"));
+        text.push_str(&format!("{serial} {label}\n"));
         replace(dir, REVOKED, text.as_bytes())?;
     }
     Ok(RevokeReport {
@@ -466,6 +571,41 @@ mod tests {
         assert_eq!(crate::auth::cert_agent_id(&der), Some(id));
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
         assert!(cert.validity().not_after > cert.validity().not_before);
+    }
+
+    #[test]
+    fn admin_names_are_checked_and_admin_certs_carry_the_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("pki");
+        init(&d, &["localhost".to_owned()], 1).unwrap();
+        let long = "a".repeat(MAX_ADMIN_NAME + 1);
+        let uuid = Uuid::new_v4().to_string();
+        for bad in ["", "../x", "-x", "a b", &long, &uuid] {
+            let e = issue_admin(&d, bad, 1).unwrap_err().to_string();
+            assert!(e.contains("admin name"), "{bad}: {e}");
+        }
+        let a = issue_admin(&d, "ops.alice_1", 1).unwrap();
+        let der = {
+            use rustls_pki_types::pem::PemObject as _;
+            rustls_pki_types::CertificateDer::from_pem_file(&a.cert).unwrap()
+        };
+        assert_eq!(
+            crate::auth::cert_admin(&der).as_deref(),
+            Some("ops.alice_1")
+        );
+        assert_eq!(crate::auth::cert_agent_id(&der), None);
+        assert!(
+            issue_admin(&d, "ops.alice_1", 1).is_err(),
+            "never overwrites"
+        );
+        let r = revoke_admin(&d, "ops.alice_1").unwrap();
+        assert!(r.added);
+        assert!(!revoke_admin(&d, "ops.alice_1").unwrap().added);
+        let list = fs::read_to_string(&r.list).unwrap();
+        assert!(
+            list.contains(&format!("{} ops.alice_1", r.serial)),
+            "{list}"
+        );
     }
 
     #[test]

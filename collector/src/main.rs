@@ -277,13 +277,27 @@ enum CertsCommand {
         #[arg(long, default_value_t = 825)]
         days: i64,
     },
-    /// Revoke an agent's certificate: add it to `revoked.txt` in --dir and sign `crl.pem`
+    /// Issue a web console admin certificate for a person (subject CN = NAME, SAN URI
+    /// `authtrail:role:admin`); a browser presenting it gets a console session without the
+    /// admin token. It never authenticates an agent.
+    IssueAdmin {
+        /// The person's name: letters, digits, '.', '_' or '-' (not a UUID).
+        name: String,
+        /// The directory of `certs init` (holds the CA); the admin files are written there.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Validity, days.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
+    /// Revoke an agent's or an admin's certificate: add it to `revoked.txt` in --dir and sign `crl.pem`
     /// (an X.509 CRL of every revoked serial) with the CA there. A collector with `[tls]
     /// crl-file` pointing at the CRL refuses the agent at its next TLS handshake (no restart);
     /// `[tls] revoked-file` (the serial list) is still read, at each request. Revoking an agent
     /// again signs the CRL again (a list made before CRLs gets its CRL so).
     Revoke {
-        /// The agent id whose `agent-<ID>.pem` (from `issue-agent`) is revoked.
+        /// The agent id whose `agent-<ID>.pem` (from `issue-agent`) is revoked, or the name
+        /// whose `admin-<NAME>.pem` (from `issue-admin`) is.
         name: String,
         /// The directory of `certs init` and `issue-agent`.
         #[arg(long)]
@@ -389,6 +403,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let rows = store.query(&Filter {
                 since_us: q.since.map(Since::micros),
+                until_us: None,
                 user: q.user,
                 source_ip: q.source_ip.map(|ip| ip.to_string()),
                 host: q.host,
@@ -418,6 +433,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let rows = store.alerts(&collector::alerts::AlertFilter {
                 since_us: a.since.map(ago_us),
                 min_severity: a.severity.map(i64::from),
+                until_us: None,
                 limit: a.limit,
             })?;
             if a.json {
@@ -465,12 +481,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ))
         }
         Command::GenerateAssets { dir } => Ok(generate_assets(&dir)?),
-        Command::Certs(CertsCommand::Revoke { name, dir }) => {
-            let id = uuid::Uuid::parse_str(&name)
-                .map_err(|_| anyhow!("agent id {name:?} is not a UUID"))?;
-            let r = certs::revoke(&dir, id)?;
+        Command::Certs(CertsCommand::IssueAdmin { name, dir, days }) => {
+            let r = certs::issue_admin(&dir, &name, days)?;
             print(&format!(
-                "{} certificate serial {} of agent {id} in {}\nCRL signed: {} (for [tls] crl-file)\n",
+                "admin:       {}\ncertificate: {}\nkey:         {}\n",
+                r.name,
+                r.cert.display(),
+                r.key.display()
+            ))
+        }
+        Command::Certs(CertsCommand::Revoke { name, dir }) => {
+            let (r, whose) = match uuid::Uuid::parse_str(&name) {
+                Ok(id) => (certs::revoke(&dir, id)?, format!("agent {id}")),
+                Err(_) => (certs::revoke_admin(&dir, &name)?, format!("admin {name}")),
+            };
+            print(&format!(
+                "{} certificate serial {} of {whose} in {}\nCRL signed: {} (for [tls] crl-file)\n",
                 if r.added {
                     "revoked"
                 } else {

@@ -140,12 +140,14 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// An event's columns as [`Builder::push`] takes them, borrowed.
-#[derive(Debug, Clone, Default)]
+/// An event's columns as [`Builder::push`] takes them, borrowed; also their JSON form (the
+/// console's API), one place for both.
+#[derive(Debug, Clone, Default, serde::Serialize)]
 #[allow(missing_docs)] // The columns of `ingest::Event`.
 pub struct EventRef<'a> {
     pub timestamp_us: i64,
     pub host: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'a str>,
     pub action: Option<&'a str>,
     pub outcome: Option<&'a str>,
@@ -155,6 +157,7 @@ pub struct EventRef<'a> {
     pub source_port: Option<u16>,
     pub process: Option<&'a str>,
     pub method: Option<&'a str>,
+    #[serde(skip)]
     pub line: std::ops::Range<usize>,
 }
 

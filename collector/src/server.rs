@@ -394,6 +394,8 @@ struct Peer {
     cert: Option<Option<Uuid>>,
     /// That certificate's serial (hex), for the revocation list.
     serial: Option<String>,
+    /// The person a console admin certificate names (`auth::cert_admin`).
+    admin: Option<String>,
 }
 
 async fn connection(
@@ -429,7 +431,18 @@ async fn connection(
         .peer_certificates()
         .and_then(|c| c.first())
         .and_then(|c| auth::cert_serial(c));
-    let peer = Arc::new(Peer { addr, cert, serial });
+    let admin = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| auth::cert_admin(c));
+    let peer = Arc::new(Peer {
+        addr,
+        cert,
+        serial,
+        admin,
+    });
     let service = service_fn(move |req| {
         let state = state.clone();
         let peer = peer.clone();
@@ -564,10 +577,28 @@ async fn handle(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
             closing(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
         }
         (_, p) if state.console.is_some() && crate::console::owns(p) => match &state.console {
-            Some(c) => c.handle(peer.addr, req).await,
+            Some(c) => c.handle(peer.addr, console_admin(state, peer), req).await,
             None => closing(text(StatusCode::NOT_FOUND, "not found")),
         },
         _ => closing(text(StatusCode::NOT_FOUND, "not found")),
+    }
+}
+
+/// The person a request's admin certificate names, unless the certificate is revoked (or the
+/// revocation list cannot be read: the console then falls back to its token login).
+fn console_admin<'a>(state: &State, peer: &'a Peer) -> Option<&'a str> {
+    let name = peer.admin.as_deref()?;
+    match (&state.revoked, &peer.serial) {
+        (None, _) => Some(name),
+        (Some(list), Some(serial)) => match list.is_revoked(serial) {
+            Ok(false) => Some(name),
+            Ok(true) => None,
+            Err(e) => {
+                tracing::warn!("{}: console admin certificate not honoured: {e}", peer.addr);
+                None
+            }
+        },
+        (Some(_), None) => None,
     }
 }
 
@@ -835,6 +866,20 @@ async fn batch_inner(
         }
     }
     *authenticated = true;
+    // The agent's spool backlog, a gauge for the console: one it cannot read is ignored.
+    if let (Some(console), Some(b)) = (
+        &state.console,
+        header(parts, agent_core::wire::SPOOL_BACKLOG_HEADER)?,
+    ) {
+        match agent_core::wire::SpoolBacklog::parse(b) {
+            Some(b) => console.record_backlog(agent, b, crate::console::api::now_us()),
+            None => tracing::info!(
+                "{}: {} not understood: {b:?}",
+                peer.addr,
+                agent_core::wire::SPOOL_BACKLOG_HEADER
+            ),
+        }
+    }
 
     let limits = &state.limits;
     let too_large = || {

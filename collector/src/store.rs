@@ -141,7 +141,8 @@ CREATE TABLE IF NOT EXISTS batches (
     rows        BLOB,
     UNIQUE (agent, stream, seq)
 );
-CREATE INDEX IF NOT EXISTS batches_max_time ON batches (max_time);
+CREATE INDEX IF NOT EXISTS batches_time ON batches (max_time, id, min_time);
+DROP INDEX IF EXISTS batches_max_time;
 CREATE TABLE IF NOT EXISTS terms (
     field INTEGER NOT NULL,
     value TEXT NOT NULL,
@@ -289,7 +290,12 @@ struct PendingTerms {
 /// `terms_upto` mark, which has no entries yet), else every batch with events; either way only
 /// those with an event at or after `since`.
 fn query_sql(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
-    let mut args: Vec<rusqlite::types::Value> = vec![filter.since_us.unwrap_or(i64::MIN).into()];
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        filter.since_us.unwrap_or(i64::MIN).into(),
+        filter.until_us.into(),
+    ];
+    // `min_time` is in `batches_time`, so the no-term search filters newer batches on index
+    // entries alone; a term search reads a candidate batch's row for it (as for `max_time`).
     let term = TERM_FIELDS
         .iter()
         .find_map(|&(code, _, _, wanted)| wanted(filter).as_ref().map(|v| (code, v)));
@@ -297,12 +303,13 @@ fn query_sql(filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
         args.push(code.into());
         args.push(v.clone().into());
         "SELECT b.id, b.max_time FROM batches b \
-         WHERE b.id IN (SELECT batch FROM terms WHERE field = ?2 AND value = ?3 \
+         WHERE b.id IN (SELECT batch FROM terms WHERE field = ?3 AND value = ?4 \
              UNION ALL SELECT id FROM batches \
              WHERE id > (SELECT value FROM meta WHERE key = 'terms_upto')) \
-         AND +b.max_time >= ?1 ORDER BY b.max_time DESC, b.id DESC"
+         AND +b.max_time >= ?1 AND (?2 IS NULL OR +b.min_time <= ?2) ORDER BY b.max_time DESC, b.id DESC"
     } else {
-        "SELECT id, max_time FROM batches WHERE max_time >= ?1 ORDER BY max_time DESC, id DESC"
+        "SELECT id, max_time FROM batches WHERE max_time >= ?1 AND (?2 IS NULL OR min_time <= ?2) \
+         ORDER BY max_time DESC, id DESC"
     };
     (sql.to_owned(), args)
 }
@@ -552,6 +559,7 @@ impl Store {
             .conn
             .prepare_cached("SELECT rows FROM batches WHERE id = ?1")?;
         let since = filter.since_us.unwrap_or(i64::MIN);
+        let until = filter.until_us.unwrap_or(i64::MAX);
         // The newest `limit` so far, oldest on top.
         let mut kept: BinaryHeap<Reverse<Hit>> = BinaryHeap::new();
         while let Some(b) = batches.next()? {
@@ -584,6 +592,7 @@ impl Store {
             for (i, r) in rows.rows.iter().enumerate() {
                 let time = rows.time(r);
                 if time < since
+                    || time > until
                     || !wanted
                         .iter()
                         .all(|&(column, code)| r.columns[column] == code)
@@ -921,6 +930,9 @@ fn write_terms(
 pub struct Filter {
     /// Events at or after this time (µs since the epoch).
     pub since_us: Option<i64>,
+    /// Events at or before this time (µs since the epoch): applied to the batches in SQL
+    /// (`min_time`), so an old page is found without reading a newer batch's rows.
+    pub until_us: Option<i64>,
     /// `user.name`.
     pub user: Option<String>,
     /// `source.ip`.
@@ -951,6 +963,26 @@ pub struct EventRow {
     pub method: Option<String>,
     /// The event as the agent sent it, when [`Filter::documents`] asked for it.
     pub doc: Option<String>,
+}
+
+impl EventRow {
+    /// The row's columns, borrowed (no kind, no line: a stored row keeps neither).
+    pub fn as_ref(&self) -> crate::rows::EventRef<'_> {
+        crate::rows::EventRef {
+            timestamp_us: self.timestamp_us,
+            host: self.host.as_deref(),
+            kind: None,
+            action: self.action.as_deref(),
+            outcome: self.outcome.as_deref(),
+            user: self.user.as_deref(),
+            target_user: self.target_user.as_deref(),
+            source_ip: self.source_ip.as_deref(),
+            source_port: self.source_port,
+            process: self.process.as_deref(),
+            method: self.method.as_deref(),
+            line: 0..0,
+        }
+    }
 }
 
 /// One agent.
@@ -1452,6 +1484,16 @@ mod tests {
                 host: some("h"),
                 ..Filter::default()
             },
+            Filter {
+                until_us: Some(1),
+                ..Filter::default()
+            },
+            Filter {
+                since_us: Some(1),
+                until_us: Some(2),
+                user: some("root"),
+                ..Filter::default()
+            },
         ];
         for f in filters {
             let (sql, args) = query_sql(&f);
@@ -1482,9 +1524,11 @@ mod tests {
                 );
             } else {
                 // Newest first straight from the index (no sort), so reading stops early.
+                // An upper bound is read from the same index: a newer batch costs one index
+                // entry, never its row.
                 assert_eq!(
                     plan,
-                    ["SEARCH batches USING COVERING INDEX batches_max_time (max_time>?)"],
+                    ["SEARCH batches USING COVERING INDEX batches_time (max_time>?)"],
                     "{f:?}"
                 );
             }
@@ -1564,6 +1608,8 @@ mod tests {
             let f = Filter {
                 since_us: (round % 3 == 0)
                     .then(|| (1_767_225_600 + next(3_000) as i64) * 1_000_000),
+                until_us: (round % 4 == 1)
+                    .then(|| (1_767_225_600 + next(3_000) as i64) * 1_000_000),
                 user: pick(next(6), &users),
                 source_ip: pick(next(8), &ips),
                 host: pick(next(4), &hosts),
@@ -1577,6 +1623,7 @@ mod tests {
                 .enumerate()
                 .filter(|(_, (t, u, ip, h, a, _))| {
                     f.since_us.is_none_or(|s| *t >= s)
+                        && f.until_us.is_none_or(|u| *t <= u)
                         && f.user.as_deref().is_none_or(|x| x == *u)
                         && f.source_ip.as_deref().is_none_or(|x| x == *ip)
                         && f.host.as_deref().is_none_or(|x| x == *h)

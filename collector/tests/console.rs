@@ -182,14 +182,23 @@ fn browser(s: &ConsoleServer) -> ureq::Agent {
 }
 
 fn browser_for(pki: &Pki) -> ureq::Agent {
+    browser_with(pki, None)
+}
+
+/// A client trusting `pki`'s CA, presenting `cert` if given, that does not follow redirects.
+fn browser_with(pki: &Pki, cert: Option<&AgentCert>) -> ureq::Agent {
     let ca = fs::read(pki.ca()).unwrap();
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![
+    let mut tls =
+        ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![
             ureq::tls::Certificate::from_pem(&ca).unwrap(),
-        ])))
-        .build();
+        ])));
+    if let Some(c) = cert {
+        let chain = ureq::tls::Certificate::from_pem(&fs::read(&c.cert).unwrap()).unwrap();
+        let key = ureq::tls::PrivateKey::from_pem(&fs::read(&c.key).unwrap()).unwrap();
+        tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&[chain], key)));
+    }
     ureq::Agent::config_builder()
-        .tls_config(tls)
+        .tls_config(tls.build())
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -470,9 +479,37 @@ fn console_api_groups_alerts_and_caps_pages() {
     assert_eq!(u["items"][0]["sudo"], 1);
     assert_eq!(u["items"][0]["networks"][0], "203.0.113.0/24");
     let t = json("/api/v1/timeline");
+    assert_eq!(t["bucket_us"], 3_600_000_000_i64, "a week: hours");
     let hours = t["items"].as_array().unwrap();
     let sum = |k: &str| hours.iter().map(|h| h[k].as_u64().unwrap()).sum::<u64>();
     assert_eq!((sum("successes"), sum("failures")), (1, 12));
+    // Zoomed into the attack's hour: per minute.
+    let hour = hours
+        .iter()
+        .find(|h| h["failures"].as_u64().unwrap() > 0)
+        .unwrap()["start_us"]
+        .as_i64()
+        .unwrap();
+    let z = json(&format!(
+        "/api/v1/timeline?since={hour}&until={}",
+        hour + 3_600_000_000 - 1
+    ));
+    assert_eq!(z["bucket_us"], 60_000_000, "{z}");
+    let minutes = z["items"].as_array().unwrap();
+    assert!(minutes.len() >= 2, "{z}");
+    assert!(
+        minutes
+            .iter()
+            .all(|m| m["start_us"].as_i64().unwrap() % 60_000_000 == 0)
+    );
+    let zsum = |k: &str| minutes.iter().map(|h| h[k].as_u64().unwrap()).sum::<u64>();
+    assert!(zsum("failures") >= 1, "{z}");
+    // A day: ten minutes.
+    let d = json(&format!(
+        "/api/v1/timeline?since={}&until={hour}",
+        hour - 86_400_000_000 + 1
+    ));
+    assert_eq!(d["bucket_us"], 600_000_000, "{d}");
 
     // Pages: the size is capped, and the pages tile the result.
     let ev = json("/api/v1/events?limit=100000");
@@ -488,6 +525,16 @@ fn console_api_groups_alerts_and_caps_pages() {
     assert_eq!(bad.status, 400, "{}", bad.body);
 }
 
+/// `path`'s JSON answer, asked with the admin token.
+fn api_json(s: &ConsoleServer, path: &str) -> serde_json::Value {
+    let r = got(browser(s)
+        .get(s.server.url(path))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call());
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    serde_json::from_str(&r.body).unwrap()
+}
+
 /// Where the end-to-end test leaves its screenshots and DOM dumps.
 fn output_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-e2e");
@@ -497,24 +544,28 @@ fn output_dir() -> PathBuf {
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Headless, isolated, offline; the test CA's certificate is not in its store, hence
+/// `--ignore-certificate-errors`.
+const CHROMIUM_FLAGS: [&str; 10] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--ignore-certificate-errors",
+    "--window-size=1400,900",
+];
+
 /// Runs headless Chromium on `url` (ignoring the test CA's certificate: it is not in its store),
 /// with `extra` arguments; returns stdout.
 fn chromium(url: &str, extra: &[&str]) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--ignore-certificate-errors",
-            "--window-size=1400,900",
-            "--virtual-time-budget=10000",
-        ])
+        .args(CHROMIUM_FLAGS)
+        .arg("--virtual-time-budget=10000")
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
         .arg(url)
@@ -537,6 +588,10 @@ fn console_in_headless_chromium_shows_the_attack() {
     let s = start_console(|_| {});
     let (ndjson, attacker) = loggen_ndjson();
     fill_with(&s, &ndjson);
+    for (host, user) in [("db1", "root"), ("db2", "admin"), ("db3", "oracle")] {
+        fill_with(&s, &spray_ndjson(host, user));
+    }
+    let fleet = wait_for_rule(&s, "fleet_distributed_brute_force");
     let out = output_dir();
     let base = s.server.url("/");
 
@@ -564,14 +619,7 @@ fn console_in_headless_chromium_shows_the_attack() {
 
     // The newest group expanded: its evidence (the raw lines) and the chain after it.
     // The success-after-failures group's place on the first page, as the API lists it.
-    let alerts: serde_json::Value = serde_json::from_str(
-        &got(browser(&s)
-            .get(s.server.url("/api/v1/alerts"))
-            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-            .call())
-        .body,
-    )
-    .unwrap();
+    let alerts: serde_json::Value = api_json(&s, "/api/v1/alerts");
     let index = alerts["items"]
         .as_array()
         .unwrap()
@@ -592,9 +640,64 @@ fn console_in_headless_chromium_shows_the_attack() {
         "the success's raw line: {dom}"
     );
     assert!(detail.contains("did next on"), "{dom}");
+    // The fleet alert, beside the agents' alerts, expanded to the failures on each host.
+    let fleet_index = fleet["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|g| g["rule"] == "fleet_distributed_brute_force")
+        .unwrap();
+    let link = s.console.one_time_link("localhost") + &format!("#alerts/{fleet_index}");
+    let dom = chromium(&link, &["--dump-dom"]);
+    fs::write(out.join("fleet-alert.html"), &dom).unwrap();
+    assert!(dom.contains("fleet distributed brute force"), "{dom}");
+    let detail = &dom[dom.find("class=\"detail\"").expect("an expanded alert")..];
+    assert!(detail.contains("events on 3 hosts"), "{dom}");
+    assert!(detail.contains(SPRAYER) && detail.contains("db3"), "{dom}");
     let shot = out.join("alert-chain.png");
     let link = s.console.one_time_link("localhost") + &format!("#alerts/{index}");
     chromium(&link, &[&format!("--screenshot={}", shot.display())]);
+    assert!(fs::metadata(&shot).unwrap().len() > 1000);
+
+    // The timeline: each hour's bar is a button that zooms in (Tab and Enter reach it); the
+    // zoomed hour has a bar per minute and a zoom-out.
+    let t: serde_json::Value = api_json(&s, "/api/v1/timeline");
+    let busiest = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|h| h["failures"].as_u64().unwrap())
+        .unwrap();
+    let hour = busiest["start_us"].as_i64().unwrap();
+    let dom = chromium(
+        &(s.console.one_time_link("localhost") + "#timeline"),
+        &["--dump-dom"],
+    );
+    fs::write(out.join("timeline.html"), &dom).unwrap();
+    assert!(dom.contains("Logins per hour"), "{dom}");
+    assert!(dom.contains("<button class=\"bar\""), "{dom}");
+    assert!(dom.contains(&format!("data-start=\"{hour}\"")), "{dom}");
+    assert!(dom.contains("failures. Zoom in"), "{dom}");
+    let zoomed = s.console.one_time_link("localhost")
+        + &format!("#timeline/{hour}/{}", hour + 3_599_999_999);
+    let dom = chromium(&zoomed, &["--dump-dom"]);
+    fs::write(out.join("timeline-zoom.html"), &dom).unwrap();
+    assert!(dom.contains("Logins per minute"), "{dom}");
+    assert!(dom.contains("id=\"zoom-out\""), "{dom}");
+    assert_eq!(
+        dom.matches("class=\"bar\"").count(),
+        60,
+        "a bar a minute: {dom}"
+    );
+    assert!(busiest["failures"].as_u64().unwrap() > 0);
+    assert!(dom.contains(" failures\""), "{dom}");
+    assert!(!dom.contains("Zoom in"), "a minute is the finest: {dom}");
+    let shot = out.join("timeline-zoom.png");
+    chromium(
+        &(s.console.one_time_link("localhost")
+            + &format!("#timeline/{hour}/{}", hour + 3_599_999_999)),
+        &[&format!("--screenshot={}", shot.display())],
+    );
     assert!(fs::metadata(&shot).unwrap().len() > 1000);
 
     for page in ["timeline", "hosts", "users", "sources"] {
@@ -673,4 +776,412 @@ fn console_logout_needs_the_csrf_token_and_ends_the_session() {
         .post(s.server.url("/api/v1/alerts"))
         .send_empty());
     assert_eq!(r.status, 401);
+}
+
+/// An admin certificate of `pki` (`certs issue-admin NAME`) as a client identity.
+fn admin_cert(pki: &Pki, name: &str) -> AgentCert {
+    let r = collector::certs::issue_admin(&pki.dir, name, 30).unwrap();
+    AgentCert {
+        id: uuid::Uuid::nil(),
+        cert: r.cert,
+        key: r.key,
+    }
+}
+
+#[test]
+fn console_admin_certificate_gets_in_and_agent_certificate_does_not() {
+    let s = start_console(|c| {
+        let pki = c.tls.client_ca_file.as_ref().unwrap().parent().unwrap();
+        c.tls.revoked_file = Some(pki.join(collector::certs::REVOKED));
+    });
+    fill(&s);
+    let admin = admin_cert(&s.pki, "ops-alice");
+    let as_admin = browser_with(&s.pki, Some(&admin));
+
+    // The admin certificate: the console's page and a session, without the token.
+    let page = got(as_admin.get(s.server.url("/")).call());
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("/static/app.js"), "{}", page.body);
+    assert!(!page.body.contains("Admin token"), "{}", page.body);
+    let id = session_of(&page);
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 200);
+    let api = got(as_admin.get(s.server.url("/api/v1/alerts")).call());
+    assert_eq!(api.status, 200, "{}", api.body);
+    assert!(api.body.contains(ATTACKER), "{}", api.body);
+    // ... and it is no agent: it cannot send a batch.
+    let refused = post(
+        &as_admin,
+        &s.server,
+        &Post::new(uuid::Uuid::new_v4(), 1, zstd(events().as_bytes())),
+    )
+    .unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    // An agent's certificate from the same CA opens nothing.
+    let agent = s.pki.agent();
+    let as_agent = browser_with(&s.pki, Some(&agent));
+    let page = got(as_agent.get(s.server.url("/")).call());
+    assert!(page.body.contains("Admin token"), "{}", page.body);
+    assert!(page.header("set-cookie").is_none());
+    assert_eq!(
+        got(as_agent.get(s.server.url("/api/v1/alerts")).call()).status,
+        401
+    );
+
+    // No certificate: the token login still works.
+    assert!(get(&s, "/", None).body.contains("Admin token"));
+    let id = session_of(&login(&s, ADMIN_TOKEN));
+    assert_eq!(get(&s, "/api/v1/hosts", Some(&id)).status, 200);
+
+    // Revoked: the admin certificate opens nothing at its next request.
+    let r = collector::certs::revoke_admin(&s.pki.dir, "ops-alice").unwrap();
+    assert!(r.added);
+    let page = got(as_admin.get(s.server.url("/")).call());
+    assert!(page.body.contains("Admin token"), "{}", page.body);
+    assert_eq!(
+        got(as_admin.get(s.server.url("/api/v1/alerts")).call()).status,
+        401
+    );
+}
+
+const SPRAYER: &str = "198.51.100.9";
+
+/// Failures from [`SPRAYER`] against `user` on `host`, half an hour ago.
+fn spray_ndjson(host: &str, user: &str) -> String {
+    let t0 = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(30);
+    (0..3)
+        .map(|i| {
+            let at = t0 + jiff::SignedDuration::from_secs(i);
+            format!(
+                r#"{{"@timestamp":"{at}","event":{{"kind":"event","category":["authentication"],"action":"auth_failure","outcome":"failure"}},"host":{{"hostname":"{host}"}},"agent":{{"version":"9.9.9"}},"user":{{"name":"{user}"}},"source":{{"ip":"{SPRAYER}","port":{}}},"process":{{"name":"sshd"}},"message":"Failed password for {user} from {SPRAYER} port {} ssh2"}}"#,
+                50000 + i,
+                50000 + i
+            ) + "\n"
+        })
+        .collect()
+}
+
+/// The alert groups, polled until one of `rule` shows (the fleet rules run after the commit).
+fn wait_for_rule(s: &ConsoleServer, rule: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = api_json(s, "/api/v1/alerts");
+        if v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["rule"] == rule)
+        {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {rule} alert: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn console_api_lists_fleet_alerts_beside_edge_alerts() {
+    let s = start_console(|_| {});
+    fill(&s);
+    // Other users on each host: the distributed brute force fires, not the spray.
+    for (host, user) in [("db1", "root"), ("db2", "admin"), ("db3", "oracle")] {
+        fill_with(&s, &spray_ndjson(host, user));
+    }
+    let a = wait_for_rule(&s, "fleet_distributed_brute_force");
+    let items = a["items"].as_array().unwrap();
+    let fleet: Vec<_> = items.iter().filter(|g| g["origin"] == "fleet").collect();
+    assert_eq!(fleet.len(), 1, "one attack, one row: {a}");
+    let g = fleet[0];
+    assert_eq!(g["source_ip"], SPRAYER, "{g}");
+    assert_eq!(g["hosts"], serde_json::json!(["db1", "db2", "db3"]), "{g}");
+    assert!(g["reason"].as_str().unwrap().contains(SPRAYER), "{g}");
+    let ev = g["evidence"].as_array().unwrap();
+    assert!(ev.len() >= 3, "the failures it cites: {g}");
+    assert!(ev.iter().all(|e| e["source"]["ip"] == SPRAYER), "{g}");
+    // The agents' own alerts are still there, as edge rows.
+    assert!(
+        items
+            .iter()
+            .any(|g| g["origin"] == "edge" && g["rule"] == "success_after_failures"),
+        "{a}"
+    );
+    // Filters apply to fleet alerts by the hosts and addresses they relate.
+    let v = api_json(&s, "/api/v1/alerts?host=db2");
+    let rules: Vec<_> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["rule"].clone())
+        .collect();
+    assert_eq!(
+        rules,
+        [serde_json::json!("fleet_distributed_brute_force")],
+        "{v}"
+    );
+}
+
+#[test]
+fn console_hosts_show_each_agents_last_spool_backlog() {
+    let s = start_console(|_| {});
+    let agent = s.pki.agent();
+    let client = client(&s.pki.ca(), Some(&agent));
+    let send = |seq: u64, backlog: Option<&str>| {
+        let mut req = client
+            .post(s.server.url("/v1/batches"))
+            .header("Authtrail-Agent-Id", &agent.id.to_string())
+            .header("Authtrail-Stream", "s1")
+            .header("Authtrail-Batch-Seq", &seq.to_string())
+            .header("Authtrail-Schema", "1")
+            .header("Content-Encoding", "zstd");
+        if let Some(b) = backlog {
+            req = req.header(agent_core::wire::SPOOL_BACKLOG_HEADER, b);
+        }
+        let r = got(req.send(&zstd(attack_ndjson().as_bytes())[..]));
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let host = || -> serde_json::Value { api_json(&s, "/api/v1/hosts")["items"][0].clone() };
+    send(1, None);
+    assert!(host()["spool"].is_null(), "{}", host());
+    send(2, Some("batches=40, bytes=52428800, lag-ms=600000"));
+    let h = host();
+    assert_eq!(h["spool"]["batches"], 40, "{h}");
+    assert_eq!(h["spool"]["bytes"], 52_428_800, "{h}");
+    assert_eq!(h["spool"]["lag_ms"], 600_000, "{h}");
+    // The last value counts; a header that cannot be read is ignored, the batch is stored.
+    if Path::new(CHROMIUM).exists() {
+        let dom = chromium(
+            &(s.console.one_time_link("localhost") + "#hosts"),
+            &["--dump-dom"],
+        );
+        fs::write(output_dir().join("hosts-backlog.html"), &dom).unwrap();
+        assert!(
+            dom.contains("40 batches, 50.0 MiB, behind 600 s"),
+            "the Hosts page shows the backlog: {dom}"
+        );
+    }
+    send(3, Some("batches=1, bytes=900, lag-ms=0"));
+    send(4, Some("batches=lots"));
+    let h = host();
+    assert_eq!(h["spool"]["batches"], 1, "{h}");
+    assert_eq!(h["spool"]["lag_ms"], 0, "{h}");
+}
+
+/// Headless Chromium driven through the Chrome DevTools protocol (one page), killed on drop.
+struct Devtools {
+    child: std::process::Child,
+    ws: tungstenite::WebSocket<std::net::TcpStream>,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Devtools {
+    /// Opens `url` in a new headless Chromium.
+    fn open(url: &str) -> Devtools {
+        use std::io::BufRead as _;
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new(CHROMIUM)
+            .args(CHROMIUM_FLAGS)
+            .args([
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut browser_ws = None;
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            if let Some(u) = line.strip_prefix("DevTools listening on ") {
+                browser_ws = Some(u.trim().to_owned());
+                break;
+            }
+        }
+        let browser_ws = browser_ws.expect("chromium printed no DevTools address");
+        let port = browser_ws
+            .strip_prefix("ws://127.0.0.1:")
+            .and_then(|r| r.split('/').next())
+            .unwrap()
+            .to_owned();
+        // The page's own socket, from the target list.
+        let page_ws = {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let list: serde_json::Value = serde_json::from_str(
+                    &ureq::get(&format!("http://127.0.0.1:{port}/json/list"))
+                        .call()
+                        .unwrap()
+                        .into_body()
+                        .read_to_string()
+                        .unwrap(),
+                )
+                .unwrap();
+                if let Some(u) = list
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["type"] == "page")
+                    .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+                {
+                    break u.to_owned();
+                }
+                assert!(std::time::Instant::now() < deadline, "no page: {list}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        let tcp =
+            std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let (ws, _) = tungstenite::client(page_ws.as_str(), tcp).unwrap();
+        Devtools {
+            child,
+            ws,
+            next_id: 1,
+            _profile: profile,
+        }
+    }
+
+    /// Sends a command and returns its result (events in between are skipped).
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = serde_json::json!({ "id": id, "method": method, "params": params });
+        self.ws
+            .send(tungstenite::Message::text(msg.to_string()))
+            .unwrap();
+        loop {
+            let m = self.ws.read().unwrap();
+            let Ok(text) = m.to_text() else { continue };
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            if v["id"] == id {
+                assert!(v["error"].is_null(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// The value of a JavaScript expression in the page.
+    fn eval(&mut self, expr: &str) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({ "expression": expr, "returnByValue": true }),
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// Waits until `expr` is true in the page.
+    fn wait(&mut self, expr: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.eval(expr) != serde_json::Value::Bool(true) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never true: {expr}; page: {}",
+                self.eval("document.body.innerText")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Presses a key (down and up) as the keyboard would.
+    fn press(&mut self, key: &str, code: u32) {
+        for kind in ["rawKeyDown", "keyUp"] {
+            let mut p = serde_json::json!({
+                "type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code,
+            });
+            if key == "Enter" && kind == "rawKeyDown" {
+                self.call("Input.dispatchKeyEvent", p.clone());
+                p["type"] = "char".into();
+                p["text"] = "\r".into();
+            }
+            self.call("Input.dispatchKeyEvent", p);
+        }
+    }
+
+    /// Presses the mouse at (x, y) or lets it go there.
+    fn mouse(&mut self, kind: &str, x: f64, y: f64) {
+        self.call(
+            "Input.dispatchMouseEvent",
+            serde_json::json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+        );
+    }
+}
+
+impl Drop for Devtools {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn console_timeline_zooms_by_keyboard_and_by_drag_in_chromium() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!("skipped: {CHROMIUM} is not installed (apt-get install chromium)");
+        return;
+    }
+    let s = start_console(|_| {});
+    fill(&s);
+    let t = api_json(&s, "/api/v1/timeline");
+    let hour = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["failures"].as_u64().unwrap() > 0)
+        .unwrap()["start_us"]
+        .as_i64()
+        .unwrap();
+    let mut page = Devtools::open(&(s.console.one_time_link("localhost") + "#timeline"));
+    page.wait(
+        "document.body.dataset.loaded === '#timeline' && !!document.querySelector('button.bar')",
+    );
+    // Focus the attack's hour, then Tab: the keyboard walks the bars.
+    page.eval(&format!(
+        "document.querySelector('button.bar[data-start=\"{hour}\"]').focus()"
+    ));
+    page.press("Tab", 9);
+    assert_eq!(
+        page.eval("document.activeElement.dataset.start"),
+        serde_json::json!((hour + 3_600_000_000).to_string()),
+        "Tab reaches the next hour's bar"
+    );
+    page.press("Tab", 9);
+    page.eval(&format!(
+        "document.querySelector('button.bar[data-start=\"{hour}\"]').focus()"
+    ));
+    // Enter on the focused bar zooms into its hour: a bar a minute, and a zoom-out.
+    page.press("Enter", 13);
+    page.wait(&format!(
+        "location.hash === '#timeline/{hour}/{}' && document.querySelectorAll('.bar').length === 60",
+        hour + 3_599_999_999
+    ));
+    assert_eq!(
+        page.eval("document.querySelector('h2').textContent"),
+        "Logins per minute"
+    );
+    assert_eq!(page.eval("!!document.getElementById('zoom-out')"), true);
+    // Escape zooms out.
+    page.press("Escape", 27);
+    page.wait("location.hash === '#timeline' && document.querySelector('h2').textContent === 'Logins per hour'");
+    // A drag from one hour's bar to the next zooms into those two hours: a bar a minute.
+    page.wait("!!document.querySelector('button.bar')");
+    let at = |page: &mut Devtools, start: i64| -> (f64, f64) {
+        let r = page.eval(&format!(
+            "(() => {{ const r = document.querySelector('button.bar[data-start=\"{start}\"]').getBoundingClientRect(); \
+             return [r.x + r.width / 2, r.y + r.height - 2]; }})()"
+        ));
+        (r[0].as_f64().unwrap(), r[1].as_f64().unwrap())
+    };
+    let prev = hour - 3_600_000_000;
+    let (x0, y0) = at(&mut page, prev);
+    let (x1, y1) = at(&mut page, hour);
+    page.mouse("mouseMoved", x0, y0);
+    page.mouse("mousePressed", x0, y0);
+    page.mouse("mouseMoved", x1, y1);
+    page.mouse("mouseReleased", x1, y1);
+    page.wait(&format!(
+        "location.hash === '#timeline/{prev}/{}' && document.querySelectorAll('.bar').length === 120",
+        hour + 3_599_999_999
+    ));
 }

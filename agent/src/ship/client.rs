@@ -86,6 +86,8 @@ pub struct Client {
     timeout: Duration,
     token_file: Option<PathBuf>,
     token: Option<(Option<FileStamp>, String)>,
+    /// Sent as `Authtrail-Spool-Backlog` with the next batches ([`Client::set_backlog`]).
+    backlog: Option<wire::SpoolBacklog>,
 }
 
 impl Client {
@@ -115,6 +117,7 @@ impl Client {
             timeout: config.timeout,
             token_file: config.auth.token_file.clone(),
             token: None,
+            backlog: None,
         })
     }
 
@@ -163,6 +166,11 @@ impl Client {
         Ok(Some(token))
     }
 
+    /// The spool backlog to report with the batches sent from now on.
+    pub fn set_backlog(&mut self, backlog: wire::SpoolBacklog) {
+        self.backlog = Some(backlog);
+    }
+
     /// POSTs one batch and sorts the answer.
     pub fn send(&mut self, batch: &SpooledBatch) -> Outcome {
         if let Err(e) = self.refresh_tls() {
@@ -180,6 +188,9 @@ impl Client {
             .header(wire::BATCH_SEQ_HEADER, batch.seq.to_string())
             .header(wire::SCHEMA_HEADER, wire::SCHEMA_VERSION)
             .header("Content-Type", wire::CONTENT_TYPE_NDJSON);
+        if let Some(b) = self.backlog {
+            req = req.header(wire::SPOOL_BACKLOG_HEADER, b.to_string());
+        }
         if let Some(enc) = batch.encoding.header() {
             req = req.header("Content-Encoding", enc);
         }

@@ -338,6 +338,9 @@ struct State {
     not_before: Instant,
     /// The last batch the collector accepted (or heartbeat spooled).
     last_sent: Instant,
+    /// Since when the spool has not been empty, as a sender first found it so: the lag each
+    /// batch reports (`Authtrail-Spool-Backlog`).
+    backlog_since: Option<Instant>,
     /// Shared by the senders: a failure slows them all down.
     backoff: Backoff,
 }
@@ -475,6 +478,7 @@ impl CollectorSink {
             in_flight: BTreeSet::new(),
             not_before: Instant::now(),
             last_sent: Instant::now(),
+            backlog_since: None,
             backoff: Backoff::new(config.retry.initial, config.retry.max),
         };
         for w in warnings {
@@ -861,6 +865,13 @@ impl Shipper {
                         }
                     };
                     state.in_flight.insert(seq);
+                    let since = *state.backlog_since.get_or_insert(now);
+                    self.client.set_backlog(agent_core::wire::SpoolBacklog {
+                        batches: state.spool.len() as u64,
+                        bytes: state.spool.bytes(),
+                        lag_ms: u64::try_from(now.duration_since(since).as_millis())
+                            .unwrap_or(u64::MAX),
+                    });
                     drop(state);
                     let outcome = self.client.send(&batch);
                     state = shared.lock();
@@ -870,6 +881,9 @@ impl Shipper {
                     }
                     if let Some(wait) = self.settle(&mut state, &batch, outcome) {
                         state.not_before = Instant::now() + wait;
+                    }
+                    if state.spool.is_empty() {
+                        state.backlog_since = None;
                     }
                     shared.notify(&state);
                     None

@@ -3,8 +3,10 @@
 //! Off unless `[console] admin-token-file` is set. A person exchanges the admin token on the
 //! login page (`POST /login`) for a session cookie (`Secure; HttpOnly; SameSite=Strict`, a
 //! random id from the system RNG, kept in a bounded table with an expiry); tools send the
-//! admin token as `Authorization: Bearer`. `cargo xtask demo` prints a one-time login link
-//! ([`Console::one_time_link`]) whose token becomes a session once.
+//! admin token as `Authorization: Bearer`. A browser presenting a console admin certificate
+//! (fleet CA, SAN URI `authtrail:role:admin`, see [`crate::certs`]) gets a session at `/`
+//! without the token; an agent's certificate opens nothing here. `cargo xtask demo` prints a
+//! one-time login link ([`Console::one_time_link`]) whose token becomes a session once.
 //!
 //! **Architecture Invariant:** every `/api/v1/` answer without a valid session or admin token
 //! is 401, and every page request without one gets the login page. Only the login page, its
@@ -51,6 +53,16 @@ pub const MAX_LOGIN_BODY: usize = 4096;
 pub const ONE_TIME_TTL: Duration = Duration::from_secs(600);
 /// One-time login links outstanding at once (the oldest is dropped past it).
 pub const MAX_ONE_TIME: usize = 16;
+/// Agents whose last spool backlog is kept; past it, the one that reported longest ago is
+/// dropped.
+pub const MAX_BACKLOG_AGENTS: usize = 100_000;
+
+/// Each agent's last spool backlog ([`agent_core::wire::SPOOL_BACKLOG_HEADER`]) and when it
+/// came (µs since the epoch). In memory: a gauge every batch refreshes, so the store's one
+/// writer is not asked for a write per batch; after a restart a host shows none until its
+/// agent's next batch or heartbeat.
+pub type Backlogs = HashMap<uuid::Uuid, (agent_core::wire::SpoolBacklog, i64)>;
+
 /// Shortest admin token accepted, bytes.
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
@@ -127,6 +139,7 @@ pub struct Console {
     attempts: Mutex<Attempts>,
     one_time: Mutex<Vec<(String, Instant)>>,
     addr: Mutex<Option<SocketAddr>>,
+    backlogs: Arc<Mutex<Backlogs>>,
 }
 
 impl std::fmt::Debug for Console {
@@ -241,6 +254,7 @@ impl Console {
             attempts: Mutex::new(Attempts::default()),
             one_time: Mutex::new(Vec::new()),
             addr: Mutex::new(None),
+            backlogs: Arc::new(Mutex::new(HashMap::new())),
         }))
     }
 
@@ -267,6 +281,30 @@ impl Console {
             .and_then(|a| *a)
             .map_or(0, |a| a.port());
         format!("https://{host}:{port}/login/once?t={t}")
+    }
+
+    /// Records `agent`'s spool backlog as of `now_us`, keeping at most [`MAX_BACKLOG_AGENTS`].
+    pub fn record_backlog(
+        &self,
+        agent: uuid::Uuid,
+        backlog: agent_core::wire::SpoolBacklog,
+        now_us: i64,
+    ) {
+        let Ok(mut b) = self.backlogs.lock() else {
+            return;
+        };
+        if b.len() >= MAX_BACKLOG_AGENTS && !b.contains_key(&agent) {
+            let oldest = b.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                b.remove(&k);
+            }
+        }
+        b.insert(agent, (backlog, now_us));
+    }
+
+    /// Agents whose backlog is held now (for tests of the bound).
+    pub fn backlog_agents(&self) -> usize {
+        self.backlogs.lock().map_or(0, |b| b.len())
     }
 
     /// Sessions held now (for tests of the bound).
@@ -367,8 +405,16 @@ impl Console {
         }
     }
 
-    /// Answers a request for one of the console's paths ([`owns`]).
-    pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+    /// Answers a request for one of the console's paths ([`owns`]). `admin` names the person
+    /// whose console admin certificate (fleet CA, admin role, not revoked) the connection
+    /// presented: a page request then gets a session without the token, an API request is
+    /// answered as with the token.
+    pub async fn handle(
+        &self,
+        peer: SocketAddr,
+        admin: Option<&str>,
+        req: Request<Incoming>,
+    ) -> Reply {
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
         match (&method, path.as_str()) {
@@ -382,13 +428,21 @@ impl Console {
             (&Method::POST, "/login") => self.login(peer, req).await,
             (&Method::GET, "/login/once") => self.login_once(&req),
             (&Method::POST, "/logout") => self.logout(&req),
-            (&Method::GET, "/") => match self.session(&req) {
-                Some(_) => reply(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),
-                None => login_page(StatusCode::OK, ""),
+            (&Method::GET, "/") => match (self.session(&req), admin) {
+                (Some(_), _) => reply(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),
+                (None, Some(name)) => {
+                    tracing::info!("{peer}: console session for admin certificate {name:?}");
+                    let id = self.new_session();
+                    let mut r = reply(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML);
+                    r.headers_mut()
+                        .insert(header::SET_COOKIE, self.session_cookie(&id));
+                    r
+                }
+                (None, None) => login_page(StatusCode::OK, ""),
             },
             (m, p) if p.starts_with("/api/") => {
                 let csrf = self.session(&req);
-                if csrf.is_none() && !self.bearer(&req) {
+                if csrf.is_none() && !self.bearer(&req) && admin.is_none() {
                     let mut r = json_error(StatusCode::UNAUTHORIZED, "log in first");
                     r.headers_mut().insert(
                         header::WWW_AUTHENTICATE,
@@ -406,10 +460,11 @@ impl Console {
                 let query = req.uri().query().unwrap_or("").to_owned();
                 let store = self.store.clone();
                 let stale = self.stale_after;
+                let backlogs = self.backlogs.clone();
                 let p = p.to_owned();
                 let answer = tokio::task::spawn_blocking(move || {
                     let store = store.lock().map_err(|_| api::ApiError::Poisoned)?;
-                    api::answer(&store, &p, &query, stale)
+                    api::answer(&store, &p, &query, stale, &backlogs)
                 })
                 .await;
                 match answer {
@@ -621,6 +676,19 @@ mod tests {
             c.login_failed(tracked);
         }
         assert!(!c.login_allowed(tracked));
+    }
+
+    #[test]
+    fn backlog_table_is_bounded_and_drops_the_longest_silent() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = console(dir.path());
+        let b = agent_core::wire::SpoolBacklog::default();
+        let first = uuid::Uuid::from_u128(0);
+        for i in 0..MAX_BACKLOG_AGENTS as u128 + 10 {
+            c.record_backlog(uuid::Uuid::from_u128(i), b, i as i64);
+        }
+        assert_eq!(c.backlog_agents(), MAX_BACKLOG_AGENTS);
+        assert!(!c.backlogs.lock().unwrap().contains_key(&first));
     }
 
     #[test]

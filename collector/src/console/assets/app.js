@@ -71,7 +71,18 @@ function pager(body, render) {
   return nav;
 }
 
+// A fleet alert's evidence is in the alert itself: the events on each host it cites.
+function fleetEvidence(g, cell) {
+  cell.textContent = "";
+  cell.append(el("h3", {}, "Evidence: " + g.evidence.length + " events on " + g.hosts.length + " hosts"),
+    table(["Time", "Host", "Action", "User", "Source"], g.evidence.map((e) => el("tr", { class: "cited" },
+      el("td", {}, time(Date.parse(e["@timestamp"]) * 1000)), el("td", {}, e.host ? e.host.hostname : ""),
+      el("td", {}, e.event ? e.event.action : ""), el("td", {}, e.user ? e.user.name : ""),
+      el("td", {}, e.source ? e.source.ip : "")))));
+}
+
 async function evidence(g, cell) {
+  if (g.origin === "fleet") return fleetEvidence(g, cell);
   cell.textContent = "Loading evidence…";
   const p = new URLSearchParams({ since: g.start_us, until: g.end_us });
   if (g.host) p.set("host", g.host);
@@ -94,7 +105,7 @@ async function alerts(offset = 0) {
   const rows = [];
   for (const g of b.items) {
     const btn = el("button", { type: "button", "aria-expanded": "false" }, "Evidence");
-    const detail = el("tr", { class: "detail", hidden: "" }, el("td", { colspan: "8" }));
+    const detail = el("tr", { class: "detail", hidden: "" }, el("td", { colspan: "9" }));
     btn.addEventListener("click", () => {
       const open = btn.getAttribute("aria-expanded") === "true";
       btn.setAttribute("aria-expanded", String(!open));
@@ -102,17 +113,18 @@ async function alerts(offset = 0) {
       detail.hidden = false;
       evidence(g, detail.firstChild).catch((e) => { detail.firstChild.textContent = String(e); });
     });
-    rows.push(el("tr", { class: "alert", "data-rule": g.rule },
+    rows.push(el("tr", { class: "alert " + g.origin, "data-rule": g.rule },
       el("td", {}, time(g.end_us)),
       el("td", { class: g.severity >= 73 ? "sev-high" : "" }, g.rule.replaceAll("_", " ") + " (" + g.severity + ")"),
-      el("td", {}, g.host), el("td", {}, g.source_ip), el("td", {}, g.user),
+      el("td", { title: g.origin === "fleet" ? "raised by the collector across hosts" : "raised by the host's agent" }, g.origin),
+      el("td", {}, g.host || (g.hosts || []).join(", ")), el("td", {}, g.source_ip), el("td", {}, g.user),
       el("td", {}, g.alerts + " alert" + (g.alerts === 1 ? "" : "s") + ", " + g.attempts + " attempts, since ", time(g.start_us)),
       el("td", {}, g.reason), el("td", {}, btn)));
     rows.push(detail);
   }
   show(el("h2", {}, "Alerts"),
-    el("p", { class: "muted" }, "Newest first; one row per attack. Evidence opens the events it cites and what the user did next."),
-    b.items.length ? table(["Last", "Rule", "Host", "Source", "User", "Span", "Why", ""], rows) : el("p", {}, "No alerts."),
+    el("p", { class: "muted" }, "Newest first; one row per attack, the agents' (edge) and the collector's across hosts (fleet). Evidence opens the events it cites and what the user did next."),
+    b.items.length ? table(["Last", "Rule", "From", "Host", "Source", "User", "Span", "Why", ""], rows) : el("p", {}, "No alerts."),
     pager(b, alerts));
   // `#alerts/N` opens the Nth group's evidence (a link to an expanded alert).
   const open = /^#alerts\/(\d+)$/.exec(location.hash);
@@ -120,30 +132,72 @@ async function alerts(offset = 0) {
   if (open && btns[Number(open[1])]) btns[Number(open[1])].click();
 }
 
+const BUCKET_NAMES = { 60000000: "minute", 600000000: "10 minutes", 3600000000: "hour" };
+
+// `#timeline` is the filters' range; `#timeline/SINCE/UNTIL` (µs) a zoom. A bar is a button:
+// click it (or focus it and press Enter) to zoom into it, drag across bars to zoom into the
+// span; "Zoom out" or Escape goes back to the filters' range.
 async function timeline() {
-  const b = await api("timeline");
+  const zoom = /^#timeline\/(-?\d+)\/(-?\d+)$/.exec(location.hash);
+  const b = await api("timeline", zoom ? { since: zoom[1], until: zoom[2] } : {});
+  const step = b.bucket_us;
+  const counts = new Map(b.items.map((i) => [i.start_us, i]));
+  // Empty buckets too, so the axis is time (unless the range holds too many).
+  const first = Math.floor(b.since_us / step) * step;
+  let starts = b.items.map((i) => i.start_us);
+  if ((b.until_us - first) / step <= 1000) {
+    starts = [];
+    for (let t = first; t <= b.until_us; t += step) starts.push(t);
+  }
   const max = Math.max(1, ...b.items.map((i) => i.successes + i.failures));
-  const chart = el("div", { class: "chart", role: "img", "aria-label": "Logins per hour" });
-  for (const i of b.items) {
-    const d = new Date(i.hour_us / 1000);
-    const bar = el("div", { class: "bar", title: d.toLocaleString() + " (" + d.toISOString() + "): " + i.successes + " successes, " + i.failures + " failures", tabindex: "0" });
+  const zoomable = step > 60000000;
+  const chart = el("div", { class: "chart", role: "group", "aria-label": "Logins per " + BUCKET_NAMES[step] });
+  let dragFrom = null;
+  const zoomTo = (a, z) => { location.hash = "#timeline/" + Math.min(a, z) + "/" + (Math.max(a, z) + step - 1); };
+  for (const t of starts) {
+    const i = counts.get(t) || { successes: 0, failures: 0 };
+    const d = new Date(t / 1000);
+    const label = d.toLocaleString() + " (" + d.toISOString() + "): " + i.successes + " successes, " + i.failures + " failures" + (zoomable ? ". Zoom in" : "");
+    const bar = el(zoomable ? "button" : "div", { class: "bar", title: label, "aria-label": label, "data-start": t });
+    if (zoomable) {
+      bar.type = "button";
+      bar.addEventListener("mousedown", () => { dragFrom = t; });
+      bar.addEventListener("mouseup", (e) => {
+        if (dragFrom !== null && dragFrom !== t) { e.preventDefault(); zoomTo(dragFrom, t); }
+        dragFrom = null;
+      });
+      bar.addEventListener("click", () => zoomTo(t, t));
+    } else {
+      bar.tabIndex = 0;
+    }
     bar.append(el("div", { class: "s" }), el("div", { class: "f" }));
     bar.children[0].style.height = (200 * i.successes / max) + "px";
     bar.children[1].style.height = (200 * i.failures / max) + "px";
     chart.append(bar);
   }
-  show(el("h2", {}, "Logins per hour"),
+  const range = el("p", {}, "From ", time(b.since_us), " to ", time(b.until_us), ", one bar per " + BUCKET_NAMES[step] + ". ");
+  if (zoom) {
+    const out = el("button", { type: "button", id: "zoom-out" }, "Zoom out");
+    out.addEventListener("click", () => { location.hash = "#timeline"; });
+    range.append(out);
+  } else if (zoomable) {
+    range.append(el("span", { class: "muted" }, "Click a bar, or drag across bars, to zoom in."));
+  }
+  show(el("h2", {}, "Logins per " + BUCKET_NAMES[step]), range,
     el("p", { class: "legend" }, el("span", { class: "success" }, "■ successes"), el("span", { class: "failure" }, "■ failures")),
     chart, b.truncated ? el("p", { class: "muted" }, "Only the newest events were read: narrow the filters.") : "");
 }
 
 async function hosts(offset = 0) {
   const b = await api("hosts", { offset });
-  show(el("h2", {}, "Hosts"), table(["Host", "Agent", "Version", "Last heartbeat", "Last event", "Lag", "State"],
+  const spool = (b) => b === null || b === undefined ? el("span", { class: "muted" }, "not reported")
+    : el("span", { class: b.batches > 1 ? "failure" : "", title: "reported " + new Date(b.reported_us / 1000).toISOString() },
+      b.batches + " batch" + (b.batches === 1 ? "" : "es") + ", " + (b.bytes / 1048576).toFixed(1) + " MiB, behind " + Math.round(b.lag_ms / 1000) + " s");
+  show(el("h2", {}, "Hosts"), table(["Host", "Agent", "Version", "Last heartbeat", "Last event", "Lag", "Spool backlog", "State"],
     b.items.map((h) => el("tr", { class: h.stale ? "stale" : "" },
       el("td", {}, h.hostname), el("td", {}, h.agent_id), el("td", {}, h.agent_version || "?"),
       el("td", {}, time(h.last_heartbeat_us)), el("td", {}, time(h.last_event_us), " ", h.last_event_action || ""),
-      el("td", {}, h.lag_us === null ? "" : Math.round(h.lag_us / 1e6) + " s"),
+      el("td", {}, h.lag_us === null ? "" : Math.round(h.lag_us / 1e6) + " s"), el("td", {}, spool(h.spool)),
       el("td", {}, h.stale ? "STALE" : "ok")))), pager(b, hosts));
 }
 
@@ -172,7 +226,9 @@ function show(...children) {
 const pages = { "#alerts": alerts, "#timeline": timeline, "#hosts": hosts, "#users": users, "#sources": sources };
 
 function route() {
-  const h = location.hash.startsWith("#alerts/") ? "#alerts" : pages[location.hash] ? location.hash : "#alerts";
+  const h = location.hash.startsWith("#alerts/") ? "#alerts"
+    : location.hash.startsWith("#timeline/") ? "#timeline"
+    : pages[location.hash] ? location.hash : "#alerts";
   for (const a of document.querySelectorAll("nav a")) {
     if (a.getAttribute("href") === h) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
@@ -181,6 +237,9 @@ function route() {
 
 filters.addEventListener("submit", (e) => { e.preventDefault(); route(); });
 window.addEventListener("hashchange", route);
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && location.hash.startsWith("#timeline/")) location.hash = "#timeline";
+});
 document.getElementById("logout").addEventListener("click", async () => {
   const s = await (await fetch("/api/v1/session", { credentials: "same-origin" })).json();
   await fetch("/logout", { method: "POST", headers: { "X-CSRF-Token": s.csrf || "" }, credentials: "same-origin" });
