@@ -53,6 +53,10 @@ pub const MAX_NAME_BYTES: usize = 256;
 pub const EVICT_DIVISOR: usize = 8;
 /// Version of [`Engine::save`]'s bytes.
 pub const STATE_VERSION: u32 = 1;
+/// User names the one-user-across-hosts failure rule skips: the internet guesses them on every
+/// exposed host whatever the fleet, so their failures across hosts are background, not a spray
+/// aimed at this fleet's accounts.
+const BACKGROUND_NAMES: [&str; 1] = ["root"];
 
 /// `[fleet]` in the collector's config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -996,10 +1000,15 @@ impl Engine {
                     max,
                 );
             }
-            // An invalid user is not an account of the fleet: only failures against a name
-            // that exists can spray it.
+            // Only failures against an account of the fleet (a name some host let in: sshd
+            // reports an unknown name's password failure as an auth_failure too) can spray it.
+            // Nor is root's name news: every scanner on the internet guesses it on every
+            // exposed host, all day; guesses at root are the per-host rules' and, from one
+            // source, the source rule's.
             if ev.action == "auth_failure"
-                && let Some(u) = evidence.user
+                && let Some(u) = evidence.user.filter(|u| {
+                    !BACKGROUND_NAMES.contains(u) && self.state.user_hosts.contains_key(*u)
+                })
             {
                 self.state.grown |= self.state.failures_user.add(
                     FleetRule::FailuresUser,
@@ -1338,8 +1347,17 @@ mod tests {
             fail(T0 + w + 1, "h3", "oracle", "203.0.113.9"),
         ];
         assert!(evaluate(&c, past).is_empty());
-        // One user from three sources on three hosts: the spray rule.
+        // A name no host ever let in (sshd's `Failed password for invalid user` is an
+        // auth_failure too): not an account of the fleet, no spray of it.
+        let unknown = [
+            fail(T0, "h1", "alice", "198.51.100.1"),
+            fail(T0 + S, "h2", "alice", "198.51.100.2"),
+            fail(T0 + 2 * S, "h3", "alice", "198.51.100.3"),
+        ];
+        assert!(evaluate(&c, unknown).is_empty());
+        // One user of the fleet from three sources on three hosts: the spray rule.
         let spray = [
+            ok(T0 - 86_400 * S, "h9", "alice", "10.0.0.1"),
             fail(T0, "h1", "alice", "198.51.100.1"),
             fail(T0 + S, "h2", "alice", "198.51.100.2"),
             fail(T0 + 2 * S, "h3", "alice", "198.51.100.3"),
@@ -1348,6 +1366,14 @@ mod tests {
         assert_eq!(alerts.len(), 1, "{alerts:#?}");
         assert_eq!(alerts[0].rule, FleetRule::FailuresUser);
         assert_eq!(alerts[0].sources.len(), 3);
+        // root, guessed on every exposed host by scanners all day: no spray of it (a source
+        // guessing it across hosts is still the source rule's).
+        let root = [
+            fail(T0, "h1", "root", "198.51.100.1"),
+            fail(T0 + S, "h2", "root", "198.51.100.2"),
+            fail(T0 + 2 * S, "h3", "root", "198.51.100.3"),
+        ];
+        assert!(evaluate(&c, root).is_empty());
         // Invalid users are not accounts: no spray of them.
         let invalid = [
             ev(T0, "h1", "zz", "198.51.100.1", "invalid_user"),
