@@ -1449,6 +1449,11 @@ struct Spread {
     seen: u16,
     fired: bool,
     fired_epoch: u32,
+    /// Distinct sources and names over both halves: the popcounts of `srcs` and `names`, kept
+    /// as bits are set and recounted when a half is cleared (every failure reads them; only a
+    /// new half window changes more than one bit). Not saved: [`Spread::recount`] after a
+    /// restore.
+    distinct: [u32; 2],
 }
 
 /// Half windows the distributed spray learns for before its background counts; meanwhile the
@@ -1471,7 +1476,16 @@ impl Spread {
         seen: 0,
         fired: false,
         fired_epoch: 0,
+        distinct: [0; 2],
     };
+
+    /// Sets `distinct` from the bit sets.
+    fn recount(&mut self) {
+        self.distinct = [
+            popcount(&self.srcs[0], &self.srcs[1]),
+            popcount(&self.names[0], &self.names[1]),
+        ];
+    }
 
     fn advance(&mut self, now: u32, window: u32) {
         let epoch = now / (window / 2).max(1);
@@ -1512,6 +1526,7 @@ impl Spread {
             self.fired = false;
         }
         self.epoch = epoch;
+        self.recount();
     }
 
     fn add(&mut self, now: u32, ip: u32, name: Option<u32>, weight: u32, seq: u64, window: u32) {
@@ -1520,9 +1535,17 @@ impl Spread {
         if self.n[i] == 0 && self.srcs[i] == [0; 8] {
             (self.first_t[i], self.first_seq[i]) = (now, seq);
         }
-        self.srcs[i][(ip % 512 / 64) as usize] |= 1 << (ip % 64);
+        let (w, bit) = ((ip % 512 / 64) as usize, 1u64 << (ip % 64));
+        if (self.srcs[0][w] | self.srcs[1][w]) & bit == 0 {
+            self.distinct[0] += 1;
+        }
+        self.srcs[i][w] |= bit;
         if let Some(h) = name {
-            self.names[i][(h % 256 / 64) as usize] |= 1 << (h % 64);
+            let (w, bit) = ((h % 256 / 64) as usize, 1u64 << (h % 64));
+            if (self.names[0][w] | self.names[1][w]) & bit == 0 {
+                self.distinct[1] += 1;
+            }
+            self.names[i][w] |= bit;
         }
         self.n[i] = self.n[i].saturating_add(weight);
     }
@@ -1536,9 +1559,16 @@ impl Spread {
         } else {
             (self.first_t[cur], self.first_seq[cur])
         };
+        debug_assert_eq!(
+            self.distinct,
+            [
+                popcount(&self.srcs[0], &self.srcs[1]),
+                popcount(&self.names[0], &self.names[1])
+            ]
+        );
         (
-            popcount(&self.srcs[0], &self.srcs[1]),
-            popcount(&self.names[0], &self.names[1]),
+            self.distinct[0],
+            self.distinct[1],
             self.n[0].saturating_add(self.n[1]),
             t,
             seq,
@@ -2605,6 +2635,10 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
 }
 
 /// [`Detector::raise`] on the fields it needs, so that a rule can raise while it holds a slot.
+/// Cold, as [`alert`]: most events raise nothing, and the code that builds and checks an
+/// alert stays out of the instruction cache the parser and the tables share.
+#[cold]
+#[inline(never)]
 fn raise_into(allow: &[AllowList], stats: &mut DetectStats, out: &mut Alerts, a: Alert) -> u8 {
     if allow[a.rule.index()].allows(a.source, a.user.as_ref()) {
         stats.allowed += 1;
@@ -2651,6 +2685,8 @@ fn added_to_group(reason: &[u8]) -> Option<&[u8]> {
     (!rest.is_empty()).then_some(rest)
 }
 
+#[cold]
+#[inline(never)]
 fn alert(
     rule: Rule,
     severity: u8,
