@@ -28,7 +28,7 @@
 //! | [`Rule::SlowSpray`] | one source IP fails against ≥ K existing accounts within the long window (6 in 6 h) | 47 |
 //! | [`Rule::DistributedSpray`] | ≥ S sources fail against ≥ U names on this host within W, above its learnt background (20, 10, 1 h) | 47 |
 //! | [`Rule::SuccessAfterFailures`] | a login after ≥ M failures that can explain it (3 in 10 min), see below | 73 / 47 / 21 |
-//! | [`Rule::FirstSeenSource`] | a password login of a known user from an IP (and /24 or /64) never seen for that user nor shared by other users | 21 |
+//! | [`Rule::FirstSeenSource`] | a password login of a known user from an IP (and /16 or /48) never seen for that user nor shared by other users | 21 |
 //! | [`Rule::RootLogin`] | root (or uid 0) logs in over the network from a source not allow-listed | 47, 73 password from a new address |
 //! | [`Rule::OffHoursLogin`] | a network login outside working hours (opt-in) | 21, 47 from a new address |
 //! | [`Rule::NewAccountLogin`] | the first login of an account created in the last days (3) | 47, 21 from a shared address |
@@ -1165,11 +1165,15 @@ fn ip_hash(seed: u32, ip: IpAddr) -> u32 {
     }
 }
 
-/// The /24 (IPv4) or /64 (IPv6) an address is in: a user's "same network".
+/// The /16 (IPv4) or /48 (IPv6) an address is in: a user's "same network". A home or phone
+/// address changes within the provider's pool, which is rarely a single /24 (IPv4) and is the
+/// customer's site prefix (IPv6), while a stolen password is tried from a host, proxy or VPN
+/// of the attacker's, in another provider's space: without a database of providers (the core
+/// has none), the /16 is the nearest stand-in for "the same provider".
 fn same_net(a: IpAddr, b: IpAddr) -> bool {
     match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..3] == b.octets()[..3],
-        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..8] == b.octets()[..8],
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..2] == b.octets()[..2],
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..6] == b.octets()[..6],
         _ => false,
     }
 }
@@ -1919,7 +1923,7 @@ const SHARED_ADDRESS_USERS: usize = 2;
 /// What a success looked like before it was recorded.
 #[derive(Clone, Copy)]
 struct LoginContext {
-    /// The user/IP pair (or the user on that /24 or /64) was seen before.
+    /// The user/IP pair (or the user on that /16 or /48) was seen before.
     known_source: bool,
     /// The user has some recorded address.
     known_user: bool,
@@ -3314,6 +3318,29 @@ mod tests {
             feed(&mut *d, t as u32, &failed("bob", src));
         }
         assert!(feed(&mut *d, 60, &accepted("bob", "198.51.100.99")).is_empty());
+    }
+
+    /// A home address changes within the provider's pool: a new address in a network the user
+    /// logs in from (/16 for IPv4, /48 for IPv6) is not news; another network is.
+    #[test]
+    fn first_seen_source_is_quiet_on_the_users_own_networks() {
+        let mut d = detector(only(Rule::FirstSeenSource));
+        assert!(feed(&mut *d, 0, &accepted("alice", "192.0.2.10")).is_empty());
+        // Her first IPv6 address is a new network (an alert, not checked here).
+        feed(&mut *d, 1, &accepted("alice", "2001:db8:1:2::10"));
+        // The same /24, another /24 of the same /16, another /64 of the same /48: quiet.
+        assert!(feed(&mut *d, 10, &accepted("alice", "192.0.2.77")).is_empty());
+        assert!(feed(&mut *d, 20, &accepted("alice", "192.0.141.9")).is_empty());
+        assert!(feed(&mut *d, 30, &accepted("alice", "2001:db8:1:7::3")).is_empty());
+        // Another /16, another /48: first seen.
+        assert_eq!(
+            rules(&feed(&mut *d, 40, &accepted("alice", "192.1.2.10"))),
+            [Rule::FirstSeenSource]
+        );
+        assert_eq!(
+            rules(&feed(&mut *d, 50, &accepted("alice", "2001:db8:2::10"))),
+            [Rule::FirstSeenSource]
+        );
     }
 
     #[test]
