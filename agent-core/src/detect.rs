@@ -1990,6 +1990,13 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         self.observe_seq(ev, seq)
     }
 
+    /// The host zone's offset from UTC in force now, seconds east, for the working-hours rule
+    /// (the core has no clock and no zone database): the caller, which resolves times in the
+    /// zone, passes it as it changes, so a change to or from summer time needs no new detector.
+    pub fn set_utc_offset(&mut self, secs: i32) {
+        self.config.off_hours.utc_offset_secs = secs;
+    }
+
     /// Feeds one event whose `event.sequence` is `seq` (the alerts cite these numbers).
     pub fn observe_seq(&mut self, ev: &LoginEvent<'_>, seq: u64) -> Alerts {
         let mut out = Alerts::new();
@@ -4077,6 +4084,15 @@ mod tests {
         // Saturday noon.
         assert_eq!(
             at(&mut *d, 4 * 3600, "sshd", &key("alice", "10.0.0.2")).len(),
+            1
+        );
+        // Summer time: the caller passes the new offset, the same detector follows it
+        // (06:30 UTC is 07:30 at +01:00 and at +02:00 alike; 05:30 UTC only at +02:00).
+        d.set_utc_offset(7200);
+        assert!(at(&mut *d, h(7) - 1800, "sshd", &key("alice", "10.0.0.2")).is_empty());
+        d.set_utc_offset(3600);
+        assert_eq!(
+            at(&mut *d, h(7) - 1800, "sshd", &key("alice", "10.0.0.2")).len(),
             1
         );
         // An automation account, allow-listed by name.
