@@ -28,7 +28,7 @@
 //! | [`Rule::SlowSpray`] | one source IP fails against ≥ K existing accounts within the long window (6 in 6 h) | 47 |
 //! | [`Rule::DistributedSpray`] | ≥ S sources fail against ≥ U names on this host within W, above its learnt background (20, 10, 1 h) | 47 |
 //! | [`Rule::SuccessAfterFailures`] | a login after ≥ M failures that can explain it (3 in 10 min), see below | 73 / 47 / 21 |
-//! | [`Rule::FirstSeenSource`] | a password login of a known user from an IP (and /24 or /64) never seen for that user nor shared by other users | 21 |
+//! | [`Rule::FirstSeenSource`] | a password login of a known user from an IP (and /16 or /48) never seen for that user nor shared by other users | 21 |
 //! | [`Rule::RootLogin`] | root (or uid 0) logs in over the network from a source not allow-listed | 47, 73 password from a new address |
 //! | [`Rule::OffHoursLogin`] | a network login outside working hours (opt-in) | 21, 47 from a new address |
 //! | [`Rule::NewAccountLogin`] | the first login of an account created in the last days (3) | 47, 21 from a shared address |
@@ -1165,11 +1165,15 @@ fn ip_hash(seed: u32, ip: IpAddr) -> u32 {
     }
 }
 
-/// The /24 (IPv4) or /64 (IPv6) an address is in: a user's "same network".
+/// The /16 (IPv4) or /48 (IPv6) an address is in: a user's "same network". A home or phone
+/// address changes within the provider's pool, which is rarely a single /24 (IPv4) and is the
+/// customer's site prefix (IPv6), while a stolen password is tried from a host, proxy or VPN
+/// of the attacker's, in another provider's space: without a database of providers (the core
+/// has none), the /16 is the nearest stand-in for "the same provider".
 fn same_net(a: IpAddr, b: IpAddr) -> bool {
     match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..3] == b.octets()[..3],
-        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..8] == b.octets()[..8],
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..2] == b.octets()[..2],
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..6] == b.octets()[..6],
         _ => false,
     }
 }
@@ -1449,6 +1453,11 @@ struct Spread {
     seen: u16,
     fired: bool,
     fired_epoch: u32,
+    /// Distinct sources and names over both halves: the popcounts of `srcs` and `names`, kept
+    /// as bits are set and recounted when a half is cleared (every failure reads them; only a
+    /// new half window changes more than one bit). Not saved: [`Spread::recount`] after a
+    /// restore.
+    distinct: [u32; 2],
 }
 
 /// Half windows the distributed spray learns for before its background counts; meanwhile the
@@ -1471,7 +1480,16 @@ impl Spread {
         seen: 0,
         fired: false,
         fired_epoch: 0,
+        distinct: [0; 2],
     };
+
+    /// Sets `distinct` from the bit sets.
+    fn recount(&mut self) {
+        self.distinct = [
+            popcount(&self.srcs[0], &self.srcs[1]),
+            popcount(&self.names[0], &self.names[1]),
+        ];
+    }
 
     fn advance(&mut self, now: u32, window: u32) {
         let epoch = now / (window / 2).max(1);
@@ -1512,6 +1530,7 @@ impl Spread {
             self.fired = false;
         }
         self.epoch = epoch;
+        self.recount();
     }
 
     fn add(&mut self, now: u32, ip: u32, name: Option<u32>, weight: u32, seq: u64, window: u32) {
@@ -1520,9 +1539,17 @@ impl Spread {
         if self.n[i] == 0 && self.srcs[i] == [0; 8] {
             (self.first_t[i], self.first_seq[i]) = (now, seq);
         }
-        self.srcs[i][(ip % 512 / 64) as usize] |= 1 << (ip % 64);
+        let (w, bit) = ((ip % 512 / 64) as usize, 1u64 << (ip % 64));
+        if (self.srcs[0][w] | self.srcs[1][w]) & bit == 0 {
+            self.distinct[0] += 1;
+        }
+        self.srcs[i][w] |= bit;
         if let Some(h) = name {
-            self.names[i][(h % 256 / 64) as usize] |= 1 << (h % 64);
+            let (w, bit) = ((h % 256 / 64) as usize, 1u64 << (h % 64));
+            if (self.names[0][w] | self.names[1][w]) & bit == 0 {
+                self.distinct[1] += 1;
+            }
+            self.names[i][w] |= bit;
         }
         self.n[i] = self.n[i].saturating_add(weight);
     }
@@ -1536,9 +1563,16 @@ impl Spread {
         } else {
             (self.first_t[cur], self.first_seq[cur])
         };
+        debug_assert_eq!(
+            self.distinct,
+            [
+                popcount(&self.srcs[0], &self.srcs[1]),
+                popcount(&self.names[0], &self.names[1])
+            ]
+        );
         (
-            popcount(&self.srcs[0], &self.srcs[1]),
-            popcount(&self.names[0], &self.names[1]),
+            self.distinct[0],
+            self.distinct[1],
             self.n[0].saturating_add(self.n[1]),
             t,
             seq,
@@ -1889,7 +1923,7 @@ const SHARED_ADDRESS_USERS: usize = 2;
 /// What a success looked like before it was recorded.
 #[derive(Clone, Copy)]
 struct LoginContext {
-    /// The user/IP pair (or the user on that /24 or /64) was seen before.
+    /// The user/IP pair (or the user on that /16 or /48) was seen before.
     known_source: bool,
     /// The user has some recorded address.
     known_user: bool,
@@ -1954,6 +1988,13 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
     pub fn observe(&mut self, ev: &LoginEvent<'_>) -> Alerts {
         let seq = self.events;
         self.observe_seq(ev, seq)
+    }
+
+    /// The host zone's offset from UTC in force now, seconds east, for the working-hours rule
+    /// (the core has no clock and no zone database): the caller, which resolves times in the
+    /// zone, passes it as it changes, so a change to or from summer time needs no new detector.
+    pub fn set_utc_offset(&mut self, secs: i32) {
+        self.config.off_hours.utc_offset_secs = secs;
     }
 
     /// Feeds one event whose `event.sequence` is `seq` (the alerts cite these numbers).
@@ -2605,6 +2646,10 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
 }
 
 /// [`Detector::raise`] on the fields it needs, so that a rule can raise while it holds a slot.
+/// Cold, as [`alert`]: most events raise nothing, and the code that builds and checks an
+/// alert stays out of the instruction cache the parser and the tables share.
+#[cold]
+#[inline(never)]
 fn raise_into(allow: &[AllowList], stats: &mut DetectStats, out: &mut Alerts, a: Alert) -> u8 {
     if allow[a.rule.index()].allows(a.source, a.user.as_ref()) {
         stats.allowed += 1;
@@ -2651,6 +2696,8 @@ fn added_to_group(reason: &[u8]) -> Option<&[u8]> {
     (!rest.is_empty()).then_some(rest)
 }
 
+#[cold]
+#[inline(never)]
 fn alert(
     rule: Rule,
     severity: u8,
@@ -3278,6 +3325,29 @@ mod tests {
             feed(&mut *d, t as u32, &failed("bob", src));
         }
         assert!(feed(&mut *d, 60, &accepted("bob", "198.51.100.99")).is_empty());
+    }
+
+    /// A home address changes within the provider's pool: a new address in a network the user
+    /// logs in from (/16 for IPv4, /48 for IPv6) is not news; another network is.
+    #[test]
+    fn first_seen_source_is_quiet_on_the_users_own_networks() {
+        let mut d = detector(only(Rule::FirstSeenSource));
+        assert!(feed(&mut *d, 0, &accepted("alice", "192.0.2.10")).is_empty());
+        // Her first IPv6 address is a new network (an alert, not checked here).
+        feed(&mut *d, 1, &accepted("alice", "2001:db8:1:2::10"));
+        // The same /24, another /24 of the same /16, another /64 of the same /48: quiet.
+        assert!(feed(&mut *d, 10, &accepted("alice", "192.0.2.77")).is_empty());
+        assert!(feed(&mut *d, 20, &accepted("alice", "192.0.141.9")).is_empty());
+        assert!(feed(&mut *d, 30, &accepted("alice", "2001:db8:1:7::3")).is_empty());
+        // Another /16, another /48: first seen.
+        assert_eq!(
+            rules(&feed(&mut *d, 40, &accepted("alice", "192.1.2.10"))),
+            [Rule::FirstSeenSource]
+        );
+        assert_eq!(
+            rules(&feed(&mut *d, 50, &accepted("alice", "2001:db8:2::10"))),
+            [Rule::FirstSeenSource]
+        );
     }
 
     #[test]
@@ -4014,6 +4084,15 @@ mod tests {
         // Saturday noon.
         assert_eq!(
             at(&mut *d, 4 * 3600, "sshd", &key("alice", "10.0.0.2")).len(),
+            1
+        );
+        // Summer time: the caller passes the new offset, the same detector follows it
+        // (06:30 UTC is 07:30 at +01:00 and at +02:00 alike; 05:30 UTC only at +02:00).
+        d.set_utc_offset(7200);
+        assert!(at(&mut *d, h(7) - 1800, "sshd", &key("alice", "10.0.0.2")).is_empty());
+        d.set_utc_offset(3600);
+        assert_eq!(
+            at(&mut *d, h(7) - 1800, "sshd", &key("alice", "10.0.0.2")).len(),
             1
         );
         // An automation account, allow-listed by name.

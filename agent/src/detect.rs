@@ -180,6 +180,15 @@ impl DetectSettings {
         ]
     }
 
+    /// The zone working hours are in, when that rule is on: the renderer passes its offset at
+    /// each event's time to the detector ([`crate::pipeline::Renderer::set_working_zone`]).
+    pub fn working_zone(&self) -> Option<Zone> {
+        if !(self.enabled && self.off_hours) {
+            return None;
+        }
+        self.working_hours_zone.parse::<Zone>().ok()
+    }
+
     /// The detector's configuration; `seed` keys its hash tables (pass a random value).
     pub fn to_detect_config(&self, seed: u32) -> agent_core::detect::DetectConfig {
         let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX).max(1);

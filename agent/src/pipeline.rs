@@ -72,6 +72,11 @@ pub struct Renderer {
     pub counters: HashMap<Arc<str>, SourceCounters>,
     /// Alerts raised by the detector.
     pub alerts: u64,
+    /// The working-hours rule's zone: its offset at each event's time goes to the detector.
+    working_zone: Option<Zone>,
+    /// (quarter hour of event time, the zone's offset then): zones change offset on a quarter
+    /// hour, so one look-up per quarter hour of events is enough.
+    working_offset: Option<(i64, i32)>,
 }
 
 /// One rendered event, borrowed from the renderer for the duration of the callback.
@@ -100,7 +105,17 @@ impl Renderer {
             alerts_buf: agent_core::detect::Alerts::new(),
             counters: HashMap::new(),
             alerts: 0,
+            working_zone: None,
+            working_offset: None,
         }
+    }
+
+    /// The zone working hours are in (`None`: the offset the detector was configured with
+    /// stays): each event's own offset is passed to the detector, so summer time needs no
+    /// reload.
+    pub fn set_working_zone(&mut self, zone: Option<Zone>) {
+        self.working_zone = zone;
+        self.working_offset = None;
     }
 
     /// Runs the edge detections on every event from now on.
@@ -279,6 +294,18 @@ impl Renderer {
             if let Some(detector) = self.detector.as_deref_mut() {
                 // The alerts cite events by their `event.sequence` (this one's is in the envelope).
                 let seq = envelope.sequence.unwrap_or_default();
+                if let (Some(zone), Some(ts)) = (self.working_zone, event.timestamp) {
+                    let quarter = ts.secs.div_euclid(900);
+                    let offset = match self.working_offset {
+                        Some((q, offset)) if q == quarter => offset,
+                        _ => {
+                            let offset = zone.offset_at(ts);
+                            self.working_offset = Some((quarter, offset));
+                            offset
+                        }
+                    };
+                    detector.set_utc_offset(offset);
+                }
                 detector.observe_into(&event, seq, &mut self.alerts_buf);
                 for alert in &self.alerts_buf {
                     let envelope = Envelope {
@@ -1193,6 +1220,34 @@ mod tests {
         assert_eq!(w.persisted.0 as usize, w.sent.len());
         assert_eq!(w.sent.len(), 10 * n);
         assert_eq!(w.durable, w.sent.len());
+    }
+
+    /// The working-hours rule reads each login's time in the offset in force at that time (a
+    /// change to summer time needs no reload): 06:00 UTC on a Monday is 08:00 at +02:00, in
+    /// working hours (07:00-20:00), and outside them at UTC.
+    #[test]
+    fn working_hours_follow_the_zone_offset_at_each_event() {
+        let line = "2026-11-02T06:00:00Z web1 sshd[42]: Accepted publickey for alice from \
+                    10.0.0.2 port 50522 ssh2";
+        let mut config = agent_core::detect::DetectConfig::default();
+        config.off_hours.enabled = true;
+        let alerts = |zone: Option<Zone>| {
+            let world = Shared::default();
+            let mut renderer =
+                Renderer::new(Stamp::default(), Zone::Fixed(0), false, 0).with_detector(config);
+            renderer.set_working_zone(zone);
+            let mut p = pipeline_with(&world, renderer);
+            p.take(
+                &chunk(1, &[line]),
+                Timestamp::from_secs(1_795_867_200),
+                Instant::now(),
+            )
+            .unwrap();
+            p.renderer().alerts
+        };
+        assert_eq!(alerts(None), 1);
+        assert_eq!(alerts(Some(Zone::Fixed(7200))), 0);
+        assert_eq!(alerts(Some(Zone::Fixed(0))), 1);
     }
 
     #[test]

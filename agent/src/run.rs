@@ -312,6 +312,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let mut renderer = Renderer::new(stamp, zone, config.include_message, checkpoints.sequence());
     if config.detect.enabled {
         renderer = renderer.with_detector(config.detect.to_detect_config(detect_seed(agent_id)));
+        renderer.set_working_zone(config.detect.working_zone());
         restore_memory(&config.state_dir, checkpoints.sequence(), &mut renderer);
     }
     let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
@@ -630,6 +631,7 @@ fn reconfigure_detections(
         return;
     }
     renderer.reconfigure_detector(Some(config.detect.to_detect_config(detect_seed(agent_id))));
+    renderer.set_working_zone(config.detect.working_zone());
     if was_on {
         info("detections reconfigured, with what they had counted and learnt");
     } else {

@@ -52,7 +52,11 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// O(log n) per insert amortised instead of a scan per insert.
 pub const EVICT_DIVISOR: usize = 8;
 /// Version of [`Engine::save`]'s bytes.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
+/// User names the one-user-across-hosts failure rule skips: the internet guesses them on every
+/// exposed host whatever the fleet, so their failures across hosts are background, not a spray
+/// aimed at this fleet's accounts.
+const BACKGROUND_NAMES: [&str; 1] = ["root"];
 
 /// `[fleet]` in the collector's config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,8 +93,9 @@ pub struct FleetConfig {
     pub ignore_sources: Vec<ipnet::IpNet>,
     /// Users and sources tracked per rule at once. Defaults to 10,000.
     pub max_tracked: usize,
-    /// (user, host) pairs remembered for first logins; the least recently used are forgotten
-    /// beyond this (and would alert again). Defaults to 100,000 (about 3 MiB).
+    /// (user, host) pairs remembered for first logins, and (user, source) pairs for lateral
+    /// movement, each table at most this many; the least recently used are forgotten beyond
+    /// this (and count as new again). Defaults to 100,000 (about 3 MiB a table).
     pub max_known_logins: usize,
 }
 
@@ -537,6 +542,8 @@ struct Hit {
     /// Events on this host in the window.
     count: u64,
     first: Evidence,
+    /// One of its logins was new for its user (a source or a host the user never used).
+    novel: bool,
 }
 
 /// An open alert.
@@ -565,7 +572,8 @@ struct Spread {
 
 impl Spread {
     /// Counts `ev` for `key`; opens or grows the episode when `hosts` are reached within
-    /// `window` µs.
+    /// `window` µs and, if `need_novel`, one of the hosts' events in the window was `novel`.
+    #[allow(clippy::too_many_arguments)] // One call per rule; a struct would only rename them.
     fn add(
         &mut self,
         rule: FleetRule,
@@ -574,6 +582,7 @@ impl Spread {
         hosts: usize,
         window: i64,
         max_tracked: usize,
+        (novel, need_novel): (bool, bool),
     ) -> bool {
         if !self.tracks.contains_key(key) {
             if self.tracks.len() >= max_tracked {
@@ -600,6 +609,7 @@ impl Spread {
             Some(h) => {
                 h.last_us = h.last_us.max(t);
                 h.count += 1;
+                h.novel |= novel;
             }
             None => {
                 new_hit = true;
@@ -623,6 +633,7 @@ impl Spread {
                     last_us: t,
                     count: 1,
                     first: ev.evidence(),
+                    novel,
                 });
             }
         }
@@ -640,7 +651,9 @@ impl Spread {
                 e.dirty = true;
                 true
             }
-            None if track.hits.len() >= hosts => {
+            None if track.hits.len() >= hosts
+                && (!need_novel || track.hits.iter().any(|h| h.novel)) =>
+            {
                 let start_us = track
                     .hits
                     .iter()
@@ -749,6 +762,23 @@ fn pair_key(user: &str, agent: &str) -> u64 {
     u64::from_le_bytes(k)
 }
 
+/// Notes pair `key` seen at `t` in `known`, which holds at most `max` pairs (the least recently
+/// seen [`EVICT_DIVISOR`]th goes when full); true when the pair was new.
+fn remember(known: &mut HashMap<u64, i64>, key: u64, t: i64, max: usize) -> bool {
+    if let Some(last) = known.get_mut(&key) {
+        *last = (*last).max(t);
+        return false;
+    }
+    if known.len() >= max {
+        let ranked = known.iter().map(|(k, t)| (*t, *k));
+        for k in lowest(ranked, (max / EVICT_DIVISOR).max(1)) {
+            known.remove(&k);
+        }
+    }
+    known.insert(key, t);
+    true
+}
+
 /// Everything the engine remembers; what [`Engine::save`] writes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
@@ -765,6 +795,9 @@ struct State {
     failures_user: Spread,
     /// (user, host) pair key -> last login time.
     known: HashMap<u64, i64>,
+    /// (user, source) pair key -> last login time: where each user logs in from, bounded as
+    /// `known`.
+    known_sources: HashMap<u64, i64>,
     /// Users -> hosts they logged in on, as counted (for first-login messages).
     user_hosts: HashMap<String, u64>,
     /// One-off alerts (first logins, silences) not yet taken.
@@ -958,6 +991,25 @@ impl Engine {
         let max = c.max_tracked;
         if success {
             let (hosts, window) = (c.lateral_hosts, micros(c.lateral_window));
+            // Admins go round the hosts they look after, from where they always work: what
+            // lateral movement needs on top is one login new for its user: from a source or
+            // to a host that user never used (user rule), from a source that never carried
+            // that user (source rule: an office NAT or a VPN carries many users, each on their
+            // own round). An event without a user is always new.
+            let (new_host, new_source) = match evidence.user {
+                Some(u) => (
+                    !self.state.known.contains_key(&pair_key(u, ev.agent)),
+                    ev.source.is_some_and(|s| {
+                        remember(
+                            &mut self.state.known_sources,
+                            pair_key(u, s),
+                            t,
+                            c.max_known_logins,
+                        )
+                    }),
+                ),
+                None => (true, true),
+            };
             if let Some(u) = evidence.user {
                 self.state.grown |= self.state.lateral_user.add(
                     FleetRule::LateralMovementUser,
@@ -966,6 +1018,7 @@ impl Engine {
                     hosts,
                     window,
                     max,
+                    (new_host || new_source, true),
                 );
             }
             if let Some(s) = ev.source {
@@ -976,6 +1029,7 @@ impl Engine {
                     hosts,
                     window,
                     max,
+                    (new_source, true),
                 );
             }
             if let Some(u) = evidence.user {
@@ -994,12 +1048,18 @@ impl Engine {
                     hosts,
                     window,
                     max,
+                    (true, false),
                 );
             }
-            // An invalid user is not an account of the fleet: only failures against a name
-            // that exists can spray it.
+            // Only failures against an account of the fleet (a name some host let in: sshd
+            // reports an unknown name's password failure as an auth_failure too) can spray it.
+            // Nor is root's name news: every scanner on the internet guesses it on every
+            // exposed host, all day; guesses at root are the per-host rules' and, from one
+            // source, the source rule's.
             if ev.action == "auth_failure"
-                && let Some(u) = evidence.user
+                && let Some(u) = evidence.user.filter(|u| {
+                    !BACKGROUND_NAMES.contains(u) && self.state.user_hosts.contains_key(*u)
+                })
             {
                 self.state.grown |= self.state.failures_user.add(
                     FleetRule::FailuresUser,
@@ -1008,6 +1068,7 @@ impl Engine {
                     hosts,
                     window,
                     max,
+                    (true, false),
                 );
             }
         }
@@ -1017,19 +1078,14 @@ impl Engine {
     /// when the pair is new and the learning period is over.
     fn first_login(&mut self, user: &str, ev: &Seen<'_>, learning: bool) {
         let key = pair_key(user, ev.agent);
-        let known = &mut self.state.known;
-        if let Some(last) = known.get_mut(&key) {
-            *last = (*last).max(ev.time_us);
+        if !remember(
+            &mut self.state.known,
+            key,
+            ev.time_us,
+            self.config.max_known_logins,
+        ) {
             return;
         }
-        let max = self.config.max_known_logins;
-        if known.len() >= max {
-            let ranked = known.iter().map(|(k, t)| (*t, *k));
-            for k in lowest(ranked, (max / EVICT_DIVISOR).max(1)) {
-                known.remove(&k);
-            }
-        }
-        known.insert(key, ev.time_us);
         let before = self.state.user_hosts.get(user).copied().unwrap_or(0);
         if self.state.user_hosts.len() < self.config.max_known_logins
             || self.state.user_hosts.contains_key(user)
@@ -1152,6 +1208,67 @@ mod tests {
 
     fn rules(alerts: &[FleetAlert], rule: FleetRule) -> Vec<&FleetAlert> {
         alerts.iter().filter(|a| a.rule == rule).collect()
+    }
+
+    /// An admin's round over hosts they use, from where they always come: routine, not
+    /// lateral movement. The same round with one new thing (a source the account never used,
+    /// a host it never reached) is.
+    #[test]
+    fn lateral_movement_needs_something_new_in_the_round() {
+        let c = config();
+        let day = 86_400 * S;
+        // Known before: bob on h1..h3 from the office; the office NAT used by others too.
+        let mut history = vec![];
+        for (k, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
+            history.push(ok(
+                T0 - day + k as i64 * 3600 * S,
+                h,
+                "bob",
+                "198.51.100.10",
+            ));
+            history.push(ok(
+                T0 - day + k as i64 * 7200 * S,
+                h,
+                "carol",
+                "198.51.100.10",
+            ));
+        }
+        let routine = [
+            ok(T0, "h1", "bob", "198.51.100.10"),
+            ok(T0 + MIN, "h2", "bob", "198.51.100.10"),
+            ok(T0 + 2 * MIN, "h3", "carol", "198.51.100.10"),
+            ok(T0 + 3 * MIN, "h3", "bob", "198.51.100.10"),
+        ];
+        let alerts = evaluate(&c, history.iter().copied().chain(routine));
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        // The same round from an address bob never used: both lateral rules.
+        let mut stolen = routine;
+        for e in &mut stolen {
+            e.source = Some("203.0.113.7");
+        }
+        stolen[2].user = Some("bob");
+        let alerts = evaluate(&c, history.iter().copied().chain(stolen));
+        assert_eq!(
+            rules(&alerts, FleetRule::LateralMovementUser).len(),
+            1,
+            "{alerts:#?}"
+        );
+        assert_eq!(
+            rules(&alerts, FleetRule::LateralMovementSource).len(),
+            1,
+            "{alerts:#?}"
+        );
+        // From the office, but on a host bob never reached: the user rule.
+        let mut new_host = routine;
+        new_host[2] = ok(T0 + 2 * MIN, "h4", "bob", "198.51.100.10");
+        let alerts = evaluate(&c, history.iter().copied().chain(new_host));
+        assert_eq!(
+            rules(&alerts, FleetRule::LateralMovementUser).len(),
+            1,
+            "{alerts:#?}"
+        );
+        // ... but not the source rule: the office carries no account it never carried.
+        assert!(rules(&alerts, FleetRule::LateralMovementSource).is_empty());
     }
 
     #[test]
@@ -1280,10 +1397,11 @@ mod tests {
             key,
             "exactly W after the last event: the same attack"
         );
-        // Quiet for more than W, then three hosts again: a new alert.
+        // Quiet for more than W, then three hosts again (from a new address: the same
+        // round from a known one is routine): a new alert.
         let later = T0 + 10 * S + 2 * w + 1;
         for (i, h) in ["h1", "h2", "h3"].iter().enumerate() {
-            engine.observe(&ok(later + i as i64 * S, h, "alice", "10.0.0.1"));
+            engine.observe(&ok(later + i as i64 * S, h, "alice", "10.0.0.2"));
         }
         let again = engine.take_alerts();
         let a = rules(&again, FleetRule::LateralMovementUser);
@@ -1338,8 +1456,17 @@ mod tests {
             fail(T0 + w + 1, "h3", "oracle", "203.0.113.9"),
         ];
         assert!(evaluate(&c, past).is_empty());
-        // One user from three sources on three hosts: the spray rule.
+        // A name no host ever let in (sshd's `Failed password for invalid user` is an
+        // auth_failure too): not an account of the fleet, no spray of it.
+        let unknown = [
+            fail(T0, "h1", "alice", "198.51.100.1"),
+            fail(T0 + S, "h2", "alice", "198.51.100.2"),
+            fail(T0 + 2 * S, "h3", "alice", "198.51.100.3"),
+        ];
+        assert!(evaluate(&c, unknown).is_empty());
+        // One user of the fleet from three sources on three hosts: the spray rule.
         let spray = [
+            ok(T0 - 86_400 * S, "h9", "alice", "10.0.0.1"),
             fail(T0, "h1", "alice", "198.51.100.1"),
             fail(T0 + S, "h2", "alice", "198.51.100.2"),
             fail(T0 + 2 * S, "h3", "alice", "198.51.100.3"),
@@ -1348,6 +1475,14 @@ mod tests {
         assert_eq!(alerts.len(), 1, "{alerts:#?}");
         assert_eq!(alerts[0].rule, FleetRule::FailuresUser);
         assert_eq!(alerts[0].sources.len(), 3);
+        // root, guessed on every exposed host by scanners all day: no spray of it (a source
+        // guessing it across hosts is still the source rule's).
+        let root = [
+            fail(T0, "h1", "root", "198.51.100.1"),
+            fail(T0 + S, "h2", "root", "198.51.100.2"),
+            fail(T0 + 2 * S, "h3", "root", "198.51.100.3"),
+        ];
+        assert!(evaluate(&c, root).is_empty());
         // Invalid users are not accounts: no spray of them.
         let invalid = [
             ev(T0, "h1", "zz", "198.51.100.1", "invalid_user"),

@@ -7,6 +7,7 @@
 //! false otherwise. Printed per rule: alerts on attacks, false alerts per 10 000 benign login
 //! attempts (all and high severity); per attack kind: how many were detected and the delay.
 
+mod fleet;
 mod scenario;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +17,7 @@ use agent_core::syslog::Context;
 use agent_core::{LoginEvent, Parsed, Timestamp, parse_line};
 use anyhow::{Result, bail};
 
+use fleet::Fleet;
 use scenario::{Kind, Scenario};
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +50,8 @@ pub(crate) struct Found {
     at: i64,
     /// (host, per-host sequence) of the events it cites.
     cites: Vec<(usize, u64)>,
+    /// Attacks it is about that no event stands for (an agent stopped by an attacker).
+    attacks: Vec<usize>,
     message: String,
 }
 
@@ -55,6 +59,10 @@ pub(crate) struct Found {
 /// collector's fleet rules can be another.
 pub(crate) trait Detections {
     fn observe(&mut self, host: usize, seq: u64, ev: &LoginEvent<'_>) -> Vec<Found>;
+    /// After the last event: alerts given only at the end (an offline evaluation's).
+    fn finish(&mut self) -> Vec<Found> {
+        Vec::new()
+    }
 }
 
 /// agent-core's detector, one per host, as the agents run it.
@@ -82,6 +90,7 @@ impl Detections for Edge {
                 severity: a.severity,
                 at: a.end.secs,
                 cites: a.cites().iter().map(|&s| (host, s)).collect(),
+                attacks: Vec::new(),
                 message: a.to_string(),
             })
             .collect()
@@ -105,6 +114,20 @@ fn fleet_config(opt_in: bool, seed: u32) -> DetectConfig {
             .push_net(Cidr::parse("10.0.0.0/24").expect("a network"));
     }
     c
+}
+
+/// The collector's `[fleet]` an operator of this fleet would write: the defaults, the
+/// automation servers (backup, monitoring, CI, configuration management), which log in on
+/// every host all day, left out. The bastion is not: its inside address is how an attacker
+/// moves on too.
+fn collector_config() -> collector::fleet::FleetConfig {
+    collector::fleet::FleetConfig {
+        ignore_sources: ["10.0.0.5", "10.0.0.9", "10.0.0.20", "10.0.0.21"]
+            .iter()
+            .filter_map(|a| format!("{a}/32").parse().ok())
+            .collect(),
+        ..collector::fleet::FleetConfig::default()
+    }
 }
 
 #[derive(Default)]
@@ -167,33 +190,13 @@ fn evaluate(s: &Scenario, detections: &mut [&mut dyn Detections]) -> Score {
         }
         for d in detections.iter_mut() {
             for found in d.observe(line.host, seq, &ev) {
-                let attacks: BTreeSet<usize> = found
-                    .cites
-                    .iter()
-                    .filter_map(|c| labels.get(c).copied())
-                    .collect();
-                let r = score.rules.entry(found.rule).or_default();
-                if attacks.is_empty() {
-                    r.false_alerts += 1;
-                    if found.severity >= MEDIUM {
-                        r.false_medium += 1;
-                    }
-                    if found.severity >= HIGH {
-                        r.false_high += 1;
-                    }
-                    score.false_examples.push(format!(
-                        "{} {:>2} {:<22} {}",
-                        s.hosts[line.host], found.severity, found.rule, found.message
-                    ));
-                } else {
-                    r.true_alerts += 1;
-                }
-                for a in attacks {
-                    let e = first_alert.entry(a).or_insert((found.at, BTreeSet::new()));
-                    e.0 = e.0.min(found.at);
-                    e.1.insert(found.rule);
-                }
+                tally(&mut score, &mut first_alert, &labels, s, found);
             }
+        }
+    }
+    for d in detections.iter_mut() {
+        for found in d.finish() {
+            tally(&mut score, &mut first_alert, &labels, s, found);
         }
     }
     for (i, attack) in s.attacks.iter().enumerate() {
@@ -207,6 +210,44 @@ fn evaluate(s: &Scenario, detections: &mut [&mut dyn Detections]) -> Score {
         }
     }
     score
+}
+
+/// Scores one alert: true when an event it cites (or an attack it names) belongs to an attack.
+fn tally(
+    score: &mut Score,
+    first_alert: &mut BTreeMap<usize, (i64, BTreeSet<&'static str>)>,
+    labels: &BTreeMap<(usize, u64), usize>,
+    s: &Scenario,
+    found: Found,
+) {
+    let attacks: BTreeSet<usize> = found
+        .cites
+        .iter()
+        .filter_map(|c| labels.get(c).copied())
+        .chain(found.attacks.iter().copied())
+        .collect();
+    let r = score.rules.entry(found.rule).or_default();
+    if attacks.is_empty() {
+        r.false_alerts += 1;
+        if found.severity >= MEDIUM {
+            r.false_medium += 1;
+        }
+        if found.severity >= HIGH {
+            r.false_high += 1;
+        }
+        let host = found.cites.first().map_or("-", |c| s.hosts[c.0].as_str());
+        score.false_examples.push(format!(
+            "{host} {:>2} {:<22} {}",
+            found.severity, found.rule, found.message
+        ));
+    } else {
+        r.true_alerts += 1;
+    }
+    for a in attacks {
+        let e = first_alert.entry(a).or_insert((found.at, BTreeSet::new()));
+        e.0 = e.0.min(found.at);
+        e.1.insert(found.rule);
+    }
 }
 
 fn per_10k(n: usize, attempts: u64) -> f64 {
@@ -308,7 +349,8 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     for &seed in &seeds {
         let s = scenario::build(seed, args.days, args.per_kind);
         let mut edge = Edge::new(s.hosts.len(), fleet_config(args.opt_in, seed as u32));
-        let score = evaluate(&s, &mut [&mut edge]);
+        let mut fleet = Fleet::new(collector_config(), &s.hosts, &s.outages);
+        let score = evaluate(&s, &mut [&mut edge, &mut fleet]);
         let (rates, detected) = report(seed, &s, &score, args.verbose);
         ok &= detected && rates.medium < 2.0 && rates.high < 0.5;
         rows.push((seed, rates, detected));
@@ -340,9 +382,13 @@ mod tests {
     fn a_short_scenario_detects_its_attacks() {
         let s = scenario::build(11, 6, 1);
         let mut edge = Edge::new(s.hosts.len(), fleet_config(false, 11));
-        let score = evaluate(&s, &mut [&mut edge]);
+        let mut fleet = Fleet::new(collector_config(), &s.hosts, &s.outages);
+        let score = evaluate(&s, &mut [&mut edge, &mut fleet]);
         let detected: usize = score.kinds.values().map(|k| k.detected).sum();
-        assert!(detected >= Kind::ALL.len() - 2, "{detected}");
+        // A first login to a host needs the fleet's week of learning: not in six days.
+        assert!(detected >= Kind::ALL.len() - 3, "{detected}");
         assert!(score.benign_attempts > 10_000);
+        // The fleet's rules score: the silence of a stopped agent is seen.
+        assert!(score.rules.contains_key("fleet_agent_silent"));
     }
 }

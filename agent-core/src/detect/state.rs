@@ -284,6 +284,7 @@ impl In<'_> {
         s.seen = self.u16()?;
         s.fired = self.flag()?;
         s.fired_epoch = self.u32()?;
+        s.recount();
         Ok(s)
     }
     fn opt_ip(&mut self) -> Result<Option<IpAddr>, StateError> {

@@ -75,10 +75,15 @@ pub(crate) enum Kind {
     Persistence,
     RootPassword,
     PasswordReset,
+    LateralMovement,
+    FirstHostLogin,
+    FleetBruteForce,
+    FleetSpray,
+    AgentStopped,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 12] = [
+    pub(crate) const ALL: [Kind; 17] = [
         Kind::BruteForce,
         Kind::PasswordSpray,
         Kind::SlowBruteForce,
@@ -91,6 +96,11 @@ impl Kind {
         Kind::Persistence,
         Kind::RootPassword,
         Kind::PasswordReset,
+        Kind::LateralMovement,
+        Kind::FirstHostLogin,
+        Kind::FleetBruteForce,
+        Kind::FleetSpray,
+        Kind::AgentStopped,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -107,6 +117,11 @@ impl Kind {
             Kind::Persistence => "backdoor account in sudo group, its login",
             Kind::RootPassword => "root password login from the internet",
             Kind::PasswordReset => "root resets another account's password",
+            Kind::LateralMovement => "stolen account on 3-5 hosts in minutes (fleet)",
+            Kind::FirstHostLogin => "stolen account on a host it never used (fleet)",
+            Kind::FleetBruteForce => "one source guessing across hosts (fleet)",
+            Kind::FleetSpray => "one account guessed across hosts (fleet)",
+            Kind::AgentStopped => "agent stopped after a login (fleet)",
         }
     }
 }
@@ -130,11 +145,23 @@ pub(crate) struct Line {
     pub(crate) attack: Option<usize>,
 }
 
+/// A time an agent sent nothing, heartbeats included (its host's log still grows; the agent
+/// ships the lines when it comes back).
+pub(crate) struct Outage {
+    pub(crate) host: usize,
+    pub(crate) from: i64,
+    pub(crate) to: i64,
+    /// The attack that stopped it; `None` for a reboot.
+    pub(crate) attack: Option<usize>,
+}
+
 pub(crate) struct Scenario {
     pub(crate) hosts: Vec<String>,
     /// Every line of every host, in time order.
     pub(crate) lines: Vec<Line>,
     pub(crate) attacks: Vec<Attack>,
+    /// Agent outages, in no particular order.
+    pub(crate) outages: Vec<Outage>,
 }
 
 /// Monday 2026-11-02 00:00 UTC.
@@ -159,6 +186,10 @@ const MONITOR: &str = "10.0.0.9";
 const CI: &str = "10.0.0.20";
 const ANSIBLE: &str = "10.0.0.21";
 const OFFICE_NAT: &str = "198.51.100.10";
+/// The bastion's inside address: admins reach the inner hosts through it.
+const JUMP: &str = "10.0.1.3";
+/// The bastion's index in `HOSTS`.
+const BASTION: usize = 2;
 const VPN: &str = "198.51.100.200";
 
 struct Person {
@@ -175,6 +206,7 @@ struct Gen {
     lines: Vec<Line>,
     pid: u32,
     attack: Option<usize>,
+    outages: Vec<Outage>,
 }
 
 impl Gen {
@@ -290,6 +322,7 @@ pub(crate) fn build(seed: u64, days: i64, per_kind: usize) -> Scenario {
         lines: Vec::new(),
         pid: 1000,
         attack: None,
+        outages: Vec::new(),
     };
     let end = START + days * 86_400;
     let people = people(&mut g.rng);
@@ -299,6 +332,7 @@ pub(crate) fn build(seed: u64, days: i64, per_kind: usize) -> Scenario {
     }
     scanners(&mut g, end);
     admin_changes(&mut g, &people, end);
+    maintenance(&mut g, &people, end);
 
     let mut attacks = Vec::new();
     for kind in Kind::ALL {
@@ -317,6 +351,53 @@ pub(crate) fn build(seed: u64, days: i64, per_kind: usize) -> Scenario {
         hosts: hosts(),
         lines: g.lines,
         attacks,
+        outages: g.outages,
+    }
+}
+
+/// What makes a fleet look like lateral movement when it is not: admins who fix something on
+/// several hosts in a few minutes (through the bastion, or directly from the office or the
+/// VPN), and weekly patch reboots, each agent silent for the one to four minutes its host
+/// takes to come back.
+fn maintenance(g: &mut Gen, people: &[Person], end: i64) {
+    for admin in people.iter().filter(|p| p.admin) {
+        let mut day = START + g.rng.range(0, 2) * 86_400;
+        while day < end {
+            let weekday = (day - START) / 86_400 % 7;
+            // About twice a week, on a working day, a round over 3 to 6 hosts.
+            if weekday < 5 && g.rng.chance(0.4) {
+                let mut t = day + g.rng.range(9, 17) * 3600 + g.rng.range(0, 3599);
+                let via_bastion = g.rng.chance(0.5);
+                let from = if g.rng.chance(0.7) { OFFICE_NAT } else { VPN };
+                if via_bastion {
+                    g.accepted(BASTION, t, &admin.name, from, admin.key);
+                }
+                let mut hosts: Vec<usize> = (0..HOSTS.len()).filter(|&h| h != BASTION).collect();
+                for _ in 0..g.rng.range(3, 6) {
+                    let host = hosts.remove(g.rng.below(hosts.len() as u64) as usize);
+                    t += g.rng.range(30, 180);
+                    let src = if via_bastion { JUMP } else { from };
+                    g.accepted(host, t, &admin.name, src, admin.key);
+                    let at = t + g.rng.range(5, 60);
+                    g.sudo(host, at, &admin.name, "/usr/bin/systemctl restart nginx");
+                }
+            }
+            day += 86_400;
+        }
+    }
+    // Weekly patch night: each host reboots at 02:00-03:00 on Wednesday.
+    for host in 0..HOSTS.len() {
+        let mut day = START + 2 * 86_400;
+        while day < end {
+            let from = day + g.rng.range(7200, 10_800);
+            g.outages.push(Outage {
+                host,
+                from,
+                to: from + g.rng.range(60, 240),
+                attack: None,
+            });
+            day += 7 * 86_400;
+        }
     }
 }
 
@@ -722,6 +803,64 @@ fn inject(g: &mut Gen, kind: Kind, start: i64, people: &[Person]) -> usize {
             }
             g.accepted(exposed, t, "root", &attacker, false);
             exposed
+        }
+        Kind::LateralMovement => {
+            // In through the bastion with a stolen password, then on to other hosts from it.
+            g.accepted(BASTION, start, &victim.name, &attacker, false);
+            let mut t = start;
+            let mut hosts: Vec<usize> = (0..HOSTS.len()).filter(|&h| h != BASTION).collect();
+            for _ in 0..g.rng.range(2, 4) {
+                let host = hosts.remove(g.rng.below(hosts.len() as u64) as usize);
+                t += g.rng.range(40, 200);
+                g.accepted(host, t, &victim.name, JUMP, false);
+            }
+            BASTION
+        }
+        Kind::FirstHostLogin => {
+            // One step, slowly, to a host the account never used.
+            let host = (0..HOSTS.len())
+                .filter(|h| !victim.hosts.contains(h) && *h != BASTION)
+                .nth(g.rng.below(3) as usize)
+                .unwrap_or(0);
+            g.accepted(host, start, &victim.name, JUMP, false);
+            host
+        }
+        Kind::FleetBruteForce => {
+            // A few guesses on each exposed host, staying under each host's own threshold.
+            let mut t = start;
+            for host in 0..INTERNET_FACING.len() {
+                for _ in 0..g.rng.range(2, 3) {
+                    g.failed(host, t, victim.name.as_str(), &attacker, true);
+                    t += g.rng.range(20, 120);
+                }
+                t += g.rng.range(60, 600);
+            }
+            0
+        }
+        Kind::FleetSpray => {
+            // One account, a guess or two on each exposed host, each from another address.
+            let mut t = start;
+            for host in 0..INTERNET_FACING.len() {
+                let ip = g.rng.internet_ip();
+                for _ in 0..g.rng.range(1, 2) {
+                    g.failed(host, t, &victim.name, &ip, true);
+                    t += g.rng.range(60, 400);
+                }
+            }
+            0
+        }
+        Kind::AgentStopped => {
+            let host = *g.rng.pick(&admin.hosts);
+            g.accepted(host, start, &admin.name, &attacker, false);
+            let at = start + g.rng.range(30, 300);
+            g.sudo(host, at, &admin.name, "/usr/bin/systemctl stop authtrail");
+            g.outages.push(Outage {
+                host,
+                from: at + 1,
+                to: at + g.rng.range(3600, 6 * 3600),
+                attack: g.attack,
+            });
+            host
         }
         Kind::PasswordReset => {
             let host = *g.rng.pick(&admin.hosts);
