@@ -138,7 +138,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> ByteRing<B> {
             let byte = (v & 0x7f) as u8;
             v >>= 7;
             buf[tail] = if v == 0 { byte } else { byte | 0x80 };
-            tail = if tail + 1 >= n { tail + 1 - n } else { tail + 1 };
+            tail = if tail + 1 >= n {
+                tail + 1 - n
+            } else {
+                tail + 1
+            };
             if v == 0 {
                 break;
             }
@@ -557,7 +561,10 @@ mod tests {
             prop_assert_eq!(ring.is_empty(), model.records.is_empty());
             prop_assert_eq!(ring.bytes_used(), model.used);
             prop_assert_eq!(ring.free(), N - model.used);
-            prop_assert_eq!(ring.iter().next().map(joined), model.records.front().cloned());
+            prop_assert_eq!(
+                ring.iter().next().map(joined),
+                model.records.front().cloned()
+            );
             prop_assert_eq!(contents(&ring), Vec::from(model.records.clone()));
         }
         Ok(())

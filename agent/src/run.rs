@@ -469,8 +469,10 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             }
         }
     }
-    // Anything still queued is taken, then committed.
+    // Anything still queued is taken, then committed; a sink that is durable only on
+    // acknowledgement (the memory buffer) gets a few seconds to deliver it.
     pipeline.drain(&mut rx)?;
+    pipeline.finish(crate::ship::STOP_WAIT);
     pipeline
         .checkpoints_mut()
         .persist()
