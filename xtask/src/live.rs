@@ -5,6 +5,10 @@
 //!   in 2-line appends: one append a millisecond) for `--trickle-secs`, each line stamped with
 //!   the time it was written; then the latency of every event and alert to the store (the
 //!   collector's `received_at` of its batch minus the line's time).
+//! - `buffer`: 10,000 lines appended like `trickle`, once per `[sink.buffer] type` (`disk`,
+//!   `memory`, `none`), `strace` attached: the bytes the agent caused to be written to disk
+//!   (`write_bytes` of `/proc/PID/io`: spool, checkpoints, status file) and its fsyncs, per
+//!   10,000 events.
 //! - `fan-in`: `--fan-in-agents` agents with `--fan-in-lines` lines each into one collector:
 //!   aggregate events/s, every event stored once, the collector's peak RSS.
 //!
@@ -35,7 +39,12 @@ pub(crate) enum Scenario {
     Trickle,
     /// Many agents into one collector.
     FanIn,
+    /// Disk writes per 10,000 events for each `[sink.buffer] type`.
+    Buffer,
 }
+
+/// Lines of the `buffer` scenario.
+const BUFFER_LINES: u64 = 10_000;
 
 /// The scenarios' settings.
 #[derive(Debug, Clone)]
@@ -89,6 +98,7 @@ pub(crate) fn run(scenarios: &[Scenario], bins: &Bins, s: &Settings) -> Result<(
         match scenario {
             Scenario::Idle => idle(bins, &pki, &dir.join("idle"), s)?,
             Scenario::Trickle => trickle(bins, &pki, &dir.join("trickle"), s, backlog_cpu_per_m)?,
+            Scenario::Buffer => buffer(bins, &pki, &dir.join("buffer"), s)?,
             Scenario::FanIn => {
                 let f = fan_in(
                     bins,
@@ -409,6 +419,73 @@ fn strace_counts(pid: u32, secs: u64) -> Result<(u64, u64)> {
             .sum()
     };
     Ok((calls(&["fsync", "fdatasync"]), calls(&["clone", "clone3"])))
+}
+
+/// `write_bytes` of `/proc/PID/io`: bytes this process caused to be sent to the storage layer
+/// (counted when a page is first dirtied).
+fn write_bytes(pid: u32) -> Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .with_context(|| format!("reading /proc/{pid}/io"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no write_bytes in /proc/PID/io")
+}
+
+fn buffer(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings) -> Result<()> {
+    let collector = Collector::start(&bins.collector, pki, dir)?;
+    let template = dir.join("template.log");
+    generate(&template, BUFFER_LINES, 5)?;
+    let lines: Vec<String> = std::fs::read_to_string(&template)?
+        .lines()
+        .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
+        .map(|rest| format!(" {rest}"))
+        .collect();
+    // The writing, then the memory buffer's checkpoint interval (5 s) and a margin.
+    let window = BUFFER_LINES / s.rate.max(1) + 7;
+    for (name, table) in [
+        ("disk", ""),
+        ("memory", "[sink.buffer]\ntype = \"memory\"\n"),
+        ("none", "[sink.buffer]\ntype = \"none\"\n"),
+    ] {
+        let d = dir.join(name);
+        std::fs::remove_dir_all(&d).ok();
+        std::fs::create_dir_all(&d)?;
+        let log = d.join("auth.log");
+        std::fs::write(&log, b"")?;
+        let config = agent_config(pki, 0, &d, &log, &collector.addr, "end", &s.agent_config)?;
+        let mut text = std::fs::read_to_string(&config)?;
+        text.push_str(table);
+        std::fs::write(&config, text)?;
+        let agent = Agent::start(&bins.agent, &config)?;
+        std::thread::sleep(SETTLE);
+        let written0 = write_bytes(agent.pid)?;
+        let traced = std::thread::scope(|scope| {
+            let pid = agent.pid;
+            let strace = scope.spawn(move || strace_counts(pid, window));
+            std::thread::sleep(Duration::from_millis(300));
+            let w = write_trickle(&log, &lines, s.rate, s.per_append);
+            w.and_then(|()| strace.join().map_err(|_| anyhow::anyhow!("strace thread")))
+        })?;
+        let (fsyncs, _) = traced?;
+        let len = std::fs::metadata(&log)?.len();
+        agent.wait_shipped(len, Duration::from_secs(60))?;
+        let written = write_bytes(agent.pid)? - written0;
+        let state = agent.state.clone();
+        agent.stop()?;
+        let events = Agent::sent_events(&state).max(1);
+        let per = 10_000.0 / events as f64;
+        println!(
+            "buffer {name}: {} lines at {} lines/s ({} events): {:.0} KiB written to disk and {:.0} fsyncs per 10,000 events",
+            BUFFER_LINES,
+            s.rate,
+            events,
+            written as f64 * per / 1024.0,
+            fsyncs as f64 * per,
+        );
+    }
+    collector.stop()?;
+    Ok(())
 }
 
 fn idle(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings) -> Result<()> {
