@@ -91,6 +91,12 @@ impl<const N: usize> ByteRing<[u8; N]> {
     }
 }
 
+impl<const N: usize> Default for ByteRing<[u8; N]> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(feature = "alloc")]
 impl ByteRing<alloc::boxed::Box<[u8]>> {
     /// An empty ring of `capacity` bytes (at least 1) on the heap, allocated once, here.

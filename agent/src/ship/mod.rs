@@ -643,13 +643,13 @@ impl CollectorSink {
     /// An alert raised while the collector is not taking batches is written to the agent's own
     /// log at once (it waits in the buffer; whoever reads the host's journal sees it now).
     fn log_alert_in_outage(&self, event: &[u8]) {
-        let state = self.shared.lock();
-        if let Some(why) = &state.status.last_error {
+        let mut state = self.shared.lock();
+        if let Some(why) = state.status.last_error.clone() {
             let text = String::from_utf8_lossy(&event[..event.len().min(ALERT_LOG_MAX)]);
-            tracing::warn!(
+            state.note(format!(
                 "alert raised while the collector is unreachable ({why}); it waits in the \
                  buffer: {text}"
-            );
+            ));
         }
     }
 }
@@ -732,9 +732,25 @@ impl Sink for CollectorSink {
                 .last_error
                 .clone()
                 .map_or_else(String::new, |last| format!(" (collector: {last})"));
+            let (target, what) = if self.buffer == BufferKind::Memory {
+                (
+                    "the memory buffer".to_owned(),
+                    format!(
+                        "full: {} bytes in {} batch(es) not yet acknowledged by the collector; \
+                         reading pauses (the logs wait) until it takes them",
+                        state.spool.bytes(),
+                        state.spool.len()
+                    ),
+                )
+            } else {
+                (
+                    format!("the spool in {}", state.spool.dir().display()),
+                    e.to_string(),
+                )
+            };
             return Err(SinkError::Io {
-                target: format!("the spool in {}", state.spool.dir().display()),
-                source: io::Error::new(io::ErrorKind::StorageFull, format!("{e}{why}")),
+                target,
+                source: io::Error::new(io::ErrorKind::StorageFull, format!("{what}{why}")),
             });
         }
         state.spool.sync_entries().map_err(|source| SinkError::Io {
