@@ -289,21 +289,30 @@ fn next(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[test]
-fn agent_sigkilled_50_times_during_a_backlog_stores_every_event_once() {
-    let scratch = Scratch::new();
-    let chain = Chain::new(&scratch, 30_000);
-    let mut collector = chain.start_collector();
+/// Starts the agent and SIGKILLs it 50 times, each after 20 ms plus up to `spread_ms`, then
+/// lets one run ship everything and stops it: (the events the log holds, those stored).
+fn sigkill_50_times_then_ship(
+    chain: &Chain,
+    spread_ms: u64,
+) -> (HashMap<String, usize>, HashMap<String, usize>) {
     let mut rng = 42u64;
     for _ in 0..50 {
         let mut agent = chain.start_agent();
-        std::thread::sleep(Duration::from_millis(20 + next(&mut rng) % 300));
+        std::thread::sleep(Duration::from_millis(20 + next(&mut rng) % spread_ms));
         kill(&mut agent, "-KILL");
     }
     let mut agent = chain.start_agent();
     chain.wait_shipped(&agent, Duration::from_secs(120));
     kill(&mut agent, "-TERM");
-    let (want, got) = (chain.expected(), chain.stored());
+    (chain.expected(), chain.stored())
+}
+
+#[test]
+fn agent_sigkilled_50_times_during_a_backlog_stores_every_event_once() {
+    let scratch = Scratch::new();
+    let chain = Chain::new(&scratch, 30_000);
+    let mut collector = chain.start_collector();
+    let (want, got) = sigkill_50_times_then_ship(&chain, 300);
     // Detections ran (the default): their alerts rode in the same commits as the events.
     let alerts = chain.stored_alerts();
     kill(&mut collector, "-TERM");
@@ -331,16 +340,7 @@ fn memory_buffer_agent_sigkilled_50_times_during_a_backlog_loses_no_event() {
     let chain = Chain::new(&scratch, 30_000);
     chain.use_memory_buffer();
     let mut collector = chain.start_collector();
-    let mut rng = 42u64;
-    for _ in 0..50 {
-        let mut agent = chain.start_agent();
-        std::thread::sleep(Duration::from_millis(20 + next(&mut rng) % 1300));
-        kill(&mut agent, "-KILL");
-    }
-    let mut agent = chain.start_agent();
-    chain.wait_shipped(&agent, Duration::from_secs(120));
-    kill(&mut agent, "-TERM");
-    let (want, got) = (chain.expected(), chain.stored());
+    let (want, got) = sigkill_50_times_then_ship(&chain, 1300);
     kill(&mut collector, "-TERM");
     // Nothing is written per batch: no spool file, no `next-seq`.
     let spool = chain.dir.join("state").join("spool");

@@ -432,15 +432,20 @@ fn write_bytes(pid: u32) -> Result<u64> {
         .context("no write_bytes in /proc/PID/io")
 }
 
+/// Each line of `template` without its timestamp: the writer puts the time of writing in front.
+fn untimed_lines(template: &Path) -> Result<Vec<String>> {
+    Ok(std::fs::read_to_string(template)?
+        .lines()
+        .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
+        .map(|rest| format!(" {rest}"))
+        .collect())
+}
+
 fn buffer(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings) -> Result<()> {
     let collector = Collector::start(&bins.collector, pki, dir)?;
     let template = dir.join("template.log");
     generate(&template, BUFFER_LINES, 5)?;
-    let lines: Vec<String> = std::fs::read_to_string(&template)?
-        .lines()
-        .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
-        .map(|rest| format!(" {rest}"))
-        .collect();
+    let lines = untimed_lines(&template)?;
     // The writing, then the memory buffer's checkpoint interval (5 s) and a margin.
     let window = BUFFER_LINES / s.rate.max(1) + 7;
     for (name, table) in [
@@ -554,12 +559,7 @@ fn trickle(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings, backlog_cpu_per_m: 
     let count = s.rate * s.trickle_secs;
     let template = dir.join("template.log");
     generate(&template, count, 5)?;
-    // Each line without its timestamp: the writer puts the time of writing in front.
-    let lines: Vec<String> = std::fs::read_to_string(&template)?
-        .lines()
-        .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
-        .map(|rest| format!(" {rest}"))
-        .collect();
+    let lines = untimed_lines(&template)?;
     let prepare = |n: &str| -> Result<(PathBuf, PathBuf)> {
         let d = dir.join(n);
         std::fs::remove_dir_all(&d).ok();

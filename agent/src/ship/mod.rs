@@ -837,13 +837,7 @@ impl Sink for CollectorSink {
             return;
         }
         self.wait_idle(wait);
-        let mut state = self.shared.lock();
-        state.stop = true;
-        self.shared.notify(&state);
-        drop(state);
-        for t in self.shippers.drain(..) {
-            let _ = t.join();
-        }
+        self.stop_shippers();
     }
 
     /// Batches up to `mark` may ship. With the spool disabled commits are acknowledged before
@@ -915,8 +909,9 @@ impl Sink for CollectorSink {
     }
 }
 
-impl Drop for CollectorSink {
-    fn drop(&mut self) {
+impl CollectorSink {
+    /// Stops the sender threads (a batch in flight is finished first) and waits for them.
+    fn stop_shippers(&mut self) {
         let mut state = self.shared.lock();
         state.stop = true;
         self.shared.notify(&state);
@@ -924,6 +919,12 @@ impl Drop for CollectorSink {
         for t in self.shippers.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for CollectorSink {
+    fn drop(&mut self) {
+        self.stop_shippers();
     }
 }
 
