@@ -558,6 +558,21 @@ impl<C: Positions> Pipeline<C> {
         Some(persisted)
     }
 
+    /// Where reading stands after the last commit: `recorded` (the checkpoints' positions) with
+    /// the positions still waiting for the sink's acknowledgement laid over them. A source
+    /// restarted by a reload resumes here, so what is already in the sink is not read twice.
+    pub fn committed_positions(
+        &self,
+        mut recorded: HashMap<StreamKey, Position>,
+    ) -> HashMap<StreamKey, Position> {
+        for waiting in &self.awaiting {
+            for (key, position, _) in &waiting.positions {
+                recorded.insert(key.clone(), position.clone());
+            }
+        }
+        recorded
+    }
+
     /// At a clean stop, after the last commit: lets the sink deliver what it holds (up to
     /// `wait`) and stop sending, then records and persists what it acknowledged. Does nothing
     /// for a sink whose commits are durable by themselves.
@@ -1208,6 +1223,9 @@ mod tests {
         p.take(&live_chunk(1), t, Instant::now()).unwrap();
         assert_eq!(p.commit(), Commit::Done { persisted: false });
         assert_eq!(persisted(&world), 0);
+        // A reloaded source resumes after what the sink already holds, not at the checkpoint.
+        let resume = p.committed_positions(HashMap::new());
+        assert_eq!(resume.values().collect::<Vec<_>>(), [&Position::Offset(20)]);
         assert_eq!(world.lock().unwrap().recorded.0, 0);
         // Reading goes on meanwhile (nothing blocks), and a commit is still due for the wait.
         assert!(!p.blocked());
@@ -1235,6 +1253,7 @@ mod tests {
         check_ordering(&w.ops);
         drop(w);
         assert_eq!(p.next_commit(false), None, "nothing waits: no wake-up");
+        assert!(p.committed_positions(HashMap::new()).is_empty());
     }
 
     #[test]

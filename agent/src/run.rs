@@ -742,7 +742,7 @@ fn reconcile(
             let r = start_source(
                 slot.key(),
                 &source,
-                pipeline.checkpoints().snapshot(),
+                pipeline.committed_positions(pipeline.checkpoints().snapshot()),
                 fresh.get(slot.key()).copied().unwrap_or(false),
                 config.max_line_bytes.as_usize(),
                 tx.clone(),
