@@ -11,8 +11,13 @@
 //! sink has not made durable. The pipeline keeps the end positions of the chunks it has rendered
 //! but not committed; it moves them into the checkpoint store only after `Sink::commit` returns
 //! `Ok`. A failed commit keeps them pending and the commit is retried.
+//!
+//! With a sink whose commits are durable only once delivered ([`Sink::acknowledged`]: the
+//! collector sink's memory buffer), the committed positions wait, each with the sink's mark,
+//! until the sink reports that mark acknowledged; only then are they recorded, and persisted at
+//! most every [`Sink::checkpoint_interval`] (and at a clean stop, [`Pipeline::finish`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -381,6 +386,16 @@ impl Pending {
     }
 }
 
+/// Positions committed to a sink that makes them durable only on acknowledgement, waiting for
+/// it: those of one or more commits whose batches end at `mark`.
+#[derive(Debug)]
+struct Awaiting {
+    mark: SinkMark,
+    positions: Vec<(StreamKey, Position, Option<Arc<PathBuf>>)>,
+    /// The next `event.sequence` after those commits.
+    sequence: u64,
+}
+
 /// Where the pipeline records how far each stream is durable: the checkpoint file
 /// ([`Checkpoints`]) in the agent, a fake in the tests of the ordering rules.
 pub trait Positions {
@@ -477,6 +492,15 @@ pub struct Pipeline<C> {
     failed_at: Option<Instant>,
     events_committed: u64,
     commit_failures: u64,
+    /// Committed positions waiting for the sink's acknowledgement, oldest first (see the
+    /// module docs); at most one entry per batch the sink holds, plus one.
+    awaiting: VecDeque<Awaiting>,
+    /// Positions recorded on acknowledgement and not yet persisted.
+    acked_unpersisted: bool,
+    /// The last persist of acknowledged positions.
+    acked_persisted: Option<Instant>,
+    /// The last look at the sink's acknowledgements.
+    acked_checked: Option<Instant>,
 }
 
 impl<C> std::fmt::Debug for Pipeline<C> {
@@ -514,6 +538,79 @@ impl<C: Positions> Pipeline<C> {
             failed_at: None,
             events_committed: 0,
             commit_failures: 0,
+            awaiting: VecDeque::new(),
+            acked_unpersisted: false,
+            acked_persisted: None,
+            acked_checked: None,
+        }
+    }
+
+    /// True while positions wait for the sink's acknowledgement or for their persist.
+    fn awaiting_acknowledgement(&self) -> bool {
+        !self.awaiting.is_empty() || self.acked_unpersisted
+    }
+
+    /// Records the positions whose batches the sink reports acknowledged, and persists them when
+    /// `force`d or when the last such persist is a checkpoint interval old. `None` when the
+    /// sink's commits are durable by themselves, else whether the checkpoint file was written.
+    fn checkpoint_acknowledged(&mut self, now: Instant, force: bool) -> Option<bool> {
+        let acked = self.sink.acknowledged()?;
+        while let Some(front) = self.awaiting.front()
+            && front.mark.object == acked.object
+            && front.mark.offset <= acked.offset
+        {
+            let Some(done) = self.awaiting.pop_front() else {
+                break;
+            };
+            for (key, position, path) in done.positions {
+                self.checkpoints
+                    .set(key, position, path.as_deref().map(PathBuf::as_path));
+            }
+            self.checkpoints.set_sequence(done.sequence);
+            self.checkpoints.set_sink_mark(done.mark);
+            self.acked_unpersisted = true;
+        }
+        self.acked_checked = Some(now);
+        let due = self
+            .acked_persisted
+            .is_none_or(|t| now >= t + self.sink.checkpoint_interval());
+        if !(self.acked_unpersisted && (force || due)) {
+            return Some(false);
+        }
+        let persisted = self.persist_and_release();
+        if persisted {
+            self.acked_unpersisted = false;
+            self.acked_persisted = Some(now);
+        }
+        Some(persisted)
+    }
+
+    /// Where reading stands after the last commit: `recorded` (the checkpoints' positions) with
+    /// the positions still waiting for the sink's acknowledgement laid over them. A source
+    /// restarted by a reload resumes here, so what is already in the sink is not read twice.
+    pub fn committed_positions(
+        &self,
+        mut recorded: HashMap<StreamKey, Position>,
+    ) -> HashMap<StreamKey, Position> {
+        for waiting in &self.awaiting {
+            for (key, position, _) in &waiting.positions {
+                recorded.insert(key.clone(), position.clone());
+            }
+        }
+        recorded
+    }
+
+    /// At a clean stop, after the last commit: lets the sink deliver what it holds (up to
+    /// `wait`) and stop sending, then records and persists what it acknowledged. Does nothing
+    /// for a sink whose commits are durable by themselves.
+    pub fn finish(&mut self, wait: Duration) -> Commit {
+        if self.sink.acknowledged().is_none() {
+            return Commit::Nothing;
+        }
+        self.sink.stop_sending(wait);
+        match self.checkpoint_acknowledged(Instant::now(), true) {
+            Some(persisted) => Commit::Done { persisted },
+            None => Commit::Nothing,
         }
     }
 
@@ -554,7 +651,13 @@ impl<C: Positions> Pipeline<C> {
                     .map_or_else(Instant::now, |t| t + COMMIT_RETRY),
             );
         }
-        let first = self.first_uncommitted?;
+        let Some(first) = self.first_uncommitted else {
+            // Positions waiting for acknowledgements: look again once an interval.
+            return self.awaiting_acknowledgement().then(|| {
+                self.acked_checked
+                    .map_or_else(Instant::now, |t| t + self.sink.checkpoint_interval())
+            });
+        };
         if self.uncommitted_bytes >= COMMIT_BYTES {
             return Some(first);
         }
@@ -600,6 +703,12 @@ impl<C: Positions> Pipeline<C> {
     /// sink's mark, persists them, and only then releases the sink up to that mark.
     pub fn commit(&mut self) -> Commit {
         if self.pending.is_empty() {
+            if self.awaiting_acknowledgement() && !self.unpersisted {
+                return match self.checkpoint_acknowledged(Instant::now(), false) {
+                    Some(true) => Commit::Done { persisted: true },
+                    _ => Commit::Nothing,
+                };
+            }
             if self.unpersisted {
                 self.last_commit = Some(Instant::now());
                 return Commit::Done {
@@ -618,13 +727,39 @@ impl<C: Positions> Pipeline<C> {
             self.failed_at = Some(Instant::now());
             return Commit::Failed;
         }
-        for (key, position, path) in self.pending.take() {
-            self.checkpoints
-                .set(key, position, path.as_deref().map(PathBuf::as_path));
-        }
-        self.checkpoints.set_sequence(self.renderer.sequence());
-        self.checkpoints.set_sink_mark(self.sink.mark());
-        let persisted = self.persist_and_release();
+        let persisted = if self.sink.acknowledged().is_some() {
+            // Durable only once acknowledged: the positions wait for that, with the mark.
+            let (mark, sequence) = (self.sink.mark(), self.renderer.sequence());
+            let positions = self.pending.take();
+            match self.awaiting.back_mut() {
+                Some(last) if last.mark == mark => {
+                    for (key, position, path) in positions {
+                        match last.positions.iter_mut().find(|(k, _, _)| *k == key) {
+                            Some(slot) => {
+                                slot.1 = position;
+                                slot.2 = path;
+                            }
+                            None => last.positions.push((key, position, path)),
+                        }
+                    }
+                    last.sequence = sequence;
+                }
+                _ => self.awaiting.push_back(Awaiting {
+                    mark,
+                    positions,
+                    sequence,
+                }),
+            }
+            self.checkpoint_acknowledged(Instant::now(), false) == Some(true)
+        } else {
+            for (key, position, path) in self.pending.take() {
+                self.checkpoints
+                    .set(key, position, path.as_deref().map(PathBuf::as_path));
+            }
+            self.checkpoints.set_sequence(self.renderer.sequence());
+            self.checkpoints.set_sink_mark(self.sink.mark());
+            self.persist_and_release()
+        };
         self.events_committed += self.events_uncommitted;
         self.events_uncommitted = 0;
         self.uncommitted_bytes = 0;
@@ -955,6 +1090,10 @@ mod tests {
         /// What the fake checkpoints hold: recorded, and persisted.
         recorded: (u64, Option<SinkMark>),
         persisted: (u64, Option<SinkMark>),
+        /// Durable only on acknowledgement (the memory buffer): `Some(events acknowledged)`.
+        acked: Option<usize>,
+        /// The sink's `stop_sending` was called.
+        stopped: bool,
     }
 
     type Shared = std::sync::Arc<std::sync::Mutex<World>>;
@@ -989,6 +1128,22 @@ mod tests {
         }
         fn release(&mut self, mark: SinkMark) {
             self.0.lock().unwrap().ops.push(Op::Release(mark.offset));
+        }
+        fn acknowledged(&self) -> Option<SinkMark> {
+            let acked = self.0.lock().unwrap().acked?;
+            Some(SinkMark {
+                object: 1,
+                offset: acked as u64,
+            })
+        }
+        fn checkpoint_interval(&self) -> Duration {
+            Duration::from_secs(3600)
+        }
+        fn stop_sending(&mut self, _wait: Duration) {
+            let mut w = self.0.lock().unwrap();
+            w.stopped = true;
+            // What was in flight is acknowledged before the senders stop.
+            w.acked = Some(w.durable);
         }
         fn describe(&self) -> String {
             "fake".into()
@@ -1080,6 +1235,71 @@ mod tests {
                 Op::CommitFailed | Op::PersistFailed => {}
             }
         }
+    }
+
+    #[test]
+    fn with_a_memory_buffer_positions_move_only_as_far_as_the_collector_acknowledged() {
+        let world = Shared::default();
+        world.lock().unwrap().acked = Some(0);
+        let mut p = pipeline(&world);
+        let t = Timestamp::from_secs(1_795_867_200);
+        let persisted = |w: &Shared| w.lock().unwrap().persisted.0;
+        p.take(&live_chunk(0), t, Instant::now()).unwrap();
+        // Committed (queued in the ring), not acknowledged: no position moves.
+        assert_eq!(p.commit(), Commit::Done { persisted: false });
+        p.take(&live_chunk(1), t, Instant::now()).unwrap();
+        assert_eq!(p.commit(), Commit::Done { persisted: false });
+        assert_eq!(persisted(&world), 0);
+        // A reloaded source resumes after what the sink already holds, not at the checkpoint.
+        let resume = p.committed_positions(HashMap::new());
+        assert_eq!(resume.values().collect::<Vec<_>>(), [&Position::Offset(20)]);
+        assert_eq!(world.lock().unwrap().recorded.0, 0);
+        // Reading goes on meanwhile (nothing blocks), and a commit is still due for the wait.
+        assert!(!p.blocked());
+        assert!(p.next_commit(false).is_some());
+        // The collector takes the first batch: its positions are persisted (the first time at
+        // once), not the second's.
+        world.lock().unwrap().acked = Some(10);
+        assert_eq!(p.commit(), Commit::Done { persisted: true });
+        assert_eq!(persisted(&world), 10);
+        // The second is acknowledged too, but a persist is not due for an interval: recorded,
+        // not written (no write per batch).
+        world.lock().unwrap().acked = Some(20);
+        assert_eq!(p.commit(), Commit::Nothing);
+        assert_eq!(world.lock().unwrap().recorded.0, 20);
+        assert_eq!(persisted(&world), 10);
+        let due = p.next_commit(false).unwrap();
+        assert!(due > Instant::now() + Duration::from_secs(3000), "{due:?}");
+        // A clean stop lets the sink deliver, stops it, and persists what it acknowledged.
+        p.take(&live_chunk(2), t, Instant::now()).unwrap();
+        assert_eq!(p.commit(), Commit::Done { persisted: false });
+        assert_eq!(p.finish(Duration::ZERO), Commit::Done { persisted: true });
+        let w = world.lock().unwrap();
+        assert!(w.stopped);
+        assert_eq!(w.persisted.0, 30);
+        check_ordering(&w.ops);
+        drop(w);
+        assert_eq!(p.next_commit(false), None, "nothing waits: no wake-up");
+        assert!(p.committed_positions(HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn with_a_memory_buffer_a_noise_only_commit_waits_for_the_batch_before_it() {
+        let world = Shared::default();
+        world.lock().unwrap().acked = Some(0);
+        let mut p = pipeline(&world);
+        let t = Timestamp::from_secs(1_795_867_200);
+        p.take(&live_chunk(0), t, Instant::now()).unwrap();
+        p.commit();
+        // A chunk of noise: no event, the sink's mark does not move.
+        let mut noise = chunk(1, &["Nov 28 06:49:12 web1 CRON[7]: noise"]);
+        noise.end = Position::Offset(15);
+        p.take(&noise, t, Instant::now()).unwrap();
+        p.commit();
+        assert_eq!(world.lock().unwrap().recorded.0, 0);
+        world.lock().unwrap().acked = Some(10);
+        assert_eq!(p.commit(), Commit::Done { persisted: true });
+        assert_eq!(world.lock().unwrap().persisted.0, 15);
     }
 
     #[test]

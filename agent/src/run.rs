@@ -470,8 +470,10 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             }
         }
     }
-    // Anything still queued is taken, then committed.
+    // Anything still queued is taken, then committed; a sink that is durable only on
+    // acknowledgement (the memory buffer) gets a few seconds to deliver it.
     pipeline.drain(&mut rx)?;
+    pipeline.finish(crate::ship::STOP_WAIT);
     pipeline
         .checkpoints_mut()
         .persist()
@@ -742,7 +744,7 @@ fn reconcile(
             let r = start_source(
                 slot.key(),
                 &source,
-                pipeline.checkpoints().snapshot(),
+                pipeline.committed_positions(pipeline.checkpoints().snapshot()),
                 fresh.get(slot.key()).copied().unwrap_or(false),
                 config.max_line_bytes.as_usize(),
                 tx.clone(),

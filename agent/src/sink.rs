@@ -121,6 +121,28 @@ pub trait Sink: Send {
     /// there may now go downstream.
     fn release(&mut self, _mark: SinkMark) {}
 
+    /// With a buffer that keeps nothing across a crash (the collector sink's memory buffer), a
+    /// commit only queues the events, and they are durable once the collector has acknowledged
+    /// them: the logs are the durable copy until then. This is the mark up to which that has
+    /// happened, comparable with [`Sink::mark`] after a commit; the pipeline moves positions
+    /// only that far. `None` (the default): `commit` makes the events durable.
+    fn acknowledged(&self) -> Option<SinkMark> {
+        None
+    }
+
+    /// With [`Sink::acknowledged`]: the least time between two persists of positions moved by
+    /// acknowledgements (no write per batch). Defaults to 5 s.
+    fn checkpoint_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5)
+    }
+
+    /// At a clean stop, after the last commit: waits up to `wait` for what was committed to be
+    /// delivered, then sends nothing more, so that [`Sink::acknowledged`] no longer moves and
+    /// the positions persisted last cover every event delivered. The default does nothing.
+    fn stop_sending(&mut self, wait: std::time::Duration) {
+        let _ = wait;
+    }
+
     /// Called once before anything is sent, with the mark persisted at the last commit (`None`
     /// on a first start): discard whatever the sink holds beyond it (it will be re-read).
     fn recover(&mut self, _mark: Option<SinkMark>) -> Result<(), SinkError> {

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent::config::{
-    ByteSize, CollectorConfig, Compression, Config, ConfigError, SinkConfig, SpoolPolicy,
+    BufferKind, ByteSize, CollectorConfig, Compression, Config, ConfigError, SinkConfig,
+    SpoolPolicy,
 };
 use agent::host::HostFacts;
 use agent::ship::CollectorSink;
@@ -458,9 +459,12 @@ fn batches_close_on_events_and_bytes_and_alerts_flush() {
     let reqs = server.wait_requests(6, Duration::from_secs(5));
     let sizes: Vec<usize> = reqs[3..].iter().map(|r| r.lines().len()).collect();
     assert_eq!(sizes, [2, 2, 1]);
-    // Sequence numbers are monotonic across the two sinks on one state dir.
+    // Sequence numbers are monotonic across the two sinks on one state dir (the second starts
+    // above what the first reserved in `next-seq`).
     let seqs: Vec<u64> = reqs.iter().map(Request::seq).collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(seqs[..3], [1, 2, 3]);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(seqs[4..], [seqs[3] + 1, seqs[3] + 2]);
 }
 
 #[test]
@@ -1126,6 +1130,98 @@ fn with_the_spool_disabled_commit_waits_for_the_collector() {
         reqs[0].seq() >= 2,
         "the number given to the unacknowledged batch is not reused"
     );
+}
+
+#[test]
+fn memory_buffer_commits_through_an_outage_until_full_and_keeps_room_for_alerts() {
+    let fx = Fixture::new();
+    let mut config = fx.config(&dead_url());
+    config.compression = Compression::None;
+    config.batch_max_events = 1;
+    config.buffer.kind = Some(BufferKind::Memory);
+    config.buffer.max_bytes = ByteSize(1 << 20);
+    let mut sink = fx.open(&config);
+    let big = |i: usize| {
+        format!(
+            "{{\"event\":{{\"sequence\":{i}}},\"pad\":\"{}\"}}",
+            "x".repeat(10_000)
+        )
+    };
+    // The collector is unreachable, yet commits succeed (reading and detection go on) until
+    // the ring's ordinary share is full; then the commit fails (reading pauses).
+    let mut committed = 0;
+    let msg = loop {
+        sink.send(big(committed).as_bytes(), false).unwrap();
+        match sink.commit() {
+            Ok(()) => committed += 1,
+            Err(e) => break e.to_string(),
+        }
+        assert!(committed < 200, "a 1 MiB buffer never filled");
+    };
+    assert!(
+        (80..=90).contains(&committed),
+        "{committed} batches of 10 KB in 7/8 MiB"
+    );
+    assert!(
+        msg.contains("memory buffer") && msg.contains("reading pauses"),
+        "{msg}"
+    );
+    assert_eq!(
+        sink.acknowledged().unwrap().offset,
+        0,
+        "nothing acknowledged"
+    );
+    wait_for("a failed send", Duration::from_secs(5), || {
+        sink.status().last_error.is_some()
+    });
+    // An alert still gets in (the reserve), and is written to the agent's log at once.
+    let before = sink.status().spooled_batches;
+    sink.send(
+        br#"{"event":{"kind":"alert"},"rule":{"id":"brute_force"}}"#,
+        true,
+    )
+    .unwrap();
+    assert!(sink.commit().is_err(), "the ordinary batch still waits");
+    let status = sink.status();
+    assert_eq!(status.spooled_batches, before + 1);
+    assert_eq!(status.dropped_batches, 0, "nothing is ever evicted");
+    assert!(
+        status.log.iter().any(
+            |l| l.contains("alert raised while the collector is unreachable")
+                && l.contains("brute_force")
+        ),
+        "{:?}",
+        status.log
+    );
+    // Nothing was written for any of it.
+    assert!(spool_files(&fx.state_dir()).is_empty(), "nothing on disk");
+    drop(sink);
+
+    // With a collector: acknowledged up to the last batch, in a stream of this process,
+    // numbered from 1 again.
+    let server = Server::start(&fx.server_leaf, None);
+    let mut config = fx.config(&server.url());
+    config.buffer.kind = Some(BufferKind::Memory);
+    let mut streams = Vec::new();
+    for round in 0..2 {
+        let mut sink = fx.open(&config);
+        for i in 0..3 {
+            sink.send(event(10 * round + i).as_bytes(), false).unwrap();
+            sink.commit().unwrap();
+        }
+        assert!(sink.wait_idle(Duration::from_secs(5)));
+        assert_eq!(sink.acknowledged(), Some(sink.mark()));
+        let reqs = server.requests();
+        let mine: Vec<&Request> = reqs.iter().skip(3 * round).collect();
+        assert_eq!(
+            mine.iter().map(|r| r.seq()).collect::<Vec<_>>(),
+            [1, 2, 3],
+            "sent in order, from 1"
+        );
+        streams.push(mine[0].headers["authtrail-stream"].clone());
+    }
+    assert_ne!(streams[0], streams[1], "a new stream per start");
+    assert!(spool_files(&fx.state_dir()).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 //!    fresh store and agent state each time; medians): wall time, CPU and peak RSS of both, and
 //!    the compressed bytes sent against the raw log's size.
 //!
-//! `--scenario idle|trickle|fan-in|nats` runs only those live-efficiency scenarios instead (see
+//! `--scenario idle|trickle|fan-in|nats|buffer` runs only those live-efficiency scenarios instead (see
 //! [`crate::live`]), each beside the single-agent backlog measured in the same run.
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,10 @@
 //!   in 2-line appends: one append a millisecond) for `--trickle-secs`, each line stamped with
 //!   the time it was written; then the latency of every event and alert to the store (the
 //!   collector's `received_at` of its batch minus the line's time).
+//! - `buffer`: 10,000 lines appended like `trickle`, once per `[sink.buffer] type` (`disk`,
+//!   `memory`, `none`), `strace` attached: the bytes the agent caused to be written to disk
+//!   (`write_bytes` of `/proc/PID/io`: spool, checkpoints, status file) and its fsyncs, per
+//!   10,000 events.
 //! - `fan-in`: `--fan-in-agents` agents with `--fan-in-lines` lines each into one collector:
 //!   aggregate events/s, every event stored once, the collector's peak RSS and its 503/429
 //!   answers. `--runs` rounds, each a single-agent backlog run and a fan-in run back to back
@@ -42,7 +46,12 @@ pub(crate) enum Scenario {
     /// The backlog through a collector with `[store] type = "nats"` into a local JetStream
     /// (`nats-server -js`), then `consume` from it into SQLite.
     Nats,
+    /// Disk writes per 10,000 events for each `[sink.buffer] type`.
+    Buffer,
 }
+
+/// Lines of the `buffer` scenario.
+const BUFFER_LINES: u64 = 10_000;
 
 /// The scenarios' settings.
 #[derive(Debug, Clone)]
@@ -99,6 +108,7 @@ pub(crate) fn run(scenarios: &[Scenario], bins: &Bins, s: &Settings) -> Result<(
             Scenario::Idle => idle(bins, &pki, &dir.join("idle"), s)?,
             Scenario::Trickle => trickle(bins, &pki, &dir.join("trickle"), s, backlog_cpu_per_m)?,
             Scenario::Nats => nats(bins, &pki, &dir.join("nats"), s, &backlog)?,
+            Scenario::Buffer => buffer(bins, &pki, &dir.join("buffer"), s)?,
             Scenario::FanIn => fan_in_rounds(bins, &pki, &dir, s, &backlog)?,
         }
     }
@@ -481,6 +491,78 @@ fn strace_counts(pid: u32, secs: u64) -> Result<(u64, u64)> {
     Ok((calls(&["fsync", "fdatasync"]), calls(&["clone", "clone3"])))
 }
 
+/// `write_bytes` of `/proc/PID/io`: bytes this process caused to be sent to the storage layer
+/// (counted when a page is first dirtied).
+fn write_bytes(pid: u32) -> Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .with_context(|| format!("reading /proc/{pid}/io"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no write_bytes in /proc/PID/io")
+}
+
+/// Each line of `template` without its timestamp: the writer puts the time of writing in front.
+fn untimed_lines(template: &Path) -> Result<Vec<String>> {
+    Ok(std::fs::read_to_string(template)?
+        .lines()
+        .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
+        .map(|rest| format!(" {rest}"))
+        .collect())
+}
+
+fn buffer(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings) -> Result<()> {
+    let collector = Collector::start(&bins.collector, pki, dir)?;
+    let template = dir.join("template.log");
+    generate(&template, BUFFER_LINES, 5)?;
+    let lines = untimed_lines(&template)?;
+    // The writing, then the memory buffer's checkpoint interval (5 s) and a margin.
+    let window = BUFFER_LINES / s.rate.max(1) + 7;
+    for (name, table) in [
+        ("disk", ""),
+        ("memory", "[sink.buffer]\ntype = \"memory\"\n"),
+        ("none", "[sink.buffer]\ntype = \"none\"\n"),
+    ] {
+        let d = dir.join(name);
+        std::fs::remove_dir_all(&d).ok();
+        std::fs::create_dir_all(&d)?;
+        let log = d.join("auth.log");
+        std::fs::write(&log, b"")?;
+        let config = agent_config(pki, 0, &d, &log, &collector.addr, "end", &s.agent_config)?;
+        let mut text = std::fs::read_to_string(&config)?;
+        text.push_str(table);
+        std::fs::write(&config, text)?;
+        let agent = Agent::start(&bins.agent, &config)?;
+        std::thread::sleep(SETTLE);
+        let written0 = write_bytes(agent.pid)?;
+        let traced = std::thread::scope(|scope| {
+            let pid = agent.pid;
+            let strace = scope.spawn(move || strace_counts(pid, window));
+            std::thread::sleep(Duration::from_millis(300));
+            let w = write_trickle(&log, &lines, s.rate, s.per_append);
+            w.and_then(|()| strace.join().map_err(|_| anyhow::anyhow!("strace thread")))
+        })?;
+        let (fsyncs, _) = traced?;
+        let len = std::fs::metadata(&log)?.len();
+        agent.wait_shipped(len, Duration::from_secs(60))?;
+        let written = write_bytes(agent.pid)? - written0;
+        let state = agent.state.clone();
+        agent.stop()?;
+        let events = Agent::sent_events(&state).max(1);
+        let per = 10_000.0 / events as f64;
+        println!(
+            "buffer {name}: {} lines at {} lines/s ({} events): {:.0} KiB written to disk and {:.0} fsyncs per 10,000 events",
+            BUFFER_LINES,
+            s.rate,
+            events,
+            written as f64 * per / 1024.0,
+            fsyncs as f64 * per,
+        );
+    }
+    collector.stop()?;
+    Ok(())
+}
+
 fn idle(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings) -> Result<()> {
     let collector = Collector::start(&bins.collector, pki, dir)?;
     let log = dir.join("auth.log");
@@ -547,12 +629,7 @@ fn trickle(bins: &Bins, pki: &Pki, dir: &Path, s: &Settings, backlog_cpu_per_m: 
     let count = s.rate * s.trickle_secs;
     let template = dir.join("template.log");
     generate(&template, count, 5)?;
-    // Each line without its timestamp: the writer puts the time of writing in front.
-    let lines: Vec<String> = std::fs::read_to_string(&template)?
-        .lines()
-        .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
-        .map(|rest| format!(" {rest}"))
-        .collect();
+    let lines = untimed_lines(&template)?;
     let prepare = |n: &str| -> Result<(PathBuf, PathBuf)> {
         let d = dir.join(n);
         std::fs::remove_dir_all(&d).ok();

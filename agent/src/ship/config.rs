@@ -49,7 +49,9 @@ pub struct CollectorConfig {
     /// unless the collector's host matches `NO_PROXY`/`no_proxy`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyUrl>,
-    /// `[sink.spool]`.
+    /// `[sink.buffer]`: where closed batches wait for the collector.
+    pub buffer: BufferConfig,
+    /// `[sink.spool]`: the disk buffer's settings.
     pub spool: SpoolConfig,
     /// `[sink.tls]`.
     pub tls: CollectorTlsConfig,
@@ -85,12 +87,72 @@ pub enum SpoolPolicy {
     Block,
 }
 
+/// Where closed batches wait until the collector acknowledges them (`[sink.buffer] type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BufferKind {
+    /// The spool (`[sink.spool]`): each commit writes and fsyncs its batches in
+    /// `state-dir/spool/`, and checkpoints advance then. Survives crashes and outages of any
+    /// length up to `spool.max-bytes`; costs a few fsyncs per commit.
+    #[default]
+    Disk,
+    /// agent-core's ring in memory (`buffer.max-bytes`): nothing is written per batch;
+    /// checkpoints advance only when the collector has acknowledged the events (the logs are
+    /// the durable copy), persisted at most every `buffer.checkpoint-interval`. Reading and
+    /// detection go on through an outage while the ring has room, then pause.
+    Memory,
+    /// No buffer: a commit waits for the collector's 2xx, so an unreachable collector stops
+    /// reading (and the local detections) at once. `spool.enabled = false` is the older
+    /// spelling of this.
+    None,
+}
+
+/// `[sink.buffer]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BufferConfig {
+    /// `disk`, `memory` or `none` (see [`BufferKind`]). Defaults to `disk` (`none` when the
+    /// older `spool.enabled = false` is set).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<BufferKind>,
+    /// The memory buffer's size: compressed batches with their headers. At least twice
+    /// `batch-max-bytes` and at least 1 MiB. Applies to `type = "memory"` only (the disk
+    /// buffer's bound is `spool.max-bytes`). Defaults to 4194304 (4 MiB).
+    pub max_bytes: ByteSize,
+    /// With the memory buffer, checkpoints (which then move on the collector's acknowledgement)
+    /// are written at most this often, and at a clean stop: between 1 s and 60 s. A crash
+    /// re-reads what was acknowledged since the last one. Defaults to 5 s.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+}
+
+/// Bounds of `buffer.checkpoint-interval`.
+pub const CHECKPOINT_INTERVAL_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(60);
+
+/// Largest `buffer.max-bytes` (1 GiB): the ring is allocated whole at start.
+pub const MEMORY_BUFFER_MAX: usize = 1 << 30;
+
+/// Smallest `buffer.max-bytes`.
+pub const MEMORY_BUFFER_MIN: u64 = 1024 * 1024;
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            kind: None,
+            max_bytes: ByteSize(4 * 1024 * 1024),
+            checkpoint_interval: Duration::from_secs(5),
+        }
+    }
+}
+
 /// `[sink.spool]`: closed batches on disk (`state-dir/spool/`) until the collector takes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SpoolConfig {
-    /// Spool batches to disk. With `false`, a commit waits for the collector's 2xx: the log
-    /// itself is the buffer and checkpoints advance only on acknowledgement. Defaults to true.
+    /// Spool batches to disk. `false` is the older spelling of `[sink.buffer] type = "none"`
+    /// (a commit waits for the collector's 2xx) and may not be combined with another
+    /// `buffer.type`. Defaults to true.
     pub enabled: bool,
     /// Most bytes of spooled batches (compressed, with headers); at least twice
     /// `batch-max-bytes`. Defaults to 268435456 (256 MiB).
@@ -148,6 +210,17 @@ pub struct RetryConfig {
     pub max: Duration,
 }
 
+impl BufferKind {
+    /// The name written in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            BufferKind::Disk => "disk",
+            BufferKind::Memory => "memory",
+            BufferKind::None => "none",
+        }
+    }
+}
+
 /// Largest `batch-max-bytes`: the collector refuses bodies over 64 MiB decompressed.
 pub const BATCH_MAX_BYTES_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -163,6 +236,7 @@ impl Default for CollectorConfig {
             heartbeat: Duration::from_secs(60),
             timeout: Duration::from_secs(30),
             proxy: None,
+            buffer: BufferConfig::default(),
             spool: SpoolConfig::default(),
             tls: CollectorTlsConfig::default(),
             auth: CollectorAuthConfig::default(),
@@ -191,6 +265,16 @@ impl Default for RetryConfig {
 }
 
 impl CollectorConfig {
+    /// The buffer in use: `[sink.buffer] type`, else `none` for the older `spool.enabled =
+    /// false`, else `disk`. (A contradiction of the two is refused by [`Self::problems`].)
+    pub fn buffer_kind(&self) -> BufferKind {
+        match (self.buffer.kind, self.spool.enabled) {
+            (Some(kind), _) => kind,
+            (None, true) => BufferKind::Disk,
+            (None, false) => BufferKind::None,
+        }
+    }
+
     /// The settings that cannot work, as (key, what is wrong and what to write instead), every
     /// one of them. `files` also opens the TLS and token files and parses the PEM ones, as
     /// the sink does when it starts.
@@ -259,7 +343,85 @@ impl CollectorConfig {
         if c.retry.max < c.retry.initial {
             bad("retry.max", "must not be smaller than retry.initial".into());
         }
-        if c.spool.max_bytes.0 < 2 * c.batch_max_bytes.0 {
+        let kind = c.buffer_kind();
+        if !c.spool.enabled && c.buffer.kind.is_some_and(|k| k != BufferKind::None) {
+            bad(
+                "spool.enabled",
+                format!(
+                    "`spool.enabled = false` (no buffer) contradicts `buffer.type = \"{}\"`: \
+                     remove `spool.enabled` (its new spelling is `buffer.type = \"none\"`)",
+                    kind.name()
+                ),
+            );
+        }
+        let spool_default = SpoolConfig {
+            enabled: c.spool.enabled,
+            ..default.spool.clone()
+        };
+        if kind != BufferKind::Disk && c.spool != spool_default {
+            bad(
+                "spool.max-bytes",
+                format!(
+                    "`[sink.spool]` sets the disk buffer, and `buffer.type` is \"{}\": remove \
+                     spool.max-bytes and spool.policy{}",
+                    kind.name(),
+                    if kind == BufferKind::Memory {
+                        " (the memory buffer's bound is buffer.max-bytes; when it is full, \
+                         reading pauses)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        if kind != BufferKind::Memory
+            && (c.buffer.max_bytes != default.buffer.max_bytes
+                || c.buffer.checkpoint_interval != default.buffer.checkpoint_interval)
+        {
+            bad(
+                "buffer.max-bytes",
+                format!(
+                    "buffer.max-bytes and buffer.checkpoint-interval apply to buffer.type = \
+                     \"memory\" only, and the buffer is \"{}\"{}",
+                    kind.name(),
+                    if kind == BufferKind::Disk {
+                        " (the disk buffer's bound is spool.max-bytes)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        if kind == BufferKind::Memory {
+            let min = MEMORY_BUFFER_MIN.max(2 * c.batch_max_bytes.0);
+            if c.buffer.max_bytes.0 < min {
+                bad(
+                    "buffer.max-bytes",
+                    format!(
+                        "{} is too small: at least {min} bytes (1 MiB, and twice \
+                         batch-max-bytes); the default is {}",
+                        c.buffer.max_bytes, default.buffer.max_bytes
+                    ),
+                );
+            }
+            if c.buffer.max_bytes.as_usize() > MEMORY_BUFFER_MAX {
+                bad(
+                    "buffer.max-bytes",
+                    format!(
+                        "{} is more than {} bytes (1 GiB); the memory buffer is allocated \
+                         whole at start",
+                        c.buffer.max_bytes, MEMORY_BUFFER_MAX
+                    ),
+                );
+            }
+            if !CHECKPOINT_INTERVAL_RANGE.contains(&c.buffer.checkpoint_interval) {
+                bad(
+                    "buffer.checkpoint-interval",
+                    "must be between 1s and 60s; the default is 5s".into(),
+                );
+            }
+        }
+        if kind == BufferKind::Disk && c.spool.max_bytes.0 < 2 * c.batch_max_bytes.0 {
             bad(
                 "spool.max-bytes",
                 format!(
@@ -316,5 +478,83 @@ impl CollectorConfig {
             }
         }
         errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> CollectorConfig {
+        toml::from_str(&format!("url = \"https://c.example\"\n{text}")).unwrap()
+    }
+
+    fn problems(text: &str) -> Vec<(&'static str, String)> {
+        parse(text).problems(false)
+    }
+
+    #[test]
+    fn the_buffer_is_disk_unless_set_and_the_old_spool_switch_still_means_none() {
+        assert_eq!(parse("").buffer_kind(), BufferKind::Disk);
+        let memory = parse(
+            "[buffer]\ntype = \"memory\"\nmax-bytes = \"8MiB\"\ncheckpoint-interval = \"2s\"",
+        );
+        assert_eq!(memory.buffer_kind(), BufferKind::Memory);
+        assert_eq!(memory.buffer.max_bytes, ByteSize(8 << 20));
+        assert_eq!(memory.buffer.checkpoint_interval, Duration::from_secs(2));
+        assert!(memory.problems(false).is_empty());
+        let old = parse("[spool]\nenabled = false");
+        assert_eq!(old.buffer_kind(), BufferKind::None);
+        assert!(old.problems(false).is_empty());
+        assert_eq!(
+            parse("[buffer]\ntype = \"none\"").buffer_kind(),
+            BufferKind::None
+        );
+        // An empty table means the defaults.
+        assert_eq!(parse("[buffer]").buffer, BufferConfig::default());
+        assert_eq!(BufferConfig::default().max_bytes, ByteSize(4 << 20));
+    }
+
+    #[test]
+    fn contradicting_or_misplaced_buffer_settings_are_refused_with_the_fix() {
+        let p = problems("[buffer]\ntype = \"memory\"\n[spool]\nenabled = false");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].1.contains("remove `spool.enabled`"), "{p:?}");
+        let p = problems("[buffer]\ntype = \"memory\"\n[spool]\nmax-bytes = \"1GiB\"");
+        assert!(
+            p.iter()
+                .any(|(k, why)| *k == "spool.max-bytes" && why.contains("buffer.max-bytes")),
+            "{p:?}"
+        );
+        let p = problems("[buffer]\nmax-bytes = \"8MiB\"");
+        assert!(
+            p.iter()
+                .any(|(k, why)| *k == "buffer.max-bytes" && why.contains("spool.max-bytes")),
+            "{p:?}"
+        );
+        let p = problems(
+            "[buffer]\ntype = \"memory\"\nmax-bytes = 65536\ncheckpoint-interval = \"0s\"",
+        );
+        assert!(p.iter().any(|(k, _)| *k == "buffer.max-bytes"), "{p:?}");
+        assert!(
+            p.iter().any(|(k, _)| *k == "buffer.checkpoint-interval"),
+            "{p:?}"
+        );
+        let p = problems("[buffer]\ntype = \"memory\"\ncheckpoint-interval = \"2m\"");
+        assert!(
+            p.iter().any(|(k, _)| *k == "buffer.checkpoint-interval"),
+            "{p:?}"
+        );
+        // Twice the batch bound, whatever the 1 MiB floor says.
+        let p = problems(
+            "batch-max-bytes = \"4MiB\"\n[buffer]\ntype = \"memory\"\nmax-bytes = \"6MiB\"",
+        );
+        assert!(p.iter().any(|(k, _)| *k == "buffer.max-bytes"), "{p:?}");
+        // A typo is an error, not a silent default.
+        let typo: Result<CollectorConfig, _> =
+            toml::from_str("[buffer]\ntype = \"memory\"\nmax-byte = 1");
+        assert!(typo.is_err());
+        let kind: Result<CollectorConfig, _> = toml::from_str("[buffer]\ntype = \"ram\"");
+        assert!(kind.is_err());
     }
 }

@@ -16,8 +16,12 @@
 //! pins, client certificates, error messages), [`retry`] (backoff and `Retry-After`).
 //!
 //! **Architecture Invariant:** `commit` returns `Ok` only when every event sent before it is in
-//! a durable spool file (or, with the spool disabled, acknowledged by the collector), so source
-//! checkpoints never pass an event that a crash could lose. Delivery is at least once; the
+//! a durable spool file (or, with no buffer, acknowledged by the collector), so source
+//! checkpoints never pass an event that a crash could lose. With the memory buffer
+//! (`[sink.buffer] type = "memory"`) `commit` only puts the batches into agent-core's ring, and
+//! [`Sink::acknowledged`] tells the pipeline how far the collector has taken them: source
+//! checkpoints move only that far. Batches then go one at a time, in order, so that what is
+//! acknowledged is always a prefix of what was committed. Delivery is at least once; the
 //! collector de-duplicates on (agent id, stream, batch sequence), a sequence number is never
 //! reused for different content in a stream, and a 409 (other content under the key) keeps the
 //! batch and sends it again under a new stream (see [`spool`]). Nothing the collector did not
@@ -54,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use self::batch::{AgentIdentity, BatchInfo, BodyEncoder, Encoding, OpenBatch};
 use self::client::{Client, Outcome};
-use self::config::{CollectorConfig, SpoolPolicy};
+use self::config::{BufferKind, CollectorConfig, SpoolPolicy};
 use self::retry::Backoff;
 use self::spool::{EntrySync, Origin, PushError, Pushed, Spool};
 use crate::host::HostFacts;
@@ -70,6 +74,17 @@ pub const COMMIT_WAIT: Duration = Duration::from_secs(2);
 /// `SinkMark::object` of the collector sink's marks (`ATSPOOL1`), so a mark left by another sink
 /// type (the config changed) is not taken for a batch sequence number.
 pub const MARK_OBJECT: u64 = u64::from_be_bytes(*b"ATSPOOL1");
+
+/// `SinkMark::object` of the memory buffer's marks (`ATMEMRY1`): its numbers are in a stream
+/// of the process that made them, never the disk spool's.
+pub const MEMORY_MARK_OBJECT: u64 = u64::from_be_bytes(*b"ATMEMRY1");
+
+/// How long a clean stop waits for the memory buffer's batches to be acknowledged; what is
+/// left is read again from the logs at the next start.
+pub const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Longest part of an alert's JSON written to the agent's log during an outage.
+pub const ALERT_LOG_MAX: usize = 4096;
 
 /// Messages kept in [`ShipStatus::log`].
 pub const LOG_KEEP: usize = 64;
@@ -405,11 +420,14 @@ pub struct CollectorSink {
     url: CollectorUrl,
     /// Compresses the pipeline's batches, one zstd context for all of them.
     encoder: BodyEncoder,
-    durable: bool,
+    buffer: BufferKind,
     open: OpenBatch,
+    /// With the memory buffer, the alerts, in a batch of their own that may use the ring's
+    /// share kept for alerts.
+    open_alerts: OpenBatch,
     /// Closed batches, compressed, waiting for the next commit to spool them (their NDJSON
-    /// buffers go back to the open batch at once).
-    closed: VecDeque<(BatchInfo, Vec<u8>)>,
+    /// buffers go back to the open batch at once), with [`Origin::Alert`] for alert batches.
+    closed: VecDeque<(BatchInfo, Vec<u8>, Origin)>,
     alert: bool,
     identity: AgentIdentity,
     shared: Arc<Shared>,
@@ -457,18 +475,26 @@ impl CollectorSink {
             .url
             .clone()
             .ok_or_else(|| ShipError::Url(CollectorUrl::REQUIRED.to_owned()))?;
-        let clients = (0..MAX_IN_FLIGHT)
+        // The memory buffer sends one batch at a time (see the module docs): one sender.
+        let senders = if config.buffer_kind() == BufferKind::Memory {
+            1
+        } else {
+            MAX_IN_FLIGHT
+        };
+        let clients = (0..senders)
             .map(|_| Client::new(config, agent_id))
             .collect::<Result<Vec<_>, _>>()?;
-        let durable = config.spool.enabled;
-        let (max, policy) = if durable {
-            (config.spool.max_bytes.0, config.spool.policy)
-        } else {
+        let buffer = config.buffer_kind();
+        let dir = state_dir.join(SPOOL_DIR);
+        let (spool, warnings) = match buffer {
+            BufferKind::Disk => {
+                Spool::open(&dir, true, config.spool.max_bytes.0, config.spool.policy)
+            }
             // In memory, bounded by the pipeline: it reads nothing while a commit waits.
-            (u64::MAX, SpoolPolicy::Block)
-        };
-        let (spool, warnings) = Spool::open(&state_dir.join(SPOOL_DIR), durable, max, policy)
-            .map_err(ShipError::Spool)?;
+            BufferKind::None => Spool::open(&dir, false, u64::MAX, SpoolPolicy::Block),
+            BufferKind::Memory => Spool::in_memory(&dir, config.buffer.max_bytes.as_usize()),
+        }
+        .map_err(ShipError::Spool)?;
         let mut state = State {
             spool,
             stop: false,
@@ -496,7 +522,9 @@ impl CollectorSink {
             let msg = format!("reaching the collector through the CONNECT proxy {p}");
             state.note(msg);
         }
-        if durable && let Some(mark) = recover {
+        if buffer == BufferKind::Disk
+            && let Some(mark) = recover
+        {
             recover_spool(&mut state, mark);
         }
         let identity = AgentIdentity {
@@ -519,6 +547,7 @@ impl CollectorSink {
                 encoding: Encoding::of(config.compression),
                 level: config.compression_level,
                 index,
+                in_order: buffer == BufferKind::Memory,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("shipper-{index}"))
@@ -541,8 +570,9 @@ impl CollectorSink {
             config: config.clone(),
             url,
             encoder: BodyEncoder::new(Encoding::of(config.compression), config.compression_level),
-            durable,
+            buffer,
             open: OpenBatch::default(),
+            open_alerts: OpenBatch::default(),
             closed: VecDeque::new(),
             alert: false,
             identity,
@@ -582,10 +612,21 @@ impl CollectorSink {
     }
 
     fn close_open(&mut self) -> Result<(), SinkError> {
-        if self.open.is_empty() {
+        self.close(false)?;
+        self.close(true)
+    }
+
+    /// Closes the open batch (`alerts`: the open batch of alerts) and compresses it.
+    fn close(&mut self, alerts: bool) -> Result<(), SinkError> {
+        let open = if alerts {
+            &mut self.open_alerts
+        } else {
+            &mut self.open
+        };
+        if open.is_empty() {
             return Ok(());
         }
-        let batch = self.open.close();
+        let batch = open.close();
         let body = self
             .encoder
             .encode(&batch.ndjson)
@@ -593,9 +634,27 @@ impl CollectorSink {
                 target: "batch compression".to_owned(),
                 source,
             })?;
-        self.closed.push_back((batch.info(), body));
-        self.open.recycle(batch.ndjson);
+        let origin = if alerts {
+            Origin::Alert
+        } else {
+            Origin::Pipeline
+        };
+        self.closed.push_back((batch.info(), body, origin));
+        open.recycle(batch.ndjson);
         Ok(())
+    }
+
+    /// An alert raised while the collector is not taking batches is written to the agent's own
+    /// log at once (it waits in the buffer; whoever reads the host's journal sees it now).
+    fn log_alert_in_outage(&self, event: &[u8]) {
+        let mut state = self.shared.lock();
+        if let Some(why) = state.status.last_error.clone() {
+            let text = String::from_utf8_lossy(&event[..event.len().min(ALERT_LOG_MAX)]);
+            state.note(format!(
+                "alert raised while the collector is unreachable ({why}); it waits in the \
+                 buffer: {text}"
+            ));
+        }
     }
 }
 
@@ -605,12 +664,26 @@ impl Sink for CollectorSink {
             self.config.batch_max_events,
             self.config.batch_max_bytes.as_usize(),
         );
-        if self.open.would_overflow(event.len(), events, bytes) {
-            self.close_open()?;
+        if alert {
+            self.log_alert_in_outage(event);
         }
-        self.open.push(event);
-        if self.open.is_full(events, bytes) {
-            self.close_open()?;
+        let apart = alert && self.buffer == BufferKind::Memory;
+        let open = if apart {
+            &mut self.open_alerts
+        } else {
+            &mut self.open
+        };
+        if open.would_overflow(event.len(), events, bytes) {
+            self.close(apart)?;
+        }
+        let open = if apart {
+            &mut self.open_alerts
+        } else {
+            &mut self.open
+        };
+        open.push(event);
+        if open.is_full(events, bytes) {
+            self.close(apart)?;
         }
         self.alert |= alert;
         Ok(())
@@ -621,35 +694,68 @@ impl Sink for CollectorSink {
         let mut state = self.shared.lock();
         // Every batch file is synced as it is written; their directory entries are synced once
         // for the group, before this returns (also on error, for those already written).
-        while let Some((batch, body)) = self.closed.front() {
+        // Batches of alerts go ahead of ordinary ones that find a memory buffer full.
+        let mut full = None;
+        let mut kept = VecDeque::new();
+        while let Some((batch, body, origin)) = self.closed.pop_front() {
+            if full.is_some() && origin != Origin::Alert {
+                kept.push_back((batch, body, origin));
+                continue;
+            }
             match state.spool.push(
                 self.encoder.encoding(),
-                *batch,
-                body,
-                Origin::Pipeline,
+                batch,
+                &body,
+                origin,
                 EntrySync::Deferred,
             ) {
                 Ok(pushed) => state.count_drops(&pushed),
-                Err(e) => {
+                Err(e @ PushError::Full { .. }) => {
+                    full.get_or_insert(e);
+                    kept.push_back((batch, body, origin));
+                }
+                Err(PushError::Io { source, .. }) => {
                     let _ = state.spool.sync_entries();
-                    let source = match e {
-                        PushError::Full { .. } => {
-                            let why = state
-                                .status
-                                .last_error
-                                .clone()
-                                .map_or_else(String::new, |last| format!(" (collector: {last})"));
-                            io::Error::new(io::ErrorKind::StorageFull, format!("{e}{why}"))
-                        }
-                        PushError::Io { source, .. } => source,
-                    };
+                    kept.push_back((batch, body, origin));
+                    kept.append(&mut self.closed);
+                    self.closed = kept;
                     return Err(SinkError::Io {
                         target: format!("the spool in {}", state.spool.dir().display()),
                         source,
                     });
                 }
             }
-            self.closed.pop_front();
+        }
+        self.closed = kept;
+        if let Some(e) = full {
+            let _ = state.spool.sync_entries();
+            // Pushed meanwhile (alerts): sent at once, as nothing holds them back.
+            self.shared.notify(&state);
+            let why = state
+                .status
+                .last_error
+                .clone()
+                .map_or_else(String::new, |last| format!(" (collector: {last})"));
+            let (target, what) = if self.buffer == BufferKind::Memory {
+                (
+                    "the memory buffer".to_owned(),
+                    format!(
+                        "full: {} bytes in {} batch(es) not yet acknowledged by the collector; \
+                         reading pauses (the logs wait) until it takes them",
+                        state.spool.bytes(),
+                        state.spool.len()
+                    ),
+                )
+            } else {
+                (
+                    format!("the spool in {}", state.spool.dir().display()),
+                    e.to_string(),
+                )
+            };
+            return Err(SinkError::Io {
+                target,
+                source: io::Error::new(io::ErrorKind::StorageFull, format!("{what}{why}")),
+            });
         }
         state.spool.sync_entries().map_err(|source| SinkError::Io {
             target: format!("the spool in {}", state.spool.dir().display()),
@@ -664,10 +770,10 @@ impl Sink for CollectorSink {
         }
         // What was spooled ships once released ([`Sink::release`] wakes the senders then), or
         // at once without the checkpoint handshake.
-        if !self.durable || state.released.is_none() {
+        if self.buffer != BufferKind::Disk || state.released.is_none() {
             self.shared.notify(&state);
         }
-        if self.durable {
+        if self.buffer != BufferKind::None {
             return Ok(());
         }
         // Spool disabled: durable means acknowledged.
@@ -703,15 +809,45 @@ impl Sink for CollectorSink {
     fn mark(&self) -> SinkMark {
         let state = self.shared.lock();
         SinkMark {
-            object: MARK_OBJECT,
+            object: if self.buffer == BufferKind::Memory {
+                MEMORY_MARK_OBJECT
+            } else {
+                MARK_OBJECT
+            },
             offset: state.spool.next_seq().saturating_sub(1),
         }
+    }
+
+    /// With the memory buffer: every pipeline batch up to the mark has been acknowledged.
+    fn acknowledged(&self) -> Option<SinkMark> {
+        if self.buffer != BufferKind::Memory {
+            return None;
+        }
+        let state = self.shared.lock();
+        state.spool.acknowledged().map(|offset| SinkMark {
+            object: MEMORY_MARK_OBJECT,
+            offset,
+        })
+    }
+
+    fn checkpoint_interval(&self) -> Duration {
+        self.config.buffer.checkpoint_interval
+    }
+
+    /// With the memory buffer: waits up to `wait` for the ring to empty, then stops the
+    /// senders (a batch in flight is finished first, so its acknowledgement is counted).
+    fn stop_sending(&mut self, wait: Duration) {
+        if self.buffer != BufferKind::Memory {
+            return;
+        }
+        self.wait_idle(wait);
+        self.stop_shippers();
     }
 
     /// Batches up to `mark` may ship. With the spool disabled commits are acknowledged before
     /// they return, so there is nothing to hold back.
     fn release(&mut self, mark: SinkMark) {
-        if !self.durable || mark.object != MARK_OBJECT {
+        if self.buffer != BufferKind::Disk || mark.object != MARK_OBJECT {
             return;
         }
         let mut state = self.shared.lock();
@@ -723,7 +859,7 @@ impl Sink for CollectorSink {
     /// persisted checkpoint, so their events are read and spooled again. Without a mark (a first
     /// start, or checkpoints lost) nothing is deleted: the logs may not be read again.
     fn recover(&mut self, mark: Option<SinkMark>) -> Result<(), SinkError> {
-        if self.durable {
+        if self.buffer == BufferKind::Disk {
             let mut state = self.shared.lock();
             recover_spool(&mut state, mark);
             self.shared.notify(&state);
@@ -777,8 +913,9 @@ impl Sink for CollectorSink {
     }
 }
 
-impl Drop for CollectorSink {
-    fn drop(&mut self) {
+impl CollectorSink {
+    /// Stops the sender threads (a batch in flight is finished first) and waits for them.
+    fn stop_shippers(&mut self) {
         let mut state = self.shared.lock();
         state.stop = true;
         self.shared.notify(&state);
@@ -786,6 +923,12 @@ impl Drop for CollectorSink {
         for t in self.shippers.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for CollectorSink {
+    fn drop(&mut self) {
+        self.stop_shippers();
     }
 }
 
@@ -821,6 +964,9 @@ struct Shipper {
     level: Option<i32>,
     /// 0 is the sender that always runs; the others only drain a backlog.
     index: usize,
+    /// The memory buffer: one batch at a time, in order (see the module docs); the other
+    /// senders never send.
+    in_order: bool,
 }
 
 impl Shipper {
@@ -828,7 +974,9 @@ impl Shipper {
     /// backlog is deep and the collector healthy.
     fn may_send(&self, state: &State) -> bool {
         self.index == 0
-            || (state.spool.len() >= PARALLEL_BACKLOG && state.status.last_error.is_none())
+            || (!self.in_order
+                && state.spool.len() >= PARALLEL_BACKLOG
+                && state.status.last_error.is_none())
     }
 
     fn run(mut self) {
