@@ -310,7 +310,7 @@ fn write_escape<W: Write + ?Sized>(w: &mut W, b: u8, e: u8) -> fmt::Result {
 
 /// Writes `ts` as a JSON string in RFC 3339 UTC, the same text as [`Timestamp::rfc3339`]
 /// without going through `core::fmt`.
-fn write_timestamp<W: Write + ?Sized>(w: &mut W, ts: Timestamp) -> fmt::Result {
+pub(crate) fn write_timestamp<W: Write + ?Sized>(w: &mut W, ts: Timestamp) -> fmt::Result {
     let c = ts.to_civil();
     let Ok(year) = u16::try_from(c.year) else {
         return write!(w, "\"{}\"", ts.rfc3339());

@@ -15,6 +15,8 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[cfg(feature = "alloc")]
+pub mod batch;
 pub mod detect;
 pub mod ecs;
 pub mod encode;
