@@ -11,12 +11,15 @@
 //! difference to an unsigned one. A *block* is a varint length followed by that many bytes.
 //!
 //! ```text
-//! body     = MAGIC (3 bytes) VERSION (1 byte) events:varint
+//! body     = MAGIC (3 bytes) VERSION (1 byte) events:varint ndjson-length:varint
 //!            strings:varint  string-block*     the per-batch table of values the lines lack
 //!            shapes:varint   shape-block*      documents with their values taken out
 //!            control-block                     per event: shape id, then each hole's value
 //!            messages-block                    every event's `message`, one after the other
 //! ```
+//!
+//! `ndjson-length` is the length of the NDJSON the body renders to, so that a reader can
+//! grant (or refuse) that memory before rendering ([`rendered_len`]).
 //!
 //! A **shape** is a document with its values cut out: keys, punctuation, white space, `true`,
 //! `false` and `null` stay; each string value becomes the byte `STR` (0x01), each number `NUM`
@@ -534,6 +537,7 @@ struct Encoder {
     toks: Vec<Tok>,
     shape: Vec<u8>,
     events: usize,
+    ndjson_len: usize,
 }
 
 impl Encoder {
@@ -551,6 +555,7 @@ impl Encoder {
             toks: Vec::new(),
             shape: Vec::new(),
             events: 0,
+            ndjson_len: 0,
         }
     }
 
@@ -741,6 +746,7 @@ impl Encoder {
         self.scratch = scratch;
         self.spans = spans;
         self.events += 1;
+        self.ndjson_len += doc.len() + 1;
         Ok(())
     }
 
@@ -748,6 +754,7 @@ impl Encoder {
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         put_varint(out, self.events as u64);
+        put_varint(out, self.ndjson_len as u64);
         put_varint(out, self.string_ids.len() as u64);
         out.extend_from_slice(&self.strings);
         put_varint(out, self.shape_ids.len() as u64);
@@ -865,8 +872,6 @@ fn longest_prefix(s: &[u8], find: &impl Fn(&[u8]) -> Option<usize>) -> Option<(u
 /// A compact body being built one document at a time (the agent's open batch).
 pub struct BatchEncoder {
     inner: Encoder,
-    /// Bytes of NDJSON taken (each document and its newline): what [`decode`] renders.
-    ndjson_len: usize,
 }
 
 impl fmt::Debug for BatchEncoder {
@@ -889,16 +894,13 @@ impl BatchEncoder {
     pub fn new() -> Self {
         BatchEncoder {
             inner: Encoder::new(),
-            ndjson_len: 0,
         }
     }
 
     /// Adds one document (one line of JSON, no newline). On error the batch is unchanged.
     pub fn push(&mut self, doc: &[u8]) -> Result<(), EncodeError> {
         let line = self.inner.events;
-        self.inner.event(doc, line)?;
-        self.ndjson_len += doc.len() + 1;
-        Ok(())
+        self.inner.event(doc, line)
     }
 
     /// Documents taken.
@@ -920,7 +922,7 @@ impl BatchEncoder {
 
     /// Length of the NDJSON the body renders to.
     pub fn ndjson_len(&self) -> usize {
-        self.ndjson_len
+        self.inner.ndjson_len
     }
 
     /// Appends the body to `out` and empties the batch.
@@ -1004,12 +1006,31 @@ fn parse_shape(shape: &[u8]) -> Result<Vec<Piece<'_>>, DecodeError> {
 pub fn decode(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
     let start = out.len();
     let events = render(body, max_output, out)?;
+    if out.len() - start != rendered_len(body)? {
+        return Err(DecodeError::Invalid {
+            what: "ndjson length",
+        });
+    }
     let mut again = Vec::new();
     encode(&out[start..], &mut again).map_err(|_| DecodeError::NotCanonical)?;
     if again != body {
         return Err(DecodeError::NotCanonical);
     }
     Ok(events)
+}
+
+/// The length of the NDJSON a compact body says it renders to ([`decode`] checks it), read
+/// from its first bytes: what a reader grants before rendering.
+pub fn rendered_len(body: &[u8]) -> Result<usize, DecodeError> {
+    if body.len() < 4 || body[..3] != MAGIC {
+        return Err(DecodeError::NotCompact);
+    }
+    if body[3] != VERSION {
+        return Err(DecodeError::Version(body[3]));
+    }
+    let mut r = Reader { buf: body, pos: 4 };
+    r.bounded(MAX_EVENTS, "MAX_EVENTS")?;
+    r.bounded(usize::MAX, "ndjson length")
 }
 
 fn render(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
@@ -1021,6 +1042,11 @@ fn render(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, De
     }
     let mut r = Reader { buf: body, pos: 4 };
     let events = r.bounded(MAX_EVENTS, "MAX_EVENTS")?;
+    let ndjson_len = r.bounded(usize::MAX, "ndjson length")?;
+    if ndjson_len > max_output {
+        return Err(DecodeError::OutputTooLarge);
+    }
+    let max_output = ndjson_len;
     let n_strings = r.bounded(MAX_STRINGS, "MAX_STRINGS")?;
     let mut strings: Vec<&[u8]> = Vec::new();
     for _ in 0..n_strings {

@@ -171,6 +171,7 @@ fn a_second_spelling_of_the_same_batch_is_refused() {
     // An unused string appended to the table renders the same documents.
     let mut r = Reader { buf: &body, pos: 4 };
     r.varint().unwrap();
+    r.varint().unwrap();
     let strings_at = r.pos;
     let n_strings = r.varint().unwrap();
     let mut extra = body[..strings_at].to_vec();
@@ -225,6 +226,7 @@ fn hostile_counts_are_errors_not_allocations() {
     let mut b = MAGIC.to_vec();
     b.push(VERSION);
     put_varint(&mut b, 1);
+    put_varint(&mut b, 10);
     put_varint(&mut b, u64::MAX);
     assert_eq!(
         decode(&b, usize::MAX, &mut Vec::new()),
@@ -236,6 +238,7 @@ fn hostile_counts_are_errors_not_allocations() {
     let mut b = MAGIC.to_vec();
     b.push(VERSION);
     put_varint(&mut b, 1);
+    put_varint(&mut b, 10);
     put_varint(&mut b, MAX_STRINGS as u64);
     assert!(matches!(
         decode(&b, usize::MAX, &mut Vec::new()),
@@ -281,6 +284,7 @@ fn many_events_repeating_one_long_string_stop_at_max_output() {
         decode(&body, 1 << 20, &mut Vec::new()),
         Err(DecodeError::OutputTooLarge)
     );
+    assert_eq!(rendered_len(&body), Ok(ndjson.len()));
 }
 
 #[test]

@@ -52,7 +52,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use self::batch::{AgentIdentity, BatchInfo, BodyEncoder, Encoding, OpenBatch};
+use self::batch::{AgentIdentity, BatchInfo, BodyEncoder, Codec, Encoding, OpenBatch};
 use self::client::{Client, Outcome};
 use self::config::{CollectorConfig, SpoolPolicy};
 use self::retry::Backoff;
@@ -538,7 +538,10 @@ impl CollectorSink {
             url,
             encoder: BodyEncoder::new(Encoding::of(config.compression), config.compression_level),
             durable,
-            open: OpenBatch::default(),
+            open: match config.body {
+                config::BodyFormat::Compact => OpenBatch::compact(),
+                config::BodyFormat::EcsNdjson => OpenBatch::default(),
+            },
             closed: VecDeque::new(),
             alert: false,
             identity,
@@ -974,8 +977,7 @@ impl Shipper {
             }
             Outcome::TooLarge => {
                 let halves = batch
-                    .encoding
-                    .decode(&batch.body, config::BATCH_MAX_BYTES_LIMIT)
+                    .ndjson(config::BATCH_MAX_BYTES_LIMIT)
                     .ok()
                     .and_then(|ndjson| batch::split_lines(&ndjson));
                 match halves {
@@ -1116,10 +1118,7 @@ fn keep_rejected(
         .iter()
         .map(|(line, why)| format!("line {line}: {why}"))
         .collect();
-    let ndjson = match batch
-        .encoding
-        .decode(&batch.body, crate::config::BATCH_MAX_BYTES_LIMIT)
-    {
+    let ndjson = match batch.ndjson(crate::config::BATCH_MAX_BYTES_LIMIT) {
         Ok(n) => n,
         Err(e) => {
             return format!(
