@@ -51,8 +51,9 @@ pub struct Envelope<'a> {
     pub original_timestamp: Option<Timestamp>,
 }
 
-/// Room for a hex-encoded user name once decoded (the longest field the encoder keeps).
-const HEX_FIELD_BUF: usize = crate::encode::MAX_FIELD_LEN;
+/// Room for a hex-encoded user name once decoded, bytes (a longer one is written as it came,
+/// in hex).
+const HEX_FIELD_BUF: usize = 1024;
 
 /// Writes `ev` as one JSON object (no trailing newline).
 pub fn write_event<W: Write + ?Sized>(

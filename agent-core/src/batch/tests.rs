@@ -330,22 +330,6 @@ fn compact_body_of_the_benchmark_log_is_within_a_quarter_of_the_raw_lines() {
     assert!(ratio <= 1.25, "compact / raw lines {ratio:.2}");
 }
 
-fn ndjson_chunks(ndjson: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
-    let mut rest = ndjson;
-    core::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut end = rest.len().min(max);
-        if end < rest.len() {
-            end = memchr::memrchr(b'\n', &rest[..end]).map_or(rest.len(), |i| i + 1);
-        }
-        let (a, b) = rest.split_at(end);
-        rest = b;
-        Some(a)
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
