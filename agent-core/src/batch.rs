@@ -644,7 +644,27 @@ impl Encoder {
         // written to a scratch buffer and appended after it.
         let mut scratch = core::mem::take(&mut self.scratch);
         scratch.clear();
-        let mut last_end = 0usize;
+        // Where the event's previous reference to bytes of the line ended.
+        let last_end = core::cell::Cell::new(0usize);
+        let put_position = |scratch: &mut Vec<u8>, off: usize, len: usize| {
+            let mut end = last_end.get();
+            put_varint(scratch, position(message.len(), off, len, &mut end));
+            last_end.set(end);
+        };
+        // `s` as a token of the line (tag `token`) or bytes of it (tag `bytes`, then its
+        // position); false when the line does not hold it.
+        let mut from_line = |scratch: &mut Vec<u8>, s: &[u8], token: u64, bytes: u64| {
+            if let Some(i) = token_of(s) {
+                let code = token_position(spans.len(), i, &mut last_token);
+                put_varint(scratch, (code << 3) | token);
+            } else if let Some(off) = finder(s) {
+                put_varint(scratch, ((s.len() as u64) << 3) | bytes);
+                put_position(scratch, off, s.len());
+            } else {
+                return false;
+            }
+            true
+        };
         for &t in toks.iter() {
             match t {
                 Tok::Lit(a, b) => self.shape.extend_from_slice(&doc[a..b]),
@@ -661,22 +681,11 @@ impl Encoder {
                         put_varint(&mut scratch, STR_EMPTY);
                     } else if let Some(&id) = self.string_ids.get(s) {
                         put_varint(&mut scratch, (id << 3) | STR_TABLE);
-                    } else if let Some(i) = token_of(s) {
-                        let code = token_position(spans.len(), i, &mut last_token);
-                        put_varint(&mut scratch, (code << 3) | STR_TOKEN);
-                    } else if let Some(off) = finder(s) {
-                        put_varint(&mut scratch, ((s.len() as u64) << 3) | STR_REF);
-                        put_varint(
-                            &mut scratch,
-                            position(message.len(), off, s.len(), &mut last_end),
-                        );
+                    } else if from_line(&mut scratch, s, STR_TOKEN, STR_REF) {
                     } else if let Some((len, off)) = longest_prefix(s, &finder) {
                         let tail = self.string_id(&s[len..]);
                         put_varint(&mut scratch, ((len as u64) << 3) | STR_REF_TAIL);
-                        put_varint(
-                            &mut scratch,
-                            position(message.len(), off, len, &mut last_end),
-                        );
+                        put_position(&mut scratch, off, len);
                         put_varint(&mut scratch, tail);
                     } else if let Some(ns) = parse_time(s) {
                         let delta = ns.wrapping_sub(self.predict.time);
@@ -706,15 +715,7 @@ impl Encoder {
                                 put_varint(&mut scratch, (delta << 3) | NUM_DELTA);
                             } else if v == before.wrapping_add(self.predict.message_len + 1) {
                                 put_varint(&mut scratch, NUM_NEXT);
-                            } else if let Some(i) = token_of(s) {
-                                let code = token_position(spans.len(), i, &mut last_token);
-                                put_varint(&mut scratch, (code << 3) | NUM_TOKEN);
-                            } else if let Some(off) = finder(s) {
-                                put_varint(&mut scratch, ((s.len() as u64) << 3) | NUM_REF);
-                                put_varint(
-                                    &mut scratch,
-                                    position(message.len(), off, s.len(), &mut last_end),
-                                );
+                            } else if from_line(&mut scratch, s, NUM_TOKEN, NUM_REF) {
                             } else if delta < (1 << 61) {
                                 put_varint(&mut scratch, (delta << 3) | NUM_DELTA);
                             } else {
