@@ -51,8 +51,9 @@ pub struct Envelope<'a> {
     pub original_timestamp: Option<Timestamp>,
 }
 
-/// Room for a hex-encoded user name once decoded (the longest field the encoder keeps).
-const HEX_FIELD_BUF: usize = crate::encode::MAX_FIELD_LEN;
+/// Room for a hex-encoded user name once decoded, bytes (a longer one is written as it came,
+/// in hex).
+const HEX_FIELD_BUF: usize = 1024;
 
 /// Writes `ev` as one JSON object (no trailing newline).
 pub fn write_event<W: Write + ?Sized>(
@@ -310,7 +311,7 @@ fn write_escape<W: Write + ?Sized>(w: &mut W, b: u8, e: u8) -> fmt::Result {
 
 /// Writes `ts` as a JSON string in RFC 3339 UTC, the same text as [`Timestamp::rfc3339`]
 /// without going through `core::fmt`.
-fn write_timestamp<W: Write + ?Sized>(w: &mut W, ts: Timestamp) -> fmt::Result {
+pub(crate) fn write_timestamp<W: Write + ?Sized>(w: &mut W, ts: Timestamp) -> fmt::Result {
     let c = ts.to_civil();
     let Ok(year) = u16::try_from(c.year) else {
         return write!(w, "\"{}\"", ts.rfc3339());

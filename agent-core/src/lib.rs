@@ -1,5 +1,5 @@
 //! authtrail's core: the login-event model, zero-copy parsers for auth-log lines, the ECS JSON
-//! and compact binary encodings of an event, and fixed-capacity buffers.
+//! encoding of an event and the compact batch body, and fixed-capacity buffers.
 //!
 //! Nothing here does I/O, reads a clock or allocates on the parse path: time comes in as an
 //! argument ([`syslog::Context`]), input comes in as bytes, and every field of a parsed
@@ -15,9 +15,10 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[cfg(feature = "alloc")]
+pub mod batch;
 pub mod detect;
 pub mod ecs;
-pub mod encode;
 pub mod event;
 #[cfg(feature = "alloc")]
 pub mod exit;

@@ -7,10 +7,14 @@
 //! Authtrail-Stream: <random id>             (made with the sequence counter)
 //! Authtrail-Batch-Seq: <0..=2^63-1>         (per stream, never reused)
 //! Authtrail-Schema: 1
-//! Content-Type: application/x-ndjson
+//! Content-Type: application/vnd.authtrail.batch | application/x-ndjson
 //! Content-Encoding: zstd | gzip | (none)
-//! <one ECS JSON object per line>
+//! <the compact batch body (crate::batch), or one ECS JSON object per line>
 //! ```
+//!
+//! Both bodies carry the same documents: the compact one renders, byte for byte, to the
+//! NDJSON an agent would have sent. An event's *line number* is its index in the batch
+//! (1-based, as the collector lists refused events), whichever body carried it.
 //!
 //! A batch is identified by (agent id, stream, seq). The answers: `200` stored, also for an
 //! identical re-send (with the events the contract refused, one by one, by line number);
@@ -50,8 +54,10 @@ pub const SCHEMA_HEADER: &str = "Authtrail-Schema";
 pub const RETRY_AFTER_MS_HEADER: &str = "authtrail-retry-after-ms";
 /// The event schema version both sides speak.
 pub const SCHEMA_VERSION: &str = "1";
-/// `Content-Type` of a batch body.
+/// `Content-Type` of a batch body of ECS NDJSON.
 pub const CONTENT_TYPE_NDJSON: &str = "application/x-ndjson";
+/// `Content-Type` of a compact batch body (`crate::batch`, version in its first bytes).
+pub const CONTENT_TYPE_BATCH: &str = "application/vnd.authtrail.batch";
 /// `Content-Type` of the collector's answer to a batch.
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 /// Largest sequence number (the collector keeps it as a signed 64-bit integer).
@@ -108,6 +114,45 @@ impl Encoding {
             Some(Encoding::Zstd)
         } else if is("gzip") || is("x-gzip") {
             Some(Encoding::Gzip)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a batch body is (its `Content-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Body {
+    /// ECS NDJSON, one document a line ([`CONTENT_TYPE_NDJSON`]).
+    #[default]
+    Ndjson,
+    /// The compact batch body ([`CONTENT_TYPE_BATCH`]).
+    Compact,
+}
+
+impl Body {
+    /// The `Content-Type` header value.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Body::Ndjson => CONTENT_TYPE_NDJSON,
+            Body::Compact => CONTENT_TYPE_BATCH,
+        }
+    }
+
+    /// From a `Content-Type` value (parameters and ASCII case ignored); absent means NDJSON,
+    /// as older agents and third-party senders may not say. `None` for another type.
+    pub fn from_content_type(value: Option<&str>) -> Option<Body> {
+        let Some(v) = value else {
+            return Some(Body::Ndjson);
+        };
+        let v = v.split(';').next().unwrap_or("").trim();
+        if v.eq_ignore_ascii_case(CONTENT_TYPE_BATCH) {
+            Some(Body::Compact)
+        } else if v.is_empty()
+            || v.eq_ignore_ascii_case(CONTENT_TYPE_NDJSON)
+            || v.eq_ignore_ascii_case("application/json")
+        {
+            Some(Body::Ndjson)
         } else {
             None
         }
@@ -627,5 +672,14 @@ mod tests {
         assert_eq!(parse_seq("9223372036854775807"), Some(MAX_SEQ));
         assert_eq!(parse_seq("9223372036854775808"), None);
         assert_eq!(parse_seq("-1"), None);
+        for b in [Body::Ndjson, Body::Compact] {
+            assert_eq!(Body::from_content_type(Some(b.content_type())), Some(b));
+        }
+        assert_eq!(
+            Body::from_content_type(Some("Application/Vnd.Authtrail.Batch; v=1")),
+            Some(Body::Compact)
+        );
+        assert_eq!(Body::from_content_type(None), Some(Body::Ndjson));
+        assert_eq!(Body::from_content_type(Some("text/csv")), None);
     }
 }

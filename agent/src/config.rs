@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::bytesize::ByteSize;
 pub use crate::detect::DetectSettings;
 pub use crate::ship::config::{
-    BATCH_MAX_BYTES_LIMIT, BufferConfig, BufferKind, CollectorAuthConfig, CollectorConfig,
-    CollectorTlsConfig, Compression, RetryConfig, SpoolConfig, SpoolPolicy,
+    BATCH_MAX_BYTES_LIMIT, BodyFormat, BufferConfig, BufferKind, CollectorAuthConfig,
+    CollectorConfig, CollectorTlsConfig, Compression, RetryConfig, SpoolConfig, SpoolPolicy,
 };
 pub use crate::source::ReadFrom;
 pub use crate::source::file::{AuditSourceConfig, FileSourceConfig};

@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent::config::{
-    BufferKind, ByteSize, CollectorConfig, Compression, Config, ConfigError, SinkConfig,
-    SpoolPolicy,
+    BodyFormat, BufferKind, ByteSize, CollectorConfig, Compression, Config, ConfigError,
+    SinkConfig, SpoolPolicy,
 };
 use agent::host::HostFacts;
 use agent::ship::CollectorSink;
-use agent::ship::batch::Encoding;
+use agent::ship::batch::{Codec, Encoding};
 use agent::ship::{CollectorUrl, ProxyUrl};
 use agent::sink::Sink;
 use rcgen::{
@@ -121,7 +121,13 @@ impl Request {
             None => Encoding::Identity,
             Some(other) => panic!("unexpected encoding {other}"),
         };
-        String::from_utf8(enc.decode(&self.body, 64 << 20).unwrap()).unwrap()
+        let body = enc.decode(&self.body, 64 << 20).unwrap();
+        if self.headers["content-type"] == agent_core::wire::CONTENT_TYPE_BATCH {
+            let mut ndjson = Vec::new();
+            agent_core::batch::decode(&body, 64 << 20, &mut ndjson).unwrap();
+            return String::from_utf8(ndjson).unwrap();
+        }
+        String::from_utf8(body).unwrap()
     }
 
     fn lines(&self) -> Vec<String> {
@@ -446,8 +452,9 @@ fn batches_close_on_events_and_bytes_and_alerts_flush() {
     assert_eq!(reqs[0].lines(), [event(0), event(1), event(2)]);
     drop(sink);
 
-    // Bytes: each event is ~50 bytes; 120 bytes hold two.
+    // Bytes: each event is ~50 bytes of NDJSON; 120 bytes hold two.
     let mut config = fx.config(&server.url());
+    config.body = BodyFormat::EcsNdjson;
     config.batch_max_bytes = ByteSize(120);
     config.spool.max_bytes = ByteSize(1 << 20);
     let mut sink = fx.open(&config);
@@ -471,16 +478,17 @@ fn batches_close_on_events_and_bytes_and_alerts_flush() {
 fn every_compression_decodes_to_the_ndjson_sent_with_the_protocol_headers() {
     let fx = Fixture::new();
     let server = Server::start(&fx.server_leaf, None);
-    for (n, (compression, header)) in [
+    let cases = [
         (Compression::Zstd, Some("zstd")),
         (Compression::Gzip, Some("gzip")),
         (Compression::None, None),
     ]
     .into_iter()
-    .enumerate()
-    {
+    .flat_map(|c| [(c, BodyFormat::Compact), (c, BodyFormat::EcsNdjson)]);
+    for (n, ((compression, header), body)) in cases.enumerate() {
         let mut config = fx.config(&server.url());
         config.compression = compression;
+        config.body = body;
         let mut sink = fx.open(&config);
         let sent: Vec<String> = (0..100).map(event).collect();
         for e in &sent {
@@ -503,7 +511,11 @@ fn every_compression_decodes_to_the_ndjson_sent_with_the_protocol_headers() {
             "{:?}",
             h.get("authtrail-stream")
         );
-        assert_eq!(h["content-type"], "application/x-ndjson");
+        let content_type = match body {
+            BodyFormat::Compact => "application/vnd.authtrail.batch",
+            BodyFormat::EcsNdjson => "application/x-ndjson",
+        };
+        assert_eq!(h["content-type"], content_type, "{body:?}");
         assert!(!h.contains_key("authorization"));
         if header.is_some() {
             assert!(req.body.len() < req.ndjson().len() / 4, "{compression:?}");
@@ -1021,6 +1033,8 @@ fn full_spool_drop_oldest_counts_and_raises_an_alert() {
     let fx = Fixture::new();
     let mut config = fx.config(&dead_url());
     config.compression = Compression::None;
+    // Sizes below are NDJSON's.
+    config.body = BodyFormat::EcsNdjson;
     config.batch_max_bytes = ByteSize(300);
     // A batch of one event is ~130 bytes with its header: five fit, the alert (~480) and one.
     config.spool.max_bytes = ByteSize(700);

@@ -42,7 +42,7 @@ use serde_json::{Value, json};
 
 use crate::fleet::{Engine, FleetAlert, FleetConfig, FleetEvent, HostRef};
 use crate::rows::{self, Rows};
-use crate::store::{MAX_STORED_BODY_BYTES, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Longest fleet alerts wait in memory before they are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -566,15 +566,7 @@ impl AlertsThread {
 }
 
 fn load_body(conn: &Connection, batch: i64) -> Result<Vec<u8>, StoreError> {
-    let body: Vec<u8> = conn
-        .prepare_cached("SELECT body FROM batches WHERE id = ?1")?
-        .query_row([batch], |r| r.get(0))?;
-    crate::ingest::decompress(crate::ingest::Encoding::Zstd, &body, MAX_STORED_BODY_BYTES).map_err(
-        |e| StoreError::Corrupt {
-            batch,
-            reason: e.to_string(),
-        },
-    )
+    crate::store::stored_ndjson(conn, batch)
 }
 
 /// Where an alert comes from.

@@ -23,8 +23,8 @@ use serde::de::{
 /// 1 MiB, whose frames need far less.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
-/// The `Content-Encoding` of a batch: the wire contract's.
-pub use agent_core::wire::Encoding;
+/// The `Content-Encoding` and `Content-Type` of a batch: the wire contract's.
+pub use agent_core::wire::{Body, Encoding};
 
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +51,10 @@ pub enum DecodeError {
         /// The bytes asked for.
         wanted: u64,
     },
+    /// A compact body that cannot be read (400): not canonical, truncated, or a value that
+    /// refers to nothing.
+    #[error("cannot read the compact batch body: {0}")]
+    Compact(agent_core::batch::DecodeError),
     /// A line so long that decoding it would pass the collector's memory budget (413).
     #[error("a line of {bytes} bytes is longer than this collector's memory budget decodes")]
     LineTooLong {
@@ -210,7 +214,46 @@ pub fn decode_within(
     agent: Option<Uuid>,
     memory: &mut dyn Reserve,
 ) -> Result<Batch, DecodeError> {
-    let raw = decompress_within(encoding, &body, max, memory)?;
+    decode_body_within(encoding, Body::Ndjson, body, max, agent, memory)
+}
+
+/// [`decode`] of a body of either kind.
+pub fn decode_as(
+    encoding: Encoding,
+    kind: Body,
+    body: Vec<u8>,
+    max: u64,
+    agent: Option<Uuid>,
+) -> Result<Batch, DecodeError> {
+    decode_body_within(encoding, kind, body, max, agent, &mut Unbounded)
+}
+
+/// [`decode_within`] of a body of either kind. A compact body ([`Body::Compact`]) is rendered
+/// to the NDJSON an agent would have sent (at most `max` bytes, granted first) and checked
+/// like one; the batch keeps the compact body ([`Batch::format`]), compressed, and its rows
+/// index the rendering.
+pub fn decode_body_within(
+    encoding: Encoding,
+    kind: Body,
+    body: Vec<u8>,
+    max: u64,
+    agent: Option<Uuid>,
+    memory: &mut dyn Reserve,
+) -> Result<Batch, DecodeError> {
+    let compact = decompress_within(encoding, &body, max, memory)?;
+    let (raw, compact) = match kind {
+        Body::Ndjson => (compact, None),
+        Body::Compact => {
+            let len = agent_core::batch::rendered_len(&compact).map_err(DecodeError::Compact)?;
+            if len as u64 > max {
+                return Err(DecodeError::TooLarge { limit: max });
+            }
+            reserve(memory, len as u64)?;
+            let mut ndjson = Vec::with_capacity(len);
+            agent_core::batch::decode(&compact, len, &mut ndjson).map_err(DecodeError::Compact)?;
+            (ndjson, Some(compact))
+        }
+    };
     // Decoding a line may hold, besides the rows (at most the body's size), a few copies of
     // its longest string (serde's scratch buffer and its growth, the owned value): granted as
     // four times the longest line. A body that could never be granted that much is refused as
@@ -226,7 +269,17 @@ pub fn decode_within(
     }
     let mut batch = parse_ndjson(&raw, agent);
     batch.digest = digest(&body);
+    batch.format = kind;
     memory.release(bound.saturating_sub(batch.rows.capacity() as u64));
+    // What is stored: the body as it came (the compact one, or NDJSON).
+    let raw = match compact {
+        Some(compact) => {
+            memory.release(raw.capacity() as u64);
+            drop(raw);
+            compact
+        }
+        None => raw,
+    };
     if batch.event_count > 0 {
         batch.body = match encoding {
             Encoding::Zstd => body,
@@ -368,10 +421,12 @@ pub struct Batch {
     pub rows: Vec<u8>,
     /// The last host-state document, if the batch carried any.
     pub state: Option<HostState>,
-    /// The NDJSON body compressed with zstd, as the store keeps it ([`Event::line`] indexes
-    /// its decompressed bytes). Empty when the batch has no events. Set by [`decode`];
-    /// [`parse_ndjson`] leaves it empty.
+    /// The body compressed with zstd, as the store keeps it: NDJSON, or the compact body
+    /// ([`Batch::format`]; [`Event::line`] indexes its rendering). Empty when the batch has no
+    /// events. Set by [`decode`]; [`parse_ndjson`] leaves it empty.
     pub body: Vec<u8>,
+    /// What [`Batch::body`] holds once decompressed.
+    pub format: Body,
     /// `host.hostname` of the last event that has one.
     pub last_host: Option<String>,
     /// `Authtrail-Stream`: with the agent and the sequence number, the batch's key. Set by the
@@ -392,7 +447,8 @@ pub struct Batch {
 /// One line of a batch that was not stored, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    /// 1-based line number in the decompressed body.
+    /// 1-based line number in the decompressed NDJSON (or the compact body's rendering): the
+    /// event's place in the batch.
     pub line: usize,
     /// What is wrong; never the line's text.
     pub reason: String,

@@ -844,6 +844,9 @@ async fn batch_inner(
             )));
         }
     }
+    // A sender that names no type, or another, is read as NDJSON (third-party senders).
+    let kind = agent_core::wire::Body::from_content_type(header(parts, "content-type")?)
+        .unwrap_or_default();
     let encoding = Encoding::from_header(header(parts, "content-encoding")?).ok_or_else(|| {
         bad("content-encoding: only zstd, gzip or identity are accepted".to_owned())
     })?;
@@ -979,7 +982,8 @@ async fn batch_inner(
     };
     let max = limits.max_decompressed_bytes;
     let (decoded, mut grant) = tokio::task::spawn_blocking(move || {
-        let decoded = ingest::decode_within(encoding, body, max, Some(agent), &mut grant);
+        let decoded =
+            ingest::decode_body_within(encoding, kind, body, max, Some(agent), &mut grant);
         (decoded, grant)
     })
     .await

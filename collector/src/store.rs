@@ -53,7 +53,7 @@ use crate::ingest::Batch;
 use crate::rows::{self, Rows};
 
 /// The schema version this collector writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// How long a statement waits for another connection's lock (a `query` running beside the
 /// server) before failing with "busy" (then 503 for a batch).
@@ -139,6 +139,7 @@ CREATE TABLE IF NOT EXISTS batches (
     body        BLOB NOT NULL,
     min_time    INTEGER,
     rows        BLOB,
+    format      INTEGER NOT NULL DEFAULT 0,
     UNIQUE (agent, stream, seq)
 );
 CREATE INDEX IF NOT EXISTS batches_time ON batches (max_time, id, min_time);
@@ -352,6 +353,36 @@ impl Drop for Store {
     /// written from the rows at its next open).
     fn drop(&mut self) {
         let _ = self.flush_terms();
+    }
+}
+
+/// `batches.format`: 0 NDJSON, 1 the compact body.
+fn format_code(format: crate::ingest::Body) -> i64 {
+    match format {
+        crate::ingest::Body::Ndjson => 0,
+        crate::ingest::Body::Compact => 1,
+    }
+}
+
+/// A stored batch's documents as NDJSON, exactly as an agent sending NDJSON would have sent
+/// them: its body decompressed, and rendered when it is a compact body.
+pub(crate) fn stored_ndjson(conn: &Connection, batch: i64) -> Result<Vec<u8>, StoreError> {
+    let (body, format): (Vec<u8>, i64) = conn
+        .prepare_cached("SELECT body, format FROM batches WHERE id = ?1")?
+        .query_row([batch], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let corrupt = |reason: String| StoreError::Corrupt { batch, reason };
+    let raw =
+        crate::ingest::decompress(crate::ingest::Encoding::Zstd, &body, MAX_STORED_BODY_BYTES)
+            .map_err(|e| corrupt(e.to_string()))?;
+    match format {
+        0 => Ok(raw),
+        1 => {
+            let mut ndjson = Vec::new();
+            agent_core::batch::decode(&raw, MAX_STORED_BODY_BYTES as usize, &mut ndjson)
+                .map_err(|e| corrupt(e.to_string()))?;
+            Ok(ndjson)
+        }
+        other => Err(corrupt(format!("unknown body format {other}"))),
     }
 }
 
@@ -645,24 +676,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_by_key(|&i| lines[i].0);
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT body FROM batches WHERE id = ?1")?;
         let mut current: Option<(i64, Vec<u8>)> = None;
         for i in order {
             let (batch, start, end) = lines[i];
             if current.as_ref().is_none_or(|(id, _)| *id != batch) {
-                let body: Vec<u8> = stmt.query_row([batch], |r| r.get(0))?;
-                let ndjson = crate::ingest::decompress(
-                    crate::ingest::Encoding::Zstd,
-                    &body,
-                    MAX_STORED_BODY_BYTES,
-                )
-                .map_err(|e| StoreError::Corrupt {
-                    batch,
-                    reason: e.to_string(),
-                })?;
-                current = Some((batch, ndjson));
+                current = Some((batch, stored_ndjson(&self.conn, batch)?));
             }
             let Some((_, ndjson)) = &current else {
                 unreachable!("set just above")
@@ -831,7 +849,7 @@ fn insert_in(
         .flat_map(|rows| rows.rows.iter().map(|r| rows.time(r)));
     tx.prepare_cached(
         "INSERT INTO batches (agent, stream, seq, digest, received_at, events, min_time, \
-         max_time, body, rows) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         max_time, body, rows, format) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         agent_row,
@@ -844,6 +862,7 @@ fn insert_in(
         times.max(),
         batch.body,
         rows.is_some().then_some(&batch.rows),
+        format_code(batch.format),
     ])?;
     let batch_row = tx.last_insert_rowid();
     if let Some(rows) = &rows {
@@ -1138,7 +1157,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{Encoding, decode};
+    use crate::ingest::{Body, Encoding, decode};
 
     fn batch(lines: &[&str]) -> Batch {
         decode(
@@ -1314,6 +1333,84 @@ mod tests {
             .unwrap();
         assert!(bare.iter().all(|r| r.doc.is_none()));
         assert_eq!(bare.len(), 3);
+    }
+
+    #[test]
+    fn a_compact_batch_is_stored_compact_and_reads_back_as_the_ndjson_an_agent_sends() {
+        // The same events sent as NDJSON and as a compact body: the same rows, the same
+        // refusals by line, and `query --json` (and the console) get the same bytes back.
+        let lines: Vec<String> = (0..40)
+            .map(|i| {
+                let ip = format!("203.0.113.{i}");
+                let ts = format!("2026-11-28T00:00:{i:02}.{:06}Z", i * 7919);
+                let action = if i == 13 {
+                    "not_an_action"
+                } else {
+                    "auth_failure"
+                };
+                let line = format!(
+                    "2026-11-28T00:00:{i:02}.{:06}+00:00 web1 sshd[{}]: Failed password for \
+                     root from {ip} port {} ssh2",
+                    i * 7919,
+                    1000 + i,
+                    40000 + i
+                );
+                let e = ev(&ts, "web1", action, &ip);
+                format!(
+                    "{},\"log\":{{\"offset\":{}}},\"message\":\"{line}\"}}",
+                    e.strip_suffix('}').unwrap(),
+                    i * 90
+                )
+            })
+            .collect();
+        let ndjson = lines.join("\n") + "\n";
+        let mut compact = Vec::new();
+        agent_core::batch::encode(ndjson.as_bytes(), &mut compact).unwrap();
+        let z = |b: &[u8]| zstd::bulk::compress(b, 1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut stored = Vec::new();
+        let mut bodies = Vec::new();
+        for (name, kind, body) in [
+            ("ndjson.db", Body::Ndjson, z(ndjson.as_bytes())),
+            ("compact.db", Body::Compact, z(&compact)),
+        ] {
+            let b = crate::ingest::decode_as(Encoding::Zstd, kind, body, 1 << 20, None).unwrap();
+            assert_eq!(b.format, kind);
+            assert_eq!((b.event_count, b.rejected_count), (39, 1));
+            assert_eq!(b.rejected[0].line, 14, "line number = place in the batch");
+            let mut s = Store::open(&dir.path().join(name)).unwrap();
+            s.insert(Uuid::nil(), 1, &b, 0).unwrap();
+            stored.push(all(&s));
+            bodies.push(b.body.len());
+        }
+        assert_eq!(stored[0], stored[1]);
+        let docs: Vec<String> = stored[1].iter().map(|r| r.doc.clone().unwrap()).collect();
+        let mut want: Vec<String> = lines.clone();
+        want.remove(13);
+        want.reverse();
+        let mut docs_sorted = docs.clone();
+        docs_sorted.sort();
+        want.sort();
+        assert_eq!(docs_sorted, want);
+        assert!(bodies[1] < bodies[0], "stored bytes: {bodies:?}");
+        // A compact body that is not canonical is refused whole (400), not half-read.
+        let mut bad = compact.clone();
+        bad.push(0);
+        assert!(matches!(
+            crate::ingest::decode_as(Encoding::Identity, Body::Compact, bad, 1 << 20, None),
+            Err(crate::ingest::DecodeError::Compact(_))
+        ));
+        // Its rendering is bounded by the decompressed limit, before it is made.
+        assert!(matches!(
+            crate::ingest::decode_as(
+                Encoding::Identity,
+                Body::Compact,
+                compact,
+                ndjson.len() as u64 - 1,
+                None
+            ),
+            Err(crate::ingest::DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -447,6 +447,80 @@ fn bench_log(dir: &Path, lines: u64) -> Result<PathBuf> {
     Ok(log)
 }
 
+/// zstd level of the raw-log baseline: the agent's default (`ship::batch::ZSTD_LEVEL`).
+const RAW_ZSTD_LEVEL: i32 = 1;
+
+/// Prints the medians of one body's shipping runs; returns (body, events/s, agent peak RSS,
+/// wire bytes).
+fn report_shipping<'a>(
+    args: &Args,
+    body: &'a str,
+    samples: &[ShipSample],
+    log_len: u64,
+    raw_zstd: usize,
+) -> (&'a str, f64, f64, f64) {
+    let median = |f: &dyn Fn(&ShipSample) -> f64| {
+        let mut v: Vec<f64> = samples.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let events = median(&|s| s.events as f64);
+    let wall = median(&|s| s.wall);
+    println!(
+        "\n== agent -> collector over TLS (mTLS, zstd, body {body}), {} lines ({:.1} MiB), median of {} runs",
+        args.lines,
+        log_len as f64 / 1048576.0,
+        samples.len()
+    );
+    println!(
+        "{events:.0} events stored in {wall:.2} s: {:.0} events/s end to end",
+        median(&|s| s.events as f64 / s.wall)
+    );
+    println!(
+        "agent:     CPU {:.2} s, peak RSS {:.1} MiB",
+        median(&|s| s.agent_cpu),
+        median(&|s| s.agent_rss_kib as f64) / 1024.0
+    );
+    println!(
+        "collector: CPU {:.2} s, peak RSS {:.1} MiB",
+        median(&|s| s.collector_cpu),
+        median(&|s| s.collector_rss_kib as f64) / 1024.0
+    );
+    let sent = median(&|s| s.sent_bytes as f64);
+    println!(
+        "wire: {sent:.0} compressed body bytes = {:.2}% of the raw log ({log_len} bytes); loopback carried {:.0} bytes both ways (TLS, headers, answers)",
+        sent * 100.0 / log_len as f64,
+        median(&|s| s.loopback as f64)
+    );
+    println!(
+        "wire vs raw lines: zstd -{RAW_ZSTD_LEVEL} of the raw log alone {raw_zstd} bytes \
+         ({:.2}% of it); wire / zstd(raw lines) = {:.2}x",
+        raw_zstd as f64 * 100.0 / log_len as f64,
+        sent / raw_zstd as f64
+    );
+    println!(
+        "store: {:.0} bytes = {:.1} bytes per stored event",
+        median(&|s| s.store_bytes as f64),
+        median(&|s| s.store_bytes as f64 / s.events as f64)
+    );
+    for (i, search) in SEARCHES.iter().enumerate() {
+        println!(
+            "search: authtrail-collector {} on the stored events: {:.2} s",
+            search.join(" "),
+            median(&|s| s.searches[i])
+        );
+    }
+    (
+        body,
+        median(&|s| s.events as f64 / s.wall),
+        median(&|s| s.agent_rss_kib as f64),
+        sent,
+    )
+}
+
+/// `[sink] body` of the shipping runs: the baseline first.
+const SINK_BODIES: [&str; 2] = ["ecs-ndjson", "compact"];
+
 /// One agent-to-collector run.
 struct ShipSample {
     wall: f64,
@@ -459,6 +533,8 @@ struct ShipSample {
     collector_rss_kib: u64,
     /// Wall seconds of the searches in [`SEARCHES`] on the run's store.
     searches: Vec<f64>,
+    /// Bytes of the collector's data directory at the end.
+    store_bytes: u64,
 }
 
 /// Searches timed on the store each shipping run leaves (a value in every batch, one in a few,
@@ -494,62 +570,43 @@ fn shipping(args: &Args) -> Result<()> {
         .lines()
         .find_map(|l| l.strip_prefix("agent id: ").map(|s| s.trim().to_owned()))
         .context("certs issue-agent printed no agent id")?;
-    let mut samples = Vec::new();
+    // Both bodies, run by run in turn, so the compact body's figures have a baseline from
+    // the same run: NDJSON first.
+    let mut by_body: Vec<(&str, Vec<ShipSample>)> =
+        SINK_BODIES.iter().map(|b| (*b, Vec::new())).collect();
     for run in 0..args.runs.max(1) {
-        let run_dir = dir.join(format!("run-{run}"));
-        let s = ship_once(&bins, &run_dir, &pki, &agent_id, &log, log_len)?;
-        println!(
-            "run {}: {} events in {:.2} s ({:.0}/s); agent CPU {:.2} s, {:.1} MiB; collector CPU {:.2} s, {:.1} MiB",
-            run + 1,
-            s.events,
-            s.wall,
-            s.events as f64 / s.wall,
-            s.agent_cpu,
-            s.agent_rss_kib as f64 / 1024.0,
-            s.collector_cpu,
-            s.collector_rss_kib as f64 / 1024.0
-        );
-        samples.push(s);
-        std::fs::remove_dir_all(&run_dir).ok();
+        for (body, samples) in &mut by_body {
+            let run_dir = dir.join(format!("run-{run}-{body}"));
+            let s = ship_once(&bins, &run_dir, &pki, &agent_id, &log, log_len, body)?;
+            println!(
+                "run {} ({body}): {} events in {:.2} s ({:.0}/s); agent CPU {:.2} s, {:.1} MiB; collector CPU {:.2} s, {:.1} MiB",
+                run + 1,
+                s.events,
+                s.wall,
+                s.events as f64 / s.wall,
+                s.agent_cpu,
+                s.agent_rss_kib as f64 / 1024.0,
+                s.collector_cpu,
+                s.collector_rss_kib as f64 / 1024.0
+            );
+            samples.push(s);
+            std::fs::remove_dir_all(&run_dir).ok();
+        }
     }
-    let median = |f: &dyn Fn(&ShipSample) -> f64| {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let events = median(&|s| s.events as f64);
-    let wall = median(&|s| s.wall);
-    println!(
-        "\n== agent -> collector over TLS (mTLS, zstd), {} lines ({:.1} MiB), median of {} runs",
-        args.lines,
-        log_len as f64 / 1048576.0,
-        samples.len()
-    );
-    println!(
-        "{events:.0} events stored in {wall:.2} s: {:.0} events/s end to end",
-        median(&|s| s.events as f64 / s.wall)
-    );
-    println!(
-        "agent:     CPU {:.2} s, peak RSS {:.1} MiB",
-        median(&|s| s.agent_cpu),
-        median(&|s| s.agent_rss_kib as f64) / 1024.0
-    );
-    println!(
-        "collector: CPU {:.2} s, peak RSS {:.1} MiB",
-        median(&|s| s.collector_cpu),
-        median(&|s| s.collector_rss_kib as f64) / 1024.0
-    );
-    let sent = median(&|s| s.sent_bytes as f64);
-    println!(
-        "wire: {sent:.0} compressed body bytes = {:.2}% of the raw log ({log_len} bytes); loopback carried {:.0} bytes both ways (TLS, headers, answers)",
-        sent * 100.0 / log_len as f64,
-        median(&|s| s.loopback as f64)
-    );
-    for (i, search) in SEARCHES.iter().enumerate() {
+    // The target: the shipped bytes against the raw lines alone at the agent's zstd level.
+    let raw_zstd = zstd::bulk::compress(&std::fs::read(&log)?, RAW_ZSTD_LEVEL)?.len();
+    let mut medians = Vec::new();
+    for (body, samples) in &by_body {
+        medians.push(report_shipping(args, body, samples, log_len, raw_zstd));
+    }
+    if let [(_, base_rate, base_rss, base_sent), (_, rate, rss, sent)] = medians[..] {
         println!(
-            "search: authtrail-collector {} on the stored events: {:.2} s",
-            search.join(" "),
-            median(&|s| s.searches[i])
+            "\n== {} against {} (same run): events/s {:.2}x, agent peak RSS {:.2}x, wire bytes {:.2}x",
+            SINK_BODIES[1],
+            SINK_BODIES[0],
+            rate / base_rate,
+            rss / base_rss,
+            sent / base_sent
         );
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -564,6 +621,7 @@ fn ship_once(
     agent_id: &str,
     log: &Path,
     log_len: u64,
+    body: &str,
 ) -> Result<ShipSample> {
     use std::io::BufRead as _;
     let state = dir.join("state");
@@ -601,7 +659,7 @@ fn ship_once(
     std::fs::write(
         &acfg,
         format!(
-            "state-dir = {:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\nname = \"bench\"\npaths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\nurl = \"https://{addr}\"\n[sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\nkey-file = {:?}\n",
+            "state-dir = {:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\nname = \"bench\"\npaths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\nbody = \"{body}\"\nurl = \"https://{addr}\"\n[sink.tls]\nca-file = {:?}\nserver-name = \"localhost\"\ncert-file = {:?}\nkey-file = {:?}\n",
             state.display().to_string(),
             log.display().to_string(),
             pki.join("ca.pem").display().to_string(),
@@ -699,9 +757,15 @@ fn ship_once(
     if events != sent {
         println!("  (the agent sent {sent} events, the store holds {events})");
     }
+    // The store's files after a clean stop (database and what is left of its WAL).
+    let mut store_bytes = 0;
+    for entry in std::fs::read_dir(dir.join("collector-data"))? {
+        store_bytes += entry?.metadata()?.len();
+    }
     Ok(ShipSample {
         wall,
         events,
+        store_bytes,
         sent_bytes,
         loopback,
         agent_cpu,

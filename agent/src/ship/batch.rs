@@ -32,20 +32,29 @@ fn zstd_compressor(level: Option<i32>) -> io::Result<zstd::bulk::Compressor<'sta
 /// gzip level.
 pub const GZIP_LEVEL: u32 = 6;
 
-/// The `Content-Encoding` of a body, and its code in the spool header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// Plain NDJSON (no `Content-Encoding`).
-    Identity,
-    /// `zstd`.
-    Zstd,
-    /// `gzip`.
-    Gzip,
+pub use agent_core::wire::{Body, Encoding};
+
+/// What the agent does with a body's [`Encoding`] (the wire contract's `Content-Encoding`):
+/// its code in the spool header, compressing and decompressing.
+pub trait Codec: Sized {
+    /// The encoding a configured compression produces.
+    fn of(c: Compression) -> Self;
+    /// Its code in the spool header.
+    fn code(self) -> u8;
+    /// From a spool header code.
+    fn from_code(code: u8) -> Option<Self>;
+    /// Compresses a body at the default level.
+    fn encode(self, body: &[u8]) -> io::Result<Vec<u8>> {
+        self.encode_at(body, None)
+    }
+    /// Compresses a body at `level` (`None`: [`ZSTD_LEVEL`] or [`GZIP_LEVEL`]).
+    fn encode_at(self, body: &[u8], level: Option<i32>) -> io::Result<Vec<u8>>;
+    /// Decompresses a body, refusing more than `limit` bytes of output.
+    fn decode(self, body: &[u8], limit: usize) -> io::Result<Vec<u8>>;
 }
 
-impl Encoding {
-    /// The encoding a configured compression produces.
-    pub fn of(c: Compression) -> Encoding {
+impl Codec for Encoding {
+    fn of(c: Compression) -> Encoding {
         match c {
             Compression::Zstd => Encoding::Zstd,
             Compression::Gzip => Encoding::Gzip,
@@ -53,18 +62,7 @@ impl Encoding {
         }
     }
 
-    /// The `Content-Encoding` header value, `None` for identity (the wire contract's names).
-    pub fn header(self) -> Option<&'static str> {
-        match self {
-            Encoding::Identity => agent_core::wire::Encoding::Identity,
-            Encoding::Zstd => agent_core::wire::Encoding::Zstd,
-            Encoding::Gzip => agent_core::wire::Encoding::Gzip,
-        }
-        .header()
-    }
-
-    /// Its code in the spool header.
-    pub fn code(self) -> u8 {
+    fn code(self) -> u8 {
         match self {
             Encoding::Identity => 0,
             Encoding::Zstd => 1,
@@ -72,8 +70,7 @@ impl Encoding {
         }
     }
 
-    /// From a spool header code.
-    pub fn from_code(code: u8) -> Option<Encoding> {
+    fn from_code(code: u8) -> Option<Encoding> {
         match code {
             0 => Some(Encoding::Identity),
             1 => Some(Encoding::Zstd),
@@ -82,30 +79,23 @@ impl Encoding {
         }
     }
 
-    /// Compresses an NDJSON body at the default level.
-    pub fn encode(self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
-        self.encode_at(ndjson, None)
-    }
-
-    /// Compresses an NDJSON body at `level` (`None`: [`ZSTD_LEVEL`] or [`GZIP_LEVEL`]).
-    pub fn encode_at(self, ndjson: &[u8], level: Option<i32>) -> io::Result<Vec<u8>> {
+    fn encode_at(self, body: &[u8], level: Option<i32>) -> io::Result<Vec<u8>> {
         match self {
-            Encoding::Identity => Ok(ndjson.to_vec()),
-            Encoding::Zstd => zstd_compressor(level)?.compress(ndjson),
+            Encoding::Identity => Ok(body.to_vec()),
+            Encoding::Zstd => zstd_compressor(level)?.compress(body),
             Encoding::Gzip => {
                 let level = level.map_or(GZIP_LEVEL, |l| l.clamp(0, 9) as u32);
                 let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(ndjson.len() / 4),
+                    Vec::with_capacity(body.len() / 4),
                     flate2::Compression::new(level),
                 );
-                enc.write_all(ndjson)?;
+                enc.write_all(body)?;
                 enc.finish()
             }
         }
     }
 
-    /// Decompresses a body, refusing more than `limit` bytes of output.
-    pub fn decode(self, body: &[u8], limit: usize) -> io::Result<Vec<u8>> {
+    fn decode(self, body: &[u8], limit: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let cap = limit as u64 + 1;
         match self {
@@ -128,6 +118,20 @@ impl Encoding {
             ));
         }
         Ok(out)
+    }
+}
+
+/// The NDJSON a body of kind `body` (already decompressed) holds: itself, or the compact
+/// body's rendering, at most `limit` bytes.
+pub fn ndjson_of(body: Body, bytes: Vec<u8>, limit: usize) -> io::Result<Vec<u8>> {
+    match body {
+        Body::Ndjson => Ok(bytes),
+        Body::Compact => {
+            let mut out = Vec::new();
+            agent_core::batch::decode(&bytes, limit, &mut out)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            Ok(out)
+        }
     }
 }
 
@@ -178,20 +182,27 @@ impl BodyEncoder {
     }
 }
 
-/// The batch being filled: NDJSON lines, each ending in `\n`.
+/// The batch being filled: NDJSON lines, each ending in `\n`, or a compact body being built
+/// ([`OpenBatch::compact`]).
 #[derive(Debug, Default)]
 pub struct OpenBatch {
     ndjson: Vec<u8>,
     events: u32,
+    /// The compact body, when the sink sends them.
+    compact: Option<agent_core::batch::BatchEncoder>,
+    /// This batch went on as NDJSON: a document the compact body could not hold.
+    fallback: bool,
 }
 
 /// A batch closed to new events, not yet spooled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClosedBatch {
-    /// NDJSON, one event per line.
+    /// The body, uncompressed: NDJSON, one event per line, or a compact body (see `body`).
     pub ndjson: Vec<u8>,
-    /// Number of lines.
+    /// Number of events.
     pub events: u32,
+    /// What `ndjson` holds.
+    pub body: Body,
 }
 
 /// What the spool keeps of a batch beside its compressed body.
@@ -199,8 +210,10 @@ pub struct ClosedBatch {
 pub struct BatchInfo {
     /// Number of events.
     pub events: u32,
-    /// Length of the uncompressed NDJSON.
+    /// Length of the uncompressed body.
     pub ndjson_len: usize,
+    /// NDJSON or compact.
+    pub body: Body,
 }
 
 impl ClosedBatch {
@@ -209,13 +222,41 @@ impl ClosedBatch {
         BatchInfo {
             events: self.events,
             ndjson_len: self.ndjson.len(),
+            body: self.body,
         }
     }
 }
 
 impl OpenBatch {
+    /// An open batch that builds compact bodies ([`agent_core::batch`]).
+    pub fn compact() -> Self {
+        OpenBatch {
+            compact: Some(agent_core::batch::BatchEncoder::new()),
+            ..OpenBatch::default()
+        }
+    }
+
+    fn building_compact(&self) -> Option<&agent_core::batch::BatchEncoder> {
+        self.compact.as_ref().filter(|_| !self.fallback)
+    }
+
     /// Appends one event (no newline in it) and its newline.
     pub fn push(&mut self, event: &[u8]) {
+        if let Some(enc) = self.compact.as_mut().filter(|_| !self.fallback) {
+            if enc.push(event).is_ok() {
+                self.events += 1;
+                return;
+            }
+            // Not a document the compact body holds (never one the agent renders): this
+            // batch goes on as NDJSON, its events so far rendered back.
+            let mut body = Vec::new();
+            enc.finish(&mut body);
+            self.ndjson.clear();
+            if agent_core::batch::decode(&body, usize::MAX, &mut self.ndjson).is_err() {
+                self.ndjson.clear();
+            }
+            self.fallback = true;
+        }
         self.ndjson.extend_from_slice(event);
         self.ndjson.push(b'\n');
         self.events += 1;
@@ -226,9 +267,16 @@ impl OpenBatch {
         self.events
     }
 
-    /// Bytes of NDJSON in the batch.
+    /// Bytes of body in the batch (NDJSON, or the compact body).
     pub fn bytes(&self) -> usize {
-        self.ndjson.len()
+        self.building_compact()
+            .map_or(self.ndjson.len(), |e| e.len())
+    }
+
+    /// Bytes of NDJSON the batch renders to.
+    fn ndjson_bytes(&self) -> usize {
+        self.building_compact()
+            .map_or(self.ndjson.len(), |e| e.ndjson_len())
     }
 
     /// True when no event is in it.
@@ -238,20 +286,29 @@ impl OpenBatch {
 
     /// True when adding an event of `len` bytes would pass a limit (an empty batch always takes
     /// the event, so one event larger than `max_bytes` makes a batch of its own).
+    /// A compact batch counts the event's JSON length (it encodes to less), and also closes
+    /// before its rendering would pass [`super::config::BATCH_MAX_BYTES_LIMIT`].
     pub fn would_overflow(&self, len: usize, max_events: usize, max_bytes: usize) -> bool {
         !self.is_empty()
-            && (self.events as usize >= max_events || self.ndjson.len() + len + 1 > max_bytes)
+            && (self.events as usize >= max_events
+                || self.bytes() + len + 1 > max_bytes
+                || self.ndjson_bytes() + len + 1 > super::config::BATCH_MAX_BYTES_LIMIT)
     }
 
     /// True when the batch reached a limit.
     pub fn is_full(&self, max_events: usize, max_bytes: usize) -> bool {
-        self.events as usize >= max_events || self.ndjson.len() >= max_bytes
+        self.events as usize >= max_events
+            || self.bytes() >= max_bytes
+            || self.ndjson_bytes() >= super::config::BATCH_MAX_BYTES_LIMIT
     }
 
     /// Hands back a buffer of an earlier batch (emptied here) to fill next, so that a new
     /// batch does not grow a fresh buffer by doubling. Only while this batch is empty.
     pub fn recycle(&mut self, mut buffer: Vec<u8>) {
-        if self.ndjson.is_empty() && buffer.capacity() > self.ndjson.capacity() {
+        if self.compact.is_none()
+            && self.ndjson.is_empty()
+            && buffer.capacity() > self.ndjson.capacity()
+        {
             buffer.clear();
             self.ndjson = buffer;
         }
@@ -259,9 +316,23 @@ impl OpenBatch {
 
     /// Closes the batch, leaving this one empty.
     pub fn close(&mut self) -> ClosedBatch {
-        ClosedBatch {
-            ndjson: std::mem::take(&mut self.ndjson),
-            events: std::mem::take(&mut self.events),
+        let events = std::mem::take(&mut self.events);
+        let fallback = std::mem::take(&mut self.fallback);
+        match self.compact.as_mut() {
+            Some(enc) if !fallback => {
+                let mut body = Vec::with_capacity(enc.len() + 64);
+                enc.finish(&mut body);
+                ClosedBatch {
+                    ndjson: body,
+                    events,
+                    body: Body::Compact,
+                }
+            }
+            _ => ClosedBatch {
+                ndjson: std::mem::take(&mut self.ndjson),
+                events,
+                body: Body::Ndjson,
+            },
         }
     }
 }
@@ -289,6 +360,7 @@ pub fn split_lines(ndjson: &[u8]) -> Option<(ClosedBatch, ClosedBatch)> {
             })
             .collect(),
         events: part.len() as u32,
+        body: Body::Ndjson,
     };
     Some((make(a), make(b)))
 }
@@ -395,7 +467,8 @@ mod tests {
             closed.info(),
             BatchInfo {
                 events: 1,
-                ndjson_len: 8
+                ndjson_len: 8,
+                body: Body::Ndjson,
             }
         );
         let mut big = closed.ndjson;
@@ -467,6 +540,41 @@ mod tests {
                 assert_eq!(e.decode(body, ndjson.len()).unwrap(), ndjson);
             }
         }
+    }
+
+    #[test]
+    fn a_compact_batch_renders_the_ndjson_it_was_given() {
+        let docs: [&[u8]; 3] = [
+            br#"{"@timestamp":"2026-11-28T00:00:02.451625Z","user":{"name":"root"},"message":"2026-11-28T00:00:02.451625+00:00 web1 sshd[1]: Failed password for root"}"#,
+            br#"{"a":[1,2.5,null]}"#,
+            br#"{"message":"x","n":7}"#,
+        ];
+        let mut open = OpenBatch::compact();
+        let mut want = Vec::new();
+        for d in docs {
+            open.push(d);
+            want.extend_from_slice(d);
+            want.push(b'\n');
+        }
+        let closed = open.close();
+        assert_eq!((closed.body, closed.events), (Body::Compact, 3));
+        let ndjson = ndjson_of(closed.body, closed.ndjson, usize::MAX).unwrap();
+        assert_eq!(ndjson, want);
+        assert!(open.is_empty());
+        // What the compact body cannot hold sends the batch as NDJSON, nothing lost.
+        open.push(docs[0]);
+        open.push(b"not json");
+        open.push(docs[1]);
+        let closed = open.close();
+        assert_eq!((closed.body, closed.events), (Body::Ndjson, 3));
+        let mut want = docs[0].to_vec();
+        want.extend_from_slice(b"\nnot json\n");
+        want.extend_from_slice(docs[1]);
+        want.push(b'\n');
+        assert_eq!(closed.ndjson, want);
+        // And the next batch is compact again.
+        open.push(docs[2]);
+        assert_eq!(open.close().body, Body::Compact);
     }
 
     #[test]

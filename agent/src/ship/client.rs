@@ -187,7 +187,7 @@ impl Client {
             .header(wire::STREAM_HEADER, batch.stream.hyphenated().to_string())
             .header(wire::BATCH_SEQ_HEADER, batch.seq.to_string())
             .header(wire::SCHEMA_HEADER, wire::SCHEMA_VERSION)
-            .header("Content-Type", wire::CONTENT_TYPE_NDJSON);
+            .header("Content-Type", batch.body_kind().content_type());
         if let Some(b) = self.backlog {
             req = req.header(wire::SPOOL_BACKLOG_HEADER, b.to_string());
         }

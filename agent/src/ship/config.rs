@@ -19,6 +19,11 @@ pub struct CollectorConfig {
     /// plaintext fallback, ever. Required: defaults to none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<CollectorUrl>,
+    /// What a batch body is: `compact` (`application/vnd.authtrail.batch`, each line once
+    /// and its fields as references into it: what the authtrail collector reads, at less than
+    /// half the bytes) or `ecs-ndjson` (one ECS JSON document a line, for any receiver of
+    /// compressed NDJSON). Defaults to `compact`.
+    pub body: BodyFormat,
     /// Body compression: `zstd`, `gzip` or `none`. Defaults to `zstd`.
     pub compression: Compression,
     /// Compression level: 1 to 19 for zstd, 1 to 9 for gzip. Higher is smaller and slower:
@@ -29,8 +34,9 @@ pub struct CollectorConfig {
     pub compression_level: Option<i32>,
     /// A batch closes when it holds this many events. Defaults to 5000.
     pub batch_max_events: usize,
-    /// A batch closes when its uncompressed NDJSON reaches this many bytes (at most 64 MiB, the
-    /// collector's decompressed bound). Defaults to 1048576 (1 MiB).
+    /// A batch closes when its uncompressed body reaches this many bytes (at most 64 MiB, the
+    /// collector's decompressed bound; a compact body also closes before it renders to more
+    /// NDJSON than that). Defaults to 1048576 (1 MiB).
     pub batch_max_bytes: ByteSize,
     /// A batch closes when its oldest event is this old. Defaults to 1 s.
     #[serde(with = "humantime_serde")]
@@ -59,6 +65,17 @@ pub struct CollectorConfig {
     pub auth: CollectorAuthConfig,
     /// `[sink.retry]`.
     pub retry: RetryConfig,
+}
+
+/// `[sink] body`: what a batch body is (`Content-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BodyFormat {
+    /// The compact batch body (`agent_core::batch`).
+    #[default]
+    Compact,
+    /// ECS NDJSON.
+    EcsNdjson,
 }
 
 /// Body compression of a batch (`Content-Encoding`).
@@ -228,6 +245,7 @@ impl Default for CollectorConfig {
     fn default() -> Self {
         CollectorConfig {
             url: None,
+            body: BodyFormat::Compact,
             compression: Compression::Zstd,
             compression_level: None,
             batch_max_events: 5000,

@@ -56,7 +56,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use self::batch::{AgentIdentity, BatchInfo, BodyEncoder, Encoding, OpenBatch};
+use self::batch::{AgentIdentity, BatchInfo, BodyEncoder, Codec, Encoding, OpenBatch};
 use self::client::{Client, Outcome};
 use self::config::{BufferKind, CollectorConfig, SpoolPolicy};
 use self::retry::Backoff;
@@ -566,13 +566,17 @@ impl CollectorSink {
                 }
             }
         }
+        let new_open = || match config.body {
+            config::BodyFormat::Compact => OpenBatch::compact(),
+            config::BodyFormat::EcsNdjson => OpenBatch::default(),
+        };
         Ok(CollectorSink {
             config: config.clone(),
             url,
             encoder: BodyEncoder::new(Encoding::of(config.compression), config.compression_level),
             buffer,
-            open: OpenBatch::default(),
-            open_alerts: OpenBatch::default(),
+            open: new_open(),
+            open_alerts: new_open(),
             closed: VecDeque::new(),
             alert: false,
             identity,
@@ -1136,8 +1140,7 @@ impl Shipper {
             }
             Outcome::TooLarge => {
                 let halves = batch
-                    .encoding
-                    .decode(&batch.body, config::BATCH_MAX_BYTES_LIMIT)
+                    .ndjson(config::BATCH_MAX_BYTES_LIMIT)
                     .ok()
                     .and_then(|ndjson| batch::split_lines(&ndjson));
                 match halves {
@@ -1278,10 +1281,7 @@ fn keep_rejected(
         .iter()
         .map(|(line, why)| format!("line {line}: {why}"))
         .collect();
-    let ndjson = match batch
-        .encoding
-        .decode(&batch.body, crate::config::BATCH_MAX_BYTES_LIMIT)
-    {
+    let ndjson = match batch.ndjson(crate::config::BATCH_MAX_BYTES_LIMIT) {
         Ok(n) => n,
         Err(e) => {
             return format!(

@@ -16,11 +16,11 @@
 //! | 0  | 4  | magic `ATSB` |
 //! | 4  | 2  | version (1) |
 //! | 6  | 1  | encoding: 0 none, 1 zstd, 2 gzip |
-//! | 7  | 1  | flags: bit 0 = the agent's own document (heartbeat), not events from a log |
+//! | 7  | 1  | flags: bit 0 = the agent's own document (heartbeat), not events from a log; bit 1 = a compact body (`application/vnd.authtrail.batch`), not NDJSON |
 //! | 8  | 8  | sequence number |
 //! | 16 | 8  | sequence of the batch this is half of after a 413 (0: none) |
 //! | 24 | 4  | events (NDJSON lines) |
-//! | 28 | 4  | uncompressed NDJSON bytes |
+//! | 28 | 4  | uncompressed body bytes |
 //! | 32 | 8  | created, Unix seconds |
 //! | 40 | 8  | body length |
 //! | 48 | 16 | stream (UUID) the sequence number belongs to |
@@ -96,7 +96,7 @@ use uuid::Uuid;
 
 use agent_core::ring::{ByteRing, framed_len};
 
-use super::batch::{BatchInfo, ClosedBatch, Encoding};
+use super::batch::{BatchInfo, Body, ClosedBatch, Codec, Encoding};
 use super::config::SpoolPolicy;
 use crate::durable::{DurableFile, sync_dir};
 
@@ -111,6 +111,8 @@ pub const HEADER_LEN_V1: usize = 80;
 /// Header flag: the batch holds the agent's own document (a heartbeat), not events read from a
 /// log; [`Spool::discard_after`] keeps it and [`Spool::next_to_send`] does not hold it back.
 pub const FLAG_AGENT_DOC: u8 = 1;
+/// Flag: the body is a compact batch body ([`Body::Compact`]), not NDJSON.
+pub const FLAG_COMPACT: u8 = 2;
 /// The sequence file's name.
 pub const SEQ_FILE: &str = "next-seq";
 /// The dead-letter folder's name.
@@ -138,7 +140,7 @@ pub struct SpooledBatch {
     pub encoding: Encoding,
     /// The sequence this is half of, 0 if none.
     pub split_of: u64,
-    /// [`FLAG_AGENT_DOC`] or 0.
+    /// [`FLAG_AGENT_DOC`], [`FLAG_COMPACT`], or 0.
     pub flags: u8,
     /// Events in the body.
     pub events: u32,
@@ -151,6 +153,22 @@ pub struct SpooledBatch {
 }
 
 impl SpooledBatch {
+    /// What the body is, once decompressed.
+    pub fn body_kind(&self) -> Body {
+        if self.flags & FLAG_COMPACT != 0 {
+            Body::Compact
+        } else {
+            Body::Ndjson
+        }
+    }
+
+    /// The batch's events as NDJSON (decompressed, and rendered when compact), at most
+    /// `limit` bytes of each.
+    pub fn ndjson(&self, limit: usize) -> io::Result<Vec<u8>> {
+        let bytes = self.encoding.decode(&self.body, limit)?;
+        super::batch::ndjson_of(self.body_kind(), bytes, limit)
+    }
+
     /// The batch file's bytes: header then body.
     pub fn to_file_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + self.body.len());
@@ -729,7 +747,14 @@ impl Spool {
             }
         }
         pushed.seq = self
-            .write(encoding, batch, body.to_vec(), 0, origin.flags(), entry)
+            .write(
+                encoding,
+                batch,
+                body.to_vec(),
+                0,
+                origin.flags() | compact_flag(batch.body),
+                entry,
+            )
             .map_err(|source| PushError::Io {
                 dir: self.dir.clone(),
                 source,
@@ -934,6 +959,7 @@ impl Spool {
         let info = BatchInfo {
             events: batch.events,
             ndjson_len: batch.ndjson_len as usize,
+            body: batch.body_kind(),
         };
         let seq = self.write(
             batch.encoding,
@@ -1043,12 +1069,21 @@ fn bound_dead_letters(dead: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The flag of a body kind.
+fn compact_flag(body: Body) -> u8 {
+    match body {
+        Body::Compact => FLAG_COMPACT,
+        Body::Ndjson => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn batch(text: &str) -> ClosedBatch {
         ClosedBatch {
+            body: Body::Ndjson,
             ndjson: text.as_bytes().to_vec(),
             events: text.lines().count() as u32,
         }

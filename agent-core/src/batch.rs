@@ -1,0 +1,1213 @@
+//! The compact batch body (`Content-Type: application/vnd.authtrail.batch`): a batch of ECS
+//! JSON documents that carries each event's original line once, the other values as references
+//! into that line, small integers or per-batch tables, and the documents' key structure once
+//! per batch. [`decode`] gives back, byte for byte, the NDJSON that [`encode`] was given, so
+//! whatever reads NDJSON (the collector's checks, `query --json`) reads the compact body's
+//! rendering unchanged.
+//!
+//! # Format, version 1
+//!
+//! Integers are unsigned LEB128 varints in their shortest form; `zigzag` maps a signed
+//! difference to an unsigned one. A *block* is a varint length followed by that many bytes.
+//!
+//! ```text
+//! body     = MAGIC (3 bytes) VERSION (1 byte) events:varint ndjson-length:varint
+//!            strings:varint  string-block*     the per-batch table of values the lines lack
+//!            shapes:varint   shape-block*      documents with their values taken out
+//!            control-block                     per event: shape id, then each hole's value
+//!            messages-block                    every event's `message`, one after the other
+//! ```
+//!
+//! `ndjson-length` is the length of the NDJSON the body renders to, so that a reader can
+//! grant (or refuse) that memory before rendering ([`rendered_len`]).
+//!
+//! A **shape** is a document with its values cut out: keys, punctuation, white space, `true`,
+//! `false` and `null` stay; each string value becomes the byte `STR` (0x01), each number `NUM`
+//! (0x02) followed by a *slot* byte (0 to [`NUM_SLOTS`]` - 1`, from the key's FNV-1a hash),
+//! and the top-level `"message"` string value `MSG` (0x03). These bytes never occur in JSON
+//! text outside a string, and a string's raw bytes are never in a shape but in a hole.
+//!
+//! Values, in the control block, for each hole of the event's shape in order (`h` is the first
+//! varint; string contents are kept as JSON-escaped, exactly as in the document):
+//!
+//! | hole | `h & 7` / `h & 3` | meaning | what follows |
+//! |---|---|---|---|
+//! | `STR` | 0 | the empty string (`h >> 3` = 0) | |
+//! | `STR` | 1 | string table entry `h >> 3` | |
+//! | `STR` | 2 | `h >> 3` bytes of the message at `offset` | offset |
+//! | `STR` | 3 | as 2, then the string table entry `tail` | offset, tail |
+//! | `STR` | 4 | a time (`"YYYY-MM-DDTHH:MM:SS[.fff[fff[fff]]]Z"`), nanoseconds since the epoch as a difference from the batch's previous time (0 before the first) (`h >> 3` = 0) | zigzag difference |
+//! | `NUM` | 0 | an integer, `zigzag(value - previous value of the slot)` = `h >> 2` (slots start at 0) | |
+//! | `NUM` | 1 | the integer written at `h >> 2` bytes of the message at `offset` | offset |
+//! | `NUM` | 2 | any other number: string table entry `h >> 2` | |
+//! | `MSG` | | the next `h` bytes of the messages block | |
+//!
+//! The encoder chooses, in this order: a string found whole in the message, the longest prefix
+//! of at least [`MIN_PREFIX`] bytes found there with a table tail, a time, the table; an integer
+//! whose difference fits one byte, the message's digits, the difference; anything else, the
+//! table. So a document's values that its own line holds (user, address, port, pid, program,
+//! host, and the time when the line writes it as RFC 3339 UTC) cost a reference; identity
+//! strings (host id, agent id, path, version) cost a table index; `event.sequence` and
+//! `log.offset` cost their difference from the previous event.
+//!
+//! **Canonical:** one batch has one encoding. [`decode`] renders the documents, encodes them
+//! again and refuses the body unless that gives the same bytes, so a body another encoder
+//! made (longer varints, another reference for the same value, table entries out of order or
+//! unused) is an error, never a second spelling of the same batch.
+//!
+//! **Bounded:** every count and length is checked against a named limit before it is used
+//! ([`MAX_EVENTS`], [`MAX_STRINGS`], [`MAX_STRING_BYTES`], [`MAX_SHAPES`], [`MAX_SHAPE_BYTES`],
+//! [`MAX_HOLES`], [`MAX_DEPTH`]), nothing is allocated from a count before the bytes it counts
+//! have been read, and the rendered NDJSON stops at the caller's `max_output`.
+//!
+//! Errors are small `Copy` values naming what was wrong and where, never a copy of the input.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::time::Timestamp;
+
+/// First bytes of a compact body.
+pub const MAGIC: [u8; 3] = *b"ATB";
+/// The format version, the byte after [`MAGIC`]. [`decode`] refuses any other.
+pub const VERSION: u8 = 1;
+/// Most events in one body.
+pub const MAX_EVENTS: usize = 1 << 20;
+/// Most entries of the string table.
+pub const MAX_STRINGS: usize = 1 << 20;
+/// Longest string table entry, and longest string value of a document, in bytes (JSON-escaped).
+pub const MAX_STRING_BYTES: usize = 1 << 20;
+/// Most shapes in one body.
+pub const MAX_SHAPES: usize = 1 << 16;
+/// Longest shape, in bytes.
+pub const MAX_SHAPE_BYTES: usize = 1 << 16;
+/// Most holes (values) in one shape.
+pub const MAX_HOLES: usize = 1024;
+/// Deepest nesting of objects and arrays in a document.
+pub const MAX_DEPTH: usize = 64;
+/// Number slots, each predicting a number from the previous one of the same key.
+pub const NUM_SLOTS: u8 = 16;
+/// Shortest prefix of a string taken from the message with the rest from the table.
+pub const MIN_PREFIX: usize = 8;
+
+const STR: u8 = 0x01;
+const NUM: u8 = 0x02;
+const MSG: u8 = 0x03;
+
+const STR_EMPTY: u64 = 0;
+const STR_TABLE: u64 = 1;
+const STR_REF: u64 = 2;
+const STR_REF_TAIL: u64 = 3;
+const STR_TIME: u64 = 4;
+const STR_TOKEN: u64 = 5;
+const NUM_DELTA: u64 = 0;
+const NUM_REF: u64 = 1;
+const NUM_TABLE: u64 = 2;
+const NUM_NEXT: u64 = 3;
+const NUM_TOKEN: u64 = 4;
+/// Time units of [`STR_TIME`], coarsest first: the difference is a whole number of one.
+const TIME_UNITS: [i64; 4] = [1_000_000_000, 1_000_000, 1_000, 1];
+
+/// Why [`encode`] could not write a batch (the caller sends it as NDJSON instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// Line `line` (0-based) is not a JSON document the format can hold (invalid JSON, a raw
+    /// control byte, nesting deeper than [`MAX_DEPTH`]).
+    NotJson {
+        /// The line's index in the batch.
+        line: usize,
+    },
+    /// A bound was passed: `what` names it.
+    TooLarge {
+        /// The limit's name.
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::NotJson { line } => {
+                write!(
+                    f,
+                    "line {line} is not a JSON document the compact body can hold"
+                )
+            }
+            EncodeError::TooLarge { what } => write!(f, "the batch passes {what}"),
+        }
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
+/// Why [`decode`] refused a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The body does not start with [`MAGIC`].
+    NotCompact,
+    /// Another format version.
+    Version(u8),
+    /// The body ends inside a value; `at` is the offset where more was needed.
+    Truncated {
+        /// Byte offset in the body (or in its control block).
+        at: usize,
+    },
+    /// A varint longer than ten bytes or not in its shortest form.
+    BadVarint {
+        /// Byte offset.
+        at: usize,
+    },
+    /// A count or length passes its bound: `what` names it.
+    TooLarge {
+        /// The limit's name.
+        what: &'static str,
+    },
+    /// A value refers to something that does not exist (a table entry, a shape, bytes beyond
+    /// the message) or has an unknown tag: `what` names it.
+    Invalid {
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// Bytes are left after the last block, or in the control or messages block.
+    TrailingBytes,
+    /// The rendering would be longer than the caller's `max_output`.
+    OutputTooLarge,
+    /// The body is not the one encoding of its documents.
+    NotCanonical,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::NotCompact => f.write_str("not a compact batch body (bad magic)"),
+            DecodeError::Version(v) => write!(f, "compact batch version {v} is not known"),
+            DecodeError::Truncated { at } => write!(f, "body ends early (at byte {at})"),
+            DecodeError::BadVarint { at } => write!(f, "bad varint at byte {at}"),
+            DecodeError::TooLarge { what } => write!(f, "body passes {what}"),
+            DecodeError::Invalid { what } => write!(f, "invalid {what}"),
+            DecodeError::TrailingBytes => f.write_str("bytes after the end of the body"),
+            DecodeError::OutputTooLarge => f.write_str("body renders to more than allowed"),
+            DecodeError::NotCanonical => f.write_str("body is not in canonical form"),
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+// ---- varints ----
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+const fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+const fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// A cursor over a byte slice that rejects non-shortest varints.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let start = self.pos;
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = *self
+                .buf
+                .get(self.pos)
+                .ok_or(DecodeError::Truncated { at: self.pos })?;
+            self.pos += 1;
+            if i == 9 && b > 1 {
+                return Err(DecodeError::BadVarint { at: start });
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                if b == 0 && i > 0 {
+                    return Err(DecodeError::BadVarint { at: start });
+                }
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::BadVarint { at: start })
+    }
+
+    fn bounded(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
+        let v = self.varint()?;
+        usize::try_from(v)
+            .ok()
+            .filter(|&v| v <= max)
+            .ok_or(DecodeError::TooLarge { what })
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(DecodeError::Truncated { at: self.pos })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn block(&mut self, max: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        let n = self.bounded(max, what)?;
+        self.bytes(n)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+}
+
+// ---- the encoder ----
+
+/// One token of a document, as offsets into it.
+#[derive(Clone, Copy, Debug)]
+enum Tok {
+    /// Bytes kept in the shape as they are.
+    Lit(usize, usize),
+    /// A string value's contents (between the quotes).
+    Str(usize, usize),
+    /// A number value, with its slot.
+    Num(usize, usize, u8),
+    /// The top-level `message` value's contents.
+    Msg(usize, usize),
+}
+
+/// Splits one document into tokens. `None` when it is not JSON the format holds.
+fn tokenize(doc: &[u8], toks: &mut Vec<Tok>) -> Option<()> {
+    toks.clear();
+    // Containers open: true for an object.
+    let mut stack: heapless::Vec<bool, MAX_DEPTH> = heapless::Vec::new();
+    let mut expect_key = false;
+    let mut last_key: (usize, usize) = (0, 0);
+    let mut have_message = false;
+    let mut lit_start = 0usize;
+    let mut i = 0usize;
+    let flush = |toks: &mut Vec<Tok>, from: usize, to: usize| {
+        if to > from {
+            toks.push(Tok::Lit(from, to));
+        }
+    };
+    while i < doc.len() {
+        let b = doc[i];
+        match b {
+            b' ' | b'\t' | b'\r' => i += 1,
+            b'{' | b'[' => {
+                stack.push(b == b'{').ok()?;
+                expect_key = b == b'{';
+                i += 1;
+            }
+            b'}' | b']' => {
+                let obj = stack.pop()?;
+                if obj != (b == b'}') {
+                    return None;
+                }
+                expect_key = false;
+                i += 1;
+            }
+            b',' => {
+                expect_key = stack.last().copied() == Some(true);
+                i += 1;
+            }
+            b':' => i += 1,
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                loop {
+                    let c = *doc.get(j)?;
+                    match c {
+                        b'"' => break,
+                        b'\\' => j += 2,
+                        0..=0x1f => return None,
+                        _ => j += 1,
+                    }
+                }
+                if j >= doc.len() {
+                    return None;
+                }
+                if expect_key {
+                    last_key = (start, j);
+                    expect_key = false;
+                } else {
+                    if j - start > MAX_STRING_BYTES {
+                        return None;
+                    }
+                    flush(toks, lit_start, start);
+                    let is_message = !have_message
+                        && stack.len() == 1
+                        && stack.first() == Some(&true)
+                        && &doc[last_key.0..last_key.1] == b"message";
+                    if is_message {
+                        have_message = true;
+                        toks.push(Tok::Msg(start, j));
+                    } else {
+                        toks.push(Tok::Str(start, j));
+                    }
+                    lit_start = j;
+                }
+                i = j + 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                let mut j = i;
+                while j < doc.len()
+                    && matches!(doc[j], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    j += 1;
+                }
+                flush(toks, lit_start, start);
+                toks.push(Tok::Num(start, j, slot_of(&doc[last_key.0..last_key.1])));
+                lit_start = j;
+                i = j;
+            }
+            b't' | b'f' | b'n' => {
+                let word: &[u8] = match b {
+                    b't' => b"true",
+                    b'f' => b"false",
+                    _ => b"null",
+                };
+                if !doc[i..].starts_with(word) {
+                    return None;
+                }
+                i += word.len();
+            }
+            _ => return None,
+        }
+    }
+    if !stack.is_empty() || doc.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+        return None;
+    }
+    flush(toks, lit_start, doc.len());
+    Some(())
+}
+
+/// The slot of a value under `key`: FNV-1a of the key, modulo [`NUM_SLOTS`].
+fn slot_of(key: &[u8]) -> u8 {
+    (crate::hash::fnv1a_32(crate::hash::FNV1A_32_START, key) % u32::from(NUM_SLOTS)) as u8
+}
+
+/// Reads `"YYYY-MM-DDTHH:MM:SS[.f]Z"` (the contents, no quotes) as nanoseconds since the
+/// epoch, only when the ECS writer renders that time as exactly these bytes.
+fn parse_time(s: &[u8]) -> Option<i64> {
+    if s.len() < 20 || s.len() > 30 || s.last() != Some(&b'Z') {
+        return None;
+    }
+    let num = |a: usize, b: usize| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in s.get(a..b)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    };
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if seps.iter().any(|&(i, c)| s[i] != c) {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let nanos = if s.len() == 20 {
+        0
+    } else {
+        let digits = s.len() - 21;
+        if s[19] != b'.' || digits == 0 || digits > 9 {
+            return None;
+        }
+        num(20, s.len() - 1)? * 10u32.pow((9 - digits) as u32)
+    };
+    let days = crate::time::days_from_civil(y as i32, mo as u8, d as u8);
+    let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + sec);
+    let ns = secs
+        .checked_mul(1_000_000_000)?
+        .checked_add(i64::from(nanos))?;
+    let mut buf = TimeBuf::default();
+    render_time(&mut buf, ns).ok()?;
+    (buf.as_bytes() == s).then_some(ns)
+}
+
+/// Room for one rendered time.
+#[derive(Default)]
+struct TimeBuf {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl TimeBuf {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl fmt::Write for TimeBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Writes the contents (no quotes) of the ECS writer's rendering of `ns`.
+fn render_time(buf: &mut TimeBuf, ns: i64) -> fmt::Result {
+    let ts = Timestamp {
+        secs: ns.div_euclid(1_000_000_000),
+        nanos: ns.rem_euclid(1_000_000_000) as u32,
+    };
+    let mut quoted = TimeBuf::default();
+    crate::ecs::write_timestamp(&mut quoted, ts)?;
+    let q = quoted.as_bytes();
+    if q.len() < 2 {
+        return Err(fmt::Error);
+    }
+    buf.len = 0;
+    fmt::Write::write_str(
+        buf,
+        core::str::from_utf8(&q[1..q.len() - 1]).map_err(|_| fmt::Error)?,
+    )
+}
+
+/// Reads a JSON integer as [`NUM_DELTA`] and [`NUM_REF`] hold it: digits, no leading zero.
+fn parse_int(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || (s.len() > 1 && s[0] == b'0') {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(v)
+}
+
+/// The state both sides keep while walking a batch's events.
+struct Predict {
+    nums: [u64; NUM_SLOTS as usize],
+    time: i64,
+    /// The previous event's message length (0 without one).
+    message_len: u64,
+}
+
+impl Predict {
+    const fn new() -> Self {
+        Predict {
+            nums: [0; NUM_SLOTS as usize],
+            time: 0,
+            message_len: 0,
+        }
+    }
+}
+
+/// Builds the body of one batch.
+struct Encoder {
+    strings: Vec<u8>,
+    string_ids: BTreeMap<Vec<u8>, u64>,
+    shapes: Vec<u8>,
+    shape_ids: BTreeMap<Vec<u8>, u64>,
+    control: Vec<u8>,
+    scratch: Vec<u8>,
+    spans: Vec<(u32, u32)>,
+    messages: Vec<u8>,
+    predict: Predict,
+    toks: Vec<Tok>,
+    shape: Vec<u8>,
+    events: usize,
+    ndjson_len: usize,
+}
+
+impl Encoder {
+    fn new() -> Self {
+        Encoder {
+            strings: Vec::new(),
+            string_ids: BTreeMap::new(),
+            shapes: Vec::new(),
+            shape_ids: BTreeMap::new(),
+            control: Vec::new(),
+            scratch: Vec::new(),
+            spans: Vec::new(),
+            messages: Vec::new(),
+            predict: Predict::new(),
+            toks: Vec::new(),
+            shape: Vec::new(),
+            events: 0,
+            ndjson_len: 0,
+        }
+    }
+
+    fn string_id(&mut self, s: &[u8]) -> u64 {
+        if let Some(&id) = self.string_ids.get(s) {
+            return id;
+        }
+        let id = self.string_ids.len() as u64;
+        put_varint(&mut self.strings, s.len() as u64);
+        self.strings.extend_from_slice(s);
+        self.string_ids.insert(s.to_vec(), id);
+        id
+    }
+
+    fn event(&mut self, doc: &[u8], line: usize) -> Result<(), EncodeError> {
+        let mut toks = core::mem::take(&mut self.toks);
+        let res = self.event_with(doc, line, &mut toks);
+        self.toks = toks;
+        res
+    }
+
+    fn event_with(
+        &mut self,
+        doc: &[u8],
+        line: usize,
+        toks: &mut Vec<Tok>,
+    ) -> Result<(), EncodeError> {
+        if self.events >= MAX_EVENTS {
+            return Err(EncodeError::TooLarge { what: "MAX_EVENTS" });
+        }
+        tokenize(doc, toks).ok_or(EncodeError::NotJson { line })?;
+        // Every bound is checked before anything changes, so a refused document leaves the
+        // batch as it was.
+        let holes = toks.iter().filter(|t| !matches!(t, Tok::Lit(..))).count();
+        let shape_len: usize = toks
+            .iter()
+            .map(|t| match *t {
+                Tok::Lit(a, b) => b - a,
+                Tok::Num(..) => 2,
+                _ => 1,
+            })
+            .sum();
+        if holes > MAX_HOLES {
+            return Err(EncodeError::TooLarge { what: "MAX_HOLES" });
+        }
+        if shape_len > MAX_SHAPE_BYTES {
+            return Err(EncodeError::TooLarge {
+                what: "MAX_SHAPE_BYTES",
+            });
+        }
+        if self.string_ids.len() + holes > MAX_STRINGS {
+            return Err(EncodeError::TooLarge {
+                what: "MAX_STRINGS",
+            });
+        }
+        if self.shape_ids.len() >= MAX_SHAPES {
+            return Err(EncodeError::TooLarge { what: "MAX_SHAPES" });
+        }
+        let message: &[u8] = toks
+            .iter()
+            .find_map(|t| match *t {
+                Tok::Msg(a, b) => Some(&doc[a..b]),
+                _ => None,
+            })
+            .unwrap_or(b"");
+        let finder = |s: &[u8]| -> Option<usize> {
+            if s.is_empty() || message.is_empty() {
+                None
+            } else {
+                memchr::memmem::find(message, s)
+            }
+        };
+        let mut spans = core::mem::take(&mut self.spans);
+        token_spans(message, &mut spans);
+        let mut last_token = 0usize;
+        let token_of = |s: &[u8]| -> Option<usize> {
+            if s.is_empty() || !s.iter().all(|&b| is_token_byte(b)) {
+                return None;
+            }
+            spans
+                .iter()
+                .position(|&(a, b)| &message[a as usize..b as usize] == s)
+        };
+        self.shape.clear();
+        // The shape id goes first but is known once the shape is built: the values are
+        // written to a scratch buffer and appended after it.
+        let mut scratch = core::mem::take(&mut self.scratch);
+        scratch.clear();
+        // Where the event's previous reference to bytes of the line ended.
+        let last_end = core::cell::Cell::new(0usize);
+        let put_position = |scratch: &mut Vec<u8>, off: usize, len: usize| {
+            let mut end = last_end.get();
+            put_varint(scratch, position(message.len(), off, len, &mut end));
+            last_end.set(end);
+        };
+        // `s` as a token of the line (tag `token`) or bytes of it (tag `bytes`, then its
+        // position); false when the line does not hold it.
+        let mut from_line = |scratch: &mut Vec<u8>, s: &[u8], token: u64, bytes: u64| {
+            if let Some(i) = token_of(s) {
+                let code = token_position(spans.len(), i, &mut last_token);
+                put_varint(scratch, (code << 3) | token);
+            } else if let Some(off) = finder(s) {
+                put_varint(scratch, ((s.len() as u64) << 3) | bytes);
+                put_position(scratch, off, s.len());
+            } else {
+                return false;
+            }
+            true
+        };
+        for &t in toks.iter() {
+            match t {
+                Tok::Lit(a, b) => self.shape.extend_from_slice(&doc[a..b]),
+                Tok::Msg(a, b) => {
+                    self.shape.push(MSG);
+                    // JSON text holds no raw newline: the block reads like the log itself.
+                    self.messages.extend_from_slice(&doc[a..b]);
+                    self.messages.push(b'\n');
+                }
+                Tok::Str(a, b) => {
+                    self.shape.push(STR);
+                    let s = &doc[a..b];
+                    if s.is_empty() {
+                        put_varint(&mut scratch, STR_EMPTY);
+                    } else if let Some(&id) = self.string_ids.get(s) {
+                        put_varint(&mut scratch, (id << 3) | STR_TABLE);
+                    } else if from_line(&mut scratch, s, STR_TOKEN, STR_REF) {
+                    } else if let Some((len, off)) = longest_prefix(s, &finder) {
+                        let tail = self.string_id(&s[len..]);
+                        put_varint(&mut scratch, ((len as u64) << 3) | STR_REF_TAIL);
+                        put_position(&mut scratch, off, len);
+                        put_varint(&mut scratch, tail);
+                    } else if let Some(ns) = parse_time(s) {
+                        let delta = ns.wrapping_sub(self.predict.time);
+                        let unit = TIME_UNITS
+                            .iter()
+                            .position(|&u| delta % u == 0)
+                            .unwrap_or(TIME_UNITS.len() - 1);
+                        put_varint(&mut scratch, ((unit as u64) << 3) | STR_TIME);
+                        put_varint(&mut scratch, zigzag(delta / TIME_UNITS[unit]));
+                        self.predict.time = ns;
+                    } else {
+                        let id = self.string_id(s);
+                        put_varint(&mut scratch, (id << 3) | STR_TABLE);
+                    }
+                }
+                Tok::Num(a, b, slot) => {
+                    self.shape.push(NUM);
+                    self.shape.push(slot);
+                    let s = &doc[a..b];
+                    let prev = &mut self.predict.nums[usize::from(slot)];
+                    match parse_int(s) {
+                        Some(v) => {
+                            let before = *prev;
+                            let delta = zigzag(v.wrapping_sub(before) as i64);
+                            *prev = v;
+                            if delta <= 2 {
+                                put_varint(&mut scratch, (delta << 3) | NUM_DELTA);
+                            } else if v == before.wrapping_add(self.predict.message_len + 1) {
+                                put_varint(&mut scratch, NUM_NEXT);
+                            } else if from_line(&mut scratch, s, NUM_TOKEN, NUM_REF) {
+                            } else if delta < (1 << 61) {
+                                put_varint(&mut scratch, (delta << 3) | NUM_DELTA);
+                            } else {
+                                let id = self.string_id(s);
+                                put_varint(&mut scratch, (id << 3) | NUM_TABLE);
+                            }
+                        }
+                        None => {
+                            let id = self.string_id(s);
+                            put_varint(&mut scratch, (id << 3) | NUM_TABLE);
+                        }
+                    }
+                }
+            }
+        }
+        let shape_id = match self.shape_ids.get(&self.shape) {
+            Some(&id) => id,
+            None => {
+                let id = self.shape_ids.len() as u64;
+                put_varint(&mut self.shapes, self.shape.len() as u64);
+                self.shapes.extend_from_slice(&self.shape);
+                self.shape_ids.insert(self.shape.clone(), id);
+                id
+            }
+        };
+        self.predict.message_len = message.len() as u64;
+        put_varint(&mut self.control, shape_id);
+        self.control.extend_from_slice(&scratch);
+        self.scratch = scratch;
+        self.spans = spans;
+        self.events += 1;
+        self.ndjson_len += doc.len() + 1;
+        Ok(())
+    }
+
+    fn finish(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        put_varint(out, self.events as u64);
+        put_varint(out, self.ndjson_len as u64);
+        put_varint(out, self.string_ids.len() as u64);
+        out.extend_from_slice(&self.strings);
+        put_varint(out, self.shape_ids.len() as u64);
+        out.extend_from_slice(&self.shapes);
+        put_varint(out, self.control.len() as u64);
+        out.extend_from_slice(&self.control);
+        put_varint(out, self.messages.len() as u64);
+        out.extend_from_slice(&self.messages);
+    }
+}
+
+/// Where `len` bytes at `off` sit in a message of `message_len` bytes, the smallest of: the
+/// bytes before them (`4 * n`), the bytes after them (`4 * n + 1`), or their distance from
+/// the end of the event's previous reference, `last_end` (`4 * zigzag(d) + 2`). Sets
+/// `last_end` to their end.
+fn position(message_len: usize, off: usize, len: usize, last_end: &mut usize) -> u64 {
+    let after = (message_len - off - len) as u64;
+    let rel = zigzag(off as i64 - *last_end as i64);
+    *last_end = off + len;
+    let from_start = (off as u64) << 2;
+    let from_end = (after << 2) | 1;
+    let from_last = (rel << 2) | 2;
+    from_start.min(from_end).min(from_last)
+}
+
+/// Bytes of a message's *tokens*: ASCII letters and digits, `.`, `:`, `_`, `-` and every
+/// non-ASCII byte. A user name, an address, a port or a pid is usually one whole token.
+const fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'_' | b'-') || b >= 0x80
+}
+
+/// The (start, end) of every token of `message`, in order.
+fn token_spans(message: &[u8], out: &mut Vec<(u32, u32)>) {
+    out.clear();
+    let mut start: Option<usize> = None;
+    for (i, &b) in message.iter().enumerate() {
+        match (is_token_byte(b), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s as u32, i as u32));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s as u32, message.len() as u32));
+    }
+}
+
+/// Token `i` of `n`, the smallest of: its index (`4 * i`), its index from the end
+/// (`4 * (n - 1 - i) + 1`), or its distance from the token after the event's previous token
+/// reference, `next` (`4 * zigzag(i - next) + 2`). Sets `next` to `i + 1`.
+fn token_position(n: usize, i: usize, next: &mut usize) -> u64 {
+    let rel = zigzag(i as i64 - *next as i64);
+    *next = i + 1;
+    ((i as u64) << 2)
+        .min((((n - 1 - i) as u64) << 2) | 1)
+        .min((rel << 2) | 2)
+}
+
+/// The inverse of [`token_position`]: the token's index, if there is such a token.
+fn token_index(n: usize, code: u64, next: &mut usize) -> Option<usize> {
+    let v = code >> 2;
+    let i = match code & 3 {
+        0 => usize::try_from(v).ok()?,
+        1 => (n - 1).checked_sub(usize::try_from(v).ok()?)?,
+        2 => usize::try_from((*next as i64).checked_add(unzigzag(v))?).ok()?,
+        _ => return None,
+    };
+    if i >= n {
+        return None;
+    }
+    *next = i + 1;
+    Some(i)
+}
+
+/// The inverse of [`position`]: the offset, if the bytes fit in the message.
+fn offset_of(message_len: usize, pos: u64, len: usize, last_end: &mut usize) -> Option<usize> {
+    let v = pos >> 2;
+    let off = match pos & 3 {
+        0 => usize::try_from(v).ok()?,
+        1 => message_len
+            .checked_sub(len)?
+            .checked_sub(usize::try_from(v).ok()?)?,
+        2 => usize::try_from((*last_end as i64).checked_add(unzigzag(v))?).ok()?,
+        _ => return None,
+    };
+    *last_end = off.checked_add(len)?;
+    Some(off)
+}
+
+/// The longest prefix of `s` (at least [`MIN_PREFIX`] bytes, shorter than `s`) that `find`
+/// finds, and where: (length, offset).
+fn longest_prefix(s: &[u8], find: &impl Fn(&[u8]) -> Option<usize>) -> Option<(usize, usize)> {
+    if s.len() <= MIN_PREFIX {
+        return None;
+    }
+    let mut best = (MIN_PREFIX, find(&s[..MIN_PREFIX])?);
+    // Found prefixes are closed under shortening: search the longest between best and s.
+    let (mut lo, mut hi) = (MIN_PREFIX + 1, s.len() - 1);
+    while lo <= hi {
+        let mid = lo + (hi - lo) / 2;
+        match find(&s[..mid]) {
+            Some(off) => {
+                best = (mid, off);
+                lo = mid + 1;
+            }
+            None => hi = mid - 1,
+        }
+    }
+    Some(best)
+}
+
+/// A compact body being built one document at a time (the agent's open batch).
+pub struct BatchEncoder {
+    inner: Encoder,
+}
+
+impl fmt::Debug for BatchEncoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchEncoder")
+            .field("events", &self.inner.events)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl Default for BatchEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchEncoder {
+    /// An empty batch.
+    pub fn new() -> Self {
+        BatchEncoder {
+            inner: Encoder::new(),
+        }
+    }
+
+    /// Adds one document (one line of JSON, no newline). On error the batch is unchanged.
+    pub fn push(&mut self, doc: &[u8]) -> Result<(), EncodeError> {
+        let line = self.inner.events;
+        self.inner.event(doc, line)
+    }
+
+    /// Documents taken.
+    pub fn events(&self) -> usize {
+        self.inner.events
+    }
+
+    /// Length of the body [`BatchEncoder::finish`] would write, give or take the few bytes of
+    /// its block lengths.
+    pub fn len(&self) -> usize {
+        let e = &self.inner;
+        8 + e.strings.len() + e.shapes.len() + e.control.len() + e.messages.len()
+    }
+
+    /// True when no document was taken.
+    pub fn is_empty(&self) -> bool {
+        self.inner.events == 0
+    }
+
+    /// Length of the NDJSON the body renders to.
+    pub fn ndjson_len(&self) -> usize {
+        self.inner.ndjson_len
+    }
+
+    /// Appends the body to `out` and empties the batch.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        core::mem::take(self).inner.finish(out);
+    }
+}
+
+/// Encodes an NDJSON batch (one document a line, each line ending in `\n`; empty lines are
+/// not allowed) as a compact body, appended to `out`.
+pub fn encode(ndjson: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let mut enc = Encoder::new();
+    let body = ndjson.strip_suffix(b"\n").unwrap_or(ndjson);
+    if !ndjson.is_empty() {
+        for (line, doc) in body.split(|&b| b == b'\n').enumerate() {
+            enc.event(doc, line)?;
+        }
+    }
+    if !ndjson.is_empty() && ndjson.last() != Some(&b'\n') {
+        return Err(EncodeError::NotJson {
+            line: enc.events.saturating_sub(1),
+        });
+    }
+    enc.finish(out);
+    Ok(())
+}
+
+// ---- the decoder ----
+
+/// One piece of a parsed shape.
+#[derive(Clone, Copy, Debug)]
+enum Piece<'a> {
+    Lit(&'a [u8]),
+    Str,
+    Num(u8),
+    Msg,
+}
+
+fn parse_shape(shape: &[u8]) -> Result<Vec<Piece<'_>>, DecodeError> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    let mut holes = 0;
+    while i < shape.len() {
+        let b = shape[i];
+        if matches!(b, STR | NUM | MSG) {
+            if i > start {
+                pieces.push(Piece::Lit(&shape[start..i]));
+            }
+            holes += 1;
+            if holes > MAX_HOLES {
+                return Err(DecodeError::TooLarge { what: "MAX_HOLES" });
+            }
+            match b {
+                STR => pieces.push(Piece::Str),
+                MSG => pieces.push(Piece::Msg),
+                _ => {
+                    i += 1;
+                    let slot = *shape.get(i).ok_or(DecodeError::Invalid { what: "shape" })?;
+                    if slot >= NUM_SLOTS {
+                        return Err(DecodeError::Invalid {
+                            what: "number slot",
+                        });
+                    }
+                    pieces.push(Piece::Num(slot));
+                }
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    if start < shape.len() {
+        pieces.push(Piece::Lit(&shape[start..]));
+    }
+    Ok(pieces)
+}
+
+/// Decodes a compact body into NDJSON appended to `out` (each document and its `\n`), and
+/// returns the number of events. Refuses, with nothing promised about `out`'s new bytes, a
+/// body that is not canonical or whose NDJSON would pass `max_output` bytes.
+pub fn decode(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
+    let start = out.len();
+    let events = render(body, max_output, out)?;
+    if out.len() - start != rendered_len(body)? {
+        return Err(DecodeError::Invalid {
+            what: "ndjson length",
+        });
+    }
+    let mut again = Vec::new();
+    encode(&out[start..], &mut again).map_err(|_| DecodeError::NotCanonical)?;
+    if again != body {
+        return Err(DecodeError::NotCanonical);
+    }
+    Ok(events)
+}
+
+/// The length of the NDJSON a compact body says it renders to ([`decode`] checks it), read
+/// from its first bytes: what a reader grants before rendering.
+pub fn rendered_len(body: &[u8]) -> Result<usize, DecodeError> {
+    if body.len() < 4 || body[..3] != MAGIC {
+        return Err(DecodeError::NotCompact);
+    }
+    if body[3] != VERSION {
+        return Err(DecodeError::Version(body[3]));
+    }
+    let mut r = Reader { buf: body, pos: 4 };
+    r.bounded(MAX_EVENTS, "MAX_EVENTS")?;
+    r.bounded(usize::MAX, "ndjson length")
+}
+
+fn render(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
+    if body.len() < 4 || body[..3] != MAGIC {
+        return Err(DecodeError::NotCompact);
+    }
+    if body[3] != VERSION {
+        return Err(DecodeError::Version(body[3]));
+    }
+    let mut r = Reader { buf: body, pos: 4 };
+    let events = r.bounded(MAX_EVENTS, "MAX_EVENTS")?;
+    let ndjson_len = r.bounded(usize::MAX, "ndjson length")?;
+    if ndjson_len > max_output {
+        return Err(DecodeError::OutputTooLarge);
+    }
+    let max_output = ndjson_len;
+    let n_strings = r.bounded(MAX_STRINGS, "MAX_STRINGS")?;
+    let mut strings: Vec<&[u8]> = Vec::new();
+    for _ in 0..n_strings {
+        strings.push(r.block(MAX_STRING_BYTES, "MAX_STRING_BYTES")?);
+    }
+    let n_shapes = r.bounded(MAX_SHAPES, "MAX_SHAPES")?;
+    let mut shapes: Vec<Vec<Piece<'_>>> = Vec::new();
+    for _ in 0..n_shapes {
+        shapes.push(parse_shape(r.block(MAX_SHAPE_BYTES, "MAX_SHAPE_BYTES")?)?);
+    }
+    let control = r.block(usize::MAX, "control block")?;
+    let messages = r.block(usize::MAX, "messages block")?;
+    if !r.is_empty() {
+        return Err(DecodeError::TrailingBytes);
+    }
+    let limit = out.len().saturating_add(max_output);
+    let push = |out: &mut Vec<u8>, s: &[u8]| -> Result<(), DecodeError> {
+        if out.len() + s.len() > limit {
+            return Err(DecodeError::OutputTooLarge);
+        }
+        out.extend_from_slice(s);
+        Ok(())
+    };
+    let table = |i: u64| -> Result<&[u8], DecodeError> {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| strings.get(i).copied())
+            .ok_or(DecodeError::Invalid {
+                what: "string table index",
+            })
+    };
+    let mut m = Reader {
+        buf: messages,
+        pos: 0,
+    };
+    let mut c = Reader {
+        buf: control,
+        pos: 0,
+    };
+    let mut predict = Predict::new();
+    let mut spans = Vec::new();
+    for _ in 0..events {
+        let shape_id = c.varint()?;
+        let shape = usize::try_from(shape_id)
+            .ok()
+            .and_then(|i| shapes.get(i))
+            .ok_or(DecodeError::Invalid { what: "shape id" })?;
+        // References are to the message, which the values of its document precede: it is
+        // the next line of the messages block when the shape has a message hole.
+        let message: &[u8] = if shape.iter().any(|p| matches!(p, Piece::Msg)) {
+            let rest = &messages[m.pos..];
+            let n = memchr::memchr(b'\n', rest).ok_or(DecodeError::Truncated { at: m.pos })?;
+            if n > MAX_STRING_BYTES {
+                return Err(DecodeError::TooLarge {
+                    what: "MAX_STRING_BYTES",
+                });
+            }
+            &rest[..n]
+        } else {
+            b""
+        };
+        token_spans(message, &mut spans);
+        let mut next_token = 0usize;
+        let mut token = |code: u64| -> Result<&[u8], DecodeError> {
+            let bad = DecodeError::Invalid { what: "token" };
+            let i = token_index(spans.len(), code, &mut next_token).ok_or(bad)?;
+            let (a, b) = spans[i];
+            Ok(&message[a as usize..b as usize])
+        };
+        let mut last_end = 0usize;
+        let mut slice = |len: u64, pos: u64| -> Result<&[u8], DecodeError> {
+            let bad = DecodeError::Invalid { what: "reference" };
+            let len = usize::try_from(len).map_err(|_| bad)?;
+            let off = offset_of(message.len(), pos, len, &mut last_end).ok_or(bad)?;
+            message
+                .get(off..off.saturating_add(len))
+                .filter(|s| s.len() == len && len > 0)
+                .ok_or(bad)
+        };
+        for piece in shape {
+            match *piece {
+                Piece::Lit(s) => push(out, s)?,
+                Piece::Msg => {
+                    push(out, message)?;
+                }
+                Piece::Str => {
+                    let h = c.varint()?;
+                    match h & 7 {
+                        STR_EMPTY if h == 0 => {}
+                        STR_TABLE => push(out, table(h >> 3)?)?,
+                        STR_TOKEN => push(out, token(h >> 3)?)?,
+                        STR_REF => {
+                            let off = c.varint()?;
+                            push(out, slice(h >> 3, off)?)?;
+                        }
+                        STR_REF_TAIL => {
+                            let off = c.varint()?;
+                            push(out, slice(h >> 3, off)?)?;
+                            push(out, table(c.varint()?)?)?;
+                        }
+                        STR_TIME if (h >> 3) < TIME_UNITS.len() as u64 => {
+                            let unit = TIME_UNITS[(h >> 3) as usize];
+                            let d = unzigzag(c.varint()?).wrapping_mul(unit);
+                            predict.time = predict.time.wrapping_add(d);
+                            let mut buf = TimeBuf::default();
+                            render_time(&mut buf, predict.time)
+                                .map_err(|_| DecodeError::Invalid { what: "time" })?;
+                            push(out, buf.as_bytes())?;
+                        }
+                        _ => return Err(DecodeError::Invalid { what: "string tag" }),
+                    }
+                }
+                Piece::Num(slot) => {
+                    let h = c.varint()?;
+                    let prev = &mut predict.nums[usize::from(slot)];
+                    match h & 7 {
+                        NUM_DELTA => {
+                            let v = prev.wrapping_add(unzigzag(h >> 3) as u64);
+                            *prev = v;
+                            push(out, itoa::Buffer::new().format(v).as_bytes())?;
+                        }
+                        NUM_REF | NUM_TOKEN => {
+                            let digits = if h & 7 == NUM_REF {
+                                slice(h >> 3, c.varint()?)?
+                            } else {
+                                token(h >> 3)?
+                            };
+                            *prev = parse_int(digits).ok_or(DecodeError::Invalid {
+                                what: "number reference",
+                            })?;
+                            push(out, digits)?;
+                        }
+                        NUM_NEXT if h == NUM_NEXT => {
+                            let v = prev.wrapping_add(predict.message_len + 1);
+                            *prev = v;
+                            push(out, itoa::Buffer::new().format(v).as_bytes())?;
+                        }
+                        NUM_TABLE => {
+                            let text = table(h >> 3)?;
+                            if let Some(v) = parse_int(text) {
+                                *prev = v;
+                            }
+                            push(out, text)?;
+                        }
+                        _ => return Err(DecodeError::Invalid { what: "number tag" }),
+                    }
+                }
+            }
+        }
+        if shape.iter().any(|p| matches!(p, Piece::Msg)) {
+            m.bytes(message.len() + 1)?;
+        }
+        predict.message_len = message.len() as u64;
+        push(out, b"\n")?;
+    }
+    if !c.is_empty() || !m.is_empty() {
+        return Err(DecodeError::TrailingBytes);
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests;
