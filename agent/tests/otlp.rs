@@ -520,3 +520,210 @@ fn otlp_gzip_json_records_decode_with_opentelemetry_proto_and_carry_every_field(
         assert_eq!(r["content_encoding"], "gzip");
     }
 }
+
+fn status(state: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(state.join("status.json")).unwrap_or_default())
+        .unwrap_or(Value::Null)
+}
+
+/// The texts of `state/spool/dead-letter/*.reason`.
+fn dead_letter_reasons(state: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(state.join("spool/dead-letter"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "reason"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The OTLP/HTTP answers: 429 waits for its `Retry-After`; a partial success is logged with the
+/// server's message, counted in `status` and its batch kept in `dead-letter/`; 400 and a
+/// status OTLP/HTTP says not to retry (404) dead-letter their batch; 502 is retried.
+#[test]
+fn otlp_answers_follow_the_otlp_http_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let replies = [
+        json!({ "status": 429, "headers": { "Retry-After": "2" } }),
+        json!({ "status": 200, "partial": [1, "record 1: timestamp too old"] }),
+        json!({ "status": 400 }),
+        json!({ "status": 404 }),
+        json!({ "status": 502 }),
+        json!({ "status": 200 }),
+    ];
+    let receiver = Receiver::start(dir.path(), &replies);
+    let log = dir.path().join("auth.log");
+    let line = |i: u32| {
+        format!(
+            "Nov 28 09:00:0{i} testhost sshd[{}]: Failed password for root from 127.0.0.9 port 5000{i} ssh2\n",
+            4000 + i
+        )
+    };
+    std::fs::write(&log, line(0)).unwrap();
+    let (config, state) = write_config(
+        dir.path(),
+        "otlp",
+        &log,
+        &otlp_sink(&receiver, dir.path(), ""),
+    );
+    let stderr = dir.path().join("otlp.stderr");
+    let _agent = run(&config, &stderr);
+    let append = |i: u32| {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(line(i).as_bytes()).unwrap();
+    };
+    let requests = |n: usize| {
+        wait_for(&format!("{n} requests"), Duration::from_secs(30), || {
+            receiver.requests().len() >= n
+        });
+        receiver.requests()
+    };
+    let r = requests(2);
+    let waited = r[1]["at"].as_f64().unwrap() - r[0]["at"].as_f64().unwrap();
+    assert!(waited >= 2.0, "Retry-After: 2 not honoured: {waited} s");
+    assert_eq!(r[0]["request"], r[1]["request"], "the same batch again");
+    wait_for("the rejection in status", Duration::from_secs(15), || {
+        status(&state)["shipping"]["rejected-events"] == 1
+    });
+    for i in 1..=3 {
+        append(i);
+        requests(2 + i as usize);
+    }
+    let r = requests(6);
+    assert_eq!(r[4]["request"], r[5]["request"], "502 is retried");
+    wait_for("three dead letters", Duration::from_secs(15), || {
+        dead_letter_reasons(&state).len() == 3
+    });
+    let reasons = dead_letter_reasons(&state).join("\n---\n");
+    assert!(reasons.contains("timestamp too old"), "{reasons}");
+    assert!(reasons.contains("400"), "{reasons}");
+    assert!(reasons.contains("HTTP 404"), "{reasons}");
+    wait_for("the backlog to empty", Duration::from_secs(15), || {
+        status(&state)["shipping"]["backlog-batches"] == 0
+    });
+    let said = std::fs::read_to_string(&stderr).unwrap();
+    assert!(said.contains("record 1: timestamp too old"), "{said}");
+}
+
+/// An idle OTLP sink sends its heartbeat as a log record named `authtrail.heartbeat`.
+#[test]
+fn otlp_heartbeat_is_a_log_record_named_authtrail_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), &[]);
+    let log = dir.path().join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let sink =
+        otlp_sink(&receiver, dir.path(), "").replace("heartbeat = \"1h\"", "heartbeat = \"1s\"");
+    let (config, _) = write_config(dir.path(), "otlp", &log, &sink);
+    let _agent = run(&config, &dir.path().join("otlp.stderr"));
+    wait_for("a heartbeat", Duration::from_secs(30), || {
+        !receiver.records().is_empty()
+    });
+    let (record, context) = &receiver.records()[0];
+    assert_eq!(record["event_name"], "authtrail.heartbeat");
+    assert_eq!(record["severity_number"], 9);
+    let a = attributes(record);
+    assert_eq!(a["authtrail.event.kind"], "state");
+    assert_eq!(a["authtrail.event.dataset"], "authtrail.heartbeat");
+    assert!(record.get("body").is_none(), "{record}");
+    assert_eq!(context["resource"]["service.instance.id"], AGENT_ID);
+    assert!(nanos(&record["time_unix_nano"]) > 0);
+}
+
+fn config_errors(text: &str) -> String {
+    agent::config::Config::check(text, Path::new("agent.toml"))
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn otlp_config_defaults_and_mistakes() {
+    use agent::config::SinkConfig;
+    use agent::ship::otlp::OtlpProtocol;
+    let text = "[sink]\ntype = \"otlp\"\nurl = \"https://otel.example:4318\"\n";
+    let config = agent::config::Config::check(text, Path::new("agent.toml")).unwrap();
+    let SinkConfig::Otlp(c) = &config.sink else {
+        panic!("{:?}", config.sink)
+    };
+    assert_eq!((c.protocol, c.path.as_deref()), (None, None));
+    assert_eq!(c.protocol.unwrap_or_default(), OtlpProtocol::Protobuf);
+    let again = agent::config::Config::check(&config.to_toml().unwrap(), Path::new("a.toml"));
+    assert_eq!(again.unwrap().sink, config.sink);
+    let json = format!("{text}protocol = \"http/json\"\npath = \"/x/v1/logs\"\n");
+    let config = agent::config::Config::check(&json, Path::new("agent.toml")).unwrap();
+    let SinkConfig::Otlp(c) = &config.sink else {
+        panic!()
+    };
+    assert_eq!(c.protocol, Some(OtlpProtocol::Json));
+    let e = config_errors(&format!("{text}protocol = \"grpc\"\n"));
+    assert!(e.contains("http/protobuf"), "{e}");
+    let e = config_errors(&format!("{text}path = \"v1/logs\"\n"));
+    assert!(
+        e.contains("[sink] path") && e.contains("starting with /"),
+        "{e}"
+    );
+    let e = config_errors(
+        "[sink]\ntype = \"collector\"\nurl = \"https://c.example\"\nprotocol = \"http/json\"\n",
+    );
+    assert!(
+        e.contains("[sink] protocol") && e.contains("type = \"otlp\" only"),
+        "{e}"
+    );
+    let e = config_errors("[sink]\ntype = \"otlp\"\nurl = \"http://otel.example:4318\"\n");
+    assert!(e.contains("plaintext"), "{e}");
+}
+
+/// The annotated config's otlp section, put into the collector section it refers to, parses
+/// to an otlp sink with the settings it shows.
+#[test]
+fn annotated_example_config_parses_with_the_otlp_section_uncommented() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/agent.toml"),
+    )
+    .unwrap();
+    let section = |name: &str| -> Vec<String> {
+        let start = text.find(&format!("## >>> {name} sink")).unwrap();
+        let end = text.find(&format!("## <<< {name} sink")).unwrap();
+        text[start..end]
+            .lines()
+            .filter_map(|l| l.strip_prefix("## "))
+            .filter(|l| {
+                l.starts_with('[')
+                    || l.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                    })
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    let otlp = section("otlp");
+    let mut settings = Vec::new();
+    for line in section("collector") {
+        if line.starts_with("type = ") {
+            settings.extend(otlp.iter().cloned());
+        } else if !line.starts_with("url = ") {
+            settings.push(line);
+        }
+    }
+    let settings = settings.join("\n");
+    let before = &text[..text.find("[sink]").unwrap()];
+    let config =
+        agent::config::Config::from_toml(&format!("{before}\n{settings}\n"), Path::new("a.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{settings}"));
+    let agent::config::SinkConfig::Otlp(c) = &config.sink else {
+        panic!("{:?}", config.sink)
+    };
+    assert_eq!(
+        c.url.as_ref().map(|u| u.as_str()),
+        Some("https://otel-collector.example:4318")
+    );
+    assert_eq!(c.path.as_deref(), Some("/v1/logs"));
+    assert_eq!(c.protocol, Some(agent::ship::otlp::OtlpProtocol::Protobuf));
+}
