@@ -430,11 +430,18 @@ fn every_field_arrives(extra: &str) -> Vec<Value> {
     let started = unix_now();
     let ecs = ecs_events(dir.path(), &log);
     let receiver = Receiver::start(dir.path(), &[]);
+    // The collector sink's token machinery, unchanged.
+    let token = dir.path().join("token");
+    std::fs::write(&token, "otlp-test-token\n").unwrap();
+    let extra = format!(
+        "{extra}\n[sink.auth]\ntoken-file = {:?}",
+        token.display().to_string()
+    );
     let (config, _) = write_config(
         dir.path(),
         "otlp",
         &log,
-        &otlp_sink(&receiver, dir.path(), extra),
+        &otlp_sink(&receiver, dir.path(), &extra),
     );
     let stderr = dir.path().join("otlp.stderr");
     let _agent = run(&config, &stderr);
@@ -462,6 +469,14 @@ fn every_field_arrives(extra: &str) -> Vec<Value> {
         assert!(actions.contains(*a), "the fixture has no {a}: {actions:?}");
     }
     assert!(alerts > 0, "the fixture raised no alert");
+    eprintln!(
+        "checked {} records field by field: {} alerts, actions {actions:?}",
+        records.len(),
+        alerts
+    );
+    for r in receiver.requests() {
+        assert_eq!(r["authorization"], "Bearer otlp-test-token");
+    }
     // The resource and scope, once for every request.
     let (_, context) = &records[0];
     let resource = context["resource"].as_object().unwrap();

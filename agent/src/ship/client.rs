@@ -11,6 +11,7 @@ use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, TcpCon
 
 use agent_core::wire;
 
+use super::batch::{BodyEncoder, Encoding};
 use super::config::{BATCH_MAX_BYTES_LIMIT, CollectorConfig};
 use super::otlp::{DEFAULT_PATH, LogMapper};
 use super::retry::{parse_retry_after, parse_retry_after_ms};
@@ -92,8 +93,9 @@ pub struct Client {
     timeout: Duration,
     token_file: Option<PathBuf>,
     token: Option<(Option<FileStamp>, String)>,
-    /// `[sink] type = "otlp"`: the encoder of OTLP requests; `None` for the collector.
-    otlp: Option<LogMapper>,
+    /// `[sink] type = "otlp"`: the encoder of OTLP requests and the compressor of their bodies
+    /// (one zstd context for every request, at the configured level); `None` for the collector.
+    otlp: Option<(LogMapper, BodyEncoder)>,
 }
 
 impl Client {
@@ -124,6 +126,10 @@ impl Client {
                 config.path.as_deref().unwrap_or(DEFAULT_PATH)
             ),
         };
+        let otlp = otlp.map(|m| {
+            let body = BodyEncoder::new(Encoding::of(config.compression), config.compression_level);
+            (m, body)
+        });
         Ok(Client {
             endpoint,
             otlp,
@@ -195,7 +201,7 @@ impl Client {
         };
         let otlp_body;
         let mut req = self.http.post(&self.endpoint);
-        let body = match &self.otlp {
+        let body = match &mut self.otlp {
             None => {
                 req = req
                     .header(wire::AGENT_ID_HEADER, &self.agent_id)
@@ -205,8 +211,8 @@ impl Client {
                     .header("Content-Type", wire::CONTENT_TYPE_NDJSON);
                 &batch.body[..]
             }
-            Some(mapper) => {
-                otlp_body = match otlp_request(mapper, batch) {
+            Some((mapper, compressor)) => {
+                otlp_body = match otlp_request(mapper, compressor, batch) {
                     Ok(b) => b,
                     Err(e) => return Outcome::Permanent(e),
                 };
@@ -244,7 +250,7 @@ impl Client {
             .take(limit)
             .read_to_end(&mut answer);
         let snippet = String::from_utf8_lossy(&answer).trim().to_owned();
-        if let Some(mapper) = &self.otlp {
+        if let Some((mapper, _)) = &self.otlp {
             return otlp_outcome(mapper, status, &answer, snippet, retry_after);
         }
         match status {
@@ -260,8 +266,13 @@ impl Client {
 }
 
 /// The OTLP request body for a spooled batch: its NDJSON as log records, encoded and compressed
-/// like the batch. `observed_time_unix_nano` is the batch's spool time.
-fn otlp_request(mapper: &LogMapper, batch: &SpooledBatch) -> Result<Vec<u8>, String> {
+/// like the batch (with `compressor` when it is the configured compression, else at the
+/// default level). `observed_time_unix_nano` is the batch's spool time.
+fn otlp_request(
+    mapper: &LogMapper,
+    compressor: &mut BodyEncoder,
+    batch: &SpooledBatch,
+) -> Result<Vec<u8>, String> {
     let ndjson = batch
         .encoding
         .decode(&batch.body, BATCH_MAX_BYTES_LIMIT)
@@ -269,10 +280,13 @@ fn otlp_request(mapper: &LogMapper, batch: &SpooledBatch) -> Result<Vec<u8>, Str
     let observed = u64::try_from(batch.created)
         .unwrap_or(0)
         .saturating_mul(1_000_000_000);
-    batch
-        .encoding
-        .encode(&mapper.encode(&ndjson, observed))
-        .map_err(|e| format!("compressing the OTLP request: {e}"))
+    let request = mapper.encode(&ndjson, observed);
+    if batch.encoding == compressor.encoding() {
+        compressor.encode(&request)
+    } else {
+        batch.encoding.encode(&request)
+    }
+    .map_err(|e| format!("compressing the OTLP request: {e}"))
 }
 
 /// An OTLP/HTTP receiver's answer, sorted by the specification's rules: 2xx with its partial
