@@ -10,6 +10,8 @@
     reason = "test helpers fail the test loudly, which is the point"
 )]
 
+mod configs;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -649,15 +651,6 @@ fn otlp_heartbeat_is_a_log_record_named_authtrail_heartbeat() {
     assert!(nanos(&record["time_unix_nano"]) > 0);
 }
 
-fn config_errors(text: &str) -> String {
-    agent::config::Config::check(text, Path::new("agent.toml"))
-        .unwrap_err()
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn otlp_config_defaults_and_mistakes() {
     use agent::config::SinkConfig;
@@ -677,21 +670,21 @@ fn otlp_config_defaults_and_mistakes() {
         panic!()
     };
     assert_eq!(c.protocol, Some(OtlpProtocol::Json));
-    let e = config_errors(&format!("{text}protocol = \"grpc\"\n"));
+    let e = configs::errors(&format!("{text}protocol = \"grpc\"\n"));
     assert!(e.contains("http/protobuf"), "{e}");
-    let e = config_errors(&format!("{text}path = \"v1/logs\"\n"));
+    let e = configs::errors(&format!("{text}path = \"v1/logs\"\n"));
     assert!(
         e.contains("[sink] path") && e.contains("starting with /"),
         "{e}"
     );
-    let e = config_errors(
+    let e = configs::errors(
         "[sink]\ntype = \"collector\"\nurl = \"https://c.example\"\nprotocol = \"http/json\"\n",
     );
     assert!(
         e.contains("[sink] protocol") && e.contains("type = \"otlp\" only"),
         "{e}"
     );
-    let e = config_errors("[sink]\ntype = \"otlp\"\nurl = \"http://otel.example:4318\"\n");
+    let e = configs::errors("[sink]\ntype = \"otlp\"\nurl = \"http://otel.example:4318\"\n");
     assert!(e.contains("plaintext"), "{e}");
 }
 
@@ -699,25 +692,8 @@ fn otlp_config_defaults_and_mistakes() {
 /// to an otlp sink with the settings it shows.
 #[test]
 fn annotated_example_config_parses_with_the_otlp_section_uncommented() {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/agent.toml"),
-    )
-    .unwrap();
-    let section = |name: &str| -> Vec<String> {
-        let start = text.find(&format!("## >>> {name} sink")).unwrap();
-        let end = text.find(&format!("## <<< {name} sink")).unwrap();
-        text[start..end]
-            .lines()
-            .filter_map(|l| l.strip_prefix("## "))
-            .filter(|l| {
-                l.starts_with('[')
-                    || l.split_once(" = ").is_some_and(|(k, _)| {
-                        !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
-                    })
-            })
-            .map(str::to_owned)
-            .collect()
-    };
+    let text = configs::text();
+    let section = |name| configs::sink_section(&text, name);
     let otlp = section("otlp");
     let mut settings = Vec::new();
     for line in section("collector") {
@@ -728,7 +704,7 @@ fn annotated_example_config_parses_with_the_otlp_section_uncommented() {
         }
     }
     let settings = settings.join("\n");
-    let before = &text[..text.find("[sink]").unwrap()];
+    let before = configs::before_sink(&text);
     let config =
         agent::config::Config::from_toml(&format!("{before}\n{settings}\n"), Path::new("a.toml"))
             .unwrap_or_else(|e| panic!("{e}\n{settings}"));
