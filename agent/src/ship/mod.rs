@@ -13,7 +13,9 @@
 //!
 //! Pieces: [`batch`] (the open batch, compression, the agent's own documents), [`spool`] (the
 //! on-disk queue and its file format), [`client`] (HTTPS, token, answers), [`tls`] (trust,
-//! pins, client certificates, error messages), [`retry`] (backoff and `Retry-After`).
+//! pins, client certificates, error messages), [`retry`] (backoff and `Retry-After`), [`otlp`]
+//! (the second encoder: `[sink] type = "otlp"` is this sink opened with [`Wire::Otlp`], which
+//! changes only what [`client`] POSTs and how it reads the answer).
 //!
 //! **Architecture Invariant:** `commit` returns `Ok` only when every event sent before it is in
 //! a durable spool file (or, with the spool disabled, acknowledged by the collector), so source

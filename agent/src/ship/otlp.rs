@@ -15,7 +15,7 @@
 //! everything else goes under `authtrail.<ECS name>`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::batch::AgentIdentity;
 
@@ -487,94 +487,115 @@ fn unix_nanos(t: &str) -> Option<u64> {
 }
 
 /// The OTLP JSON encoding (protobuf's JSON mapping with OTLP's rules: lowerCamelCase names,
-/// 64-bit integers as decimal strings, enums as numbers, default values left out).
+/// 64-bit integers as decimal strings, enums as numbers, default values left out). Values are
+/// built directly (not through `json!` on a `Vec`, which copies everything below it again).
 mod json {
     use super::proto::{self, AnyValue, KeyValue};
-    use super::{Value, json};
+    use super::{Map, Value};
+
+    fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
 
     fn any(v: &AnyValue) -> Value {
         use proto::Value as V;
         match &v.value {
-            None => json!({}),
-            Some(V::StringValue(s)) => json!({ "stringValue": s }),
-            Some(V::BoolValue(b)) => json!({ "boolValue": b }),
-            Some(V::IntValue(i)) => json!({ "intValue": i.to_string() }),
-            Some(V::DoubleValue(d)) => json!({ "doubleValue": d }),
-            Some(V::ArrayValue(a)) => {
-                json!({ "arrayValue": { "values": a.values.iter().map(any).collect::<Vec<_>>() } })
-            }
-            Some(V::KvlistValue(l)) => json!({ "kvlistValue": { "values": kvs(&l.values) } }),
+            None => Value::Object(Map::new()),
+            Some(V::StringValue(s)) => object([("stringValue", Value::String(s.clone()))]),
+            Some(V::BoolValue(b)) => object([("boolValue", Value::Bool(*b))]),
+            Some(V::IntValue(i)) => object([("intValue", Value::String(i.to_string()))]),
+            Some(V::DoubleValue(d)) => object([("doubleValue", (*d).into())]),
+            Some(V::ArrayValue(a)) => object([(
+                "arrayValue",
+                object([("values", Value::Array(a.values.iter().map(any).collect()))]),
+            )]),
+            Some(V::KvlistValue(l)) => object([(
+                "kvlistValue",
+                object([("values", Value::Array(kvs(&l.values)))]),
+            )]),
         }
     }
 
     fn kvs(list: &[KeyValue]) -> Vec<Value> {
         list.iter()
             .map(|kv| match &kv.value {
-                Some(v) => json!({ "key": kv.key, "value": any(v) }),
-                None => json!({ "key": kv.key }),
+                Some(v) => object([("key", Value::String(kv.key.clone())), ("value", any(v))]),
+                None => object([("key", Value::String(kv.key.clone()))]),
             })
             .collect()
     }
 
     fn record(r: &proto::LogRecord) -> Value {
-        let mut o = serde_json::Map::new();
+        let mut o = Map::new();
         let mut put = |k: &str, v: Value| {
             o.insert(k.to_owned(), v);
         };
         if r.time_unix_nano != 0 {
-            put("timeUnixNano", json!(r.time_unix_nano.to_string()));
+            put("timeUnixNano", Value::String(r.time_unix_nano.to_string()));
         }
         if r.observed_time_unix_nano != 0 {
             put(
                 "observedTimeUnixNano",
-                json!(r.observed_time_unix_nano.to_string()),
+                Value::String(r.observed_time_unix_nano.to_string()),
             );
         }
         if r.severity_number != 0 {
-            put("severityNumber", json!(r.severity_number));
+            put("severityNumber", r.severity_number.into());
         }
         if !r.severity_text.is_empty() {
-            put("severityText", json!(r.severity_text));
+            put("severityText", Value::String(r.severity_text.clone()));
         }
         if let Some(b) = &r.body {
             put("body", any(b));
         }
         if !r.attributes.is_empty() {
-            put("attributes", json!(kvs(&r.attributes)));
+            put("attributes", Value::Array(kvs(&r.attributes)));
         }
         if !r.event_name.is_empty() {
-            put("eventName", json!(r.event_name));
+            put("eventName", Value::String(r.event_name.clone()));
         }
         Value::Object(o)
     }
 
     /// An `ExportLogsServiceRequest` as OTLP JSON.
     pub(super) fn request(req: &proto::ExportLogsServiceRequest) -> Value {
-        let resource_logs: Vec<Value> = req
+        let resource_logs = req
             .resource_logs
             .iter()
             .map(|rl| {
-                let scope_logs: Vec<Value> = rl
+                let scope_logs = rl
                     .scope_logs
                     .iter()
                     .map(|sl| {
-                        let mut o = json!({
-                            "logRecords": sl.log_records.iter().map(record).collect::<Vec<_>>(),
-                        });
+                        let mut o = Map::new();
                         if let Some(s) = &sl.scope {
-                            o["scope"] = json!({ "name": s.name, "version": s.version });
+                            o.insert(
+                                "scope".into(),
+                                object([
+                                    ("name", Value::String(s.name.clone())),
+                                    ("version", Value::String(s.version.clone())),
+                                ]),
+                            );
                         }
-                        o
+                        o.insert(
+                            "logRecords".into(),
+                            Value::Array(sl.log_records.iter().map(record).collect()),
+                        );
+                        Value::Object(o)
                     })
                     .collect();
-                let mut o = json!({ "scopeLogs": scope_logs });
+                let mut o = Map::new();
                 if let Some(r) = &rl.resource {
-                    o["resource"] = json!({ "attributes": kvs(&r.attributes) });
+                    o.insert(
+                        "resource".into(),
+                        object([("attributes", Value::Array(kvs(&r.attributes)))]),
+                    );
                 }
-                o
+                o.insert("scopeLogs".into(), Value::Array(scope_logs));
+                Value::Object(o)
             })
             .collect();
-        json!({ "resourceLogs": resource_logs })
+        object([("resourceLogs", Value::Array(resource_logs))])
     }
 
     /// `partialSuccess` of a JSON `ExportLogsServiceResponse` (the count may be a number or a
