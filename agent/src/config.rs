@@ -106,6 +106,9 @@ pub enum SinkConfig {
     /// authtrail collector (or any receiver of compressed NDJSON over HTTP). See
     /// [`crate::ship`].
     Collector(Box<CollectorConfig>),
+    /// The same batches, spool and transport, sent as OTLP/HTTP logs (`POST {url}/v1/logs`) to
+    /// an OpenTelemetry receiver. See [`crate::ship::otlp`].
+    Otlp(Box<CollectorConfig>),
 }
 
 impl Default for Config {
@@ -357,7 +360,7 @@ impl config_errors::Tagged for SourceTags {
             ([_, _], "file") => alone::<FileSourceConfig>(table),
             ([_, _], "journald") => alone::<JournaldSourceConfig>(table),
             ([_, _], "utmp") => alone::<UtmpSourceConfig>(table),
-            ([_], "collector") => alone::<CollectorConfig>(table),
+            ([_], "collector" | "otlp") => alone::<CollectorConfig>(table),
             ([_], "file") => alone::<FileSink>(table),
             ([_], "stdout") => alone::<Stdout>(table),
             _ => None,
@@ -689,8 +692,9 @@ impl Config {
         if let SinkConfig::File { path } = &self.sink {
             validate_sink_path(path, &mut errors);
         }
-        if let SinkConfig::Collector(c) = &self.sink {
-            for (key, reason) in c.problems(true) {
+        if let SinkConfig::Collector(c) | SinkConfig::Otlp(c) = &self.sink {
+            let otlp = matches!(self.sink, SinkConfig::Otlp(_));
+            for (key, reason) in c.problems_as(otlp, true) {
                 let mut at = key_path!["sink"];
                 at.extend(key.split('.').map(Key::from));
                 errors.push((at, ConfigError::Collector { key, reason }));

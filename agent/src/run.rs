@@ -226,13 +226,20 @@ fn open_sink(
                 .context("cutting the sink back to the last checkpoint")?;
             Box::new(sink)
         }
-        SinkConfig::Collector(c) => {
+        SinkConfig::Collector(c) | SinkConfig::Otlp(c) => {
             let mut facts = facts.clone();
             if config.hostname.is_some() {
                 facts.hostname.clone_from(&config.hostname);
             }
-            let sink = crate::ship::CollectorSink::open_recovered(
+            let otlp = matches!(config.sink, SinkConfig::Otlp(_));
+            let wire = if otlp {
+                crate::ship::Wire::Otlp(c.protocol.unwrap_or_default())
+            } else {
+                crate::ship::Wire::Collector
+            };
+            let sink = crate::ship::CollectorSink::open_recovered_as(
                 c,
+                wire,
                 &config.state_dir,
                 &agent_id.to_string(),
                 facts,
@@ -240,7 +247,8 @@ fn open_sink(
             )
             .with_context(|| {
                 format!(
-                    "starting the collector sink for {}",
+                    "starting the {} sink for {}",
+                    if otlp { "otlp" } else { "collector" },
                     c.url.as_ref().map_or("(no url)", |u| u.as_str())
                 )
             })?;

@@ -7,6 +7,8 @@
     reason = "helpers of the test server and fixtures fail the test loudly, which is the point"
 )]
 
+mod configs;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -23,6 +25,7 @@ use agent::ship::CollectorSink;
 use agent::ship::batch::{Codec, Encoding};
 use agent::ship::{CollectorUrl, ProxyUrl};
 use agent::sink::Sink;
+use configs::errors;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
@@ -1331,15 +1334,6 @@ fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     Config::check(text, Path::new("agent.toml"))
 }
 
-fn errors(text: &str) -> String {
-    parse(text)
-        .unwrap_err()
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn collector_config_defaults() {
     let config =
@@ -1400,29 +1394,9 @@ fn collector_config_refuses_plaintext_and_bad_settings() {
 
 #[test]
 fn annotated_example_config_parses_with_the_collector_section_uncommented() {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/agent.toml"),
-    )
-    .unwrap();
-    let start = text
-        .find("## >>> collector sink")
-        .expect("targets/agent.toml has the collector section");
-    let end = text.find("## <<< collector sink").unwrap();
-    // Like the file sink's example, the section is all `##` (so uncommenting the `# ` settings
-    // of the file keeps one [sink]); its settings are the `## key = ...` and `## [table]` lines.
-    let is_setting = |l: &str| {
-        l.starts_with('[')
-            || l.split_once(" = ").is_some_and(|(k, _)| {
-                !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
-            })
-    };
-    let section: String = text[start..end]
-        .lines()
-        .filter_map(|l| l.strip_prefix("## "))
-        .filter(|l| is_setting(l))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let before = &text[..text.find("[sink]").unwrap()];
+    let text = configs::text();
+    let section = configs::sink_section(&text, "collector").join("\n");
+    let before = configs::before_sink(&text);
     let config = Config::from_toml(&format!("{before}\n{section}\n"), Path::new("agent.toml"))
         .unwrap_or_else(|e| panic!("{e}\n{section}"));
     let SinkConfig::Collector(c) = &config.sink else {

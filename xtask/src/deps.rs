@@ -28,6 +28,9 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     "nats-server",
     "openssh-client",
     "openssh-server",
+    // agent/tests/otlp.rs: a venv under target/ where pip installs opentelemetry-proto, the
+    // independent decoder of what the OTLP sink sends.
+    "python3-venv",
     "rsyslog",
     "sqlite3",
     "sshpass",

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{GZIP_LEVEL, ZSTD_LEVEL};
+use super::otlp::OtlpProtocol;
 use super::{CollectorUrl, ProxyUrl};
 use crate::bytesize::ByteSize;
 
@@ -65,6 +66,14 @@ pub struct CollectorConfig {
     pub auth: CollectorAuthConfig,
     /// `[sink.retry]`.
     pub retry: RetryConfig,
+    /// `type = "otlp"` only: `"http/protobuf"` or `"http/json"`, OpenTelemetry's names for
+    /// OTLP/HTTP's two encodings. Defaults to `"http/protobuf"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<OtlpProtocol>,
+    /// `type = "otlp"` only: the path appended to `url` (`/v1/logs` is OTLP/HTTP's own; a
+    /// receiver behind a gateway may want another). Defaults to `"/v1/logs"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// `[sink] body`: what a batch body is (`Content-Type`).
@@ -259,6 +268,8 @@ impl Default for CollectorConfig {
             tls: CollectorTlsConfig::default(),
             auth: CollectorAuthConfig::default(),
             retry: RetryConfig::default(),
+            protocol: None,
+            path: None,
         }
     }
 }
@@ -291,6 +302,39 @@ impl CollectorConfig {
             (None, true) => BufferKind::Disk,
             (None, false) => BufferKind::None,
         }
+    }
+
+    /// [`CollectorConfig::problems`] for `type = "otlp"` (`otlp`) or `type = "collector"`: the
+    /// OTLP-only keys are refused for the collector, and `path` must be a plain absolute path.
+    pub fn problems_as(&self, otlp: bool, files: bool) -> Vec<(&'static str, String)> {
+        let mut errors = self.problems(files);
+        if !otlp {
+            for (key, set) in [
+                ("protocol", self.protocol.is_some()),
+                ("path", self.path.is_some()),
+            ] {
+                if set {
+                    errors.push((
+                        key,
+                        "applies to type = \"otlp\" only; remove it (the collector's path is \
+                         /v1/batches)"
+                            .into(),
+                    ));
+                }
+            }
+        } else if let Some(p) = &self.path
+            && (!p.starts_with('/') || p.contains(['?', '#']) || p.contains(char::is_whitespace))
+        {
+            errors.push((
+                "path",
+                format!(
+                    "{p:?} must be a path starting with / with no query, fragment or spaces; \
+                     the default is \"{}\"",
+                    super::otlp::DEFAULT_PATH
+                ),
+            ));
+        }
+        errors
     }
 
     /// The settings that cannot work, as (key, what is wrong and what to write instead), every

@@ -13,7 +13,9 @@
 //!
 //! Pieces: [`batch`] (the open batch, compression, the agent's own documents), [`spool`] (the
 //! on-disk queue and its file format), [`client`] (HTTPS, token, answers), [`tls`] (trust,
-//! pins, client certificates, error messages), [`retry`] (backoff and `Retry-After`).
+//! pins, client certificates, error messages), [`retry`] (backoff and `Retry-After`), [`otlp`]
+//! (the second encoder: `[sink] type = "otlp"` is this sink opened with [`Wire::Otlp`], which
+//! changes only what [`client`] POSTs and how it reads the answer).
 //!
 //! **Architecture Invariant:** `commit` returns `Ok` only when every event sent before it is in
 //! a durable spool file (or, with no buffer, acknowledged by the collector), so source
@@ -45,6 +47,7 @@
 pub mod batch;
 pub mod client;
 pub mod config;
+pub mod otlp;
 pub mod retry;
 pub mod spool;
 pub mod tls;
@@ -413,10 +416,20 @@ impl Shared {
     }
 }
 
-/// The collector sink (see the module docs).
+/// What the shipping core speaks: one spool, batch, retry and TLS machinery, two encoders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// `[sink] type = "collector"`: the authtrail wire contract ([`agent_core::wire`]).
+    Collector,
+    /// `[sink] type = "otlp"`: OTLP/HTTP logs ([`otlp`]).
+    Otlp(otlp::OtlpProtocol),
+}
+
+/// The collector sink (see the module docs), also the OTLP sink ([`Wire::Otlp`]).
 #[derive(Debug)]
 pub struct CollectorSink {
     config: CollectorConfig,
+    wire: Wire,
     url: CollectorUrl,
     /// Compresses the pipeline's batches, one zstd context for all of them.
     encoder: BodyEncoder,
@@ -449,7 +462,7 @@ impl CollectorSink {
         agent_id: &str,
         facts: HostFacts,
     ) -> Result<CollectorSink, ShipError> {
-        Self::open_inner(config, state_dir, agent_id, facts, None)
+        Self::open_inner(config, Wire::Collector, state_dir, agent_id, facts, None)
     }
 
     /// [`CollectorSink::open`], then [`Sink::recover`] with the mark persisted with the
@@ -461,11 +474,32 @@ impl CollectorSink {
         facts: HostFacts,
         mark: Option<SinkMark>,
     ) -> Result<CollectorSink, ShipError> {
-        Self::open_inner(config, state_dir, agent_id, facts, Some(mark))
+        Self::open_inner(
+            config,
+            Wire::Collector,
+            state_dir,
+            agent_id,
+            facts,
+            Some(mark),
+        )
+    }
+
+    /// [`CollectorSink::open_recovered`] speaking `wire` (`[sink] type = "otlp"` or
+    /// `"collector"`).
+    pub fn open_recovered_as(
+        config: &CollectorConfig,
+        wire: Wire,
+        state_dir: &Path,
+        agent_id: &str,
+        facts: HostFacts,
+        mark: Option<SinkMark>,
+    ) -> Result<CollectorSink, ShipError> {
+        Self::open_inner(config, wire, state_dir, agent_id, facts, Some(mark))
     }
 
     fn open_inner(
         config: &CollectorConfig,
+        wire: Wire,
         state_dir: &Path,
         agent_id: &str,
         facts: HostFacts,
@@ -481,8 +515,17 @@ impl CollectorSink {
         } else {
             MAX_IN_FLIGHT
         };
+        let identity = AgentIdentity {
+            agent_id: agent_id.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            facts,
+        };
+        let otlp = match wire {
+            Wire::Collector => None,
+            Wire::Otlp(protocol) => Some(otlp::LogMapper::new(protocol, &identity)),
+        };
         let clients = (0..senders)
-            .map(|_| Client::new(config, agent_id))
+            .map(|_| Client::new(config, agent_id, otlp.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         let buffer = config.buffer_kind();
         let dir = state_dir.join(SPOOL_DIR);
@@ -527,11 +570,6 @@ impl CollectorSink {
         {
             recover_spool(&mut state, mark);
         }
-        let identity = AgentIdentity {
-            agent_id: agent_id.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            facts,
-        };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             wake: Condvar::new(),
@@ -566,12 +604,15 @@ impl CollectorSink {
                 }
             }
         }
-        let new_open = || match config.body {
-            config::BodyFormat::Compact => OpenBatch::compact(),
-            config::BodyFormat::EcsNdjson => OpenBatch::default(),
+        // An OTLP request is made from the batch's NDJSON: a compact body would be rendered
+        // back before every send.
+        let new_open = || match (config.body, wire) {
+            (config::BodyFormat::Compact, Wire::Collector) => OpenBatch::compact(),
+            _ => OpenBatch::default(),
         };
         Ok(CollectorSink {
             config: config.clone(),
+            wire,
             url,
             encoder: BodyEncoder::new(Encoding::of(config.compression), config.compression_level),
             buffer,
@@ -902,7 +943,14 @@ impl Sink for CollectorSink {
 
     fn describe(&self) -> String {
         let state = self.shared.lock();
-        let mut text = format!("collector {}", self.url.as_str());
+        let mut text = match self.wire {
+            Wire::Collector => format!("collector {}", self.url.as_str()),
+            Wire::Otlp(_) => format!(
+                "otlp {}{}",
+                self.url.as_str(),
+                self.config.path.as_deref().unwrap_or(otlp::DEFAULT_PATH)
+            ),
+        };
         if !state.spool.is_empty() {
             text.push_str(&format!(
                 " ({} batch(es), {} bytes waiting)",
@@ -1117,6 +1165,12 @@ impl Shipper {
         };
         match outcome {
             Outcome::Accepted(rejections) => {
+                if rejections.count == 0
+                    && let Some(m) = &rejections.message
+                {
+                    // OTLP: a partial success that rejected nothing is a warning.
+                    state.note(format!("the receiver took batch {seq} with a warning: {m}"));
+                }
                 if rejections.count > 0 {
                     // The rest is stored; put the refused events aside before the batch goes.
                     let kept = keep_rejected(state, batch, &rejections);
@@ -1199,6 +1253,10 @@ impl Shipper {
                 self.dead_letter(state, seq, &format!("400 malformed: {snippet}"));
                 None
             }
+            Outcome::Permanent(why) => {
+                self.dead_letter(state, seq, &why);
+                None
+            }
             Outcome::Refused(code, snippet) => {
                 let wait = state.backoff.next_wait();
                 let fix = if code == 403 {
@@ -1276,11 +1334,12 @@ fn keep_rejected(
     rejections: &client::Rejections,
 ) -> String {
     let seq = batch.seq;
-    let listed: Vec<String> = rejections
+    let mut listed: Vec<String> = rejections
         .lines
         .iter()
         .map(|(line, why)| format!("line {line}: {why}"))
         .collect();
+    listed.extend((rejections.message.iter()).map(|m| format!("the receiver's message: {m}")));
     let ndjson = match batch.ndjson(crate::config::BATCH_MAX_BYTES_LIMIT) {
         Ok(n) => n,
         Err(e) => {
