@@ -11,13 +11,13 @@ use crate::host::HostFacts;
 /// zstd level. Measured on 1 MiB batches of the agent's own NDJSON: level 1 is both smaller
 /// (36.3% of the raw log against 37.3%) and faster (779 against 716 MB/s) than the default 3;
 /// levels 6 to 19 shrink the body to 31-24% of the raw log at a fifth of the speed or less.
-pub const ZSTD_LEVEL: i32 = 1;
+pub(crate) const ZSTD_LEVEL: i32 = 1;
 
 /// zstd's match-finder hash table at [`ZSTD_LEVEL`], as a power of two: 2^12 entries (16 KiB,
 /// which stay in the L1 cache) instead of the level's own 2^13. On 1 MiB batches of the agent's
 /// NDJSON (`zstd -b1 -B1MiB` over a generated backlog's events) this compressed 12% faster
 /// (941 against 840 MB/s) and 1% smaller. Other levels keep zstd's own tables.
-pub const ZSTD_HASH_LOG: u32 = 12;
+pub(crate) const ZSTD_HASH_LOG: u32 = 12;
 
 /// A zstd context at `level`, with [`ZSTD_HASH_LOG`] at the default level.
 fn zstd_compressor(level: Option<i32>) -> io::Result<zstd::bulk::Compressor<'static>> {
@@ -30,7 +30,7 @@ fn zstd_compressor(level: Option<i32>) -> io::Result<zstd::bulk::Compressor<'sta
 }
 
 /// gzip level.
-pub const GZIP_LEVEL: u32 = 6;
+pub(crate) const GZIP_LEVEL: u32 = 6;
 
 /// The `Content-Encoding` of a body, and its code in the spool header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub enum Encoding {
 
 impl Encoding {
     /// The encoding a configured compression produces.
-    pub fn of(c: Compression) -> Encoding {
+    pub(crate) fn of(c: Compression) -> Encoding {
         match c {
             Compression::Zstd => Encoding::Zstd,
             Compression::Gzip => Encoding::Gzip,
@@ -54,7 +54,7 @@ impl Encoding {
     }
 
     /// The `Content-Encoding` header value, `None` for identity (the wire contract's names).
-    pub fn header(self) -> Option<&'static str> {
+    pub(crate) fn header(self) -> Option<&'static str> {
         match self {
             Encoding::Identity => agent_core::wire::Encoding::Identity,
             Encoding::Zstd => agent_core::wire::Encoding::Zstd,
@@ -64,7 +64,7 @@ impl Encoding {
     }
 
     /// Its code in the spool header.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Encoding::Identity => 0,
             Encoding::Zstd => 1,
@@ -73,7 +73,7 @@ impl Encoding {
     }
 
     /// From a spool header code.
-    pub fn from_code(code: u8) -> Option<Encoding> {
+    pub(crate) fn from_code(code: u8) -> Option<Encoding> {
         match code {
             0 => Some(Encoding::Identity),
             1 => Some(Encoding::Zstd),
@@ -83,12 +83,13 @@ impl Encoding {
     }
 
     /// Compresses an NDJSON body at the default level.
-    pub fn encode(self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
+    #[cfg(test)]
+    pub(crate) fn encode(self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
         self.encode_at(ndjson, None)
     }
 
     /// Compresses an NDJSON body at `level` (`None`: [`ZSTD_LEVEL`] or [`GZIP_LEVEL`]).
-    pub fn encode_at(self, ndjson: &[u8], level: Option<i32>) -> io::Result<Vec<u8>> {
+    pub(crate) fn encode_at(self, ndjson: &[u8], level: Option<i32>) -> io::Result<Vec<u8>> {
         match self {
             Encoding::Identity => Ok(ndjson.to_vec()),
             Encoding::Zstd => zstd_compressor(level)?.compress(ndjson),
@@ -133,7 +134,7 @@ impl Encoding {
 
 /// Compresses batch bodies with one zstd context kept from batch to batch (creating a context
 /// per batch showed up in profiles), producing exactly what [`Encoding::encode`] does.
-pub struct BodyEncoder {
+pub(crate) struct BodyEncoder {
     encoding: Encoding,
     level: Option<i32>,
     /// Created at the first zstd body, then reused.
@@ -152,7 +153,7 @@ impl std::fmt::Debug for BodyEncoder {
 impl BodyEncoder {
     /// An encoder for `encoding` at `level` (`None`: the default); no zstd context is made
     /// until the first body.
-    pub fn new(encoding: Encoding, level: Option<i32>) -> Self {
+    pub(crate) fn new(encoding: Encoding, level: Option<i32>) -> Self {
         BodyEncoder {
             encoding,
             level,
@@ -161,12 +162,12 @@ impl BodyEncoder {
     }
 
     /// The encoding it produces.
-    pub fn encoding(&self) -> Encoding {
+    pub(crate) fn encoding(&self) -> Encoding {
         self.encoding
     }
 
     /// Compresses an NDJSON body (see [`Encoding::encode`]).
-    pub fn encode(&mut self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
+    pub(crate) fn encode(&mut self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
         if self.encoding != Encoding::Zstd {
             return self.encoding.encode_at(ndjson, self.level);
         }
@@ -180,14 +181,14 @@ impl BodyEncoder {
 
 /// The batch being filled: NDJSON lines, each ending in `\n`.
 #[derive(Debug, Default)]
-pub struct OpenBatch {
+pub(crate) struct OpenBatch {
     ndjson: Vec<u8>,
     events: u32,
 }
 
 /// A batch closed to new events, not yet spooled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClosedBatch {
+pub(crate) struct ClosedBatch {
     /// NDJSON, one event per line.
     pub ndjson: Vec<u8>,
     /// Number of lines.
@@ -196,7 +197,7 @@ pub struct ClosedBatch {
 
 /// What the spool keeps of a batch beside its compressed body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchInfo {
+pub(crate) struct BatchInfo {
     /// Number of events.
     pub events: u32,
     /// Length of the uncompressed NDJSON.
@@ -205,7 +206,7 @@ pub struct BatchInfo {
 
 impl ClosedBatch {
     /// Its [`BatchInfo`].
-    pub fn info(&self) -> BatchInfo {
+    pub(crate) fn info(&self) -> BatchInfo {
         BatchInfo {
             events: self.events,
             ndjson_len: self.ndjson.len(),
@@ -215,42 +216,32 @@ impl ClosedBatch {
 
 impl OpenBatch {
     /// Appends one event (no newline in it) and its newline.
-    pub fn push(&mut self, event: &[u8]) {
+    pub(crate) fn push(&mut self, event: &[u8]) {
         self.ndjson.extend_from_slice(event);
         self.ndjson.push(b'\n');
         self.events += 1;
     }
 
-    /// Events in the batch.
-    pub fn events(&self) -> u32 {
-        self.events
-    }
-
-    /// Bytes of NDJSON in the batch.
-    pub fn bytes(&self) -> usize {
-        self.ndjson.len()
-    }
-
     /// True when no event is in it.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.events == 0
     }
 
     /// True when adding an event of `len` bytes would pass a limit (an empty batch always takes
     /// the event, so one event larger than `max_bytes` makes a batch of its own).
-    pub fn would_overflow(&self, len: usize, max_events: usize, max_bytes: usize) -> bool {
+    pub(crate) fn would_overflow(&self, len: usize, max_events: usize, max_bytes: usize) -> bool {
         !self.is_empty()
             && (self.events as usize >= max_events || self.ndjson.len() + len + 1 > max_bytes)
     }
 
     /// True when the batch reached a limit.
-    pub fn is_full(&self, max_events: usize, max_bytes: usize) -> bool {
+    pub(crate) fn is_full(&self, max_events: usize, max_bytes: usize) -> bool {
         self.events as usize >= max_events || self.ndjson.len() >= max_bytes
     }
 
     /// Hands back a buffer of an earlier batch (emptied here) to fill next, so that a new
     /// batch does not grow a fresh buffer by doubling. Only while this batch is empty.
-    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+    pub(crate) fn recycle(&mut self, mut buffer: Vec<u8>) {
         if self.ndjson.is_empty() && buffer.capacity() > self.ndjson.capacity() {
             buffer.clear();
             self.ndjson = buffer;
@@ -258,7 +249,7 @@ impl OpenBatch {
     }
 
     /// Closes the batch, leaving this one empty.
-    pub fn close(&mut self) -> ClosedBatch {
+    pub(crate) fn close(&mut self) -> ClosedBatch {
         ClosedBatch {
             ndjson: std::mem::take(&mut self.ndjson),
             events: std::mem::take(&mut self.events),
@@ -268,7 +259,7 @@ impl OpenBatch {
 
 /// Splits NDJSON into two halves by line count, for a batch the collector found too large.
 /// `None` when there are fewer than two lines.
-pub fn split_lines(ndjson: &[u8]) -> Option<(ClosedBatch, ClosedBatch)> {
+pub(crate) fn split_lines(ndjson: &[u8]) -> Option<(ClosedBatch, ClosedBatch)> {
     let lines: Vec<&[u8]> = ndjson
         .split_inclusive(|&b| b == b'\n')
         .filter(|l| !l.trim_ascii().is_empty())
@@ -295,7 +286,7 @@ pub fn split_lines(ndjson: &[u8]) -> Option<(ClosedBatch, ClosedBatch)> {
 
 /// Identity stamped on the agent's own documents.
 #[derive(Debug, Clone)]
-pub struct AgentIdentity {
+pub(crate) struct AgentIdentity {
     /// `agent.id`.
     pub agent_id: String,
     /// `agent.version`.
@@ -344,7 +335,7 @@ fn host_json(facts: &HostFacts) -> serde_json::Value {
 
 /// The heartbeat document: `event.kind = "state"`, `event.dataset = "authtrail.heartbeat"`,
 /// with the agent and host facts. One line, no newline.
-pub fn heartbeat(id: &AgentIdentity) -> String {
+pub(crate) fn heartbeat(id: &AgentIdentity) -> String {
     json!({
         "@timestamp": now_rfc3339(),
         "event": { "kind": "state", "dataset": "authtrail.heartbeat" },
@@ -356,7 +347,7 @@ pub fn heartbeat(id: &AgentIdentity) -> String {
 
 /// The alert that says the spool dropped batches: `event.kind = "alert"`,
 /// `event.action = "spool_dropped"`, `authtrail.count` = events dropped.
-pub fn spool_dropped(id: &AgentIdentity, batches: u64, events: u64) -> String {
+pub(crate) fn spool_dropped(id: &AgentIdentity, batches: u64, events: u64) -> String {
     let mut host = serde_json::Map::new();
     if let Some(h) = &id.facts.hostname {
         host.insert("hostname".to_owned(), json!(h));

@@ -149,7 +149,7 @@ pub struct RetryConfig {
 }
 
 /// Largest `batch-max-bytes`: the collector refuses bodies over 64 MiB decompressed.
-pub const BATCH_MAX_BYTES_LIMIT: usize = 64 * 1024 * 1024;
+pub(crate) const BATCH_MAX_BYTES_LIMIT: usize = 64 * 1024 * 1024;
 
 impl Default for CollectorConfig {
     fn default() -> Self {
@@ -194,7 +194,7 @@ impl CollectorConfig {
     /// The settings that cannot work, as (key, what is wrong and what to write instead), every
     /// one of them. `files` also opens the TLS and token files and parses the PEM ones, as
     /// the sink does when it starts.
-    pub fn problems(&self, files: bool) -> Vec<(&'static str, String)> {
+    pub(crate) fn problems(&self, files: bool) -> Vec<(&'static str, String)> {
         let mut errors = Vec::new();
         let c = self;
         let default = CollectorConfig::default();

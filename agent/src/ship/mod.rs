@@ -39,9 +39,9 @@
 //! so the pipeline stops reading until the collector catches up.
 
 pub mod batch;
-pub mod client;
-pub mod config;
-pub mod retry;
+pub(crate) mod client;
+pub(crate) mod config;
+pub(crate) mod retry;
 pub mod spool;
 pub mod tls;
 
@@ -61,18 +61,18 @@ use crate::host::HostFacts;
 use crate::sink::{Sink, SinkError, SinkMark};
 
 /// The spool's folder inside the state directory.
-pub const SPOOL_DIR: &str = "spool";
+pub(crate) const SPOOL_DIR: &str = "spool";
 
 /// With the spool disabled, how long `commit` waits for the collector's acknowledgement before
 /// it reports failure (the pipeline then pauses reading and calls it again).
-pub const COMMIT_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(2);
 
 /// `SinkMark::object` of the collector sink's marks (`ATSPOOL1`), so a mark left by another sink
 /// type (the config changed) is not taken for a batch sequence number.
-pub const MARK_OBJECT: u64 = u64::from_be_bytes(*b"ATSPOOL1");
+pub(crate) const MARK_OBJECT: u64 = u64::from_be_bytes(*b"ATSPOOL1");
 
 /// Messages kept in [`ShipStatus::log`].
-pub const LOG_KEEP: usize = 64;
+pub(crate) const LOG_KEEP: usize = 64;
 
 /// Most batches in flight at once, each on a connection of its own (one sender thread each).
 /// The collector de-duplicates on (agent, sequence), so the order of arrival does not matter to
@@ -81,12 +81,12 @@ pub const LOG_KEEP: usize = 64;
 /// Measured on a 1M-line backlog over loopback, alternating builds against one collector: four
 /// in flight took 6.19 s against 7.41 s for two (medians of 3), because the collector decodes
 /// the next batches while it commits a group; the agent's peak RSS was 21.4 against 19.8 MiB.
-pub const MAX_IN_FLIGHT: usize = 4;
+pub(crate) const MAX_IN_FLIGHT: usize = 4;
 
 /// Batches waiting before more than one is sent at a time. Below this (the steady state of a
 /// live log) batches go one by one, in sequence order; only a backlog (a restart, an outage, a
 /// burst) is drained in parallel. Never in parallel while the collector is failing.
-pub const PARALLEL_BACKLOG: usize = 8;
+pub(crate) const PARALLEL_BACKLOG: usize = 8;
 
 /// The collector's base URL: `https://host[:port][/path]`. Checked once, when the config is
 /// read (`#[serde(try_from)]`).
@@ -214,7 +214,7 @@ impl ProxyUrl {
 /// The proxy to use for `host`: the configured one, else `HTTPS_PROXY`/`https_proxy` unless
 /// `host` matches `NO_PROXY`/`no_proxy`. `env` reads a variable (the process environment in
 /// production).
-pub fn proxy_for(
+pub(crate) fn proxy_for(
     configured: Option<&str>,
     host: &str,
     env: impl Fn(&str) -> Option<String>,
@@ -239,7 +239,7 @@ pub fn proxy_for(
 /// `NO_PROXY` matching as curl does it: `*` matches everything; an entry matches the host
 /// itself and its subdomains (`example.com`, `.example.com` and `*.example.com` all match
 /// `a.example.com`); an entry's port, if any, is ignored; case-insensitive.
-pub fn no_proxy_matches(list: &str, host: &str) -> bool {
+pub(crate) fn no_proxy_matches(list: &str, host: &str) -> bool {
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
