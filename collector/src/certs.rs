@@ -18,22 +18,22 @@ use rcgen::{
 use uuid::Uuid;
 
 /// CA file name.
-pub const CA_CERT: &str = "ca.pem";
+pub(crate) const CA_CERT: &str = "ca.pem";
 /// CA key file name.
-pub const CA_KEY: &str = "ca-key.pem";
+pub(crate) const CA_KEY: &str = "ca-key.pem";
 /// Server certificate file name.
-pub const SERVER_CERT: &str = "server.pem";
+pub(crate) const SERVER_CERT: &str = "server.pem";
 /// Server key file name.
-pub const SERVER_KEY: &str = "server-key.pem";
+pub(crate) const SERVER_KEY: &str = "server-key.pem";
 
 /// Default subject alternative names of the server certificate.
 pub const DEFAULT_SANS: &[&str] = &["localhost", "127.0.0.1", "::1"];
 
 /// Validity of the CA, days.
-pub const CA_DAYS: i64 = 3650;
+pub(crate) const CA_DAYS: i64 = 3650;
 
 /// Longest validity of a server or agent certificate, days: no longer than the CA's.
-pub const MAX_DAYS: i64 = CA_DAYS;
+pub(crate) const MAX_DAYS: i64 = CA_DAYS;
 
 /// `days` if it is a sane validity: notAfter then comes after notBefore, and within the CA's.
 fn check_days(days: i64) -> Result<i64, CertsError> {
@@ -144,7 +144,7 @@ fn set_validity(params: &mut CertificateParams, days: i64) {
 
 /// The SHA-256 of a SubjectPublicKeyInfo (DER), base64 (standard alphabet, padded): the form
 /// HTTP public-key pinning used, and what the agent's pin option takes.
-pub fn spki_pin(spki_der: &[u8]) -> String {
+pub(crate) fn spki_pin(spki_der: &[u8]) -> String {
     let hash = ring::digest::digest(&ring::digest::SHA256, spki_der);
     base64::engine::general_purpose::STANDARD.encode(hash.as_ref())
 }
@@ -292,7 +292,7 @@ pub fn issue_agent(dir: &Path, id: Uuid, days: i64) -> Result<AgentReport, Certs
 }
 
 /// The revocation list file `certs revoke` writes in the CA directory.
-pub const REVOKED: &str = "revoked.txt";
+pub(crate) const REVOKED: &str = "revoked.txt";
 
 /// What `revoke` did.
 #[derive(Debug, Clone)]

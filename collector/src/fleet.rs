@@ -39,20 +39,20 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Hosts remembered per tracked user or source (and the largest host threshold accepted).
-pub const MAX_HOSTS_PER_KEY: usize = 64;
+pub(crate) const MAX_HOSTS_PER_KEY: usize = 64;
 /// Users, sources or hosts named in one alert; beyond this they are only counted.
-pub const MAX_LISTED: usize = 16;
+pub(crate) const MAX_LISTED: usize = 16;
 /// Events quoted as evidence in one alert (the first on each host).
-pub const MAX_EVIDENCE: usize = 16;
+pub(crate) const MAX_EVIDENCE: usize = 16;
 /// Agents followed for silence; when full, the eighth silent the longest is forgotten.
-pub const MAX_AGENTS: usize = 100_000;
+pub(crate) const MAX_AGENTS: usize = 100_000;
 /// Longest user name or host name kept, bytes (cut at a character boundary).
-pub const MAX_NAME_BYTES: usize = 256;
+pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// A full table drops this fraction of its entries at once (1/8), so eviction costs
 /// O(log n) per insert amortised instead of a scan per insert.
-pub const EVICT_DIVISOR: usize = 8;
+pub(crate) const EVICT_DIVISOR: usize = 8;
 /// Version of [`Engine::save`]'s bytes.
-pub const STATE_VERSION: u32 = 1;
+pub(crate) const STATE_VERSION: u32 = 1;
 
 /// `[fleet]` in the collector's config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,7 +212,7 @@ impl Evidence {
 /// A fleet rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
-pub enum FleetRule {
+pub(crate) enum FleetRule {
     /// One user logging in on several hosts within a window.
     LateralMovementUser,
     /// One source address logging in on several hosts within a window.
@@ -228,18 +228,8 @@ pub enum FleetRule {
 }
 
 impl FleetRule {
-    /// Every rule.
-    pub const ALL: [FleetRule; 6] = [
-        FleetRule::LateralMovementUser,
-        FleetRule::LateralMovementSource,
-        FleetRule::FirstLogin,
-        FleetRule::FailuresSource,
-        FleetRule::FailuresUser,
-        FleetRule::AgentSilent,
-    ];
-
     /// `rule.id`.
-    pub const fn id(self) -> &'static str {
+    pub(crate) const fn id(self) -> &'static str {
         match self {
             FleetRule::LateralMovementUser => "fleet_lateral_movement_user",
             FleetRule::LateralMovementSource => "fleet_lateral_movement_source",
@@ -251,7 +241,7 @@ impl FleetRule {
     }
 
     /// `rule.name`.
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             FleetRule::LateralMovementUser => "Lateral movement: one user on several hosts",
             FleetRule::LateralMovementSource => "Lateral movement: one source on several hosts",
@@ -267,7 +257,7 @@ impl FleetRule {
     /// `event.severity` (0-100 as ECS; 21 low, 47 medium, 73 high: look now). A login that
     /// spreads across hosts is the stolen-account pattern this product exists for: high.
     /// Failures that spread, a first login and a silent agent are worth a look: medium.
-    pub const fn severity(self) -> u8 {
+    pub(crate) const fn severity(self) -> u8 {
         match self {
             FleetRule::LateralMovementUser | FleetRule::LateralMovementSource => 73,
             FleetRule::FirstLogin
@@ -278,7 +268,7 @@ impl FleetRule {
     }
 
     /// `event.outcome` of the alert: `success` when it is about logins that worked.
-    pub const fn outcome(self) -> &'static str {
+    pub(crate) const fn outcome(self) -> &'static str {
         match self {
             FleetRule::LateralMovementUser
             | FleetRule::LateralMovementSource
@@ -291,7 +281,7 @@ impl FleetRule {
 
 /// One login event as the fleet rules see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FleetEvent<'a> {
+pub(crate) struct FleetEvent<'a> {
     /// `@timestamp`, µs since the epoch.
     pub time_us: i64,
     /// The authenticated agent id: the host's identity.
@@ -310,7 +300,7 @@ pub struct FleetEvent<'a> {
 
 /// A host named in an alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostRef {
+pub(crate) struct HostRef {
     /// The agent id.
     pub agent: String,
     /// Its host name, as last reported.
@@ -319,14 +309,14 @@ pub struct HostRef {
 
 impl HostRef {
     /// The host name, else the agent id.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         self.hostname.as_deref().unwrap_or(&self.agent)
     }
 }
 
 /// An event an alert cites.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
+pub(crate) struct Evidence {
     /// `@timestamp`, µs.
     pub time_us: i64,
     /// Where.
@@ -341,7 +331,7 @@ pub struct Evidence {
 
 /// A fleet alert: the whole episode so far. A later one with the same `key` replaces it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FleetAlert {
+pub(crate) struct FleetAlert {
     /// The rule.
     pub rule: FleetRule,
     /// De-duplication key: rule, subject and episode start.
@@ -401,12 +391,12 @@ impl FleetAlert {
     }
 
     /// `event.severity`.
-    pub fn severity(&self) -> u8 {
+    pub(crate) fn severity(&self) -> u8 {
         self.rule.severity()
     }
 
     /// The human sentence (`message`).
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         let span = humantime::format_duration(Duration::from_secs(
             (self.end_us.saturating_sub(self.start_us) / 1_000_000).max(0) as u64,
         ));
@@ -778,7 +768,7 @@ struct State {
 /// Why saved state was not restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum RestoreError {
+pub(crate) enum RestoreError {
     /// Not decodable.
     #[error("fleet detector state does not decode: {0}")]
     Decode(String),
@@ -792,14 +782,14 @@ pub enum RestoreError {
 
 /// The fleet detector.
 #[derive(Debug, Clone)]
-pub struct Engine {
+pub(crate) struct Engine {
     config: FleetConfig,
     state: State,
 }
 
 impl Engine {
     /// A new engine, knowing nothing; the fleet's learning period starts at its first event.
-    pub fn new(config: FleetConfig) -> Engine {
+    pub(crate) fn new(config: FleetConfig) -> Engine {
         Engine {
             config,
             state: State {
@@ -810,12 +800,12 @@ impl Engine {
     }
 
     /// The engine's memory as versioned bytes (postcard).
-    pub fn save(&self) -> Vec<u8> {
+    pub(crate) fn save(&self) -> Vec<u8> {
         postcard::to_allocvec(&self.state).unwrap_or_default()
     }
 
     /// An engine with `config` and the memory [`Engine::save`] wrote.
-    pub fn restore(config: FleetConfig, bytes: &[u8]) -> Result<Engine, RestoreError> {
+    pub(crate) fn restore(config: FleetConfig, bytes: &[u8]) -> Result<Engine, RestoreError> {
         let state: State =
             postcard::from_bytes(bytes).map_err(|e| RestoreError::Decode(e.to_string()))?;
         if state.version != STATE_VERSION {
@@ -828,7 +818,7 @@ impl Engine {
 
     /// The caller (re)starts at collector time `now_us`: agents' silence is counted from no
     /// earlier than this.
-    pub fn resume(&mut self, now_us: i64) {
+    pub(crate) fn resume(&mut self, now_us: i64) {
         self.state.resumed_us = self.state.resumed_us.max(now_us);
     }
 
@@ -842,7 +832,8 @@ impl Engine {
 
     /// Entries in the engine's tables: (tracked keys over all spread rules, known pairs,
     /// agents). For tests and status.
-    pub fn sizes(&self) -> (usize, usize, usize) {
+    #[cfg(test)]
+    pub(crate) fn sizes(&self) -> (usize, usize, usize) {
         let s = &self.state;
         (
             s.lateral_user.tracks.len()
@@ -890,7 +881,7 @@ impl Engine {
 
     /// A batch (or heartbeat) from `agent` arrived at collector time `now_us`. Ends its
     /// silence alert, if one is open.
-    pub fn contact(&mut self, agent: &str, hostname: Option<&str>, now_us: i64) {
+    pub(crate) fn contact(&mut self, agent: &str, hostname: Option<&str>, now_us: i64) {
         let info = self.agent_entry(agent, hostname);
         info.last_contact_us = Some(info.last_contact_us.map_or(now_us, |t| t.max(now_us)));
         if let Some(mut alert) = info.silent.take() {
@@ -901,7 +892,7 @@ impl Engine {
 
     /// Collector time is now `now_us`: raises an alert for each agent silent for
     /// `silent-after` (counted from no earlier than [`Engine::resume`]).
-    pub fn tick(&mut self, now_us: i64) {
+    pub(crate) fn tick(&mut self, now_us: i64) {
         let quiet = micros(self.config.silent_after);
         let resumed = self.state.resumed_us;
         for (agent, info) in &mut self.state.agents {
@@ -926,7 +917,7 @@ impl Engine {
 
     /// Counts one event. Only `auth_success` with outcome `success`, and `auth_failure` /
     /// `invalid_user`, matter; the rest is ignored.
-    pub fn observe(&mut self, ev: &FleetEvent<'_>) {
+    pub(crate) fn observe(&mut self, ev: &FleetEvent<'_>) {
         let success = ev.action == "auth_success" && ev.outcome == Some("success");
         let failure =
             matches!(ev.action, "auth_failure" | "invalid_user") && ev.outcome != Some("success");
@@ -1051,13 +1042,13 @@ impl Engine {
     }
 
     /// True when [`Engine::take_alerts`] has something to give.
-    pub fn has_alerts(&self) -> bool {
+    pub(crate) fn has_alerts(&self) -> bool {
         self.state.grown || !self.state.ready.is_empty()
     }
 
     /// The alerts raised or changed since the last call: each a whole episode so far (a later
     /// one with the same key replaces an earlier one).
-    pub fn take_alerts(&mut self) -> Vec<FleetAlert> {
+    pub(crate) fn take_alerts(&mut self) -> Vec<FleetAlert> {
         let s = &mut self.state;
         let mut out = std::mem::take(&mut s.ready);
         if !std::mem::take(&mut s.grown) {
@@ -1078,7 +1069,8 @@ impl Engine {
 /// Runs the fleet rules over `events` (in order) with `config`, as the offline evaluator does:
 /// every alert, once, in its final form, in the order first raised. No silence rule (there are
 /// no contacts).
-pub fn evaluate<'a>(
+#[cfg(test)]
+pub(crate) fn evaluate<'a>(
     config: &FleetConfig,
     events: impl IntoIterator<Item = FleetEvent<'a>>,
 ) -> Vec<FleetAlert> {

@@ -53,45 +53,45 @@ use crate::ingest::Batch;
 use crate::rows::{self, Rows};
 
 /// The schema version this collector writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// How long a statement waits for another connection's lock (a `query` running beside the
 /// server) before failing with "busy" (then 503 for a batch).
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most batches the writer stores in one transaction (one commit, one fsync).
-pub const GROUP_MAX_BATCHES: usize = 32;
+pub(crate) const GROUP_MAX_BATCHES: usize = 32;
 
 /// SQLite's page cache for the writer, KiB (`PRAGMA cache_size` = minus this). The default
 /// 2 MiB does not hold the five indices' working set, and every insert then re-reads pages.
-pub const CACHE_KIB: i64 = 32 * 1024;
+pub(crate) const CACHE_KIB: i64 = 32 * 1024;
 
 /// WAL pages between automatic checkpoints (SQLite's default is 1000, about 4 MiB, i.e. a
 /// checkpoint every three or four batches; index pages touched by several batches are then
 /// copied into the database several times).
-pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 /// Batches whose `terms` entries the writer keeps in memory before it writes them in one sorted
 /// pass. Written batch by batch, a batch's few hundred distinct values land on as many pages of
 /// the `terms` B-tree, each rewritten at every commit: on a 1M-event backlog that was 1 s of
 /// the writer's 3 s of CPU and 1 GB of its 1.5 GB written.
-pub const TERMS_FLUSH_BATCHES: usize = 64;
+pub(crate) const TERMS_FLUSH_BATCHES: usize = 64;
 
 /// Longest a batch's `terms` entries wait in memory: the writer writes them once it has been
 /// idle this long. Until then searches read the batches above the `terms_upto` mark directly.
-pub const TERMS_FLUSH_AGE: Duration = Duration::from_secs(1);
+pub(crate) const TERMS_FLUSH_AGE: Duration = Duration::from_secs(1);
 
 /// Batches whose `terms` entries may wait in memory while writing them fails; beyond this they
 /// are dropped from memory (searches still read those batches above the mark, and the next
 /// start indexes them from their rows).
-pub const TERMS_PENDING_MAX_BATCHES: usize = 4096;
+pub(crate) const TERMS_PENDING_MAX_BATCHES: usize = 4096;
 
 /// SQLite page size for a new store, bytes.
-pub const PAGE_SIZE: i64 = 16384;
+pub(crate) const PAGE_SIZE: i64 = 16384;
 
 /// Bound on a stored body's decompressed size when it is read back (the server accepts at most
 /// its `max-decompressed-bytes`, which no sane configuration sets this high).
-pub const MAX_STORED_BODY_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_STORED_BODY_BYTES: u64 = 1 << 30;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS agents (
@@ -389,7 +389,7 @@ impl Store {
     /// Stores a batch in one transaction, unless (agent, [`Batch::stream`], seq) is already
     /// stored (then [`Outcome::Duplicate`] for the same [`Batch::digest`], else
     /// [`Outcome::Conflict`]). Either way the agent's last contact becomes `now_us`. Returns only after the commit (fsync'd).
-    pub fn insert(
+    pub(crate) fn insert(
         &mut self,
         agent: Uuid,
         seq: i64,
@@ -420,7 +420,7 @@ impl Store {
     }
 
     /// True when batches' `terms` entries wait in memory.
-    pub fn has_pending_terms(&self) -> bool {
+    pub(crate) fn has_pending_terms(&self) -> bool {
         self.pending.batches > 0
     }
 
@@ -428,7 +428,7 @@ impl Store {
     /// mark. On failure they stay pending, up to [`TERMS_PENDING_MAX_BATCHES`] batches; beyond
     /// that they are dropped (searches read those batches whole, and the next start indexes
     /// them from their rows).
-    pub fn flush_terms(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn flush_terms(&mut self) -> Result<(), StoreError> {
         if self.pending.batches == 0 {
             return Ok(());
         }
@@ -482,7 +482,13 @@ impl Store {
     }
 
     /// Whether (agent, stream, seq) is stored.
-    pub fn has_batch(&self, agent: Uuid, stream: &str, seq: i64) -> Result<bool, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn has_batch(
+        &self,
+        agent: Uuid,
+        stream: &str,
+        seq: i64,
+    ) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -962,29 +968,22 @@ struct Job {
 
 /// The writer's queue is full (or the writer has stopped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueFull;
+pub(crate) struct QueueFull;
 
 /// The sending side of the writer thread: the async server hands batches here so that SQLite's
 /// blocking commits (fsync) never run on the runtime's threads.
 #[derive(Debug, Clone)]
-pub struct Writer {
+pub(crate) struct Writer {
     queue: mpsc::SyncSender<Job>,
 }
 
 impl Writer {
     /// Starts the writer thread on `store` with a queue of `capacity` batches. The thread ends
-    /// when every [`Writer`] clone is dropped, after the queued batches are stored.
-    pub fn spawn(
-        store: Store,
-        capacity: usize,
-    ) -> std::io::Result<(Writer, thread::JoinHandle<()>)> {
-        Writer::spawn_with(store, capacity, None)
-    }
-
-    /// [`Writer::spawn`], telling the fleet detections' thread ([`crate::alerts::AlertsThread`])
-    /// after each group's commit that batches wait for it; the thread is stopped (and has read
-    /// every batch) before this writer's thread ends.
-    pub fn spawn_with(
+    /// when every [`Writer`] clone is dropped, after the queued batches are stored. With
+    /// `alerts`, it tells the fleet detections' thread ([`crate::alerts::AlertsThread`]) after
+    /// each group's commit that batches wait for it; that thread is stopped (and has read every
+    /// batch) before this writer's thread ends.
+    pub(crate) fn spawn_with(
         mut store: Store,
         capacity: usize,
         alerts: Option<crate::alerts::AlertsThread>,
@@ -1042,7 +1041,7 @@ impl Writer {
     }
 
     /// Queues a batch; fails at once when the queue is full.
-    pub fn submit(
+    pub(crate) fn submit(
         &self,
         agent: Uuid,
         seq: i64,
