@@ -202,7 +202,7 @@ fn write_log_and_message<W: Write + ?Sized>(
 
 /// Writes `s` as a JSON string (with quotes), escaping what JSON requires and replacing invalid
 /// UTF-8 with U+FFFD.
-pub fn write_json_string<W: Write + ?Sized>(w: &mut W, s: Text<'_>) -> fmt::Result {
+pub(crate) fn write_json_string<W: Write + ?Sized>(w: &mut W, s: Text<'_>) -> fmt::Result {
     w.write_char('"')?;
     match core::str::from_utf8(s.as_bytes()) {
         // Nearly every field is valid UTF-8: one validation pass, no chunking.

@@ -18,14 +18,14 @@ extern crate alloc;
 pub mod detect;
 pub mod ecs;
 pub mod encode;
-pub mod event;
+mod event;
 #[cfg(feature = "alloc")]
 pub mod exit;
 pub mod hash;
-pub mod parse;
-pub mod ring;
+mod parse;
+mod ring;
 pub mod syslog;
-pub mod text;
+mod text;
 pub mod time;
 pub mod utmp;
 pub mod wire;
