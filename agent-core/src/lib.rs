@@ -23,7 +23,7 @@ mod event;
 pub mod exit;
 pub mod hash;
 mod parse;
-mod ring;
+pub mod ring;
 pub mod syslog;
 mod text;
 pub mod time;

@@ -100,7 +100,7 @@ pub struct ByteRing<const N: usize> {
 /// Bytes a record of `record_len` bytes takes in a [`ByteRing`]: its varint length prefix plus
 /// the record.
 #[inline]
-pub(crate) const fn framed_len(record_len: usize) -> usize {
+pub const fn framed_len(record_len: usize) -> usize {
     prefix_len(record_len) + record_len
 }
 
