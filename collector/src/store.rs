@@ -18,9 +18,8 @@
 //! and `stats` show for each of its events, encoded together ([`crate::rows`]: a string table
 //! and small integers, about 24 bytes per event), each with the place of its line in the body,
 //! so `query --json` returns the document exactly as sent. There is no SQLite row per event:
-//! on a 1M-event backlog those rows and their time index were 1.5 of the writer's 2.5
-//! CPU-seconds, on the one thread every batch passes through, while the decoding threads encode
-//! `rows` in parallel. Batches are indexed by their newest event's time (`max_time`); user,
+//! those rows and their time index would be most of the writer's work, on the one thread every
+//! batch passes through, while the decoding threads encode `rows` in parallel. Batches are indexed by their newest event's time (`max_time`); user,
 //! source address, host and action are indexed per batch in `terms` (one entry per distinct
 //! value in a batch). A search reads the rows of the candidate batches, newest `max_time`
 //! first, and stops once no further batch can hold one of the newest `limit` events. The
@@ -73,8 +72,8 @@ pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 /// Batches whose `terms` entries the writer keeps in memory before it writes them in one sorted
 /// pass. Written batch by batch, a batch's few hundred distinct values land on as many pages of
-/// the `terms` B-tree, each rewritten at every commit: on a 1M-event backlog that was 1 s of
-/// the writer's 3 s of CPU and 1 GB of its 1.5 GB written.
+/// the `terms` B-tree, each rewritten at every commit: a third of the writer's CPU and most of
+/// what it writes in a backlog.
 pub(crate) const TERMS_FLUSH_BATCHES: usize = 64;
 
 /// Longest a batch's `terms` entries wait in memory: the writer writes them once it has been
@@ -1371,7 +1370,7 @@ mod tests {
     #[test]
     fn searches_find_batches_by_index_only() {
         // A plan that scans a table or builds an automatic index reads the whole store for each
-        // search (schema 3 once took 25 s instead of 0.15 s on a 1M-event store that way).
+        // search, which on a large store turns a fraction of a second into tens of seconds.
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("s.db")).unwrap();
         for seq in 0..100 {
