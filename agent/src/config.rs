@@ -594,6 +594,7 @@ impl Config {
     /// Parses and validates config text in one pass: every error in the file (up to
     /// [`config_errors::MAX_ERRORS`]), each with its line: those of TOML and types first, then
     /// the semantic ones. `path` only names the file in errors.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn check(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
         Config::check_inner(text, path, true)
     }

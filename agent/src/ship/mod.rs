@@ -421,6 +421,7 @@ impl CollectorSink {
     /// calls [`Sink::recover`] or [`Sink::release`]; a pipeline that persists marks should open
     /// with [`CollectorSink::open_recovered`] instead, so that nothing above the persisted mark
     /// is sent before recovery.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn open(
         config: &CollectorConfig,
         state_dir: &Path,
@@ -547,6 +548,7 @@ impl CollectorSink {
     }
 
     /// A snapshot of the counters and recent messages.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn status(&self) -> ShipStatus {
         let state = self.shared.lock();
         let mut s = state.status.clone();
@@ -558,6 +560,7 @@ impl CollectorSink {
 
     /// Waits until the spool is empty (everything acknowledged) or `timeout` passes; true if
     /// empty.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();

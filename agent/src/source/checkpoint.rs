@@ -300,6 +300,7 @@ impl Checkpoints {
 
     /// True when no checkpoint file existed at load: the agent's very first start, when files
     /// already present are read according to `read-from`. False after a corrupt file.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn first_start(&self) -> bool {
         self.first_start
     }
@@ -310,6 +311,7 @@ impl Checkpoints {
     }
 
     /// The position of one stream.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn get(&self, key: &StreamKey) -> Option<&Position> {
         self.streams.get(key).map(|e| &e.position)
     }

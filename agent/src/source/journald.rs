@@ -99,14 +99,17 @@ pub struct JournaldStatus {
 
 impl JournaldStatus {
     /// Entries handed to the pipeline.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn entries_read(&self) -> u64 {
         self.entries_read.load(Ordering::Relaxed)
     }
     /// Times journalctl was started again after it exited or failed to start.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
     }
     /// Whether a journalctl is running now.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn running(&self) -> bool {
         self.running.load(Ordering::Relaxed)
     }
@@ -242,6 +245,7 @@ impl JournaldSource {
 
     /// Reads every matching entry after the current position and returns them as chunks,
     /// running `journalctl` without `--follow`. For tests and one-shot reads.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn read_available(&mut self) -> io::Result<Vec<Chunk>> {
         self.warn_if_no_cursor();
         self.skip_once = self.cursor.clone();

@@ -160,6 +160,7 @@ impl UtmpSource {
 
     /// Scans the paths and reads every whole new record, returning the chunks. For tests and
     /// one-shot reads; `run` does the same without collecting.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn poll_once(&mut self) -> Vec<Chunk> {
         self.files.rescan_next_poll();
         let mut out = self.files.poll_once();

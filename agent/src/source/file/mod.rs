@@ -339,6 +339,7 @@ impl FileSource {
     }
 
     /// Wakes only every `poll-interval`, without inotify (network filesystems; tests).
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn force_poll(mut self) -> Self {
         self.watcher = Watcher::new(true).0;
         self.set_mode();
@@ -358,6 +359,7 @@ impl FileSource {
 
     /// Do not print notes on standard error (they are still kept in the status). Defaults to
     /// printing them.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn quiet(mut self) -> Self {
         self.quiet = true;
         self
@@ -382,6 +384,7 @@ impl FileSource {
 
     /// True when the last poll stopped because of its bounds, not because every file was read
     /// to its end: poll again without waiting.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn has_backlog(&self) -> bool {
         self.backlog
     }
@@ -430,6 +433,7 @@ impl FileSource {
     }
 
     /// One poll with the current time: [`FileSource::poll_at`].
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn poll_once(&mut self) -> Vec<Chunk> {
         self.poll_at(Instant::now())
     }
