@@ -125,28 +125,28 @@ use crate::text::Text;
 use crate::time::Timestamp;
 
 mod state;
-pub use state::{STATE_MAGIC, STATE_VERSION, StateError};
+pub use state::StateError;
 
 /// At most this many alerts come out of one event.
-pub const MAX_ALERTS: usize = 6;
+pub(crate) const MAX_ALERTS: usize = 6;
 
 /// Attempt lines remembered per source and per user; thresholds up to this are exact.
-pub const FAILURE_SLOTS: usize = 12;
+pub(crate) const FAILURE_SLOTS: usize = 12;
 
 /// Distinct user names remembered per source (more are kept as a count).
-pub const NAME_SLOTS: usize = 8;
+pub(crate) const NAME_SLOTS: usize = 8;
 
 /// Buckets of the slow rules' long window.
-pub const SLOW_BUCKETS: usize = 12;
+pub(crate) const SLOW_BUCKETS: usize = 12;
 
 /// Bytes of a user name copied into an [`Alert`]; longer names are cut and flagged.
-pub const NAME_CAP: usize = 32;
+pub(crate) const NAME_CAP: usize = 32;
 
 /// Slots per set in every table: a key can live in one of this many slots.
-pub const WAYS: usize = 8;
+pub(crate) const WAYS: usize = 8;
 
 /// Event sequence numbers an alert cites at most.
-pub const MAX_CITES: usize = 4;
+pub(crate) const MAX_CITES: usize = 4;
 
 /// Networks per rule's allow-list.
 pub const ALLOW_NETS: usize = 8;
@@ -158,7 +158,7 @@ pub const ALLOW_USERS: usize = 8;
 pub const MAX_GROUPS: usize = 12;
 
 /// Severity 21: context.
-pub const LOW: u8 = 21;
+pub(crate) const LOW: u8 = 21;
 /// Severity 47: look today.
 pub const MEDIUM: u8 = 47;
 /// Severity 73: look now.
@@ -322,7 +322,7 @@ pub struct Cidr {
 
 impl Cidr {
     /// `addr/prefix`; `None` when the prefix is longer than the address.
-    pub fn new(addr: IpAddr, prefix: u8) -> Option<Cidr> {
+    pub(crate) fn new(addr: IpAddr, prefix: u8) -> Option<Cidr> {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         (prefix <= max).then_some(Cidr { addr, prefix })
     }
@@ -339,7 +339,7 @@ impl Cidr {
     }
 
     /// True when `ip` is in this network.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let mask = u32::MAX
@@ -765,7 +765,7 @@ impl Rule {
     }
 
     /// `rule.name`: a short title.
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Rule::BruteForce => "Brute force",
             Rule::PasswordSpray => "Password spray",
@@ -788,7 +788,7 @@ impl Rule {
     }
 
     /// The alert's `event.outcome`: `success` when the alert is about something that worked.
-    pub const fn outcome(self) -> Outcome {
+    pub(crate) const fn outcome(self) -> Outcome {
         match self {
             Rule::SuccessAfterFailures
             | Rule::FirstSeenSource
@@ -806,7 +806,7 @@ impl Rule {
     }
 
     /// The alert's `event.category`.
-    pub const fn category(self) -> &'static str {
+    pub(crate) const fn category(self) -> &'static str {
         match self {
             Rule::PrivilegeAfterLogin
             | Rule::SudoRefused
@@ -837,7 +837,7 @@ pub enum Scope {
 
 impl Scope {
     /// `source`, `user` or `host` (`authtrail.scope`).
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Scope::Source => "source",
             Scope::User => "user",
@@ -863,7 +863,7 @@ impl UserName {
     };
 
     /// Copies `name`, cutting it to [`NAME_CAP`] bytes.
-    pub fn new(name: &[u8]) -> Self {
+    pub(crate) fn new(name: &[u8]) -> Self {
         let mut cut = name.len().min(NAME_CAP);
         if cut < name.len() {
             // Do not split a UTF-8 sequence: back off over continuation bytes.
@@ -881,12 +881,12 @@ impl UserName {
     }
 
     /// The (possibly cut) name.
-    pub fn as_text(&self) -> Text<'_> {
+    pub(crate) fn as_text(&self) -> Text<'_> {
         Text(&self.bytes[..usize::from(self.len)])
     }
 
     /// True when the name was longer than [`NAME_CAP`] bytes and was cut.
-    pub const fn is_truncated(&self) -> bool {
+    pub(crate) const fn is_truncated(&self) -> bool {
         self.truncated
     }
 }
@@ -1850,7 +1850,7 @@ impl Slot for Account {
 /// Counters of what the detector dropped, replaced or held back.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct DetectStats {
+pub(crate) struct DetectStats {
     /// Events ignored by the windowed rules because they had no timestamp.
     pub untimed: u64,
     /// Source slots reused for a new source while in use.
@@ -1974,12 +1974,14 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
     }
 
     /// The configuration in force (after clamping).
-    pub fn config(&self) -> &DetectConfig {
+    #[cfg(test)]
+    pub(crate) fn config(&self) -> &DetectConfig {
         &self.config
     }
 
     /// What was dropped or replaced so far.
-    pub fn stats(&self) -> DetectStats {
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> DetectStats {
         self.stats
     }
 

@@ -16,10 +16,8 @@ use alloc::string::{String, ToString as _};
 use alloc::vec::Vec;
 use core::fmt;
 
-/// Success.
-pub const EXIT_OK: u8 = 0;
 /// A runtime error: I/O, the network, a store or an agent that is not there.
-pub const EXIT_RUNTIME: u8 = 1;
+pub(crate) const EXIT_RUNTIME: u8 = 1;
 /// A usage or configuration error: a bad argument, config file or filter value.
 pub const EXIT_USAGE: u8 = 2;
 
@@ -55,7 +53,7 @@ pub fn exit_code(
 /// The messages of `err` and its sources, outermost first, each said once: a cause whose text
 /// an outer line already holds is left out, and so is one that only adds a short code to such
 /// a text (`Error code 14: unable to open database file`).
-pub fn cause_lines(err: &(dyn core::error::Error + 'static)) -> Vec<String> {
+pub(crate) fn cause_lines(err: &(dyn core::error::Error + 'static)) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut cause = Some(err);
     while let Some(c) = cause {

@@ -10,7 +10,7 @@ pub const FNV1A_64_START: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV1A_64_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// The 32-bit offset basis: the state before any byte.
-pub const FNV1A_32_START: u32 = 0x811c_9dc5;
+pub(crate) const FNV1A_32_START: u32 = 0x811c_9dc5;
 const FNV1A_32_PRIME: u32 = 0x0100_0193;
 
 /// FNV-1a 64 of `bytes`, continuing from `state`.
@@ -23,7 +23,7 @@ pub fn fnv1a_64(state: u64, bytes: &[u8]) -> u64 {
 
 /// FNV-1a 32 of `bytes`, continuing from `state`.
 #[must_use]
-pub fn fnv1a_32(state: u32, bytes: &[u8]) -> u32 {
+pub(crate) fn fnv1a_32(state: u32, bytes: &[u8]) -> u32 {
     bytes.iter().fold(state, |h, &b| {
         (h ^ u32::from(b)).wrapping_mul(FNV1A_32_PRIME)
     })

@@ -19,14 +19,14 @@ extern crate alloc;
 pub mod batch;
 pub mod detect;
 pub mod ecs;
-pub mod event;
+mod event;
 #[cfg(feature = "alloc")]
 pub mod exit;
 pub mod hash;
-pub mod parse;
+mod parse;
 pub mod ring;
 pub mod syslog;
-pub mod text;
+mod text;
 pub mod time;
 pub mod utmp;
 pub mod wire;

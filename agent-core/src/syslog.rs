@@ -113,7 +113,7 @@ pub fn trim_line_end(mut line: &[u8]) -> &[u8] {
 }
 
 /// Parses the header of one line (a trailing newline is allowed).
-pub fn parse_header<'a>(line: &'a [u8], ctx: &Context) -> Result<Header<'a>, HeaderError> {
+pub(crate) fn parse_header<'a>(line: &'a [u8], ctx: &Context) -> Result<Header<'a>, HeaderError> {
     let line = trim_line_end(line);
     let mut rest = trim_start(line);
     if rest.is_empty() {

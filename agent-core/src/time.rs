@@ -161,12 +161,12 @@ impl Civil {
 
 /// True for a Gregorian leap year.
 #[inline]
-pub const fn is_leap_year(year: i32) -> bool {
+pub(crate) const fn is_leap_year(year: i32) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
 
 /// Days in `month` (1..=12) of `year`; 0 for a month out of range.
-pub const fn days_in_month(year: i32, month: u8) -> u8 {
+pub(crate) const fn days_in_month(year: i32, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -189,7 +189,7 @@ pub const fn days_from_civil(year: i32, month: u8, day: u8) -> i64 {
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01.
-pub const fn civil_from_days(days: i64) -> (i32, u8, u8) {
+pub(crate) const fn civil_from_days(days: i64) -> (i32, u8, u8) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -206,7 +206,7 @@ pub const fn civil_from_days(days: i64) -> (i32, u8, u8) {
 /// to `reference`, trying the reference's own year and the ones either side. `offset` is the
 /// writer's zone, seconds east of UTC. `None` when no candidate year makes a valid date (a
 /// Feb 29 near no leap year, or garbage).
-pub fn infer_year(civil: &Civil, offset: i32, reference: Timestamp) -> Option<Timestamp> {
+pub(crate) fn infer_year(civil: &Civil, offset: i32, reference: Timestamp) -> Option<Timestamp> {
     let ref_year = Timestamp::from_secs(reference.secs.saturating_add(i64::from(offset)))
         .to_civil()
         .year;

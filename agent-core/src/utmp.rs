@@ -146,7 +146,7 @@ pub enum RecordType {
 
 impl RecordType {
     /// From the raw `ut_type`.
-    pub const fn from_raw(raw: i16) -> RecordType {
+    pub(crate) const fn from_raw(raw: i16) -> RecordType {
         match raw {
             0 => RecordType::Empty,
             1 => RecordType::RunLevel,
@@ -224,7 +224,7 @@ impl<'a> UtmpRecord<'a> {
     }
 
     /// The record's time, `None` when it is unset (0) or `tv_usec` is out of range.
-    pub fn timestamp(&self) -> Option<Timestamp> {
+    pub(crate) fn timestamp(&self) -> Option<Timestamp> {
         if self.tv_sec == 0 && self.tv_usec == 0 {
             return None;
         }
@@ -239,7 +239,7 @@ impl<'a> UtmpRecord<'a> {
 
     /// `ut_addr_v6` as an address, `None` when it is all zeros. IPv4 when only the first word
     /// is set; IPv4-mapped IPv6 folds to IPv4.
-    pub fn addr_ip(&self) -> Option<IpAddr> {
+    pub(crate) fn addr_ip(&self) -> Option<IpAddr> {
         let a = self.addr;
         if a == [0; 16] {
             return None;
@@ -251,7 +251,7 @@ impl<'a> UtmpRecord<'a> {
     }
 
     /// Where the login came from: [`Self::addr_ip`], else `ut_host` as an address or DNS name.
-    pub fn source(&self) -> Option<Source<'a>> {
+    pub(crate) fn source(&self) -> Option<Source<'a>> {
         let host = fields::parse_source(self.host.as_bytes());
         match self.addr_ip() {
             // An IPv6 address with only its first 32 bits set looks like IPv4 in `ut_addr_v6`;
@@ -291,7 +291,8 @@ pub fn parse_record(bytes: &[u8]) -> Result<UtmpRecord<'_>, UtmpError> {
 
 /// The whole records in `data`, in order; a partial record at the end is not yielded (see
 /// [`Records::remainder`]).
-pub fn records(data: &[u8]) -> Records<'_> {
+#[cfg(test)]
+pub(crate) fn records(data: &[u8]) -> Records<'_> {
     Records {
         inner: data.chunks_exact(RECORD_LEN),
     }
@@ -299,17 +300,20 @@ pub fn records(data: &[u8]) -> Records<'_> {
 
 /// Iterator over the records of a byte slice; see [`records`].
 #[derive(Debug, Clone)]
-pub struct Records<'a> {
+#[cfg(test)]
+pub(crate) struct Records<'a> {
     inner: core::slice::ChunksExact<'a, u8>,
 }
 
+#[cfg(test)]
 impl<'a> Records<'a> {
     /// The bytes after the last whole record (shorter than [`RECORD_LEN`]).
-    pub fn remainder(&self) -> &'a [u8] {
+    pub(crate) fn remainder(&self) -> &'a [u8] {
         self.inner.remainder()
     }
 }
 
+#[cfg(test)]
 impl<'a> Iterator for Records<'a> {
     type Item = UtmpRecord<'a>;
 

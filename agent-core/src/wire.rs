@@ -61,7 +61,7 @@ pub const CONTENT_TYPE_BATCH: &str = "application/vnd.authtrail.batch";
 /// `Content-Type` of the collector's answer to a batch.
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 /// Largest sequence number (the collector keeps it as a signed 64-bit integer).
-pub const MAX_SEQ: u64 = i64::MAX as u64;
+pub(crate) const MAX_SEQ: u64 = i64::MAX as u64;
 /// Longest stream id, bytes.
 pub const MAX_STREAM_BYTES: usize = 64;
 
@@ -72,13 +72,13 @@ pub const MAX_REJECTIONS_LISTED: usize = 1000;
 /// Earliest `@timestamp` accepted: 2000-01-01T00:00:00Z, in microseconds since the Unix epoch.
 /// Earlier times come from clocks that were never set (1970 on a board without a real-time
 /// clock), not from logins.
-pub const MIN_EVENT_TIME_US: i64 = 946_684_800_000_000;
+pub(crate) const MIN_EVENT_TIME_US: i64 = 946_684_800_000_000;
 /// First `@timestamp` no longer accepted: 2100-01-01T00:00:00Z, in microseconds. Later times
 /// are typos or attacks (`9999-12-31T23:59:59`), never logins.
-pub const MAX_EVENT_TIME_US: i64 = 4_102_444_800_000_000;
+pub(crate) const MAX_EVENT_TIME_US: i64 = 4_102_444_800_000_000;
 /// Longest text field the collector indexes (`host.hostname`, `user.name`, `user.target.name`,
 /// `process.name`), bytes of UTF-8 after JSON unescaping. A longer one is not a name.
-pub const MAX_FIELD_BYTES: usize = 4096;
+pub(crate) const MAX_FIELD_BYTES: usize = 4096;
 
 /// A batch body's `Content-Encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,7 +250,7 @@ pub const TARGET_NAME: Field = Field("user.target.name");
 /// `source.ip` (an IP address).
 pub const SOURCE_IP: Field = Field("source.ip");
 /// `source.port` (0 to 65535).
-pub const SOURCE_PORT: Field = Field("source.port");
+pub(crate) const SOURCE_PORT: Field = Field("source.port");
 /// `process.name`.
 pub const PROCESS_NAME: Field = Field("process.name");
 /// `authtrail.method`: one of [`Method`].
@@ -273,14 +273,14 @@ pub const FIELDS: [Field; 12] = [
 ];
 
 /// `event.kind` of a login event.
-pub const KIND_EVENT: &str = "event";
+pub(crate) const KIND_EVENT: &str = "event";
 /// `event.kind` of a detection alert.
-pub const KIND_ALERT: &str = "alert";
+pub(crate) const KIND_ALERT: &str = "alert";
 /// `event.kind` of the agent's heartbeat (host facts, no event).
 pub const KIND_STATE: &str = "state";
 
 /// Longest alert rule name (`event.action` of an alert), bytes.
-pub const MAX_RULE_BYTES: usize = 64;
+pub(crate) const MAX_RULE_BYTES: usize = 64;
 
 /// The text fields of one event as the collector read them (strings unescaped), and its time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -340,7 +340,7 @@ impl core::fmt::Display for Violation {
 impl core::error::Error for Violation {}
 
 /// Whether `us` (microseconds since the epoch) is an acceptable `@timestamp`.
-pub const fn time_in_range(us: i64) -> bool {
+pub(crate) const fn time_in_range(us: i64) -> bool {
     us >= MIN_EVENT_TIME_US && us < MAX_EVENT_TIME_US
 }
 
@@ -354,7 +354,7 @@ fn is_rule_name(s: &str) -> bool {
 }
 
 /// Every `event.action` value a login event may hold.
-pub fn is_event_action(s: &str) -> bool {
+pub(crate) fn is_event_action(s: &str) -> bool {
     Action::from_str_exact(s).is_some()
 }
 

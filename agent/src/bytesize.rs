@@ -12,7 +12,7 @@ pub struct ByteSize(pub u64);
 
 impl ByteSize {
     /// The size as a `usize` (saturating: a size that large is refused by its range check).
-    pub fn as_usize(self) -> usize {
+    pub(crate) fn as_usize(self) -> usize {
         usize::try_from(self.0).unwrap_or(usize::MAX)
     }
 }

@@ -4,8 +4,9 @@
 //! (a typo must not silently turn a setting off). Names are kebab-case.
 //!
 //! [`Config::load`] reads the file (refusing one that others can write) and reports TOML errors
-//! with the line, the key and a suggestion for a misspelt key; [`Config::validate`] does the
-//! semantic checks; [`default_sources`] picks the auth log when no `[[source]]` is configured.
+//! with the line, the key and a suggestion for a misspelt key; [`Config::check`] adds the
+//! semantic checks (each component's config type checks its own settings, this file the
+//! top-level ones); [`default_sources`] picks the auth log when no `[[source]]` is configured.
 //! `authtrail validate` and `authtrail sources` show the result. The annotated example is
 //! `targets/agent.toml`.
 
@@ -24,23 +25,26 @@ pub use crate::ship::config::{
     CollectorConfig, CollectorTlsConfig, Compression, RetryConfig, SpoolConfig, SpoolPolicy,
 };
 pub use crate::source::ReadFrom;
+use crate::source::SourceProblem;
 pub use crate::source::file::{AuditSourceConfig, FileSourceConfig};
 pub use crate::source::journald::JournaldSourceConfig;
 pub use crate::source::utmp::UtmpSourceConfig;
 use crate::timezone::Zone;
+#[cfg(test)]
+use config_errors::MAX_ERRORS;
 use config_errors::key_path;
-pub use config_errors::{Key, KeyPath, MAX_ERRORS};
+pub(crate) use config_errors::{Key, KeyPath};
 
 /// Default config file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/authtrail/agent.toml";
 
 /// Largest `max-line-bytes` accepted: 16 MiB. A bigger bound would let one line take more memory
 /// than the whole event ring.
-pub const MAX_LINE_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_LINE_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Largest config file read, bytes. A config is a few KiB; this bounds what a mistaken
 /// `--config /var/log/huge.log` can make the agent read.
-pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// The whole agent configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -406,7 +410,7 @@ impl ConfigError {
     }
 
     /// Where in the file the error is, when it is about a place in it.
-    pub fn location(&self) -> Option<&Location> {
+    pub(crate) fn location(&self) -> Option<&Location> {
         match self {
             ConfigError::Syntax { at, .. }
             | ConfigError::Unknown { at, .. }
@@ -479,7 +483,7 @@ impl Config {
     /// The settings that differ between the running configuration and a reloaded one but are
     /// applied only at start (by their names in the file). A reload (SIGHUP) applies the
     /// `[[source]]` list and `[detect]`; these need a restart.
-    pub fn restart_only_changes(&self, reloaded: &Config) -> Vec<&'static str> {
+    pub(crate) fn restart_only_changes(&self, reloaded: &Config) -> Vec<&'static str> {
         let mut changed = Vec::new();
         let mut check = |name, differs: bool| {
             if differs {
@@ -545,16 +549,16 @@ impl Config {
     /// Reads and parses the config file at `path`.
     ///
     /// Refuses a file that group or others may write, or that belongs to neither root nor the
-    /// agent's user. An empty file gives [`Config::default`]. Does not run [`Config::validate`].
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// agent's user. An empty file gives [`Config::default`]. Does not run the semantic checks.
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
         Config::from_toml(&Config::read(path)?, path)
     }
 
-    /// What the agent runs with: [`Config::load`], then [`Config::validate`], then
+    /// What the agent runs with: [`Config::load`], then the semantic checks, then
     /// [`Config::fill_default_sources`] for the file system at `root` (`/` in production).
     /// Returns the config and why its sources were chosen (`None` when configured), or every
     /// problem found. `authtrail validate` prints exactly this config.
-    pub fn load_effective(
+    pub(crate) fn load_effective(
         path: &Path,
         root: &Path,
     ) -> Result<(Config, Option<String>), Vec<ConfigError>> {
@@ -563,7 +567,7 @@ impl Config {
 
     /// [`Config::load_effective`] without checking that helper programs (`journalctl`) can be
     /// run: for `authtrail sources`, which shows what it finds of them.
-    pub fn load_effective_for_listing(
+    pub(crate) fn load_effective_for_listing(
         path: &Path,
         root: &Path,
     ) -> Result<(Config, Option<String>), Vec<ConfigError>> {
@@ -582,7 +586,7 @@ impl Config {
     }
 
     /// Parses config text; `path` only names the file in errors. Stops at the first error
-    /// (see [`Config::check`] for all of them). Does not run [`Config::validate`].
+    /// (see [`Config::check`] for all of them). Does not run the semantic checks.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let parsed = config_errors::parse::<Config>(text, &SourceTags);
         match (parsed.value, parsed.errors.into_iter().next()) {
@@ -593,8 +597,9 @@ impl Config {
     }
 
     /// Parses and validates config text in one pass: every error in the file (up to
-    /// [`MAX_ERRORS`]), each with its line: those of TOML and types first, then the semantic
-    /// ones of [`Config::validate`]. `path` only names the file in errors.
+    /// [`config_errors::MAX_ERRORS`]), each with its line: those of TOML and types first, then
+    /// the semantic ones. `path` only names the file in errors.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn check(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
         Config::check_inner(text, path, true)
     }
@@ -629,11 +634,9 @@ impl Config {
         toml::to_string_pretty(self)
     }
 
-    /// Semantic checks that TOML types cannot express, and what `run` would find missing: the
-    /// sink file's directory, the TLS and token files (read, and parsed), the `journalctl`
-    /// program. Returns every problem found, not just the first, so an operator fixes them in
-    /// one go.
-    pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
+    /// [`Config::problems`] without their keys: what the unit tests check.
+    #[cfg(test)]
+    pub(crate) fn validate(&self) -> Result<(), Vec<ConfigError>> {
         let errors: Vec<ConfigError> = self.problems(true).into_iter().map(|(_, e)| e).collect();
         if errors.is_empty() {
             Ok(())
@@ -642,7 +645,11 @@ impl Config {
         }
     }
 
-    /// [`Config::validate`]'s problems, each with the key it is about.
+    /// Semantic checks that TOML types cannot express, and what `run` would find missing: the
+    /// sink file's directory, the TLS and token files (read, and parsed), the `journalctl`
+    /// program. Returns every problem found, not just the first, so an operator fixes them in
+    /// one go, each with the key it is about. Each component's config type checks its own
+    /// settings (`problems`); this adds the top-level ones and places each in the file.
     fn problems(&self, programs: bool) -> Vec<(KeyPath, ConfigError)> {
         let mut errors = Vec::new();
         if !self.state_dir.is_absolute() {
@@ -714,21 +721,19 @@ impl Config {
                 },
             ));
         }
-        for (key, value) in self.detect.thresholds() {
-            if value == 0 {
-                errors.push((
-                    key_path!["detect", key],
-                    ConfigError::Zero {
-                        key: format!("[detect] {key}"),
-                    },
-                ));
-            }
+        for key in self.detect.zero_thresholds() {
+            errors.push((
+                key_path!["detect", key],
+                ConfigError::Zero {
+                    key: format!("[detect] {key}"),
+                },
+            ));
         }
         errors
     }
 
     /// The configured zone for zone-less timestamps.
-    pub fn zone(&self) -> Zone {
+    pub(crate) fn zone(&self) -> Zone {
         self.timezone
     }
 
@@ -740,7 +745,7 @@ impl Config {
     ///
     /// With no `[[source]]` configured this is empty; call [`Config::fill_default_sources`]
     /// first.
-    pub fn named_sources(&self) -> Vec<(String, SourceConfig)> {
+    pub(crate) fn named_sources(&self) -> Vec<(String, SourceConfig)> {
         let mut seen = [0usize; 4];
         self.sources
             .iter()
@@ -767,7 +772,7 @@ impl Config {
     /// With no `[[source]]` configured, sets the sources to [`default_sources`] for the file
     /// system at `root` (`/` in production) and returns why they were chosen; otherwise leaves
     /// the config alone and returns `None`.
-    pub fn fill_default_sources(&mut self, root: &Path) -> Option<String> {
+    pub(crate) fn fill_default_sources(&mut self, root: &Path) -> Option<String> {
         if !self.sources.is_empty() {
             return None;
         }
@@ -779,7 +784,7 @@ impl Config {
 
 impl SourceConfig {
     /// `file`, `journald` or `utmp`: the `type` key.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             SourceConfig::File(_) => "file",
             SourceConfig::Journald(_) => "journald",
@@ -789,7 +794,7 @@ impl SourceConfig {
     }
 
     /// The configured name, if any (see [`Config::named_sources`] for the resolved one).
-    pub fn name(&self) -> Option<&str> {
+    pub(crate) fn name(&self) -> Option<&str> {
         match self {
             SourceConfig::File(c) => c.name.as_deref(),
             SourceConfig::Journald(c) => c.name.as_deref(),
@@ -820,6 +825,8 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Adds one `[[source]]`'s problems (found by its config type) to `errors`, placed at
+/// `source[i]` and worded with its `label`.
 fn validate_source(
     i: usize,
     label: &str,
@@ -827,118 +834,41 @@ fn validate_source(
     programs: bool,
     errors: &mut Vec<(KeyPath, ConfigError)>,
 ) {
-    let at = |key: &str| key_path!["source", i, key];
-    let check_paths = |paths: &[String], errors: &mut Vec<(KeyPath, ConfigError)>| {
-        if paths.is_empty() {
-            errors.push((
-                key_path!["source", i, "paths"],
-                ConfigError::NoPaths {
-                    source_name: label.to_owned(),
-                },
-            ));
-        }
-        for p in paths {
-            if !Path::new(p).is_absolute() {
-                errors.push((
-                    key_path!["source", i, "paths"],
-                    ConfigError::RelativePath {
-                        key: format!("{label} paths"),
-                        path: p.clone(),
-                    },
-                ));
-            }
-            if let Err(e) = glob::Pattern::new(p) {
-                errors.push((
-                    key_path!["source", i, "paths"],
-                    ConfigError::BadGlob {
-                        source_name: label.to_owned(),
-                        pattern: p.clone(),
-                        reason: e.msg.to_owned(),
-                    },
-                ));
-            }
-        }
+    let problems = match source {
+        SourceConfig::File(c) => c.problems(),
+        SourceConfig::Utmp(c) => c.problems(),
+        SourceConfig::Audit(c) => c.problems(),
+        SourceConfig::Journald(c) => c.problems(programs),
     };
-    let check_interval = |key: &str, d: Duration, errors: &mut Vec<(KeyPath, ConfigError)>| {
-        if d.is_zero() {
-            errors.push((
-                key_path!["source", i, key],
-                ConfigError::Zero {
-                    key: format!("{label} {key}"),
-                },
-            ));
-        }
-    };
-    match source {
-        SourceConfig::File(c) => {
-            check_paths(&c.paths, errors);
-            check_interval("poll-interval", c.poll_interval, errors);
-            check_interval("partial-line-timeout", c.partial_line_timeout, errors);
-            if c.max_files == 0 {
-                errors.push((
-                    at("max-files"),
-                    ConfigError::Zero {
-                        key: format!("{label} max-files"),
-                    },
-                ));
-            }
-        }
-        SourceConfig::Utmp(c) => {
-            check_paths(&c.paths, errors);
-            check_interval("poll-interval", c.poll_interval, errors);
-        }
-        SourceConfig::Audit(c) => {
-            check_paths(&c.paths, errors);
-            check_interval("poll-interval", c.poll_interval, errors);
-        }
-        SourceConfig::Journald(c) => {
-            // A bare name is looked up on PATH; anything with a slash must be absolute.
-            let bin = c.journalctl.as_os_str().as_encoded_bytes();
-            if bin.is_empty() || (bin.contains(&b'/') && !c.journalctl.is_absolute()) {
-                errors.push((
-                    at("journalctl"),
-                    ConfigError::RelativePath {
-                        key: format!("{label} journalctl"),
-                        path: c.journalctl.display().to_string(),
-                    },
-                ));
-            } else if programs && let Err(reason) = find_program(&c.journalctl) {
-                errors.push((
-                    at("journalctl"),
-                    ConfigError::Program {
-                        key: format!("{label} journalctl"),
-                        path: c.journalctl.clone(),
-                        reason,
-                    },
-                ));
-            }
-            if c.directory.is_some() && !c.files.is_empty() {
-                errors.push((
-                    at("files"),
-                    ConfigError::Conflict {
-                        source_name: label.to_owned(),
-                        a: "directory",
-                        b: "files",
-                    },
-                ));
-            }
-            for (key, p) in c
-                .directory
-                .iter()
-                .map(|d| ("directory", d))
-                .chain(c.files.iter().map(|f| ("files", f)))
-            {
-                if !p.is_absolute() {
-                    errors.push((
-                        at(key),
-                        ConfigError::RelativePath {
-                            key: format!("{label} directory/files"),
-                            path: p.display().to_string(),
-                        },
-                    ));
-                }
-            }
-        }
+    for (key, problem) in problems {
+        let error = match problem {
+            SourceProblem::NoPaths => ConfigError::NoPaths {
+                source_name: label.to_owned(),
+            },
+            SourceProblem::RelativePath { what, path } => ConfigError::RelativePath {
+                key: format!("{label} {what}"),
+                path,
+            },
+            SourceProblem::BadGlob { pattern, reason } => ConfigError::BadGlob {
+                source_name: label.to_owned(),
+                pattern,
+                reason,
+            },
+            SourceProblem::Zero => ConfigError::Zero {
+                key: format!("{label} {key}"),
+            },
+            SourceProblem::Program { path, reason } => ConfigError::Program {
+                key: format!("{label} {key}"),
+                path,
+                reason,
+            },
+            SourceProblem::Conflict { a, b } => ConfigError::Conflict {
+                source_name: label.to_owned(),
+                a,
+                b,
+            },
+        };
+        errors.push((key_path!["source", i, key], error));
     }
 }
 
@@ -996,31 +926,6 @@ fn validate_sink_path(path: &Path, errors: &mut Vec<(KeyPath, ConfigError)>) {
     }
 }
 
-/// Whether `program` can be run: an absolute path to an executable file, or a bare name found
-/// on `PATH` (as `Command` will look it up).
-fn find_program(program: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let runnable = |p: &Path| {
-        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.is_absolute() {
-        return match fs::metadata(program) {
-            Err(e) => Err(format!("cannot be run ({e})")),
-            Ok(_) if !runnable(program) => Err("is not an executable file".to_owned()),
-            Ok(_) => Ok(()),
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if std::env::split_paths(&path).any(|dir| runnable(&dir.join(program))) {
-        Ok(())
-    } else {
-        Err(format!(
-            "not found on PATH ({}); install it (systemd) or give its absolute path",
-            path.to_string_lossy()
-        ))
-    }
-}
-
 /// The process's effective uid, from `/proc/self/status` (std has no `geteuid`, and this crate
 /// has no `unsafe` to call libc with). `None` where `/proc` is not mounted.
 fn effective_uid() -> Option<u32> {
@@ -1047,7 +952,7 @@ fn effective_uid() -> Option<u32> {
 /// what the auth log lacks (the terminal, logouts, console logins); logins that sshd also
 /// reports arrive twice, once tagged `event.provider = "utmp"`, so downstream can de-duplicate.
 /// Systems that moved to wtmpdb (no `/var/log/wtmp`) get no utmp source.
-pub fn default_sources(root: &Path) -> (Vec<SourceConfig>, String) {
+pub(crate) fn default_sources(root: &Path) -> (Vec<SourceConfig>, String) {
     let under = |p: &str| root.join(p.trim_start_matches('/'));
     // The rotated copy is followed too, so lines written just before a rotation that happens
     // while the agent is stopped are still read (the file source knows it by identity and does

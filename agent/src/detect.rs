@@ -169,7 +169,7 @@ impl Default for DetectSettings {
 
 impl DetectSettings {
     /// The `*-threshold` settings by their names in the file (each must be at least 1).
-    pub fn thresholds(&self) -> [(&'static str, u32); 3] {
+    fn thresholds(&self) -> [(&'static str, u32); 3] {
         [
             ("brute-force-threshold", self.brute_force_threshold),
             ("spray-threshold", self.spray_threshold),
@@ -189,8 +189,16 @@ impl DetectSettings {
         self.working_hours_zone.parse::<Zone>().ok()
     }
 
+    /// The `*-threshold` keys set to 0: each must be at least 1.
+    pub(crate) fn zero_thresholds(&self) -> impl Iterator<Item = &'static str> {
+        self.thresholds()
+            .into_iter()
+            .filter(|&(_, value)| value == 0)
+            .map(|(key, _)| key)
+    }
+
     /// The detector's configuration; `seed` keys its hash tables (pass a random value).
-    pub fn to_detect_config(&self, seed: u32) -> agent_core::detect::DetectConfig {
+    pub(crate) fn to_detect_config(&self, seed: u32) -> agent_core::detect::DetectConfig {
         let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX).max(1);
         let mut c = agent_core::detect::DetectConfig::default();
         c.brute_force.enabled = self.enabled;
@@ -264,7 +272,7 @@ impl DetectSettings {
     }
 
     /// What `to_detect_config` would drop or could not read, one message each.
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         use agent_core::detect::{ALLOW_NETS, ALLOW_USERS, Cidr, MAX_GROUPS, Rule};
         let mut out = Vec::new();
         if self.privileged_groups.len() > MAX_GROUPS {

@@ -12,7 +12,7 @@ use sysinfo::System;
 use uuid::Uuid;
 
 /// Name of the agent id file inside the state directory.
-pub const AGENT_ID_FILE: &str = "agent-id";
+pub(crate) const AGENT_ID_FILE: &str = "agent-id";
 
 /// What the system says about itself. Each field is `None` when the system does not say (an
 /// event then leaves the field out rather than sending an empty string).
@@ -36,12 +36,12 @@ pub struct HostFacts {
 
 impl HostFacts {
     /// Asks the running system (through `sysinfo`, and `/etc/machine-id`).
-    pub fn collect() -> HostFacts {
+    pub(crate) fn collect() -> HostFacts {
         HostFacts::collect_with_root(Path::new("/"))
     }
 
     /// As [`HostFacts::collect`], but `machine-id` is read under `root` (for tests).
-    pub fn collect_with_root(root: &Path) -> HostFacts {
+    pub(crate) fn collect_with_root(root: &Path) -> HostFacts {
         let non_empty = |s: Result<String, sysinfo::Error>| {
             s.ok()
                 .map(|s| s.trim().to_owned())
@@ -66,7 +66,7 @@ impl HostFacts {
 /// The machine id (machine-id(5)): 32 lowercase hex digits in `/etc/machine-id`, or in
 /// `/var/lib/dbus/machine-id` on older systems. `None` when absent, empty (an image not yet
 /// booted) or malformed.
-pub fn machine_id(root: &Path) -> Option<String> {
+pub(crate) fn machine_id(root: &Path) -> Option<String> {
     ["etc/machine-id", "var/lib/dbus/machine-id"]
         .iter()
         .filter_map(|p| fs::read_to_string(root.join(p)).ok())
@@ -85,7 +85,7 @@ pub fn machine_id(root: &Path) -> Option<String> {
 /// its version (a different format would get a different file name). It is written to a
 /// temporary file, fsync'd, and renamed into place, so a crash leaves either no file or a whole
 /// one. Creates `state_dir` (mode 0750) if needed. One agent per state directory.
-pub fn agent_id(state_dir: &Path) -> io::Result<Uuid> {
+pub(crate) fn agent_id(state_dir: &Path) -> io::Result<Uuid> {
     let path = state_dir.join(AGENT_ID_FILE);
     match fs::read(&path) {
         Ok(bytes) => return parse_agent_id(&path, &bytes),

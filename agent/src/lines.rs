@@ -9,7 +9,7 @@ use std::io::{self, BufRead};
 
 /// One line, without its newline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Line<'a> {
+pub(crate) struct Line<'a> {
     /// The line's bytes (at most the reader's bound), without `\n`.
     pub bytes: &'a [u8],
     /// Byte offset of the line's first byte in the stream.
@@ -24,7 +24,7 @@ pub struct Line<'a> {
 
 /// Reads capped lines from a [`BufRead`].
 #[derive(Debug)]
-pub struct LineReader<R> {
+pub(crate) struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
     max_line: usize,
@@ -33,7 +33,7 @@ pub struct LineReader<R> {
 
 impl<R: BufRead> LineReader<R> {
     /// A reader whose lines hold at most `max_line` bytes. Offsets start at `start_offset`.
-    pub fn new(inner: R, max_line: usize, start_offset: u64) -> Self {
+    pub(crate) fn new(inner: R, max_line: usize, start_offset: u64) -> Self {
         LineReader {
             inner,
             buf: Vec::with_capacity(max_line.min(4096)),
@@ -42,18 +42,8 @@ impl<R: BufRead> LineReader<R> {
         }
     }
 
-    /// The bound on a line's length in bytes.
-    pub fn max_line(&self) -> usize {
-        self.max_line
-    }
-
-    /// The offset of the next unread byte.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
     /// The next line, or `None` at the end of the stream.
-    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+    pub(crate) fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         self.buf.clear();
         let start = self.offset;
         let mut truncated = false;

@@ -32,13 +32,13 @@ use std::time::Duration;
 /// The file's name in the state directory.
 pub const FILE_NAME: &str = "detector-memory";
 /// The file's magic.
-pub const MAGIC: [u8; 4] = *b"ATDF";
+pub(crate) const MAGIC: [u8; 4] = *b"ATDF";
 /// The file format version.
-pub const VERSION: u16 = 1;
+pub(crate) const VERSION: u16 = 1;
 /// Header bytes before the memory.
-pub const HEADER_LEN: usize = 56;
+pub(crate) const HEADER_LEN: usize = 56;
 /// How often a running agent saves the memory (after a commit), at most.
-pub const SAVE_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const SAVE_INTERVAL: Duration = Duration::from_secs(60);
 
 const TEMP_FILE_NAME: &str = ".detector-memory.tmp";
 

@@ -35,7 +35,7 @@ use crate::timezone::Zone;
 
 /// Fixed facts stamped on every event.
 #[derive(Debug, Clone, Default)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     /// `host.hostname` for lines without a host field.
     pub hostname: Option<String>,
     /// `host.id`.
@@ -49,7 +49,7 @@ pub struct Stamp {
 /// Counters per configured source, for `authtrail status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct SourceCounters {
+pub(crate) struct SourceCounters {
     /// Records read (lines, journal entries, utmp records).
     pub records: u64,
     /// Events produced.
@@ -63,7 +63,7 @@ pub struct SourceCounters {
 /// Turns chunks into rendered events. Keeps no state but the previous line of each stream (for
 /// `last message repeated`) and the event sequence.
 #[derive(Debug)]
-pub struct Renderer {
+pub(crate) struct Renderer {
     stamp: Stamp,
     zone: Zone,
     include_message: bool,
@@ -86,8 +86,12 @@ pub struct Renderer {
 
 /// One rendered event, borrowed from the renderer for the duration of the callback.
 #[derive(Debug)]
-pub struct Rendered<'a> {
+pub(crate) struct Rendered<'a> {
     /// The event.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the renderer's unit tests")
+    )]
     pub event: &'a LoginEvent<'a>,
     /// Its ECS JSON, one line, no newline.
     pub json: &'a [u8],
@@ -98,7 +102,12 @@ pub struct Rendered<'a> {
 
 impl Renderer {
     /// A renderer stamping `stamp` on every event; zone-less timestamps are read in `zone`.
-    pub fn new(stamp: Stamp, zone: Zone, include_message: bool, first_sequence: u64) -> Self {
+    pub(crate) fn new(
+        stamp: Stamp,
+        zone: Zone,
+        include_message: bool,
+        first_sequence: u64,
+    ) -> Self {
         Renderer {
             stamp,
             zone,
@@ -118,31 +127,34 @@ impl Renderer {
     /// The zone working hours are in (`None`: the offset the detector was configured with
     /// stays): each event's own offset is passed to the detector, so summer time needs no
     /// reload.
-    pub fn set_working_zone(&mut self, zone: Option<Zone>) {
+    pub(crate) fn set_working_zone(&mut self, zone: Option<Zone>) {
         self.working_zone = zone;
         self.working_offset = None;
     }
 
     /// Runs the edge detections on every event from now on.
-    pub fn with_detector(mut self, config: agent_core::detect::DetectConfig) -> Self {
+    pub(crate) fn with_detector(mut self, config: agent_core::detect::DetectConfig) -> Self {
         self.detector = Some(Box::new(agent_core::detect::Detector::new(config)));
         self
     }
 
     /// The next `event.sequence` to be given out.
-    pub fn sequence(&self) -> u64 {
+    pub(crate) fn sequence(&self) -> u64 {
         self.sequence
     }
 
     /// The detector's memory ([`agent_core::detect::Detector::save_state`]); `None` when
     /// detections are off.
-    pub fn detector_memory(&self) -> Option<Vec<u8>> {
+    pub(crate) fn detector_memory(&self) -> Option<Vec<u8>> {
         self.detector.as_deref().map(|d| d.state_bytes())
     }
 
     /// Applies a new detection configuration (`None`: detections off). What the detector has
     /// counted and learnt is kept: the new one starts with the old one's memory.
-    pub fn reconfigure_detector(&mut self, config: Option<agent_core::detect::DetectConfig>) {
+    pub(crate) fn reconfigure_detector(
+        &mut self,
+        config: Option<agent_core::detect::DetectConfig>,
+    ) {
         let memory = self.detector_memory();
         self.detector = config.map(|c| Box::new(agent_core::detect::Detector::new(c)));
         if let (Some(d), Some(memory)) = (self.detector.as_deref_mut(), memory) {
@@ -154,7 +166,7 @@ impl Renderer {
 
     /// Gives the detector the memory [`Renderer::detector_memory`] returned (in an earlier
     /// process); `Ok(false)` when detections are off. On error the detector starts empty.
-    pub fn restore_detector_memory(
+    pub(crate) fn restore_detector_memory(
         &mut self,
         memory: &[u8],
     ) -> Result<bool, agent_core::detect::StateError> {
@@ -165,7 +177,7 @@ impl Renderer {
     }
 
     /// Parses every record of `chunk` and calls `emit` for each event, in order.
-    pub fn render<E>(
+    pub(crate) fn render<E>(
         &mut self,
         chunk: &Chunk,
         now: Timestamp,
@@ -354,24 +366,24 @@ fn journal_event<'a>(message: &'a [u8], fields: Option<&'a JournalFields>) -> Pa
 
 /// Chunk end positions rendered but not yet committed, oldest first.
 #[derive(Debug, Default)]
-pub struct Pending {
+pub(crate) struct Pending {
     positions: Vec<(StreamKey, Position, Option<Arc<PathBuf>>)>,
 }
 
 impl Pending {
     /// Remembers where `chunk` ends.
-    pub fn push(&mut self, chunk: &Chunk) {
+    pub(crate) fn push(&mut self, chunk: &Chunk) {
         self.positions
             .push((chunk.stream.clone(), chunk.end.clone(), chunk.path.clone()));
     }
 
     /// True when nothing waits for a commit.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.positions.is_empty()
     }
 
     /// Hands out the positions after a successful commit, latest per stream.
-    pub fn take(&mut self) -> Vec<(StreamKey, Position, Option<Arc<PathBuf>>)> {
+    pub(crate) fn take(&mut self) -> Vec<(StreamKey, Position, Option<Arc<PathBuf>>)> {
         let mut latest: Vec<(StreamKey, Position, Option<Arc<PathBuf>>)> = Vec::new();
         for (key, pos, path) in self.positions.drain(..) {
             match latest.iter_mut().find(|(k, _, _)| *k == key) {
@@ -398,7 +410,7 @@ struct Awaiting {
 
 /// Where the pipeline records how far each stream is durable: the checkpoint file
 /// ([`Checkpoints`]) in the agent, a fake in the tests of the ordering rules.
-pub trait Positions {
+pub(crate) trait Positions {
     /// Records `key`'s position (not yet persisted).
     fn set(&mut self, key: StreamKey, position: Position, path: Option<&Path>);
     /// Records the next `event.sequence` to give out.
@@ -433,19 +445,19 @@ impl Positions for Checkpoints {
 /// many commits a backlog takes (each syncs the spool directory, the checkpoint file and the
 /// state directory); what the collector sink holds meanwhile is the compressed batches, about
 /// 7% of it.
-pub const COMMIT_BYTES: usize = 8 << 20;
+pub(crate) const COMMIT_BYTES: usize = 8 << 20;
 
 /// How long the pipeline waits before retrying a failed commit (reading is paused meanwhile).
-pub const COMMIT_RETRY: Duration = Duration::from_millis(500);
+pub(crate) const COMMIT_RETRY: Duration = Duration::from_millis(500);
 
 /// A chunk larger than this says the source reads faster than a live log is written (a
 /// backlog, a burst): the pipeline then takes input as it comes instead of letting it queue
 /// ([`Pipeline::quiet_until`]), or the source would wait on a full channel.
-pub const QUIET_MAX_CHUNK: usize = 64 * 1024;
+pub(crate) const QUIET_MAX_CHUNK: usize = 64 * 1024;
 
 /// What a call to [`Pipeline::commit`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Commit {
+pub(crate) enum Commit {
     /// Nothing was waiting.
     Nothing,
     /// The sink committed; `persisted`: the checkpoints covering it are durable and the sink
@@ -473,7 +485,7 @@ pub enum Commit {
 /// `commit_interval` after the last commit if that was sooner: a live log commits at most that
 /// often whatever its appends, and alerts that come close together share one commit. While more
 /// input is queued (a backlog) commits gather up to [`COMMIT_BYTES`] or the batch age.
-pub struct Pipeline<C> {
+pub(crate) struct Pipeline<C> {
     renderer: Renderer,
     sink: Box<dyn Sink>,
     checkpoints: C,
@@ -516,7 +528,7 @@ impl<C> std::fmt::Debug for Pipeline<C> {
 
 impl<C: Positions> Pipeline<C> {
     /// A pipeline rendering with `renderer` into `sink`, recording positions in `checkpoints`.
-    pub fn new(
+    pub(crate) fn new(
         renderer: Renderer,
         sink: Box<dyn Sink>,
         checkpoints: C,
@@ -588,7 +600,7 @@ impl<C: Positions> Pipeline<C> {
     /// Where reading stands after the last commit: `recorded` (the checkpoints' positions) with
     /// the positions still waiting for the sink's acknowledgement laid over them. A source
     /// restarted by a reload resumes here, so what is already in the sink is not read twice.
-    pub fn committed_positions(
+    pub(crate) fn committed_positions(
         &self,
         mut recorded: HashMap<StreamKey, Position>,
     ) -> HashMap<StreamKey, Position> {
@@ -603,7 +615,7 @@ impl<C: Positions> Pipeline<C> {
     /// At a clean stop, after the last commit: lets the sink deliver what it holds (up to
     /// `wait`) and stop sending, then records and persists what it acknowledged. Does nothing
     /// for a sink whose commits are durable by themselves.
-    pub fn finish(&mut self, wait: Duration) -> Commit {
+    pub(crate) fn finish(&mut self, wait: Duration) -> Commit {
         if self.sink.acknowledged().is_none() {
             return Commit::Nothing;
         }
@@ -617,7 +629,12 @@ impl<C: Positions> Pipeline<C> {
     /// Takes one chunk: parses, detects and renders its records and hands the events to the
     /// sink (not yet durable). `now` is the wall clock (for year-less timestamps), `at` the
     /// monotonic one.
-    pub fn take(&mut self, chunk: &Chunk, now: Timestamp, at: Instant) -> Result<(), SinkError> {
+    pub(crate) fn take(
+        &mut self,
+        chunk: &Chunk,
+        now: Timestamp,
+        at: Instant,
+    ) -> Result<(), SinkError> {
         let mut bytes = 0usize;
         let mut events = 0u64;
         let mut alert = false;
@@ -641,7 +658,7 @@ impl<C: Positions> Pipeline<C> {
 
     /// When the next commit is due (`more_input`: chunks are already queued), `None` when
     /// nothing waits for one.
-    pub fn next_commit(&self, more_input: bool) -> Option<Instant> {
+    pub(crate) fn next_commit(&self, more_input: bool) -> Option<Instant> {
         if let Some(failed) = self.failed_at {
             return Some(failed + COMMIT_RETRY);
         }
@@ -679,7 +696,7 @@ impl<C: Positions> Pipeline<C> {
     /// was less than `commit_interval` ago and nothing forces one), so the caller may sleep and
     /// take what came at once, waking once per commit instead of once per chunk. `None` when
     /// input should be taken as it comes.
-    pub fn quiet_until(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn quiet_until(&self, now: Instant) -> Option<Instant> {
         if self.failed_at.is_some()
             || self.unpersisted
             || self.uncommitted_bytes >= COMMIT_BYTES
@@ -692,7 +709,7 @@ impl<C: Positions> Pipeline<C> {
     }
 
     /// Commits when [`Pipeline::next_commit`] says it is due at `now`.
-    pub fn commit_if_due(&mut self, now: Instant, more_input: bool) -> Commit {
+    pub(crate) fn commit_if_due(&mut self, now: Instant, more_input: bool) -> Commit {
         match self.next_commit(more_input) {
             Some(due) if due <= now => self.commit(),
             _ => Commit::Nothing,
@@ -701,7 +718,7 @@ impl<C: Positions> Pipeline<C> {
 
     /// Commits the sink; on success records the pending positions, the event sequence and the
     /// sink's mark, persists them, and only then releases the sink up to that mark.
-    pub fn commit(&mut self) -> Commit {
+    pub(crate) fn commit(&mut self) -> Commit {
         if self.pending.is_empty() {
             if self.awaiting_acknowledgement() && !self.unpersisted {
                 return match self.checkpoint_acknowledged(Instant::now(), false) {
@@ -794,7 +811,7 @@ impl<C: Positions> Pipeline<C> {
     }
 
     /// Takes everything already queued in `input`, then commits (before a reload, and at stop).
-    pub fn drain(&mut self, input: &mut Inbox) -> Result<Commit, SinkError> {
+    pub(crate) fn drain(&mut self, input: &mut Inbox) -> Result<Commit, SinkError> {
         while let Some(chunk) = input.try_recv() {
             self.take(&chunk, wall_clock(), Instant::now())?;
         }
@@ -802,50 +819,50 @@ impl<C: Positions> Pipeline<C> {
     }
 
     /// True while a failed commit waits for its retry (read nothing meanwhile).
-    pub fn blocked(&self) -> bool {
+    pub(crate) fn blocked(&self) -> bool {
         self.failed_at.is_some()
     }
 
     /// Events committed since start.
-    pub fn events_committed(&self) -> u64 {
+    pub(crate) fn events_committed(&self) -> u64 {
         self.events_committed
     }
 
     /// Commits that failed since start.
-    pub fn commit_failures(&self) -> u64 {
+    pub(crate) fn commit_failures(&self) -> u64 {
         self.commit_failures
     }
 
     /// The renderer (its counters, detector and sequence).
-    pub fn renderer(&self) -> &Renderer {
+    pub(crate) fn renderer(&self) -> &Renderer {
         &self.renderer
     }
 
     /// The renderer, to reconfigure its detector.
-    pub fn renderer_mut(&mut self) -> &mut Renderer {
+    pub(crate) fn renderer_mut(&mut self) -> &mut Renderer {
         &mut self.renderer
     }
 
     /// The sink.
-    pub fn sink(&self) -> &dyn Sink {
+    pub(crate) fn sink(&self) -> &dyn Sink {
         &*self.sink
     }
 
     /// The positions.
-    pub fn checkpoints(&self) -> &C {
+    pub(crate) fn checkpoints(&self) -> &C {
         &self.checkpoints
     }
 
     /// The positions, to record sources that start (never a position: those move only in
     /// [`Pipeline::commit`]).
-    pub fn checkpoints_mut(&mut self) -> &mut C {
+    pub(crate) fn checkpoints_mut(&mut self) -> &mut C {
         &mut self.checkpoints
     }
 }
 
 /// What comes out of the pipeline's input channel.
 #[derive(Debug)]
-pub enum Input {
+pub(crate) enum Input {
     /// Records from a source.
     Chunk(Chunk),
     /// A wake-up without input ([`wake_chunk`]: a signal came).
@@ -857,7 +874,7 @@ const WAKE_SOURCE: &str = "";
 
 /// A chunk that carries nothing and only wakes the pipeline (sent by the signal thread, which
 /// shares the sources' channel).
-pub fn wake_chunk() -> Chunk {
+pub(crate) fn wake_chunk() -> Chunk {
     Chunk {
         source: Arc::from(WAKE_SOURCE),
         stream: StreamKey::Journal {
@@ -882,19 +899,22 @@ fn input(chunk: Chunk) -> Input {
 /// The pipeline's end of the input channel, able to tell whether more input is queued (std's
 /// receiver cannot peek, so one chunk may be held back here).
 #[derive(Debug)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     rx: Receiver<Chunk>,
     next: Option<Chunk>,
 }
 
 impl Inbox {
     /// The receiving end of the sources' channel.
-    pub fn new(rx: Receiver<Chunk>) -> Self {
+    pub(crate) fn new(rx: Receiver<Chunk>) -> Self {
         Inbox { rx, next: None }
     }
 
     /// Waits up to `wait` (for ever with `None`) for input.
-    pub fn recv_timeout(&mut self, wait: Option<Duration>) -> Result<Input, RecvTimeoutError> {
+    pub(crate) fn recv_timeout(
+        &mut self,
+        wait: Option<Duration>,
+    ) -> Result<Input, RecvTimeoutError> {
         if let Some(chunk) = self.next.take() {
             return Ok(input(chunk));
         }
@@ -909,7 +929,7 @@ impl Inbox {
     }
 
     /// A queued chunk, if any (wake-ups are skipped).
-    pub fn try_recv(&mut self) -> Option<Chunk> {
+    pub(crate) fn try_recv(&mut self) -> Option<Chunk> {
         loop {
             let chunk = self.next.take().or_else(|| self.rx.try_recv().ok())?;
             if let Input::Chunk(c) = input(chunk) {
@@ -919,7 +939,7 @@ impl Inbox {
     }
 
     /// True if a chunk is queued (it stays queued).
-    pub fn has_more(&mut self) -> bool {
+    pub(crate) fn has_more(&mut self) -> bool {
         if self.next.is_none() {
             self.next = self.rx.try_recv().ok();
         }
@@ -928,7 +948,7 @@ impl Inbox {
 }
 
 /// The wall clock as agent-core wants it.
-pub fn wall_clock() -> Timestamp {
+pub(crate) fn wall_clock() -> Timestamp {
     let d = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();

@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use crate::run::StatusReport;
 
 /// Below this many unread bytes there is no backlog worth reporting.
-pub const MIN_BACKLOG_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const MIN_BACKLOG_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How often the log line is repeated while a backlog is read (when not on a terminal).
-pub const LOG_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// What the sources have read so far, and what they have left.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Records read (lines, journal entries, utmp records).
     pub records: u64,
     /// Events produced.
@@ -33,7 +33,7 @@ pub struct Sample {
 
 impl Sample {
     /// The totals of a status report (file streams only: the journal gives no sizes).
-    pub fn of(report: &StatusReport) -> Sample {
+    pub(crate) fn of(report: &StatusReport) -> Sample {
         let mut s = Sample::default();
         for source in &report.sources {
             s.records += source.counters.records;
@@ -49,7 +49,7 @@ impl Sample {
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// A line redrawn in place (standard error is a terminal).
     Terminal,
     /// Log lines (anything else).
@@ -60,7 +60,7 @@ pub enum Mode {
 
 impl Mode {
     /// [`Mode::Terminal`] when standard error is a terminal (and not the journal).
-    pub fn detect() -> Mode {
+    pub(crate) fn detect() -> Mode {
         if !tracing::enabled!(tracing::Level::INFO) {
             return Mode::Off;
         }
@@ -83,7 +83,7 @@ struct Backlog {
 
 /// Watches the samples the run loop takes and shows progress while there is a backlog.
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     mode: Mode,
     backlog: Option<Backlog>,
     /// When the agent started, until the first sample: a backlog found then is counted from
@@ -93,12 +93,12 @@ pub struct Progress {
 
 impl Progress {
     /// Shows progress in `mode`, for sources that start now.
-    pub fn new(mode: Mode) -> Progress {
+    pub(crate) fn new(mode: Mode) -> Progress {
         Progress::starting_at(mode, Instant::now())
     }
 
     /// [`Progress::new`] for sources that started at `start`.
-    pub fn starting_at(mode: Mode, start: Instant) -> Progress {
+    pub(crate) fn starting_at(mode: Mode, start: Instant) -> Progress {
         Progress {
             mode,
             backlog: None,
@@ -108,7 +108,7 @@ impl Progress {
 
     /// Takes the sample of `now`: starts, updates or ends the backlog's progress. Terminal
     /// output goes to `out`; log lines to the logger.
-    pub fn update(&mut self, sample: Sample, now: Instant, out: &mut dyn Write) {
+    pub(crate) fn update(&mut self, sample: Sample, now: Instant, out: &mut dyn Write) {
         if self.mode == Mode::Off {
             return;
         }

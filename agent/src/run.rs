@@ -37,25 +37,25 @@ use crate::source::{Chunk, Position, StreamKey};
 /// Chunks in flight between the sources and the pipeline. With chunks of at most 256 KiB this
 /// bounds the memory the backlog can take at 2 MiB, whatever the size of the backlog. (16 gave
 /// 19.5 MiB peak RSS on a 1M-line backlog, 8 gives 14.2 MiB at about the same CPU time.)
-pub const CHANNEL_CHUNKS: usize = 8;
+pub(crate) const CHANNEL_CHUNKS: usize = 8;
 
 /// How often the status file is rewritten at most while something happens.
-pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often the run loop looks whether the sink's backlog is gone, while it has one (so
 /// `authtrail status` shows within this long that it is gone).
-pub const BUSY_WAKE: Duration = Duration::from_millis(100);
+pub(crate) const BUSY_WAKE: Duration = Duration::from_millis(100);
 
 /// How often the status file is rewritten while nothing happens (its `updated` time), the run
 /// loop's only timer when idle.
-pub const STATUS_REFRESH: Duration = STATUS_REWRITE_MAX;
+pub(crate) const STATUS_REFRESH: Duration = STATUS_REWRITE_MAX;
 
 /// A running agent rewrites its status file at least this often, changed or not: a file older
 /// than this (and [`STATUS_INTERVAL`]) belongs to an agent that stopped or cannot write.
-pub const STATUS_REWRITE_MAX: Duration = Duration::from_secs(60);
+pub(crate) const STATUS_REWRITE_MAX: Duration = Duration::from_secs(60);
 
 /// The status file's name in the state dir.
-pub const STATUS_FILE: &str = "status.json";
+pub(crate) const STATUS_FILE: &str = "status.json";
 
 /// Options of `authtrail run`.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ pub struct Options {
 /// What `authtrail status` reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct StatusReport {
+pub(crate) struct StatusReport {
     /// The agent's pid.
     pub pid: u32,
     /// `agent.id`.
@@ -97,7 +97,7 @@ pub struct StatusReport {
 /// One source in the status report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct SourceReport {
+pub(crate) struct SourceReport {
     /// Its name.
     pub name: String,
     /// `file`, `journald` or `utmp`.
@@ -111,7 +111,7 @@ pub struct SourceReport {
 /// One followed stream (a file or a journal).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct StreamReport {
+pub(crate) struct StreamReport {
     /// The path, for files.
     pub path: Option<String>,
     /// Bytes read (files).
@@ -850,7 +850,7 @@ fn write_status(state_dir: &Path, report: &StatusReport) -> std::io::Result<()> 
 }
 
 /// Reads the status file of a running (or stopped) agent.
-pub fn read_status(state_dir: &Path) -> anyhow::Result<StatusReport> {
+pub(crate) fn read_status(state_dir: &Path) -> anyhow::Result<StatusReport> {
     let path = state_dir.join(STATUS_FILE);
     let text = std::fs::read(&path).with_context(|| {
         format!(

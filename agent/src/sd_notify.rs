@@ -20,25 +20,15 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::{Duration, Instant};
 
 /// The variable naming the notification socket.
-pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
+pub(crate) const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 /// The watchdog interval in microseconds.
-pub const WATCHDOG_USEC: &str = "WATCHDOG_USEC";
+pub(crate) const WATCHDOG_USEC: &str = "WATCHDOG_USEC";
 /// The pid the watchdog interval is meant for (absent: any).
-pub const WATCHDOG_PID: &str = "WATCHDOG_PID";
-
-/// Sends `state` (`READY=1`, `WATCHDOG=1`, `STOPPING=1`, `STATUS=...`; several separated by
-/// `\n`) to `$NOTIFY_SOCKET`. `Ok(false)` when the variable is unset or empty (not started by
-/// systemd, or by a unit that is not `Type=notify`); `Ok(true)` once the datagram is sent.
-pub fn notify(state: &str) -> io::Result<bool> {
-    match std::env::var_os(NOTIFY_SOCKET) {
-        Some(socket) if !socket.is_empty() => notify_to(&socket, state).map(|()| true),
-        _ => Ok(false),
-    }
-}
+pub(crate) const WATCHDOG_PID: &str = "WATCHDOG_PID";
 
 /// Sends `state` to the socket `socket` names: an absolute path, or `@name` for an abstract
 /// socket. Other forms (`vsock:`, relative paths) are refused with `InvalidInput`.
-pub fn notify_to(socket: &OsStr, state: &str) -> io::Result<()> {
+pub(crate) fn notify_to(socket: &OsStr, state: &str) -> io::Result<()> {
     let addr = socket_addr(socket)?;
     let sock = UnixDatagram::unbound()?;
     let sent = sock.send_to_addr(state.as_bytes(), &addr)?;
@@ -69,7 +59,7 @@ fn socket_addr(socket: &OsStr) -> io::Result<SocketAddr> {
 /// The watchdog interval systemd expects pings within, from `$WATCHDOG_USEC`, or `None` when
 /// the watchdog is off, the value is not a positive integer, or `$WATCHDOG_PID` names another
 /// process.
-pub fn watchdog_interval() -> Option<Duration> {
+pub(crate) fn watchdog_interval() -> Option<Duration> {
     watchdog_from(
         std::env::var_os(WATCHDOG_USEC).as_deref(),
         std::env::var_os(WATCHDOG_PID).as_deref(),
@@ -95,7 +85,7 @@ fn watchdog_from(usec: Option<&OsStr>, pid: Option<&OsStr>, me: u32) -> Option<D
 /// counted and otherwise ignored (systemd restarts the service if they keep failing, which is
 /// the point of a watchdog).
 #[derive(Debug, Clone)]
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     socket: Option<OsString>,
     /// Half of `WATCHDOG_USEC`.
     every: Option<Duration>,
@@ -106,7 +96,7 @@ pub struct Watchdog {
 
 impl Watchdog {
     /// Reads `$NOTIFY_SOCKET`, `$WATCHDOG_USEC` and `$WATCHDOG_PID`.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let socket = std::env::var_os(NOTIFY_SOCKET).filter(|s| !s.is_empty());
         let every = socket.as_ref().and(watchdog_interval()).map(|d| d / 2);
         Self {
@@ -118,13 +108,14 @@ impl Watchdog {
     }
 
     /// Whether systemd is listening (a `Type=notify` unit).
-    pub fn enabled(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn enabled(&self) -> bool {
         self.socket.is_some()
     }
 
     /// How often [`Watchdog::tick`] pings, if the watchdog is on. The caller must wake at least
     /// this often.
-    pub fn ping_every(&self) -> Option<Duration> {
+    pub(crate) fn ping_every(&self) -> Option<Duration> {
         self.every
     }
 
@@ -136,14 +127,14 @@ impl Watchdog {
     }
 
     /// `READY=1` and a `STATUS=` line. `Ok(false)` outside systemd.
-    pub fn ready(&mut self, status: &str) -> io::Result<bool> {
+    pub(crate) fn ready(&mut self, status: &str) -> io::Result<bool> {
         self.last = Instant::now();
         self.send(&format!("READY=1\nSTATUS={status}"))
     }
 
     /// `WATCHDOG=1` if half the interval has passed since the last one. Returns whether a
     /// ping was sent.
-    pub fn tick(&mut self) -> bool {
+    pub(crate) fn tick(&mut self) -> bool {
         let Some(every) = self.every else {
             return false;
         };
@@ -161,12 +152,12 @@ impl Watchdog {
     }
 
     /// `STATUS=...` (shown by `systemctl status`). Failures are ignored.
-    pub fn status(&self, status: &str) {
+    pub(crate) fn status(&self, status: &str) {
         let _ = self.send(&format!("STATUS={status}"));
     }
 
     /// `STOPPING=1`, sent at the start of a graceful stop. Failures are ignored.
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         let _ = self.send("STOPPING=1\nSTATUS=stopping");
     }
 }

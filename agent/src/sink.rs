@@ -152,13 +152,13 @@ pub trait Sink: Send {
 
 /// ECS NDJSON on standard output; `commit` flushes (a pipe reader is "downstream").
 #[derive(Debug)]
-pub struct StdoutSink {
+pub(crate) struct StdoutSink {
     out: BufWriter<io::Stdout>,
 }
 
 impl StdoutSink {
     /// A sink on this process's standard output.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         StdoutSink {
             out: BufWriter::with_capacity(256 * 1024, io::stdout()),
         }
@@ -198,7 +198,7 @@ impl Sink for StdoutSink {
 /// `O_APPEND`, so log rotation of it by `copytruncate` or rename is safe: a renamed file is
 /// reopened at the next commit when its path no longer names the open file.
 #[derive(Debug)]
-pub struct FileSink {
+pub(crate) struct FileSink {
     path: PathBuf,
     out: BufWriter<File>,
     ino: u64,
@@ -208,7 +208,7 @@ pub struct FileSink {
 
 impl FileSink {
     /// Opens (creating if needed, mode 0640) `path` for appending.
-    pub fn open(path: &Path) -> Result<Self, SinkError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, SinkError> {
         let (file, ino) = open_append(path).map_err(|source| SinkError::Io {
             target: path.display().to_string(),
             source,
@@ -298,39 +298,6 @@ impl Sink for FileSink {
             self.committed_len = mark.offset;
         }
         Ok(())
-    }
-}
-
-/// Keeps events in memory; for tests of the pipeline's durability rule.
-#[derive(Debug, Default, Clone)]
-pub struct MemorySink {
-    /// Events sent but not yet committed.
-    pub pending: Vec<Vec<u8>>,
-    /// Committed events, in order.
-    pub committed: Vec<Vec<u8>>,
-    /// When set, `commit` fails (to test that checkpoints do not advance).
-    pub fail_commits: bool,
-}
-
-impl Sink for MemorySink {
-    fn send(&mut self, event: &[u8], _alert: bool) -> Result<(), SinkError> {
-        self.pending.push(event.to_vec());
-        Ok(())
-    }
-
-    fn commit(&mut self) -> Result<(), SinkError> {
-        if self.fail_commits {
-            return Err(SinkError::Io {
-                target: "memory".into(),
-                source: io::Error::other("commit refused by test"),
-            });
-        }
-        self.committed.append(&mut self.pending);
-        Ok(())
-    }
-
-    fn describe(&self) -> String {
-        "memory".into()
     }
 }
 

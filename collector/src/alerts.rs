@@ -45,14 +45,14 @@ use crate::rows::{self, Rows};
 use crate::store::{Store, StoreError};
 
 /// Longest fleet alerts wait in memory before they are written.
-pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Batches read past the written mark before the mark is written even without alerts.
-pub const FLUSH_BATCHES: i64 = 256;
+pub(crate) const FLUSH_BATCHES: i64 = 256;
 /// Least time between two saves of the engine's state.
-pub const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the alerts thread, when not woken, looks at the clock (silence rule) and writes
 /// what waits.
-pub const TICK: Duration = Duration::from_secs(1);
+pub(crate) const TICK: Duration = Duration::from_secs(1);
 /// Batches read from the store at a time when catching up.
 const CATCH_UP_BATCHES: i64 = 64;
 
@@ -496,12 +496,12 @@ impl Alerts {
     }
 
     /// The writer is idle: the silence rule looks at the clock, waiting alerts are written.
-    pub fn idle(&mut self, store: &mut Store) -> Result<(), StoreError> {
+    pub(crate) fn idle(&mut self, store: &mut Store) -> Result<(), StoreError> {
         self.idle_at(store, now_us())
     }
 
     /// [`Alerts::idle`] at collector time `now_us`.
-    pub fn idle_at(&mut self, store: &mut Store, now_us: i64) -> Result<(), StoreError> {
+    pub(crate) fn idle_at(&mut self, store: &mut Store, now_us: i64) -> Result<(), StoreError> {
         let conn = store.conn_mut();
         if let Some(engine) = &mut self.engine {
             engine.tick(now_us);
@@ -593,14 +593,14 @@ pub struct AlertRow {
 
 impl AlertRow {
     /// `rule.id`, else (older agents) `event.action`.
-    pub fn rule(&self) -> Option<&str> {
+    pub(crate) fn rule(&self) -> Option<&str> {
         self.doc["rule"]["id"]
             .as_str()
             .or_else(|| self.doc["event"]["action"].as_str())
     }
 
     /// The sentence: `message`, else (older agents) `event.reason`.
-    pub fn message(&self) -> Option<&str> {
+    pub(crate) fn message(&self) -> Option<&str> {
         self.doc["message"]
             .as_str()
             .or_else(|| self.doc["event"]["reason"].as_str())
@@ -621,7 +621,7 @@ pub struct AlertFilter {
 }
 
 /// Edge and fleet alerts matching `filter`, newest first.
-pub fn list(conn: &Connection, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+pub(crate) fn list(conn: &Connection, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
     let since = filter.since_us.unwrap_or(i64::MIN);
     let until = filter.until_us.unwrap_or(i64::MAX);
     let min = filter.min_severity.unwrap_or(i64::MIN);

@@ -13,10 +13,10 @@ use uuid::Uuid;
 use crate::config::{ConfigError, Require, read_checked};
 
 /// Shortest token accepted in a tokens file, bytes. Shorter secrets are guessable.
-pub const MIN_TOKEN_BYTES: usize = 16;
+pub(crate) const MIN_TOKEN_BYTES: usize = 16;
 
 /// Most tokens in a file.
-pub const MAX_TOKENS: usize = 100_000;
+pub(crate) const MAX_TOKENS: usize = 100_000;
 
 /// The agent id a verified client certificate names, from its subject CN.
 ///
@@ -67,7 +67,7 @@ pub fn cert_admin(der: &[u8]) -> Option<String> {
 
 /// The serial number of a certificate (DER), lower-case hex without leading zero bytes;
 /// `None` when it does not parse.
-pub fn cert_serial(der: &[u8]) -> Option<String> {
+pub(crate) fn cert_serial(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     Some(serial_hex(cert.raw_serial()))
 }
@@ -81,7 +81,7 @@ pub(crate) fn serial_hex(raw: &[u8]) -> String {
 /// The revocation list file: `SERIAL AGENT-ID` lines (`#` comments), re-read when its size,
 /// modification time or inode changes (one `stat` per check).
 #[derive(Debug)]
-pub struct Revoked {
+pub(crate) struct Revoked {
     path: PathBuf,
     cache: std::sync::Mutex<RevokedCache>,
 }
@@ -96,7 +96,7 @@ struct RevokedCache {
 /// The revocation list could not be read (every certificate is refused until it can).
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {reason}", .path.display())]
-pub struct RevokedError {
+pub(crate) struct RevokedError {
     /// The file.
     pub path: PathBuf,
     /// What is wrong.
@@ -105,7 +105,7 @@ pub struct RevokedError {
 
 impl Revoked {
     /// A list read from `path` at each check when it has changed.
-    pub fn new(path: PathBuf) -> Revoked {
+    pub(crate) fn new(path: PathBuf) -> Revoked {
         Revoked {
             path,
             cache: std::sync::Mutex::new(RevokedCache::default()),
@@ -113,7 +113,7 @@ impl Revoked {
     }
 
     /// Whether the certificate with `serial` (from [`cert_serial`]) is revoked now.
-    pub fn is_revoked(&self, serial: &str) -> Result<bool, RevokedError> {
+    pub(crate) fn is_revoked(&self, serial: &str) -> Result<bool, RevokedError> {
         let err = |reason: String| RevokedError {
             path: self.path.clone(),
             reason,
@@ -138,7 +138,7 @@ impl Revoked {
 }
 
 /// The serials of a revocation list's text, or the 1-based number of a bad line.
-pub fn parse_revoked(text: &str) -> Result<std::collections::HashSet<String>, usize> {
+pub(crate) fn parse_revoked(text: &str) -> Result<std::collections::HashSet<String>, usize> {
     let mut serials = std::collections::HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -222,7 +222,7 @@ impl Tokens {
     }
 
     /// Parses tokens text; `path` only names the file in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Tokens, TokensError> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Tokens, TokensError> {
         let mut entries = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
@@ -253,17 +253,13 @@ impl Tokens {
     }
 
     /// Number of tokens.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The agent a token belongs to, if any. Constant time in the token's content.
-    pub fn agent_of(&self, token: &str) -> Option<Uuid> {
+    pub(crate) fn agent_of(&self, token: &str) -> Option<Uuid> {
         let presented = sha256(token.as_bytes());
         let mut found = None;
         for (hash, id) in &self.entries {
@@ -279,7 +275,7 @@ impl Tokens {
 /// another agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// Neither a client certificate nor a bearer token.
     #[error("no credentials: present a client certificate or an `Authorization: Bearer` token")]
     NoCredentials,
@@ -316,7 +312,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// True for 403 (authenticated as someone else), false for 401.
-    pub fn is_forbidden(self) -> bool {
+    pub(crate) fn is_forbidden(self) -> bool {
         matches!(
             self,
             AuthError::CertMismatch { .. }
@@ -328,7 +324,7 @@ impl AuthError {
 
 /// What a request presented.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Credentials<'a> {
+pub(crate) struct Credentials<'a> {
     /// The verified client certificate's agent id: `Some(None)` when a certificate was
     /// presented but names no agent.
     pub cert: Option<Option<Uuid>>,
@@ -338,7 +334,7 @@ pub struct Credentials<'a> {
 
 /// The order of checks: missing credentials (401) before a bad agent-id header (400), so that
 /// an anonymous client learns nothing about the protocol.
-pub fn check_present(creds: &Credentials<'_>) -> Result<(), AuthError> {
+pub(crate) fn check_present(creds: &Credentials<'_>) -> Result<(), AuthError> {
     if creds.cert.is_none() && creds.authorization.is_none() {
         return Err(AuthError::NoCredentials);
     }
@@ -346,7 +342,7 @@ pub fn check_present(creds: &Credentials<'_>) -> Result<(), AuthError> {
 }
 
 /// Decides whether `creds` back the claimed agent id under `require`.
-pub fn authorize(
+pub(crate) fn authorize(
     require: Require,
     tokens: &Tokens,
     creds: &Credentials<'_>,

@@ -16,15 +16,15 @@ use std::time::{Duration, Instant};
 use crate::ingest::Reserve;
 
 /// Shortest `Retry-After` suggested.
-pub const MIN_RETRY: Duration = Duration::from_millis(100);
+pub(crate) const MIN_RETRY: Duration = Duration::from_millis(100);
 /// Longest `Retry-After` suggested.
-pub const MAX_RETRY: Duration = Duration::from_secs(10);
+pub(crate) const MAX_RETRY: Duration = Duration::from_secs(10);
 /// Drain rate assumed before any has been measured, bytes per second.
 const ASSUMED_DRAIN_RATE: f64 = 64.0 * 1024.0 * 1024.0;
 
 /// The budget itself: a capacity and what is granted of it.
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     capacity: u64,
     used: AtomicU64,
     drain: Mutex<Drain>,
@@ -42,11 +42,11 @@ struct Drain {
 /// The budget cannot grant that many bytes now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the collector's memory budget for bodies in flight is full")]
-pub struct Exhausted;
+pub(crate) struct Exhausted;
 
 impl Budget {
     /// A budget of `capacity` bytes.
-    pub fn new(capacity: u64) -> Arc<Budget> {
+    pub(crate) fn new(capacity: u64) -> Arc<Budget> {
         Arc::new(Budget {
             capacity,
             used: AtomicU64::new(0),
@@ -58,18 +58,13 @@ impl Budget {
         })
     }
 
-    /// The capacity, bytes.
-    pub fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
     /// Bytes granted now.
-    pub fn used(&self) -> u64 {
+    pub(crate) fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
     }
 
     /// An empty grant, to grow later.
-    pub fn grant(self: &Arc<Self>) -> Grant {
+    pub(crate) fn grant(self: &Arc<Self>) -> Grant {
         Grant {
             budget: self.clone(),
             bytes: 0,
@@ -105,7 +100,7 @@ impl Budget {
 
     /// How long until `bytes` more can probably be granted, from what is granted now and the
     /// rate at which grants have been coming back: between [`MIN_RETRY`] and [`MAX_RETRY`].
-    pub fn retry_after(&self, bytes: u64) -> Duration {
+    pub(crate) fn retry_after(&self, bytes: u64) -> Duration {
         let excess = (self.used() + bytes).saturating_sub(self.capacity);
         let rate = self
             .drain
@@ -120,21 +115,21 @@ impl Budget {
 
 /// Bytes granted to one request; given back when dropped.
 #[derive(Debug)]
-pub struct Grant {
+pub(crate) struct Grant {
     budget: Arc<Budget>,
     bytes: u64,
 }
 
 impl Grant {
     /// Grows the grant by `more` bytes, or fails leaving it as it was.
-    pub fn try_grow(&mut self, more: u64) -> Result<(), Exhausted> {
+    pub(crate) fn try_grow(&mut self, more: u64) -> Result<(), Exhausted> {
         self.budget.take(more)?;
         self.bytes += more;
         Ok(())
     }
 
     /// Gives back what is above `bytes`.
-    pub fn shrink_to(&mut self, bytes: u64) {
+    pub(crate) fn shrink_to(&mut self, bytes: u64) {
         if bytes < self.bytes {
             self.budget.give_back(self.bytes - bytes);
             self.bytes = bytes;
@@ -142,13 +137,8 @@ impl Grant {
     }
 
     /// Bytes held.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes
-    }
-
-    /// The budget this grant is from.
-    pub fn budget(&self) -> &Arc<Budget> {
-        &self.budget
     }
 }
 

@@ -29,13 +29,13 @@ use rcgen::{
 use uuid::Uuid;
 
 /// CA file name.
-pub const CA_CERT: &str = "ca.pem";
+pub(crate) const CA_CERT: &str = "ca.pem";
 /// CA key file name.
-pub const CA_KEY: &str = "ca-key.pem";
+pub(crate) const CA_KEY: &str = "ca-key.pem";
 /// Server certificate file name.
-pub const SERVER_CERT: &str = "server.pem";
+pub(crate) const SERVER_CERT: &str = "server.pem";
 /// Server key file name.
-pub const SERVER_KEY: &str = "server-key.pem";
+pub(crate) const SERVER_KEY: &str = "server-key.pem";
 
 /// The subject alternative name URI that gives a certificate the console's admin role.
 pub const ADMIN_ROLE_URI: &str = "authtrail:role:admin";
@@ -47,10 +47,10 @@ pub const MAX_ADMIN_NAME: usize = 64;
 pub const DEFAULT_SANS: &[&str] = &["localhost", "127.0.0.1", "::1"];
 
 /// Validity of the CA, days.
-pub const CA_DAYS: i64 = 3650;
+pub(crate) const CA_DAYS: i64 = 3650;
 
 /// Longest validity of a server or agent certificate, days: no longer than the CA's.
-pub const MAX_DAYS: i64 = CA_DAYS;
+pub(crate) const MAX_DAYS: i64 = CA_DAYS;
 
 /// `days` if it is a sane validity: notAfter then comes after notBefore, and within the CA's.
 fn check_days(days: i64) -> Result<i64, CertsError> {
@@ -181,7 +181,7 @@ fn utc_day(offset: i64) -> time::OffsetDateTime {
 
 /// The SHA-256 of a SubjectPublicKeyInfo (DER), base64 (standard alphabet, padded): the form
 /// HTTP public-key pinning used, and what the agent's pin option takes.
-pub fn spki_pin(spki_der: &[u8]) -> String {
+pub(crate) fn spki_pin(spki_der: &[u8]) -> String {
     let hash = ring::digest::digest(&ring::digest::SHA256, spki_der);
     base64::engine::general_purpose::STANDARD.encode(hash.as_ref())
 }

@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/authtrail/collector.toml";
 
 /// Largest config (or tokens) file read, bytes.
-pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// The store's file name inside `data-dir`.
-pub const DB_FILE: &str = "authtrail.db";
+pub(crate) const DB_FILE: &str = "authtrail.db";
 
 /// The whole collector configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -39,18 +39,18 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Hosts remembered per tracked user or source (and the largest host threshold accepted).
-pub const MAX_HOSTS_PER_KEY: usize = 64;
+pub(crate) const MAX_HOSTS_PER_KEY: usize = 64;
 /// Users, sources or hosts named in one alert; beyond this they are only counted.
-pub const MAX_LISTED: usize = 16;
+pub(crate) const MAX_LISTED: usize = 16;
 /// Events quoted as evidence in one alert (the first on each host).
-pub const MAX_EVIDENCE: usize = 16;
+pub(crate) const MAX_EVIDENCE: usize = 16;
 /// Agents followed for silence; when full, the eighth silent the longest is forgotten.
-pub const MAX_AGENTS: usize = 100_000;
+pub(crate) const MAX_AGENTS: usize = 100_000;
 /// Longest user name or host name kept, bytes (cut at a character boundary).
-pub const MAX_NAME_BYTES: usize = 256;
+pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// A full table drops this fraction of its entries at once (1/8), so eviction costs
 /// O(log n) per insert amortised instead of a scan per insert.
-pub const EVICT_DIVISOR: usize = 8;
+pub(crate) const EVICT_DIVISOR: usize = 8;
 /// Version of [`Engine::save`]'s bytes.
 pub const STATE_VERSION: u32 = 2;
 /// User names the one-user-across-hosts failure rule skips: the internet guesses them on every
@@ -233,16 +233,6 @@ pub enum FleetRule {
 }
 
 impl FleetRule {
-    /// Every rule.
-    pub const ALL: [FleetRule; 6] = [
-        FleetRule::LateralMovementUser,
-        FleetRule::LateralMovementSource,
-        FleetRule::FirstLogin,
-        FleetRule::FailuresSource,
-        FleetRule::FailuresUser,
-        FleetRule::AgentSilent,
-    ];
-
     /// `rule.id`.
     pub const fn id(self) -> &'static str {
         match self {
@@ -256,7 +246,7 @@ impl FleetRule {
     }
 
     /// `rule.name`.
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             FleetRule::LateralMovementUser => "Lateral movement: one user on several hosts",
             FleetRule::LateralMovementSource => "Lateral movement: one source on several hosts",
@@ -272,7 +262,7 @@ impl FleetRule {
     /// `event.severity` (0-100 as ECS; 21 low, 47 medium, 73 high: look now). A login that
     /// spreads across hosts is the stolen-account pattern this product exists for: high.
     /// Failures that spread, a first login and a silent agent are worth a look: medium.
-    pub const fn severity(self) -> u8 {
+    pub(crate) const fn severity(self) -> u8 {
         match self {
             FleetRule::LateralMovementUser | FleetRule::LateralMovementSource => 73,
             FleetRule::FirstLogin
@@ -283,7 +273,7 @@ impl FleetRule {
     }
 
     /// `event.outcome` of the alert: `success` when it is about logins that worked.
-    pub const fn outcome(self) -> &'static str {
+    pub(crate) const fn outcome(self) -> &'static str {
         match self {
             FleetRule::LateralMovementUser
             | FleetRule::LateralMovementSource
@@ -324,7 +314,7 @@ pub struct HostRef {
 
 impl HostRef {
     /// The host name, else the agent id.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         self.hostname.as_deref().unwrap_or(&self.agent)
     }
 }
@@ -811,7 +801,7 @@ struct State {
 /// Why saved state was not restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum RestoreError {
+pub(crate) enum RestoreError {
     /// Not decodable.
     #[error("fleet detector state does not decode: {0}")]
     Decode(String),
@@ -843,12 +833,12 @@ impl Engine {
     }
 
     /// The engine's memory as versioned bytes (postcard).
-    pub fn save(&self) -> Vec<u8> {
+    pub(crate) fn save(&self) -> Vec<u8> {
         postcard::to_allocvec(&self.state).unwrap_or_default()
     }
 
     /// An engine with `config` and the memory [`Engine::save`] wrote.
-    pub fn restore(config: FleetConfig, bytes: &[u8]) -> Result<Engine, RestoreError> {
+    pub(crate) fn restore(config: FleetConfig, bytes: &[u8]) -> Result<Engine, RestoreError> {
         let state: State =
             postcard::from_bytes(bytes).map_err(|e| RestoreError::Decode(e.to_string()))?;
         if state.version != STATE_VERSION {
@@ -861,7 +851,7 @@ impl Engine {
 
     /// The caller (re)starts at collector time `now_us`: agents' silence is counted from no
     /// earlier than this.
-    pub fn resume(&mut self, now_us: i64) {
+    pub(crate) fn resume(&mut self, now_us: i64) {
         self.state.resumed_us = self.state.resumed_us.max(now_us);
     }
 
@@ -875,7 +865,8 @@ impl Engine {
 
     /// Entries in the engine's tables: (tracked keys over all spread rules, known pairs,
     /// agents). For tests and status.
-    pub fn sizes(&self) -> (usize, usize, usize) {
+    #[cfg(test)]
+    pub(crate) fn sizes(&self) -> (usize, usize, usize) {
         let s = &self.state;
         (
             s.lateral_user.tracks.len()
@@ -959,7 +950,7 @@ impl Engine {
 
     /// Counts one event. Only `auth_success` with outcome `success`, and `auth_failure` /
     /// `invalid_user`, matter; the rest is ignored.
-    pub fn observe(&mut self, ev: &FleetEvent<'_>) {
+    pub(crate) fn observe(&mut self, ev: &FleetEvent<'_>) {
         let success = ev.action == "auth_success" && ev.outcome == Some("success");
         let failure =
             matches!(ev.action, "auth_failure" | "invalid_user") && ev.outcome != Some("success");
@@ -1107,7 +1098,7 @@ impl Engine {
     }
 
     /// True when [`Engine::take_alerts`] has something to give.
-    pub fn has_alerts(&self) -> bool {
+    pub(crate) fn has_alerts(&self) -> bool {
         self.state.grown || !self.state.ready.is_empty()
     }
 

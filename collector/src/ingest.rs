@@ -21,7 +21,7 @@ use serde::de::{
 /// Largest zstd window accepted, as a power of two: 2^24 = 16 MiB. A frame asking for more is
 /// refused (400) instead of making the decoder allocate it. Agents compress batches of about
 /// 1 MiB, whose frames need far less.
-pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+pub(crate) const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
 /// The `Content-Encoding` and `Content-Type` of a batch: the wire contract's.
 pub use agent_core::wire::{Body, Encoding};
@@ -77,7 +77,7 @@ pub trait Reserve {
 
 /// No bound beyond `max`: for tests and tools.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Unbounded;
+pub(crate) struct Unbounded;
 
 impl Reserve for Unbounded {
     fn grow(&mut self, _: u64) -> bool {
@@ -104,14 +104,18 @@ fn reserve(memory: &mut dyn Reserve, bytes: u64) -> Result<(), DecodeError> {
 ///
 /// An empty body is an empty batch (a heartbeat) whatever the encoding says: a zero-byte zstd
 /// or gzip stream is not valid, but an agent may well label its heartbeats like its batches.
-pub fn decompress(encoding: Encoding, body: &[u8], max: u64) -> Result<Vec<u8>, DecodeError> {
+pub(crate) fn decompress(
+    encoding: Encoding,
+    body: &[u8],
+    max: u64,
+) -> Result<Vec<u8>, DecodeError> {
     decompress_within(encoding, body, max, &mut Unbounded)
 }
 
 /// [`decompress`], asking `memory` for every byte of output buffer (and of the zstd window)
 /// before it is allocated. What it was granted for the window is given back at the end; the
 /// output's capacity stays granted.
-pub fn decompress_within(
+pub(crate) fn decompress_within(
     encoding: Encoding,
     body: &[u8],
     max: u64,
@@ -186,7 +190,7 @@ pub fn decompress_within(
 
 /// zstd level for bodies that arrive gzip'd or plain and are stored compressed: the fastest
 /// level, since storing them must keep up with the network.
-pub const STORE_ZSTD_LEVEL: i32 = 1;
+pub(crate) const STORE_ZSTD_LEVEL: i32 = 1;
 
 /// A request body to a [`Batch`] the store can keep: decompressed within `max` bytes, decoded
 /// ([`parse_ndjson`], events checked against `agent`, the authenticated identity), its
@@ -207,7 +211,7 @@ pub fn decode(
 /// down to their size), and the zstd copy of a gzip or plain body. When it returns, what stays
 /// granted is the decompressed body's size plus the rows' (the caller shrinks the grant to
 /// what the returned batch holds).
-pub fn decode_within(
+pub(crate) fn decode_within(
     encoding: Encoding,
     body: Vec<u8>,
     max: u64,
@@ -300,7 +304,7 @@ pub fn decode_body_within(
 }
 
 /// How many times its own length decoding one line may hold at once, at most.
-pub const PARSE_COPIES_PER_LINE: u64 = 4;
+pub(crate) const PARSE_COPIES_PER_LINE: u64 = 4;
 
 /// The length of the longest line of `body`.
 fn longest_line(body: &[u8]) -> usize {
@@ -372,7 +376,7 @@ fn read_bounded<R: Read>(
 
 /// One login event, with the columns the store indexes pulled out of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub(crate) struct Event {
     /// `@timestamp`, microseconds since the Unix epoch.
     pub timestamp_us: i64,
     /// `host.hostname`.
@@ -465,7 +469,7 @@ impl Batch {
 
 impl Batch {
     /// The host name to record for the agent: the state document's, else the last event's.
-    pub fn hostname(&self) -> Option<&str> {
+    pub(crate) fn hostname(&self) -> Option<&str> {
         self.state
             .as_ref()
             .and_then(|s| s.hostname.as_deref())
@@ -473,7 +477,8 @@ impl Batch {
     }
 
     /// The events, decoded from [`Batch::rows`].
-    pub fn events(&self) -> Result<Vec<Event>, crate::rows::RowsError> {
+    #[cfg(test)]
+    pub(crate) fn events(&self) -> Result<Vec<Event>, crate::rows::RowsError> {
         if self.rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -496,7 +501,7 @@ impl Batch {
 /// tree, and copying strings out of it, was most of the decoding cost). The semantics are those
 /// of a lookup in the whole document: a path through a non-object is absent, a repeated key
 /// counts once (the last), a wrong type is named but its value is never quoted.
-pub fn parse_ndjson(body: &[u8], agent: Option<Uuid>) -> Batch {
+pub(crate) fn parse_ndjson(body: &[u8], agent: Option<Uuid>) -> Batch {
     use agent_core::wire::{self, EventFields};
 
     let mut batch = Batch::default();

@@ -22,7 +22,7 @@
 
 pub mod alerts;
 pub mod auth;
-pub mod budget;
+mod budget;
 pub mod certs;
 pub mod config;
 pub mod console;

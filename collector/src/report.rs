@@ -13,7 +13,7 @@ pub fn time(us: i64) -> String {
 
 /// An aligned table: a header row, then one row per item; empty cells show as `-`.
 /// Every cell is [`escape`]d: whatever a log line or an agent sent cannot drive the terminal.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|row| row.iter().map(|c| escape(c)).collect())
@@ -58,7 +58,7 @@ fn is_deceptive(c: char) -> bool {
 
 /// `s` with every [`is_deceptive`] character written as `\u{XXXX}`, so that it shows, and
 /// shows as what it is.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     if !s.chars().any(is_deceptive) {
         return s.to_owned();
     }
@@ -83,7 +83,7 @@ fn cell(v: &Option<String>) -> String {
 
 /// An alert's reason in `query`'s table is cut to this many characters (with `…`), so a row
 /// stays readable on a terminal; `--json` has it whole.
-pub const REASON_CHARS: usize = 100;
+pub(crate) const REASON_CHARS: usize = 100;
 
 /// The `event.reason` of an alert's document, [`escape`]d like every cell and cut to
 /// [`REASON_CHARS`]; `-` for events and rows without their document.

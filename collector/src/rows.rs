@@ -22,25 +22,25 @@ use crate::ingest::Event;
 const VERSION: u32 = 1;
 
 /// [`Row::columns`] index of `host.hostname`.
-pub const HOST: usize = 0;
+pub(crate) const HOST: usize = 0;
 /// ... of `event.kind`.
-pub const KIND: usize = 1;
+pub(crate) const KIND: usize = 1;
 /// ... of `event.action`.
-pub const ACTION: usize = 2;
+pub(crate) const ACTION: usize = 2;
 /// ... of `event.outcome`.
-pub const OUTCOME: usize = 3;
+pub(crate) const OUTCOME: usize = 3;
 /// ... of `user.name`.
-pub const USER: usize = 4;
+pub(crate) const USER: usize = 4;
 /// ... of `user.target.name`.
-pub const TARGET_USER: usize = 5;
+pub(crate) const TARGET_USER: usize = 5;
 /// ... of `source.ip`.
-pub const SOURCE_IP: usize = 6;
+pub(crate) const SOURCE_IP: usize = 6;
 /// ... of `process.name`.
-pub const PROCESS: usize = 7;
+pub(crate) const PROCESS: usize = 7;
 /// ... of `authtrail.method`.
-pub const METHOD: usize = 8;
+pub(crate) const METHOD: usize = 8;
 /// The string columns of a [`Row`].
-pub const COLUMNS: usize = 9;
+pub(crate) const COLUMNS: usize = 9;
 
 /// One event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,14 +99,14 @@ impl<'a> Rows<'a> {
     }
 
     /// The string a column holds.
-    pub fn text(&self, code: u32) -> Option<&'a str> {
+    pub(crate) fn text(&self, code: u32) -> Option<&'a str> {
         code.checked_sub(1)
             .and_then(|i| self.strings.get(i as usize))
             .copied()
     }
 
     /// The code `value` has in this batch; `None` when no event of the batch holds it.
-    pub fn code(&self, value: &str) -> Option<u32> {
+    pub(crate) fn code(&self, value: &str) -> Option<u32> {
         self.strings
             .iter()
             .position(|s| *s == value)
@@ -114,12 +114,12 @@ impl<'a> Rows<'a> {
     }
 
     /// A row's time, µs since the epoch.
-    pub fn time(&self, row: &Row) -> i64 {
+    pub(crate) fn time(&self, row: &Row) -> i64 {
         i64::try_from(i128::from(self.base_time) + i128::from(row.time)).unwrap_or(i64::MAX)
     }
 
     /// A row as an [`Event`] (owned strings).
-    pub fn event(&self, row: &Row) -> Event {
+    pub(crate) fn event(&self, row: &Row) -> Event {
         let text = |column: usize| self.text(row.columns[column]).map(str::to_owned);
         let start = usize::try_from(row.line_start).unwrap_or(usize::MAX);
         let len = usize::try_from(row.line_len).unwrap_or(0);
@@ -182,7 +182,7 @@ impl<'a> From<&'a Event> for EventRef<'a> {
 
 /// Encodes a batch's rows one event at a time, copying each distinct string once.
 #[derive(Debug, Default)]
-pub struct Builder {
+pub(crate) struct Builder {
     strings: Vec<String>,
     codes: HashMap<String, u32>,
     rows: Vec<Row>,
@@ -195,7 +195,7 @@ pub struct Builder {
 
 impl Builder {
     /// Adds an event (in body order).
-    pub fn push(&mut self, e: &EventRef<'_>) {
+    pub(crate) fn push(&mut self, e: &EventRef<'_>) {
         // In the order of HOST to METHOD.
         let values = [
             e.host,
@@ -242,23 +242,18 @@ impl Builder {
     }
 
     /// Events pushed so far.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows.len()
     }
 
-    /// True when no event was pushed.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// The `host.hostname` of the last event that has one.
-    pub fn last_host(&self) -> Option<&str> {
+    pub(crate) fn last_host(&self) -> Option<&str> {
         self.last_host
             .map(|code| self.strings[code as usize - 1].as_str())
     }
 
     /// The encoded rows; empty when no event was pushed.
-    pub fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         let Some(base_time) = self.times.iter().copied().min() else {
             return Vec::new();
         };
@@ -276,7 +271,8 @@ impl Builder {
 }
 
 /// Encodes `events` (in body order). Empty for no events.
-pub fn encode(events: &[Event]) -> Vec<u8> {
+#[cfg(test)]
+pub(crate) fn encode(events: &[Event]) -> Vec<u8> {
     let mut b = Builder::default();
     for e in events {
         b.push(&e.into());

@@ -42,16 +42,16 @@ use crate::ingest::{self, DecodeError, Encoding};
 use crate::store::{Outcome, Store, StoreError, Writer};
 use crate::tls::{self, TlsError};
 
-pub use agent_core::wire::{
+pub(crate) use agent_core::wire::{
     AGENT_ID_HEADER, BATCH_SEQ_HEADER, BATCHES_PATH, SCHEMA_HEADER, SCHEMA_VERSION, STREAM_HEADER,
 };
 
 /// The health endpoint, no authentication: `200 ok`, or 503 with the reason when the store
 /// cannot write (read-only or full file system, unwritable file, failed last commit).
-pub const HEALTH_PATH: &str = "/healthz";
-pub use agent_core::wire::RETRY_AFTER_MS_HEADER;
+pub(crate) const HEALTH_PATH: &str = "/healthz";
+pub(crate) use agent_core::wire::RETRY_AFTER_MS_HEADER;
 /// How long shutdown waits for open requests to finish.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Largest request head (line and headers) buffered, bytes.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -653,7 +653,7 @@ fn now_us() -> i64 {
 /// `max-body-bytes`, before the answer is sent. Without this the client may still be writing
 /// when the connection closes, get a reset, and never see the 413 (or 401, 400...) that tells
 /// it what to do. Bounded by this and by `request-timeout`.
-pub const DRAIN_FACTOR: u64 = 4;
+pub(crate) const DRAIN_FACTOR: u64 = 4;
 
 async fn batch(state: &State, peer: &Peer, req: Request<Incoming>) -> Reply {
     let (parts, mut body) = req.into_parts();
@@ -696,7 +696,7 @@ async fn drain(body: &mut Incoming, limit: u64, mut pace: Pace) {
 }
 
 /// How long a body may take before [`Pace`] starts counting.
-pub const UPLOAD_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const UPLOAD_GRACE: Duration = Duration::from_secs(1);
 
 /// The minimum upload rate: after [`UPLOAD_GRACE`], a body must have arrived at `rate` bytes per
 /// second on average since its headers, or it is cut. A client that stalls (or trickles)

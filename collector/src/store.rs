@@ -18,9 +18,8 @@
 //! and `stats` show for each of its events, encoded together ([`crate::rows`]: a string table
 //! and small integers, about 24 bytes per event), each with the place of its line in the body,
 //! so `query --json` returns the document exactly as sent. There is no SQLite row per event:
-//! on a 1M-event backlog those rows and their time index were 1.5 of the writer's 2.5
-//! CPU-seconds, on the one thread every batch passes through, while the decoding threads encode
-//! `rows` in parallel. Batches are indexed by their newest event's time (`max_time`); user,
+//! those rows and their time index would be most of the writer's work, on the one thread every
+//! batch passes through, while the decoding threads encode `rows` in parallel. Batches are indexed by their newest event's time (`max_time`); user,
 //! source address, host and action are indexed per batch in `terms` (one entry per distinct
 //! value in a batch). A search reads the rows of the candidate batches, newest `max_time`
 //! first, and stops once no further batch can hold one of the newest `limit` events. The
@@ -57,14 +56,14 @@ pub const SCHEMA_VERSION: i64 = 6;
 
 /// How long a statement waits for another connection's lock (a `query` running beside the
 /// server) before failing with "busy" (then 503 for a batch).
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most batches the writer stores in one transaction (one commit, one fsync).
-pub const GROUP_MAX_BATCHES: usize = 32;
+pub(crate) const GROUP_MAX_BATCHES: usize = 32;
 
 /// SQLite's page cache for the writer, KiB (`PRAGMA cache_size` = minus this). The default
 /// 2 MiB does not hold the five indices' working set, and every insert then re-reads pages.
-pub const CACHE_KIB: i64 = 32 * 1024;
+pub(crate) const CACHE_KIB: i64 = 32 * 1024;
 
 /// SQLite's page cache for every other connection (the fleet detections' and readers such as
 /// `query` and the console), KiB: they read a few batches' rows at a time.
@@ -77,17 +76,17 @@ pub const MMAP_BYTES: i64 = 0;
 /// WAL pages between automatic checkpoints (SQLite's default is 1000, about 4 MiB, i.e. a
 /// checkpoint every three or four batches; index pages touched by several batches are then
 /// copied into the database several times).
-pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 /// Batches whose `terms` entries the writer keeps in memory before it writes them in one sorted
 /// pass. Written batch by batch, a batch's few hundred distinct values land on as many pages of
-/// the `terms` B-tree, each rewritten at every commit: on a 1M-event backlog that was 1 s of
-/// the writer's 3 s of CPU and 1 GB of its 1.5 GB written.
-pub const TERMS_FLUSH_BATCHES: usize = 64;
+/// the `terms` B-tree, each rewritten at every commit: a third of the writer's CPU and most of
+/// what it writes in a backlog.
+pub(crate) const TERMS_FLUSH_BATCHES: usize = 64;
 
 /// Longest a batch's `terms` entries wait in memory: the writer writes them once it has been
 /// idle this long. Until then searches read the batches above the `terms_upto` mark directly.
-pub const TERMS_FLUSH_AGE: Duration = Duration::from_secs(1);
+pub(crate) const TERMS_FLUSH_AGE: Duration = Duration::from_secs(1);
 
 /// Bytes of `terms` entries the writer holds back at most (values, plus [`TERM_ENTRY_BYTES`]
 /// each): it writes them at once beyond this, whatever [`TERMS_FLUSH_BATCHES`] says. A batch of
@@ -102,18 +101,18 @@ pub const TERM_ENTRY_BYTES: usize = std::mem::size_of::<(i64, String, i64)>() + 
 /// Batches whose `terms` entries may wait in memory while writing them fails; beyond this they
 /// are dropped from memory (searches still read those batches above the mark, and the next
 /// start indexes them from their rows).
-pub const TERMS_PENDING_MAX_BATCHES: usize = 4096;
+pub(crate) const TERMS_PENDING_MAX_BATCHES: usize = 4096;
 
 /// Bytes of `terms` entries that may wait in memory while writing them fails, as
 /// [`TERMS_PENDING_MAX_BATCHES`] (whichever comes first).
 pub const TERMS_PENDING_MAX_BYTES: usize = 4 * TERMS_FLUSH_BYTES;
 
 /// SQLite page size for a new store, bytes.
-pub const PAGE_SIZE: i64 = 16384;
+pub(crate) const PAGE_SIZE: i64 = 16384;
 
 /// Bound on a stored body's decompressed size when it is read back (the server accepts at most
 /// its `max-decompressed-bytes`, which no sane configuration sets this high).
-pub const MAX_STORED_BODY_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_STORED_BODY_BYTES: u64 = 1 << 30;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS agents (
@@ -495,7 +494,7 @@ impl Store {
     }
 
     /// True when batches' `terms` entries wait in memory.
-    pub fn has_pending_terms(&self) -> bool {
+    pub(crate) fn has_pending_terms(&self) -> bool {
         self.pending.batches > 0
     }
 
@@ -504,7 +503,7 @@ impl Store {
     /// [`TERMS_PENDING_MAX_BYTES`]; beyond
     /// that they are dropped (searches read those batches whole, and the next start indexes
     /// them from their rows).
-    pub fn flush_terms(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn flush_terms(&mut self) -> Result<(), StoreError> {
         if self.pending.batches == 0 {
             return Ok(());
         }
@@ -561,7 +560,13 @@ impl Store {
     }
 
     /// Whether (agent, stream, seq) is stored.
-    pub fn has_batch(&self, agent: Uuid, stream: &str, seq: i64) -> Result<bool, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn has_batch(
+        &self,
+        agent: Uuid,
+        stream: &str,
+        seq: i64,
+    ) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -1053,7 +1058,7 @@ struct Job {
 
 /// The writer's queue is full (or the writer has stopped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueFull;
+pub(crate) struct QueueFull;
 
 /// The sending side of the writer thread: the async server hands batches here so that SQLite's
 /// blocking commits (fsync) never run on the runtime's threads.
@@ -1064,18 +1069,11 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `store` with a queue of `capacity` batches. The thread ends
-    /// when every [`Writer`] clone is dropped, after the queued batches are stored.
-    pub fn spawn(
-        store: Store,
-        capacity: usize,
-    ) -> std::io::Result<(Writer, thread::JoinHandle<()>)> {
-        Writer::spawn_with(store, capacity, None)
-    }
-
-    /// [`Writer::spawn`], telling the fleet detections' thread ([`crate::alerts::AlertsThread`])
-    /// after each group's commit that batches wait for it; the thread is stopped (and has read
-    /// every batch) before this writer's thread ends.
-    pub fn spawn_with(
+    /// when every [`Writer`] clone is dropped, after the queued batches are stored. With
+    /// `alerts`, it tells the fleet detections' thread ([`crate::alerts::AlertsThread`]) after
+    /// each group's commit that batches wait for it; that thread is stopped (and has read every
+    /// batch) before this writer's thread ends.
+    pub(crate) fn spawn_with(
         mut store: Store,
         capacity: usize,
         alerts: Option<crate::alerts::AlertsThread>,
@@ -1133,7 +1131,7 @@ impl Writer {
     }
 
     /// Queues a batch; fails at once when the queue is full.
-    pub fn submit(
+    pub(crate) fn submit(
         &self,
         agent: Uuid,
         seq: i64,
@@ -1541,7 +1539,7 @@ mod tests {
     #[test]
     fn searches_find_batches_by_index_only() {
         // A plan that scans a table or builds an automatic index reads the whole store for each
-        // search (schema 3 once took 25 s instead of 0.15 s on a 1M-event store that way).
+        // search, which on a large store turns a fraction of a second into tens of seconds.
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("s.db")).unwrap();
         for seq in 0..100 {

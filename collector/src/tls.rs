@@ -53,7 +53,7 @@ fn pem_err(path: &Path, reason: impl ToString) -> TlsError {
 }
 
 /// Every certificate in a PEM file (at least one).
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| pem_err(path, e))?
         .collect::<Result<Vec<_>, _>>()
@@ -65,7 +65,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 }
 
 /// The private key in a PEM file, refusing a file others may read.
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let meta = std::fs::metadata(path).map_err(|e| pem_err(path, e))?;
     check_permissions(path, &meta, true)?;
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem_err(path, e))

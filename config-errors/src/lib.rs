@@ -477,7 +477,7 @@ fn location(text: &str, offset: usize, key: &[Key]) -> Location {
 
 /// The table holding `key`, as an operator writes it: `[[source]] #2`, `[sink.tls]`; `None` at
 /// the top level.
-pub fn section_of(key: &[Key]) -> Option<String> {
+pub(crate) fn section_of(key: &[Key]) -> Option<String> {
     // The table is everything before the last key name (all of it when it ends at an element
     // of an array of tables).
     let table = match key.last()? {
@@ -604,7 +604,7 @@ fn section_at(text: &str, offset: usize) -> Option<String> {
 
 /// serde's type expectations (`expected u32`, `expected a boolean`...) said in the words of the
 /// config file.
-pub fn in_words(message: &str) -> String {
+pub(crate) fn in_words(message: &str) -> String {
     const WORDS: &[(&str, &str)] = &[
         ("expected u8", "expected a whole number"),
         ("expected u16", "expected a whole number"),

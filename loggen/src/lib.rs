@@ -48,11 +48,11 @@ pub fn bench_lines(default: u64) -> u64 {
 }
 
 /// One brute-force burst is placed in every block of this many lines (see [`Stats::bursts`]).
-pub const BURST_EVERY: u64 = 100_000;
+pub(crate) const BURST_EVERY: u64 = 100_000;
 
 /// A block (the last one may be short) with fewer lines than this gets no burst: a burst
 /// and the traffic around it need about 1 500 lines to finish.
-pub const MIN_BURST_BLOCK: u64 = 3_000;
+pub(crate) const MIN_BURST_BLOCK: u64 = 3_000;
 
 /// Output is handed to the writer in chunks of about this size, so an unbuffered `File` is
 /// as fast as a `BufWriter`.

@@ -132,7 +132,7 @@ pub fn init(program: &'static str, verbosity: &Verbosity) {
 }
 
 /// [`init`] with the output chosen by the caller.
-pub fn init_with(program: &'static str, verbosity: &Verbosity, output: Output) {
+pub(crate) fn init_with(program: &'static str, verbosity: &Verbosity, output: Output) {
     let filter = match verbosity.directive() {
         Some(d) => EnvFilter::builder().parse_lossy(d),
         None => EnvFilter::builder()

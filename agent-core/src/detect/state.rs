@@ -34,9 +34,9 @@ use super::{
 };
 
 /// The first bytes of a saved memory.
-pub const STATE_MAGIC: [u8; 4] = *b"ATDM";
+pub(crate) const STATE_MAGIC: [u8; 4] = *b"ATDM";
 /// The format version [`Detector::save_state`] writes.
-pub const STATE_VERSION: u16 = 2;
+pub(crate) const STATE_VERSION: u16 = 2;
 
 /// Why [`Detector::restore_state`] refused saved bytes (the detector is then left empty).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

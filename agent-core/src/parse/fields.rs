@@ -12,7 +12,7 @@ const MAX_IP_TEXT: usize = 45 + 1 + 16;
 
 /// Parses an IPv4 or IPv6 address. An IPv6 zone (`fe80::1%eth0`) is accepted and dropped; an
 /// IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is folded to IPv4 so one client has one address.
-pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
+pub(crate) fn parse_ip(b: &[u8]) -> Option<IpAddr> {
     if b.is_empty() || b.len() > MAX_IP_TEXT {
         return None;
     }
@@ -82,7 +82,7 @@ fn parse_ipv4_fast(b: &[u8]) -> Option<core::net::Ipv4Addr> {
 
 /// `::ffff:a.b.c.d` -> `a.b.c.d`.
 #[inline]
-pub fn fold_mapped(addr: IpAddr) -> IpAddr {
+pub(crate) fn fold_mapped(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -94,7 +94,7 @@ pub fn fold_mapped(addr: IpAddr) -> IpAddr {
 
 /// An address, or else a plausible DNS name (letters, digits, `-`, `.`, `_`), as sshd logs a
 /// client when `UseDNS` resolved one. Anything else is rejected.
-pub fn parse_source(b: &[u8]) -> Option<Source<'_>> {
+pub(crate) fn parse_source(b: &[u8]) -> Option<Source<'_>> {
     if let Some(ip) = parse_ip(b) {
         return Some(Source::Ip(ip));
     }
@@ -106,7 +106,7 @@ pub fn parse_source(b: &[u8]) -> Option<Source<'_>> {
 
 /// A DNS name as a resolver would return it: 1..=253 bytes of `[A-Za-z0-9._-]`, with at least
 /// one letter (so a mangled address like `1.2.3` is not taken for a name).
-pub fn is_host_name(b: &[u8]) -> bool {
+pub(crate) fn is_host_name(b: &[u8]) -> bool {
     !b.is_empty()
         && b.len() <= 253
         && b.iter()
@@ -118,7 +118,7 @@ pub fn is_host_name(b: &[u8]) -> bool {
 
 /// A port number: decimal, 0..=65535.
 #[inline]
-pub fn parse_port(b: &[u8]) -> Option<u16> {
+pub(crate) fn parse_port(b: &[u8]) -> Option<u16> {
     if b.is_empty() || b.len() > 5 || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -131,13 +131,13 @@ pub fn parse_port(b: &[u8]) -> Option<u16> {
 
 /// A decimal u32.
 #[inline]
-pub fn parse_u32(b: &[u8]) -> Option<u32> {
+pub(crate) fn parse_u32(b: &[u8]) -> Option<u32> {
     crate::syslog::parse_u32(b)
 }
 
 /// Where a message's client is: what comes before it, the source, and the port if given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tail<'a> {
+pub(crate) struct Tail<'a> {
     /// Everything before ` from ` (or before the address when `from` is absent).
     pub head: &'a [u8],
     /// The client.
@@ -149,7 +149,7 @@ pub struct Tail<'a> {
 /// Splits `<head> from <addr> port <port>` (the tail must end the input; strip `ssh2`,
 /// `[preauth]` and similar first). The *last* ` from ` is taken, so a user name such as
 /// `x from 10.0.0.1 port 1` cannot plant a source.
-pub fn split_from_port(s: &[u8]) -> Option<Tail<'_>> {
+pub(crate) fn split_from_port(s: &[u8]) -> Option<Tail<'_>> {
     let (before_port, port) = rsplit_once(s, b" port ")?;
     let port = parse_port(port)?;
     let (head, addr) = rsplit_once(before_port, b" from ")?;
@@ -162,7 +162,7 @@ pub fn split_from_port(s: &[u8]) -> Option<Tail<'_>> {
 
 /// Splits `<head> <addr> port <port>` (sshd's `Connection closed by authenticating user U
 /// <addr> port <port>` form, no `from`). The address is the last word before ` port `.
-pub fn split_addr_port(s: &[u8]) -> Option<Tail<'_>> {
+pub(crate) fn split_addr_port(s: &[u8]) -> Option<Tail<'_>> {
     let (before_port, port) = rsplit_once(s, b" port ")?;
     let port = parse_port(port)?;
     let (head, addr) = match memchr::memrchr(b' ', before_port) {
@@ -177,7 +177,7 @@ pub fn split_addr_port(s: &[u8]) -> Option<Tail<'_>> {
 }
 
 /// Splits `<head> from <addr>` with no port (the last ` from `).
-pub fn split_from(s: &[u8]) -> Option<Tail<'_>> {
+pub(crate) fn split_from(s: &[u8]) -> Option<Tail<'_>> {
     let (head, addr) = rsplit_once(s, b" from ")?;
     Some(Tail {
         head,
@@ -188,7 +188,7 @@ pub fn split_from(s: &[u8]) -> Option<Tail<'_>> {
 
 /// Splits at the last occurrence of `needle`.
 #[inline]
-pub fn rsplit_once<'a>(s: &'a [u8], needle: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+pub(crate) fn rsplit_once<'a>(s: &'a [u8], needle: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
     // Log lines are short and needles are a few bytes: scanning back for the needle's first
     // byte beats building a memmem searcher for every call.
     let (&first, rest) = needle.split_first()?;
@@ -198,7 +198,7 @@ pub fn rsplit_once<'a>(s: &'a [u8], needle: &[u8]) -> Option<(&'a [u8], &'a [u8]
 
 /// Splits at the first occurrence of `needle`.
 #[inline]
-pub fn split_once<'a>(s: &'a [u8], needle: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+pub(crate) fn split_once<'a>(s: &'a [u8], needle: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
     let (&first, rest) = needle.split_first()?;
     let i = memchr::memchr_iter(first, s).find(|&i| s[i + 1..].starts_with(rest))?;
     Some((&s[..i], &s[i + needle.len()..]))
@@ -206,7 +206,7 @@ pub fn split_once<'a>(s: &'a [u8], needle: &[u8]) -> Option<(&'a [u8], &'a [u8])
 
 /// Splits off the first space-separated word.
 #[inline]
-pub fn word(s: &[u8]) -> (&[u8], &[u8]) {
+pub(crate) fn word(s: &[u8]) -> (&[u8], &[u8]) {
     match memchr::memchr(b' ', s) {
         Some(i) => (&s[..i], &s[i + 1..]),
         None => (s, &[]),
@@ -215,19 +215,13 @@ pub fn word(s: &[u8]) -> (&[u8], &[u8]) {
 
 /// Strips a suffix if present.
 #[inline]
-pub fn strip_suffix<'a>(s: &'a [u8], suffix: &[u8]) -> &'a [u8] {
+pub(crate) fn strip_suffix<'a>(s: &'a [u8], suffix: &[u8]) -> &'a [u8] {
     s.strip_suffix(suffix).unwrap_or(s)
-}
-
-/// Trims ASCII spaces and tabs on both sides.
-#[inline]
-pub fn trim(s: &[u8]) -> &[u8] {
-    s.trim_ascii()
 }
 
 /// The value of `key=` in a PAM-style `k1=v1 k2=v2` list: up to the next space, or `None` if the
 /// key is absent. `key` includes the `=`. The match must start the list or follow a space.
-pub fn kv<'a>(s: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn kv<'a>(s: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     let mut from = 0;
     while let Some(i) = memchr::memmem::find(&s[from..], key) {
         let at = from + i;
@@ -243,7 +237,7 @@ pub fn kv<'a>(s: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 
 /// A user field, `None` when empty.
 #[inline]
-pub fn user(b: &[u8]) -> Option<Text<'_>> {
+pub(crate) fn user(b: &[u8]) -> Option<Text<'_>> {
     non_empty(b)
 }
 

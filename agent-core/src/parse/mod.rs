@@ -5,7 +5,7 @@
 //! Each program family has its own module. PAM lines (`pam_unix(sshd:auth): ...`) are recognised
 //! for whichever program wrote them.
 
-pub mod fields;
+pub(crate) mod fields;
 
 mod account;
 mod audit;
@@ -290,7 +290,7 @@ fn dispatch<'a>(name: &'a [u8], msg: &'a [u8]) -> Verdict<'a> {
 }
 
 /// The programs whose lines authtrail reads (besides any program's PAM lines).
-pub fn is_watched(name: &[u8]) -> bool {
+pub(crate) fn is_watched(name: &[u8]) -> bool {
     matches!(
         name,
         b"sshd"

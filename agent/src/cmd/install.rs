@@ -19,25 +19,25 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 
 /// The unit, as shipped in `targets/systemd/` (the .deb installs the same file).
-pub const UNIT: &str = include_str!("../../../targets/systemd/authtrail.service");
+pub(crate) const UNIT: &str = include_str!("../../../targets/systemd/authtrail.service");
 /// The annotated example config (`targets/agent.toml`).
-pub const EXAMPLE_CONFIG: &str = include_str!("../../../targets/agent.toml");
+pub(crate) const EXAMPLE_CONFIG: &str = include_str!("../../../targets/agent.toml");
 
 /// The service's user and group.
-pub const USER: &str = "authtrail";
+pub(crate) const USER: &str = "authtrail";
 /// Groups that can read the logs, joined when they exist: `adm` (`/var/log/auth.log` on
 /// Debian and Ubuntu) and `systemd-journal` (the system journal).
-pub const LOG_GROUPS: &[&str] = &["adm", "systemd-journal"];
+pub(crate) const LOG_GROUPS: &[&str] = &["adm", "systemd-journal"];
 /// Where the binary goes (the packaged one lives in `/usr/bin`).
-pub const BIN_PATH: &str = "usr/local/bin/authtrail";
+pub(crate) const BIN_PATH: &str = "usr/local/bin/authtrail";
 /// The unit's path; `/etc/systemd/system` is the administrator's unit directory.
-pub const UNIT_PATH: &str = "etc/systemd/system/authtrail.service";
+pub(crate) const UNIT_PATH: &str = "etc/systemd/system/authtrail.service";
 /// The config directory.
-pub const CONFIG_DIR: &str = "etc/authtrail";
+pub(crate) const CONFIG_DIR: &str = "etc/authtrail";
 /// The config file.
-pub const CONFIG_PATH: &str = "etc/authtrail/agent.toml";
+pub(crate) const CONFIG_PATH: &str = "etc/authtrail/agent.toml";
 /// The state directory.
-pub const STATE_DIR: &str = "var/lib/authtrail";
+pub(crate) const STATE_DIR: &str = "var/lib/authtrail";
 
 /// Options of `authtrail install`.
 #[derive(Debug, Clone)]
@@ -191,7 +191,7 @@ fn write_file(
 }
 
 /// The unit with the binary's path where the package would have it.
-pub fn unit_text() -> String {
+pub(crate) fn unit_text() -> String {
     UNIT.replace("/usr/bin/authtrail", &format!("/{BIN_PATH}"))
 }
 

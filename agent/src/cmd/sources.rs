@@ -11,7 +11,7 @@ use crate::config::{Config, JournaldSourceConfig, SourceConfig};
 
 /// Most matches listed per source; the rest are counted. Bounds the output and the memory for
 /// a glob that matches thousands of files.
-pub const MAX_LISTED: usize = 1000;
+pub(crate) const MAX_LISTED: usize = 1000;
 
 /// Options of `authtrail sources`.
 #[derive(Debug, Clone)]

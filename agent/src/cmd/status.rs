@@ -17,7 +17,7 @@ use crate::run::{STATUS_INTERVAL, StatusReport};
 
 /// Whether the agent that wrote a status file is still running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Liveness {
+pub(crate) enum Liveness {
     /// Its pid is alive and the file is fresh.
     Running,
     /// Its pid is gone (or is another program now): the agent stopped.
@@ -35,7 +35,7 @@ pub enum Liveness {
 
 /// Judges a status report written by pid `report.pid`, `now` being the current time and
 /// `alive` telling whether a pid is a running agent.
-pub fn liveness(
+pub(crate) fn liveness(
     report: &StatusReport,
     now: jiff::Timestamp,
     alive: impl Fn(u32) -> bool,
@@ -67,7 +67,7 @@ fn age_of(report: &StatusReport, now: jiff::Timestamp) -> u64 {
 
 /// True when `pid` is a live (not zombie) process whose name starts with `authtrail`: a pid
 /// reused by another program does not count.
-pub fn pid_is_agent(pid: u32) -> bool {
+pub(crate) fn pid_is_agent(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
@@ -81,7 +81,7 @@ pub fn pid_is_agent(pid: u32) -> bool {
 }
 
 /// "11 s", "5 min", "3 h", "2 days".
-pub fn age_words(secs: u64) -> String {
+pub(crate) fn age_words(secs: u64) -> String {
     match secs {
         u64::MAX => "an unknown time".to_owned(),
         0..120 => format!("{secs} s"),

@@ -8,9 +8,6 @@ use anyhow::Context as _;
 
 use crate::config::{Config, ConfigError};
 
-/// Exit status of `validate` (and of any command that loads the config) for a refused config.
-pub const EXIT_INVALID: u8 = agent_core::exit::EXIT_USAGE;
-
 /// Options of `authtrail validate`.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -22,7 +19,7 @@ pub struct Options {
 }
 
 /// Writes each error on `err`, one per line, and a closing line naming the file.
-pub fn report_errors(
+pub(crate) fn report_errors(
     path: &Path,
     errors: &[ConfigError],
     err: &mut dyn Write,
@@ -40,7 +37,7 @@ pub fn report_errors(
 }
 
 /// Runs the command. `Ok(true)`: the config is valid and was printed on `out`; `Ok(false)`: it
-/// is not, and the errors went to `err` (exit with [`EXIT_INVALID`]).
+/// is not, and the errors went to `err` (exit with [`agent_core::exit::EXIT_USAGE`]).
 pub fn run(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<bool> {
     let (mut config, why) = match Config::load_effective(&opts.config, &opts.root) {
         Ok(v) => v,

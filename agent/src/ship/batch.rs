@@ -8,16 +8,16 @@ use serde_json::json;
 use super::config::Compression;
 use crate::host::HostFacts;
 
-/// zstd level. Measured on 1 MiB batches of the agent's own NDJSON: level 1 is both smaller
-/// (36.3% of the raw log against 37.3%) and faster (779 against 716 MB/s) than the default 3;
-/// levels 6 to 19 shrink the body to 31-24% of the raw log at a fifth of the speed or less.
-pub const ZSTD_LEVEL: i32 = 1;
+/// zstd level. On 1 MiB batches of the agent's own NDJSON level 1 is both smaller and faster
+/// than the default 3; the higher levels shrink the body by a few points more at a small
+/// fraction of the speed.
+pub(crate) const ZSTD_LEVEL: i32 = 1;
 
 /// zstd's match-finder hash table at [`ZSTD_LEVEL`], as a power of two: 2^12 entries (16 KiB,
-/// which stay in the L1 cache) instead of the level's own 2^13. On 1 MiB batches of the agent's
-/// NDJSON (`zstd -b1 -B1MiB` over a generated backlog's events) this compressed 12% faster
-/// (941 against 840 MB/s) and 1% smaller. Other levels keep zstd's own tables.
-pub const ZSTD_HASH_LOG: u32 = 12;
+/// which stay in the L1 cache) instead of the level's own 2^13: on 1 MiB batches of the agent's
+/// NDJSON (`zstd -b1 -B1MiB`) it compresses faster and no larger. Other levels keep zstd's own
+/// tables.
+pub(crate) const ZSTD_HASH_LOG: u32 = 12;
 
 /// A zstd context at `level`, with [`ZSTD_HASH_LOG`] at the default level.
 fn zstd_compressor(level: Option<i32>) -> io::Result<zstd::bulk::Compressor<'static>> {
@@ -30,7 +30,7 @@ fn zstd_compressor(level: Option<i32>) -> io::Result<zstd::bulk::Compressor<'sta
 }
 
 /// gzip level.
-pub const GZIP_LEVEL: u32 = 6;
+pub(crate) const GZIP_LEVEL: u32 = 6;
 
 pub use agent_core::wire::{Body, Encoding};
 
@@ -165,7 +165,7 @@ impl BodyEncoder {
     }
 
     /// The encoding it produces.
-    pub fn encoding(&self) -> Encoding {
+    pub(crate) fn encoding(&self) -> Encoding {
         self.encoding
     }
 
@@ -185,7 +185,7 @@ impl BodyEncoder {
 /// The batch being filled: NDJSON lines, each ending in `\n`, or a compact body being built
 /// ([`OpenBatch::compact`]).
 #[derive(Debug, Default)]
-pub struct OpenBatch {
+pub(crate) struct OpenBatch {
     ndjson: Vec<u8>,
     events: u32,
     /// The compact body, when the sink sends them.
@@ -207,7 +207,7 @@ pub struct ClosedBatch {
 
 /// What the spool keeps of a batch beside its compressed body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchInfo {
+pub(crate) struct BatchInfo {
     /// Number of events.
     pub events: u32,
     /// Length of the uncompressed body.
@@ -218,7 +218,7 @@ pub struct BatchInfo {
 
 impl ClosedBatch {
     /// Its [`BatchInfo`].
-    pub fn info(&self) -> BatchInfo {
+    pub(crate) fn info(&self) -> BatchInfo {
         BatchInfo {
             events: self.events,
             ndjson_len: self.ndjson.len(),
@@ -229,7 +229,7 @@ impl ClosedBatch {
 
 impl OpenBatch {
     /// An open batch that builds compact bodies ([`agent_core::batch`]).
-    pub fn compact() -> Self {
+    pub(crate) fn compact() -> Self {
         OpenBatch {
             compact: Some(agent_core::batch::BatchEncoder::new()),
             ..OpenBatch::default()
@@ -241,7 +241,7 @@ impl OpenBatch {
     }
 
     /// Appends one event (no newline in it) and its newline.
-    pub fn push(&mut self, event: &[u8]) {
+    pub(crate) fn push(&mut self, event: &[u8]) {
         if let Some(enc) = self.compact.as_mut().filter(|_| !self.fallback) {
             if enc.push(event).is_ok() {
                 self.events += 1;
@@ -262,13 +262,8 @@ impl OpenBatch {
         self.events += 1;
     }
 
-    /// Events in the batch.
-    pub fn events(&self) -> u32 {
-        self.events
-    }
-
     /// Bytes of body in the batch (NDJSON, or the compact body).
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.building_compact()
             .map_or(self.ndjson.len(), |e| e.len())
     }
@@ -280,7 +275,7 @@ impl OpenBatch {
     }
 
     /// True when no event is in it.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.events == 0
     }
 
@@ -288,7 +283,7 @@ impl OpenBatch {
     /// the event, so one event larger than `max_bytes` makes a batch of its own).
     /// A compact batch counts the event's JSON length (it encodes to less), and also closes
     /// before its rendering would pass [`super::config::BATCH_MAX_BYTES_LIMIT`].
-    pub fn would_overflow(&self, len: usize, max_events: usize, max_bytes: usize) -> bool {
+    pub(crate) fn would_overflow(&self, len: usize, max_events: usize, max_bytes: usize) -> bool {
         !self.is_empty()
             && (self.events as usize >= max_events
                 || self.bytes() + len + 1 > max_bytes
@@ -296,7 +291,7 @@ impl OpenBatch {
     }
 
     /// True when the batch reached a limit.
-    pub fn is_full(&self, max_events: usize, max_bytes: usize) -> bool {
+    pub(crate) fn is_full(&self, max_events: usize, max_bytes: usize) -> bool {
         self.events as usize >= max_events
             || self.bytes() >= max_bytes
             || self.ndjson_bytes() >= super::config::BATCH_MAX_BYTES_LIMIT
@@ -304,7 +299,7 @@ impl OpenBatch {
 
     /// Hands back a buffer of an earlier batch (emptied here) to fill next, so that a new
     /// batch does not grow a fresh buffer by doubling. Only while this batch is empty.
-    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+    pub(crate) fn recycle(&mut self, mut buffer: Vec<u8>) {
         if self.compact.is_none()
             && self.ndjson.is_empty()
             && buffer.capacity() > self.ndjson.capacity()
@@ -315,7 +310,7 @@ impl OpenBatch {
     }
 
     /// Closes the batch, leaving this one empty.
-    pub fn close(&mut self) -> ClosedBatch {
+    pub(crate) fn close(&mut self) -> ClosedBatch {
         let events = std::mem::take(&mut self.events);
         let fallback = std::mem::take(&mut self.fallback);
         match self.compact.as_mut() {
@@ -339,7 +334,7 @@ impl OpenBatch {
 
 /// Splits NDJSON into two halves by line count, for a batch the collector found too large.
 /// `None` when there are fewer than two lines.
-pub fn split_lines(ndjson: &[u8]) -> Option<(ClosedBatch, ClosedBatch)> {
+pub(crate) fn split_lines(ndjson: &[u8]) -> Option<(ClosedBatch, ClosedBatch)> {
     let lines: Vec<&[u8]> = ndjson
         .split_inclusive(|&b| b == b'\n')
         .filter(|l| !l.trim_ascii().is_empty())
@@ -416,7 +411,7 @@ fn host_json(facts: &HostFacts) -> serde_json::Value {
 
 /// The heartbeat document: `event.kind = "state"`, `event.dataset = "authtrail.heartbeat"`,
 /// with the agent and host facts. One line, no newline.
-pub fn heartbeat(id: &AgentIdentity) -> String {
+pub(crate) fn heartbeat(id: &AgentIdentity) -> String {
     json!({
         "@timestamp": now_rfc3339(),
         "event": { "kind": "state", "dataset": "authtrail.heartbeat" },
@@ -428,7 +423,7 @@ pub fn heartbeat(id: &AgentIdentity) -> String {
 
 /// The alert that says the spool dropped batches: `event.kind = "alert"`,
 /// `event.action = "spool_dropped"`, `authtrail.count` = events dropped.
-pub fn spool_dropped(id: &AgentIdentity, batches: u64, events: u64) -> String {
+pub(crate) fn spool_dropped(id: &AgentIdentity, batches: u64, events: u64) -> String {
     let mut host = serde_json::Map::new();
     if let Some(h) = &id.facts.hostname {
         host.insert("hostname".to_owned(), json!(h));

@@ -20,18 +20,18 @@ use super::tls::{FileStamp, TlsConnector, TlsError, TlsSettings};
 use super::{CollectorUrl, ProxyUrl, proxy_for};
 
 /// Most bytes of a response body kept for a log line.
-pub const SNIPPET_BYTES: usize = 512;
+pub(crate) const SNIPPET_BYTES: usize = 512;
 
 /// Longest token file read (a token is a few hundred bytes).
-pub const MAX_TOKEN_BYTES: u64 = 16 * 1024;
+pub(crate) const MAX_TOKEN_BYTES: u64 = 16 * 1024;
 
 /// Most bytes of a 2xx answer read (it lists the events the collector refused, at most
 /// [`agent_core::wire::MAX_REJECTIONS_LISTED`] of them with a short reason each).
-pub const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
 
 /// Events of a batch the collector refused (the wire contract); the rest was stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rejections {
+pub(crate) struct Rejections {
     /// How many were refused.
     pub count: u64,
     /// (1-based line in the batch's NDJSON, why), for those the collector listed.
@@ -59,7 +59,7 @@ struct AnswerLine {
 
 /// What the collector made of one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// 2xx: stored (or already stored), but for the events listed.
     Accepted(Rejections),
     /// 409: the collector holds other content under this batch's (agent, stream, seq); keep
@@ -82,7 +82,7 @@ pub enum Outcome {
 
 /// The HTTPS client.
 #[derive(Debug)]
-pub struct Client {
+pub(crate) struct Client {
     url: CollectorUrl,
     endpoint: String,
     agent_id: String,
@@ -103,7 +103,7 @@ pub struct Client {
 impl Client {
     /// Builds the client; reads the TLS files now, so a bad CA or key stops the agent at start
     /// with a message naming the file.
-    pub fn new(
+    pub(crate) fn new(
         config: &CollectorConfig,
         agent_id: &str,
         otlp: Option<LogMapper>,
@@ -149,7 +149,7 @@ impl Client {
     }
 
     /// The proxy in use, if any.
-    pub fn proxy(&self) -> Option<&str> {
+    pub(crate) fn proxy(&self) -> Option<&str> {
         self.proxy.as_deref()
     }
 
@@ -194,12 +194,12 @@ impl Client {
     }
 
     /// The spool backlog to report with the batches sent from now on.
-    pub fn set_backlog(&mut self, backlog: wire::SpoolBacklog) {
+    pub(crate) fn set_backlog(&mut self, backlog: wire::SpoolBacklog) {
         self.backlog = Some(backlog);
     }
 
     /// POSTs one batch and sorts the answer.
-    pub fn send(&mut self, batch: &SpooledBatch) -> Outcome {
+    pub(crate) fn send(&mut self, batch: &SpooledBatch) -> Outcome {
         if let Err(e) = self.refresh_tls() {
             return Outcome::Failed(e);
         }

@@ -340,7 +340,7 @@ impl CollectorConfig {
     /// The settings that cannot work, as (key, what is wrong and what to write instead), every
     /// one of them. `files` also opens the TLS and token files and parses the PEM ones, as
     /// the sink does when it starts.
-    pub fn problems(&self, files: bool) -> Vec<(&'static str, String)> {
+    pub(crate) fn problems(&self, files: bool) -> Vec<(&'static str, String)> {
         let mut errors = Vec::new();
         let c = self;
         let default = CollectorConfig::default();

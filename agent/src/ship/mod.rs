@@ -68,15 +68,15 @@ use crate::host::HostFacts;
 use crate::sink::{Sink, SinkError, SinkMark};
 
 /// The spool's folder inside the state directory.
-pub const SPOOL_DIR: &str = "spool";
+pub(crate) const SPOOL_DIR: &str = "spool";
 
 /// With the spool disabled, how long `commit` waits for the collector's acknowledgement before
 /// it reports failure (the pipeline then pauses reading and calls it again).
-pub const COMMIT_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(2);
 
 /// `SinkMark::object` of the collector sink's marks (`ATSPOOL1`), so a mark left by another sink
 /// type (the config changed) is not taken for a batch sequence number.
-pub const MARK_OBJECT: u64 = u64::from_be_bytes(*b"ATSPOOL1");
+pub(crate) const MARK_OBJECT: u64 = u64::from_be_bytes(*b"ATSPOOL1");
 
 /// `SinkMark::object` of the memory buffer's marks (`ATMEMRY1`): its numbers are in a stream
 /// of the process that made them, never the disk spool's.
@@ -90,21 +90,20 @@ pub const STOP_WAIT: Duration = Duration::from_secs(5);
 pub const ALERT_LOG_MAX: usize = 4096;
 
 /// Messages kept in [`ShipStatus::log`].
-pub const LOG_KEEP: usize = 64;
+pub(crate) const LOG_KEEP: usize = 64;
 
 /// Most batches in flight at once, each on a connection of its own (one sender thread each).
 /// The collector de-duplicates on (agent, sequence), so the order of arrival does not matter to
 /// it; while one batch waits for the collector's commit the next ones are already on the way,
 /// and the collector stores the batches that arrive together in one transaction.
-/// Measured on a 1M-line backlog over loopback, alternating builds against one collector: four
-/// in flight took 6.19 s against 7.41 s for two (medians of 3), because the collector decodes
-/// the next batches while it commits a group; the agent's peak RSS was 21.4 against 19.8 MiB.
-pub const MAX_IN_FLIGHT: usize = 4;
+/// Four rather than two: the collector decodes the next batches while it commits a group, so
+/// a backlog drains sooner, for about a batch's memory more in the agent per sender.
+pub(crate) const MAX_IN_FLIGHT: usize = 4;
 
 /// Batches waiting before more than one is sent at a time. Below this (the steady state of a
 /// live log) batches go one by one, in sequence order; only a backlog (a restart, an outage, a
 /// burst) is drained in parallel. Never in parallel while the collector is failing.
-pub const PARALLEL_BACKLOG: usize = 8;
+pub(crate) const PARALLEL_BACKLOG: usize = 8;
 
 /// The collector's base URL: `https://host[:port][/path]`. Checked once, when the config is
 /// read (`#[serde(try_from)]`).
@@ -232,7 +231,7 @@ impl ProxyUrl {
 /// The proxy to use for `host`: the configured one, else `HTTPS_PROXY`/`https_proxy` unless
 /// `host` matches `NO_PROXY`/`no_proxy`. `env` reads a variable (the process environment in
 /// production).
-pub fn proxy_for(
+pub(crate) fn proxy_for(
     configured: Option<&str>,
     host: &str,
     env: impl Fn(&str) -> Option<String>,
@@ -257,7 +256,7 @@ pub fn proxy_for(
 /// `NO_PROXY` matching as curl does it: `*` matches everything; an entry matches the host
 /// itself and its subdomains (`example.com`, `.example.com` and `*.example.com` all match
 /// `a.example.com`); an entry's port, if any, is ignored; case-insensitive.
-pub fn no_proxy_matches(list: &str, host: &str) -> bool {
+pub(crate) fn no_proxy_matches(list: &str, host: &str) -> bool {
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -456,6 +455,7 @@ impl CollectorSink {
     /// calls [`Sink::recover`] or [`Sink::release`]; a pipeline that persists marks should open
     /// with [`CollectorSink::open_recovered`] instead, so that nothing above the persisted mark
     /// is sent before recovery.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn open(
         config: &CollectorConfig,
         state_dir: &Path,
@@ -627,6 +627,7 @@ impl CollectorSink {
     }
 
     /// A snapshot of the counters and recent messages.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn status(&self) -> ShipStatus {
         let state = self.shared.lock();
         let mut s = state.status.clone();
@@ -638,6 +639,7 @@ impl CollectorSink {
 
     /// Waits until the spool is empty (everything acknowledged) or `timeout` passes; true if
     /// empty.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();

@@ -8,11 +8,11 @@ use std::hash::{BuildHasher as _, Hasher as _};
 use std::time::{Duration, SystemTime};
 
 /// Shortest wait between two attempts, whatever the jitter draws: no busy loop.
-pub const MIN_WAIT: Duration = Duration::from_millis(10);
+pub(crate) const MIN_WAIT: Duration = Duration::from_millis(10);
 
 /// Backoff state: the current ceiling and a small PRNG for the jitter.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     ceiling: Duration,
@@ -21,7 +21,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// Starts at `initial`, doubles up to `max`.
-    pub fn new(initial: Duration, max: Duration) -> Backoff {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Backoff {
         // Seeded from std's per-process random hasher keys: no extra dependency for jitter.
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u128(
@@ -39,7 +39,7 @@ impl Backoff {
     }
 
     /// The wait before the next attempt (uniform in `MIN_WAIT..=ceiling`); doubles the ceiling.
-    pub fn next_wait(&mut self) -> Duration {
+    pub(crate) fn next_wait(&mut self) -> Duration {
         let r = self.draw();
         let ceiling_ns = u64::try_from(self.ceiling.as_nanos()).unwrap_or(u64::MAX);
         let wait = Duration::from_nanos(if ceiling_ns == 0 { 0 } else { r % ceiling_ns });
@@ -50,7 +50,7 @@ impl Backoff {
     /// `wait` plus a uniform draw of up to half of it: a wait the collector asked for
     /// (`Retry-After`), spread so that the agents it gave the same answer do not all come
     /// back at the same moment.
-    pub fn spread(&mut self, wait: Duration) -> Duration {
+    pub(crate) fn spread(&mut self, wait: Duration) -> Duration {
         let r = self.draw();
         let half_ns = u64::try_from(wait.as_nanos() / 2).unwrap_or(u64::MAX);
         wait + Duration::from_nanos(if half_ns == 0 { 0 } else { r % (half_ns + 1) })
@@ -65,30 +65,31 @@ impl Backoff {
     }
 
     /// After a success: the next failure waits at most `initial` again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.ceiling = self.initial;
     }
 
     /// The ceiling `next_wait` draws under now.
-    pub fn ceiling(&self) -> Duration {
+    #[cfg(test)]
+    pub(crate) fn ceiling(&self) -> Duration {
         self.ceiling
     }
 
     /// The configured largest wait.
-    pub fn max(&self) -> Duration {
+    pub(crate) fn max(&self) -> Duration {
         self.max
     }
 }
 
 /// Parses the collector's `Authtrail-Retry-After-Ms` value ([`agent_core::wire::RETRY_AFTER_MS_HEADER`]):
 /// whole milliseconds. `None` for anything else (the caller then reads `Retry-After`).
-pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after_ms(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_millis)
 }
 
 /// Parses a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3). A date in
 /// the past means now. `None` for anything else (the caller falls back to its backoff).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

@@ -101,24 +101,24 @@ use super::config::SpoolPolicy;
 use crate::durable::{DurableFile, sync_dir};
 
 /// Spool file magic.
-pub const MAGIC: [u8; 4] = *b"ATSB";
+pub(crate) const MAGIC: [u8; 4] = *b"ATSB";
 /// Spool file format version.
-pub const VERSION: u16 = 2;
+pub(crate) const VERSION: u16 = 2;
 /// Header bytes before the body.
-pub const HEADER_LEN: usize = 96;
+pub(crate) const HEADER_LEN: usize = 96;
 /// Header bytes of a version 1 file (no stream).
-pub const HEADER_LEN_V1: usize = 80;
+pub(crate) const HEADER_LEN_V1: usize = 80;
 /// Header flag: the batch holds the agent's own document (a heartbeat), not events read from a
 /// log; [`Spool::discard_after`] keeps it and [`Spool::next_to_send`] does not hold it back.
 pub const FLAG_AGENT_DOC: u8 = 1;
 /// Flag: the body is a compact batch body ([`Body::Compact`]), not NDJSON.
 pub const FLAG_COMPACT: u8 = 2;
 /// The sequence file's name.
-pub const SEQ_FILE: &str = "next-seq";
+pub(crate) const SEQ_FILE: &str = "next-seq";
 /// The dead-letter folder's name.
-pub const DEAD_LETTER_DIR: &str = "dead-letter";
+pub(crate) const DEAD_LETTER_DIR: &str = "dead-letter";
 /// Most batches kept in `dead-letter/`; the oldest are deleted beyond this.
-pub const DEAD_LETTER_MAX: usize = 100;
+pub(crate) const DEAD_LETTER_MAX: usize = 100;
 
 /// Sequence numbers reserved by each write of `next-seq` (see the module docs).
 pub const SEQ_RESERVE: u64 = 64;
@@ -170,7 +170,7 @@ impl SpooledBatch {
     }
 
     /// The batch file's bytes: header then body.
-    pub fn to_file_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_file_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + self.body.len());
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -249,7 +249,7 @@ fn digest(header: &[u8], body: &[u8]) -> [u8; 32] {
 }
 
 /// The file name of a batch.
-pub fn file_name(seq: u64) -> String {
+pub(crate) fn file_name(seq: u64) -> String {
     format!("{seq:020}.batch")
 }
 
@@ -263,7 +263,7 @@ fn parse_name(name: &str) -> Option<u64> {
 /// Why a push was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum PushError {
+pub(crate) enum PushError {
     /// Policy `block` and no room.
     #[error(
         "spool full: {bytes} of {max} bytes in {batches} batch(es) not yet taken by the \
@@ -291,7 +291,7 @@ pub enum PushError {
 /// Why a spooled batch could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum LoadError {
+pub(crate) enum LoadError {
     /// The file could not be read (kept; try again later).
     #[error("{0}")]
     Io(String),
@@ -302,7 +302,7 @@ pub enum LoadError {
 
 /// Who made a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// A pipeline commit: events read from logs, under the checkpoint handshake.
     Pipeline,
     /// The agent itself (a heartbeat).
@@ -323,7 +323,7 @@ impl Origin {
 
 /// What a successful push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Pushed {
+pub(crate) struct Pushed {
     /// The sequence number given to the batch.
     pub seq: u64,
     /// Batches dropped to make room (policy `drop-oldest`).
@@ -387,7 +387,7 @@ impl RingStore {
 
 /// When [`Spool::push`] syncs the spool directory, which makes the batch file's name durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntrySync {
+pub(crate) enum EntrySync {
     /// Before it returns: the batch is durable then.
     Now,
     /// Not yet, for one of several batches spooled together: the file is synced, its directory
@@ -398,7 +398,7 @@ pub enum EntrySync {
 
 /// The spool (see the module docs).
 #[derive(Debug)]
-pub struct Spool {
+pub(crate) struct Spool {
     dir: PathBuf,
     durable: bool,
     index: BTreeMap<u64, Entry>,
@@ -421,7 +421,7 @@ impl Spool {
     /// Opens (creating) the spool in `dir`. With `durable` false, batches stay in memory (the
     /// spool is disabled) and only `next-seq` is kept on disk. Returns the warnings of the
     /// start-up scan (discarded files).
-    pub fn open(
+    pub(crate) fn open(
         dir: &Path,
         durable: bool,
         max_bytes: u64,
@@ -569,7 +569,7 @@ impl Spool {
     /// A memory buffer of `max_bytes` (allocated here, once) in a stream of its own (see the
     /// module docs). Nothing is read from or written to `dir` but `dead-letter/`. Returns, as
     /// warnings, batch files left in `dir` by the disk buffer: they stay there, unsent.
-    pub fn in_memory(dir: &Path, max_bytes: usize) -> io::Result<(Spool, Vec<String>)> {
+    pub(crate) fn in_memory(dir: &Path, max_bytes: usize) -> io::Result<(Spool, Vec<String>)> {
         let dead = dir.join(DEAD_LETTER_DIR);
         fs::DirBuilder::new()
             .recursive(true)
@@ -614,7 +614,7 @@ impl Spool {
 
     /// With a memory buffer: the highest sequence number up to which every pipeline batch has
     /// left it (acknowledged, or put aside in `dead-letter/`). `None` for the other spools.
-    pub fn acknowledged(&self) -> Option<u64> {
+    pub(crate) fn acknowledged(&self) -> Option<u64> {
         self.ring.as_ref()?;
         let waiting = self
             .index
@@ -626,48 +626,53 @@ impl Spool {
     }
 
     /// The spool directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Batches waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.index.len()
     }
 
     /// True when no batch waits.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.index.is_empty()
     }
 
     /// Bytes waiting (headers included).
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }
 
     /// The sequence the next batch will get.
-    pub fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq
     }
 
     /// The stream new batches are numbered in.
-    pub fn stream(&self) -> Uuid {
+    pub(crate) fn stream(&self) -> Uuid {
         self.stream
     }
 
     /// The oldest waiting batch.
-    pub fn oldest(&self) -> Option<u64> {
+    pub(crate) fn oldest(&self) -> Option<u64> {
         self.index.keys().next().copied()
     }
 
     /// The oldest batch that may be sent: with `released` set, pipeline batches above it wait
     /// (their checkpoints are not persisted yet); heartbeats and split halves never wait.
-    pub fn next_to_send(&self, released: Option<u64>) -> Option<u64> {
+    #[cfg(test)]
+    pub(crate) fn next_to_send(&self, released: Option<u64>) -> Option<u64> {
         self.next_to_send_except(released, &BTreeSet::new())
     }
 
     /// [`Spool::next_to_send`], leaving out the batches in `busy` (being sent).
-    pub fn next_to_send_except(&self, released: Option<u64>, busy: &BTreeSet<u64>) -> Option<u64> {
+    pub(crate) fn next_to_send_except(
+        &self,
+        released: Option<u64>,
+        busy: &BTreeSet<u64>,
+    ) -> Option<u64> {
         self.index
             .iter()
             .find(|(seq, e)| {
@@ -678,7 +683,7 @@ impl Spool {
 
     /// Deletes the pipeline batches above `mark` (spooled after the last persisted checkpoint:
     /// their events are read again). Returns their sequence numbers.
-    pub fn discard_after(&mut self, mark: u64) -> Vec<u64> {
+    pub(crate) fn discard_after(&mut self, mark: u64) -> Vec<u64> {
         let doomed: Vec<u64> = self
             .index
             .range(mark.saturating_add(1)..)
@@ -696,7 +701,7 @@ impl Spool {
 
     /// Syncs the spool directory if batch files were renamed into it with
     /// [`EntrySync::Deferred`] since the last sync; a no-op otherwise.
-    pub fn sync_entries(&mut self) -> io::Result<()> {
+    pub(crate) fn sync_entries(&mut self) -> io::Result<()> {
         if self.entries_unsynced {
             sync_dir(&self.dir)?;
             self.entries_unsynced = false;
@@ -708,7 +713,7 @@ impl Spool {
     /// entry only at [`Spool::sync_entries`] with [`EntrySync::Deferred`]). When the spool is
     /// full, `drop-oldest` deletes the oldest batches first (reported in [`Pushed`]) and `block`
     /// refuses. A batch larger than the whole bound is taken when the spool is empty.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         encoding: Encoding,
         batch: BatchInfo,
@@ -841,7 +846,7 @@ impl Spool {
     }
 
     /// Reads a waiting batch. `Ok(None)` when it is gone (sent, dropped).
-    pub fn load(&mut self, seq: u64) -> Result<Option<SpooledBatch>, LoadError> {
+    pub(crate) fn load(&mut self, seq: u64) -> Result<Option<SpooledBatch>, LoadError> {
         let Some(entry) = self.index.get(&seq) else {
             return Ok(None);
         };
@@ -894,7 +899,7 @@ impl Spool {
     }
 
     /// Deletes a batch (the collector took it). False if it was not there.
-    pub fn remove(&mut self, seq: u64) -> bool {
+    pub(crate) fn remove(&mut self, seq: u64) -> bool {
         self.forget(seq).is_some()
     }
 
@@ -920,7 +925,7 @@ impl Spool {
     }
 
     /// Moves a batch to `dead-letter/` with a `.reason` file beside it.
-    pub fn dead_letter(&mut self, seq: u64, reason: &str) -> io::Result<PathBuf> {
+    pub(crate) fn dead_letter(&mut self, seq: u64, reason: &str) -> io::Result<PathBuf> {
         let dead = self.dir.join(DEAD_LETTER_DIR);
         let target = dead.join(file_name(seq));
         let in_ring = self.ring.as_ref().and_then(|r| r.get(seq));
@@ -947,7 +952,7 @@ impl Spool {
     /// stream (made durable in `next-seq` first) and gives the batch a number in it, the copy
     /// durable before the original is deleted (a crash in between keeps the original, as for a
     /// split). Returns the new sequence number, or `None` when the batch is gone.
-    pub fn restream(&mut self, batch: &SpooledBatch) -> io::Result<Option<u64>> {
+    pub(crate) fn restream(&mut self, batch: &SpooledBatch) -> io::Result<Option<u64>> {
         if !self.index.contains_key(&batch.seq) {
             return Ok(None);
         }
@@ -976,7 +981,12 @@ impl Spool {
     /// Keeps the events of batch `seq` that the collector refused (the rest was stored) in
     /// `dead-letter/`: `ndjson` holds them, `reason` says which lines and why. Bounded like
     /// [`Spool::dead_letter`]. The batch itself stays in the spool (the caller removes it).
-    pub fn keep_rejected(&mut self, seq: u64, ndjson: &[u8], reason: &str) -> io::Result<PathBuf> {
+    pub(crate) fn keep_rejected(
+        &mut self,
+        seq: u64,
+        ndjson: &[u8],
+        reason: &str,
+    ) -> io::Result<PathBuf> {
         let dead = self.dir.join(DEAD_LETTER_DIR);
         let target = dead.join(file_name(seq));
         let kept = SpooledBatch {
@@ -1006,7 +1016,7 @@ impl Spool {
     /// before the original is deleted (see the module docs). Returns their sequences, or
     /// `None` when the original is gone. The halves are compressed at `level` (`None`: the
     /// default).
-    pub fn split(
+    pub(crate) fn split(
         &mut self,
         seq: u64,
         encoding: Encoding,

@@ -39,10 +39,10 @@ use ureq::unversioned::transport::{
 use super::config::CollectorTlsConfig;
 
 /// A SHA-256 digest of a SubjectPublicKeyInfo.
-pub type Pin = [u8; 32];
+pub(crate) type Pin = [u8; 32];
 
 /// Decodes one `tls.pin-sha256` entry: base64 (standard alphabet, padded) of 32 bytes.
-pub fn decode_pin(text: &str) -> Result<Pin, String> {
+pub(crate) fn decode_pin(text: &str) -> Result<Pin, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|e| format!("{text:?} is not base64 ({e})"))?;
@@ -99,11 +99,11 @@ pub enum TlsError {
 /// Identity of a file for change detection: (mtime ns, size, inode). Cheap to take on every
 /// request; a renamed-in replacement changes the inode even within one mtime tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp(i64, i64, u64, u64);
+pub(crate) struct FileStamp(i64, i64, u64, u64);
 
 impl FileStamp {
     /// The stamp of `path`, or `None` when it cannot be stat'ed.
-    pub fn of(path: &Path) -> Option<FileStamp> {
+    pub(crate) fn of(path: &Path) -> Option<FileStamp> {
         let m = fs::metadata(path).ok()?;
         Some(FileStamp(m.mtime(), m.mtime_nsec(), m.size(), m.ino()))
     }
@@ -112,7 +112,7 @@ impl FileStamp {
 /// The TLS settings, with the files they name, and what is needed to tell when those files
 /// change.
 #[derive(Debug, Clone)]
-pub struct TlsSettings {
+pub(crate) struct TlsSettings {
     config: CollectorTlsConfig,
     pins: Vec<Pin>,
     asked: Arc<AtomicBool>,
@@ -120,7 +120,7 @@ pub struct TlsSettings {
 
 impl TlsSettings {
     /// From the config (already validated; a bad pin is an error here too).
-    pub fn new(config: &CollectorTlsConfig) -> Result<TlsSettings, TlsError> {
+    pub(crate) fn new(config: &CollectorTlsConfig) -> Result<TlsSettings, TlsError> {
         let pins = config
             .pin_sha256
             .iter()
@@ -135,13 +135,13 @@ impl TlsSettings {
 
     /// Stamps of the CA, certificate and key files, in that order (`None` for unset or
     /// unreadable ones). When they differ from those of the last build, rebuild.
-    pub fn stamps(&self) -> [Option<FileStamp>; 3] {
+    pub(crate) fn stamps(&self) -> [Option<FileStamp>; 3] {
         let c = &self.config;
         [&c.ca_file, &c.cert_file, &c.key_file].map(|p| p.as_deref().and_then(FileStamp::of))
     }
 
     /// The verification name: `server-name`, else the URL's host.
-    pub fn server_name(&self, url_host: &str) -> Result<ServerName<'static>, TlsError> {
+    pub(crate) fn server_name(&self, url_host: &str) -> Result<ServerName<'static>, TlsError> {
         let name = self.config.server_name.as_deref().unwrap_or(url_host);
         let name = name.trim_start_matches('[').trim_end_matches(']');
         ServerName::try_from(name.to_owned())
@@ -150,7 +150,7 @@ impl TlsSettings {
 
     /// Reads the files and builds a rustls client config: ring, TLS 1.2 and 1.3, the
     /// configured trust, pins and client certificate.
-    pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
+    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
         let provider: Arc<CryptoProvider> = Arc::new(rustls::crypto::ring::default_provider());
         let roots = Arc::new(self.roots()?);
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
@@ -206,12 +206,12 @@ impl TlsSettings {
     }
 
     /// Set once a collector asked this agent for a client certificate (for error messages).
-    pub fn client_cert_asked(&self) -> Arc<AtomicBool> {
+    pub(crate) fn client_cert_asked(&self) -> Arc<AtomicBool> {
         self.asked.clone()
     }
 
     /// True when a client certificate is configured.
-    pub fn has_client_cert(&self) -> bool {
+    pub(crate) fn has_client_cert(&self) -> bool {
         self.config.cert_file.is_some()
     }
 
@@ -421,7 +421,7 @@ impl ServerCertVerifier for PinningVerifier {
 }
 
 /// Says in plain words why a TLS session with the collector failed, and what to check.
-pub fn explain(err: &rustls::Error, name: &str) -> String {
+pub(crate) fn explain(err: &rustls::Error, name: &str) -> String {
     use rustls::AlertDescription as A;
     let what = match err {
         rustls::Error::InvalidCertificate(c) => match c {
@@ -479,7 +479,7 @@ fn explain_io(e: io::Error, name: &str) -> io::Error {
 
 /// The ureq connector that wraps the TCP (or proxy tunnel) transport in our TLS session.
 #[derive(Debug)]
-pub struct TlsConnector {
+pub(crate) struct TlsConnector {
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
     asked: Arc<AtomicBool>,
@@ -488,7 +488,10 @@ pub struct TlsConnector {
 
 impl TlsConnector {
     /// A connector verifying the collector as `server_name` with the settings' client config.
-    pub fn new(settings: &TlsSettings, server_name: ServerName<'static>) -> Result<Self, TlsError> {
+    pub(crate) fn new(
+        settings: &TlsSettings,
+        server_name: ServerName<'static>,
+    ) -> Result<Self, TlsError> {
         Ok(TlsConnector {
             config: settings.client_config()?,
             server_name,
@@ -538,7 +541,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
 }
 
 /// An HTTP/1.1 transport over our TLS session.
-pub struct TlsTransport {
+pub(crate) struct TlsTransport {
     buffers: LazyBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
     name: String,

@@ -32,19 +32,23 @@ use crate::sink::SinkMark;
 use super::{Position, StreamKey};
 
 /// Name of the checkpoint file inside the state directory.
-pub const FILE_NAME: &str = "checkpoints.json";
+pub(crate) const FILE_NAME: &str = "checkpoints.json";
 /// Name of the temporary file a new version is written to before the rename.
-pub const TEMP_FILE_NAME: &str = "checkpoints.json.tmp";
+pub(crate) const TEMP_FILE_NAME: &str = "checkpoints.json.tmp";
 /// The format version this agent reads and writes.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 /// Streams not seen for this long are dropped by [`Checkpoints::expire`] (7 days).
-pub const EXPIRE_AFTER: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "not called yet: the agent never expires a stream")
+)]
+pub(crate) const EXPIRE_AFTER: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// [`Checkpoints::touch`] rewrites the file at most this often per stream (1 hour).
 const TOUCH_GRANULARITY: u64 = 60 * 60;
 
 /// The stored state of one stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Where reading resumes.
     pub position: Position,
     /// The path the stream was last read through (informational; streams are found by key).
@@ -210,7 +214,7 @@ fn unix_now() -> u64 {
 
 impl Checkpoints {
     /// An empty store for `dir` (nothing is read or written).
-    pub fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         Checkpoints {
             dir: dir.to_owned(),
             streams: BTreeMap::new(),
@@ -228,7 +232,7 @@ impl Checkpoints {
     /// run before reads a file it has no position for from the beginning (a file that appeared
     /// while the agent was down). After a corrupt checkpoint file, or with one written before
     /// sources were recorded, every source counts as having run.
-    pub fn first_start_of(&self, name: &str) -> bool {
+    pub(crate) fn first_start_of(&self, name: &str) -> bool {
         self.first_start || self.started.as_ref().is_some_and(|s| !s.contains(name))
     }
 
@@ -236,7 +240,7 @@ impl Checkpoints {
     /// ([`Checkpoints::first_start_of`], asked for all of them before any is recorded), then
     /// records them all ([`Checkpoints::record_started`]). Persist before starting them, so a
     /// crash cannot make them fresh again.
-    pub fn start_sources<'a>(&mut self, names: &[&'a str]) -> Vec<(&'a str, bool)> {
+    pub(crate) fn start_sources<'a>(&mut self, names: &[&'a str]) -> Vec<(&'a str, bool)> {
         let fresh: Vec<(&str, bool)> = names
             .iter()
             .map(|&name| (name, self.first_start_of(name)))
@@ -247,7 +251,7 @@ impl Checkpoints {
 
     /// Records that these sources have started (written by the next [`Checkpoints::persist`]).
     /// Ask [`Checkpoints::first_start_of`] for all of them before recording any.
-    pub fn record_started<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+    pub(crate) fn record_started<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
         let started = self.started.get_or_insert_with(BTreeSet::new);
         for name in names {
             if started.insert(name.to_owned()) {
@@ -257,28 +261,23 @@ impl Checkpoints {
     }
 
     /// [`load`] as an associated function.
-    pub fn load(dir: &Path) -> (Checkpoints, Option<LoadWarning>) {
+    pub(crate) fn load(dir: &Path) -> (Checkpoints, Option<LoadWarning>) {
         load(dir)
     }
 
-    /// Same as [`Checkpoints::first_start`].
-    pub fn is_new(&self) -> bool {
-        self.first_start
-    }
-
     /// Same as [`Checkpoints::positions`].
-    pub fn snapshot(&self) -> HashMap<StreamKey, Position> {
+    pub(crate) fn snapshot(&self) -> HashMap<StreamKey, Position> {
         self.positions()
     }
 
     /// Where the sink stood when the stored positions were committed (`None` in a new store).
-    pub fn sink_mark(&self) -> Option<SinkMark> {
+    pub(crate) fn sink_mark(&self) -> Option<SinkMark> {
         self.sink_mark
     }
 
     /// Records the sink's mark; written by the next [`Checkpoints::persist`], atomically with
     /// the positions.
-    pub fn set_sink_mark(&mut self, mark: SinkMark) {
+    pub(crate) fn set_sink_mark(&mut self, mark: SinkMark) {
         if self.sink_mark != Some(mark) {
             self.sink_mark = Some(mark);
             self.dirty = true;
@@ -286,13 +285,13 @@ impl Checkpoints {
     }
 
     /// The runtime's sequence number stored beside the positions (0 in a new store).
-    pub fn sequence(&self) -> u64 {
+    pub(crate) fn sequence(&self) -> u64 {
         self.sequence
     }
 
     /// Sets the sequence number; it is written by the next [`Checkpoints::persist`], atomically
     /// with the positions.
-    pub fn set_sequence(&mut self, sequence: u64) {
+    pub(crate) fn set_sequence(&mut self, sequence: u64) {
         if self.sequence != sequence {
             self.sequence = sequence;
             self.dirty = true;
@@ -301,22 +300,25 @@ impl Checkpoints {
 
     /// True when no checkpoint file existed at load: the agent's very first start, when files
     /// already present are read according to `read-from`. False after a corrupt file.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn first_start(&self) -> bool {
         self.first_start
     }
 
     /// The state directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The position of one stream.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn get(&self, key: &StreamKey) -> Option<&Position> {
         self.streams.get(key).map(|e| &e.position)
     }
 
     /// The whole entry of one stream.
-    pub fn entry(&self, key: &StreamKey) -> Option<&Entry> {
+    #[cfg(test)]
+    pub(crate) fn entry(&self, key: &StreamKey) -> Option<&Entry> {
         self.streams.get(key)
     }
 
@@ -333,7 +335,11 @@ impl Checkpoints {
 
     /// Marks a stream as still present without moving it, so [`Checkpoints::expire`] keeps it
     /// (an idle rotated file must not lose its checkpoint, or it would be read again).
-    pub fn touch(&mut self, key: &StreamKey) {
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "not called yet: the agent never expires a stream")
+    )]
+    pub(crate) fn touch(&mut self, key: &StreamKey) {
         let now = unix_now();
         if let Some(e) = self.streams.get_mut(key)
             && now.saturating_sub(e.updated) >= TOUCH_GRANULARITY
@@ -344,7 +350,11 @@ impl Checkpoints {
     }
 
     /// Forgets a stream.
-    pub fn remove(&mut self, key: &StreamKey) -> Option<Entry> {
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "not called yet: the agent never expires a stream")
+    )]
+    pub(crate) fn remove(&mut self, key: &StreamKey) -> Option<Entry> {
         let old = self.streams.remove(key);
         self.dirty |= old.is_some();
         old
@@ -352,12 +362,13 @@ impl Checkpoints {
 
     /// Forgets streams not set or touched for `older_than` ([`EXPIRE_AFTER`] in the agent).
     /// Returns how many were dropped.
-    pub fn expire(&mut self, older_than: Duration) -> usize {
+    #[expect(dead_code, reason = "not called yet: the agent never expires a stream")]
+    pub(crate) fn expire(&mut self, older_than: Duration) -> usize {
         self.expire_at(unix_now(), older_than)
     }
 
     /// [`Checkpoints::expire`] with the current time given (unix seconds).
-    pub fn expire_at(&mut self, now: u64, older_than: Duration) -> usize {
+    pub(crate) fn expire_at(&mut self, now: u64, older_than: Duration) -> usize {
         let cutoff = now.saturating_sub(older_than.as_secs());
         let before = self.streams.len();
         self.streams.retain(|_, e| e.updated >= cutoff);
@@ -367,22 +378,20 @@ impl Checkpoints {
     }
 
     /// Number of streams.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.streams.len()
     }
 
     /// No stream stored.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.streams.is_empty()
     }
 
-    /// All streams, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&StreamKey, &Entry)> {
-        self.streams.iter()
-    }
-
     /// Changed since the last successful [`Checkpoints::persist`] (or load).
-    pub fn is_dirty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_dirty(&self) -> bool {
         self.dirty
     }
 

@@ -60,29 +60,29 @@ pub use self::config::JournaldSourceConfig;
 use super::ReadFrom;
 
 /// Most entries in one [`Chunk`].
-pub const MAX_CHUNK_RECORDS: usize = 512;
+pub(crate) const MAX_CHUNK_RECORDS: usize = 512;
 
 /// Most message bytes in one [`Chunk`] (a chunk is handed on once it holds this much).
-pub const MAX_CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const MAX_CHUNK_BYTES: usize = 1 << 20;
 
 /// Default cap on `MESSAGE`, the agent's default `max-line-bytes`.
-pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_LINE: usize = 64 * 1024;
 
 /// Entries parsed but not yet taken by the source thread (bounds memory between the pipe reader
 /// and the chunk builder).
 const ENTRY_QUEUE: usize = 64;
 
 /// Delay before the first restart of journalctl, doubled after each failure.
-pub const BACKOFF_START: Duration = Duration::from_secs(1);
+pub(crate) const BACKOFF_START: Duration = Duration::from_secs(1);
 /// Longest delay between restarts of journalctl.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// Bytes of journalctl's standard error kept to explain an exit.
 const STDERR_TAIL: usize = 2048;
 
 /// Longest JSON line read from journalctl for a given `MESSAGE` cap: JSON escaping and byte
 /// arrays can make a field several times longer than its bytes, and the other fields add some.
-pub fn json_line_max(max_line: usize) -> usize {
+pub(crate) fn json_line_max(max_line: usize) -> usize {
     max_line.saturating_mul(8).max(1 << 20)
 }
 
@@ -99,22 +99,17 @@ pub struct JournaldStatus {
 
 impl JournaldStatus {
     /// Entries handed to the pipeline.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn entries_read(&self) -> u64 {
         self.entries_read.load(Ordering::Relaxed)
     }
-    /// JSON lines that could not be read (too long, not JSON, no cursor).
-    pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
-    }
-    /// Messages cut at `max_line` bytes.
-    pub fn truncated(&self) -> u64 {
-        self.truncated.load(Ordering::Relaxed)
-    }
     /// Times journalctl was started again after it exited or failed to start.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
     }
     /// Whether a journalctl is running now.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn running(&self) -> bool {
         self.running.load(Ordering::Relaxed)
     }
@@ -205,7 +200,7 @@ impl JournaldSource {
 
     /// Caps `MESSAGE` at `max_line` bytes (the agent's `max-line-bytes`). Defaults to
     /// [`DEFAULT_MAX_LINE`].
-    pub fn with_max_line(mut self, max_line: usize) -> Self {
+    pub(crate) fn with_max_line(mut self, max_line: usize) -> Self {
         self.max_line = max_line.max(1);
         self
     }
@@ -216,7 +211,7 @@ impl JournaldSource {
     }
 
     /// The `journalctl` arguments for one run, `follow` or read to the end and exit.
-    pub fn args(&self, follow: bool) -> Vec<String> {
+    pub(crate) fn args(&self, follow: bool) -> Vec<String> {
         let mut a: Vec<String> = ["--output=json", "--no-pager", "--all"]
             .map(String::from)
             .to_vec();
@@ -250,6 +245,7 @@ impl JournaldSource {
 
     /// Reads every matching entry after the current position and returns them as chunks,
     /// running `journalctl` without `--follow`. For tests and one-shot reads.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn read_available(&mut self) -> io::Result<Vec<Chunk>> {
         self.warn_if_no_cursor();
         self.skip_once = self.cursor.clone();

@@ -36,6 +36,83 @@ pub enum ReadFrom {
     Beginning,
 }
 
+/// A semantic problem in one `[[source]]`'s settings, found by its config type's `problems`
+/// (what serde's types cannot express: an empty `paths`, a relative path, a zero interval).
+/// Each comes with the key it is about; `config.rs` places it in the file and words it with the
+/// source's label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SourceProblem {
+    /// `paths` lists nothing.
+    NoPaths,
+    /// A path that must be absolute is not; `what` names the setting in the message.
+    RelativePath {
+        /// The setting as the message names it (`paths`, `journalctl`, `directory/files`).
+        what: &'static str,
+        /// The path as configured.
+        path: String,
+    },
+    /// A `paths` entry is not a valid glob.
+    BadGlob {
+        /// The pattern as configured.
+        pattern: String,
+        /// What the glob parser refused.
+        reason: String,
+    },
+    /// The key's value is 0 and must be at least 1.
+    Zero,
+    /// The key names a program that cannot be run.
+    Program {
+        /// The program as configured.
+        path: PathBuf,
+        /// Why it cannot be run.
+        reason: String,
+    },
+    /// Two settings that exclude each other are both set.
+    Conflict {
+        /// The first setting.
+        a: &'static str,
+        /// The second.
+        b: &'static str,
+    },
+}
+
+/// The problems of a `paths` list: empty, relative entries, entries glob cannot read.
+pub(crate) fn path_problems(paths: &[String]) -> Vec<(&'static str, SourceProblem)> {
+    let mut out = Vec::new();
+    if paths.is_empty() {
+        out.push(("paths", SourceProblem::NoPaths));
+    }
+    for p in paths {
+        if !std::path::Path::new(p).is_absolute() {
+            out.push((
+                "paths",
+                SourceProblem::RelativePath {
+                    what: "paths",
+                    path: p.clone(),
+                },
+            ));
+        }
+        if let Err(e) = glob::Pattern::new(p) {
+            out.push((
+                "paths",
+                SourceProblem::BadGlob {
+                    pattern: p.clone(),
+                    reason: e.msg.to_owned(),
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// `key` with [`SourceProblem::Zero`] when `d` is zero.
+pub(crate) fn zero_interval(
+    key: &'static str,
+    d: Duration,
+) -> Option<(&'static str, SourceProblem)> {
+    d.is_zero().then_some((key, SourceProblem::Zero))
+}
+
 /// Identity of a file independent of its name: device, inode, and a checksum of its first bytes
 /// (so a new file that reuses a deleted file's inode is not mistaken for it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::SyncSender;
 
-pub use agent_core::utmp::{RECORD_LEN, UtmpFile};
+pub(crate) use agent_core::utmp::{RECORD_LEN, UtmpFile};
 
 use super::file::{FileSource, FileSourceConfig, FileStatus, Framing};
 use super::{Chunk, Fingerprint, Payload, Position, StreamKey};
@@ -53,20 +53,20 @@ mod config;
 pub use self::config::UtmpSourceConfig;
 
 /// Most records in one [`Chunk`] (96 KiB of data).
-pub const MAX_CHUNK_RECORDS: usize = 256;
+pub(crate) const MAX_CHUNK_RECORDS: usize = 256;
 
 /// Most files followed at once by one utmp source; further matches are skipped with a note.
-pub const MAX_FILES: usize = 64;
+pub(crate) const MAX_FILES: usize = 64;
 
 /// The framing of wtmp and btmp.
-pub const UTMP_FRAMING: Framing = Framing::Records {
+pub(crate) const UTMP_FRAMING: Framing = Framing::Records {
     len: RECORD_LEN,
     payload: Payload::Utmp,
 };
 
 /// Status of one followed file, for `authtrail status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UtmpFileStatus {
+pub(crate) struct UtmpFileStatus {
     /// The path it was last seen at.
     pub path: PathBuf,
     /// Its identity.
@@ -81,16 +81,17 @@ pub struct UtmpFileStatus {
 
 /// Counters shared between the source's thread and `authtrail status`.
 #[derive(Debug)]
-pub struct UtmpStatus(Arc<FileStatus>);
+pub(crate) struct UtmpStatus(Arc<FileStatus>);
 
 impl UtmpStatus {
     /// Records handed to the pipeline since the source started.
-    pub fn records_read(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn records_read(&self) -> u64 {
         self.0.get().totals.lines_read
     }
 
     /// The files followed at the last poll.
-    pub fn files(&self) -> Vec<UtmpFileStatus> {
+    pub(crate) fn files(&self) -> Vec<UtmpFileStatus> {
         self.0
             .files()
             .into_iter()
@@ -143,22 +144,23 @@ impl UtmpSource {
     }
 
     /// The counters `authtrail status` shows; shared with the running source.
-    pub fn status(&self) -> Arc<UtmpStatus> {
+    pub(crate) fn status(&self) -> Arc<UtmpStatus> {
         Arc::clone(&self.status)
     }
 
     /// A handle that wakes the running source at once (set the stop flag, then wake).
-    pub fn waker(&self) -> super::file::Waker {
+    pub(crate) fn waker(&self) -> super::file::Waker {
         self.files.waker()
     }
 
     /// Follows the files until `stop` is set or the receiver hangs up: [`FileSource::run`].
-    pub fn run(self, tx: SyncSender<Chunk>, stop: Arc<AtomicBool>) {
+    pub(crate) fn run(self, tx: SyncSender<Chunk>, stop: Arc<AtomicBool>) {
         self.files.run(tx, stop);
     }
 
     /// Scans the paths and reads every whole new record, returning the chunks. For tests and
     /// one-shot reads; `run` does the same without collecting.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn poll_once(&mut self) -> Vec<Chunk> {
         self.files.rescan_next_poll();
         let mut out = self.files.poll_once();

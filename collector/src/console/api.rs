@@ -18,19 +18,19 @@ use crate::store::{EventRow, Filter, Store, StoreError};
 /// Most rows in one page.
 pub const MAX_PAGE: usize = 200;
 /// Rows in a page when `limit` is not given.
-pub const DEFAULT_PAGE: usize = 50;
+pub(crate) const DEFAULT_PAGE: usize = 50;
 /// Most events one request reads from the store (its cost cap).
 pub const MAX_SCAN_EVENTS: u64 = 20_000;
 /// Alerts (edge and fleet) one request reads.
 pub const MAX_SCAN_ALERTS: u64 = 2_000;
 /// Evidence and follow-up events returned with an alert group.
-pub const MAX_EVIDENCE: usize = 200;
+pub(crate) const MAX_EVIDENCE: usize = 200;
 /// Alerts of one rule, host, address and user closer than this are one attack (one row).
-pub const GROUP_GAP_US: i64 = 3600 * 1_000_000;
+pub(crate) const GROUP_GAP_US: i64 = 3600 * 1_000_000;
 /// Default reach back of the aggregates (timeline, users, sources): 7 days.
-pub const DEFAULT_SPAN_US: i64 = 7 * 24 * 3600 * 1_000_000;
+pub(crate) const DEFAULT_SPAN_US: i64 = 7 * 24 * 3600 * 1_000_000;
 /// How far after an alert "what the user did next" looks: 24 h.
-pub const NEXT_SPAN_US: i64 = 24 * 3600 * 1_000_000;
+pub(crate) const NEXT_SPAN_US: i64 = 24 * 3600 * 1_000_000;
 
 /// The agents' alert rules, whose events the aggregates and the evidence leave out.
 const ALERT_ACTIONS: [&str; 4] = [
@@ -44,7 +44,7 @@ const FAILURES: [&str; 2] = ["auth_failure", "invalid_user"];
 /// Why an API request failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// A parameter could not be read.
     #[error("{name}: {reason}")]
     Param {
@@ -66,7 +66,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// The HTTP status for this error.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::Param { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -175,7 +175,7 @@ fn event_json(e: &EventRow) -> EventJson<'_> {
 }
 
 /// Answers `path` (under `/api/v1/`) with a JSON body.
-pub fn answer(
+pub(crate) fn answer(
     store: &Store,
     path: &str,
     query: &str,

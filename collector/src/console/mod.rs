@@ -39,18 +39,18 @@ use crate::store::Store;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "authtrail_session";
 /// Most sessions held at once; a new login past it evicts the one closest to expiry.
-pub const MAX_SESSIONS_CAP: usize = 4096;
+pub(crate) const MAX_SESSIONS_CAP: usize = 4096;
 /// Failed logins allowed per client address within [`LOGIN_WINDOW`]; more get 429.
 pub const LOGIN_ATTEMPTS: u32 = 5;
 /// The window over which failed logins are counted.
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 /// Client addresses whose failed logins are tracked; past it, all untracked clients share one
 /// counter (so a flood of addresses cannot grow the table or escape the limit).
-pub const MAX_LOGIN_CLIENTS: usize = 1024;
+pub(crate) const MAX_LOGIN_CLIENTS: usize = 1024;
 /// Largest login form body, bytes.
-pub const MAX_LOGIN_BODY: usize = 4096;
+pub(crate) const MAX_LOGIN_BODY: usize = 4096;
 /// How long a one-time login link works.
-pub const ONE_TIME_TTL: Duration = Duration::from_secs(600);
+pub(crate) const ONE_TIME_TTL: Duration = Duration::from_secs(600);
 /// One-time login links outstanding at once (the oldest is dropped past it).
 pub const MAX_ONE_TIME: usize = 16;
 /// Agents whose last spool backlog is kept; past it, the one that reported longest ago is
@@ -64,10 +64,10 @@ pub const MAX_BACKLOG_AGENTS: usize = 100_000;
 pub type Backlogs = HashMap<uuid::Uuid, (agent_core::wire::SpoolBacklog, i64)>;
 
 /// Shortest admin token accepted, bytes.
-pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
+pub(crate) const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
 /// The Content-Security-Policy of every console answer.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
     form-action 'self'; frame-ancestors 'none'";
 
@@ -219,7 +219,7 @@ fn redirect(to: &'static str) -> Reply {
 }
 
 /// Whether `path` is the console's (with the console on, everything but the agent endpoints).
-pub fn owns(path: &str) -> bool {
+pub(crate) fn owns(path: &str) -> bool {
     path == "/"
         || path == "/login"
         || path == "/login/once"

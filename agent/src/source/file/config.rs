@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::source::ReadFrom;
+use crate::source::{ReadFrom, SourceProblem, path_problems, zero_interval};
 
 /// `[[source]] type = "file"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +42,24 @@ impl Default for FileSourceConfig {
             partial_line_timeout: Duration::from_secs(5),
             max_files: 256,
         }
+    }
+}
+
+impl FileSourceConfig {
+    /// The semantic checks of these settings, each with the key it is about: `paths` given,
+    /// absolute and valid globs; `poll-interval`, `partial-line-timeout` and `max-files` at
+    /// least 1.
+    pub(crate) fn problems(&self) -> Vec<(&'static str, SourceProblem)> {
+        let mut out = path_problems(&self.paths);
+        out.extend(zero_interval("poll-interval", self.poll_interval));
+        out.extend(zero_interval(
+            "partial-line-timeout",
+            self.partial_line_timeout,
+        ));
+        if self.max_files == 0 {
+            out.push(("max-files", SourceProblem::Zero));
+        }
+        out
     }
 }
 
@@ -91,5 +109,13 @@ impl AuditSourceConfig {
             poll_interval: self.poll_interval,
             ..FileSourceConfig::default()
         }
+    }
+
+    /// The semantic checks of these settings, each with the key it is about: `paths` given,
+    /// absolute and valid globs; `poll-interval` at least 1.
+    pub(crate) fn problems(&self) -> Vec<(&'static str, SourceProblem)> {
+        let mut out = path_problems(&self.paths);
+        out.extend(zero_interval("poll-interval", self.poll_interval));
+        out
     }
 }

@@ -72,9 +72,9 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use self::reader::FileCounters;
+pub(crate) use self::reader::FileCounters;
 use self::reader::{Change, Limits, Tailed};
-pub use self::watcher::Waker;
+pub(crate) use self::watcher::Waker;
 use self::watcher::Watcher;
 use super::{Chunk, Fingerprint, Payload, Position, ReadFrom, StreamKey, send};
 
@@ -83,33 +83,33 @@ mod config;
 pub use self::config::{AuditSourceConfig, FileSourceConfig};
 
 /// A chunk holds at most this many bytes of lines (plus at most one more line).
-pub const CHUNK_MAX_BYTES: usize = 256 * 1024;
+pub(crate) const CHUNK_MAX_BYTES: usize = 256 * 1024;
 /// A chunk holds at most this many lines.
-pub const CHUNK_MAX_LINES: usize = 2048;
+pub(crate) const CHUNK_MAX_LINES: usize = 2048;
 /// One poll reads at most this many chunks (all files together).
-pub const MAX_CHUNKS_PER_POLL: usize = 4;
+pub(crate) const MAX_CHUNKS_PER_POLL: usize = 4;
 /// After a pass that read something, the source waits this long before it reads again, so that
 /// the appends of a live log are read together (one wake-up and one chunk for many appends)
 /// rather than one by one. It adds at most this much to an event's latency.
-pub const READ_GAP: Duration = Duration::from_millis(75);
+pub(crate) const READ_GAP: Duration = Duration::from_millis(75);
 /// An orphan (renamed away or deleted) is closed after this many idle polls, and at least as
 /// many poll intervals, at its end.
-pub const ORPHAN_IDLE_POLLS: u32 = 3;
+pub(crate) const ORPHAN_IDLE_POLLS: u32 = 3;
 /// A glob scan looks at most at this many matches.
-pub const SCAN_MAX_MATCHES: usize = 65_536;
+pub(crate) const SCAN_MAX_MATCHES: usize = 65_536;
 /// Positions of closed files remembered by a running source (beyond the start snapshot's).
-pub const KNOWN_MAX: usize = 16_384;
+pub(crate) const KNOWN_MAX: usize = 16_384;
 /// A first line shorter than this is too common (an empty line, a banner) to say that a file is a
 /// copy of another.
-pub const MIN_COPY_HEAD: usize = 16;
+pub(crate) const MIN_COPY_HEAD: usize = 16;
 /// Notes kept in [`SourceStatus::notes`].
-pub const NOTES_MAX: usize = 32;
+pub(crate) const NOTES_MAX: usize = 32;
 /// Compressed rotations (`secure-20240101.gz`) matched by a glob are not followed.
 const COMPRESSED: [&str; 5] = ["gz", "bz2", "xz", "zst", "lz4"];
 
 /// How a file's bytes are cut into records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// Text lines ending in a newline, cut at `max-line-bytes`: [`Payload::SyslogLines`].
     #[default]
     Lines,
@@ -143,7 +143,7 @@ impl Framing {
 
 /// How the source learns about changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WatchMode {
+pub(crate) enum WatchMode {
     /// inotify events wake the source; it still re-scans every poll interval.
     #[default]
     Events,
@@ -153,7 +153,7 @@ pub enum WatchMode {
 
 /// What `authtrail status` shows about one followed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStreamStatus {
+pub(crate) struct FileStreamStatus {
     /// The path it was last seen under.
     pub path: Arc<PathBuf>,
     /// Its identity (the checkpoint key).
@@ -170,7 +170,7 @@ pub struct FileStreamStatus {
 
 /// The state of one file source, shared with whoever asks ([`FileSource::status`]).
 #[derive(Debug, Clone, Default)]
-pub struct SourceStatus {
+pub(crate) struct SourceStatus {
     /// The followed files, oldest first.
     pub files: Vec<FileStreamStatus>,
     /// Matches not followed at the last scan because `max-files` were open.
@@ -191,11 +191,12 @@ pub struct SourceStatus {
 /// A [`FileSource`]'s status, shared (`Arc`) with whoever asks while the source runs on its
 /// thread. Updated once per poll.
 #[derive(Debug, Default)]
-pub struct FileStatus(Mutex<SourceStatus>);
+pub(crate) struct FileStatus(Mutex<SourceStatus>);
 
 impl FileStatus {
     /// A copy of the whole status.
-    pub fn get(&self) -> SourceStatus {
+    #[cfg(test)]
+    pub(crate) fn get(&self) -> SourceStatus {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -203,7 +204,7 @@ impl FileStatus {
     }
 
     /// The followed files (lag = `size - offset`).
-    pub fn files(&self) -> Vec<FileStreamStatus> {
+    pub(crate) fn files(&self) -> Vec<FileStreamStatus> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -338,6 +339,7 @@ impl FileSource {
     }
 
     /// Wakes only every `poll-interval`, without inotify (network filesystems; tests).
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn force_poll(mut self) -> Self {
         self.watcher = Watcher::new(true).0;
         self.set_mode();
@@ -345,18 +347,19 @@ impl FileSource {
     }
 
     /// Reads the files as `framing`. Defaults to [`Framing::Lines`].
-    pub fn with_framing(mut self, framing: Framing) -> Self {
+    pub(crate) fn with_framing(mut self, framing: Framing) -> Self {
         self.framing = framing;
         self
     }
 
     /// Scans the globs at the next poll, due or not.
-    pub fn rescan_next_poll(&mut self) {
+    pub(crate) fn rescan_next_poll(&mut self) {
         self.rescan = true;
     }
 
     /// Do not print notes on standard error (they are still kept in the status). Defaults to
     /// printing them.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn quiet(mut self) -> Self {
         self.quiet = true;
         self
@@ -370,22 +373,18 @@ impl FileSource {
     }
 
     /// The shared status (take it before [`FileSource::run`] moves the source to its thread).
-    pub fn status(&self) -> Arc<FileStatus> {
+    pub(crate) fn status(&self) -> Arc<FileStatus> {
         Arc::clone(&self.status)
     }
 
     /// A handle that wakes the running source at once (set the stop flag, then wake).
-    pub fn waker(&self) -> Waker {
+    pub(crate) fn waker(&self) -> Waker {
         self.watcher.waker()
-    }
-
-    /// The configured source's name.
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
     }
 
     /// True when the last poll stopped because of its bounds, not because every file was read
     /// to its end: poll again without waiting.
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn has_backlog(&self) -> bool {
         self.backlog
     }
@@ -394,7 +393,7 @@ impl FileSource {
     /// once after [`Waker::wake`]) or the receiver is gone. Waits while `tx` is full (checking
     /// `stop` every 10 ms): that backpressure is what bounds memory. Chunks read but not sent
     /// when stopped are dropped; their lines are read again from the checkpoints.
-    pub fn run(mut self, tx: SyncSender<Chunk>, stop: Arc<AtomicBool>) {
+    pub(crate) fn run(mut self, tx: SyncSender<Chunk>, stop: Arc<AtomicBool>) {
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             let chunks = self.poll_at(now);
@@ -434,6 +433,7 @@ impl FileSource {
     }
 
     /// One poll with the current time: [`FileSource::poll_at`].
+    #[doc(hidden)] // A hook for the integration tests in agent/tests, not for other callers.
     pub fn poll_once(&mut self) -> Vec<Chunk> {
         self.poll_at(Instant::now())
     }
@@ -442,7 +442,7 @@ impl FileSource {
     /// time for the partial-line timeout, the orphan idle time and the scan schedule. Returns at
     /// most [`MAX_CHUNKS_PER_POLL`] chunks; [`FileSource::has_backlog`] tells whether more are
     /// ready.
-    pub fn poll_at(&mut self, now: Instant) -> Vec<Chunk> {
+    pub(crate) fn poll_at(&mut self, now: Instant) -> Vec<Chunk> {
         self.refresh_all(now);
         if self.rescan || self.next_scan.is_none_or(|t| now >= t) {
             self.scan(now);

@@ -33,7 +33,7 @@ pub(crate) struct Limits {
 
 /// Counters of one followed file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FileCounters {
+pub(crate) struct FileCounters {
     /// Lines emitted.
     pub lines_read: u64,
     /// Lines cut at `max-line-bytes`.

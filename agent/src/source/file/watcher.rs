@@ -28,13 +28,13 @@ const EVENT_BUFFER: usize = 16 * 1024;
 
 /// Wakes a running [`super::FileSource`] now (for example after setting its stop flag).
 #[derive(Debug, Clone)]
-pub struct Waker {
+pub(crate) struct Waker {
     tx: Option<Arc<OwnedFd>>,
 }
 
 impl Waker {
     /// Wakes the source. Never blocks; a wake already pending is enough.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if let Some(tx) = &self.tx {
             // A full pipe (EAGAIN) already holds a wake-up.
             let _ = rustix::io::write(&**tx, &[1]);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::source::ReadFrom;
+use crate::source::{ReadFrom, SourceProblem, path_problems, zero_interval};
 
 /// `[[source]] type = "utmp"`.
 ///
@@ -38,5 +38,15 @@ impl Default for UtmpSourceConfig {
             read_from: ReadFrom::End,
             poll_interval: Duration::from_secs(1),
         }
+    }
+}
+
+impl UtmpSourceConfig {
+    /// The semantic checks of these settings, each with the key it is about: `paths` given,
+    /// absolute and valid globs; `poll-interval` at least 1.
+    pub(crate) fn problems(&self) -> Vec<(&'static str, SourceProblem)> {
+        let mut out = path_problems(&self.paths);
+        out.extend(zero_interval("poll-interval", self.poll_interval));
+        out
     }
 }
