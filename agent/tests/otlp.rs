@@ -696,8 +696,11 @@ fn annotated_example_config_parses_with_the_otlp_section_uncommented() {
     let section = |name| configs::sink_section(&text, name);
     let otlp = section("otlp");
     let mut settings = Vec::new();
+    let mut sink_type = true;
     for line in section("collector") {
-        if line.starts_with("type = ") {
+        // Only `[sink]`'s own `type`; `[sink.buffer]` has one too.
+        if sink_type && line.starts_with("type = ") {
+            sink_type = false;
             settings.extend(otlp.iter().cloned());
         } else if !line.starts_with("url = ") {
             settings.push(line);

@@ -4,7 +4,7 @@
 //! stream does one process see the whole fleet, or its partition of it).
 //!
 //! Each message is decoded with the same code the collector ran before it published
-//! ([`crate::ingest::decode`], checked against the agent it names), stored through the same
+//! ([`crate::ingest::decode_as`] of the body kind its `Content-Type` names, checked against the agent it names), stored through the same
 //! writer thread (one transaction per group of batches, `synchronous = FULL`), and
 //! acknowledged only after that commit. A consumer killed between the commit and the ack gets
 //! the message again; the store's key check (agent, stream, seq) answers "duplicate" and it is
@@ -66,8 +66,11 @@ pub fn decode(
     max: u64,
 ) -> Result<(Headers, ingest::Batch), String> {
     let h = Headers::from_map(headers)?;
-    let mut batch =
-        ingest::decode(h.encoding, body.to_vec(), max, Some(h.agent)).map_err(|e| e.to_string())?;
+    // The body kind the agent named; like the collector, anything else is read as NDJSON.
+    let kind =
+        agent_core::wire::Body::from_content_type(h.content_type.as_deref()).unwrap_or_default();
+    let mut batch = ingest::decode_as(h.encoding, kind, body.to_vec(), max, Some(h.agent))
+        .map_err(|e| e.to_string())?;
     if batch.digest != h.digest {
         return Err(format!(
             "the body's digest {} is not the one the collector sent ({})",

@@ -63,7 +63,7 @@ const BINARIES: &[(&str, &str)] = &[("authtrail", "agent"), ("authtrail-collecto
 pub(crate) const QEMU_SKIPPED_TESTS: &[&str] = &["sigkilled_agent_"];
 
 /// agent integration-test files (`agent/tests/<name>.rs`) whose every test starts the binary.
-pub(crate) const QEMU_SKIPPED_TEST_FILES: &[&str] = &["audit", "cli", "run"];
+pub(crate) const QEMU_SKIPPED_TEST_FILES: &[&str] = &["audit", "cli", "otlp", "run"];
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
