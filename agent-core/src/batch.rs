@@ -62,9 +62,10 @@
 //!
 //! Errors are small `Copy` values naming what was wrong and where, never a copy of the input.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+
 use core::fmt;
+use hashbrown::HashMap;
 
 use crate::time::Timestamp;
 
@@ -289,6 +290,18 @@ enum Tok {
     Msg(usize, usize),
 }
 
+/// Bytes that end a run of plain bytes inside a JSON string: the closing quote, a backslash
+/// and the raw control bytes (an error).
+const STRING_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize;
+        b += 1;
+    }
+    table
+};
+
 /// Splits one document into tokens. `None` when it is not JSON the format holds.
 fn tokenize(doc: &[u8], toks: &mut Vec<Tok>) -> Option<()> {
     toks.clear();
@@ -330,12 +343,14 @@ fn tokenize(doc: &[u8], toks: &mut Vec<Tok>) -> Option<()> {
                 let start = i + 1;
                 let mut j = start;
                 loop {
-                    let c = *doc.get(j)?;
-                    match c {
+                    // Plain bytes first: one table look-up each.
+                    while doc.get(j).is_some_and(|&c| !STRING_STOP[usize::from(c)]) {
+                        j += 1;
+                    }
+                    match *doc.get(j)? {
                         b'"' => break,
                         b'\\' => j += 2,
-                        0..=0x1f => return None,
-                        _ => j += 1,
+                        _ => return None,
                     }
                 }
                 if j >= doc.len() {
@@ -526,9 +541,9 @@ impl Predict {
 /// Builds the body of one batch.
 struct Encoder {
     strings: Vec<u8>,
-    string_ids: BTreeMap<Vec<u8>, u64>,
+    string_ids: HashMap<Vec<u8>, u64>,
     shapes: Vec<u8>,
-    shape_ids: BTreeMap<Vec<u8>, u64>,
+    shape_ids: HashMap<Vec<u8>, u64>,
     control: Vec<u8>,
     scratch: Vec<u8>,
     spans: Vec<(u32, u32)>,
@@ -544,9 +559,9 @@ impl Encoder {
     fn new() -> Self {
         Encoder {
             strings: Vec::new(),
-            string_ids: BTreeMap::new(),
+            string_ids: HashMap::new(),
             shapes: Vec::new(),
-            shape_ids: BTreeMap::new(),
+            shape_ids: HashMap::new(),
             control: Vec::new(),
             scratch: Vec::new(),
             spans: Vec::new(),
@@ -625,14 +640,14 @@ impl Encoder {
             if s.is_empty() || message.is_empty() {
                 None
             } else {
-                memchr::memmem::find(message, s)
+                find(message, s)
             }
         };
         let mut spans = core::mem::take(&mut self.spans);
         token_spans(message, &mut spans);
         let mut last_token = 0usize;
         let token_of = |s: &[u8]| -> Option<usize> {
-            if s.is_empty() || !s.iter().all(|&b| is_token_byte(b)) {
+            if s.is_empty() || !s.iter().all(|&b| TOKEN_BYTES[usize::from(b)]) {
                 return None;
             }
             spans
@@ -787,22 +802,33 @@ const fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'_' | b'-') || b >= 0x80
 }
 
+/// [`is_token_byte`] of every byte value, looked up on the hot path.
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_token_byte(b as u8);
+        b += 1;
+    }
+    table
+};
+
 /// The (start, end) of every token of `message`, in order.
 fn token_spans(message: &[u8], out: &mut Vec<(u32, u32)>) {
     out.clear();
-    let mut start: Option<usize> = None;
-    for (i, &b) in message.iter().enumerate() {
-        match (is_token_byte(b), start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                out.push((s as u32, i as u32));
-                start = None;
-            }
-            _ => {}
+    let is_token = |i: usize| TOKEN_BYTES[usize::from(message[i])];
+    let mut i = 0;
+    while i < message.len() {
+        while i < message.len() && !is_token(i) {
+            i += 1;
         }
-    }
-    if let Some(s) = start {
-        out.push((s as u32, message.len() as u32));
+        let start = i;
+        while i < message.len() && is_token(i) {
+            i += 1;
+        }
+        if i > start {
+            out.push((start as u32, i as u32));
+        }
     }
 }
 
@@ -846,6 +872,14 @@ fn offset_of(message_len: usize, pos: u64, len: usize, last_end: &mut usize) -> 
     };
     *last_end = off.checked_add(len)?;
     Some(off)
+}
+
+/// Where `needle` first occurs in `hay` (as `memchr::memmem::find`, without building a
+/// searcher for every call: the haystack is one short message, searched for many needles).
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let last = hay.len().checked_sub(needle.len())?;
+    memchr::memchr_iter(first, &hay[..=last]).find(|&i| hay[i + 1..i + needle.len()] == *rest)
 }
 
 /// The longest prefix of `s` (at least [`MIN_PREFIX`] bytes, shorter than `s`) that `find`
