@@ -28,7 +28,7 @@ use crate::pipeline::{
 };
 use crate::progress::{self, Progress, Sample};
 use crate::sink::{FileSink, Sink, StdoutSink};
-use crate::source::checkpoint::Checkpoints;
+use crate::source::checkpoint::{self, Checkpoints, Live};
 use crate::source::file::{FileSource, FileStatus, Waker};
 use crate::source::journald::{JournaldSource, JournaldStatus};
 use crate::source::utmp::{UtmpSource, UtmpStatus};
@@ -53,6 +53,10 @@ pub(crate) const STATUS_REFRESH: Duration = STATUS_REWRITE_MAX;
 /// A running agent rewrites its status file at least this often, changed or not: a file older
 /// than this (and [`STATUS_INTERVAL`]) belongs to an agent that stopped or cannot write.
 pub(crate) const STATUS_REWRITE_MAX: Duration = Duration::from_secs(60);
+
+/// How often the run loop marks the live streams' checkpoints as seen and forgets the others
+/// ([`expire_checkpoints`]), on wake-ups it has anyway (at least one per [`STATUS_REFRESH`]).
+pub(crate) const EXPIRE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The status file's name in the state dir.
 pub(crate) const STATUS_FILE: &str = "status.json";
@@ -357,6 +361,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(renderer, sink, checkpoints, config.commit_interval);
     let mut memory_saved = Instant::now();
     let mut status = StatusFile::default();
+    let mut expired_at: Option<Instant> = None;
     loop {
         watchdog.tick();
         if terminate.load(Ordering::Relaxed) {
@@ -405,6 +410,11 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
                     "configuration not reloaded, keeping the running one: {e:#}"
                 )),
             }
+        }
+        if expired_at.is_none_or(|t| t.elapsed() >= EXPIRE_INTERVAL)
+            && expire_checkpoints(&running, pipeline.checkpoints_mut())
+        {
+            expired_at = Some(Instant::now());
         }
         let more_input = rx.has_more();
         let committed = pipeline.commit_if_due(Instant::now(), more_input);
@@ -497,6 +507,48 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         pipeline.events_committed()
     ));
     Ok(())
+}
+
+/// Keeps the checkpoint file bounded (see [`Checkpoints::expire`]): the streams the running
+/// sources have live are marked as seen, the others are forgotten once unseen for
+/// [`checkpoint::EXPIRE_AFTER`], and beyond [`checkpoint::MAX_STREAMS`] entries the oldest of
+/// them go first, with a warning. Written by the next commit's persist. Does nothing (false)
+/// until every running source has said what it has live (a file source after its first scan),
+/// so a stream is never taken for gone before its source has looked.
+fn expire_checkpoints(running: &BTreeMap<String, Running>, checkpoints: &mut Checkpoints) -> bool {
+    let mut live = Live::default();
+    for (name, r) in running {
+        let known = match &r.status {
+            StatusHandle::File(s) => s.add_live(&mut live),
+            StatusHandle::Utmp(s) => s.add_live(&mut live),
+            StatusHandle::Journald(_) => {
+                live.add(crate::source::journald::stream_key(name));
+                true
+            }
+        };
+        if !known {
+            return false;
+        }
+    }
+    let expired = checkpoints.expire(&live, checkpoint::EXPIRE_AFTER, checkpoint::MAX_STREAMS);
+    if expired.stale > 0 {
+        info(format_args!(
+            "forgot the checkpoints of {} stream(s) no source has read for {} days (rotated \
+             away or deleted files, removed sources)",
+            expired.stale,
+            checkpoint::EXPIRE_AFTER.as_secs() / 86_400
+        ));
+    }
+    if expired.over_bound > 0 {
+        warn(format_args!(
+            "forgot the checkpoints of {} stream(s) no source has read now, oldest first, to \
+             keep at most {} in the checkpoint file; such a file is read from its start if a \
+             source finds it again",
+            expired.over_bound,
+            checkpoint::MAX_STREAMS
+        ));
+    }
+    true
 }
 
 /// Turns SIGTERM and SIGINT into `terminate`, SIGHUP into `reload`, on a thread of its own that

@@ -521,3 +521,73 @@ fn status_of_a_killed_agent_says_it_is_not_running_and_exits_1() {
     assert_eq!(v["running"], false);
     assert_eq!(v["stale"], true);
 }
+
+/// The checkpoint file of a busy server gained an entry for every file ever read (each rotation
+/// is a new file) and never lost one. Entries of streams no source has live and not seen for the
+/// retention period (7 days) are forgotten; the live file's entry is kept however old, so
+/// nothing is read twice.
+#[test]
+fn checkpoints_of_gone_files_are_forgotten_and_live_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.log");
+    let cfg = dir.path().join("agent.toml");
+    append(&a, "dave", 0, 20);
+    write_config(&cfg, &config(dir.path(), &[("a", &a)]));
+    let agent = Agent::start(&cfg);
+    wait_for(dir.path(), 20);
+    assert!(agent.stop().success());
+
+    // As if the agent had been down a month, and had read files that are gone since.
+    let file = dir.path().join("state/checkpoints.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (month, day) = (now - 30 * 86_400, now - 86_400);
+    let streams = doc["streams"].as_array_mut().unwrap();
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    streams[0]["updated"] = month.into();
+    let live = streams[0].clone();
+    for (i, updated) in [month, month, month, day].into_iter().enumerate() {
+        let mut gone = live.clone();
+        gone["key"]["fingerprint"]["ino"] = (u64::from(u32::MAX) + i as u64).into();
+        gone["path"] = format!("/var/log/gone.log.{i}").into();
+        gone["updated"] = updated.into();
+        streams.push(gone);
+    }
+    streams.push(serde_json::json!({
+        "key": {"kind": "journal", "source": "removed-from-the-config"},
+        "position": {"cursor": "s=1;i=2"},
+        "updated": month,
+    }));
+    fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+
+    let agent = Agent::start(&cfg);
+    append(&a, "dave", 20, 5);
+    wait_for(dir.path(), 25);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.stop().success());
+
+    let all = messages(&events(dir.path()));
+    assert_eq!(all.len(), 25, "the live file was read again or lost lines");
+    let doc: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    let paths: Vec<&str> = doc["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap_or("(journal)"))
+        .collect();
+    assert_eq!(
+        paths,
+        [a.to_str().unwrap(), "/var/log/gone.log.3"],
+        "only the live file and the gone file seen a day ago are kept"
+    );
+    let updated = doc["streams"][0]["updated"].as_u64().unwrap();
+    assert!(updated + 3600 >= now, "the live stream was not touched");
+    let log = fs::read_to_string(cfg.with_extension("err")).unwrap();
+    assert!(
+        log.contains("forgot the checkpoints of 4 stream(s)"),
+        "{log}"
+    );
+}

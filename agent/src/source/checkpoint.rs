@@ -12,12 +12,20 @@
 //! [`Checkpoints::first_start`] as *not* a first start, so the file source reads the files it
 //! finds from their beginning: duplicates rather than a gap.
 //!
+//! **Bounded.** Every stream ever read gets an entry (each rotated file is a new stream), so the
+//! runtime calls [`Checkpoints::expire`] about once a minute with the streams its sources have
+//! [`Live`] (followed or matched by their globs; journals): live entries are marked as seen,
+//! entries neither live nor seen for [`EXPIRE_AFTER`] are forgotten, and beyond [`MAX_STREAMS`]
+//! entries the least recently seen of those not live go first. A live stream is never dropped,
+//! whatever its age: its file would be read again. The next persist writes the change; the
+//! format is unchanged (`updated` was always there).
+//!
 //! **Invariant:** the store is a plain value. The runtime owns it on the pipeline thread, records
 //! a chunk's end position only once the chunk's events are durable downstream, and hands sources
 //! a snapshot ([`Checkpoints::positions`]) of their starting positions. Sources never write it,
 //! so no lock is needed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io;
@@ -37,14 +45,18 @@ pub(crate) const FILE_NAME: &str = "checkpoints.json";
 pub(crate) const TEMP_FILE_NAME: &str = "checkpoints.json.tmp";
 /// The format version this agent reads and writes.
 pub(crate) const VERSION: u32 = 1;
-/// Streams not seen for this long are dropped by [`Checkpoints::expire`] (7 days).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "not called yet: the agent never expires a stream")
-)]
+/// Streams neither live nor set for this long are dropped by [`Checkpoints::expire`] (7 days):
+/// long past any rotated file's last read, and long enough to ride out a file that is out of
+/// its source's globs for a while (an unmounted directory, a source left out of the config).
 pub(crate) const EXPIRE_AFTER: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-/// [`Checkpoints::touch`] rewrites the file at most this often per stream (1 hour).
+/// [`Checkpoints::expire`] moves a live stream's `updated` time at most this often (1 hour, or
+/// half the retention when that is shorter), so touching does not make every commit rewrite it.
 const TOUCH_GRANULARITY: u64 = 60 * 60;
+/// The most streams kept: beyond it [`Checkpoints::expire`] drops the streams that are not live,
+/// least recently updated first, however recent (1,024 entries, about 170 KiB of JSON, written
+/// at every commit). Live streams are never dropped; they are bounded by their sources
+/// (`max-files` per file source, one per journald source).
+pub(crate) const MAX_STREAMS: usize = 1024;
 
 /// The stored state of one stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,8 +65,47 @@ pub(crate) struct Entry {
     pub position: Position,
     /// The path the stream was last read through (informational; streams are found by key).
     pub path: Option<String>,
-    /// Unix seconds of the last [`Checkpoints::set`] or [`Checkpoints::touch`].
+    /// Unix seconds of the last [`Checkpoints::set`], or of the last [`Checkpoints::expire`] that
+    /// marked the stream live (which moves it at most hourly).
     pub updated: u64,
+}
+
+/// The streams the running sources have live, which [`Checkpoints::expire`] never drops: the
+/// files they follow (open, rotated away or deleted but still read), the files their globs
+/// match but they do not follow (`max-files` reached, a copy waiting for its original, a file
+/// that cannot be opened: known by device and inode only, so every stream of that inode counts),
+/// and their journals.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    keys: HashSet<StreamKey>,
+    inodes: HashSet<(u64, u64)>,
+}
+
+impl Live {
+    /// `key` is live.
+    pub(crate) fn add(&mut self, key: StreamKey) {
+        self.keys.insert(key);
+    }
+
+    /// Every file stream of this device and inode is live.
+    pub(crate) fn add_inode(&mut self, dev: u64, ino: u64) {
+        self.inodes.insert((dev, ino));
+    }
+
+    fn contains(&self, key: &StreamKey) -> bool {
+        self.keys.contains(key)
+            || matches!(key, StreamKey::File { fingerprint: f }
+                if self.inodes.contains(&(f.dev, f.ino)))
+    }
+}
+
+/// What one [`Checkpoints::expire`] dropped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expired {
+    /// Streams not live and not seen for the retention period.
+    pub stale: usize,
+    /// Streams not live dropped, oldest first, to stay within the bound on streams.
+    pub over_bound: usize,
 }
 
 /// The checkpoint store of one state directory.
@@ -333,48 +384,62 @@ impl Checkpoints {
         self.dirty = true;
     }
 
-    /// Marks a stream as still present without moving it, so [`Checkpoints::expire`] keeps it
-    /// (an idle rotated file must not lose its checkpoint, or it would be read again).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "not called yet: the agent never expires a stream")
-    )]
-    pub(crate) fn touch(&mut self, key: &StreamKey) {
-        let now = unix_now();
-        if let Some(e) = self.streams.get_mut(key)
-            && now.saturating_sub(e.updated) >= TOUCH_GRANULARITY
-        {
-            e.updated = now;
-            self.dirty = true;
-        }
-    }
-
-    /// Forgets a stream.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "not called yet: the agent never expires a stream")
-    )]
-    pub(crate) fn remove(&mut self, key: &StreamKey) -> Option<Entry> {
-        let old = self.streams.remove(key);
-        self.dirty |= old.is_some();
-        old
-    }
-
-    /// Forgets streams not set or touched for `older_than` ([`EXPIRE_AFTER`] in the agent).
-    /// Returns how many were dropped.
-    #[expect(dead_code, reason = "not called yet: the agent never expires a stream")]
-    pub(crate) fn expire(&mut self, older_than: Duration) -> usize {
-        self.expire_at(unix_now(), older_than)
+    /// Keeps the store bounded: marks the `live` streams as seen now (their `updated` moves at
+    /// most every [`TOUCH_GRANULARITY`]), forgets the streams that are not live and were not set
+    /// or seen for `retention`, then, while more than `max_streams` remain, the least recently
+    /// updated ones that are not live. A live stream is never dropped: its file would be read
+    /// again from the start. Only changes the store; the next [`Checkpoints::persist`] writes it.
+    pub(crate) fn expire(
+        &mut self,
+        live: &Live,
+        retention: Duration,
+        max_streams: usize,
+    ) -> Expired {
+        self.expire_at(unix_now(), live, retention, max_streams)
     }
 
     /// [`Checkpoints::expire`] with the current time given (unix seconds).
-    pub(crate) fn expire_at(&mut self, now: u64, older_than: Duration) -> usize {
-        let cutoff = now.saturating_sub(older_than.as_secs());
-        let before = self.streams.len();
-        self.streams.retain(|_, e| e.updated >= cutoff);
-        let dropped = before - self.streams.len();
-        self.dirty |= dropped > 0;
-        dropped
+    pub(crate) fn expire_at(
+        &mut self,
+        now: u64,
+        live: &Live,
+        retention: Duration,
+        max_streams: usize,
+    ) -> Expired {
+        let cutoff = now.saturating_sub(retention.as_secs());
+        let granularity = TOUCH_GRANULARITY.min(retention.as_secs() / 2);
+        let mut expired = Expired::default();
+        let mut touched = false;
+        self.streams.retain(|key, e| {
+            if live.contains(key) {
+                if now.saturating_sub(e.updated) >= granularity && e.updated != now {
+                    e.updated = now;
+                    touched = true;
+                }
+                true
+            } else if e.updated < cutoff {
+                expired.stale += 1;
+                false
+            } else {
+                true
+            }
+        });
+        if self.streams.len() > max_streams {
+            let mut gone: Vec<(u64, StreamKey)> = self
+                .streams
+                .iter()
+                .filter(|(k, _)| !live.contains(k))
+                .map(|(k, e)| (e.updated, k.clone()))
+                .collect();
+            gone.sort_unstable();
+            let excess = self.streams.len() - max_streams;
+            for (_, key) in gone.into_iter().take(excess) {
+                self.streams.remove(&key);
+                expired.over_bound += 1;
+            }
+        }
+        self.dirty |= touched || expired.stale > 0 || expired.over_bound > 0;
+        expired
     }
 
     /// Number of streams.
@@ -678,24 +743,172 @@ mod tests {
         assert_eq!(load(dir.path()).0.get(&key(1)), Some(&Position::Offset(99)));
     }
 
+    const DAY: u64 = 24 * 3600;
+
+    fn live(keys: &[StreamKey]) -> Live {
+        let mut live = Live::default();
+        for k in keys {
+            live.add(k.clone());
+        }
+        live
+    }
+
     #[test]
-    fn expire_drops_only_stale_streams_and_touch_keeps_them() {
+    fn expire_drops_stale_streams_that_are_not_live_and_touches_live_ones() {
         let dir = tempfile::tempdir().unwrap();
         let mut cp = Checkpoints::new(dir.path());
-        cp.set(key(1), Position::Offset(1), None);
-        cp.set(key(2), Position::Offset(2), None);
-        cp.set(key(3), Position::Offset(3), None);
+        for i in 1..=4 {
+            cp.set(key(i), Position::Offset(i), None);
+        }
         let now = unix_now();
-        cp.streams.get_mut(&key(1)).unwrap().updated = now - 8 * 24 * 3600;
-        cp.streams.get_mut(&key(2)).unwrap().updated = now - 8 * 24 * 3600;
-        cp.touch(&key(2));
+        // 1: gone for 8 days; 2: idle 8 days but live; 3: gone for a day; 4: live, set now.
+        cp.streams.get_mut(&key(1)).unwrap().updated = now - 8 * DAY;
+        cp.streams.get_mut(&key(2)).unwrap().updated = now - 8 * DAY;
+        cp.streams.get_mut(&key(3)).unwrap().updated = now - DAY;
         cp.persist().unwrap();
-        assert_eq!(cp.expire_at(now, EXPIRE_AFTER), 1);
+        let expired = cp.expire_at(now, &live(&[key(2), key(4)]), EXPIRE_AFTER, MAX_STREAMS);
+        assert_eq!(
+            expired,
+            Expired {
+                stale: 1,
+                over_bound: 0
+            }
+        );
         assert!(cp.is_dirty());
         assert_eq!(cp.get(&key(1)), None);
         assert_eq!(cp.get(&key(2)), Some(&Position::Offset(2)));
+        assert_eq!(cp.entry(&key(2)).unwrap().updated, now, "touched");
         assert_eq!(cp.get(&key(3)), Some(&Position::Offset(3)));
-        assert!(cp.remove(&key(3)).is_some());
+        assert_eq!(cp.len(), 3);
+
+        // Nothing more to drop, and a live stream touched within the hour is not touched again:
+        // the store stays clean, so expiry alone never rewrites the file.
+        cp.persist().unwrap();
+        let expired = cp.expire_at(
+            now + 60,
+            &live(&[key(2), key(4)]),
+            EXPIRE_AFTER,
+            MAX_STREAMS,
+        );
+        assert_eq!(expired, Expired::default());
+        assert!(!cp.is_dirty());
+
+        // Live streams are kept however old, even with no retention at all.
+        let expired = cp.expire_at(now + 30 * DAY, &live(&[key(2)]), Duration::ZERO, 0);
+        assert_eq!(expired.stale + expired.over_bound, 2);
         assert_eq!(cp.len(), 1);
+        assert_eq!(cp.get(&key(2)), Some(&Position::Offset(2)));
+    }
+
+    #[test]
+    fn an_inode_matched_but_not_followed_keeps_every_stream_of_that_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::new(dir.path());
+        let other_head = StreamKey::File {
+            fingerprint: Fingerprint {
+                dev: 8,
+                ino: 1,
+                head: 0xbeef,
+            },
+        };
+        cp.set(key(1), Position::Offset(1), None);
+        cp.set(other_head.clone(), Position::Offset(5), None);
+        cp.set(key(2), Position::Offset(2), None);
+        let mut live = Live::default();
+        live.add_inode(8, 1);
+        let expired = cp.expire_at(unix_now() + 30 * DAY, &live, EXPIRE_AFTER, 0);
+        assert_eq!(
+            expired,
+            Expired {
+                stale: 1,
+                over_bound: 0
+            }
+        );
+        assert_eq!(cp.get(&key(1)), Some(&Position::Offset(1)));
+        assert_eq!(cp.get(&other_head), Some(&Position::Offset(5)));
+        assert_eq!(cp.get(&key(2)), None);
+    }
+
+    #[test]
+    fn the_bound_on_streams_drops_the_oldest_that_are_not_live_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::new(dir.path());
+        let now = unix_now();
+        let n = MAX_STREAMS as u64 + 10;
+        for i in 0..n {
+            cp.set(key(i), Position::Offset(i), None);
+            // Stream 0 is the oldest; all are within the retention period.
+            cp.streams.get_mut(&key(i)).unwrap().updated = now - DAY + i;
+        }
+        let expired = cp.expire_at(now, &live(&[key(0), key(3)]), EXPIRE_AFTER, MAX_STREAMS);
+        assert_eq!(
+            expired,
+            Expired {
+                stale: 0,
+                over_bound: 10
+            }
+        );
+        assert_eq!(cp.len(), MAX_STREAMS);
+        assert!(
+            cp.get(&key(0)).is_some() && cp.get(&key(3)).is_some(),
+            "live"
+        );
+        for i in [1, 2, 4, 5, 6, 7, 8, 9, 10, 11] {
+            assert_eq!(
+                cp.get(&key(i)),
+                None,
+                "stream {i} is among the 10 oldest not live"
+            );
+        }
+        assert!(cp.get(&key(12)).is_some());
+
+        // Live streams beyond the bound are all kept.
+        let all: Vec<StreamKey> = (0..n).map(key).collect();
+        for i in 0..n {
+            cp.set(key(i), Position::Offset(i), None);
+        }
+        assert_eq!(
+            cp.expire_at(now, &live(&all), EXPIRE_AFTER, MAX_STREAMS),
+            Expired::default()
+        );
+        assert_eq!(cp.len(), n as usize);
+    }
+
+    #[test]
+    fn a_file_of_an_older_agent_loads_and_its_gone_streams_expire() {
+        // Written by an agent that never expired anything: streams of long ago, one of them
+        // still live.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            br#"{"version":1,"sequence":9,"streams":[
+                {"key":{"kind":"file","fingerprint":{"dev":8,"ino":1,"head":65261}},"position":{"offset":10},"path":"/var/log/auth.log","updated":1600000000},
+                {"key":{"kind":"file","fingerprint":{"dev":8,"ino":2,"head":65261}},"position":{"offset":20},"updated":1600000000},
+                {"key":{"kind":"journal","source":"journald"},"position":{"cursor":"s=a;i=1"},"updated":1600000000}]}"#,
+        )
+        .unwrap();
+        let (mut cp, warning) = load(dir.path());
+        assert!(warning.is_none(), "{warning:?}");
+        assert_eq!(cp.len(), 3);
+        let journal = StreamKey::Journal {
+            source: "journald".into(),
+        };
+        let expired = cp.expire(&live(&[key(1), journal.clone()]), EXPIRE_AFTER, MAX_STREAMS);
+        assert_eq!(
+            expired,
+            Expired {
+                stale: 1,
+                over_bound: 0
+            }
+        );
+        cp.persist().unwrap();
+        let (back, _) = load(dir.path());
+        assert_eq!(back.get(&key(1)), Some(&Position::Offset(10)));
+        assert_eq!(
+            back.get(&journal),
+            Some(&Position::Cursor("s=a;i=1".into()))
+        );
+        assert_eq!(back.get(&key(2)), None);
+        assert_eq!(back.sequence(), 9);
     }
 }

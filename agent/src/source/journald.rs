@@ -119,6 +119,13 @@ impl JournaldStatus {
     }
 }
 
+/// The one stream of the journald source called `name`, live while it is configured.
+pub(crate) fn stream_key(name: &str) -> StreamKey {
+    StreamKey::Journal {
+        source: name.to_owned(),
+    }
+}
+
 /// A `[[source]] type = "journald"`.
 #[derive(Debug)]
 pub struct JournaldSource {
@@ -180,9 +187,7 @@ impl JournaldSource {
         start: HashMap<StreamKey, Position>,
         first_start: bool,
     ) -> Self {
-        let key = StreamKey::Journal {
-            source: name.to_string(),
-        };
+        let key = stream_key(&name);
         let cursor = match start.get(&key) {
             Some(Position::Cursor(c)) if !c.is_empty() => Some(c.clone()),
             _ => None,
@@ -422,9 +427,7 @@ impl JournaldSource {
             .fetch_add(b.records.len() as u64, Ordering::Relaxed);
         Some(Chunk {
             source: Arc::clone(&self.name),
-            stream: StreamKey::Journal {
-                source: self.name.to_string(),
-            },
+            stream: stream_key(&self.name),
             path: None,
             payload: Payload::Journal,
             data: b.data,

@@ -90,6 +90,11 @@ impl UtmpStatus {
         self.0.get().totals.lines_read
     }
 
+    /// What the source has live: [`FileStatus::add_live`].
+    pub(crate) fn add_live(&self, live: &mut super::checkpoint::Live) -> bool {
+        self.0.add_live(live)
+    }
+
     /// The files followed at the last poll.
     pub(crate) fn files(&self) -> Vec<UtmpFileStatus> {
         self.0

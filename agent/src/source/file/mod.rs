@@ -41,6 +41,13 @@
 //! is skipped, never buffered), a glob scan stops at [`SCAN_MAX_MATCHES`] matches, the memory of
 //! closed files' positions at [`KNOWN_MAX`] entries.
 //!
+//! # What is live
+//! Each poll publishes, with the status, the streams the source has live: the files it follows
+//! (by key) and the files its globs matched at the last scan that it does not follow (by device
+//! and inode: `max-files` reached, a copy left alone, a file it cannot open; also a file closed
+//! on an error, until the next scan). The runtime never expires their checkpoints
+//! ([`FileStatus::add_live`], [`super::checkpoint::Checkpoints::expire`]).
+//!
 //! # Partial lines
 //! A last line without a newline is held (its start is the position) until its newline arrives or
 //! `partial-line-timeout` passes; it is then emitted with `truncated` set and counted. Bytes of
@@ -76,6 +83,7 @@ pub(crate) use self::reader::FileCounters;
 use self::reader::{Change, Limits, Tailed};
 pub(crate) use self::watcher::Waker;
 use self::watcher::Watcher;
+use super::checkpoint::Live;
 use super::{Chunk, Fingerprint, Payload, Position, ReadFrom, StreamKey, send};
 
 mod config;
@@ -186,6 +194,11 @@ pub(crate) struct SourceStatus {
     pub notes_total: u64,
     /// Polls done (wake-ups); with nothing changing, about one per `poll-interval`.
     pub polls: u64,
+    /// Files the globs matched at the last scan that are not followed (`max-files` reached, a
+    /// copy waiting for its original, a file that cannot be opened), by device and inode.
+    pub unfollowed: Vec<(u64, u64)>,
+    /// The first scan is done: `files` and `unfollowed` say what the source has live.
+    pub scanned: bool,
 }
 
 /// A [`FileSource`]'s status, shared (`Arc`) with whoever asks while the source runs on its
@@ -210,6 +223,22 @@ impl FileStatus {
             .unwrap_or_else(PoisonError::into_inner)
             .files
             .clone()
+    }
+
+    /// Adds the streams the source has live (its followed files by key, the files its globs
+    /// match but it does not follow by inode) to `live`, read together at one poll. False
+    /// before the first scan, when the source does not know yet.
+    pub(crate) fn add_live(&self, live: &mut Live) -> bool {
+        let status = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for f in &status.files {
+            live.add(StreamKey::File {
+                fingerprint: f.fingerprint,
+            });
+        }
+        for &(dev, ino) in &status.unfollowed {
+            live.add_inode(dev, ino);
+        }
+        status.scanned
     }
 
     fn with(&self, f: impl FnOnce(&mut SourceStatus)) {
@@ -257,6 +286,9 @@ pub struct FileSource {
     backlog: bool,
     unopenable: HashSet<PathBuf>,
     last_skipped: usize,
+    /// See [`SourceStatus::unfollowed`]; `unfollowed_changed` until it is published.
+    unfollowed: Vec<(u64, u64)>,
+    unfollowed_changed: bool,
     closed_totals: FileCounters,
     status: Arc<FileStatus>,
     quiet: bool,
@@ -326,6 +358,8 @@ impl FileSource {
             backlog: false,
             unopenable: HashSet::new(),
             last_skipped: 0,
+            unfollowed: Vec::new(),
+            unfollowed_changed: false,
             closed_totals: FileCounters::default(),
             status: Arc::default(),
             quiet: false,
@@ -503,6 +537,7 @@ impl FileSource {
     fn refresh_all(&mut self, now: Instant) {
         let mut notes = Vec::new();
         let mut remembered = Vec::new();
+        let mut closed = Vec::new();
         self.files.retain_mut(|t| match t.refresh(now) {
             Ok(Change::None) => true,
             Ok(Change::Rekeyed { .. }) => {
@@ -522,9 +557,15 @@ impl FileSource {
             Err(e) => {
                 notes.push(format!("{}: {e}; closing it", t.path.display()));
                 remembered.push((t.fp, t.offset));
+                // Still live until the next scan says whether the globs match it.
+                closed.push((t.fp.dev, t.fp.ino));
                 false
             }
         });
+        if !closed.is_empty() {
+            self.unfollowed.extend(closed);
+            self.unfollowed_changed = true;
+        }
         for (fp, o) in remembered {
             self.remember(fp, o);
         }
@@ -619,12 +660,21 @@ impl FileSource {
             by_inode.into_iter().map(|(id, p)| (p, id)).collect();
         new.sort();
         let mut skipped = 0usize;
-        for (path, _) in new {
+        let mut matched = Vec::with_capacity(new.len());
+        for (path, id) in new {
+            matched.push(id);
             if self.files.len() >= self.max_files {
                 skipped += 1;
                 continue;
             }
             self.open(path, now, first_scan);
+        }
+        let followed: HashSet<(u64, u64)> =
+            self.files.iter().map(|t| (t.fp.dev, t.fp.ino)).collect();
+        matched.retain(|id| !followed.contains(id));
+        if matched != self.unfollowed {
+            self.unfollowed = matched;
+            self.unfollowed_changed = true;
         }
         self.unopenable.retain(|p| p.exists());
         if skipped > 0 && skipped != self.last_skipped {
@@ -836,7 +886,7 @@ impl FileSource {
         flushed
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
         let mut totals = self.closed_totals;
         let files = self
             .files
@@ -853,10 +903,18 @@ impl FileSource {
                 }
             })
             .collect();
+        let unfollowed = self.unfollowed_changed.then(|| self.unfollowed.clone());
+        // Files and unfollowed matches together: a file opened by this poll's scan is in one of
+        // them at every look.
+        self.unfollowed_changed = false;
         self.status.with(|s| {
             s.files = files;
             s.totals = totals;
             s.polls += 1;
+            if let Some(u) = unfollowed {
+                s.unfollowed = u;
+            }
+            s.scanned = self.first_scan_done;
         });
     }
 }

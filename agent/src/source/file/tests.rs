@@ -8,6 +8,7 @@ use std::thread;
 
 use super::*;
 use crate::source::Payload;
+use crate::source::checkpoint::{Checkpoints, EXPIRE_AFTER, MAX_STREAMS};
 
 const MAX_LINE: usize = 64;
 
@@ -807,5 +808,158 @@ fn a_checkpoint_past_the_end_of_a_file_rewritten_while_down_is_warned_about() {
             .iter()
             .any(|n| n.contains(&name) && n.contains("35 > 2")),
         "{notes:?}"
+    );
+}
+
+/// Unix seconds `secs` from now, for [`Checkpoints::expire_at`].
+fn unix_in(secs: u64) -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + secs
+}
+
+/// Records the chunks' ends in `cp`, as the pipeline does once they are durable.
+fn commit(cp: &mut Checkpoints, chunks: &[Chunk]) {
+    for c in chunks {
+        cp.set(
+            c.stream.clone(),
+            c.end.clone(),
+            c.path.as_deref().map(PathBuf::as_path),
+        );
+    }
+}
+
+/// What the run loop does: expire what `src` does not have live.
+fn expire(src: &FileSource, cp: &mut Checkpoints, now: u64, retention: Duration, max: usize) {
+    let mut live = Live::default();
+    assert!(src.status().add_live(&mut live), "the source has scanned");
+    cp.expire_at(now, &live, retention, max);
+}
+
+// The regression: checkpoints.json gained an entry for every rotated file and never lost one.
+#[test]
+fn checkpoints_of_rotated_files_stay_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let rotated = dir.path().join("auth.log.1");
+    let state = tempfile::tempdir().unwrap();
+    let mut cp = Checkpoints::new(state.path());
+    let cfg = config(&[&log], ReadFrom::Beginning);
+    let mut src = source(&cfg, &HashMap::new(), true);
+    let mut acked = HashMap::new();
+    let mut most = 0;
+    for i in 0..300 {
+        // Each generation is a new file (its own inode or first line): a new stream.
+        append(
+            &log,
+            format!("Nov 28 06:49:30 host sshd[{i}]: generation {i}\n").as_bytes(),
+        );
+        let now = Instant::now();
+        let got = drain_at(&mut src, now, &mut acked);
+        assert_eq!(texts(&got).len(), 1, "generation {i}");
+        commit(&mut cp, &got);
+        fs::rename(&log, &rotated).unwrap();
+        for _ in 0..ORPHAN_IDLE_POLLS + 1 {
+            commit(&mut cp, &src.poll_at(now));
+        }
+        // A second later, with no retention: every stream not live goes.
+        expire(&src, &mut cp, unix_in(1), Duration::ZERO, MAX_STREAMS);
+        most = most.max(cp.len());
+    }
+    assert!(most <= 2, "{most} checkpoints kept for one live file");
+
+    // With the default retention, the bound on entries holds the file at MAX_STREAMS however
+    // many files went by within the retention period.
+    let mut cp2 = Checkpoints::new(state.path());
+    for i in 0..(MAX_STREAMS as u64 + 100) {
+        let key = StreamKey::File {
+            fingerprint: Fingerprint {
+                dev: 1,
+                ino: 1_000_000 + i,
+                head: i,
+            },
+        };
+        cp2.set(key, Position::Offset(i), None);
+    }
+    expire(&src, &mut cp2, unix_in(0), EXPIRE_AFTER, MAX_STREAMS);
+    assert_eq!(cp2.len(), MAX_STREAMS);
+}
+
+#[test]
+fn expiry_never_drops_a_file_under_the_globs_or_still_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let away = dir.path().join("away");
+    fs::create_dir_all(&logs).unwrap();
+    fs::create_dir_all(&away).unwrap();
+    let glob = logs.join("*.log");
+    for name in ["a", "b", "c", "gone"] {
+        append(
+            &logs.join(format!("{name}.log")),
+            format!("Nov 28 06:49:30 host sshd[1]: first line of {name}\n").as_bytes(),
+        );
+    }
+    // An earlier run followed all four files.
+    let state = tempfile::tempdir().unwrap();
+    let mut cp = Checkpoints::new(state.path());
+    let mut cfg = config(&[&glob], ReadFrom::Beginning);
+    let mut acked = HashMap::new();
+    let mut first = source(&cfg, &HashMap::new(), true);
+    let got = drain(&mut first, &mut acked);
+    assert_eq!(texts(&got).len(), 4);
+    commit(&mut cp, &got);
+    let key_of = |name: &str| {
+        got.iter()
+            .find(|c| c.path.as_deref() == Some(&logs.join(format!("{name}.log"))))
+            .map(|c| c.stream.clone())
+            .unwrap()
+    };
+    let keys: Vec<StreamKey> = ["a", "b", "c", "gone"].map(key_of).into();
+    drop(first);
+    fs::remove_file(logs.join("gone.log")).unwrap();
+
+    // Now at most two files are followed: a.log and b.log; c.log is matched but skipped.
+    cfg.max_files = 2;
+    let mut src = source(&cfg, &cp.snapshot(), false);
+    assert!(
+        !src.status().add_live(&mut Live::default()),
+        "nothing is known to be live before the first scan"
+    );
+    let now = Instant::now();
+    assert!(drain_at(&mut src, now, &mut acked).is_empty());
+    // b.log is renamed out of the globs: an orphan, still open until it has been idle.
+    fs::rename(logs.join("b.log"), away.join("b.log")).unwrap();
+    src.rescan_next_poll();
+    assert!(drain_at(&mut src, now, &mut acked).is_empty());
+    assert_eq!(
+        src.status().files().len(),
+        2,
+        "a.log and the orphan b.log are open"
+    );
+
+    // The harshest expiry: a month later, no retention, no room at all.
+    expire(&src, &mut cp, unix_in(30 * 24 * 3600), Duration::ZERO, 0);
+    for (name, key) in ["a", "b", "c"].iter().zip(&keys) {
+        assert!(
+            cp.get(key).is_some(),
+            "the checkpoint of {name}.log was dropped"
+        );
+    }
+    assert_eq!(cp.get(&keys[3]), None, "gone.log is gone");
+    assert_eq!(cp.len(), 3);
+
+    // Started from what is left, nothing is read twice.
+    cfg.max_files = 16;
+    let mut again = source(&cfg, &cp.snapshot(), false);
+    assert!(drain(&mut again, &mut acked).is_empty());
+    append(
+        &logs.join("c.log"),
+        b"Nov 28 06:49:31 host sshd[2]: new in c\n",
+    );
+    assert_eq!(
+        texts(&drain(&mut again, &mut acked)),
+        strs(&["Nov 28 06:49:31 host sshd[2]: new in c"])
     );
 }
