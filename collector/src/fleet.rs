@@ -8,7 +8,9 @@
 //!
 //! The rules ([`FleetRule`]):
 //! - **lateral movement**: one user, or one source address, logging in successfully on
-//!   `lateral-hosts` or more hosts within `lateral-window`;
+//!   `lateral-hosts` or more hosts within `lateral-window`, with a login new for its user in
+//!   the round (judged against the user's history; see [`Engine::observe`]); high with a new
+//!   source in it, medium when only hosts were new;
 //! - **first login to a host**: a user logging in on a host where the fleet never saw them log
 //!   in, once the fleet and that host have been watched for `first-login-learning`;
 //! - **distributed brute force / spray**: one source address, or one user name, failing on
@@ -51,8 +53,16 @@ pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// A full table drops this fraction of its entries at once (1/8), so eviction costs
 /// O(log n) per insert amortised instead of a scan per insert.
 pub(crate) const EVICT_DIVISOR: usize = 8;
+/// A source this many users of the fleet already logged in from is shared (an office NAT, a
+/// VPN): another user's first login from it is not from a new source (as the agents' first-seen
+/// rule).
+const SHARED_SOURCE_USERS: u32 = 2;
+/// `event.severity` of what is worth a look today.
+const MEDIUM: u8 = 47;
+/// `event.severity` of what needs a look now.
+const HIGH: u8 = 73;
 /// Version of [`Engine::save`]'s bytes.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 /// User names the one-user-across-hosts failure rule skips: the internet guesses them on every
 /// exposed host whatever the fleet, so their failures across hosts are background, not a spray
 /// aimed at this fleet's accounts.
@@ -264,11 +274,11 @@ impl FleetRule {
     /// Failures that spread, a first login and a silent agent are worth a look: medium.
     pub(crate) const fn severity(self) -> u8 {
         match self {
-            FleetRule::LateralMovementUser | FleetRule::LateralMovementSource => 73,
+            FleetRule::LateralMovementUser | FleetRule::LateralMovementSource => HIGH,
             FleetRule::FirstLogin
             | FleetRule::FailuresSource
             | FleetRule::FailuresUser
-            | FleetRule::AgentSilent => 47,
+            | FleetRule::AgentSilent => MEDIUM,
         }
     }
 
@@ -369,6 +379,11 @@ pub struct FleetAlert {
     pub evidence: Vec<Evidence>,
     /// First login: the other hosts the user had logged in on before (0 otherwise).
     pub hosts_before: u64,
+    /// `event.severity`: the rule's ([`FleetRule::severity`]), except a user's lateral
+    /// movement whose logins all came from sources that user had used before (only a host was
+    /// new: an admin's round reaching a host for the first time), which is medium until a
+    /// login from a new source joins it.
+    pub severity: u8,
 }
 
 impl FleetAlert {
@@ -392,12 +407,13 @@ impl FleetAlert {
             more_listed: false,
             evidence: Vec::new(),
             hosts_before: 0,
+            severity: rule.severity(),
         }
     }
 
     /// `event.severity`.
     pub fn severity(&self) -> u8 {
-        self.rule.severity()
+        self.severity
     }
 
     /// The human sentence (`message`).
@@ -534,6 +550,8 @@ struct Hit {
     first: Evidence,
     /// One of its logins was new for its user (a source or a host the user never used).
     novel: bool,
+    /// One of its logins came from a source new for its user.
+    new_source: bool,
 }
 
 /// An open alert.
@@ -563,6 +581,8 @@ struct Spread {
 impl Spread {
     /// Counts `ev` for `key`; opens or grows the episode when `hosts` are reached within
     /// `window` µs and, if `need_novel`, one of the hosts' events in the window was `novel`.
+    /// A user's episode with no event `new_source` in it is medium (see
+    /// [`FleetAlert::severity`]). True when `ev` opened or grew the episode.
     #[allow(clippy::too_many_arguments)] // One call per rule; a struct would only rename them.
     fn add(
         &mut self,
@@ -572,7 +592,7 @@ impl Spread {
         hosts: usize,
         window: i64,
         max_tracked: usize,
-        (novel, need_novel): (bool, bool),
+        (novel, new_source, need_novel): (bool, bool, bool),
     ) -> bool {
         if !self.tracks.contains_key(key) {
             if self.tracks.len() >= max_tracked {
@@ -600,6 +620,7 @@ impl Spread {
                 h.last_us = h.last_us.max(t);
                 h.count += 1;
                 h.novel |= novel;
+                h.new_source |= new_source;
             }
             None => {
                 new_hit = true;
@@ -624,6 +645,7 @@ impl Spread {
                     count: 1,
                     first: ev.evidence(),
                     novel,
+                    new_source,
                 });
             }
         }
@@ -638,6 +660,9 @@ impl Spread {
         match &mut track.episode {
             Some(e) => {
                 grow(&mut e.alert, ev, !new_hit);
+                if new_source {
+                    e.alert.severity = rule.severity();
+                }
                 e.dirty = true;
                 true
             }
@@ -651,6 +676,11 @@ impl Spread {
                     .min()
                     .unwrap_or(t);
                 let mut alert = FleetAlert::open(rule, key, start_us, t);
+                if rule == FleetRule::LateralMovementUser
+                    && !track.hits.iter().any(|h| h.new_source)
+                {
+                    alert.severity = MEDIUM;
+                }
                 match rule {
                     FleetRule::LateralMovementUser | FleetRule::FailuresUser => {
                         alert.user = Some(key.to_owned());
@@ -675,6 +705,19 @@ impl Spread {
             }
             None => false,
         }
+    }
+
+    /// True when `key` logged in on a host other than `agent` within `window` before `t`, from
+    /// a source it had used before: a round entered from a familiar place, which the next
+    /// login continues (from that host's address, new as it may be).
+    fn continues_round(&self, key: &str, agent: &str, t: i64, window: i64) -> bool {
+        self.tracks.get(key).is_some_and(|track| {
+            track.hits.iter().any(|h| {
+                h.agent != agent
+                    && !h.new_source
+                    && (t.saturating_sub(window)..=t).contains(&h.last_us)
+            })
+        })
     }
 
     /// Drops the [`EVICT_DIVISOR`]th of the tracks with the fewest hosts, oldest first
@@ -790,6 +833,9 @@ struct State {
     known_sources: HashMap<u64, i64>,
     /// Users -> hosts they logged in on, as counted (for first-login messages).
     user_hosts: HashMap<String, u64>,
+    /// Sources -> users seen logging in from them, counted up to [`SHARED_SOURCE_USERS`]
+    /// (at most `max-known-logins` sources).
+    source_users: HashMap<String, u32>,
     /// One-off alerts (first logins, silences) not yet taken.
     #[serde(skip)]
     ready: Vec<FleetAlert>,
@@ -982,35 +1028,63 @@ impl Engine {
         let max = c.max_tracked;
         if success {
             let (hosts, window) = (c.lateral_hosts, micros(c.lateral_window));
+            let learnt = micros(c.first_login_learning);
+            let fleet_first = self.state.first_us.unwrap_or(t);
+            let learning =
+                t < fleet_first.saturating_add(learnt) || t < host_first.saturating_add(learnt);
             // Admins go round the hosts they look after, from where they always work: what
             // lateral movement needs on top is one login new for its user: from a source or
             // to a host that user never used (user rule), from a source that never carried
             // that user (source rule: an office NAT or a VPN carries many users, each on their
-            // own round). An event without a user is always new.
+            // own round). New means new against a history: a host is new only once the fleet
+            // and that host have been watched for the first-login learning period (before,
+            // every host is new to everyone), a source only for a user the fleet has seen log
+            // in before (a user's first login comes from some source), and not when the user's
+            // round entered the fleet from a source they had used before: then the new source
+            // is the host they just logged in on (a jump host's inside address), and how the
+            // round entered is what tells the owner from a thief. Nor is a source other users
+            // share (an office NAT, a VPN) new. An event without a user is always new.
             let (new_host, new_source) = match evidence.user {
-                Some(u) => (
-                    !self.state.known.contains_key(&pair_key(u, ev.agent)),
-                    ev.source.is_some_and(|s| {
-                        remember(
+                Some(u) => {
+                    let history = self.state.user_hosts.contains_key(u);
+                    let new_host = !self.state.known.contains_key(&pair_key(u, ev.agent));
+                    let new_source = ev.source.is_some_and(|s| {
+                        let new = remember(
                             &mut self.state.known_sources,
                             pair_key(u, s),
                             t,
                             c.max_known_logins,
-                        )
-                    }),
-                ),
+                        );
+                        let users = &mut self.state.source_users;
+                        let shared = users.get(s).is_some_and(|&n| n >= SHARED_SOURCE_USERS);
+                        if new
+                            && !shared
+                            && (users.len() < c.max_known_logins || users.contains_key(s))
+                        {
+                            *users.entry(s.to_owned()).or_default() += 1;
+                        }
+                        new && !shared
+                    });
+                    let hop = self
+                        .state
+                        .lateral_user
+                        .continues_round(u, ev.agent, t, window);
+                    (new_host && !learning, new_source && history && !hop)
+                }
                 None => (true, true),
             };
+            let mut in_round = false;
             if let Some(u) = evidence.user {
-                self.state.grown |= self.state.lateral_user.add(
+                in_round = self.state.lateral_user.add(
                     FleetRule::LateralMovementUser,
                     u,
                     &evidence,
                     hosts,
                     window,
                     max,
-                    (new_host || new_source, true),
+                    (new_host || new_source, new_source, true),
                 );
+                self.state.grown |= in_round;
             }
             if let Some(s) = ev.source {
                 self.state.grown |= self.state.lateral_source.add(
@@ -1020,14 +1094,13 @@ impl Engine {
                     hosts,
                     window,
                     max,
-                    (new_source, true),
+                    (new_source, new_source, true),
                 );
             }
             if let Some(u) = evidence.user {
-                let learnt = micros(self.config.first_login_learning);
-                let learning = t < self.state.first_us.unwrap_or(t).saturating_add(learnt)
-                    || t < host_first.saturating_add(learnt);
-                self.first_login(u, &evidence, learning);
+                // A first login inside a round the lateral-movement rule reports is one
+                // incident: that alert lists the host, a second alert would only repeat it.
+                self.first_login(u, &evidence, learning || in_round);
             }
         } else {
             let (hosts, window) = (c.failure_hosts, micros(c.failure_window));
@@ -1039,7 +1112,7 @@ impl Engine {
                     hosts,
                     window,
                     max,
-                    (true, false),
+                    (true, true, false),
                 );
             }
             // Only failures against an account of the fleet (a name some host let in: sshd
@@ -1059,15 +1132,16 @@ impl Engine {
                     hosts,
                     window,
                     max,
-                    (true, false),
+                    (true, true, false),
                 );
             }
         }
     }
 
     /// Records a successful login of `user` on the evidence's host; raises a first-login alert
-    /// when the pair is new and the learning period is over.
-    fn first_login(&mut self, user: &str, ev: &Seen<'_>, learning: bool) {
+    /// when the pair is new, unless `quiet` (the learning period, or a round another alert
+    /// reports).
+    fn first_login(&mut self, user: &str, ev: &Seen<'_>, quiet: bool) {
         let key = pair_key(user, ev.agent);
         if !remember(
             &mut self.state.known,
@@ -1083,7 +1157,7 @@ impl Engine {
         {
             *self.state.user_hosts.entry(user.to_owned()).or_default() += 1;
         }
-        if learning {
+        if quiet {
             return;
         }
         let t = ev.time_us;
@@ -1197,18 +1271,34 @@ mod tests {
         }
     }
 
+    /// A login of each user a month before `T0` on `h0`, each from an address of their own: the
+    /// history a "new source" is judged against.
+    fn history<'a>(users: &[&'a str]) -> Vec<FleetEvent<'a>> {
+        const HOMES: [&str; 4] = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
+        users
+            .iter()
+            .zip(HOMES)
+            .map(|(u, home)| ok(T0 - 30 * 86_400 * S, "h0", u, home))
+            .collect()
+    }
+
     fn rules(alerts: &[FleetAlert], rule: FleetRule) -> Vec<&FleetAlert> {
         alerts.iter().filter(|a| a.rule == rule).collect()
     }
 
     /// An admin's round over hosts they use, from where they always come: routine, not
     /// lateral movement. The same round with one new thing (a source the account never used,
-    /// a host it never reached) is.
+    /// a host it never reached) is: high for a new source, medium for only a new host.
     #[test]
     fn lateral_movement_needs_something_new_in_the_round() {
-        let c = config();
         let day = 86_400 * S;
-        // Known before: bob on h1..h3 from the office; the office NAT used by others too.
+        // The fleet and every host learnt for a day before T0.
+        let c = FleetConfig {
+            first_login_learning: Duration::from_secs(86_400),
+            ..FleetConfig::default()
+        };
+        // Known before: bob on h1..h3 from the office; the office NAT used by carol too
+        // (once: not yet shared); carol on h4.
         let mut history = vec![];
         for (k, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
             history.push(ok(
@@ -1217,13 +1307,8 @@ mod tests {
                 "bob",
                 "198.51.100.10",
             ));
-            history.push(ok(
-                T0 - day + k as i64 * 7200 * S,
-                h,
-                "carol",
-                "198.51.100.10",
-            ));
         }
+        history.push(ok(T0 - day, "h4", "carol", "198.51.100.10"));
         let routine = [
             ok(T0, "h1", "bob", "198.51.100.10"),
             ok(T0 + MIN, "h2", "bob", "198.51.100.10"),
@@ -1232,34 +1317,148 @@ mod tests {
         ];
         let alerts = evaluate(&c, history.iter().copied().chain(routine));
         assert!(alerts.is_empty(), "{alerts:#?}");
-        // The same round from an address bob never used: both lateral rules.
+        // The same round from an address bob never used: both lateral rules, high.
         let mut stolen = routine;
         for e in &mut stolen {
             e.source = Some("203.0.113.7");
         }
         stolen[2].user = Some("bob");
         let alerts = evaluate(&c, history.iter().copied().chain(stolen));
-        assert_eq!(
-            rules(&alerts, FleetRule::LateralMovementUser).len(),
-            1,
-            "{alerts:#?}"
-        );
-        assert_eq!(
-            rules(&alerts, FleetRule::LateralMovementSource).len(),
-            1,
-            "{alerts:#?}"
-        );
-        // From the office, but on a host bob never reached: the user rule.
+        let user = rules(&alerts, FleetRule::LateralMovementUser);
+        assert_eq!(user.len(), 1, "{alerts:#?}");
+        assert_eq!(user[0].severity(), HIGH);
+        let source = rules(&alerts, FleetRule::LateralMovementSource);
+        assert_eq!(source.len(), 1, "{alerts:#?}");
+        assert_eq!(source[0].severity(), HIGH);
+        // From the office, but on a host bob never reached: the user rule, at medium (his
+        // round, from where he always works, reached a host for the first time).
         let mut new_host = routine;
         new_host[2] = ok(T0 + 2 * MIN, "h4", "bob", "198.51.100.10");
         let alerts = evaluate(&c, history.iter().copied().chain(new_host));
-        assert_eq!(
-            rules(&alerts, FleetRule::LateralMovementUser).len(),
-            1,
-            "{alerts:#?}"
-        );
-        // ... but not the source rule: the office carries no account it never carried.
+        let user = rules(&alerts, FleetRule::LateralMovementUser);
+        assert_eq!(user.len(), 1, "{alerts:#?}");
+        assert_eq!(user[0].severity(), MEDIUM);
+        // ... and not the source rule: the office carries no account it never carried.
         assert!(rules(&alerts, FleetRule::LateralMovementSource).is_empty());
+        // A login from a new address joining that round makes it high, unless it continues
+        // the round from one of its hosts (a hop: see `new_means_new_against_a_history`).
+        let mut grown: Vec<_> = history.iter().copied().chain(new_host).collect();
+        grown.push(ok(T0 + 12 * MIN, "h3", "bob", "198.51.100.10"));
+        let hop = evaluate(
+            &c,
+            grown
+                .iter()
+                .copied()
+                .chain([ok(T0 + 13 * MIN, "h1", "bob", "203.0.113.7")]),
+        );
+        assert_eq!(
+            rules(&hop, FleetRule::LateralMovementUser)[0].severity(),
+            MEDIUM
+        );
+        // h3 alone in the window now: the new address is no hop from another host.
+        grown.push(ok(T0 + 14 * MIN, "h3", "bob", "203.0.113.7"));
+        let alerts = evaluate(&c, grown);
+        let user = rules(&alerts, FleetRule::LateralMovementUser);
+        assert_eq!(user.len(), 1, "{alerts:#?}");
+        assert_eq!(user[0].severity(), HIGH);
+    }
+
+    /// "New" is judged against a history: not for a user the fleet never saw log in, not for a
+    /// host while the fleet learns, not for the inside address of the host a round entered from
+    /// a familiar place, not for an address other users share.
+    #[test]
+    fn new_means_new_against_a_history() {
+        let c = config();
+        // No history: a user's first logins anywhere are new to nothing.
+        let first_round = [
+            ok(T0, "h1", "dave", "203.0.113.7"),
+            ok(T0 + MIN, "h2", "dave", "203.0.113.7"),
+            ok(T0 + 2 * MIN, "h3", "dave", "203.0.113.7"),
+        ];
+        let alerts = evaluate(&c, first_round);
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        // While the fleet learns, a host new to a user is not news: bob, from his address,
+        // on three hosts he never used.
+        let new_hosts = [
+            ok(T0, "h1", "bob", "192.0.2.1"),
+            ok(T0 + MIN, "h2", "bob", "192.0.2.1"),
+            ok(T0 + 2 * MIN, "h3", "bob", "192.0.2.1"),
+        ];
+        let alerts = evaluate(&c, history(&["bob"]).into_iter().chain(new_hosts));
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        // In on the jump host from his own address, then on from its inside address: his
+        // round, not a thief's.
+        let via_jump = |entry: &'static str| {
+            history(&["bob"]).into_iter().chain([
+                ok(T0, "jump", "bob", entry),
+                ok(T0 + MIN, "h1", "bob", "10.0.1.3"),
+                ok(T0 + 2 * MIN, "h2", "bob", "10.0.1.3"),
+                ok(T0 + 3 * MIN, "h3", "bob", "10.0.1.3"),
+            ])
+        };
+        let alerts = evaluate(&c, via_jump("192.0.2.1"));
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        // The same hops after an entry from an address bob never used: both rules, high.
+        let alerts = evaluate(&c, via_jump("203.0.113.7"));
+        let user = rules(&alerts, FleetRule::LateralMovementUser);
+        assert_eq!(user.len(), 1, "{alerts:#?}");
+        assert_eq!(user[0].severity(), HIGH);
+        assert_eq!(rules(&alerts, FleetRule::LateralMovementSource).len(), 1);
+        // An address two other users log in from is shared (a VPN): bob's first round from
+        // it is not from a new source. One other user is not enough.
+        let vpn = |others: &'static [&'static str]| {
+            let mut v = history(&["bob"]);
+            v.extend(
+                others
+                    .iter()
+                    .map(|u| ok(T0 - 86_400 * S, "h9", u, "198.51.100.200")),
+            );
+            v.extend([
+                ok(T0, "h1", "bob", "198.51.100.200"),
+                ok(T0 + MIN, "h2", "bob", "198.51.100.200"),
+                ok(T0 + 2 * MIN, "h3", "bob", "198.51.100.200"),
+            ]);
+            v
+        };
+        let alerts = evaluate(&c, vpn(&["carol", "erin"]));
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        let alerts = evaluate(&c, vpn(&["carol"]));
+        assert_eq!(rules(&alerts, FleetRule::LateralMovementUser).len(), 1);
+    }
+
+    /// A first login inside a round the lateral-movement rule reports is that alert's, not one
+    /// more; a first login on its own still alerts.
+    #[test]
+    fn a_first_login_inside_a_reported_round_is_one_alert() {
+        let day = 86_400 * S;
+        let c = FleetConfig {
+            first_login_learning: Duration::from_secs(86_400),
+            ..FleetConfig::default()
+        };
+        let mut events = vec![
+            ok(T0 - day, "h1", "alice", "192.0.2.1"),
+            ok(T0 - day, "h2", "alice", "192.0.2.1"),
+            ok(T0 - day, "h3", "bob", "192.0.2.2"),
+            ok(T0 - day, "h4", "bob", "192.0.2.2"),
+            ok(T0 - day, "h5", "bob", "192.0.2.2"),
+        ];
+        // alice's round: two hosts she knows, then two she never used.
+        events.extend([
+            ok(T0, "h1", "alice", "192.0.2.1"),
+            ok(T0 + MIN, "h2", "alice", "192.0.2.1"),
+            ok(T0 + 2 * MIN, "h3", "alice", "192.0.2.1"),
+            ok(T0 + 3 * MIN, "h4", "alice", "192.0.2.1"),
+        ]);
+        let alerts = evaluate(&c, events.clone());
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        assert_eq!(alerts[0].rule, FleetRule::LateralMovementUser);
+        assert_eq!(alerts[0].hosts_total, 4);
+        // A day later, alone on a host she never used: its own alert.
+        events.push(ok(T0 + day, "h5", "alice", "192.0.2.1"));
+        let alerts = evaluate(&c, events);
+        let first = rules(&alerts, FleetRule::FirstLogin);
+        assert_eq!(first.len(), 1, "{alerts:#?}");
+        assert_eq!(first[0].user.as_deref(), Some("alice"));
     }
 
     #[test]
@@ -1272,14 +1471,14 @@ mod tests {
             ok(T0 + 2 * S, "h2", "alice", "10.0.0.7"),
             ok(T0 + 3 * S, "h1", "alice", "10.0.0.8"),
         ];
-        assert!(evaluate(&c, two).is_empty());
+        assert!(evaluate(&c, history(&["alice"]).into_iter().chain(two)).is_empty());
         // N hosts: one alert per rule, naming the hosts.
         let three = [
             ok(T0, "h1", "alice", "10.0.0.5"),
             ok(T0 + S, "h2", "alice", "10.0.0.5"),
             ok(T0 + 2 * S, "h3", "alice", "10.0.0.5"),
         ];
-        let alerts = evaluate(&c, three);
+        let alerts = evaluate(&c, history(&["alice"]).into_iter().chain(three));
         let user = rules(&alerts, FleetRule::LateralMovementUser);
         assert_eq!(user.len(), 1, "{alerts:#?}");
         let a = user[0];
@@ -1307,11 +1506,11 @@ mod tests {
         // One source, three hosts, three different users: the source rule only.
         let alerts = evaluate(
             &c,
-            [
+            history(&["a", "b", "c"]).into_iter().chain([
                 ok(T0, "h1", "a", "10.0.0.5"),
                 ok(T0 + S, "h2", "b", "10.0.0.5"),
                 ok(T0 + 2 * S, "h3", "c", "10.0.0.5"),
-            ],
+            ]),
         );
         assert_eq!(alerts.len(), 1, "{alerts:#?}");
         assert_eq!(alerts[0].rule, FleetRule::LateralMovementSource);
@@ -1322,6 +1521,9 @@ mod tests {
     fn lateral_movement_window_edges() {
         let c = config();
         let w = micros(c.lateral_window);
+        let evaluate = |c: &FleetConfig, round: [FleetEvent<'static>; 3]| {
+            evaluate(c, history(&["alice"]).into_iter().chain(round))
+        };
         // The first and the last login exactly W apart: within.
         let at_edge = [
             ok(T0, "h1", "alice", "10.0.0.1"),
@@ -1346,10 +1548,8 @@ mod tests {
             ok(T0 + w / 2, "h2", "alice", "10.0.0.2"),
             ok(T0 + w + 1, "h3", "alice", "10.0.0.3"),
         ];
-        assert_eq!(
-            rules(&evaluate(&c, renewed), FleetRule::LateralMovementUser).len(),
-            1
-        );
+        let renewed = super::evaluate(&c, history(&["alice"]).into_iter().chain(renewed));
+        assert_eq!(rules(&renewed, FleetRule::LateralMovementUser).len(), 1);
         // An event older than the key's window arrives late: not counted.
         let late = [
             ok(T0 + 2 * w, "h1", "alice", "10.0.0.1"),
@@ -1364,6 +1564,9 @@ mod tests {
         let c = config();
         let w = micros(c.lateral_window);
         let mut engine = Engine::new(c);
+        for e in history(&["alice"]) {
+            engine.observe(&e);
+        }
         for (i, h) in ["h1", "h2", "h3"].iter().enumerate() {
             engine.observe(&ok(T0 + i as i64 * S, h, "alice", "10.0.0.1"));
         }
@@ -1503,7 +1706,7 @@ mod tests {
             ok(T0, "h3", "bob", "10.0.0.2"),
             ok(T0 + day - 1, "h2", "alice", "10.0.0.1"),
             // After it: a known pair, then alice on h3 for the first time.
-            ok(T0 + day, "h1", "alice", "10.0.0.1"),
+            ok(T0 + day, "h3", "bob", "10.0.0.2"),
             ok(T0 + day, "h3", "alice", "10.0.0.9"),
             ok(T0 + day + S, "h3", "alice", "10.0.0.9"),
         ];
@@ -1545,24 +1748,36 @@ mod tests {
             ..config()
         };
         let hosts = ["h1", "h2", "h3"];
+        let known = || history(&["backup", "a", "b", "c"]);
         let backup: Vec<_> = hosts
             .iter()
-            .map(|h| ok(T0, h, "backup", "192.0.2.1"))
+            .map(|h| ok(T0, h, "backup", "198.51.100.1"))
             .collect();
-        assert!(evaluate(&c, backup).is_empty());
+        assert!(evaluate(&c, known().into_iter().chain(backup)).is_empty());
         let bastion: Vec<_> = hosts
             .iter()
             .enumerate()
             .map(|(i, h)| ok(T0, h, ["a", "b", "c"][i], "10.9.3.4"))
             .collect();
-        assert!(evaluate(&c, bastion).is_empty());
+        assert!(evaluate(&c, known().into_iter().chain(bastion)).is_empty());
         // Outside the network: alerts.
         let other: Vec<_> = hosts
             .iter()
             .enumerate()
             .map(|(i, h)| ok(T0, h, ["a", "b", "c"][i], "10.10.3.4"))
             .collect();
-        assert_eq!(evaluate(&c, other).len(), 1);
+        assert_eq!(evaluate(&c, known().into_iter().chain(other)).len(), 1);
+        // The backup user from outside the ignored networks: alerts (it is the user list
+        // that keeps it quiet above).
+        let backup_elsewhere: Vec<_> = hosts
+            .iter()
+            .map(|h| ok(T0, h, "backup", "198.51.100.1"))
+            .collect();
+        let c2 = FleetConfig {
+            ignore_users: vec![],
+            ..c.clone()
+        };
+        assert!(!evaluate(&c2, known().into_iter().chain(backup_elsewhere)).is_empty());
     }
 
     #[test]
@@ -1601,7 +1816,7 @@ mod tests {
             .map(|(i, h)| ok(T0 + i as i64 * S, h, "alice", "10.0.0.1"))
             .collect();
         let mut engine = Engine::new(config());
-        for e in &events {
+        for e in history(&["alice"]).iter().chain(&events) {
             engine.observe(e);
         }
         let alerts = engine.take_alerts();
@@ -1730,6 +1945,9 @@ mod tests {
     fn saved_state_continues_the_same_attack() {
         let c = config();
         let mut engine = Engine::new(c.clone());
+        for e in history(&["alice"]) {
+            engine.observe(&e);
+        }
         engine.observe(&ok(T0, "h1", "alice", "10.0.0.1"));
         engine.observe(&ok(T0 + S, "h2", "alice", "10.0.0.1"));
         engine.observe(&ok(T0 + 2 * S, "h3", "alice", "10.0.0.1"));

@@ -11,6 +11,7 @@ mod fleet;
 mod scenario;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use agent_core::detect::{Cidr, DefaultDetector, DetectConfig, Detector, HIGH, MEDIUM, Rule};
 use agent_core::syslog::Context;
@@ -153,6 +154,8 @@ struct Score {
     rules: BTreeMap<&'static str, RuleScore>,
     kinds: BTreeMap<Kind, KindScore>,
     false_examples: Vec<String>,
+    /// (host, per-host sequence) -> index in the scenario's lines, to quote cited events.
+    texts: BTreeMap<(usize, u64), usize>,
 }
 
 fn evaluate(s: &Scenario, detections: &mut [&mut dyn Detections]) -> Score {
@@ -169,13 +172,15 @@ fn evaluate(s: &Scenario, detections: &mut [&mut dyn Detections]) -> Score {
         rules: BTreeMap::new(),
         kinds: BTreeMap::new(),
         false_examples: Vec::new(),
+        texts: BTreeMap::new(),
     };
-    for line in &s.lines {
+    for (n, line) in s.lines.iter().enumerate() {
         let Parsed::Event(ev) = parse_line(line.text.as_bytes(), &ctx) else {
             continue;
         };
         let seq = seqs[line.host];
         seqs[line.host] += 1;
+        score.texts.insert((line.host, seq), n);
         match line.attack {
             Some(a) => {
                 labels.insert((line.host, seq), a);
@@ -236,10 +241,16 @@ fn tally(
             r.false_high += 1;
         }
         let host = found.cites.first().map_or("-", |c| s.hosts[c.0].as_str());
-        score.false_examples.push(format!(
+        let mut e = format!(
             "{host} {:>2} {:<22} {}",
             found.severity, found.rule, found.message
-        ));
+        );
+        for c in &found.cites {
+            if let Some(&n) = score.texts.get(c) {
+                let _ = write!(e, "\n      | {}", s.lines[n].text);
+            }
+        }
+        score.false_examples.push(e);
     } else {
         r.true_alerts += 1;
     }
