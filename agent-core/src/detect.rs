@@ -31,11 +31,11 @@
 //! | [`Rule::FirstSeenSource`] | a password login of a known user from an IP (and /16 or /48) never seen for that user nor shared by other users | 21 |
 //! | [`Rule::RootLogin`] | root (or uid 0) logs in over the network from a source not allow-listed | 47, 73 password from a new address |
 //! | [`Rule::OffHoursLogin`] | a network login outside working hours (opt-in) | 21, 47 from a new address |
-//! | [`Rule::NewAccountLogin`] | the first login of an account created in the last days (3) | 47, 21 from a shared address |
+//! | [`Rule::NewAccountLogin`] | the first login of an account created in the last days (3), not from an address other users share (the creation's alert covers the new colleague) | 47 |
 //! | [`Rule::PrivilegeAfterLogin`] | sudo or su by a user within W (30 min) of a login of theirs that alerted | 73 after a medium/high login alert, else 47 |
 //! | [`Rule::SudoRefused`] | `NOT in sudoers`, `user NOT authorized`, `command not allowed` | 47 (73 after a suspicious login) |
 //! | [`Rule::PrivilegeFailures`] | ≥ N sudo/su password failures by a user within W (3 in 10 min) | 47 |
-//! | [`Rule::FirstSudo`] | the first sudo by a user on this host (after a week of learning) | 21 |
+//! | [`Rule::FirstSudo`] | the first sudo by a user on this host who had logged in here before the current login (after a week of learning) | 21 |
 //! | [`Rule::AccountCreated`] | `useradd`: a new account | 47 |
 //! | [`Rule::PrivilegedGroup`] | an account added to a privileged group (sudo, wheel, adm, root, docker, lxd) | 73 |
 //! | [`Rule::PasswordReset`] | root (or `chpasswd`) changed another account's password | 47 |
@@ -1803,6 +1803,8 @@ struct Account {
     failures_fired: bool,
     /// The suspicious login alerted at medium or high severity (a sudo after it is high).
     flagged_high: bool,
+    /// It had logged in before its latest login (a history on this host).
+    returning: bool,
     hash: u32,
     last_seen: u32,
     created: u32,
@@ -1825,6 +1827,7 @@ impl Account {
         flagged: false,
         failures_fired: false,
         flagged_high: false,
+        returning: false,
         hash: 0,
         last_seen: 0,
         created: 0,
@@ -2402,16 +2405,18 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         if !acct.logged_in && acct.is_new && age(now, acct.created) < ac.new_account_secs {
             new_account = Some((age(now, acct.created), acct.created_seq));
         }
-        if let Some((since, created_seq)) = new_account.filter(|_| ac.enabled) {
-            // From the company's shared address it is the new colleague; from anywhere else,
-            // maybe the account's creator.
-            let sev = if ctx.known_source { LOW } else { MEDIUM };
-            let a = alert(Rule::NewAccountLogin, sev, Some(ip), user, at, since)
+        // From the company's shared address it is the new colleague, whose account the
+        // creation's alert already reported (one incident, one alert); from anywhere else,
+        // maybe the account's creator.
+        if let Some((since, created_seq)) = new_account.filter(|_| ac.enabled && !ctx.known_source)
+        {
+            let a = alert(Rule::NewAccountLogin, MEDIUM, Some(ip), user, at, since)
                 .cite(created_seq)
                 .cite(seq);
             suspicious = suspicious.max(self.raise(out, a));
         }
         let acct = self.account_slot(h, now);
+        acct.returning |= acct.logged_in;
         acct.logged_in = true;
         if suspicious > 0 {
             acct.flagged = true;
@@ -2502,7 +2507,10 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             }
         }
         if ev.action == Action::Sudo && ev.outcome == Outcome::Success {
-            if p.enabled && p.first_sudo && !a.sudo && !learning {
+            // News from a user with a history here (an earlier login) who never needed sudo;
+            // in a user's first session on this host there is no habit to break, and the new
+            // login itself is what the login rules (here and the fleet's) judge.
+            if p.enabled && p.first_sudo && !a.sudo && a.returning && !learning {
                 raise(with(
                     alert(Rule::FirstSudo, LOW, None, user, ts, 0).cite(seq),
                 ));
@@ -3929,15 +3937,63 @@ mod tests {
             rules(&at(&mut *d, 2000, "sudo", three)),
             [Rule::PrivilegeFailures]
         );
-        // First sudo: quiet while learning, low after, once.
+        // First sudo: quiet while learning, low after, once; and only from a user with an
+        // earlier login here (not in their first session on this host).
         let ok = "   frank : TTY=pts/0 ; PWD=/home/frank ; USER=root ; COMMAND=/usr/bin/id";
+        at(&mut *d, 40, "sshd", &key("gina", "10.0.0.2"));
         assert!(at(&mut *d, 50, "sudo", &ok.replace("frank", "gina")).is_empty());
+        at(&mut *d, 2000, "sshd", &key("hal", "10.0.0.4"));
+        let hal = ok.replace("frank", "hal");
+        assert!(
+            at(&mut *d, 2010, "sudo", &hal).is_empty(),
+            "hal's first session"
+        );
+        at(&mut *d, 2000, "sshd", &key("frank", "10.0.0.3"));
+        at(&mut *d, 2900, "sshd", &key("frank", "10.0.0.3"));
         assert_eq!(
             sev(&at(&mut *d, 3000, "sudo", ok), Rule::FirstSudo),
             Some(LOW)
         );
         assert!(at(&mut *d, 3001, "sudo", ok).is_empty());
         assert!(at(&mut *d, 3002, "sudo", &ok.replace("frank", "gina")).is_empty());
+    }
+
+    /// A restored memory knows who had logged in here before (the first-sudo rule's history).
+    #[test]
+    fn a_restored_memory_keeps_who_had_logged_in_before() {
+        let mut c = only(Rule::FirstSudo);
+        c.privilege.first_sudo_learning_secs = 0;
+        let mut d = detector(c);
+        at(&mut *d, 0, "sshd", &key("frank", "10.0.0.3"));
+        at(&mut *d, 10, "sshd", &key("frank", "10.0.0.3"));
+        let mut r = detector(c);
+        r.restore_state(&state(&*d)).unwrap();
+        let ok = "   frank : TTY=pts/0 ; PWD=/home/frank ; USER=root ; COMMAND=/usr/bin/id";
+        assert_eq!(
+            sev(&at(&mut *r, 20, "sudo", ok), Rule::FirstSudo),
+            Some(LOW)
+        );
+    }
+
+    /// The first login of a new account from the address the company's people share (two
+    /// other users log in from it) is the new colleague, whose account the creation's alert
+    /// already reported; from any other address it may be its creator's: medium.
+    #[test]
+    fn a_new_accounts_first_login_from_a_shared_address_adds_nothing() {
+        for (others, want) in [(2, None), (1, Some(MEDIUM))] {
+            let mut d = detector(only(Rule::NewAccountLogin));
+            for (k, u) in ["carol", "dave"].iter().take(others).enumerate() {
+                at(&mut *d, k as i64, "sshd", &accepted(u, "198.51.100.10"));
+            }
+            at(
+                &mut *d,
+                100,
+                "useradd",
+                "new user: name=eve, UID=1005, GID=1005, home=/home/eve, shell=/bin/bash, from=/dev/pts/0",
+            );
+            let a = at(&mut *d, 86_400, "sshd", &accepted("eve", "198.51.100.10"));
+            assert_eq!(sev(&a, Rule::NewAccountLogin), want, "{others} other users");
+        }
     }
 
     #[test]

@@ -99,7 +99,9 @@ impl Detections for Edge {
 }
 
 /// The configuration an operator of this fleet would write: the defaults, the backup server
-/// allowed to log in as root.
+/// allowed to log in as root, and the bastion's inside address allowed for first-seen sources
+/// (a login through the bastion is judged where it enters, on the bastion; the hops on from
+/// its inside address are the fleet rules', which see the whole round).
 fn fleet_config(opt_in: bool, seed: u32) -> DetectConfig {
     let mut c = DetectConfig {
         hash_seed: seed,
@@ -107,6 +109,9 @@ fn fleet_config(opt_in: bool, seed: u32) -> DetectConfig {
     };
     if let Some(net) = Cidr::parse("10.0.0.5/32") {
         let _ = c.allow_mut(Rule::RootLogin).push_net(net);
+    }
+    if let Some(net) = Cidr::parse("10.0.1.3/32") {
+        let _ = c.allow_mut(Rule::FirstSeenSource).push_net(net);
     }
     if opt_in {
         c.off_hours.enabled = true;

@@ -82,7 +82,10 @@ const FLAG_NEW: u8 = 4;
 const FLAG_FLAGGED: u8 = 8;
 const FLAG_FAILURES_FIRED: u8 = 16;
 const FLAG_FLAGGED_HIGH: u8 = 32;
-const ACCOUNT_FLAGS: u8 = 63;
+/// Added without a new version: an older memory reads as "not returning" (the first sudo
+/// waits for the account's next login).
+const FLAG_RETURNING: u8 = 64;
+const ACCOUNT_FLAGS: u8 = 127;
 
 struct Out<F: FnMut(&[u8])>(F);
 
@@ -408,7 +411,8 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 | bit(a.is_new, FLAG_NEW)
                 | bit(a.flagged, FLAG_FLAGGED)
                 | bit(a.failures_fired, FLAG_FAILURES_FIRED)
-                | bit(a.flagged_high, FLAG_FLAGGED_HIGH));
+                | bit(a.flagged_high, FLAG_FLAGGED_HIGH)
+                | bit(a.returning, FLAG_RETURNING));
             o.u32(a.hash);
             o.u32(a.last_seen);
             o.u32(a.created);
@@ -554,6 +558,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 flagged: flags & FLAG_FLAGGED != 0,
                 failures_fired: flags & FLAG_FAILURES_FIRED != 0,
                 flagged_high: flags & FLAG_FLAGGED_HIGH != 0,
+                returning: flags & FLAG_RETURNING != 0,
                 hash: r.u32()?,
                 last_seen: r.u32()?,
                 created: r.u32()?,
