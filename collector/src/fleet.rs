@@ -12,7 +12,9 @@
 //!   the round (judged against the user's history; see [`Engine::observe`]); high with a new
 //!   source in it, medium when only hosts were new;
 //! - **first login to a host**: a user logging in on a host where the fleet never saw them log
-//!   in, once the fleet and that host have been watched for `first-login-learning`;
+//!   in, once the fleet and that host have been watched for `first-login-learning`; not inside
+//!   a round the lateral-movement rule reports (that alert lists it), nor for a user never seen
+//!   before who comes from an address other users share (the new colleague);
 //! - **distributed brute force / spray**: one source address, or one user name, failing on
 //!   `failure-hosts` or more hosts within `failure-window`;
 //! - **agent gone silent**: no batch, not even a heartbeat, from an agent for `silent-after`.
@@ -88,7 +90,8 @@ pub struct FleetConfig {
     pub failure_window: Duration,
     /// First login to a host: nothing is reported until the fleet, and each host, has been
     /// watched this long (by the events' time), so a new fleet or host does not alert on every
-    /// login. Defaults to 7 days.
+    /// login; until then a host new to a user is not "new" for lateral movement either.
+    /// Defaults to 7 days.
     #[serde(with = "humantime_serde")]
     pub first_login_learning: Duration,
     /// An agent that sends nothing, not even a heartbeat (every 60 s by default), for this long
@@ -1044,9 +1047,17 @@ impl Engine {
             // is the host they just logged in on (a jump host's inside address), and how the
             // round entered is what tells the owner from a thief. Nor is a source other users
             // share (an office NAT, a VPN) new. An event without a user is always new.
+            let history = evidence
+                .user
+                .is_some_and(|u| self.state.user_hosts.contains_key(u));
+            let shared = ev.source.is_some_and(|s| {
+                self.state
+                    .source_users
+                    .get(s)
+                    .is_some_and(|&n| n >= SHARED_SOURCE_USERS)
+            });
             let (new_host, new_source) = match evidence.user {
                 Some(u) => {
-                    let history = self.state.user_hosts.contains_key(u);
                     let new_host = !self.state.known.contains_key(&pair_key(u, ev.agent));
                     let new_source = ev.source.is_some_and(|s| {
                         let new = remember(
@@ -1056,7 +1067,6 @@ impl Engine {
                             c.max_known_logins,
                         );
                         let users = &mut self.state.source_users;
-                        let shared = users.get(s).is_some_and(|&n| n >= SHARED_SOURCE_USERS);
                         if new
                             && !shared
                             && (users.len() < c.max_known_logins || users.contains_key(s))
@@ -1100,7 +1110,9 @@ impl Engine {
             if let Some(u) = evidence.user {
                 // A first login inside a round the lateral-movement rule reports is one
                 // incident: that alert lists the host, a second alert would only repeat it.
-                self.first_login(u, &evidence, learning || in_round);
+                // A user the fleet never saw log in, coming from an address other users share
+                // (the office), is a new colleague, as the agents' new-account rule has it.
+                self.first_login(u, &evidence, learning || in_round || (!history && shared));
             }
         } else {
             let (hosts, window) = (c.failure_hosts, micros(c.failure_window));
@@ -1727,12 +1739,25 @@ mod tests {
             ok(T0, "h1", "alice", "10.0.0.1"),
             ok(T0 + 2 * day, "h9", "carol", "10.0.0.1"),
             ok(T0 + 3 * day - 1, "h9", "alice", "10.0.0.1"),
-            ok(T0 + 3 * day, "h9", "dave", "10.0.0.1"),
+            ok(T0 + 3 * day, "h9", "dave", "10.0.0.2"),
         ];
         let alerts = evaluate(&c, joined);
         let first = rules(&alerts, FleetRule::FirstLogin);
         assert_eq!(first.len(), 1, "{alerts:#?}");
         assert_eq!(first[0].user.as_deref(), Some("dave"));
+        // A user never seen before, from the address two other users share (the office): the
+        // new colleague, not news; from the address only one other user had: news.
+        for (others, want) in [(&["carol", "erin"][..], 0), (&["carol"][..], 1)] {
+            let mut v = vec![ok(T0, "h1", "alice", "10.0.0.1")];
+            v.extend(others.iter().map(|u| ok(T0 + S, "h1", u, "198.51.100.10")));
+            v.push(ok(T0 + 2 * day, "h1", "fred", "198.51.100.10"));
+            let alerts = evaluate(&c, v);
+            assert_eq!(
+                rules(&alerts, FleetRule::FirstLogin).len(),
+                want,
+                "{others:?}"
+            );
+        }
         assert!(
             first[0]
                 .message()
@@ -1858,16 +1883,19 @@ mod tests {
             ..FleetConfig::default()
         };
         let mut engine = Engine::new(c);
+        // Each user from an address of their own (none shared).
+        let from = |i: i64| format!("10.1.{}.{}", i / 256, i % 256);
         for i in 0..1000 {
             let user = format!("u{i}");
-            engine.observe(&ok(T0 + i * S, "h1", &user, "10.0.0.1"));
+            engine.observe(&ok(T0 + i * S, "h1", &user, &from(i)));
             assert!(engine.sizes().1 <= 64);
+            assert!(engine.state.source_users.len() <= 64);
         }
         assert_eq!(engine.take_alerts().len(), 1000, "every pair was new");
         // The most recent pairs are remembered; the oldest were forgotten (and alert again).
-        engine.observe(&ok(T0 + 1000 * S, "h1", "u999", "10.0.0.1"));
+        engine.observe(&ok(T0 + 1000 * S, "h1", "u999", &from(999)));
         assert!(engine.take_alerts().is_empty());
-        engine.observe(&ok(T0 + 1000 * S, "h1", "u0", "10.0.0.1"));
+        engine.observe(&ok(T0 + 1000 * S, "h1", "u0", &from(0)));
         assert_eq!(rules(&engine.take_alerts(), FleetRule::FirstLogin).len(), 1);
     }
 
