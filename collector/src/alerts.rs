@@ -736,6 +736,13 @@ mod tests {
         )
     }
 
+    /// alice's login a month earlier, from home: the history the lateral-movement rule judges
+    /// her later rounds' sources against.
+    fn history(s: &mut Store) {
+        let home = login("2025-12-01T00:00:00Z", "home", "alice", "192.0.2.1");
+        put(s, Uuid::new_v4(), 1, &[home], 1);
+    }
+
     fn put(s: &mut Store, agent: Uuid, seq: i64, lines: &[String], now_us: i64) {
         let b = decode(
             Encoding::Identity,
@@ -767,6 +774,8 @@ mod tests {
         let agents: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
         let mut s = Store::open(&path).unwrap();
         let mut a = Alerts::open(&mut s, &config, 0).unwrap();
+        history(&mut s);
+        a.after_commit(&mut s).unwrap();
         for (i, agent) in agents.iter().take(3).enumerate() {
             let ts = format!("2026-01-01T00:00:0{i}Z");
             put(
@@ -855,6 +864,7 @@ mod tests {
         let config = FleetConfig::default();
         let mut s = Store::open(&path).unwrap();
         let mut a = Alerts::open(&mut s, &config, 0).unwrap();
+        history(&mut s);
         for i in 0..3 {
             let ts = format!("2026-01-01T00:00:0{i}Z");
             put(

@@ -875,10 +875,20 @@ fn certs_commands() {
 
 /// A new agent (its own mTLS certificate) reports that `mallory` logged in from 198.51.100.7.
 fn mallory_logs_in(s: &Setup, server: &TestServer, host: &str, now: jiff::Timestamp) {
+    mallory_logs_in_from(s, server, host, "198.51.100.7", now);
+}
+
+fn mallory_logs_in_from(
+    s: &Setup,
+    server: &TestServer,
+    host: &str,
+    ip: &str,
+    now: jiff::Timestamp,
+) {
     let agent = s.pki.agent();
     let client = client(&s.pki.ca(), Some(&agent));
     let line = format!(
-        "{{\"@timestamp\":\"{now}\",\"event\":{{\"kind\":\"event\",\"category\":[\"authentication\"],\"action\":\"auth_success\",\"outcome\":\"success\"}},\"host\":{{\"hostname\":\"{host}\"}},\"agent\":{{\"id\":\"{}\"}},\"user\":{{\"name\":\"mallory\"}},\"source\":{{\"ip\":\"198.51.100.7\",\"port\":40022}},\"process\":{{\"name\":\"sshd\"}},\"authtrail\":{{\"method\":\"password\"}}}}\n",
+        "{{\"@timestamp\":\"{now}\",\"event\":{{\"kind\":\"event\",\"category\":[\"authentication\"],\"action\":\"auth_success\",\"outcome\":\"success\"}},\"host\":{{\"hostname\":\"{host}\"}},\"agent\":{{\"id\":\"{}\"}},\"user\":{{\"name\":\"mallory\"}},\"source\":{{\"ip\":\"{ip}\",\"port\":40022}},\"process\":{{\"name\":\"sshd\"}},\"authtrail\":{{\"method\":\"password\"}}}}\n",
         agent.id
     );
     let a = post(
@@ -900,13 +910,16 @@ fn alerts_json(db: &str) -> Vec<serde_json::Value> {
 }
 
 /// Three agents (each with its own mTLS certificate) report a successful login of one user
-/// from one address: the lateral-movement alert appears in `alerts`, as a table for people and
-/// as JSON for tools, escaped where a host name carries terminal controls.
+/// (who logged in a day before from home) from one new address: the lateral-movement alert
+/// appears in `alerts`, as a table for people and as JSON for tools, escaped where a host name
+/// carries terminal controls.
 #[test]
 fn logins_of_one_user_on_three_hosts_raise_a_lateral_movement_alert() {
     let s = setup();
     let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
     let now = jiff::Timestamp::now();
+    let yesterday = now - jiff::SignedDuration::from_hours(24);
+    mallory_logs_in_from(&s, &server, "home", "192.0.2.1", yesterday);
     for host in ["web1", "web2", "db\\u001b[31m1"] {
         mallory_logs_in(&s, &server, host, now);
     }
