@@ -9,7 +9,7 @@
 //! The rules ([`FleetRule`]):
 //! - **lateral movement**: one user, or one source address, logging in successfully on
 //!   `lateral-hosts` or more hosts within `lateral-window`, with a login new for its user in
-//!   the round (judged against the user's history; see [`Engine::observe`]); high with a new
+//!   the round (judged against the user's history, see `Engine::observe`); high with a new
 //!   source in it, medium when only hosts were new;
 //! - **first login to a host**: a user logging in on a host where the fleet never saw them log
 //!   in, once the fleet and that host have been watched for `first-login-learning`; not inside
@@ -273,7 +273,8 @@ impl FleetRule {
     }
 
     /// `event.severity` (0-100 as ECS; 21 low, 47 medium, 73 high: look now). A login that
-    /// spreads across hosts is the stolen-account pattern this product exists for: high.
+    /// spreads across hosts is the stolen-account pattern this product exists for: high (a
+    /// user's round where only hosts were new is medium: [`FleetAlert::severity`]).
     /// Failures that spread, a first login and a silent agent are worth a look: medium.
     pub(crate) const fn severity(self) -> u8 {
         match self {
@@ -382,7 +383,7 @@ pub struct FleetAlert {
     pub evidence: Vec<Evidence>,
     /// First login: the other hosts the user had logged in on before (0 otherwise).
     pub hosts_before: u64,
-    /// `event.severity`: the rule's ([`FleetRule::severity`]), except a user's lateral
+    /// `event.severity`: the rule's (`FleetRule::severity`), except a user's lateral
     /// movement whose logins all came from sources that user had used before (only a host was
     /// new: an admin's round reaching a host for the first time), which is medium until a
     /// login from a new source joins it.
