@@ -13,8 +13,9 @@
 //!   source in it, medium when only hosts were new;
 //! - **first login to a host**: a user logging in on a host where the fleet never saw them log
 //!   in, once the fleet and that host have been watched for `first-login-learning`; not inside
-//!   a round the lateral-movement rule reports (that alert lists it), nor for a user never seen
-//!   before who comes from an address other users share (the new colleague);
+//!   a round the lateral-movement rule reports (that alert lists it: a first-login alert is
+//!   held one `lateral-window` to know), nor for a user never seen before who comes from an
+//!   address other users share (the new colleague);
 //! - **distributed brute force / spray**: one source address, or one user name, failing on
 //!   `failure-hosts` or more hosts within `failure-window`;
 //! - **agent gone silent**: no batch, not even a heartbeat, from an agent for `silent-after`.
@@ -840,6 +841,11 @@ struct State {
     /// Sources -> users seen logging in from them, counted up to [`SHARED_SOURCE_USERS`]
     /// (at most `max-known-logins` sources).
     source_users: HashMap<String, u32>,
+    /// First-login alerts held for one `lateral-window` (event time; the collector's clock in
+    /// [`Engine::tick`]): one that turns out to open a round the lateral rule reports is
+    /// dropped, as that alert lists its host. At most `max-tracked` (the oldest is released
+    /// early beyond).
+    held: Vec<FleetAlert>,
     /// One-off alerts (first logins, silences) not yet taken.
     #[serde(skip)]
     ready: Vec<FleetAlert>,
@@ -976,6 +982,7 @@ impl Engine {
     /// Collector time is now `now_us`: raises an alert for each agent silent for
     /// `silent-after` (counted from no earlier than [`Engine::resume`]).
     pub fn tick(&mut self, now_us: i64) {
+        self.release(now_us);
         let quiet = micros(self.config.silent_after);
         let resumed = self.state.resumed_us;
         for (agent, info) in &mut self.state.agents {
@@ -1008,6 +1015,7 @@ impl Engine {
             return;
         }
         let t = ev.time_us;
+        self.release(t);
         let first = *self.state.first_us.get_or_insert(t);
         self.state.first_us = Some(first.min(t));
         // One lookup for a known agent (the common case), not the entry's two.
@@ -1108,6 +1116,13 @@ impl Engine {
                     (new_source, new_source, true),
                 );
             }
+            if let (Some(u), true) = (evidence.user, in_round) {
+                // The round's earlier first logins, held until now, are that alert's too.
+                let floor = t.saturating_sub(window);
+                self.state
+                    .held
+                    .retain(|a| a.user.as_deref() != Some(u) || a.fired_us < floor);
+            }
             if let Some(u) = evidence.user {
                 // A first login inside a round the lateral-movement rule reports is one
                 // incident: that alert lists the host, a second alert would only repeat it.
@@ -1181,7 +1196,29 @@ impl Engine {
         alert.source = ev.source.map(str::to_owned);
         alert.host = alert.hosts.first().cloned();
         alert.hosts_before = before;
-        self.state.ready.push(alert);
+        if self.state.held.len() >= self.config.max_tracked.max(1) {
+            let oldest = self.state.held.remove(0);
+            self.state.ready.push(oldest);
+        }
+        self.state.held.push(alert);
+    }
+
+    /// Hands the held first-login alerts older than one `lateral-window` at `now_us` over to
+    /// [`Engine::take_alerts`] (all of them for `i64::MAX`).
+    fn release(&mut self, now_us: i64) {
+        let window = micros(self.config.lateral_window);
+        if self
+            .state
+            .held
+            .first()
+            .is_some_and(|a| a.fired_us.saturating_add(window) < now_us)
+        {
+            let (due, keep) = std::mem::take(&mut self.state.held)
+                .into_iter()
+                .partition(|a| a.fired_us.saturating_add(window) < now_us);
+            self.state.held = keep;
+            self.state.ready.extend::<Vec<FleetAlert>>(due);
+        }
     }
 
     /// True when [`Engine::take_alerts`] has something to give.
@@ -1231,6 +1268,8 @@ pub fn evaluate<'a>(
         engine.observe(&ev);
         keep(engine.take_alerts());
     }
+    engine.release(i64::MAX);
+    keep(engine.take_alerts());
     order
         .into_iter()
         .filter_map(|k| latest.remove(&k))
@@ -1466,12 +1505,57 @@ mod tests {
         assert_eq!(alerts.len(), 1, "{alerts:#?}");
         assert_eq!(alerts[0].rule, FleetRule::LateralMovementUser);
         assert_eq!(alerts[0].hosts_total, 4);
-        // A day later, alone on a host she never used: its own alert.
+        // The new hosts first, then the known ones: the first logins, held one lateral window,
+        // are dropped when the round is reported.
+        let mut reversed = events.clone();
+        let n = reversed.len();
+        reversed[n - 4..].reverse();
+        for (k, e) in reversed[n - 4..].iter_mut().enumerate() {
+            e.time_us = T0 + k as i64 * MIN;
+        }
+        let alerts = evaluate(&c, reversed);
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        assert_eq!(alerts[0].rule, FleetRule::LateralMovementUser);
+        // A day later, alone on a host she never used: its own alert, handed over once a
+        // lateral window has passed (by the events' time, or the collector's clock).
         events.push(ok(T0 + day, "h5", "alice", "192.0.2.1"));
-        let alerts = evaluate(&c, events);
+        let alerts = evaluate(&c, events.clone());
         let first = rules(&alerts, FleetRule::FirstLogin);
         assert_eq!(first.len(), 1, "{alerts:#?}");
         assert_eq!(first[0].user.as_deref(), Some("alice"));
+        assert_eq!(first[0].fired_us, T0 + day);
+        let w = micros(c.lateral_window);
+        let mut engine = Engine::new(c.clone());
+        for e in &events {
+            engine.observe(e);
+        }
+        assert!(rules(&engine.take_alerts(), FleetRule::FirstLogin).is_empty());
+        engine.tick(T0 + day + w);
+        assert!(
+            engine.take_alerts().is_empty(),
+            "exactly one window: still held"
+        );
+        engine.tick(T0 + day + w + 1);
+        assert_eq!(rules(&engine.take_alerts(), FleetRule::FirstLogin).len(), 1);
+        // Held alerts are bounded: beyond max-tracked the oldest is handed over early.
+        let mut engine = Engine::new(FleetConfig {
+            max_tracked: 4,
+            ..c.clone()
+        });
+        for e in &events[..5] {
+            engine.observe(e);
+        }
+        for i in 0..10 {
+            let user = format!("u{i}");
+            engine.observe(&ok(
+                T0 + day + i * S,
+                "h5",
+                &user,
+                &format!("192.0.2.{}", 10 + i),
+            ));
+            assert!(engine.state.held.len() <= 4);
+        }
+        assert_eq!(engine.take_alerts().len(), 6);
     }
 
     #[test]
@@ -1892,11 +1976,14 @@ mod tests {
             assert!(engine.sizes().1 <= 64);
             assert!(engine.state.source_users.len() <= 64);
         }
+        // First logins are held one lateral window, then handed over.
+        let later = T0 + 2000 * S;
+        engine.tick(later);
         assert_eq!(engine.take_alerts().len(), 1000, "every pair was new");
         // The most recent pairs are remembered; the oldest were forgotten (and alert again).
-        engine.observe(&ok(T0 + 1000 * S, "h1", "u999", &from(999)));
-        assert!(engine.take_alerts().is_empty());
-        engine.observe(&ok(T0 + 1000 * S, "h1", "u0", &from(0)));
+        engine.observe(&ok(later, "h1", "u999", &from(999)));
+        engine.observe(&ok(later, "h1", "u0", &from(0)));
+        engine.tick(later + 1000 * S);
         assert_eq!(rules(&engine.take_alerts(), FleetRule::FirstLogin).len(), 1);
     }
 
