@@ -356,48 +356,40 @@ fn memory_buffer_collector_down_then_up_and_killed_mid_batch_loses_nothing() {
     collector_down_then_up_and_killed_mid_batch(true);
 }
 
-/// The memory buffer keeps nothing across a crash: what the collector acknowledged since the
-/// last checkpoint is read and sent again, in a new stream. So the promise after a SIGKILL is
-/// at least once: every event stored, none lost, some twice (counted and printed). The kills
-/// come later than in the disk spool's test (up to 1.3 s), while batches are being shipped.
+/// The memory buffer keeps no batch across a crash, yet a SIGKILL at any point stores every
+/// event once: before it sends a group of batches the agent notes them and where reading
+/// resumes after them (in place, no fsync: the page cache outlives the process), and a restart
+/// sends those same bytes under the same keys (the collector answers "duplicate" for what it
+/// has) and reads on from there. The kills come later than in the disk spool's test (up to
+/// 1.3 s), while batches are being shipped.
 #[test]
-fn memory_buffer_agent_sigkilled_50_times_during_a_backlog_loses_no_event() {
+fn memory_buffer_agent_sigkilled_50_times_during_a_backlog_stores_every_event_once() {
     let scratch = Scratch::new();
     let chain = Chain::new(&scratch, 30_000);
     chain.use_memory_buffer();
     let mut collector = chain.start_collector();
     let (want, got) = sigkill_50_times_then_ship(&chain, 1300);
     kill(&mut collector, "-TERM");
-    // Nothing is written per batch: no spool file, no `next-seq`.
+    // Nothing is written per batch: no spool file, no `next-seq`; only the in-flight note.
     let spool = chain.dir.join("state").join("spool");
-    let files: Vec<_> = std::fs::read_dir(&spool)
+    let mut files: Vec<_> = std::fs::read_dir(&spool)
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("in-flight."))
         .collect();
+    files.sort();
     assert_eq!(files, ["dead-letter"], "{}", spool.display());
-    assert_at_least_once(&want, &got);
+    report_extra_copies(&want, &got);
+    assert_exactly_once(&want, &got);
 }
 
-/// Every wanted event stored at least once; prints how many more than once.
-fn assert_at_least_once(want: &HashMap<String, usize>, got: &HashMap<String, usize>) {
-    let missing: Vec<&String> = want.keys().filter(|m| !got.contains_key(*m)).collect();
-    let stray: Vec<&String> = got.keys().filter(|m| !want.contains_key(*m)).collect();
+/// Prints how many copies beyond one were stored (what a failure of exactly once looks like).
+fn report_extra_copies(want: &HashMap<String, usize>, got: &HashMap<String, usize>) {
     let extra: usize = got
         .iter()
         .map(|(m, n)| n.saturating_sub(want.get(m).copied().unwrap_or(0)))
         .sum();
-    eprintln!(
-        "{} events wanted; {extra} extra copies stored (at least once)",
-        want.len()
-    );
-    assert!(
-        missing.is_empty() && stray.is_empty(),
-        "{} of {} events missing (first: {:?}); {} stored that the log does not hold",
-        missing.len(),
-        want.len(),
-        missing.first(),
-        stray.len()
-    );
+    eprintln!("{} events wanted; {extra} extra copies stored", want.len());
 }
 
 fn collector_down_then_up_and_killed_mid_batch(memory: bool) {

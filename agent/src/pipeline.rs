@@ -421,6 +421,53 @@ pub(crate) trait Positions {
     fn sink_mark(&self) -> Option<SinkMark>;
     /// Makes what was recorded durable.
     fn persist(&mut self) -> io::Result<()>;
+    /// Every stream's recorded position and path (for [`ResumePoint`]); the fakes of the
+    /// ordering tests record none.
+    fn recorded(&self) -> Vec<(StreamKey, Position, Option<PathBuf>)> {
+        Vec::new()
+    }
+}
+
+/// With a sink whose commits are durable only once acknowledged: where reading resumes after a
+/// commit (every stream's position and the next event sequence), handed to the sink with the
+/// commit ([`Sink::resume_point`]); after a crash the sink hands back the one of the batches
+/// it had in flight ([`Sink::take_resume`]) and the pipeline reads on from there
+/// ([`Pipeline::await_resume`]). JSON, versioned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct ResumePoint {
+    /// [`RESUME_VERSION`].
+    pub version: u32,
+    /// The next `event.sequence`.
+    pub sequence: u64,
+    /// Every stream's position, with the path it was read through.
+    pub streams: Vec<(StreamKey, Position, Option<PathBuf>)>,
+}
+
+/// The version of [`ResumePoint`]'s encoding.
+pub(crate) const RESUME_VERSION: u32 = 1;
+
+impl ResumePoint {
+    /// Reads a resume point the sink kept.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<ResumePoint, String> {
+        let point: ResumePoint =
+            serde_json::from_slice(bytes).map_err(|e| format!("unreadable resume point: {e}"))?;
+        if point.version != RESUME_VERSION {
+            return Err(format!("resume point version {} unknown", point.version));
+        }
+        Ok(point)
+    }
+
+    /// `recorded` with these positions laid over it.
+    pub(crate) fn over(
+        &self,
+        mut recorded: HashMap<StreamKey, Position>,
+    ) -> HashMap<StreamKey, Position> {
+        for (key, position, _) in &self.streams {
+            recorded.insert(key.clone(), position.clone());
+        }
+        recorded
+    }
 }
 
 impl Positions for Checkpoints {
@@ -438,6 +485,9 @@ impl Positions for Checkpoints {
     }
     fn persist(&mut self) -> io::Result<()> {
         Checkpoints::persist(self)
+    }
+    fn recorded(&self) -> Vec<(StreamKey, Position, Option<PathBuf>)> {
+        self.positions_with_paths()
     }
 }
 
@@ -612,6 +662,54 @@ impl<C: Positions> Pipeline<C> {
         recorded
     }
 
+    /// After a crash, with the resume point the sink kept ([`Sink::take_resume`]): the sink sends
+    /// the batches before it again, and reading resumes there (start the sources from
+    /// [`Pipeline::committed_positions`]); its positions are recorded and persisted once the
+    /// sink acknowledged `mark`, like a commit's.
+    pub(crate) fn await_resume(&mut self, mark: SinkMark, point: ResumePoint) {
+        self.awaiting.push_back(Awaiting {
+            mark,
+            positions: point
+                .streams
+                .into_iter()
+                .map(|(key, position, path)| (key, position, path.map(Arc::new)))
+                .collect(),
+            sequence: point.sequence,
+        });
+    }
+
+    /// Where reading resumes after everything the sink holds, as a [`ResumePoint`]'s bytes.
+    fn resume_point(&self) -> Vec<u8> {
+        let mut streams: Vec<(StreamKey, Position, Option<PathBuf>)> = self.checkpoints.recorded();
+        let later = self
+            .awaiting
+            .iter()
+            .flat_map(|a| a.positions.iter())
+            .chain(self.pending.positions.iter());
+        let mut at: HashMap<StreamKey, usize> = streams
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _, _))| (k.clone(), i))
+            .collect();
+        for (key, position, path) in later {
+            let entry = (key.clone(), position.clone(), path.as_deref().cloned());
+            match at.get(key) {
+                Some(&i) => streams[i] = entry,
+                None => {
+                    at.insert(key.clone(), streams.len());
+                    streams.push(entry);
+                }
+            }
+        }
+        let point = ResumePoint {
+            version: RESUME_VERSION,
+            sequence: self.renderer.sequence(),
+            streams,
+        };
+        // Plain data: serialising it cannot fail.
+        serde_json::to_vec(&point).unwrap_or_default()
+    }
+
     /// At a clean stop, after the last commit: lets the sink deliver what it holds (up to
     /// `wait`) and stop sending, then records and persists what it acknowledged. Does nothing
     /// for a sink whose commits are durable by themselves.
@@ -733,6 +831,10 @@ impl<C: Positions> Pipeline<C> {
                 };
             }
             return Commit::Nothing;
+        }
+        if self.sink.acknowledged().is_some() {
+            let point = self.resume_point();
+            self.sink.resume_point(point);
         }
         if let Err(e) = self.sink.commit() {
             self.commit_failures += 1;
@@ -1114,6 +1216,8 @@ mod tests {
         acked: Option<usize>,
         /// The sink's `stop_sending` was called.
         stopped: bool,
+        /// The resume points handed to the sink before its commits.
+        resumes: Vec<Vec<u8>>,
     }
 
     type Shared = std::sync::Arc<std::sync::Mutex<World>>;
@@ -1158,6 +1262,9 @@ mod tests {
         }
         fn checkpoint_interval(&self) -> Duration {
             Duration::from_secs(3600)
+        }
+        fn resume_point(&mut self, point: Vec<u8>) {
+            self.0.lock().unwrap().resumes.push(point);
         }
         fn stop_sending(&mut self, _wait: Duration) {
             let mut w = self.0.lock().unwrap();
@@ -1301,6 +1408,58 @@ mod tests {
         drop(w);
         assert_eq!(p.next_commit(false), None, "nothing waits: no wake-up");
         assert!(p.committed_positions(HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn with_a_memory_buffer_each_commit_says_where_reading_resumes_and_a_restart_resumes_there() {
+        let world = Shared::default();
+        world.lock().unwrap().acked = Some(0);
+        let mut p = pipeline(&world);
+        let t = Timestamp::from_secs(1_795_867_200);
+        p.take(&live_chunk(0), t, Instant::now()).unwrap();
+        p.commit();
+        p.take(&live_chunk(1), t, Instant::now()).unwrap();
+        p.commit();
+        // Before each commit the sink is told where reading resumes after it: every stream's
+        // position (the waiting ones laid over the recorded) and the next event sequence.
+        let points: Vec<ResumePoint> = world
+            .lock()
+            .unwrap()
+            .resumes
+            .iter()
+            .map(|b| ResumePoint::decode(b).unwrap())
+            .collect();
+        let ends: Vec<(Position, u64)> = points
+            .iter()
+            .map(|p| (p.streams[0].1.clone(), p.sequence))
+            .collect();
+        assert_eq!(
+            ends,
+            [(Position::Offset(10), 10), (Position::Offset(20), 20)]
+        );
+        drop(p);
+
+        // A crash; the sink kept the second point with the batches it had in flight (sent again
+        // first, up to mark 20). Reading resumes there, but nothing is persisted before the sink
+        // acknowledged the mark.
+        let world = Shared::default();
+        world.lock().unwrap().acked = Some(0);
+        let mut p = pipeline(&world);
+        let point = points[1].clone();
+        let resume_at = point.over(HashMap::new());
+        p.await_resume(
+            SinkMark {
+                object: 1,
+                offset: 20,
+            },
+            point,
+        );
+        assert_eq!(p.committed_positions(HashMap::new()), resume_at);
+        assert_eq!(p.commit(), Commit::Nothing);
+        assert_eq!(world.lock().unwrap().persisted.0, 0);
+        world.lock().unwrap().acked = Some(20);
+        assert_eq!(p.commit(), Commit::Done { persisted: true });
+        assert_eq!(world.lock().unwrap().persisted.0, 20);
     }
 
     #[test]

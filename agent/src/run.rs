@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::pipeline::{
-    COMMIT_RETRY, Commit, Inbox, Input, Pipeline, Renderer, SourceCounters, Stamp, wake_chunk,
-    wall_clock,
+    COMMIT_RETRY, Commit, Inbox, Input, Pipeline, Renderer, ResumePoint, SourceCounters, Stamp,
+    wake_chunk, wall_clock,
 };
 use crate::progress::{self, Progress, Sample};
 use crate::sink::{FileSink, Sink, StdoutSink};
@@ -110,6 +110,10 @@ pub(crate) struct SourceReport {
     pub counters: SourceCounters,
     /// The streams it follows.
     pub streams: Vec<StreamReport>,
+    /// Bytes of its files lost before they were read (truncated with no copy the globs
+    /// match); their lines cannot be counted any more.
+    #[serde(default)]
+    pub lost_bytes: u64,
 }
 
 /// One followed stream (a file or a journal).
@@ -305,7 +309,21 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let terminate = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
 
-    let sink = open_sink(&config, agent_id, &facts, checkpoints.sink_mark())?;
+    let mut sink = open_sink(&config, agent_id, &facts, checkpoints.sink_mark())?;
+    // The memory buffer after a crash: where reading resumes once the batches it had in flight
+    // are sent again (ahead of the persisted positions; recorded when acknowledged).
+    let resume = sink
+        .take_resume()
+        .and_then(|(mark, bytes)| match ResumePoint::decode(&bytes) {
+            Ok(point) => Some((mark, point)),
+            Err(e) => {
+                warn(format_args!(
+                    "{e}; reading resumes at the persisted checkpoints (what the collector took \
+                     since then is stored again)"
+                ));
+                None
+            }
+        });
     // Write the checkpoint file at once, so a crash before the first commit is not taken for a
     // first start (which would apply `read-from = end` again). It carries the sink's mark from the
     // start: what the sink holds beyond it after a crash is discarded and read again.
@@ -321,7 +339,11 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         agent_id: Some(agent_id.to_string()),
         agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
     };
-    let mut renderer = Renderer::new(stamp, zone, config.include_message, checkpoints.sequence());
+    let first_sequence = resume
+        .as_ref()
+        .map_or(0, |(_, p)| p.sequence)
+        .max(checkpoints.sequence());
+    let mut renderer = Renderer::new(stamp, zone, config.include_message, first_sequence);
     if config.detect.enabled {
         renderer = renderer.with_detector(config.detect.to_detect_config(detect_seed(agent_id)));
         renderer.set_working_zone(config.detect.working_zone());
@@ -333,14 +355,11 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let max_line = config.max_line_bytes.as_usize();
     for ((name, source), fresh) in sources.into_iter().zip(fresh) {
-        let r = start_source(
-            &name,
-            &source,
-            checkpoints.snapshot(),
-            fresh,
-            max_line,
-            tx.clone(),
-        )?;
+        let positions = match &resume {
+            Some((_, point)) => point.over(checkpoints.snapshot()),
+            None => checkpoints.snapshot(),
+        };
+        let r = start_source(&name, &source, positions, fresh, max_line, tx.clone())?;
         running.insert(name, r);
     }
     info(format_args!(
@@ -359,6 +378,9 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     }
     let mut config = config;
     let mut pipeline = Pipeline::new(renderer, sink, checkpoints, config.commit_interval);
+    if let Some((mark, point)) = resume {
+        pipeline.await_resume(mark, point);
+    }
     let mut memory_saved = Instant::now();
     let mut status = StatusFile::default();
     let mut expired_at: Option<Instant> = None;
@@ -830,6 +852,11 @@ fn status_report(
                 .get(name.as_str())
                 .cloned()
                 .unwrap_or_default();
+            let lost_bytes = match &r.status {
+                StatusHandle::File(s) => s.lost_bytes(),
+                StatusHandle::Utmp(s) => s.lost_bytes(),
+                StatusHandle::Journald(_) => 0,
+            };
             let (kind, streams) = match &r.status {
                 StatusHandle::File(s) => (
                     "file",
@@ -873,6 +900,7 @@ fn status_report(
                 kind: kind.to_owned(),
                 counters,
                 streams,
+                lost_bytes,
             }
         })
         .collect();

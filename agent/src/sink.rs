@@ -130,6 +130,21 @@ pub trait Sink: Send {
         None
     }
 
+    /// With [`Sink::acknowledged`]: where reading resumes after everything sent so far (the
+    /// pipeline's encoding of every stream's position and the next event sequence; opaque to
+    /// the sink), handed over before each commit. The sink keeps it with the commit's batches,
+    /// so that after a crash it can tell where to read on from ([`Sink::take_resume`]).
+    fn resume_point(&mut self, _point: Vec<u8>) {}
+
+    /// With [`Sink::acknowledged`], once, at start: a resume point ([`Sink::resume_point`]) kept
+    /// from before a crash, and the mark up to which the sink must be acknowledged before it is
+    /// durable (the sink sends the batches that lead up to it again first). The pipeline reads
+    /// on from there instead of from the persisted positions. `None` (the default): read on
+    /// from the persisted positions.
+    fn take_resume(&mut self) -> Option<(SinkMark, Vec<u8>)> {
+        None
+    }
+
     /// With [`Sink::acknowledged`]: the least time between two persists of positions moved by
     /// acknowledgements (no write per batch). Defaults to 5 s.
     fn checkpoint_interval(&self) -> std::time::Duration {

@@ -181,6 +181,14 @@ pub fn run(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<boo
             s.counters.rejected,
             s.counters.truncated
         )?;
+        if s.lost_bytes > 0 {
+            writeln!(
+                out,
+                "  LOST: {} byte(s) of its files were truncated away before they were read \
+                 (copytruncate with no copy the globs match)",
+                s.lost_bytes
+            )?;
+        }
         for st in &s.streams {
             match (&st.path, &st.cursor) {
                 (Some(path), _) => writeln!(

@@ -47,12 +47,13 @@
 pub mod batch;
 pub mod client;
 pub mod config;
+pub(crate) mod in_flight;
 pub mod otlp;
 pub mod retry;
 pub mod spool;
 pub mod tls;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -62,6 +63,7 @@ use std::time::{Duration, Instant};
 use self::batch::{AgentIdentity, BatchInfo, BodyEncoder, Codec, Encoding, OpenBatch};
 use self::client::{Client, Outcome};
 use self::config::{BufferKind, CollectorConfig, SpoolPolicy};
+use self::in_flight::InFlight;
 use self::retry::Backoff;
 use self::spool::{EntrySync, Origin, PushError, Pushed, Spool};
 use crate::host::HostFacts;
@@ -360,6 +362,15 @@ struct State {
     backlog_since: Option<Instant>,
     /// Shared by the senders: a failure slows them all down.
     backoff: Backoff,
+    /// With the memory buffer: the resume point of each commit's last batch, until the
+    /// collector acknowledged it ([`in_flight`]).
+    resume: BTreeMap<u64, Arc<[u8]>>,
+    /// With the memory buffer: the in-flight note's files (`None` when they cannot be opened).
+    note: Option<InFlight>,
+    /// The batches the in-flight note holds now.
+    noted: BTreeSet<u64>,
+    /// The last write of the note failed (reported once).
+    note_failed: bool,
 }
 
 impl State {
@@ -441,6 +452,13 @@ pub struct CollectorSink {
     /// buffers go back to the open batch at once), with [`Origin::Alert`] for alert batches.
     closed: VecDeque<(BatchInfo, Vec<u8>, Origin)>,
     alert: bool,
+    /// With the memory buffer: the pipeline's resume point for the next commit
+    /// ([`Sink::resume_point`]).
+    resume_next: Option<Arc<[u8]>>,
+    /// The last batch a resume point was kept with.
+    attached: u64,
+    /// A resume point kept from before a crash, for the pipeline ([`Sink::take_resume`]).
+    resumed: Option<(SinkMark, Vec<u8>)>,
     identity: AgentIdentity,
     shared: Arc<Shared>,
     shippers: Vec<JoinHandle<()>>,
@@ -549,6 +567,10 @@ impl CollectorSink {
             last_sent: Instant::now(),
             backlog_since: None,
             backoff: Backoff::new(config.retry.initial, config.retry.max),
+            resume: BTreeMap::new(),
+            note: None,
+            noted: BTreeSet::new(),
+            note_failed: false,
         };
         for w in warnings {
             state.note(w);
@@ -570,6 +592,11 @@ impl CollectorSink {
         {
             recover_spool(&mut state, mark);
         }
+        let resumed = if buffer == BufferKind::Memory {
+            recover_in_flight(&mut state, &dir, recover.flatten())
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             wake: Condvar::new(),
@@ -620,6 +647,9 @@ impl CollectorSink {
             open_alerts: new_open(),
             closed: VecDeque::new(),
             alert: false,
+            resume_next: None,
+            attached: 0,
+            resumed,
             identity,
             shared,
             shippers,
@@ -808,6 +838,14 @@ impl Sink for CollectorSink {
             target: format!("the spool in {}", state.spool.dir().display()),
             source,
         })?;
+        // The commit's last batch carries where reading resumes after it (the in-flight note).
+        if let Some(resume) = self.resume_next.take() {
+            let end = state.spool.next_seq().saturating_sub(1);
+            if end > self.attached && state.spool.covers(end).is_some_and(|c| c != 0) {
+                state.resume.insert(end, resume);
+                self.attached = end;
+            }
+        }
         self.alert = false;
         if state.unreported != (0, 0) {
             let (b, e) = std::mem::take(&mut state.unreported);
@@ -881,6 +919,16 @@ impl Sink for CollectorSink {
         self.config.buffer.checkpoint_interval
     }
 
+    fn resume_point(&mut self, point: Vec<u8>) {
+        if self.buffer == BufferKind::Memory {
+            self.resume_next = Some(Arc::from(point));
+        }
+    }
+
+    fn take_resume(&mut self) -> Option<(SinkMark, Vec<u8>)> {
+        self.resumed.take()
+    }
+
     /// With the memory buffer: waits up to `wait` for the ring to empty, then stops the
     /// senders (a batch in flight is finished first, so its acknowledgement is counted).
     fn stop_sending(&mut self, wait: Duration) {
@@ -889,6 +937,14 @@ impl Sink for CollectorSink {
         }
         self.wait_idle(wait);
         self.stop_shippers();
+        // Everything acknowledged: nothing to send again or resume from at the next start.
+        let mut state = self.shared.lock();
+        let end = state.spool.next_seq().saturating_sub(1);
+        if state.spool.is_empty()
+            && let Some(note) = state.note.as_mut()
+        {
+            let _ = note.write(end, None, &[]);
+        }
     }
 
     /// Batches up to `mark` may ship. With the spool disabled commits are acknowledged before
@@ -1007,6 +1063,109 @@ fn recover_spool(state: &mut State, mark: Option<SinkMark>) {
     state.released = Some(released);
 }
 
+/// With the memory buffer, at start: reads the in-flight note ([`in_flight`]); unless it is older
+/// than the persisted checkpoints (`mark`), takes its batches into the ring under their own
+/// keys and returns its resume point with the mark it waits for. New batches are numbered
+/// above the note and the mark, so marks compare across restarts.
+fn recover_in_flight(
+    state: &mut State,
+    dir: &Path,
+    mark: Option<SinkMark>,
+) -> Option<(SinkMark, Vec<u8>)> {
+    let persisted = mark
+        .filter(|m| m.object == MEMORY_MARK_OBJECT)
+        .map_or(0, |m| m.offset);
+    let (file, note, damaged) = match InFlight::open(dir) {
+        Ok(opened) => opened,
+        Err(e) => {
+            state.note(format!(
+                "the memory buffer's in-flight note: {e}; after a crash, what the collector \
+                 took since the last checkpoint is read and stored again"
+            ));
+            state.spool.adopt(&[], persisted);
+            return None;
+        }
+    };
+    state.note = Some(file);
+    for d in damaged {
+        // The kill cut a write short; the other file holds the note before it.
+        tracing::info!("in-flight note not whole, the one before it is used: {d}");
+    }
+    let Some(note) = note.filter(|n| n.mark >= persisted) else {
+        state.spool.adopt(&[], persisted);
+        return None;
+    };
+    let resume = note.resume?;
+    let (count, events) = (
+        note.batches.len(),
+        note.batches
+            .iter()
+            .map(|b| u64::from(b.events))
+            .sum::<u64>(),
+    );
+    if !state.spool.adopt(&note.batches, persisted.max(note.mark)) {
+        state.note(format!(
+            "the {count} batch(es) in flight before the last stop do not fit the memory buffer; \
+             reading resumes at the persisted checkpoints, and what the collector took since \
+             then is stored again"
+        ));
+        state.spool.adopt(&[], persisted.max(note.mark));
+        return None;
+    }
+    if count > 0 {
+        state.note(format!(
+            "sending the {count} batch(es) ({events} event(s)) in flight before the last stop \
+             again, under their own keys; reading resumes after them"
+        ));
+        state.resume.insert(note.mark, Arc::from(resume.clone()));
+    }
+    Some((
+        SinkMark {
+            object: MEMORY_MARK_OBJECT,
+            offset: note.mark,
+        },
+        resume,
+    ))
+}
+
+/// With the memory buffer, before batch `seq` is sent: unless the in-flight note already holds
+/// it, notes its group (the batches up to the next resume point) and that resume point
+/// ([`in_flight`]). A batch of alerts sent ahead of its commit's other batches (a full ring)
+/// has no resume point yet and is sent without a note: after a crash its alerts may be stored
+/// twice. A note that cannot be written is reported once; the events are then at least once.
+fn note_in_flight(state: &mut State, seq: u64) {
+    if state.noted.contains(&seq) {
+        return;
+    }
+    let Some(covers) = state.spool.covers(seq).filter(|c| *c != 0) else {
+        return;
+    };
+    let Some((&end, resume)) = state.resume.range(covers..).next() else {
+        return;
+    };
+    let resume = resume.clone();
+    let batches = state.spool.memory_batches_up_to(end);
+    let Some(note) = state.note.as_mut() else {
+        return;
+    };
+    let files: Vec<&[u8]> = batches.iter().map(|(_, b)| b.as_slice()).collect();
+    match note.write(end, Some(&resume), &files) {
+        Ok(()) => {
+            state.noted = batches.iter().map(|(s, _)| *s).collect();
+            state.note_failed = false;
+        }
+        Err(e) => {
+            state.noted.clear();
+            if !std::mem::replace(&mut state.note_failed, true) {
+                state.note(format!(
+                    "writing the memory buffer's in-flight note: {e}; after a crash, what the \
+                     collector took since the last checkpoint is stored again"
+                ));
+            }
+        }
+    }
+}
+
 /// One sender thread's state ([`MAX_IN_FLIGHT`] of them share the spool).
 struct Shipper {
     shared: Arc<Shared>,
@@ -1066,6 +1225,9 @@ impl Shipper {
                             continue;
                         }
                     };
+                    if self.in_order {
+                        note_in_flight(&mut state, seq);
+                    }
                     state.in_flight.insert(seq);
                     let since = *state.backlog_since.get_or_insert(now);
                     self.client.set_backlog(agent_core::wire::SpoolBacklog {
@@ -1083,6 +1245,10 @@ impl Shipper {
                     }
                     if let Some(wait) = self.settle(&mut state, &batch, outcome) {
                         state.not_before = Instant::now() + wait;
+                    }
+                    // Resume points whose batches are all acknowledged are no longer needed.
+                    if let Some(acked) = state.spool.acknowledged() {
+                        state.resume = state.resume.split_off(&acked.saturating_add(1));
                     }
                     if state.spool.is_empty() {
                         state.backlog_since = None;

@@ -62,10 +62,11 @@
 //! **In memory** ([`Spool::in_memory`], `[sink.buffer] type = "memory"`): the batches, headers
 //! and all, are records of agent-core's [`ByteRing`], allocated once at start; nothing is
 //! written to disk per batch and `next-seq` is neither read nor written. Numbers are in a
-//! stream made at start and known only to this process: a batch kept in memory does not survive
-//! a crash, so after one the lines are read again from the logs and batched afresh, in a new
-//! stream, where they can be neither refused as a conflict nor skipped as a duplicate of
-//! something numbered before. A full ring refuses the batch ([`PushError::Full`]: reading
+//! stream made at start, above the numbers of the batches noted in flight by the process before
+//! ([`super::in_flight`]: those are taken back with [`Spool::adopt`] under their own stream and
+//! numbers and sent again first) and above the checkpoints' mark; everything else is read again
+//! from the logs and batched afresh in the new stream, where it can be neither refused as a
+//! conflict nor skipped as a duplicate of something numbered before. A full ring refuses the batch ([`PushError::Full`]: reading
 //! pauses), except that [`MEMORY_RESERVE_DIV`] of it is kept for batches of alerts
 //! ([`Origin::Alert`]), so that ordinary events never crowd out an alert.
 //!
@@ -623,6 +624,63 @@ impl Spool {
             .map(|e| e.covers)
             .min();
         Some(waiting.unwrap_or(self.next_seq).saturating_sub(1))
+    }
+
+    /// The lowest pipeline batch whose events batch `seq` carries (its own number, or a split
+    /// half's or re-streamed copy's original); 0 for a heartbeat; `None` when it is gone.
+    pub(crate) fn covers(&self, seq: u64) -> Option<u64> {
+        self.index.get(&seq).map(|e| e.covers)
+    }
+
+    /// With a memory buffer: the batch files (header and body, as sent) of every waiting batch
+    /// that carries events from pipeline batches up to `end`, in sequence order (heartbeats
+    /// left out). What the in-flight note holds ([`super::in_flight`]).
+    pub(crate) fn memory_batches_up_to(&self, end: u64) -> Vec<(u64, Vec<u8>)> {
+        let Some(r) = &self.ring else {
+            return Vec::new();
+        };
+        self.index
+            .iter()
+            .filter(|(_, e)| e.covers != 0 && e.covers <= end)
+            .filter_map(|(seq, _)| Some((*seq, r.get(*seq)?)))
+            .collect()
+    }
+
+    /// With a memory buffer, at start: takes the batches an earlier process noted in flight
+    /// ([`super::in_flight`]), under their own streams and numbers, ahead of everything, and
+    /// numbers new batches after `at_least` and after them. False (nothing taken) when they do
+    /// not all fit, or on another spool.
+    pub(crate) fn adopt(&mut self, batches: &[SpooledBatch], at_least: u64) -> bool {
+        let Some(r) = &mut self.ring else {
+            return false;
+        };
+        let files: Vec<Vec<u8>> = batches.iter().map(SpooledBatch::to_file_bytes).collect();
+        let need: usize = files.iter().map(|f| framed_len(f.len())).sum();
+        let ascending = batches.windows(2).all(|w| w[0].seq < w[1].seq);
+        if !self.index.is_empty() || need > r.ring.free() || !ascending {
+            return false;
+        }
+        for (b, file) in batches.iter().zip(files) {
+            if r.ring.push(&file).is_err() {
+                return false;
+            }
+            r.seqs.push_back(b.seq);
+            let half = b.split_of != 0;
+            self.index.insert(
+                b.seq,
+                Entry {
+                    size: file.len() as u64,
+                    events: b.events,
+                    exempt: b.flags & FLAG_AGENT_DOC != 0 || half,
+                    memory: None,
+                    covers: if half { b.split_of } else { b.seq },
+                },
+            );
+            self.bytes += file.len() as u64;
+        }
+        let last = batches.last().map_or(0, |b| b.seq);
+        self.next_seq = self.next_seq.max(at_least.max(last) + 1);
+        true
     }
 
     /// The spool directory.

@@ -468,6 +468,21 @@ impl Checkpoints {
             .collect()
     }
 
+    /// Every stream's position with the path it was read through (the memory buffer's resume
+    /// point, `pipeline::ResumePoint`).
+    pub(crate) fn positions_with_paths(&self) -> Vec<(StreamKey, Position, Option<PathBuf>)> {
+        self.streams
+            .iter()
+            .map(|(k, e)| {
+                (
+                    k.clone(),
+                    e.position.clone(),
+                    e.path.as_ref().map(PathBuf::from),
+                )
+            })
+            .collect()
+    }
+
     /// Writes the store if it changed: temporary file, fsync, rename, fsync of the directory
     /// (created if missing). On error the previous file is left as it was and the store stays
     /// dirty, so the next call tries again.

@@ -84,6 +84,11 @@ pub(crate) struct UtmpFileStatus {
 pub(crate) struct UtmpStatus(Arc<FileStatus>);
 
 impl UtmpStatus {
+    /// Bytes lost to truncations before they were read.
+    pub(crate) fn lost_bytes(&self) -> u64 {
+        self.0.lost_bytes()
+    }
+
     /// Records handed to the pipeline since the source started.
     #[cfg(test)]
     pub(crate) fn records_read(&self) -> u64 {

@@ -216,6 +216,15 @@ impl FileStatus {
             .clone()
     }
 
+    /// Bytes lost to truncations before they were read ([`FileCounters::lost_bytes`]).
+    pub(crate) fn lost_bytes(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .totals
+            .lost_bytes
+    }
+
     /// The followed files (lag = `size - offset`).
     pub(crate) fn files(&self) -> Vec<FileStreamStatus> {
         self.0
@@ -290,6 +299,9 @@ pub struct FileSource {
     unfollowed: Vec<(u64, u64)>,
     unfollowed_changed: bool,
     closed_totals: FileCounters,
+    /// Bytes truncations left unread, lost unless the next scan finds a copy of them; at most
+    /// `max-files` (beyond, the oldest is counted lost at once).
+    unread: Vec<Unread>,
     status: Arc<FileStatus>,
     quiet: bool,
 }
@@ -361,6 +373,7 @@ impl FileSource {
             unfollowed: Vec::new(),
             unfollowed_changed: false,
             closed_totals: FileCounters::default(),
+            unread: Vec::new(),
             status: Arc::default(),
             quiet: false,
         };
@@ -500,6 +513,18 @@ impl FileSource {
         if !self.quiet {
             tracing::info!("source {}: {text}", self.name);
         }
+        self.keep_note(text);
+    }
+
+    /// A note of lost data: logged as a warning.
+    fn warn(&mut self, text: String) {
+        if !self.quiet {
+            tracing::warn!("source {}: {text}", self.name);
+        }
+        self.keep_note(text);
+    }
+
+    fn keep_note(&mut self, text: String) {
         self.status.with(|s| {
             if s.notes.len() >= NOTES_MAX {
                 s.notes.pop_front();
@@ -536,6 +561,7 @@ impl FileSource {
 
     fn refresh_all(&mut self, now: Instant) {
         let mut notes = Vec::new();
+        let mut unread_lost = Vec::new();
         let mut remembered = Vec::new();
         let mut closed = Vec::new();
         self.files.retain_mut(|t| match t.refresh(now) {
@@ -544,7 +570,18 @@ impl FileSource {
                 remembered.push((t.fp, t.offset));
                 true
             }
-            Ok(Change::Truncated { old, old_offset }) => {
+            Ok(Change::Truncated {
+                old,
+                old_offset,
+                unread,
+            }) => {
+                if unread > 0 {
+                    unread_lost.push(Unread {
+                        old,
+                        bytes: unread,
+                        path: Arc::clone(&t.path),
+                    });
+                }
                 notes.push(format!(
                     "{} shrank or was rewritten (copytruncate?) at offset {old_offset}; reading it again from 0",
                     t.path.display()
@@ -568,6 +605,13 @@ impl FileSource {
         }
         for (fp, o) in remembered {
             self.remember(fp, o);
+        }
+        for u in unread_lost {
+            if self.unread.len() >= self.max_files {
+                let oldest = self.unread.remove(0);
+                self.count_lost(oldest);
+            }
+            self.unread.push(u);
         }
         for n in notes {
             self.note(n);
@@ -685,6 +729,10 @@ impl FileSource {
         }
         self.last_skipped = skipped;
         self.status.with(|s| s.files_skipped = skipped);
+        // Bytes a truncation left unread that no file found now holds a copy of are lost.
+        for u in std::mem::take(&mut self.unread) {
+            self.count_lost(u);
+        }
         let dirs = self.watch_dirs();
         let files = self.files.iter().map(|t| t.path.to_path_buf()).collect();
         self.watcher.set_watched(dirs, files);
@@ -706,7 +754,13 @@ impl FileSource {
         };
         self.unopenable.remove(&path);
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let offset = match self.start_of(&fp, &head) {
+        let start = self.start_of(&fp, &head);
+        if matches!(start, Start::Known(_)) {
+            // A copy of a truncated file's content (copytruncate's `auth.log.1`): what the
+            // truncation left unread is read from it.
+            self.unread.retain(|u| u.old.head != fp.head);
+        }
+        let offset = match start {
             Start::Twin => return,
             Start::Known(o) if o > size => {
                 self.note(format!(
@@ -886,6 +940,18 @@ impl FileSource {
         flushed
     }
 
+    /// Counts bytes a truncation left unread as lost (in the totals, with closed files'
+    /// counters) and says so.
+    fn count_lost(&mut self, u: Unread) {
+        self.closed_totals.lost_bytes += u.bytes;
+        self.warn(format!(
+            "{}: {} byte(s) not yet read were lost: the file was truncated (copytruncate?) and \
+             no file the globs match holds a copy of them",
+            u.path.display(),
+            u.bytes
+        ));
+    }
+
     fn publish_status(&mut self) {
         let mut totals = self.closed_totals;
         let files = self
@@ -919,11 +985,21 @@ impl FileSource {
     }
 }
 
+/// What a truncation left unread in a followed file ([`Change::Truncated`]).
+#[derive(Debug)]
+struct Unread {
+    /// The file's key before the truncation: a copy of its content has the same head.
+    old: Fingerprint,
+    bytes: u64,
+    path: Arc<PathBuf>,
+}
+
 fn add(to: &mut FileCounters, c: &FileCounters) {
     to.lines_read += c.lines_read;
     to.lines_truncated += c.lines_truncated;
     to.partial_lines_flushed += c.partial_lines_flushed;
     to.truncations += c.truncations;
+    to.lost_bytes += c.lost_bytes;
 }
 
 /// The directory to watch for a glob: the parent of its first component with a wildcard (or of

@@ -43,6 +43,10 @@ pub(crate) struct FileCounters {
     /// Times the file shrank or was rewritten under the same inode (copytruncate); reading
     /// restarted at 0.
     pub truncations: u64,
+    /// Bytes not yet read when the file was truncated, with no copy of them the globs match:
+    /// lost (their lines cannot be counted any more). At least this many: bytes written after
+    /// the last look at the file are not known.
+    pub lost_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +67,8 @@ pub(crate) enum Change {
     Truncated {
         old: Fingerprint,
         old_offset: u64,
+        /// Bytes past the position at the last look before the truncation: never read here.
+        unread: u64,
     },
 }
 
@@ -134,6 +140,7 @@ impl Tailed {
     pub(crate) fn refresh(&mut self, now: Instant) -> io::Result<Change> {
         let md = self.file.metadata()?;
         let (size, mtime) = (md.len(), mtime_ns(&md));
+        let seen = self.size;
         if size == self.size && mtime == self.mtime_ns {
             return Ok(Change::None);
         }
@@ -155,7 +162,11 @@ impl Tailed {
             self.partial = None;
             self.counters.truncations += 1;
             self.last_growth = now;
-            return Ok(Change::Truncated { old, old_offset });
+            return Ok(Change::Truncated {
+                old,
+                old_offset,
+                unread: seen.saturating_sub(old_offset),
+            });
         }
         if head.checksum != self.head.checksum {
             self.fp.head = head.checksum;

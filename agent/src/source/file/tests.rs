@@ -963,3 +963,72 @@ fn expiry_never_drops_a_file_under_the_globs_or_still_open() {
         strs(&["Nov 28 06:49:31 host sshd[2]: new in c"])
     );
 }
+
+/// Truncates `log` the way logrotate's copytruncate does, copying it first to `copy`.
+fn copytruncate(log: &Path, copy: &Path) {
+    fs::copy(log, copy).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+/// Reading is behind (as when the pipeline pauses on a full memory buffer) when the log is
+/// truncated: with no copy the globs match, the lines not yet read are gone, and the loss is
+/// counted and warned about, in bytes (their lines cannot be counted any more); with a copy the
+/// globs match, the rest is read from the copy and nothing is lost.
+#[test]
+fn a_copytruncate_while_reading_is_behind_counts_the_unread_bytes_lost_unless_a_copy_is_read() {
+    for copy_matched in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        let glob = if copy_matched {
+            dir.path().join("auth.log*")
+        } else {
+            log.clone()
+        };
+        let cfg = config(&[&glob], ReadFrom::Beginning);
+        let mut acked = HashMap::new();
+        let mut src = source(&cfg, &HashMap::new(), true);
+        src.set_chunk_limits(1, 1);
+        let lines: Vec<String> = (1..=6)
+            .map(|i| format!("line {i} written before the rotation\n"))
+            .collect();
+        append(&log, lines.concat().as_bytes());
+        let t = Instant::now();
+        // One poll reads MAX_CHUNKS_PER_POLL one-line chunks of the six it has seen.
+        assert_eq!(texts(&src.poll_at(t)).len(), MAX_CHUNKS_PER_POLL);
+        copytruncate(&log, &dir.path().join("auth.log.1"));
+        append(&log, b"after\n");
+        let mut got = texts(&drain_at(&mut src, t, &mut acked));
+        got.sort();
+        let st = src.status().get();
+        let unread: u64 = lines[MAX_CHUNKS_PER_POLL..]
+            .iter()
+            .map(|l| l.len() as u64)
+            .sum();
+        if copy_matched {
+            assert_eq!(
+                got,
+                strs(&[
+                    "after",
+                    "line 5 written before the rotation",
+                    "line 6 written before the rotation"
+                ])
+            );
+            assert_eq!(st.totals.lost_bytes, 0, "{:?}", st.notes);
+        } else {
+            assert_eq!(got, strs(&["after"]));
+            assert_eq!(st.totals.lost_bytes, unread, "{:?}", st.notes);
+            assert!(
+                st.notes
+                    .iter()
+                    .any(|n| n.contains(&format!("{unread} byte(s)")) && n.contains("lost")),
+                "{:?}",
+                st.notes
+            );
+        }
+    }
+}
