@@ -1410,16 +1410,23 @@ mod tests {
         assert!(p.committed_positions(HashMap::new()).is_empty());
     }
 
+    /// A pipeline whose sink is durable only on acknowledgement (none yet), with chunks
+    /// `0..chunks` of stream 1 taken and committed one by one.
+    fn memory_pipeline(world: &Shared, chunks: usize) -> Pipeline<FakeCheckpoints> {
+        world.lock().unwrap().acked = Some(0);
+        let mut p = pipeline(world);
+        let t = Timestamp::from_secs(1_795_867_200);
+        for n in 0..chunks {
+            p.take(&live_chunk(n), t, Instant::now()).unwrap();
+            p.commit();
+        }
+        p
+    }
+
     #[test]
     fn with_a_memory_buffer_each_commit_says_where_reading_resumes_and_a_restart_resumes_there() {
         let world = Shared::default();
-        world.lock().unwrap().acked = Some(0);
-        let mut p = pipeline(&world);
-        let t = Timestamp::from_secs(1_795_867_200);
-        p.take(&live_chunk(0), t, Instant::now()).unwrap();
-        p.commit();
-        p.take(&live_chunk(1), t, Instant::now()).unwrap();
-        p.commit();
+        let p = memory_pipeline(&world, 2);
         // Before each commit the sink is told where reading resumes after it: every stream's
         // position (the waiting ones laid over the recorded) and the next event sequence.
         let points: Vec<ResumePoint> = world
@@ -1443,8 +1450,7 @@ mod tests {
         // first, up to mark 20). Reading resumes there, but nothing is persisted before the sink
         // acknowledged the mark.
         let world = Shared::default();
-        world.lock().unwrap().acked = Some(0);
-        let mut p = pipeline(&world);
+        let mut p = memory_pipeline(&world, 0);
         let point = points[1].clone();
         let resume_at = point.over(HashMap::new());
         p.await_resume(
@@ -1465,11 +1471,8 @@ mod tests {
     #[test]
     fn with_a_memory_buffer_a_noise_only_commit_waits_for_the_batch_before_it() {
         let world = Shared::default();
-        world.lock().unwrap().acked = Some(0);
-        let mut p = pipeline(&world);
+        let mut p = memory_pipeline(&world, 1);
         let t = Timestamp::from_secs(1_795_867_200);
-        p.take(&live_chunk(0), t, Instant::now()).unwrap();
-        p.commit();
         // A chunk of noise: no event, the sink's mark does not move.
         let mut noise = chunk(1, &["Nov 28 06:49:12 web1 CRON[7]: noise"]);
         noise.end = Position::Offset(15);

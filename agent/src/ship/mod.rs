@@ -1095,7 +1095,11 @@ fn recover_in_flight(
         state.spool.adopt(&[], persisted);
         return None;
     };
-    let resume = note.resume?;
+    let Some(resume) = note.resume else {
+        // A clean stop with everything acknowledged: nothing to send again.
+        state.spool.adopt(&[], persisted.max(note.mark));
+        return None;
+    };
     let (count, events) = (
         note.batches.len(),
         note.batches
