@@ -1641,3 +1641,76 @@ mod tests {
         assert!(no_proxy_matches("127.0.0.1", "127.0.0.1"));
     }
 }
+
+#[cfg(test)]
+mod in_flight_tests {
+    use super::*;
+
+    /// With the memory buffer, a note left by a killed process is taken back at start: its
+    /// batch waits in the ring under its own number (acknowledgements stay below it), new numbers
+    /// start above it, and its resume point goes to the pipeline; a note older than the persisted
+    /// checkpoints (their mark is past it: a power cut kept an old copy) is ignored.
+    #[test]
+    fn a_note_left_in_flight_is_sent_again_under_its_keys_unless_the_checkpoints_are_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join(SPOOL_DIR);
+        std::fs::create_dir_all(&spool_dir).unwrap();
+        let batch = spool::SpooledBatch {
+            stream: uuid::Uuid::new_v4(),
+            seq: 7,
+            encoding: Encoding::Identity,
+            split_of: 0,
+            flags: 0,
+            events: 1,
+            ndjson_len: 8,
+            created: 0,
+            body: b"{\"a\":1}\n".to_vec(),
+        };
+        let (mut note, _, _) = InFlight::open(&spool_dir).unwrap();
+        note.write(7, Some(b"resume"), &[&batch.to_file_bytes()])
+            .unwrap();
+        drop(note);
+        let mut config = CollectorConfig {
+            // Nothing listens: the batch stays in the ring.
+            url: Some(CollectorUrl::parse("https://127.0.0.1:9").unwrap()),
+            ..CollectorConfig::default()
+        };
+        config.buffer.kind = Some(BufferKind::Memory);
+        config.heartbeat = Duration::from_secs(3600);
+        let facts = HostFacts {
+            hostname: None,
+            os_name: None,
+            os_version: None,
+            kernel: None,
+            arch: "x86_64".into(),
+            boot_time: None,
+            host_id: None,
+        };
+        let memory = |offset| SinkMark {
+            object: MEMORY_MARK_OBJECT,
+            offset,
+        };
+        let open = |persisted: u64| {
+            CollectorSink::open_recovered(
+                &config,
+                dir.path(),
+                "agent",
+                facts.clone(),
+                Some(memory(persisted)),
+            )
+            .unwrap()
+        };
+
+        let mut sink = open(5);
+        assert_eq!(sink.take_resume(), Some((memory(7), b"resume".to_vec())));
+        let st = sink.status();
+        assert_eq!((st.spooled_batches, st.next_seq), (1, 8));
+        assert_eq!(sink.acknowledged(), Some(memory(6)));
+        drop(sink);
+
+        let mut sink = open(9);
+        assert_eq!(sink.take_resume(), None);
+        let st = sink.status();
+        assert_eq!((st.spooled_batches, st.next_seq), (0, 10));
+    }
+}
