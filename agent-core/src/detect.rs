@@ -110,7 +110,8 @@
 //! persistent attacker; elsewhere the least recently seen. The hash is FNV-1a seeded with
 //! [`DetectConfig::hash_seed`]: the agent passes a random seed so that an attacker cannot aim
 //! addresses at one set. Accounts (users that logged in, used sudo or were changed) have a table
-//! of their own, which failed guesses cannot fill.
+//! of their own, which failed guesses cannot fill. A lookup reads the set's tags (one cache
+//! line, [`Tags`]) and then only a slot whose tag matches.
 //!
 //! The default [`Detector`] (`Detector<1024, 256, 1024, 256>`) size is checked in a test
 //! (`core::mem::size_of`). It is built by value: on a small stack, put it in a `static` or a
@@ -1165,6 +1166,11 @@ fn ip_hash(seed: u32, ip: IpAddr) -> u32 {
     }
 }
 
+/// The key of a user/IP pair: the user-name hash and the address's, rotated.
+fn pair_key(seed: u32, user: u32, ip: IpAddr) -> u32 {
+    user ^ ip_hash(seed, ip).rotate_left(16)
+}
+
 /// The /16 (IPv4) or /48 (IPv6) an address is in: a user's "same network". A home or phone
 /// address changes within the provider's pool, which is rarely a single /24 (IPv4) and is the
 /// customer's site prefix (IPv6), while a stolen password is tried from a host, proxy or VPN
@@ -1607,9 +1613,30 @@ fn set_of(n: usize, hash: u32) -> Range<usize> {
     set * ways..set * ways + ways
 }
 
+/// The tags of a table's slots, kept beside the slots: a set's 8 tags share one cache line, so
+/// a lookup reads that line and only the slot whose tag matches, not the 8 slots (each several
+/// lines apart) of the set.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Tags<const N: usize>([u32; N]);
+
+impl<const N: usize> Tags<N> {
+    const EMPTY: Tags<N> = Tags([0; N]);
+}
+
+/// The tag of a slot whose key hashes to `hash`: never 0, which marks an empty slot. Two keys
+/// may share a tag; the slot itself decides.
+#[inline]
+fn tag(hash: u32) -> u32 {
+    hash | 1
+}
+
 /// Finds the slot for a key: `Ok(i)` when a slot matches, `Err(i)` with the slot to reuse (an
-/// empty one, else the one of least `worth`, then least recently seen) when none does.
+/// empty one, else the one of least `worth`, then least recently seen) when none does. `tags`
+/// holds [`tag`] of each used slot's key hash and 0 for an empty one.
+#[inline]
 fn find_by<S: Slot>(
+    tags: &[u32],
     slots: &[S],
     hash: u32,
     now: u32,
@@ -1617,19 +1644,29 @@ fn find_by<S: Slot>(
     worth: impl Fn(&S) -> u32,
 ) -> Result<usize, usize> {
     let range = set_of(slots.len(), hash);
+    let want = tag(hash);
     // The hit is the common case: look for it before weighing victims.
     let mut empty = None;
     for i in range.clone() {
-        let s = &slots[i];
-        if !s.used() {
+        let t = tags[i];
+        debug_assert_eq!(t != 0, slots[i].used(), "slot {i}: tag and slot disagree");
+        if t == 0 {
             empty = empty.or(Some(i));
-        } else if is(s) {
+        } else if t == want && is(&slots[i]) {
             return Ok(i);
         }
     }
     if let Some(i) = empty {
         return Err(i);
     }
+    Err(victim(slots, range, now, worth))
+}
+
+/// The slot of a full set to reuse: the one of least `worth`, then least recently seen. Cold:
+/// it reads every slot of the set.
+#[cold]
+#[inline(never)]
+fn victim<S: Slot>(slots: &[S], range: Range<usize>, now: u32, worth: impl Fn(&S) -> u32) -> usize {
     let mut victim = range.start;
     let mut victim_rank = None;
     for i in range {
@@ -1641,17 +1678,19 @@ fn find_by<S: Slot>(
             victim_rank = Some(rank);
         }
     }
-    Err(victim)
+    victim
 }
 
 /// [`find_by`] with every slot worth the same: least recently seen goes.
+#[inline]
 fn find<S: Slot>(
+    tags: &[u32],
     slots: &[S],
     hash: u32,
     now: u32,
     is: impl Fn(&S) -> bool,
 ) -> Result<usize, usize> {
-    find_by(slots, hash, now, is, |_| 0)
+    find_by(tags, slots, hash, now, is, |_| 0)
 }
 
 /// One source IP. The flags and times of the latches and marks are kept flat (not as
@@ -1888,6 +1927,11 @@ pub struct Detector<
     users: [UserState; USERS],
     pairs: [Pair; PAIRS],
     accounts: [Account; ACCOUNTS],
+    /// [`Tags`] of the four tables, probed before their slots.
+    source_tags: Tags<SOURCES>,
+    user_tags: Tags<USERS>,
+    pair_tags: Tags<PAIRS>,
+    account_tags: Tags<ACCOUNTS>,
     spread: Spread,
     /// Time of the first success seen, which starts the learning period.
     first_success: Option<u32>,
@@ -1968,6 +2012,10 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             users: [UserState::EMPTY; USERS],
             pairs: [Pair::EMPTY; PAIRS],
             accounts: [Account::EMPTY; ACCOUNTS],
+            source_tags: Tags::EMPTY,
+            user_tags: Tags::EMPTY,
+            pair_tags: Tags::EMPTY,
+            account_tags: Tags::EMPTY,
             spread: Spread::EMPTY,
             first_success: None,
             latest: None,
@@ -2056,6 +2104,8 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         raise_into(&self.config.allow, &mut self.stats, out, a)
     }
 
+    /// Out of line: the hot path, kept in one piece of code apart from the caller's.
+    #[inline(never)]
     fn on_failure(
         &mut self,
         ev: &LoginEvent<'_>,
@@ -2067,7 +2117,11 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         let now = ts.secs as u32;
         let weight = attempts(ev);
         let seed = self.config.hash_seed;
-        let name = ev.user.map(|u| fnv1a(seed, &[u.as_bytes()]));
+        // The name is read only by an attempt or an invalid-user notice.
+        let name = ev
+            .user
+            .filter(|_| weight > 0 || ev.action == Action::InvalidUser)
+            .map(|u| fnv1a(seed, &[u.as_bytes()]));
         let ip_h = ip_hash(seed, ip);
         let ds = self.config.distributed_spray;
         if ds.enabled && (weight > 0 || ev.action == Action::InvalidUser) {
@@ -2075,9 +2129,11 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 .add(now, ip_h, name, weight, seq, ds.window_secs);
             self.check_spread(ts, seq, ev, out);
         }
-        if weight == 0 && name.is_none() {
+        if weight == 0 && ev.user.is_none() {
             // Nothing to count; do not spend a slot on it.
-            if let Ok(i) = find(&self.sources, ip_h, now, |s| s.ip == ip) {
+            if let Ok(i) = find(&self.source_tags.0, &self.sources, ip_h, now, |s| {
+                s.ip == ip
+            }) {
                 self.sources[i].note_failure(now);
             }
             return;
@@ -2091,7 +2147,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         let horizon = self.horizon;
         // Copied only for an alert.
         let user = || ev.user.map(|u| UserName::new(u.as_bytes()));
-        let i = self.source_index(ip, now);
+        let i = self.source_index(ip, ip_h, now);
         let (allow, stats) = (&self.config.allow, &mut self.stats);
         let s = &mut self.sources[i];
         let mut raise = |a: Alert| raise_into(allow, stats, out, a);
@@ -2244,8 +2300,11 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         );
         let (mut known_source, mut known_user) = (false, false);
         if let (Some(ip), Some(h)) = (ip, hash) {
-            let key = h ^ ip_hash(self.config.hash_seed, ip).rotate_left(16);
-            known_source = find(&self.pairs, key, now, |p| p.user == h && p.ip == ip).is_ok();
+            let key = pair_key(self.config.hash_seed, h, ip);
+            known_source = find(&self.pair_tags.0, &self.pairs, key, now, |p| {
+                p.user == h && p.ip == ip
+            })
+            .is_ok();
             if !known_source {
                 // A miss is rare (a new pair): a full scan for the user and its networks, and
                 // for an address other users log in from (an office NAT, a VPN).
@@ -2271,6 +2330,10 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         }
     }
 
+    /// Cold, as the other kinds but failures: one event in a hundred, and its code (first-seen
+    /// source, the account rules) stays out of the failures' instruction cache lines.
+    #[cold]
+    #[inline(never)]
     fn on_success(
         &mut self,
         ev: &LoginEvent<'_>,
@@ -2325,7 +2388,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 }
             }
             if let Some(h) = name.filter(|_| saf.by_user)
-                && let Ok(i) = find(&self.users, h, now, |u| u.hash == h)
+                && let Ok(i) = find(&self.user_tags.0, &self.users, h, now, |u| u.hash == h)
             {
                 let u = &mut self.users[i];
                 let c = u.failures.within(now, saf.window_secs, u.success);
@@ -2357,13 +2420,16 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
 
         // First-seen source: needs an IP and a user, not a window; an untimed event uses the
         // latest time seen.
-        let key = h ^ ip_hash(seed, ip).rotate_left(16);
-        match find(&self.pairs, key, now, |p| p.user == h && p.ip == ip) {
+        let key = pair_key(seed, h, ip);
+        match find(&self.pair_tags.0, &self.pairs, key, now, |p| {
+            p.user == h && p.ip == ip
+        }) {
             Ok(i) => self.pairs[i].last_seen = later(self.pairs[i].last_seen, now),
             Err(i) => {
                 if self.pairs[i].used {
                     self.stats.pair_evictions += 1;
                 }
+                self.pair_tags.0[i] = tag(key);
                 self.pairs[i] = Pair {
                     used: true,
                     user: h,
@@ -2427,6 +2493,8 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn on_privilege(&mut self, ev: &LoginEvent<'_>, ts: Timestamp, seq: u64, out: &mut Alerts) {
         let p = self.config.privilege;
         let Some(who) = ev.user else {
@@ -2519,6 +2587,8 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn on_account_change(
         &mut self,
         ev: &LoginEvent<'_>,
@@ -2571,16 +2641,17 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
 
     /// The slot of `ip`, created (evicting the least worth of its set) if absent.
     fn source_slot(&mut self, ip: IpAddr, now: u32) -> &mut SourceState {
-        let i = self.source_index(ip, now);
+        let i = self.source_index(ip, ip_hash(self.config.hash_seed, ip), now);
         &mut self.sources[i]
     }
 
-    /// The index of [`Detector::source_slot`].
-    fn source_index(&mut self, ip: IpAddr, now: u32) -> usize {
+    /// The index of [`Detector::source_slot`]; `hash` is `ip`'s [`ip_hash`].
+    fn source_index(&mut self, ip: IpAddr, hash: u32, now: u32) -> usize {
         let window = self.config.slow.window_secs;
         let i = match find_by(
+            &self.source_tags.0,
             &self.sources,
-            ip_hash(self.config.hash_seed, ip),
+            hash,
             now,
             |s| s.ip == ip,
             |s| s.slow.weight(now, window),
@@ -2590,6 +2661,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 if self.sources[i].used {
                     self.stats.source_evictions += 1;
                 }
+                self.source_tags.0[i] = tag(hash);
                 self.sources[i] = SourceState {
                     used: true,
                     ip,
@@ -2606,12 +2678,15 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
 
     /// The slot of user-name hash `hash`, created if absent.
     fn user_slot(&mut self, hash: u32, now: u32) -> &mut UserState {
-        let i = match find(&self.users, hash, now, |u| u.hash == hash) {
+        let i = match find(&self.user_tags.0, &self.users, hash, now, |u| {
+            u.hash == hash
+        }) {
             Ok(i) => i,
             Err(i) => {
                 if self.users[i].used {
                     self.stats.user_evictions += 1;
                 }
+                self.user_tags.0[i] = tag(hash);
                 self.users[i] = UserState {
                     used: true,
                     hash,
@@ -2634,12 +2709,15 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
 
     /// The index of [`Detector::account_slot`].
     fn account_index(&mut self, hash: u32, now: u32) -> usize {
-        let i = match find(&self.accounts, hash, now, |a| a.hash == hash) {
+        let i = match find(&self.account_tags.0, &self.accounts, hash, now, |a| {
+            a.hash == hash
+        }) {
             Ok(i) => i,
             Err(i) => {
                 if self.accounts[i].used {
                     self.stats.account_evictions += 1;
                 }
+                self.account_tags.0[i] = tag(hash);
                 self.accounts[i] = Account {
                     used: true,
                     hash,

@@ -30,7 +30,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{
     Account, DetectStats, Detector, FAILURE_SLOTS, Failures, NAME_SLOTS, Names, Pair, SLOW_BUCKETS,
-    Slow, SourceState, Spread, UserState,
+    Slow, SourceState, Spread, Tags, UserState, ip_hash, pair_key, tag,
 };
 
 /// The first bytes of a saved memory.
@@ -450,6 +450,10 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         self.users.fill(UserState::EMPTY);
         self.pairs.fill(Pair::EMPTY);
         self.accounts.fill(Account::EMPTY);
+        self.source_tags = Tags::EMPTY;
+        self.user_tags = Tags::EMPTY;
+        self.pair_tags = Tags::EMPTY;
+        self.account_tags = Tags::EMPTY;
         self.spread = Spread::EMPTY;
         self.events = 0;
         self.first_success = None;
@@ -575,6 +579,29 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             return Err(StateError::Damaged);
         }
         self.config.hash_seed = seed;
+        self.retag();
         Ok(())
+    }
+
+    /// Sets the tags of the used slots from their keys (the tags are not saved: they follow
+    /// from the keys and the hash seed).
+    fn retag(&mut self) {
+        let seed = self.config.hash_seed;
+        for (t, s) in self.source_tags.0.iter_mut().zip(&self.sources) {
+            *t = if s.used { tag(ip_hash(seed, s.ip)) } else { 0 };
+        }
+        for (t, u) in self.user_tags.0.iter_mut().zip(&self.users) {
+            *t = if u.used { tag(u.hash) } else { 0 };
+        }
+        for (t, p) in self.pair_tags.0.iter_mut().zip(&self.pairs) {
+            *t = if p.used {
+                tag(pair_key(seed, p.user, p.ip))
+            } else {
+                0
+            };
+        }
+        for (t, a) in self.account_tags.0.iter_mut().zip(&self.accounts) {
+            *t = if a.used { tag(a.hash) } else { 0 };
+        }
     }
 }
