@@ -1645,19 +1645,30 @@ fn find_by<S: Slot>(
 ) -> Result<usize, usize> {
     let range = set_of(slots.len(), hash);
     let want = tag(hash);
-    // The hit is the common case: look for it before weighing victims.
-    let mut empty = None;
-    for i in range.clone() {
-        let t = tags[i];
-        debug_assert_eq!(t != 0, slots[i].used(), "slot {i}: tag and slot disagree");
-        if t == 0 {
-            empty = empty.or(Some(i));
-        } else if t == want && is(&slots[i]) {
+    // Masks of the set's matching and empty tags, without a branch per slot (the loop has a
+    // fixed length and the compiler turns it into a few vector compares).
+    let (mut hits, mut empty) = (0u32, 0u32);
+    for (k, &t) in tags[range.clone()].iter().enumerate() {
+        debug_assert_eq!(
+            t != 0,
+            slots[range.start + k].used(),
+            "slot {}: tag and slot disagree",
+            range.start + k
+        );
+        hits |= u32::from(t == want) << k;
+        empty |= u32::from(t == 0) << k;
+    }
+    // The hit is the common case: look for it before weighing victims. A tag is the key's
+    // hash cut short: the slot decides.
+    while hits != 0 {
+        let i = range.start + hits.trailing_zeros() as usize;
+        if is(&slots[i]) {
             return Ok(i);
         }
+        hits &= hits - 1;
     }
-    if let Some(i) = empty {
-        return Err(i);
+    if empty != 0 {
+        return Err(range.start + empty.trailing_zeros() as usize);
     }
     Err(victim(slots, range, now, worth))
 }
@@ -2062,28 +2073,41 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
     pub fn observe_into(&mut self, ev: &LoginEvent<'_>, seq: u64, out: &mut Alerts) {
         out.clear();
         self.events = seq.wrapping_add(1);
-        let tracked = matches!(
+        let ts = ev.timestamp;
+        if let Some(ts) = ts {
+            self.latest = Some(self.latest.map_or(ts.secs, |l| l.max(ts.secs)));
+        }
+        // Failures first, with one test: they are the hot path (a scanner's many lines).
+        if matches!(ev.action, Action::AuthFailure | Action::InvalidUser) {
+            match (ts, ev.source_ip()) {
+                (Some(ts), Some(ip)) => self.on_failure(ev, ip, ts, seq, out),
+                (None, _) => self.stats.untimed += 1,
+                (Some(_), None) => {}
+            }
+            return;
+        }
+        if matches!(
             ev.action,
-            Action::AuthFailure | Action::InvalidUser | Action::AuthSuccess
-        );
-        let ts = match ev.timestamp {
-            Some(ts) => {
-                self.latest = Some(self.latest.map_or(ts.secs, |l| l.max(ts.secs)));
-                Some(ts)
-            }
-            None => {
-                if tracked {
-                    self.stats.untimed += 1;
-                }
-                None
-            }
-        };
+            Action::AuthSuccess | Action::Sudo | Action::Su | Action::AccountChange
+        ) {
+            self.observe_other(ev, ts, seq, out);
+        }
+    }
+
+    /// [`Detector::observe_into`] for the kinds other than failures that a rule reads.
+    #[cold]
+    #[inline(never)]
+    fn observe_other(
+        &mut self,
+        ev: &LoginEvent<'_>,
+        ts: Option<Timestamp>,
+        seq: u64,
+        out: &mut Alerts,
+    ) {
+        if ts.is_none() && ev.action == Action::AuthSuccess {
+            self.stats.untimed += 1;
+        }
         match ev.action {
-            Action::AuthFailure | Action::InvalidUser => {
-                if let (Some(ts), Some(ip)) = (ts, ev.source_ip()) {
-                    self.on_failure(ev, ip, ts, seq, out);
-                }
-            }
             Action::AuthSuccess => self.on_success(ev, ts, seq, out),
             Action::Sudo | Action::Su => {
                 if let Some(ts) = ts {
