@@ -1645,19 +1645,16 @@ fn find_by<S: Slot>(
 ) -> Result<usize, usize> {
     let range = set_of(slots.len(), hash);
     let want = tag(hash);
-    // Masks of the set's matching and empty tags, without a branch per slot (the loop has a
-    // fixed length and the compiler turns it into a few vector compares).
-    let (mut hits, mut empty) = (0u32, 0u32);
-    for (k, &t) in tags[range.clone()].iter().enumerate() {
+    let set = &tags[range.clone()];
+    for (k, &t) in set.iter().enumerate() {
         debug_assert_eq!(
             t != 0,
             slots[range.start + k].used(),
             "slot {}: tag and slot disagree",
             range.start + k
         );
-        hits |= u32::from(t == want) << k;
-        empty |= u32::from(t == 0) << k;
     }
+    let (mut hits, empty) = tag_masks(set, want);
     // The hit is the common case: look for it before weighing victims. A tag is the key's
     // hash cut short: the slot decides.
     while hits != 0 {
@@ -1671,6 +1668,19 @@ fn find_by<S: Slot>(
         return Err(range.start + empty.trailing_zeros() as usize);
     }
     Err(victim(slots, range, now, worth))
+}
+
+/// Masks of the tags in `set` equal to `want`, and of the empty ones (bit k for slot k),
+/// without a branch per slot: which slot of a set holds a key is as good as random, and a
+/// loop that stops at it mispredicts its exit.
+#[inline(always)]
+fn tag_masks(set: &[u32], want: u32) -> (u32, u32) {
+    let (mut hits, mut empty) = (0u32, 0u32);
+    for (k, &t) in set.iter().enumerate() {
+        hits |= u32::from(t == want) << k;
+        empty |= u32::from(t == 0) << k;
+    }
+    (hits, empty)
 }
 
 /// The slot of a full set to reuse: the one of least `worth`, then least recently seen. Cold:
@@ -2147,7 +2157,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             .filter(|_| weight > 0 || ev.action == Action::InvalidUser)
             .map(|u| fnv1a(seed, &[u.as_bytes()]));
         let ip_h = ip_hash(seed, ip);
-        let ds = self.config.distributed_spray;
+        let ds = &self.config.distributed_spray;
         if ds.enabled && (weight > 0 || ev.action == Action::InvalidUser) {
             self.spread
                 .add(now, ip_h, name, weight, seq, ds.window_secs);
@@ -2162,16 +2172,17 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             }
             return;
         }
+        let i = self.source_index(ip, ip_h, now);
+        // Read in place (not copied): the common path reads a few fields of each.
         let (bf, ps, saf, slow) = (
-            self.config.brute_force,
-            self.config.password_spray,
+            &self.config.brute_force,
+            &self.config.password_spray,
             self.config.success_after_failures,
-            self.config.slow,
+            &self.config.slow,
         );
         let horizon = self.horizon;
         // Copied only for an alert.
         let user = || ev.user.map(|u| UserName::new(u.as_bytes()));
-        let i = self.source_index(ip, ip_h, now);
         let (allow, stats) = (&self.config.allow, &mut self.stats);
         let s = &mut self.sources[i];
         let mut raise = |a: Alert| raise_into(allow, stats, out, a);
@@ -2284,7 +2295,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
     }
 
     fn check_spread(&mut self, ts: Timestamp, seq: u64, ev: &LoginEvent<'_>, out: &mut Alerts) {
-        let ds = self.config.distributed_spray;
+        let ds = &self.config.distributed_spray;
         let now = ts.secs as u32;
         let sp = &mut self.spread;
         if sp.fired {
