@@ -1391,12 +1391,20 @@ impl Slow {
     }
 
     /// Moves the window to `now`, zeroing the buckets (and name halves) that left it.
+    #[inline]
     fn advance(&mut self, now: u32, window: u32) {
         let epoch = now / Self::bucket_len(window);
         let d = epoch.wrapping_sub(self.epoch);
         if d == 0 || d as i32 <= 0 {
             return;
         }
+        self.roll(epoch, d);
+    }
+
+    /// [`Slow::advance`] to a later bucket `epoch`, `d` buckets on. Out of line: once a bucket.
+    #[cold]
+    #[inline(never)]
+    fn roll(&mut self, epoch: u32, d: u32) {
         for k in 1..=d.min(SLOW_BUCKETS as u32) {
             self.n[(self.epoch.wrapping_add(k) % SLOW_BUCKETS as u32) as usize] = 0;
         }
@@ -1508,6 +1516,14 @@ impl Spread {
         if d == 0 || d as i32 <= 0 {
             return;
         }
+        self.roll(epoch, d);
+    }
+
+    /// [`Spread::advance`] to a later half window `epoch`, `d` halves on. Out of line: once a
+    /// half window.
+    #[cold]
+    #[inline(never)]
+    fn roll(&mut self, epoch: u32, d: u32) {
         // Fold the finished half windows into the background (one that alerted is left out).
         for k in 0..d.min(8) {
             let i = (self.epoch.wrapping_add(k) % 2) as usize;
