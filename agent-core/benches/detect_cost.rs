@@ -4,7 +4,8 @@
 //! it and feeds every event to a fresh default detector. The difference of the two runs' counts
 //! is the detector's cost:
 //! `valgrind --tool=cachegrind --cache-sim=yes target/release/deps/detect_cost-* detect`, or
-//! `perf stat -e instructions,cache-misses ...`. `AUTHTRAIL_BENCH_LINES` changes the size.
+//! `perf stat -e instructions,cache-misses ...`. `AUTHTRAIL_BENCH_LINES` changes the size; a
+//! second argument `rfc3164` takes that format of the log (default rfc3339).
 
 use std::hint::black_box;
 
@@ -20,11 +21,15 @@ fn main() {
         // `cargo bench` runs every bench target with `--bench`: nothing to do here.
         _ => return,
     };
+    let format = match std::env::args().nth(2).as_deref() {
+        Some("rfc3164") => loggen::Format::Rfc3164,
+        _ => loggen::Format::Rfc3339,
+    };
     let lines = loggen::bench_lines(1_000_000);
     let opts = loggen::Options {
         lines,
         seed: 1,
-        format: loggen::Format::Rfc3339,
+        format,
         ..loggen::Options::default()
     };
     let mut data = Vec::with_capacity(lines as usize * 120);

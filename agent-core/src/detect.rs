@@ -2709,22 +2709,30 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         ) {
             Ok(i) => i,
             Err(i) => {
-                if self.sources[i].used {
-                    self.stats.source_evictions += 1;
-                }
-                self.source_tags.0[i] = tag(hash);
-                self.sources[i] = SourceState {
-                    used: true,
-                    ip,
-                    last_seen: now,
-                    ..SourceState::EMPTY
-                };
+                self.new_source(i, ip, hash, now);
                 i
             }
         };
         let s = &mut self.sources[i];
         s.last_seen = later(s.last_seen, now);
         i
+    }
+
+    /// Puts `ip` (whose [`ip_hash`] is `hash`) in slot `i`, empty or evicted. Out of line: once
+    /// per new source, and it writes a whole slot.
+    #[cold]
+    #[inline(never)]
+    fn new_source(&mut self, i: usize, ip: IpAddr, hash: u32, now: u32) {
+        if self.sources[i].used {
+            self.stats.source_evictions += 1;
+        }
+        self.source_tags.0[i] = tag(hash);
+        self.sources[i] = SourceState {
+            used: true,
+            ip,
+            last_seen: now,
+            ..SourceState::EMPTY
+        };
     }
 
     /// The slot of user-name hash `hash`, created if absent.
@@ -2734,22 +2742,30 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         }) {
             Ok(i) => i,
             Err(i) => {
-                if self.users[i].used {
-                    self.stats.user_evictions += 1;
-                }
-                self.user_tags.0[i] = tag(hash);
-                self.users[i] = UserState {
-                    used: true,
-                    hash,
-                    last_seen: now,
-                    ..UserState::EMPTY
-                };
+                self.new_user(i, hash, now);
                 i
             }
         };
         let u = &mut self.users[i];
         u.last_seen = later(u.last_seen, now);
         u
+    }
+
+    /// Puts user-name hash `hash` in slot `i`, empty or evicted. Out of line, as
+    /// [`Detector::new_source`].
+    #[cold]
+    #[inline(never)]
+    fn new_user(&mut self, i: usize, hash: u32, now: u32) {
+        if self.users[i].used {
+            self.stats.user_evictions += 1;
+        }
+        self.user_tags.0[i] = tag(hash);
+        self.users[i] = UserState {
+            used: true,
+            hash,
+            last_seen: now,
+            ..UserState::EMPTY
+        };
     }
 
     /// The account of user-name hash `hash`, created if absent.
