@@ -1234,8 +1234,17 @@ impl Failures {
         len: 0,
     };
 
+    #[inline]
     fn slot(&self, k: usize) -> usize {
-        (usize::from(self.head) + k) % FAILURE_SLOTS
+        // `head < FAILURE_SLOTS` (kept so, and checked on restore) and `k <= FAILURE_SLOTS`:
+        // one conditional subtraction is the remainder, without a division per slot.
+        let i = usize::from(self.head) + k;
+        debug_assert!(usize::from(self.head) < FAILURE_SLOTS && k <= FAILURE_SLOTS);
+        if i >= FAILURE_SLOTS {
+            i - FAILURE_SLOTS
+        } else {
+            i
+        }
     }
 
     /// Adds `count` attempts at `now`; drops slots older than `horizon` first and merges the two
