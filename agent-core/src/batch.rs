@@ -50,10 +50,15 @@
 //! strings (host id, agent id, path, version) cost a table index; `event.sequence` and
 //! `log.offset` cost their difference from the previous event.
 //!
-//! **Canonical:** one batch has one encoding. [`decode`] renders the documents, encodes them
-//! again and refuses the body unless that gives the same bytes, so a body another encoder
-//! made (longer varints, another reference for the same value, table entries out of order or
-//! unused) is an error, never a second spelling of the same batch.
+//! **Canonical:** one batch has one encoding: the body must be exactly what [`encode`] writes
+//! for the documents it renders. [`decode`] checks this while rendering, choice by choice,
+//! instead of encoding the rendering again: each shape is what the encoder cuts out of its
+//! documents and is new where it is first used; each value's spelling is the one the
+//! encoder's order of rules picks (no table entry, token or earlier bytes of the line where
+//! the encoder would take one; the smallest position; the coarsest time unit); table entries
+//! are distinct, numbered in first use, and all used; varints are shortest. So a body another
+//! encoder made is an error, never a second spelling of the same batch. The tests hold this
+//! check against the definition (render, encode again, compare) on altered bodies.
 //!
 //! **Bounded:** every count and length is checked against a named limit before it is used
 //! ([`MAX_EVENTS`], [`MAX_STRINGS`], [`MAX_STRING_BYTES`], [`MAX_SHAPES`], [`MAX_SHAPE_BYTES`],
@@ -302,6 +307,36 @@ const STRING_STOP: [bool; 256] = {
     table
 };
 
+/// The first index at or after `i` of a byte of `s` that [`STRING_STOP`] stops at, or
+/// `s.len()`. Eight bytes at a time while none of them is one (a word holds one when it
+/// holds a byte below 0x20, a quote or a backslash), then byte by byte.
+fn plain_end(s: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Nonzero when a byte of `w` is below `n` (n <= 0x80): exact as to whether there is one.
+    const fn below(w: u64, n: u8) -> u64 {
+        w.wrapping_sub(ONES * n as u64) & !w & HIGHS
+    }
+    while let Some(chunk) = s.get(i..i + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(word);
+        if below(w, 0x20)
+            | below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            != 0
+        {
+            break;
+        }
+        i += 8;
+    }
+    while s.get(i).is_some_and(|&c| !STRING_STOP[usize::from(c)]) {
+        i += 1;
+    }
+    i
+}
+
 /// Splits one document into tokens. `None` when it is not JSON the format holds.
 fn tokenize(doc: &[u8], toks: &mut Vec<Tok>) -> Option<()> {
     toks.clear();
@@ -343,10 +378,7 @@ fn tokenize(doc: &[u8], toks: &mut Vec<Tok>) -> Option<()> {
                 let start = i + 1;
                 let mut j = start;
                 loop {
-                    // Plain bytes first: one table look-up each.
-                    while doc.get(j).is_some_and(|&c| !STRING_STOP[usize::from(c)]) {
-                        j += 1;
-                    }
+                    j = plain_end(doc, j);
                     match *doc.get(j)? {
                         b'"' => break,
                         b'\\' => j += 2,
@@ -766,7 +798,20 @@ impl Encoder {
         Ok(())
     }
 
-    fn finish(self, out: &mut Vec<u8>) {
+    /// Empties the batch, keeping its buffers' capacity for the next one.
+    fn clear(&mut self) {
+        self.strings.clear();
+        self.string_ids.clear();
+        self.shapes.clear();
+        self.shape_ids.clear();
+        self.control.clear();
+        self.messages.clear();
+        self.predict = Predict::new();
+        self.events = 0;
+        self.ndjson_len = 0;
+    }
+
+    fn finish(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         put_varint(out, self.events as u64);
@@ -848,7 +893,7 @@ fn token_index(n: usize, code: u64, next: &mut usize) -> Option<usize> {
     let v = code >> 2;
     let i = match code & 3 {
         0 => usize::try_from(v).ok()?,
-        1 => (n - 1).checked_sub(usize::try_from(v).ok()?)?,
+        1 => n.checked_sub(1)?.checked_sub(usize::try_from(v).ok()?)?,
         2 => usize::try_from((*next as i64).checked_add(unzigzag(v))?).ok()?,
         _ => return None,
     };
@@ -960,9 +1005,11 @@ impl BatchEncoder {
         self.inner.ndjson_len
     }
 
-    /// Appends the body to `out` and empties the batch.
+    /// Appends the body to `out` and empties the batch. The batch keeps its buffers, so the
+    /// next one does not grow them again from nothing.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        core::mem::take(self).inner.finish(out);
+        self.inner.finish(out);
+        self.inner.clear();
     }
 }
 
@@ -1039,19 +1086,7 @@ fn parse_shape(shape: &[u8]) -> Result<Vec<Piece<'_>>, DecodeError> {
 /// returns the number of events. Refuses, with nothing promised about `out`'s new bytes, a
 /// body that is not canonical or whose NDJSON would pass `max_output` bytes.
 pub fn decode(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
-    let start = out.len();
-    let events = render(body, max_output, out)?;
-    if out.len() - start != rendered_len(body)? {
-        return Err(DecodeError::Invalid {
-            what: "ndjson length",
-        });
-    }
-    let mut again = Vec::new();
-    encode(&out[start..], &mut again).map_err(|_| DecodeError::NotCanonical)?;
-    if again != body {
-        return Err(DecodeError::NotCanonical);
-    }
-    Ok(events)
+    render(body, max_output, out, Check::Canonical)
 }
 
 /// The length of the NDJSON a compact body says it renders to ([`decode`] checks it), read
@@ -1068,7 +1103,125 @@ pub fn rendered_len(body: &[u8]) -> Result<usize, DecodeError> {
     r.bounded(usize::MAX, "ndjson length")
 }
 
-fn render(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
+/// Whether [`render`] checks, value by value, that each choice the body makes is the one the
+/// encoder makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Canonical,
+    /// Only what rendering needs (the tests' oracle: render, encode again, compare).
+    #[cfg(test)]
+    RenderOnly,
+}
+
+/// True when `s` is the contents of a JSON string as the tokenizer reads them: it ends at the
+/// closing quote that follows `s` (no raw quote, no raw control byte, no escape eating the
+/// quote) and is not longer than [`MAX_STRING_BYTES`].
+fn string_contents_ok(s: &[u8]) -> bool {
+    if s.len() > MAX_STRING_BYTES {
+        return false;
+    }
+    let mut i = 0;
+    loop {
+        i = plain_end(s, i);
+        match s.get(i) {
+            None => return true,
+            Some(b'\\') if i + 1 < s.len() => i += 2,
+            Some(_) => return false,
+        }
+    }
+}
+
+/// True when `s` is a number as the tokenizer reads one.
+fn number_ok(s: &[u8]) -> bool {
+    matches!(s.first(), Some(b'-' | b'0'..=b'9'))
+        && s.iter()
+            .all(|c| matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+}
+
+/// True when `shape` is what the encoder cuts out of a document with its holes' values in
+/// it: tokenizing the shape with placeholder values (`""` for a string or the message, `0`
+/// for a number) gives back the same holes, slots and literals. The tokenizer's state after
+/// a value does not depend on the value's contents, so this holds for every document of the
+/// shape whose values pass [`string_contents_ok`] and [`number_ok`].
+fn shape_is_canonical(shape: &[Piece<'_>], doc: &mut Vec<u8>, toks: &mut Vec<Tok>) -> bool {
+    doc.clear();
+    for piece in shape {
+        match *piece {
+            Piece::Lit(s) => doc.extend_from_slice(s),
+            Piece::Str | Piece::Msg => {}
+            Piece::Num(_) => doc.push(b'0'),
+        }
+    }
+    if tokenize(doc, toks).is_none() {
+        return false;
+    }
+    // Literals are merged in both: compare piece by piece.
+    let mut pieces = shape.iter();
+    for t in toks.iter() {
+        let same = match (*t, pieces.next()) {
+            (Tok::Lit(a, b), Some(Piece::Lit(s))) => &doc[a..b] == *s,
+            (Tok::Str(a, b), Some(Piece::Str)) | (Tok::Msg(a, b), Some(Piece::Msg)) => a == b,
+            (Tok::Num(a, b, slot), Some(Piece::Num(s))) => b == a + 1 && slot == *s,
+            _ => false,
+        };
+        if !same {
+            return false;
+        }
+    }
+    pieces.next().is_none()
+}
+
+/// What the canonical check keeps while rendering: the string table by value, and how much
+/// of the tables the events so far brought in (the encoder numbers entries in first-use order).
+struct Canon<'a> {
+    index: HashMap<&'a [u8], u64>,
+    strings_seen: u64,
+    shapes_seen: u64,
+}
+
+impl Canon<'_> {
+    /// True when the encoder's table held `s` before this value.
+    fn in_table(&self, s: &[u8]) -> bool {
+        self.index.get(s).is_some_and(|&id| id < self.strings_seen)
+    }
+
+    /// Table entry `id` used where the encoder calls `string_id`: one it has, or the next.
+    fn use_string(&mut self, id: u64) -> bool {
+        if id == self.strings_seen {
+            self.strings_seen += 1;
+        }
+        id < self.strings_seen
+    }
+}
+
+/// The first token of `message` (with `spans`) equal to `s`.
+fn first_token(message: &[u8], spans: &[(u32, u32)], s: &[u8]) -> Option<usize> {
+    if s.is_empty() || !s.iter().all(|&b| TOKEN_BYTES[usize::from(b)]) {
+        return None;
+    }
+    spans
+        .iter()
+        .position(|&(a, b)| &message[a as usize..b as usize] == s)
+}
+
+/// Where the encoder finds `s` in `message`.
+fn find_in(message: &[u8], s: &[u8]) -> Option<usize> {
+    if s.is_empty() || message.is_empty() {
+        None
+    } else {
+        find(message, s)
+    }
+}
+
+fn render(
+    body: &[u8],
+    max_output: usize,
+    out: &mut Vec<u8>,
+    check: Check,
+) -> Result<usize, DecodeError> {
+    let canonical = check == Check::Canonical;
+    let not_canonical = DecodeError::NotCanonical;
+    let start = out.len();
     if body.len() < 4 || body[..3] != MAGIC {
         return Err(DecodeError::NotCompact);
     }
@@ -1088,14 +1241,42 @@ fn render(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, De
         strings.push(r.block(MAX_STRING_BYTES, "MAX_STRING_BYTES")?);
     }
     let n_shapes = r.bounded(MAX_SHAPES, "MAX_SHAPES")?;
-    let mut shapes: Vec<Vec<Piece<'_>>> = Vec::new();
+    let mut shapes: Vec<(Vec<Piece<'_>>, bool, usize)> = Vec::new();
+    let mut shape_set: hashbrown::HashSet<&[u8]> = hashbrown::HashSet::new();
+    let (mut doc, mut toks) = (Vec::new(), Vec::new());
     for _ in 0..n_shapes {
-        shapes.push(parse_shape(r.block(MAX_SHAPE_BYTES, "MAX_SHAPE_BYTES")?)?);
+        let bytes = r.block(MAX_SHAPE_BYTES, "MAX_SHAPE_BYTES")?;
+        let pieces = parse_shape(bytes)?;
+        if canonical
+            && (!shape_set.insert(bytes) || !shape_is_canonical(&pieces, &mut doc, &mut toks))
+        {
+            return Err(not_canonical);
+        }
+        let has_message = pieces.iter().any(|p| matches!(p, Piece::Msg));
+        let holes = pieces
+            .iter()
+            .filter(|p| !matches!(p, Piece::Lit(_)))
+            .count();
+        shapes.push((pieces, has_message, holes));
     }
+    drop((shape_set, doc, toks));
     let control = r.block(usize::MAX, "control block")?;
     let messages = r.block(usize::MAX, "messages block")?;
     if !r.is_empty() {
         return Err(DecodeError::TrailingBytes);
+    }
+    let mut canon = Canon {
+        index: HashMap::with_capacity(if canonical { strings.len() } else { 0 }),
+        strings_seen: 0,
+        shapes_seen: 0,
+    };
+    if canonical {
+        for (id, s) in strings.iter().enumerate() {
+            // One entry per value: a second would be a second spelling of its uses.
+            if canon.index.insert(*s, id as u64).is_some() {
+                return Err(not_canonical);
+            }
+        }
     }
     let limit = out.len().saturating_add(max_output);
     let push = |out: &mut Vec<u8>, s: &[u8]| -> Result<(), DecodeError> {
@@ -1125,13 +1306,25 @@ fn render(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, De
     let mut spans = Vec::new();
     for _ in 0..events {
         let shape_id = c.varint()?;
-        let shape = usize::try_from(shape_id)
+        let (shape, has_message, holes) = usize::try_from(shape_id)
             .ok()
             .and_then(|i| shapes.get(i))
             .ok_or(DecodeError::Invalid { what: "shape id" })?;
+        if canonical {
+            // The encoder's bounds, checked before each event, and shapes in first-use order.
+            if canon.shapes_seen >= MAX_SHAPES as u64
+                || canon.strings_seen as usize + holes > MAX_STRINGS
+                || shape_id > canon.shapes_seen
+            {
+                return Err(not_canonical);
+            }
+            if shape_id == canon.shapes_seen {
+                canon.shapes_seen += 1;
+            }
+        }
         // References are to the message, which the values of its document precede: it is
         // the next line of the messages block when the shape has a message hole.
-        let message: &[u8] = if shape.iter().any(|p| matches!(p, Piece::Msg)) {
+        let message: &[u8] = if *has_message {
             let rest = &messages[m.pos..];
             let n = memchr::memchr(b'\n', rest).ok_or(DecodeError::Truncated { at: m.pos })?;
             if n > MAX_STRING_BYTES {
@@ -1143,23 +1336,33 @@ fn render(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, De
         } else {
             b""
         };
+        if canonical && !string_contents_ok(message) {
+            return Err(not_canonical);
+        }
         token_spans(message, &mut spans);
         let mut next_token = 0usize;
-        let mut token = |code: u64| -> Result<&[u8], DecodeError> {
+        // Token `code` and whether `code` is the encoder's spelling of its index.
+        let mut token = |code: u64| -> Result<(&[u8], usize, bool), DecodeError> {
             let bad = DecodeError::Invalid { what: "token" };
+            let mut before = next_token;
             let i = token_index(spans.len(), code, &mut next_token).ok_or(bad)?;
             let (a, b) = spans[i];
-            Ok(&message[a as usize..b as usize])
+            let least = token_position(spans.len(), i, &mut before) == code;
+            Ok((&message[a as usize..b as usize], i, least))
         };
         let mut last_end = 0usize;
-        let mut slice = |len: u64, pos: u64| -> Result<&[u8], DecodeError> {
+        // Bytes `pos` of the message, where, and whether `pos` is the encoder's spelling.
+        let mut slice = |len: u64, pos: u64| -> Result<(&[u8], usize, bool), DecodeError> {
             let bad = DecodeError::Invalid { what: "reference" };
             let len = usize::try_from(len).map_err(|_| bad)?;
+            let mut before = last_end;
             let off = offset_of(message.len(), pos, len, &mut last_end).ok_or(bad)?;
-            message
+            let s = message
                 .get(off..off.saturating_add(len))
                 .filter(|s| s.len() == len && len > 0)
-                .ok_or(bad)
+                .ok_or(bad)?;
+            let least = position(message.len(), off, len, &mut before) == pos;
+            Ok((s, off, least))
         };
         for piece in shape {
             match *piece {
@@ -1169,69 +1372,160 @@ fn render(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, De
                 }
                 Piece::Str => {
                     let h = c.varint()?;
-                    match h & 7 {
-                        STR_EMPTY if h == 0 => {}
-                        STR_TABLE => push(out, table(h >> 3)?)?,
-                        STR_TOKEN => push(out, token(h >> 3)?)?,
+                    let at = out.len();
+                    // Whether the encoder's earlier rules (in its order: the table, a token,
+                    // bytes of the line, a prefix, a time) would have taken the value instead.
+                    let ok = match h & 7 {
+                        STR_EMPTY if h == 0 => true,
+                        STR_TABLE => {
+                            let s = table(h >> 3)?;
+                            push(out, s)?;
+                            !canonical
+                                || (h >> 3 < canon.strings_seen
+                                    && !s.is_empty()
+                                    && string_contents_ok(s))
+                                || (canon.use_string(h >> 3)
+                                    && !s.is_empty()
+                                    && string_contents_ok(s)
+                                    && first_token(message, &spans, s).is_none()
+                                    && find_in(message, s).is_none()
+                                    && longest_prefix(s, &|p| find_in(message, p)).is_none()
+                                    && parse_time(s).is_none())
+                        }
+                        STR_TOKEN => {
+                            let (s, i, least) = token(h >> 3)?;
+                            push(out, s)?;
+                            !canonical
+                                || (least
+                                    && !canon.in_table(s)
+                                    && first_token(message, &spans, s) == Some(i))
+                        }
                         STR_REF => {
-                            let off = c.varint()?;
-                            push(out, slice(h >> 3, off)?)?;
+                            let (s, off, least) = slice(h >> 3, c.varint()?)?;
+                            push(out, s)?;
+                            !canonical
+                                || (least
+                                    && string_contents_ok(s)
+                                    && !canon.in_table(s)
+                                    && first_token(message, &spans, s).is_none()
+                                    && find_in(message, s) == Some(off))
                         }
                         STR_REF_TAIL => {
-                            let off = c.varint()?;
-                            push(out, slice(h >> 3, off)?)?;
-                            push(out, table(c.varint()?)?)?;
+                            let (p, off, least) = slice(h >> 3, c.varint()?)?;
+                            push(out, p)?;
+                            let id = c.varint()?;
+                            push(out, table(id)?)?;
+                            let s = &out[at..];
+                            // The longest prefix the line holds: found prefixes are closed
+                            // under shortening, so it is `p` when `p` and one byte more is
+                            // not found (nor then `s` itself, as bytes or as a token).
+                            !canonical
+                                || (least
+                                    && p.len() >= MIN_PREFIX
+                                    && p.len() < s.len()
+                                    && find_in(message, p) == Some(off)
+                                    && find_in(message, &s[..=p.len()]).is_none()
+                                    && string_contents_ok(s)
+                                    && !canon.in_table(s)
+                                    && canon.use_string(id))
                         }
                         STR_TIME if (h >> 3) < TIME_UNITS.len() as u64 => {
-                            let unit = TIME_UNITS[(h >> 3) as usize];
-                            let d = unzigzag(c.varint()?).wrapping_mul(unit);
+                            let unit = (h >> 3) as usize;
+                            let d = unzigzag(c.varint()?).checked_mul(TIME_UNITS[unit]);
+                            let d = d.ok_or(DecodeError::Invalid { what: "time" })?;
                             predict.time = predict.time.wrapping_add(d);
                             let mut buf = TimeBuf::default();
                             render_time(&mut buf, predict.time)
                                 .map_err(|_| DecodeError::Invalid { what: "time" })?;
                             push(out, buf.as_bytes())?;
+                            let s = buf.as_bytes();
+                            !canonical
+                                || (TIME_UNITS[..unit].iter().all(|&u| d % u != 0)
+                                    && parse_time(s) == Some(predict.time)
+                                    && !canon.in_table(s)
+                                    && first_token(message, &spans, s).is_none()
+                                    && find_in(message, s).is_none()
+                                    && longest_prefix(s, &|p| find_in(message, p)).is_none())
                         }
                         _ => return Err(DecodeError::Invalid { what: "string tag" }),
+                    };
+                    if !ok {
+                        return Err(not_canonical);
                     }
                 }
                 Piece::Num(slot) => {
                     let h = c.varint()?;
-                    let prev = &mut predict.nums[usize::from(slot)];
-                    match h & 7 {
+                    let before = predict.nums[usize::from(slot)];
+                    let next = before.wrapping_add(predict.message_len + 1);
+                    // The encoder's rules before the line: a difference of one byte, the
+                    // next line. `None` for a value that is not an integer.
+                    let small = |v: u64| zigzag(v.wrapping_sub(before) as i64) <= 2;
+                    let after_line_rules = |v: u64, s: &[u8]| {
+                        !small(v) && v != next && first_token(message, &spans, s).is_none()
+                    };
+                    let ok = match h & 7 {
                         NUM_DELTA => {
-                            let v = prev.wrapping_add(unzigzag(h >> 3) as u64);
-                            *prev = v;
-                            push(out, itoa::Buffer::new().format(v).as_bytes())?;
+                            let v = before.wrapping_add(unzigzag(h >> 3) as u64);
+                            predict.nums[usize::from(slot)] = v;
+                            let mut buf = itoa::Buffer::new();
+                            let s = buf.format(v).as_bytes();
+                            push(out, s)?;
+                            !canonical
+                                || small(v)
+                                || (after_line_rules(v, s) && find_in(message, s).is_none())
                         }
                         NUM_REF | NUM_TOKEN => {
-                            let digits = if h & 7 == NUM_REF {
+                            let (digits, at, least) = if h & 7 == NUM_REF {
                                 slice(h >> 3, c.varint()?)?
                             } else {
                                 token(h >> 3)?
                             };
-                            *prev = parse_int(digits).ok_or(DecodeError::Invalid {
+                            let v = parse_int(digits).ok_or(DecodeError::Invalid {
                                 what: "number reference",
                             })?;
+                            predict.nums[usize::from(slot)] = v;
                             push(out, digits)?;
+                            !canonical
+                                || (least
+                                    && !small(v)
+                                    && v != next
+                                    && if h & 7 == NUM_REF {
+                                        first_token(message, &spans, digits).is_none()
+                                            && find_in(message, digits) == Some(at)
+                                    } else {
+                                        first_token(message, &spans, digits) == Some(at)
+                                    })
                         }
                         NUM_NEXT if h == NUM_NEXT => {
-                            let v = prev.wrapping_add(predict.message_len + 1);
-                            *prev = v;
-                            push(out, itoa::Buffer::new().format(v).as_bytes())?;
+                            predict.nums[usize::from(slot)] = next;
+                            push(out, itoa::Buffer::new().format(next).as_bytes())?;
+                            !canonical || !small(next)
                         }
                         NUM_TABLE => {
                             let text = table(h >> 3)?;
-                            if let Some(v) = parse_int(text) {
-                                *prev = v;
+                            let v = parse_int(text);
+                            if let Some(v) = v {
+                                predict.nums[usize::from(slot)] = v;
                             }
                             push(out, text)?;
+                            !canonical
+                                || (canon.use_string(h >> 3)
+                                    && number_ok(text)
+                                    && v.is_none_or(|v| {
+                                        after_line_rules(v, text)
+                                            && find_in(message, text).is_none()
+                                            && zigzag(v.wrapping_sub(before) as i64) >= 1 << 61
+                                    }))
                         }
                         _ => return Err(DecodeError::Invalid { what: "number tag" }),
+                    };
+                    if !ok {
+                        return Err(not_canonical);
                     }
                 }
             }
         }
-        if shape.iter().any(|p| matches!(p, Piece::Msg)) {
+        if *has_message {
             m.bytes(message.len() + 1)?;
         }
         predict.message_len = message.len() as u64;
@@ -1239,6 +1533,15 @@ fn render(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize, De
     }
     if !c.is_empty() || !m.is_empty() {
         return Err(DecodeError::TrailingBytes);
+    }
+    if out.len() - start != ndjson_len {
+        return Err(DecodeError::Invalid {
+            what: "ndjson length",
+        });
+    }
+    if canonical && (canon.strings_seen != n_strings as u64 || canon.shapes_seen != n_shapes as u64)
+    {
+        return Err(not_canonical);
     }
     Ok(events)
 }

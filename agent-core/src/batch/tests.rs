@@ -199,7 +199,7 @@ fn a_second_spelling_of_the_same_batch_is_refused() {
     spliced.extend_from_slice(&[3, b'z', b'z', b'z']);
     spliced.extend_from_slice(&body[tail_at..]);
     let mut out = Vec::new();
-    let rendered = render(&spliced, usize::MAX, &mut out);
+    let rendered = render(&spliced, usize::MAX, &mut out, Check::RenderOnly);
     assert!(rendered.is_ok(), "the spliced body still renders");
     assert_eq!(
         decode(&spliced, usize::MAX, &mut Vec::new()),
@@ -382,4 +382,354 @@ fn sample_body_small() -> (Vec<u8>, Vec<u8>) {
     let mut body = Vec::new();
     encode(&ndjson, &mut body).unwrap();
     (ndjson, body)
+}
+
+/// The canonical check as the format states it: render, encode the rendering again and
+/// compare. [`decode`] checks it value by value while rendering; this is its oracle.
+fn decode_by_reencode(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::new();
+    render(body, usize::MAX, &mut out, Check::RenderOnly)?;
+    let mut again = Vec::new();
+    encode(&out, &mut again).map_err(|_| DecodeError::NotCanonical)?;
+    if again != body {
+        return Err(DecodeError::NotCanonical);
+    }
+    Ok(out)
+}
+
+/// A body's parts: (string table, shapes, control block as varints, messages block).
+type Parts = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<u64>, Vec<u8>);
+
+fn parts_of(body: &[u8]) -> (usize, Parts) {
+    let mut r = Reader { buf: body, pos: 4 };
+    let events = r.varint().unwrap() as usize;
+    r.varint().unwrap();
+    let n = r.varint().unwrap();
+    let strings = (0..n)
+        .map(|_| r.block(usize::MAX, "").unwrap().to_vec())
+        .collect();
+    let n = r.varint().unwrap();
+    let shapes = (0..n)
+        .map(|_| r.block(usize::MAX, "").unwrap().to_vec())
+        .collect();
+    let control = r.block(usize::MAX, "").unwrap();
+    let messages = r.block(usize::MAX, "").unwrap().to_vec();
+    let mut c = Reader {
+        buf: control,
+        pos: 0,
+    };
+    let mut varints = Vec::new();
+    while !c.is_empty() {
+        varints.push(c.varint().unwrap());
+    }
+    (events, (strings, shapes, varints, messages))
+}
+
+/// A body of these parts, its NDJSON length set to what it renders to (0 when it does not
+/// render), so that only the canonical check can tell it from the encoder's.
+fn body_of(events: usize, (strings, shapes, control, messages): &Parts) -> Vec<u8> {
+    let make = |ndjson_len: usize| {
+        let mut b = MAGIC.to_vec();
+        b.push(VERSION);
+        put_varint(&mut b, events as u64);
+        put_varint(&mut b, ndjson_len as u64);
+        put_varint(&mut b, strings.len() as u64);
+        for s in strings {
+            put_varint(&mut b, s.len() as u64);
+            b.extend_from_slice(s);
+        }
+        put_varint(&mut b, shapes.len() as u64);
+        for s in shapes {
+            put_varint(&mut b, s.len() as u64);
+            b.extend_from_slice(s);
+        }
+        let mut c = Vec::new();
+        for &v in control {
+            put_varint(&mut c, v);
+        }
+        put_varint(&mut b, c.len() as u64);
+        b.extend_from_slice(&c);
+        put_varint(&mut b, messages.len() as u64);
+        b.extend_from_slice(messages);
+        b
+    };
+    let mut out = Vec::new();
+    // Rendered in full, it fails only on the length it declares.
+    let len = match render(&make(1 << 30), usize::MAX, &mut out, Check::RenderOnly) {
+        Err(DecodeError::Invalid {
+            what: "ndjson length",
+        }) => out.len(),
+        _ => 0,
+    };
+    make(len)
+}
+
+/// Other spellings of one document's values, each rendering exactly what the encoder's
+/// spelling renders: every one is refused.
+#[test]
+fn each_second_spelling_of_a_value_is_refused() {
+    let doc = br#"{"message":"user bob from 10.0.0.1 port 2222 x bob","user":"bob","ip":"10.0.0.1 port","n":7,"port":2222,"t":"2024-01-02T03:04:05Z","h":"host-a","g":"host-a","k":"host-b"}"#;
+    let mut ndjson = doc.to_vec();
+    ndjson.push(b'\n');
+    // A second event: a time whose line holds all of it but the `Z`.
+    ndjson.extend_from_slice(
+        b"{\"message\":\"at 2024-01-02T03:04:05.123456+00:00\",\"p\":\"2024-01-02T03:04:05.123456Z\"}\n",
+    );
+    let mut body = Vec::new();
+    encode(&ndjson, &mut body).unwrap();
+    let (events, parts) = parts_of(&body);
+    assert_eq!(body_of(events, &parts), body);
+    assert_eq!(decode_by_reencode(&body).unwrap(), ndjson);
+    // The encoder's spelling, value by value: shape 0; "bob" token 1 (4 * 1); "10.0.0.1 port"
+    // 13 bytes 11 from the end (4 * 11 + 1); 7 as a difference; 2222 token 2 from the end
+    // (4 * 2 + 1); the time in seconds; "host-a" new in the table, then entry 0 again;
+    // "host-b" new.
+    let control = &parts.2;
+    let tok = |code: u64| (code << 3) | STR_TOKEN;
+    let table = |id: u64| (id << 3) | STR_TABLE;
+    let bytes = |len: u64| (len << 3) | STR_REF;
+    assert_eq!(control.len(), 15);
+    assert_eq!(
+        control[..7],
+        [
+            0,
+            tok(4),
+            bytes(13),
+            45,
+            14 << 3,
+            (9 << 3) | NUM_TOKEN,
+            STR_TIME
+        ]
+    );
+    assert_eq!(control[8..11], [table(0), table(0), table(1)]);
+    // Then shape 1; the time: its first 26 bytes at 3 (4 * 3) and the table's "Z", new.
+    assert_eq!(control[11..], [1, (26 << 3) | STR_REF_TAIL, 3 << 2, 2]);
+    let with = |edit: &dyn Fn(&mut Vec<u64>), strings: Option<Vec<&[u8]>>, shapes: usize| {
+        let mut p = parts.clone();
+        edit(&mut p.2);
+        if let Some(strings) = strings {
+            p.0 = strings.into_iter().map(<[u8]>::to_vec).collect();
+        }
+        for _ in 0..shapes {
+            p.1.push(b"{}".to_vec());
+        }
+        body_of(events, &p)
+    };
+    let at = |i: usize, values: &'static [u64]| {
+        move |c: &mut Vec<u64>| {
+            c.splice(i..i + 1, values.iter().copied());
+        }
+    };
+    const DIFFERENCE: u64 = zigzag(2222) << 3;
+    let alternatives: Vec<(&str, Vec<u8>)> = vec![
+        // "bob": as bytes of the line (offset 5), from the end (8 tokens: 4 * 6 + 1), the
+        // equal token at the end (token 7: 4 * 0 + 1), the equal bytes at the end (offset 35),
+        // as a new table entry.
+        (
+            "a token as bytes",
+            with(&at(1, &[(3 << 3) | STR_REF, 5 << 2]), None, 0),
+        ),
+        (
+            "a token from the end",
+            with(&at(1, &[(25 << 3) | STR_TOKEN]), None, 0),
+        ),
+        (
+            "a later equal token",
+            with(&at(1, &[(1 << 3) | STR_TOKEN]), None, 0),
+        ),
+        (
+            "later equal bytes",
+            with(&at(1, &[(3 << 3) | STR_REF, 1]), None, 0),
+        ),
+        (
+            "a line value in the table",
+            with(
+                &|c: &mut Vec<u64>| {
+                    c[1] = table(0);
+                    for v in &mut c[8..11] {
+                        *v += 1 << 3;
+                    }
+                    c[14] += 1;
+                },
+                Some(vec![b"bob", b"host-a", b"host-b", b"Z"]),
+                0,
+            ),
+        ),
+        // "10.0.0.1 port" from the start (4 * 14).
+        ("bytes from the start", with(&at(3, &[14 << 2]), None, 0)),
+        // 2222 as bytes of the line and as a difference (its slot starts at 0); 7 in the table.
+        (
+            "a number token as bytes",
+            with(&at(5, &[(4 << 3) | NUM_REF, (2 << 2) | 2]), None, 0),
+        ),
+        (
+            "a number token as a difference",
+            with(&at(5, &[DIFFERENCE]), None, 0),
+        ),
+        (
+            "a small number in the table",
+            with(
+                &|c: &mut Vec<u64>| {
+                    c[4] = NUM_TABLE;
+                    for v in &mut c[8..11] {
+                        *v += 1 << 3;
+                    }
+                    c[14] += 1;
+                },
+                Some(vec![b"7", b"host-a", b"host-b", b"Z"]),
+                0,
+            ),
+        ),
+        // The time in milliseconds.
+        (
+            "a finer time unit",
+            with(
+                &|c: &mut Vec<u64>| {
+                    c[6] = (1 << 3) | STR_TIME;
+                    c[7] = zigzag(unzigzag(c[7]) * 1000);
+                },
+                None,
+                0,
+            ),
+        ),
+        // The table: an unused entry, a duplicate, out of first-use order; an unused shape.
+        (
+            "an unused table entry",
+            with(
+                &|_: &mut Vec<u64>| {},
+                Some(vec![b"host-a", b"host-b", b"Z", b"zzz"]),
+                0,
+            ),
+        ),
+        (
+            "a duplicate table entry",
+            with(
+                &|c: &mut Vec<u64>| {
+                    c[9..11].copy_from_slice(&[table(1), table(2)]);
+                    c[14] = 3;
+                },
+                Some(vec![b"host-a", b"host-a", b"host-b", b"Z"]),
+                0,
+            ),
+        ),
+        (
+            "the table out of order",
+            with(
+                &|c: &mut Vec<u64>| c[8..11].copy_from_slice(&[table(1), table(1), table(0)]),
+                Some(vec![b"host-b", b"host-a", b"Z"]),
+                0,
+            ),
+        ),
+        ("an unused shape", with(&|_: &mut Vec<u64>| {}, None, 1)),
+        // The time's prefix one byte short, "6Z" from the table.
+        (
+            "a shorter prefix",
+            with(
+                &|c: &mut Vec<u64>| c[12] = (25 << 3) | STR_REF_TAIL,
+                Some(vec![b"host-a", b"host-b", b"6Z"]),
+                0,
+            ),
+        ),
+        // The time whole in the table.
+        (
+            "a prefix in the table",
+            with(
+                &|c: &mut Vec<u64>| c.splice(12..15, [table(2)]).for_each(drop),
+                Some(vec![b"host-a", b"host-b", b"2024-01-02T03:04:05.123456Z"]),
+                0,
+            ),
+        ),
+    ];
+    for (what, alt) in alternatives {
+        assert_ne!(alt, body, "{what}: the same spelling");
+        let mut out = Vec::new();
+        render(&alt, usize::MAX, &mut out, Check::RenderOnly)
+            .unwrap_or_else(|e| panic!("{what}: does not render: {e}"));
+        assert_eq!(out, ndjson, "{what}: renders another document");
+        assert_eq!(
+            decode_by_reencode(&alt),
+            Err(DecodeError::NotCanonical),
+            "{what}"
+        );
+        assert_eq!(
+            decode(&alt, usize::MAX, &mut Vec::new()),
+            Err(DecodeError::NotCanonical),
+            "{what}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// The value-by-value canonical check accepts exactly what rendering and encoding again
+    /// accepts, for bodies whose control block has had values replaced, removed or inserted
+    /// (the NDJSON length kept true, so only the canonical check can refuse them).
+    #[test]
+    fn the_canonical_check_agrees_with_encoding_again(
+        edits in proptest::collection::vec(
+            (any::<prop::sample::Index>(), proptest::collection::vec(0u64..600, 0..3)),
+            1..3,
+        ),
+        which in 0usize..2,
+    ) {
+        static BODIES: std::sync::LazyLock<[Vec<u8>; 2]> =
+            std::sync::LazyLock::new(|| [sample_body_small().1, one_of_each_body()]);
+        let body = BODIES[which].clone();
+        let (events, mut parts) = parts_of(&body);
+        for (at, values) in &edits {
+            let at = at.index(parts.2.len());
+            parts.2.splice(at..at + 1, values.iter().copied());
+        }
+        let alt = body_of(events, &parts);
+        let mut out = Vec::new();
+        let fast = decode(&alt, usize::MAX, &mut out);
+        let oracle = decode_by_reencode(&alt);
+        prop_assert_eq!(fast.is_ok(), oracle.is_ok(), "fast {:?}, oracle {:?}", fast, oracle);
+        // A body accepted is the encoding of its rendering (maybe of other documents).
+        if let Ok(rendered) = oracle {
+            prop_assert_eq!(out, rendered);
+        }
+    }
+}
+
+/// A small batch that uses every kind of value.
+fn one_of_each_body() -> Vec<u8> {
+    let docs = [
+        r#"{"message":"user bob from 10.0.0.1 port 2222 x bob","user":"bob","ip":"10.0.0.1 port","n":7,"port":2222,"t":"2024-01-02T03:04:05Z","h":"host-a","e":""}"#,
+        r#"{"message":"user bob from 10.0.0.1 port 2222 x bob","user":"bob-longer-name","ip":"10.0.0.1 portx","n":8,"port":99999999999999999999,"t":"2024-01-02T03:04:05.5Z","h":"host-a","e":"z"}"#,
+        r#"{"message":"a","n":60,"off":1,"port":-3,"t":"2024-01-02T03:04:06Z","h":"1.5"}"#,
+        r#"{"message":"bb","n":61,"off":3,"port":1e5,"t":"2024-01-02T03:04:06.001Z","x":[1,2,{"y":null}]}"#,
+        r#"{"n":62,"t":"2024-01-02T03:04:06.001Z","k":true}"#,
+    ];
+    let mut ndjson = Vec::new();
+    for d in docs {
+        ndjson.extend_from_slice(d.as_bytes());
+        ndjson.push(b'\n');
+    }
+    let mut body = Vec::new();
+    encode(&ndjson, &mut body).unwrap();
+    body
+}
+
+/// A batch encoder used again after `finish` writes exactly what a new one writes.
+#[test]
+fn an_encoder_used_again_writes_what_a_new_one_writes() {
+    let (first, _) = sample_body();
+    let (second, second_body) = sample_body_small();
+    let mut enc = BatchEncoder::new();
+    for ndjson in [&first, &second] {
+        for doc in ndjson.strip_suffix(b"\n").unwrap().split(|&b| b == b'\n') {
+            enc.push(doc).unwrap();
+        }
+        let mut body = Vec::new();
+        enc.finish(&mut body);
+        assert!(enc.is_empty() && enc.ndjson_len() == 0);
+        let mut fresh = Vec::new();
+        encode(ndjson, &mut fresh).unwrap();
+        assert_eq!(body, fresh);
+    }
+    let mut again = Vec::new();
+    encode(&second, &mut again).unwrap();
+    assert_eq!(again, second_body);
 }

@@ -298,12 +298,10 @@ impl OpenBatch {
     }
 
     /// Hands back a buffer of an earlier batch (emptied here) to fill next, so that a new
-    /// batch does not grow a fresh buffer by doubling. Only while this batch is empty.
+    /// batch does not grow a fresh buffer by doubling (a compact batch writes its body into
+    /// it when it closes). Only while this batch is empty.
     pub(crate) fn recycle(&mut self, mut buffer: Vec<u8>) {
-        if self.compact.is_none()
-            && self.ndjson.is_empty()
-            && buffer.capacity() > self.ndjson.capacity()
-        {
+        if self.ndjson.is_empty() && buffer.capacity() > self.ndjson.capacity() {
             buffer.clear();
             self.ndjson = buffer;
         }
@@ -315,7 +313,9 @@ impl OpenBatch {
         let fallback = std::mem::take(&mut self.fallback);
         match self.compact.as_mut() {
             Some(enc) if !fallback => {
-                let mut body = Vec::with_capacity(enc.len() + 64);
+                let mut body = std::mem::take(&mut self.ndjson);
+                body.clear();
+                body.reserve(enc.len() + 64);
                 enc.finish(&mut body);
                 ClosedBatch {
                     ndjson: body,
