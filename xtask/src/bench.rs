@@ -46,8 +46,9 @@ pub(crate) struct Args {
     /// single-agent backlog to the collector (`--lines` lines): nothing else runs.
     #[arg(long, value_enum)]
     scenario: Vec<crate::live::Scenario>,
-    /// The scenarios measure the binaries in this folder (`authtrail`, `authtrail-collector`)
-    /// instead of a fresh release build (to compare two builds in the same session).
+    /// The scenarios and the shipping benchmark measure the binaries in this folder
+    /// (`authtrail`, `authtrail-collector`) instead of a fresh release build (to compare two
+    /// builds in the same session).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// Seconds of the `trickle` scenario.
@@ -546,8 +547,7 @@ const SEARCHES: [&[&str]; 3] = [
 ];
 
 fn shipping(args: &Args) -> Result<()> {
-    crate::run(crate::cargo().args(["build", "--release", "-p", "agent", "-p", "collector"]))?;
-    let release = crate::target_dir().join("release");
+    let release = crate::release_bins(args.bin_dir.as_deref())?;
     let bins = (
         release.join("authtrail"),
         release.join("authtrail-collector"),
