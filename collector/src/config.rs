@@ -144,8 +144,10 @@ pub struct Limits {
     /// an idle kept-alive connection may wait for its next request). Defaults to 10 s.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
-    /// Connections served at once; further ones wait in the kernel's accept queue.
-    /// Defaults to 1024.
+    /// Connections served at once; further ones wait in the kernel's accept queue. Each holds
+    /// up to about 150 KiB (TLS buffers and an HTTP read buffer of a maximal head) outside the
+    /// byte budget, so this many fit beside `max-inflight-bytes` under half of the unit's
+    /// `MemoryMax=512M`; raise `MemoryMax` with it. Defaults to 256.
     pub max_connections: usize,
     /// Batches being decompressed and decoded at once (CPU); more wait for a turn, their
     /// bodies already received and counted in `max-inflight-bytes`. Defaults to 4.
@@ -195,7 +197,7 @@ impl Default for Limits {
             max_decompressed_bytes: 64 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+            max_connections: 256,
             max_concurrent_batches: 4,
             writer_queue: 64,
             max_inflight_bytes: 144 * 1024 * 1024,

@@ -258,23 +258,29 @@ pub fn decode_body_within(
             (ndjson, Some(compact))
         }
     };
-    // Decoding a line may hold, besides the rows (at most the body's size), a few copies of
-    // its longest string (serde's scratch buffer and its growth, the owned value): granted as
-    // four times the longest line. A body that could never be granted that much is refused as
-    // too large (413: the agent splits it), not left to retry for ever.
-    let longest = longest_line(&raw) as u64;
-    let bound = (raw.len() as u64).saturating_add(longest.saturating_mul(PARSE_COPIES_PER_LINE));
+    // Decoding holds the rows (room for one event a line, granted here but never more than
+    // the body's size; their strings and encoding, and any growth, granted as they grow) and
+    // a few copies of the longest line (serde's scratch buffer and its growth, the owned
+    // value): granted as four times the longest line. A body that could never be granted
+    // that much is refused as too large (413: the agent splits it), not left to retry for ever.
+    let (longest, lines) = line_stats(&raw);
+    let lines = lines.min(raw.len() / crate::rows::Builder::room_bytes(1) as usize);
+    let scratch = (longest as u64).saturating_mul(PARSE_COPIES_PER_LINE);
+    let bound = crate::rows::Builder::room_bytes(lines).saturating_add(scratch);
     if !memory.grow(bound) {
         return Err(if memory.could_ever_grow(bound) {
             DecodeError::Busy { wanted: bound }
         } else {
-            DecodeError::LineTooLong { bytes: longest }
+            DecodeError::LineTooLong {
+                bytes: longest as u64,
+            }
         });
     }
-    let mut batch = parse_ndjson(&raw, agent);
+    let mut batch =
+        parse_ndjson_within(&raw, agent, crate::rows::Builder::with_room(lines), memory)?;
     batch.digest = digest(&body);
     batch.format = kind;
-    memory.release(bound.saturating_sub(batch.rows.capacity() as u64));
+    memory.release(scratch);
     // What is stored: the body as it came (the compact one, or NDJSON).
     let raw = match compact {
         Some(compact) => {
@@ -306,14 +312,21 @@ pub fn decode_body_within(
 /// How many times its own length decoding one line may hold at once, at most.
 pub(crate) const PARSE_COPIES_PER_LINE: u64 = 4;
 
-/// The length of the longest line of `body`.
-fn longest_line(body: &[u8]) -> usize {
-    let (mut longest, mut start) = (0, 0);
+/// The shortest line counted as a possible event by [`line_stats`]: every event the wire
+/// contract accepts is longer (it has `@timestamp`, `event.kind` and `event.action`). Room
+/// made from this count is an estimate, not a bound: an event beyond it grows the rows, granted.
+const MIN_EVENT_LINE_BYTES: usize = 64;
+
+/// The length of the longest line of `body`, and how many of its lines could be events (are
+/// at least [`MIN_EVENT_LINE_BYTES`] long).
+fn line_stats(body: &[u8]) -> (usize, usize) {
+    let (mut longest, mut start, mut lines) = (0, 0, 0);
     for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
         longest = longest.max(end - start);
+        lines += usize::from(end - start >= MIN_EVENT_LINE_BYTES);
         start = end + 1;
     }
-    longest
+    (longest, lines)
 }
 
 /// SHA-256 of a batch's body as it arrived (compressed): what the store compares when a batch
@@ -446,6 +459,9 @@ pub struct Batch {
     pub rejected_count: usize,
     /// Of those, the events whose `agent.id` named another agent than the authenticated one.
     pub forged: usize,
+    /// How many distinct values each column of [`Batch::rows`] has (`crate::rows`' column
+    /// order): what the store's writer sizes its work by ([`crate::store::writer_bytes`]).
+    pub column_values: [u32; crate::rows::COLUMNS],
 }
 
 /// One line of a batch that was not stored, and why.
@@ -501,11 +517,24 @@ impl Batch {
 /// tree, and copying strings out of it, was most of the decoding cost). The semantics are those
 /// of a lookup in the whole document: a path through a non-object is absent, a repeated key
 /// counts once (the last), a wrong type is named but its value is never quoted.
+#[cfg(test)]
 pub(crate) fn parse_ndjson(body: &[u8], agent: Option<Uuid>) -> Batch {
+    parse_ndjson_within(body, agent, crate::rows::Builder::default(), &mut Unbounded)
+        .unwrap_or_default()
+}
+
+/// [`parse_ndjson`] into `rows`, asking `memory` before the rows grow
+/// ([`crate::rows::Builder::push_within`]). When it returns, what `rows` was granted has been
+/// given back but for the encoded rows' size ([`Batch::rows`]).
+fn parse_ndjson_within(
+    body: &[u8],
+    agent: Option<Uuid>,
+    mut rows: crate::rows::Builder,
+    memory: &mut dyn Reserve,
+) -> Result<Batch, DecodeError> {
     use agent_core::wire::{self, EventFields};
 
     let mut batch = Batch::default();
-    let mut rows = crate::rows::Builder::default();
     // One set of fields for every line; each line's strings borrow from `body` where they
     // have no escapes.
     let mut fields = Fields::default();
@@ -622,26 +651,33 @@ pub(crate) fn parse_ndjson(body: &[u8], agent: Option<Uuid>) -> Batch {
             .check()
             .map_err(|v| v.to_string())
         );
-        rows.push(&crate::rows::EventRef {
-            // Checked just above: present.
-            timestamp_us: timestamp_us.unwrap_or_default(),
-            host: host.as_deref(),
-            kind: kind.as_deref(),
-            action: action.as_deref(),
-            outcome: outcome.as_deref(),
-            user: user.as_deref(),
-            target_user: target_user.as_deref(),
-            source_ip: source_ip.as_deref(),
-            source_port,
-            process: process.as_deref(),
-            method: method.as_deref(),
-            line: span,
-        });
+        rows.push_within(
+            &crate::rows::EventRef {
+                // Checked just above: present.
+                timestamp_us: timestamp_us.unwrap_or_default(),
+                host: host.as_deref(),
+                kind: kind.as_deref(),
+                action: action.as_deref(),
+                outcome: outcome.as_deref(),
+                user: user.as_deref(),
+                target_user: target_user.as_deref(),
+                source_ip: source_ip.as_deref(),
+                source_port,
+                process: process.as_deref(),
+                method: method.as_deref(),
+                line: span,
+            },
+            memory,
+        )
+        .map_err(|wanted| DecodeError::Busy { wanted })?;
     }
     batch.event_count = rows.len();
     batch.last_host = rows.last_host().map(str::to_owned);
-    batch.rows = rows.finish();
-    batch
+    batch.column_values = rows.values();
+    batch.rows = rows
+        .finish_within(memory)
+        .map_err(|wanted| DecodeError::Busy { wanted })?;
+    Ok(batch)
 }
 
 /// One JSON value seen at a path the store wants: its type, and the string or the unsigned

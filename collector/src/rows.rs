@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::Event;
+use crate::ingest::{Event, Reserve};
 
 /// Format version, the first field of every encoded value.
 const VERSION: u32 = 1;
@@ -96,6 +96,25 @@ impl<'a> Rows<'a> {
             )));
         }
         Ok(rows)
+    }
+
+    /// How many strings encoded rows hold and their bytes, read without allocating (the rows
+    /// are not decoded); what could be read, for rows that do not decode.
+    pub(crate) fn string_stats(bytes: &[u8]) -> (usize, usize) {
+        let Ok((_, rest)) = postcard::take_from_bytes::<(u32, i64)>(bytes) else {
+            return (0, 0);
+        };
+        let Ok((n, mut rest)) = postcard::take_from_bytes::<usize>(rest) else {
+            return (0, 0);
+        };
+        let (mut count, mut len) = (0, 0);
+        while count < n {
+            let Ok((s, next)) = postcard::take_from_bytes::<&str>(rest) else {
+                break;
+            };
+            (count, len, rest) = (count + 1, len + s.len(), next);
+        }
+        (count, len)
     }
 
     /// The string a column holds.
@@ -191,23 +210,140 @@ pub(crate) struct Builder {
     /// Each column's last code: consecutive events mostly repeat host, kind, process...
     last: [u32; COLUMNS],
     last_host: Option<u32>,
+    /// Bytes of the byte budget this builder's buffers hold ([`Builder::push_within`]).
+    granted: u64,
+    /// For each string, a bit for each column it is a value of.
+    columns_of: Vec<u16>,
+    /// Distinct values of each column.
+    values: [u32; COLUMNS],
+}
+
+/// Bytes of one event's room in a [`Builder`]: its row and its absolute time.
+const ROOM_BYTES_PER_EVENT: u64 = (size_of::<Row>() + size_of::<i64>()) as u64;
+
+/// Makes room in `v` for `more` items (at least doubling), granted by `memory` first: while it
+/// moves, the old block (granted already) and the new one are both held; the old one is given
+/// back after. Ok holds the bytes the growth added; Err the bytes refused.
+fn grow_within<T>(v: &mut Vec<T>, more: usize, memory: &mut dyn Reserve) -> Result<u64, u64> {
+    if v.len() + more <= v.capacity() {
+        return Ok(0);
+    }
+    let old = v.capacity();
+    let new = (old * 2).max(v.len() + more).max(16);
+    let size = size_of::<T>() as u64;
+    let wanted = new as u64 * size;
+    if !memory.grow(wanted) {
+        return Err(wanted);
+    }
+    v.reserve_exact(new - v.len());
+    memory.release(old as u64 * size);
+    Ok((new - old) as u64 * size)
+}
+
+/// Bytes of the table of a `HashMap<String, u32>` that holds `capacity` entries: its buckets
+/// (hashbrown's: a power of two, at most 7/8 full) and a control byte per bucket and group.
+fn map_bytes(capacity: usize) -> u64 {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        if capacity < 4 { 4 } else { 8 }
+    } else {
+        (capacity * 8 / 7).next_power_of_two()
+    };
+    (buckets * (size_of::<(String, u32)>() + 1) + 16) as u64
+}
+
+/// Makes room in `map` for `more` entries (at least doubling), granted as [`grow_within`]
+/// does.
+fn grow_map_within(
+    map: &mut HashMap<String, u32>,
+    more: usize,
+    memory: &mut dyn Reserve,
+) -> Result<u64, u64> {
+    if map.len() + more <= map.capacity() {
+        return Ok(0);
+    }
+    let old = map_bytes(map.capacity());
+    let target = (map.capacity() * 2).max(map.len() + more);
+    // hashbrown sizes the table from the capacity asked for as `map_bytes` does; should it
+    // take less, the difference is given back once the real table is known.
+    let wanted = map_bytes(target);
+    if !memory.grow(wanted) {
+        return Err(wanted);
+    }
+    map.reserve(target - map.len());
+    let new = map_bytes(map.capacity());
+    memory.release(old + wanted.saturating_sub(new));
+    Ok(new.saturating_sub(old))
+}
+
+/// A string's heap block, as the allocator rounds it (8-byte steps for small blocks, an eighth
+/// at most for larger ones).
+fn block_bytes(len: usize) -> u64 {
+    let len = len as u64;
+    if len == 0 {
+        0
+    } else if len <= 128 {
+        len.div_ceil(8) * 8
+    } else {
+        len + len / 8
+    }
 }
 
 impl Builder {
+    /// Bytes [`Builder::with_room`] allocates for `events` events (granted by the caller).
+    pub(crate) fn room_bytes(events: usize) -> u64 {
+        events as u64 * ROOM_BYTES_PER_EVENT
+    }
+
+    /// A builder with room for `events` events allocated at once ([`Builder::room_bytes`],
+    /// which the caller has granted and which [`Builder::finish_within`] gives back).
+    pub(crate) fn with_room(events: usize) -> Builder {
+        Builder {
+            rows: Vec::with_capacity(events),
+            times: Vec::with_capacity(events),
+            granted: Builder::room_bytes(events),
+            ..Builder::default()
+        }
+    }
+
+    /// [`Builder::push`], asking `memory` first for what the event's new strings and any
+    /// growth of the rows will hold. Err holds the bytes refused; the event is not added.
+    pub(crate) fn push_within(
+        &mut self,
+        e: &EventRef<'_>,
+        memory: &mut dyn Reserve,
+    ) -> Result<(), u64> {
+        // The event's new strings: two copies each (the list's and the map's key).
+        let (mut wanted, mut new) = (0u64, 0usize);
+        for (column, value) in e.columns().into_iter().enumerate() {
+            let Some(v) = value else { continue };
+            let last = self.last[column];
+            if (last != 0 && self.strings[last as usize - 1] == v) || self.codes.contains_key(v) {
+                continue;
+            }
+            wanted += 2 * block_bytes(v.len());
+            new += 1;
+        }
+        if wanted > 0 {
+            if !memory.grow(wanted) {
+                return Err(wanted);
+            }
+            self.granted += wanted;
+            self.granted += grow_within(&mut self.strings, new, memory)?;
+            self.granted += grow_within(&mut self.columns_of, new, memory)?;
+            self.granted += grow_map_within(&mut self.codes, new, memory)?;
+        }
+        self.granted += grow_within(&mut self.rows, 1, memory)?;
+        self.granted += grow_within(&mut self.times, 1, memory)?;
+        self.push(e);
+        Ok(())
+    }
+
     /// Adds an event (in body order).
     pub(crate) fn push(&mut self, e: &EventRef<'_>) {
-        // In the order of HOST to METHOD.
-        let values = [
-            e.host,
-            e.kind,
-            e.action,
-            e.outcome,
-            e.user,
-            e.target_user,
-            e.source_ip,
-            e.process,
-            e.method,
-        ];
+        let values = e.columns();
         let mut columns = [0u32; COLUMNS];
         for (column, value) in values.into_iter().enumerate() {
             let Some(v) = value else { continue };
@@ -219,11 +355,17 @@ impl Builder {
                     Some(&code) => code,
                     None => {
                         self.strings.push(v.to_owned());
+                        self.columns_of.push(0);
                         let code = self.strings.len() as u32;
                         self.codes.insert(v.to_owned(), code);
                         code
                     }
                 };
+                let (bit, of) = (1 << column, &mut self.columns_of[code as usize - 1]);
+                if *of & bit == 0 {
+                    *of |= bit;
+                    self.values[column] += 1;
+                }
                 self.last[column] = code;
                 code
             };
@@ -241,6 +383,11 @@ impl Builder {
         });
     }
 
+    /// How many distinct values each column has ([`HOST`] to [`METHOD`]).
+    pub(crate) fn values(&self) -> [u32; COLUMNS] {
+        self.values
+    }
+
     /// Events pushed so far.
     pub(crate) fn len(&self) -> usize {
         self.rows.len()
@@ -253,12 +400,28 @@ impl Builder {
     }
 
     /// The encoded rows; empty when no event was pushed.
-    pub(crate) fn finish(mut self) -> Vec<u8> {
+    #[cfg(test)]
+    pub(crate) fn finish(self) -> Vec<u8> {
+        self.finish_within(&mut crate::ingest::Unbounded)
+            .unwrap_or_default()
+    }
+
+    /// The encoded rows, in a buffer of exactly their size granted by `memory` first; then
+    /// everything else this builder was granted is given back (the encoded rows' bytes stay
+    /// granted). Err holds the bytes refused.
+    pub(crate) fn finish_within(mut self, memory: &mut dyn Reserve) -> Result<Vec<u8>, u64> {
+        let granted = self.granted;
         let Some(base_time) = self.times.iter().copied().min() else {
-            return Vec::new();
+            memory.release(granted);
+            return Ok(Vec::new());
         };
         for (row, t) in self.rows.iter_mut().zip(&self.times) {
             row.time = t.abs_diff(base_time);
+        }
+        // The list of the strings, borrowed, and the encoding: granted before they are made.
+        let list = (self.strings.len() * size_of::<&str>()) as u64;
+        if !memory.grow(list) {
+            return Err(list);
         }
         let encoded = Rows {
             version: VERSION,
@@ -266,7 +429,32 @@ impl Builder {
             strings: self.strings.iter().map(String::as_str).collect(),
             rows: self.rows,
         };
-        postcard::to_allocvec(&encoded).expect("serializing into a Vec cannot fail")
+        let size = postcard::experimental::serialized_size(&encoded).expect("sizing cannot fail");
+        if !memory.grow(size as u64) {
+            memory.release(list);
+            return Err(size as u64);
+        }
+        let out = postcard::to_extend(&encoded, Vec::with_capacity(size))
+            .expect("serializing into a Vec cannot fail");
+        memory.release(granted + list);
+        Ok(out)
+    }
+}
+
+impl EventRef<'_> {
+    /// The string columns, in the order of [`HOST`] to [`METHOD`].
+    fn columns(&self) -> [Option<&str>; COLUMNS] {
+        [
+            self.host,
+            self.kind,
+            self.action,
+            self.outcome,
+            self.user,
+            self.target_user,
+            self.source_ip,
+            self.process,
+            self.method,
+        ]
     }
 }
 

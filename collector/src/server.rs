@@ -54,6 +54,9 @@ pub(crate) use agent_core::wire::RETRY_AFTER_MS_HEADER;
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Largest request head (line and headers) buffered, bytes.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// A connection's HTTP read buffer at the most: a maximal head and one TLS record (16 KiB)
+/// read with it.
+const CONNECTION_READ_BUF_BYTES: usize = MAX_HEAD_BYTES + 16 * 1024;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -452,8 +455,9 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         // Room for a head of MAX_HEAD_BYTES plus the first body bytes read with it: the exact
-        // bound is checked in `handle`.
-        .max_buf_size(2 * MAX_HEAD_BYTES)
+        // bound is checked in `handle`. Every connection may hold this much (the bounds
+        // table's per-connection cost), so no more than a TLS record's worth above the head.
+        .max_buf_size(CONNECTION_READ_BUF_BYTES)
         .serve_connection(TokioIo::new(tls), service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
@@ -1002,8 +1006,20 @@ async fn batch_inner(
         DecodeError::Busy { wanted } => budget_busy(&state.budget, wanted),
         _ => text(StatusCode::BAD_REQUEST, e.to_string()),
     })?;
-    // What stays in memory until the writer has committed it: the stored body and the rows.
-    grant.shrink_to(batch_bytes(&batch));
+    // What stays in memory until the writer has committed it: the stored body and the rows,
+    // and what the writer holds while it stores them (granted with the batch, since the
+    // writer cannot wait for the budget).
+    let held = batch_bytes(&batch)
+        + match state.nats {
+            Some(_) => 0,
+            None => crate::store::writer_bytes(&batch),
+        };
+    if held > grant.bytes() {
+        grant
+            .try_grow(held - grant.bytes())
+            .map_err(|_| budget_busy(&state.budget, held))?;
+    }
+    grant.shrink_to(held);
     batch.stream = stream;
     let digest = batch.digest;
     let rejected = rejections_json(&batch);

@@ -182,12 +182,70 @@ fn batch_terms<'a>(rows: &Rows<'a>) -> Vec<(i64, &'a str)> {
     }
     codes.sort_unstable();
     codes.dedup();
-    let mut terms: Vec<(i64, &str)> = codes
-        .into_iter()
-        .filter_map(|packed| Some(((packed >> 32) as i64, rows.text(packed as u32)?)))
-        .collect();
+    // Allocated once at its size (`writer_bytes` counts it so).
+    let mut terms: Vec<(i64, &str)> = Vec::with_capacity(codes.len());
+    terms.extend(
+        codes
+            .into_iter()
+            .filter_map(|packed| Some(((packed >> 32) as i64, rows.text(packed as u32)?))),
+    );
     terms.sort_unstable();
     terms
+}
+
+/// Bytes a list of `n` items of `size` bytes holds at the most while serde decodes it: it
+/// starts at a cautious guess (at most 1 MiB of items) and doubles, holding the old and the
+/// new block while it moves.
+fn decoded_list_bytes(n: usize, size: usize) -> u64 {
+    let first = n.min((1 << 20) / size.max(1));
+    if n <= first {
+        return (n * size) as u64;
+    }
+    let mut cap = first.max(1);
+    while cap < n {
+        cap *= 2;
+    }
+    (cap + cap / 2) as u64 * size as u64
+}
+
+/// Bytes a list of `n` items of `size` bytes that grows by pushes holds at the most: its
+/// capacity doubles from 4, and it holds the old and the new block while it moves.
+fn pushed_list_bytes(n: usize, size: usize) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let cap = n.next_power_of_two().max(4);
+    (cap + cap / 2) as u64 * size as u64
+}
+
+/// Bytes the writer holds while it stores `batch`, besides the batch itself: SQLite's copies
+/// of the body and the rows (each blob is bound as a copy, and the record SQLite assembles
+/// from them is another), the rows decoded ([`decoded_list_bytes`]), the terms' codes, their
+/// sorted list and their held-back entries (one per distinct value of an indexed column,
+/// [`Batch::column_values`], each with a copy of its value: a string may be the value of
+/// every indexed column). The server grants this with the batch, so that the writer's only memory
+/// outside the byte budget is its page cache and the held-back entries of earlier batches.
+/// The Rust side is checked against a counting allocator by `tests/grants.rs`.
+pub fn writer_bytes(batch: &Batch) -> u64 {
+    let n = batch.event_count;
+    if n == 0 {
+        return 0;
+    }
+    let (strings, string_bytes) = Rows::string_stats(&batch.rows);
+    let terms: usize = TERM_FIELDS
+        .iter()
+        .map(|&(_, _, column, _)| batch.column_values[column] as usize)
+        .sum();
+    let sqlite = 2 * (batch.body.len() + batch.rows.len()) as u64;
+    let decoded = decoded_list_bytes(n, size_of::<rows::Row>())
+        + decoded_list_bytes(strings, size_of::<&str>());
+    let codes = (n * TERM_FIELDS.len() * size_of::<u64>()) as u64;
+    let sorted = (terms * size_of::<(i64, &str)>()) as u64;
+    // Each held-back entry with its value's copy (rounded up by the allocator), in a list
+    // that doubles.
+    let held = pushed_list_bytes(terms, size_of::<(i64, String, i64)>())
+        + (terms * 16 + string_bytes * TERM_FIELDS.len()) as u64;
+    sqlite + decoded + codes + sorted + held
 }
 
 /// A store failure. [`StoreError::is_busy`] ones are worth retrying (503).
