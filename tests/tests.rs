@@ -9,6 +9,7 @@ mod demo;
 mod detect;
 mod nats;
 mod shipping;
+mod soak;
 mod util;
 
 use std::collections::HashMap;
