@@ -65,6 +65,19 @@ pub(crate) fn agent_toml(
     )
 }
 
+/// A collector config: mTLS on `127.0.0.1:port` with the certificates `certs init` made in
+/// `pki`, data in `dir/data`.
+pub(crate) fn collector_toml(dir: &Path, port: u16, pki: &Path) -> String {
+    let p = |name: &str| pki.join(name).display().to_string();
+    format!(
+        "listen = \"127.0.0.1:{port}\"\ndata-dir = {:?}\n[tls]\ncert-file = {:?}\nkey-file = {:?}\nclient-ca-file = {:?}\n[auth]\nrequire = \"mtls\"\n",
+        dir.join("data").display().to_string(),
+        p("server.pem"),
+        p("server-key.pem"),
+        p("ca.pem"),
+    )
+}
+
 /// `authtrail run --config config`, quiet.
 pub(crate) fn run_agent(config: &Path) -> Proc {
     Proc(
@@ -120,18 +133,8 @@ impl Chain {
         let agent_id = issue_agent(&pki, &state);
 
         let port = free_port();
-        let p = |name: &str| pki.join(name).display().to_string();
         let collector_cfg = dir.join("collector.toml");
-        write_private(
-            &collector_cfg,
-            &format!(
-                "listen = \"127.0.0.1:{port}\"\ndata-dir = {:?}\n[tls]\ncert-file = {:?}\nkey-file = {:?}\nclient-ca-file = {:?}\n[auth]\nrequire = \"mtls\"\n",
-                dir.join("data").display().to_string(),
-                p("server.pem"),
-                p("server-key.pem"),
-                p("ca.pem"),
-            ),
-        );
+        write_private(&collector_cfg, &collector_toml(&dir, port, &pki));
         let agent_cfg = dir.join("agent.toml");
         write_private(
             &agent_cfg,

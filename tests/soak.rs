@@ -17,7 +17,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::shipping::{Proc, agent_toml, assert_exactly_once, issue_agent, kill, parsed_messages};
+use crate::shipping::{
+    Proc, agent_toml, assert_exactly_once, collector_toml, issue_agent, kill, parsed_messages,
+};
 use crate::util::{Scratch, authtrail_bin, collector_bin, free_port, run_ok, write_private};
 
 /// Agents shipping at once.
@@ -154,7 +156,15 @@ impl Collector {
 /// its HTTP status (0 when the connection failed).
 fn curl_post(pki: &Path, id: &str, port: u16, seq: u64, body: &Path, extra: &[&str]) -> u16 {
     let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "40"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "40",
+        ])
         .arg("--cacert")
         .arg(pki.join("ca.pem"))
         .arg("--cert")
@@ -174,7 +184,10 @@ fn curl_post(pki: &Path, id: &str, port: u16, seq: u64, body: &Path, extra: &[&s
         .arg(format!("https://localhost:{port}/v1/batches"))
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -200,18 +213,8 @@ fn soak_20_agents_collector_sigkills_slow_clients_and_bombs_store_every_event_on
             .arg(&pki),
     );
     let port = free_port();
-    let p = |name: &str| pki.join(name).display().to_string();
     let collector_cfg = dir.join("collector.toml");
-    write_private(
-        &collector_cfg,
-        &format!(
-            "listen = \"127.0.0.1:{port}\"\ndata-dir = {:?}\n[tls]\ncert-file = {:?}\nkey-file = {:?}\nclient-ca-file = {:?}\n[auth]\nrequire = \"mtls\"\n",
-            dir.join("data").display().to_string(),
-            p("server.pem"),
-            p("server-key.pem"),
-            p("ca.pem"),
-        ),
-    );
+    write_private(&collector_cfg, &collector_toml(dir, port, &pki));
     let mut agents: Vec<SoakAgent> = (0..AGENTS)
         .map(|i| {
             let state = dir.join(format!("agent-{i}"));
@@ -277,10 +280,8 @@ fn soak_20_agents_collector_sigkills_slow_clients_and_bombs_store_every_event_on
                 while !stop.load(Ordering::Relaxed) {
                     seq += 1;
                     if c < SLOW_CLIENTS {
-                        let got = curl_post(pki, attacker, port, seq, slow_body, &[
-                            "--limit-rate",
-                            "4k",
-                        ]);
+                        let got =
+                            curl_post(pki, attacker, port, seq, slow_body, &["--limit-rate", "4k"]);
                         if got == 0 {
                             // The collector is down (killed): try again shortly.
                             std::thread::sleep(Duration::from_millis(200));
@@ -305,8 +306,8 @@ fn soak_20_agents_collector_sigkills_slow_clients_and_bombs_store_every_event_on
         loop {
             let done = start.elapsed().min(faults);
             for a in &mut agents {
-                let upto = (a.content.len() as f64 * done.as_secs_f64() / faults.as_secs_f64())
-                    as usize;
+                let upto =
+                    (a.content.len() as f64 * done.as_secs_f64() / faults.as_secs_f64()) as usize;
                 a.append_upto(upto);
             }
             if done >= faults {
@@ -385,5 +386,11 @@ fn soak_20_agents_collector_sigkills_slow_clients_and_bombs_store_every_event_on
         collector.peak >> 20
     );
     assert!(kills >= 3, "{kills} SIGKILLs");
-    assert_eq!(agents.iter().filter(|a| a.written < a.content.len()).count(), 0);
+    assert_eq!(
+        agents
+            .iter()
+            .filter(|a| a.written < a.content.len())
+            .count(),
+        0
+    );
 }
