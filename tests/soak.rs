@@ -203,6 +203,8 @@ fn soak_20_agents_collector_sigkills_slow_clients_and_bombs_store_every_event_on
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(CI_SECS);
+    // Found (and built if needed) before the clock starts.
+    let (_, _) = (authtrail_bin(), collector_bin());
     let setup = Instant::now();
     let scratch = Scratch::new();
     let dir = scratch.path();
