@@ -28,11 +28,11 @@ use crate::pipeline::{
 };
 use crate::progress::{self, Progress, Sample};
 use crate::sink::{FileSink, Sink, StdoutSink};
-use crate::source::checkpoint::{self, Checkpoints, Live};
+use crate::source::checkpoint::{self, Checkpoints, LastSeen, Live};
 use crate::source::file::{FileSource, FileStatus, Waker};
 use crate::source::journald::{JournaldSource, JournaldStatus};
 use crate::source::utmp::{UtmpSource, UtmpStatus};
-use crate::source::{Chunk, Position, StreamKey};
+use crate::source::{Chunk, Fingerprint, Position, StreamKey};
 
 /// Chunks in flight between the sources and the pipeline. With chunks of at most 256 KiB this
 /// bounds the memory the backlog can take at 2 MiB, whatever the size of the backlog. (16 gave
@@ -111,7 +111,8 @@ pub(crate) struct SourceReport {
     /// The streams it follows.
     pub streams: Vec<StreamReport>,
     /// Bytes of its files lost before they were read (truncated with no copy the globs
-    /// match); their lines cannot be counted any more.
+    /// match, or truncated or gone while the agent was stopped); their lines cannot be
+    /// counted any more.
     #[serde(default)]
     pub lost_bytes: u64,
 }
@@ -162,6 +163,7 @@ fn start_source(
     name: &str,
     config: &SourceConfig,
     start: HashMap<StreamKey, Position>,
+    last_seen: HashMap<Fingerprint, LastSeen>,
     first_start: bool,
     max_line: usize,
     tx: SyncSender<Chunk>,
@@ -173,7 +175,8 @@ fn start_source(
     let mut waker = None;
     let (status, spawn): (StatusHandle, Box<dyn FnOnce() + Send>) = match config {
         SourceConfig::File(c) => {
-            let src = FileSource::new(c, name, start, max_line, first_start);
+            let src =
+                FileSource::new(c, name, start, max_line, first_start).with_last_seen(last_seen);
             waker = Some(src.waker());
             (
                 StatusHandle::File(src.status()),
@@ -188,7 +191,8 @@ fn start_source(
             )
         }
         SourceConfig::Audit(c) => {
-            let src = FileSource::new(&c.as_file(), name, start, max_line, first_start);
+            let src = FileSource::new(&c.as_file(), name, start, max_line, first_start)
+                .with_last_seen(last_seen);
             waker = Some(src.waker());
             (
                 StatusHandle::File(src.status()),
@@ -196,7 +200,7 @@ fn start_source(
             )
         }
         SourceConfig::Utmp(c) => {
-            let src = UtmpSource::new(c, name, start, first_start);
+            let src = UtmpSource::new(c, name, start, first_start).with_last_seen(last_seen);
             waker = Some(src.waker());
             (
                 StatusHandle::Utmp(src.status()),
@@ -359,7 +363,15 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             Some((_, point)) => point.over(checkpoints.snapshot()),
             None => checkpoints.snapshot(),
         };
-        let r = start_source(&name, &source, positions, fresh, max_line, tx.clone())?;
+        let r = start_source(
+            &name,
+            &source,
+            positions,
+            checkpoints.last_seen(),
+            fresh,
+            max_line,
+            tx.clone(),
+        )?;
         running.insert(name, r);
     }
     info(format_args!(
@@ -411,6 +423,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
                     // Settle what is in flight so restarted sources resume where we are, and
                     // so that what was read before the reload went through the old detections.
                     pipeline.commit();
+                    record_file_sizes(&running, pipeline.checkpoints_mut());
                     let _ = pipeline.checkpoints_mut().persist();
                     if config.detect != new_config.detect {
                         let was_on = config.detect.enabled;
@@ -438,6 +451,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         {
             expired_at = Some(Instant::now());
         }
+        record_file_sizes(&running, pipeline.checkpoints_mut());
         let more_input = rx.has_more();
         let committed = pipeline.commit_if_due(Instant::now(), more_input);
         if committed != Commit::Nothing {
@@ -513,6 +527,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     // Anything still queued is taken, then committed; a sink that is durable only on
     // acknowledgement (the memory buffer) gets a few seconds to deliver it.
     pipeline.drain(&mut rx)?;
+    record_file_sizes(&running, pipeline.checkpoints_mut());
     pipeline.finish(crate::ship::STOP_WAIT);
     pipeline
         .checkpoints_mut()
@@ -571,6 +586,18 @@ fn expire_checkpoints(running: &BTreeMap<String, Running>, checkpoints: &mut Che
         ));
     }
     true
+}
+
+/// Records in the checkpoints the file sources' sizes as last seen and the streams whose loss
+/// they counted ([`FileStatus::record_sizes`]); written with the positions by the next persist.
+fn record_file_sizes(running: &BTreeMap<String, Running>, checkpoints: &mut Checkpoints) {
+    for r in running.values() {
+        match &r.status {
+            StatusHandle::File(s) => s.record_sizes(checkpoints),
+            StatusHandle::Utmp(s) => s.record_sizes(checkpoints),
+            StatusHandle::Journald(_) => {}
+        }
+    }
 }
 
 /// Turns SIGTERM and SIGINT into `terminate`, SIGHUP into `reload`, on a thread of its own that
@@ -801,6 +828,7 @@ fn reconcile(
         }
     }
     pipeline.drain(rx)?;
+    record_file_sizes(running, pipeline.checkpoints_mut());
     // Sources new to this state directory honour their `read-from`, as on a first start; they
     // are recorded (and persisted) before they start, so a crash cannot make them fresh again.
     let starting: Vec<&str> = wanted
@@ -827,6 +855,7 @@ fn reconcile(
                 slot.key(),
                 &source,
                 pipeline.committed_positions(pipeline.checkpoints().snapshot()),
+                pipeline.checkpoints().last_seen(),
                 fresh.get(slot.key()).copied().unwrap_or(false),
                 config.max_line_bytes.as_usize(),
                 tx.clone(),

@@ -591,3 +591,88 @@ fn checkpoints_of_gone_files_are_forgotten_and_live_ones_kept() {
         "{log}"
     );
 }
+
+/// The `lost-bytes` of source `name` in the status file the agent wrote.
+fn lost_bytes(dir: &Path, name: &str) -> u64 {
+    let text = fs::read_to_string(dir.join("state/status.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap()["lost-bytes"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Logs truncated or deleted while the agent was stopped, before it had read them to the end:
+/// the bytes it had seen but not read are lost, which it says (a warning with the count, and
+/// `lost-bytes` in the status) instead of carrying on silently, and only once: a restart after
+/// that counts nothing again.
+#[test]
+fn logs_truncated_or_deleted_while_stopped_count_the_unread_bytes_lost_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.log");
+    let cfg = dir.path().join("agent.toml");
+    append(&a, "dave", 0, 20);
+    write_config(
+        &cfg,
+        &config(dir.path(), &[("logs", &dir.path().join("*.log"))]),
+    );
+    let agent = Agent::start(&cfg);
+    wait_for(dir.path(), 20);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.stop().success());
+
+    // The checkpoint keeps the file's size as last seen.
+    let file = dir.path().join("state/checkpoints.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    let streams = doc["streams"].as_array_mut().unwrap();
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    let size = fs::metadata(&a).unwrap().len();
+    assert_eq!(streams[0]["size"].as_u64(), Some(size), "{streams:?}");
+
+    // As if the agent had stopped while it was behind: the last 5 lines of a.log seen, not
+    // read; and a file it had read 100 of 350 bytes of, deleted since.
+    let text = fs::read_to_string(&a).unwrap();
+    let behind: u64 = text.lines().skip(15).map(|l| l.len() as u64 + 1).sum();
+    streams[0]["position"]["offset"] = (size - behind).into();
+    let mut gone = streams[0].clone();
+    gone["key"]["fingerprint"]["ino"] = u64::from(u32::MAX).into();
+    gone["path"] = dir.path().join("gone.log").display().to_string().into();
+    gone["position"]["offset"] = 100.into();
+    gone["size"] = 350.into();
+    streams.push(gone);
+    fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    // While stopped, a.log is truncated and written anew.
+    fs::write(&a, "").unwrap();
+    append(&a, "erin", 100, 3);
+
+    let agent = Agent::start(&cfg);
+    wait_for(dir.path(), 23);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.stop().success());
+    let log = fs::read_to_string(cfg.with_extension("err")).unwrap();
+    assert_eq!(lost_bytes(dir.path(), "logs"), behind + 250, "{log}");
+    for (path, n) in [(&a, behind), (&dir.path().join("gone.log"), 250)] {
+        let said = format!(
+            "{}: {n} byte(s) seen but not yet read were lost",
+            path.display()
+        );
+        assert!(
+            log.lines()
+                .any(|l| l.contains("warning") && l.contains(&said)),
+            "{said:?} not in {log}"
+        );
+    }
+
+    // A restart counts nothing twice, and reads nothing twice.
+    let agent = Agent::start(&cfg);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(agent.stop().success());
+    let log = fs::read_to_string(cfg.with_extension("err")).unwrap();
+    assert_eq!(lost_bytes(dir.path(), "logs"), 0, "{log}");
+    assert!(!log.contains("were lost"), "{log}");
+    assert_eq!(events(dir.path()).len(), 23);
+}

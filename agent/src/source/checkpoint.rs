@@ -1,7 +1,10 @@
 //! [`Checkpoints`]: how far each stream has been read, kept in `checkpoints.json` in the state
 //! directory.
 //!
-//! The file is `{"version":1,"streams":[{"key":…,"position":…,"path":…,"updated":…}]}`. It is
+//! The file is `{"version":1,"streams":[{"key":…,"position":…,"path":…,"updated":…,"size":…}]}`.
+//! `size` (optional, absent in files of older agents: unknown) is a file's size as its source
+//! last saw it, so that bytes seen but not read are known when the file turns out truncated or
+//! gone at the next start ([`Checkpoints::last_seen`]). It is
 //! written to a temporary file, fsync'd, renamed over the old one and the directory fsync'd, so
 //! a crash leaves either the old or the new file, never a torn one (a leftover temporary file is
 //! ignored and overwritten by the next write).
@@ -68,6 +71,19 @@ pub(crate) struct Entry {
     /// Unix seconds of the last [`Checkpoints::set`], or of the last [`Checkpoints::expire`] that
     /// marked the stream live (which moves it at most hourly).
     pub updated: u64,
+    /// A file's size as its source last saw it ([`Checkpoints::set_size`]); `None` when not
+    /// known (an older agent's entry, a journal, or a loss already counted).
+    pub size: Option<u64>,
+}
+
+/// What the checkpoints say of a file stream at start: its size as last seen and the path it
+/// was read through ([`Checkpoints::last_seen`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LastSeen {
+    /// The file's size as its source last saw it.
+    pub size: u64,
+    /// The path it was read through.
+    pub path: PathBuf,
 }
 
 /// The streams the running sources have live, which [`Checkpoints::expire`] never drops: the
@@ -176,6 +192,9 @@ struct StreamRepr {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     path: Option<String>,
     updated: u64,
+    /// Absent in files of older agents: unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -250,6 +269,7 @@ fn decode(bytes: &[u8]) -> Result<Decoded, String> {
                 position: s.position,
                 path: s.path,
                 updated: s.updated,
+                size: s.size,
             };
             (s.key, entry)
         })
@@ -374,14 +394,49 @@ impl Checkpoints {
     }
 
     /// Records where `key` resumes. Call only once the records before `position` are durable.
+    /// The size last seen ([`Checkpoints::set_size`]) is kept.
     pub fn set(&mut self, key: StreamKey, position: Position, path: Option<&Path>) {
+        let size = self.streams.get(&key).and_then(|e| e.size);
         let entry = Entry {
             position,
             path: path.map(|p| p.to_string_lossy().into_owned()),
             updated: unix_now(),
+            size,
         };
         self.streams.insert(key, entry);
         self.dirty = true;
+    }
+
+    /// Records a file stream's size as its source last saw it (`None`: nothing known, as after
+    /// its loss was counted), written by the next [`Checkpoints::persist`] with the positions.
+    /// A stream without a position yet is left alone: its first commit creates it, and a later
+    /// call gives it its size.
+    pub(crate) fn set_size(&mut self, key: &StreamKey, size: Option<u64>) {
+        if let Some(e) = self.streams.get_mut(key)
+            && e.size != size
+        {
+            e.size = size;
+            self.dirty = true;
+        }
+    }
+
+    /// The file streams whose size as last seen and path are known, by fingerprint, each with
+    /// its size and path: what a file source needs at start to tell how many bytes it had seen
+    /// but not read of a file truncated or gone meanwhile.
+    pub(crate) fn last_seen(&self) -> HashMap<super::Fingerprint, LastSeen> {
+        self.streams
+            .iter()
+            .filter_map(|(k, e)| match (k, e.size, &e.path) {
+                (StreamKey::File { fingerprint }, Some(size), Some(path)) => Some((
+                    *fingerprint,
+                    LastSeen {
+                        size,
+                        path: PathBuf::from(path),
+                    },
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Keeps the store bounded: marks the `live` streams as seen now (their `updated` moves at
@@ -503,6 +558,7 @@ impl Checkpoints {
                     position: e.position.clone(),
                     path: e.path.clone(),
                     updated: e.updated,
+                    size: e.size,
                 })
                 .collect(),
         };
@@ -586,6 +642,55 @@ mod tests {
             Some("/var/log/auth.log")
         );
         assert_eq!(back.positions(), cp.positions());
+    }
+
+    #[test]
+    fn a_files_size_as_last_seen_is_kept_with_its_position_and_optional_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Path::new("/var/log/auth.log");
+        let mut cp = Checkpoints::new(dir.path());
+        cp.set_size(&key(1), Some(99));
+        assert!(cp.is_empty(), "no entry is made by a size alone");
+        cp.set(key(1), Position::Offset(10), Some(log));
+        cp.set_size(&key(1), Some(99));
+        cp.set(key(1), Position::Offset(20), Some(log));
+        cp.set(key(2), Position::Offset(5), None);
+        cp.set_size(&key(2), Some(50));
+        cp.persist().unwrap();
+        let (back, warn) = load(dir.path());
+        assert!(warn.is_none());
+        assert_eq!(back.entry(&key(1)).unwrap().size, Some(99), "kept by set");
+        let seen = back.last_seen();
+        assert_eq!(seen.len(), 1, "a stream without a path is not attributable");
+        let fp = Fingerprint {
+            dev: 8,
+            ino: 1,
+            head: 0xfeed,
+        };
+        assert_eq!(
+            seen.get(&fp),
+            Some(&LastSeen {
+                size: 99,
+                path: log.to_owned()
+            })
+        );
+        // Cleared once its loss is counted: unknown again, and written.
+        let mut back = back;
+        back.set_size(&key(1), None);
+        assert!(back.is_dirty());
+        back.persist().unwrap();
+        assert!(load(dir.path()).0.last_seen().is_empty());
+
+        // An older agent's entry has no size: it loads, and its size is unknown.
+        fs::write(
+            dir.path().join(FILE_NAME),
+            br#"{"version":1,"streams":[{"key":{"kind":"file","fingerprint":{"dev":8,"ino":1,"head":65261}},"position":{"offset":10},"path":"/var/log/auth.log","updated":1600000000}]}"#,
+        )
+        .unwrap();
+        let (old, warn) = load(dir.path());
+        assert!(warn.is_none(), "{warn:?}");
+        assert_eq!(old.entry(&key(1)).unwrap().size, None);
+        assert!(old.last_seen().is_empty());
     }
 
     #[test]

@@ -95,6 +95,11 @@ impl UtmpStatus {
         self.0.get().totals.lines_read
     }
 
+    /// Sizes as last seen and counted losses into the checkpoints: [`FileStatus::record_sizes`].
+    pub(crate) fn record_sizes(&self, checkpoints: &mut super::checkpoint::Checkpoints) {
+        self.0.record_sizes(checkpoints);
+    }
+
     /// What the source has live: [`FileStatus::add_live`].
     pub(crate) fn add_live(&self, live: &mut super::checkpoint::Live) -> bool {
         self.0.add_live(live)
@@ -151,6 +156,15 @@ impl UtmpSource {
         files.set_chunk_limits(MAX_CHUNK_RECORDS * RECORD_LEN, MAX_CHUNK_RECORDS);
         let status = Arc::new(UtmpStatus(files.status()));
         UtmpSource { files, status }
+    }
+
+    /// The start checkpoints' sizes as last seen: [`FileSource::with_last_seen`].
+    pub(crate) fn with_last_seen(
+        mut self,
+        last_seen: HashMap<super::Fingerprint, super::checkpoint::LastSeen>,
+    ) -> Self {
+        self.files = self.files.with_last_seen(last_seen);
+        self
     }
 
     /// The counters `authtrail status` shows; shared with the running source.

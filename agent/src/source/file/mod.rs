@@ -23,6 +23,18 @@
 //! # Where a file starts
 //! - A known fingerprint (in the start snapshot, or seen by this source) resumes at its position
 //!   (at 0 if the file is now shorter: truncated while the agent was down).
+//!
+//! # Lost while the agent was stopped
+//! The checkpoints keep each file's size as last seen ([`FileStatus::record_sizes`]). After the
+//! first scan, a start stream this source read (its last path matches the globs) with bytes
+//! seen but not read (size beyond its position) whose inode was opened from 0 (truncated,
+//! rewritten or replaced) or that no file the globs match has any more (deleted, moved out of
+//! the globs), and that no file was resumed from (a rename to a matched name, a copytruncate
+//! copy), has lost those bytes: a warning with the count and `lost-bytes` in the status. The
+//! stream is then handed to the run loop, which records that nothing is known unread of it, so
+//! no restart counts it again. A stream with no size (an older agent's entry) is not counted:
+//! the amount is unknown. What was written after the last look is not known either, so the
+//! count is a lower bound.
 //! - Same device and inode, and the known head is the checksum of a prefix of the file's first
 //!   line: the same file, whose first line has grown since (re-keyed) — resumes too.
 //! - The head (a whole first line of at least [`MIN_COPY_HEAD`] bytes) equals a known stream's
@@ -83,7 +95,7 @@ pub(crate) use self::reader::FileCounters;
 use self::reader::{Change, Limits, Tailed};
 pub(crate) use self::watcher::Waker;
 use self::watcher::Watcher;
-use super::checkpoint::Live;
+use super::checkpoint::{Checkpoints, LastSeen, Live};
 use super::{Chunk, Fingerprint, Payload, Position, ReadFrom, StreamKey, send};
 
 mod config;
@@ -199,6 +211,10 @@ pub(crate) struct SourceStatus {
     pub unfollowed: Vec<(u64, u64)>,
     /// The first scan is done: `files` and `unfollowed` say what the source has live.
     pub scanned: bool,
+    /// Streams of the start checkpoints whose unread bytes were counted lost (truncated or gone
+    /// while the agent was stopped), until [`FileStatus::record_sizes`] takes them; at most
+    /// [`KNOWN_MAX`].
+    pub settled: Vec<Fingerprint>,
 }
 
 /// A [`FileSource`]'s status, shared (`Arc`) with whoever asks while the source runs on its
@@ -216,7 +232,8 @@ impl FileStatus {
             .clone()
     }
 
-    /// Bytes lost to truncations before they were read ([`FileCounters::lost_bytes`]).
+    /// Bytes lost before they were read ([`FileCounters::lost_bytes`]): to truncations while
+    /// the source runs, and to files truncated or gone while the agent was stopped.
     pub(crate) fn lost_bytes(&self) -> u64 {
         self.0
             .lock()
@@ -250,6 +267,23 @@ impl FileStatus {
         status.scanned
     }
 
+    /// Records in `checkpoints` what the run loop must keep of the followed files: each one's
+    /// size as last seen (so that the bytes seen but not read are known if the file is
+    /// truncated or gone at the next start), and "nothing known" for the streams whose loss was
+    /// counted (taken from the status), so that no restart counts it again.
+    pub(crate) fn record_sizes(&self, checkpoints: &mut Checkpoints) {
+        let mut status = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for fingerprint in status.settled.drain(..) {
+            checkpoints.set_size(&StreamKey::File { fingerprint }, None);
+        }
+        for f in &status.files {
+            let key = StreamKey::File {
+                fingerprint: f.fingerprint,
+            };
+            checkpoints.set_size(&key, Some(f.size));
+        }
+    }
+
     fn with(&self, f: impl FnOnce(&mut SourceStatus)) {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
     }
@@ -264,12 +298,29 @@ struct Known {
 }
 
 enum Start {
-    /// The stream's position is known.
-    Known(u64),
+    /// The stream's position is known: the offset, and the known stream it is taken from.
+    Known(u64, Fingerprint),
     /// Never seen.
     New,
     /// A copy of a file still followed under the same head: leave it alone for now.
     Twin,
+}
+
+/// How a file opened by a scan started.
+enum Opened {
+    /// At the position of this known stream.
+    Resumed(Fingerprint),
+    /// At 0 or per `read-from`: a new file, or one shorter than its checkpoint.
+    Restarted,
+}
+
+/// A stream of the start checkpoints with bytes seen but not read, to be found by the first
+/// scan (see [`FileSource::count_lost_while_stopped`]).
+#[derive(Debug)]
+struct SeenUnread {
+    key: Fingerprint,
+    bytes: u64,
+    path: PathBuf,
 }
 
 /// Follows the files matched by one `[[source]] type = "file"`.
@@ -302,6 +353,9 @@ pub struct FileSource {
     /// Bytes truncations left unread, lost unless the next scan finds a copy of them; at most
     /// `max-files` (beyond, the oldest is counted lost at once).
     unread: Vec<Unread>,
+    /// The start checkpoints' sizes as last seen, for the first scan to tell what was lost
+    /// while the agent was stopped; emptied by it.
+    last_seen: HashMap<Fingerprint, LastSeen>,
     status: Arc<FileStatus>,
     quiet: bool,
 }
@@ -374,6 +428,7 @@ impl FileSource {
             unfollowed_changed: false,
             closed_totals: FileCounters::default(),
             unread: Vec::new(),
+            last_seen: HashMap::new(),
             status: Arc::default(),
             quiet: false,
         };
@@ -383,6 +438,14 @@ impl FileSource {
             source.note(n);
         }
         source
+    }
+
+    /// The start checkpoints' sizes as last seen ([`Checkpoints::last_seen`]): the first scan
+    /// counts the bytes seen but not read of a file truncated or gone while the agent was
+    /// stopped as lost. Defaults to none (nothing is counted).
+    pub(crate) fn with_last_seen(mut self, last_seen: HashMap<Fingerprint, LastSeen>) -> Self {
+        self.last_seen = last_seen;
+        self
     }
 
     /// Wakes only every `poll-interval`, without inotify (network filesystems; tests).
@@ -703,15 +766,28 @@ impl FileSource {
         let mut new: Vec<(PathBuf, (u64, u64))> =
             by_inode.into_iter().map(|(id, p)| (p, id)).collect();
         new.sort();
+        let seen_unread = if first_scan {
+            self.seen_unread()
+        } else {
+            Vec::new()
+        };
         let mut skipped = 0usize;
         let mut matched = Vec::with_capacity(new.len());
+        let mut opened = Vec::new();
         for (path, id) in new {
             matched.push(id);
             if self.files.len() >= self.max_files {
                 skipped += 1;
                 continue;
             }
-            self.open(path, now, first_scan);
+            if let Some(how) = self.open(path, now, first_scan)
+                && !seen_unread.is_empty()
+            {
+                opened.push((id, how));
+            }
+        }
+        if !seen_unread.is_empty() {
+            self.count_lost_while_stopped(seen_unread, &matched, &opened);
         }
         let followed: HashSet<(u64, u64)> =
             self.files.iter().map(|t| (t.fp.dev, t.fp.ino)).collect();
@@ -738,7 +814,8 @@ impl FileSource {
         self.watcher.set_watched(dirs, files);
     }
 
-    fn open(&mut self, path: PathBuf, now: Instant, first_scan: bool) {
+    /// Opens and follows a file found by a scan; how it started, if it is followed.
+    fn open(&mut self, path: PathBuf, now: Instant, first_scan: bool) -> Option<Opened> {
         let opened = File::open(&path).and_then(|f| {
             let (fp, head) = fingerprint::fingerprint(&f, self.framing)?;
             Ok((f, fp, head))
@@ -749,27 +826,31 @@ impl FileSource {
                 if self.unopenable.len() < self.max_files && self.unopenable.insert(path.clone()) {
                     self.note(format!("cannot open {}: {e}", path.display()));
                 }
-                return;
+                return None;
             }
         };
         self.unopenable.remove(&path);
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let start = self.start_of(&fp, &head);
-        if matches!(start, Start::Known(_)) {
+        if matches!(start, Start::Known(..)) {
             // A copy of a truncated file's content (copytruncate's `auth.log.1`): what the
             // truncation left unread is read from it.
             self.unread.retain(|u| u.old.head != fp.head);
         }
+        let mut resumed = None;
         let offset = match start {
-            Start::Twin => return,
-            Start::Known(o) if o > size => {
+            Start::Twin => return None,
+            Start::Known(o, _) if o > size => {
                 self.note(format!(
                     "{} is shorter than its checkpoint ({o} > {size}): truncated meanwhile; reading it from 0",
                     path.display()
                 ));
                 0
             }
-            Start::Known(o) => self.framing.whole(o),
+            Start::Known(o, from) => {
+                resumed = Some(from);
+                self.framing.whole(o)
+            }
             Start::New if first_scan && self.first_start => match (self.read_from, self.framing) {
                 (ReadFrom::Beginning, _) => 0,
                 (ReadFrom::End, Framing::Records { .. }) => self.framing.whole(size),
@@ -801,15 +882,19 @@ impl FileSource {
             Ok(t) => {
                 self.remember(fp, offset);
                 self.files.push(t);
+                Some(resumed.map_or(Opened::Restarted, Opened::Resumed))
             }
-            Err(e) => self.note(format!("cannot follow a file: {e}")),
+            Err(e) => {
+                self.note(format!("cannot follow a file: {e}"));
+                None
+            }
         }
     }
 
     /// Where a newly opened file starts, from what is known (see the module documentation).
     fn start_of(&self, fp: &Fingerprint, head: &fingerprint::Head) -> Start {
         match self.known_offset(fp, head) {
-            Some(o) => Start::Known(o),
+            Some((o, from)) => Start::Known(o, from),
             None if head.stable
                 && head.bytes.len() >= MIN_COPY_HEAD
                 && self.files.iter().any(|t| {
@@ -822,26 +907,30 @@ impl FileSource {
         }
     }
 
-    fn known_offset(&self, fp: &Fingerprint, head: &fingerprint::Head) -> Option<u64> {
+    /// The offset a file resumes at, with the known stream it is taken from.
+    fn known_offset(
+        &self,
+        fp: &Fingerprint,
+        head: &fingerprint::Head,
+    ) -> Option<(u64, Fingerprint)> {
         if let Some(k) = self.known.get(fp) {
-            return Some(k.offset);
+            return Some((k.offset, *fp));
         }
         // The same inode under a shorter (older) first line.
-        let same_inode: Vec<(u64, u64)> = self
+        let same_inode: Vec<(Fingerprint, u64)> = self
             .known
             .iter()
             .filter(|(k, _)| k.dev == fp.dev && k.ino == fp.ino && k.head != 0)
-            .map(|(k, v)| (k.head, v.offset))
+            .map(|(k, v)| (*k, v.offset))
             .collect();
         if !same_inode.is_empty() {
             let prefixes = fingerprint::prefix_checksums(&head.bytes);
-            if let Some(o) = same_inode
+            if let Some((k, o)) = same_inode
                 .iter()
-                .filter(|(h, _)| prefixes.contains(h))
-                .map(|&(_, o)| o)
-                .max()
+                .filter(|(k, _)| prefixes.contains(&k.head))
+                .max_by_key(|&&(_, o)| o)
             {
-                return Some(o);
+                return Some((*o, *k));
             }
         }
         // A copy of a known stream that is not followed under that head any more.
@@ -853,8 +942,8 @@ impl FileSource {
                 .known
                 .iter()
                 .filter(|(k, _)| k.head == fp.head)
-                .map(|(_, v)| v.offset)
-                .max();
+                .map(|(k, v)| (v.offset, *k))
+                .max_by_key(|&(o, _)| o);
         }
         None
     }
@@ -938,6 +1027,101 @@ impl FileSource {
             self.note(format!("closed {} (orphaned and idle)", t.path.display()));
         }
         flushed
+    }
+
+    /// The streams of the start checkpoints this source read (their last path matches its
+    /// globs) with bytes seen but not read: size as last seen beyond the start position. Of the
+    /// streams of one inode only the latest (the largest position) counts: the others are the
+    /// same file under earlier first lines.
+    fn seen_unread(&mut self) -> Vec<SeenUnread> {
+        let mut latest: HashMap<(u64, u64), (u64, SeenUnread)> = HashMap::new();
+        for (key, seen) in std::mem::take(&mut self.last_seen) {
+            let Some(k) = self.known.get(&key) else {
+                continue;
+            };
+            if !self.patterns.iter().any(|g| g.matches_path(&seen.path)) {
+                continue;
+            }
+            let offset = k.offset;
+            let u = SeenUnread {
+                key,
+                bytes: seen.size.saturating_sub(offset),
+                path: seen.path,
+            };
+            match latest.entry((key.dev, key.ino)) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    if offset > e.get().0 {
+                        e.insert((offset, u));
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert((offset, u));
+                }
+            }
+        }
+        let mut out: Vec<SeenUnread> = latest
+            .into_values()
+            .map(|(_, u)| u)
+            .filter(|u| u.bytes > 0)
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+
+    /// After the first scan: the bytes seen but not read of a start stream are lost when its
+    /// file was truncated or rewritten (its inode was opened again from 0) or is gone (no file
+    /// the globs match has its inode, and none was taken as a copy of it) while the agent was
+    /// stopped. Counted once: the stream is handed to the run loop
+    /// ([`SourceStatus::settled`]), which records that nothing is known unread of it any more.
+    /// A stream whose inode the globs match but that is not followed (`max-files`, a file that
+    /// cannot be opened) is not judged.
+    fn count_lost_while_stopped(
+        &mut self,
+        seen_unread: Vec<SeenUnread>,
+        matched: &[(u64, u64)],
+        opened: &[((u64, u64), Opened)],
+    ) {
+        let resumed: Vec<Fingerprint> = opened
+            .iter()
+            .filter_map(|(_, how)| match how {
+                Opened::Resumed(from) => Some(*from),
+                Opened::Restarted => None,
+            })
+            .collect();
+        let mut settled: Vec<Fingerprint> = Vec::new();
+        for u in seen_unread {
+            // Read on from where it was, or from a copy (copytruncate's `auth.log.1`).
+            if resumed
+                .iter()
+                .any(|r| *r == u.key || (u.key.head != 0 && r.head == u.key.head))
+            {
+                continue;
+            }
+            let id = (u.key.dev, u.key.ino);
+            let how = match opened.iter().find(|(i, _)| *i == id) {
+                Some((_, Opened::Resumed(_))) => continue,
+                Some((_, Opened::Restarted)) => "truncated or rewritten",
+                None if matched.contains(&id) => continue,
+                None => "deleted or moved out of the globs",
+            };
+            self.closed_totals.lost_bytes += u.bytes;
+            self.warn(format!(
+                "{}: {} byte(s) seen but not yet read were lost while the agent was stopped: \
+                 the file was {how} before they were read",
+                u.path.display(),
+                u.bytes
+            ));
+            if settled.len() < KNOWN_MAX {
+                settled.push(u.key);
+            }
+        }
+        if !settled.is_empty() {
+            self.status.with(|s| {
+                s.settled.extend(settled);
+                let excess = s.settled.len().saturating_sub(KNOWN_MAX);
+                s.settled.drain(..excess);
+            });
+        }
     }
 
     /// Counts bytes a truncation left unread as lost (in the totals, with closed files'

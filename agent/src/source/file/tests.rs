@@ -1032,3 +1032,174 @@ fn a_copytruncate_while_reading_is_behind_counts_the_unread_bytes_lost_unless_a_
         }
     }
 }
+
+/// A log of six lines of which the source reads four before the agent stops (reading is
+/// behind), its positions and sizes recorded as the run loop does and persisted; the test then
+/// changes the files as if the agent were stopped and restarts.
+struct Stopped {
+    dir: tempfile::TempDir,
+    state: tempfile::TempDir,
+    cfg: FileSourceConfig,
+    log: PathBuf,
+    unread: u64,
+}
+
+impl Stopped {
+    fn new(glob: &str) -> Stopped {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        let cfg = config(&[&dir.path().join(glob)], ReadFrom::Beginning);
+        let state = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::new(state.path());
+        let mut src = source(&cfg, &HashMap::new(), true);
+        src.set_chunk_limits(1, 1);
+        let lines: Vec<String> = (1..=6)
+            .map(|i| format!("Nov 28 06:49:3{i} host sshd[{i}]: line {i} before the stop\n"))
+            .collect();
+        append(&log, lines.concat().as_bytes());
+        let got = src.poll_at(Instant::now());
+        assert_eq!(texts(&got).len(), MAX_CHUNKS_PER_POLL);
+        commit(&mut cp, &got);
+        src.status().record_sizes(&mut cp);
+        cp.persist().unwrap();
+        let unread = lines[MAX_CHUNKS_PER_POLL..]
+            .iter()
+            .map(|l| l.len() as u64)
+            .sum();
+        Stopped {
+            dir,
+            state,
+            cfg,
+            log,
+            unread,
+        }
+    }
+
+    /// Starts a source from the persisted checkpoints, reads everything, records what it read
+    /// and its sizes as the run loop does, persists: the lines read and the source's status.
+    /// With `expire`, the checkpoint expiry (as harsh as it gets) then forgets what is gone.
+    fn restart(&self, expire_gone: bool) -> (Vec<String>, SourceStatus) {
+        let (mut cp, warn) = crate::source::checkpoint::load(self.state.path());
+        assert!(warn.is_none());
+        let mut src = FileSource::new(&self.cfg, Arc::from("test"), cp.snapshot(), MAX_LINE, false)
+            .with_last_seen(cp.last_seen())
+            .force_poll()
+            .quiet();
+        let got = drain(&mut src, &mut HashMap::new());
+        commit(&mut cp, &got);
+        src.status().record_sizes(&mut cp);
+        if expire_gone {
+            expire(
+                &src,
+                &mut cp,
+                unix_in(30 * 24 * 3600),
+                Duration::ZERO,
+                MAX_STREAMS,
+            );
+        }
+        cp.persist().unwrap();
+        let mut got = texts(&got);
+        got.sort();
+        (got, src.status().get())
+    }
+
+    fn warned(&self, st: &SourceStatus) -> bool {
+        st.notes
+            .iter()
+            .any(|n| n.contains(&format!("{} byte(s)", self.unread)) && n.contains("lost"))
+    }
+}
+
+const AFTER: &str = "Nov 28 07:00:00 host sshd[9]: written after the rotation";
+
+#[test]
+fn a_log_truncated_while_the_agent_was_stopped_counts_the_unread_bytes_lost_once() {
+    // Cut back to its first line (same identity), and cut to nothing and written anew.
+    for refill in [false, true] {
+        let s = Stopped::new("auth.log");
+        if refill {
+            shorten(&s.log, 0);
+            append(&s.log, format!("{AFTER}\n").as_bytes());
+        } else {
+            let first = fs::read(&s.log).unwrap().iter().position(|&b| b == b'\n');
+            shorten(&s.log, first.unwrap() as u64 + 1);
+        }
+        let (read, st) = s.restart(false);
+        let want: &[&str] = if refill {
+            &[AFTER]
+        } else {
+            &["Nov 28 06:49:31 host sshd[1]: line 1 before the stop"]
+        };
+        assert_eq!(read, strs(want), "refill {refill}");
+        assert_eq!(
+            st.totals.lost_bytes, s.unread,
+            "refill {refill}: {:?}",
+            st.notes
+        );
+        assert!(s.warned(&st), "refill {refill}: {:?}", st.notes);
+        // A restart counts nothing twice, nor one after the expiry forgot what is gone.
+        for expire_gone in [false, true, false] {
+            let (read, st) = s.restart(expire_gone);
+            assert!(read.is_empty());
+            assert_eq!(st.totals.lost_bytes, 0, "refill {refill}: {:?}", st.notes);
+        }
+    }
+}
+
+#[test]
+fn a_log_deleted_while_the_agent_was_stopped_counts_the_unread_bytes_lost_once() {
+    // Deleted alone, deleted with a new log made in its place (logrotate's `create`, which may
+    // reuse the inode), and renamed to a name the globs do not match.
+    for how in ["deleted", "recreated", "renamed away"] {
+        let s = Stopped::new("auth.log");
+        match how {
+            "deleted" => fs::remove_file(&s.log).unwrap(),
+            "recreated" => {
+                fs::remove_file(&s.log).unwrap();
+                append(&s.log, format!("{AFTER}\n").as_bytes());
+            }
+            _ => fs::rename(&s.log, s.dir.path().join("auth.log.1")).unwrap(),
+        }
+        let (read, st) = s.restart(false);
+        let want: &[&str] = if how == "recreated" { &[AFTER] } else { &[] };
+        assert_eq!(read, strs(want), "{how}");
+        assert_eq!(st.totals.lost_bytes, s.unread, "{how}: {:?}", st.notes);
+        assert!(s.warned(&st), "{how}: {:?}", st.notes);
+        for expire_gone in [false, true, false] {
+            let (read, st) = s.restart(expire_gone);
+            assert!(read.is_empty(), "{how}");
+            assert_eq!(st.totals.lost_bytes, 0, "{how}: {:?}", st.notes);
+        }
+    }
+}
+
+#[test]
+fn a_log_rotated_to_a_matched_name_while_the_agent_was_stopped_is_read_and_nothing_lost() {
+    // By rename (`auth.log.1`), and by copytruncate (a copy `auth.log.1`, the log cut to 0).
+    for copy in [false, true] {
+        let s = Stopped::new("auth.log*");
+        let rotated = s.dir.path().join("auth.log.1");
+        if copy {
+            copytruncate(&s.log, &rotated);
+        } else {
+            fs::rename(&s.log, &rotated).unwrap();
+        }
+        append(&s.log, format!("{AFTER}\n").as_bytes());
+        let (read, st) = s.restart(false);
+        assert_eq!(
+            read,
+            strs(&[
+                "Nov 28 06:49:35 host sshd[5]: line 5 before the stop",
+                "Nov 28 06:49:36 host sshd[6]: line 6 before the stop",
+                AFTER,
+            ]),
+            "copy {copy}"
+        );
+        assert_eq!(st.totals.lost_bytes, 0, "copy {copy}: {:?}", st.notes);
+        for expire_gone in [false, true, false] {
+            let (read, st) = s.restart(expire_gone);
+            assert!(read.is_empty(), "copy {copy}");
+            assert_eq!(st.totals.lost_bytes, 0, "copy {copy}: {:?}", st.notes);
+        }
+    }
+}
