@@ -1100,7 +1100,7 @@ impl FileSource {
             let id = (u.key.dev, u.key.ino);
             let how = match opened.iter().find(|(i, _)| *i == id) {
                 Some((_, Opened::Resumed(_))) => continue,
-                Some((_, Opened::Restarted)) => "truncated or rewritten",
+                Some((_, Opened::Restarted)) => "truncated, rewritten or replaced",
                 None if matched.contains(&id) => continue,
                 None => "deleted or moved out of the globs",
             };

@@ -1203,3 +1203,23 @@ fn a_log_rotated_to_a_matched_name_while_the_agent_was_stopped_is_read_and_nothi
         }
     }
 }
+
+#[test]
+fn a_log_gone_while_stopped_is_counted_only_by_the_source_whose_globs_read_it() {
+    // Every source is started from the whole checkpoint file: one whose globs never matched
+    // the log must not count its loss, and does not settle it for the source that did.
+    let s = Stopped::new("auth.log");
+    fs::remove_file(&s.log).unwrap();
+    let (cp, _) = crate::source::checkpoint::load(s.state.path());
+    let other = config(&[&s.dir.path().join("other*.log")], ReadFrom::Beginning);
+    let mut src = FileSource::new(&other, Arc::from("other"), cp.snapshot(), MAX_LINE, false)
+        .with_last_seen(cp.last_seen())
+        .force_poll()
+        .quiet();
+    assert!(drain(&mut src, &mut HashMap::new()).is_empty());
+    let st = src.status().get();
+    assert_eq!(st.totals.lost_bytes, 0, "{:?}", st.notes);
+    assert!(st.settled.is_empty());
+    let (_, st) = s.restart(false);
+    assert_eq!(st.totals.lost_bytes, s.unread, "{:?}", st.notes);
+}
