@@ -1175,8 +1175,9 @@ fn pair_key(seed: u32, user: u32, ip: IpAddr) -> u32 {
 /// address changes within the provider's pool, which is rarely a single /24 (IPv4) and is the
 /// customer's site prefix (IPv6), while a stolen password is tried from a host, proxy or VPN
 /// of the attacker's, in another provider's space: without a database of providers (the core
-/// has none), the /16 is the nearest stand-in for "the same provider".
-fn same_net(a: IpAddr, b: IpAddr) -> bool {
+/// has none), the /16 is the nearest stand-in for "the same provider". Public so the collector
+/// folds a first-seen alert repeated on several hosts by the same definition of a network.
+pub fn same_net(a: IpAddr, b: IpAddr) -> bool {
     match (a, b) {
         (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..2] == b.octets()[..2],
         (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..6] == b.octets()[..6],

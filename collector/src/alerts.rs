@@ -28,9 +28,15 @@
 //! saved state (new, or from an older collector) starts a fresh engine at its newest batch:
 //! history is not replayed, and the first-login rule learns from then on.
 //!
+//! **One incident, one alert.** Each edge alert indexed is offered to a [`Fold`]: a repeat of
+//! a head another host raised (see [`crate::fold`]) gets no row, and its head's row carries an
+//! overlay (`related.hosts`, `authtrail.folded`) that [`list`] merges into the agent's
+//! document. The fold's state is written with the rows and the mark (`alert_fold`).
+//!
 //! Tables (their own, beside the store's; created on open, no schema version change):
 //! `alerts (key PRIMARY KEY, time, severity, batch, line_start, line_end, doc)`, where an edge
-//! alert points into its batch's body and a fleet alert carries its document; `fleet_state`.
+//! alert points into its batch's body (its `doc`, when set, is the fold's overlay) and a fleet
+//! alert carries its document; `fleet_state`; `alert_fold (id = 1, state)`.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -41,6 +47,7 @@ use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use serde_json::{Value, json};
 
 use crate::fleet::{Engine, FleetAlert, FleetConfig, FleetEvent, HostRef};
+use crate::fold::{EdgeAlert, Fold, Verdict};
 use crate::rows::{self, Rows};
 use crate::store::{Store, StoreError};
 
@@ -67,6 +74,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     doc        TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time);
+CREATE TABLE IF NOT EXISTS alert_fold (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    state BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS fleet_state (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     upto  INTEGER NOT NULL,
@@ -177,7 +188,11 @@ enum Pending {
         severity: i64,
         batch: i64,
         line: (i64, i64),
+        /// What the fold adds to the agent's document (`crate::fold`).
+        overlay: Option<String>,
     },
+    /// A new overlay for an edge alert already written (a repeat was folded into it).
+    Overlay(String),
     Fleet {
         time: i64,
         severity: i64,
@@ -197,6 +212,8 @@ pub struct Alerts {
     /// The saved state's mark.
     state_upto: i64,
     pending: HashMap<String, Pending>,
+    /// Edge alerts of one incident on several hosts, folded into the first.
+    fold: Fold,
     last_flush: Instant,
     last_save: Instant,
     last_tick: Instant,
@@ -228,7 +245,23 @@ impl Alerts {
         let newest: i64 =
             tx.query_row("SELECT coalesce(max(id), 0) FROM batches", [], |r| r.get(0))?;
         let mut written_upto = meta(&tx, "alerts_upto")?;
+        let fold_state: Option<Vec<u8>> = tx
+            .query_row("SELECT state FROM alert_fold WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
         tx.commit()?;
+        let fold_window = i64::try_from(config.fold_window.as_micros()).unwrap_or(i64::MAX);
+        let fold = match fold_state {
+            Some(bytes) => Fold::restore(&bytes, fold_window).unwrap_or_else(|| {
+                eprintln!(
+                    "authtrail-collector: the saved alert fold is of another version or \
+                     damaged; repeated edge alerts are folded afresh"
+                );
+                Fold::new(fold_window)
+            }),
+            None => Fold::new(fold_window),
+        };
         let mut me = Alerts {
             engine: None,
             observer: Observer::here(),
@@ -236,6 +269,7 @@ impl Alerts {
             written_upto: 0,
             state_upto: 0,
             pending: HashMap::new(),
+            fold,
             last_flush: Instant::now(),
             last_save: Instant::now(),
             last_tick: Instant::now(),
@@ -308,7 +342,7 @@ impl Alerts {
                         batch: id,
                         reason: e.to_string(),
                     })?;
-                    self.read_rows(conn, id, &agent, &rows)?;
+                    self.read_rows(conn, id, &agent, hostname.as_deref(), &rows)?;
                 }
                 self.upto = id;
             }
@@ -323,7 +357,9 @@ impl Alerts {
     /// raised or grew; those are taken and rendered only when written, once however many
     /// batches grew them).
     fn waiting(&self) -> bool {
-        !self.pending.is_empty() || self.engine.as_ref().is_some_and(Engine::has_alerts)
+        !self.pending.is_empty()
+            || self.fold.is_dirty()
+            || self.engine.as_ref().is_some_and(Engine::has_alerts)
     }
 
     fn read_rows(
@@ -331,6 +367,7 @@ impl Alerts {
         conn: &Connection,
         batch: i64,
         agent: &str,
+        hostname: Option<&str>,
         rows: &Rows<'_>,
     ) -> Result<(), StoreError> {
         let code = |v: &str| rows.code(v).unwrap_or(u32::MAX);
@@ -348,21 +385,49 @@ impl Alerts {
                 if body.is_none() {
                     body = Some(load_body(conn, batch)?);
                 }
-                let severity = body
+                let doc = body
                     .as_deref()
                     .and_then(|b| b.get(line.0 as usize..line.1 as usize))
                     .and_then(|doc| serde_json::from_slice::<Value>(doc).ok())
-                    .and_then(|v| v["event"]["severity"].as_i64())
-                    .unwrap_or(0);
-                self.pending.insert(
-                    format!("edge:{batch}:{i}"),
-                    Pending::Edge {
-                        time: rows.time(r),
-                        severity,
-                        batch,
-                        line,
+                    .unwrap_or(Value::Null);
+                let severity = doc["event"]["severity"].as_i64().unwrap_or(0);
+                let key = format!("edge:{batch}:{i}");
+                let time = rows.time(r);
+                let verdict = self.fold.offer(&EdgeAlert {
+                    key: &key,
+                    pos: (batch, i as i64),
+                    rule: doc["rule"]["id"]
+                        .as_str()
+                        .or_else(|| doc["event"]["action"].as_str())
+                        .unwrap_or(""),
+                    user: doc["user"]["name"].as_str(),
+                    source: doc["source"]["ip"].as_str().and_then(|s| s.parse().ok()),
+                    agent,
+                    hostname: doc["host"]["hostname"].as_str().or(hostname),
+                    time_us: time,
+                    severity,
+                });
+                match verdict {
+                    Verdict::Head { overlay } => {
+                        self.pending.insert(
+                            key,
+                            Pending::Edge {
+                                time,
+                                severity,
+                                batch,
+                                line,
+                                overlay: overlay.map(|o| o.to_string()),
+                            },
+                        );
+                    }
+                    Verdict::Folded { into, overlay } => match self.pending.get_mut(&into) {
+                        Some(Pending::Edge { overlay: o, .. }) => *o = Some(overlay.to_string()),
+                        _ => {
+                            self.pending
+                                .insert(into, Pending::Overlay(overlay.to_string()));
+                        }
                     },
-                );
+                }
                 continue;
             }
             let Some(engine) = &mut self.engine else {
@@ -419,15 +484,13 @@ impl Alerts {
                         severity,
                         batch,
                         line,
-                    } => put.execute(params![
-                        key,
-                        time,
-                        severity,
-                        batch,
-                        line.0,
-                        line.1,
-                        None::<String>
-                    ])?,
+                        overlay,
+                    } => {
+                        put.execute(params![key, time, severity, batch, line.0, line.1, overlay])?
+                    }
+                    Pending::Overlay(doc) => tx
+                        .prepare_cached("UPDATE alerts SET doc = ?2 WHERE key = ?1")?
+                        .execute(params![key, doc])?,
                     Pending::Fleet {
                         time,
                         severity,
@@ -448,6 +511,13 @@ impl Alerts {
                  ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
                 [self.upto],
             )?;
+            if self.fold.is_dirty() {
+                tx.execute(
+                    "INSERT INTO alert_fold (id, state) VALUES (1, ?1) \
+                     ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+                    [self.fold.save()],
+                )?;
+            }
             if let Some(engine) = self.engine.as_ref().filter(|_| save) {
                 tx.execute(
                     "INSERT INTO fleet_state (id, upto, state) VALUES (1, ?1, ?2) \
@@ -670,7 +740,16 @@ pub(crate) fn list(conn: &Connection, filter: &AlertFilter) -> Result<Vec<AlertR
             .collect::<Result<Vec<_>, _>>()?;
         for (time, severity, batch, start, end, doc) in found {
             let (origin, doc) = match (batch, start, end, doc) {
-                (Some(b), Some(s), Some(e), _) => (Origin::Edge, edge(conn, b, s, e)?),
+                (Some(b), Some(s), Some(e), overlay) => {
+                    let mut doc = edge(conn, b, s, e)?;
+                    // A repeat folded into this alert: the hosts and count it covers.
+                    if let (Some(d), Some(o)) = (&mut doc, overlay)
+                        && let Ok(o) = serde_json::from_str::<Value>(&o)
+                    {
+                        crate::fold::merge(d, &o);
+                    }
+                    (Origin::Edge, doc)
+                }
                 (_, _, _, Some(d)) => (Origin::Fleet, serde_json::from_str(&d).ok()),
                 _ => (Origin::Fleet, None),
             };
@@ -955,6 +1034,110 @@ mod tests {
             [47],
             "an upper bound leaves the newer out, before the limit"
         );
+    }
+
+    /// An agent's `first_seen_source` alert for `user` from `ip` on `host`.
+    fn first_seen(ts: &str, host: &str, user: &str, ip: &str, sev: u8) -> String {
+        format!(
+            r#"{{"@timestamp":"{ts}","event":{{"kind":"alert","action":"first_seen_source","severity":{sev},"start":"{ts}","end":"{ts}"}},"rule":{{"id":"first_seen_source"}},"message":"{user} logged in from {ip}, new for them","host":{{"hostname":"{host}"}},"user":{{"name":"{user}"}},"source":{{"ip":"{ip}"}},"authtrail":{{"count":1}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_new_network_alerted_on_several_hosts_is_listed_once_with_its_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let config = FleetConfig::default();
+        let mut s = Store::open(&path).unwrap();
+        let mut a = Alerts::open(&mut s, &config, 0).unwrap();
+        let hosts: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+        let at = |s: &mut Store, a: &mut Alerts, i: usize, line: String| {
+            put(s, hosts[i], 1, &[line], 1);
+            a.after_commit(s).unwrap();
+            a.idle_at(s, 2).unwrap();
+        };
+        at(
+            &mut s,
+            &mut a,
+            0,
+            first_seen("2026-01-01T08:00:00Z", "web0", "carol", "198.51.7.9", 21),
+        );
+        // The same /16 on another host an hour later: folded.
+        at(
+            &mut s,
+            &mut a,
+            1,
+            first_seen("2026-01-01T09:00:00Z", "web1", "carol", "198.51.9.1", 21),
+        );
+        let rows = all(&s);
+        assert_eq!(rows.len(), 1, "{rows:#?}");
+        assert_eq!(rows[0].doc["related"]["hosts"], json!(["web0", "web1"]));
+        assert_eq!(rows[0].doc["authtrail"]["folded"]["alerts"], 2);
+        assert_eq!(
+            rows[0].doc["host"]["hostname"], "web0",
+            "the first is the one listed"
+        );
+        assert_eq!(
+            rows[0].doc["authtrail"]["count"], 1,
+            "the agent's document is kept"
+        );
+        // A restart keeps the incident: a third host folds into the same alert.
+        a.stop(&mut s).unwrap();
+        drop(a);
+        let mut a = Alerts::open(&mut s, &config, 3).unwrap();
+        at(
+            &mut s,
+            &mut a,
+            2,
+            first_seen("2026-01-01T10:00:00Z", "web2", "carol", "198.51.0.4", 21),
+        );
+        // Another network, and a worse alert of the same network: each listed.
+        at(
+            &mut s,
+            &mut a,
+            3,
+            first_seen("2026-01-01T10:00:01Z", "web3", "carol", "203.0.113.4", 21),
+        );
+        at(
+            &mut s,
+            &mut a,
+            4,
+            first_seen("2026-01-01T10:00:02Z", "web4", "carol", "198.51.7.9", 47),
+        );
+        let rows = all(&s);
+        assert_eq!(rows.len(), 3, "{rows:#?}");
+        let head = rows
+            .iter()
+            .find(|r| r.doc["host"]["hostname"] == "web0")
+            .unwrap();
+        assert_eq!(
+            head.doc["related"]["hosts"],
+            json!(["web0", "web1", "web2"])
+        );
+        assert_eq!(head.doc["authtrail"]["folded"]["alerts"], 3);
+        // A folded alert is only not listed: its event is in the store.
+        let folded = s
+            .query(&crate::store::Filter {
+                host: Some("web1".to_owned()),
+                action: Some("first_seen_source".to_owned()),
+                limit: 10,
+                ..crate::store::Filter::default()
+            })
+            .unwrap();
+        assert_eq!(folded.len(), 1, "{folded:#?}");
+        // A crash after the fold state was written: the replay counts nothing twice.
+        drop(a);
+        drop(s);
+        let mut s = Store::open(&path).unwrap();
+        let mut a = Alerts::open(&mut s, &config, 7).unwrap();
+        a.idle_at(&mut s, 8).unwrap();
+        let rows = all(&s);
+        assert_eq!(rows.len(), 3, "{rows:#?}");
+        let head = rows
+            .iter()
+            .find(|r| r.doc["host"]["hostname"] == "web0")
+            .unwrap();
+        assert_eq!(head.doc["authtrail"]["folded"]["alerts"], 3);
     }
 
     #[test]

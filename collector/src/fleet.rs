@@ -111,6 +111,12 @@ pub struct FleetConfig {
     /// movement, each table at most this many; the least recently used are forgotten beyond
     /// this (and count as new again). Defaults to 100,000 (about 3 MiB a table).
     pub max_known_logins: usize,
+    /// An agent's `first_seen_source` alert for a user and a network (/16, /48) another host
+    /// already alerted on within this time (event time) is folded into that first alert, which
+    /// lists the hosts and count it covers (`crate::fold`); 0 folds nothing. Defaults to
+    /// 7 days.
+    #[serde(with = "humantime_serde")]
+    pub fold_window: Duration,
 }
 
 impl Default for FleetConfig {
@@ -127,6 +133,7 @@ impl Default for FleetConfig {
             ignore_sources: Vec::new(),
             max_tracked: 10_000,
             max_known_logins: 100_000,
+            fold_window: Duration::from_secs(7 * 86_400),
         }
     }
 }

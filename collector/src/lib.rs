@@ -28,6 +28,7 @@ pub mod config;
 pub mod console;
 pub mod consume;
 pub mod fleet;
+pub mod fold;
 pub mod ingest;
 pub mod nats;
 pub mod report;

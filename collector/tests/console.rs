@@ -920,6 +920,36 @@ fn console_api_lists_fleet_alerts_beside_edge_alerts() {
     );
 }
 
+/// One user's new network alerted by three agents: the console lists it once, as an edge
+/// alert with the hosts it covers (and the host filter finds it by any of them).
+#[test]
+fn console_lists_a_new_network_alerted_on_three_hosts_once() {
+    let s = start_console(|_| {});
+    let now = jiff::Timestamp::now();
+    for (i, host) in ["web1", "web2", "db1"].iter().enumerate() {
+        let t = now + jiff::SignedDuration::from_secs(i as i64);
+        fill_with(
+            &s,
+            &format!(
+                "{{\"@timestamp\":\"{t}\",\"event\":{{\"kind\":\"alert\",\"action\":\"first_seen_source\",\"severity\":21,\"start\":\"{t}\",\"end\":\"{t}\"}},\"rule\":{{\"id\":\"first_seen_source\"}},\"message\":\"carol logged in from 198.51.7.{i}, an address not seen before for that user.\",\"host\":{{\"hostname\":\"{host}\"}},\"user\":{{\"name\":\"carol\"}},\"source\":{{\"ip\":\"198.51.7.{i}\"}}}}\n"
+            ),
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = api_json(&s, "/api/v1/alerts?host=db1");
+        let items = v["items"].as_array().unwrap();
+        if items.len() == 1 && items[0]["hosts"] == serde_json::json!(["web1", "web2", "db1"]) {
+            assert_eq!(items[0]["origin"], "edge", "{v}");
+            assert_eq!(items[0]["alerts"], 1, "{v}");
+            assert_eq!(items[0]["host"], "web1", "{v}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn console_hosts_show_each_agents_last_spool_backlog() {
     let s = start_console(|_| {});

@@ -997,6 +997,58 @@ fn logins_of_one_user_on_three_hosts_raise_a_lateral_movement_alert() {
     }
 }
 
+/// Three agents each report that `carol` logged in from a network new for her (the same /16):
+/// one fact, listed once by `alerts --json`, with the three hosts and the count it covers; the
+/// folded alerts' events stay queryable.
+#[test]
+fn a_new_network_alerted_on_three_hosts_is_listed_once() {
+    let s = setup();
+    let server = TestServer::start(config(&s.pki, &s.data, Require::Mtls));
+    let now = jiff::Timestamp::now();
+    for (i, (host, ip)) in [
+        ("web1", "198.51.7.9"),
+        ("web2", "198.51.7.10"),
+        ("db1", "198.51.80.1"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let agent = s.pki.agent();
+        let client = client(&s.pki.ca(), Some(&agent));
+        let t = now + jiff::SignedDuration::from_secs(i as i64);
+        let line = format!(
+            "{{\"@timestamp\":\"{t}\",\"event\":{{\"kind\":\"alert\",\"action\":\"first_seen_source\",\"severity\":21,\"start\":\"{t}\",\"end\":\"{t}\"}},\"rule\":{{\"id\":\"first_seen_source\",\"name\":\"Login from a new address\"}},\"message\":\"carol logged in from {ip}, an address not seen before for that user.\",\"host\":{{\"hostname\":\"{host}\"}},\"agent\":{{\"id\":\"{}\"}},\"user\":{{\"name\":\"carol\"}},\"source\":{{\"ip\":\"{ip}\"}}}}\n",
+            agent.id
+        );
+        let a = post(
+            &client,
+            &server,
+            &Post::new(agent.id, 1, zstd(line.as_bytes())),
+        )
+        .unwrap();
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let db = s.data.join("authtrail.db");
+    let db = db.to_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let docs = loop {
+        let docs = alerts_json(db);
+        if docs.len() == 1 && docs[0]["authtrail"]["folded"]["alerts"] == 3 {
+            break docs;
+        }
+        assert!(Instant::now() < deadline, "{docs:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(docs[0]["host"]["hostname"], "web1", "{docs:#?}");
+    assert_eq!(
+        docs[0]["related"]["hosts"],
+        serde_json::json!(["web1", "web2", "db1"])
+    );
+    let (ok, out, err) = run_cli(&["query", "--db", db, "--host", "db1", "--json"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("198.51.80.1"), "{out}");
+}
+
 /// `validate` reports every error of the file in one run, each with its line and in words.
 #[test]
 fn validate_reports_every_error_with_its_line() {

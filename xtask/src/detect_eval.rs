@@ -2,8 +2,8 @@
 //!
 //! [`scenario`] writes weeks of a small fleet's auth logs with injected attacks, every line
 //! labelled. Each line goes through agent-core's parser and then every [`Detections`] in time
-//! order across the fleet (the edge detector per host, in-process; fleet rules can be added as
-//! another `Detections`). An alert is true when one of the events it cites belongs to an attack,
+//! order across the fleet (the edge detector per host, in-process, its alerts folded as the
+//! collector folds them; the fleet rules as another `Detections`). An alert is true when one of the events it cites belongs to an attack,
 //! false otherwise. Printed per rule: alerts on attacks, false alerts per 10 000 benign login
 //! attempts (all and high severity); per attack kind: how many were detected and the delay.
 
@@ -41,6 +41,10 @@ pub(crate) struct Args {
     /// Print every false alert.
     #[arg(long)]
     verbose: bool,
+    /// Count every edge alert as its agent raised it, without the collector's fold of one
+    /// incident repeated on several hosts (to compare).
+    #[arg(long)]
+    no_fold: bool,
 }
 
 /// An alert as the evaluation sees it.
@@ -54,6 +58,16 @@ pub(crate) struct Found {
     /// Attacks it is about that no event stands for (an agent stopped by an attacker).
     attacks: Vec<usize>,
     message: String,
+    /// Its part in the collector's fold of one incident on several hosts.
+    fold: Option<FoldRole>,
+}
+
+/// An edge alert's part in the collector's fold ([`collector::fold`]).
+pub(crate) enum FoldRole {
+    /// Listed; repeats may fold into it (its key).
+    Head(String),
+    /// Not listed: folded into the head with this key.
+    Into(String),
 }
 
 /// A set of detections fed the fleet's events in time order. The edge detector is one; the
@@ -66,35 +80,67 @@ pub(crate) trait Detections {
     }
 }
 
-/// agent-core's detector, one per host, as the agents run it.
+/// agent-core's detector, one per host, as the agents run it, and what the operator sees of
+/// its alerts at the collector: a repeat of one incident on another host is folded into the
+/// first by the collector's own [`collector::fold::Fold`], so it is not counted again (and an
+/// attack whose only alert was folded into a benign one counts as missed).
 struct Edge {
     detectors: Vec<Box<DefaultDetector>>,
+    hosts: Vec<String>,
+    fold: collector::fold::Fold,
+    /// Alerts offered to the fold, in the order the collector would read them.
+    offered: i64,
 }
 
 impl Edge {
-    fn new(hosts: usize, config: DetectConfig) -> Edge {
+    fn new(hosts: &[String], config: DetectConfig, fold_window_us: i64) -> Edge {
         Edge {
-            detectors: (0..hosts)
+            detectors: hosts
+                .iter()
                 .map(|_| Box::new(Detector::new(config)))
                 .collect(),
+            hosts: hosts.to_vec(),
+            fold: collector::fold::Fold::new(fold_window_us),
+            offered: 0,
         }
     }
 }
 
 impl Detections for Edge {
     fn observe(&mut self, host: usize, seq: u64, ev: &LoginEvent<'_>) -> Vec<Found> {
-        self.detectors[host]
-            .observe_seq(ev, seq)
-            .iter()
-            .map(|a| Found {
+        let user = ev.user.map(|u| u.to_string());
+        let alerts = self.detectors[host].observe_seq(ev, seq);
+        let mut out = Vec::with_capacity(alerts.len());
+        for a in alerts.iter() {
+            self.offered += 1;
+            let key = format!("{host}:{seq}:{}", self.offered);
+            let verdict = self.fold.offer(&collector::fold::EdgeAlert {
+                key: &key,
+                pos: (self.offered, 0),
+                rule: a.rule.as_str(),
+                // The user of the event that fired it (the alert's `user.name`).
+                user: user.as_deref(),
+                source: a.source,
+                agent: &self.hosts[host],
+                hostname: Some(&self.hosts[host]),
+                time_us: a.end.secs * 1_000_000,
+                severity: i64::from(a.severity),
+            });
+            let fold = match verdict {
+                collector::fold::Verdict::Folded { into, .. } => FoldRole::Into(into),
+                collector::fold::Verdict::Head { .. } => FoldRole::Head(key),
+            };
+            out.push(Found {
                 rule: a.rule.as_str(),
                 severity: a.severity,
                 at: a.end.secs,
                 cites: a.cites().iter().map(|&s| (host, s)).collect(),
                 attacks: Vec::new(),
                 message: a.to_string(),
-            })
-            .collect()
+                fold: Some(fold),
+            });
+        }
+        out
     }
 }
 
@@ -136,6 +182,11 @@ fn collector_config() -> collector::fleet::FleetConfig {
     }
 }
 
+/// The collector's `[fleet] fold-window`, µs.
+fn fold_window(c: &collector::fleet::FleetConfig) -> i64 {
+    i64::try_from(c.fold_window.as_micros()).unwrap_or(i64::MAX)
+}
+
 #[derive(Default)]
 struct RuleScore {
     true_alerts: usize,
@@ -161,6 +212,13 @@ struct Score {
     false_examples: Vec<String>,
     /// (host, per-host sequence) -> index in the scenario's lines, to quote cited events.
     texts: BTreeMap<(usize, u64), usize>,
+    /// Listed edge alerts repeats may fold into: key -> about an attack.
+    heads: BTreeMap<String, bool>,
+    /// Edge alerts folded at the collector (not listed, not scored).
+    folded: usize,
+    /// Of those, alerts about an attack; and of these, folded into an alert about none.
+    folded_attack: usize,
+    folded_attack_into_benign: usize,
 }
 
 fn evaluate(s: &Scenario, detections: &mut [&mut dyn Detections]) -> Score {
@@ -178,6 +236,10 @@ fn evaluate(s: &Scenario, detections: &mut [&mut dyn Detections]) -> Score {
         kinds: BTreeMap::new(),
         false_examples: Vec::new(),
         texts: BTreeMap::new(),
+        heads: BTreeMap::new(),
+        folded: 0,
+        folded_attack: 0,
+        folded_attack_into_benign: 0,
     };
     for (n, line) in s.lines.iter().enumerate() {
         let Parsed::Event(ev) = parse_line(line.text.as_bytes(), &ctx) else {
@@ -223,6 +285,8 @@ fn evaluate(s: &Scenario, detections: &mut [&mut dyn Detections]) -> Score {
 }
 
 /// Scores one alert: true when an event it cites (or an attack it names) belongs to an attack.
+/// An alert the collector folded into another is not listed, so not scored: its attack is
+/// credited only through the alert it was folded into.
 fn tally(
     score: &mut Score,
     first_alert: &mut BTreeMap<usize, (i64, BTreeSet<&'static str>)>,
@@ -236,6 +300,22 @@ fn tally(
         .filter_map(|c| labels.get(c).copied())
         .chain(found.attacks.iter().copied())
         .collect();
+    match &found.fold {
+        Some(FoldRole::Into(head)) => {
+            score.folded += 1;
+            if !attacks.is_empty() {
+                score.folded_attack += 1;
+                if score.heads.get(head) == Some(&false) {
+                    score.folded_attack_into_benign += 1;
+                }
+            }
+            return;
+        }
+        Some(FoldRole::Head(key)) => {
+            score.heads.insert(key.clone(), !attacks.is_empty());
+        }
+        None => {}
+    }
     let r = score.rules.entry(found.rule).or_default();
     if attacks.is_empty() {
         r.false_alerts += 1;
@@ -339,6 +419,11 @@ fn report(seed: u64, s: &Scenario, score: &Score, verbose: bool) -> (Rates, bool
             k.rules.iter().copied().collect::<Vec<_>>().join(", ")
         );
     }
+    println!(
+        "  edge alerts folded at the collector (one incident on several hosts): {}; about an \
+         attack: {} (into an alert about none: {})",
+        score.folded, score.folded_attack, score.folded_attack_into_benign
+    );
     if verbose {
         for e in &score.false_examples {
             println!("  false: {e}");
@@ -364,10 +449,19 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     let mut rows = Vec::new();
     for &seed in &seeds {
         let s = scenario::build(seed, args.days, args.per_kind);
-        let mut edge = Edge::new(s.hosts.len(), fleet_config(args.opt_in, seed as u32));
+        let mut edge = Edge::new(
+            &s.hosts,
+            fleet_config(args.opt_in, seed as u32),
+            if args.no_fold {
+                0
+            } else {
+                fold_window(&collector_config())
+            },
+        );
         let mut fleet = Fleet::new(collector_config(), &s.hosts, &s.outages);
         let score = evaluate(&s, &mut [&mut edge, &mut fleet]);
         let (rates, detected) = report(seed, &s, &score, args.verbose);
+
         ok &= detected && rates.medium < 2.0 && rates.high < 0.5;
         rows.push((seed, rates, detected));
     }
@@ -397,7 +491,11 @@ mod tests {
     #[test]
     fn a_short_scenario_detects_its_attacks() {
         let s = scenario::build(11, 6, 1);
-        let mut edge = Edge::new(s.hosts.len(), fleet_config(false, 11));
+        let mut edge = Edge::new(
+            &s.hosts,
+            fleet_config(false, 11),
+            fold_window(&collector_config()),
+        );
         let mut fleet = Fleet::new(collector_config(), &s.hosts, &s.outages);
         let score = evaluate(&s, &mut [&mut edge, &mut fleet]);
         let detected: usize = score.kinds.values().map(|k| k.detected).sum();

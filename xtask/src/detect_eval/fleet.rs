@@ -106,6 +106,7 @@ impl Fleet {
             cites: Vec::new(),
             attacks,
             message: a.message(),
+            fold: None,
         }
     }
 }
@@ -179,6 +180,7 @@ impl Detections for Fleet {
                     cites,
                     attacks: Vec::new(),
                     message: a.message(),
+                    fold: None,
                 }
             })
             .collect()
