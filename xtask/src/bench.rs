@@ -73,6 +73,12 @@ pub(crate) struct Args {
     /// "300ms"` (to compare settings; a build that does not know them refuses to start).
     #[arg(long, default_value = "")]
     agent_config: String,
+    /// Run the shipping benchmark through a loopback relay that forwards each direction at
+    /// this many Mbit/s (10^6 bit/s, a token bucket per direction, `link.rs`) instead of
+    /// straight over loopback; repeat the flag for several rates, each measured with both
+    /// bodies in turn. Defaults to none: straight over loopback.
+    #[arg(long)]
+    link_mbit: Vec<f64>,
 }
 
 pub(crate) fn run(args: &Args) -> Result<()> {
@@ -452,14 +458,15 @@ fn bench_log(dir: &Path, lines: u64) -> Result<PathBuf> {
 const RAW_ZSTD_LEVEL: i32 = 1;
 
 /// Prints the medians of one body's shipping runs; returns (body, events/s, agent peak RSS,
-/// wire bytes).
+/// wire bytes, agent CPU microseconds per event).
 fn report_shipping<'a>(
     args: &Args,
+    link: Option<f64>,
     body: &'a str,
     samples: &[ShipSample],
     log_len: u64,
     raw_zstd: usize,
-) -> (&'a str, f64, f64, f64) {
+) -> (&'a str, f64, f64, f64, f64) {
     let median = |f: &dyn Fn(&ShipSample) -> f64| {
         let mut v: Vec<f64> = samples.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
@@ -467,8 +474,12 @@ fn report_shipping<'a>(
     };
     let events = median(&|s| s.events as f64);
     let wall = median(&|s| s.wall);
+    let over = link.map_or_else(
+        || "loopback".to_owned(),
+        |mbit| format!("a {mbit} Mbit/s link"),
+    );
     println!(
-        "\n== agent -> collector over TLS (mTLS, zstd, body {body}), {} lines ({:.1} MiB), median of {} runs",
+        "\n== agent -> collector over TLS (mTLS, zstd, body {body}) on {over}, {} lines ({:.1} MiB), median of {} runs",
         args.lines,
         log_len as f64 / 1048576.0,
         samples.len()
@@ -478,8 +489,9 @@ fn report_shipping<'a>(
         median(&|s| s.events as f64 / s.wall)
     );
     println!(
-        "agent:     CPU {:.2} s, peak RSS {:.1} MiB",
+        "agent:     CPU {:.2} s ({:.2} us/event), peak RSS {:.1} MiB",
         median(&|s| s.agent_cpu),
+        median(&|s| s.agent_cpu * 1e6 / s.events as f64),
         median(&|s| s.agent_rss_kib as f64) / 1024.0
     );
     println!(
@@ -489,9 +501,14 @@ fn report_shipping<'a>(
     );
     let sent = median(&|s| s.sent_bytes as f64);
     println!(
-        "wire: {sent:.0} compressed body bytes = {:.2}% of the raw log ({log_len} bytes); loopback carried {:.0} bytes both ways (TLS, headers, answers)",
+        "wire: {sent:.0} compressed body bytes = {:.2}% of the raw log ({log_len} bytes); loopback carried {:.0} bytes both ways (TLS, headers, answers{})",
         sent * 100.0 / log_len as f64,
-        median(&|s| s.loopback as f64)
+        median(&|s| s.loopback as f64),
+        if link.is_some() {
+            "; twice, through the relay"
+        } else {
+            ""
+        }
     );
     println!(
         "wire vs raw lines: zstd -{RAW_ZSTD_LEVEL} of the raw log alone {raw_zstd} bytes \
@@ -516,6 +533,7 @@ fn report_shipping<'a>(
         median(&|s| s.events as f64 / s.wall),
         median(&|s| s.agent_rss_kib as f64),
         sent,
+        median(&|s| s.agent_cpu * 1e6 / s.events as f64),
     )
 }
 
@@ -570,44 +588,76 @@ fn shipping(args: &Args) -> Result<()> {
         .lines()
         .find_map(|l| l.strip_prefix("agent id: ").map(|s| s.trim().to_owned()))
         .context("certs issue-agent printed no agent id")?;
-    // Both bodies, run by run in turn, so the compact body's figures have a baseline from
-    // the same run: NDJSON first.
-    let mut by_body: Vec<(&str, Vec<ShipSample>)> =
-        SINK_BODIES.iter().map(|b| (*b, Vec::new())).collect();
-    for run in 0..args.runs.max(1) {
-        for (body, samples) in &mut by_body {
-            let run_dir = dir.join(format!("run-{run}-{body}"));
-            let s = ship_once(&bins, &run_dir, &pki, &agent_id, &log, log_len, body)?;
-            println!(
-                "run {} ({body}): {} events in {:.2} s ({:.0}/s); agent CPU {:.2} s, {:.1} MiB; collector CPU {:.2} s, {:.1} MiB",
-                run + 1,
-                s.events,
-                s.wall,
-                s.events as f64 / s.wall,
-                s.agent_cpu,
-                s.agent_rss_kib as f64 / 1024.0,
-                s.collector_cpu,
-                s.collector_rss_kib as f64 / 1024.0
-            );
-            samples.push(s);
-            std::fs::remove_dir_all(&run_dir).ok();
-        }
-    }
     // The target: the shipped bytes against the raw lines alone at the agent's zstd level.
     let raw_zstd = zstd::bulk::compress(&std::fs::read(&log)?, RAW_ZSTD_LEVEL)?.len();
-    let mut medians = Vec::new();
-    for (body, samples) in &by_body {
-        medians.push(report_shipping(args, body, samples, log_len, raw_zstd));
+    let links: Vec<Option<f64>> = if args.link_mbit.is_empty() {
+        vec![None]
+    } else {
+        args.link_mbit.iter().copied().map(Some).collect()
+    };
+    let mut summary = Vec::new();
+    for link in links {
+        let over = link.map_or_else(|| "loopback".to_owned(), |m| format!("{m} Mbit/s"));
+        // Both bodies, run by run in turn, so the compact body's figures have a baseline from
+        // the same run: NDJSON first.
+        let mut by_body: Vec<(&str, Vec<ShipSample>)> =
+            SINK_BODIES.iter().map(|b| (*b, Vec::new())).collect();
+        for run in 0..args.runs.max(1) {
+            for (body, samples) in &mut by_body {
+                let run_dir = dir.join(format!("run-{run}-{body}"));
+                let s = ship_once(
+                    &bins,
+                    &run_dir,
+                    &pki,
+                    &agent_id,
+                    (&log, log_len),
+                    body,
+                    link,
+                )?;
+                println!(
+                    "run {} ({body}, {over}): {} events in {:.2} s ({:.0}/s); agent CPU {:.2} s, {:.1} MiB; collector CPU {:.2} s, {:.1} MiB",
+                    run + 1,
+                    s.events,
+                    s.wall,
+                    s.events as f64 / s.wall,
+                    s.agent_cpu,
+                    s.agent_rss_kib as f64 / 1024.0,
+                    s.collector_cpu,
+                    s.collector_rss_kib as f64 / 1024.0
+                );
+                samples.push(s);
+                std::fs::remove_dir_all(&run_dir).ok();
+            }
+        }
+        let mut medians = Vec::new();
+        for (body, samples) in &by_body {
+            medians.push(report_shipping(
+                args, link, body, samples, log_len, raw_zstd,
+            ));
+        }
+        if let [
+            (_, base_rate, base_rss, base_sent, base_cpu),
+            (_, rate, rss, sent, cpu),
+        ] = medians[..]
+        {
+            let line = format!(
+                "{over}: {} against {} (same run): events/s {:.2}x ({rate:.0} vs {base_rate:.0}), agent CPU/event {:.2}x ({cpu:.2} vs {base_cpu:.2} us), agent peak RSS {:.2}x, wire bytes {:.2}x",
+                SINK_BODIES[1],
+                SINK_BODIES[0],
+                rate / base_rate,
+                cpu / base_cpu,
+                rss / base_rss,
+                sent / base_sent
+            );
+            println!("\n== {line}");
+            summary.push(line);
+        }
     }
-    if let [(_, base_rate, base_rss, base_sent), (_, rate, rss, sent)] = medians[..] {
-        println!(
-            "\n== {} against {} (same run): events/s {:.2}x, agent peak RSS {:.2}x, wire bytes {:.2}x",
-            SINK_BODIES[1],
-            SINK_BODIES[0],
-            rate / base_rate,
-            rss / base_rss,
-            sent / base_sent
-        );
+    if summary.len() > 1 {
+        println!("\n== summary");
+        for line in summary {
+            println!("{line}");
+        }
     }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
@@ -619,9 +669,9 @@ fn ship_once(
     dir: &Path,
     pki: &Path,
     agent_id: &str,
-    log: &Path,
-    log_len: u64,
+    (log, log_len): (&Path, u64),
     body: &str,
+    link: Option<f64>,
 ) -> Result<ShipSample> {
     use std::io::BufRead as _;
     let state = dir.join("state");
@@ -655,6 +705,16 @@ fn ship_once(
         let _ = collector.kill();
         bail!("collector did not start");
     };
+    // On a limited link the agent talks to the relay; the relay stops accepting when the
+    // run ends (its open connection ends with the collector).
+    let relay = match link {
+        Some(mbit) => {
+            let upstream = addr.parse().context("collector listen address")?;
+            Some(crate::link::Link::start("127.0.0.1:0", upstream, mbit)?)
+        }
+        None => None,
+    };
+    let addr = relay.as_ref().map_or(addr, |r| r.addr().to_string());
     let acfg = dir.join("agent.toml");
     std::fs::write(
         &acfg,

@@ -12,6 +12,7 @@ mod detect_eval;
 mod dist;
 // `gen` is a reserved word in edition 2024; the file is still `src/gen.rs`.
 mod r#gen;
+mod link;
 mod live;
 mod test;
 
