@@ -76,7 +76,8 @@ pub(crate) struct Args {
     /// Run the shipping benchmark through a loopback relay that forwards each direction at
     /// this many Mbit/s (10^6 bit/s, a token bucket per direction, `link.rs`) instead of
     /// straight over loopback; repeat the flag for several rates, each measured with both
-    /// bodies in turn. Defaults to none: straight over loopback.
+    /// bodies in turn; `0` is straight over loopback (a baseline in the same session).
+    /// Defaults to none: straight over loopback.
     #[arg(long)]
     link_mbit: Vec<f64>,
 }
@@ -593,7 +594,8 @@ fn shipping(args: &Args) -> Result<()> {
     let links: Vec<Option<f64>> = if args.link_mbit.is_empty() {
         vec![None]
     } else {
-        args.link_mbit.iter().copied().map(Some).collect()
+        let free = |m: f64| (m > 0.0).then_some(m);
+        args.link_mbit.iter().copied().map(free).collect()
     };
     let mut summary = Vec::new();
     for link in links {
