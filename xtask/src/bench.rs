@@ -591,6 +591,13 @@ fn shipping(args: &Args) -> Result<()> {
         .context("certs issue-agent printed no agent id")?;
     // The target: the shipped bytes against the raw lines alone at the agent's zstd level.
     let raw_zstd = zstd::bulk::compress(&std::fs::read(&log)?, RAW_ZSTD_LEVEL)?.len();
+    if let Some(bad) = args
+        .link_mbit
+        .iter()
+        .find(|m| !(m.is_finite() && **m >= 0.0))
+    {
+        bail!("--link-mbit {bad}: a rate is 0 (plain loopback) or a positive number of Mbit/s");
+    }
     let links: Vec<Option<f64>> = if args.link_mbit.is_empty() {
         vec![None]
     } else {
