@@ -1,12 +1,13 @@
 //! A bandwidth-limited TCP link for the shipping benchmark: a relay on loopback that forwards
-//! each direction of each connection through its own token bucket (std threads, no `tc`, no
-//! root). The agent connects to the relay; the relay connects to the collector. TLS passes
+//! each direction through one token bucket shared by all its connections (the agent may send
+//! on several at once; a link's rate is the sum over them), with std threads, no `tc`, no
+//! root. The agent connects to the relay; the relay connects to the collector. TLS passes
 //! through untouched (the agent's `server-name` names the collector's certificate).
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -39,13 +40,18 @@ impl Link {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let bytes_per_sec = mbit * 1e6 / 8.0;
+        // One bucket per direction for the whole link: to the collector, and back.
+        let buckets = (
+            Arc::new(Mutex::new(Bucket::new(bytes_per_sec))),
+            Arc::new(Mutex::new(Bucket::new(bytes_per_sec))),
+        );
         let accept = {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((down, _)) => {
-                            if let Err(e) = connect(down, upstream, bytes_per_sec) {
+                            if let Err(e) = connect(down, upstream, &buckets) {
                                 eprintln!("relay: {e:#}");
                             }
                         }
@@ -83,29 +89,37 @@ impl Drop for Link {
 }
 
 /// Connects to `upstream` and starts one paced pump per direction.
-fn connect(down: TcpStream, upstream: SocketAddr, bytes_per_sec: f64) -> Result<()> {
+fn connect(
+    down: TcpStream,
+    upstream: SocketAddr,
+    (to_up, to_down): &(Arc<Mutex<Bucket>>, Arc<Mutex<Bucket>>),
+) -> Result<()> {
     down.set_nonblocking(false)?;
     let up = TcpStream::connect(upstream).with_context(|| format!("relay connect {upstream}"))?;
     for s in [&down, &up] {
         s.set_nodelay(true)?;
     }
     let (down2, up2) = (down.try_clone()?, up.try_clone()?);
-    std::thread::spawn(move || pump(down, up, bytes_per_sec));
-    std::thread::spawn(move || pump(up2, down2, bytes_per_sec));
+    let (to_up, to_down) = (to_up.clone(), to_down.clone());
+    std::thread::spawn(move || pump(down, up, &to_up));
+    std::thread::spawn(move || pump(up2, down2, &to_down));
     Ok(())
 }
 
 /// Copies `from` to `to`, each chunk waiting until the bucket holds its bytes; at the end of
 /// `from` (or an error on either side) shuts `to` down for writing, as the peer would.
-fn pump(mut from: TcpStream, mut to: TcpStream, bytes_per_sec: f64) {
-    let mut bucket = Bucket::new(bytes_per_sec);
+fn pump(mut from: TcpStream, mut to: TcpStream, bucket: &Mutex<Bucket>) {
     let mut buf = vec![0u8; CHUNK_BYTES];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        bucket.take(n);
+        // Held while waiting: the connections of one direction queue for the link in turn.
+        match bucket.lock() {
+            Ok(mut b) => b.take(n),
+            Err(_) => break,
+        }
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
@@ -184,6 +198,52 @@ mod tests {
         assert!(
             secs >= floor,
             "{secs:.3} s < {floor:.3} s: the link was not paced"
+        );
+    }
+
+    /// Two connections at once share the link's rate: together no faster than one.
+    #[test]
+    fn connections_share_the_links_rate() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let upstream = server.local_addr().unwrap();
+        let sink = std::thread::spawn(move || {
+            let mut readers = Vec::new();
+            for _ in 0..2 {
+                let (mut s, _) = server.accept().unwrap();
+                readers.push(std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    s.read_to_end(&mut got).unwrap();
+                    got.len()
+                }));
+            }
+            readers
+                .into_iter()
+                .map(|r| r.join().unwrap())
+                .sum::<usize>()
+        });
+        let link = Link::start("127.0.0.1:0", upstream, 8.0).unwrap();
+        let start = Instant::now();
+        let senders: Vec<_> = (0..2)
+            .map(|_| {
+                let addr = link.addr();
+                std::thread::spawn(move || {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.write_all(&vec![7u8; 256 * 1024]).unwrap();
+                    c.shutdown(Shutdown::Write).unwrap();
+                    let mut rest = Vec::new();
+                    c.read_to_end(&mut rest).unwrap();
+                })
+            })
+            .collect();
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(sink.join().unwrap(), 512 * 1024);
+        let secs = start.elapsed().as_secs_f64();
+        let floor = (512.0 * 1024.0 - BURST_BYTES) / 1e6;
+        assert!(
+            secs >= floor,
+            "{secs:.3} s < {floor:.3} s: each connection had its own rate"
         );
     }
 
