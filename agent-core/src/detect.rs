@@ -1403,7 +1403,11 @@ impl Slow {
     /// Moves the window to `now`, zeroing the buckets (and name halves) that left it.
     #[inline]
     fn advance(&mut self, now: u32, window: u32) {
-        let epoch = now / Self::bucket_len(window);
+        let len = Self::bucket_len(window);
+        if in_epoch(now, self.epoch, len) {
+            return;
+        }
+        let epoch = now / len;
         let d = epoch.wrapping_sub(self.epoch);
         if d == 0 || d as i32 <= 0 {
             return;
@@ -1515,8 +1519,13 @@ impl Spread {
         ];
     }
 
+    #[inline]
     fn advance(&mut self, now: u32, window: u32) {
-        let epoch = now / (window / 2).max(1);
+        let len = (window / 2).max(1);
+        if in_epoch(now, self.epoch, len) && !(self.epoch == 0 && self.seen == 0) {
+            return;
+        }
+        let epoch = now / len;
         if self.epoch == 0 && self.seen == 0 {
             // The first failure: nothing before it to learn from.
             self.epoch = epoch;
@@ -1586,15 +1595,8 @@ impl Spread {
         self.n[i] = self.n[i].saturating_add(weight);
     }
 
-    /// (sources, names, attempts, first time, first sequence) over both halves.
-    fn counts(&self) -> (u32, u32, u32, u32, u64) {
-        let cur = (self.epoch % 2) as usize;
-        let prev = 1 - cur;
-        let (t, seq) = if self.srcs[prev] != [0; 8] {
-            (self.first_t[prev], self.first_seq[prev])
-        } else {
-            (self.first_t[cur], self.first_seq[cur])
-        };
+    /// (sources, names) over both halves: every failure reads them.
+    fn distinct(&self) -> (u32, u32) {
         debug_assert_eq!(
             self.distinct,
             [
@@ -1602,14 +1604,29 @@ impl Spread {
                 popcount(&self.names[0], &self.names[1])
             ]
         );
-        (
-            self.distinct[0],
-            self.distinct[1],
-            self.n[0].saturating_add(self.n[1]),
-            t,
-            seq,
-        )
+        (self.distinct[0], self.distinct[1])
     }
+
+    /// (attempts, first time, first sequence) over both halves: only an alert reads them.
+    fn first(&self) -> (u32, u32, u64) {
+        let cur = (self.epoch % 2) as usize;
+        let prev = 1 - cur;
+        let (t, seq) = if self.srcs[prev] != [0; 8] {
+            (self.first_t[prev], self.first_seq[prev])
+        } else {
+            (self.first_t[cur], self.first_seq[cur])
+        };
+        (self.n[0].saturating_add(self.n[1]), t, seq)
+    }
+}
+
+/// True when `now / len == epoch`, tested with a multiplication instead of a division (the
+/// windows' bucket lengths are config values, so the compiler cannot turn that division into
+/// a multiplication, and every failure asks it twice).
+#[inline(always)]
+fn in_epoch(now: u32, epoch: u32, len: u32) -> bool {
+    // In u64 the product cannot overflow; `now` below it wraps to a large difference.
+    u64::from(now).wrapping_sub(u64::from(epoch) * u64::from(len)) < u64::from(len)
 }
 
 /// Fire-once state of a rule for one source: re-arms (clears `fired`) after a quiet window (the
@@ -1680,7 +1697,7 @@ fn find_by<S: Slot>(
             range.start + k
         );
     }
-    let (mut hits, empty) = tag_masks(set, want);
+    let mut hits = tag_mask(set, want);
     // The hit is the common case: look for it before weighing victims. A tag is the key's
     // hash cut short: the slot decides.
     while hits != 0 {
@@ -1690,23 +1707,24 @@ fn find_by<S: Slot>(
         }
         hits &= hits - 1;
     }
+    // A miss: an empty slot, else a victim.
+    let empty = tag_mask(set, 0);
     if empty != 0 {
         return Err(range.start + empty.trailing_zeros() as usize);
     }
     Err(victim(slots, range, now, worth))
 }
 
-/// Masks of the tags in `set` equal to `want`, and of the empty ones (bit k for slot k),
-/// without a branch per slot: which slot of a set holds a key is as good as random, and a
-/// loop that stops at it mispredicts its exit.
+/// The mask of the tags in `set` equal to `want` (bit k for slot k; `want` 0 finds the empty
+/// ones), without a branch per slot: which slot of a set holds a key is as good as random,
+/// and a loop that stops at it mispredicts its exit.
 #[inline(always)]
-fn tag_masks(set: &[u32], want: u32) -> (u32, u32) {
-    let (mut hits, mut empty) = (0u32, 0u32);
+fn tag_mask(set: &[u32], want: u32) -> u32 {
+    let mut hits = 0u32;
     for (k, &t) in set.iter().enumerate() {
         hits |= u32::from(t == want) << k;
-        empty |= u32::from(t == 0) << k;
     }
-    (hits, empty)
+    hits
 }
 
 /// The slot of a full set to reuse: the one of least `worth`, then least recently seen. Cold:
@@ -2207,11 +2225,24 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             &self.config.slow,
         );
         let horizon = self.horizon;
-        // Copied only for an alert.
-        let user = || ev.user.map(|u| UserName::new(u.as_bytes()));
         let (allow, stats) = (&self.config.allow, &mut self.stats);
         let s = &mut self.sources[i];
-        let mut raise = |a: Alert| raise_into(allow, stats, out, a);
+        // Out of line: builds and raises the alert (the user name is copied only then).
+        let mut fire = |rule, oldest, count, users, first: Option<u64>| {
+            fire_source(
+                allow,
+                stats,
+                out,
+                rule,
+                ip,
+                ev,
+                ts,
+                oldest,
+                (count, users),
+                first,
+                seq,
+            );
+        };
         let prev = s.last_failure();
         s.note_failure(now);
         // Only accounts that exist count toward a spray: a guess against a name the host does
@@ -2234,15 +2265,14 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 bf.window_secs,
                 bf.cooldown_secs,
             );
-            let c = s.failures.within(now, bf.window_secs, None);
-            if !s.brute_fired && c.count >= bf.threshold {
-                (s.brute_fired, s.brute_at) = (true, now);
-                let (users, _) = s.names.within(now, bf.window_secs);
-                let a = alert(Rule::BruteForce, MEDIUM, Some(ip), user(), ts, c.oldest)
-                    .counts(c.count, users, 0)
-                    .cite_opt(c.first_seq)
-                    .cite(seq);
-                raise(a);
+            // A latched rule cannot fire: its window is not read.
+            if !s.brute_fired {
+                let c = s.failures.within(now, bf.window_secs, None);
+                if c.count >= bf.threshold {
+                    (s.brute_fired, s.brute_at) = (true, now);
+                    let (users, _) = s.names.within(now, bf.window_secs);
+                    fire(Rule::BruteForce, c.oldest, c.count, users, c.first_seq);
+                }
             }
         }
         if ps.enabled && account.is_some() {
@@ -2254,22 +2284,14 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 ps.window_secs,
                 ps.cooldown_secs,
             );
-            let (users, oldest) = s.names.within(now, ps.window_secs);
-            if !s.spray_fired && users >= ps.threshold {
-                (s.spray_fired, s.spray_at) = (true, now);
-                let c = s.failures.within(now, ps.window_secs, None);
-                let a = alert(
-                    Rule::PasswordSpray,
-                    MEDIUM,
-                    Some(ip),
-                    user(),
-                    ts,
-                    oldest.max(c.oldest),
-                )
-                .counts(c.count, users, 0)
-                .cite_opt(c.first_seq)
-                .cite(seq);
-                raise(a);
+            if !s.spray_fired {
+                let (users, oldest) = s.names.within(now, ps.window_secs);
+                if users >= ps.threshold {
+                    (s.spray_fired, s.spray_at) = (true, now);
+                    let c = s.failures.within(now, ps.window_secs, None);
+                    let oldest = oldest.max(c.oldest);
+                    fire(Rule::PasswordSpray, oldest, c.count, users, c.first_seq);
+                }
             }
         }
         // The long window: a source that logged in within it is a client of this host with a
@@ -2285,8 +2307,6 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             if c.spray_fired && age(now, c.spray_at) >= slow.window_secs {
                 c.spray_fired = false;
             }
-            let (total, distinct) = (c.total(), c.distinct());
-            let since = age(now, c.first_t).min(slow.window_secs);
             // An attack the fast rules reported within the long window is not reported again.
             let fast =
                 |fired: bool, at: u32| fired || (at != 0 && age(now, at) <= slow.window_secs);
@@ -2294,22 +2314,21 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             let fast_spray = fast(s.spray_fired, s.spray_at);
             let c = &mut s.slow;
             let sprayed = fast_spray || c.spray_fired;
-            if !client && !fast_brute && !sprayed && !c.brute_fired && total >= slow.brute_threshold
-            {
-                (c.brute_fired, c.brute_at) = (true, now);
-                let a = alert(Rule::SlowBruteForce, MEDIUM, Some(ip), user(), ts, since)
-                    .counts(total, distinct, 0)
-                    .cite(c.first_seq)
-                    .cite(seq);
-                raise(a);
-            }
-            if !client && !fast_spray && !c.spray_fired && distinct >= slow.spray_threshold {
-                (c.spray_fired, c.spray_at) = (true, now);
-                let a = alert(Rule::SlowSpray, MEDIUM, Some(ip), user(), ts, since)
-                    .counts(total, distinct, 0)
-                    .cite(c.first_seq)
-                    .cite(seq);
-                raise(a);
+            let brute_armed = !client && !fast_brute && !sprayed && !c.brute_fired;
+            let spray_armed = !client && !fast_spray && !c.spray_fired;
+            // Neither can fire (a client, or both latched): the counts are not summed.
+            if brute_armed || spray_armed {
+                let (total, distinct) = (c.total(), c.distinct());
+                let since = age(now, c.first_t).min(slow.window_secs);
+                let first = Some(c.first_seq);
+                if brute_armed && total >= slow.brute_threshold {
+                    (c.brute_fired, c.brute_at) = (true, now);
+                    fire(Rule::SlowBruteForce, since, total, distinct, first);
+                }
+                if spray_armed && distinct >= slow.spray_threshold {
+                    (c.spray_fired, c.spray_at) = (true, now);
+                    fire(Rule::SlowSpray, since, total, distinct, first);
+                }
             }
         }
         // Per user: only accounts that exist (a name the host does not have cannot log in, and
@@ -2327,12 +2346,14 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         if sp.fired {
             return;
         }
-        let (sources, names, count, first_t, first_seq) = sp.counts();
+        let (sources, names) = sp.distinct();
         let background = u64::from(sp.baseline) * 2 * u64::from(ds.baseline_factor) / 16;
         let floor = u64::from(ds.min_sources) * if sp.seen < SPREAD_LEARNING { 2 } else { 1 };
         let need = floor.max(background + 1);
         if u64::from(sources) >= need && names >= ds.min_users {
             (sp.fired, sp.fired_epoch) = (true, sp.epoch);
+            // Only for the alert: the attempts and the first of them.
+            let (count, first_t, first_seq) = sp.first();
             let user = ev.user.map(|u| UserName::new(u.as_bytes()));
             let since = age(now, first_t).min(ds.window_secs);
             let mut a = alert(Rule::DistributedSpray, MEDIUM, None, user, ts, since)
@@ -2822,6 +2843,33 @@ fn raise_into(allow: &[AllowList], stats: &mut DetectStats, out: &mut Alerts, a:
     }
     // MAX_ALERTS is more than one event can raise, so nothing is lost.
     if out.push(a).is_ok() { a.severity } else { 0 }
+}
+
+/// Builds a source rule's alert from the failure path and raises it: `counts` are (attempts,
+/// distinct names), `first` cites the first attempt, `seq` the event. Cold and out of line, so
+/// that the failure path's hot code holds no alert building.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)] // One call per rule from `on_failure`; a struct would only rename them.
+fn fire_source(
+    allow: &[AllowList],
+    stats: &mut DetectStats,
+    out: &mut Alerts,
+    rule: Rule,
+    ip: IpAddr,
+    ev: &LoginEvent<'_>,
+    ts: Timestamp,
+    oldest: u32,
+    counts: (u32, u32),
+    first: Option<u64>,
+    seq: u64,
+) {
+    let user = ev.user.map(|u| UserName::new(u.as_bytes()));
+    let a = alert(rule, MEDIUM, Some(ip), user, ts, oldest)
+        .counts(counts.0, counts.1, 0)
+        .cite_opt(first)
+        .cite(seq);
+    raise_into(allow, stats, out, a);
 }
 
 /// True when `secs` (UTC) falls in working hours in the host's zone.
