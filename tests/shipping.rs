@@ -78,17 +78,30 @@ pub(crate) fn collector_toml(dir: &Path, port: u16, pki: &Path) -> String {
     )
 }
 
-/// `authtrail run --config config`, quiet.
+/// `authtrail run --config config`, its log appended to `agent.log` beside the config (shown
+/// when a wait for it fails).
 pub(crate) fn run_agent(config: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_file_name("agent.log"))
+        .unwrap();
     Proc(
         Command::new(authtrail_bin())
             .args(["run", "--config"])
             .arg(config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap(),
     )
+}
+
+/// The last `n` lines of the agents' log beside `config`.
+fn agent_log_tail(config: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(config.with_file_name("agent.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// One collector, its PKI and data dir, and an agent configuration shipping to it.
@@ -215,7 +228,7 @@ impl Chain {
 
     /// Waits until `agent` has committed the whole log and the collector took all of it: the
     /// checkpoint file (which moves only after a commit) is at the log's end, and a status
-    /// file the agent wrote after that checkpoint shows no backlog. (The status's read offset
+    /// file the agent wrote with or after that checkpoint shows no backlog. (The status's read offset
     /// alone would not do: it counts lines still on their way through the pipeline, and a
     /// status left by an agent killed earlier can show it at the end.)
     fn wait_shipped(&self, agent: &Proc, timeout: Duration) {
@@ -229,9 +242,11 @@ impl Chain {
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
                 .is_some_and(|v| v["streams"][0]["position"]["offset"].as_u64() == Some(len));
+            // File times are kept at the kernel's tick (a few ms): the status the run loop writes
+            // right after a commit's checkpoint can carry the same time.
             let after = matches!(
                 (modified(&status), modified(&checkpoints)),
-                (Some(s), Some(c)) if s > c
+                (Some(s), Some(c)) if s >= c
             );
             if committed
                 && after
@@ -244,8 +259,10 @@ impl Chain {
             }
             assert!(
                 Instant::now() < deadline,
-                "not shipped in {timeout:?}: {}",
-                std::fs::read_to_string(&status).unwrap_or_default()
+                "not shipped in {timeout:?}: {}\ncheckpoints: {}\nagent log:\n{}",
+                std::fs::read_to_string(&status).unwrap_or_default(),
+                std::fs::read_to_string(&checkpoints).unwrap_or_default(),
+                agent_log_tail(&self.agent_cfg, 40)
             );
             std::thread::sleep(Duration::from_millis(50));
         }
