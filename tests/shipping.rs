@@ -237,6 +237,8 @@ impl Chain {
         let (status, checkpoints) = (state.join("status.json"), state.join("checkpoints.json"));
         let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let deadline = Instant::now() + timeout;
+        let mut next_store_look = Instant::now();
+        let mut want: Option<usize> = None;
         loop {
             let committed = std::fs::read_to_string(&checkpoints)
                 .ok()
@@ -248,14 +250,25 @@ impl Chain {
                 (modified(&status), modified(&checkpoints)),
                 (Some(s), Some(c)) if s >= c
             );
-            if committed
-                && after
-                && let Ok(text) = std::fs::read_to_string(&status)
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-                && v["pid"].as_u64() == Some(u64::from(agent.0.id()))
-                && v["shipping"]["backlog-batches"].as_u64() == Some(0)
-            {
+            let idle = std::fs::read_to_string(&status)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|v| {
+                    v["pid"].as_u64() == Some(u64::from(agent.0.id()))
+                        && v["shipping"]["backlog-batches"].as_u64() == Some(0)
+                });
+            if committed && after && idle {
                 return;
+            }
+            // A memory buffer persists its positions only after the collector acknowledged
+            // them, and an agent that only sent again what a killed one had in flight may not
+            // have persisted them yet: then the store holding every event is the sign.
+            if idle && !committed && Instant::now() >= next_store_look {
+                next_store_look = Instant::now() + Duration::from_secs(1);
+                let want = *want.get_or_insert_with(|| self.expected().values().sum());
+                if self.stored().values().sum::<usize>() >= want {
+                    return;
+                }
             }
             assert!(
                 Instant::now() < deadline,
