@@ -12,20 +12,14 @@ use agent_core::syslog::Context;
 use agent_core::{Parsed, Text, Timestamp, parse_line};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+mod common;
+
 /// Events in one bench batch.
 const BATCH_EVENTS: usize = 5_000;
 
 /// The agent's ECS rendering of a generated log, one document a line.
 fn documents(lines: u64) -> Vec<Vec<u8>> {
-    let opts = loggen::Options {
-        lines,
-        seed: 1,
-        format: loggen::Format::Rfc3339,
-        hosts: vec!["web1".to_owned(), "db-2.example.net".to_owned()],
-        ..loggen::Options::default()
-    };
-    let mut data = Vec::with_capacity(lines as usize * 120);
-    loggen::generate(&mut data, &opts).expect("writing to a Vec cannot fail");
+    let data = common::two_host_log(lines);
     let now = Timestamp::from_secs(loggen::DEFAULT_START + 86_400);
     let ctx = Context::new(now);
     let mut docs = Vec::new();

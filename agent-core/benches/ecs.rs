@@ -11,18 +11,7 @@ use agent_core::syslog::Context;
 use agent_core::{LoginEvent, Parsed, Text, Timestamp, parse_line};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-fn log(lines: u64) -> Vec<u8> {
-    let opts = loggen::Options {
-        lines,
-        seed: 1,
-        format: loggen::Format::Rfc3339,
-        hosts: vec!["web1".to_owned(), "db-2.example.net".to_owned()],
-        ..loggen::Options::default()
-    };
-    let mut out = Vec::with_capacity(lines as usize * 120);
-    loggen::generate(&mut out, &opts).expect("writing to a Vec cannot fail");
-    out
-}
+mod common;
 
 /// One parsed event with where its line was.
 struct Line<'a> {
@@ -90,7 +79,7 @@ fn copy_lines(lines: &[Line<'_>], buf: &mut Vec<u8>) -> usize {
 fn bench(c: &mut Criterion) {
     let lines = loggen::bench_lines(1_000_000);
     let ctx = Context::new(Timestamp::from_secs(loggen::DEFAULT_START + 86_400));
-    let data = log(lines);
+    let data = common::two_host_log(lines);
     let events = events(&data, &ctx);
     let mut group = c.benchmark_group("ecs_events");
     group.sample_size(10);
