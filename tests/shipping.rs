@@ -104,6 +104,25 @@ fn agent_log_tail(config: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// `authtrail-collector serve --config config` with `env`, once it says it listens on `port`.
+pub(crate) fn serve_collector(config: &Path, port: u16, env: &[(&str, &str)]) -> Proc {
+    let mut child = Command::new(collector_bin())
+        .envs(env.iter().copied())
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let child = Proc(child);
+    assert_eq!(line.trim(), format!("listening on 127.0.0.1:{port}"));
+    child
+}
+
 /// One collector, its PKI and data dir, and an agent configuration shipping to it.
 pub(crate) struct Chain {
     dir: PathBuf,
@@ -163,20 +182,7 @@ impl Chain {
     }
 
     pub(crate) fn start_collector(&self) -> Proc {
-        let mut child = Command::new(collector_bin())
-            .args(["serve", "--config"])
-            .arg(&self.collector_cfg)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let child = Proc(child);
-        assert_eq!(line.trim(), format!("listening on 127.0.0.1:{}", self.port));
-        child
+        serve_collector(&self.collector_cfg, self.port, &[])
     }
 
     pub(crate) fn start_agent(&self) -> Proc {

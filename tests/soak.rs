@@ -11,7 +11,7 @@
 )]
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::shipping::{
     Proc, agent_toml, assert_exactly_once, collector_toml, issue_agent, kill, parsed_messages,
+    serve_collector,
 };
 use crate::util::{Scratch, authtrail_bin, collector_bin, free_port, run_ok, write_private};
 
@@ -116,21 +117,9 @@ struct Collector {
 
 impl Collector {
     fn start(&mut self) {
-        let mut child = Command::new(collector_bin())
-            // As the shipped unit sets it (targets/systemd/authtrail-collector.service).
-            .env("MIMALLOC_PURGE_DELAY", "0")
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), format!("listening on 127.0.0.1:{}", self.port));
-        self.proc = Some(Proc(child));
+        // As the shipped unit sets it (targets/systemd/authtrail-collector.service).
+        let env = [("MIMALLOC_PURGE_DELAY", "0")];
+        self.proc = Some(serve_collector(&self.config, self.port, &env));
     }
 
     /// Reads the running collector's peak resident memory into [`Collector::peak`].
