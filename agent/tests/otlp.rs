@@ -50,6 +50,20 @@ fn python() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().nth(3).unwrap();
     let venv = target.join("otlp-venv");
+    // nextest runs each test in its own process: the venv is made by one at a time, the holder
+    // of a lock directory (taken over after 10 minutes, from a process that died holding it).
+    let lock = target.join("otlp-venv.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while std::fs::create_dir(&lock).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    struct Unlock(PathBuf);
+    impl Drop for Unlock {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _unlock = Unlock(lock);
     let python = venv.join("bin/python");
     let stamp = venv.join("authtrail-packages.txt");
     let want = PYTHON_PACKAGES.join("\n");
