@@ -191,8 +191,9 @@ enum Pending {
         /// What the fold adds to the agent's document (`crate::fold`).
         overlay: Option<String>,
     },
-    /// A new overlay for an edge alert already written (a repeat was folded into it).
-    Overlay(String),
+    /// A new overlay for an edge alert already written (a repeat was folded into it), and
+    /// the severity it is now listed at.
+    Overlay { doc: String, severity: i64 },
     Fleet {
         time: i64,
         severity: i64,
@@ -251,16 +252,17 @@ impl Alerts {
             })
             .optional()?;
         tx.commit()?;
-        let fold_window = i64::try_from(config.fold_window.as_micros()).unwrap_or(i64::MAX);
+        let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        let (fold_window, memory) = (micros(config.fold_window), micros(config.network_memory));
         let fold = match fold_state {
-            Some(bytes) => Fold::restore(&bytes, fold_window).unwrap_or_else(|| {
+            Some(bytes) => Fold::restore(&bytes, fold_window, memory).unwrap_or_else(|| {
                 eprintln!(
                     "authtrail-collector: the saved alert fold is of another version or \
                      damaged; repeated edge alerts are folded afresh"
                 );
-                Fold::new(fold_window)
+                Fold::new(fold_window, memory)
             }),
-            None => Fold::new(fold_window),
+            None => Fold::new(fold_window, memory),
         };
         let mut me = Alerts {
             engine: None,
@@ -393,6 +395,10 @@ impl Alerts {
                 let severity = doc["event"]["severity"].as_i64().unwrap_or(0);
                 let key = format!("edge:{batch}:{i}");
                 let time = rows.time(r);
+                let evidence: Vec<u64> = doc["authtrail"]["evidence"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                    .unwrap_or_default();
                 let verdict = self.fold.offer(&EdgeAlert {
                     key: &key,
                     pos: (batch, i as i64),
@@ -406,6 +412,8 @@ impl Alerts {
                     hostname: doc["host"]["hostname"].as_str().or(hostname),
                     time_us: time,
                     severity,
+                    evidence: &evidence,
+                    message: doc["message"].as_str(),
                 });
                 match verdict {
                     Verdict::Head { overlay } => {
@@ -420,15 +428,35 @@ impl Alerts {
                             },
                         );
                     }
-                    Verdict::Folded { into, overlay } => match self.pending.get_mut(&into) {
-                        Some(Pending::Edge { overlay: o, .. }) => *o = Some(overlay.to_string()),
+                    Verdict::Folded {
+                        into,
+                        overlay,
+                        severity: listed,
+                    } => match self.pending.get_mut(&into) {
+                        Some(Pending::Edge {
+                            overlay: o,
+                            severity,
+                            ..
+                        }) => {
+                            *o = Some(overlay.to_string());
+                            *severity = (*severity).max(listed);
+                        }
                         _ => {
+                            let doc = overlay.to_string();
+                            let severity = listed;
                             self.pending
-                                .insert(into, Pending::Overlay(overlay.to_string()));
+                                .insert(into, Pending::Overlay { doc, severity });
                         }
                     },
+                    Verdict::Known => {}
                 }
                 continue;
+            }
+            if c[rows::ACTION] == wanted[0] {
+                let source = rows.text(c[rows::SOURCE_IP]).and_then(|s| s.parse().ok());
+                if let (Some(user), Some(source)) = (rows.text(c[rows::USER]), source) {
+                    self.fold.login(user, source, agent, rows.time(r));
+                }
             }
             let Some(engine) = &mut self.engine else {
                 continue;
@@ -488,9 +516,12 @@ impl Alerts {
                     } => {
                         put.execute(params![key, time, severity, batch, line.0, line.1, overlay])?
                     }
-                    Pending::Overlay(doc) => tx
-                        .prepare_cached("UPDATE alerts SET doc = ?2 WHERE key = ?1")?
-                        .execute(params![key, doc])?,
+                    Pending::Overlay { doc, severity } => tx
+                        .prepare_cached(
+                            "UPDATE alerts SET doc = ?2, severity = max(severity, ?3) \
+                             WHERE key = ?1",
+                        )?
+                        .execute(params![key, doc, severity])?,
                     Pending::Fleet {
                         time,
                         severity,
@@ -1138,6 +1169,84 @@ mod tests {
             .find(|r| r.doc["host"]["hostname"] == "web0")
             .unwrap();
         assert_eq!(head.doc["authtrail"]["folded"]["alerts"], 3);
+    }
+
+    /// An agent's alert of `rule` citing `evidence`.
+    fn edge_alert(ts: &str, rule: &str, user: &str, ip: &str, sev: u8, evidence: &str) -> String {
+        format!(
+            r#"{{"@timestamp":"{ts}","event":{{"kind":"alert","action":"{rule}","severity":{sev},"start":"{ts}","end":"{ts}"}},"rule":{{"id":"{rule}"}},"message":"{rule} by {user}.","host":{{"hostname":"web1"}},"user":{{"name":"{user}"}},"source":{{"ip":"{ip}"}},"authtrail":{{"count":1,"evidence":[{evidence}]}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_known_network_is_not_listed_and_a_sudo_after_a_new_one_raises_its_alert() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        let config = FleetConfig::default();
+        let mut a = Alerts::open(&mut s, &config, 0).unwrap();
+        let (web0, web1) = (Uuid::new_v4(), Uuid::new_v4());
+        // dave logs in on web0 from home; his first password login from there on web1, and
+        // his sudo after it, are listed by nobody.
+        let home = login("2026-01-01T08:00:00Z", "web0", "dave", "198.51.7.9");
+        put(&mut s, web0, 1, &[home], 1);
+        let lines = [
+            edge_alert(
+                "2026-01-02T08:00:00Z",
+                "first_seen_source",
+                "dave",
+                "198.51.7.10",
+                21,
+                "4",
+            ),
+            edge_alert(
+                "2026-01-02T08:05:00Z",
+                "privilege_after_login",
+                "dave",
+                "198.51.7.10",
+                47,
+                "4,5",
+            ),
+        ];
+        put(&mut s, web1, 1, &lines, 2);
+        // carol's new network, then her sudo: one alert, raised to the sudo's severity.
+        let lines = [edge_alert(
+            "2026-01-02T09:00:00Z",
+            "first_seen_source",
+            "carol",
+            "203.0.113.4",
+            21,
+            "8",
+        )];
+        put(&mut s, web1, 2, &lines, 3);
+        a.after_commit(&mut s).unwrap();
+        a.idle_at(&mut s, 4).unwrap();
+        let sudo = edge_alert(
+            "2026-01-02T09:10:00Z",
+            "privilege_after_login",
+            "carol",
+            "203.0.113.4",
+            47,
+            "8,9",
+        );
+        put(&mut s, web1, 3, &[sudo], 5);
+        a.after_commit(&mut s).unwrap();
+        a.idle_at(&mut s, 6).unwrap();
+        let rows = all(&s);
+        assert_eq!(rows.len(), 1, "{rows:#?}");
+        assert_eq!(rows[0].severity, 47);
+        assert_eq!(rows[0].doc["event"]["severity"], 47);
+        assert_eq!(
+            rows[0].doc["message"],
+            "first_seen_source by carol. Then on web1: privilege_after_login by carol."
+        );
+        let medium = s
+            .alerts(&AlertFilter {
+                min_severity: Some(47),
+                limit: 10,
+                ..AlertFilter::default()
+            })
+            .unwrap();
+        assert_eq!(medium.len(), 1, "the stored severity is raised too");
     }
 
     #[test]

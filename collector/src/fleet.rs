@@ -117,6 +117,12 @@ pub struct FleetConfig {
     /// 7 days.
     #[serde(with = "humantime_serde")]
     pub fold_window: Duration,
+    /// A user's network (/16, /48) they logged in from on any host within this time (event
+    /// time) is not new for them anywhere in the fleet: an agent's `first_seen_source` alert
+    /// for it is not listed (its event stays stored; `crate::fold`); 0 remembers nothing.
+    /// Defaults to 30 days.
+    #[serde(with = "humantime_serde")]
+    pub network_memory: Duration,
 }
 
 impl Default for FleetConfig {
@@ -134,6 +140,7 @@ impl Default for FleetConfig {
             max_tracked: 10_000,
             max_known_logins: 100_000,
             fold_window: Duration::from_secs(7 * 86_400),
+            network_memory: Duration::from_secs(30 * 86_400),
         }
     }
 }

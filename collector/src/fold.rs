@@ -18,9 +18,28 @@
 //! - a second alert from a host the head already covers (the agent raised it again, e.g. after
 //!   losing its memory: listed, and it becomes the head).
 //!
-//! Only `first_seen_source` is folded. `first_sudo`, `privilege_after_login` and the account
-//! rules are about one host each (sudo on a second host is a second step of an attack, not the
-//! same fact); the failure rules already count per source and the fleet rules see across hosts.
+//! **A network the fleet knows is not new.** The fleet also remembers, per user and network,
+//! the hosts a successful login came from ([`Fold::login`], the last two hosts and when, for
+//! `[fleet] network-memory`, default [`NETWORK_MEMORY_US`]). A `first_seen_source` for a
+//! network the same user logged in from on *another* host within that memory is a fact the
+//! fleet already holds (their home network reached a host they had not used from home; a key
+//! login there, which the edge rule does not report, came first): [`Verdict::Known`], not
+//! listed, like a folded alert. This is the edge rule's own memory (it never raises a network
+//! it saw for the user on its host) applied across hosts.
+//!
+//! **A sudo is judged with the login it follows.** The alerts raised on one login are
+//! remembered by (agent, `event.sequence`) ([`LOGIN_RULES`] cite the login last). A
+//! `privilege_after_login` (which cites the login first) after a login whose only alerts were
+//! [`Verdict::Known`] is known too: the login was not suspicious after all. After a login whose
+//! only listed alert is a `first_seen_source`, it is **escalated** into that alert's incident:
+//! [`Verdict::Folded`] at the follow-on's severity, the head's `message` extended with
+//! "Then on HOST: ..." and the follow-ons in `authtrail.then` (one incident, told once, at its
+//! worst). After a login that raised another rule's alert it is listed as it comes.
+//!
+//! Only `first_seen_source` is folded across hosts. `first_sudo`, `sudo_refused` and the
+//! account rules are about one host each (a second host's sudo is a second step of an attack,
+//! not the same fact); the failure rules already count per source and the fleet rules see
+//! across hosts.
 //!
 //! **Deterministic under replay.** Alerts are offered in batch order with their position
 //! (batch id, row); an incident remembers the last position it absorbed, so replaying batches
@@ -31,6 +50,7 @@
 //! time) and [`MAX_FOLD_HOSTS`] hosts named per incident (beyond that only counted).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use agent_core::detect::same_net;
@@ -48,6 +68,34 @@ pub const FOLD_WINDOW_US: i64 = 7 * 24 * 3600 * 1_000_000;
 pub const MAX_FOLDS: usize = 10_000;
 /// Hosts named per incident at most (more are counted, not named).
 pub const MAX_FOLD_HOSTS: usize = 64;
+/// How long the fleet remembers a user's network from a successful login, by default
+/// (`[fleet] network-memory`): 30 days of event time. People work from home, the office and
+/// the odd café month after month; a network a user has not logged in from anywhere in the
+/// fleet for a month is news again.
+pub const NETWORK_MEMORY_US: i64 = 30 * 24 * 3600 * 1_000_000;
+/// (user, network) pairs remembered at most (when full the oldest eighth, by last login, is
+/// forgotten: those networks are new again).
+pub const MAX_NETWORKS: usize = 20_000;
+/// A remembered login's time is moved forward only when it gains this much (event time): the
+/// memory is for weeks, and a state that changes on every login would be saved with every
+/// batch.
+const NETWORK_REFRESH_US: i64 = 3600 * 1_000_000;
+/// Follow-on alerts named per incident at most (more are only escalated into it).
+pub const MAX_FOLLOW_ONS: usize = 16;
+/// Characters of a message an incident keeps.
+const MAX_MESSAGE_CHARS: usize = 1024;
+/// Logins whose edge alerts are remembered for their follow-ons (see [`LOGIN_RULES`]).
+pub const MAX_LOGIN_MARKS: usize = 4_096;
+/// Edge rules raised on a login, citing it last.
+const LOGIN_RULES: &[&str] = &[
+    "success_after_failures",
+    "first_seen_source",
+    "root_login",
+    "off_hours_login",
+    "new_account_login",
+];
+/// Edge rules that follow a login which alerted, citing it first: judged with that login.
+const FOLLOW_ON_RULES: &[&str] = &["privilege_after_login"];
 /// The edge rules whose repeats across hosts are one incident.
 pub const FOLDED_RULES: &[&str] = &["first_seen_source"];
 /// The saved state's version.
@@ -74,6 +122,10 @@ pub struct EdgeAlert<'a> {
     pub time_us: i64,
     /// `event.severity`.
     pub severity: i64,
+    /// `authtrail.evidence`: the `event.sequence` of the events it cites, in its order.
+    pub evidence: &'a [u64],
+    /// `message`.
+    pub message: Option<&'a str>,
 }
 
 /// What to do with an offered alert.
@@ -84,13 +136,40 @@ pub enum Verdict {
         /// `related.hosts` and `authtrail.folded` of the alerts it covers.
         overlay: Option<Value>,
     },
-    /// Do not list it: it is part of the alert `into`, whose document takes `overlay`.
+    /// Do not list it: it is part of the alert `into`, whose document takes `overlay` and
+    /// which is now listed at `severity`.
     Folded {
         /// The head's key.
         into: String,
-        /// The head's new `related.hosts` and `authtrail.folded`.
+        /// The head's new `related.hosts` and `authtrail.folded` (and, escalated,
+        /// `message`, `event.severity`, `authtrail.then`).
         overlay: Value,
+        /// The head's severity, raised by an escalated follow-on.
+        severity: i64,
     },
+    /// Do not list it: the fleet saw this user log in from this network on another host within
+    /// the network memory (see the module docs).
+    Known,
+}
+
+/// The last two distinct hosts (agents) a user logged in from one network, newest first, with
+/// the login's event time (µs).
+type Seen = Vec<(String, i64)>;
+
+/// What became of the edge alerts raised on one login.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct LoginMark {
+    /// One was [`Verdict::Known`].
+    known: bool,
+    /// One was listed or folded into a listed alert.
+    told: bool,
+    /// One of another rule than `first_seen_source` was listed.
+    other: bool,
+    /// The listed `first_seen_source` alert (incident head) one was, or was folded into.
+    #[serde(default)]
+    head: Option<String>,
+    /// The login's time (µs), for dropping the oldest.
+    time_us: i64,
 }
 
 /// One fact on several hosts: the head alert and what it covers.
@@ -108,11 +187,41 @@ struct Incident {
     last: (i64, i64),
     /// The latest event time covered.
     last_us: i64,
+    /// The head's `message`.
+    #[serde(default)]
+    message: String,
+    /// Follow-on alerts escalated into it (a sudo after one of its logins), at most
+    /// [`MAX_FOLLOW_ONS`] named.
+    #[serde(default)]
+    then: Vec<FollowOn>,
+    /// The highest severity of the follow-ons, named or not.
+    #[serde(default)]
+    then_severity: i64,
+}
+
+/// A follow-on alert (see [`FOLLOW_ON_RULES`]) escalated into an incident.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct FollowOn {
+    rule: String,
+    severity: i64,
+    host: String,
+    message: String,
+    time_us: i64,
 }
 
 impl Incident {
+    /// The severity it is listed at: the head's, or a follow-on's when higher.
+    fn listed_severity(&self) -> i64 {
+        self.severity.max(self.then_severity)
+    }
+
+    /// Something to add to the head's document: it covers more than itself.
+    fn has_overlay(&self) -> bool {
+        self.alerts > 1 || !self.then.is_empty()
+    }
+
     fn overlay(&self) -> Value {
-        json!({
+        let mut o = json!({
             "related": { "hosts": self.hosts.iter().map(|h| h.1.as_str()).collect::<Vec<_>>() },
             "authtrail": { "folded": {
                 "alerts": self.alerts,
@@ -120,7 +229,29 @@ impl Incident {
                 "agents": self.hosts.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
                 "last": crate::report::time(self.last_us),
             } },
-        })
+        });
+        if !self.then.is_empty() {
+            let mut message = self.message.clone();
+            for f in &self.then {
+                let _ = write!(message, " Then on {}: {}", f.host, f.message);
+            }
+            o["message"] = json!(message);
+            o["event"] = json!({ "severity": self.listed_severity() });
+            o["authtrail"]["then"] = self
+                .then
+                .iter()
+                .map(|f| {
+                    json!({
+                        "rule": f.rule,
+                        "severity": f.severity,
+                        "host": f.host,
+                        "message": f.message,
+                        "time": crate::report::time(f.time_us),
+                    })
+                })
+                .collect();
+        }
+        o
     }
 }
 
@@ -128,6 +259,11 @@ impl Incident {
 struct Saved {
     version: u32,
     incidents: BTreeMap<String, Vec<Incident>>,
+    /// Absent in states saved before the network memory: nothing remembered.
+    #[serde(default)]
+    networks: BTreeMap<String, Seen>,
+    #[serde(default)]
+    logins: BTreeMap<String, LoginMark>,
 }
 
 /// The incidents of the last window, per (rule, user).
@@ -138,19 +274,86 @@ pub struct Fold {
     /// `rule\0user` -> that user's incidents of that rule (one per network).
     incidents: BTreeMap<String, Vec<Incident>>,
     len: usize,
+    /// The network memory, µs (0: remembers nothing).
+    memory_us: i64,
+    /// `user\0network` -> the hosts that user logged in on from it ([`Fold::login`]).
+    networks: BTreeMap<String, Seen>,
+    /// `agent\0sequence` of a login -> what became of its alerts, for their follow-ons.
+    logins: BTreeMap<String, LoginMark>,
     /// Changed since [`Fold::save`].
     dirty: bool,
 }
 
+/// `user\0network`: the network as the edge rule's [`same_net`] cuts it (/16, /48).
+fn network_key(user: &str, ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            format!("{user}\0{}.{}", o[0], o[1])
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            format!("{user}\0{:x}:{:x}:{:x}", s[0], s[1], s[2])
+        }
+    }
+}
+
 impl Fold {
-    /// An empty fold over `window_us` of event time (0: nothing is folded).
-    pub fn new(window_us: i64) -> Fold {
+    /// An empty fold over `window_us` of event time (0: nothing is folded), remembering users'
+    /// networks for `memory_us` (0: nothing is remembered).
+    pub fn new(window_us: i64, memory_us: i64) -> Fold {
         Fold {
             window_us,
             incidents: BTreeMap::new(),
             len: 0,
+            memory_us,
+            networks: BTreeMap::new(),
+            logins: BTreeMap::new(),
             dirty: false,
         }
+    }
+
+    /// Records a successful login of `user` from `source` on `agent` at `time_us` (event time),
+    /// in the order the collector reads them.
+    pub fn login(&mut self, user: &str, source: IpAddr, agent: &str, time_us: i64) {
+        if self.memory_us <= 0 {
+            return;
+        }
+        let seen = self.networks.entry(network_key(user, source)).or_default();
+        match seen.iter().position(|(a, _)| a == agent) {
+            Some(i) => {
+                if time_us < seen[i].1 + NETWORK_REFRESH_US {
+                    return;
+                }
+                seen[i].1 = time_us;
+            }
+            None => seen.push((agent.to_owned(), time_us)),
+        }
+        seen.sort_by_key(|s| std::cmp::Reverse(s.1));
+        seen.truncate(2);
+        self.dirty = true;
+        if self.networks.len() > MAX_NETWORKS {
+            let mut times: Vec<i64> = self.networks.values().map(|s| s[0].1).collect();
+            times.sort_unstable();
+            let cut = times[self.networks.len() / 8];
+            self.networks.retain(|_, s| s[0].1 > cut);
+        }
+    }
+
+    /// Pairs (user, network) remembered.
+    pub fn networks(&self) -> usize {
+        self.networks.len()
+    }
+
+    /// True when `user` logged in from `source`'s network on a host other than `agent` within
+    /// the memory before (or at) `time_us`.
+    fn known_elsewhere(&self, user: &str, source: IpAddr, agent: &str, time_us: i64) -> bool {
+        self.networks
+            .get(&network_key(user, source))
+            .is_some_and(|seen| {
+                seen.iter()
+                    .any(|(a, t)| a != agent && *t <= time_us && time_us - *t <= self.memory_us)
+            })
     }
 
     /// Incidents held.
@@ -165,10 +368,100 @@ impl Fold {
 
     /// Offers an edge alert, in the order the collector reads them.
     pub fn offer(&mut self, a: &EdgeAlert<'_>) -> Verdict {
+        let login = |seq: Option<&u64>| seq.map(|s| format!("{}\0{s}", a.agent));
+        if FOLLOW_ON_RULES.contains(&a.rule) {
+            let mark = login(a.evidence.first()).and_then(|k| self.logins.get(&k));
+            // A successful sudo after a login whose only alerts the fleet found known is an
+            // ordinary sudo: the login was not suspicious after all.
+            if mark.is_some_and(|m| m.known && !m.told) {
+                return Verdict::Known;
+            }
+            // After a login whose only listed alert is a new network: one incident, told once,
+            // at the follow-on's severity.
+            if let Some(head) = mark.filter(|m| !m.other).and_then(|m| m.head.clone()) {
+                return self.escalate(&head, a);
+            }
+            return Verdict::Head { overlay: None };
+        }
+        let verdict = self.judge(a);
+        if LOGIN_RULES.contains(&a.rule)
+            && let Some(key) = login(a.evidence.last())
+        {
+            let mark = self.logins.entry(key).or_default();
+            let before = mark.clone();
+            mark.time_us = a.time_us;
+            match &verdict {
+                Verdict::Known => mark.known = true,
+                v => {
+                    mark.told = true;
+                    if a.rule != "first_seen_source" {
+                        mark.other = true;
+                    } else if let Verdict::Folded { into, .. } = v {
+                        mark.head = Some(into.clone());
+                    } else if self.window_us > 0 {
+                        mark.head = Some(a.key.to_owned());
+                    }
+                }
+            }
+            self.dirty |= *mark != before;
+            if self.logins.len() > MAX_LOGIN_MARKS {
+                let mut times: Vec<i64> = self.logins.values().map(|m| m.time_us).collect();
+                times.sort_unstable();
+                let cut = times[self.logins.len() / 8];
+                self.logins.retain(|_, m| m.time_us > cut);
+            }
+        }
+        verdict
+    }
+
+    /// Escalates follow-on `a` into the incident headed by `head` (listed as it comes when the
+    /// incident is gone).
+    fn escalate(&mut self, head: &str, a: &EdgeAlert<'_>) -> Verdict {
+        let Some(inc) = self
+            .incidents
+            .values_mut()
+            .flatten()
+            .find(|i| i.head == head)
+        else {
+            return Verdict::Head { overlay: None };
+        };
+        if a.pos > inc.last {
+            inc.last = a.pos;
+            if inc.then.len() < MAX_FOLLOW_ONS {
+                inc.then.push(FollowOn {
+                    rule: a.rule.to_owned(),
+                    severity: a.severity,
+                    host: a.hostname.unwrap_or(a.agent).to_owned(),
+                    message: a
+                        .message
+                        .unwrap_or("")
+                        .chars()
+                        .take(MAX_MESSAGE_CHARS)
+                        .collect(),
+                    time_us: a.time_us,
+                });
+            }
+            inc.then_severity = inc.then_severity.max(a.severity);
+            self.dirty = true;
+        }
+        Verdict::Folded {
+            into: inc.head.clone(),
+            overlay: inc.overlay(),
+            severity: inc.listed_severity(),
+        }
+    }
+
+    fn judge(&mut self, a: &EdgeAlert<'_>) -> Verdict {
         let (Some(user), Some(source)) = (a.user, a.source) else {
             return Verdict::Head { overlay: None };
         };
-        if !FOLDED_RULES.contains(&a.rule) || self.window_us <= 0 {
+        if !FOLDED_RULES.contains(&a.rule) {
+            return Verdict::Head { overlay: None };
+        }
+        if self.known_elsewhere(user, source, a.agent, a.time_us) {
+            return Verdict::Known;
+        }
+        if self.window_us <= 0 {
             return Verdict::Head { overlay: None };
         }
         let id = format!("{}\0{user}", a.rule);
@@ -176,7 +469,7 @@ impl Fold {
         if let Some(inc) = list.iter().find(|i| i.head == a.key) {
             // The head replayed.
             return Verdict::Head {
-                overlay: (inc.alerts > 1).then(|| inc.overlay()),
+                overlay: inc.has_overlay().then(|| inc.overlay()),
             };
         }
         let host = a.hostname.unwrap_or(a.agent);
@@ -190,6 +483,7 @@ impl Fold {
                 return Verdict::Folded {
                     into: inc.head.clone(),
                     overlay: inc.overlay(),
+                    severity: inc.listed_severity(),
                 };
             }
             let known = inc.hosts.iter().any(|h| h.0 == a.agent);
@@ -204,6 +498,7 @@ impl Fold {
                 return Verdict::Folded {
                     into: inc.head.clone(),
                     overlay: inc.overlay(),
+                    severity: inc.listed_severity(),
                 };
             }
         }
@@ -221,6 +516,14 @@ impl Fold {
             alerts: 1,
             last: a.pos,
             last_us: a.time_us,
+            message: a
+                .message
+                .unwrap_or("")
+                .chars()
+                .take(MAX_MESSAGE_CHARS)
+                .collect(),
+            then: Vec::new(),
+            then_severity: 0,
         });
         self.len += 1;
         self.dirty = true;
@@ -259,13 +562,15 @@ impl Fold {
         serde_json::to_vec(&Saved {
             version: STATE_VERSION,
             incidents: self.incidents.clone(),
+            networks: self.networks.clone(),
+            logins: self.logins.clone(),
         })
         .unwrap_or_default()
     }
 
     /// A fold from [`Fold::save`]'s bytes; `None` for another version or damaged bytes (the
     /// caller starts an empty fold: a repeat is then listed once more, nothing is lost).
-    pub fn restore(bytes: &[u8], window_us: i64) -> Option<Fold> {
+    pub fn restore(bytes: &[u8], window_us: i64, memory_us: i64) -> Option<Fold> {
         let saved: Saved = serde_json::from_slice(bytes).ok()?;
         if saved.version != STATE_VERSION {
             return None;
@@ -273,10 +578,15 @@ impl Fold {
         let mut incidents = saved.incidents;
         incidents.retain(|_, l| !l.is_empty());
         let len = incidents.values().map(Vec::len).sum();
+        let mut networks = saved.networks;
+        networks.retain(|_, s| !s.is_empty());
         let mut fold = Fold {
             window_us,
             incidents,
             len,
+            memory_us,
+            networks,
+            logins: saved.logins,
             dirty: false,
         };
         if fold.len > MAX_FOLDS {
@@ -313,6 +623,7 @@ mod tests {
         agent: &'static str,
         t: i64,
         sev: i64,
+        evidence: Vec<u64>,
     }
 
     fn a(n: i64, agent: &'static str, ip: &'static str, t: i64) -> A {
@@ -325,6 +636,7 @@ mod tests {
             agent,
             t,
             sev: 21,
+            evidence: vec![n as u64],
         }
     }
 
@@ -339,6 +651,8 @@ mod tests {
             hostname: Some(x.agent),
             time_us: x.t,
             severity: x.sev,
+            evidence: &x.evidence,
+            message: Some("a message"),
         })
     }
 
@@ -348,14 +662,14 @@ mod tests {
 
     #[test]
     fn the_same_new_network_on_another_host_within_the_window_is_folded() {
-        let mut f = Fold::new(FOLD_WINDOW_US);
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
         assert_eq!(
             offer(&mut f, &a(1, "web1", "198.51.7.9", 0)),
             Verdict::Head { overlay: None }
         );
         // Another address of the same /16, on another host, 23 h later: folded.
         let v = offer(&mut f, &a(2, "web2", "198.51.200.1", 23 * H));
-        let Verdict::Folded { into, overlay } = v else {
+        let Verdict::Folded { into, overlay, .. } = v else {
             panic!("{v:?}")
         };
         assert_eq!(into, "edge:1:0");
@@ -372,7 +686,7 @@ mod tests {
             json!(["web1", "web2", "web3"])
         );
         // IPv6: the same /48 folds, another /48 does not.
-        let mut f = Fold::new(FOLD_WINDOW_US);
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
         assert!(head(&offer(&mut f, &a(1, "web1", "2001:db8:1:1::1", 0))));
         assert!(!head(&offer(&mut f, &a(2, "web2", "2001:db8:1:ff::2", H))));
         assert!(head(&offer(&mut f, &a(3, "web3", "2001:db8:2::1", H))));
@@ -380,7 +694,7 @@ mod tests {
 
     #[test]
     fn another_fact_or_a_worse_one_is_never_folded() {
-        let mut f = Fold::new(FOLD_WINDOW_US);
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
         assert!(head(&offer(&mut f, &a(1, "web1", "198.51.7.9", 0))));
         // Another /16: a new fact.
         assert!(head(&offer(&mut f, &a(2, "web2", "198.52.7.9", H))));
@@ -405,15 +719,15 @@ mod tests {
         sudo2.rule = "first_sudo";
         assert!(head(&offer(&mut f, &sudo2)));
         // The same host again: listed (its agent raised it anew).
-        let mut f = Fold::new(FOLD_WINDOW_US);
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
         assert!(head(&offer(&mut f, &a(1, "web1", "198.51.7.9", 0))));
         assert!(head(&offer(&mut f, &a(2, "web1", "198.51.7.10", H))));
         // A window of 0 folds nothing.
-        let mut f = Fold::new(0);
+        let mut f = Fold::new(0, NETWORK_MEMORY_US);
         assert!(head(&offer(&mut f, &a(1, "web1", "198.51.7.9", 0))));
         assert!(head(&offer(&mut f, &a(2, "web2", "198.51.7.9", 0))));
         // A lower severity folds into a higher head.
-        let mut f = Fold::new(FOLD_WINDOW_US);
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
         let mut high = a(1, "web1", "198.51.7.9", 0);
         high.sev = 47;
         assert!(head(&offer(&mut f, &high)));
@@ -422,7 +736,7 @@ mod tests {
 
     #[test]
     fn a_replay_changes_nothing_and_a_restore_continues() {
-        let mut f = Fold::new(FOLD_WINDOW_US);
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
         let xs = [
             a(1, "web1", "198.51.7.9", 0),
             a(2, "web2", "198.51.7.9", H),
@@ -431,7 +745,7 @@ mod tests {
         let first: Vec<Verdict> = xs.iter().map(|x| offer(&mut f, x)).collect();
         let saved = f.save();
         assert!(!f.is_dirty());
-        let mut g = Fold::restore(&saved, FOLD_WINDOW_US).unwrap();
+        let mut g = Fold::restore(&saved, FOLD_WINDOW_US, NETWORK_MEMORY_US).unwrap();
         let again: Vec<Verdict> = xs.iter().map(|x| offer(&mut g, x)).collect();
         assert_eq!(
             again[0],
@@ -449,13 +763,20 @@ mod tests {
             panic!("{v:?}")
         };
         assert_eq!(overlay["authtrail"]["folded"]["alerts"], 4);
-        assert!(Fold::restore(b"{\"version\":99,\"incidents\":{}}", FOLD_WINDOW_US).is_none());
-        assert!(Fold::restore(b"junk", FOLD_WINDOW_US).is_none());
+        assert!(
+            Fold::restore(
+                b"{\"version\":99,\"incidents\":{}}",
+                FOLD_WINDOW_US,
+                NETWORK_MEMORY_US
+            )
+            .is_none()
+        );
+        assert!(Fold::restore(b"junk", FOLD_WINDOW_US, NETWORK_MEMORY_US).is_none());
     }
 
     #[test]
     fn a_flood_of_new_networks_keeps_the_table_bounded() {
-        let mut f = Fold::new(FOLD_WINDOW_US);
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
         let users: Vec<String> = (0..MAX_FOLDS + 500).map(|i| format!("u{i}")).collect();
         for (i, u) in users.iter().enumerate() {
             let key = format!("edge:{i}:0");
@@ -469,6 +790,8 @@ mod tests {
                 hostname: None,
                 time_us: i as i64,
                 severity: 21,
+                evidence: &[],
+                message: None,
             });
             assert!(f.len() <= MAX_FOLDS, "{}", f.len());
         }
@@ -480,7 +803,7 @@ mod tests {
         );
         assert!(!f.incidents.contains_key("first_seen_source\0u0"));
         // Hosts named per incident are bounded too; the count goes on.
-        let mut f = Fold::new(FOLD_WINDOW_US);
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
         let agents: Vec<String> = (0..MAX_FOLD_HOSTS + 10).map(|i| format!("h{i}")).collect();
         let mut last = None;
         for (i, ag) in agents.iter().enumerate() {
@@ -495,6 +818,8 @@ mod tests {
                 hostname: None,
                 time_us: 0,
                 severity: 21,
+                evidence: &[],
+                message: None,
             }));
         }
         let Some(Verdict::Folded { overlay, .. }) = last else {
@@ -511,6 +836,186 @@ mod tests {
             overlay["authtrail"]["folded"]["alerts"],
             (MAX_FOLD_HOSTS + 10) as u64
         );
+    }
+
+    #[test]
+    fn a_network_the_user_logged_in_from_on_another_host_is_known() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
+        // alice logs in on web1 from home (a key login: web1's agent raised nothing).
+        f.login("alice", ip("198.51.7.9"), "web1", 0);
+        assert_eq!(f.networks(), 1);
+        // Her first password login from that /16 on web2, a day later: the fleet knows it.
+        assert_eq!(
+            offer(&mut f, &a(1, "web2", "198.51.200.1", 24 * H)),
+            Verdict::Known
+        );
+        // Only another host's login counts: web1's own agent alerting (its memory lost) is
+        // listed.
+        assert!(head(&offer(&mut f, &a(2, "web1", "198.51.7.10", 25 * H))));
+        // Another user, another network: new.
+        let mut bob = a(3, "web2", "198.51.7.9", 25 * H);
+        bob.user = "bob";
+        assert!(head(&offer(&mut f, &bob)));
+        assert!(head(&offer(&mut f, &a(4, "web3", "203.0.113.1", 25 * H))));
+        // A login after the alert's time does not make it known.
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
+        f.login("alice", ip("198.51.7.9"), "web1", 2 * H);
+        assert!(head(&offer(&mut f, &a(1, "web2", "198.51.7.9", H))));
+        // Past the memory: new again; exactly at its edge: known.
+        let mut f = Fold::new(0, NETWORK_MEMORY_US);
+        f.login("alice", ip("2001:db8:1:1::1"), "web1", 0);
+        assert_eq!(
+            offer(&mut f, &a(1, "web2", "2001:db8:1:ff::2", NETWORK_MEMORY_US)),
+            Verdict::Known
+        );
+        assert!(head(&offer(
+            &mut f,
+            &a(2, "web3", "2001:db8:1::3", NETWORK_MEMORY_US + 1)
+        )));
+        // A memory of 0 remembers nothing.
+        let mut f = Fold::new(FOLD_WINDOW_US, 0);
+        f.login("alice", ip("198.51.7.9"), "web1", 0);
+        assert_eq!(f.networks(), 0);
+        assert!(head(&offer(&mut f, &a(1, "web2", "198.51.7.9", H))));
+        // Bounded: a flood of users' networks keeps at most MAX_NETWORKS, the newest kept.
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
+        for i in 0..MAX_NETWORKS + 100 {
+            f.login(&format!("u{i}"), ip("198.51.7.9"), "web1", i as i64);
+            assert!(f.networks() <= MAX_NETWORKS);
+        }
+        let mut last = a(1, "web2", "198.51.7.9", H);
+        last.user = "u20099";
+        assert_eq!(offer(&mut f, &last), Verdict::Known);
+        // Saved and restored with the fold.
+        let mut g = Fold::restore(&f.save(), FOLD_WINDOW_US, NETWORK_MEMORY_US).unwrap();
+        assert_eq!(g.networks(), f.networks());
+        last.key = "edge:2:0".to_owned();
+        last.pos = (2, 0);
+        assert_eq!(offer(&mut g, &last), Verdict::Known);
+    }
+
+    /// `rule` raised on the login with sequence `login` (and `then` for a follow-on).
+    fn on_login(n: i64, rule: &'static str, agent: &'static str, login: u64, then: u64) -> A {
+        let mut x = a(n, agent, "198.51.7.9", n * H);
+        x.rule = rule;
+        x.evidence = if rule == "privilege_after_login" {
+            vec![login, then]
+        } else {
+            vec![login]
+        };
+        if rule == "privilege_after_login" {
+            x.sev = 47;
+        }
+        x
+    }
+
+    #[test]
+    fn a_sudo_after_a_login_is_judged_with_that_login() {
+        // After a login the fleet found known: an ordinary sudo.
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
+        f.login("alice", "198.51.7.9".parse().unwrap(), "web1", 0);
+        assert_eq!(
+            offer(&mut f, &on_login(1, "first_seen_source", "web2", 10, 0)),
+            Verdict::Known
+        );
+        assert_eq!(
+            offer(
+                &mut f,
+                &on_login(2, "privilege_after_login", "web2", 10, 11)
+            ),
+            Verdict::Known
+        );
+        // The same sequence number on another host is another login: listed.
+        assert!(head(&offer(
+            &mut f,
+            &on_login(3, "privilege_after_login", "web3", 10, 11)
+        )));
+
+        // After a login whose only alert is a new network: escalated into that alert.
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
+        assert!(head(&offer(
+            &mut f,
+            &on_login(1, "first_seen_source", "web1", 10, 0)
+        )));
+        let v = offer(
+            &mut f,
+            &on_login(2, "privilege_after_login", "web1", 10, 12),
+        );
+        let Verdict::Folded {
+            into,
+            overlay,
+            severity,
+        } = v
+        else {
+            panic!("{v:?}")
+        };
+        assert_eq!((into.as_str(), severity), ("edge:1:0", 47));
+        assert_eq!(overlay["event"]["severity"], 47);
+        assert_eq!(overlay["message"], "a message Then on web1: a message");
+        assert_eq!(
+            overlay["authtrail"]["then"][0]["rule"],
+            "privilege_after_login"
+        );
+        // A repeat on another host folds into the escalated alert, which keeps its severity;
+        // a sudo after that login escalates the same alert.
+        let v = offer(&mut f, &on_login(3, "first_seen_source", "web2", 20, 0));
+        assert!(matches!(v, Verdict::Folded { severity: 47, .. }), "{v:?}");
+        let v = offer(
+            &mut f,
+            &on_login(4, "privilege_after_login", "web2", 20, 21),
+        );
+        let Verdict::Folded { into, overlay, .. } = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(into, "edge:1:0");
+        assert_eq!(overlay["authtrail"]["then"].as_array().unwrap().len(), 2);
+        // Replayed: nothing added twice.
+        let v = offer(
+            &mut f,
+            &on_login(4, "privilege_after_login", "web2", 20, 21),
+        );
+        let Verdict::Folded { overlay, .. } = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(overlay["authtrail"]["then"].as_array().unwrap().len(), 2);
+        // The head replayed carries the escalation.
+        let Verdict::Head { overlay: Some(o) } =
+            offer(&mut f, &on_login(1, "first_seen_source", "web1", 10, 0))
+        else {
+            panic!()
+        };
+        assert_eq!(o["event"]["severity"], 47);
+
+        // After a login that also raised another rule's alert: listed, as it comes.
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
+        assert!(head(&offer(
+            &mut f,
+            &on_login(1, "success_after_failures", "web1", 10, 0)
+        )));
+        assert!(head(&offer(
+            &mut f,
+            &on_login(2, "first_seen_source", "web1", 10, 0)
+        )));
+        assert!(head(&offer(
+            &mut f,
+            &on_login(3, "privilege_after_login", "web1", 10, 12)
+        )));
+        // After a login the fold knows nothing of: listed.
+        assert!(head(&offer(
+            &mut f,
+            &on_login(4, "privilege_after_login", "web1", 99, 100)
+        )));
+        // With folding off there is no incident to escalate into: listed.
+        let mut f = Fold::new(0, NETWORK_MEMORY_US);
+        assert!(head(&offer(
+            &mut f,
+            &on_login(1, "first_seen_source", "web1", 10, 0)
+        )));
+        assert!(head(&offer(
+            &mut f,
+            &on_login(2, "privilege_after_login", "web1", 10, 12)
+        )));
     }
 
     #[test]

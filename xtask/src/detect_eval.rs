@@ -66,8 +66,11 @@ pub(crate) struct Found {
 pub(crate) enum FoldRole {
     /// Listed; repeats may fold into it (its key).
     Head(String),
-    /// Not listed: folded into the head with this key.
-    Into(String),
+    /// Not listed: folded into the head with this key, which is now listed at this severity
+    /// (raised when a follow-on was escalated into it).
+    Into(String, u8),
+    /// Not listed: a network the fleet saw the user log in from on another host.
+    Known,
 }
 
 /// A set of detections fed the fleet's events in time order. The edge detector is one; the
@@ -93,14 +96,14 @@ struct Edge {
 }
 
 impl Edge {
-    fn new(hosts: &[String], config: DetectConfig, fold_window_us: i64) -> Edge {
+    fn new(hosts: &[String], config: DetectConfig, fold: (i64, i64)) -> Edge {
         Edge {
             detectors: hosts
                 .iter()
                 .map(|_| Box::new(Detector::new(config)))
                 .collect(),
             hosts: hosts.to_vec(),
-            fold: collector::fold::Fold::new(fold_window_us),
+            fold: collector::fold::Fold::new(fold.0, fold.1),
             offered: 0,
         }
     }
@@ -110,6 +113,12 @@ impl Detections for Edge {
     fn observe(&mut self, host: usize, seq: u64, ev: &LoginEvent<'_>) -> Vec<Found> {
         let user = ev.user.map(|u| u.to_string());
         let alerts = self.detectors[host].observe_seq(ev, seq);
+        if ev.action == agent_core::Action::AuthSuccess
+            && let (Some(u), Some(ip), Some(ts)) = (&user, ev.source_ip(), ev.timestamp)
+        {
+            self.fold
+                .login(u, ip, &self.hosts[host], ts.secs * 1_000_000);
+        }
         let mut out = Vec::with_capacity(alerts.len());
         for a in alerts.iter() {
             self.offered += 1;
@@ -125,10 +134,15 @@ impl Detections for Edge {
                 hostname: Some(&self.hosts[host]),
                 time_us: a.end.secs * 1_000_000,
                 severity: i64::from(a.severity),
+                evidence: a.cites(),
+                message: None,
             });
             let fold = match verdict {
-                collector::fold::Verdict::Folded { into, .. } => FoldRole::Into(into),
+                collector::fold::Verdict::Folded { into, severity, .. } => {
+                    FoldRole::Into(into, u8::try_from(severity).unwrap_or(u8::MAX))
+                }
                 collector::fold::Verdict::Head { .. } => FoldRole::Head(key),
+                collector::fold::Verdict::Known => FoldRole::Known,
             };
             out.push(Found {
                 rule: a.rule.as_str(),
@@ -182,9 +196,10 @@ fn collector_config() -> collector::fleet::FleetConfig {
     }
 }
 
-/// The collector's `[fleet] fold-window`, µs.
-fn fold_window(c: &collector::fleet::FleetConfig) -> i64 {
-    i64::try_from(c.fold_window.as_micros()).unwrap_or(i64::MAX)
+/// The collector's `[fleet] fold-window` and `network-memory`, µs.
+fn fold_window(c: &collector::fleet::FleetConfig) -> (i64, i64) {
+    let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    (micros(c.fold_window), micros(c.network_memory))
 }
 
 #[derive(Default)]
@@ -212,8 +227,9 @@ struct Score {
     false_examples: Vec<String>,
     /// (host, per-host sequence) -> index in the scenario's lines, to quote cited events.
     texts: BTreeMap<(usize, u64), usize>,
-    /// Listed edge alerts repeats may fold into: key -> about an attack.
-    heads: BTreeMap<String, bool>,
+    /// Listed edge alerts repeats may fold into: key -> (about an attack, rule, severity it
+    /// was counted at).
+    heads: BTreeMap<String, (bool, &'static str, u8)>,
     /// Edge alerts folded at the collector (not listed, not scored).
     folded: usize,
     /// Of those, alerts about an attack; and of these, folded into an alert about none.
@@ -301,18 +317,40 @@ fn tally(
         .chain(found.attacks.iter().copied())
         .collect();
     match &found.fold {
-        Some(FoldRole::Into(head)) => {
+        Some(FoldRole::Known) => {
             score.folded += 1;
             if !attacks.is_empty() {
                 score.folded_attack += 1;
-                if score.heads.get(head) == Some(&false) {
+            }
+            return;
+        }
+        Some(FoldRole::Into(head, listed)) => {
+            score.folded += 1;
+            let Some((about_attack, rule, counted)) = score.heads.get_mut(head) else {
+                return;
+            };
+            if !attacks.is_empty() {
+                score.folded_attack += 1;
+                if !*about_attack {
                     score.folded_attack_into_benign += 1;
                 }
+            }
+            // An escalated head is listed at its new severity: a false one counts at it.
+            if *listed > *counted {
+                if !*about_attack {
+                    let r = score.rules.entry(rule).or_default();
+                    r.false_medium += usize::from(*listed >= MEDIUM && *counted < MEDIUM);
+                    r.false_high += usize::from(*listed >= HIGH && *counted < HIGH);
+                }
+                *counted = *listed;
             }
             return;
         }
         Some(FoldRole::Head(key)) => {
-            score.heads.insert(key.clone(), !attacks.is_empty());
+            score.heads.insert(
+                key.clone(),
+                (!attacks.is_empty(), found.rule, found.severity),
+            );
         }
         None => {}
     }
@@ -453,7 +491,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             &s.hosts,
             fleet_config(args.opt_in, seed as u32),
             if args.no_fold {
-                0
+                (0, 0)
             } else {
                 fold_window(&collector_config())
             },
@@ -462,7 +500,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         let score = evaluate(&s, &mut [&mut edge, &mut fleet]);
         let (rates, detected) = report(seed, &s, &score, args.verbose);
 
-        ok &= detected && rates.medium < 2.0 && rates.high < 0.5;
+        ok &= detected && rates.all < 2.0 && rates.high < 0.5;
         rows.push((seed, rates, detected));
     }
     println!("\nseed      false/10k  med+ f/10k  high f/10k  every attack kind detected");
@@ -473,9 +511,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         );
     }
     println!(
-        "targets: every kind detected (each row above shows how many of its attacks were); false alerts of medium or high severity < 2 and of high \
-         severity < 0.5 per 10 000 benign login attempts (low-severity context, a user's new \
-         address or first sudo, is counted in false/10k but not held to the target)"
+        "targets: every kind detected (each row above shows how many of its attacks were); \
+         false alerts of any severity < 2 and of high severity < 0.5 per 10 000 benign login \
+         attempts"
     );
     if !ok {
         bail!("a target was missed");

@@ -337,8 +337,10 @@ pub(crate) fn build(seed: u64, days: i64, per_kind: usize) -> Scenario {
     let mut attacks = Vec::new();
     for kind in Kind::ALL {
         for _ in 0..per_kind {
-            // After the first three days (the detector's learning is one day).
-            let start = START + 3 * 86_400 + g.rng.range(0, (days - 4).max(1) * 86_400);
+            // After the first three days (the detector's learning is one day); a first login
+            // to a host after the collector's first-login learning (a week).
+            let after = if kind == Kind::FirstHostLogin { 8 } else { 3 };
+            let start = START + after * 86_400 + g.rng.range(0, (days - after - 1).max(1) * 86_400);
             let index = attacks.len();
             g.attack = Some(index);
             let host = inject(&mut g, kind, start, &people);
@@ -464,6 +466,20 @@ fn automation(g: &mut Gen, end: i64) {
             }
         }
     }
+}
+
+/// The hosts but the bastion `user` has not logged in on before `t`.
+fn unused_hosts(g: &Gen, user: &str, t: i64) -> Vec<usize> {
+    let needle = format!(" for {user} from ");
+    let used: Vec<usize> = g
+        .lines
+        .iter()
+        .filter(|l| l.t < t && l.text.contains("Accepted ") && l.text.contains(&needle))
+        .map(|l| l.host)
+        .collect();
+    (0..HOSTS.len())
+        .filter(|h| *h != BASTION && !used.contains(h))
+        .collect()
 }
 
 /// A person's logins: office hours mostly, from the office NAT, home, VPN, sometimes a phone or
@@ -817,12 +833,16 @@ fn inject(g: &mut Gen, kind: Kind, start: i64, people: &[Person]) -> usize {
             BASTION
         }
         Kind::FirstHostLogin => {
-            // One step, slowly, to a host the account never used.
-            let host = (0..HOSTS.len())
-                .filter(|h| !victim.hosts.contains(h) && *h != BASTION)
-                .nth(g.rng.below(3) as usize)
-                .unwrap_or(0);
-            g.accepted(host, start, &victim.name, JUMP, false);
+            // One step, slowly, to a host the account never logged in on (admins' rounds reach
+            // most hosts: the victim is the first person, from a random one on, who has one).
+            let first = g.rng.below(people.len() as u64) as usize;
+            let (name, hosts) = (0..people.len())
+                .map(|i| &people[(first + i) % people.len()])
+                .map(|p| (p.name.as_str(), unused_hosts(g, &p.name, start)))
+                .find(|(_, h)| !h.is_empty())
+                .unwrap_or((victim.name.as_str(), vec![0]));
+            let host = hosts[g.rng.below(hosts.len() as u64) as usize];
+            g.accepted(host, start, name, JUMP, false);
             host
         }
         Kind::FleetBruteForce => {
