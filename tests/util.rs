@@ -25,12 +25,12 @@ pub(crate) fn workspace_root() -> PathBuf {
 }
 
 /// The `authtrail` binary next to this test binary (`<target>/<profile>/authtrail`), built
-/// with `cargo build -p agent --bin authtrail` first.
+/// with `cargo build -p agent --bin authtrail` first unless it is fresh.
 ///
 /// A test crate cannot name another package's binary (`CARGO_BIN_EXE_*` covers only its own),
 /// so the binary is found through the test executable's own location, which also honours
-/// `CARGO_TARGET_DIR` and the profile. It is built on every run (a no-op when it is fresh) so a
-/// stale binary is never tested; set `AUTHTRAIL_BIN` to test a given binary instead.
+/// `CARGO_TARGET_DIR` and the profile. A stale binary is never tested (see [`workspace_bin`]);
+/// set `AUTHTRAIL_BIN` to test a given binary instead.
 pub(crate) fn authtrail_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -61,16 +61,29 @@ pub(crate) fn xtask_bin() -> PathBuf {
     BIN.get_or_init(|| workspace_bin("xtask", "xtask")).clone()
 }
 
-/// Builds `package`'s binary `bin` into this test binary's target dir and profile; its path.
+/// `package`'s binary `bin` in this test binary's target dir and profile: the one there when
+/// it is fresh ([`built_after_its_sources`]), else built with `cargo build -p package --bin
+/// bin` first.
+///
+/// A fresh binary is not built again because `cargo build -p package` resolves the features of
+/// shared dependencies for that package alone, unlike a workspace build (`cargo nextest run
+/// --workspace`, `cargo test --workspace`), which unifies them across every member and its
+/// dev-dependencies: it would compile the dependencies again and replace
+/// `<target>/<profile>/<bin>` in the middle of the run, under the other crates' tests that run
+/// it as `CARGO_BIN_EXE_<bin>` (and the next workspace build would replace it back).
 fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // <target>/<profile>/deps/e2e-HASH
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in <target>/<profile>/deps")
+        .to_path_buf();
+    let path = profile_dir.join(bin);
+    if built_after_its_sources(&path) {
+        return path;
+    }
     {
-        let exe = std::env::current_exe().expect("current_exe");
-        // <target>/<profile>/deps/e2e-HASH
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in <target>/<profile>/deps")
-            .to_path_buf();
         let target_dir = profile_dir.parent().expect("<target>/<profile>");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
@@ -94,10 +107,55 @@ fn workspace_bin(package: &str, bin: &str) -> PathBuf {
             .status()
             .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
         assert!(status.success(), "{cmd:?} failed: {status}");
-        let path = profile_dir.join(bin);
         assert!(path.is_file(), "{} was not built", path.display());
         path
     }
+}
+
+/// True when the binary `bin` is newer than every source file cargo's dep-info beside it
+/// (`<bin>.d`) lists and than the workspace's manifests, lock file and cargo config: what a
+/// build would make of today's tree, whichever feature resolution made it. False when the
+/// binary, its dep-info or a listed source is missing or unreadable (then it is built).
+fn built_after_its_sources(bin: &Path) -> bool {
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built) = modified(bin) else {
+        return false;
+    };
+    let Ok(dep_info) = fs::read_to_string(bin.with_extension("d")) else {
+        return false;
+    };
+    // `<bin>: <source> <source> ...`, a space in a path escaped with a backslash.
+    let Some((_, listed)) = dep_info.lines().next().and_then(|l| l.split_once(": ")) else {
+        return false;
+    };
+    let mut sources: Vec<PathBuf> = Vec::new();
+    let mut current = String::new();
+    let mut chars = listed.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ' ' if current.is_empty() => {}
+            ' ' => sources.push(PathBuf::from(std::mem::take(&mut current))),
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        sources.push(PathBuf::from(current));
+    }
+    let root = workspace_root();
+    let mut manifests: Vec<PathBuf> = ["Cargo.toml", "Cargo.lock", ".cargo/config.toml"]
+        .map(|f| root.join(f))
+        .into();
+    if let Ok(members) = fs::read_dir(&root) {
+        manifests.extend(members.flatten().map(|e| e.path().join("Cargo.toml")));
+    }
+    !sources.is_empty()
+        && sources
+            .iter()
+            .all(|p| modified(p).is_some_and(|t| t <= built))
+        && manifests
+            .iter()
+            .all(|p| modified(p).is_none_or(|t| t <= built))
 }
 
 /// Why the end-to-end tests that need root and real programs cannot run here, if they cannot.
@@ -742,4 +800,48 @@ pub(crate) fn rotate_rename_create(log: &Path, rotated: &Path) {
         .expect("create the new log");
     fs::set_permissions(log, fs::Permissions::from_mode(meta.mode() & 0o7777)).expect("chmod");
     std::os::unix::fs::chown(log, Some(meta.uid()), Some(meta.gid())).expect("chown");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binary_is_fresh_only_when_built_after_every_source_its_dep_info_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spaced, plain) = (dir.path().join("a b.rs"), dir.path().join("c.rs"));
+        let bin = dir.path().join("bin");
+        for f in [&spaced, &plain, &bin] {
+            fs::write(f, "").unwrap();
+        }
+        let at = |f: &Path, secs: u64| {
+            let t = std::time::SystemTime::now() - Duration::from_secs(secs);
+            File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        at(&spaced, 60);
+        at(&plain, 60);
+        // No dep-info: not known to be fresh.
+        assert!(!built_after_its_sources(&bin));
+        let escaped = spaced.display().to_string().replace(' ', "\\ ");
+        fs::write(
+            bin.with_extension("d"),
+            format!("{}: {escaped} {}\n", bin.display(), plain.display()),
+        )
+        .unwrap();
+        assert!(built_after_its_sources(&bin));
+        // A source edited after the build (the one whose name holds a space, too).
+        for source in [&plain, &spaced] {
+            fs::write(source, "// edited").unwrap();
+            assert!(!built_after_its_sources(&bin), "{}", source.display());
+            at(source, 60);
+        }
+        assert!(built_after_its_sources(&bin));
+        fs::remove_file(&plain).unwrap();
+        assert!(!built_after_its_sources(&bin), "a listed source is gone");
+    }
 }

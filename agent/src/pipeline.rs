@@ -563,6 +563,10 @@ pub(crate) struct Pipeline<C> {
     acked_persisted: Option<Instant>,
     /// The last look at the sink's acknowledgements.
     acked_checked: Option<Instant>,
+    /// When the pipeline was made: what [`Pipeline::next_commit`] answers for "due at once"
+    /// (a time already past for any caller, never a fresh `Instant::now()`, which would
+    /// always lie just after the caller's `now` and never come due).
+    started: Instant,
 }
 
 impl<C> std::fmt::Debug for Pipeline<C> {
@@ -604,6 +608,7 @@ impl<C: Positions> Pipeline<C> {
             acked_unpersisted: false,
             acked_persisted: None,
             acked_checked: None,
+            started: Instant::now(),
         }
     }
 
@@ -761,16 +766,15 @@ impl<C: Positions> Pipeline<C> {
             return Some(failed + COMMIT_RETRY);
         }
         if self.unpersisted && self.pending.is_empty() {
-            return Some(
-                self.last_commit
-                    .map_or_else(Instant::now, |t| t + COMMIT_RETRY),
-            );
+            return Some(self.last_commit.map_or(self.started, |t| t + COMMIT_RETRY));
         }
         let Some(first) = self.first_uncommitted else {
-            // Positions waiting for acknowledgements: look again once an interval.
+            // Positions waiting for acknowledgements: look again once an interval, at once if
+            // never looked yet (a restart that only sends again what was in flight before a
+            // crash commits nothing, so only this look persists its positions).
             return self.awaiting_acknowledgement().then(|| {
                 self.acked_checked
-                    .map_or_else(Instant::now, |t| t + self.sink.checkpoint_interval())
+                    .map_or(self.started, |t| t + self.sink.checkpoint_interval())
             });
         };
         if self.uncommitted_bytes >= COMMIT_BYTES {
@@ -1218,6 +1222,8 @@ mod tests {
         stopped: bool,
         /// The resume points handed to the sink before its commits.
         resumes: Vec<Vec<u8>>,
+        /// The sink's checkpoint interval (`None`: an hour).
+        interval: Option<Duration>,
     }
 
     type Shared = std::sync::Arc<std::sync::Mutex<World>>;
@@ -1261,7 +1267,11 @@ mod tests {
             })
         }
         fn checkpoint_interval(&self) -> Duration {
-            Duration::from_secs(3600)
+            self.0
+                .lock()
+                .unwrap()
+                .interval
+                .unwrap_or(Duration::from_secs(3600))
         }
         fn resume_point(&mut self, point: Vec<u8>) {
             self.0.lock().unwrap().resumes.push(point);
@@ -1466,6 +1476,76 @@ mod tests {
         world.lock().unwrap().acked = Some(20);
         assert_eq!(p.commit(), Commit::Done { persisted: true });
         assert_eq!(world.lock().unwrap().persisted.0, 20);
+    }
+
+    /// Drives `p` as the run loop does while no input comes, for `time`: commits when
+    /// [`Pipeline::next_commit`] says one is due, else sleeps until then. How often it woke.
+    fn idle(p: &mut Pipeline<FakeCheckpoints>, time: Duration) -> usize {
+        let end = Instant::now() + time;
+        let mut wakes = 0;
+        while Instant::now() < end {
+            wakes += 1;
+            p.commit_if_due(Instant::now(), false);
+            let until = p.next_commit(false).map_or(end, |due| due.min(end));
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        }
+        wakes
+    }
+
+    #[test]
+    fn with_a_memory_buffer_a_restart_with_nothing_to_read_persists_once_its_resent_batches_are_acknowledged()
+     {
+        // A restart after a crash: the sink sends again the batches noted in flight (up to
+        // mark 20), reading resumes after them, and the log holds nothing more. No commit
+        // ever happens in this process; the positions must still be persisted once the mark
+        // is acknowledged, without the run loop spinning meanwhile.
+        let world = Shared::default();
+        let mut p = memory_pipeline(&world, 0);
+        world.lock().unwrap().interval = Some(Duration::from_millis(100));
+        let key = chunk(1, &[]).stream;
+        p.await_resume(
+            SinkMark {
+                object: 1,
+                offset: 20,
+            },
+            ResumePoint {
+                version: RESUME_VERSION,
+                sequence: 20,
+                streams: vec![(key, Position::Offset(20), None)],
+            },
+        );
+        let wakes = idle(&mut p, Duration::from_millis(300));
+        assert_eq!(
+            world.lock().unwrap().persisted,
+            (0, None),
+            "not acknowledged yet"
+        );
+        assert!(
+            wakes <= 10,
+            "{wakes} wake-ups in 300 ms: the run loop spins"
+        );
+
+        // Acknowledged, but the checkpoint file cannot be written: retried, not spun on.
+        world.lock().unwrap().acked = Some(20);
+        world.lock().unwrap().fail_persists = true;
+        let wakes = idle(&mut p, Duration::from_millis(300));
+        assert_eq!(world.lock().unwrap().persisted, (0, None));
+        assert!(world.lock().unwrap().ops.contains(&Op::PersistFailed));
+        assert!(
+            wakes <= 10,
+            "{wakes} wake-ups in 300 ms: the run loop spins"
+        );
+
+        world.lock().unwrap().fail_persists = false;
+        let wakes = idle(&mut p, Duration::from_millis(1000));
+        let mark = SinkMark {
+            object: 1,
+            offset: 20,
+        };
+        assert_eq!(world.lock().unwrap().persisted, (20, Some(mark)));
+        assert!(wakes <= 30, "{wakes} wake-ups in 1 s: the run loop spins");
+        // Nothing waits any more: the run loop sleeps until input comes.
+        assert_eq!(p.next_commit(false), None);
     }
 
     #[test]
