@@ -1034,13 +1034,34 @@ pub fn encode(ndjson: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
 
 // ---- the decoder ----
 
-/// One piece of a parsed shape.
-#[derive(Clone, Copy, Debug)]
-enum Piece<'a> {
+/// One piece of a parsed shape (a document with its values cut out), in document order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Bytes kept in the shape as they are (keys, punctuation, white space, `true`, `false`,
+    /// `null`, and the quotes around string values).
     Lit(&'a [u8]),
+    /// A string value's contents (between quotes the literals hold), JSON-escaped.
     Str,
+    /// A number value, with its slot.
     Num(u8),
+    /// The top-level `message` string value's contents, JSON-escaped.
     Msg,
+}
+
+/// One decoded document, as [`decode_with`] shows it while rendering: where its values are
+/// in its rendering.
+#[derive(Clone, Copy, Debug)]
+pub struct Document<'a> {
+    /// The shape's number in the batch (shapes are numbered in first use, so the first
+    /// document of a shape has the number one past every earlier one's).
+    pub shape_id: usize,
+    /// The shape: literals and holes in document order.
+    pub shape: &'a [Piece<'a>],
+    /// The document as rendered, without its `\n`.
+    pub line: &'a [u8],
+    /// For each hole of the shape (each piece but the literals), in order: where its value
+    /// is in [`Document::line`], start and end (a string's contents without its quotes).
+    pub holes: &'a [(u32, u32)],
 }
 
 fn parse_shape(shape: &[u8]) -> Result<Vec<Piece<'_>>, DecodeError> {
@@ -1089,6 +1110,32 @@ pub fn decode(body: &[u8], max_output: usize, out: &mut Vec<u8>) -> Result<usize
     render(body, max_output, out, Check::Canonical)
 }
 
+/// Renders a body that [`decode`] has already accepted (one the caller checked and stored
+/// itself) into the same NDJSON, without checking again, choice by choice, that it is
+/// canonical: what it renders is then what [`decode`] renders, at a fraction of its cost.
+/// Every bound is checked as in [`decode`], and no input makes it panic; a body that is not
+/// canonical renders to what its values say instead of being refused.
+pub fn render_accepted(
+    body: &[u8],
+    max_output: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, DecodeError> {
+    render(body, max_output, out, Check::RenderOnly)
+}
+
+/// [`decode`], showing `visit` each document once it is rendered and checked, with where its
+/// values are ([`Document`]): so a reader can take the values it needs without parsing the
+/// rendering again. A document shown is not yet known to be part of a canonical body: only
+/// [`decode`]'s `Ok` says that the whole body is.
+pub fn decode_with(
+    body: &[u8],
+    max_output: usize,
+    out: &mut Vec<u8>,
+    visit: &mut dyn FnMut(Document<'_>),
+) -> Result<usize, DecodeError> {
+    render_visit(body, max_output, out, Check::Canonical, Some(visit))
+}
+
 /// The length of the NDJSON a compact body says it renders to ([`decode`] checks it), read
 /// from its first bytes: what a reader grants before rendering.
 pub fn rendered_len(body: &[u8]) -> Result<usize, DecodeError> {
@@ -1103,13 +1150,78 @@ pub fn rendered_len(body: &[u8]) -> Result<usize, DecodeError> {
     r.bounded(usize::MAX, "ndjson length")
 }
 
+/// The number of events a compact body says it holds ([`decode`] checks it), read from its
+/// first bytes.
+pub fn event_count(body: &[u8]) -> Result<usize, DecodeError> {
+    rendered_len(body)?;
+    let mut r = Reader { buf: body, pos: 4 };
+    r.bounded(MAX_EVENTS, "MAX_EVENTS")
+}
+
+/// What [`decode`] itself holds at once while it renders `body`, besides its output, at the
+/// most: the string table and its index by value (the canonical check), the shapes read into
+/// pieces and the set of them, the canonical check's tokens of a shape, and one message's
+/// tokens. Read from the body's tables, so that a reader can grant it before decoding.
+pub fn decode_bytes(body: &[u8]) -> Result<usize, DecodeError> {
+    use core::mem::size_of;
+    rendered_len(body)?;
+    let mut r = Reader { buf: body, pos: 4 };
+    r.bounded(MAX_EVENTS, "MAX_EVENTS")?;
+    r.bounded(usize::MAX, "ndjson length")?;
+    let n_strings = r.bounded(MAX_STRINGS, "MAX_STRINGS")?;
+    for _ in 0..n_strings {
+        r.block(MAX_STRING_BYTES, "MAX_STRING_BYTES")?;
+    }
+    let n_shapes = r.bounded(MAX_SHAPES, "MAX_SHAPES")?;
+    let (mut shape_bytes, mut largest_shape) = (0usize, 0usize);
+    for _ in 0..n_shapes {
+        let shape = r.block(MAX_SHAPE_BYTES, "MAX_SHAPE_BYTES")?;
+        shape_bytes += shape.len();
+        largest_shape = largest_shape.max(shape.len());
+    }
+    r.block(usize::MAX, "control block")?;
+    let messages = r.block(usize::MAX, "messages block")?;
+    let (mut longest, mut start) = (0, 0);
+    for end in memchr::memchr_iter(b'\n', messages) {
+        longest = longest.max(end - start);
+        start = end + 1;
+    }
+    // A hash table of `n` entries made with room for them: hashbrown's buckets, each an
+    // entry and a control byte, and a group of control bytes more.
+    let table = |n: usize, entry: usize| {
+        let buckets = if n < 4 {
+            4
+        } else {
+            (n.saturating_mul(8) / 7).next_power_of_two()
+        };
+        buckets.saturating_mul(entry + 1).saturating_add(16)
+    };
+    // A list grown by doubling holds up to twice its elements, and for a moment the old and
+    // the new block: three times.
+    let grown = |n: usize, element: usize| n.saturating_mul(element).saturating_mul(3);
+    let parts = [
+        grown(n_strings, size_of::<&[u8]>()),
+        table(n_strings, size_of::<(&[u8], u64)>()),
+        // The set of shapes grows as they are read: old and new table at once.
+        grown(n_shapes, size_of::<(Vec<Piece<'_>>, bool, usize)>()),
+        table(n_shapes, size_of::<&[u8]>()).saturating_mul(2),
+        // A piece takes at least one byte of its shape.
+        grown(shape_bytes + n_shapes, size_of::<Piece<'_>>()),
+        grown(largest_shape + 1, 1 + size_of::<Tok>()),
+        grown(largest_shape + 1, size_of::<(u32, u32)>()),
+        // A token takes at least one byte and is followed by another that is not one.
+        grown(longest / 2 + 1, size_of::<(u32, u32)>()),
+    ];
+    Ok(parts.iter().fold(0, |a, &b| a.saturating_add(b)))
+}
+
 /// Whether [`render`] checks, value by value, that each choice the body makes is the one the
 /// encoder makes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Check {
     Canonical,
-    /// Only what rendering needs (the tests' oracle: render, encode again, compare).
-    #[cfg(test)]
+    /// Only what rendering needs ([`render_accepted`]; the tests' oracle: render, encode
+    /// again, compare).
     RenderOnly,
 }
 
@@ -1219,6 +1331,17 @@ fn render(
     out: &mut Vec<u8>,
     check: Check,
 ) -> Result<usize, DecodeError> {
+    render_visit(body, max_output, out, check, None)
+}
+
+/// [`render`], showing `visit` each document ([`decode_with`]).
+fn render_visit(
+    body: &[u8],
+    max_output: usize,
+    out: &mut Vec<u8>,
+    check: Check,
+    mut visit: Option<&mut dyn FnMut(Document<'_>)>,
+) -> Result<usize, DecodeError> {
     let canonical = check == Check::Canonical;
     let not_canonical = DecodeError::NotCanonical;
     let start = out.len();
@@ -1304,7 +1427,12 @@ fn render(
     };
     let mut predict = Predict::new();
     let mut spans = Vec::new();
+    // Where each hole's value is in the current document, for `visit`.
+    let mut holes_at: Vec<(u32, u32)> = Vec::new();
+    let watch = visit.is_some();
     for _ in 0..events {
+        let doc_start = out.len();
+        holes_at.clear();
         let shape_id = c.varint()?;
         let (shape, has_message, holes) = usize::try_from(shape_id)
             .ok()
@@ -1365,6 +1493,7 @@ fn render(
             Ok((s, off, least))
         };
         for piece in shape {
+            let at = out.len();
             match *piece {
                 Piece::Lit(s) => push(out, s)?,
                 Piece::Msg => {
@@ -1372,7 +1501,6 @@ fn render(
                 }
                 Piece::Str => {
                     let h = c.varint()?;
-                    let at = out.len();
                     // Whether the encoder's earlier rules (in its order: the table, a token,
                     // bytes of the line, a prefix, a time) would have taken the value instead.
                     let ok = match h & 7 {
@@ -1524,11 +1652,28 @@ fn render(
                     }
                 }
             }
+            if watch && !matches!(piece, Piece::Lit(_)) {
+                // A document is at most `ndjson_len` bytes, checked to fit `u32` below.
+                holes_at.push(((at - doc_start) as u32, (out.len() - doc_start) as u32));
+            }
         }
         if *has_message {
             m.bytes(message.len() + 1)?;
         }
         predict.message_len = message.len() as u64;
+        if let Some(visit) = visit.as_mut() {
+            if out.len() - doc_start > u32::MAX as usize {
+                return Err(DecodeError::TooLarge {
+                    what: "document length",
+                });
+            }
+            visit(Document {
+                shape_id: shape_id as usize,
+                shape,
+                line: &out[doc_start..],
+                holes: &holes_at,
+            });
+        }
         push(out, b"\n")?;
     }
     if !c.is_empty() || !m.is_empty() {

@@ -8,10 +8,11 @@ use std::hint::black_box;
 
 use agent_core::ecs::{Envelope, write_event};
 use agent_core::syslog::Context;
+use agent_core::wire::Body;
 use agent_core::{Parsed, Text, Timestamp, parse_line};
 use collector::alerts::{Alerts, AlertsThread};
 use collector::fleet::FleetConfig;
-use collector::ingest::{Encoding, decode};
+use collector::ingest::{Encoding, decode, decode_as};
 use collector::store::Store;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -78,6 +79,47 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for body in &bodies {
                 black_box(decode(Encoding::Zstd, body.clone(), 64 << 20, None).expect("decodes"));
+            }
+        })
+    });
+    // The same batches as compact bodies (`agent_core::batch`), as an authtrail agent sends
+    // them: the whole decode, and its parts (zstd, the compact decoding alone).
+    let compact: Vec<Vec<u8>> = bodies
+        .iter()
+        .map(|body| {
+            let ndjson = zstd::bulk::decompress(body, 64 << 20).expect("zstd");
+            let mut out = Vec::new();
+            agent_core::batch::encode(&ndjson, &mut out).expect("encodes");
+            zstd::bulk::compress(&out, 1).expect("zstd")
+        })
+        .collect();
+    group.bench_function("compact_zstd_decompress", |b| {
+        b.iter(|| {
+            for body in &compact {
+                black_box(zstd::bulk::decompress(body, 64 << 20).expect("zstd"));
+            }
+        })
+    });
+    let raw_compact: Vec<Vec<u8>> = compact
+        .iter()
+        .map(|b| zstd::bulk::decompress(b, 64 << 20).expect("zstd"))
+        .collect();
+    group.bench_function("compact_render", |b| {
+        b.iter(|| {
+            for body in &raw_compact {
+                let mut out = Vec::new();
+                black_box(agent_core::batch::decode(body, 64 << 20, &mut out).expect("decodes"));
+                black_box(out);
+            }
+        })
+    });
+    group.bench_function("compact_decode", |b| {
+        b.iter(|| {
+            for body in &compact {
+                black_box(
+                    decode_as(Encoding::Zstd, Body::Compact, body.clone(), 64 << 20, None)
+                        .expect("decodes"),
+                );
             }
         })
     });

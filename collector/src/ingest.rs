@@ -244,52 +244,24 @@ pub fn decode_body_within(
     agent: Option<Uuid>,
     memory: &mut dyn Reserve,
 ) -> Result<Batch, DecodeError> {
-    let compact = decompress_within(encoding, &body, max, memory)?;
-    let (raw, compact) = match kind {
-        Body::Ndjson => (compact, None),
+    let raw = decompress_within(encoding, &body, max, memory)?;
+    let mut batch = match kind {
+        Body::Ndjson => parse_ndjson_granted(&raw, agent, memory)?,
         Body::Compact => {
-            let len = agent_core::batch::rendered_len(&compact).map_err(DecodeError::Compact)?;
+            let len = agent_core::batch::rendered_len(&raw).map_err(DecodeError::Compact)?;
             if len as u64 > max {
                 return Err(DecodeError::TooLarge { limit: max });
             }
             reserve(memory, len as u64)?;
             let mut ndjson = Vec::with_capacity(len);
-            agent_core::batch::decode(&compact, len, &mut ndjson).map_err(DecodeError::Compact)?;
-            (ndjson, Some(compact))
+            let batch = parse_compact_within(&raw, len, &mut ndjson, agent, memory)?;
+            memory.release(ndjson.capacity() as u64);
+            batch
         }
     };
-    // Decoding holds the rows (room for one event a line, granted here but never more than
-    // the body's size; their strings and encoding, and any growth, granted as they grow) and
-    // a few copies of the longest line (serde's scratch buffer and its growth, the owned
-    // value): granted as four times the longest line. A body that could never be granted
-    // that much is refused as too large (413: the agent splits it), not left to retry for ever.
-    let (longest, lines) = line_stats(&raw);
-    let lines = lines.min(raw.len() / crate::rows::Builder::room_bytes(1) as usize);
-    let scratch = (longest as u64).saturating_mul(PARSE_COPIES_PER_LINE);
-    let bound = crate::rows::Builder::room_bytes(lines).saturating_add(scratch);
-    if !memory.grow(bound) {
-        return Err(if memory.could_ever_grow(bound) {
-            DecodeError::Busy { wanted: bound }
-        } else {
-            DecodeError::LineTooLong {
-                bytes: longest as u64,
-            }
-        });
-    }
-    let mut batch =
-        parse_ndjson_within(&raw, agent, crate::rows::Builder::with_room(lines), memory)?;
     batch.digest = digest(&body);
     batch.format = kind;
-    memory.release(scratch);
     // What is stored: the body as it came (the compact one, or NDJSON).
-    let raw = match compact {
-        Some(compact) => {
-            memory.release(raw.capacity() as u64);
-            drop(raw);
-            compact
-        }
-        None => raw,
-    };
     if batch.event_count > 0 {
         batch.body = match encoding {
             Encoding::Zstd => body,
@@ -306,6 +278,35 @@ pub fn decode_body_within(
             }
         };
     }
+    Ok(batch)
+}
+
+/// [`parse_ndjson_within`] of a decompressed NDJSON body, granted first what decoding holds:
+/// the rows (room for one event a line, but never more than the body's size; their strings
+/// and encoding, and any growth, granted as they grow) and a few copies of the longest line
+/// (serde's scratch buffer and its growth, the owned value), as four times the longest line,
+/// given back before it returns. A body that could never be granted that much is refused as
+/// too large (413: the agent splits it), not left to retry for ever.
+fn parse_ndjson_granted(
+    raw: &[u8],
+    agent: Option<Uuid>,
+    memory: &mut dyn Reserve,
+) -> Result<Batch, DecodeError> {
+    let (longest, lines) = line_stats(raw);
+    let lines = lines.min(raw.len() / crate::rows::Builder::room_bytes(1) as usize);
+    let scratch = (longest as u64).saturating_mul(PARSE_COPIES_PER_LINE);
+    let bound = crate::rows::Builder::room_bytes(lines).saturating_add(scratch);
+    if !memory.grow(bound) {
+        return Err(if memory.could_ever_grow(bound) {
+            DecodeError::Busy { wanted: bound }
+        } else {
+            DecodeError::LineTooLong {
+                bytes: longest as u64,
+            }
+        });
+    }
+    let batch = parse_ndjson_within(raw, agent, crate::rows::Builder::with_room(lines), memory)?;
+    memory.release(scratch);
     Ok(batch)
 }
 
@@ -529,12 +530,14 @@ pub(crate) fn parse_ndjson(body: &[u8], agent: Option<Uuid>) -> Batch {
 fn parse_ndjson_within(
     body: &[u8],
     agent: Option<Uuid>,
-    mut rows: crate::rows::Builder,
+    rows: crate::rows::Builder,
     memory: &mut dyn Reserve,
 ) -> Result<Batch, DecodeError> {
-    use agent_core::wire::{self, EventFields};
-
-    let mut batch = Batch::default();
+    let mut lines = Lines {
+        batch: Batch::default(),
+        rows,
+        agent,
+    };
     // One set of fields for every line; each line's strings borrow from `body` where they
     // have no escapes.
     let mut fields = Fields::default();
@@ -544,26 +547,47 @@ fn parse_ndjson_within(
         let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
         next = end + 1;
         line += 1;
-        let raw = &body[start..end];
+        lines.parse(line, start, &body[start..end], &mut fields, memory)?;
+    }
+    lines.finish(memory)
+}
+
+/// A batch being read line by line into rows: what [`parse_ndjson_within`] and
+/// [`parse_compact_within`] share, so both bodies' lines meet the same checks, with the same
+/// messages, into the same rows.
+struct Lines {
+    batch: Batch,
+    rows: crate::rows::Builder,
+    /// The authenticated identity.
+    agent: Option<Uuid>,
+}
+
+impl Lines {
+    /// Reads line number `line` (`raw`, without its `\n`, at `start` in the body) with serde.
+    fn parse<'de>(
+        &mut self,
+        line: usize,
+        start: usize,
+        raw: &'de [u8],
+        fields: &mut Fields<'de>,
+        memory: &mut dyn Reserve,
+    ) -> Result<(), DecodeError> {
         // Records the line as rejected and goes on with the next one.
-        macro_rules! reject {
-            ($reason:expr) => {{
-                batch.reject(line, $reason);
-                continue;
-            }};
-        }
         macro_rules! ok_or_reject {
             ($result:expr) => {
                 match $result {
                     Ok(v) => v,
-                    Err(reason) => reject!(reason),
+                    Err(reason) => {
+                        self.batch.reject(line, reason);
+                        return Ok(());
+                    }
                 }
             };
         }
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let trimmed = raw.trim_ascii();
         if trimmed.is_empty() {
-            continue;
+            return Ok(());
         }
         let lead = raw.len() - raw.trim_ascii_start().len();
         let span = start + lead..start + lead + trimmed.len();
@@ -575,34 +599,69 @@ fn parse_ndjson_within(
         // the offending value) cannot arise; what is left are syntax errors, which do not.
         let mut de = serde_json::Deserializer::from_str(text);
         let parsed = ok_or_reject!(
-            LineSeed {
-                fields: &mut fields,
-            }
-            .deserialize(&mut de)
-            .and_then(|found| de.end().map(|()| found))
-            .map_err(|e| e.to_string())
+            LineSeed { fields }
+                .deserialize(&mut de)
+                .and_then(|found| de.end().map(|()| found))
+                .map_err(|e| e.to_string())
         );
         if let Some(found) = parsed {
-            reject!(format!("expected a JSON object, found {found}"));
+            self.batch
+                .reject(line, format!("expected a JSON object, found {found}"));
+            return Ok(());
         }
-        let f = &mut fields;
+        // Cut at ASCII white space, so on character boundaries.
+        self.accept(
+            line,
+            &text[lead..lead + trimmed.len()],
+            span,
+            fields,
+            memory,
+        )
+    }
+
+    /// Checks line number `line` whose fields are read (`doc`: the line, trimmed, at `span`
+    /// in the body) and adds its row, or its state document, or its rejection.
+    fn accept(
+        &mut self,
+        line: usize,
+        doc: &str,
+        span: Range<usize>,
+        f: &mut Fields<'_>,
+        memory: &mut dyn Reserve,
+    ) -> Result<(), DecodeError> {
+        use agent_core::wire::{self, EventFields};
+
+        // Records the line as rejected and goes on with the next one.
+        macro_rules! reject {
+            ($reason:expr) => {{
+                self.batch.reject(line, $reason);
+                return Ok(());
+            }};
+        }
+        macro_rules! ok_or_reject {
+            ($result:expr) => {
+                match $result {
+                    Ok(v) => v,
+                    Err(reason) => reject!(reason),
+                }
+            };
+        }
         let claimed = ok_or_reject!(f.agent_id.take_string(wire::AGENT_ID.0));
-        if let (Some(agent), Some(claimed)) = (agent, claimed.as_deref())
+        if let (Some(agent), Some(claimed)) = (self.agent, claimed.as_deref())
             && Uuid::try_parse(claimed).ok() != Some(agent)
         {
-            batch.forged += 1;
+            self.batch.forged += 1;
             reject!(format!(
                 "`agent.id` names another agent than the authenticated one ({agent})"
             ));
         }
         if ok_or_reject!(f.event_kind.string(wire::EVENT_KIND.0)) == Some(wire::KIND_STATE) {
-            batch.state = Some(HostState {
+            self.batch.state = Some(HostState {
                 hostname: ok_or_reject!(f.host_name.take_string(wire::HOST_NAME.0))
                     .map(Cow::into_owned),
-                // Cut at ASCII white space, so on character boundaries.
-                doc: text[lead..lead + trimmed.len()].to_owned(),
+                doc: doc.to_owned(),
             });
-            continue;
+            return Ok(());
         }
         let timestamp_us = match ok_or_reject!(f.timestamp.take_string(wire::TIMESTAMP.0)) {
             None => None,
@@ -651,33 +710,317 @@ fn parse_ndjson_within(
             .check()
             .map_err(|v| v.to_string())
         );
-        rows.push_within(
-            &crate::rows::EventRef {
-                // Checked just above: present.
-                timestamp_us: timestamp_us.unwrap_or_default(),
-                host: host.as_deref(),
-                kind: kind.as_deref(),
-                action: action.as_deref(),
-                outcome: outcome.as_deref(),
-                user: user.as_deref(),
-                target_user: target_user.as_deref(),
-                source_ip: source_ip.as_deref(),
-                source_port,
-                process: process.as_deref(),
-                method: method.as_deref(),
-                line: span,
-            },
-            memory,
-        )
-        .map_err(|wanted| DecodeError::Busy { wanted })?;
+        self.rows
+            .push_within(
+                &crate::rows::EventRef {
+                    // Checked just above: present.
+                    timestamp_us: timestamp_us.unwrap_or_default(),
+                    host: host.as_deref(),
+                    kind: kind.as_deref(),
+                    action: action.as_deref(),
+                    outcome: outcome.as_deref(),
+                    user: user.as_deref(),
+                    target_user: target_user.as_deref(),
+                    source_ip: source_ip.as_deref(),
+                    source_port,
+                    process: process.as_deref(),
+                    method: method.as_deref(),
+                    line: span,
+                },
+                memory,
+            )
+            .map_err(|wanted| DecodeError::Busy { wanted })
     }
-    batch.event_count = rows.len();
-    batch.last_host = rows.last_host().map(str::to_owned);
-    batch.column_values = rows.values();
-    batch.rows = rows
-        .finish_within(memory)
-        .map_err(|wanted| DecodeError::Busy { wanted })?;
-    Ok(batch)
+
+    /// The batch, its rows encoded.
+    fn finish(self, memory: &mut dyn Reserve) -> Result<Batch, DecodeError> {
+        let Lines {
+            mut batch, rows, ..
+        } = self;
+        batch.event_count = rows.len();
+        batch.last_host = rows.last_host().map(str::to_owned);
+        batch.column_values = rows.values();
+        batch.rows = rows
+            .finish_within(memory)
+            .map_err(|wanted| DecodeError::Busy { wanted })?;
+        Ok(batch)
+    }
+}
+
+/// Renders a compact body into `ndjson` (granted by the caller) and reads its documents into
+/// a [`Batch`] as [`parse_ndjson_within`] reads the rendering, with the same rows,
+/// rejections (line and reason), forged count, state document and last host, but without
+/// parsing each line again: each shape is read once ([`Template`]), and a document's fields
+/// are its values at the holes the template names. A document the template cannot vouch for
+/// (its shape is not a JSON object serde reads, or a value holds an escape, a number that
+/// is not a plain unsigned integer, or invalid UTF-8) is read with serde, as an NDJSON line.
+/// Granted: the rows, room for one event per document (at most the rendering's size), what
+/// the decoder holds ([`agent_core::batch::decode_bytes`]), the templates, and serde's
+/// scratch (four times the line) around each line read with serde.
+fn parse_compact_within(
+    compact: &[u8],
+    len: usize,
+    ndjson: &mut Vec<u8>,
+    agent: Option<Uuid>,
+    memory: &mut dyn Reserve,
+) -> Result<Batch, DecodeError> {
+    let events = agent_core::batch::event_count(compact).map_err(DecodeError::Compact)?;
+    let room = events.min(len / crate::rows::Builder::room_bytes(1) as usize);
+    reserve(memory, crate::rows::Builder::room_bytes(room))?;
+    // What the decoder holds of its own while it renders.
+    let decoding = agent_core::batch::decode_bytes(compact).map_err(DecodeError::Compact)? as u64;
+    reserve(memory, decoding)?;
+    let mut lines = Lines {
+        batch: Batch::default(),
+        rows: crate::rows::Builder::with_room(room),
+        agent,
+    };
+    let mut templates: Vec<Option<Template>> = Vec::new();
+    let mut templates_granted = 0;
+    let (mut line, mut start) = (0, 0);
+    // The first error of reading the documents: they are not read further, but the body is,
+    // so a body that is not canonical is refused as such whatever its documents.
+    let mut failed: Option<DecodeError> = None;
+    let mut visit = |doc: agent_core::batch::Document<'_>| {
+        line += 1;
+        let at = start;
+        start += doc.line.len() + 1;
+        if failed.is_some() {
+            return;
+        }
+        if doc.shape_id == templates.len() {
+            // The template and its share of the list's growth, granted before they are made.
+            let cost = Template::bytes(doc.holes.len());
+            if let Err(e) = reserve(memory, cost) {
+                failed = Some(e);
+                return;
+            }
+            templates_granted += cost;
+            templates.push(Template::of(doc.shape));
+        }
+        let template = templates.get(doc.shape_id).and_then(Option::as_ref);
+        let read = match template.and_then(|t| t.fields(doc.line, doc.holes)) {
+            Some((text, mut fields)) => {
+                let trimmed = text.trim_ascii();
+                let lead = text.len() - text.trim_ascii_start().len();
+                let span = at + lead..at + lead + trimmed.len();
+                lines.accept(line, trimmed, span, &mut fields, memory)
+            }
+            None => {
+                let scratch = (doc.line.len() as u64).saturating_mul(PARSE_COPIES_PER_LINE);
+                if !memory.grow(scratch) {
+                    failed = Some(if memory.could_ever_grow(scratch) {
+                        DecodeError::Busy { wanted: scratch }
+                    } else {
+                        DecodeError::LineTooLong {
+                            bytes: doc.line.len() as u64,
+                        }
+                    });
+                    return;
+                }
+                let read = lines.parse(line, at, doc.line, &mut Fields::default(), memory);
+                memory.release(scratch);
+                read
+            }
+        };
+        if let Err(e) = read {
+            failed = Some(e);
+        }
+    };
+    agent_core::batch::decode_with(compact, len, ndjson, &mut visit)
+        .map_err(DecodeError::Compact)?;
+    memory.release(decoding);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    drop(templates);
+    memory.release(templates_granted);
+    lines.finish(memory)
+}
+
+/// What a shape's documents hold at each path the store reads, found once per shape by
+/// reading with serde the shape with its holes numbered (the string holes' contents and the
+/// numbers are each hole's index): a member that is a string or a number is a hole (the
+/// compact body cuts every string and number out), anything else is the same in every
+/// document of the shape. The structure serde reads does not depend on the values when each
+/// string value is plain (no escape) and each number a plain unsigned integer: so for such a
+/// document, its fields are the template's with the holes' values.
+#[derive(Debug)]
+struct Template {
+    /// Per field of [`Fields`] (in [`Template::FIELDS`]' order), where its value is.
+    fields: [At; 12],
+    /// The holes that are numbers: each must be a plain unsigned integer.
+    numbers: Vec<usize>,
+    /// The string holes no field reads: an escape in them must be one serde reads the same
+    /// whether it keeps the string or skips it (not `\u`).
+    unread: Vec<usize>,
+}
+
+/// Where a field's value is in a shape's documents.
+#[derive(Debug, Clone, Copy)]
+enum At {
+    Absent,
+    Null,
+    /// Not a string or a number, in every document: [`Probe::Other`].
+    Other(&'static str),
+    /// The contents of string hole `n`.
+    Str(usize),
+    /// Number hole `n`.
+    Num(usize),
+}
+
+impl Template {
+    /// The fields of [`Fields`], in the order of [`Template::fields`].
+    const FIELDS: [FieldOf; 12] = [
+        |f| &mut f.timestamp,
+        |f| &mut f.event_kind,
+        |f| &mut f.event_action,
+        |f| &mut f.event_outcome,
+        |f| &mut f.host_name,
+        |f| &mut f.user_name,
+        |f| &mut f.target_name,
+        |f| &mut f.source_ip,
+        |f| &mut f.source_port,
+        |f| &mut f.process_name,
+        |f| &mut f.method,
+        |f| &mut f.agent_id,
+    ];
+
+    /// What a template of a shape with `holes` holes holds at the most (its lists of holes,
+    /// grown by doubling), with its share of the list of templates (whose growth holds old
+    /// and new block at once).
+    fn bytes(holes: usize) -> u64 {
+        (3 * std::mem::size_of::<Option<Template>>() + 2 * holes * std::mem::size_of::<usize>())
+            as u64
+    }
+
+    /// The template of `shape`, or `None` when its documents must each be read with serde.
+    fn of(shape: &[agent_core::batch::Piece<'_>]) -> Option<Template> {
+        use agent_core::batch::Piece;
+        let mut doc = Vec::new();
+        let mut kinds = Vec::new();
+        let mut numbers = Vec::new();
+        for piece in shape {
+            match *piece {
+                Piece::Lit(s) => doc.extend_from_slice(s),
+                Piece::Str | Piece::Msg => {
+                    doc.extend_from_slice(kinds.len().to_string().as_bytes());
+                    kinds.push(false);
+                }
+                Piece::Num(_) => {
+                    doc.extend_from_slice(kinds.len().to_string().as_bytes());
+                    numbers.push(kinds.len());
+                    kinds.push(true);
+                }
+            }
+        }
+        // As `Lines::parse` reads a line.
+        let raw = doc.strip_suffix(b"\r").unwrap_or(&doc);
+        if raw.trim_ascii().is_empty() {
+            return None;
+        }
+        let text = std::str::from_utf8(raw).ok()?;
+        let mut fields = Fields::default();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let found = LineSeed {
+            fields: &mut fields,
+        }
+        .deserialize(&mut de)
+        .and_then(|found| de.end().map(|()| found))
+        .ok()?;
+        if found.is_some() {
+            return None;
+        }
+        let mut at = [At::Absent; 12];
+        for (slot, field) in at.iter_mut().zip(Template::FIELDS) {
+            *slot = match std::mem::take(field(&mut fields)) {
+                Probe::Absent => At::Absent,
+                Probe::Null => At::Null,
+                Probe::Other(found) => At::Other(found),
+                Probe::Str(s) => {
+                    let hole: usize = s.parse().ok()?;
+                    (kinds.get(hole) == Some(&false)).then_some(At::Str(hole))?
+                }
+                Probe::Unsigned(n) => {
+                    let hole = usize::try_from(n).ok()?;
+                    (kinds.get(hole) == Some(&true)).then_some(At::Num(hole))?
+                }
+                Probe::OtherNumber => return None,
+            };
+        }
+        let unread = (0..kinds.len())
+            .filter(|&h| !kinds[h] && !at.iter().any(|a| matches!(a, At::Str(s) if *s == h)))
+            .collect();
+        Some(Template {
+            fields: at,
+            numbers,
+            unread,
+        })
+    }
+
+    /// The fields of a document of this shape (`line`, its holes at `holes`), and the line as
+    /// text; `None` when it must be read with serde.
+    fn fields<'a>(&self, line: &'a [u8], holes: &[(u32, u32)]) -> Option<(&'a str, Fields<'a>)> {
+        let text = std::str::from_utf8(line).ok()?;
+        let value = |hole: usize| {
+            let &(a, b) = holes.get(hole)?;
+            text.get(a as usize..b as usize)
+        };
+        for &hole in &self.numbers {
+            plain_unsigned(value(hole)?)?;
+        }
+        // Escapes: only in strings no field reads, and only those serde reads in one way.
+        let escaped = memchr::memchr(b'\\', line).is_some();
+        if escaped {
+            for &hole in &self.unread {
+                if !simple_escapes(value(hole)?.as_bytes()) {
+                    return None;
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        for (at, field) in self.fields.iter().zip(Template::FIELDS) {
+            *field(&mut fields) = match *at {
+                At::Absent => Probe::Absent,
+                At::Null => Probe::Null,
+                At::Other(found) => Probe::Other(found),
+                At::Str(hole) => {
+                    let s = value(hole)?;
+                    if escaped && s.contains('\\') {
+                        return None;
+                    }
+                    Probe::Str(Cow::Borrowed(s))
+                }
+                At::Num(hole) => Probe::Unsigned(plain_unsigned(value(hole)?)?),
+            };
+        }
+        Some((text, fields))
+    }
+}
+
+/// True when every backslash in the contents of string `s` starts a two-byte escape
+/// (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t`): JSON that serde reads whether it
+/// keeps the string or skips it. (A `\u` escape is refused by the one and not the other when
+/// it is half a surrogate pair.)
+fn simple_escapes(s: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(at) = memchr::memchr(b'\\', &s[i..]) {
+        match s.get(i + at + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += at + 2,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// `s` as serde reads a JSON number into a `u64` (digits, no leading zero, at most
+/// `u64::MAX`); `None` for anything else.
+fn plain_unsigned(s: &str) -> Option<u64> {
+    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// One JSON value seen at a path the store wants: its type, and the string or the unsigned
@@ -1014,6 +1357,302 @@ mod tests {
 
     const FIXTURE: &str =
         include_str!("../../agent-core/testdata/debian12-traditional/sshd.expected.ndjson");
+
+    /// Today's reading of a compact body, kept as the oracle of the one that reads the
+    /// documents' values where they are: render the whole NDJSON, then parse it line by line.
+    fn compact_by_rendering(compact: &[u8], agent: Option<Uuid>) -> Result<Batch, DecodeError> {
+        let len = agent_core::batch::rendered_len(compact).map_err(DecodeError::Compact)?;
+        let mut ndjson = Vec::new();
+        agent_core::batch::decode(compact, len, &mut ndjson).map_err(DecodeError::Compact)?;
+        parse_ndjson_within(
+            &ndjson,
+            agent,
+            crate::rows::Builder::default(),
+            &mut Unbounded,
+        )
+    }
+
+    /// Reads `ndjson` as a compact body both ways and asserts the same batch: rows, rejections
+    /// (line and reason), forged count, state document, last host and counts. False when the
+    /// encoder does not take `ndjson` (not JSON the format holds).
+    fn same_both_ways(ndjson: &[u8], agent: Option<Uuid>) -> bool {
+        let mut compact = Vec::new();
+        if agent_core::batch::encode(ndjson, &mut compact).is_err() {
+            return false;
+        }
+        let want = compact_by_rendering(&compact, agent).expect("the oracle reads it");
+        let got = decode_body_within(
+            Encoding::Identity,
+            Body::Compact,
+            compact,
+            64 << 20,
+            agent,
+            &mut Unbounded,
+        )
+        .expect("reads it");
+        let show = String::from_utf8_lossy(ndjson);
+        assert_eq!(got.rejected, want.rejected, "rejections of\n{show}");
+        assert_eq!(got.rejected_count, want.rejected_count, "{show}");
+        assert_eq!(got.forged, want.forged, "{show}");
+        assert_eq!(got.state, want.state, "{show}");
+        assert_eq!(got.last_host, want.last_host, "{show}");
+        assert_eq!(got.event_count, want.event_count, "{show}");
+        assert_eq!(got.column_values, want.column_values, "{show}");
+        assert_eq!(
+            got.events().expect("rows"),
+            want.events().expect("rows"),
+            "{show}"
+        );
+        assert_eq!(got.rows, want.rows, "{show}");
+        true
+    }
+
+    const AGENT: &str = "0b7a3c52-6f43-4d2a-9a51-3f1f5c2e8d10";
+
+    /// The agent's documents for real log lines (with `message`, identity, sequence and
+    /// offsets, as it ships them), one per parsed line of the fixture logs.
+    fn agent_documents() -> Vec<String> {
+        use agent_core::ecs::{Envelope, write_event};
+        use agent_core::{Parsed, Text, Timestamp, parse_line, syslog::Context};
+        let logs = [
+            include_str!("../../agent-core/testdata/debian12-traditional/auth.log"),
+            include_str!("../../agent-core/testdata/debian12-rfc3339/sshd.log"),
+            include_str!("../../agent-core/testdata/debian12-rfc3339/sudo.log"),
+            include_str!("../../agent-core/testdata/debian12-traditional/account.log"),
+        ];
+        let ctx = Context::new(Timestamp::from_secs(1_795_000_000));
+        let mut docs = Vec::new();
+        for log in logs {
+            let mut offset = 0u64;
+            for line in log.lines() {
+                if let Parsed::Event(event) = parse_line(line.as_bytes(), &ctx) {
+                    let envelope = Envelope {
+                        hostname: Some(Text(b"web1")),
+                        host_id: Some("4c4c4544003957108052b4c04f384833"),
+                        agent_id: Some(AGENT),
+                        agent_version: Some("0.1.0"),
+                        provider: Some("file"),
+                        sequence: Some(docs.len() as u64),
+                        log_path: Some(Text(b"/var/log/auth.log")),
+                        log_offset: Some(offset),
+                        message: Some(Text(line.as_bytes())),
+                        original_timestamp: None,
+                    };
+                    let mut json = String::new();
+                    write_event(&mut json, &event, &envelope).expect("a String takes anything");
+                    docs.push(json);
+                }
+                offset += line.len() as u64 + 1;
+            }
+        }
+        docs
+    }
+
+    /// Documents that break the contract or JSON in every way a sender could, each as the
+    /// compact body can carry it.
+    fn hostile_documents() -> Vec<Vec<u8>> {
+        let ok = r#""@timestamp":"2026-11-28T08:06:35Z","event":{"kind":"event","action":"auth_failure","outcome":"failure"},"host":{"hostname":"h1"}"#;
+        let with = |rest: &str| format!("{{{ok},{rest}}}").into_bytes();
+        let mut docs: Vec<Vec<u8>> = vec![
+            with(r#""user":{"name":"root"},"source":{"ip":"10.0.0.1","port":22}"#),
+            with(r#""user":{"name":5}"#),
+            with(r#""user":{"name":true}"#),
+            with(r#""user":{"name":["a"]}"#),
+            with(r#""user":{"name":{"x":1}}"#),
+            with(r#""user":{"name":null}"#),
+            with(r#""user":"root""#),
+            with(r#""user":{"name":"a"},"user":{"target":{"name":"b"}}"#),
+            with(r#""user":{"name":"a","name":"b"}"#),
+            with(r#""user":{"name":"a","name":7}"#),
+            with(r#""user":{"name":"r\u006fot"}"#),
+            with(r#""user":{"name":"a\"b\\c"}"#),
+            with(r#""user":{"name":"bad\xescape"}"#),
+            with(r#""user":{"name":"\ud800"}"#),
+            with(r#""us\u0065r":{"name":"x"}"#),
+            with(r#""agent":{"id":"0b7a3c52-6f43-4d2a-9a51-3f1f5c2e8d10"}"#),
+            with(r#""agent":{"id":"11111111-2222-3333-4444-555555555555"}"#),
+            with(r#""agent":{"id":"not a uuid"}"#),
+            with(r#""agent":{"id":42}"#),
+            with(r#""agent":{"id":"0B7A3C52-6F43-4D2A-9A51-3F1F5C2E8D10"}"#),
+            with(r#""source":{"ip":"10.0.0.300"}"#),
+            with(r#""source":{"ip":"::1","port":65535}"#),
+            with(r#""source":{"ip":"fe80::1%eth0"}"#),
+            with(r#""source":{"ip":7}"#),
+            with(r#""source":{"port":65536}"#),
+            with(r#""source":{"port":-1}"#),
+            with(r#""source":{"port":1.5}"#),
+            with(r#""source":{"port":1e3}"#),
+            with(r#""source":{"port":022}"#),
+            with(r#""source":{"port":"22"}"#),
+            with(r#""source":{"port":null}"#),
+            with(r#""source":{"port":99999999999999999999}"#),
+            with(r#""source":{"port":18446744073709551615}"#),
+            with(r#""source":{"port":[22]}"#),
+            with(r#""source":null"#),
+            with(r#""process":{"name":"sshd","pid":-5},"authtrail":{"method":"password"}"#),
+            with(r#""authtrail":{"method":"telepathy"}"#),
+            with(r#""message":"a line with \"quotes\" in it""#),
+            with(r#""message":"plain line","message":"twice""#),
+            with(r#""message":"tab\there \/ \n \r \b \f \\ end\\""#),
+            with(r#""message":"\u0041 and \u00e9""#),
+            with(r#""message":"half a pair \ud800 here""#),
+            with(r#""message":"bad \q escape""#),
+            with(r#""user":{"name":"x"},"message":"a \"quoted\" line","tags":["\u0041"]"#),
+            with(r#""tags":["\ud800"],"reason":"\x""#),
+            br#"{"@timestamp":"yesterday","event":{"kind":"event","action":"auth_failure"}}"#.to_vec(),
+            br#"{"@timestamp":"1999-12-31T23:59:59Z","event":{"kind":"event","action":"auth_failure"}}"#.to_vec(),
+            br#"{"@timestamp":17,"event":{"kind":"event","action":"auth_failure"}}"#.to_vec(),
+            br#"{"event":{"kind":"event","action":"auth_failure"}}"#.to_vec(),
+            br#"{"@timestamp":"2026-11-28T08:06:35Z","event":{"kind":"event","action":"no_such_action"}}"#.to_vec(),
+            br#"{"@timestamp":"2026-11-28T08:06:35Z","event":{"kind":"alert","action":"brute_force","reason":"many"},"host":{"hostname":"h2"}}"#.to_vec(),
+            br#"{"@timestamp":"2026-11-28T08:06:35Z","event":{"kind":"state"},"host":{"hostname":"h9","os":{"name":"debian"}},"agent":{"id":"0b7a3c52-6f43-4d2a-9a51-3f1f5c2e8d10"}}"#.to_vec(),
+            br#"{"event":{"kind":"state"},"host":{"hostname":5}}"#.to_vec(),
+            br#"{"event":{"kind":"state"},"agent":{"id":"11111111-2222-3333-4444-555555555555"}}"#.to_vec(),
+            br#"{"event":{"kind":"state"},"event":{"kind":"event","action":"auth_failure"},"@timestamp":"2026-11-28T08:06:35Z"}"#.to_vec(),
+            br#"{"event":{"kind":7}}"#.to_vec(),
+            br#"  {"@timestamp":"2026-11-28T08:06:35Z", "event" : {"kind":"event","action":"sudo"} }	"#.to_vec(),
+            b"{\"@timestamp\":\"2026-11-28T08:06:35Z\",\"event\":{\"kind\":\"event\",\"action\":\"sudo\"}}\r".to_vec(),
+            br#"[1,2]"#.to_vec(),
+            br#""just a string""#.to_vec(),
+            br#"17"#.to_vec(),
+            br#"null"#.to_vec(),
+            br#"{"a" "b"}"#.to_vec(),
+            br#"{"a":1,}"#.to_vec(),
+            br#"{"a":1}{"b":2}"#.to_vec(),
+            br#"{"a":tru}"#.to_vec(),
+        ];
+        // Bytes that are not UTF-8, in a value and in the message.
+        docs.push(
+            with("\"user\":{\"name\":\"\u{1}\"}")
+                .iter()
+                .map(|&b| if b == 1 { 0xff } else { b })
+                .collect(),
+        );
+        docs.push(
+            with("\"message\":\"caf\u{1}\"")
+                .iter()
+                .map(|&b| if b == 1 { 0xc3 } else { b })
+                .collect(),
+        );
+        docs.push(with(r#""user":{"name":"é ü 中"},"message":"ünïcödé line""#));
+        docs
+    }
+
+    #[test]
+    fn a_compact_body_reads_as_its_rendering_parsed() {
+        let agent: Uuid = AGENT.parse().expect("a UUID");
+        let other = Uuid::from_u128(7);
+        let docs = agent_documents();
+        assert!(docs.len() > 500, "{}", docs.len());
+        let ndjson: Vec<u8> = docs
+            .iter()
+            .flat_map(|d| [d.as_bytes(), b"\n"].concat())
+            .collect();
+        for who in [None, Some(agent), Some(other)] {
+            assert!(same_both_ways(&ndjson, who));
+        }
+        // Each hostile document alone, after an agent's, and all of them in one batch
+        // between the agent's (so shapes repeat with other values).
+        let hostile = hostile_documents();
+        let mut taken = 0;
+        let mut all = Vec::new();
+        for (i, doc) in hostile.iter().enumerate() {
+            let alone = [doc.as_slice(), b"\n"].concat();
+            let mut mixed = [docs[i].as_bytes(), b"\n"].concat();
+            mixed.extend_from_slice(&alone);
+            mixed.extend_from_slice(&alone);
+            for who in [None, Some(agent), Some(other)] {
+                if same_both_ways(&alone, who) {
+                    taken += 1;
+                    assert!(same_both_ways(&mixed, who));
+                    all.extend_from_slice(&alone);
+                    all.extend_from_slice(docs[i].as_bytes());
+                    all.push(b'\n');
+                }
+            }
+        }
+        // The encoder takes most of them: the test is not empty.
+        assert!(taken > 3 * 50, "{taken} of {}", 3 * hostile.len());
+        for who in [None, Some(agent), Some(other)] {
+            assert!(same_both_ways(&all, who));
+        }
+    }
+
+    /// The agent's own documents are read from their values where they are, never parsed
+    /// again: each shape has a template and each document's fields come from it.
+    #[test]
+    fn the_agents_documents_are_read_without_serde() {
+        let docs = agent_documents();
+        let ndjson: Vec<u8> = docs
+            .iter()
+            .flat_map(|d| [d.as_bytes(), b"\n"].concat())
+            .collect();
+        let mut compact = Vec::new();
+        agent_core::batch::encode(&ndjson, &mut compact).expect("encodes");
+        let (mut templates, mut read, mut seen) = (Vec::new(), 0, 0);
+        let mut out = Vec::new();
+        agent_core::batch::decode_with(&compact, usize::MAX, &mut out, &mut |doc| {
+            seen += 1;
+            if doc.shape_id == templates.len() {
+                templates.push(Template::of(doc.shape));
+            }
+            let template = templates[doc.shape_id].as_ref().expect("a template");
+            read += usize::from(template.fields(doc.line, doc.holes).is_some());
+        })
+        .expect("decodes");
+        assert_eq!((read, seen), (docs.len(), docs.len()));
+        assert!(templates.len() > 5, "{}", templates.len());
+    }
+
+    /// The agent's documents and the hostile ones the encoder takes, made once.
+    /// Documents, one per line (no `\n`).
+    type Documents = Vec<Vec<u8>>;
+
+    static CORPUS: std::sync::LazyLock<(Documents, Documents)> = std::sync::LazyLock::new(|| {
+        let docs = agent_documents()
+            .into_iter()
+            .map(String::into_bytes)
+            .collect();
+        let hostile = hostile_documents()
+            .into_iter()
+            .filter(|d| {
+                let ndjson = [d.as_slice(), b"\n"].concat();
+                agent_core::batch::encode(&ndjson, &mut Vec::new()).is_ok()
+            })
+            .collect();
+        (docs, hostile)
+    });
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// Batches of the agent's documents and hostile ones, picked and ordered at random
+        /// (so shapes come back with other values, after other shapes), read the same both
+        /// ways for each identity.
+        #[test]
+        fn any_compact_batch_reads_as_its_rendering_parsed(
+            picks in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), 0u8..4),
+                1..80,
+            ),
+            who in 0u8..3,
+        ) {
+            let (docs, hostile) = &*CORPUS;
+            let mut ndjson = Vec::new();
+            for (i, kind) in &picks {
+                // One pick in four hostile.
+                let doc = if *kind == 0 { &hostile[i.index(hostile.len())] } else { &docs[i.index(docs.len())] };
+                ndjson.extend_from_slice(doc);
+                ndjson.push(b'\n');
+            }
+            let agent = match who {
+                0 => None,
+                1 => Some(AGENT.parse().expect("a UUID")),
+                _ => Some(Uuid::from_u128(7)),
+            };
+            proptest::prop_assert!(same_both_ways(&ndjson, agent));
+        }
+    }
 
     fn fixture_events() -> String {
         FIXTURE

@@ -434,8 +434,10 @@ pub(crate) fn stored_ndjson(conn: &Connection, batch: i64) -> Result<Vec<u8>, St
     match format {
         0 => Ok(raw),
         1 => {
-            let mut ndjson = Vec::new();
-            agent_core::batch::decode(&raw, MAX_STORED_BODY_BYTES as usize, &mut ndjson)
+            // Stored only once `ingest` decoded it (canonical): rendered without that check.
+            let len = agent_core::batch::rendered_len(&raw).map_err(|e| corrupt(e.to_string()))?;
+            let mut ndjson = Vec::with_capacity(len.min(MAX_STORED_BODY_BYTES as usize));
+            agent_core::batch::render_accepted(&raw, MAX_STORED_BODY_BYTES as usize, &mut ndjson)
                 .map_err(|e| corrupt(e.to_string()))?;
             Ok(ndjson)
         }

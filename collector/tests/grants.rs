@@ -57,18 +57,24 @@ fn batch(size: usize, distinct: bool) -> Vec<u8> {
     zstd::bulk::compress(out.as_bytes(), 1).unwrap()
 }
 
+/// [`batch`] as a compact body (`agent_core::batch`), zstd-compressed.
+fn compact_batch(size: usize, distinct: bool) -> Vec<u8> {
+    let ndjson = zstd::bulk::decompress(&batch(size, distinct), 64 << 20).unwrap();
+    let mut compact = Vec::new();
+    agent_core::batch::encode(&ndjson, &mut compact).unwrap();
+    zstd::bulk::compress(&compact, 1).unwrap()
+}
+
 /// Decodes `body`; the peak heap since the profiler started and the peak grant.
 fn decode(body: Vec<u8>) -> (usize, u64, u64) {
+    decode_as(Body::Ndjson, body)
+}
+
+/// [`decode`] of a body of kind `kind`.
+fn decode_as(kind: Body, body: Vec<u8>) -> (usize, u64, u64) {
     let mut recorder = Recorder::default();
-    let batch = decode_body_within(
-        Encoding::Zstd,
-        Body::Ndjson,
-        body,
-        64 << 20,
-        None,
-        &mut recorder,
-    )
-    .unwrap();
+    let batch =
+        decode_body_within(Encoding::Zstd, kind, body, 64 << 20, None, &mut recorder).unwrap();
     let held = dhat::HeapStats::get().max_bytes as u64;
     eprintln!(
         "{} events: heap at the most {} KiB, granted at the most {} KiB",
@@ -108,6 +114,24 @@ fn decoding_is_granted_what_it_holds_and_not_much_more() {
         granted <= held + held / 8,
         "granted {granted} bytes for a peak of {held}: more than an eighth too much"
     );
+}
+
+#[test]
+fn decoding_a_compact_body_is_granted_what_it_holds_and_not_much_more() {
+    let _turn = PROFILER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (few, many) = (compact_batch(8 << 20, false), compact_batch(16 << 20, true));
+    let _profiler = dhat::Profiler::builder().testing().build();
+    for (body, least) in [(few, 10_000), (many, 20_000)] {
+        let (events, held, granted) = decode_as(Body::Compact, body);
+        assert!(events > least, "{events}");
+        assert!(granted >= held, "held {held} bytes, granted only {granted}");
+        assert!(
+            granted <= held + held / 8,
+            "granted {granted} bytes for a peak of {held}: more than an eighth too much"
+        );
+    }
 }
 
 #[test]

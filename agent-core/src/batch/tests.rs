@@ -350,6 +350,11 @@ proptest! {
         let mut back = Vec::new();
         decode(&body, ndjson.len(), &mut back).unwrap();
         prop_assert!(back == ndjson);
+        // The same rendering without the check, and with the documents shown.
+        let mut accepted = Vec::new();
+        render_accepted(&body, ndjson.len(), &mut accepted).unwrap();
+        prop_assert!(accepted == ndjson);
+        prop_assert!(documents_rebuild_the_rendering(&body, &ndjson));
     }
 
     /// Lines cut, spliced and mangled at random still round-trip or are refused by the
@@ -371,9 +376,40 @@ proptest! {
         if decode(&b, 1 << 24, &mut out).is_ok() {
             let mut again = Vec::new();
             encode(&out, &mut again).unwrap();
-            prop_assert_eq!(again, b);
+            prop_assert_eq!(again, b.clone());
+            prop_assert!(documents_rebuild_the_rendering(&b, &out));
         }
+        let _ = render_accepted(&b, 1 << 24, &mut Vec::new());
     }
+}
+
+/// True when [`decode_with`] renders what [`decode`] renders and shows each document in
+/// order, with shape numbers in first use, and its line is its shape's literals with the
+/// values at its holes.
+fn documents_rebuild_the_rendering(body: &[u8], ndjson: &[u8]) -> bool {
+    let mut out = Vec::new();
+    let (mut rebuilt, mut lines, mut shapes) = (Vec::new(), Vec::new(), 0);
+    let mut fine = true;
+    decode_with(body, ndjson.len(), &mut out, &mut |doc| {
+        fine &= doc.shape_id <= shapes;
+        shapes = shapes.max(doc.shape_id + 1);
+        let mut holes = doc.holes.iter();
+        for piece in doc.shape {
+            match piece {
+                Piece::Lit(s) => rebuilt.extend_from_slice(s),
+                _ => match holes.next() {
+                    Some(&(a, b)) => rebuilt.extend_from_slice(&doc.line[a as usize..b as usize]),
+                    None => fine = false,
+                },
+            }
+        }
+        fine &= holes.next().is_none();
+        rebuilt.push(b'\n');
+        lines.extend_from_slice(doc.line);
+        lines.push(b'\n');
+    })
+    .unwrap();
+    fine && out == ndjson && rebuilt == ndjson && lines == ndjson
 }
 
 fn sample_body_small() -> (Vec<u8>, Vec<u8>) {
