@@ -283,7 +283,7 @@ impl<'a> Reader<'a> {
 // ---- the encoder ----
 
 /// One token of a document, as offsets into it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tok {
     /// Bytes kept in the shape as they are.
     Lit(usize, usize),
@@ -573,9 +573,19 @@ impl Predict {
 /// Builds the body of one batch.
 struct Encoder {
     strings: Vec<u8>,
-    string_ids: HashMap<Vec<u8>, u64>,
+    /// Each table entry's id and where its bytes start in `strings`.
+    string_ids: HashMap<Vec<u8>, (u64, usize)>,
+    /// Per string value of an event, by its place among the event's string values: the
+    /// table entry the same place held last (id, start in `strings`, length). Most such
+    /// values repeat from event to event (the event's kind, the host and agent ids, the
+    /// path): a comparison with that entry spares hashing the value to look it up.
+    recent: Vec<(u64, usize, usize)>,
+    /// The shape the previous event used (start in `shapes`, length, id): the next event's
+    /// is usually the same.
+    last_shape: Option<(usize, usize, u64)>,
     shapes: Vec<u8>,
-    shape_ids: HashMap<Vec<u8>, u64>,
+    /// Each shape's id and where its bytes start in `shapes`.
+    shape_ids: HashMap<Vec<u8>, (u64, usize)>,
     control: Vec<u8>,
     scratch: Vec<u8>,
     spans: Vec<(u32, u32)>,
@@ -592,6 +602,8 @@ impl Encoder {
         Encoder {
             strings: Vec::new(),
             string_ids: HashMap::new(),
+            recent: Vec::new(),
+            last_shape: None,
             shapes: Vec::new(),
             shape_ids: HashMap::new(),
             control: Vec::new(),
@@ -607,33 +619,51 @@ impl Encoder {
     }
 
     fn string_id(&mut self, s: &[u8]) -> u64 {
-        if let Some(&id) = self.string_ids.get(s) {
+        if let Some(&(id, _)) = self.string_ids.get(s) {
             return id;
         }
         let id = self.string_ids.len() as u64;
         put_varint(&mut self.strings, s.len() as u64);
+        let start = self.strings.len();
         self.strings.extend_from_slice(s);
-        self.string_ids.insert(s.to_vec(), id);
+        self.string_ids.insert(s.to_vec(), (id, start));
         id
     }
 
+    /// The table entry `s` already is, if any; `place` is the value's place among the
+    /// event's string values ([`Encoder::recent`]).
+    fn table_entry(&mut self, s: &[u8], place: usize) -> Option<u64> {
+        if let Some(&(id, start, len)) = self.recent.get(place)
+            && self.strings.get(start..start + len) == Some(s)
+        {
+            return Some(id);
+        }
+        let &(id, start) = self.string_ids.get(s)?;
+        if self.recent.len() <= place {
+            self.recent.resize(place + 1, (0, 0, 0));
+        }
+        self.recent[place] = (id, start, s.len());
+        Some(id)
+    }
+
     fn event(&mut self, doc: &[u8], line: usize) -> Result<(), EncodeError> {
+        if self.events >= MAX_EVENTS {
+            return Err(EncodeError::TooLarge { what: "MAX_EVENTS" });
+        }
         let mut toks = core::mem::take(&mut self.toks);
-        let res = self.event_with(doc, line, &mut toks);
+        let res = tokenize(doc, &mut toks)
+            .ok_or(EncodeError::NotJson { line })
+            .and_then(|()| self.event_with(doc, &toks));
         self.toks = toks;
         res
     }
 
-    fn event_with(
-        &mut self,
-        doc: &[u8],
-        line: usize,
-        toks: &mut Vec<Tok>,
-    ) -> Result<(), EncodeError> {
+    /// Adds the document `doc` cut into `toks` (by [`tokenize`], or as the ECS writer wrote
+    /// it: [`Holes`]).
+    fn event_with(&mut self, doc: &[u8], toks: &[Tok]) -> Result<(), EncodeError> {
         if self.events >= MAX_EVENTS {
             return Err(EncodeError::TooLarge { what: "MAX_EVENTS" });
         }
-        tokenize(doc, toks).ok_or(EncodeError::NotJson { line })?;
         // Every bound is checked before anything changes, so a refused document leaves the
         // batch as it was.
         let holes = toks.iter().filter(|t| !matches!(t, Tok::Lit(..))).count();
@@ -712,6 +742,8 @@ impl Encoder {
             }
             true
         };
+        // The place of the next string value among the event's string values.
+        let mut place = 0;
         for &t in toks.iter() {
             match t {
                 Tok::Lit(a, b) => self.shape.extend_from_slice(&doc[a..b]),
@@ -724,9 +756,10 @@ impl Encoder {
                 Tok::Str(a, b) => {
                     self.shape.push(STR);
                     let s = &doc[a..b];
+                    place += 1;
                     if s.is_empty() {
                         put_varint(&mut scratch, STR_EMPTY);
-                    } else if let Some(&id) = self.string_ids.get(s) {
+                    } else if let Some(id) = self.table_entry(s, place - 1) {
                         put_varint(&mut scratch, (id << 3) | STR_TABLE);
                     } else if from_line(&mut scratch, s, STR_TOKEN, STR_REF) {
                     } else if let Some((len, off)) = longest_prefix(s, &finder) {
@@ -778,13 +811,24 @@ impl Encoder {
                 }
             }
         }
-        let shape_id = match self.shape_ids.get(&self.shape) {
-            Some(&id) => id,
+        let same = self
+            .last_shape
+            .filter(|&(start, len, _)| self.shapes.get(start..start + len) == Some(&self.shape));
+        let shape_id = match same {
+            Some((_, _, id)) => id,
             None => {
-                let id = self.shape_ids.len() as u64;
-                put_varint(&mut self.shapes, self.shape.len() as u64);
-                self.shapes.extend_from_slice(&self.shape);
-                self.shape_ids.insert(self.shape.clone(), id);
+                let (id, start) = match self.shape_ids.get(&self.shape) {
+                    Some(&known) => known,
+                    None => {
+                        let id = self.shape_ids.len() as u64;
+                        put_varint(&mut self.shapes, self.shape.len() as u64);
+                        let start = self.shapes.len();
+                        self.shapes.extend_from_slice(&self.shape);
+                        self.shape_ids.insert(self.shape.clone(), (id, start));
+                        (id, start)
+                    }
+                };
+                self.last_shape = Some((start, self.shape.len(), id));
                 id
             }
         };
@@ -804,6 +848,8 @@ impl Encoder {
         self.string_ids.clear();
         self.shapes.clear();
         self.shape_ids.clear();
+        self.recent.clear();
+        self.last_shape = None;
         self.control.clear();
         self.messages.clear();
         self.predict = Predict::new();
@@ -983,6 +1029,32 @@ impl BatchEncoder {
         self.inner.event(doc, line)
     }
 
+    /// Adds one document that [`Holes::write_event`] wrote, with the holes it recorded: the
+    /// same as [`BatchEncoder::push`] of `doc`, without reading `doc` again to find its values.
+    /// A `doc` the holes were not recorded for is read as `push` reads it.
+    pub fn push_with(&mut self, doc: &[u8], holes: &Holes) -> Result<(), EncodeError> {
+        let line = self.inner.events;
+        if holes.doc_len != Some(doc.len()) {
+            return self.inner.event(doc, line);
+        }
+        debug_assert!(
+            {
+                let mut toks = Vec::new();
+                tokenize(doc, &mut toks).is_some() && toks == holes.toks
+            },
+            "the ECS writer's holes differ from the tokenizer's"
+        );
+        // The tokenizer's one bound on a value (the writer has no other way to pass one).
+        let too_long = holes.toks.iter().any(|t| match *t {
+            Tok::Str(a, b) | Tok::Msg(a, b) => b - a > MAX_STRING_BYTES,
+            _ => false,
+        });
+        if too_long {
+            return Err(EncodeError::NotJson { line });
+        }
+        self.inner.event_with(doc, &holes.toks)
+    }
+
     /// Documents taken.
     pub fn events(&self) -> usize {
         self.inner.events
@@ -1010,6 +1082,100 @@ impl BatchEncoder {
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         self.inner.finish(out);
         self.inner.clear();
+    }
+}
+
+/// The values of one document as the ECS writer wrote it ([`Holes::write_event`]): the cut
+/// the tokenizer would make of its text, recorded while it is written, so that the encoder
+/// ([`BatchEncoder::push_with`]) does not scan the text again. Kept from event to event (its
+/// buffer is reused).
+#[derive(Debug, Default)]
+pub struct Holes {
+    toks: Vec<Tok>,
+    /// The length of the document the holes are for (`None` before one is written).
+    doc_len: Option<usize>,
+}
+
+impl Holes {
+    /// No holes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `ev` to `out` exactly as [`crate::ecs::write_event`] does, and records its
+    /// holes (forgetting the previous document's).
+    pub fn write_event(
+        &mut self,
+        out: &mut alloc::string::String,
+        ev: &crate::LoginEvent<'_>,
+        env: &crate::ecs::Envelope<'_>,
+    ) -> fmt::Result {
+        self.toks.clear();
+        self.doc_len = None;
+        let mut w = Marking {
+            base: out.len(),
+            lit_start: 0,
+            value_start: 0,
+            out,
+            holes: self,
+        };
+        crate::ecs::write_event_to(&mut w, ev, env)?;
+        let end = w.out.len() - w.base;
+        if end > w.lit_start {
+            w.holes.toks.push(Tok::Lit(w.lit_start, end));
+        }
+        self.doc_len = Some(end);
+        Ok(())
+    }
+}
+
+/// The ECS writer's output while [`Holes`] records: each value becomes the token the
+/// tokenizer makes of it, the bytes between values a literal.
+struct Marking<'a> {
+    out: &'a mut alloc::string::String,
+    holes: &'a mut Holes,
+    /// Where the document starts in `out`.
+    base: usize,
+    /// Where the literal since the previous value starts (document offsets).
+    lit_start: usize,
+    value_start: usize,
+}
+
+impl fmt::Write for Marking<'_> {
+    #[inline(always)]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.out.push_str(s);
+        Ok(())
+    }
+    #[inline(always)]
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        self.out.push(c);
+        Ok(())
+    }
+}
+
+impl crate::ecs::Out for Marking<'_> {
+    #[inline(always)]
+    fn value_start(&mut self) {
+        self.value_start = self.out.len() - self.base;
+    }
+
+    #[inline]
+    fn value_end(&mut self, v: crate::ecs::Value) {
+        use crate::ecs::Value;
+        let (start, end) = (self.value_start, self.out.len() - self.base);
+        // As the tokenizer cuts: a string's contents (its opening quote ends the literal
+        // before it, its closing quote starts the next one), a number's digits.
+        let (tok, lit_end, next) = match v {
+            Value::Str => (Tok::Str(start + 1, end - 1), start + 1, end - 1),
+            Value::Msg => (Tok::Msg(start + 1, end - 1), start + 1, end - 1),
+            Value::Num(key) => (Tok::Num(start, end, slot_of(key.as_bytes())), start, end),
+        };
+        if lit_end > self.lit_start {
+            self.holes.toks.push(Tok::Lit(self.lit_start, lit_end));
+        }
+        self.holes.toks.push(tok);
+        self.lit_start = next;
     }
 }
 

@@ -61,10 +61,61 @@ pub fn write_event<W: Write + ?Sized>(
     ev: &LoginEvent<'_>,
     env: &Envelope<'_>,
 ) -> fmt::Result {
+    write_event_to(&mut Plain(w), ev, env)
+}
+
+/// What a value the writer wrote is, for [`Out::value_end`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Value {
+    /// A string (its quotes included in what was written).
+    Str,
+    /// A number, the member's key (unquoted) beside it.
+    Num(&'static str),
+    /// The top-level `message` string (quotes included).
+    Msg,
+}
+
+/// Where the ECS writer writes: text, and where each value starts and ends, so that the
+/// compact body's encoder learns a document's values as they are written instead of reading
+/// the text again (`batch::Holes`). A plain [`Write`] ignores the marks ([`Plain`]).
+pub(crate) trait Out: Write {
+    /// A value starts here (a string at its opening quote).
+    #[inline(always)]
+    fn value_start(&mut self) {}
+    /// The value started last ends here (a string after its closing quote).
+    #[inline(always)]
+    fn value_end(&mut self, v: Value) {
+        let _ = v;
+    }
+}
+
+/// A [`Write`] as an [`Out`] that ignores the marks.
+struct Plain<'w, W: ?Sized>(&'w mut W);
+
+impl<W: Write + ?Sized> Write for Plain<'_, W> {
+    #[inline(always)]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.write_str(s)
+    }
+    #[inline(always)]
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        self.0.write_char(c)
+    }
+}
+
+impl<W: Write + ?Sized> Out for Plain<'_, W> {}
+
+/// [`write_event`], marking each value on `w`: the one ECS writer for NDJSON and for the
+/// compact body's encoder.
+pub(crate) fn write_event_to<O: Out + ?Sized>(
+    w: &mut O,
+    ev: &LoginEvent<'_>,
+    env: &Envelope<'_>,
+) -> fmt::Result {
     let mut top = Obj::open(w)?;
     if let Some(ts) = ev.timestamp {
         top.key(k!("@timestamp"))?;
-        write_timestamp(top.w, ts)?;
+        top.value(Value::Str, |w| write_timestamp(w, ts))?;
     }
 
     top.object(k!("event"))?;
@@ -72,9 +123,13 @@ pub fn write_event<W: Write + ?Sized>(
         let mut o = Obj::open_nested(top.w);
         o.str(k!("kind"), "event")?;
         o.key(k!("category"))?;
-        o.w.write_str("[\"")?;
-        o.w.write_str(ev.category().as_str())?;
-        o.w.write_str("\"]")?;
+        o.w.write_char('[')?;
+        o.value(Value::Str, |w| {
+            w.write_char('"')?;
+            w.write_str(ev.category().as_str())?;
+            w.write_char('"')
+        })?;
+        o.w.write_char(']')?;
         o.str(k!("action"), ev.action.as_str())?;
         o.str(k!("outcome"), ev.outcome.as_str())?;
         o.opt_text(k!("reason"), ev.reason)?;
@@ -95,9 +150,11 @@ pub fn write_event<W: Write + ?Sized>(
         )?;
         if let Some(uid) = ev.uid {
             o.key(k!("id"))?;
-            o.w.write_char('"')?;
-            o.w.write_str(itoa::Buffer::new().format(uid))?;
-            o.w.write_char('"')?;
+            o.value(Value::Str, |w| {
+                w.write_char('"')?;
+                w.write_str(itoa::Buffer::new().format(uid))?;
+                w.write_char('"')
+            })?;
         }
         if let Some(target) = ev.target_user {
             o.object(k!("target"))?;
@@ -115,7 +172,7 @@ pub fn write_event<W: Write + ?Sized>(
         match ev.source {
             Some(Source::Ip(ip)) => {
                 o.key(k!("ip"))?;
-                write_ip(o.w, ip)?;
+                o.value(Value::Str, |w| write_ip(w, ip))?;
             }
             Some(Source::Domain(d)) => o.text(k!("domain"), d)?,
             None => {}
@@ -148,7 +205,7 @@ pub fn write_event<W: Write + ?Sized>(
         o.opt_u64(k!("count"), Some(u64::from(ev.count)))?;
         if let Some(ts) = env.original_timestamp {
             o.key(k!("original_timestamp"))?;
-            write_timestamp(o.w, ts)?;
+            o.value(Value::Str, |w| write_timestamp(w, ts))?;
         }
         o.close()?;
     }
@@ -157,7 +214,7 @@ pub fn write_event<W: Write + ?Sized>(
 }
 
 /// The `host` and `agent` objects, each left out when empty.
-fn write_host_and_agent<W: Write + ?Sized>(
+fn write_host_and_agent<W: Out + ?Sized>(
     top: &mut Obj<'_, W>,
     hostname: Option<Text<'_>>,
     env: &Envelope<'_>,
@@ -180,10 +237,7 @@ fn write_host_and_agent<W: Write + ?Sized>(
 }
 
 /// The `log` object and `message`, then the closing brace: the end of events and alerts alike.
-fn write_log_and_message<W: Write + ?Sized>(
-    mut top: Obj<'_, W>,
-    env: &Envelope<'_>,
-) -> fmt::Result {
+fn write_log_and_message<W: Out + ?Sized>(mut top: Obj<'_, W>, env: &Envelope<'_>) -> fmt::Result {
     if env.log_path.is_some() || env.log_offset.is_some() {
         top.object(k!("log"))?;
         let mut o = Obj::open_nested(top.w);
@@ -197,7 +251,10 @@ fn write_log_and_message<W: Write + ?Sized>(
         o.close()?;
     }
 
-    top.opt_text(k!("message"), env.message)?;
+    if let Some(message) = env.message.filter(|m| !m.is_empty()) {
+        top.key(k!("message"))?;
+        top.value(Value::Msg, |w| write_json_string(w, message))?;
+    }
     top.close()
 }
 
@@ -381,12 +438,12 @@ fn write_ip<W: Write + ?Sized>(w: &mut W, ip: IpAddr) -> fmt::Result {
 }
 
 /// A JSON object being written: tracks whether a comma is due.
-struct Obj<'w, W: Write + ?Sized> {
+struct Obj<'w, W: Out + ?Sized> {
     w: &'w mut W,
     first: bool,
 }
 
-impl<'w, W: Write + ?Sized> Obj<'w, W> {
+impl<'w, W: Out + ?Sized> Obj<'w, W> {
     fn open(w: &'w mut W) -> Result<Self, fmt::Error> {
         w.write_char('{')?;
         Ok(Obj { w, first: true })
@@ -410,11 +467,22 @@ impl<'w, W: Write + ?Sized> Obj<'w, W> {
         self.w.write_char('{')
     }
 
+    /// Writes one value with `write`, marked as `v` (a string's quotes included).
+    #[inline(always)]
+    fn value(&mut self, v: Value, write: impl FnOnce(&mut W) -> fmt::Result) -> fmt::Result {
+        self.w.value_start();
+        write(self.w)?;
+        self.w.value_end(v);
+        Ok(())
+    }
+
     fn str(&mut self, k: Key, v: &str) -> fmt::Result {
         self.key(k)?;
-        self.w.write_char('"')?;
-        escape_str(self.w, v)?;
-        self.w.write_char('"')
+        self.value(Value::Str, |w| {
+            w.write_char('"')?;
+            escape_str(w, v)?;
+            w.write_char('"')
+        })
     }
 
     fn opt_str(&mut self, k: Key, v: Option<&str>) -> fmt::Result {
@@ -426,7 +494,7 @@ impl<'w, W: Write + ?Sized> Obj<'w, W> {
 
     fn text(&mut self, k: Key, v: Text<'_>) -> fmt::Result {
         self.key(k)?;
-        write_json_string(self.w, v)
+        self.value(Value::Str, |w| write_json_string(w, v))
     }
 
     fn opt_text(&mut self, k: Key, v: Option<Text<'_>>) -> fmt::Result {
@@ -440,7 +508,11 @@ impl<'w, W: Write + ?Sized> Obj<'w, W> {
         match v {
             Some(v) => {
                 self.key(k)?;
-                self.w.write_str(itoa::Buffer::new().format(v))
+                // The key without `,"` and `":`.
+                let name = k.0.get(2..k.0.len() - 2).unwrap_or_default();
+                self.value(Value::Num(name), |w| {
+                    w.write_str(itoa::Buffer::new().format(v))
+                })
             }
             None => Ok(()),
         }
@@ -475,7 +547,9 @@ pub fn write_alert<W: Write + ?Sized>(
         }
     }
 
-    let mut top = Obj::open(w)?;
+    // Alerts are rare: the compact body's encoder reads their text (no marks).
+    let mut w = Plain(w);
+    let mut top = Obj::open(&mut w)?;
     top.key(k!("@timestamp"))?;
     write_timestamp(top.w, alert.end)?;
 

@@ -70,6 +70,9 @@ pub(crate) struct Renderer {
     previous: HashMap<StreamKey, Vec<u8>>,
     sequence: u64,
     json: String,
+    /// The values of the event in `json`, recorded as it is written, when the sink wants them
+    /// ([`Sink::wants_holes`]).
+    holes: Option<agent_core::batch::Holes>,
     detector: Option<Box<agent_core::detect::DefaultDetector>>,
     /// The detector's answer for the current event, kept from one event to the next.
     alerts_buf: agent_core::detect::Alerts,
@@ -95,6 +98,8 @@ pub(crate) struct Rendered<'a> {
     pub event: &'a LoginEvent<'a>,
     /// Its ECS JSON, one line, no newline.
     pub json: &'a [u8],
+    /// Where its values sit in `json`, when the renderer records them.
+    pub holes: Option<&'a agent_core::batch::Holes>,
     /// True for a detection alert (raised by the event before it), which the sink ships at the
     /// next commit.
     pub alert: bool,
@@ -115,6 +120,7 @@ impl Renderer {
             previous: HashMap::new(),
             sequence: first_sequence,
             json: String::with_capacity(2048),
+            holes: None,
             detector: None,
             alerts_buf: agent_core::detect::Alerts::new(),
             counters: HashMap::new(),
@@ -122,6 +128,12 @@ impl Renderer {
             working_zone: None,
             working_offset: None,
         }
+    }
+
+    /// Records each event's holes ([`agent_core::batch::Holes`]) as it writes it, for a sink
+    /// that builds compact bodies.
+    pub(crate) fn record_holes(&mut self) {
+        self.holes.get_or_insert_with(agent_core::batch::Holes::new);
     }
 
     /// The zone working hours are in (`None`: the offset the detector was configured with
@@ -302,10 +314,14 @@ impl Renderer {
             self.sequence += 1;
             self.json.clear();
             // Writing into a String cannot fail.
-            let _ = ecs::write_event(&mut self.json, &event, &envelope);
+            let _ = match &mut self.holes {
+                Some(holes) => holes.write_event(&mut self.json, &event, &envelope),
+                None => ecs::write_event(&mut self.json, &event, &envelope),
+            };
             emit(Rendered {
                 event: &event,
                 json: self.json.as_bytes(),
+                holes: self.holes.as_ref(),
                 alert: false,
             })?;
             if let Some(detector) = self.detector.as_deref_mut() {
@@ -342,6 +358,7 @@ impl Renderer {
                     emit(Rendered {
                         event: &event,
                         json: self.json.as_bytes(),
+                        holes: None,
                         alert: true,
                     })?;
                 }
@@ -588,6 +605,10 @@ impl<C: Positions> Pipeline<C> {
         checkpoints: C,
         commit_interval: Duration,
     ) -> Self {
+        let mut renderer = renderer;
+        if sink.wants_holes() {
+            renderer.record_holes();
+        }
         Pipeline {
             renderer,
             sink,
@@ -746,7 +767,10 @@ impl<C: Positions> Pipeline<C> {
             bytes += r.json.len() + 1;
             events += 1;
             alert |= r.alert;
-            sink.send(r.json, r.alert)
+            match r.holes {
+                Some(holes) => sink.send_with_holes(r.json, holes, r.alert),
+                None => sink.send(r.json, r.alert),
+            }
         });
         self.uncommitted_bytes += bytes;
         self.events_uncommitted += events;

@@ -76,6 +76,25 @@ pub trait Sink: Send {
     /// [`Sink::wants_commit`]) instead of waiting for its batch to fill or age.
     fn send(&mut self, event: &[u8], alert: bool) -> Result<(), SinkError>;
 
+    /// [`Sink::send`] of an event the renderer wrote with [`agent_core::batch::Holes`] (only
+    /// when the sink [`Sink::wants_holes`]): a sink that builds compact bodies takes the
+    /// event's values from them instead of reading its JSON again.
+    fn send_with_holes(
+        &mut self,
+        event: &[u8],
+        holes: &agent_core::batch::Holes,
+        alert: bool,
+    ) -> Result<(), SinkError> {
+        let _ = holes;
+        self.send(event, alert)
+    }
+
+    /// True when the sink builds compact bodies and takes events with their holes
+    /// ([`Sink::send_with_holes`]).
+    fn wants_holes(&self) -> bool {
+        false
+    }
+
     /// Makes every event sent so far durable. Checkpoints advance only after this returns `Ok`.
     /// On `Err` the sink keeps what it was sent, the pipeline stops reading (the logs are the
     /// buffer) and retries the commit later.

@@ -769,3 +769,175 @@ fn an_encoder_used_again_writes_what_a_new_one_writes() {
     encode(&second, &mut again).unwrap();
     assert_eq!(again, second_body);
 }
+
+/// Encodes `lines` as the agent renders them, both ways: the text pushed and read again by
+/// the tokenizer ([`BatchEncoder::push`]), and the ECS writer's holes
+/// ([`BatchEncoder::push_with`]). Checks each document's holes against the tokenizer's cut;
+/// returns the two bodies.
+fn encode_both_ways(events: &[(crate::LoginEvent<'_>, Envelope<'_>)]) -> (Vec<u8>, Vec<u8>) {
+    let (mut by_text, mut by_holes) = (BatchEncoder::new(), BatchEncoder::new());
+    let (mut text, mut marked) = (String::new(), String::new());
+    let mut holes = Holes::new();
+    let mut toks = Vec::new();
+    for (i, (ev, env)) in events.iter().enumerate() {
+        text.clear();
+        ecs::write_event(&mut text, ev, env).unwrap();
+        // Written after other text: the holes count from the document's start.
+        marked.clear();
+        marked.push('x');
+        holes.write_event(&mut marked, ev, env).unwrap();
+        assert_eq!(
+            marked[1..],
+            text,
+            "event {i}: the ECS writer wrote other text"
+        );
+        assert!(tokenize(text.as_bytes(), &mut toks).is_some());
+        assert_eq!(holes.toks, toks, "event {i}: {text}");
+        by_text.push(text.as_bytes()).unwrap();
+        by_holes.push_with(text.as_bytes(), &holes).unwrap();
+    }
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    by_text.finish(&mut a);
+    by_holes.finish(&mut b);
+    (a, b)
+}
+
+/// The agent's events for `lines`, as [`render_like_the_agent`] makes them.
+fn agent_events<'a>(
+    lines: &'a [Vec<u8>],
+    message: bool,
+    first_seq: u64,
+) -> Vec<(crate::LoginEvent<'a>, Envelope<'a>)> {
+    let now = crate::Timestamp::from_secs(loggen::DEFAULT_START);
+    let ctx = Context::new(now);
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    for line in lines {
+        let at = offset;
+        offset += line.len() as u64 + 1;
+        let mut ev = match parse_line(line, &ctx) {
+            Parsed::Event(ev) => ev,
+            _ => continue,
+        };
+        let conformed = crate::wire::conform(&mut ev, now);
+        let env = Envelope {
+            hostname: Some(Text(b"fallback-host")),
+            host_id: Some("5f0c1d7a9e2b4c3d8e1f0a2b3c4d5e6f"),
+            agent_id: Some("0b6f4c8e-6c6a-4f0e-9b7e-2f6d1c0a9e11"),
+            agent_version: Some("0.1.0"),
+            provider: Some("file"),
+            sequence: Some(first_seq + out.len() as u64),
+            log_path: Some(Text(b"/var/log/auth.log")),
+            log_offset: Some(at),
+            message: message.then_some(Text(line)),
+            original_timestamp: conformed.original_timestamp,
+        };
+        out.push((ev, env));
+    }
+    out
+}
+
+/// The ECS writer's holes cut each of the agent's documents exactly as the tokenizer cuts
+/// its text, so a batch encoded from them is byte for byte the batch encoded from the text.
+#[test]
+fn the_writers_holes_encode_what_the_text_encodes() {
+    let lines = real_lines(3, 20_000);
+    for message in [true, false] {
+        let events = agent_events(&lines, message, 1);
+        assert!(events.len() > 10_000, "enough events to matter");
+        for chunk in events.chunks(5_000) {
+            let (by_text, by_holes) = encode_both_ways(chunk);
+            assert!(by_text == by_holes, "message {message}: the bodies differ");
+        }
+    }
+}
+
+/// Every field the writer can write, escapes, invalid UTF-8, an empty program, and the time
+/// kept beside an out-of-range one: the same cut either way.
+#[test]
+fn the_writers_holes_cut_every_field_as_the_tokenizer() {
+    use crate::event::{Action, Method, Outcome, Source};
+    let mut ev = crate::LoginEvent::new(Action::AuthSuccess, Outcome::Success);
+    ev.timestamp = Some(crate::Timestamp::from_secs(1_795_848_570));
+    ev.hostname = Some(Text(b"web\"1"));
+    ev.program = Text(b"");
+    ev.pid = Some(42);
+    ev.user = Some(Text(b"al\\ice\x01\xff"));
+    ev.uid = Some(1000);
+    ev.target_user = Some(Text(b"root"));
+    ev.source = Some(Source::Ip("2001:db8::1".parse().unwrap()));
+    ev.port = Some(50522);
+    ev.method = Some(Method::Publickey);
+    ev.key_type = Some(Text(b"ED25519"));
+    ev.key_fingerprint = Some(Text(b"SHA256:abc"));
+    ev.tty = Some(Text(b"pts/0"));
+    ev.command = Some(Text(b"/bin/sh -c \"x\""));
+    ev.reason = Some(Text(b"why\tnot"));
+    let mut domain = ev;
+    domain.source = Some(Source::Domain(Text(b"gw.example.")));
+    domain.port = None;
+    let mut v4 = ev;
+    v4.source = Some(Source::Ip("192.0.2.7".parse().unwrap()));
+    let env = Envelope {
+        hostname: Some(Text(b"h")),
+        host_id: Some("id"),
+        agent_id: Some("a-1"),
+        agent_version: Some("0.1.0"),
+        provider: Some("journald"),
+        sequence: Some(u64::MAX),
+        log_path: Some(Text(b"/var/log/auth\x7f.log")),
+        log_offset: Some(0),
+        message: Some(Text(b"line \"quoted\"\t\x01\xff 2001:db8::1 50522")),
+        original_timestamp: Some(crate::Timestamp::from_secs(-86_400 * 365 * 3000)),
+    };
+    let bare = crate::LoginEvent::new(Action::Other, Outcome::Unknown);
+    let events = [
+        (ev, env),
+        (domain, env),
+        (
+            v4,
+            Envelope {
+                message: None,
+                ..env
+            },
+        ),
+        (bare, Envelope::default()),
+        (
+            ev,
+            Envelope {
+                message: Some(Text(b"")),
+                ..Envelope::default()
+            },
+        ),
+    ];
+    let (by_text, by_holes) = encode_both_ways(&events);
+    assert!(by_text == by_holes);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Real lines with bytes changed at random (quotes, backslashes, control and non-UTF-8
+    /// bytes in user names and the message): both ways give the same body.
+    #[test]
+    fn the_writers_holes_agree_on_mangled_lines(
+        picks in proptest::collection::vec(any::<prop::sample::Index>(), 1..200),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<u8>()), 0..64),
+        message in any::<bool>(),
+        seed in 0u64..1000,
+    ) {
+        let lines = real_lines(seed, 300);
+        let mut chosen: Vec<Vec<u8>> = picks.iter().map(|i| lines[i.index(lines.len())].clone()).collect();
+        for (line, at, byte) in flips {
+            let n = chosen.len();
+            let line = &mut chosen[line.index(n)];
+            if !line.is_empty() {
+                let at = at.index(line.len());
+                line[at] = if byte == b'\n' { b'"' } else { byte };
+            }
+        }
+        let events = agent_events(&chosen, message, 7);
+        let (by_text, by_holes) = encode_both_ways(&events);
+        prop_assert!(by_text == by_holes);
+    }
+}

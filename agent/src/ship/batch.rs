@@ -236,14 +236,28 @@ impl OpenBatch {
         }
     }
 
+    /// True when it builds compact bodies (even if this batch went on as NDJSON).
+    pub(crate) fn builds_compact(&self) -> bool {
+        self.compact.is_some()
+    }
+
     fn building_compact(&self) -> Option<&agent_core::batch::BatchEncoder> {
         self.compact.as_ref().filter(|_| !self.fallback)
     }
 
     /// Appends one event (no newline in it) and its newline.
     pub(crate) fn push(&mut self, event: &[u8]) {
+        self.push_with(event, None);
+    }
+
+    /// [`OpenBatch::push`] of an event the renderer wrote with its `holes`.
+    pub(crate) fn push_with(&mut self, event: &[u8], holes: Option<&agent_core::batch::Holes>) {
         if let Some(enc) = self.compact.as_mut().filter(|_| !self.fallback) {
-            if enc.push(event).is_ok() {
+            let pushed = match holes {
+                Some(holes) => enc.push_with(event, holes),
+                None => enc.push(event),
+            };
+            if pushed.is_ok() {
                 self.events += 1;
                 return;
             }

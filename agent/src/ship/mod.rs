@@ -721,22 +721,13 @@ impl CollectorSink {
         Ok(())
     }
 
-    /// An alert raised while the collector is not taking batches is written to the agent's own
-    /// log at once (it waits in the buffer; whoever reads the host's journal sees it now).
-    fn log_alert_in_outage(&self, event: &[u8]) {
-        let mut state = self.shared.lock();
-        if let Some(why) = state.status.last_error.clone() {
-            let text = String::from_utf8_lossy(&event[..event.len().min(ALERT_LOG_MAX)]);
-            state.note(format!(
-                "alert raised while the collector is unreachable ({why}); it waits in the \
-                 buffer: {text}"
-            ));
-        }
-    }
-}
-
-impl Sink for CollectorSink {
-    fn send(&mut self, event: &[u8], alert: bool) -> Result<(), SinkError> {
+    /// [`Sink::send`], with the event's holes when the renderer recorded them.
+    fn send_with(
+        &mut self,
+        event: &[u8],
+        holes: Option<&agent_core::batch::Holes>,
+        alert: bool,
+    ) -> Result<(), SinkError> {
         let (events, bytes) = (
             self.config.batch_max_events,
             self.config.batch_max_bytes.as_usize(),
@@ -758,12 +749,44 @@ impl Sink for CollectorSink {
         } else {
             &mut self.open
         };
-        open.push(event);
+        open.push_with(event, holes);
         if open.is_full(events, bytes) {
             self.close(apart)?;
         }
         self.alert |= alert;
         Ok(())
+    }
+
+    /// An alert raised while the collector is not taking batches is written to the agent's own
+    /// log at once (it waits in the buffer; whoever reads the host's journal sees it now).
+    fn log_alert_in_outage(&self, event: &[u8]) {
+        let mut state = self.shared.lock();
+        if let Some(why) = state.status.last_error.clone() {
+            let text = String::from_utf8_lossy(&event[..event.len().min(ALERT_LOG_MAX)]);
+            state.note(format!(
+                "alert raised while the collector is unreachable ({why}); it waits in the \
+                 buffer: {text}"
+            ));
+        }
+    }
+}
+
+impl Sink for CollectorSink {
+    fn send(&mut self, event: &[u8], alert: bool) -> Result<(), SinkError> {
+        self.send_with(event, None, alert)
+    }
+
+    fn send_with_holes(
+        &mut self,
+        event: &[u8],
+        holes: &agent_core::batch::Holes,
+        alert: bool,
+    ) -> Result<(), SinkError> {
+        self.send_with(event, Some(holes), alert)
+    }
+
+    fn wants_holes(&self) -> bool {
+        self.open.builds_compact()
     }
 
     fn commit(&mut self) -> Result<(), SinkError> {
