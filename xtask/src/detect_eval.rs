@@ -119,6 +119,12 @@ impl Detections for Edge {
             self.fold
                 .login(u, ip, &self.hosts[host], ts.secs * 1_000_000);
         }
+        if ev.action == agent_core::Action::Sudo
+            && ev.outcome == agent_core::Outcome::Success
+            && let (Some(u), Some(ts)) = (&user, ev.timestamp)
+        {
+            self.fold.sudo(u, &self.hosts[host], ts.secs * 1_000_000);
+        }
         let mut out = Vec::with_capacity(alerts.len());
         for a in alerts.iter() {
             self.offered += 1;
