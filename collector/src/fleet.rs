@@ -68,6 +68,9 @@ const MEDIUM: u8 = 47;
 const HIGH: u8 = 73;
 /// Version of [`Engine::save`]'s bytes.
 pub const STATE_VERSION: u32 = 4;
+/// How long the fleet must have known a user (since their first login, event time) before a
+/// source can be new for them: a day, as the agents' first-seen rule learns.
+const SOURCE_HISTORY_US: i64 = 86_400 * 1_000_000;
 /// User names the one-user-across-hosts failure rule skips: the internet guesses them on every
 /// exposed host whatever the fleet, so their failures across hosts are background, not a spray
 /// aimed at this fleet's accounts.
@@ -844,6 +847,15 @@ fn remember(known: &mut HashMap<u64, i64>, key: u64, t: i64, max: usize) -> bool
     true
 }
 
+/// What the fleet knows of a user who logged in.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct UserHistory {
+    /// Hosts they logged in on, as counted.
+    hosts: u64,
+    /// Their first login's time (event time, µs).
+    since_us: i64,
+}
+
 /// Everything the engine remembers; what [`Engine::save`] writes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
@@ -872,8 +884,9 @@ struct State {
     /// source in it (an admin's round) -> the time of the last such round; at most
     /// `max-known-logins` users (the eighth with the oldest rounds dropped when full).
     rounds: HashMap<String, i64>,
-    /// Users -> hosts they logged in on, as counted (for first-login messages).
-    user_hosts: HashMap<String, u64>,
+    /// Users -> hosts they logged in on, as counted (for first-login messages), and when the
+    /// fleet first saw them log in.
+    user_hosts: HashMap<String, UserHistory>,
     /// Sources -> users seen logging in from them, counted up to [`SHARED_SOURCE_USERS`]
     /// (at most `max-known-logins` sources).
     source_users: HashMap<String, u32>,
@@ -1091,10 +1104,16 @@ impl Engine {
             // round entered the fleet from a source they had used before: then the new source
             // is the host they just logged in on (a jump host's inside address), and how the
             // round entered is what tells the owner from a thief. Nor is a source other users
-            // share (an office NAT, a VPN) new. An event without a user is always new.
-            let history = evidence
+            // share (an office NAT, a VPN) new. An event without a user is always new. A user
+            // seen for less than `SOURCE_HISTORY_US` has too few sources to judge a new one
+            // against (their first day: home, office, VPN, phone), as the agents' first-seen
+            // rule learns a day.
+            let since = evidence
                 .user
-                .is_some_and(|u| self.state.user_hosts.contains_key(u));
+                .and_then(|u| self.state.user_hosts.get(u))
+                .map(|h| h.since_us);
+            let history = since.is_some();
+            let settled = since.is_some_and(|f| t.saturating_sub(f) >= SOURCE_HISTORY_US);
             let shared = ev.source.is_some_and(|s| {
                 self.state
                     .source_users
@@ -1141,7 +1160,7 @@ impl Engine {
                     let routine = self.state.rounds.contains_key(u) && (hop || entered);
                     (
                         new_host && !learning && !routine,
-                        new_source && history && !hop,
+                        new_source && settled && !hop,
                         routine,
                     )
                 }
@@ -1254,11 +1273,20 @@ impl Engine {
         ) {
             return;
         }
-        let before = self.state.user_hosts.get(user).copied().unwrap_or(0);
+        let before = self.state.user_hosts.get(user).map_or(0, |h| h.hosts);
         if self.state.user_hosts.len() < self.config.max_known_logins
             || self.state.user_hosts.contains_key(user)
         {
-            *self.state.user_hosts.entry(user.to_owned()).or_default() += 1;
+            let h = self
+                .state
+                .user_hosts
+                .entry(user.to_owned())
+                .or_insert(UserHistory {
+                    hosts: 0,
+                    since_us: ev.time_us,
+                });
+            h.hosts += 1;
+            h.since_us = h.since_us.min(ev.time_us);
         }
         if quiet {
             return;
@@ -1551,6 +1579,22 @@ mod tests {
         assert!(alerts.is_empty(), "{alerts:#?}");
         let alerts = evaluate(&c, vpn(&["carol"]));
         assert_eq!(rules(&alerts, FleetRule::LateralMovementUser).len(), 1);
+        // A user known for less than a day has no sources to judge a new one against (their
+        // first day: office, home, phone); from a day on, they have.
+        let known_for = |age: i64| {
+            [
+                ok(T0 - age, "h0", "bob", "192.0.2.1"),
+                ok(T0, "h1", "bob", "203.0.113.7"),
+                ok(T0 + MIN, "h2", "bob", "203.0.113.7"),
+                ok(T0 + 2 * MIN, "h3", "bob", "203.0.113.7"),
+            ]
+        };
+        let alerts = evaluate(&c, known_for(SOURCE_HISTORY_US - 1));
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        let alerts = evaluate(&c, known_for(SOURCE_HISTORY_US));
+        let user = rules(&alerts, FleetRule::LateralMovementUser);
+        assert_eq!(user.len(), 1, "{alerts:#?}");
+        assert_eq!(user[0].severity(), HIGH);
     }
 
     /// A first login inside a round the lateral-movement rule reports is that alert's, not one
@@ -1665,8 +1709,8 @@ mod tests {
             ok(h0 + 3 * 3600 * S, "h1", "carol", "192.0.2.3"),
             ok(h0 + 4 * 3600 * S, "h2", "carol", "192.0.2.3"),
             ok(h0 + 5 * 3600 * S, "h3", "carol", "192.0.2.3"),
-            // erin's only round came from an address new for her.
-            ok(h0 + 3 * 3600 * S, "h1", "erin", "192.0.2.4"),
+            // erin's only round came from an address new for her (known a day).
+            ok(h0 - day, "h1", "erin", "192.0.2.4"),
             ok(h0 + 6 * 3600 * S, "h1", "erin", "203.0.113.7"),
             ok(h0 + 6 * 3600 * S + MIN, "h2", "erin", "203.0.113.7"),
             ok(h0 + 6 * 3600 * S + 2 * MIN, "h3", "erin", "203.0.113.7"),
