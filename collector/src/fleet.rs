@@ -2205,6 +2205,22 @@ mod tests {
         engine.observe(&ok(later, "h1", "u0", &from(0)));
         engine.tick(later + 1000 * S);
         assert_eq!(rules(&engine.take_alerts(), FleetRule::FirstLogin).len(), 1);
+        assert!(engine.state.entries.len() <= 64);
+        // Users going round three hosts each, from where they entered: the sources they
+        // entered from and the users who went round stay bounded too.
+        let start = later + 2000 * S;
+        for i in 0..1000 {
+            let user = format!("r{i}");
+            for (k, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
+                engine.observe(&ok(start + i * 600 * S + k as i64 * S, h, &user, &from(i)));
+            }
+            assert!(engine.state.entries.len() <= 64);
+            assert!(engine.state.rounds.len() <= 64);
+        }
+        assert!(
+            engine.state.rounds.contains_key("r999"),
+            "the newest round is kept"
+        );
     }
 
     #[test]
