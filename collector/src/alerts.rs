@@ -379,6 +379,7 @@ impl Alerts {
             code("auth_failure"),
             code("invalid_user"),
         ];
+        let (sudo, success) = (code("sudo"), code("success"));
         let mut body: Option<Vec<u8>> = None;
         for (i, r) in rows.rows.iter().enumerate() {
             let c = &r.columns;
@@ -457,6 +458,11 @@ impl Alerts {
                 if let (Some(user), Some(source)) = (rows.text(c[rows::USER]), source) {
                     self.fold.login(user, source, agent, rows.time(r));
                 }
+            } else if c[rows::ACTION] == sudo
+                && c[rows::OUTCOME] == success
+                && let Some(user) = rows.text(c[rows::USER])
+            {
+                self.fold.sudo(user, agent, rows.time(r));
             }
             let Some(engine) = &mut self.engine else {
                 continue;
@@ -1247,6 +1253,43 @@ mod tests {
             })
             .unwrap();
         assert_eq!(medium.len(), 1, "the stored severity is raised too");
+    }
+
+    /// A first sudo on one host by a user the fleet saw use sudo on another is not listed; a
+    /// first sudo by a user never seen using sudo is.
+    #[test]
+    fn a_first_sudo_by_a_user_who_uses_sudo_elsewhere_is_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        let config = FleetConfig::default();
+        let mut a = Alerts::open(&mut s, &config, 0).unwrap();
+        let (web0, web1) = (Uuid::new_v4(), Uuid::new_v4());
+        let sudo = |ts: &str, user: &str, outcome: &str| {
+            format!(
+                r#"{{"@timestamp":"{ts}","event":{{"kind":"event","category":["process"],"action":"sudo","outcome":"{outcome}"}},"host":{{"hostname":"web0"}},"user":{{"name":"{user}"}},"process":{{"name":"sudo"}}}}"#
+            )
+        };
+        // dave uses sudo on web0; erin only tries (refused).
+        let lines = [
+            sudo("2026-01-01T08:00:00Z", "dave", "success"),
+            sudo("2026-01-01T08:00:00Z", "erin", "failure"),
+        ];
+        put(&mut s, web0, 1, &lines, 1);
+        let first_sudo = |ts: &str, user: &str| {
+            format!(
+                r#"{{"@timestamp":"{ts}","event":{{"kind":"alert","action":"first_sudo","severity":21,"start":"{ts}","end":"{ts}"}},"rule":{{"id":"first_sudo"}},"message":"{user} used sudo for the first time on this host.","host":{{"hostname":"web1"}},"user":{{"name":"{user}"}},"authtrail":{{"count":1,"evidence":[7]}}}}"#
+            )
+        };
+        let lines = [
+            first_sudo("2026-01-02T08:00:00Z", "dave"),
+            first_sudo("2026-01-02T08:00:00Z", "erin"),
+        ];
+        put(&mut s, web1, 1, &lines, 2);
+        a.after_commit(&mut s).unwrap();
+        a.idle_at(&mut s, 3).unwrap();
+        let rows = all(&s);
+        assert_eq!(rows.len(), 1, "{rows:#?}");
+        assert_eq!(rows[0].doc["user"]["name"], "erin");
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //!   in, once the fleet and that host have been watched for `first-login-learning`; not inside
 //!   a round the lateral-movement rule reports (that alert lists it: a first-login alert is
 //!   held one `lateral-window` to know), nor for a user never seen before who comes from an
-//!   address other users share (the new colleague);
+//!   address other users share (the new colleague), nor for a user the fleet saw go round its
+//!   hosts from familiar places who comes from where they start their work or continues such
+//!   a round (an admin reaching one more host; see `Engine::observe`);
 //! - **distributed brute force / spray**: one source address, or one user name, failing on
 //!   `failure-hosts` or more hosts within `failure-window`;
 //! - **agent gone silent**: no batch, not even a heartbeat, from an agent for `silent-after`.
@@ -65,7 +67,10 @@ const MEDIUM: u8 = 47;
 /// `event.severity` of what needs a look now.
 const HIGH: u8 = 73;
 /// Version of [`Engine::save`]'s bytes.
-pub const STATE_VERSION: u32 = 3;
+pub const STATE_VERSION: u32 = 4;
+/// How long the fleet must have known a user (since their first login, event time) before a
+/// source can be new for them: a day, as the agents' first-seen rule learns.
+const SOURCE_HISTORY_US: i64 = 86_400 * 1_000_000;
 /// User names the one-user-across-hosts failure rule skips: the internet guesses them on every
 /// exposed host whatever the fleet, so their failures across hosts are background, not a spray
 /// aimed at this fleet's accounts.
@@ -107,9 +112,11 @@ pub struct FleetConfig {
     pub ignore_sources: Vec<ipnet::IpNet>,
     /// Users and sources tracked per rule at once. Defaults to 10,000.
     pub max_tracked: usize,
-    /// (user, host) pairs remembered for first logins, and (user, source) pairs for lateral
-    /// movement, each table at most this many; the least recently used are forgotten beyond
-    /// this (and count as new again). Defaults to 100,000 (about 3 MiB a table).
+    /// (user, host) pairs remembered for first logins, (user, source) pairs for lateral
+    /// movement, and (user, source) pairs a user entered the fleet from, each table at most
+    /// this many; the least recently used are forgotten beyond this (and count as new again).
+    /// Also the users remembered as going round the fleet's hosts (the oldest round forgotten).
+    /// Defaults to 100,000 (about 3 MiB a table).
     pub max_known_logins: usize,
     /// An agent's `first_seen_source` alert for a user and a network (/16, /48) another host
     /// already alerted on within this time (event time) is folded into that first alert, which
@@ -119,8 +126,9 @@ pub struct FleetConfig {
     pub fold_window: Duration,
     /// A user's network (/16, /48) they logged in from on any host within this time (event
     /// time) is not new for them anywhere in the fleet: an agent's `first_seen_source` alert
-    /// for it is not listed (its event stays stored; `crate::fold`); 0 remembers nothing.
-    /// Defaults to 30 days.
+    /// for it is not listed (its event stays stored; `crate::fold`). Likewise a user's sudo on
+    /// any host within this time makes their `first_sudo` on another not news. 0 remembers
+    /// nothing. Defaults to 30 days.
     #[serde(with = "humantime_serde")]
     pub network_memory: Duration,
 }
@@ -739,6 +747,14 @@ impl Spread {
         })
     }
 
+    /// True when `key` logged in on `hosts` or more hosts in its window, none of them from a
+    /// source new for it: a round from familiar places (as an admin makes them).
+    fn familiar_round(&self, key: &str, hosts: usize) -> bool {
+        self.tracks
+            .get(key)
+            .is_some_and(|t| t.hits.len() >= hosts && t.hits.iter().all(|h| !h.new_source))
+    }
+
     /// Drops the [`EVICT_DIVISOR`]th of the tracks with the fewest hosts, oldest first
     /// (never fewer than one).
     fn evict(&mut self, max_tracked: usize) {
@@ -831,6 +847,15 @@ fn remember(known: &mut HashMap<u64, i64>, key: u64, t: i64, max: usize) -> bool
     true
 }
 
+/// What the fleet knows of a user who logged in.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct UserHistory {
+    /// Hosts they logged in on, as counted.
+    hosts: u64,
+    /// Their first login's time (event time, µs).
+    since_us: i64,
+}
+
 /// Everything the engine remembers; what [`Engine::save`] writes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
@@ -850,8 +875,18 @@ struct State {
     /// (user, source) pair key -> last login time: where each user logs in from, bounded as
     /// `known`.
     known_sources: HashMap<u64, i64>,
-    /// Users -> hosts they logged in on, as counted (for first-login messages).
-    user_hosts: HashMap<String, u64>,
+    /// (user, source) pair key -> last login time, for the logins that entered the fleet
+    /// (that continued no round, see `Spread::continues_round`): where each user starts from
+    /// (a workstation, the office, the VPN), as opposed to the inside address of a host they
+    /// went on from. Bounded as `known`.
+    entries: HashMap<u64, i64>,
+    /// Users the fleet saw go round `lateral-hosts` hosts within `lateral-window` with no new
+    /// source in it (an admin's round) -> the time of the last such round; at most
+    /// `max-known-logins` users (the eighth with the oldest rounds dropped when full).
+    rounds: HashMap<String, i64>,
+    /// Users -> hosts they logged in on, as counted (for first-login messages), and when the
+    /// fleet first saw them log in.
+    user_hosts: HashMap<String, UserHistory>,
     /// Sources -> users seen logging in from them, counted up to [`SHARED_SOURCE_USERS`]
     /// (at most `max-known-logins` sources).
     source_users: HashMap<String, u32>,
@@ -1069,17 +1104,23 @@ impl Engine {
             // round entered the fleet from a source they had used before: then the new source
             // is the host they just logged in on (a jump host's inside address), and how the
             // round entered is what tells the owner from a thief. Nor is a source other users
-            // share (an office NAT, a VPN) new. An event without a user is always new.
-            let history = evidence
+            // share (an office NAT, a VPN) new. An event without a user is always new. A user
+            // seen for less than `SOURCE_HISTORY_US` has too few sources to judge a new one
+            // against (their first day: home, office, VPN, phone), as the agents' first-seen
+            // rule learns a day.
+            let since = evidence
                 .user
-                .is_some_and(|u| self.state.user_hosts.contains_key(u));
+                .and_then(|u| self.state.user_hosts.get(u))
+                .map(|h| h.since_us);
+            let history = since.is_some();
+            let settled = since.is_some_and(|f| t.saturating_sub(f) >= SOURCE_HISTORY_US);
             let shared = ev.source.is_some_and(|s| {
                 self.state
                     .source_users
                     .get(s)
                     .is_some_and(|&n| n >= SHARED_SOURCE_USERS)
             });
-            let (new_host, new_source) = match evidence.user {
+            let (new_host, new_source, routine) = match evidence.user {
                 Some(u) => {
                     let new_host = !self.state.known.contains_key(&pair_key(u, ev.agent));
                     let new_source = ev.source.is_some_and(|s| {
@@ -1102,9 +1143,28 @@ impl Engine {
                         .state
                         .lateral_user
                         .continues_round(u, ev.agent, t, window);
-                    (new_host && !learning, new_source && history && !hop)
+                    // A host new to someone who goes round the fleet's hosts (the fleet saw
+                    // them do it) is routine when they come from where they start their work
+                    // (a source they entered the fleet from before) or go on in a round they
+                    // entered from a familiar place: an admin reaching one more host. Not from
+                    // a host's inside address they never started from with no round of theirs
+                    // open (someone on that host using their account), nor from a new network.
+                    let entered = ev.source.is_some_and(|s| {
+                        let key = pair_key(u, s);
+                        let entered = self.state.entries.contains_key(&key);
+                        if !hop {
+                            remember(&mut self.state.entries, key, t, c.max_known_logins);
+                        }
+                        entered
+                    });
+                    let routine = self.state.rounds.contains_key(u) && (hop || entered);
+                    (
+                        new_host && !learning && !routine,
+                        new_source && settled && !hop,
+                        routine,
+                    )
                 }
-                None => (true, true),
+                None => (true, true, false),
             };
             let mut in_round = false;
             if let Some(u) = evidence.user {
@@ -1118,6 +1178,21 @@ impl Engine {
                     (new_host || new_source, new_source, true),
                 );
                 self.state.grown |= in_round;
+                if self.state.lateral_user.familiar_round(u, hosts) {
+                    let rounds = &mut self.state.rounds;
+                    if !rounds.contains_key(u) && rounds.len() >= c.max_known_logins {
+                        let ranked = rounds.iter().map(|(k, t)| (*t, k));
+                        let gone: Vec<String> =
+                            lowest(ranked, (c.max_known_logins / EVICT_DIVISOR).max(1))
+                                .into_iter()
+                                .cloned()
+                                .collect();
+                        for k in gone {
+                            rounds.remove(&k);
+                        }
+                    }
+                    rounds.insert(u.to_owned(), t);
+                }
             }
             if let Some(s) = ev.source {
                 self.state.grown |= self.state.lateral_source.add(
@@ -1142,7 +1217,12 @@ impl Engine {
                 // incident: that alert lists the host, a second alert would only repeat it.
                 // A user the fleet never saw log in, coming from an address other users share
                 // (the office), is a new colleague, as the agents' new-account rule has it.
-                self.first_login(u, &evidence, learning || in_round || (!history && shared));
+                // Nor is a host an admin's round reaches from a familiar place (`routine`).
+                self.first_login(
+                    u,
+                    &evidence,
+                    learning || in_round || routine || (!history && shared),
+                );
             }
         } else {
             let (hosts, window) = (c.failure_hosts, micros(c.failure_window));
@@ -1193,11 +1273,20 @@ impl Engine {
         ) {
             return;
         }
-        let before = self.state.user_hosts.get(user).copied().unwrap_or(0);
+        let before = self.state.user_hosts.get(user).map_or(0, |h| h.hosts);
         if self.state.user_hosts.len() < self.config.max_known_logins
             || self.state.user_hosts.contains_key(user)
         {
-            *self.state.user_hosts.entry(user.to_owned()).or_default() += 1;
+            let h = self
+                .state
+                .user_hosts
+                .entry(user.to_owned())
+                .or_insert(UserHistory {
+                    hosts: 0,
+                    since_us: ev.time_us,
+                });
+            h.hosts += 1;
+            h.since_us = h.since_us.min(ev.time_us);
         }
         if quiet {
             return;
@@ -1490,6 +1579,22 @@ mod tests {
         assert!(alerts.is_empty(), "{alerts:#?}");
         let alerts = evaluate(&c, vpn(&["carol"]));
         assert_eq!(rules(&alerts, FleetRule::LateralMovementUser).len(), 1);
+        // A user known for less than a day has no sources to judge a new one against (their
+        // first day: office, home, phone); from a day on, they have.
+        let known_for = |age: i64| {
+            [
+                ok(T0 - age, "h0", "bob", "192.0.2.1"),
+                ok(T0, "h1", "bob", "203.0.113.7"),
+                ok(T0 + MIN, "h2", "bob", "203.0.113.7"),
+                ok(T0 + 2 * MIN, "h3", "bob", "203.0.113.7"),
+            ]
+        };
+        let alerts = evaluate(&c, known_for(SOURCE_HISTORY_US - 1));
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        let alerts = evaluate(&c, known_for(SOURCE_HISTORY_US));
+        let user = rules(&alerts, FleetRule::LateralMovementUser);
+        assert_eq!(user.len(), 1, "{alerts:#?}");
+        assert_eq!(user[0].severity(), HIGH);
     }
 
     /// A first login inside a round the lateral-movement rule reports is that alert's, not one
@@ -1530,9 +1635,12 @@ mod tests {
         let alerts = evaluate(&c, reversed);
         assert_eq!(alerts.len(), 1, "{alerts:#?}");
         assert_eq!(alerts[0].rule, FleetRule::LateralMovementUser);
-        // A day later, alone on a host she never used: its own alert, handed over once a
-        // lateral window has passed (by the events' time, or the collector's clock).
-        events.push(ok(T0 + day, "h5", "alice", "192.0.2.1"));
+        // A day later, alone on a host she never used, from a host's inside address she never
+        // started from (her own address would be her round's routine, see
+        // `a_host_new_to_an_admin_is_judged_by_where_the_login_comes_from`): its own alert,
+        // handed over once a lateral window has passed (by the events' time, or the
+        // collector's clock).
+        events.push(ok(T0 + day, "h5", "alice", "10.0.1.3"));
         let alerts = evaluate(&c, events.clone());
         let first = rules(&alerts, FleetRule::FirstLogin);
         assert_eq!(first.len(), 1, "{alerts:#?}");
@@ -1570,6 +1678,104 @@ mod tests {
             assert!(engine.state.held.len() <= 4);
         }
         assert_eq!(engine.take_alerts().len(), 6);
+    }
+
+    /// A host new to someone who goes round the fleet (the fleet saw them do it, from familiar
+    /// places) is routine from where they start their work, or on a round they entered from
+    /// there; it is news from a host's inside address with no round of theirs open, from a new
+    /// network, and for someone never seen going round.
+    #[test]
+    fn a_host_new_to_an_admin_is_judged_by_where_the_login_comes_from() {
+        let day = 86_400 * S;
+        let c = FleetConfig {
+            first_login_learning: Duration::from_secs(86_400),
+            ..FleetConfig::default()
+        };
+        const OFFICE: &str = "198.51.100.10";
+        const JUMP: &str = "10.0.1.3";
+        let h0 = T0 - 2 * day;
+        let history = vec![
+            // Every host watched since two days before T0.
+            ok(h0, "h4", "zed", "192.0.2.9"),
+            ok(h0, "jump", "zed", "192.0.2.9"),
+            // bob goes round h1..h3 from the office, and round h1, h2 through the jump host.
+            ok(h0 + 3600 * S, "h1", "bob", OFFICE),
+            ok(h0 + 3600 * S + MIN, "h2", "bob", OFFICE),
+            ok(h0 + 3600 * S + 2 * MIN, "h3", "bob", OFFICE),
+            ok(h0 + 7200 * S, "jump", "bob", OFFICE),
+            ok(h0 + 7200 * S + MIN, "h1", "bob", JUMP),
+            ok(h0 + 7200 * S + 2 * MIN, "h2", "bob", JUMP),
+            // carol uses h1..h3 from the office, hours apart: never a round.
+            ok(h0 + 3 * 3600 * S, "h1", "carol", "192.0.2.3"),
+            ok(h0 + 4 * 3600 * S, "h2", "carol", "192.0.2.3"),
+            ok(h0 + 5 * 3600 * S, "h3", "carol", "192.0.2.3"),
+            // erin's only round came from an address new for her (known a day).
+            ok(h0 - day, "h1", "erin", "192.0.2.4"),
+            ok(h0 + 6 * 3600 * S, "h1", "erin", "203.0.113.7"),
+            ok(h0 + 6 * 3600 * S + MIN, "h2", "erin", "203.0.113.7"),
+            ok(h0 + 6 * 3600 * S + 2 * MIN, "h3", "erin", "203.0.113.7"),
+        ];
+        let after = |events: &[FleetEvent<'static>]| {
+            let alerts = evaluate(&c, history.iter().chain(events).copied());
+            alerts
+                .into_iter()
+                .filter(|a| a.start_us >= T0)
+                .collect::<Vec<_>>()
+        };
+        // bob's round from the office reaches h4, new to him: routine, no alert at all.
+        let direct = [
+            ok(T0, "h1", "bob", OFFICE),
+            ok(T0 + MIN, "h2", "bob", OFFICE),
+            ok(T0 + 2 * MIN, "h4", "bob", OFFICE),
+        ];
+        let alerts = after(&direct);
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        // So is h4 alone from the office, and on a round through the jump host.
+        let alerts = after(&[ok(T0, "h4", "bob", OFFICE)]);
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        let via_jump = [
+            ok(T0, "jump", "bob", OFFICE),
+            ok(T0 + MIN, "h4", "bob", JUMP),
+        ];
+        let alerts = after(&via_jump);
+        assert!(alerts.is_empty(), "{alerts:#?}");
+        // From the jump host's inside address with no round of his open (he never started
+        // from there): someone on that host using his account.
+        let alerts = after(&[ok(T0, "h4", "bob", JUMP)]);
+        let first = rules(&alerts, FleetRule::FirstLogin);
+        assert_eq!(first.len(), 1, "{alerts:#?}");
+        assert_eq!(first[0].source.as_deref(), Some(JUMP));
+        // From a network bob never used.
+        let alerts = after(&[ok(T0, "h4", "bob", "203.0.113.99")]);
+        assert_eq!(
+            rules(&alerts, FleetRule::FirstLogin).len(),
+            1,
+            "{alerts:#?}"
+        );
+        // carol never went round: her first login to h4 is news, from her usual address too,
+        // and her round reaching it is lateral movement (medium: only a host was new).
+        let alerts = after(&[ok(T0, "h4", "carol", "192.0.2.3")]);
+        assert_eq!(
+            rules(&alerts, FleetRule::FirstLogin).len(),
+            1,
+            "{alerts:#?}"
+        );
+        let round = [
+            ok(T0, "h1", "carol", "192.0.2.3"),
+            ok(T0 + MIN, "h2", "carol", "192.0.2.3"),
+            ok(T0 + 2 * MIN, "h4", "carol", "192.0.2.3"),
+        ];
+        let alerts = after(&round);
+        let user = rules(&alerts, FleetRule::LateralMovementUser);
+        assert_eq!(user.len(), 1, "{alerts:#?}");
+        assert_eq!(user[0].severity(), MEDIUM);
+        // A round from a new address teaches nothing: erin on h4 from home is news.
+        let alerts = after(&[ok(T0, "h4", "erin", "192.0.2.4")]);
+        assert_eq!(
+            rules(&alerts, FleetRule::FirstLogin).len(),
+            1,
+            "{alerts:#?}"
+        );
     }
 
     #[test]
@@ -1999,6 +2205,22 @@ mod tests {
         engine.observe(&ok(later, "h1", "u0", &from(0)));
         engine.tick(later + 1000 * S);
         assert_eq!(rules(&engine.take_alerts(), FleetRule::FirstLogin).len(), 1);
+        assert!(engine.state.entries.len() <= 64);
+        // Users going round three hosts each, from where they entered: the sources they
+        // entered from and the users who went round stay bounded too.
+        let start = later + 2000 * S;
+        for i in 0..1000 {
+            let user = format!("r{i}");
+            for (k, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
+                engine.observe(&ok(start + i * 600 * S + k as i64 * S, h, &user, &from(i)));
+            }
+            assert!(engine.state.entries.len() <= 64);
+            assert!(engine.state.rounds.len() <= 64);
+        }
+        assert!(
+            engine.state.rounds.contains_key("r999"),
+            "the newest round is kept"
+        );
     }
 
     #[test]

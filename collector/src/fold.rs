@@ -27,6 +27,13 @@
 //! listed, like a folded alert. This is the edge rule's own memory (it never raises a network
 //! it saw for the user on its host) applied across hosts.
 //!
+//! **A sudo habit the fleet knows is not news either.** The fold remembers, per user, the last
+//! two hosts they used sudo on ([`Fold::sudo`], for the same memory). A `first_sudo` (an
+//! agent's "first sudo by this user on this host") of a user who used sudo on *another* host
+//! within that memory is [`Verdict::Known`]: someone whose work is administering the fleet's
+//! hosts reached one more, the edge rule's own habit applied across hosts. A first sudo by a
+//! user the fleet never saw use sudo is listed.
+//!
 //! **A sudo is judged with the login it follows.** The alerts raised on one login are
 //! remembered by (agent, `event.sequence`) ([`LOGIN_RULES`] cite the login last). A
 //! `privilege_after_login` (which cites the login first) after a login whose only alerts were
@@ -36,10 +43,10 @@
 //! "Then on HOST: ..." and the follow-ons in `authtrail.then` (one incident, told once, at its
 //! worst). After a login that raised another rule's alert it is listed as it comes.
 //!
-//! Only `first_seen_source` is folded across hosts. `first_sudo`, `sudo_refused` and the
-//! account rules are about one host each (a second host's sudo is a second step of an attack,
-//! not the same fact); the failure rules already count per source and the fleet rules see
-//! across hosts.
+//! Only `first_seen_source` is folded across hosts. `sudo_refused` and the account rules are
+//! about one host each (a second host's refusal is a second step of an attack, not the same
+//! fact), and `first_sudo` is only judged against the user's sudo elsewhere (above); the
+//! failure rules already count per source and the fleet rules see across hosts.
 //!
 //! **Deterministic under replay.** Alerts are offered in batch order with their position
 //! (batch id, row); an incident remembers the last position it absorbed, so replaying batches
@@ -76,6 +83,9 @@ pub const NETWORK_MEMORY_US: i64 = 30 * 24 * 3600 * 1_000_000;
 /// (user, network) pairs remembered at most (when full the oldest eighth, by last login, is
 /// forgotten: those networks are new again).
 pub const MAX_NETWORKS: usize = 20_000;
+/// Users whose sudo hosts are remembered at most (when full the oldest eighth, by last sudo, is
+/// forgotten: their next first sudo is listed again).
+pub const MAX_SUDO_USERS: usize = 20_000;
 /// A remembered login's time is moved forward only when it gains this much (event time): the
 /// memory is for weeks, and a state that changes on every login would be saved with every
 /// batch.
@@ -264,6 +274,9 @@ struct Saved {
     networks: BTreeMap<String, Seen>,
     #[serde(default)]
     logins: BTreeMap<String, LoginMark>,
+    /// Absent in states saved before the sudo memory: nothing remembered.
+    #[serde(default)]
+    sudo: BTreeMap<String, Seen>,
 }
 
 /// The incidents of the last window, per (rule, user).
@@ -280,8 +293,41 @@ pub struct Fold {
     networks: BTreeMap<String, Seen>,
     /// `agent\0sequence` of a login -> what became of its alerts, for their follow-ons.
     logins: BTreeMap<String, LoginMark>,
+    /// user -> the hosts that user used sudo on ([`Fold::sudo`]).
+    sudo: BTreeMap<String, Seen>,
     /// Changed since [`Fold::save`].
     dirty: bool,
+}
+
+/// Notes `agent` at `time_us` under `key` in `table` (the last two distinct hosts, newest
+/// first; a host's time moves only when it gains [`NETWORK_REFRESH_US`]), which holds at most
+/// `max` keys (the oldest eighth by newest time dropped beyond). True when it changed.
+fn note(
+    table: &mut BTreeMap<String, Seen>,
+    key: String,
+    agent: &str,
+    time_us: i64,
+    max: usize,
+) -> bool {
+    let seen = table.entry(key).or_default();
+    match seen.iter().position(|(a, _)| a == agent) {
+        Some(i) => {
+            if time_us < seen[i].1 + NETWORK_REFRESH_US {
+                return false;
+            }
+            seen[i].1 = time_us;
+        }
+        None => seen.push((agent.to_owned(), time_us)),
+    }
+    seen.sort_by_key(|s| std::cmp::Reverse(s.1));
+    seen.truncate(2);
+    if table.len() > max {
+        let mut times: Vec<i64> = table.values().map(|s| s[0].1).collect();
+        times.sort_unstable();
+        let cut = times[table.len() / 8];
+        table.retain(|_, s| s[0].1 > cut);
+    }
+    true
 }
 
 /// `user\0network`: the network as the edge rule's [`same_net`] cuts it (/16, /48).
@@ -309,6 +355,7 @@ impl Fold {
             memory_us,
             networks: BTreeMap::new(),
             logins: BTreeMap::new(),
+            sudo: BTreeMap::new(),
             dirty: false,
         }
     }
@@ -319,25 +366,37 @@ impl Fold {
         if self.memory_us <= 0 {
             return;
         }
-        let seen = self.networks.entry(network_key(user, source)).or_default();
-        match seen.iter().position(|(a, _)| a == agent) {
-            Some(i) => {
-                if time_us < seen[i].1 + NETWORK_REFRESH_US {
-                    return;
-                }
-                seen[i].1 = time_us;
-            }
-            None => seen.push((agent.to_owned(), time_us)),
+        self.dirty |= note(
+            &mut self.networks,
+            network_key(user, source),
+            agent,
+            time_us,
+            MAX_NETWORKS,
+        );
+    }
+
+    /// Records a successful sudo by `user` on `agent` at `time_us` (event time), in the order
+    /// the collector reads them.
+    pub fn sudo(&mut self, user: &str, agent: &str, time_us: i64) {
+        if self.memory_us <= 0 {
+            return;
         }
-        seen.sort_by_key(|s| std::cmp::Reverse(s.1));
-        seen.truncate(2);
-        self.dirty = true;
-        if self.networks.len() > MAX_NETWORKS {
-            let mut times: Vec<i64> = self.networks.values().map(|s| s[0].1).collect();
-            times.sort_unstable();
-            let cut = times[self.networks.len() / 8];
-            self.networks.retain(|_, s| s[0].1 > cut);
-        }
+        self.dirty |= note(
+            &mut self.sudo,
+            user.to_owned(),
+            agent,
+            time_us,
+            MAX_SUDO_USERS,
+        );
+    }
+
+    /// True when `user` used sudo on a host other than `agent` within the memory before (or
+    /// at) `time_us`.
+    fn sudo_elsewhere(&self, user: &str, agent: &str, time_us: i64) -> bool {
+        self.sudo.get(user).is_some_and(|seen| {
+            seen.iter()
+                .any(|(a, t)| a != agent && *t <= time_us && time_us - *t <= self.memory_us)
+        })
     }
 
     /// Pairs (user, network) remembered.
@@ -368,6 +427,12 @@ impl Fold {
 
     /// Offers an edge alert, in the order the collector reads them.
     pub fn offer(&mut self, a: &EdgeAlert<'_>) -> Verdict {
+        if a.rule == "first_sudo"
+            && a.user
+                .is_some_and(|u| self.sudo_elsewhere(u, a.agent, a.time_us))
+        {
+            return Verdict::Known;
+        }
         let login = |seq: Option<&u64>| seq.map(|s| format!("{}\0{s}", a.agent));
         if FOLLOW_ON_RULES.contains(&a.rule) {
             let mark = login(a.evidence.first()).and_then(|k| self.logins.get(&k));
@@ -564,6 +629,7 @@ impl Fold {
             incidents: self.incidents.clone(),
             networks: self.networks.clone(),
             logins: self.logins.clone(),
+            sudo: self.sudo.clone(),
         })
         .unwrap_or_default()
     }
@@ -587,6 +653,11 @@ impl Fold {
             memory_us,
             networks,
             logins: saved.logins,
+            sudo: saved
+                .sudo
+                .into_iter()
+                .filter(|(_, s)| !s.is_empty())
+                .collect(),
             dirty: false,
         };
         if fold.len > MAX_FOLDS {
@@ -836,6 +907,72 @@ mod tests {
             overlay["authtrail"]["folded"]["alerts"],
             (MAX_FOLD_HOSTS + 10) as u64
         );
+    }
+
+    /// A first sudo on one host by a user the fleet saw use sudo on another within the memory
+    /// is known (an admin reaching one more host); otherwise it is listed.
+    #[test]
+    fn a_first_sudo_by_a_user_who_uses_sudo_on_another_host_is_known() {
+        let first_sudo = |n: i64, user: &'static str, agent: &'static str, t: i64| A {
+            rule: "first_sudo",
+            user,
+            ip: "",
+            ..a(n, agent, "", t)
+        };
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
+        // Nobody's sudo known yet: listed.
+        assert!(head(&offer(&mut f, &first_sudo(1, "alice", "web1", 0))));
+        // alice's sudo on web1 (the one just alerted): her first on web2 a day later is known.
+        f.sudo("alice", "web1", 0);
+        assert_eq!(
+            offer(&mut f, &first_sudo(2, "alice", "web2", 24 * H)),
+            Verdict::Known
+        );
+        // Only another host's sudo counts: web1's own agent alerting again is listed.
+        assert!(head(&offer(
+            &mut f,
+            &first_sudo(3, "alice", "web1", 25 * H)
+        )));
+        // Another user: listed. Another rule (a refusal on web2): listed.
+        assert!(head(&offer(&mut f, &first_sudo(4, "bob", "web2", 25 * H))));
+        let refused = A {
+            rule: "sudo_refused",
+            ..first_sudo(5, "alice", "web2", 25 * H)
+        };
+        assert!(head(&offer(&mut f, &refused)));
+        // A sudo after the alert's time does not make it known; past the memory: listed,
+        // exactly at its edge: known.
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
+        f.sudo("alice", "web1", 2 * H);
+        assert!(head(&offer(&mut f, &first_sudo(1, "alice", "web2", H))));
+        let edge = 2 * H + NETWORK_MEMORY_US;
+        assert_eq!(
+            offer(&mut f, &first_sudo(2, "alice", "web2", edge)),
+            Verdict::Known
+        );
+        assert!(head(&offer(
+            &mut f,
+            &first_sudo(3, "alice", "web3", edge + 1)
+        )));
+        // Saved and restored with the fold.
+        let mut g = Fold::restore(&f.save(), FOLD_WINDOW_US, NETWORK_MEMORY_US).unwrap();
+        assert_eq!(
+            offer(&mut g, &first_sudo(4, "alice", "web4", edge)),
+            Verdict::Known
+        );
+        // A memory of 0 remembers nothing.
+        let mut f = Fold::new(FOLD_WINDOW_US, 0);
+        f.sudo("alice", "web1", 0);
+        assert!(head(&offer(&mut f, &first_sudo(1, "alice", "web2", H))));
+        // Bounded: a flood of users keeps at most MAX_SUDO_USERS, the newest kept.
+        let mut f = Fold::new(FOLD_WINDOW_US, NETWORK_MEMORY_US);
+        for i in 0..MAX_SUDO_USERS + 100 {
+            f.sudo(&format!("u{i}"), "web1", i as i64);
+            assert!(f.sudo.len() <= MAX_SUDO_USERS);
+        }
+        let newest = format!("u{}", MAX_SUDO_USERS + 99);
+        assert!(f.sudo_elsewhere(&newest, "web2", H));
+        assert!(!f.sudo_elsewhere("u0", "web2", H));
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub(crate) struct Args {
     /// Also turn on the opt-in rules (logins outside working hours).
     #[arg(long)]
     opt_in: bool,
-    /// Print every false alert.
+    /// Print every false alert with the lines it cites, and every missed attack with its
+    /// first lines.
     #[arg(long)]
     verbose: bool,
     /// Count every edge alert as its agent raised it, without the collector's fold of one
@@ -118,6 +119,12 @@ impl Detections for Edge {
         {
             self.fold
                 .login(u, ip, &self.hosts[host], ts.secs * 1_000_000);
+        }
+        if ev.action == agent_core::Action::Sudo
+            && ev.outcome == agent_core::Outcome::Success
+            && let (Some(u), Some(ts)) = (&user, ev.timestamp)
+        {
+            self.fold.sudo(u, &self.hosts[host], ts.secs * 1_000_000);
         }
         let mut out = Vec::with_capacity(alerts.len());
         for a in alerts.iter() {
@@ -235,6 +242,8 @@ struct Score {
     /// Of those, alerts about an attack; and of these, folded into an alert about none.
     folded_attack: usize,
     folded_attack_into_benign: usize,
+    /// Attacks no listed alert was about (indexes into the scenario's attacks).
+    missed: Vec<usize>,
 }
 
 fn evaluate(s: &Scenario, detections: &mut [&mut dyn Detections]) -> Score {
@@ -256,6 +265,7 @@ fn evaluate(s: &Scenario, detections: &mut [&mut dyn Detections]) -> Score {
         folded: 0,
         folded_attack: 0,
         folded_attack_into_benign: 0,
+        missed: Vec::new(),
     };
     for (n, line) in s.lines.iter().enumerate() {
         let Parsed::Event(ev) = parse_line(line.text.as_bytes(), &ctx) else {
@@ -295,6 +305,8 @@ fn evaluate(s: &Scenario, detections: &mut [&mut dyn Detections]) -> Score {
             k.delays
                 .push(at - began.get(&i).copied().unwrap_or(attack.start));
             k.rules.extend(rules.iter().copied());
+        } else {
+            score.missed.push(i);
         }
     }
     score
@@ -384,6 +396,9 @@ fn tally(
     }
 }
 
+/// Lines of each missed attack `--verbose` prints.
+const MISSED_LINES: usize = 40;
+
 fn per_10k(n: usize, attempts: u64) -> f64 {
     n as f64 * 10_000.0 / attempts.max(1) as f64
 }
@@ -465,6 +480,15 @@ fn report(seed: u64, s: &Scenario, score: &Score, verbose: bool) -> (Rates, bool
     if verbose {
         for e in &score.false_examples {
             println!("  false: {e}");
+        }
+        // Each missed attack with its first lines, to see what no rule caught.
+        for &i in &score.missed {
+            let a = &s.attacks[i];
+            println!("  missed: {} on {}", a.kind.name(), s.hosts[a.host]);
+            let lines = s.lines.iter().filter(|l| l.attack == Some(i));
+            for l in lines.take(MISSED_LINES) {
+                println!("      | {}", l.text);
+            }
         }
     }
     (rates, all_detected)

@@ -130,7 +130,6 @@ impl Kind {
 pub(crate) struct Attack {
     pub(crate) kind: Kind,
     /// Where it happened (for fleet rules and for reading a scenario).
-    #[allow(dead_code)]
     pub(crate) host: usize,
     /// Its first line's time.
     pub(crate) start: i64,
