@@ -1,8 +1,11 @@
 //! Any bytes through the compact batch body decoder: no panic, the rendering stays within its
-//! bound, and whatever decodes re-encodes to the same bytes (the format is canonical).
+//! bound, and whatever decodes re-encodes to the same bytes (the format is canonical). The
+//! readers the collector uses agree with `decode` on what it accepts: `decode_with` shows each
+//! document once and as rendered, `event_count` says how many, and `render_accepted` (which
+//! skips the canonical check) renders the same bytes; on any other input none of them panics.
 #![no_main]
 
-use agent_core::batch::{decode, encode};
+use agent_core::batch::{decode, decode_with, encode, event_count, render_accepted};
 use libfuzzer_sys::fuzz_target;
 
 /// What one input may render to: enough for the bodies the fuzzer builds, small enough that a
@@ -11,9 +14,29 @@ const MAX_OUTPUT: usize = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
     let mut ndjson = Vec::new();
-    if let Ok(events) = decode(data, MAX_OUTPUT, &mut ndjson) {
+    let decoded = decode(data, MAX_OUTPUT, &mut ndjson);
+
+    let mut visited = Vec::new();
+    let mut shown = 0usize;
+    let with = decode_with(data, MAX_OUTPUT, &mut visited, &mut |doc| {
+        shown += 1;
+        assert!(doc.holes.iter().all(|&(a, b)| a <= b && b as usize <= doc.line.len()));
+    });
+    assert_eq!(with.is_ok(), decoded.is_ok(), "decode_with and decode disagree");
+
+    let mut rendered = Vec::new();
+    let accepted = render_accepted(data, MAX_OUTPUT, &mut rendered);
+    let _ = event_count(data);
+
+    if let Ok(events) = decoded {
         assert!(ndjson.len() <= MAX_OUTPUT);
         assert_eq!(ndjson.iter().filter(|&&b| b == b'\n').count(), events);
+        assert_eq!(with.ok(), Some(events));
+        assert_eq!(visited, ndjson);
+        assert_eq!(shown, events);
+        assert_eq!(event_count(data).ok(), Some(events));
+        assert_eq!(accepted.ok(), Some(events));
+        assert_eq!(rendered, ndjson);
         let mut again = Vec::new();
         encode(&ndjson, &mut again).expect("a decoded body re-encodes");
         assert_eq!(again, data);
