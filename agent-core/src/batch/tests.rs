@@ -41,33 +41,9 @@ fn real_lines(seed: u64, generated: u64) -> Vec<Vec<u8>> {
 
 /// What the agent's renderer writes for `lines` (parse, conform, envelope, ECS), as NDJSON.
 fn render_like_the_agent(lines: &[Vec<u8>], message: bool, first_seq: u64) -> Vec<u8> {
-    let now = crate::Timestamp::from_secs(loggen::DEFAULT_START);
-    let ctx = Context::new(now);
     let mut out = Vec::new();
     let mut json = String::new();
-    let mut offset = 0u64;
-    let mut seq = first_seq;
-    for line in lines {
-        let at = offset;
-        offset += line.len() as u64 + 1;
-        let mut ev = match parse_line(line, &ctx) {
-            Parsed::Event(ev) => ev,
-            _ => continue,
-        };
-        let conformed = crate::wire::conform(&mut ev, now);
-        let env = Envelope {
-            hostname: Some(Text(b"fallback-host")),
-            host_id: Some("5f0c1d7a9e2b4c3d8e1f0a2b3c4d5e6f"),
-            agent_id: Some("0b6f4c8e-6c6a-4f0e-9b7e-2f6d1c0a9e11"),
-            agent_version: Some("0.1.0"),
-            provider: Some("file"),
-            sequence: Some(seq),
-            log_path: Some(Text(b"/var/log/auth.log")),
-            log_offset: Some(at),
-            message: message.then_some(Text(line)),
-            original_timestamp: conformed.original_timestamp,
-        };
-        seq += 1;
+    for (ev, env) in agent_events(lines, message, first_seq) {
         json.clear();
         ecs::write_event(&mut json, &ev, &env).unwrap();
         out.extend_from_slice(json.as_bytes());
@@ -802,7 +778,7 @@ fn encode_both_ways(events: &[(crate::LoginEvent<'_>, Envelope<'_>)]) -> (Vec<u8
     (a, b)
 }
 
-/// The agent's events for `lines`, as [`render_like_the_agent`] makes them.
+/// The agent's events for `lines` (parse, conform, envelope), as its renderer makes them.
 fn agent_events<'a>(
     lines: &'a [Vec<u8>],
     message: bool,
