@@ -903,6 +903,60 @@ struct State {
     grown: bool,
 }
 
+/// [`State`] as version 3 wrote it: without `entries` and `rounds`, and without when each user
+/// was first seen. Read once at an upgrade ([`Engine::restore`]), so that what the fleet learnt
+/// (known hosts and sources, the learning period's start, open rounds, held alerts) is kept.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct StateV3 {
+    version: u32,
+    first_us: Option<i64>,
+    resumed_us: i64,
+    agents: HashMap<String, AgentInfo>,
+    lateral_user: Spread,
+    lateral_source: Spread,
+    failures_source: Spread,
+    failures_user: Spread,
+    known: HashMap<u64, i64>,
+    known_sources: HashMap<u64, i64>,
+    user_hosts: HashMap<String, u64>,
+    source_users: HashMap<String, u32>,
+    held: Vec<FleetAlert>,
+}
+
+impl StateV3 {
+    /// The same memory as version 4. The new tables start empty (they fill as they did from a
+    /// fresh start, and until then the rules judge as version 3 did); a user already known is
+    /// taken as known since the fleet's first login (no later than any of theirs).
+    fn upgrade(self) -> State {
+        debug_assert_eq!(self.version, 3, "only version 3 is read as StateV3");
+        let since_us = self.first_us.unwrap_or(i64::MIN);
+        State {
+            version: STATE_VERSION,
+            first_us: self.first_us,
+            resumed_us: self.resumed_us,
+            agents: self.agents,
+            lateral_user: self.lateral_user,
+            lateral_source: self.lateral_source,
+            failures_source: self.failures_source,
+            failures_user: self.failures_user,
+            known: self.known,
+            known_sources: self.known_sources,
+            entries: HashMap::new(),
+            rounds: HashMap::new(),
+            user_hosts: self
+                .user_hosts
+                .into_iter()
+                .map(|(user, hosts)| (user, UserHistory { hosts, since_us }))
+                .collect(),
+            source_users: self.source_users,
+            held: self.held,
+            ready: Vec::new(),
+            grown: false,
+        }
+    }
+}
+
 /// Why saved state was not restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -942,15 +996,18 @@ impl Engine {
         postcard::to_allocvec(&self.state).unwrap_or_default()
     }
 
-    /// An engine with `config` and the memory [`Engine::save`] wrote.
+    /// An engine with `config` and the memory [`Engine::save`] wrote, by this version or the
+    /// one before it (upgraded: [`StateV3`]).
     pub(crate) fn restore(config: FleetConfig, bytes: &[u8]) -> Result<Engine, RestoreError> {
-        let state: State =
-            postcard::from_bytes(bytes).map_err(|e| RestoreError::Decode(e.to_string()))?;
-        if state.version != STATE_VERSION {
-            return Err(RestoreError::Version {
-                found: state.version,
-            });
-        }
+        let decode = |e: postcard::Error| RestoreError::Decode(e.to_string());
+        let (version, _) = postcard::take_from_bytes::<u32>(bytes).map_err(decode)?;
+        let state = match version {
+            STATE_VERSION => postcard::from_bytes::<State>(bytes).map_err(decode)?,
+            3 => postcard::from_bytes::<StateV3>(bytes)
+                .map_err(decode)?
+                .upgrade(),
+            found => return Err(RestoreError::Version { found }),
+        };
         Ok(Engine { config, state })
     }
 
@@ -2312,6 +2369,61 @@ mod tests {
         assert!(matches!(
             Engine::restore(c, b"\x07garbage"),
             Err(RestoreError::Version { .. } | RestoreError::Decode(_))
+        ));
+    }
+
+    /// What a version 3 collector learnt survives the upgrade: a host the user used stays
+    /// known, a host they never used is still news, and the learning period does not start
+    /// again (a fresh engine would learn in silence for `first-login-learning`).
+    #[test]
+    fn a_version_3_state_is_upgraded_with_what_it_learnt() {
+        let c = FleetConfig {
+            first_login_learning: Duration::from_secs(7 * 86_400),
+            ..FleetConfig::default()
+        };
+        let mut engine = Engine::new(c.clone());
+        for e in history(&["alice"]) {
+            engine.observe(&e);
+        }
+        // h9 is a host the fleet has known as long (bob's).
+        engine.observe(&ok(T0 - 30 * 86_400 * S, "h9", "bob", "192.0.2.2"));
+        engine.take_alerts();
+        let s = engine.state.clone();
+        let v3 = StateV3 {
+            version: 3,
+            first_us: s.first_us,
+            resumed_us: s.resumed_us,
+            agents: s.agents,
+            lateral_user: s.lateral_user,
+            lateral_source: s.lateral_source,
+            failures_source: s.failures_source,
+            failures_user: s.failures_user,
+            known: s.known,
+            known_sources: s.known_sources,
+            user_hosts: s
+                .user_hosts
+                .into_iter()
+                .map(|(u, h)| (u, h.hosts))
+                .collect(),
+            source_users: s.source_users,
+            held: s.held,
+        };
+        let bytes = postcard::to_allocvec(&v3).unwrap();
+        let mut restored = Engine::restore(c.clone(), &bytes).unwrap();
+        assert_eq!(restored.state.version, STATE_VERSION);
+        restored.observe(&ok(T0, "h0", "alice", "192.0.2.1"));
+        restored.tick(T0 + 20 * MIN);
+        assert!(restored.take_alerts().is_empty(), "h0 is alice's host");
+        restored.observe(&ok(T0 + 30 * MIN, "h9", "alice", "192.0.2.1"));
+        restored.tick(T0 + 60 * MIN);
+        let alerts = restored.take_alerts();
+        assert_eq!(rules(&alerts, FleetRule::FirstLogin).len(), 1, "{alerts:?}");
+        // Another version is refused with its number.
+        let mut v5 = bytes.clone();
+        v5[0] = 5;
+        assert!(matches!(
+            Engine::restore(c, &v5),
+            Err(RestoreError::Version { found: 5 })
         ));
     }
 
