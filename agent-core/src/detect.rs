@@ -51,6 +51,12 @@
 //! the spray-then-login case) never counts for a key login from a known address (internet
 //! scanners guessing `root` do not make the backup server's hourly root key login suspicious);
 //! otherwise it gives 73 when the login's address is new for the user and 21 when it is not.
+//! For a password login from an address new for the user, the user scope counts the failures
+//! since the user's last success over the long window ([`SlowAttack::window_secs`], used
+//! whether or not the slow rules are on) rather than the short one: the account was being
+//! guessed, no login of its owner has followed, and now its password works from a network it
+//! never used, whatever the pause the attacker took. Every other login counts the short window
+//! only (a user's own typos, scanners guessing `root`).
 //!
 //! # What counts as a failed attempt
 //!
@@ -213,7 +219,8 @@ pub struct SuccessAfterFailures {
     /// The window, in seconds. Defaults to 600 (10 minutes).
     pub window_secs: u32,
     /// Also count failures per user name, from any source (the spray-then-login case), at its
-    /// own severity. Defaults to `true`.
+    /// own severity; for a password login from an address new for the user, over the long
+    /// window ([`SlowAttack::window_secs`]). Defaults to `true`.
     pub by_user: bool,
 }
 
@@ -242,7 +249,9 @@ pub struct SlowAttack {
     pub brute_threshold: u32,
     /// Distinct existing accounts one source failed against within the window. Defaults to 6.
     pub spray_threshold: u32,
-    /// The long window, in seconds (kept in [`SLOW_BUCKETS`] buckets). Defaults to 21 600 (6 h).
+    /// The long window, in seconds (kept in [`SLOW_BUCKETS`] buckets); also the user scope's
+    /// window of [`SuccessAfterFailures`] for a password login from a new address. Defaults to
+    /// 21 600 (6 h).
     pub window_secs: u32,
 }
 
@@ -1988,6 +1997,8 @@ pub struct Detector<
     config: DetectConfig,
     /// How long a source keeps attempt slots: the longer of the two windows that read them.
     horizon: u32,
+    /// How long a user keeps attempt slots: the long window (or the short one, if longer).
+    user_horizon: u32,
     sources: [SourceState; SOURCES],
     users: [UserState; USERS],
     pairs: [Pair; PAIRS],
@@ -2070,9 +2081,14 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             .brute_force
             .window_secs
             .max(config.success_after_failures.window_secs);
+        let user_horizon = config
+            .slow
+            .window_secs
+            .max(config.success_after_failures.window_secs);
         Detector {
             config,
             horizon,
+            user_horizon,
             sources: [SourceState::EMPTY; SOURCES],
             users: [UserState::EMPTY; USERS],
             pairs: [Pair::EMPTY; PAIRS],
@@ -2334,8 +2350,9 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         // Per user: only accounts that exist (a name the host does not have cannot log in, and
         // scanners' made-up names would push real users out of the table).
         if let Some(h) = account.filter(|_| saf.enabled && saf.by_user) {
+            let horizon = self.user_horizon;
             let u = self.user_slot(h, now);
-            u.failures.push(now, weight, seq, saf.window_secs);
+            u.failures.push(now, weight, seq, horizon);
         }
     }
 
@@ -2472,8 +2489,18 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             if let Some(h) = name.filter(|_| saf.by_user)
                 && let Ok(i) = find(&self.user_tags.0, &self.users, h, now, |u| u.hash == h)
             {
+                // A password login from an address new for the user, after guesses against the
+                // account that no success of the user has followed, is the spray-then-login
+                // whatever the pause: the guesses count over the long window. Anything else
+                // (a key, the user's own address) counts only the short window's.
+                let long = ctx.guessable && ctx.new_source();
+                let window = if long {
+                    self.user_horizon
+                } else {
+                    saf.window_secs
+                };
                 let u = &mut self.users[i];
-                let c = u.failures.within(now, saf.window_secs, u.success);
+                let c = u.failures.within(now, window, u.success);
                 u.success = Some(u.success.map_or(now, |p| later(p, now)));
                 // Failures from other addresses say nothing about a key login from an
                 // address the user has used before.
@@ -3875,6 +3902,62 @@ mod tests {
         let a = at(&mut *d, 3005, "sshd", &key("nagios", "198.18.0.1"));
         assert_eq!(sev(&a, Rule::SuccessAfterFailures), Some(MEDIUM));
         assert_eq!(a[0].scope, Scope::Source);
+    }
+
+    /// The spray-then-login the short window missed: six addresses guess one account once each,
+    /// and a seventh, new for the user, logs in with its password 10 min 14 s after the last
+    /// guess. Within the long window that is still the account's own guessing.
+    #[test]
+    fn a_password_login_from_a_new_address_after_guesses_within_the_long_window() {
+        let long = i64::from(DetectConfig::default().slow.window_secs);
+        // `guesses` failures against olivia at `t0` (from as many addresses), then a login.
+        let run = |guesses: usize, t0: i64, login_at: i64, login: &str| {
+            let mut d = detector(only(Rule::SuccessAfterFailures));
+            assert!(at(&mut *d, 0, "sshd", &accepted("olivia", "10.0.0.7")).is_empty());
+            for k in 0..guesses {
+                let src = format!("198.51.100.{}", k + 1);
+                assert!(at(&mut *d, t0, "sshd", &failed("olivia", &src)).is_empty());
+            }
+            at(&mut *d, login_at, "sshd", login)
+        };
+        let new = accepted("olivia", "203.0.113.77");
+        let a = run(6, 1000, 1000 + 614, &new);
+        assert_eq!(sev(&a, Rule::SuccessAfterFailures), Some(HIGH));
+        assert_eq!((a[0].scope, a[0].count), (Scope::User, 6));
+        assert_eq!(a[0].cites(), &[1, 7][..]);
+        // The long window's edge: its last second still counts, the next does not.
+        let a = run(3, 1000, 1000 + long, &new);
+        assert_eq!(sev(&a, Rule::SuccessAfterFailures), Some(HIGH));
+        assert!(run(3, 1000, 1000 + long + 1, &new).is_empty());
+        // The threshold (3): two guesses are not enough.
+        assert!(run(2, 1000, 1000 + 614, &new).is_empty());
+        // Past the short window, the long one does not speak for a login from the user's own
+        // address (typos and scanners), nor for a key login (guessing does not explain a key).
+        assert!(run(6, 1000, 1000 + 614, &accepted("olivia", "10.0.0.7")).is_empty());
+        assert!(run(6, 1000, 1000 + 614, &key("olivia", "203.0.113.77")).is_empty());
+        // Guesses further apart than the short window are all kept (the user's slots last the
+        // long window).
+        let mut d = detector(only(Rule::SuccessAfterFailures));
+        at(&mut *d, 0, "sshd", &accepted("olivia", "10.0.0.7"));
+        for k in 0..3i64 {
+            let src = format!("198.51.100.{k}");
+            at(&mut *d, 1000 + k * 1200, "sshd", &failed("olivia", &src));
+        }
+        let a = at(&mut *d, 3400 + 614, "sshd", &new);
+        assert_eq!((a[0].rule, a[0].count), (Rule::SuccessAfterFailures, 3));
+        // Nor for failures before the user's last success.
+        let mut d = detector(only(Rule::SuccessAfterFailures));
+        at(&mut *d, 0, "sshd", &accepted("olivia", "10.0.0.7"));
+        for k in 0..6 {
+            at(
+                &mut *d,
+                1000,
+                "sshd",
+                &failed("olivia", &format!("198.51.100.{k}")),
+            );
+        }
+        at(&mut *d, 1200, "sshd", &accepted("olivia", "10.0.0.7"));
+        assert!(at(&mut *d, 1614, "sshd", &new).is_empty());
     }
 
     /// 150 failures, which merge slots: the start is the first failure, not a merged slot's

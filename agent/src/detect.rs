@@ -32,7 +32,8 @@ pub struct DetectSettings {
     #[serde(with = "humantime_serde")]
     pub success_after_failures_window: Duration,
     /// Also count failures for the same user from other addresses (a stolen password used
-    /// after guessing elsewhere). Defaults to true.
+    /// after guessing elsewhere); for a password login from an address new for the user, over
+    /// `slow-window`. Defaults to true.
     pub success_after_failures_by_user: bool,
     /// Alert when a user logs in with a password from an address not seen for them before.
     /// Defaults to true.
@@ -50,7 +51,8 @@ pub struct DetectSettings {
     /// Slow spray: this many distinct existing accounts from one address within
     /// `slow-window`. Defaults to 6.
     pub slow_spray_threshold: u32,
-    /// The slow rules' long window. Defaults to 6h.
+    /// The slow rules' long window (also success-after-failures-by-user's for a password login
+    /// from a new address). Defaults to 6h.
     #[serde(with = "humantime_serde")]
     pub slow_window: Duration,
     /// Distributed spray: at least this many failing addresses... Defaults to 20.
