@@ -6,8 +6,8 @@
 //!    rendering against copying the lines (`ecs`), and the collector's decode against plain
 //!    zstd decompression and its store (`collector --bench ingest`).
 //! 2. `authtrail run` over a 1,000,000-line backlog to the file sink: wall time, CPU time and peak
-//!    RSS of the agent, against `cat FILE > /dev/null` in the same run; then the agent's CPU while
-//!    the log does not change.
+//!    RSS of the agent, against `cat FILE > /dev/null` in the same run, and its CPU against the
+//!    same run with the edge detections off; then the agent's CPU while the log does not change.
 //! 3. The same backlog from the agent to the collector over TLS on loopback (`--runs` times, a
 //!    fresh store and agent state each time; medians): wall time, CPU and peak RSS of both, and
 //!    the compressed bytes sent against the raw log's size.
@@ -243,12 +243,16 @@ fn agent(args: &Args) -> Result<()> {
     )?;
     let log_bytes = std::fs::metadata(&log)?.len();
     let mut agent_samples = Vec::new();
+    let mut undetected = Vec::new();
     let mut cat_samples = Vec::new();
     let mut idle = None;
     for i in 0..args.runs {
         cat_samples.push(cat(&log)?);
         let last = i + 1 == args.runs;
-        let (s, idle_cpu) = agent_once(&bin, &dir, &log, if last { args.idle_secs } else { 0 })?;
+        // The same backlog with the edge detections off, in turn: what they cost the agent.
+        undetected.push(agent_once(&bin, &dir, &log, 0, false)?.0);
+        let idle_secs = if last { args.idle_secs } else { 0 };
+        let (s, idle_cpu) = agent_once(&bin, &dir, &log, idle_secs, true)?;
         agent_samples.push(s);
         if last {
             idle = idle_cpu;
@@ -291,6 +295,16 @@ fn agent(args: &Args) -> Result<()> {
     println!(
         "cat FILE > /dev/null: wall {cw:.3} s; agent/cat wall ratio {ratio:.0}x (pairwise median)"
     );
+    let mut detect_ratios: Vec<f64> = agent_samples
+        .iter()
+        .zip(&undetected)
+        .map(|(a, u)| a.cpu / u.cpu.max(1e-6))
+        .collect();
+    let mut uc: Vec<f64> = undetected.iter().map(|s| s.cpu).collect();
+    let (uc, detect_ratio) = (med(&mut uc), med(&mut detect_ratios));
+    println!(
+        "agent with [detect] enabled = false: CPU {uc:.2} s; CPU with / without the edge detections {detect_ratio:.2}x (pairwise median)"
+    );
     if let Some(pct) = idle {
         println!(
             "idle: agent CPU over {} s with an unchanging log: {pct:.3}%",
@@ -320,7 +334,13 @@ fn cat(log: &Path) -> Result<Sample> {
 
 /// One agent run over the backlog; returns its figures and, if `idle_secs` > 0, its CPU share
 /// (percent of one core) while idle afterwards.
-fn agent_once(bin: &Path, dir: &Path, log: &Path, idle_secs: u64) -> Result<(Sample, Option<f64>)> {
+fn agent_once(
+    bin: &Path,
+    dir: &Path,
+    log: &Path,
+    idle_secs: u64,
+    detect: bool,
+) -> Result<(Sample, Option<f64>)> {
     let state = dir.join("state");
     let events = dir.join("events.ndjson");
     std::fs::remove_dir_all(&state).ok();
@@ -329,7 +349,7 @@ fn agent_once(bin: &Path, dir: &Path, log: &Path, idle_secs: u64) -> Result<(Sam
     std::fs::write(
         &config,
         format!(
-            "state-dir = {state:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\nname = \"bench\"\npaths = [{log:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"file\"\npath = {events:?}\n",
+            "state-dir = {state:?}\ntimezone = \"UTC\"\n[[source]]\ntype = \"file\"\nname = \"bench\"\npaths = [{log:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"file\"\npath = {events:?}\n[detect]\nenabled = {detect}\n",
             state = state.display().to_string(),
             log = log.display().to_string(),
             events = events.display().to_string(),
