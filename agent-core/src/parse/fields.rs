@@ -21,7 +21,7 @@ pub(crate) fn parse_ip(b: &[u8]) -> Option<IpAddr> {
         [b'[', inner @ .., b']'] => inner,
         _ => b,
     };
-    let first = b[0];
+    let &first = b.first()?;
     if !(first.is_ascii_hexdigit() || first == b':') {
         return None;
     }
@@ -250,6 +250,18 @@ pub(crate) const fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Brackets around nothing are no address, not a panic: sshd writes `[addr]`, and any
+    /// local user can write `sshd: Connection reset by [] port 22` to syslog with `logger`.
+    #[test]
+    fn empty_brackets_are_no_address() {
+        for b in [&b"[]"[..], b"[", b"]", b"[[]]", b"[%]"] {
+            assert_eq!(parse_ip(b), None, "{:?}", String::from_utf8_lossy(b));
+        }
+        let line = b"Dec  5 10:00:00 host sshd[1]: Connection reset by [] port 22 [preauth]";
+        let ctx = crate::syslog::Context::new(crate::Timestamp::from_secs(1_764_928_800));
+        let _ = crate::parse_line(line, &ctx);
+    }
 
     #[test]
     fn ip_forms() {
