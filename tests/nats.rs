@@ -11,7 +11,6 @@
 )]
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::shipping::{
     Proc, agent_toml, assert_exactly_once, issue_agent, kill, parsed_messages, run_agent,
+    start_until_ready,
 };
 use crate::util::{
     Scratch, announce_skip, collector_bin, find_program, free_port, run_ok, write_private,
@@ -138,16 +138,7 @@ struct Agent {
 
 /// Starts `cmd` with its stderr in `log`; its first line on stdout (the readiness line).
 fn start(cmd: &mut Command, log: &Path) -> (Proc, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Proc(child), line)
+    start_until_ready(cmd.stderr(std::fs::File::create(log).unwrap()))
 }
 
 /// Waits until the agent committed its whole log and its spool is empty.

@@ -104,21 +104,26 @@ fn agent_log_tail(config: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// `authtrail-collector serve --config config` with `env`, once it says it listens on `port`.
-pub(crate) fn serve_collector(config: &Path, port: u16, env: &[(&str, &str)]) -> Proc {
-    let mut child = Command::new(collector_bin())
-        .envs(env.iter().copied())
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// Starts `cmd` (its stderr as the caller set it); the process and its first line on stdout,
+/// the readiness line.
+pub(crate) fn start_until_ready(cmd: &mut Command) -> (Proc, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let child = Proc(child);
+    (Proc(child), line)
+}
+
+/// `authtrail-collector serve --config config` with `env`, once it says it listens on `port`.
+pub(crate) fn serve_collector(config: &Path, port: u16, env: &[(&str, &str)]) -> Proc {
+    let (child, line) = start_until_ready(
+        Command::new(collector_bin())
+            .envs(env.iter().copied())
+            .args(["serve", "--config"])
+            .arg(config)
+            .stderr(Stdio::null()),
+    );
     assert_eq!(line.trim(), format!("listening on 127.0.0.1:{port}"));
     child
 }
