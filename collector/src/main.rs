@@ -14,13 +14,12 @@ use collector::config::{Config, DEFAULT_CONFIG_PATH};
 use collector::store::{Filter, Store};
 use collector::{certs, report};
 
-/// mimalloc instead of glibc's malloc: with glibc, 16 concurrent maximal batches (each decoded
-/// on its own blocking thread, so in its own arena) left the collector at 391 MiB resident
-/// after the spike and peaked at 523 MiB for a 160 MiB budget; mimalloc gives freed pages back
-/// after a short delay, so peak and idle resident follow what is actually in use (numbers in
-/// the commit that chose it).
+/// mimalloc for small blocks, the C library's mapped blocks for large ones (the `allocator` crate): with
+/// glibc's malloc alone, 16 concurrent maximal batches (each decoded on its own blocking
+/// thread, so in its own arena) left the collector at 391 MiB resident after the spike and
+/// peaked at 523 MiB for a 160 MiB budget.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::Allocator = allocator::Allocator;
 
 /// Receives login events from authtrail agents over HTTPS and stores them.
 #[derive(Debug, Parser)]
@@ -311,6 +310,7 @@ enum CertsCommand {
 }
 
 fn main() -> ExitCode {
+    allocator::return_large_blocks();
     let cli = Cli::parse();
     logger::init("authtrail-collector", &cli.verbosity);
     match run(cli) {
