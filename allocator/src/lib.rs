@@ -18,7 +18,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use mimalloc::MiMalloc;
 
 /// Blocks of at least this many bytes are mapped on their own by the C library.
-pub const LARGE: usize = 1 << 20;
+pub const LARGE: usize = 2 << 20;
 
 /// The global allocator: [`MiMalloc`] below [`LARGE`] bytes, [`System`] from there.
 #[derive(Debug)]
