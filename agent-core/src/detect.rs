@@ -1127,10 +1127,19 @@ impl fmt::Display for Ip {
 /// How many failed attempts `ev` stands for (0 for a line that only repeats, summarises or
 /// announces attempts logged elsewhere). See the module documentation for the policy.
 pub fn attempts(ev: &LoginEvent<'_>) -> u32 {
-    if !matches!(ev.action, Action::AuthFailure | Action::InvalidUser)
-        || ev.source_ip().is_none()
-        || ev.port.is_none()
-    {
+    if !matches!(ev.action, Action::AuthFailure | Action::InvalidUser) || ev.source_ip().is_none() {
+        return 0;
+    }
+    failure_attempts(ev)
+}
+
+/// [`attempts`] of a failure from a source IP (the failure path has tested both already).
+#[inline]
+fn failure_attempts(ev: &LoginEvent<'_>) -> u32 {
+    debug_assert!(
+        matches!(ev.action, Action::AuthFailure | Action::InvalidUser) && ev.source_ip().is_some()
+    );
+    if ev.port.is_none() {
         return 0;
     }
     let count = ev.count.max(1);
@@ -1232,6 +1241,10 @@ struct Failures {
     n: [u16; FAILURE_SLOTS],
     head: u8,
     len: u8,
+    /// The counts of the slots in the ring, summed: no window holds more, so a rule whose
+    /// threshold is above it need not read the slots. Kept as slots come and go (it fits in the
+    /// struct's padding); not saved: [`Failures::recount`] after a restore.
+    total: u32,
 }
 
 impl Failures {
@@ -1242,7 +1255,26 @@ impl Failures {
         n: [0; FAILURE_SLOTS],
         head: 0,
         len: 0,
+        total: 0,
     };
+
+    /// Sets `total` from the slots in the ring.
+    fn recount(&mut self) {
+        self.total = (0..usize::from(self.len))
+            .map(|k| u32::from(self.n[self.slot(k)]))
+            .sum();
+    }
+
+    /// Attempts in the ring, whatever their age: at least the count of any window.
+    #[inline]
+    fn at_most(&self) -> u32 {
+        debug_assert_eq!(self.total, {
+            let mut f = *self;
+            f.recount();
+            f.total
+        });
+        self.total
+    }
 
     #[inline]
     fn slot(&self, k: usize) -> usize {
@@ -1262,12 +1294,15 @@ impl Failures {
     /// and the last time of the younger).
     fn push(&mut self, now: u32, count: u32, seq: u64, horizon: u32) {
         while self.len > 0 && age(now, self.t[usize::from(self.head)]) > horizon {
+            self.total -= u32::from(self.n[usize::from(self.head)]);
             self.head = self.slot(1) as u8;
             self.len -= 1;
         }
         if usize::from(self.len) == FAILURE_SLOTS {
             let (a, b) = (self.slot(0), self.slot(1));
+            self.total -= u32::from(self.n[a]) + u32::from(self.n[b]);
             self.n[b] = self.n[b].saturating_add(self.n[a]);
+            self.total += u32::from(self.n[b]);
             self.t[b] = later(self.t[a], self.t[b]);
             self.t0[b] = earlier(self.t0[a], self.t0[b]);
             self.seq[b] = self.seq[a].min(self.seq[b]);
@@ -1279,6 +1314,7 @@ impl Failures {
         self.t0[i] = now;
         self.seq[i] = seq;
         self.n[i] = u16::try_from(count).unwrap_or(u16::MAX);
+        self.total += u32::from(self.n[i]);
         self.len += 1;
     }
 
@@ -1353,6 +1389,12 @@ impl Names {
         }
         self.h[i] = hash;
         self.t[i] = now;
+    }
+
+    /// Distinct names kept, whatever their age: at least the count of any window.
+    #[inline]
+    fn at_most(&self) -> u32 {
+        u32::from(self.len) + u32::from(self.overflow)
     }
 
     /// Distinct names tried within `window` of `now`, and the age of the oldest.
@@ -1450,18 +1492,25 @@ impl Slow {
         (self.names[0] | self.names[1]).count_ones()
     }
 
-    fn add(&mut self, now: u32, weight: u32, name: Option<u32>, seq: u64, window: u32) {
+    /// Adds `weight` attempts at `now`; returns [`Slow::total`] after them (summed once here, for
+    /// the rules that read it next).
+    fn add(&mut self, now: u32, weight: u32, name: Option<u32>, seq: u64, window: u32) -> u32 {
         self.advance(now, window);
-        if self.total() == 0 {
+        let total = self.total();
+        if total == 0 {
             (self.first_t, self.first_seq) = (now, seq);
             // Quiet for a whole window: the rules re-arm.
             (self.brute_fired, self.spray_fired) = (false, false);
         }
         let i = (self.epoch % SLOW_BUCKETS as u32) as usize;
-        self.n[i] = self.n[i].saturating_add(u16::try_from(weight).unwrap_or(u16::MAX));
+        let before = self.n[i];
+        self.n[i] = before.saturating_add(u16::try_from(weight).unwrap_or(u16::MAX));
         if let Some(h) = name {
             self.names[(self.epoch / Self::HALF % 2) as usize] |= 1 << (h % 64);
         }
+        let total = total - u32::from(before) + u32::from(self.n[i]);
+        debug_assert_eq!(total, self.total());
+        total
     }
 
     /// Attempts still in the window at `now`, without moving it (for eviction).
@@ -2209,7 +2258,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         out: &mut Alerts,
     ) {
         let now = ts.secs as u32;
-        let weight = attempts(ev);
+        let weight = failure_attempts(ev);
         let seed = self.config.hash_seed;
         // The name is read only by an attempt or an invalid-user notice.
         let name = ev
@@ -2223,15 +2272,20 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 .add(now, ip_h, name, weight, seq, ds.window_secs);
             self.check_spread(ts, seq, ev, out);
         }
-        if weight == 0 && ev.user.is_none() {
-            // Nothing to count; do not spend a slot on it.
-            if let Ok(i) = find(&self.source_tags.0, &self.sources, ip_h, now, |s| {
+        if weight == 0 {
+            // Nothing to count: the line only keeps its source active (for the re-arm rule).
+            // Without a user name, it does not spend a slot on it either.
+            if ev.user.is_some() {
+                let i = self.source_index(ip, ip_h, now);
+                self.sources[i].note_failure(now);
+            } else if let Ok(i) = find(&self.source_tags.0, &self.sources, ip_h, now, |s| {
                 s.ip == ip
             }) {
                 self.sources[i].note_failure(now);
             }
             return;
         }
+        // From here on the line is an attempt (`weight > 0`).
         let i = self.source_index(ip, ip_h, now);
         // Read in place (not copied): the common path reads a few fields of each.
         let (bf, ps, saf, slow) = (
@@ -2264,15 +2318,13 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         // Only accounts that exist count toward a spray: a guess against a name the host does
         // not have cannot succeed, and internet scanners try a handful of such names on every
         // visit (`Invalid user X`, `Failed password for invalid user X`).
-        let account = name.filter(|_| weight > 0 && names_an_account(ev));
-        if weight > 0 {
-            s.failures.push(now, weight, seq, horizon);
-            if let Some(h) = account {
-                s.names.insert(h, now, ps.window_secs);
-            }
+        let account = name.filter(|_| names_an_account(ev));
+        s.failures.push(now, weight, seq, horizon);
+        if let Some(h) = account {
+            s.names.insert(h, now, ps.window_secs);
         }
 
-        if bf.enabled && weight > 0 {
+        if bf.enabled {
             rearm(
                 &mut s.brute_fired,
                 s.brute_at,
@@ -2281,8 +2333,9 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 bf.window_secs,
                 bf.cooldown_secs,
             );
-            // A latched rule cannot fire: its window is not read.
-            if !s.brute_fired {
+            // A latched rule cannot fire, nor can one whose threshold is above every attempt
+            // kept: its window is not read.
+            if !s.brute_fired && s.failures.at_most() >= bf.threshold {
                 let c = s.failures.within(now, bf.window_secs, None);
                 if c.count >= bf.threshold {
                     (s.brute_fired, s.brute_at) = (true, now);
@@ -2300,7 +2353,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                 ps.window_secs,
                 ps.cooldown_secs,
             );
-            if !s.spray_fired {
+            if !s.spray_fired && s.names.at_most() >= ps.threshold {
                 let (users, oldest) = s.names.within(now, ps.window_secs);
                 if users >= ps.threshold {
                     (s.spray_fired, s.spray_at) = (true, now);
@@ -2312,8 +2365,8 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         }
         // The long window: a source that logged in within it is a client of this host with a
         // stale password, not a slow attacker (success after failures watches its logins).
-        if slow.enabled && weight > 0 {
-            s.slow.add(now, weight, account, seq, slow.window_secs);
+        if slow.enabled {
+            let total = s.slow.add(now, weight, account, seq, slow.window_secs);
             let client = s.success().is_some_and(|t| age(now, t) <= slow.window_secs);
             let c = &mut s.slow;
             // Re-armed by a quiet long window (in `add`) or one long window after the alert.
@@ -2334,7 +2387,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             let spray_armed = !client && !fast_spray && !c.spray_fired;
             // Neither can fire (a client, or both latched): the counts are not summed.
             if brute_armed || spray_armed {
-                let (total, distinct) = (c.total(), c.distinct());
+                let distinct = c.distinct();
                 let since = age(now, c.first_t).min(slow.window_secs);
                 let first = Some(c.first_seq);
                 if brute_armed && total >= slow.brute_threshold {
@@ -3243,6 +3296,28 @@ mod tests {
         let d = Detector::<8, 8, 8>::new(bad);
         assert_eq!(d.config().password_spray.window_secs, 1);
         assert_eq!(d.config().brute_force.threshold, 1);
+    }
+
+    /// The rules skip reading a window whose threshold is above `at_most`: it must be the
+    /// attempts of the widest window, through slots dropped, merged and saturated.
+    #[test]
+    fn failures_at_most_is_the_count_of_the_widest_window() {
+        let mut f = Failures::EMPTY;
+        for k in 0..200u32 {
+            let count = match k % 7 {
+                0 => 40_000,
+                n => n,
+            };
+            // Bursts and pauses: some pushes drop old slots, some merge the two oldest.
+            let now = k * 5 + (k / 30) * 400;
+            f.push(now, count, u64::from(k), 300);
+            assert_eq!(f.at_most(), f.within(now, 300, None).count, "{k}");
+        }
+        let mut names = Names::EMPTY;
+        for k in 0..40u32 {
+            names.insert(k % 13, k * 60, 600);
+            assert!(names.at_most() >= names.within(k * 60, 600).0, "{k}");
+        }
     }
 
     #[test]

@@ -244,6 +244,7 @@ impl In<'_> {
         for n in &mut f.n {
             *n = self.u16()?;
         }
+        f.recount();
         Ok(f)
     }
     fn slow(&mut self) -> Result<Slow, StateError> {
