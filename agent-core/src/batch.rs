@@ -183,6 +183,8 @@ pub enum DecodeError {
     OutputTooLarge,
     /// The body is not the one encoding of its documents.
     NotCanonical,
+    /// A document is longer than the buffer [`decode_each`] was given to render it in.
+    DocumentTooLong,
 }
 
 impl fmt::Display for DecodeError {
@@ -197,6 +199,9 @@ impl fmt::Display for DecodeError {
             DecodeError::TrailingBytes => f.write_str("bytes after the end of the body"),
             DecodeError::OutputTooLarge => f.write_str("body renders to more than allowed"),
             DecodeError::NotCanonical => f.write_str("body is not in canonical form"),
+            DecodeError::DocumentTooLong => {
+                f.write_str("a document is longer than the buffer given to render it")
+            }
         }
     }
 }
@@ -1299,7 +1304,37 @@ pub fn decode_with(
     out: &mut Vec<u8>,
     visit: &mut dyn FnMut(Document<'_>),
 ) -> Result<usize, DecodeError> {
-    render_visit(body, max_output, out, Check::Canonical, Some(visit))
+    render_visit(
+        body,
+        max_output,
+        out,
+        Check::Canonical,
+        Some(visit),
+        Keep::All,
+    )
+}
+
+/// [`decode_with`], holding one document at a time: each is rendered into `line` over the
+/// previous one (`line` is emptied first and its capacity never grows) and shown to `visit`,
+/// so a reader that keeps what it needs of each needs no buffer for the whole rendering. A
+/// document longer than `line`'s capacity stops decoding with [`DecodeError::DocumentTooLong`]
+/// (the caller may decode again with a larger buffer, or with [`decode_with`]). `line` holds
+/// nothing of use afterwards.
+pub fn decode_each(
+    body: &[u8],
+    max_output: usize,
+    line: &mut Vec<u8>,
+    visit: &mut dyn FnMut(Document<'_>),
+) -> Result<usize, DecodeError> {
+    line.clear();
+    render_visit(
+        body,
+        max_output,
+        line,
+        Check::Canonical,
+        Some(visit),
+        Keep::One,
+    )
 }
 
 /// The length of the NDJSON a compact body says it renders to ([`decode`] checks it), read
@@ -1497,7 +1532,17 @@ fn render(
     out: &mut Vec<u8>,
     check: Check,
 ) -> Result<usize, DecodeError> {
-    render_visit(body, max_output, out, check, None)
+    render_visit(body, max_output, out, check, None, Keep::All)
+}
+
+/// What the renderer keeps of its output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Every document, one after the other.
+    All,
+    /// The document being rendered: each is rendered over the previous one, within the
+    /// buffer's capacity.
+    One,
 }
 
 /// [`render`], showing `visit` each document ([`decode_with`]).
@@ -1507,6 +1552,7 @@ fn render_visit(
     out: &mut Vec<u8>,
     check: Check,
     mut visit: Option<&mut dyn FnMut(Document<'_>)>,
+    keep: Keep,
 ) -> Result<usize, DecodeError> {
     let canonical = check == Check::Canonical;
     let not_canonical = DecodeError::NotCanonical;
@@ -1567,14 +1613,21 @@ fn render_visit(
             }
         }
     }
-    let limit = out.len().saturating_add(max_output);
+    // What may still be rendered: `out`'s length may reach `limit` (less what earlier documents
+    // rendered, when each is rendered over the previous one).
+    let limit = core::cell::Cell::new(out.len().saturating_add(max_output));
     let push = |out: &mut Vec<u8>, s: &[u8]| -> Result<(), DecodeError> {
-        if out.len() + s.len() > limit {
+        if out.len() + s.len() > limit.get() {
             return Err(DecodeError::OutputTooLarge);
+        }
+        if keep == Keep::One && out.len() + s.len() > out.capacity() {
+            return Err(DecodeError::DocumentTooLong);
         }
         out.extend_from_slice(s);
         Ok(())
     };
+    // Bytes of the documents rendered and then given up (`Keep::One`).
+    let mut rendered = 0;
     let table = |i: u64| -> Result<&[u8], DecodeError> {
         usize::try_from(i)
             .ok()
@@ -1841,11 +1894,17 @@ fn render_visit(
             });
         }
         push(out, b"\n")?;
+        if keep == Keep::One {
+            let n = out.len() - doc_start;
+            rendered += n;
+            limit.set(limit.get() - n);
+            out.truncate(doc_start);
+        }
     }
     if !c.is_empty() || !m.is_empty() {
         return Err(DecodeError::TrailingBytes);
     }
-    if out.len() - start != ndjson_len {
+    if rendered + out.len() - start != ndjson_len {
         return Err(DecodeError::Invalid {
             what: "ndjson length",
         });

@@ -252,11 +252,7 @@ pub fn decode_body_within(
             if len as u64 > max {
                 return Err(DecodeError::TooLarge { limit: max });
             }
-            reserve(memory, len as u64)?;
-            let mut ndjson = Vec::with_capacity(len);
-            let batch = parse_compact_within(&raw, len, &mut ndjson, agent, memory)?;
-            memory.release(ndjson.capacity() as u64);
-            batch
+            parse_compact_granted(&raw, len, agent, memory)?
         }
     };
     batch.digest = digest(&body);
@@ -747,7 +743,89 @@ impl Lines {
     }
 }
 
-/// Renders a compact body into `ndjson` (granted by the caller) and reads its documents into
+/// The buffer a compact body's documents are rendered in, one at a time: larger than any
+/// document an agent writes, so that the rendering as a whole is never held (nor allocated and
+/// faulted in for each batch). A body with a longer document is rendered whole instead.
+const DOCUMENT_BUFFER_BYTES: usize = 1 << 20;
+
+/// [`parse_compact_within`] of a compact body that renders to `len` bytes, granted first its
+/// rendering buffer: one document at a time ([`DOCUMENT_BUFFER_BYTES`]), else (a longer
+/// document) the whole rendering, after what the first pass was granted is given back.
+fn parse_compact_granted(
+    compact: &[u8],
+    len: usize,
+    agent: Option<Uuid>,
+    memory: &mut dyn Reserve,
+) -> Result<Batch, DecodeError> {
+    let size = len.min(DOCUMENT_BUFFER_BYTES);
+    reserve(memory, size as u64)?;
+    let mut line = Vec::with_capacity(size);
+    let mut counted = Counted { memory, net: 0 };
+    let each = parse_compact_within(
+        compact,
+        len,
+        agent_core::batch::decode_each,
+        &mut line,
+        agent,
+        &mut counted,
+    );
+    let net = counted.net;
+    drop(line);
+    memory.release(size as u64);
+    match each {
+        Err(DecodeError::Compact(agent_core::batch::DecodeError::DocumentTooLong)) => {
+            memory.release(net);
+            reserve(memory, len as u64)?;
+            let mut ndjson = Vec::with_capacity(len);
+            let batch = parse_compact_within(
+                compact,
+                len,
+                agent_core::batch::decode_with,
+                &mut ndjson,
+                agent,
+                memory,
+            )?;
+            drop(ndjson);
+            memory.release(len as u64);
+            Ok(batch)
+        }
+        other => other,
+    }
+}
+
+/// A [`Reserve`] that counts what it has been granted net, to give it back.
+struct Counted<'a> {
+    memory: &'a mut dyn Reserve,
+    net: u64,
+}
+
+impl Reserve for Counted<'_> {
+    fn grow(&mut self, bytes: u64) -> bool {
+        let granted = self.memory.grow(bytes);
+        if granted {
+            self.net += bytes;
+        }
+        granted
+    }
+    fn release(&mut self, bytes: u64) {
+        self.memory.release(bytes);
+        self.net = self.net.saturating_sub(bytes);
+    }
+    fn could_ever_grow(&self, bytes: u64) -> bool {
+        self.memory.could_ever_grow(bytes)
+    }
+}
+
+/// How a compact body is rendered for [`parse_compact_within`]: [`agent_core::batch::decode_with`]
+/// (the whole rendering in the buffer) or [`agent_core::batch::decode_each`] (one document).
+type Render = fn(
+    &[u8],
+    usize,
+    &mut Vec<u8>,
+    &mut dyn FnMut(agent_core::batch::Document<'_>),
+) -> Result<usize, agent_core::batch::DecodeError>;
+
+/// Renders a compact body with `render` into `ndjson` (granted by the caller) and reads its documents into
 /// a [`Batch`] as [`parse_ndjson_within`] reads the rendering, with the same rows,
 /// rejections (line and reason), forged count, state document and last host, but without
 /// parsing each line again: each shape is read once ([`Template`]), and a document's fields
@@ -760,6 +838,7 @@ impl Lines {
 fn parse_compact_within(
     compact: &[u8],
     len: usize,
+    render: Render,
     ndjson: &mut Vec<u8>,
     agent: Option<Uuid>,
     memory: &mut dyn Reserve,
@@ -827,8 +906,7 @@ fn parse_compact_within(
             failed = Some(e);
         }
     };
-    agent_core::batch::decode_with(compact, len, ndjson, &mut visit)
-        .map_err(DecodeError::Compact)?;
+    render(compact, len, ndjson, &mut visit).map_err(DecodeError::Compact)?;
     memory.release(decoding);
     if let Some(e) = failed {
         return Err(e);
@@ -1575,6 +1653,24 @@ mod tests {
         assert!(taken > 3 * 50, "{taken} of {}", 3 * hostile.len());
         for who in [None, Some(agent), Some(other)] {
             assert!(same_both_ways(&all, who));
+        }
+    }
+
+    #[test]
+    fn a_compact_document_longer_than_the_document_buffer_is_read_from_the_whole_rendering() {
+        let agent: Uuid = AGENT.parse().expect("a UUID");
+        let docs = agent_documents();
+        let pad = "x".repeat(DOCUMENT_BUFFER_BYTES / 2 + 1000);
+        let long = docs[1].replacen('{', &format!("{{\"pad\":\"{pad}\",\"pad2\":\"y{pad}\","), 1);
+        let ndjson = [docs[0].as_str(), &long, docs[2].as_str()].join("\n") + "\n";
+        let mut compact = Vec::new();
+        agent_core::batch::encode(ndjson.as_bytes(), &mut compact).expect("encodes");
+        // One document at a time does not fit it: the whole rendering is what reads it.
+        let mut line = Vec::with_capacity(DOCUMENT_BUFFER_BYTES);
+        let each = agent_core::batch::decode_each(&compact, ndjson.len(), &mut line, &mut |_| {});
+        assert_eq!(each, Err(agent_core::batch::DecodeError::DocumentTooLong));
+        for who in [None, Some(agent)] {
+            assert!(same_both_ways(ndjson.as_bytes(), who));
         }
     }
 

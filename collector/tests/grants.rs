@@ -127,9 +127,13 @@ fn decoding_a_compact_body_is_granted_what_it_holds_and_not_much_more() {
         let (events, held, granted) = decode_as(Body::Compact, body);
         assert!(events > least, "{events}");
         assert!(granted >= held, "held {held} bytes, granted only {granted}");
+        // The decoder's tables are granted at their bound (`agent_core::batch::decode_bytes`)
+        // and the rendering is held one document at a time: the bound's slack (4 of 25 MiB for
+        // the second body) is a larger share of the peak than when the whole rendering was
+        // held, granted exactly.
         assert!(
-            granted <= held + held / 8,
-            "granted {granted} bytes for a peak of {held}: more than an eighth too much"
+            granted <= held + held / 4,
+            "granted {granted} bytes for a peak of {held}: more than a quarter too much"
         );
     }
 }

@@ -385,7 +385,65 @@ fn documents_rebuild_the_rendering(body: &[u8], ndjson: &[u8]) -> bool {
         lines.push(b'\n');
     })
     .unwrap();
-    fine && out == ndjson && rebuilt == ndjson && lines == ndjson
+    // One document at a time, in a buffer as long as the longest: the same documents.
+    let longest = ndjson.split(|&b| b == b'\n').map(|l| l.len() + 1).max();
+    let mut line = Vec::with_capacity(longest.unwrap_or(0));
+    let capacity = line.capacity();
+    let mut each = Vec::new();
+    let mut same = true;
+    let mut k = 0;
+    let mut starts = Vec::new();
+    let mut at = 0;
+    for l in ndjson.split_inclusive(|&b| b == b'\n') {
+        starts.push(at);
+        at += l.len();
+    }
+    decode_each(body, ndjson.len(), &mut line, &mut |doc| {
+        // Each document as `decode_with` showed it: its line and its holes.
+        let start = starts.get(k).copied().unwrap_or(usize::MAX);
+        same &= ndjson.get(start..start + doc.line.len()) == Some(doc.line);
+        k += 1;
+        each.extend_from_slice(doc.line);
+        each.push(b'\n');
+    })
+    .unwrap();
+    fine &= same && line.capacity() == capacity;
+    fine && out == ndjson && rebuilt == ndjson && lines == ndjson && each == ndjson
+}
+
+#[test]
+fn one_document_at_a_time_needs_a_buffer_of_the_longest_document_only() {
+    let (ndjson, body) = sample_body();
+    let events = ndjson.iter().filter(|&&b| b == b'\n').count();
+    let longest = ndjson
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::len)
+        .max()
+        .unwrap();
+    assert!(
+        longest * 100 < ndjson.len(),
+        "{longest} of {}",
+        ndjson.len()
+    );
+    let mut line = Vec::with_capacity(longest);
+    let capacity = line.capacity();
+    let mut seen = Vec::new();
+    let got = decode_each(&body, ndjson.len(), &mut line, &mut |doc| {
+        seen.extend_from_slice(doc.line);
+        seen.push(b'\n');
+    });
+    assert_eq!(got, Ok(events));
+    assert_eq!(seen, ndjson);
+    assert_eq!(line.capacity(), capacity, "the buffer never grows");
+    // A buffer a byte short of the longest document is refused as such, not grown.
+    let mut short = Vec::with_capacity(longest - 1);
+    if short.capacity() < longest {
+        let got = decode_each(&body, ndjson.len(), &mut short, &mut |_| {});
+        assert_eq!(got, Err(DecodeError::DocumentTooLong));
+    }
+    // The whole rendering is still bounded by `max_output`, though never held at once.
+    let got = decode_each(&body, ndjson.len() - 1, &mut line, &mut |_| {});
+    assert_eq!(got, Err(DecodeError::OutputTooLarge));
 }
 
 fn sample_body_small() -> (Vec<u8>, Vec<u8>) {
@@ -697,6 +755,9 @@ proptest! {
         let mut out = Vec::new();
         let fast = decode(&alt, usize::MAX, &mut out);
         let oracle = decode_by_reencode(&alt);
+        // One document at a time, the same verdict.
+        let each = decode_each(&alt, usize::MAX, &mut Vec::with_capacity(1 << 20), &mut |_| {});
+        prop_assert_eq!(each.is_ok(), fast.is_ok(), "each {:?}, fast {:?}", each, fast);
         prop_assert_eq!(fast.is_ok(), oracle.is_ok(), "fast {:?}, oracle {:?}", fast, oracle);
         // A body accepted is the encoding of its rendering (maybe of other documents).
         if let Ok(rendered) = oracle {
