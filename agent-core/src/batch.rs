@@ -1615,7 +1615,8 @@ fn render_visit(
     }
     // What may still be rendered: `out`'s length may reach `limit` (less what earlier documents
     // rendered, when each is rendered over the previous one).
-    let limit = core::cell::Cell::new(out.len().saturating_add(max_output));
+    let end = out.len().saturating_add(max_output);
+    let limit = core::cell::Cell::new(end);
     let push = |out: &mut Vec<u8>, s: &[u8]| -> Result<(), DecodeError> {
         if out.len() + s.len() > limit.get() {
             return Err(DecodeError::OutputTooLarge);
@@ -1626,8 +1627,6 @@ fn render_visit(
         out.extend_from_slice(s);
         Ok(())
     };
-    // Bytes of the documents rendered and then given up (`Keep::One`).
-    let mut rendered = 0;
     let table = |i: u64| -> Result<&[u8], DecodeError> {
         usize::try_from(i)
             .ok()
@@ -1895,16 +1894,16 @@ fn render_visit(
         }
         push(out, b"\n")?;
         if keep == Keep::One {
-            let n = out.len() - doc_start;
-            rendered += n;
-            limit.set(limit.get() - n);
+            limit.set(limit.get() - (out.len() - doc_start));
             out.truncate(doc_start);
         }
     }
     if !c.is_empty() || !m.is_empty() {
         return Err(DecodeError::TrailingBytes);
     }
-    if rendered + out.len() - start != ndjson_len {
+    // What was rendered: `out`'s new bytes, and those given up (`limit` fell by as many).
+    let rendered = out.len() - start + (end - limit.get());
+    if rendered != ndjson_len {
         return Err(DecodeError::Invalid {
             what: "ndjson length",
         });

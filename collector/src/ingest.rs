@@ -825,8 +825,8 @@ type Render = fn(
     &mut dyn FnMut(agent_core::batch::Document<'_>),
 ) -> Result<usize, agent_core::batch::DecodeError>;
 
-/// Renders a compact body with `render` into `ndjson` (granted by the caller) and reads its documents into
-/// a [`Batch`] as [`parse_ndjson_within`] reads the rendering, with the same rows,
+/// Renders a compact body with `render` into `ndjson` (granted by the caller) and reads its
+/// documents into a [`Batch`] as [`parse_ndjson_within`] reads the rendering, with the same rows,
 /// rejections (line and reason), forged count, state document and last host, but without
 /// parsing each line again: each shape is read once ([`Template`]), and a document's fields
 /// are its values at the holes the template names. A document the template cannot vouch for
