@@ -503,6 +503,124 @@ fn memory_buffer_agent_that_only_resends_its_in_flight_batches_persists_its_chec
     assert_exactly_once(&want, &got);
 }
 
+/// A disk spool on a file system that fills up: the agent writes batches while no collector
+/// listens until its state directory (a 1 MiB tmpfs, in a private mount namespace) has no room
+/// left. It must not exit or skip lines: it says why it cannot commit, keeps the unspooled lines
+/// in the log, and once the collector takes the spooled batches (freeing room) reads on, so the
+/// store ends up with every event once.
+#[test]
+fn an_agent_whose_state_dir_fills_up_loses_nothing_and_reads_on_when_room_returns() {
+    let scratch = Scratch::new();
+    let chain = Chain::new(&scratch, 40_000);
+    let state = chain.dir.join("state");
+    let id = std::fs::read(state.join("agent-id")).unwrap();
+    let ok = Command::new("unshare")
+        .args(["-m", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success());
+    if !ok {
+        eprintln!("skipped: no private mount namespace here (needs root and unshare)");
+        return;
+    }
+    let saved_id = chain.dir.join("agent-id.saved");
+    std::fs::write(&saved_id, &id).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(chain.agent_cfg.with_file_name("agent.log"))
+        .unwrap();
+    let mut agent = Proc(
+        Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(
+                "mount -t tmpfs -o size=1m tmpfs \"$1\" && cp \"$2\" \"$1/agent-id\" && \
+                 exec \"$3\" run --config \"$4\"",
+            )
+            .arg("sh")
+            .arg(&state)
+            .arg(&saved_id)
+            .arg(authtrail_bin())
+            .arg(&chain.agent_cfg)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    // The agent's view of its state directory (the tmpfs is only mounted in its namespace).
+    let inside = PathBuf::from(format!("/proc/{}/root", agent.0.id())).join(
+        state
+            .strip_prefix("/")
+            .expect("the scratch directory is an absolute path"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let full = loop {
+        let text = std::fs::read_to_string(chain.agent_cfg.with_file_name("agent.log"))
+            .unwrap_or_default();
+        if text.contains("No space left on device") {
+            break text;
+        }
+        assert!(
+            agent.0.try_wait().unwrap().is_none(),
+            "the agent exited before its disk filled up:\n{}",
+            agent_log_tail(&chain.agent_cfg, 20)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the spool did not fill the 1 MiB state directory in 60 s:\n{}",
+            agent_log_tail(&chain.agent_cfg, 20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        full.lines()
+            .any(|l| l.contains("No space left on device") && l.contains("spool")),
+        "the error does not say what could not be written:\n{full}"
+    );
+    // Full for a while: the agent stays up and keeps trying.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        agent.0.try_wait().unwrap().is_none(),
+        "the agent exited on a full disk:\n{}",
+        agent_log_tail(&chain.agent_cfg, 20)
+    );
+    // What was not spooled is not committed: the checkpoint stays short of the log's end.
+    let checkpoints = std::fs::read_to_string(inside.join("checkpoints.json")).unwrap_or_default();
+    let committed = serde_json::from_str::<serde_json::Value>(&checkpoints)
+        .ok()
+        .and_then(|v| v["streams"][0]["position"]["offset"].as_u64());
+    let len = std::fs::metadata(&chain.log).unwrap().len();
+    assert!(
+        committed < Some(len),
+        "the whole log committed on a full disk: {checkpoints}"
+    );
+    // The collector comes: the spool drains, room returns, the rest of the log is read.
+    let mut collector = chain.start_collector();
+    let want = chain.expected();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while chain.stored().values().sum::<usize>() < want.values().sum::<usize>() {
+        assert!(
+            agent.0.try_wait().unwrap().is_none(),
+            "the agent exited:\n{}",
+            agent_log_tail(&chain.agent_cfg, 20)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} events stored 30 s after the collector started\nstatus: {}\nagent log:\n{}",
+            chain.stored().values().sum::<usize>(),
+            want.values().sum::<usize>(),
+            std::fs::read_to_string(inside.join("status.json")).unwrap_or_default(),
+            agent_log_tail(&chain.agent_cfg, 20)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    kill(&mut agent, "-TERM");
+    let got = chain.stored();
+    kill(&mut collector, "-TERM");
+    report_extra_copies(&want, &got);
+    assert_exactly_once(&want, &got);
+}
+
 /// Prints how many copies beyond one were stored (what a failure of exactly once looks like).
 fn report_extra_copies(want: &HashMap<String, usize>, got: &HashMap<String, usize>) {
     let extra: usize = got
