@@ -1158,8 +1158,11 @@ fn names_an_account(ev: &LoginEvent<'_>) -> bool {
     ev.action == Action::AuthFailure && ev.reason.is_none_or(|r| r.as_bytes() != b"invalid user")
 }
 
+/// Written as a test of the first 4 bytes (one word) and then the rest, not as a match on the
+/// three names (which compares byte by byte, a branch each): every failure without a method
+/// asks it.
 fn is_sshd(program: &[u8]) -> bool {
-    matches!(program, b"sshd" | b"sshd-session" | b"sshd-auth")
+    program.get(..4) == Some(b"sshd") && matches!(&program[4..], b"" | b"-session" | b"-auth")
 }
 
 /// FNV-1a, 32 bits, with the offset basis mixed with `seed`, then murmur3's finaliser: FNV's
@@ -1544,6 +1547,11 @@ struct Spread {
     /// new half window changes more than one bit). Not saved: [`Spread::recount`] after a
     /// restore.
     distinct: [u32; 2],
+    /// Something the rule's test reads has changed since [`Detector::check_spread`] last ran:
+    /// a new source or name bit, a new half window (true when new or restored). Most failures
+    /// repeat a source and a name already counted: the test would give the same answer, and
+    /// is not run. Not saved.
+    moved: bool,
 }
 
 /// Half windows the distributed spray learns for before its background counts; meanwhile the
@@ -1567,6 +1575,7 @@ impl Spread {
         fired: false,
         fired_epoch: 0,
         distinct: [0; 2],
+        moved: true,
     };
 
     /// Sets `distinct` from the bit sets.
@@ -1630,6 +1639,7 @@ impl Spread {
         }
         self.epoch = epoch;
         self.recount();
+        self.moved = true;
     }
 
     fn add(&mut self, now: u32, ip: u32, name: Option<u32>, weight: u32, seq: u64, window: u32) {
@@ -1641,12 +1651,14 @@ impl Spread {
         let (w, bit) = ((ip % 512 / 64) as usize, 1u64 << (ip % 64));
         if (self.srcs[0][w] | self.srcs[1][w]) & bit == 0 {
             self.distinct[0] += 1;
+            self.moved = true;
         }
         self.srcs[i][w] |= bit;
         if let Some(h) = name {
             let (w, bit) = ((h % 256 / 64) as usize, 1u64 << (h % 64));
             if (self.names[0][w] | self.names[1][w]) & bit == 0 {
                 self.distinct[1] += 1;
+                self.moved = true;
             }
             self.names[i][w] |= bit;
         }
@@ -2270,7 +2282,9 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         if ds.enabled && (weight > 0 || ev.action == Action::InvalidUser) {
             self.spread
                 .add(now, ip_h, name, weight, seq, ds.window_secs);
-            self.check_spread(ts, seq, ev, out);
+            if self.spread.moved {
+                self.check_spread(ts, seq, ev, out);
+            }
         }
         if weight == 0 {
             // Nothing to count: the line only keeps its source active (for the re-arm rule).
@@ -2409,10 +2423,14 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         }
     }
 
+    /// The distributed spray's test, after a failure that moved its counts ([`Spread::moved`]).
+    /// Out of line: most failures do not.
+    #[inline(never)]
     fn check_spread(&mut self, ts: Timestamp, seq: u64, ev: &LoginEvent<'_>, out: &mut Alerts) {
         let ds = &self.config.distributed_spray;
         let now = ts.secs as u32;
         let sp = &mut self.spread;
+        sp.moved = false;
         if sp.fired {
             return;
         }
@@ -3253,6 +3271,17 @@ mod tests {
             detector(config).restore_state(&state(&*small)),
             Err(StateError::Shape)
         );
+    }
+
+    #[test]
+    fn sshd_is_its_three_program_names_exactly() {
+        for p in ["sshd", "sshd-session", "sshd-auth"] {
+            assert!(is_sshd(p.as_bytes()), "{p}");
+        }
+        let others = ",ssh,sshd-,sshdx,sshd-sessio,sshd-sessions,sshd-authx,xshd,sudo,sshd_auth";
+        for p in others.split(',') {
+            assert!(!is_sshd(p.as_bytes()), "{p}");
+        }
     }
 
     #[test]
