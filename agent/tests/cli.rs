@@ -416,3 +416,54 @@ fn warnings_are_coloured_on_a_terminal_unless_no_color() {
         );
     }
 }
+
+/// A log the agent's user cannot open was listed by `sources` with its size as if it would be
+/// read (and `validate` passed); `run` only warned and read nothing. `sources` now says so, with
+/// the fix. Run as root, the command runs as `nobody` (root reads every file).
+#[test]
+fn sources_flags_a_log_its_user_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.path().join("auth.log");
+    fs::write(
+        &log,
+        "Dec  5 17:00:00 web1 sshd[1]: Accepted password for a from 192.0.2.1 port 1 ssh2\n",
+    )
+    .unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o000)).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "state-dir = {:?}\n[[source]]\ntype = \"file\"\npaths = [{:?}]\n",
+            dir.path().join("state").display().to_string(),
+            log.display().to_string(),
+        ),
+    );
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let out = cmd
+        .args(["sources", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        // The match (indented 4), not the pattern (indented 2).
+        .find(|l| l.starts_with(&format!("    {}", log.display())))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("cannot be read by this user"), "{line}");
+    assert!(line.contains("Permission denied"), "{line}");
+}
