@@ -235,9 +235,10 @@ fn check_action(action: &str, stored: &[String]) -> Result<(), UsageError> {
 struct AlertsArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Only alerts newer than this (`1h`, `30m`, `2days`).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    since: Option<Duration>,
+    /// Only alerts newer than this: a duration back from now (`1h`, `30m`, `2days`) or an RFC
+    /// 3339 time (`2026-12-01T00:00:00Z`).
+    #[arg(long, value_parser = parse_since, value_name = "WHEN")]
+    since: Option<Since>,
     /// Only alerts of at least this severity (0-100: 21 low, 47 medium, 73 high).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
     severity: Option<u8>,
@@ -431,7 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alerts(a) => {
             let (store, _) = open_store(&a.store)?;
             let rows = store.alerts(&collector::alerts::AlertFilter {
-                since_us: a.since.map(ago_us),
+                since_us: a.since.map(Since::micros),
                 min_severity: a.severity.map(i64::from),
                 until_us: None,
                 limit: a.limit,

@@ -1085,3 +1085,28 @@ fn validate_reports_every_error_with_its_line() {
         "{err}"
     );
 }
+
+/// `alerts --since` took only a duration: `--since 2026-12-01T00:00:00Z`, which `query` and
+/// `stats` take, was refused with "invalid character at 4".
+#[test]
+fn alerts_since_takes_a_time_like_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("authtrail.db");
+    drop(collector::store::Store::open(&db).unwrap());
+    let db = db.to_str().unwrap();
+    for since in ["2026-12-01T00:00:00Z", "2h"] {
+        let (ok, out, err) = run_cli(&["alerts", "--db", db, "--since", since]);
+        assert!(ok, "--since {since}: {err}");
+        assert_eq!(out.lines().count(), 1, "only the header: {out}");
+    }
+    let out = Command::new(BIN)
+        .args(["alerts", "--db", db, "--since", "yesterday"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("neither a duration") && err.contains("RFC 3339"),
+        "{err}"
+    );
+}
