@@ -1110,3 +1110,50 @@ fn alerts_since_takes_a_time_like_query() {
         "{err}"
     );
 }
+
+/// `validate` on a server certificate that is missing said only "/x/missing.pem: I/O error: No
+/// such file or directory", and on a certificate and key that are not a pair "server
+/// certificate and key: keys may not be consistent: KeyMismatch": neither named the setting
+/// nor the files to fix.
+#[test]
+fn validate_names_the_tls_setting_and_files_at_fault() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = setup();
+    let pki = s.pki.dir.display().to_string();
+    let config = s.root.join("collector.toml");
+    let check = |cert: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "data-dir = {:?}\n[tls]\ncert-file = {cert:?}\nkey-file = \"{pki}/server-key.pem\"\n\
+                 client-ca-file = \"{pki}/ca.pem\"\n",
+                s.data.display().to_string()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let out = Command::new(BIN)
+            .args(["validate", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let missing = format!("{pki}/missing.pem");
+    let err = check(&missing);
+    assert!(
+        err.contains(&format!("[tls] cert-file = {missing:?}")),
+        "{err}"
+    );
+    // The CA's certificate with the server's key.
+    let err = check(&format!("{pki}/ca.pem"));
+    assert!(
+        err.contains("[tls] cert-file")
+            && err.contains("ca.pem")
+            && err.contains("server-key.pem")
+            && err.contains("not for this key"),
+        "{err}"
+    );
+    assert!(!err.contains("KeyMismatch"), "{err}");
+}
