@@ -33,7 +33,8 @@ enum Command {
     Parse {
         /// Log files to read (`-` for standard input).
         files: Vec<PathBuf>,
-        /// Print the lines from auth programs that no parser recognised (on stderr).
+        /// Print the lines from auth programs that no parser recognised (on stderr; the first
+        /// 512 bytes of a longer line).
         #[arg(long)]
         unmatched: bool,
         /// Leave the original line (`message`) out of each event.
