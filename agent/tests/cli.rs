@@ -467,3 +467,41 @@ fn sources_flags_a_log_its_user_cannot_read() {
     assert!(line.contains("cannot be read by this user"), "{line}");
     assert!(line.contains("Permission denied"), "{line}");
 }
+
+/// A file source whose paths match nothing (a typo) ran in silence, reading nothing: `run`
+/// now warns at the start, naming the pattern.
+#[test]
+fn run_warns_when_a_source_matches_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("auht.log");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "state-dir = {:?}\n[[source]]\ntype = \"file\"\npaths = [{:?}]\n\
+             [sink]\ntype = \"file\"\npath = {:?}\n",
+            dir.path().join("state").display().to_string(),
+            missing.display().to_string(),
+            dir.path().join("events.ndjson").display().to_string(),
+        ),
+    );
+    let err = dir.path().join("agent.err");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let text = wait_for(&err, "no file matches");
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = text
+        .lines()
+        .find(|l| l.contains("no file matches"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("warning"), "{line}");
+    assert!(line.contains(&missing.display().to_string()), "{line}");
+}
