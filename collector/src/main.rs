@@ -350,7 +350,20 @@ fn open_store(args: &StoreArgs) -> anyhow::Result<(Store, Config)> {
     let (path, config) = match &args.db {
         Some(db) => (db.clone(), Config::default()),
         None => {
-            let config = Config::load(&args.config)?;
+            let config = Config::load(&args.config).map_err(|e| {
+                let missing = matches!(&e, collector::config::ConfigError::Read { cause, .. }
+                    if cause.kind() == std::io::ErrorKind::NotFound);
+                let e = anyhow::Error::new(e);
+                if missing {
+                    e.context(format!(
+                        "no collector config at {}: pass --config with the collector's, or \
+                         --db with its store (data-dir/authtrail.db)",
+                        args.config.display()
+                    ))
+                } else {
+                    e
+                }
+            })?;
             (config.db_path(), config)
         }
     };

@@ -1157,3 +1157,35 @@ fn validate_names_the_tls_setting_and_files_at_fault() {
     );
     assert!(!err.contains("KeyMismatch"), "{err}");
 }
+
+/// `query`, `stats` and `alerts` without a config at the default path said only "cannot read
+/// /etc/authtrail/collector.toml: No such file or directory"; a missing tokens file, only
+/// "cannot read /x/tokens: ...". Each now says which setting or option to use.
+#[test]
+fn a_missing_config_or_tokens_file_says_what_to_set() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = setup();
+    let missing = s.root.join("nowhere.toml");
+    for cmd in ["query", "stats", "alerts"] {
+        let (ok, _, err) = run_cli(&[cmd, "--config", missing.to_str().unwrap()]);
+        assert!(!ok);
+        assert!(err.contains("--db"), "{cmd}: {err}");
+    }
+    let pki = s.pki.dir.display().to_string();
+    let config = s.root.join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data-dir = {:?}\n[tls]\ncert-file = \"{pki}/server.pem\"\nkey-file = \"{pki}/server-key.pem\"\n\
+             [auth]\ntokens-file = \"{}/tokens\"\nrequire = \"token\"\n",
+            s.data.display().to_string(),
+            s.root.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (ok, _, err) = run_cli(&["validate", "--config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("[auth] tokens-file"), "{err}");
+    assert!(err.contains("AGENT-ID TOKEN"), "{err}");
+}
