@@ -505,3 +505,42 @@ fn run_warns_when_a_source_matches_no_file() {
     assert!(line.contains("warning"), "{line}");
     assert!(line.contains(&missing.display().to_string()), "{line}");
 }
+
+/// `validate` prints the effective configuration, but its `[sink.buffer]` had no `type`: which
+/// buffer the agent would use (disk, or none with the older `spool.enabled = false`) was left
+/// to guess.
+#[test]
+fn validate_prints_the_buffer_type_in_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, kind) in [
+        ("", "disk"),
+        ("[sink.spool]\nenabled = false\n", "none"),
+        ("[sink.buffer]\ntype = \"memory\"\n", "memory"),
+    ] {
+        let config = write_config(
+            dir.path(),
+            &format!(
+                "state-dir = \"/var/lib/authtrail\"\n[[source]]\ntype = \"file\"\npaths = [\"/var/log/auth.log\"]\n\
+                 [sink]\ntype = \"collector\"\nurl = \"https://collector.example:8443\"\n{extra}"
+            ),
+        );
+        let out = validate(&config);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let buffer = stdout
+            .split("[sink.buffer]\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(
+            buffer.starts_with(&format!("type = \"{kind}\"\n")),
+            "{extra}: {stdout}"
+        );
+        // What validate prints is itself a valid config.
+        let again = write_config(dir.path(), &stdout);
+        assert!(validate(&again).status.success(), "{stdout}");
+    }
+}
