@@ -12,7 +12,8 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "authtrail", version, about)]
 struct Cli {
-    /// The agent's config file (read by `validate`, `sources` and the agent itself).
+    /// The agent's config file (read by `run`, `validate` and `sources`; by `status` for its
+    /// state-dir; by `parse --detect` for its `[detect]` settings).
     #[arg(
         long,
         global = true,
