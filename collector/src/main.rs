@@ -321,8 +321,10 @@ fn main() -> ExitCode {
                 "{}",
                 agent_core::exit::render("authtrail-collector", e.as_ref())
             );
+            // A tokens file the config names is configuration too (exit 2), as a missing one
+            // already is through its ConfigError.
             ExitCode::from(exit_code(e.as_ref(), |c| {
-                c.is::<collector::config::ConfigError>()
+                c.is::<collector::config::ConfigError>() || c.is::<collector::auth::TokensError>()
             }))
         }
     }

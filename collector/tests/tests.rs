@@ -1188,4 +1188,21 @@ fn a_missing_config_or_tokens_file_says_what_to_set() {
     assert!(!ok);
     assert!(err.contains("[auth] tokens-file"), "{err}");
     assert!(err.contains("AGENT-ID TOKEN"), "{err}");
+
+    // A line that is not `AGENT-ID TOKEN` is a configuration error like a missing file: exit
+    // 2, not 1 (it was 1).
+    let tokens = s.root.join("tokens");
+    std::fs::write(&tokens, "not-a-uuid sometokensometoken\n").unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new(BIN)
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("tokens:1: the agent id is not a UUID"),
+        "{err}"
+    );
 }
