@@ -582,6 +582,11 @@ impl Config {
         let text = Config::read(path).map_err(|e| vec![e])?;
         let mut config = Config::check_inner(&text, path, programs)?;
         let why = config.fill_default_sources(root);
+        // The buffer in effect, written out (`validate` prints it; `spool.enabled = false` is
+        // the older spelling of `none`).
+        if let SinkConfig::Collector(c) | SinkConfig::Otlp(c) = &mut config.sink {
+            c.buffer.kind = Some(c.buffer_kind());
+        }
         Ok((config, why))
     }
 

@@ -12,7 +12,8 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "authtrail", version, about)]
 struct Cli {
-    /// The agent's config file (read by `validate`, `sources` and the agent itself).
+    /// The agent's config file (read by `run`, `validate` and `sources`; by `status` for its
+    /// state-dir; by `parse --detect` for its `[detect]` settings).
     #[arg(
         long,
         global = true,
@@ -33,7 +34,8 @@ enum Command {
     Parse {
         /// Log files to read (`-` for standard input).
         files: Vec<PathBuf>,
-        /// Print the lines from auth programs that no parser recognised (on stderr).
+        /// Print the lines from auth programs that no parser recognised (on stderr; the first
+        /// 512 bytes of a longer line).
         #[arg(long)]
         unmatched: bool,
         /// Leave the original line (`message`) out of each event.

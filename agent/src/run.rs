@@ -632,12 +632,15 @@ fn watch_signals(
 /// The status file: rewritten when something changed, at most every [`STATUS_INTERVAL`], and
 /// every [`STATUS_REFRESH`] otherwise. While the sink has a backlog it is looked at every
 /// [`BUSY_WAKE`] (not rewritten), and rewritten at once when the backlog is gone, so that
-/// `authtrail status` shows that promptly.
+/// `authtrail status` shows that promptly; a failed delivery attempt seen there counts as a
+/// change, so that a collector that is down shows within [`STATUS_INTERVAL`].
 struct StatusFile {
-    /// Something happened since the last write (input, a commit).
+    /// Something happened since the last write (input, a commit, a failed delivery).
     dirty: bool,
     /// The sink had a backlog at the last look.
     backlog: bool,
+    /// The sink's failed delivery attempts at the last look.
+    failed_attempts: u64,
     last_backlog_look: Option<Instant>,
     last_look: Option<Instant>,
     last_written: Option<(StatusReport, Instant)>,
@@ -650,6 +653,7 @@ impl Default for StatusFile {
         StatusFile {
             dirty: true,
             backlog: false,
+            failed_attempts: 0,
             last_backlog_look: None,
             last_look: None,
             last_written: None,
@@ -668,12 +672,6 @@ impl StatusFile {
         pipeline: &Pipeline<Checkpoints>,
     ) -> Instant {
         let now = Instant::now();
-        let every = if self.dirty {
-            STATUS_INTERVAL
-        } else {
-            STATUS_REFRESH
-        };
-        let due = self.last_look.map_or(now, |t| t + every);
         let mut backlog_gone = false;
         // While there is a backlog, look at it every BUSY_WAKE, not at every chunk: the sink's
         // lock is the senders' too.
@@ -681,7 +679,18 @@ impl StatusFile {
             self.last_backlog_look = Some(now);
             self.backlog = pipeline.sink().has_backlog();
             backlog_gone = !self.backlog;
+            let failed = pipeline.sink().failed_attempts();
+            if failed != self.failed_attempts {
+                self.failed_attempts = failed;
+                self.dirty = true;
+            }
         }
+        let every = if self.dirty {
+            STATUS_INTERVAL
+        } else {
+            STATUS_REFRESH
+        };
+        let due = self.last_look.map_or(now, |t| t + every);
         if now < due && !backlog_gone {
             return if self.backlog {
                 due.min(self.last_backlog_look.map_or(now, |t| t + BUSY_WAKE))
@@ -698,6 +707,7 @@ impl StatusFile {
             .shipping
             .as_ref()
             .is_some_and(|s| s.backlog_batches > 0);
+        self.failed_attempts = report.shipping.as_ref().map_or(0, |s| s.failures);
         // Rewrite only on change (or once every STATUS_REFRESH), so an idle agent leaves the
         // disk alone.
         let updated = std::mem::take(&mut report.updated);

@@ -118,6 +118,13 @@ pub trait Sink: Send {
         false
     }
 
+    /// Failed delivery attempts since start (a batching sink's); while there is a backlog the
+    /// run loop rewrites the status file when this changes, so that `authtrail status` shows a
+    /// collector that is down within a second, not at the next periodic rewrite.
+    fn failed_attempts(&self) -> u64 {
+        0
+    }
+
     /// Longest an event may wait for a commit (the batch age). Defaults to 500 ms.
     fn max_age(&self) -> std::time::Duration {
         std::time::Duration::from_millis(500)

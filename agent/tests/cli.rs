@@ -416,3 +416,131 @@ fn warnings_are_coloured_on_a_terminal_unless_no_color() {
         );
     }
 }
+
+/// A log the agent's user cannot open was listed by `sources` with its size as if it would be
+/// read (and `validate` passed); `run` only warned and read nothing. `sources` now says so, with
+/// the fix. Run as root, the command runs as `nobody` (root reads every file).
+#[test]
+fn sources_flags_a_log_its_user_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.path().join("auth.log");
+    fs::write(
+        &log,
+        "Dec  5 17:00:00 web1 sshd[1]: Accepted password for a from 192.0.2.1 port 1 ssh2\n",
+    )
+    .unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o000)).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "state-dir = {:?}\n[[source]]\ntype = \"file\"\npaths = [{:?}]\n",
+            dir.path().join("state").display().to_string(),
+            log.display().to_string(),
+        ),
+    );
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let out = cmd
+        .args(["sources", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        // The match (indented 4), not the pattern (indented 2).
+        .find(|l| l.starts_with(&format!("    {}", log.display())))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("cannot be read by this user"), "{line}");
+    assert!(line.contains("Permission denied"), "{line}");
+}
+
+/// A file source whose paths match nothing (a typo) ran in silence, reading nothing: `run`
+/// now warns at the start, naming the pattern.
+#[test]
+fn run_warns_when_a_source_matches_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("auht.log");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "state-dir = {:?}\n[[source]]\ntype = \"file\"\npaths = [{:?}]\n\
+             [sink]\ntype = \"file\"\npath = {:?}\n",
+            dir.path().join("state").display().to_string(),
+            missing.display().to_string(),
+            dir.path().join("events.ndjson").display().to_string(),
+        ),
+    );
+    let err = dir.path().join("agent.err");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let text = wait_for(&err, "no file matches");
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = text
+        .lines()
+        .find(|l| l.contains("no file matches"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("warning"), "{line}");
+    assert!(line.contains(&missing.display().to_string()), "{line}");
+}
+
+/// `validate` prints the effective configuration, but its `[sink.buffer]` had no `type`: which
+/// buffer the agent would use (disk, or none with the older `spool.enabled = false`) was left
+/// to guess.
+#[test]
+fn validate_prints_the_buffer_type_in_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, kind) in [
+        ("", "disk"),
+        ("[sink.spool]\nenabled = false\n", "none"),
+        ("[sink.buffer]\ntype = \"memory\"\n", "memory"),
+    ] {
+        let config = write_config(
+            dir.path(),
+            &format!(
+                "state-dir = \"/var/lib/authtrail\"\n[[source]]\ntype = \"file\"\npaths = [\"/var/log/auth.log\"]\n\
+                 [sink]\ntype = \"collector\"\nurl = \"https://collector.example:8443\"\n{extra}"
+            ),
+        );
+        let out = validate(&config);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let buffer = stdout
+            .split("[sink.buffer]\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(
+            buffer.starts_with(&format!("type = \"{kind}\"\n")),
+            "{extra}: {stdout}"
+        );
+        // What validate prints is itself a valid config.
+        let again = write_config(dir.path(), &stdout);
+        assert!(validate(&again).status.success(), "{stdout}");
+    }
+}

@@ -676,3 +676,60 @@ fn logs_truncated_or_deleted_while_stopped_count_the_unread_bytes_lost_once() {
     assert!(!log.contains("were lost"), "{log}");
     assert_eq!(events(dir.path()).len(), 23);
 }
+
+/// While the collector is down, `authtrail status` showed `0 failed attempt(s)` and no last
+/// error for up to a minute (the file was rewritten only on input, a commit, or every 60 s),
+/// while the agent's log already held one refused connection after another.
+#[test]
+fn status_shows_failed_sends_while_the_collector_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "down", 0, 3);
+    // A loopback port nothing listens on: every attempt is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("agent.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "state-dir = {:?}\n[detect]\nenabled = false\n[[source]]\ntype = \"file\"\n\
+             paths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\n\
+             url = \"https://127.0.0.1:{port}\"\n[sink.retry]\ninitial = \"50ms\"\nmax = \"100ms\"\n",
+            dir.path().join("state").display().to_string(),
+            log.display().to_string(),
+        ),
+    );
+    let _agent = Agent::start(&cfg);
+    let status = || -> serde_json::Value {
+        let out = Command::new(BIN)
+            .args(["status", "--json", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let failures = |v: &serde_json::Value| v["shipping"]["failures"].as_u64().unwrap_or(0);
+    // The first status written after the commit shows the first failures...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let v = status();
+        if failures(&v) > 0 || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(failures(&first) > 0, "{first:#}");
+    let error = first["shipping"]["last-error"].as_str().unwrap_or_default();
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{first:#}");
+    // ... and, with no new input, the ones that follow (about ten a second) within seconds.
+    std::thread::sleep(Duration::from_millis(2500));
+    let later = status();
+    assert!(
+        failures(&later) > failures(&first),
+        "still {} failed attempts after 2.5 s: {later:#}",
+        failures(&first)
+    );
+}

@@ -159,7 +159,7 @@ pub(crate) fn parse_revoked(text: &str) -> Result<std::collections::HashSet<Stri
 #[non_exhaustive]
 pub enum TokensError {
     /// Unreadable, too big or too open.
-    #[error(transparent)]
+    #[error("[auth] tokens-file: {}{}", .0, tokens_hint(.0))]
     File(#[from] ConfigError),
     /// A line that is not `AGENT-ID TOKEN`.
     #[error("{}:{line}: {reason}", .path.display())]
@@ -177,6 +177,17 @@ pub enum TokensError {
         /// The file.
         path: PathBuf,
     },
+}
+
+/// What to do about a tokens file that is not there.
+fn tokens_hint(e: &ConfigError) -> &'static str {
+    match e {
+        ConfigError::Read { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
+            " (create it: one `AGENT-ID TOKEN` per line, mode 600, e.g. \
+             `echo \"$(cat /var/lib/authtrail/agent-id) $(openssl rand -base64 32)\"`)"
+        }
+        _ => "",
+    }
 }
 
 /// Bearer tokens: `AGENT-ID TOKEN` lines, blank lines and `#` comments allowed.

@@ -235,9 +235,10 @@ fn check_action(action: &str, stored: &[String]) -> Result<(), UsageError> {
 struct AlertsArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Only alerts newer than this (`1h`, `30m`, `2days`).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    since: Option<Duration>,
+    /// Only alerts newer than this: a duration back from now (`1h`, `30m`, `2days`) or an RFC
+    /// 3339 time (`2026-12-01T00:00:00Z`).
+    #[arg(long, value_parser = parse_since, value_name = "WHEN")]
+    since: Option<Since>,
     /// Only alerts of at least this severity (0-100: 21 low, 47 medium, 73 high).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
     severity: Option<u8>,
@@ -320,8 +321,10 @@ fn main() -> ExitCode {
                 "{}",
                 agent_core::exit::render("authtrail-collector", e.as_ref())
             );
+            // A tokens file the config names is configuration too (exit 2), as a missing one
+            // already is through its ConfigError.
             ExitCode::from(exit_code(e.as_ref(), |c| {
-                c.is::<collector::config::ConfigError>()
+                c.is::<collector::config::ConfigError>() || c.is::<collector::auth::TokensError>()
             }))
         }
     }
@@ -349,7 +352,20 @@ fn open_store(args: &StoreArgs) -> anyhow::Result<(Store, Config)> {
     let (path, config) = match &args.db {
         Some(db) => (db.clone(), Config::default()),
         None => {
-            let config = Config::load(&args.config)?;
+            let config = Config::load(&args.config).map_err(|e| {
+                let missing = matches!(&e, collector::config::ConfigError::Read { cause, .. }
+                    if cause.kind() == std::io::ErrorKind::NotFound);
+                let e = anyhow::Error::new(e);
+                if missing {
+                    e.context(format!(
+                        "no collector config at {}: pass --config with the collector's, or \
+                         --db with its store (data-dir/authtrail.db)",
+                        args.config.display()
+                    ))
+                } else {
+                    e
+                }
+            })?;
             (config.db_path(), config)
         }
     };
@@ -431,7 +447,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alerts(a) => {
             let (store, _) = open_store(&a.store)?;
             let rows = store.alerts(&collector::alerts::AlertFilter {
-                since_us: a.since.map(ago_us),
+                since_us: a.since.map(Since::micros),
                 min_severity: a.severity.map(i64::from),
                 until_us: None,
                 limit: a.limit,

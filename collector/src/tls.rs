@@ -22,8 +22,10 @@ use crate::config::{Config, ConfigError, Require, check_permissions};
 #[non_exhaustive]
 pub enum TlsError {
     /// A PEM file that could not be read or holds nothing usable.
-    #[error("{}: {reason}", .path.display())]
+    #[error("{key} = {path:?}: {reason}")]
     Pem {
+        /// The setting that names it (`[tls] cert-file`).
+        key: &'static str,
         /// The file.
         path: PathBuf,
         /// What is wrong.
@@ -32,6 +34,18 @@ pub enum TlsError {
     /// A key file others may read.
     #[error(transparent)]
     Permissions(#[from] ConfigError),
+    /// `[tls] cert-file` is not the certificate of `key-file`'s key.
+    #[error(
+        "[tls] cert-file = {cert:?} is not for this key, [tls] key-file = {key:?}: give the \
+         certificate and key that were made together (`certs init` writes server.pem and \
+         server-key.pem)"
+    )]
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
     /// rustls refused the certificate, key or CA.
     #[error("{what}: {cause}")]
     Rustls {
@@ -45,30 +59,36 @@ pub enum TlsError {
     Missing,
 }
 
-fn pem_err(path: &Path, reason: impl ToString) -> TlsError {
+fn pem_err(key: &'static str, path: &Path, reason: impl ToString) -> TlsError {
     TlsError::Pem {
+        key,
         path: path.to_owned(),
         reason: reason.to_string(),
     }
 }
 
 /// Every certificate in a PEM file (at least one).
-pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// `key` names the setting in errors.
+pub(crate) fn load_certs(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| pem_err(path, e))?
+        .map_err(|e| pem_err(key, path, e))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_err(path, e))?;
+        .map_err(|e| pem_err(key, path, e))?;
     if certs.is_empty() {
-        return Err(pem_err(path, "no CERTIFICATE in the file"));
+        return Err(pem_err(key, path, "no CERTIFICATE in the file"));
     }
     Ok(certs)
 }
 
-/// The private key in a PEM file, refusing a file others may read.
-pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let meta = std::fs::metadata(path).map_err(|e| pem_err(path, e))?;
+/// The private key in a PEM file, refusing a file others may read. `key` names the setting in
+/// errors.
+pub(crate) fn load_key(key: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let meta = std::fs::metadata(path).map_err(|e| pem_err(key, path, e))?;
     check_permissions(path, &meta, true)?;
-    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_err(path, e))
+    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_err(key, path, e))
 }
 
 /// The rustls server configuration for `config`.
@@ -76,8 +96,8 @@ pub fn server_config(config: &Config) -> Result<rustls::ServerConfig, TlsError> 
     let (Some(cert_file), Some(key_file)) = (&config.tls.cert_file, &config.tls.key_file) else {
         return Err(TlsError::Missing);
     };
-    let certs = load_certs(cert_file)?;
-    let key = load_key(key_file)?;
+    let certs = load_certs("[tls] cert-file", cert_file)?;
+    let key = load_key("[tls] key-file", key_file)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -89,8 +109,10 @@ pub fn server_config(config: &Config) -> Result<rustls::ServerConfig, TlsError> 
         None => builder.with_no_client_auth(),
         Some(ca_file) => {
             let mut roots = RootCertStore::empty();
-            for cert in load_certs(ca_file)? {
-                roots.add(cert).map_err(|e| pem_err(ca_file, e))?;
+            for cert in load_certs("[tls] client-ca-file", ca_file)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| pem_err("[tls] client-ca-file", ca_file, e))?;
             }
             // A certificate is demanded in the handshake only when every request needs one;
             // otherwise one is verified if offered and token-only agents may connect.
@@ -112,12 +134,16 @@ pub fn server_config(config: &Config) -> Result<rustls::ServerConfig, TlsError> 
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut server = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Rustls {
+    let mut server = builder.with_single_cert(certs, key).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
+            cert: cert_file.clone(),
+            key: key_file.clone(),
+        },
+        e => TlsError::Rustls {
             what: "server certificate and key",
             cause: e.to_string(),
-        })?;
+        },
+    })?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(server)
 }
@@ -192,7 +218,7 @@ impl CrlVerifier {
             })?;
         let loaded = Self::load(&make, &path);
         if let Err(reason) = &loaded.verifier {
-            return Err(pem_err(&path, reason));
+            return Err(pem_err("[tls] crl-file", &path, reason));
         }
         Ok(CrlVerifier {
             make,

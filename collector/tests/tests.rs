@@ -1085,3 +1085,124 @@ fn validate_reports_every_error_with_its_line() {
         "{err}"
     );
 }
+
+/// `alerts --since` took only a duration: `--since 2026-12-01T00:00:00Z`, which `query` and
+/// `stats` take, was refused with "invalid character at 4".
+#[test]
+fn alerts_since_takes_a_time_like_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("authtrail.db");
+    drop(collector::store::Store::open(&db).unwrap());
+    let db = db.to_str().unwrap();
+    for since in ["2026-12-01T00:00:00Z", "2h"] {
+        let (ok, out, err) = run_cli(&["alerts", "--db", db, "--since", since]);
+        assert!(ok, "--since {since}: {err}");
+        assert_eq!(out.lines().count(), 1, "only the header: {out}");
+    }
+    let out = Command::new(BIN)
+        .args(["alerts", "--db", db, "--since", "yesterday"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("neither a duration") && err.contains("RFC 3339"),
+        "{err}"
+    );
+}
+
+/// `validate` on a server certificate that is missing said only "/x/missing.pem: I/O error: No
+/// such file or directory", and on a certificate and key that are not a pair "server
+/// certificate and key: keys may not be consistent: KeyMismatch": neither named the setting
+/// nor the files to fix.
+#[test]
+fn validate_names_the_tls_setting_and_files_at_fault() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = setup();
+    let pki = s.pki.dir.display().to_string();
+    let config = s.root.join("collector.toml");
+    let check = |cert: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "data-dir = {:?}\n[tls]\ncert-file = {cert:?}\nkey-file = \"{pki}/server-key.pem\"\n\
+                 client-ca-file = \"{pki}/ca.pem\"\n",
+                s.data.display().to_string()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let out = Command::new(BIN)
+            .args(["validate", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let missing = format!("{pki}/missing.pem");
+    let err = check(&missing);
+    assert!(
+        err.contains(&format!("[tls] cert-file = {missing:?}")),
+        "{err}"
+    );
+    // The CA's certificate with the server's key.
+    let err = check(&format!("{pki}/ca.pem"));
+    assert!(
+        err.contains("[tls] cert-file")
+            && err.contains("ca.pem")
+            && err.contains("server-key.pem")
+            && err.contains("not for this key"),
+        "{err}"
+    );
+    assert!(!err.contains("KeyMismatch"), "{err}");
+}
+
+/// `query`, `stats` and `alerts` without a config at the default path said only "cannot read
+/// /etc/authtrail/collector.toml: No such file or directory"; a missing tokens file, only
+/// "cannot read /x/tokens: ...". Each now says which setting or option to use.
+#[test]
+fn a_missing_config_or_tokens_file_says_what_to_set() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = setup();
+    let missing = s.root.join("nowhere.toml");
+    for cmd in ["query", "stats", "alerts"] {
+        let (ok, _, err) = run_cli(&[cmd, "--config", missing.to_str().unwrap()]);
+        assert!(!ok);
+        assert!(err.contains("--db"), "{cmd}: {err}");
+    }
+    let pki = s.pki.dir.display().to_string();
+    let config = s.root.join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data-dir = {:?}\n[tls]\ncert-file = \"{pki}/server.pem\"\nkey-file = \"{pki}/server-key.pem\"\n\
+             [auth]\ntokens-file = \"{}/tokens\"\nrequire = \"token\"\n",
+            s.data.display().to_string(),
+            s.root.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (ok, _, err) = run_cli(&["validate", "--config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("[auth] tokens-file"), "{err}");
+    assert!(err.contains("AGENT-ID TOKEN"), "{err}");
+
+    // A line that is not `AGENT-ID TOKEN` is a configuration error like a missing file: exit
+    // 2, not 1 (it was 1).
+    let tokens = s.root.join("tokens");
+    std::fs::write(&tokens, "not-a-uuid sometokensometoken\n").unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new(BIN)
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("tokens:1: the agent id is not a UUID"),
+        "{err}"
+    );
+}

@@ -580,7 +580,8 @@ fn section_at(text: &str, offset: usize) -> Option<String> {
     for line in before.lines() {
         let t = line.trim();
         if let Some(inner) = t.strip_prefix("[[") {
-            let name = inner.split("]]").next().unwrap_or(inner).trim().to_owned();
+            // Up to the first `]`: `[[source]` (one missing) is still `source`.
+            let name = inner.split(']').next().unwrap_or(inner).trim().to_owned();
             let n = match counts.iter_mut().find(|(k, _)| *k == name) {
                 Some((_, n)) => {
                     *n += 1;
@@ -737,5 +738,15 @@ mod tests {
             Some("[sink.tls]")
         );
         assert_eq!(section_of(&[Key::from("timezone")]), None);
+    }
+
+    /// `[[source]` (one `]` missing) was named `[[source]]] #1` in its own error.
+    #[test]
+    fn an_unclosed_array_header_is_named_once() {
+        let text = "state-dir = \"/x\"\n[[source]\ntype = \"file\"\n";
+        assert_eq!(
+            section_at(text, text.len()).as_deref(),
+            Some("[[source]] #1")
+        );
     }
 }

@@ -335,8 +335,25 @@ fn report_unmatched(
     bytes: &[u8],
 ) -> io::Result<()> {
     let name = path.map_or_else(|| "<stdin>".to_owned(), |p| p.display().to_string());
-    writeln!(err, "{name}:{line_no}: {why}: {}", Text(bytes))
+    if bytes.len() <= UNMATCHED_SHOWN {
+        return writeln!(err, "{name}:{line_no}: {why}: {}", Text(bytes));
+    }
+    // At a character boundary when the start is UTF-8.
+    let mut cut = UNMATCHED_SHOWN;
+    while cut > 0 && bytes.get(cut).is_some_and(|b| (0x80..0xc0).contains(b)) {
+        cut -= 1;
+    }
+    writeln!(
+        err,
+        "{name}:{line_no}: {why}: {} ... ({} more bytes)",
+        Text(&bytes[..cut]),
+        bytes.len() - cut
+    )
 }
+
+/// Most bytes of an unrecognised line `--unmatched` prints: a parser needs the line's start,
+/// and a line of 64 KiB (the line bound) would fill the terminal.
+const UNMATCHED_SHOWN: usize = 512;
 
 impl Summary {
     fn record(&mut self, ev: &agent_core::LoginEvent<'_>) {
@@ -574,6 +591,33 @@ mod tests {
         let err = String::from_utf8(err).unwrap();
         assert!(err.contains("auth.log:3: unrecognised: "), "{err}");
         assert!(err.contains("auth_failure"), "{err}");
+    }
+
+    /// `--unmatched` printed a 64 KiB unrecognised line whole (a 200 KB user name, cut at the
+    /// line bound): one line filled the terminal. It shows the line's start and how much more.
+    #[test]
+    fn an_unmatched_huge_line_is_shown_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        let huge = format!(
+            "Nov 28 06:49:30 web1 sshd[7]: Failed password for invalid user {} from 203.0.113.9 port 22 ssh2\n",
+            "A".repeat(200_000)
+        );
+        std::fs::write(&path, huge).unwrap();
+        let mut err = Vec::new();
+        let s = run(&opts(vec![path]), &mut Vec::new(), &mut err).unwrap();
+        assert_eq!(s.unrecognised, 1);
+        let err = String::from_utf8(err).unwrap();
+        let line = err
+            .lines()
+            .find(|l| l.contains("auth.log:1: unrecognised: "))
+            .unwrap_or_else(|| panic!("{err}"));
+        assert!(line.len() < 1024, "{} bytes", line.len());
+        assert!(
+            line.contains("Nov 28 06:49:30 web1 sshd[7]: Failed password"),
+            "{line}"
+        );
+        assert!(line.ends_with("more bytes)"), "{line}");
     }
 
     #[test]

@@ -162,7 +162,19 @@ fn find_matches(root: &Path, patterns: &[String]) -> (Vec<PatternMatches>, usize
             }
             let also_matched_above = !seen.insert(path.clone());
             let (bytes, problem) = match fs::metadata(&path) {
-                Ok(m) if m.is_file() => (Some(m.len()), None),
+                // Listed with its size, but the agent's run would only warn about it, every
+                // poll, and read nothing: say so here, where an operator checks the setup.
+                Ok(m) if m.is_file() => match fs::File::open(&path) {
+                    Ok(_) => (Some(m.len()), None),
+                    Err(e) => (
+                        Some(m.len()),
+                        Some(format!(
+                            "cannot be read by this user: {e}; the agent's user must be able \
+                             to read it (Debian: group adm); check with \
+                             `sudo -u authtrail authtrail sources`"
+                        )),
+                    ),
+                },
                 Ok(_) => (None, Some("not a regular file: skipped".to_owned())),
                 Err(e) => (None, Some(format!("cannot stat: {e}"))),
             };
@@ -200,7 +212,8 @@ fn list_matches(
                 ""
             };
             match (&m.bytes, &m.problem) {
-                (Some(b), _) => writeln!(out, "    {}  {b} bytes{note}", m.path)?,
+                (Some(b), Some(p)) => writeln!(out, "    {}  {b} bytes{note}  {p}", m.path)?,
+                (Some(b), None) => writeln!(out, "    {}  {b} bytes{note}", m.path)?,
                 (None, Some(p)) => writeln!(out, "    {}  {p}", m.path)?,
                 (None, None) => writeln!(out, "    {}", m.path)?,
             }

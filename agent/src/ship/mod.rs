@@ -1001,6 +1001,10 @@ impl Sink for CollectorSink {
         !self.shared.lock().spool.is_empty()
     }
 
+    fn failed_attempts(&self) -> u64 {
+        self.shared.lock().status.failures
+    }
+
     fn max_age(&self) -> Duration {
         self.config.batch_max_age
     }

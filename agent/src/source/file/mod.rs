@@ -701,8 +701,10 @@ impl FileSource {
         // `auth.log.1`).
         let mut found: BTreeMap<PathBuf, (u64, u64)> = BTreeMap::new();
         let mut matches = 0usize;
+        let mut unmatched_globs = Vec::new();
         'globs: for g in &self.globs {
             let Ok(paths) = glob::glob(g) else { continue };
+            let before = matches;
             for path in paths.flatten() {
                 matches += 1;
                 if matches > SCAN_MAX_MATCHES {
@@ -720,6 +722,23 @@ impl FileSource {
                     found.insert(path, (md.dev(), md.ino()));
                 }
             }
+            if matches == before {
+                unmatched_globs.push(g.clone());
+            }
+        }
+        // A mistyped path would otherwise be followed in silence, reading nothing. Said once,
+        // at the start, and only when the source matches nothing at all: an `auth.log.1` that
+        // a young host has not rotated yet is no news.
+        if first_scan && matches == 0 && !unmatched_globs.is_empty() {
+            let text = format!(
+                "no file matches {} yet; read from its beginning once it appears (check the \
+                 path: `authtrail sources` lists what each pattern matches)",
+                unmatched_globs.join(", ")
+            );
+            if !self.quiet {
+                tracing::warn!("source {}: {text}", self.name);
+            }
+            self.keep_note(text);
         }
         let mut by_inode: HashMap<(u64, u64), PathBuf> = HashMap::new();
         for (path, id) in found {
