@@ -584,6 +584,22 @@ fn an_agent_whose_state_dir_fills_up_loses_nothing_and_reads_on_when_room_return
         "the agent exited on a full disk:\n{}",
         agent_log_tail(&chain.agent_cfg, 20)
     );
+    // `authtrail status` (run in the agent's mount namespace, where its state directory is)
+    // says that commits fail and why.
+    let status = Command::new("nsenter")
+        .args(["-t", &agent.0.id().to_string(), "-m"])
+        .arg(authtrail_bin())
+        .args(["status", "--config"])
+        .arg(&chain.agent_cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("COMMITS FAILING: ") && l.contains("No space left on device")),
+        "status does not say that commits fail: {text}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     // What was not spooled is not committed: the checkpoint stays short of the log's end.
     let checkpoints = std::fs::read_to_string(inside.join("checkpoints.json")).unwrap_or_default();
     let committed = serde_json::from_str::<serde_json::Value>(&checkpoints)

@@ -569,6 +569,8 @@ pub(crate) struct Pipeline<C> {
     unpersisted: bool,
     /// The last commit failed at this time; reading is paused until a retry succeeds.
     failed_at: Option<Instant>,
+    /// Why the last commit failed, while no retry has succeeded (for `authtrail status`).
+    commit_error: Option<String>,
     events_committed: u64,
     commit_failures: u64,
     /// Committed positions waiting for the sink's acknowledgement, oldest first (see the
@@ -623,6 +625,7 @@ impl<C: Positions> Pipeline<C> {
             last_commit: None,
             unpersisted: false,
             failed_at: None,
+            commit_error: None,
             events_committed: 0,
             commit_failures: 0,
             awaiting: VecDeque::new(),
@@ -872,6 +875,7 @@ impl<C: Positions> Pipeline<C> {
                 ));
             }
             self.failed_at = Some(Instant::now());
+            self.commit_error = Some(e.to_string());
             return Commit::Failed;
         }
         let persisted = if self.sink.acknowledged().is_some() {
@@ -914,6 +918,7 @@ impl<C: Positions> Pipeline<C> {
         self.alert_waiting = false;
         self.last_commit = Some(Instant::now());
         if self.failed_at.take().is_some() {
+            self.commit_error = None;
             info("sink accepts events again; reading resumes");
         }
         Commit::Done { persisted }
@@ -961,6 +966,11 @@ impl<C: Positions> Pipeline<C> {
     /// Commits that failed since start.
     pub(crate) fn commit_failures(&self) -> u64 {
         self.commit_failures
+    }
+
+    /// Why commits fail, while they do (the last failure's error; `None` once one succeeds).
+    pub(crate) fn commit_error(&self) -> Option<&str> {
+        self.commit_error.as_deref()
     }
 
     /// The renderer (its counters, detector and sequence).
@@ -1630,9 +1640,18 @@ mod tests {
         assert!(retry >= Instant::now() + COMMIT_RETRY - Duration::from_millis(100));
         assert_eq!(p.commit(), Commit::Failed);
         assert_eq!(world.lock().unwrap().persisted.0, 10);
+        assert!(
+            p.commit_error().is_some(),
+            "the failure's reason is kept for the status"
+        );
         world.lock().unwrap().fail_commits = false;
         assert_eq!(p.commit(), Commit::Done { persisted: true });
         assert!(!p.blocked());
+        assert_eq!(
+            p.commit_error(),
+            None,
+            "cleared by the commit that succeeded"
+        );
         p.take(&live_chunk(2), t, Instant::now()).unwrap();
         p.commit();
         let w = world.lock().unwrap();

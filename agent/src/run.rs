@@ -88,6 +88,9 @@ pub(crate) struct StatusReport {
     pub events_committed: u64,
     /// Commits that failed since start (retried).
     pub commit_failures: u64,
+    /// Why commits fail, while they do: reading is paused and checkpoints held back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_error: Option<String>,
     /// Alerts raised by the detections since start.
     #[serde(default)]
     pub alerts: u64,
@@ -951,6 +954,7 @@ fn status_report(
         sink: sink.describe(),
         events_committed: pipeline.events_committed(),
         commit_failures: pipeline.commit_failures(),
+        commit_error: pipeline.commit_error().map(str::to_owned),
         alerts: renderer.alerts,
         shipping: sink.report(),
         sources,

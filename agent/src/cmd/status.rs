@@ -151,6 +151,13 @@ pub fn run(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<boo
         report.events_committed,
         report.commit_failures
     )?;
+    if let Some(why) = &report.commit_error {
+        writeln!(
+            out,
+            "COMMITS FAILING: {why}. Reading is paused and checkpoints are held back until a \
+             retry succeeds: the offsets below are what was read, not what is saved."
+        )?;
+    }
     if let Some(ship) = &report.shipping {
         writeln!(
             out,
@@ -219,6 +226,7 @@ mod tests {
             sink: "stdout".into(),
             events_committed: 0,
             commit_failures: 0,
+            commit_error: None,
             alerts: 0,
             shipping: None,
             sources: Vec::new(),
