@@ -1357,7 +1357,7 @@ fn collector_config_defaults() {
     assert_eq!(c.spool.policy, SpoolPolicy::DropOldest);
     assert!(c.spool.enabled);
     assert_eq!(c.retry.initial, Duration::from_secs(1));
-    assert_eq!(c.retry.max, Duration::from_secs(300));
+    assert_eq!(c.retry.max, Duration::from_secs(60));
     // It round-trips through `authtrail validate`'s TOML.
     let again = parse(&config.to_toml().unwrap()).unwrap();
     assert_eq!(again.sink, config.sink);

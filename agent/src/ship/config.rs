@@ -231,7 +231,9 @@ pub struct RetryConfig {
     /// 1 s.
     #[serde(with = "humantime_serde")]
     pub initial: Duration,
-    /// Largest backoff ceiling; doubling stops here. Defaults to 5 min.
+    /// Largest backoff ceiling; doubling stops here. Defaults to 1 min: a collector that comes
+    /// back gets the backlog within a minute (the jitter spreads a fleet over it; an overloaded
+    /// collector answers 429 with Retry-After).
     #[serde(with = "humantime_serde")]
     pub max: Duration,
 }
@@ -288,7 +290,7 @@ impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
             initial: Duration::from_secs(1),
-            max: Duration::from_secs(300),
+            max: Duration::from_secs(60),
         }
     }
 }
