@@ -201,7 +201,10 @@ fn finish_tag<'a>(
     hostname: Option<Text<'a>>,
     rest: &'a [u8],
 ) -> Result<Header<'a>, HeaderError> {
-    let Some(tag) = parse_tag(rest) else {
+    // BusyBox syslogd writes `facility.priority` (or `<N>`) between the host and the tag; tried
+    // only when the tag does not parse, so other lines pay nothing for it.
+    let tag = parse_tag(rest).or_else(|| parse_tag(skip_busybox_priority(rest)?));
+    let Some(tag) = tag else {
         // syslogd's own `last message repeated N times` and `-- MARK --` lines have no tag.
         if rest.starts_with(b"last message repeated ") || rest.starts_with(b"-- MARK --") {
             return Ok(Header {
@@ -225,6 +228,46 @@ fn finish_tag<'a>(
         module: tag.module,
         message: skip_solaris_id(tag.message),
     })
+}
+
+/// BusyBox syslogd's `auth.info ` or `<86> ` before the tag (`parse_fac_prio_20`: the
+/// facility and priority names of `<syslog.h>`, or the number when the facility has no name);
+/// what follows it.
+fn skip_busybox_priority(rest: &[u8]) -> Option<&[u8]> {
+    const FACILITIES: &[&[u8]] = &[
+        b"auth",
+        b"authpriv",
+        b"cron",
+        b"daemon",
+        b"ftp",
+        b"kern",
+        b"lpr",
+        b"mail",
+        b"mark",
+        b"news",
+        b"security",
+        b"syslog",
+        b"user",
+        b"uucp",
+        b"local0",
+        b"local1",
+        b"local2",
+        b"local3",
+        b"local4",
+        b"local5",
+        b"local6",
+        b"local7",
+    ];
+    const PRIORITIES: &[&[u8]] = &[
+        b"alert", b"crit", b"debug", b"emerg", b"err", b"error", b"info", b"none", b"notice",
+        b"panic", b"warn", b"warning",
+    ];
+    let (word, after) = split_word(rest);
+    let known = match memchr::memchr(b'.', word) {
+        Some(dot) => FACILITIES.contains(&&word[..dot]) && PRIORITIES.contains(&&word[dot + 1..]),
+        None => word.first() == Some(&b'<') && skip_pri(word).is_some_and(<[u8]>::is_empty),
+    };
+    known.then(|| trim_start(after))
 }
 
 /// Solaris' `[ID 800047 auth.info] ` message prefix (the message catalogue id and priority).
@@ -906,6 +949,40 @@ mod tests {
             assert_eq!(h.program, "sshd", "{line}");
             assert_eq!(h.message, b"m", "{line}");
         }
+    }
+
+    /// BusyBox syslogd (`sysklogd/syslogd.c` `timestamp_and_log`, the default of Alpine Linux
+    /// and many embedded systems) writes `"%s %.64s %s %s\n", timestamp, hostname, res, msg`,
+    /// where `res` is `parse_fac_prio_20`'s `facility.priority` names (`<N>` for a facility with
+    /// no name); `-S` leaves out the host and `res`.
+    #[test]
+    fn busybox_syslogd_facility_priority_after_host() {
+        for (line, program, pid) in [
+            (
+                "Nov 28 06:49:30 alpine1 authpriv.info sshd[2311]: m",
+                "sshd",
+                Some(2311),
+            ),
+            ("Nov  8 06:49:30 alpine1 auth.notice su: m", "su", None),
+            (
+                "Nov 28 06:49:30 alpine1 authpriv.warn login[7]: m",
+                "login",
+                Some(7),
+            ),
+            (
+                "Nov 28 06:49:30 alpine1 <86> sshd[2311]: m",
+                "sshd",
+                Some(2311),
+            ),
+        ] {
+            let h = header(line);
+            assert_eq!(h.hostname, Some(Text(b"alpine1")), "{line}");
+            assert_eq!(h.program, program, "{line}");
+            assert_eq!(h.pid, pid, "{line}");
+            assert_eq!(h.message, b"m", "{line}");
+        }
+        // A word with a dot that is not a facility and level stays a failed tag.
+        assert!(parse_header(b"Nov 28 06:49:30 h foo.bar sshd[1]: m", &ctx()).is_err());
     }
 
     #[test]
