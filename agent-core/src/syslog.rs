@@ -548,6 +548,31 @@ pub(crate) fn parse_ctime_prefix<'a>(
     }
 }
 
+/// OpenWrt's logd as `logread` writes it (ubox `log/logread.c`, to the `log_file` of
+/// `/etc/config/system` or standard output): `"%s %s%s.%s%s %s\n"`, a `ctime` date, `[secs.ms] `
+/// with `-t`, `facility.priority`, ` kernel:` for the kernel's lines, then the message with its
+/// tag. There is no host name.
+pub(crate) fn parse_logread<'a>(line: &'a [u8], ctx: &Context) -> Option<Header<'a>> {
+    let (timestamp, rest) = parse_ctime_prefix(trim_line_end(line), ctx)?;
+    let rest = rest.strip_prefix(b" ")?;
+    let rest = match rest {
+        [b'[', more @ ..] => {
+            let close = memchr::memchr(b']', more)?;
+            if close == 0
+                || !more[..close]
+                    .iter()
+                    .all(|b| b.is_ascii_digit() || *b == b'.')
+            {
+                return None;
+            }
+            trim_start(&more[close + 1..])
+        }
+        _ => rest,
+    };
+    let rest = skip_busybox_priority(rest)?;
+    finish_tag(Format::Rfc3164WithYear, timestamp, None, rest).ok()
+}
+
 /// `28 ` or ` 8 ` or `8 `: a day of month then one space; returns the day and what follows
 /// the space.
 fn parse_day(rest: &[u8]) -> Result<(u8, &[u8]), HeaderError> {
@@ -983,6 +1008,33 @@ mod tests {
         }
         // A word with a dot that is not a facility and level stays a failed tag.
         assert!(parse_header(b"Nov 28 06:49:30 h foo.bar sshd[1]: m", &ctx()).is_err());
+    }
+
+    /// OpenWrt's `logread` (ubox `log/logread.c`, the `log_file` writer and standard output):
+    /// `"%s %s%s.%s%s %s\n"`: a `ctime` date, `[secs.ms] ` with `-t`, the facility and priority
+    /// names, ` kernel:` for kernel lines, then the message with its tag; no host name.
+    #[test]
+    fn openwrt_logread() {
+        for line in [
+            "Sat Nov 28 06:49:30 2026 authpriv.info dropbear[1432]: m",
+            "Sat Nov 28 06:49:30 2026 [1795855770.123] authpriv.info dropbear[1432]: m",
+        ] {
+            let h = parse_logread(line.as_bytes(), &ctx()).unwrap_or_else(|| panic!("{line}"));
+            assert_eq!(h.format, Format::Rfc3164WithYear, "{line}");
+            assert_eq!(ts(&h), "2026-11-28T06:49:30Z", "{line}");
+            assert_eq!(h.hostname, None, "{line}");
+            assert_eq!(h.program, "dropbear", "{line}");
+            assert_eq!(h.pid, Some(1432), "{line}");
+            assert_eq!(h.message, b"m", "{line}");
+        }
+        let h = parse_logread(
+            b"Sat Nov 28 06:49:30 2026 kern.info kernel: [   12.5] x",
+            &ctx(),
+        );
+        assert_eq!(h.map(|h| h.program), Some(Text(b"kernel")));
+        // vsftpd's own log has a ctime date too, then `[pid N]`: not logread's.
+        let vsftpd = b"Sat Nov 28 06:49:30 2026 [pid 13442] [u] OK LOGIN: Client \"127.0.0.2\"";
+        assert!(parse_logread(vsftpd, &ctx()).is_none());
     }
 
     #[test]

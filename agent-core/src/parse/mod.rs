@@ -114,7 +114,11 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
     if audit::looks_raw(line) {
         return parse_audit_raw(syslog::trim_line_end(line));
     }
-    let header = match syslog::parse_header(line, ctx) {
+    // OpenWrt's `logread` file (a `ctime` date, then `facility.priority` and the tag) is tried
+    // only when no other header fits.
+    let header = match syslog::parse_header(line, ctx)
+        .or_else(|e| syslog::parse_logread(line, ctx).ok_or(e))
+    {
         Ok(h) => h,
         Err(e) => {
             // ausearch's default output separates events with `----` and `time->...` lines.
