@@ -5,7 +5,7 @@ use core::net::IpAddr;
 use super::*;
 use crate::event::{Action, Method, Outcome, Source};
 
-use super::test_support::test_context as ctx;
+use super::test_support::{line, test_context as ctx};
 
 fn event(line: &str) -> LoginEvent<'_> {
     match parse_line(line.as_bytes(), &ctx()) {
@@ -318,6 +318,69 @@ fn scans_and_negotiation_failures() {
         "fatal: Timeout before authentication for 203.0.113.9 port 5",
     ));
     assert_eq!(e.reason, t("timeout before authentication"));
+}
+
+/// OpenSSH 9.8+ `sshd.c`: the listener names a connection `connection from <raddr> to <laddr>`
+/// (`child_register`), logs `Timeout before authentication for <id>, pid = <pid>` when a preauth
+/// child exits with `EXIT_LOGIN_GRACE` (`child_reap`; the signal handler's old message was removed
+/// for CVE-2024-6387), and `drop connection #N from [ip]:port on [ip]:port <reason>` where the
+/// reason is `past Maxstartups` or a `PerSourcePenalties` one (`srclimit.c`: `penalty: failed
+/// authentication`, `penalty: exceeded LoginGraceTime`, ...).
+#[test]
+fn openssh_9_8_listener_lines() {
+    let e = event(sshd(
+        "Timeout before authentication for connection from 203.0.113.9 to 10.0.0.1, pid = 4242",
+    ));
+    assert_eq!(
+        (e.action, e.outcome),
+        (Action::Disconnect, Outcome::Failure)
+    );
+    assert_eq!(e.source, ip("203.0.113.9"));
+    assert_eq!(e.port, None);
+    assert_eq!(e.reason, t("timeout before authentication"));
+    // A connection that is not TCP has no `to <laddr>`.
+    let e = event(sshd(
+        "Timeout before authentication for connection from 2001:db8::9, pid = 4242",
+    ));
+    assert_eq!(e.source, ip("2001:db8::9"));
+
+    let e = event(sshd(
+        "drop connection #0 from [203.0.113.9]:50022 on [10.0.0.1]:22 penalty: failed authentication",
+    ));
+    assert_eq!(
+        (e.action, e.outcome),
+        (Action::Disconnect, Outcome::Failure)
+    );
+    assert_eq!(e.source, ip("203.0.113.9"));
+    assert_eq!(e.port, Some(50022));
+    assert_eq!(e.reason, t("penalty: failed authentication"));
+    let e = event(sshd(
+        "drop connection #4 from [2001:db8::9]:50022 on [2001:db8::1]:22 penalty: exceeded LoginGraceTime",
+    ));
+    assert_eq!(e.source, ip("2001:db8::9"));
+    assert_eq!(e.reason, t("penalty: exceeded LoginGraceTime"));
+    let e = event(sshd(
+        "drop connection #10 from [203.0.113.9]:50022 on [10.0.0.1]:22 past Maxstartups",
+    ));
+    assert_eq!(e.reason, t("past Maxstartups"));
+
+    // A preauth process that crashed (ERROR level), as an exploit attempt can make it.
+    let e = event(sshd(
+        "Session process 4242 unpriv child crash for connection from 203.0.113.9 to 10.0.0.1",
+    ));
+    assert_eq!((e.action, e.outcome), (Action::Other, Outcome::Failure));
+    assert_eq!(e.source, ip("203.0.113.9"));
+    let e = event(sshd(
+        "error: session process 4242 for connection from 203.0.113.9 to 10.0.0.1 killed by signal 11 (early)",
+    ));
+    assert_eq!((e.action, e.outcome), (Action::Other, Outcome::Failure));
+    assert_eq!(e.source, ip("203.0.113.9"));
+    assert!(matches!(
+        line(sshd(
+            "error: in MaxStartups throttling for 00:05:01, 31 connections dropped"
+        )),
+        Parsed::Noise { .. }
+    ));
 }
 
 #[test]
