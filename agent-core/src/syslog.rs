@@ -201,9 +201,10 @@ fn finish_tag<'a>(
     hostname: Option<Text<'a>>,
     rest: &'a [u8],
 ) -> Result<Header<'a>, HeaderError> {
-    // BusyBox syslogd writes `facility.priority` (or `<N>`) between the host and the tag; tried
-    // only when the tag does not parse, so other lines pay nothing for it.
-    let tag = parse_tag(rest).or_else(|| parse_tag(skip_busybox_priority(rest)?));
+    let tag = match parse_tag(rest) {
+        Some(tag) => Some(tag),
+        None => busybox_tag(rest),
+    };
     let Some(tag) = tag else {
         // syslogd's own `last message repeated N times` and `-- MARK --` lines have no tag.
         if rest.starts_with(b"last message repeated ") || rest.starts_with(b"-- MARK --") {
@@ -228,6 +229,15 @@ fn finish_tag<'a>(
         module: tag.module,
         message: skip_solaris_id(tag.message),
     })
+}
+
+/// BusyBox syslogd writes `facility.priority` (or `<N>`) between the host and the tag: the tag
+/// after it. Tried only when the tag does not parse, and kept out of line, so that other lines
+/// pay nothing for it.
+#[cold]
+#[inline(never)]
+fn busybox_tag(rest: &[u8]) -> Option<Tag<'_>> {
+    parse_tag(skip_busybox_priority(rest)?)
 }
 
 /// BusyBox syslogd's `auth.info ` or `<86> ` before the tag (`parse_fac_prio_20`: the
@@ -294,6 +304,7 @@ struct Tag<'a> {
 
 /// `prog[pid]: msg`, `prog: msg`, `prog(module)[pid]: msg`, `prog[pid] msg` (no colon, as some
 /// busybox syslogds write).
+#[inline]
 fn parse_tag(rest: &[u8]) -> Option<Tag<'_>> {
     // systemd's user manager and its PAM helper name themselves `(systemd)` and `(sd-pam)`.
     if let [b'(', inner @ ..] = rest
@@ -552,6 +563,8 @@ pub(crate) fn parse_ctime_prefix<'a>(
 /// `/etc/config/system` or standard output): `"%s %s%s.%s%s %s\n"`, a `ctime` date, `[secs.ms] `
 /// with `-t`, `facility.priority`, ` kernel:` for the kernel's lines, then the message with its
 /// tag. There is no host name.
+#[cold]
+#[inline(never)]
 pub(crate) fn parse_logread<'a>(line: &'a [u8], ctx: &Context) -> Option<Header<'a>> {
     let (timestamp, rest) = parse_ctime_prefix(trim_line_end(line), ctx)?;
     let rest = rest.strip_prefix(b" ")?;

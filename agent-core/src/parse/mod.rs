@@ -114,22 +114,13 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
     if audit::looks_raw(line) {
         return parse_audit_raw(syslog::trim_line_end(line));
     }
-    // OpenWrt's `logread` file (a `ctime` date, then `facility.priority` and the tag) is tried
-    // only when no other header fits.
-    let header = match syslog::parse_header(line, ctx)
-        .or_else(|e| syslog::parse_logread(line, ctx).ok_or(e))
-    {
+    let header = match syslog::parse_header(line, ctx) {
         Ok(h) => h,
-        Err(e) => {
-            // ausearch's default output separates events with `----` and `time->...` lines.
-            let bare = syslog::trim_line_end(line);
-            if bare == b"----" || bare.starts_with(b"time->") {
-                return Parsed::Noise {
-                    program: Text(b"audit"),
-                };
-            }
-            return vsftpd_log_line(line, ctx).unwrap_or(Parsed::Malformed(e));
-        }
+        // OpenWrt's `logread` file: a `ctime` date, then `facility.priority` and the tag.
+        Err(e) => match syslog::parse_logread(line, ctx) {
+            Some(h) => h,
+            None => return headerless_line(line, ctx, e),
+        },
     };
     if header.program.is_empty() {
         if let Some(count) = last_message_repeated(header.message) {
@@ -145,6 +136,19 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
         ev.hostname = header.hostname;
     }
     parsed
+}
+
+/// A line no syslog header fits: ausearch's separators, vsftpd's own log, or malformed.
+#[cold]
+fn headerless_line<'a>(line: &'a [u8], ctx: &Context, e: HeaderError) -> Parsed<'a> {
+    // ausearch's default output separates events with `----` and `time->...` lines.
+    let bare = syslog::trim_line_end(line);
+    if bare == b"----" || bare.starts_with(b"time->") {
+        return Parsed::Noise {
+            program: Text(b"audit"),
+        };
+    }
+    vsftpd_log_line(line, ctx).unwrap_or(Parsed::Malformed(e))
 }
 
 /// A line with no syslog header that is a known sshd message (tools, tests and `sshd -e` print
