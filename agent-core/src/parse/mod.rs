@@ -19,6 +19,7 @@ mod pam;
 mod sshd;
 mod su;
 mod sudo;
+mod xrdp;
 
 use core::fmt;
 
@@ -291,6 +292,7 @@ fn dispatch<'a>(name: &'a [u8], msg: &'a [u8]) -> Verdict<'a> {
         b"klogind" | b"kshd" | b"krlogind" | b"krshd" => kerberos::parse(msg),
         _ if ftp::is_ftp_program(name) => ftp::parse(name, msg),
         b"unix_chkpwd" => pam::parse_chkpwd(msg),
+        b"xrdp-sesman" | b"xrdp-sesexec" => xrdp::parse(msg),
         _ if account::is_account_program(name) => account::parse(name, msg),
         // cron and other PAM users: only their PAM lines (handled above) matter.
         _ => Verdict::Noise,
@@ -315,6 +317,8 @@ pub(crate) fn is_watched(name: &[u8]) -> bool {
             | b"krlogind"
             | b"krshd"
             | b"unix_chkpwd"
+            | b"xrdp-sesman"
+            | b"xrdp-sesexec"
     ) || account::is_account_program(name)
         || ftp::is_ftp_program(name)
 }
