@@ -50,7 +50,13 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
             })
         }
         b'P' if body.starts_with(b"PAM ") => pam_more_failures(&body[4..]),
+        b'P' if body.starts_with(b"PAM: pam_setcred(): ") => {
+            let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
+            e.reason = Some(Text(&body[5..]));
+            Some(e)
+        }
         b'P' if body.starts_with(b"PAM: ") => pam_error(&body[5..]),
+        b'A' if body.starts_with(b"Access denied for user ") => pam_account_denied(&body[23..]),
         b'I' if body.starts_with(b"Invalid user ") => invalid_user(&body[13..]),
         b'I' if body.starts_with(b"Illegal user ") => invalid_user(&body[13..]),
         b'i' if body.starts_with(b"input_userauth_request: invalid user ") => {
@@ -462,6 +468,17 @@ fn pam_error(rest: &[u8]) -> Option<LoginEvent<'_>> {
     e.reason = Some(Text(why));
     e.method = Some(Method::KeyboardInteractive);
     set_tail(&mut e, &tail);
+    Some(e)
+}
+
+/// `fatal: Access denied for user <user> by PAM account configuration` (`auth2.c`
+/// `userauth_finish`; older releases `error:`): the PAM account stage refused a user whose
+/// credentials were right; `rest` starts at the user.
+fn pam_account_denied(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (who, _) = rsplit_once(rest, b" by PAM account configuration")?;
+    let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
+    e.user = user(who);
+    e.reason = Some(Text(b"access denied by PAM account configuration"));
     Some(e)
 }
 

@@ -383,6 +383,34 @@ fn openssh_9_8_listener_lines() {
     ));
 }
 
+/// OpenSSH portable with PAM (`auth2.c` `userauth_finish`, `auth-pam.c`): when the PAM account
+/// stage refuses a user whose credentials were right (expired account, pam_access, sssd HBAC),
+/// sshd logs `fatal: Access denied for user <user> by PAM account configuration [preauth]`;
+/// `sshpam_setcred` failing logs `fatal: PAM: pam_setcred(): <pam_strerror>`.
+#[test]
+fn pam_account_refusal_and_setcred() {
+    let e = event(sshd(
+        "fatal: Access denied for user deploy by PAM account configuration [preauth]",
+    ));
+    assert_eq!(
+        (e.action, e.outcome),
+        (Action::AuthFailure, Outcome::Failure)
+    );
+    assert_eq!(e.user, t("deploy"));
+    assert_eq!(e.reason, t("access denied by PAM account configuration"));
+    // A name holding the words: the last ` by PAM account configuration` ends it.
+    let e = event(sshd(
+        "fatal: Access denied for user a by PAM account configuration by PAM account configuration",
+    ));
+    assert_eq!(e.user, t("a by PAM account configuration"));
+    let e = event(sshd("fatal: PAM: pam_setcred(): Authentication failure"));
+    assert_eq!(
+        (e.action, e.outcome),
+        (Action::AuthFailure, Outcome::Failure)
+    );
+    assert_eq!(e.reason, t("pam_setcred(): Authentication failure"));
+}
+
 #[test]
 fn ipv6_scope_and_mapped_addresses() {
     let e = event(sshd(
