@@ -57,6 +57,10 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
         }
         b'P' if body.starts_with(b"PAM: ") => pam_error(&body[5..]),
         b'A' if body.starts_with(b"Access denied for user ") => pam_account_denied(&body[23..]),
+        b'A' if body.starts_with(b"Authentication tried for ") => key_from_refused(&body[25..]),
+        b'/' => {
+            split_once(body, b": Authentication tried for ").and_then(|(_, r)| key_from_refused(r))
+        }
         b'I' if body.starts_with(b"Invalid user ") => invalid_user(&body[13..]),
         b'I' if body.starts_with(b"Illegal user ") => invalid_user(&body[13..]),
         b'i' if body.starts_with(b"input_userauth_request: invalid user ") => {
@@ -479,6 +483,27 @@ fn pam_account_denied(rest: &[u8]) -> Option<LoginEvent<'_>> {
     let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
     e.user = user(who);
     e.reason = Some(Text(b"access denied by PAM account configuration"));
+    Some(e)
+}
+
+/// After `[<file>:<line>: ]Authentication tried for `: `<user> with correct key but not from a
+/// permitted host (host=<name>, ip=<ip>[, required=<patterns>]).` (`auth_authorise_keyopts`):
+/// the key's `from=` option refused the address.
+fn key_from_refused(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (who, peer) = rsplit_once(
+        rest,
+        b" with correct key but not from a permitted host (host=",
+    )?;
+    let (_, ip) = rsplit_once(peer, b", ip=")?;
+    let ip = match memchr::memchr2(b',', b')', ip) {
+        Some(end) => &ip[..end],
+        None => ip,
+    };
+    let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
+    e.user = user(who);
+    e.source = super::fields::parse_ip(ip).map(Source::Ip);
+    e.method = Some(Method::Publickey);
+    e.reason = Some(Text(b"key not from a permitted host"));
     Some(e)
 }
 

@@ -411,6 +411,30 @@ fn pam_account_refusal_and_setcred() {
     assert_eq!(e.reason, t("pam_setcred(): Authentication failure"));
 }
 
+/// OpenSSH 8.2+ `auth-options.c`/`auth2-pubkeyfile.c` `auth_authorise_keyopts`: `"%s:
+/// Authentication tried for %.100s with correct key but not from a permitted host (host=%.200s,
+/// ip=%.200s, required=%.200s)."`, the first `%s` being `<authorized_keys file>:<line>`; older
+/// releases (`auth-options.c`) wrote it without the location and without `required=`. The key
+/// was right; its `from=` option refused the address.
+#[test]
+fn key_not_from_a_permitted_host() {
+    for msg in [
+        "/home/backup/.ssh/authorized_keys:1: Authentication tried for backup with correct key but not from a permitted host (host=203.0.113.9, ip=203.0.113.9, required=10.0.0.0/8).",
+        "Authentication tried for backup with correct key but not from a permitted host (host=gw.example.net, ip=203.0.113.9).",
+    ] {
+        let e = event(sshd(msg));
+        assert_eq!(
+            (e.action, e.outcome),
+            (Action::AuthFailure, Outcome::Failure),
+            "{msg}"
+        );
+        assert_eq!(e.user, t("backup"), "{msg}");
+        assert_eq!(e.source, ip("203.0.113.9"), "{msg}");
+        assert_eq!(e.method, Some(Method::Publickey), "{msg}");
+        assert_eq!(e.reason, t("key not from a permitted host"), "{msg}");
+    }
+}
+
 #[test]
 fn ipv6_scope_and_mapped_addresses() {
     let e = event(sshd(
