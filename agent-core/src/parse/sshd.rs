@@ -331,10 +331,16 @@ fn disconnecting(rest: &[u8]) -> Option<LoginEvent<'_>> {
     Some(e)
 }
 
-/// Older sshd: `Disconnecting: Too many authentication failures for root`.
+/// Older sshd (`packet.c` `logit("Disconnecting: %.100s", buf)`, before the connection id):
+/// `Disconnecting: Too many authentication failures for root`, or any other reason (`Change of
+/// username or service not allowed: ...`, `Packet corrupt`), a refused connection.
 fn disconnecting_old(rest: &[u8]) -> Option<LoginEvent<'_>> {
     let why = b"Too many authentication failures";
-    let after = rest.strip_prefix(&why[..])?;
+    let Some(after) = rest.strip_prefix(&why[..]) else {
+        let mut e = LoginEvent::new(Action::Disconnect, Outcome::Failure);
+        e.reason = Some(user(rest)?);
+        return Some(e);
+    };
     let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
     e.reason = Some(Text(why));
     if let Some(u) = after.strip_prefix(b" for ") {

@@ -239,6 +239,23 @@ fn too_many_failures() {
         "Disconnecting: Too many authentication failures for root [preauth]",
     ));
     assert_eq!((e.action, e.user), (Action::AuthFailure, t("root")));
+    // OpenSSH before the connection id (packet.c `logit("Disconnecting: %.100s", buf)`, 7.4 of
+    // RHEL/CentOS 7): any other reason is a refused connection with that reason.
+    let e = event(sshd(
+        "Disconnecting: Change of username or service not allowed: (root,ssh-connection) -> (admin,ssh-connection) [preauth]",
+    ));
+    assert_eq!(
+        (e.action, e.outcome),
+        (Action::Disconnect, Outcome::Failure)
+    );
+    assert_eq!(
+        e.reason,
+        t(
+            "Change of username or service not allowed: (root,ssh-connection) -> (admin,ssh-connection)"
+        )
+    );
+    let e = event(sshd("Disconnecting: Packet corrupt [preauth]"));
+    assert_eq!(e.reason, t("Packet corrupt"));
     let e = event(sshd(
         "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=root",
     ));
