@@ -55,6 +55,21 @@ const PREFIXES: &[&str] = &[
     "2026-11-28 00:02:02.766049-0700  mac1 sshd[8002]: ",
     "Nov 28 06:49:30 web1 dropbear[7]: [7] Nov 28 06:49:30 ",
     "Nov 28 06:49:30 web1 su: '",
+    "Nov 28 06:49:30 alpine1 auth.info sshd[1]: ",
+    "Nov 28 06:49:30 alpine1 <86> ",
+    "Sat Nov 28 06:49:30 2026 authpriv.info dropbear[7]: ",
+    "Sat Nov 28 06:49:30 2026 [1795855770.123] ",
+    "Nov 28 06:49:30 web1 sshd[1]: Timeout before authentication for connection from ",
+    "Nov 28 06:49:30 web1 sshd[1]: drop connection #0 from [",
+    "Nov 28 06:49:30 web1 sshd[1]: error: session process 1 for connection from ",
+    "Nov 28 06:49:30 web1 sshd[1]: fatal: Access denied for user ",
+    "Nov 28 06:49:30 web1 sshd[1]: /home/a/.ssh/authorized_keys:1: Authentication tried for ",
+    "Nov 28 06:49:30 web1 login[4]: invalid password for '",
+    "Nov 28 06:49:30 web1 login[4]: root login",
+    "Nov 28 06:49:30 web1 login[4]: pam_authenticate call failed: ",
+    "Nov 28 06:49:30 web1 systemd-logind[6]: New session '",
+    "Nov 28 06:49:30 web1 passwd[5]: Password for ",
+    "Nov 28 06:49:30 web1 xrdp-sesman[17]: [INFO ] AUTHFAIL: user=",
 ];
 
 proptest! {

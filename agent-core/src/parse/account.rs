@@ -116,12 +116,23 @@ fn change(msg: &[u8]) -> Option<LoginEvent<'_>> {
         if let Some((_, actor)) = rsplit_once(msg, b" by ") {
             e.user = user(actor);
         }
-    } else if let Some(rest) = msg.strip_prefix(b"password for ") {
-        // passwd without PAM: `password for 'bob' changed by 'root'`.
-        let (name, after) = quoted(rest)?;
-        e.target_user = user(name);
-        if let Some(by) = after.trim_ascii_start().strip_prefix(b"changed by ") {
-            e.user = user(quoted(by).map_or(by, |(a, _)| a));
+    } else if let Some(rest) = msg
+        .strip_prefix(b"password for ")
+        .or_else(|| msg.strip_prefix(b"Password for "))
+    {
+        // shadow's passwd without PAM: `password for 'bob' changed by 'root'`. BusyBox passwd:
+        // `Password for bob changed by root` (older: `password for bob changed by root`, `password
+        // for 'bob' changed by user 'root'`); BusyBox chpasswd: `Password for 'bob' changed`.
+        if let Some((name, after)) = quoted(rest) {
+            e.target_user = user(name);
+            if let Some(by) = after.trim_ascii_start().strip_prefix(b"changed by ") {
+                let by = by.strip_prefix(b"user ").unwrap_or(by);
+                e.user = user(quoted(by).map_or(by, |(a, _)| a));
+            }
+        } else {
+            let (name, by) = split_once(rest, b" changed by ")?;
+            e.target_user = user(name);
+            e.user = user(by);
         }
     } else if let Some(rest) = msg.strip_prefix(b"changed password expiry for ") {
         e.target_user = user(rest);
@@ -404,6 +415,37 @@ mod tests {
         assert_eq!(parse(b"usermod", b"add bob"), Verdict::Unrecognised);
         assert_eq!(parse(b"usermod", b"add 'bob"), Verdict::Unrecognised);
         assert_eq!(parse(b"usermod", b""), Verdict::Unrecognised);
+    }
+
+    /// BusyBox (Alpine, embedded): `loginutils/passwd.c` logs `bb_info_msg("Password for %s
+    /// changed by %s")` to syslog too (`LOGMODE_BOTH`; older releases `bb_error_msg("password
+    /// for %s changed by %s")`, older still `syslog("password for '%s' changed by user '%s'")`),
+    /// `loginutils/chpasswd.c` `bb_info_msg("Password for '%s' changed")`.
+    #[test]
+    fn busybox_passwd_and_chpasswd() {
+        check(
+            "passwd",
+            "Password for bob changed by root",
+            Some("bob"),
+            Some("root"),
+        );
+        check(
+            "passwd",
+            "password for bob changed by root",
+            Some("bob"),
+            Some("root"),
+        );
+        check(
+            "passwd",
+            "password for 'bob' changed by user 'root'",
+            Some("bob"),
+            Some("root"),
+        );
+        check("chpasswd", "Password for 'bob' changed", Some("bob"), None);
+        assert_eq!(
+            parse(b"passwd", b"password for bob is already locked"),
+            Verdict::Unrecognised
+        );
     }
 
     #[test]

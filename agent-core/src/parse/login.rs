@@ -10,6 +10,10 @@
 //!   tty1 FOR root, ...`; `FROM` names the remote host, or the tty for a local login; `(unknown)`
 //!   stands for a user name that does not exist.
 //! - BSD-derived logins: `ROOT LOGIN ttyp0[ FROM host]`.
+//! - BusyBox (`loginutils/login.c`, Alpine, OpenWrt): `root login on 'tty1'[ from 'host']`,
+//!   `invalid password for 'alice' on 'tty1'[ from 'host']` (after the third failed attempt;
+//!   `UNKNOWN` for a name that does not exist); with PAM also `pam_authenticate call failed:
+//!   Authentication failure (7)` (read by the PAM module).
 //!
 //! Decisions: a `ROOT LOGIN`/`LOGIN ON`/`logged in` line is an `AuthSuccess` (login writes it
 //! once the password was accepted; the session itself is PAM's `session opened` line). The number
@@ -43,6 +47,11 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
         Some(e)
     } else if msg.starts_with(b"'") {
         logged_in(msg)
+    } else if let Some(rest) = msg.strip_prefix(b"root login") {
+        // BusyBox: `root login on 'tty1'[ from 'host']`.
+        root_login(rest)
+    } else if let Some(rest) = msg.strip_prefix(b"invalid password for '") {
+        busybox_failed(rest)
     } else {
         None
     };
@@ -103,6 +112,30 @@ fn login_on(rest: &[u8]) -> Option<LoginEvent<'_>> {
     if let Some(h) = host {
         e.source = parse_source(h);
     }
+    Some(e)
+}
+
+/// BusyBox, after `invalid password for '`: `<user>' on '<tty>'[ from '<host>']`, logged when the
+/// third attempt failed (only the last name tried is named). `UNKNOWN` stands for a name that
+/// does not exist. The name is typed: the last `' on '` ends it.
+fn busybox_failed(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (who, place) = rsplit_once(rest, b"' on '")?;
+    let unknown = who == b"UNKNOWN";
+    let mut e = LoginEvent::new(
+        if unknown {
+            Action::InvalidUser
+        } else {
+            Action::AuthFailure
+        },
+        Outcome::Failure,
+    );
+    if !unknown {
+        e.user = user(who);
+    }
+    e.reason = Some(Text(b"invalid password"));
+    // `place` follows the separator `' on '`; hand `on '<tty>'[ from '<host>']` to `set_where`.
+    let at = rest.len() - place.len() - b"on '".len();
+    set_where(&mut e, &rest[at..]);
     Some(e)
 }
 
@@ -365,6 +398,60 @@ mod tests {
         for i in 0..m.len() {
             let _ = parse(&m[..i]);
         }
+    }
+
+    /// BusyBox `loginutils/login.c` (Alpine's, OpenWrt's and most embedded systems' login):
+    /// `syslog(LOG_INFO, "root login%s", fromhost)` after a root login, `syslog(LOG_WARNING,
+    /// "invalid password for '%s'%s", username, fromhost)` when the third attempt failed, where
+    /// `fromhost` is ` on '<tty>'[ from '<host>']` (`skip_dev_pfx`: no `/dev/`) and an unknown
+    /// name is logged as `UNKNOWN`; with PAM, `"pam_%s call failed: %s (%d)"` before it.
+    #[test]
+    fn busybox_login() {
+        let e = ev("root login on 'tty1'");
+        assert_eq!(
+            (e.action, e.outcome),
+            (Action::AuthSuccess, Outcome::Success)
+        );
+        assert_eq!((e.user, e.tty, e.source), (t("root"), t("tty1"), None));
+        let e = ev("root login on 'pts/0' from '203.0.113.8'");
+        assert_eq!(e.tty, t("pts/0"));
+        assert_eq!(e.source, Some(Source::Ip(v4(203, 0, 113, 8))));
+
+        let e = ev("invalid password for 'alice' on 'ttyS0'");
+        assert_eq!(
+            (e.action, e.outcome),
+            (Action::AuthFailure, Outcome::Failure)
+        );
+        assert_eq!((e.user, e.tty), (t("alice"), t("ttyS0")));
+        assert_eq!(e.reason, t("invalid password"));
+        let e = ev("invalid password for 'UNKNOWN' on 'pts/1' from 'gw.example.net'");
+        assert_eq!(e.action, Action::InvalidUser);
+        assert_eq!(e.user, None);
+        assert_eq!(e.source, Some(Source::Domain(Text(b"gw.example.net"))));
+        // A typed name holding the separator: the last `' on '` ends it.
+        let e = ev("invalid password for 'x' on 'evil' on 'tty2'");
+        assert_eq!((e.user, e.tty), (t("x' on 'evil"), t("tty2")));
+
+        let ctx = test_context();
+        let Parsed::Event(e) = parse_line(
+            b"Nov 28 07:58:17 alpine1 authpriv.warn login[2101]: pam_authenticate call failed: Authentication failure (7)",
+            &ctx,
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.action, e.outcome),
+            (Action::AuthFailure, Outcome::Failure)
+        );
+        assert_eq!(e.reason, t("Authentication failure"));
+        assert_eq!(e.program, Text(b"login"));
+        assert!(matches!(
+            parse_line(
+                b"Nov 28 07:58:17 alpine1 login[2101]: pam_set_item(TTY) call failed: Bad item passed to pam_*_item() (29)",
+                &ctx
+            ),
+            Parsed::Noise { .. }
+        ));
     }
 
     #[test]

@@ -1,16 +1,32 @@
 //! systemd-logind (`src/login/logind-session.c`, `logind-seat.c`, `logind-button.c`):
-//! `New session 12 of user alice.` opens a session, `Removed session 12.` closes one.
+//! `New session 12 of user alice.` (recent releases: `New session '12' of user 'alice' with class
+//! 'user' and type 'tty'.`) opens a session, `Removed session 12.` closes one.
 //!
 //! The session id (`12`, `c1`) is not reported: it is neither a tty nor a user, and the schema
 //! has no field for it. `Removed session` does not name the user, so its `user` is unknown; the
 //! matching PAM `session closed for user` line names it. Seat, button and power lines are Noise.
 
 use super::Verdict;
-use super::fields::{split_once, user};
+use super::fields::{rsplit_once, split_once, user};
 use crate::event::{Action, LoginEvent, Outcome};
 
 pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
     let msg = msg.trim_ascii();
+    if let Some(rest) = msg.strip_prefix(b"New session '") {
+        // Recent systemd: `New session '3' of user 'alice' with class 'user' and type 'tty'.`
+        let Some((id, who)) = split_once(rest, b"' of user '") else {
+            return Verdict::Unrecognised;
+        };
+        let Some((who, _)) = rsplit_once(who, b"' with class '") else {
+            return Verdict::Unrecognised;
+        };
+        if id.is_empty() || id.contains(&b' ') {
+            return Verdict::Unrecognised;
+        }
+        let mut e = LoginEvent::new(Action::SessionOpen, Outcome::Success);
+        e.user = user(who);
+        return e.into();
+    }
     if let Some(rest) = msg.strip_prefix(b"New session ") {
         let Some((id, who)) = split_once(rest, b" of user ") else {
             return Verdict::Unrecognised;
@@ -100,6 +116,33 @@ mod tests {
             panic!()
         };
         assert_eq!(e.user, Some(Text(b"gdm")));
+    }
+
+    /// Recent systemd (`src/login/logind-session.c` `session_start` with `LOG_ITEM()`; 257 and
+    /// older write `New session 3 of user alice.`): `"New session '%s' of user '%s' with class
+    /// '%s' and type '%s'."`.
+    #[test]
+    fn new_session_quoted_with_class_and_type() {
+        let Verdict::Event(e) =
+            parse(b"New session '3' of user 'alice' with class 'user' and type 'tty'.")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (e.action, e.outcome),
+            (Action::SessionOpen, Outcome::Success)
+        );
+        assert_eq!(e.user, Some(Text(b"alice")));
+        let Verdict::Event(e) =
+            parse(b"New session 'c1' of user 'gdm' with class 'greeter' and type 'wayland'.")
+        else {
+            panic!()
+        };
+        assert_eq!(e.user, Some(Text(b"gdm")));
+        assert_eq!(
+            parse(b"New session '3' of user 'alice"),
+            Verdict::Unrecognised
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod pam;
 mod sshd;
 mod su;
 mod sudo;
+mod xrdp;
 
 use core::fmt;
 
@@ -116,16 +117,11 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
     }
     let header = match syslog::parse_header(line, ctx) {
         Ok(h) => h,
-        Err(e) => {
-            // ausearch's default output separates events with `----` and `time->...` lines.
-            let bare = syslog::trim_line_end(line);
-            if bare == b"----" || bare.starts_with(b"time->") {
-                return Parsed::Noise {
-                    program: Text(b"audit"),
-                };
-            }
-            return vsftpd_log_line(line, ctx).unwrap_or(Parsed::Malformed(e));
-        }
+        // OpenWrt's `logread` file: a `ctime` date, then `facility.priority` and the tag.
+        Err(e) => match syslog::parse_logread(line, ctx) {
+            Some(h) => h,
+            None => return headerless_line(line, ctx, e),
+        },
     };
     if header.program.is_empty() {
         if let Some(count) = last_message_repeated(header.message) {
@@ -141,6 +137,19 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &Context) -> Parsed<'a> {
         ev.hostname = header.hostname;
     }
     parsed
+}
+
+/// A line no syslog header fits: ausearch's separators, vsftpd's own log, or malformed.
+#[cold]
+fn headerless_line<'a>(line: &'a [u8], ctx: &Context, e: HeaderError) -> Parsed<'a> {
+    // ausearch's default output separates events with `----` and `time->...` lines.
+    let bare = syslog::trim_line_end(line);
+    if bare == b"----" || bare.starts_with(b"time->") {
+        return Parsed::Noise {
+            program: Text(b"audit"),
+        };
+    }
+    vsftpd_log_line(line, ctx).unwrap_or(Parsed::Malformed(e))
 }
 
 /// A line with no syslog header that is a known sshd message (tools, tests and `sshd -e` print
@@ -283,6 +292,7 @@ fn dispatch<'a>(name: &'a [u8], msg: &'a [u8]) -> Verdict<'a> {
         b"klogind" | b"kshd" | b"krlogind" | b"krshd" => kerberos::parse(msg),
         _ if ftp::is_ftp_program(name) => ftp::parse(name, msg),
         b"unix_chkpwd" => pam::parse_chkpwd(msg),
+        b"xrdp-sesman" | b"xrdp-sesexec" => xrdp::parse(msg),
         _ if account::is_account_program(name) => account::parse(name, msg),
         // cron and other PAM users: only their PAM lines (handled above) matter.
         _ => Verdict::Noise,
@@ -307,6 +317,8 @@ pub(crate) fn is_watched(name: &[u8]) -> bool {
             | b"krlogind"
             | b"krshd"
             | b"unix_chkpwd"
+            | b"xrdp-sesman"
+            | b"xrdp-sesexec"
     ) || account::is_account_program(name)
         || ftp::is_ftp_program(name)
 }

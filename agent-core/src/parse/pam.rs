@@ -144,12 +144,33 @@ fn module_message<'a>(module: &'a [u8], service: &'a [u8], body: &'a [u8]) -> Ve
         b"listfile" => listfile(body),
         b"securetty" => securetty(body),
         b"nologin" => nologin(body),
+        _ if body.starts_with(b"call failed: ") => call_failed(module, &body[13..]),
         _ => Verdict::Unrecognised,
     };
     match verdict {
         Verdict::Unrecognised if NOISE_MODULES.contains(&module) => Verdict::Noise,
         v => v,
     }
+}
+
+/// BusyBox login (`loginutils/login.c`): `pam_<call> call failed: <pam_strerror> (<code>)` after
+/// any PAM call that failed; `rest` is after `call failed: `. It names no user. A refused
+/// authentication, account or session is a failed login; `start`, `set_item` and `get_item` are
+/// internal errors.
+fn call_failed<'a>(call: &[u8], rest: &'a [u8]) -> Verdict<'a> {
+    if !matches!(
+        call,
+        b"authenticate" | b"acct_mgmt" | b"open_session" | b"setcred"
+    ) {
+        return Verdict::Noise;
+    }
+    let why = match rsplit_once(rest, b" (") {
+        Some((w, code)) if code.ends_with(b")") => w,
+        _ => rest,
+    };
+    let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
+    e.reason = user(why);
+    e.into()
 }
 
 /// sudo and su services: the session is opened *as* the target for an invoker.

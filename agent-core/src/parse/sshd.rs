@@ -50,7 +50,17 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
             })
         }
         b'P' if body.starts_with(b"PAM ") => pam_more_failures(&body[4..]),
+        b'P' if body.starts_with(b"PAM: pam_setcred(): ") => {
+            let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
+            e.reason = Some(Text(&body[5..]));
+            Some(e)
+        }
         b'P' if body.starts_with(b"PAM: ") => pam_error(&body[5..]),
+        b'A' if body.starts_with(b"Access denied for user ") => pam_account_denied(&body[23..]),
+        b'A' if body.starts_with(b"Authentication tried for ") => key_from_refused(&body[25..]),
+        b'/' => {
+            split_once(body, b": Authentication tried for ").and_then(|(_, r)| key_from_refused(r))
+        }
         b'I' if body.starts_with(b"Invalid user ") => invalid_user(&body[13..]),
         b'I' if body.starts_with(b"Illegal user ") => invalid_user(&body[13..]),
         b'i' if body.starts_with(b"input_userauth_request: invalid user ") => {
@@ -75,6 +85,9 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
         }
         b'R' if body.starts_with(b"Received disconnect from ") => received_disconnect(&body[25..]),
         b'R' if body.starts_with(b"ROOT LOGIN REFUSED FROM ") => root_refused(&body[24..]),
+        b'T' if body.starts_with(b"Timeout before authentication for connection from ") => {
+            listener_timeout(&body[50..])
+        }
         b'T' if body.starts_with(b"Timeout before authentication for ") => {
             scan(&body[34..], Text(b"timeout before authentication"))
         }
@@ -111,6 +124,8 @@ pub(crate) fn parse(msg: &[u8]) -> Verdict<'_> {
             closed(&body[36..], Text(b"client not responding"))
         }
         b'r' if body.starts_with(b"refused connect from ") => refused_connect(&body[21..]),
+        b'S' if body.starts_with(b"Session process ") => preauth_crash(&body[16..]),
+        b's' if body.starts_with(b"session process ") => preauth_crash(&body[16..]),
         _ => None,
     };
     match verdict {
@@ -163,6 +178,7 @@ fn is_noise(body: &[u8]) -> bool {
         b"Protocol major versions differ",
         b"beginning MaxStartups throttling",
         b"exited MaxStartups throttling",
+        b"in MaxStartups throttling",
         b"Bad remote protocol version identification",
         b"Could not get shadow information",
         b"connect_to ",
@@ -315,10 +331,16 @@ fn disconnecting(rest: &[u8]) -> Option<LoginEvent<'_>> {
     Some(e)
 }
 
-/// Older sshd: `Disconnecting: Too many authentication failures for root`.
+/// Older sshd (`packet.c` `logit("Disconnecting: %.100s", buf)`, before the connection id):
+/// `Disconnecting: Too many authentication failures for root`, or any other reason (`Change of
+/// username or service not allowed: ...`, `Packet corrupt`), a refused connection.
 fn disconnecting_old(rest: &[u8]) -> Option<LoginEvent<'_>> {
     let why = b"Too many authentication failures";
-    let after = rest.strip_prefix(&why[..])?;
+    let Some(after) = rest.strip_prefix(&why[..]) else {
+        let mut e = LoginEvent::new(Action::Disconnect, Outcome::Failure);
+        e.reason = Some(user(rest)?);
+        return Some(e);
+    };
     let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
     e.reason = Some(Text(why));
     if let Some(u) = after.strip_prefix(b" for ") {
@@ -459,6 +481,38 @@ fn pam_error(rest: &[u8]) -> Option<LoginEvent<'_>> {
     Some(e)
 }
 
+/// `fatal: Access denied for user <user> by PAM account configuration` (`auth2.c`
+/// `userauth_finish`; older releases `error:`): the PAM account stage refused a user whose
+/// credentials were right; `rest` starts at the user.
+fn pam_account_denied(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (who, _) = rsplit_once(rest, b" by PAM account configuration")?;
+    let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
+    e.user = user(who);
+    e.reason = Some(Text(b"access denied by PAM account configuration"));
+    Some(e)
+}
+
+/// After `[<file>:<line>: ]Authentication tried for `: `<user> with correct key but not from a
+/// permitted host (host=<name>, ip=<ip>[, required=<patterns>]).` (`auth_authorise_keyopts`):
+/// the key's `from=` option refused the address.
+fn key_from_refused(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (who, peer) = rsplit_once(
+        rest,
+        b" with correct key but not from a permitted host (host=",
+    )?;
+    let (_, ip) = rsplit_once(peer, b", ip=")?;
+    let ip = match memchr::memchr2(b',', b')', ip) {
+        Some(end) => &ip[..end],
+        None => ip,
+    };
+    let mut e = LoginEvent::new(Action::AuthFailure, Outcome::Failure);
+    e.user = user(who);
+    e.source = super::fields::parse_ip(ip).map(Source::Ip);
+    e.method = Some(Method::Publickey);
+    e.reason = Some(Text(b"key not from a permitted host"));
+    Some(e)
+}
+
 /// `Did not receive identification string from <ip> port <p>`, `Timeout before authentication
 /// for <ip> port <p>`: a connection that never tried to log in.
 fn scan<'a>(rest: &'a [u8], reason: Text<'static>) -> Option<LoginEvent<'a>> {
@@ -534,15 +588,55 @@ fn probe(rest: &[u8]) -> Option<LoginEvent<'_>> {
     Some(e)
 }
 
-/// `drop connection #3 from [1.2.3.4]:5 on [10.0.0.1]:22 past MaxStartups`.
+/// `drop connection #3 from [1.2.3.4]:5 on [10.0.0.1]:22 <reason>`: `past MaxStartups` (9.7 and
+/// older), `past Maxstartups` or a `PerSourcePenalties` reason such as `penalty: failed
+/// authentication` (9.8+, `srclimit.c`).
 fn drop_connection(rest: &[u8]) -> Option<LoginEvent<'_>> {
     let (_, after) = split_once(rest, b" from [")?;
     let (addr, after) = split_once(after, b"]:")?;
-    let (port, _) = word(after);
+    let (port, after) = word(after);
     let mut e = LoginEvent::new(Action::Disconnect, Outcome::Failure);
     e.source = Some(parse_source(addr)?);
     e.port = super::fields::parse_port(port);
-    e.reason = Some(Text(b"past MaxStartups"));
+    // After ` on [<laddr>]:<lport> `.
+    let reason = after
+        .strip_prefix(b"on [")
+        .and_then(|a| split_once(a, b"]:"))
+        .map(|(_, a)| word(a).1);
+    e.reason = Some(match reason.and_then(user) {
+        Some(r) => r,
+        None => Text(b"past MaxStartups"),
+    });
+    Some(e)
+}
+
+/// OpenSSH 9.8+ listener (`sshd.c` `child_reap`), after `Session process ` or `session process `:
+/// `<pid> unpriv child crash for connection from <raddr>[ to <laddr>]` and `<pid> for connection
+/// from <raddr>[ to <laddr>] killed by signal <n>[ (early)]` (logged at ERROR for a crash signal).
+fn preauth_crash(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (_, id) = split_once(rest, b" connection from ")?;
+    let (raddr, _) = word(id);
+    let raddr = raddr.strip_suffix(b",").unwrap_or(raddr);
+    let mut e = LoginEvent::new(Action::Other, Outcome::Failure);
+    e.source = Some(Source::Ip(super::fields::parse_ip(raddr)?));
+    e.reason = Some(match memchr::memmem::find(rest, b" killed by ") {
+        Some(i) => Text(&rest[i + 1..]),
+        None => Text(b"unpriv child crash"),
+    });
+    Some(e)
+}
+
+/// OpenSSH 9.8+ listener (`sshd.c` `child_reap`): `Timeout before authentication for connection
+/// from <raddr>[ to <laddr>], pid = <pid>`; `rest` starts at `<raddr>`.
+fn listener_timeout(rest: &[u8]) -> Option<LoginEvent<'_>> {
+    let (id, _) = rsplit_once(rest, b", pid = ")?;
+    let raddr = match split_once(id, b" to ") {
+        Some((r, _)) => r,
+        None => id,
+    };
+    let mut e = LoginEvent::new(Action::Disconnect, Outcome::Failure);
+    e.source = Some(Source::Ip(super::fields::parse_ip(raddr)?));
+    e.reason = Some(Text(b"timeout before authentication"));
     Some(e)
 }
 

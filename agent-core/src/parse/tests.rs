@@ -5,7 +5,7 @@ use core::net::IpAddr;
 use super::*;
 use crate::event::{Action, Method, Outcome, Source};
 
-use super::test_support::test_context as ctx;
+use super::test_support::{line, test_context as ctx};
 
 fn event(line: &str) -> LoginEvent<'_> {
     match parse_line(line.as_bytes(), &ctx()) {
@@ -239,6 +239,23 @@ fn too_many_failures() {
         "Disconnecting: Too many authentication failures for root [preauth]",
     ));
     assert_eq!((e.action, e.user), (Action::AuthFailure, t("root")));
+    // OpenSSH before the connection id (packet.c `logit("Disconnecting: %.100s", buf)`, 7.4 of
+    // RHEL/CentOS 7): any other reason is a refused connection with that reason.
+    let e = event(sshd(
+        "Disconnecting: Change of username or service not allowed: (root,ssh-connection) -> (admin,ssh-connection) [preauth]",
+    ));
+    assert_eq!(
+        (e.action, e.outcome),
+        (Action::Disconnect, Outcome::Failure)
+    );
+    assert_eq!(
+        e.reason,
+        t(
+            "Change of username or service not allowed: (root,ssh-connection) -> (admin,ssh-connection)"
+        )
+    );
+    let e = event(sshd("Disconnecting: Packet corrupt [preauth]"));
+    assert_eq!(e.reason, t("Packet corrupt"));
     let e = event(sshd(
         "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=root",
     ));
@@ -318,6 +335,121 @@ fn scans_and_negotiation_failures() {
         "fatal: Timeout before authentication for 203.0.113.9 port 5",
     ));
     assert_eq!(e.reason, t("timeout before authentication"));
+}
+
+/// OpenSSH 9.8+ `sshd.c`: the listener names a connection `connection from <raddr> to <laddr>`
+/// (`child_register`), logs `Timeout before authentication for <id>, pid = <pid>` when a preauth
+/// child exits with `EXIT_LOGIN_GRACE` (`child_reap`; the signal handler's old message was removed
+/// for CVE-2024-6387), and `drop connection #N from [ip]:port on [ip]:port <reason>` where the
+/// reason is `past Maxstartups` or a `PerSourcePenalties` one (`srclimit.c`: `penalty: failed
+/// authentication`, `penalty: exceeded LoginGraceTime`, ...).
+#[test]
+fn openssh_9_8_listener_lines() {
+    let e = event(sshd(
+        "Timeout before authentication for connection from 203.0.113.9 to 10.0.0.1, pid = 4242",
+    ));
+    assert_eq!(
+        (e.action, e.outcome),
+        (Action::Disconnect, Outcome::Failure)
+    );
+    assert_eq!(e.source, ip("203.0.113.9"));
+    assert_eq!(e.port, None);
+    assert_eq!(e.reason, t("timeout before authentication"));
+    // A connection that is not TCP has no `to <laddr>`.
+    let e = event(sshd(
+        "Timeout before authentication for connection from 2001:db8::9, pid = 4242",
+    ));
+    assert_eq!(e.source, ip("2001:db8::9"));
+
+    let e = event(sshd(
+        "drop connection #0 from [203.0.113.9]:50022 on [10.0.0.1]:22 penalty: failed authentication",
+    ));
+    assert_eq!(
+        (e.action, e.outcome),
+        (Action::Disconnect, Outcome::Failure)
+    );
+    assert_eq!(e.source, ip("203.0.113.9"));
+    assert_eq!(e.port, Some(50022));
+    assert_eq!(e.reason, t("penalty: failed authentication"));
+    let e = event(sshd(
+        "drop connection #4 from [2001:db8::9]:50022 on [2001:db8::1]:22 penalty: exceeded LoginGraceTime",
+    ));
+    assert_eq!(e.source, ip("2001:db8::9"));
+    assert_eq!(e.reason, t("penalty: exceeded LoginGraceTime"));
+    let e = event(sshd(
+        "drop connection #10 from [203.0.113.9]:50022 on [10.0.0.1]:22 past Maxstartups",
+    ));
+    assert_eq!(e.reason, t("past Maxstartups"));
+
+    // A preauth process that crashed (ERROR level), as an exploit attempt can make it.
+    let e = event(sshd(
+        "Session process 4242 unpriv child crash for connection from 203.0.113.9 to 10.0.0.1",
+    ));
+    assert_eq!((e.action, e.outcome), (Action::Other, Outcome::Failure));
+    assert_eq!(e.source, ip("203.0.113.9"));
+    let e = event(sshd(
+        "error: session process 4242 for connection from 203.0.113.9 to 10.0.0.1 killed by signal 11 (early)",
+    ));
+    assert_eq!((e.action, e.outcome), (Action::Other, Outcome::Failure));
+    assert_eq!(e.source, ip("203.0.113.9"));
+    assert!(matches!(
+        line(sshd(
+            "error: in MaxStartups throttling for 00:05:01, 31 connections dropped"
+        )),
+        Parsed::Noise { .. }
+    ));
+}
+
+/// OpenSSH portable with PAM (`auth2.c` `userauth_finish`, `auth-pam.c`): when the PAM account
+/// stage refuses a user whose credentials were right (expired account, pam_access, sssd HBAC),
+/// sshd logs `fatal: Access denied for user <user> by PAM account configuration [preauth]`;
+/// `sshpam_setcred` failing logs `fatal: PAM: pam_setcred(): <pam_strerror>`.
+#[test]
+fn pam_account_refusal_and_setcred() {
+    let e = event(sshd(
+        "fatal: Access denied for user deploy by PAM account configuration [preauth]",
+    ));
+    assert_eq!(
+        (e.action, e.outcome),
+        (Action::AuthFailure, Outcome::Failure)
+    );
+    assert_eq!(e.user, t("deploy"));
+    assert_eq!(e.reason, t("access denied by PAM account configuration"));
+    // A name holding the words: the last ` by PAM account configuration` ends it.
+    let e = event(sshd(
+        "fatal: Access denied for user a by PAM account configuration by PAM account configuration",
+    ));
+    assert_eq!(e.user, t("a by PAM account configuration"));
+    let e = event(sshd("fatal: PAM: pam_setcred(): Authentication failure"));
+    assert_eq!(
+        (e.action, e.outcome),
+        (Action::AuthFailure, Outcome::Failure)
+    );
+    assert_eq!(e.reason, t("pam_setcred(): Authentication failure"));
+}
+
+/// OpenSSH 8.2+ `auth-options.c`/`auth2-pubkeyfile.c` `auth_authorise_keyopts`: `"%s:
+/// Authentication tried for %.100s with correct key but not from a permitted host (host=%.200s,
+/// ip=%.200s, required=%.200s)."`, the first `%s` being `<authorized_keys file>:<line>`; older
+/// releases (`auth-options.c`) wrote it without the location and without `required=`. The key
+/// was right; its `from=` option refused the address.
+#[test]
+fn key_not_from_a_permitted_host() {
+    for msg in [
+        "/home/backup/.ssh/authorized_keys:1: Authentication tried for backup with correct key but not from a permitted host (host=203.0.113.9, ip=203.0.113.9, required=10.0.0.0/8).",
+        "Authentication tried for backup with correct key but not from a permitted host (host=gw.example.net, ip=203.0.113.9).",
+    ] {
+        let e = event(sshd(msg));
+        assert_eq!(
+            (e.action, e.outcome),
+            (Action::AuthFailure, Outcome::Failure),
+            "{msg}"
+        );
+        assert_eq!(e.user, t("backup"), "{msg}");
+        assert_eq!(e.source, ip("203.0.113.9"), "{msg}");
+        assert_eq!(e.method, Some(Method::Publickey), "{msg}");
+        assert_eq!(e.reason, t("key not from a permitted host"), "{msg}");
+    }
 }
 
 #[test]
