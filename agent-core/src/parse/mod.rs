@@ -337,12 +337,17 @@ fn skip_kernel_uptime(msg: &[u8]) -> &[u8] {
     msg
 }
 
-/// `/usr/sbin/sshd` -> `sshd`.
+/// `/usr/sbin/sshd` -> `sshd`; a tag ending in `/` names its last component, and one of
+/// slashes only is kept whole (a program name is never empty).
 #[inline]
 fn basename(program: &[u8]) -> &[u8] {
     match memchr::memrchr(b'/', program) {
-        Some(i) => &program[i + 1..],
         None => program,
+        Some(i) if i + 1 < program.len() => &program[i + 1..],
+        Some(_) => match program.iter().rposition(|&b| b != b'/') {
+            Some(end) => basename(&program[..=end]),
+            None => program,
+        },
     }
 }
 

@@ -563,3 +563,26 @@ fn megabyte_lines_do_not_panic() {
     let junk = vec![b'x'; 2 << 20];
     let _ = parse_line(&junk, &ctx());
 }
+
+/// Found by the `parse_line` fuzz target: a tag ending in `/` has an empty basename, and a PAM
+/// line under it (PAM lines are read under any program) became an event whose `process.name`
+/// was the empty string, which the schema never carries.
+#[test]
+fn a_tag_ending_in_a_slash_names_a_program_all_the_same() {
+    for (line, program) in [
+        (
+            "Nov  6 00:00:50 host /usr/sbin/: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=root",
+            "sbin",
+        ),
+        (
+            "Nov  6 00:00:50 host /: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=root",
+            "/",
+        ),
+    ] {
+        let e = event(line);
+        assert_eq!(e.program, Text(program.as_bytes()), "{line}");
+        let mut json = String::new();
+        crate::ecs::write_event(&mut json, &e, &Default::default()).unwrap();
+        assert!(!json.contains(":\"\""), "{json}");
+    }
+}
