@@ -149,8 +149,8 @@ struct StatsArgs {
     /// The window of the cross-host failure detection.
     #[arg(long, value_parser = parse_duration_words, default_value = "1h", value_name = "DURATION")]
     window: Duration,
-    /// Report a source that failed against at least this many distinct hosts.
-    #[arg(long, default_value_t = 3)]
+    /// Report a source that failed against at least this many distinct hosts (1 or more).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     hosts: u32,
     /// Print the figures as one JSON document instead of tables.
     #[arg(long)]
@@ -626,5 +626,20 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn stats_hosts_is_one_or_more() {
+        let parse = |n: &str| Cli::try_parse_from(["authtrail-collector", "stats", "--hosts", n]);
+        let err = parse("0").expect_err("--hosts 0 is refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+        assert!(parse("1").is_ok());
     }
 }
