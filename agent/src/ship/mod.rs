@@ -376,6 +376,16 @@ struct State {
 impl State {
     fn note(&mut self, msg: String) {
         tracing::warn!("{msg}");
+        self.keep(msg);
+    }
+
+    /// [`State::note`] of good news (the collector is back): logged as information.
+    fn note_recovery(&mut self, msg: String) {
+        tracing::info!("{msg}");
+        self.keep(msg);
+    }
+
+    fn keep(&mut self, msg: String) {
         if self.status.log.len() == LOG_KEEP {
             self.status.log.pop_front();
         }
@@ -1386,7 +1396,7 @@ impl Shipper {
                         "the collector takes batches again; {} waiting",
                         state.spool.len()
                     );
-                    state.note(msg);
+                    state.note_recovery(msg);
                 }
                 state.backoff.reset();
                 None
