@@ -67,6 +67,9 @@ pub struct SinkReport {
     pub failures: u64,
     /// The last failure, cleared by a success.
     pub last_error: Option<String>,
+    /// When the next attempt is due (RFC 3339, whole seconds), while attempts fail and wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<String>,
 }
 
 /// Where events go.

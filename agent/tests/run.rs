@@ -733,3 +733,60 @@ fn status_shows_failed_sends_while_the_collector_is_down() {
         failures(&first)
     );
 }
+
+/// While sends fail and the agent waits to try again, the status says until when: with a
+/// one-hour retry ceiling the wait is long, and nothing else would tell a waiting operator
+/// that the agent is not stuck.
+#[test]
+fn status_says_when_the_next_attempt_is_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "wait", 0, 3);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("agent.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "state-dir = {:?}\n[detect]\nenabled = false\n[[source]]\ntype = \"file\"\n\
+             paths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\n\
+             url = \"https://127.0.0.1:{port}\"\n[sink.retry]\ninitial = \"1h\"\nmax = \"1h\"\n",
+            dir.path().join("state").display().to_string(),
+            log.display().to_string(),
+        ),
+    );
+    let _agent = Agent::start(&cfg);
+    let status = |json: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("status");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.arg("--config").arg(&cfg).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let v: serde_json::Value = serde_json::from_str(&status(true)).unwrap_or_default();
+        if v["shipping"]["next-attempt"].is_string() || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let at: jiff::Timestamp = v["shipping"]["next-attempt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no next attempt while sends fail: {v:#}"))
+        .parse()
+        .unwrap();
+    let updated: jiff::Timestamp = v["updated"].as_str().unwrap().parse().unwrap();
+    let ahead = at.as_second() - updated.as_second();
+    assert!((0..=3_601).contains(&ahead), "{ahead} s ahead: {v:#}");
+    let text = status(false);
+    assert!(
+        text.contains(&format!("; next attempt at {}", at)),
+        "{text}"
+    );
+}

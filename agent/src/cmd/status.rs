@@ -174,6 +174,11 @@ pub fn run(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<boo
                 .as_deref()
                 .map(|e| format!("; last error: {e}"))
                 .unwrap_or_default()
+                + &ship
+                    .next_attempt
+                    .as_deref()
+                    .map(|t| format!("; next attempt at {t}"))
+                    .unwrap_or_default()
         )?;
     }
     writeln!(out, "alerts raised: {}", report.alerts)?;

@@ -1033,6 +1033,18 @@ impl Sink for CollectorSink {
             rejected_events: state.status.rejected_events,
             failures: state.status.failures,
             last_error: state.status.last_error.clone(),
+            next_attempt: state
+                .status
+                .last_error
+                .as_ref()
+                .and_then(|_| state.not_before.checked_duration_since(Instant::now()))
+                .map(|wait| {
+                    let mut at = crate::pipeline::wall_clock();
+                    // Rounded up: the attempt is not due before the time shown.
+                    at.secs += i64::try_from(wait.as_secs()).unwrap_or(i64::MAX / 2) + 1;
+                    at.nanos = 0;
+                    at.rfc3339().to_string()
+                }),
         })
     }
 
