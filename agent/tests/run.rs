@@ -677,31 +677,43 @@ fn logs_truncated_or_deleted_while_stopped_count_the_unread_bytes_lost_once() {
     assert_eq!(events(dir.path()).len(), 23);
 }
 
+/// A config in `dir` whose agent reads a three-line log (users `tag0`...) and ships to a
+/// loopback port nothing listens on (every attempt is refused at once), retrying after
+/// `initial` up to `max`; the config's path and the port.
+fn shipping_to_a_closed_port(
+    dir: &std::path::Path,
+    tag: &str,
+    initial: &str,
+    max: &str,
+) -> (std::path::PathBuf, u16) {
+    let log = dir.join("auth.log");
+    append(&log, tag, 0, 3);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.join("agent.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "state-dir = {:?}\n[detect]\nenabled = false\n[[source]]\ntype = \"file\"\n\
+             paths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\n\
+             url = \"https://127.0.0.1:{port}\"\n[sink.retry]\ninitial = \"{initial}\"\nmax = \"{max}\"\n",
+            dir.join("state").display().to_string(),
+            log.display().to_string(),
+        ),
+    );
+    (cfg, port)
+}
+
 /// While the collector is down, `authtrail status` showed `0 failed attempt(s)` and no last
 /// error for up to a minute (the file was rewritten only on input, a commit, or every 60 s),
 /// while the agent's log already held one refused connection after another.
 #[test]
 fn status_shows_failed_sends_while_the_collector_is_down() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("auth.log");
-    append(&log, "down", 0, 3);
-    // A loopback port nothing listens on: every attempt is refused at once.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = dir.path().join("agent.toml");
-    write_config(
-        &cfg,
-        &format!(
-            "state-dir = {:?}\n[detect]\nenabled = false\n[[source]]\ntype = \"file\"\n\
-             paths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\n\
-             url = \"https://127.0.0.1:{port}\"\n[sink.retry]\ninitial = \"50ms\"\nmax = \"100ms\"\n",
-            dir.path().join("state").display().to_string(),
-            log.display().to_string(),
-        ),
-    );
+    let (cfg, port) = shipping_to_a_closed_port(dir.path(), "down", "50ms", "100ms");
     let _agent = Agent::start(&cfg);
     let status = || -> serde_json::Value {
         let out = Command::new(BIN)
@@ -740,24 +752,7 @@ fn status_shows_failed_sends_while_the_collector_is_down() {
 #[test]
 fn status_says_when_the_next_attempt_is_due() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("auth.log");
-    append(&log, "wait", 0, 3);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = dir.path().join("agent.toml");
-    write_config(
-        &cfg,
-        &format!(
-            "state-dir = {:?}\n[detect]\nenabled = false\n[[source]]\ntype = \"file\"\n\
-             paths = [{:?}]\nread-from = \"beginning\"\n[sink]\ntype = \"collector\"\n\
-             url = \"https://127.0.0.1:{port}\"\n[sink.retry]\ninitial = \"1h\"\nmax = \"1h\"\n",
-            dir.path().join("state").display().to_string(),
-            log.display().to_string(),
-        ),
-    );
+    let (cfg, _) = shipping_to_a_closed_port(dir.path(), "wait", "1h", "1h");
     let _agent = Agent::start(&cfg);
     let status = |json: bool| {
         let mut cmd = Command::new(BIN);
