@@ -305,8 +305,7 @@ struct Tag<'a> {
 /// `prog[pid]: msg`, `prog: msg`, `prog(module)[pid]: msg`, `prog[pid] msg` (no colon, as some
 /// busybox syslogds write).
 // Always inlined: it is on every line's path, and the second caller (the cold `busybox_tag`)
-// would otherwise make the compiler keep it out of line (measured: +80M instructions over 2M
-// lines, the `Tag` returned through memory).
+// would otherwise make the compiler keep it out of line, the `Tag` returned through memory.
 #[inline(always)]
 fn parse_tag(rest: &[u8]) -> Option<Tag<'_>> {
     // systemd's user manager and its PAM helper name themselves `(systemd)` and `(sd-pam)`.
