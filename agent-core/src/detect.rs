@@ -1165,9 +1165,31 @@ fn is_sshd(program: &[u8]) -> bool {
     program.get(..4) == Some(b"sshd") && matches!(&program[4..], b"" | b"-session" | b"-auth")
 }
 
+/// The hash of a user name in the state a failure line updates (a source's names, the users
+/// table, the long window's and the host's name bits): [`crate::hash::fold_32`], a few
+/// instructions whatever the name's length.
+#[inline]
+fn name_hash(seed: u32, name: &[u8]) -> u32 {
+    crate::hash::fold_32(seed, name)
+}
+
+/// The hash of a source address in the sources table and the host's source bits.
+#[inline]
+fn source_hash(seed: u32, ip: IpAddr) -> u32 {
+    match ip {
+        IpAddr::V4(v4) => crate::hash::fold_words(seed, u64::from(v4.to_bits()), 0, 4),
+        IpAddr::V6(v6) => {
+            let x = v6.to_bits();
+            crate::hash::fold_words(seed, x as u64, (x >> 64) as u64, 6)
+        }
+    }
+}
+
 /// FNV-1a, 32 bits, with the offset basis mixed with `seed`, then murmur3's finaliser: FNV's
 /// last byte barely reaches the high bits (`127.0.0.1` and `127.0.0.2` agree in bits 17-31), and
 /// the pair table combines a rotated IP hash. Not cryptographic: it spreads keys over table sets.
+/// The key of the tables learnt over weeks (user/source pairs, accounts), which are saved as
+/// these hashes: [`name_hash`] came later, and using it there would forget what they learnt.
 fn fnv1a(seed: u32, parts: &[&[u8]]) -> u32 {
     let mut h = crate::hash::FNV1A_32_START ^ seed;
     for part in parts {
@@ -1180,6 +1202,7 @@ fn fnv1a(seed: u32, parts: &[&[u8]]) -> u32 {
     h ^ (h >> 16)
 }
 
+/// [`fnv1a`] of an address, for [`pair_key`].
 fn ip_hash(seed: u32, ip: IpAddr) -> u32 {
     match ip {
         IpAddr::V4(v4) => fnv1a(seed, &[&[4], &v4.octets()]),
@@ -2276,8 +2299,8 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         let name = ev
             .user
             .filter(|_| weight > 0 || ev.action == Action::InvalidUser)
-            .map(|u| fnv1a(seed, &[u.as_bytes()]));
-        let ip_h = ip_hash(seed, ip);
+            .map(|u| name_hash(seed, u.as_bytes()));
+        let ip_h = source_hash(seed, ip);
         let ds = &self.config.distributed_spray;
         if ds.enabled && (weight > 0 || ev.action == Action::InvalidUser) {
             self.spread
@@ -2557,7 +2580,10 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
                     suspicious = suspicious.max(self.raise(out, a));
                 }
             }
-            if let Some(h) = name.filter(|_| saf.by_user)
+            if let Some(h) = ev
+                .user
+                .filter(|_| saf.by_user)
+                .map(|u| name_hash(seed, u.as_bytes()))
                 && let Ok(i) = find(&self.user_tags.0, &self.users, h, now, |u| u.hash == h)
             {
                 // A password login from an address new for the user, after guesses against the
@@ -2821,11 +2847,11 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
 
     /// The slot of `ip`, created (evicting the least worth of its set) if absent.
     fn source_slot(&mut self, ip: IpAddr, now: u32) -> &mut SourceState {
-        let i = self.source_index(ip, ip_hash(self.config.hash_seed, ip), now);
+        let i = self.source_index(ip, source_hash(self.config.hash_seed, ip), now);
         &mut self.sources[i]
     }
 
-    /// The index of [`Detector::source_slot`]; `hash` is `ip`'s [`ip_hash`].
+    /// The index of [`Detector::source_slot`]; `hash` is `ip`'s [`source_hash`].
     fn source_index(&mut self, ip: IpAddr, hash: u32, now: u32) -> usize {
         let window = self.config.slow.window_secs;
         let i = match find_by(
@@ -2847,7 +2873,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
         i
     }
 
-    /// Puts `ip` (whose [`ip_hash`] is `hash`) in slot `i`, empty or evicted. Out of line: once
+    /// Puts `ip` (whose [`source_hash`] is `hash`) in slot `i`, empty or evicted. Out of line: once
     /// per new source, and it writes a whole slot.
     #[cold]
     #[inline(never)]
@@ -3220,6 +3246,58 @@ mod tests {
         assert_eq!((again, forgetful), (0, 1));
     }
 
+    /// A memory saved by the version 2 detector (agent-core at ce52bd9, hash seed 0x1234_5678,
+    /// first-seen learning 60 s, other settings default), after: alice's password logins from
+    /// 198.51.100.7 at t = 0 and 100; 9 failures for root from 203.0.113.9 at t = 1000-1008;
+    /// failures for u1, u2, u3, u4 from 203.0.113.50 at t = 1010-1013.
+    const MEMORY_V2: &[u8] = include_bytes!("../testdata/detector-memory-v2.bin");
+
+    #[test]
+    fn a_version_2_memory_is_brought_forward_without_forgetting_or_double_counting() {
+        let mut config = DetectConfig::default();
+        config.first_seen_source.learning_secs = 60;
+        let mut d = detector(config);
+        assert_eq!(MEMORY_V2[4..6], 2u16.to_le_bytes());
+        d.restore_state(MEMORY_V2).unwrap();
+        // The brute force goes on where it was: the source is found in its new set, with its 9
+        // failures (a fresh slot would count 1).
+        let a = feed(&mut *d, 1020, &failed("root", "203.0.113.9"));
+        assert_eq!(rules(&a), [Rule::BruteForce]);
+        assert_eq!(a[0].count, 10);
+        // The names tried before the upgrade were saved as old hashes: the same four names
+        // again are four, not eight (a spray threshold is 5, the long window's 6).
+        for (k, u) in ["u1", "u2", "u3", "u4"].iter().enumerate() {
+            let a = feed(&mut *d, 1030 + k as u32, &failed(u, "203.0.113.50"));
+            assert!(a.is_empty(), "{u}: {:?}", rules(&a));
+        }
+        // A fifth name completes the spray: the source and its attempts were kept.
+        let a = feed(&mut *d, 1040, &failed("u5", "203.0.113.50"));
+        assert_eq!(rules(&a), [Rule::PasswordSpray]);
+        // The pairs learnt stay: alice's own address is known, another is new.
+        assert!(feed(&mut *d, 1100, &accepted("alice", "198.51.100.7")).is_empty());
+        let a = feed(&mut *d, 1110, &accepted("alice", "192.0.2.200"));
+        assert!(
+            rules(&a).contains(&Rule::FirstSeenSource),
+            "{:?}",
+            rules(&a)
+        );
+        // Saved again, it is a version 3 memory that restores to the same.
+        let saved = state(&*d);
+        assert_eq!(saved[4..6], 3u16.to_le_bytes());
+        let mut again = detector(config);
+        again.restore_state(&saved).unwrap();
+        assert_eq!(state(&*again), saved);
+        // Damaged version 2 bytes never panic on the way forward.
+        for i in 6..MEMORY_V2.len() {
+            let mut bad = MEMORY_V2.to_vec();
+            bad[i] ^= 0xA5;
+            let mut r = detector(config);
+            if r.restore_state(&bad).is_ok() {
+                feed(&mut *r, 9_000, &mixed(3));
+            }
+        }
+    }
+
     #[test]
     fn damaged_or_foreign_memory_is_refused_and_leaves_the_detector_empty() {
         let mut config = DetectConfig::default();
@@ -3257,7 +3335,7 @@ mod tests {
             detector(config).restore_state(&wrong),
             Err(StateError::NotState)
         );
-        for version in [1u16, 3] {
+        for version in [1u16, 4] {
             let mut other = saved.clone();
             other[4..6].copy_from_slice(&version.to_le_bytes());
             assert_eq!(
@@ -4122,7 +4200,7 @@ mod tests {
         let mut names: Vec<String> = Vec::new();
         for k in 0.. {
             let n = format!("user{k}");
-            let bin = |n: &str| fnv1a(0, &[n.as_bytes()]) % 64;
+            let bin = |n: &str| name_hash(0, n.as_bytes()) % 64;
             if names.iter().all(|m| bin(m) != bin(&n)) {
                 names.push(n);
             }
@@ -4179,20 +4257,61 @@ mod tests {
         assert_eq!(rules(&alerts.into_iter().collect()), [Rule::SlowBruteForce]);
     }
 
+    /// `n` keys `key(0)`, `key(1)`, ..., skipping any that shares its bit with one taken in
+    /// a bitmap of `bits` by `hash`: the distributed spray counts distinct bits (two keys in one
+    /// bit count once), so a test at its threshold needs keys apart.
+    fn apart(
+        n: usize,
+        bits: u32,
+        hash: impl Fn(&str) -> u32,
+        key: impl Fn(usize) -> String,
+    ) -> Vec<String> {
+        let mut taken: Vec<String> = Vec::new();
+        for k in 0.. {
+            let c = key(k);
+            if taken.iter().all(|t| hash(t) % bits != hash(&c) % bits) {
+                taken.push(c);
+            }
+            if taken.len() == n {
+                break;
+            }
+        }
+        taken
+    }
+
+    /// Source addresses in distinct bits of the host's source bitmap (hash seed 0).
+    fn spread_sources(n: usize) -> Vec<String> {
+        let hash = |s: &str| source_hash(0, ip(s));
+        apart(n, 512, hash, |k| {
+            format!("198.51.{}.{}", k % 250, 1 + k / 250)
+        })
+    }
+
+    /// User names in distinct bits of the host's name bitmap (hash seed 0).
+    fn spread_names(n: usize) -> Vec<String> {
+        apart(n, 256, |s| name_hash(0, s.as_bytes()), |k| format!("n{k}"))
+    }
+
     #[test]
     fn distributed_spray_fires_once_beyond_the_background() {
+        let (srcs, names) = (spread_sources(40), spread_names(40));
         let mut d = detector(only(Rule::DistributedSpray));
         // Learning: one failure per half window for two hours, from the spray's first source.
         for half in 0..5i64 {
-            assert!(at(&mut *d, half * 1800, "sshd", &failed("n0", "198.51.0.1")).is_empty());
+            assert!(at(&mut *d, half * 1800, "sshd", &failed(&names[0], &srcs[0])).is_empty());
         }
         // 19 sources (that one among them) against 19 names: below 20.
         let t0 = 5 * 1800;
-        for k in 1..19i64 {
-            let (src, user) = (format!("198.51.{k}.1"), format!("n{k}"));
-            assert!(at(&mut *d, t0 + k * 60, "sshd", &failed(&user, &src)).is_empty());
+        for k in 1..19 {
+            let a = at(
+                &mut *d,
+                t0 + k as i64 * 60,
+                "sshd",
+                &failed(&names[k], &srcs[k]),
+            );
+            assert!(a.is_empty());
         }
-        let a = at(&mut *d, t0 + 1200, "sshd", &failed("n19", "198.51.19.1"));
+        let a = at(&mut *d, t0 + 1200, "sshd", &failed(&names[19], &srcs[19]));
         assert_eq!(rules(&a), [Rule::DistributedSpray]);
         assert_eq!((a[0].sources, a[0].users, a[0].count), (20, 20, 20));
         assert_eq!((a[0].source, a[0].scope), (None, Scope::Host));
@@ -4210,12 +4329,11 @@ mod tests {
         }
         // While learning, the bar is twice as high.
         let mut d = detector(only(Rule::DistributedSpray));
-        for k in 0..39i64 {
-            let (src, user) = (format!("198.51.{k}.1"), format!("n{k}"));
-            assert!(at(&mut *d, k, "sshd", &failed(&user, &src)).is_empty());
+        for k in 0..39 {
+            assert!(at(&mut *d, k as i64, "sshd", &failed(&names[k], &srcs[k])).is_empty());
         }
         assert_eq!(
-            at(&mut *d, 39, "sshd", &failed("n39", "198.51.39.1")).len(),
+            at(&mut *d, 39, "sshd", &failed(&names[39], &srcs[39])).len(),
             1
         );
 

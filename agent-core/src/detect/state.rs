@@ -1,7 +1,7 @@
 //! The detector's memory as bytes, so that an agent restart does not forget a brute force in
 //! progress, a cooldown, or the user/source pairs and accounts the detector has learnt.
 //!
-//! Format, version 2, integers little-endian; only the slots in use are written:
+//! Format, version 3, integers little-endian; only the slots in use are written:
 //!
 //! | field | encoding |
 //! |-------|----------|
@@ -23,20 +23,25 @@
 //! are len u8, overflow u16, overflow time u32 and the slots' hashes and times (u32); slow is
 //! flags u8, epoch u32, the buckets (u16), two name words (u64), first time u32, first sequence
 //! u64, and the two alert times u32. The bytes carry no checksum: the caller stores them with
-//! one. Another version (older or newer) is refused with [`StateError::Version`]: the detector
-//! then starts empty, as after a first start.
+//! one.
+//!
+//! Version 2 has the same layout, but its sources table, sources' names, users table and bit
+//! sets were keyed by FNV-1a, which version 3 keeps only for the pairs and accounts (see
+//! `name_hash`): it is read and brought forward (see `Detector::migrate_v2`). Any other version
+//! is refused with [`StateError::Version`]: the detector then starts empty, as after a first
+//! start.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{
     Account, DetectStats, Detector, FAILURE_SLOTS, Failures, NAME_SLOTS, Names, Pair, SLOW_BUCKETS,
-    Slow, SourceState, Spread, Tags, UserState, ip_hash, pair_key, tag,
+    Slow, SourceState, Spread, Tags, UserState, age, pair_key, set_of, source_hash, tag, victim,
 };
 
 /// The first bytes of a saved memory.
 pub(crate) const STATE_MAGIC: [u8; 4] = *b"ATDM";
 /// The format version [`Detector::save_state`] writes.
-pub(crate) const STATE_VERSION: u16 = 2;
+pub(crate) const STATE_VERSION: u16 = 3;
 
 /// Why [`Detector::restore_state`] refused saved bytes (the detector is then left empty).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -468,7 +473,7 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             return Err(StateError::NotState);
         }
         let version = r.u16()?;
-        if version != STATE_VERSION {
+        if version != STATE_VERSION && version != 2 {
             return Err(StateError::Version(version));
         }
         let shape = (
@@ -580,8 +585,61 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
             return Err(StateError::Damaged);
         }
         self.config.hash_seed = seed;
+        if version == 2 {
+            self.migrate_v2();
+        }
         self.retag();
         Ok(())
+    }
+
+    /// Brings a version 2 memory forward. Its sources sit in the table sets of their FNV-1a
+    /// hash: each moves to the set of its [`source_hash`] (where a set overflows, the least
+    /// worth goes, as on any insertion). What was kept only as FNV-1a hashes of names (a
+    /// source's names, the users table, the name and source bits of the long window and the
+    /// host) is dropped: read beside new hashes, a name would count twice and raise a spray
+    /// that did not happen. The attempt counts, the latches, the pairs and accounts learnt and
+    /// the host's background stay.
+    fn migrate_v2(&mut self) {
+        let (seed, window) = (self.config.hash_seed, self.config.slow.window_secs);
+        let now = self.latest.map_or(0, |t| t as u32);
+        let home = |s: &SourceState| set_of(SOURCES, source_hash(seed, s.ip));
+        for s in self.sources.iter_mut().filter(|s| s.used) {
+            s.names = Names::EMPTY;
+            s.slow.names = [0; 2];
+        }
+        // Slots before `i` hold a source at home or none. A source away from home takes an
+        // empty slot of its set, else swaps with one that is away too (that one is looked at
+        // next, from slot `i`), else it or the set's least worth is dropped.
+        let mut i = 0;
+        while i < SOURCES {
+            let s = &self.sources[i];
+            if !s.used || home(s).contains(&i) {
+                i += 1;
+                continue;
+            }
+            let set = home(s);
+            let spot = set
+                .clone()
+                .find(|&j| !self.sources[j].used)
+                .or_else(|| set.clone().find(|&j| !home(&self.sources[j]).contains(&j)));
+            if let Some(j) = spot {
+                self.sources.swap(i, j);
+                continue;
+            }
+            let v = victim(&self.sources, set, now, |s| s.slow.weight(now, window));
+            let rank = |s: &SourceState| (s.slow.weight(now, window), age(now, s.last_seen));
+            let (mine, theirs) = (rank(&self.sources[i]), rank(&self.sources[v]));
+            if mine.0 > theirs.0 || (mine.0 == theirs.0 && mine.1 < theirs.1) {
+                self.sources[v] = self.sources[i];
+            }
+            self.sources[i] = SourceState::EMPTY;
+            self.stats.source_evictions += 1;
+        }
+        self.users.fill(UserState::EMPTY);
+        self.spread.srcs = [[0; 8]; 2];
+        self.spread.names = [[0; 4]; 2];
+        self.spread.recount();
+        self.spread.moved = true;
     }
 
     /// Sets the tags of the used slots from their keys (the tags are not saved: they follow
@@ -589,7 +647,11 @@ impl<const SOURCES: usize, const USERS: usize, const PAIRS: usize, const ACCOUNT
     fn retag(&mut self) {
         let seed = self.config.hash_seed;
         for (t, s) in self.source_tags.0.iter_mut().zip(&self.sources) {
-            *t = if s.used { tag(ip_hash(seed, s.ip)) } else { 0 };
+            *t = if s.used {
+                tag(source_hash(seed, s.ip))
+            } else {
+                0
+            };
         }
         for (t, u) in self.user_tags.0.iter_mut().zip(&self.users) {
             *t = if u.used { tag(u.hash) } else { 0 };
