@@ -3299,6 +3299,29 @@ mod tests {
     }
 
     #[test]
+    fn a_memory_whose_background_exceeds_any_count_is_refused() {
+        // The host's background is distinct sources per half window ×16, so at most the
+        // bitmap's 512 bits ×16. A larger one, restored, overflowed the moving average at the
+        // next half window (found by fuzzing detector_state).
+        let config = DetectConfig::default();
+        let mut d = detector(config);
+        feed(&mut *d, 0, &failed("u1", "198.51.100.2"));
+        d.spread.baseline = 512 * 16;
+        let mut r = detector(config);
+        r.restore_state(&state(&*d)).unwrap();
+        for k in 0..3 {
+            feed(&mut *r, 1800 * (k + 1), &failed("u1", "198.51.100.2"));
+        }
+        d.spread.baseline = 512 * 16 + 1;
+        let mut r = detector(config);
+        assert_eq!(r.restore_state(&state(&*d)), Err(StateError::Damaged));
+        d.spread.baseline = u32::MAX;
+        let mut r = detector(config);
+        assert_eq!(r.restore_state(&state(&*d)), Err(StateError::Damaged));
+        feed(&mut *r, 1800, &failed("u1", "198.51.100.2"));
+    }
+
+    #[test]
     fn damaged_or_foreign_memory_is_refused_and_leaves_the_detector_empty() {
         let mut config = DetectConfig::default();
         config.first_seen_source.learning_secs = 0;

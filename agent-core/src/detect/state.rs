@@ -290,6 +290,11 @@ impl In<'_> {
             *q = self.u64()?;
         }
         s.baseline = self.u32()?;
+        // Distinct sources per half window ×16: no more than the bitmap's bits ×16 (a larger
+        // one would overflow the moving average).
+        if s.baseline > s.srcs[0].len() as u32 * 64 * 16 {
+            return Err(StateError::Damaged);
+        }
         s.seen = self.u16()?;
         s.fired = self.flag()?;
         s.fired_epoch = self.u32()?;
