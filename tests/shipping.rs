@@ -553,25 +553,15 @@ fn an_agent_whose_state_dir_fills_up_loses_nothing_and_reads_on_when_room_return
             .strip_prefix("/")
             .expect("the scratch directory is an absolute path"),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let full = loop {
+    let full = while_running(&mut agent, &chain.agent_cfg, 60, || {
         let text = std::fs::read_to_string(chain.agent_cfg.with_file_name("agent.log"))
             .unwrap_or_default();
         if text.contains("No space left on device") {
-            break text;
+            Ok(text)
+        } else {
+            Err("the spool did not fill the 1 MiB state directory".to_string())
         }
-        assert!(
-            agent.0.try_wait().unwrap().is_none(),
-            "the agent exited before its disk filled up:\n{}",
-            agent_log_tail(&chain.agent_cfg, 20)
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the spool did not fill the 1 MiB state directory in 60 s:\n{}",
-            agent_log_tail(&chain.agent_cfg, 20)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    });
     assert!(
         full.lines()
             .any(|l| l.contains("No space left on device") && l.contains("spool")),
@@ -613,28 +603,51 @@ fn an_agent_whose_state_dir_fills_up_loses_nothing_and_reads_on_when_room_return
     // The collector comes: the spool drains, room returns, the rest of the log is read.
     let mut collector = chain.start_collector();
     let want = chain.expected();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while chain.stored().values().sum::<usize>() < want.values().sum::<usize>() {
-        assert!(
-            agent.0.try_wait().unwrap().is_none(),
-            "the agent exited:\n{}",
-            agent_log_tail(&chain.agent_cfg, 20)
-        );
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} events stored 120 s after the collector started\nstatus: {}\nagent log:\n{}",
-            chain.stored().values().sum::<usize>(),
+    while_running(&mut agent, &chain.agent_cfg, 120, || {
+        let stored = chain.stored().values().sum::<usize>();
+        if stored >= want.values().sum::<usize>() {
+            return Ok(());
+        }
+        Err(format!(
+            "{stored} of {} events stored after the collector started\nstatus: {}",
             want.values().sum::<usize>(),
             std::fs::read_to_string(inside.join("status.json")).unwrap_or_default(),
-            agent_log_tail(&chain.agent_cfg, 20)
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+        ))
+    });
     kill(&mut agent, "-TERM");
     let got = chain.stored();
     kill(&mut collector, "-TERM");
     report_extra_copies(&want, &got);
     assert_exactly_once(&want, &got);
+}
+
+/// Polls `done` until it gives `Ok`, for at most `secs` seconds, while `agent` (run with
+/// `config`) keeps running; panics with the agent's log when it exits or with `done`'s last
+/// `Err` (what has not happened) at the deadline.
+fn while_running<T>(
+    agent: &mut Proc,
+    config: &Path,
+    secs: u64,
+    mut done: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let why = match done() {
+            Ok(v) => return v,
+            Err(why) => why,
+        };
+        assert!(
+            agent.0.try_wait().unwrap().is_none(),
+            "the agent exited:\n{}",
+            agent_log_tail(config, 20)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{why} in {secs} s\nagent log:\n{}",
+            agent_log_tail(config, 20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Prints how many copies beyond one were stored (what a failure of exactly once looks like).
