@@ -1189,7 +1189,7 @@ fn source_hash(seed: u32, ip: IpAddr) -> u32 {
 /// last byte barely reaches the high bits (`127.0.0.1` and `127.0.0.2` agree in bits 17-31), and
 /// the pair table combines a rotated IP hash. Not cryptographic: it spreads keys over table sets.
 /// The key of the tables learnt over weeks (user/source pairs, accounts), which are saved as
-/// these hashes: [`name_hash`] came later, and using it there would forget what they learnt.
+/// these hashes: another hash there would forget what they learnt.
 fn fnv1a(seed: u32, parts: &[&[u8]]) -> u32 {
     let mut h = crate::hash::FNV1A_32_START ^ seed;
     for part in parts {
